@@ -1,0 +1,22 @@
+/*!
+Domain types of borderlens: what a customs declaration item is, what a control found, and the
+standard identifiers that link trade records.
+
+Brief overview:
+- [`DeclarationItem`] is one goods item of an import declaration, exactly as the trader declared it,
+  plus the [`ControlLabel`] that an inspection produced (absent until the item is controlled).
+- [`HsCode`] is a validated 6-digit Harmonized System subheading.
+- [`ContainerNumber`] (ISO 6346) and [`S10ItemId`] (UPU S10) are parsed with their check digits.
+
+Architecture invariant: this crate does no I/O and knows nothing about storage, models or HTTP.
+Values are parsed once at the edge (`parse` returns `Result`) and never handled as raw strings again.
+*/
+#![deny(missing_docs)]
+
+mod declaration;
+mod hs;
+mod ids;
+
+pub use declaration::{ControlLabel, DeclarationItem, ItemKey, LabelKind};
+pub use hs::{HsCode, HsError};
+pub use ids::{ContainerNumber, IdError, S10ItemId};

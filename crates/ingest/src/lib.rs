@@ -1,0 +1,1 @@
+//! Import of trade data (in progress).

@@ -1,0 +1,1 @@
+//! Isolation forest (in progress).

@@ -1,0 +1,1 @@
+//! Persistence of borderlens (in progress).
