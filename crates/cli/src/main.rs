@@ -1,1 +1,26 @@
-fn main() {}
+//! The `borderlens` command: one subcommand per job. Glue only: parse arguments, call
+//! `borderlens-app`, print tables (people) or JSON (`--json`, machines), draw progress bars.
+//!
+//! Exit status: 0 when all went well, 1 when the job ran but some input was rejected or in
+//! conflict (reported), 2 on an error that stopped the job.
+
+mod args;
+mod bench;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    progress::install_interrupt_handler();
+    match args::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("borderlens: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -93,7 +93,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(input: &str, expect: Result<&str, HsError>) {
-        assert_eq!(HsCode::parse(input).map(|c| c.to_string()).as_deref().map_err(Clone::clone), expect.as_ref().map(|s| *s).map_err(Clone::clone));
+        assert_eq!(
+            HsCode::parse(input)
+                .map(|c| c.to_string())
+                .as_deref()
+                .map_err(Clone::clone),
+            expect.as_ref().map(|s| *s).map_err(Clone::clone)
+        );
     }
 
     #[test]
@@ -102,8 +108,20 @@ mod tests {
         check(" 4408.90 ", Ok("440890"));
         check("071080", Ok("071080"));
         check("", Err(HsError::Empty));
-        check("4408901000", Err(HsError::Length { code: "4408901000".into(), digits: 10 }));
-        check("71080", Err(HsError::Length { code: "71080".into(), digits: 5 }));
+        check(
+            "4408901000",
+            Err(HsError::Length {
+                code: "4408901000".into(),
+                digits: 10,
+            }),
+        );
+        check(
+            "71080",
+            Err(HsError::Length {
+                code: "71080".into(),
+                digits: 5,
+            }),
+        );
         check("77aa00", Err(HsError::NonDigit("77aa00".into())));
         check("770000", Err(HsError::Chapter("770000".into())));
         check("980000", Err(HsError::Chapter("980000".into())));

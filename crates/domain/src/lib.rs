@@ -19,4 +19,4 @@ mod ids;
 
 pub use declaration::{ControlLabel, DeclarationItem, ItemKey, LabelKind};
 pub use hs::{HsCode, HsError};
-pub use ids::{ContainerNumber, IdError, S10ItemId};
+pub use ids::{iso6346_check_digit, s10_check_digit, ContainerNumber, IdError, S10ItemId};

@@ -17,5 +17,10 @@ it takes records and returns numbers. Model bytes are a pure function of data, o
 pub mod anomaly;
 pub mod charts;
 pub mod data;
+pub mod features;
+pub mod gbdt;
+pub mod metrics;
+pub mod model;
 pub mod resample;
 pub mod rng;
+pub mod shap;

@@ -1,0 +1,660 @@
+//! The jobs. Each loads what it needs from the store, calls the engine, and saves what it made.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use borderlens_domain::{DeclarationItem, ItemKey, LabelKind};
+use borderlens_ingest::{read_declarations, ColumnMapping};
+use borderlens_risk::data::{Dataset, FeatureKind};
+use borderlens_risk::features::HistoryState;
+use borderlens_risk::metrics;
+use borderlens_risk::model::{self, RiskModel, TrainOptions};
+use borderlens_store::{ItemFilter, Store};
+use chrono::NaiveDate;
+
+use crate::reports::*;
+use crate::{JobError, Progress};
+
+/// Reads each file and stores its valid records, one transaction per file.
+///
+/// A file whose header is wrong (or that is empty or unreadable) is refused whole. Bad records are
+/// reported and not stored; the file's valid records are. With `strict`, any bad record refuses
+/// the whole file. Re-importing a file changes nothing (idempotent).
+pub fn import_files(
+    store: &mut Store,
+    paths: &[PathBuf],
+    mapping: &ColumnMapping,
+    strict: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<FileReport>, JobError> {
+    let mut reports = Vec::new();
+    for path in paths {
+        let file = path.display().to_string();
+        let mut report = FileReport {
+            file: file.clone(),
+            file_error: None,
+            records: 0,
+            inserted: 0,
+            unchanged: 0,
+            labelled: 0,
+            conflicts: Vec::new(),
+            rejected: Vec::new(),
+        };
+        let reader = match read_declarations(path, mapping) {
+            Ok(reader) => reader,
+            Err(e) => {
+                report.file_error = Some(e.to_string());
+                reports.push(report);
+                continue;
+            }
+        };
+        let size = std::fs::metadata(path).map(|m| m.len()).ok();
+        progress.start(&format!("importing {file}"), size.map(|_| 0));
+        let mut rejected = Vec::new();
+        let mut records = 0u64;
+        let mut interrupted = false;
+        let stream = reader.with_lines().filter_map(|result| {
+            records += 1;
+            if records.is_multiple_of(1000) {
+                progress.advance(records);
+            }
+            if progress.interrupted() {
+                interrupted = true;
+                return Some(Err("interrupted".to_string()));
+            }
+            match result {
+                Ok(pair) => Some(Ok(pair)),
+                Err(e) => {
+                    let issue = RecordIssue {
+                        file: file.clone(),
+                        line: e.line,
+                        field: e.field.clone(),
+                        message: e.to_string(),
+                    };
+                    rejected.push(issue);
+                    if strict {
+                        Some(Err(format!("{e} (strict: nothing of the file imported)")))
+                    } else {
+                        None
+                    }
+                }
+            }
+        });
+        let outcome = store.try_import(&file, stream);
+        progress.finish();
+        report.records = records;
+        report.rejected = rejected;
+        if interrupted {
+            return Err(JobError::Interrupted);
+        }
+        match outcome {
+            Ok(outcome) => {
+                report.inserted = outcome.inserted;
+                report.unchanged = outcome.unchanged;
+                report.labelled = outcome.labelled;
+                report.conflicts = outcome
+                    .conflicts
+                    .iter()
+                    .map(|c| {
+                        let mut text = format!(
+                            "{}:{}: declaration {} item {} already stored with other values:",
+                            file, c.line, c.key.declaration_id, c.key.item_no
+                        );
+                        for d in &c.differences {
+                            let _ = write!(
+                                text,
+                                " {} stored '{}' incoming '{}';",
+                                d.field, d.stored, d.incoming
+                            );
+                        }
+                        text.trim_end_matches(';').to_string()
+                    })
+                    .collect();
+            }
+            Err(e) if strict && !report.rejected.is_empty() => {
+                report.file_error = Some(format!(
+                    "refused (strict): {} bad record(s); {e}",
+                    report.rejected.len()
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// What to train.
+pub struct TrainRequest {
+    /// Registry name.
+    pub model: String,
+    /// Last date of training data (inclusive).
+    pub until: NaiveDate,
+    /// Options (label, imbalance, trees...).
+    pub options: TrainOptions,
+}
+
+/// Trains on every labelled item dated up to `until` and saves a new registry version.
+pub fn train(
+    store: &mut Store,
+    request: &TrainRequest,
+    progress: &dyn Progress,
+) -> Result<TrainReport, JobError> {
+    let started = Instant::now();
+    let items = store.items(&ItemFilter {
+        from: None,
+        to: Some(request.until),
+        labelled_only: true,
+    })?;
+    if items.is_empty() {
+        return Err(JobError::Invalid(format!(
+            "no labelled declarations dated up to {}: import control results first",
+            request.until
+        )));
+    }
+    let max_trees = request.options.gbdt.n_trees as u64;
+    progress.start("training", Some(max_trees));
+    let trained = model::train(&items, &request.options, &mut |done, _| {
+        progress.advance(done as u64);
+        !progress.interrupted()
+    });
+    progress.finish();
+    if progress.interrupted() {
+        return Err(JobError::Interrupted);
+    }
+    let model = trained?;
+    let bytes = model.to_bytes();
+    let sha256 = model.digest();
+    let thresholds: BTreeMap<String, f64> = model
+        .thresholds
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    let metadata = serde_json::json!({
+        "label": model.options.label,
+        "until": request.until.to_string(),
+        "imbalance": model.options.imbalance.name(),
+        "sha256": sha256,
+        "n_rows": model.summary.n_rows,
+        "positives": model.summary.positives,
+        "n_trees": model.summary.n_trees,
+        "validation_roc_auc": model.summary.validation_roc_auc,
+        "thresholds": thresholds,
+    });
+    let version = store.save_model(&request.model, &metadata.to_string(), &bytes)?;
+    Ok(TrainReport {
+        model: request.model.clone(),
+        version,
+        sha256,
+        label: model.options.label.clone(),
+        imbalance: model.options.imbalance.name().to_string(),
+        n_rows: model.summary.n_rows,
+        positives: model.summary.positives,
+        n_trees: model.summary.n_trees,
+        validation_roc_auc: model.summary.validation_roc_auc,
+        validation_precision_at_5: model.summary.validation_precision_at_5,
+        date_range: model.summary.date_range.clone(),
+        thresholds,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn load_model(
+    store: &Store,
+    name: &str,
+    version: Option<u32>,
+) -> Result<(RiskModel, u32), JobError> {
+    let stored = store.load_model(name, version)?.ok_or_else(|| {
+        JobError::NotFound(match version {
+            Some(v) => format!("no model '{name}' version {v} in the registry (see `borderlens models`)"),
+            None => format!("no model '{name}' in the registry: train one with `borderlens train --model {name}`"),
+        })
+    })?;
+    Ok((RiskModel::from_bytes(&stored.bytes)?, stored.version))
+}
+
+/// Which period to evaluate a model on.
+pub struct EvaluateRequest {
+    /// Model name.
+    pub model: String,
+    /// Version (latest when `None`).
+    pub version: Option<u32>,
+    /// First date (inclusive).
+    pub from: NaiveDate,
+    /// Last date (inclusive).
+    pub to: NaiveDate,
+}
+
+/// Scores every labelled item in the period (history: everything stored before each item's date)
+/// and measures targeting at the usual inspection rates.
+pub fn evaluate(
+    store: &Store,
+    request: &EvaluateRequest,
+) -> Result<(EvaluationReport, Vec<f64>, Vec<bool>), JobError> {
+    let (model, version) = load_model(store, &request.model, request.version)?;
+    let label = model.label().unwrap_or(LabelKind::Fraud);
+    let items = store.items(&ItemFilter {
+        from: None,
+        to: Some(request.to),
+        labelled_only: false,
+    })?;
+    let wanted: Vec<bool> = items
+        .iter()
+        .map(|d| d.date >= request.from && d.label.is_some())
+        .collect();
+    if !wanted.iter().any(|&w| w) {
+        return Err(JobError::Invalid(format!(
+            "no labelled declarations between {} and {}: nothing to evaluate",
+            request.from, request.to
+        )));
+    }
+    let (data, rows) = model.design(&items, &wanted);
+    let scores = model.score(&data);
+    let duty: Vec<f64> = rows.iter().map(|&i| items[i].duty_at_stake()).collect();
+    let evaluation = metrics::evaluate(&scores, &data.labels, &duty);
+    let by_rate = |m: &BTreeMap<u32, f64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let curve = metrics::rate_curve(&scores, &data.labels, &duty, 20)
+        .into_iter()
+        .map(|(rate, precision, recall, revenue)| CurvePoint {
+            rate,
+            precision,
+            recall,
+            revenue,
+        })
+        .collect();
+    let report = EvaluationReport {
+        model: request.model.clone(),
+        version,
+        label: label.name().to_string(),
+        from: request.from.to_string(),
+        to: request.to.to_string(),
+        n: evaluation.n,
+        positives: evaluation.positives,
+        precision_at: by_rate(&evaluation.precision_at),
+        recall_at: by_rate(&evaluation.recall_at),
+        revenue_at: by_rate(&evaluation.revenue_at),
+        pr_auc: evaluation.pr_auc,
+        roc_auc: evaluation.roc_auc,
+        curve,
+    };
+    Ok((report, scores, data.labels))
+}
+
+/// What to score.
+pub struct ScoreRequest {
+    /// Model name.
+    pub model: String,
+    /// Version (latest when `None`).
+    pub version: Option<u32>,
+    /// First date; default: the day after the model's training data ends.
+    pub from: Option<NaiveDate>,
+    /// Last date; default: no limit.
+    pub to: Option<NaiveDate>,
+    /// Attach the top reasons to every item.
+    pub explain: bool,
+    /// Reasons per item.
+    pub top_reasons: usize,
+    /// Inspection rate whose threshold marks items as selected.
+    pub rate: u32,
+}
+
+/// Scores the items of the period, saves the scores, returns them riskiest first.
+pub fn score(
+    store: &mut Store,
+    request: &ScoreRequest,
+    progress: &dyn Progress,
+) -> Result<ScoreReport, JobError> {
+    let (model, version) = load_model(store, &request.model, request.version)?;
+    let from = match request.from {
+        Some(from) => from,
+        None => NaiveDate::parse_from_str(&model.summary.date_range.1, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.succ_opt())
+            .ok_or_else(|| {
+                JobError::Invalid("model has no training end date; pass --from".into())
+            })?,
+    };
+    let items = store.items(&ItemFilter {
+        from: None,
+        to: request.to,
+        labelled_only: false,
+    })?;
+    let wanted: Vec<bool> = items.iter().map(|d| d.date >= from).collect();
+    let n_wanted = wanted.iter().filter(|&&w| w).count();
+    if n_wanted == 0 {
+        return Err(JobError::Invalid(format!(
+            "no declarations dated from {from}{}: nothing to score",
+            request.to.map(|t| format!(" to {t}")).unwrap_or_default()
+        )));
+    }
+    progress.start("scoring", Some(n_wanted as u64));
+    let (data, rows) = model.design(&items, &wanted);
+    let scores = model.score(&data);
+    let threshold = threshold_for(&model, request.rate)?;
+    let order = metrics::ranking(&scores);
+    let mut scored = Vec::with_capacity(order.len());
+    for (rank, &r) in order.iter().enumerate() {
+        let item = &items[rows[r]];
+        let reasons = if request.explain {
+            let explanation = model.explain(&data.row(r));
+            to_reasons(&explanation.contributions, request.top_reasons)
+        } else {
+            Vec::new()
+        };
+        if rank.is_multiple_of(1000) {
+            progress.advance(rank as u64);
+            if progress.interrupted() {
+                return Err(JobError::Interrupted);
+            }
+        }
+        scored.push(ScoredItem {
+            declaration_id: item.key.declaration_id.clone(),
+            item_no: item.key.item_no,
+            date: item.date.to_string(),
+            score: scores[r],
+            rank: rank + 1,
+            selected: scores[r] >= threshold,
+            reasons,
+        });
+    }
+    progress.finish();
+    let keyed: Vec<(ItemKey, f64)> = rows
+        .iter()
+        .zip(&scores)
+        .map(|(&i, &s)| (items[i].key.clone(), s))
+        .collect();
+    store.save_scores(&request.model, version, &keyed)?;
+    Ok(ScoreReport {
+        model: request.model.clone(),
+        version,
+        rate: request.rate,
+        threshold,
+        items: scored,
+    })
+}
+
+fn threshold_for(model: &RiskModel, rate: u32) -> Result<f64, JobError> {
+    model.thresholds.get(&rate).copied().ok_or_else(|| {
+        JobError::Invalid(format!(
+            "no threshold for a {rate}% inspection rate; use one of {:?}",
+            model.thresholds.keys().collect::<Vec<_>>()
+        ))
+    })
+}
+
+fn to_reasons(contributions: &[model::Contribution], n: usize) -> Vec<Reason> {
+    contributions
+        .iter()
+        .take(n)
+        .map(|c| Reason {
+            feature: c.feature.clone(),
+            words: c.words.clone(),
+            value: c.value.clone(),
+            log_odds: c.log_odds,
+        })
+        .collect()
+}
+
+/// Which declaration to explain.
+pub struct ExplainRequest {
+    /// Model name.
+    pub model: String,
+    /// Version (latest when `None`).
+    pub version: Option<u32>,
+    /// The item.
+    pub key: ItemKey,
+    /// Inspection rate of the threshold for the counterfactual.
+    pub rate: u32,
+}
+
+/// Explains one declaration item: contributions, the counterfactual, the declared values.
+pub fn explain(
+    store: &Store,
+    request: &ExplainRequest,
+) -> Result<(ExplainReport, model::Explanation), JobError> {
+    let (model, version) = load_model(store, &request.model, request.version)?;
+    let item = store.item(&request.key)?.ok_or_else(|| {
+        JobError::NotFound(format!(
+            "no declaration {} item {} in the store",
+            request.key.declaration_id, request.key.item_no
+        ))
+    })?;
+    let before = item.date.pred_opt().unwrap_or(item.date);
+    let history_items = store.items(&ItemFilter {
+        from: None,
+        to: Some(before),
+        labelled_only: false,
+    })?;
+    let history = HistoryState::as_of(&history_items, item.date);
+    let row = model.row(&item, &history);
+    let explanation = model.explain(&row);
+    let threshold = threshold_for(&model, request.rate)?;
+    let counterfactual =
+        model
+            .counterfactual(&item, &history, threshold)
+            .map(|c| CounterfactualReport {
+                score: c.probability,
+                changes: c
+                    .changes
+                    .into_iter()
+                    .map(|ch| Change {
+                        field: ch.field,
+                        from: ch.from,
+                        to: ch.to,
+                    })
+                    .collect(),
+            });
+    let report = ExplainReport {
+        model: request.model.clone(),
+        version,
+        declaration_id: item.key.declaration_id.clone(),
+        item_no: item.key.item_no,
+        declared: declared_values(&item),
+        score: explanation.probability,
+        base_log_odds: explanation.base_log_odds,
+        log_odds: explanation.raw,
+        contributions: to_reasons(&explanation.contributions, usize::MAX),
+        threshold,
+        rate: request.rate,
+        counterfactual,
+        outcome: item.label.map(|l| match (l.fraud, l.critical) {
+            (false, _) => "compliant".to_string(),
+            (true, 2) => "critical fraud".to_string(),
+            (true, _) => "fraud".to_string(),
+        }),
+    };
+    Ok((report, explanation))
+}
+
+fn declared_values(item: &DeclarationItem) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        values.insert(k.to_string(), v);
+    };
+    put("date", item.date.to_string());
+    put("office", item.office_id.clone());
+    put("process_type", item.process_type.clone());
+    put("import_type", item.import_type.clone());
+    put("import_use", item.import_use.clone());
+    put("payment_type", item.payment_type.clone());
+    put("transport_mode", item.transport_mode.clone());
+    put("declarant", item.declarant_id.clone());
+    put("importer", item.importer_id.clone());
+    put("seller", item.seller_id.clone().unwrap_or_default());
+    put("courier", item.courier_id.clone().unwrap_or_default());
+    put("hs6", item.hs6.to_string());
+    put("departure_country", item.departure_country.clone());
+    put("origin_country", item.origin_country.clone());
+    put("tax_rate", item.tax_rate.to_string());
+    put("tax_type", item.tax_type.clone());
+    put("origin_indicator", item.origin_indicator.clone());
+    put("net_mass", item.net_mass.to_string());
+    put("item_price", item.item_price.to_string());
+    values
+}
+
+/// What to export for side-by-side comparison with other tools.
+pub struct ExportRequest {
+    /// Training period end (inclusive).
+    pub until: NaiveDate,
+    /// Test period.
+    pub from: NaiveDate,
+    /// Test period end (inclusive).
+    pub to: NaiveDate,
+    /// Options (label, anomaly feature, tree parameters written to meta.json).
+    pub options: TrainOptions,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+/// Writes `train.csv`, `test.csv` and `meta.json`: exactly the columns the model trains on.
+pub fn export_features(store: &Store, request: &ExportRequest) -> Result<(usize, usize), JobError> {
+    let training = store.items(&ItemFilter {
+        from: None,
+        to: Some(request.until),
+        labelled_only: true,
+    })?;
+    let items = store.items(&ItemFilter {
+        from: None,
+        to: Some(request.to),
+        labelled_only: false,
+    })?;
+    export_items(&training, &items, request)
+}
+
+/// [`export_features`] on items already in memory: `training` (labelled, sorted, up to `until`)
+/// and `items` (sorted, everything up to `to`, the history of the test rows).
+pub fn export_items(
+    training: &[DeclarationItem],
+    items: &[DeclarationItem],
+    request: &ExportRequest,
+) -> Result<(usize, usize), JobError> {
+    let design = model::training_design(training, &request.options)?;
+    let label = LabelKind::parse(&request.options.label).unwrap_or(LabelKind::Fraud);
+    let wanted: Vec<bool> = items
+        .iter()
+        .map(|d| d.date >= request.from && d.date <= request.to && d.label.is_some())
+        .collect();
+    let (test, rows) = model::design_with(
+        &design.pipeline,
+        design.anomaly.as_ref(),
+        items,
+        &wanted,
+        label,
+    );
+    std::fs::create_dir_all(&request.out).map_err(|source| JobError::Io {
+        path: request.out.display().to_string(),
+        source,
+    })?;
+    let train_duty: Vec<f64> = design
+        .items
+        .iter()
+        .map(DeclarationItem::duty_at_stake)
+        .collect();
+    let train_ids: Vec<&str> = design
+        .items
+        .iter()
+        .map(|d| d.key.declaration_id.as_str())
+        .collect();
+    write_matrix(
+        &request.out.join("train.csv"),
+        &design.data,
+        &train_duty,
+        &train_ids,
+    )?;
+    let test_duty: Vec<f64> = rows.iter().map(|&i| items[i].duty_at_stake()).collect();
+    let test_ids: Vec<&str> = rows
+        .iter()
+        .map(|&i| items[i].key.declaration_id.as_str())
+        .collect();
+    write_matrix(&request.out.join("test.csv"), &test, &test_duty, &test_ids)?;
+    let g = &request.options.gbdt;
+    let features: Vec<serde_json::Value> = design
+        .data
+        .features
+        .iter()
+        .map(|f| match f.kind {
+            FeatureKind::Numeric => serde_json::json!({"name": f.name, "kind": "numeric"}),
+            FeatureKind::Categorical { cardinality } => serde_json::json!({"name": f.name, "kind": "categorical", "cardinality": cardinality}),
+        })
+        .collect();
+    let meta = serde_json::json!({
+        "label": request.options.label,
+        "features": features,
+        "params": {
+            "n_trees": g.n_trees, "learning_rate": g.learning_rate, "num_leaves": g.num_leaves,
+            "max_depth": if g.max_depth == 0 { -1 } else { g.max_depth as i64 },
+            "min_data_in_leaf": g.min_data_in_leaf, "lambda_l2": g.lambda_l2, "max_bin": g.max_bin,
+            "feature_fraction": g.feature_fraction, "bagging_fraction": g.bagging_fraction,
+            "cat_smooth": g.cat_smooth, "max_cat_threshold": g.max_cat_threshold,
+            "min_data_per_group": g.min_data_per_group, "seed": g.seed,
+        }
+    });
+    let path = request.out.join("meta.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&meta).unwrap_or_default(),
+    )
+    .map_err(|source| JobError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok((design.data.n_rows(), test.n_rows()))
+}
+
+fn write_matrix(path: &Path, data: &Dataset, duty: &[f64], ids: &[&str]) -> Result<(), JobError> {
+    let io = |source| JobError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut text = String::new();
+    for f in &data.features {
+        text.push_str(&f.name);
+        text.push(',');
+    }
+    text.push_str("__label,__weight,__duty,__id\n");
+    for i in 0..data.n_rows() {
+        for column in &data.columns {
+            let v = column[i];
+            if !v.is_nan() {
+                let _ = write!(text, "{v}");
+            }
+            text.push(',');
+        }
+        let _ = writeln!(
+            text,
+            "{},{},{},{}",
+            u8::from(data.labels[i]),
+            data.weights[i],
+            duty[i],
+            ids[i]
+        );
+    }
+    std::fs::write(path, text).map_err(io)
+}
+
+/// Global importance (mean |SHAP| in log-odds, business words) of a model on a period's items.
+pub fn importance(
+    store: &Store,
+    model_name: &str,
+    version: Option<u32>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(String, f64)>, JobError> {
+    let (model, _) = load_model(store, model_name, version)?;
+    let items = store.items(&ItemFilter {
+        from: None,
+        to: Some(to),
+        labelled_only: false,
+    })?;
+    let wanted: Vec<bool> = items.iter().map(|d| d.date >= from).collect();
+    if !wanted.iter().any(|&w| w) {
+        return Err(JobError::Invalid(format!(
+            "no declarations between {from} and {to}"
+        )));
+    }
+    let (data, _) = model.design(&items, &wanted);
+    Ok(model.global_importance(&data))
+}

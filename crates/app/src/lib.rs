@@ -1,0 +1,73 @@
+/*!
+The jobs of borderlens, one function each: [`import_files`], [`train`], [`evaluate`], [`score`],
+[`explain`], [`export_features`]. They compose `store` (what is kept), `ingest` (what comes in) and
+`risk` (the numbers), so that the CLI and the server stay thin shells that parse arguments and print.
+
+Reports are plain serialisable structs: this crate is the boundary where engine types become the
+JSON that `--json` prints and the API will serve.
+
+Architecture invariant: no printing, no argument parsing, no HTTP here; long jobs take a
+[`Progress`] so the caller draws bars and can interrupt.
+*/
+#![deny(missing_docs)]
+
+mod jobs;
+mod reports;
+
+pub use jobs::{
+    evaluate, explain, export_features, export_items, import_files, importance, score, train,
+    EvaluateRequest, ExplainRequest, ExportRequest, ScoreRequest, TrainRequest,
+};
+pub use reports::*;
+
+/// Progress reporting and interruption for long jobs.
+pub trait Progress {
+    /// A phase starts; `total` units of work when known.
+    fn start(&self, phase: &str, total: Option<u64>);
+    /// `done` units of the current phase are finished.
+    fn advance(&self, done: u64);
+    /// The phase is over.
+    fn finish(&self);
+    /// Whether the user asked to stop (Ctrl-C).
+    fn interrupted(&self) -> bool;
+}
+
+/// A [`Progress`] that shows nothing and never interrupts (tests, server).
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: &str, _: Option<u64>) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+    fn interrupted(&self) -> bool {
+        false
+    }
+}
+
+/// What can go wrong in a job; messages name the file, record, model or date at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] borderlens_store::StoreError),
+    /// The risk engine refused.
+    #[error(transparent)]
+    Risk(#[from] borderlens_risk::model::RiskError),
+    /// A named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A request that cannot be met as asked.
+    #[error("{0}")]
+    Invalid(String),
+    /// Writing an output file failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The user interrupted; nothing of the job was kept.
+    #[error("interrupted: nothing was saved")]
+    Interrupted,
+}

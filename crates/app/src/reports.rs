@@ -1,0 +1,219 @@
+//! What the jobs return: serialisable, stable field names (the `--json` contract).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One bad record of an import.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordIssue {
+    /// File.
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// Column (header name), when one field is at fault.
+    pub field: Option<String>,
+    /// The full message.
+    pub message: String,
+}
+
+/// What happened to one file.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub file: String,
+    /// The whole file was refused (nothing of it stored), and why.
+    pub file_error: Option<String>,
+    /// Records read.
+    pub records: u64,
+    /// New items stored.
+    pub inserted: u64,
+    /// Items already stored identically (re-import).
+    pub unchanged: u64,
+    /// Stored items that received their control label.
+    pub labelled: u64,
+    /// Items whose content differs from what is stored: the stored original is kept.
+    pub conflicts: Vec<String>,
+    /// Bad records, not stored.
+    pub rejected: Vec<RecordIssue>,
+}
+
+impl FileReport {
+    /// Whether anything in this file needs the user's attention.
+    pub fn has_problems(&self) -> bool {
+        self.file_error.is_some() || !self.rejected.is_empty() || !self.conflicts.is_empty()
+    }
+}
+
+/// Result of `train`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    /// Registry name.
+    pub model: String,
+    /// Registry version.
+    pub version: u32,
+    /// SHA-256 of the model bytes (same data + options + seed → same digest).
+    pub sha256: String,
+    /// `fraud` or `critical`.
+    pub label: String,
+    /// Imbalance option.
+    pub imbalance: String,
+    /// Labelled rows trained on.
+    pub n_rows: usize,
+    /// Positives among them.
+    pub positives: usize,
+    /// Trees kept.
+    pub n_trees: usize,
+    /// ROC-AUC on the held-out most recent rows.
+    pub validation_roc_auc: Option<f64>,
+    /// Precision at 5% on the held-out rows.
+    pub validation_precision_at_5: Option<f64>,
+    /// First and last training date.
+    pub date_range: (String, String),
+    /// Probability thresholds by inspection rate (percent).
+    pub thresholds: BTreeMap<String, f64>,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Result of `evaluate`: targeting quality on a labelled period.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvaluationReport {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: u32,
+    /// Label evaluated.
+    pub label: String,
+    /// First date (inclusive).
+    pub from: String,
+    /// Last date (inclusive).
+    pub to: String,
+    /// Declarations evaluated.
+    pub n: usize,
+    /// Positives among them.
+    pub positives: usize,
+    /// Precision by inspection rate ("1","2","5","10").
+    pub precision_at: BTreeMap<String, f64>,
+    /// Recall by inspection rate.
+    pub recall_at: BTreeMap<String, f64>,
+    /// Share of the duty at stake of all frauds caught, by inspection rate.
+    pub revenue_at: BTreeMap<String, f64>,
+    /// Average precision.
+    pub pr_auc: f64,
+    /// ROC-AUC.
+    pub roc_auc: f64,
+    /// Precision, recall and revenue share at every rate from 1% to 20%.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// One point of the rate curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct CurvePoint {
+    /// Inspection rate, percent.
+    pub rate: f64,
+    /// Precision.
+    pub precision: f64,
+    /// Recall.
+    pub recall: f64,
+    /// Revenue share.
+    pub revenue: f64,
+}
+
+/// A contribution to one score.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reason {
+    /// Column name.
+    pub feature: String,
+    /// Business words.
+    pub words: String,
+    /// The declaration's value.
+    pub value: String,
+    /// Contribution in log-odds (positive raises the risk).
+    pub log_odds: f64,
+}
+
+/// One scored declaration item.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScoredItem {
+    /// Declaration id.
+    pub declaration_id: String,
+    /// Item number.
+    pub item_no: u32,
+    /// Declaration date.
+    pub date: String,
+    /// Calibrated probability of the label.
+    pub score: f64,
+    /// 1 = riskiest.
+    pub rank: usize,
+    /// Whether the score reaches the threshold of the chosen inspection rate.
+    pub selected: bool,
+    /// Top contributions (with `--explain`).
+    pub reasons: Vec<Reason>,
+}
+
+/// Result of `score`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScoreReport {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: u32,
+    /// Inspection rate whose threshold marks `selected`.
+    pub rate: u32,
+    /// Threshold used.
+    pub threshold: f64,
+    /// Items, riskiest first.
+    pub items: Vec<ScoredItem>,
+}
+
+/// A declared field changed by a counterfactual.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    /// Field.
+    pub field: String,
+    /// As declared.
+    pub from: String,
+    /// Counterfactual value.
+    pub to: String,
+}
+
+/// "With these changes the score falls below the threshold."
+#[derive(Clone, Debug, Serialize)]
+pub struct CounterfactualReport {
+    /// Score after the changes.
+    pub score: f64,
+    /// The changes (one or two fields).
+    pub changes: Vec<Change>,
+}
+
+/// Result of `explain` for one declaration item.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExplainReport {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: u32,
+    /// Declaration id.
+    pub declaration_id: String,
+    /// Item number.
+    pub item_no: u32,
+    /// The declared values, verbatim.
+    pub declared: BTreeMap<String, String>,
+    /// Calibrated probability.
+    pub score: f64,
+    /// Log-odds of an average declaration.
+    pub base_log_odds: f64,
+    /// Log-odds of this one (base + Σ contributions).
+    pub log_odds: f64,
+    /// Every contribution, largest magnitude first.
+    pub contributions: Vec<Reason>,
+    /// Selection threshold (at `rate`%).
+    pub threshold: f64,
+    /// Inspection rate of the threshold.
+    pub rate: u32,
+    /// Smallest change that brings the score below the threshold, when above it.
+    pub counterfactual: Option<CounterfactualReport>,
+    /// The control outcome, when known.
+    pub outcome: Option<String>,
+}

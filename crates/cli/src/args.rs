@@ -1,0 +1,485 @@
+//! Command-line definition and dispatch.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use borderlens_app as app;
+use borderlens_domain::{ItemKey, LabelKind};
+use borderlens_ingest::ColumnMapping;
+use borderlens_risk::model::{Imbalance, TrainOptions};
+use borderlens_store::Store;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::output;
+use crate::progress::Bars;
+
+#[derive(Parser)]
+#[command(
+    name = "borderlens",
+    version,
+    about = "Customs risk targeting: import, train, evaluate, score and explain"
+)]
+pub struct Cli {
+    /// SQLite database file (created when missing).
+    #[arg(long, global = true, default_value = "borderlens.db")]
+    pub db: PathBuf,
+    /// Print one JSON object instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Import declaration files (CSV); bad records are reported with file, line and field.
+    Import(ImportArgs),
+    /// Train a risk model on the control results up to a date.
+    Train(TrainArgs),
+    /// Measure a model on a labelled period: precision, recall and revenue at 1/2/5/10% inspected.
+    Evaluate(EvaluateArgs),
+    /// Score declarations (by default everything after the model's training period).
+    Score(ScoreArgs),
+    /// Explain one declaration's score: contributions, counterfactual, waterfall chart.
+    Explain(ExplainArgs),
+    /// Global feature importance (mean |SHAP|) of a model on a period.
+    Importance(ImportanceArgs),
+    /// List the models in the registry.
+    Models,
+    /// Export the exact model features (train/test CSV + meta.json) for comparison with other tools.
+    ExportFeatures(ExportArgs),
+    /// Benchmarks.
+    Bench(BenchArgs),
+    /// The whole job on the bundled sample: import, train, evaluate, score, explain, charts.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// CSV files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Column-mapping JSON for other layouts (our field → your header).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Refuse a whole file if any record is bad.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct ModelOptions {
+    /// Label to learn: fraud or critical.
+    #[arg(long, default_value = "fraud")]
+    pub label: String,
+    /// Imbalance treatment: none, class-weight, oversample, undersample, smote.
+    #[arg(long, default_value = "none")]
+    pub imbalance: String,
+    /// Add the isolation-forest anomaly score as a feature.
+    #[arg(long)]
+    pub anomaly_feature: bool,
+    /// Maximum number of trees.
+    #[arg(long, default_value_t = 1000)]
+    pub trees: usize,
+    /// Train exactly --trees trees (no early stopping on the held-out recent rows).
+    #[arg(long)]
+    pub no_early_stopping: bool,
+    /// Leaves per tree.
+    #[arg(long, default_value_t = 31)]
+    pub leaves: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub learning_rate: f64,
+    /// Random seed (same data + options + seed → same model bytes).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl ModelOptions {
+    pub fn to_options(&self) -> anyhow::Result<TrainOptions> {
+        let label = LabelKind::parse(&self.label)
+            .with_context(|| format!("unknown label '{}': use fraud or critical", self.label))?;
+        let mut options = TrainOptions::standard(label);
+        options.imbalance = Imbalance::parse(&self.imbalance)
+            .with_context(|| format!("unknown imbalance option '{}': use none, class-weight, oversample, undersample or smote", self.imbalance))?;
+        options.anomaly_feature = self.anomaly_feature;
+        options.gbdt.n_trees = self.trees;
+        options.gbdt.num_leaves = self.leaves;
+        options.gbdt.learning_rate = self.learning_rate;
+        options.gbdt.seed = self.seed;
+        if self.no_early_stopping {
+            options.gbdt.early_stopping_rounds = None;
+        }
+        Ok(options)
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Last date of training data (inclusive), YYYY-MM-DD.
+    #[arg(long)]
+    pub until: NaiveDate,
+    /// Registry name.
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub options: ModelOptions,
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    #[arg(long)]
+    pub model: String,
+    /// Model version (default: latest).
+    #[arg(long)]
+    pub version: Option<u32>,
+    #[arg(long)]
+    pub from: NaiveDate,
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Write the precision/recall/revenue vs inspection rate chart (SVG).
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    #[arg(long)]
+    pub model: String,
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// First date (default: the day after the model's training data).
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Attach the top reasons (TreeSHAP) to every score.
+    #[arg(long)]
+    pub explain: bool,
+    /// Inspection rate (percent) whose threshold marks declarations as selected: 1, 2, 5 or 10.
+    #[arg(long, default_value_t = 5)]
+    pub rate: u32,
+    /// Rows shown in the table (JSON has all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub model: String,
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// Declaration id.
+    #[arg(long)]
+    pub declaration: String,
+    /// Item number.
+    #[arg(long, default_value_t = 1)]
+    pub item: u32,
+    /// Inspection rate (percent) of the selection threshold for the counterfactual.
+    #[arg(long, default_value_t = 5)]
+    pub rate: u32,
+    /// Write the waterfall chart (SVG).
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ImportanceArgs {
+    #[arg(long)]
+    pub model: String,
+    #[arg(long)]
+    pub version: Option<u32>,
+    #[arg(long)]
+    pub from: NaiveDate,
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Write a bar chart (SVG).
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub until: NaiveDate,
+    #[arg(long)]
+    pub from: NaiveDate,
+    #[arg(long)]
+    pub to: NaiveDate,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub options: ModelOptions,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// What to benchmark: risk.
+    pub what: String,
+    /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.
+    #[arg(long, default_value = "data/sample")]
+    pub data: PathBuf,
+    /// Trees in the benchmark model (both tools).
+    #[arg(long, default_value_t = 300)]
+    pub trees: usize,
+    /// Leaves per tree (both tools).
+    #[arg(long, default_value_t = 31)]
+    pub leaves: usize,
+    /// Repetitions (best time kept).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Python with lightgbm and shap for the side-by-side run (skipped when it cannot run).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Folder with the sample CSV files.
+    #[arg(long, default_value = "data/sample")]
+    pub data: PathBuf,
+    /// Folder for charts.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let bars = Bars::new(!cli.json && std::io::stderr().is_terminal());
+    let open = || {
+        Store::open(&cli.db).with_context(|| format!("cannot open database {}", cli.db.display()))
+    };
+    match &cli.command {
+        Command::Import(a) => {
+            let mapping = match &a.mapping {
+                Some(path) => ColumnMapping::from_json_file(path)?,
+                None => ColumnMapping::kcs_default(),
+            };
+            let mut store = open()?;
+            let reports = app::import_files(&mut store, &a.files, &mapping, a.strict, &bars)?;
+            output::import(&reports, cli.json)?;
+            Ok(if reports.iter().any(app::FileReport::has_problems) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Train(a) => {
+            let mut store = open()?;
+            let request = app::TrainRequest {
+                model: a.model.clone(),
+                until: a.until,
+                options: a.options.to_options()?,
+            };
+            let report = app::train(&mut store, &request, &bars)?;
+            output::train(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate(a) => {
+            let store = open()?;
+            let request = app::EvaluateRequest {
+                model: a.model.clone(),
+                version: a.version,
+                from: a.from,
+                to: a.to,
+            };
+            let (report, _, _) = app::evaluate(&store, &request)?;
+            if let Some(path) = &a.chart {
+                output::write_rate_chart(path, &report)?;
+            }
+            output::evaluate(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Score(a) => {
+            if ![1, 2, 5, 10].contains(&a.rate) {
+                bail!("--rate must be 1, 2, 5 or 10");
+            }
+            let mut store = open()?;
+            let request = app::ScoreRequest {
+                model: a.model.clone(),
+                version: a.version,
+                from: a.from,
+                to: a.to,
+                explain: a.explain,
+                top_reasons: 3,
+                rate: a.rate,
+            };
+            let report = app::score(&mut store, &request, &bars)?;
+            output::score(&report, a.limit, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain(a) => {
+            let store = open()?;
+            let request = app::ExplainRequest {
+                model: a.model.clone(),
+                version: a.version,
+                key: ItemKey {
+                    declaration_id: a.declaration.clone(),
+                    item_no: a.item,
+                },
+                rate: a.rate,
+            };
+            let (report, _) = app::explain(&store, &request)?;
+            if let Some(path) = &a.chart {
+                output::write_waterfall(path, &report)?;
+            }
+            output::explain(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Importance(a) => {
+            let store = open()?;
+            let importance = app::importance(&store, &a.model, a.version, a.from, a.to)?;
+            if let Some(path) = &a.chart {
+                output::write_importance(path, &importance)?;
+            }
+            output::importance(&importance, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models => {
+            let store = open()?;
+            output::models(&store.list_models()?, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExportFeatures(a) => {
+            let store = open()?;
+            let request = app::ExportRequest {
+                until: a.until,
+                from: a.from,
+                to: a.to,
+                options: a.options.to_options()?,
+                out: a.out.clone(),
+            };
+            let (n_train, n_test) = app::export_features(&store, &request)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"out": a.out.display().to_string(), "train_rows": n_train, "test_rows": n_test})
+                );
+            } else {
+                println!(
+                    "wrote {} ({n_train} training rows, {n_test} test rows)",
+                    a.out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(a) => {
+            if a.what != "risk" {
+                bail!(
+                    "unknown benchmark '{}': use `borderlens bench risk`",
+                    a.what
+                );
+            }
+            crate::bench::risk(a, cli.json, &bars)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(a) => demo(&cli, a, &bars),
+    }
+}
+
+fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
+    let files = vec![
+        a.data.join("df_syn_train_eng.csv"),
+        a.data.join("df_syn_valid_eng.csv"),
+    ];
+    for f in &files {
+        if !f.exists() {
+            bail!(
+                "sample file {} not found: run from the repository root or pass --data DIR",
+                f.display()
+            );
+        }
+    }
+    let mut store = Store::open(&cli.db)
+        .with_context(|| format!("cannot open database {}", cli.db.display()))?;
+    let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").context("bad date");
+    println!(
+        "== 1. import {} and {} into {}",
+        files[0].display(),
+        files[1].display(),
+        cli.db.display()
+    );
+    let reports = app::import_files(
+        &mut store,
+        &files,
+        &ColumnMapping::kcs_default(),
+        false,
+        bars,
+    )?;
+    output::import(&reports, false)?;
+    println!("\n== 2. train a fraud model on 2020 (borderlens train --label fraud --until 2020-12-31 --model demo)");
+    let options = ModelOptions {
+        label: "fraud".into(),
+        imbalance: "none".into(),
+        anomaly_feature: false,
+        trees: 1000,
+        no_early_stopping: false,
+        leaves: 31,
+        learning_rate: 0.05,
+        seed: 42,
+    };
+    let request = app::TrainRequest {
+        model: "demo".into(),
+        until: date("2020-12-31")?,
+        options: options.to_options()?,
+    };
+    let trained = app::train(&mut store, &request, bars)?;
+    output::train(&trained, false)?;
+    println!("\n== 3. evaluate on 2021-Q1, never seen in training (borderlens evaluate --model demo --from 2021-01-01 --to 2021-03-31)");
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let request = app::EvaluateRequest {
+        model: "demo".into(),
+        version: Some(trained.version),
+        from: date("2021-01-01")?,
+        to: date("2021-03-31")?,
+    };
+    let (evaluation, _, _) = app::evaluate(&store, &request)?;
+    let rate_chart = a.out.join("rate-curves.svg");
+    output::write_rate_chart(&rate_chart, &evaluation)?;
+    output::evaluate(&evaluation, false)?;
+    println!("chart: {}", rate_chart.display());
+    println!("\n== 4. score 2021-Q1 with reasons (borderlens score --model demo --explain)");
+    let request = app::ScoreRequest {
+        model: "demo".into(),
+        version: Some(trained.version),
+        from: None,
+        to: None,
+        explain: true,
+        top_reasons: 3,
+        rate: 5,
+    };
+    let scored = app::score(&mut store, &request, bars)?;
+    output::score(&scored, 10, false)?;
+    if let Some(top) = scored.items.first() {
+        println!("\n== 5. explain the riskiest declaration (borderlens explain --model demo --declaration {})", top.declaration_id);
+        let request = app::ExplainRequest {
+            model: "demo".into(),
+            version: Some(trained.version),
+            key: ItemKey {
+                declaration_id: top.declaration_id.clone(),
+                item_no: top.item_no,
+            },
+            rate: 5,
+        };
+        let (report, _) = app::explain(&store, &request)?;
+        let chart = a.out.join(format!("waterfall-{}.svg", top.declaration_id));
+        output::write_waterfall(&chart, &report)?;
+        output::explain(&report, false)?;
+        println!("chart: {}", chart.display());
+    }
+    let importance = app::importance(
+        &store,
+        "demo",
+        Some(trained.version),
+        date("2021-01-01")?,
+        date("2021-03-31")?,
+    )?;
+    let chart = a.out.join("importance.svg");
+    output::write_importance(&chart, &importance)?;
+    println!("\nglobal importance chart: {}", chart.display());
+    Ok(ExitCode::SUCCESS)
+}

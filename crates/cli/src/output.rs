@@ -1,0 +1,317 @@
+//! How results look: tables for people, one JSON object for machines, SVG charts.
+
+use std::path::Path;
+
+use anyhow::Context;
+use borderlens_app::{EvaluationReport, ExplainReport, FileReport, ScoreReport, TrainReport};
+use borderlens_risk::charts::{self, RateCurvePoint};
+use borderlens_store::ModelInfo;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(header.to_vec());
+    t
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn import(reports: &[FileReport], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&serde_json::json!({ "files": reports }));
+    }
+    let mut t = table(&[
+        "file",
+        "records",
+        "inserted",
+        "unchanged",
+        "labelled",
+        "conflicts",
+        "rejected",
+    ]);
+    for r in reports {
+        match &r.file_error {
+            Some(e) if r.inserted == 0 => {
+                t.add_row(vec![
+                    r.file.clone(),
+                    "refused".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                eprintln!("borderlens: {e}");
+            }
+            _ => {
+                t.add_row(vec![
+                    r.file.clone(),
+                    r.records.to_string(),
+                    r.inserted.to_string(),
+                    r.unchanged.to_string(),
+                    r.labelled.to_string(),
+                    r.conflicts.len().to_string(),
+                    r.rejected.len().to_string(),
+                ]);
+            }
+        }
+        for issue in &r.rejected {
+            eprintln!("rejected: {}", issue.message);
+        }
+        for conflict in &r.conflicts {
+            eprintln!("conflict (stored original kept): {conflict}");
+        }
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub fn train(r: &TrainReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    println!(
+        "model {} version {}: {} label, {} rows ({} positive) from {} to {}, imbalance {}, {} trees, {:.1}s",
+        r.model, r.version, r.label, r.n_rows, r.positives, r.date_range.0, r.date_range.1, r.imbalance, r.n_trees, r.seconds
+    );
+    match (r.validation_roc_auc, r.validation_precision_at_5) {
+        (Some(auc), Some(p5)) => {
+            println!("held-out recent rows: ROC-AUC {auc:.4}, precision@5% {p5:.4}")
+        }
+        _ => println!("no held-out rows with both classes: no early stopping, no calibration"),
+    }
+    println!("sha256 {}", r.sha256);
+    Ok(())
+}
+
+pub fn evaluate(r: &EvaluationReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    println!(
+        "model {} v{} on {}..{}: {} declarations, {} {} ({:.1}%); ROC-AUC {:.4}, PR-AUC {:.4}",
+        r.model,
+        r.version,
+        r.from,
+        r.to,
+        r.n,
+        r.positives,
+        r.label,
+        100.0 * r.positives as f64 / r.n.max(1) as f64,
+        r.roc_auc,
+        r.pr_auc
+    );
+    let mut t = table(&["inspected", "precision", "recall", "revenue caught"]);
+    for rate in ["1", "2", "5", "10"] {
+        t.add_row(vec![
+            format!("{rate}%"),
+            format!("{:.3}", r.precision_at[rate]),
+            format!("{:.3}", r.recall_at[rate]),
+            format!("{:.3}", r.revenue_at[rate]),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub fn score(r: &ScoreReport, limit: usize, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    let selected = r.items.iter().filter(|i| i.selected).count();
+    println!(
+        "model {} v{}: {} declarations scored, {} at or above the {}% threshold ({:.3}); top {}:",
+        r.model,
+        r.version,
+        r.items.len(),
+        selected,
+        r.rate,
+        r.threshold,
+        limit.min(r.items.len())
+    );
+    let mut t = table(&[
+        "rank",
+        "declaration",
+        "item",
+        "date",
+        "score",
+        "top reasons",
+    ]);
+    for item in r.items.iter().take(limit) {
+        let reasons: Vec<String> = item
+            .reasons
+            .iter()
+            .map(|c| format!("{} = {}: {:+.2}", c.words, c.value, c.log_odds))
+            .collect();
+        t.add_row(vec![
+            item.rank.to_string(),
+            item.declaration_id.clone(),
+            item.item_no.to_string(),
+            item.date.clone(),
+            format!("{:.3}", item.score),
+            reasons.join("\n"),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    println!(
+        "declaration {} item {}: score {:.3} (threshold at {}% inspected: {:.3}){}",
+        r.declaration_id,
+        r.item_no,
+        r.score,
+        r.rate,
+        r.threshold,
+        r.outcome
+            .as_ref()
+            .map(|o| format!("; control outcome: {o}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "average declaration: {:+.3} log-odds; this one: {:+.3}",
+        r.base_log_odds, r.log_odds
+    );
+    let mut t = table(&["contribution", "field", "value"]);
+    for c in r.contributions.iter().take(12) {
+        t.add_row(vec![
+            format!("{:+.3}", c.log_odds),
+            c.words.clone(),
+            c.value.clone(),
+        ]);
+    }
+    println!("{t}");
+    match &r.counterfactual {
+        Some(c) => {
+            let changes: Vec<String> = c
+                .changes
+                .iter()
+                .map(|ch| format!("{} {} → {}", ch.field, ch.from, ch.to))
+                .collect();
+            println!(
+                "counterfactual: with {} the score would be {:.3}, below the threshold",
+                changes.join(" and "),
+                c.score
+            );
+        }
+        None if r.score >= r.threshold => println!(
+            "counterfactual: no change of one or two declared fields brings it below the threshold"
+        ),
+        None => println!("below the threshold: not selected at {}%", r.rate),
+    }
+    Ok(())
+}
+
+pub fn importance(importance: &[(String, f64)], json: bool) -> anyhow::Result<()> {
+    if json {
+        let rows: Vec<serde_json::Value> = importance
+            .iter()
+            .map(|(n, v)| serde_json::json!({"feature": n, "mean_abs_log_odds": v}))
+            .collect();
+        return print_json(&rows);
+    }
+    let mut t = table(&["feature", "mean |contribution| (log-odds)"]);
+    for (name, value) in importance {
+        t.add_row(vec![name.clone(), format!("{value:.4}")]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub fn models(models: &[ModelInfo], json: bool) -> anyhow::Result<()> {
+    if json {
+        let rows: Vec<serde_json::Value> = models
+            .iter()
+            .map(|m| serde_json::json!({"name": m.name, "version": m.version, "created_at": m.created_at, "sha256": m.sha256, "size_bytes": m.size_bytes, "metadata": serde_json::from_str::<serde_json::Value>(&m.metadata_json).unwrap_or_default()}))
+            .collect();
+        return print_json(&rows);
+    }
+    let mut t = table(&["name", "version", "created", "size", "sha256"]);
+    for m in models {
+        t.add_row(vec![
+            m.name.clone(),
+            m.version.to_string(),
+            m.created_at.clone(),
+            m.size_bytes.to_string(),
+            m.sha256.chars().take(16).collect(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn write(path: &Path, svg: String) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn write_rate_chart(path: &Path, r: &EvaluationReport) -> anyhow::Result<()> {
+    let points: Vec<RateCurvePoint> = r
+        .curve
+        .iter()
+        .map(|p| RateCurvePoint {
+            rate_percent: p.rate,
+            precision: p.precision,
+            recall: p.recall,
+            revenue_share: p.revenue,
+        })
+        .collect();
+    let title = format!(
+        "{} v{} on {}..{}: precision, recall, revenue vs share inspected",
+        r.model, r.version, r.from, r.to
+    );
+    write(
+        path,
+        charts::rate_curves_svg(&title, &points, &[1.0, 2.0, 5.0, 10.0]),
+    )
+}
+
+pub fn write_waterfall(path: &Path, r: &ExplainReport) -> anyhow::Result<()> {
+    let shown = 12;
+    let mut bars: Vec<(String, f64)> = r
+        .contributions
+        .iter()
+        .take(shown)
+        .map(|c| (format!("{} = {}", c.words, c.value), c.log_odds))
+        .collect();
+    let rest: f64 = r.contributions.iter().skip(shown).map(|c| c.log_odds).sum();
+    if r.contributions.len() > shown {
+        bars.push((
+            format!("{} other fields", r.contributions.len() - shown),
+            rest,
+        ));
+    }
+    let title = format!(
+        "declaration {} item {}: score {:.3}",
+        r.declaration_id, r.item_no, r.score
+    );
+    write(
+        path,
+        charts::waterfall_svg(
+            &title,
+            r.base_log_odds,
+            &bars,
+            r.log_odds,
+            "log-odds of fraud",
+        ),
+    )
+}
+
+pub fn write_importance(path: &Path, importance: &[(String, f64)]) -> anyhow::Result<()> {
+    let bars: Vec<(String, f64)> = importance.iter().take(20).cloned().collect();
+    write(
+        path,
+        charts::bar_chart_svg("global importance: mean |contribution|", &bars, "log-odds"),
+    )
+}

@@ -1,0 +1,382 @@
+//! The feature pipeline: declaration items (and the labelled past) → model columns.
+//!
+//! Leakage rules, enforced here and nowhere else:
+//! - every history feature of an item dated `d` reads only items dated strictly before `d`
+//!   (`HistoryState` is advanced day by day, after the day's features are taken);
+//! - category vocabularies are fixed when the model is trained; a code first seen later maps to the
+//!   "unseen" code, which no categorical split sends left;
+//! - nothing reads the label of the item being described.
+//!
+//! High-cardinality parties (importer, seller) are described by their history rather than by
+//! their identity: counts, smoothed past fraud rate and seniority.
+
+use std::collections::HashMap;
+
+use borderlens_domain::{DeclarationItem, LabelKind};
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, FeatureInfo, FeatureKind};
+
+/// Declared code fields read as native categoricals: (column name, business words, accessor).
+type Accessor = fn(&DeclarationItem) -> Option<&str>;
+const CATEGORICALS: [(&str, &str, Accessor); 15] = [
+    ("office", "customs office", |d| Some(&d.office_id)),
+    ("process_type", "process type", |d| Some(&d.process_type)),
+    ("import_type", "import type", |d| Some(&d.import_type)),
+    ("import_use", "import use", |d| Some(&d.import_use)),
+    ("payment_type", "payment type", |d| Some(&d.payment_type)),
+    ("transport_mode", "mode of transport", |d| {
+        Some(&d.transport_mode)
+    }),
+    ("tax_type", "tax type", |d| Some(&d.tax_type)),
+    ("origin_indicator", "origin indicator", |d| {
+        Some(&d.origin_indicator)
+    }),
+    ("departure_country", "country of departure", |d| {
+        Some(&d.departure_country)
+    }),
+    ("origin_country", "country of origin", |d| {
+        Some(&d.origin_country)
+    }),
+    ("hs_chapter", "HS chapter", |d| Some(d.hs6.chapter())),
+    ("hs_heading", "HS heading", |d| Some(d.hs6.heading())),
+    ("hs6", "HS code", |d| Some(d.hs6.as_str())),
+    ("declarant", "declarant", |d| Some(&d.declarant_id)),
+    ("courier", "courier", |d| d.courier_id.as_deref()),
+];
+
+/// Parties and goods whose past control results become features.
+const HISTORIES: [(&str, &str, Accessor); 4] = [
+    ("importer", "importer", |d| Some(&d.importer_id)),
+    ("declarant", "declarant", |d| Some(&d.declarant_id)),
+    ("seller", "seller", |d| d.seller_id.as_deref()),
+    ("hs6", "HS code", |d| Some(d.hs6.as_str())),
+];
+
+/// Pseudo-count of the prior in smoothed fraud rates.
+const PRIOR_STRENGTH: f64 = 5.0;
+
+/// The fitted pipeline: category vocabularies learned at training time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeaturePipeline {
+    /// Sorted distinct codes per categorical column, in [`CATEGORICALS`] order.
+    vocabularies: Vec<Vec<String>>,
+}
+
+/// Running statistics of everything dated before the day being described.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryState {
+    /// Per history key (e.g. importer id): (declarations, controlled, frauds, first date).
+    entities: Vec<HashMap<String, EntityStats>>,
+    /// Sum and count of log unit values by HS6×origin, and by HS6 alone.
+    norms_hs_origin: HashMap<(String, String), (f64, f64)>,
+    norms_hs: HashMap<String, (f64, f64)>,
+    controlled: f64,
+    frauds: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct EntityStats {
+    declarations: f64,
+    controlled: f64,
+    frauds: f64,
+    first_seen: Option<NaiveDate>,
+}
+
+impl FeaturePipeline {
+    /// Learns the vocabularies from the training items.
+    pub fn fit(items: &[DeclarationItem]) -> FeaturePipeline {
+        let vocabularies = CATEGORICALS
+            .iter()
+            .map(|(_, _, get)| {
+                let mut codes: Vec<String> = items
+                    .iter()
+                    .filter_map(|d| get(d).map(str::to_string))
+                    .collect();
+                codes.sort_unstable();
+                codes.dedup();
+                codes
+            })
+            .collect();
+        FeaturePipeline { vocabularies }
+    }
+
+    /// Column descriptions, in column order.
+    pub fn features(&self) -> Vec<FeatureInfo> {
+        let mut features: Vec<FeatureInfo> = CATEGORICALS
+            .iter()
+            .zip(&self.vocabularies)
+            .map(|((name, _, _), vocabulary)| FeatureInfo {
+                name: name.to_string(),
+                kind: FeatureKind::Categorical {
+                    // + 1: the "unseen" code.
+                    cardinality: vocabulary.len() as u32 + 1,
+                },
+            })
+            .collect();
+        for name in NUMERIC_NAMES {
+            features.push(FeatureInfo {
+                name: name.to_string(),
+                kind: FeatureKind::Numeric,
+            });
+        }
+        for (name, _, _) in HISTORIES {
+            for suffix in HISTORY_SUFFIXES {
+                features.push(FeatureInfo {
+                    name: format!("{name}_{suffix}"),
+                    kind: FeatureKind::Numeric,
+                });
+            }
+        }
+        features
+    }
+
+    /// Business words for a column, e.g. `origin_country` → "country of origin".
+    pub fn describe(&self, column: usize) -> String {
+        let features = self.features();
+        let name = &features[column].name;
+        if let Some((_, words, _)) = CATEGORICALS.iter().find(|(n, _, _)| n == name) {
+            return words.to_string();
+        }
+        if let Some(i) = NUMERIC_NAMES.iter().position(|n| n == name) {
+            return NUMERIC_WORDS[i].to_string();
+        }
+        for (entity, words, _) in HISTORIES {
+            for (suffix, suffix_words) in HISTORY_SUFFIXES.iter().zip(HISTORY_WORDS) {
+                if *name == format!("{entity}_{suffix}") {
+                    return format!("{words}'s {suffix_words}");
+                }
+            }
+        }
+        name.clone()
+    }
+
+    /// The value of column `column` as a person reads it (category codes back to declared text).
+    pub fn display_value(&self, column: usize, value: f64) -> String {
+        if value.is_nan() {
+            return "(missing)".to_string();
+        }
+        if column < CATEGORICALS.len() {
+            return self.vocabularies[column]
+                .get(value as usize)
+                .cloned()
+                .unwrap_or_else(|| "(new code)".to_string());
+        }
+        if value.fract() == 0.0 && value.abs() < 1e9 {
+            format!("{value:.0}")
+        } else {
+            format!("{value:.3}")
+        }
+    }
+
+    /// Number of declared-code (categorical) columns; they come first.
+    pub fn n_categorical(&self) -> usize {
+        CATEGORICALS.len()
+    }
+
+    /// Category code of `text` in column `column` (the "unseen" code if it was never trained on).
+    fn code(&self, column: usize, text: Option<&str>) -> f64 {
+        match text {
+            None => f64::NAN,
+            Some(text) => {
+                let vocabulary = &self.vocabularies[column];
+                match vocabulary.binary_search_by(|c| c.as_str().cmp(text)) {
+                    Ok(i) => i as f64,
+                    Err(_) => vocabulary.len() as f64,
+                }
+            }
+        }
+    }
+
+    /// One item's columns given the history before its date.
+    pub fn row(&self, item: &DeclarationItem, history: &HistoryState) -> Vec<f64> {
+        let mut row = Vec::with_capacity(CATEGORICALS.len() + NUMERIC_NAMES.len() + 16);
+        for (column, (_, _, get)) in CATEGORICALS.iter().enumerate() {
+            row.push(self.code(column, get(item)));
+        }
+        let log_unit_value = log_unit_value(item);
+        let norm = history.unit_value_norm(item);
+        row.push(item.tax_rate);
+        row.push((1.0 + item.net_mass.max(0.0)).ln());
+        row.push((1.0 + item.item_price.max(0.0)).ln());
+        row.push(log_unit_value.unwrap_or(f64::NAN));
+        row.push(match (log_unit_value, norm) {
+            (Some(v), Some(n)) => v - n,
+            _ => f64::NAN,
+        });
+        row.push((1.0 + item.duty_at_stake()).ln());
+        row.push(f64::from(item.date.weekday().num_days_from_monday()));
+        row.push(f64::from(u8::from(
+            item.departure_country != item.origin_country,
+        )));
+        let prior = history.prior_rate();
+        for (entity_index, (_, _, get)) in HISTORIES.iter().enumerate() {
+            let stats = get(item).and_then(|key| history.entities.get(entity_index)?.get(key));
+            match stats {
+                None => row.extend([0.0, 0.0, prior, f64::NAN]),
+                Some(s) => row.extend([
+                    s.declarations,
+                    s.controlled,
+                    (s.frauds + PRIOR_STRENGTH * prior) / (s.controlled + PRIOR_STRENGTH),
+                    s.first_seen
+                        .map(|first| (item.date - first).num_days() as f64)
+                        .unwrap_or(f64::NAN),
+                ]),
+            }
+        }
+        row
+    }
+
+    /// Columns for `items` (sorted by date), each described with the history of `items` dated
+    /// strictly before it; `label` chooses the target column.
+    ///
+    /// `items` is the whole known past plus the items to describe; `wanted[i]` says whether item `i`
+    /// gets a row. Labels of items dated before an item are history; its own label never is.
+    pub fn transform(
+        &self,
+        items: &[DeclarationItem],
+        wanted: &[bool],
+        label: LabelKind,
+    ) -> (Dataset, Vec<usize>) {
+        let mut data = Dataset {
+            features: self.features(),
+            columns: vec![Vec::new(); self.features().len()],
+            labels: Vec::new(),
+            weights: Vec::new(),
+        };
+        let mut rows_for = Vec::new();
+        let mut history = HistoryState::new();
+        let mut day_start = 0;
+        while day_start < items.len() {
+            let date = items[day_start].date;
+            let day_end = day_start
+                + items[day_start..]
+                    .iter()
+                    .take_while(|d| d.date == date)
+                    .count();
+            for i in day_start..day_end {
+                if wanted[i] {
+                    let row = self.row(&items[i], &history);
+                    let positive = items[i].label.is_some_and(|l| label.is_positive(l));
+                    data.push_row(&row, positive, 1.0);
+                    rows_for.push(i);
+                }
+            }
+            for item in &items[day_start..day_end] {
+                history.add(item);
+            }
+            day_start = day_end;
+        }
+        (data, rows_for)
+    }
+}
+
+const NUMERIC_NAMES: [&str; 8] = [
+    "tax_rate",
+    "log_net_mass",
+    "log_item_price",
+    "log_unit_value",
+    "unit_value_deviation",
+    "log_duty_at_stake",
+    "weekday",
+    "departure_differs_from_origin",
+];
+const NUMERIC_WORDS: [&str; 8] = [
+    "tax rate (%)",
+    "net mass (log kg)",
+    "item price (log)",
+    "unit value (log price per kg)",
+    "unit value vs HS6×origin norm (log ratio)",
+    "duty at stake (log)",
+    "weekday (0 = Monday)",
+    "departure country differs from origin",
+];
+const HISTORY_SUFFIXES: [&str; 4] = [
+    "past_declarations",
+    "past_controls",
+    "past_fraud_rate",
+    "days_known",
+];
+const HISTORY_WORDS: [&str; 4] = [
+    "past declarations",
+    "past controls",
+    "past fraud rate (smoothed)",
+    "days since first seen",
+];
+
+fn log_unit_value(item: &DeclarationItem) -> Option<f64> {
+    if item.net_mass > 0.0 && item.item_price > 0.0 {
+        Some((item.item_price / item.net_mass).ln())
+    } else {
+        None
+    }
+}
+
+impl HistoryState {
+    /// Empty history.
+    pub fn new() -> HistoryState {
+        HistoryState {
+            entities: vec![HashMap::new(); HISTORIES.len()],
+            ..HistoryState::default()
+        }
+    }
+
+    /// The history of `items` dated strictly before `date`.
+    pub fn as_of(items: &[DeclarationItem], date: NaiveDate) -> HistoryState {
+        let mut history = HistoryState::new();
+        for item in items.iter().filter(|d| d.date < date) {
+            history.add(item);
+        }
+        history
+    }
+
+    /// Adds one item (its declaration always; its control result if it has one).
+    pub fn add(&mut self, item: &DeclarationItem) {
+        for (entity_index, (_, _, get)) in HISTORIES.iter().enumerate() {
+            if let Some(key) = get(item) {
+                let stats = self.entities[entity_index]
+                    .entry(key.to_string())
+                    .or_default();
+                stats.declarations += 1.0;
+                if let Some(label) = item.label {
+                    stats.controlled += 1.0;
+                    stats.frauds += f64::from(u8::from(label.fraud));
+                }
+                stats.first_seen.get_or_insert(item.date);
+            }
+        }
+        if let Some(label) = item.label {
+            self.controlled += 1.0;
+            self.frauds += f64::from(u8::from(label.fraud));
+        }
+        if let Some(v) = log_unit_value(item) {
+            let key = (item.hs6.as_str().to_string(), item.origin_country.clone());
+            let e = self.norms_hs_origin.entry(key).or_default();
+            e.0 += v;
+            e.1 += 1.0;
+            let e = self
+                .norms_hs
+                .entry(item.hs6.as_str().to_string())
+                .or_default();
+            e.0 += v;
+            e.1 += 1.0;
+        }
+    }
+
+    fn prior_rate(&self) -> f64 {
+        (self.frauds + 1.0) / (self.controlled + 2.0)
+    }
+
+    /// Mean past log unit value of the item's HS6×origin (at least 3 items), else of its HS6.
+    fn unit_value_norm(&self, item: &DeclarationItem) -> Option<f64> {
+        let key = (item.hs6.as_str().to_string(), item.origin_country.clone());
+        match self.norms_hs_origin.get(&key) {
+            Some(&(sum, n)) if n >= 3.0 => Some(sum / n),
+            _ => match self.norms_hs.get(item.hs6.as_str()) {
+                Some(&(sum, n)) if n >= 3.0 => Some(sum / n),
+                _ => None,
+            },
+        }
+    }
+}

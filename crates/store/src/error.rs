@@ -1,0 +1,120 @@
+//! [`StoreError`]: what failed, named.
+
+use std::path::PathBuf;
+
+/// Why a store operation failed. Every message names the operation or the record concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file cannot be opened or configured.
+    #[error("cannot open the store '{}': {source}", path.display())]
+    Open {
+        /// the database file
+        path: PathBuf,
+        /// the SQLite error
+        source: rusqlite::Error,
+    },
+    /// SQLite refused WAL mode (e.g. the file system does not support shared memory).
+    #[error("store '{}': cannot switch to WAL mode (journal mode stays '{mode}')", path.display())]
+    NotWal {
+        /// the database file
+        path: PathBuf,
+        /// the journal mode SQLite reported
+        mode: String,
+    },
+    /// The database was written by a newer borderlens.
+    #[error(
+        "store '{}' has schema version {found}, newer than the {supported} this program knows: \
+         upgrade borderlens", path.display()
+    )]
+    NewerSchema {
+        /// the database file
+        path: PathBuf,
+        /// `PRAGMA user_version` of the file
+        found: u32,
+        /// the latest version this build can migrate to
+        supported: u32,
+    },
+    /// A migration step failed; the schema stays at the version before it.
+    #[error("store '{}': migration to schema version {version} failed: {source}", path.display())]
+    Migration {
+        /// the database file
+        path: PathBuf,
+        /// the version that could not be reached
+        version: u32,
+        /// the SQLite error
+        source: rusqlite::Error,
+    },
+    /// An SQL statement failed.
+    #[error("{what}: {source}")]
+    Sql {
+        /// what was being done, e.g. `import of 'train.csv': inserting item 123/1`
+        what: String,
+        /// the SQLite error
+        source: rusqlite::Error,
+    },
+    /// An item that cannot be stored (the whole import is rolled back).
+    #[error("import of '{file}', line {line}: item {key}: {reason}")]
+    InvalidItem {
+        /// the import's source name
+        file: String,
+        /// the line of the item in the source
+        line: u64,
+        /// `declaration_id/item_no`
+        key: String,
+        /// what is wrong
+        reason: String,
+    },
+    /// The item stream of [`Store::try_import`](crate::Store::try_import) yielded an error;
+    /// nothing of the import was kept.
+    #[error("import of '{file}' aborted, nothing of it was kept: {reason}")]
+    Aborted {
+        /// the import's source name
+        file: String,
+        /// the error the stream yielded
+        reason: String,
+    },
+    /// No such model version.
+    #[error("no model '{name}' version {version} in the store")]
+    UnknownModel {
+        /// the model name
+        name: String,
+        /// the version asked for
+        version: u32,
+    },
+    /// A score for an item that is not in the store (the whole batch is rolled back).
+    #[error("score for item {key}, which is not in the store")]
+    UnknownItem {
+        /// `declaration_id/item_no`
+        key: String,
+    },
+    /// A score that is NaN or infinite (the whole batch is rolled back).
+    #[error("score {score} for item {key} is not a finite number")]
+    InvalidScore {
+        /// `declaration_id/item_no`
+        key: String,
+        /// the score
+        score: f64,
+    },
+    /// An argument that the store refuses, e.g. an empty model name or text that is not JSON.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// the argument, e.g. `model metadata`
+        what: String,
+        /// what is wrong with it
+        reason: String,
+    },
+}
+
+/// Attaches "what was being done" to SQLite errors.
+pub(crate) trait Context<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for rusqlite::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sql {
+            what: what(),
+            source,
+        })
+    }
+}

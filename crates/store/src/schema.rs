@@ -1,0 +1,163 @@
+//! The schema, as a list of migrations; the version reached is `PRAGMA user_version`.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+/// Schema version 1: declaration items, import conflicts, models, scores, audit log.
+const V1: &str = r#"
+CREATE TABLE declaration_items (
+    declaration_id    TEXT    NOT NULL CHECK (length(declaration_id) > 0),
+    item_no           INTEGER NOT NULL CHECK (item_no >= 1),
+    date              TEXT    NOT NULL,
+    office_id         TEXT    NOT NULL,
+    process_type      TEXT    NOT NULL,
+    import_type       TEXT    NOT NULL,
+    import_use        TEXT    NOT NULL,
+    payment_type      TEXT    NOT NULL,
+    transport_mode    TEXT    NOT NULL,
+    declarant_id      TEXT    NOT NULL,
+    importer_id       TEXT    NOT NULL,
+    seller_id         TEXT,
+    courier_id        TEXT,
+    hs6               TEXT    NOT NULL CHECK (length(hs6) = 6),
+    departure_country TEXT    NOT NULL,
+    origin_country    TEXT    NOT NULL,
+    tax_rate          REAL    NOT NULL CHECK (tax_rate >= 0),
+    tax_type          TEXT    NOT NULL,
+    origin_indicator  TEXT    NOT NULL,
+    net_mass          REAL    NOT NULL CHECK (net_mass >= 0),
+    item_price        REAL    NOT NULL CHECK (item_price >= 0),
+    fraud             INTEGER CHECK (fraud IN (0, 1)),
+    critical_fraud    INTEGER CHECK (critical_fraud IN (0, 1, 2)),
+    imported_at       TEXT    NOT NULL,
+    source_file       TEXT    NOT NULL,
+    source_line       INTEGER NOT NULL,
+    labelled_at       TEXT,
+    label_source      TEXT,
+    label_line        INTEGER,
+    PRIMARY KEY (declaration_id, item_no),
+    CHECK ((fraud IS NULL) = (critical_fraud IS NULL)),
+    CHECK (fraud IS NULL OR (fraud = 1) = (critical_fraud > 0))
+);
+CREATE INDEX declaration_items_by_date ON declaration_items (date, declaration_id, item_no);
+
+-- What the trader declared is never overwritten; a label is only ever added.
+CREATE TRIGGER declaration_items_declared_fields_are_final
+BEFORE UPDATE OF declaration_id, item_no, date, office_id, process_type, import_type, import_use,
+    payment_type, transport_mode, declarant_id, importer_id, seller_id, courier_id, hs6,
+    departure_country, origin_country, tax_rate, tax_type, origin_indicator, net_mass, item_price,
+    imported_at, source_file, source_line
+ON declaration_items
+BEGIN
+    SELECT RAISE(ABORT, 'declared fields of declaration_items are never overwritten');
+END;
+CREATE TRIGGER declaration_items_labels_are_final
+BEFORE UPDATE OF fraud, critical_fraud ON declaration_items
+WHEN OLD.fraud IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'a stored control label is never overwritten');
+END;
+
+CREATE TABLE import_conflicts (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at             TEXT    NOT NULL,
+    source_file    TEXT    NOT NULL,
+    source_line    INTEGER NOT NULL,
+    declaration_id TEXT    NOT NULL,
+    item_no        INTEGER NOT NULL,
+    field          TEXT    NOT NULL,
+    stored         TEXT    NOT NULL,
+    incoming       TEXT    NOT NULL,
+    FOREIGN KEY (declaration_id, item_no) REFERENCES declaration_items (declaration_id, item_no)
+);
+CREATE INDEX import_conflicts_by_item ON import_conflicts (declaration_id, item_no);
+
+CREATE TABLE models (
+    name          TEXT    NOT NULL CHECK (length(name) > 0),
+    version       INTEGER NOT NULL CHECK (version >= 1),
+    metadata_json TEXT    NOT NULL CHECK (json_valid(metadata_json)),
+    bytes         BLOB    NOT NULL,
+    sha256        TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL,
+    PRIMARY KEY (name, version)
+);
+
+CREATE TABLE scores (
+    declaration_id TEXT    NOT NULL,
+    item_no        INTEGER NOT NULL,
+    model_name     TEXT    NOT NULL,
+    model_version  INTEGER NOT NULL,
+    score          REAL    NOT NULL,
+    scored_at      TEXT    NOT NULL,
+    PRIMARY KEY (declaration_id, item_no, model_name, model_version),
+    FOREIGN KEY (model_name, model_version) REFERENCES models (name, version),
+    FOREIGN KEY (declaration_id, item_no) REFERENCES declaration_items (declaration_id, item_no)
+) WITHOUT ROWID;
+CREATE INDEX scores_by_model ON scores (model_name, model_version);
+
+CREATE TABLE audit_log (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT    NOT NULL,
+    actor       TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    subject     TEXT    NOT NULL,
+    detail_json TEXT    NOT NULL CHECK (json_valid(detail_json))
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be updated');
+END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only: entries cannot be deleted');
+END;
+"#;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the schema to [`SCHEMA_VERSION`], each step in its own transaction.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    loop {
+        // IMMEDIATE: two processes opening a fresh file must not both run a step.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let found: u32 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let version = found + 1;
+        let failed = |source| StoreError::Migration {
+            path: path.to_path_buf(),
+            version,
+            source,
+        };
+        tx.execute_batch(MIGRATIONS[found as usize])
+            .map_err(failed)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+    }
+}

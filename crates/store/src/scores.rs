@@ -1,0 +1,130 @@
+//! Scores of items by model versions.
+
+use borderlens_domain::ItemKey;
+use rusqlite::{params, ErrorCode, TransactionBehavior};
+
+use crate::audit::insert_audit;
+use crate::error::Context;
+use crate::{key_text, sql_int, Store, StoreError, NOW};
+
+/// A score of an item by one model version.
+#[derive(Clone, PartialEq, Debug)]
+pub struct StoredScore {
+    /// The model name.
+    pub model: String,
+    /// The model version.
+    pub version: u32,
+    /// The score.
+    pub score: f64,
+    /// When it was saved (UTC, ISO 8601).
+    pub scored_at: String,
+}
+
+impl Store {
+    /// Saves `scores` of stored items by model `model` version `version`, in one transaction,
+    /// replacing earlier scores of that model version for the same items. Fails, keeping
+    /// nothing, when the model version or an item is not stored or a score is not finite.
+    /// Writes a `save_scores` audit entry. Returns the number of scores saved.
+    pub fn save_scores(
+        &mut self,
+        model: &str,
+        version: u32,
+        scores: &[(ItemKey, f64)],
+    ) -> Result<usize, StoreError> {
+        let subject = format!("{model}@{version}");
+        let what = || format!("saving scores of model {subject}");
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let known: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM models WHERE name = ?1 AND version = ?2)",
+                params![model, version],
+                |row| row.get(0),
+            )
+            .ctx(what)?;
+        if !known {
+            return Err(StoreError::UnknownModel {
+                name: model.to_string(),
+                version,
+            });
+        }
+        let now: String = tx
+            .query_row(&format!("SELECT {NOW}"), [], |row| row.get(0))
+            .ctx(what)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO scores (declaration_id, item_no, model_name, model_version,
+                         score, scored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (declaration_id, item_no, model_name, model_version)
+                     DO UPDATE SET score = excluded.score, scored_at = excluded.scored_at",
+                )
+                .ctx(what)?;
+            for (key, score) in scores {
+                if !score.is_finite() {
+                    return Err(StoreError::InvalidScore {
+                        key: key_text(key),
+                        score: *score,
+                    });
+                }
+                upsert
+                    .execute(params![
+                        key.declaration_id,
+                        key.item_no,
+                        model,
+                        version,
+                        score,
+                        now
+                    ])
+                    .map_err(|source| match source.sqlite_error_code() {
+                        // The model exists (checked above): the item does not.
+                        Some(ErrorCode::ConstraintViolation) => {
+                            StoreError::UnknownItem { key: key_text(key) }
+                        }
+                        _ => StoreError::Sql {
+                            what: format!("{}: item {}", what(), key_text(key)),
+                            source,
+                        },
+                    })?;
+            }
+        }
+        let detail: String = tx
+            .query_row(
+                "SELECT json_object('scores', ?1)",
+                [sql_int(scores.len() as u64)],
+                |row| row.get(0),
+            )
+            .ctx(what)?;
+        insert_audit(&tx, &actor, "save_scores", &subject, &detail)?;
+        tx.commit().ctx(what)?;
+        Ok(scores.len())
+    }
+
+    /// Every stored score of the item `key`, by model name then version.
+    pub fn scores_for(&self, key: &ItemKey) -> Result<Vec<StoredScore>, StoreError> {
+        let what = || format!("reading the scores of item {}", key_text(key));
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT model_name, model_version, score, scored_at FROM scores
+                 WHERE declaration_id = ?1 AND item_no = ?2
+                 ORDER BY model_name, model_version",
+            )
+            .ctx(what)?;
+        let rows = statement
+            .query_map(params![key.declaration_id, key.item_no], |row| {
+                Ok(StoredScore {
+                    model: row.get(0)?,
+                    version: row.get(1)?,
+                    score: row.get(2)?,
+                    scored_at: row.get(3)?,
+                })
+            })
+            .ctx(what)?;
+        rows.collect::<Result<_, _>>().ctx(what)
+    }
+}

@@ -1,0 +1,471 @@
+//! Store behaviour on a temporary database file.
+
+use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
+use chrono::NaiveDate;
+use tempfile::TempDir;
+
+use crate::{ItemFilter, Store, StoreError, SCHEMA_VERSION};
+
+fn open() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("borderlens.db")).unwrap();
+    (dir, store)
+}
+
+fn key(id: &str, item_no: u32) -> ItemKey {
+    ItemKey {
+        declaration_id: id.to_string(),
+        item_no,
+    }
+}
+
+fn label(critical: u8) -> Option<ControlLabel> {
+    Some(ControlLabel {
+        fraud: critical > 0,
+        critical,
+    })
+}
+
+fn item(id: &str, item_no: u32, day: u32, label: Option<ControlLabel>) -> DeclarationItem {
+    DeclarationItem {
+        key: key(id, item_no),
+        date: NaiveDate::from_ymd_opt(2020, 1, day).unwrap(),
+        office_id: "30".into(),
+        process_type: "B".into(),
+        import_type: "11".into(),
+        import_use: "21".into(),
+        payment_type: "11".into(),
+        transport_mode: "10".into(),
+        declarant_id: "ZZR1LT6".into(),
+        importer_id: "QLRUBN9".into(),
+        seller_id: Some("0VKY2BR".into()),
+        courier_id: None,
+        hs6: HsCode::parse("440890").unwrap(),
+        departure_country: "BE".into(),
+        origin_country: "BE".into(),
+        tax_rate: 8.0,
+        tax_type: "FEU1".into(),
+        origin_indicator: "G".into(),
+        net_mass: 108.0,
+        item_price: 372254.4,
+        label,
+    }
+}
+
+fn lines(items: Vec<DeclarationItem>) -> impl Iterator<Item = (DeclarationItem, u64)> {
+    items.into_iter().zip(2u64..)
+}
+
+#[test]
+fn open_sets_wal_foreign_keys_and_schema_version() {
+    let (dir, store) = open();
+    assert_eq!(store.journal_mode().unwrap(), "wal");
+    let foreign_keys: bool = store
+        .conn
+        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+        .unwrap();
+    assert!(foreign_keys);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(store);
+    // Reopening migrates nothing and keeps the data.
+    let store = Store::open(&dir.path().join("borderlens.db")).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let (dir, store) = open();
+    store.conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(store);
+    let err = Store::open(&dir.path().join("borderlens.db"))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("borderlens.db"), "{err}");
+}
+
+#[test]
+fn import_twice_is_idempotent() {
+    let (_dir, mut store) = open();
+    let items = vec![
+        item("A", 1, 2, label(0)),
+        item("A", 2, 2, label(2)),
+        item("B", 1, 1, None),
+    ];
+    let first = store.import("train.csv", lines(items.clone())).unwrap();
+    assert_eq!((first.inserted, first.unchanged, first.labelled), (3, 0, 0));
+    assert!(first.conflicts.is_empty());
+    let second = store.import("train.csv", lines(items.clone())).unwrap();
+    assert_eq!(
+        (second.inserted, second.unchanged, second.labelled),
+        (0, 3, 0)
+    );
+    assert!(second.conflicts.is_empty());
+    assert_eq!(store.count_items().unwrap(), 3);
+    for original in &items {
+        assert_eq!(store.item(&original.key).unwrap().as_ref(), Some(original));
+    }
+    let audit = store.audit_entries(10).unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(
+        (
+            audit[0].action.as_str(),
+            audit[0].subject.as_str(),
+            audit[0].actor.as_str()
+        ),
+        ("import", "train.csv", "system")
+    );
+    assert_eq!(
+        audit[0].detail_json,
+        r#"{"inserted":0,"unchanged":3,"labelled":0,"conflicts":0}"#
+    );
+    assert_eq!(
+        audit[1].detail_json,
+        r#"{"inserted":3,"unchanged":0,"labelled":0,"conflicts":0}"#
+    );
+}
+
+#[test]
+fn label_is_added_later_and_never_removed() {
+    let (_dir, mut store) = open();
+    store
+        .import("declared.csv", lines(vec![item("A", 1, 1, None)]))
+        .unwrap();
+    let outcome = store
+        .import("controls.csv", lines(vec![item("A", 1, 1, label(1))]))
+        .unwrap();
+    assert_eq!(
+        (outcome.inserted, outcome.unchanged, outcome.labelled),
+        (0, 0, 1)
+    );
+    assert_eq!(store.item(&key("A", 1)).unwrap().unwrap().label, label(1));
+    let (source, labelled_at): (String, Option<String>) = store
+        .conn
+        .query_row(
+            "SELECT label_source, labelled_at FROM declaration_items",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(source, "controls.csv");
+    assert!(labelled_at.is_some());
+    // A later file without the label changes nothing.
+    let outcome = store
+        .import("declared.csv", lines(vec![item("A", 1, 1, None)]))
+        .unwrap();
+    assert_eq!(outcome.unchanged, 1);
+    assert_eq!(store.item(&key("A", 1)).unwrap().unwrap().label, label(1));
+}
+
+#[test]
+fn conflict_keeps_the_original() {
+    let (_dir, mut store) = open();
+    let original = item("A", 1, 1, label(0));
+    store
+        .import("first.csv", lines(vec![original.clone()]))
+        .unwrap();
+
+    let mut changed = original.clone();
+    changed.net_mass = 99.5;
+    changed.hs6 = HsCode::parse("440891").unwrap();
+    changed.label = label(2);
+    let relabelled = item("A", 1, 1, label(1));
+    let outcome = store
+        .import("second.csv", vec![(changed, 7), (relabelled, 9)])
+        .unwrap();
+    assert_eq!(
+        (outcome.inserted, outcome.unchanged, outcome.labelled),
+        (0, 0, 0)
+    );
+    assert_eq!(outcome.conflicts.len(), 2);
+    let first = &outcome.conflicts[0];
+    assert_eq!((first.key.clone(), first.line), (key("A", 1), 7));
+    let fields: Vec<_> = first.differences.iter().map(|d| d.field).collect();
+    assert_eq!(fields, ["hs6", "net_mass"]);
+    assert_eq!(
+        (
+            first.differences[1].stored.as_str(),
+            first.differences[1].incoming.as_str()
+        ),
+        ("108", "99.5")
+    );
+    let second = &outcome.conflicts[1];
+    assert_eq!(second.line, 9);
+    assert_eq!(second.differences.len(), 1);
+    assert_eq!(second.differences[0].field, "label");
+    assert_eq!(second.differences[0].stored, "fraud=0 critical=0");
+    assert_eq!(second.differences[0].incoming, "fraud=1 critical=1");
+
+    assert_eq!(store.item(&key("A", 1)).unwrap(), Some(original));
+    let recorded = store.conflicts_for(&key("A", 1)).unwrap();
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(
+        (
+            recorded[0].source.as_str(),
+            recorded[0].line,
+            recorded[0].field.as_str()
+        ),
+        ("second.csv", 7, "hs6")
+    );
+    assert_eq!(
+        store.audit_entries(1).unwrap()[0].detail_json,
+        r#"{"inserted":0,"unchanged":0,"labelled":0,"conflicts":2}"#
+    );
+}
+
+#[test]
+fn failed_import_rolls_back_everything() {
+    let (_dir, mut store) = open();
+    let mut bad = item("C", 1, 3, None);
+    bad.net_mass = f64::NAN;
+    let items = vec![item("A", 1, 1, None), item("B", 1, 2, label(0)), bad];
+    let err = store.import("bad.csv", lines(items)).unwrap_err();
+    assert!(
+        matches!(err, StoreError::InvalidItem { line: 4, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "import of 'bad.csv', line 4: item C/1: net_mass NaN is not a finite non-negative number"
+    );
+    assert_eq!(store.count_items().unwrap(), 0);
+    assert!(store.audit_entries(10).unwrap().is_empty());
+
+    // An error from the stream (e.g. Ctrl-C) aborts the same way.
+    let stream = vec![
+        Ok((item("A", 1, 1, None), 2)),
+        Err("interrupted by the user"),
+    ];
+    let err = store.try_import("big.csv", stream).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "import of 'big.csv' aborted, nothing of it was kept: interrupted by the user"
+    );
+    assert_eq!(store.count_items().unwrap(), 0);
+    assert!(store.audit_entries(10).unwrap().is_empty());
+}
+
+#[test]
+fn audit_log_is_append_only() {
+    let (_dir, mut store) = open();
+    store.set_actor("officer 17");
+    let id = store
+        .append_audit("officer 17", "override", "A/1", r#"{"reason":"tip-off"}"#)
+        .unwrap();
+    let err = store
+        .conn
+        .execute(
+            "UPDATE audit_log SET actor = 'someone else' WHERE id = ?1",
+            [id],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let err = store.conn.execute("DELETE FROM audit_log", []).unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let entries = store.audit_entries(10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].actor, "officer 17");
+    assert_eq!(entries[0].detail_json, r#"{"reason":"tip-off"}"#);
+    let err = store
+        .append_audit("officer 17", "override", "A/1", "not json")
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+}
+
+#[test]
+fn declared_fields_cannot_be_updated() {
+    let (_dir, mut store) = open();
+    store
+        .import("a.csv", lines(vec![item("A", 1, 1, label(0))]))
+        .unwrap();
+    let err = store
+        .conn
+        .execute("UPDATE declaration_items SET net_mass = 1", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("never overwritten"), "{err}");
+    let err = store
+        .conn
+        .execute(
+            "UPDATE declaration_items SET fraud = 1, critical_fraud = 2",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("never overwritten"), "{err}");
+}
+
+#[test]
+fn model_versions_increment() {
+    let (_dir, mut store) = open();
+    assert_eq!(store.load_model("fraud-gbdt", None).unwrap(), None);
+    assert_eq!(
+        store
+            .save_model("fraud-gbdt", r#"{"auc":0.8}"#, b"v1")
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .save_model("fraud-gbdt", r#"{"auc":0.9}"#, b"v2")
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.save_model("anomaly", "{}", b"x").unwrap(), 1);
+    assert_eq!(store.save_model("fraud-gbdt", "{}", &[0, 255]).unwrap(), 3);
+
+    let latest = store.load_model("fraud-gbdt", None).unwrap().unwrap();
+    assert_eq!(
+        (latest.version, latest.bytes.as_slice()),
+        (3, &[0u8, 255][..])
+    );
+    let second = store.load_model("fraud-gbdt", Some(2)).unwrap().unwrap();
+    assert_eq!(
+        (
+            second.name.as_str(),
+            second.metadata_json.as_str(),
+            second.bytes.as_slice()
+        ),
+        ("fraud-gbdt", r#"{"auc":0.9}"#, &b"v2"[..])
+    );
+    // sha256 of "v2"
+    assert_eq!(
+        second.sha256,
+        "fb04dcb6970e4c3d1873de51fd5a50d7bb46b3383113602665c350ec40b5f990"
+    );
+    assert!(!second.created_at.is_empty());
+    assert_eq!(store.load_model("fraud-gbdt", Some(4)).unwrap(), None);
+
+    let listed: Vec<_> = store
+        .list_models()
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.name, m.version, m.size_bytes))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("anomaly".to_string(), 1, 1),
+            ("fraud-gbdt".to_string(), 1, 2),
+            ("fraud-gbdt".to_string(), 2, 2),
+            ("fraud-gbdt".to_string(), 3, 2),
+        ]
+    );
+    let err = store.save_model("fraud-gbdt", "{", b"").unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    assert!(store.save_model(" ", "{}", b"").is_err());
+    let audit = store.audit_entries(1).unwrap();
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].subject.as_str()),
+        ("save_model", "fraud-gbdt@3")
+    );
+}
+
+#[test]
+fn scores_are_replaced_per_model_version() {
+    let (_dir, mut store) = open();
+    store
+        .import(
+            "a.csv",
+            lines(vec![item("A", 1, 1, None), item("B", 1, 1, None)]),
+        )
+        .unwrap();
+    let v1 = store.save_model("m", "{}", b"1").unwrap();
+    let v2 = store.save_model("m", "{}", b"2").unwrap();
+    store
+        .save_scores("m", v1, &[(key("A", 1), 0.25), (key("B", 1), 0.5)])
+        .unwrap();
+    store.save_scores("m", v2, &[(key("A", 1), 0.75)]).unwrap();
+    store.save_scores("m", v1, &[(key("A", 1), 0.125)]).unwrap();
+    let scores: Vec<_> = store
+        .scores_for(&key("A", 1))
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.model, s.version, s.score))
+        .collect();
+    assert_eq!(
+        scores,
+        [("m".to_string(), 1, 0.125), ("m".to_string(), 2, 0.75)]
+    );
+
+    // A batch with an unknown item or a NaN keeps nothing of itself.
+    let err = store
+        .save_scores("m", v2, &[(key("B", 1), 0.9), (key("Z", 1), 0.1)])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "score for item Z/1, which is not in the store"
+    );
+    let err = store
+        .save_scores("m", v2, &[(key("B", 1), 0.9), (key("A", 1), f64::NAN)])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidScore { .. }), "{err}");
+    assert_eq!(store.scores_for(&key("B", 1)).unwrap().len(), 1);
+    let err = store.save_scores("m", 9, &[]).unwrap_err();
+    assert_eq!(err.to_string(), "no model 'm' version 9 in the store");
+}
+
+#[test]
+fn items_are_filtered_and_ordered() {
+    let (_dir, mut store) = open();
+    let items = vec![
+        item("B", 1, 3, label(0)),
+        item("A", 2, 3, None),
+        item("A", 1, 3, label(1)),
+        item("Z", 1, 1, label(0)),
+        item("C", 1, 5, label(2)),
+    ];
+    store.import("a.csv", lines(items)).unwrap();
+    let keys = |filter: ItemFilter| -> Vec<String> {
+        store
+            .items(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|i| format!("{}/{}", i.key.declaration_id, i.key.item_no))
+            .collect()
+    };
+    assert_eq!(
+        keys(ItemFilter::default()),
+        ["Z/1", "A/1", "A/2", "B/1", "C/1"]
+    );
+    let day = |d| NaiveDate::from_ymd_opt(2020, 1, d);
+    assert_eq!(
+        keys(ItemFilter {
+            from: day(3),
+            to: day(5),
+            labelled_only: true
+        }),
+        ["A/1", "B/1", "C/1"]
+    );
+    assert_eq!(
+        keys(ItemFilter {
+            from: None,
+            to: day(3),
+            labelled_only: false
+        }),
+        ["Z/1", "A/1", "A/2", "B/1"]
+    );
+    assert_eq!(store.count_items().unwrap(), 5);
+}
+
+#[test]
+fn large_import_streams_in_one_transaction() {
+    let (_dir, mut store) = open();
+    let n = 50_000u32;
+    let stream = (1..=n).map(|i| {
+        (
+            item(&format!("D{i:06}"), 1, 1 + i % 28, label((i % 3) as u8)),
+            u64::from(i) + 1,
+        )
+    });
+    let started = std::time::Instant::now();
+    let outcome = store.import("big.csv", stream).unwrap();
+    assert_eq!(outcome.inserted, u64::from(n));
+    assert_eq!(store.count_items().unwrap(), u64::from(n));
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "import took {:?}",
+        started.elapsed()
+    );
+}
