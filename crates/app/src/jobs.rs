@@ -334,20 +334,23 @@ pub fn score(
     let scores = model.score(&data);
     let threshold = threshold_for(&model, request.rate)?;
     let order = metrics::ranking(&scores);
+    let explanations = if request.explain {
+        model.explain_all(&data)
+    } else {
+        Vec::new()
+    };
+    if progress.interrupted() {
+        return Err(JobError::Interrupted);
+    }
     let mut scored = Vec::with_capacity(order.len());
     for (rank, &r) in order.iter().enumerate() {
         let item = &items[rows[r]];
-        let reasons = if request.explain {
-            let explanation = model.explain(&data.row(r));
-            to_reasons(&explanation.contributions, request.top_reasons)
-        } else {
-            Vec::new()
+        let reasons = match explanations.get(r) {
+            Some(explanation) => to_reasons(&explanation.contributions, request.top_reasons),
+            None => Vec::new(),
         };
         if rank.is_multiple_of(1000) {
             progress.advance(rank as u64);
-            if progress.interrupted() {
-                return Err(JobError::Interrupted);
-            }
         }
         scored.push(ScoredItem {
             declaration_id: item.key.declaration_id.clone(),

@@ -13,7 +13,7 @@ use borderlens_store::Store;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
-use crate::output;
+use crate::output::{self, outln};
 use crate::progress::Bars;
 
 #[derive(Parser)]
@@ -354,12 +354,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let (n_train, n_test) = app::export_features(&store, &request)?;
             if cli.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"out": a.out.display().to_string(), "train_rows": n_train, "test_rows": n_test})
                 );
             } else {
-                println!(
+                outln!(
                     "wrote {} ({n_train} training rows, {n_test} test rows)",
                     a.out.display()
                 );
@@ -396,7 +396,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     let mut store = Store::open(&cli.db)
         .with_context(|| format!("cannot open database {}", cli.db.display()))?;
     let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").context("bad date");
-    println!(
+    outln!(
         "== 1. import {} and {} into {}",
         files[0].display(),
         files[1].display(),
@@ -410,7 +410,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
         bars,
     )?;
     output::import(&reports, false)?;
-    println!("\n== 2. train a fraud model on 2020 (borderlens train --label fraud --until 2020-12-31 --model demo)");
+    outln!("\n== 2. train a fraud model on 2020 (borderlens train --label fraud --until 2020-12-31 --model demo)");
     let options = ModelOptions {
         label: "fraud".into(),
         imbalance: "none".into(),
@@ -428,7 +428,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     };
     let trained = app::train(&mut store, &request, bars)?;
     output::train(&trained, false)?;
-    println!("\n== 3. evaluate on 2021-Q1, never seen in training (borderlens evaluate --model demo --from 2021-01-01 --to 2021-03-31)");
+    outln!("\n== 3. evaluate on 2021-Q1, never seen in training (borderlens evaluate --model demo --from 2021-01-01 --to 2021-03-31)");
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let request = app::EvaluateRequest {
@@ -441,8 +441,8 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     let rate_chart = a.out.join("rate-curves.svg");
     output::write_rate_chart(&rate_chart, &evaluation)?;
     output::evaluate(&evaluation, false)?;
-    println!("chart: {}", rate_chart.display());
-    println!("\n== 4. score 2021-Q1 with reasons (borderlens score --model demo --explain)");
+    outln!("chart: {}", rate_chart.display());
+    outln!("\n== 4. score 2021-Q1 with reasons (borderlens score --model demo --explain)");
     let request = app::ScoreRequest {
         model: "demo".into(),
         version: Some(trained.version),
@@ -455,7 +455,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     let scored = app::score(&mut store, &request, bars)?;
     output::score(&scored, 10, false)?;
     if let Some(top) = scored.items.first() {
-        println!("\n== 5. explain the riskiest declaration (borderlens explain --model demo --declaration {})", top.declaration_id);
+        outln!("\n== 5. explain the riskiest declaration (borderlens explain --model demo --declaration {})", top.declaration_id);
         let request = app::ExplainRequest {
             model: "demo".into(),
             version: Some(trained.version),
@@ -469,7 +469,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
         let chart = a.out.join(format!("waterfall-{}.svg", top.declaration_id));
         output::write_waterfall(&chart, &report)?;
         output::explain(&report, false)?;
-        println!("chart: {}", chart.display());
+        outln!("chart: {}", chart.display());
     }
     let importance = app::importance(
         &store,
@@ -480,6 +480,6 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     )?;
     let chart = a.out.join("importance.svg");
     output::write_importance(&chart, &importance)?;
-    println!("\nglobal importance chart: {}", chart.display());
+    outln!("\nglobal importance chart: {}", chart.display());
     Ok(ExitCode::SUCCESS)
 }

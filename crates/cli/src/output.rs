@@ -8,6 +8,20 @@ use borderlens_risk::charts::{self, RateCurvePoint};
 use borderlens_store::ModelInfo;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
+/// `println!` that ends the process quietly when stdout is closed (`borderlens ... | head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+pub(crate) use outln;
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
@@ -16,7 +30,7 @@ fn table(header: &[&str]) -> Table {
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -66,7 +80,7 @@ pub fn import(reports: &[FileReport], json: bool) -> anyhow::Result<()> {
             eprintln!("conflict (stored original kept): {conflict}");
         }
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -74,17 +88,17 @@ pub fn train(r: &TrainReport, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(r);
     }
-    println!(
+    outln!(
         "model {} version {}: {} label, {} rows ({} positive) from {} to {}, imbalance {}, {} trees, {:.1}s",
         r.model, r.version, r.label, r.n_rows, r.positives, r.date_range.0, r.date_range.1, r.imbalance, r.n_trees, r.seconds
     );
     match (r.validation_roc_auc, r.validation_precision_at_5) {
         (Some(auc), Some(p5)) => {
-            println!("held-out recent rows: ROC-AUC {auc:.4}, precision@5% {p5:.4}")
+            outln!("held-out recent rows: ROC-AUC {auc:.4}, precision@5% {p5:.4}")
         }
-        _ => println!("no held-out rows with both classes: no early stopping, no calibration"),
+        _ => outln!("no held-out rows with both classes: no early stopping, no calibration"),
     }
-    println!("sha256 {}", r.sha256);
+    outln!("sha256 {}", r.sha256);
     Ok(())
 }
 
@@ -92,7 +106,7 @@ pub fn evaluate(r: &EvaluationReport, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(r);
     }
-    println!(
+    outln!(
         "model {} v{} on {}..{}: {} declarations, {} {} ({:.1}%); ROC-AUC {:.4}, PR-AUC {:.4}",
         r.model,
         r.version,
@@ -114,7 +128,7 @@ pub fn evaluate(r: &EvaluationReport, json: bool) -> anyhow::Result<()> {
             format!("{:.3}", r.revenue_at[rate]),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -123,7 +137,7 @@ pub fn score(r: &ScoreReport, limit: usize, json: bool) -> anyhow::Result<()> {
         return print_json(r);
     }
     let selected = r.items.iter().filter(|i| i.selected).count();
-    println!(
+    outln!(
         "model {} v{}: {} declarations scored, {} at or above the {}% threshold ({:.3}); top {}:",
         r.model,
         r.version,
@@ -156,7 +170,7 @@ pub fn score(r: &ScoreReport, limit: usize, json: bool) -> anyhow::Result<()> {
             reasons.join("\n"),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -164,7 +178,7 @@ pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(r);
     }
-    println!(
+    outln!(
         "declaration {} item {}: score {:.3} (threshold at {}% inspected: {:.3}){}",
         r.declaration_id,
         r.item_no,
@@ -176,9 +190,10 @@ pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
             .map(|o| format!("; control outcome: {o}"))
             .unwrap_or_default()
     );
-    println!(
+    outln!(
         "average declaration: {:+.3} log-odds; this one: {:+.3}",
-        r.base_log_odds, r.log_odds
+        r.base_log_odds,
+        r.log_odds
     );
     let mut t = table(&["contribution", "field", "value"]);
     for c in r.contributions.iter().take(12) {
@@ -188,7 +203,7 @@ pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
             c.value.clone(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     match &r.counterfactual {
         Some(c) => {
             let changes: Vec<String> = c
@@ -196,16 +211,16 @@ pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
                 .iter()
                 .map(|ch| format!("{} {} → {}", ch.field, ch.from, ch.to))
                 .collect();
-            println!(
+            outln!(
                 "counterfactual: with {} the score would be {:.3}, below the threshold",
                 changes.join(" and "),
                 c.score
             );
         }
-        None if r.score >= r.threshold => println!(
+        None if r.score >= r.threshold => outln!(
             "counterfactual: no change of one or two declared fields brings it below the threshold"
         ),
-        None => println!("below the threshold: not selected at {}%", r.rate),
+        None => outln!("below the threshold: not selected at {}%", r.rate),
     }
     Ok(())
 }
@@ -222,7 +237,7 @@ pub fn importance(importance: &[(String, f64)], json: bool) -> anyhow::Result<()
     for (name, value) in importance {
         t.add_row(vec![name.clone(), format!("{value:.4}")]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -244,7 +259,7 @@ pub fn models(models: &[ModelInfo], json: bool) -> anyhow::Result<()> {
             m.sha256.chars().take(16).collect(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 

@@ -546,9 +546,23 @@ impl RiskModel {
         self.calibration.apply(self.booster.predict_raw(row))
     }
 
+    /// Explanations of every row of `data`, in parallel.
+    pub fn explain_all(&self, data: &Dataset) -> Vec<Explanation> {
+        use rayon::prelude::*;
+        let rows: Vec<Vec<f64>> = (0..data.n_rows()).map(|i| data.row(i)).collect();
+        let contributions = self.booster.contributions_rows(&rows);
+        rows.par_iter()
+            .zip(contributions)
+            .map(|(row, phi)| self.explanation_from(row, phi))
+            .collect()
+    }
+
     /// TreeSHAP explanation of one row, in business words.
     pub fn explain(&self, row: &[f64]) -> Explanation {
-        let phi = self.booster.contributions(row);
+        self.explanation_from(row, self.booster.contributions(row))
+    }
+
+    fn explanation_from(&self, row: &[f64], phi: Vec<f64>) -> Explanation {
         let n = self.booster.features.len();
         let raw: f64 = phi.iter().sum();
         let mut contributions: Vec<Contribution> = (0..n)
@@ -587,9 +601,11 @@ impl RiskModel {
         let step = (n / 2000).max(1);
         let rows: Vec<usize> = (0..n).step_by(step).collect();
         let n_features = self.booster.features.len();
-        let sums = rows
-            .par_iter()
-            .map(|&i| self.booster.contributions(&data.row(i)))
+        let sample: Vec<Vec<f64>> = rows.iter().map(|&i| data.row(i)).collect();
+        let sums = self
+            .booster
+            .contributions_rows(&sample)
+            .into_par_iter()
             .reduce(
                 || vec![0.0; n_features + 1],
                 |mut a, b| {

@@ -315,4 +315,46 @@ mod tests {
         }
         assert!(checked_categorical, "categorical feature never contributed");
     }
+
+    #[test]
+    fn fast_path_matches_reference_on_deep_trees_with_repeated_features() {
+        let data = small_dataset(11, 3000);
+        let mut config = GbdtConfig::standard();
+        config.n_trees = 20;
+        config.num_leaves = 63;
+        config.min_data_in_leaf = 3;
+        config.min_data_per_group = 3;
+        let booster = Booster::train(&data, &config, None, &mut |_, _| true);
+        assert!(
+            booster.trees.iter().any(|t| t.max_depth() >= 8),
+            "trees too shallow to test repeats"
+        );
+        // 82 rows: ten full batches and a partial one.
+        let rows: Vec<Vec<f64>> = (0..3000).step_by(37).map(|i| data.row(i)).collect();
+        let batched = booster.contributions_rows(&rows);
+        for (row, batch) in rows.iter().zip(&batched) {
+            let reference = booster.contributions_reference(row);
+            for j in 0..reference.len() {
+                assert!(
+                    (batch[j] - reference[j]).abs() < 1e-9,
+                    "batched feature {j}: {} vs {}",
+                    batch[j],
+                    reference[j]
+                );
+            }
+        }
+        for i in (0..3000).step_by(37) {
+            let row = data.row(i);
+            let fast = booster.contributions(&row);
+            let reference = booster.contributions_reference(&row);
+            for j in 0..fast.len() {
+                assert!(
+                    (fast[j] - reference[j]).abs() < 1e-9,
+                    "row {i} feature {j}: {} vs {}",
+                    fast[j],
+                    reference[j]
+                );
+            }
+        }
+    }
 }

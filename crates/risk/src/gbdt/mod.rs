@@ -16,12 +16,16 @@
 //! data, configuration and seed give the same trees bit for bit, on any number of threads.
 
 mod binning;
+mod compiled;
 mod train;
 mod tree;
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, FeatureInfo};
+pub use compiled::CompiledForest;
 pub use tree::{Node, Split, Tree};
 
 /// Training options. No `Default`: [`GbdtConfig::standard`] is the tuned starting point.
@@ -92,7 +96,10 @@ impl GbdtConfig {
 }
 
 /// A trained ensemble: `raw(x) = init_score + Σ tree(x)` in log-odds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Invariant: `trees` are not changed after the first prediction (the flat copy used by the hot
+/// paths is built once, on first use).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Booster {
     /// The columns the model reads, in order.
     pub features: Vec<FeatureInfo>,
@@ -100,6 +107,16 @@ pub struct Booster {
     pub init_score: f64,
     /// The trees.
     pub trees: Vec<Tree>,
+    #[serde(skip)]
+    compiled: OnceLock<CompiledForest>,
+}
+
+impl PartialEq for Booster {
+    fn eq(&self, other: &Booster) -> bool {
+        self.features == other.features
+            && self.init_score == other.init_score
+            && self.trees == other.trees
+    }
 }
 
 impl Booster {
@@ -115,23 +132,88 @@ impl Booster {
         train::train(data, config, valid, on_iteration)
     }
 
+    /// A booster from its parts.
+    pub fn new(features: Vec<FeatureInfo>, init_score: f64, trees: Vec<Tree>) -> Booster {
+        Booster {
+            features,
+            init_score,
+            trees,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    fn compiled(&self) -> &CompiledForest {
+        self.compiled
+            .get_or_init(|| CompiledForest::new(&self.trees, self.features.len()))
+    }
+
     /// Raw score (log-odds) of one row.
     pub fn predict_raw(&self, row: &[f64]) -> f64 {
-        self.init_score + self.trees.iter().map(|t| t.predict(row)).sum::<f64>()
+        self.init_score + self.compiled().predict(row)
     }
 
     /// Raw scores of every row of `data`, in parallel.
     pub fn predict_raw_all(&self, data: &Dataset) -> Vec<f64> {
         use rayon::prelude::*;
-        (0..data.n_rows())
-            .into_par_iter()
-            .map(|i| self.predict_raw(&data.row(i)))
-            .collect()
+        const BLOCK: usize = 64;
+        let compiled = self.compiled();
+        let mut out = vec![0.0; data.n_rows()];
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(block, chunk)| {
+                compiled.predict_columns(&data.columns, block * BLOCK, chunk);
+                chunk.iter_mut().for_each(|s| *s += self.init_score);
+            });
+        out
+    }
+
+    /// Exact contributions of every row of `data` (see [`Booster::contributions`]), in parallel.
+    pub fn contributions_all(&self, data: &Dataset) -> Vec<Vec<f64>> {
+        let rows: Vec<Vec<f64>> = (0..data.n_rows()).map(|i| data.row(i)).collect();
+        self.contributions_rows(&rows)
+    }
+
+    /// Exact contributions of `rows`, explained [`compiled::BATCH`] at a time, in parallel.
+    pub fn contributions_rows(&self, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        use rayon::prelude::*;
+        let n_slots = self.features.len() + 1;
+        let mut out = vec![vec![0.0; n_slots]; rows.len()];
+        out.par_chunks_mut(compiled::BATCH)
+            .zip(rows.par_chunks(compiled::BATCH))
+            .for_each(|(out, rows)| {
+                let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+                if self.compiled().contributions_batch(&refs, out) {
+                    for slots in out.iter_mut() {
+                        slots[n_slots - 1] += self.init_score;
+                    }
+                } else {
+                    for (slots, row) in out.iter_mut().zip(rows) {
+                        *slots = self.contributions_reference(row);
+                    }
+                }
+            });
+        out
     }
 
     /// Exact TreeSHAP contributions in log-odds: one per feature, then the expected value last.
     /// They sum to [`Booster::predict_raw`].
     pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        let mut phi = vec![0.0; self.features.len() + 1];
+        phi[self.features.len()] = self.init_score;
+        let mut out = [vec![0.0; self.features.len() + 1]];
+        if self.compiled().contributions_batch(&[row], &mut out) {
+            let [contributions] = out;
+            for (slot, c) in phi.iter_mut().zip(contributions) {
+                *slot += c;
+            }
+            return phi;
+        }
+        self.contributions_reference(row)
+    }
+
+    /// The same contributions by the original TreeSHAP recursion (Lundberg et al. 2018, Algorithm
+    /// 2): the reference the fast path is tested against.
+    pub fn contributions_reference(&self, row: &[f64]) -> Vec<f64> {
         let mut phi = vec![0.0; self.features.len() + 1];
         phi[self.features.len()] = self.init_score;
         let mut scratch = crate::shap::Scratch::default();

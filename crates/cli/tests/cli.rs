@@ -1,0 +1,813 @@
+//! Black-box tests of the `borderlens` binary: bad input, idempotent import, conflicts, the
+//! train → evaluate → score → explain chain on the bundled sample, clear errors, and the demo.
+//!
+//! Every test works in its own temporary directory with its own database. The store is checked
+//! through the CLI itself: re-importing a file reports how many of its records are already stored
+//! identically (`unchanged`), new (`inserted`) or stored with other values (`conflicts`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const SAMPLE_TRAIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/sample/df_syn_train_eng.csv"
+);
+const SAMPLE_VALID: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/sample/df_syn_valid_eng.csv"
+);
+const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// Column index of `Item Price` in the sample layout.
+const ITEM_PRICE: usize = 19;
+/// Column index of `HS6 Code`.
+const HS6: usize = 12;
+/// Column index of `Declarant ID`.
+const DECLARANT: usize = 8;
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+fn borderlens(db: &Path, args: &[&str]) -> Output {
+    borderlens_in(None, db, args)
+}
+
+fn borderlens_in(dir: Option<&Path>, db: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_borderlens"));
+    command.arg("--db").arg(db).args(args);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    command.output().expect("cannot run the borderlens binary")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .expect("borderlens was killed by a signal")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The one JSON object that `--json` prints, with the run's stderr in the panic message.
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); status {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
+/// Asserts the exit status, showing both streams when it is not the expected one.
+fn assert_exit(out: &Output, expected: i32) {
+    assert_eq!(
+        code(out),
+        expected,
+        "unexpected exit status\nstdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// `import --json FILE` and the report of that one file.
+fn import_json(db: &Path, file: &Path) -> (Output, Value) {
+    let out = borderlens(db, &["--json", "import", path_str(file)]);
+    let report = json(&out);
+    let files = report["files"].as_array().expect("files is an array");
+    assert_eq!(files.len(), 1, "one report per file: {report:#}");
+    let file = files[0].clone();
+    (out, file)
+}
+
+fn count(report: &Value, key: &str) -> u64 {
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("'{key}' is not a count in {report:#}"))
+}
+
+/// The header line and the first `n` data records of the training sample, as bytes.
+fn sample(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let text = std::fs::read(SAMPLE_TRAIN).expect("sample file is readable");
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec());
+    let header = lines.next().expect("sample has a header");
+    let rows: Vec<Vec<u8>> = lines.take(n).collect();
+    assert_eq!(rows.len(), n, "sample has {n} records");
+    (header, rows)
+}
+
+fn fields(row: &[u8]) -> Vec<String> {
+    String::from_utf8(row.to_vec())
+        .expect("sample rows are UTF-8")
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+fn field(row: &[u8], index: usize) -> String {
+    fields(row)[index].clone()
+}
+
+fn with_field(row: &[u8], index: usize, value: &str) -> Vec<u8> {
+    let mut f = fields(row);
+    f[index] = value.to_string();
+    f.join(",").into_bytes()
+}
+
+fn write_csv(dir: &Path, name: &str, header: &[u8], rows: &[Vec<u8>]) -> PathBuf {
+    let mut bytes = header.to_vec();
+    bytes.push(b'\n');
+    for row in rows {
+        bytes.extend_from_slice(row);
+        bytes.push(b'\n');
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("cannot write test CSV");
+    path
+}
+
+fn db_in(dir: &TempDir) -> PathBuf {
+    dir.path().join("t.db")
+}
+
+fn assert_svg(path: &Path) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{} was not written: {e}", path.display()));
+    assert!(
+        text.trim_start().starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+        "{} is not an SVG document: {}",
+        path.display(),
+        &text[..text.len().min(200)]
+    );
+}
+
+/// Imports both sample files and trains `m` (fraud, 2020, 40 trees) in a fresh database.
+fn trained_on_sample(dir: &TempDir, extra: &[&str]) -> (PathBuf, Value) {
+    let db = db_in(dir);
+    let out = borderlens(&db, &["import", SAMPLE_TRAIN, SAMPLE_VALID]);
+    assert_exit(&out, 0);
+    let report = train_sample_model(&db, extra);
+    (db, report)
+}
+
+fn train_sample_model(db: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "--json",
+        "train",
+        "--label",
+        "fraud",
+        "--until",
+        "2020-12-31",
+        "--model",
+        "m",
+        "--trees",
+        "40",
+        "--no-early-stopping",
+    ];
+    args.extend_from_slice(extra);
+    let out = borderlens(db, &args);
+    assert_exit(&out, 0);
+    json(&out)
+}
+
+/// A database holding the first 300 sample records (2020-01-01..03, 60 frauds) and a tiny model `s`.
+fn small_model(dir: &TempDir) -> (PathBuf, Vec<Vec<u8>>) {
+    let db = db_in(dir);
+    let (header, rows) = sample(300);
+    let file = write_csv(dir.path(), "small.csv", &header, &rows);
+    let (out, report) = import_json(&db, &file);
+    assert_exit(&out, 0);
+    assert_eq!(count(&report, "inserted"), 300);
+    let out = borderlens(
+        &db,
+        &[
+            "train",
+            "--model",
+            "s",
+            "--until",
+            "2020-12-31",
+            "--trees",
+            "5",
+        ],
+    );
+    assert_exit(&out, 0);
+    (db, rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. bad input
+
+/// Five valid sample records with one bad record at line 4 (header = line 1), the file with the
+/// real record in its place, and checks that only the five valid ones are stored.
+fn check_one_bad_record(
+    name: &str,
+    corrupt: impl Fn(&[u8]) -> Vec<u8>,
+    expected_field: Option<&str>,
+) {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let (header, rows) = sample(6);
+    let (valid, real) = (&rows[..5], &rows[5]);
+    let with_bad = [
+        valid[0].clone(),
+        valid[1].clone(),
+        corrupt(real),
+        valid[2].clone(),
+        valid[3].clone(),
+        valid[4].clone(),
+    ];
+    let bad_file = write_csv(dir.path(), &format!("{name}.csv"), &header, &with_bad);
+    let mut fixed = with_bad.clone();
+    fixed[2] = real.clone();
+    let fixed_file = write_csv(dir.path(), &format!("{name}-fixed.csv"), &header, &fixed);
+    let bad_path = path_str(&bad_file);
+
+    // Act: a person imports it
+    let out = borderlens(&db, &["import", bad_path]);
+
+    // Assert: exit 1, and stderr names the file, the line and the field
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains(&format!("{bad_path}:4:")))
+        .unwrap_or_else(|| panic!("stderr does not name {bad_path} line 4:\n{err}"));
+    if let Some(f) = expected_field {
+        assert!(line.contains(f), "stderr does not name field '{f}': {line}");
+    }
+
+    // Act: a machine imports it again
+    let (out, report) = import_json(&db, &bad_file);
+
+    // Assert: the JSON report names file, line and field; the five valid records are stored
+    assert_exit(&out, 1);
+    assert_eq!(report["file"], bad_path);
+    assert!(report["file_error"].is_null(), "{report:#}");
+    assert_eq!(count(&report, "records"), 6, "{report:#}");
+    assert_eq!(count(&report, "inserted"), 0, "{report:#}");
+    assert_eq!(count(&report, "unchanged"), 5, "{report:#}");
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{report:#}");
+    assert_eq!(rejected[0]["file"], bad_path);
+    assert_eq!(rejected[0]["line"], 4);
+    match expected_field {
+        Some(f) => assert_eq!(rejected[0]["field"], f),
+        None => assert!(rejected[0]["field"].is_null(), "{report:#}"),
+    }
+    let message = rejected[0]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("{bad_path}:4:")), "{message}");
+
+    // Act: the corrected file
+    let (out, report) = import_json(&db, &fixed_file);
+
+    // Assert: the bad record was not stored (now new), the five valid ones were, nothing else
+    assert_exit(&out, 0);
+    assert_eq!(count(&report, "inserted"), 1, "{report:#}");
+    assert_eq!(count(&report, "unchanged"), 5, "{report:#}");
+    assert_eq!(report["conflicts"].as_array().unwrap().len(), 0);
+    assert_eq!(report["rejected"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_record_with_missing_fields_is_rejected_and_the_rest_stored() {
+    check_one_bad_record(
+        "broken",
+        |row| {
+            let f = fields(row);
+            f[..5].join(",").into_bytes()
+        },
+        None,
+    );
+}
+
+#[test]
+fn a_non_utf8_byte_in_a_field_is_rejected_and_the_rest_stored() {
+    check_one_bad_record(
+        "not-utf8",
+        |row| {
+            let f = fields(row);
+            let mut out = f[..DECLARANT].join(",").into_bytes();
+            out.push(b',');
+            out.extend_from_slice(&f[DECLARANT].as_bytes()[..3]);
+            out.push(0xFF);
+            out.extend_from_slice(&f[DECLARANT].as_bytes()[3..]);
+            out.push(b',');
+            out.extend_from_slice(f[DECLARANT + 1..].join(",").as_bytes());
+            out
+        },
+        Some("Declarant ID"),
+    );
+}
+
+#[test]
+fn a_ten_digit_hs_code_is_rejected_and_the_rest_stored() {
+    check_one_bad_record(
+        "hs10",
+        |row| {
+            let hs = field(row, HS6);
+            with_field(row, HS6, &format!("{hs}1000"))
+        },
+        Some("HS6 Code"),
+    );
+}
+
+#[test]
+fn a_file_with_a_renamed_column_is_refused_naming_the_missing_column() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let (header, rows) = sample(5);
+    let renamed = String::from_utf8(header.clone())
+        .unwrap()
+        .replace("Net Mass", "Net Weight");
+    let bad_file = write_csv(dir.path(), "renamed.csv", renamed.as_bytes(), &rows);
+    let good_file = write_csv(dir.path(), "good.csv", &header, &rows);
+    let bad_path = path_str(&bad_file);
+
+    // Act
+    let text = borderlens(&db, &["import", bad_path]);
+    let (out, report) = import_json(&db, &bad_file);
+
+    // Assert: refused whole, naming file and column
+    assert_exit(&text, 1);
+    let err = stderr(&text);
+    assert!(
+        err.contains(bad_path) && err.contains("'Net Mass'"),
+        "stderr does not name the file and the missing column:\n{err}"
+    );
+    assert_exit(&out, 1);
+    let file_error = report["file_error"].as_str().expect("file_error is set");
+    assert!(file_error.contains(bad_path), "{file_error}");
+    assert!(file_error.contains("'Net Mass'"), "{file_error}");
+    assert_eq!(count(&report, "inserted"), 0);
+
+    // Assert: nothing of it was stored
+    let (out, report) = import_json(&db, &good_file);
+    assert_exit(&out, 0);
+    assert_eq!(count(&report, "inserted"), 5, "{report:#}");
+    assert_eq!(count(&report, "unchanged"), 0, "{report:#}");
+}
+
+#[test]
+fn an_empty_file_is_refused_with_a_clear_message() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, b"").unwrap();
+    let (header, rows) = sample(5);
+    let good_file = write_csv(dir.path(), "good.csv", &header, &rows);
+
+    // Act
+    let text = borderlens(&db, &["import", path_str(&empty)]);
+    let (out, report) = import_json(&db, &empty);
+
+    // Assert
+    assert_exit(&text, 1);
+    let err = stderr(&text);
+    assert!(
+        err.contains(path_str(&empty)) && err.contains("empty"),
+        "stderr does not say the file is empty:\n{err}"
+    );
+    assert_exit(&out, 1);
+    let file_error = report["file_error"].as_str().expect("file_error is set");
+    assert!(file_error.contains("empty"), "{file_error}");
+    assert_eq!(count(&report, "records"), 0);
+    assert_eq!(count(&report, "inserted"), 0);
+    let (out, report) = import_json(&db, &good_file);
+    assert_exit(&out, 0);
+    assert_eq!(count(&report, "inserted"), 5, "{report:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. idempotent import, strict mode
+
+#[test]
+fn importing_the_same_file_twice_changes_nothing() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let valid = Path::new(SAMPLE_VALID);
+
+    // Act
+    let (first_out, first) = import_json(&db, valid);
+    let (second_out, second) = import_json(&db, valid);
+
+    // Assert
+    assert_exit(&first_out, 0);
+    assert_eq!(count(&first, "records"), 8134);
+    assert_eq!(count(&first, "inserted"), 8134);
+    assert_exit(&second_out, 0);
+    assert_eq!(count(&second, "inserted"), 0, "{second:#}");
+    assert_eq!(count(&second, "unchanged"), 8134, "{second:#}");
+    assert_eq!(second["conflicts"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn strict_import_refuses_the_whole_file_for_one_bad_record() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let (header, rows) = sample(6);
+    let (valid, real) = (&rows[..5], &rows[5]);
+    let mut with_bad = valid.to_vec();
+    with_bad.insert(2, with_field(real, HS6, "4408901000"));
+    let bad_file = write_csv(dir.path(), "strict.csv", &header, &with_bad);
+    let good_file = write_csv(dir.path(), "good.csv", &header, valid);
+
+    // Act
+    let out = borderlens(&db, &["--json", "import", "--strict", path_str(&bad_file)]);
+
+    // Assert
+    assert_exit(&out, 1);
+    let report = json(&out)["files"][0].clone();
+    assert_eq!(count(&report, "inserted"), 0, "{report:#}");
+    assert!(report["file_error"].is_string(), "{report:#}");
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{report:#}");
+    assert_eq!(rejected[0]["line"], 4);
+    assert_eq!(rejected[0]["field"], "HS6 Code");
+    let (out, report) = import_json(&db, &good_file);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(&report, "inserted"),
+        5,
+        "nothing of the strict file is kept: {report:#}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. conflicts
+
+#[test]
+fn a_conflicting_record_is_reported_and_the_stored_original_kept() {
+    // Arrange: 300 records and a model, so that `explain` can show what is stored
+    let dir = TempDir::new().unwrap();
+    let (db, rows) = small_model(&dir);
+    let (header, _) = sample(0);
+    let original = &rows[0];
+    let id = field(original, 0);
+    let price = field(original, ITEM_PRICE);
+    let changed = with_field(original, ITEM_PRICE, "999.5");
+    assert_ne!(price, "999.5");
+    let conflict_file = write_csv(dir.path(), "conflict.csv", &header, &[changed]);
+    let original_file = write_csv(
+        dir.path(),
+        "original.csv",
+        &header,
+        std::slice::from_ref(original),
+    );
+
+    // Act
+    let (out, report) = import_json(&db, &conflict_file);
+
+    // Assert: reported as a conflict
+    assert_exit(&out, 1);
+    assert_eq!(count(&report, "inserted"), 0, "{report:#}");
+    assert_eq!(count(&report, "unchanged"), 0, "{report:#}");
+    let conflicts = report["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{report:#}");
+    let text = conflicts[0].as_str().unwrap();
+    assert!(
+        text.contains(&id) && text.contains(&price) && text.contains("999.5"),
+        "the conflict names the declaration and both values: {text}"
+    );
+
+    // Assert: the stored value is the original
+    let out = borderlens(
+        &db,
+        &["--json", "explain", "--model", "s", "--declaration", &id],
+    );
+    assert_exit(&out, 0);
+    let declared = json(&out)["declared"]["item_price"].clone();
+    let stored: f64 = declared.as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        stored,
+        price.parse::<f64>().unwrap(),
+        "stored item price changed"
+    );
+    let (out, report) = import_json(&db, &original_file);
+    assert_exit(&out, 0);
+    assert_eq!(count(&report, "unchanged"), 1, "{report:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. end to end on the sample
+
+#[test]
+fn training_is_reproducible_and_versioned() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+
+    // Act
+    let (db, first) = trained_on_sample(&dir, &[]);
+    let second = train_sample_model(&db, &[]);
+    let other_seed = train_sample_model(&db, &["--seed", "7"]);
+    let models = json(&borderlens(&db, &["--json", "models"]));
+
+    // Assert
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["n_trees"], 40);
+    assert_eq!(first["n_rows"], 37385);
+    let sha = first["sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64);
+    assert_eq!(second["version"], 2);
+    assert_eq!(
+        second["sha256"], sha,
+        "same data + options + seed → same bytes"
+    );
+    assert_eq!(other_seed["version"], 3);
+    assert_ne!(other_seed["sha256"], sha, "another seed → another model");
+    let listed: Vec<(u64, String)> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["name"], "m");
+            (
+                m["version"].as_u64().unwrap(),
+                m["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let other = other_seed["sha256"].as_str().unwrap().to_string();
+    assert_eq!(
+        listed,
+        vec![(1, sha.to_string()), (2, sha.to_string()), (3, other)]
+    );
+}
+
+#[test]
+fn evaluate_score_and_explain_on_the_sample() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let (db, trained) = trained_on_sample(&dir, &[]);
+    assert_eq!(trained["version"], 1);
+    let rate_chart = dir.path().join("rates.svg");
+    let waterfall = dir.path().join("w.svg");
+
+    // Act: evaluate on 2021-Q1
+    let out = borderlens(
+        &db,
+        &[
+            "--json",
+            "evaluate",
+            "--model",
+            "m",
+            "--from",
+            "2021-01-01",
+            "--to",
+            "2021-03-31",
+            "--chart",
+            path_str(&rate_chart),
+        ],
+    );
+
+    // Assert
+    assert_exit(&out, 0);
+    let evaluation = json(&out);
+    for key in ["precision_at", "recall_at", "revenue_at"] {
+        let by_rate = evaluation[key]
+            .as_object()
+            .unwrap_or_else(|| panic!("{key} is not an object: {evaluation:#}"));
+        let mut rates: Vec<&str> = by_rate.keys().map(String::as_str).collect();
+        rates.sort_by_key(|r| r.parse::<u32>().unwrap());
+        assert_eq!(rates, ["1", "2", "5", "10"], "{key}");
+        for (rate, value) in by_rate {
+            let v = value.as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key}[{rate}] = {v}");
+        }
+    }
+    let pr_auc = evaluation["pr_auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&pr_auc), "pr_auc {pr_auc}");
+    let roc_auc = evaluation["roc_auc"].as_f64().unwrap();
+    assert!(roc_auc > 0.7 && roc_auc <= 1.0, "roc_auc {roc_auc}");
+    assert_eq!(evaluation["n"], 8134);
+    assert_eq!(evaluation["positives"], 1704);
+    assert_svg(&rate_chart);
+
+    // Act: score everything after the training period, with reasons
+    let out = borderlens(&db, &["--json", "score", "--model", "m", "--explain"]);
+
+    // Assert
+    assert_exit(&out, 0);
+    let scored = json(&out);
+    let items = scored["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8134);
+    let mut previous = f64::INFINITY;
+    for (i, item) in items.iter().enumerate() {
+        let score = item["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score), "score {score}");
+        assert!(score <= previous, "not sorted by score at rank {}", i + 1);
+        previous = score;
+        assert_eq!(item["rank"].as_u64().unwrap(), i as u64 + 1);
+        assert!(item["date"].as_str().unwrap() >= "2021-01-01", "{item}");
+        let reasons = item["reasons"].as_array().unwrap().len();
+        assert!((1..=3).contains(&reasons), "{reasons} reasons: {item}");
+    }
+    let top = &items[0];
+    let top_id = top["declaration_id"].as_str().unwrap();
+
+    // Act: explain the riskiest one
+    let out = borderlens(
+        &db,
+        &[
+            "--json",
+            "explain",
+            "--model",
+            "m",
+            "--declaration",
+            top_id,
+            "--chart",
+            path_str(&waterfall),
+        ],
+    );
+
+    // Assert
+    assert_exit(&out, 0);
+    let explained = json(&out);
+    assert_eq!(explained["declaration_id"], top_id);
+    let contributions = explained["contributions"].as_array().unwrap();
+    assert!(!contributions.is_empty());
+    let sum: f64 = contributions
+        .iter()
+        .map(|c| c["log_odds"].as_f64().unwrap())
+        .sum();
+    let base = explained["base_log_odds"].as_f64().unwrap();
+    let log_odds = explained["log_odds"].as_f64().unwrap();
+    assert!(
+        (base + sum - log_odds).abs() < 1e-6,
+        "base {base} + contributions {sum} != log_odds {log_odds}"
+    );
+    let explained_score = explained["score"].as_f64().unwrap();
+    let ranked_score = top["score"].as_f64().unwrap();
+    assert!(
+        (explained_score - ranked_score).abs() < 1e-9,
+        "explain says {explained_score}, score said {ranked_score}"
+    );
+    assert_svg(&waterfall);
+}
+
+#[test]
+fn no_early_stopping_trains_exactly_the_requested_trees() {
+    // Arrange: 300 records whose held-out tail would stop boosting early
+    let dir = TempDir::new().unwrap();
+    let (db, _) = small_model(&dir);
+
+    // Act
+    let out = borderlens(
+        &db,
+        &[
+            "--json",
+            "train",
+            "--model",
+            "exact",
+            "--until",
+            "2020-12-31",
+            "--trees",
+            "20",
+            "--no-early-stopping",
+        ],
+    );
+
+    // Assert: `--no-early-stopping` is documented as "train exactly --trees trees"
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["n_trees"], 20);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. errors: exit 2 and a message that says what is wrong
+
+fn assert_error(out: &Output, needles: &[&str]) {
+    assert_exit(out, 2);
+    let err = stderr(out);
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "stderr does not mention '{needle}':\n{err}"
+        );
+    }
+}
+
+#[test]
+fn evaluating_an_unknown_model_names_it() {
+    let dir = TempDir::new().unwrap();
+    let out = borderlens(
+        &db_in(&dir),
+        &[
+            "evaluate",
+            "--model",
+            "ghost",
+            "--from",
+            "2021-01-01",
+            "--to",
+            "2021-03-31",
+        ],
+    );
+    assert_error(&out, &["'ghost'"]);
+}
+
+#[test]
+fn explaining_an_unknown_declaration_names_it() {
+    let dir = TempDir::new().unwrap();
+    let (db, _) = small_model(&dir);
+    let out = borderlens(
+        &db,
+        &["explain", "--model", "s", "--declaration", "NO-SUCH-ID"],
+    );
+    assert_error(&out, &["NO-SUCH-ID"]);
+}
+
+#[test]
+fn training_with_an_unknown_label_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let out = borderlens(
+        &db_in(&dir),
+        &[
+            "train",
+            "--model",
+            "m",
+            "--until",
+            "2020-12-31",
+            "--label",
+            "nonsense",
+        ],
+    );
+    assert_error(&out, &["'nonsense'", "fraud", "critical"]);
+}
+
+#[test]
+fn training_with_an_unknown_imbalance_option_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let out = borderlens(
+        &db_in(&dir),
+        &[
+            "train",
+            "--model",
+            "m",
+            "--until",
+            "2020-12-31",
+            "--imbalance",
+            "bogus",
+        ],
+    );
+    assert_error(&out, &["'bogus'", "smote"]);
+}
+
+#[test]
+fn training_until_a_date_before_any_data_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (db, _) = small_model(&dir);
+    let out = borderlens(&db, &["train", "--model", "m", "--until", "2019-12-31"]);
+    assert_error(&out, &["no labelled declarations", "2019-12-31"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. the demo
+
+#[test]
+fn demo_writes_its_charts() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let out_dir = dir.path().join("o");
+
+    // Act
+    let out = borderlens_in(
+        Some(Path::new(REPO_ROOT)),
+        &db_in(&dir),
+        &["demo", "--out", path_str(&out_dir)],
+    );
+
+    // Assert
+    assert_exit(&out, 0);
+    assert_svg(&out_dir.join("rate-curves.svg"));
+    assert_svg(&out_dir.join("importance.svg"));
+    let waterfalls: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("waterfall-") && name.ends_with(".svg")
+        })
+        .collect();
+    assert_eq!(waterfalls.len(), 1, "{waterfalls:?}");
+    assert_svg(&waterfalls[0]);
+}
