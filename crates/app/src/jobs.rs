@@ -661,3 +661,107 @@ pub fn importance(
     let (data, _) = model.design(&items, &wanted);
     Ok(model.global_importance(&data))
 }
+
+/// The anomaly framing for rare threats: an isolation forest fitted, without labels, on the
+/// declarations up to `until`, ranking the period `from..=to` by how unusual each item is.
+pub struct AnomalyRequest {
+    /// Last date of the declarations the forest learns "normal" from.
+    pub until: NaiveDate,
+    /// First date scored.
+    pub from: NaiveDate,
+    /// Last date scored.
+    pub to: NaiveDate,
+    /// Label used only to measure the ranking (when the period has control results).
+    pub label: LabelKind,
+    /// Seed of the forest.
+    pub seed: u64,
+    /// Items listed in the report.
+    pub top: usize,
+}
+
+/// Scores a period with the isolation forest alone and, where labels exist, evaluates it.
+pub fn anomaly(store: &Store, request: &AnomalyRequest) -> Result<AnomalyReport, JobError> {
+    let items = store.items(&ItemFilter {
+        from: None,
+        to: Some(request.to.max(request.until)),
+        labelled_only: false,
+    })?;
+    let fit_items: Vec<DeclarationItem> = items
+        .iter()
+        .filter(|d| d.date <= request.until)
+        .cloned()
+        .collect();
+    if fit_items.len() < 50 {
+        return Err(JobError::Invalid(format!(
+            "{} declarations up to {}: need at least 50 to learn what is normal",
+            fit_items.len(),
+            request.until
+        )));
+    }
+    let pipeline = borderlens_risk::features::FeaturePipeline::fit(&fit_items);
+    let (fit_data, _) = pipeline.transform(&fit_items, &vec![true; fit_items.len()], request.label);
+    let forest = borderlens_risk::anomaly::IsolationForest::fit(
+        &fit_data,
+        &borderlens_risk::anomaly::IsolationForestConfig::standard(),
+        request.seed,
+    );
+    let wanted: Vec<bool> = items
+        .iter()
+        .map(|d| d.date >= request.from && d.date <= request.to)
+        .collect();
+    let (data, rows) = pipeline.transform(&items, &wanted, request.label);
+    if data.n_rows() == 0 {
+        return Err(JobError::Invalid(format!(
+            "no declarations between {} and {}",
+            request.from, request.to
+        )));
+    }
+    let scores = forest.score_all(&data);
+    let labelled: Vec<usize> = (0..rows.len())
+        .filter(|&r| items[rows[r]].label.is_some())
+        .collect();
+    let evaluation = if labelled.is_empty() {
+        None
+    } else {
+        let s: Vec<f64> = labelled.iter().map(|&r| scores[r]).collect();
+        let y: Vec<bool> = labelled.iter().map(|&r| data.labels[r]).collect();
+        let duty: Vec<f64> = labelled
+            .iter()
+            .map(|&r| items[rows[r]].duty_at_stake())
+            .collect();
+        let e = metrics::evaluate(&s, &y, &duty);
+        let by_rate = |m: &BTreeMap<u32, f64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        Some(AnomalyEvaluation {
+            label: request.label.name().to_string(),
+            n: e.n,
+            positives: e.positives,
+            precision_at: by_rate(&e.precision_at),
+            recall_at: by_rate(&e.recall_at),
+            revenue_at: by_rate(&e.revenue_at),
+            pr_auc: e.pr_auc,
+            roc_auc: e.roc_auc,
+        })
+    };
+    let top = metrics::ranking(&scores)
+        .into_iter()
+        .take(request.top)
+        .enumerate()
+        .map(|(rank, r)| {
+            let item = &items[rows[r]];
+            AnomalousItem {
+                declaration_id: item.key.declaration_id.clone(),
+                item_no: item.key.item_no,
+                date: item.date.to_string(),
+                score: scores[r],
+                rank: rank + 1,
+            }
+        })
+        .collect();
+    Ok(AnomalyReport {
+        from: request.from.to_string(),
+        to: request.to.to_string(),
+        n: data.n_rows(),
+        evaluation,
+        top,
+    })
+}

@@ -15,8 +15,9 @@ mod jobs;
 mod reports;
 
 pub use jobs::{
-    evaluate, explain, export_features, export_items, import_files, importance, score, train,
-    EvaluateRequest, ExplainRequest, ExportRequest, ScoreRequest, TrainRequest,
+    anomaly, evaluate, explain, export_features, export_items, import_files, importance, score,
+    train, AnomalyRequest, EvaluateRequest, ExplainRequest, ExportRequest, ScoreRequest,
+    TrainRequest,
 };
 pub use reports::*;
 

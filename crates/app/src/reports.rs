@@ -217,3 +217,54 @@ pub struct ExplainReport {
     /// The control outcome, when known.
     pub outcome: Option<String>,
 }
+
+/// How well the anomaly score alone ranks a labelled period.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnomalyEvaluation {
+    /// Label measured against.
+    pub label: String,
+    /// Labelled items.
+    pub n: usize,
+    /// Positives among them.
+    pub positives: usize,
+    /// Precision by inspection rate.
+    pub precision_at: BTreeMap<String, f64>,
+    /// Recall by inspection rate.
+    pub recall_at: BTreeMap<String, f64>,
+    /// Revenue share by inspection rate.
+    pub revenue_at: BTreeMap<String, f64>,
+    /// Average precision.
+    pub pr_auc: f64,
+    /// ROC-AUC.
+    pub roc_auc: f64,
+}
+
+/// One unusual declaration item.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnomalousItem {
+    /// Declaration id.
+    pub declaration_id: String,
+    /// Item number.
+    pub item_no: u32,
+    /// Date.
+    pub date: String,
+    /// Anomaly score in (0, 1]; higher is more unusual.
+    pub score: f64,
+    /// 1 = most unusual.
+    pub rank: usize,
+}
+
+/// Result of `anomaly`.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnomalyReport {
+    /// First date scored.
+    pub from: String,
+    /// Last date scored.
+    pub to: String,
+    /// Items scored.
+    pub n: usize,
+    /// Ranking quality, where the period has control results.
+    pub evaluation: Option<AnomalyEvaluation>,
+    /// The most unusual items.
+    pub top: Vec<AnomalousItem>,
+}

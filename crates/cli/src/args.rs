@@ -45,6 +45,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Explain one declaration's score: contributions, counterfactual, waterfall chart.
     Explain(ExplainArgs),
+    /// Rare-threat framing: rank a period by isolation-forest anomaly score alone (no labels used).
+    Anomaly(AnomalyArgs),
     /// Global feature importance (mean |SHAP|) of a model on a period.
     Importance(ImportanceArgs),
     /// List the models in the registry.
@@ -185,6 +187,25 @@ pub struct ExplainArgs {
     /// Write the waterfall chart (SVG).
     #[arg(long)]
     pub chart: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct AnomalyArgs {
+    /// Last date of the declarations that define "normal".
+    #[arg(long)]
+    pub until: NaiveDate,
+    #[arg(long)]
+    pub from: NaiveDate,
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Label to measure the ranking against, where known: fraud or critical.
+    #[arg(long, default_value = "critical")]
+    pub label: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Items listed.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
 }
 
 #[derive(Args)]
@@ -336,6 +357,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::write_importance(path, &importance)?;
             }
             output::importance(&importance, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Anomaly(a) => {
+            let store = open()?;
+            let label = LabelKind::parse(&a.label)
+                .with_context(|| format!("unknown label '{}': use fraud or critical", a.label))?;
+            let request = app::AnomalyRequest {
+                until: a.until,
+                from: a.from,
+                to: a.to,
+                label,
+                seed: a.seed,
+                top: a.top,
+            };
+            let report = app::anomaly(&store, &request)?;
+            output::anomaly(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Models => {

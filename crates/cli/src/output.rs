@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use borderlens_app::{EvaluationReport, ExplainReport, FileReport, ScoreReport, TrainReport};
+use borderlens_app::{
+    AnomalyReport, EvaluationReport, ExplainReport, FileReport, ScoreReport, TrainReport,
+};
 use borderlens_risk::charts::{self, RateCurvePoint};
 use borderlens_store::ModelInfo;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -329,4 +331,48 @@ pub fn write_importance(path: &Path, importance: &[(String, f64)]) -> anyhow::Re
         path,
         charts::bar_chart_svg("global importance: mean |contribution|", &bars, "log-odds"),
     )
+}
+
+pub fn anomaly(r: &AnomalyReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "isolation forest on {}..{}: {} declarations scored (no labels used to fit)",
+        r.from,
+        r.to,
+        r.n
+    );
+    if let Some(e) = &r.evaluation {
+        outln!(
+            "against the {} label ({} of {}): ROC-AUC {:.4}, PR-AUC {:.4}",
+            e.label,
+            e.positives,
+            e.n,
+            e.roc_auc,
+            e.pr_auc
+        );
+        let mut t = table(&["inspected", "precision", "recall", "revenue caught"]);
+        for rate in ["1", "2", "5", "10"] {
+            t.add_row(vec![
+                format!("{rate}%"),
+                format!("{:.3}", e.precision_at[rate]),
+                format!("{:.3}", e.recall_at[rate]),
+                format!("{:.3}", e.revenue_at[rate]),
+            ]);
+        }
+        outln!("{t}");
+    }
+    let mut t = table(&["rank", "declaration", "item", "date", "anomaly score"]);
+    for item in &r.top {
+        t.add_row(vec![
+            item.rank.to_string(),
+            item.declaration_id.clone(),
+            item.item_no.to_string(),
+            item.date.clone(),
+            format!("{:.3}", item.score),
+        ]);
+    }
+    outln!("{t}");
+    Ok(())
 }
