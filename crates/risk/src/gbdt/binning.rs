@@ -29,16 +29,22 @@ impl BinMapper {
     }
 }
 
-/// The binned training matrix: `bins[feature][row]`.
+/// The binned training matrix: `bins[feature][row]`, and the same row-major
+/// (`row_major[row * n_features + feature]`) for row-wise histograms.
 pub(crate) struct BinnedData {
     pub(crate) mappers: Vec<BinMapper>,
     pub(crate) bins: Vec<Vec<u8>>,
+    pub(crate) row_major: Vec<u8>,
+    /// Start of each feature's bins in a flat histogram.
+    pub(crate) offsets: Vec<usize>,
+    /// Bins of all features.
+    pub(crate) total_bins: usize,
 }
 
 pub(crate) fn bin_dataset(data: &Dataset, max_bin: usize) -> BinnedData {
     use rayon::prelude::*;
     let max_bin = max_bin.clamp(3, 256);
-    let (mappers, bins): (Vec<_>, Vec<_>) = data
+    let (mappers, bins): (Vec<BinMapper>, Vec<Vec<u8>>) = data
         .features
         .par_iter()
         .zip(data.columns.par_iter())
@@ -51,7 +57,21 @@ pub(crate) fn bin_dataset(data: &Dataset, max_bin: usize) -> BinnedData {
             (mapper, binned)
         })
         .unzip();
-    BinnedData { mappers, bins }
+    let n_rows = data.n_rows();
+    let n_features = bins.len();
+    let mut row_major = vec![0u8; n_rows * n_features];
+    for (f, column) in bins.iter().enumerate() {
+        for (r, &b) in column.iter().enumerate() {
+            row_major[r * n_features + f] = b;
+        }
+    }
+    let mut offsets = Vec::with_capacity(n_features);
+    let mut total_bins = 0;
+    for mapper in &mappers {
+        offsets.push(total_bins);
+        total_bins += mapper.n_bins();
+    }
+    BinnedData { mappers, bins, row_major, offsets, total_bins }
 }
 
 fn bin_of(mapper: &BinMapper, value: f64) -> u8 {
