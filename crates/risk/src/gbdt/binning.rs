@@ -71,7 +71,13 @@ pub(crate) fn bin_dataset(data: &Dataset, max_bin: usize) -> BinnedData {
         offsets.push(total_bins);
         total_bins += mapper.n_bins();
     }
-    BinnedData { mappers, bins, row_major, offsets, total_bins }
+    BinnedData {
+        mappers,
+        bins,
+        row_major,
+        offsets,
+        total_bins,
+    }
 }
 
 fn bin_of(mapper: &BinMapper, value: f64) -> u8 {
