@@ -34,6 +34,10 @@ impl BinStat {
 /// (`BinnedData::offsets` says where each feature starts).
 type Histogram = Vec<BinStat>;
 
+/// Leaves with fewer rows build their histogram on one thread (a second buffer to zero and merge
+/// costs more than it saves).
+const PARALLEL_MIN_ROWS: usize = 4096;
+
 #[derive(Clone, Debug)]
 enum BinSplit {
     Numeric {
@@ -408,29 +412,11 @@ impl GrowContext<'_> {
 
     fn histogram(&self, rows: &[u32]) -> Histogram {
         let binned = self.binned;
-        if rows.len() == self.gradients.len() {
-            // The root without bagging: every row, in order; column by column, in parallel.
-            let per_feature: Vec<Vec<BinStat>> = binned
-                .mappers
-                .par_iter()
-                .zip(binned.bins.par_iter())
-                .map(|(mapper, column)| {
-                    let mut hist = vec![BinStat::default(); mapper.n_bins()];
-                    for ((&bin, &g), &h) in column.iter().zip(self.gradients).zip(self.hessians) {
-                        let stat = &mut hist[bin as usize];
-                        stat.g += g;
-                        stat.h += h;
-                    }
-                    hist
-                })
-                .collect();
-            return per_feature.concat();
-        }
-        // Other leaves: row by row over the row-major copy of the bins (one contiguous read per
-        // row instead of one scattered read per feature), in two fixed halves summed at the end
-        // so the result does not depend on the number of threads.
-        let half = rows.len() / 2;
-        let (first, second) = rows.split_at(half);
+        // Row by row over the row-major copy of the bins: each row's gradient, hessian and bins
+        // are read once (column by column would re-read the gradients once per feature). Large
+        // leaves in two fixed halves summed at the end, so the result depends on the row count
+        // only, never on the threads.
+
         let one_part = |part: &[u32]| {
             let mut hist = vec![BinStat::default(); binned.total_bins];
             let n_features = binned.offsets.len();
@@ -446,11 +432,11 @@ impl GrowContext<'_> {
             }
             hist
         };
-        let (mut a, b) = if rows.len() >= 2048 {
-            rayon::join(|| one_part(first), || one_part(second))
-        } else {
-            (one_part(first), one_part(second))
-        };
+        if rows.len() < PARALLEL_MIN_ROWS {
+            return one_part(rows);
+        }
+        let (first, second) = rows.split_at(rows.len() / 2);
+        let (mut a, b) = rayon::join(|| one_part(first), || one_part(second));
         for (x, y) in a.iter_mut().zip(&b) {
             x.add(y);
         }
