@@ -254,7 +254,6 @@ pub fn evaluate(
     let scores = model.score(&data);
     let duty: Vec<f64> = rows.iter().map(|&i| items[i].duty_at_stake()).collect();
     let evaluation = metrics::evaluate(&scores, &data.labels, &duty);
-    let by_rate = |m: &BTreeMap<u32, f64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let curve = metrics::rate_curve(&scores, &data.labels, &duty, 20)
         .into_iter()
         .map(|(rate, precision, recall, revenue)| CurvePoint {
@@ -270,13 +269,7 @@ pub fn evaluate(
         label: label.name().to_string(),
         from: request.from.to_string(),
         to: request.to.to_string(),
-        n: evaluation.n,
-        positives: evaluation.positives,
-        precision_at: by_rate(&evaluation.precision_at),
-        recall_at: by_rate(&evaluation.recall_at),
-        revenue_at: by_rate(&evaluation.revenue_at),
-        pr_auc: evaluation.pr_auc,
-        roc_auc: evaluation.roc_auc,
+        metrics: TargetingMetrics::from_evaluation(&evaluation),
         curve,
     };
     Ok((report, scores, data.labels))
@@ -730,16 +723,9 @@ pub fn anomaly(store: &Store, request: &AnomalyRequest) -> Result<AnomalyReport,
             .map(|&r| items[rows[r]].duty_at_stake())
             .collect();
         let e = metrics::evaluate(&s, &y, &duty);
-        let by_rate = |m: &BTreeMap<u32, f64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         Some(AnomalyEvaluation {
             label: request.label.name().to_string(),
-            n: e.n,
-            positives: e.positives,
-            precision_at: by_rate(&e.precision_at),
-            recall_at: by_rate(&e.recall_at),
-            revenue_at: by_rate(&e.revenue_at),
-            pr_auc: e.pr_auc,
-            roc_auc: e.roc_auc,
+            metrics: TargetingMetrics::from_evaluation(&e),
         })
     };
     let top = metrics::ranking(&scores)

@@ -89,6 +89,16 @@ pub struct EvaluationReport {
     pub from: String,
     /// Last date (inclusive).
     pub to: String,
+    /// Targeting quality (its fields appear at the top level of the JSON).
+    #[serde(flatten)]
+    pub metrics: TargetingMetrics,
+    /// Precision, recall and revenue share at every rate from 1% to 20%.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// How well a ranking targets a labelled period at the inspection rates of every report.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetingMetrics {
     /// Declarations evaluated.
     pub n: usize,
     /// Positives among them.
@@ -103,8 +113,22 @@ pub struct EvaluationReport {
     pub pr_auc: f64,
     /// ROC-AUC.
     pub roc_auc: f64,
-    /// Precision, recall and revenue share at every rate from 1% to 20%.
-    pub curve: Vec<CurvePoint>,
+}
+
+impl TargetingMetrics {
+    /// The report form of an engine evaluation.
+    pub fn from_evaluation(e: &borderlens_risk::metrics::Evaluation) -> TargetingMetrics {
+        let by_rate = |m: &BTreeMap<u32, f64>| m.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        TargetingMetrics {
+            n: e.n,
+            positives: e.positives,
+            precision_at: by_rate(&e.precision_at),
+            recall_at: by_rate(&e.recall_at),
+            revenue_at: by_rate(&e.revenue_at),
+            pr_auc: e.pr_auc,
+            roc_auc: e.roc_auc,
+        }
+    }
 }
 
 /// One point of the rate curve.
@@ -223,20 +247,9 @@ pub struct ExplainReport {
 pub struct AnomalyEvaluation {
     /// Label measured against.
     pub label: String,
-    /// Labelled items.
-    pub n: usize,
-    /// Positives among them.
-    pub positives: usize,
-    /// Precision by inspection rate.
-    pub precision_at: BTreeMap<String, f64>,
-    /// Recall by inspection rate.
-    pub recall_at: BTreeMap<String, f64>,
-    /// Revenue share by inspection rate.
-    pub revenue_at: BTreeMap<String, f64>,
-    /// Average precision.
-    pub pr_auc: f64,
-    /// ROC-AUC.
-    pub roc_auc: f64,
+    /// Targeting quality (flattened into this object in JSON).
+    #[serde(flatten)]
+    pub metrics: TargetingMetrics,
 }
 
 /// One unusual declaration item.

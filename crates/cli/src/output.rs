@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use borderlens_app::{
-    AnomalyReport, EvaluationReport, ExplainReport, FileReport, ScoreReport, TrainReport,
+    AnomalyReport, EvaluationReport, ExplainReport, FileReport, ScoreReport, TargetingMetrics,
+    TrainReport,
 };
 use borderlens_risk::charts::{self, RateCurvePoint};
 use borderlens_store::ModelInfo;
@@ -114,24 +115,29 @@ pub fn evaluate(r: &EvaluationReport, json: bool) -> anyhow::Result<()> {
         r.version,
         r.from,
         r.to,
-        r.n,
-        r.positives,
+        r.metrics.n,
+        r.metrics.positives,
         r.label,
-        100.0 * r.positives as f64 / r.n.max(1) as f64,
-        r.roc_auc,
-        r.pr_auc
+        100.0 * r.metrics.positives as f64 / r.metrics.n.max(1) as f64,
+        r.metrics.roc_auc,
+        r.metrics.pr_auc
     );
+    outln!("{}", rate_table(&r.metrics));
+    Ok(())
+}
+
+/// Precision, recall and revenue at the inspection rates of every report.
+fn rate_table(m: &TargetingMetrics) -> Table {
     let mut t = table(&["inspected", "precision", "recall", "revenue caught"]);
     for rate in ["1", "2", "5", "10"] {
         t.add_row(vec![
             format!("{rate}%"),
-            format!("{:.3}", r.precision_at[rate]),
-            format!("{:.3}", r.recall_at[rate]),
-            format!("{:.3}", r.revenue_at[rate]),
+            format!("{:.3}", m.precision_at[rate]),
+            format!("{:.3}", m.recall_at[rate]),
+            format!("{:.3}", m.revenue_at[rate]),
         ]);
     }
-    outln!("{t}");
-    Ok(())
+    t
 }
 
 pub fn score(r: &ScoreReport, limit: usize, json: bool) -> anyhow::Result<()> {
@@ -347,21 +353,12 @@ pub fn anomaly(r: &AnomalyReport, json: bool) -> anyhow::Result<()> {
         outln!(
             "against the {} label ({} of {}): ROC-AUC {:.4}, PR-AUC {:.4}",
             e.label,
-            e.positives,
-            e.n,
-            e.roc_auc,
-            e.pr_auc
+            e.metrics.positives,
+            e.metrics.n,
+            e.metrics.roc_auc,
+            e.metrics.pr_auc
         );
-        let mut t = table(&["inspected", "precision", "recall", "revenue caught"]);
-        for rate in ["1", "2", "5", "10"] {
-            t.add_row(vec![
-                format!("{rate}%"),
-                format!("{:.3}", e.precision_at[rate]),
-                format!("{:.3}", e.recall_at[rate]),
-                format!("{:.3}", e.revenue_at[rate]),
-            ]);
-        }
-        outln!("{t}");
+        outln!("{}", rate_table(&e.metrics));
     }
     let mut t = table(&["rank", "declaration", "item", "date", "anomaly score"]);
     for item in &r.top {
