@@ -501,9 +501,11 @@ fn counterfactual_values(items: &[DeclarationItem]) -> Vec<(String, Vec<String>)
             }
             let mut by_count: Vec<(String, usize)> = counts.into_iter().collect();
             by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            // HS codes: keep many, so that each chapter has candidates (see `counterfactual`).
+            let keep = if *field == "hs6" { 400 } else { 12 };
             (
                 field.to_string(),
-                by_count.into_iter().take(12).map(|(v, _)| v).collect(),
+                by_count.into_iter().take(keep).map(|(v, _)| v).collect(),
             )
         })
         .collect()
@@ -644,12 +646,27 @@ impl RiskModel {
                         .map(|f| format!("{}", (v * f * 100.0).round() / 100.0))
                         .collect()
                 }
-                _ => self
-                    .counterfactual_values
-                    .iter()
-                    .find(|(f, _)| f == field)
-                    .map(|(_, values)| values.clone())
-                    .unwrap_or_default(),
+                _ => {
+                    let values = self
+                        .counterfactual_values
+                        .iter()
+                        .find(|(f, _)| f == field)
+                        .map(|(_, values)| values.as_slice())
+                        .unwrap_or_default();
+                    if field == "hs6" {
+                        // A plausible reclassification stays in the declared chapter; "declare
+                        // an unrelated product" explains nothing.
+                        let chapter = item.hs6.chapter();
+                        values
+                            .iter()
+                            .filter(|v| v.starts_with(chapter))
+                            .take(12)
+                            .cloned()
+                            .collect()
+                    } else {
+                        values.to_vec()
+                    }
+                }
             };
             for value in candidates.into_iter().filter(|v| *v != current) {
                 if let Some(changed) = with_field(item, field, &value) {
@@ -714,5 +731,115 @@ impl RiskModel {
     pub fn digest(&self) -> String {
         let digest = Sha256::digest(self.to_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use borderlens_domain::{ControlLabel, ItemKey};
+    use chrono::NaiveDate;
+
+    /// 3,000 items over 2020 where origin "XX" with HS chapter 61 is almost always fraud.
+    fn items() -> Vec<DeclarationItem> {
+        let mut rng = Rng::new(5);
+        let origins = ["CN", "US", "JP", "XX"];
+        let codes = ["611249", "610822", "851712", "940360"];
+        (0..3000)
+            .map(|i| {
+                let origin = origins[rng.below(4)];
+                let hs = codes[rng.below(4)];
+                let risky = origin == "XX" && hs.starts_with("61");
+                let fraud = rng.next_f64() < if risky { 0.9 } else { 0.1 };
+                DeclarationItem {
+                    key: ItemKey {
+                        declaration_id: format!("D{i:05}"),
+                        item_no: 1,
+                    },
+                    date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()
+                        + chrono::Duration::days((i / 10) as i64),
+                    office_id: "40".into(),
+                    process_type: "B".into(),
+                    import_type: "11".into(),
+                    import_use: "21".into(),
+                    payment_type: "11".into(),
+                    transport_mode: "10".into(),
+                    declarant_id: format!("DCL{}", rng.below(30)),
+                    importer_id: format!("IMP{}", rng.below(500)),
+                    seller_id: None,
+                    courier_id: None,
+                    hs6: HsCode::parse(hs).unwrap(),
+                    departure_country: origin.into(),
+                    origin_country: origin.into(),
+                    tax_rate: 8.0,
+                    tax_type: "A".into(),
+                    origin_indicator: "E".into(),
+                    net_mass: 10.0 + rng.next_f64() * 100.0,
+                    item_price: 1000.0 + rng.next_f64() * 10_000.0,
+                    label: Some(ControlLabel {
+                        fraud,
+                        critical: u8::from(fraud),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counterfactual_brings_a_risky_item_below_the_threshold_with_a_plausible_change() {
+        let items = items();
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 60;
+        options.gbdt.early_stopping_rounds = None;
+        let model = train(&items, &options, &mut |_, _| true).unwrap();
+        let risky = items
+            .iter()
+            .rev()
+            .find(|d| d.origin_country == "XX" && d.hs6.chapter() == "61")
+            .unwrap();
+        let history = HistoryState::as_of(&items, risky.date);
+        let score = model.score_row(&model.row(risky, &history));
+        let threshold = model.thresholds[&10];
+        assert!(
+            score >= threshold,
+            "risky item scored {score} below threshold {threshold}"
+        );
+        let counterfactual = model
+            .counterfactual(risky, &history, threshold)
+            .expect("a counterfactual");
+        assert!(counterfactual.probability < threshold);
+        assert!((1..=2).contains(&counterfactual.changes.len()));
+        for change in &counterfactual.changes {
+            assert_ne!(change.from, change.to);
+            if change.field == "hs6" {
+                assert_eq!(
+                    &change.to[..2],
+                    "61",
+                    "HS change left the chapter: {change:?}"
+                );
+            }
+        }
+        // Applying the changes really gives the reported score.
+        let mut changed = risky.clone();
+        for change in &counterfactual.changes {
+            changed = with_field(&changed, &change.field, &change.to).unwrap();
+        }
+        let rescored = model.score_row(&model.row(&changed, &history));
+        assert!((rescored - counterfactual.probability).abs() < 1e-12);
+    }
+
+    #[test]
+    fn same_data_and_seed_give_same_bytes() {
+        let items = items();
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 20;
+        let a = train(&items, &options, &mut |_, _| true).unwrap();
+        let b = train(&items, &options, &mut |_, _| true).unwrap();
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        options.gbdt.seed = 7;
+        let c = train(&items, &options, &mut |_, _| true).unwrap();
+        assert_ne!(a.digest(), c.digest());
+        assert_eq!(RiskModel::from_bytes(&a.to_bytes()).unwrap(), a);
     }
 }
