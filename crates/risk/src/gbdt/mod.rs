@@ -11,7 +11,11 @@
 //! gradient/hessian ratio and take the best prefix (one-vs-rest for few categories), with extra L2
 //! regularisation `cat_l2` and a minimum count per category `min_data_per_group`.
 //!
-//! Determinism: histograms are built per feature in row order (in parallel across features),
+//! Histograms hold gradient and hessian sums only, built row by row (each row's gradients and bins
+//! are read once); split constraints estimate row counts from hessian shares, as LightGBM does,
+//! while node covers (TreeSHAP's weights) are exact row counts.
+//!
+//! Determinism: a histogram is summed in row order, in at most two halves fixed by the row count,
 //! ties resolve to the lowest index, and sampling uses the seeded [`crate::rng::Rng`], so the same
 //! data, configuration and seed give the same trees bit for bit, on any number of threads.
 
