@@ -37,35 +37,61 @@ pub fn selection_size(n: usize, rate_percent: f64) -> usize {
     ((n as f64 * rate_percent / 100.0).ceil() as usize).min(n)
 }
 
+/// Precision, recall and revenue share of selecting the top `rate_percent`% of a ranking.
+struct Selection<'a> {
+    order: Vec<usize>,
+    labels: &'a [bool],
+    duty: &'a [f64],
+    positives: usize,
+    total_duty: f64,
+}
+
+impl<'a> Selection<'a> {
+    fn new(scores: &[f64], labels: &'a [bool], duty: &'a [f64]) -> Selection<'a> {
+        let total_duty = labels
+            .iter()
+            .zip(duty)
+            .filter(|(&y, _)| y)
+            .map(|(_, &d)| d)
+            .sum();
+        Selection {
+            order: ranking(scores),
+            labels,
+            duty,
+            positives: labels.iter().filter(|&&y| y).count(),
+            total_duty,
+        }
+    }
+
+    /// (precision, recall, revenue share) at `rate_percent`.
+    fn at(&self, rate_percent: f64) -> (f64, f64, f64) {
+        let k = selection_size(self.order.len(), rate_percent);
+        let selected_positives = self.order[..k].iter().filter(|&&i| self.labels[i]);
+        let hits = selected_positives.clone().count() as f64;
+        let caught: f64 = selected_positives.map(|&i| self.duty[i]).sum();
+        (
+            ratio(hits, k as f64),
+            ratio(hits, self.positives as f64),
+            ratio(caught, self.total_duty),
+        )
+    }
+}
+
 /// Evaluates `scores` against `labels`, weighting revenue by `duty` (duty at stake per row).
 pub fn evaluate(scores: &[f64], labels: &[bool], duty: &[f64]) -> Evaluation {
-    let n = scores.len();
-    let order = ranking(scores);
-    let positives = labels.iter().filter(|&&y| y).count();
-    let total_duty: f64 = labels
-        .iter()
-        .zip(duty)
-        .filter(|(&y, _)| y)
-        .map(|(_, &d)| d)
-        .sum();
+    let selection = Selection::new(scores, labels, duty);
     let mut precision_at = BTreeMap::new();
     let mut recall_at = BTreeMap::new();
     let mut revenue_at = BTreeMap::new();
     for rate in INSPECTION_RATES {
-        let k = selection_size(n, rate as f64);
-        let hits = order[..k].iter().filter(|&&i| labels[i]).count();
-        let caught: f64 = order[..k]
-            .iter()
-            .filter(|&&i| labels[i])
-            .map(|&i| duty[i])
-            .sum();
-        precision_at.insert(rate, ratio(hits as f64, k as f64));
-        recall_at.insert(rate, ratio(hits as f64, positives as f64));
-        revenue_at.insert(rate, ratio(caught, total_duty));
+        let (precision, recall, revenue) = selection.at(rate as f64);
+        precision_at.insert(rate, precision);
+        recall_at.insert(rate, recall);
+        revenue_at.insert(rate, revenue);
     }
     Evaluation {
-        n,
-        positives,
+        n: scores.len(),
+        positives: selection.positives,
         precision_at,
         recall_at,
         revenue_at,
@@ -81,29 +107,11 @@ pub fn rate_curve(
     duty: &[f64],
     max: u32,
 ) -> Vec<(f64, f64, f64, f64)> {
-    let order = ranking(scores);
-    let positives = labels.iter().filter(|&&y| y).count() as f64;
-    let total_duty: f64 = labels
-        .iter()
-        .zip(duty)
-        .filter(|(&y, _)| y)
-        .map(|(_, &d)| d)
-        .sum();
+    let selection = Selection::new(scores, labels, duty);
     (1..=max)
         .map(|rate| {
-            let k = selection_size(scores.len(), rate as f64);
-            let hits = order[..k].iter().filter(|&&i| labels[i]).count() as f64;
-            let caught: f64 = order[..k]
-                .iter()
-                .filter(|&&i| labels[i])
-                .map(|&i| duty[i])
-                .sum();
-            (
-                rate as f64,
-                ratio(hits, k as f64),
-                ratio(hits, positives),
-                ratio(caught, total_duty),
-            )
+            let (precision, recall, revenue) = selection.at(rate as f64);
+            (rate as f64, precision, recall, revenue)
         })
         .collect()
 }
