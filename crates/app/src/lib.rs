@@ -11,15 +11,21 @@ Architecture invariant: no printing, no argument parsing, no HTTP here; long job
 */
 #![deny(missing_docs)]
 
+mod decisions;
 mod jobs;
+mod monitoring;
 mod reports;
+mod simulation;
 
+pub use decisions::*;
 pub use jobs::{
     anomaly, evaluate, explain, export_features, export_items, import_files, importance, score,
     train, AnomalyRequest, EvaluateRequest, ExplainRequest, ExportRequest, ScoreRequest,
     TrainRequest,
 };
+pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
+pub use simulation::{simulate, RiskLearner, SimulateRequest};
 
 /// Progress reporting and interruption for long jobs.
 pub trait Progress {

@@ -9,6 +9,7 @@ use borderlens_app as app;
 use borderlens_domain::{ItemKey, LabelKind};
 use borderlens_ingest::ColumnMapping;
 use borderlens_risk::model::{Imbalance, TrainOptions};
+use borderlens_selection::simulate::{SimulationOptions, Strategy};
 use borderlens_store::Store;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +30,9 @@ pub struct Cli {
     /// Print one JSON object instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Who is acting, as written in the audit log (officer or service id).
+    #[arg(long, global = true, default_value = "cli")]
+    pub actor: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +57,31 @@ pub enum Command {
     Models,
     /// Export the exact model features (train/test CSV + meta.json) for comparison with other tools.
     ExportFeatures(ExportArgs),
+    /// Manage selection policies (capacity, random share, campaigns).
+    #[command(subcommand)]
+    Policy(crate::loop_cmds::PolicyCommand),
+    /// Decide lanes for the declarations of a period with a stored policy; records π.
+    Select(crate::loop_cmds::SelectArgs),
+    /// Override the current decision on a declaration (reason mandatory).
+    Override(crate::loop_cmds::OverrideArgs),
+    /// Control results: form schema, record, bulk import, exchange export.
+    #[command(subcommand)]
+    Controls(crate::loop_cmds::ControlsCommand),
+    /// Horvitz–Thompson estimates of the non-compliance rate, overall and by segment.
+    Estimate(crate::loop_cmds::EstimateArgs),
+    /// Score, contributions, π, policy, overrides and outcome of one declaration.
+    ExplainDecision {
+        /// Declaration id.
+        declaration: String,
+    },
+    /// Selection rate, hit rate and their ratio by origin, office, importer size and declarant;
+    /// flags groups selected beyond what their hits justify.
+    BiasAudit(crate::loop_cmds::BiasArgs),
+    /// Feature, score and hit-rate drift between two periods; alerts name what moved.
+    Drift(crate::loop_cmds::DriftArgs),
+    /// Replay the declarations week by week under several selection policies: only selected
+    /// declarations reveal their labels, the model retrains weekly on what was revealed.
+    Simulate(SimulateArgs),
     /// Benchmarks.
     Bench(BenchArgs),
     /// The whole job on the bundled sample: import, train, evaluate, score, explain, charts.
@@ -209,6 +238,58 @@ pub struct AnomalyArgs {
 }
 
 #[derive(Args)]
+pub struct SimulateArgs {
+    /// Red-lane capacity in percent of each week's declarations (e.g. 5 or 5%).
+    #[arg(long, default_value = "5", value_parser = parse_percent)]
+    pub capacity: f64,
+    /// Share of the capacity that exploring policies spend on exploration (0 to 1).
+    #[arg(long, default_value_t = 0.2)]
+    pub explore_share: f64,
+    /// Weeks of random selection before the first model.
+    #[arg(long, default_value_t = 4)]
+    pub warmup_weeks: usize,
+    /// Weeks counted as the last quarter.
+    #[arg(long, default_value_t = 13)]
+    pub last_weeks: usize,
+    /// Policies, comma-separated: exploit, exploit_random, exploit_explore, random.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "exploit,exploit_random,exploit_explore,random"
+    )]
+    pub policies: Vec<String>,
+    /// Train with inverse-probability weights 1/π.
+    #[arg(long)]
+    pub ipw: bool,
+    /// Target label: fraud or critical.
+    #[arg(long, default_value = "fraud")]
+    pub label: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// First date replayed.
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last date replayed.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Directory for the SVG charts (precision, revenue, estimates per week).
+    #[arg(long)]
+    pub charts: Option<PathBuf>,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%').trim();
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a percentage"))?;
+    if value > 0.0 && value <= 100.0 {
+        Ok(value / 100.0)
+    } else {
+        Err(format!("{value}% is not in (0, 100]"))
+    }
+}
+
+#[derive(Args)]
 pub struct ImportanceArgs {
     #[arg(long)]
     pub model: String,
@@ -271,7 +352,12 @@ pub struct DemoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let bars = Bars::new(!cli.json && std::io::stderr().is_terminal());
     let open = || {
-        Store::open(&cli.db).with_context(|| format!("cannot open database {}", cli.db.display()))
+        Store::open(&cli.db)
+            .map(|mut store| {
+                store.set_actor(&cli.actor);
+                store
+            })
+            .with_context(|| format!("cannot open database {}", cli.db.display()))
     };
     match &cli.command {
         Command::Import(a) => {
@@ -401,6 +487,53 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     a.out.display()
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(c) => crate::loop_cmds::policy(&mut open()?, c, cli.json),
+        Command::Select(a) => crate::loop_cmds::select(&mut open()?, a, cli.json, &bars),
+        Command::Override(a) => crate::loop_cmds::override_decision(&mut open()?, a, cli.json),
+        Command::Controls(c) => crate::loop_cmds::controls(&mut open()?, c, cli.json),
+        Command::Estimate(a) => crate::loop_cmds::estimate(&open()?, a, cli.json),
+        Command::ExplainDecision { declaration } => {
+            crate::loop_cmds::explain_decision(&open()?, declaration, cli.json)
+        }
+        Command::BiasAudit(a) => crate::loop_cmds::bias_audit(&open()?, a, cli.json),
+        Command::Drift(a) => crate::loop_cmds::drift(&open()?, a, cli.json),
+        Command::Simulate(a) => {
+            let store = open()?;
+            let label = LabelKind::parse(&a.label)
+                .with_context(|| format!("unknown label '{}': use fraud or critical", a.label))?;
+            let strategies = a
+                .policies
+                .iter()
+                .map(|name| {
+                    Strategy::parse(name).with_context(|| {
+                        format!(
+                            "unknown policy '{name}': use {}",
+                            Strategy::ALL.map(Strategy::name).join(", ")
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut options = SimulationOptions::standard();
+            options.capacity = a.capacity;
+            options.explore_share = a.explore_share;
+            options.warmup_weeks = a.warmup_weeks;
+            options.last_weeks = a.last_weeks;
+            options.strategies = strategies;
+            options.ipw = a.ipw;
+            options.label = label;
+            options.seed = a.seed;
+            let request = app::SimulateRequest {
+                from: a.from,
+                to: a.to,
+                options,
+            };
+            let report = app::simulate(&store, &request, &bars)?;
+            if let Some(dir) = &a.charts {
+                output::write_simulation_charts(dir, &report)?;
+            }
+            output::simulation(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => {

@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod loop_cmds;
 mod output;
 mod progress;
 

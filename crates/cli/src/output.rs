@@ -8,6 +8,7 @@ use borderlens_app::{
     TrainReport,
 };
 use borderlens_risk::charts::{self, RateCurvePoint};
+use borderlens_selection::simulate::SimulationReport;
 use borderlens_store::ModelInfo;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
@@ -371,5 +372,393 @@ pub fn anomaly(r: &AnomalyReport, json: bool) -> anyhow::Result<()> {
         ]);
     }
     outln!("{t}");
+    Ok(())
+}
+
+pub fn simulation(r: &SimulationReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "replayed {} declarations in {} weeks ({} warm-up); capacity {:.1}%, exploration share {:.0}%{}",
+        r.declarations,
+        r.weeks,
+        r.options.warmup_weeks,
+        r.options.capacity * 100.0,
+        r.options.explore_share * 100.0,
+        if r.options.ipw { ", IPW training" } else { "" }
+    );
+    outln!(
+        "true {} rate over the counted weeks: {:.4} ({} of them)",
+        r.options.label.name(),
+        r.true_rate,
+        r.frauds
+    );
+    let mut t = table(&[
+        "policy",
+        "precision",
+        "recall",
+        "revenue share",
+        "last-quarter revenue",
+        "estimator",
+        "weekly coverage",
+        "mean |error|",
+        "pooled estimate (95% CI)",
+    ]);
+    for (name, p) in &r.policies {
+        t.add_row(vec![
+            name.clone(),
+            format!("{:.3}", p.precision),
+            format!("{:.3}", p.recall),
+            format!("{:.3}", p.revenue_share),
+            format!("{:.3}", p.last_quarter_revenue_share),
+            p.estimator.to_string(),
+            format!("{:.2}", p.estimate_coverage),
+            format!("{:.3}", p.mean_abs_estimate_error),
+            format!(
+                "{:.3} ({:.3}-{:.3})",
+                p.pooled_estimate.rate, p.pooled_estimate.low, p.pooled_estimate.high
+            ),
+        ]);
+    }
+    outln!("{t}");
+    Ok(())
+}
+
+/// Weekly charts of a simulation: each policy's estimate of the fraud rate with its interval
+/// beside the truth, precision, and cumulative share of the fraud revenue caught.
+pub fn write_simulation_charts(dir: &Path, r: &SimulationReport) -> anyhow::Result<()> {
+    use borderlens_monitor::drift::{hit_rate_chart_svg, Series, SeriesPoint};
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let point = |window: &str, rate: f64, band: Option<(f64, f64)>| SeriesPoint {
+        window: window.to_string(),
+        inspected: 1,
+        hits: 0,
+        rate: rate.is_finite().then_some(rate),
+        low: band.map(|b| b.0),
+        high: band.map(|b| b.1),
+    };
+    let mut estimates = Vec::new();
+    let mut precision = Vec::new();
+    let mut revenue = Vec::new();
+    let mut truth = None;
+    for (name, p) in &r.policies {
+        let weeks: Vec<_> = p.weeks.iter().filter(|w| !w.warmup).collect();
+        truth.get_or_insert_with(|| Series {
+            group: "true rate".into(),
+            points: weeks
+                .iter()
+                .map(|w| point(&w.week, w.true_rate, None))
+                .collect(),
+        });
+        estimates.push(Series {
+            group: format!("{name} ({})", p.estimator),
+            points: weeks
+                .iter()
+                .map(|w| {
+                    point(
+                        &w.week,
+                        w.estimate.rate,
+                        Some((w.estimate.low, w.estimate.high)),
+                    )
+                })
+                .collect(),
+        });
+        precision.push(Series {
+            group: name.clone(),
+            points: weeks
+                .iter()
+                .map(|w| {
+                    let rate = if w.selected > 0 {
+                        w.hits as f64 / w.selected as f64
+                    } else {
+                        f64::NAN
+                    };
+                    point(&w.week, rate, None)
+                })
+                .collect(),
+        });
+        let (mut caught, mut total) = (0.0, 0.0);
+        revenue.push(Series {
+            group: name.clone(),
+            points: weeks
+                .iter()
+                .map(|w| {
+                    caught += w.revenue_caught;
+                    total += w.revenue_total;
+                    point(
+                        &w.week,
+                        if total > 0.0 {
+                            caught / total
+                        } else {
+                            f64::NAN
+                        },
+                        None,
+                    )
+                })
+                .collect(),
+        });
+    }
+    estimates.extend(truth);
+    let label = r.options.label.name();
+    write(
+        &dir.join("simulation-estimates.svg"),
+        hit_rate_chart_svg(
+            &format!("weekly {label} rate: each policy's estimate (95% interval) vs the truth"),
+            &estimates,
+        ),
+    )?;
+    write(
+        &dir.join("simulation-precision.svg"),
+        hit_rate_chart_svg("weekly precision (hits / selected)", &precision),
+    )?;
+    write(
+        &dir.join("simulation-revenue.svg"),
+        hit_rate_chart_svg("cumulative share of fraud duty at stake caught", &revenue),
+    )?;
+    Ok(())
+}
+
+pub fn select(r: &borderlens_app::SelectReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "policy {}@{}, model {}@{}",
+        r.policy,
+        r.policy_version,
+        r.model,
+        r.model_version
+    );
+    let mut t = table(&[
+        "batch",
+        "declarations",
+        "red",
+        "yellow",
+        "green",
+        "by source",
+    ]);
+    for b in &r.batches {
+        let lane = |l: &str| b.lanes.get(l).copied().unwrap_or(0).to_string();
+        t.add_row(vec![
+            b.batch.clone(),
+            b.declarations.to_string(),
+            if b.skipped {
+                "already decided".into()
+            } else {
+                lane("red")
+            },
+            lane("yellow"),
+            lane("green"),
+            b.sources
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    outln!("{t}");
+    Ok(())
+}
+
+fn interval(e: &borderlens_selection::estimate::RateEstimate) -> String {
+    format!("{:.4} ({:.4}-{:.4})", e.rate, e.low, e.high)
+}
+
+pub fn estimates(r: &borderlens_app::EstimateReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "{} decided declarations; {} design selections still without a result; {} overrides kept out",
+        r.declarations,
+        r.pending,
+        r.overrides
+    );
+    match &r.overall {
+        Some(e) => outln!(
+            "non-compliance (Horvitz-Thompson, {:.0}% CI): {}",
+            e.confidence * 100.0,
+            interval(e)
+        ),
+        None => outln!(
+            "no unbiased estimate: some batch strata have no control result yet, or some declarations had no chance of control (π = 0: add a random share to the policy)"
+        ),
+    }
+    outln!(
+        "naive hits/inspected: {} (biased by risk targeting)",
+        interval(&r.naive)
+    );
+    let mut t = table(&[&r.dimension, "inspected", "hits", "estimate (CI)", "naive"]);
+    for s in &r.segments {
+        t.add_row(vec![
+            s.segment.clone(),
+            s.naive.inspected.to_string(),
+            s.naive.hits.to_string(),
+            s.estimate
+                .as_ref()
+                .map(interval)
+                .unwrap_or_else(|| "n/a (π = 0)".into()),
+            format!("{:.4}", s.naive.rate),
+        ]);
+    }
+    outln!("{t}");
+    Ok(())
+}
+
+pub fn decision_trace(r: &borderlens_app::DecisionTrace, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!("declaration {}", r.declaration_id);
+    match &r.explanation {
+        Some(e) => {
+            outln!(
+                "score {:.3} (model {}@{}); top contributions:",
+                e.score,
+                e.model,
+                e.version
+            );
+            for c in e.contributions.iter().take(5) {
+                outln!("  {:+.3}  {} = {}", c.log_odds, c.words, c.value);
+            }
+        }
+        None => outln!("no model scored it"),
+    }
+    if r.decisions.is_empty() {
+        outln!("no selection decision recorded");
+    }
+    for d in &r.decisions {
+        outln!(
+            "decision {} at {} by {}: lane {} ({}), π = {:.4}, stratum {}, policy {}, batch {}",
+            d.id,
+            d.at,
+            d.actor,
+            d.lane,
+            d.source,
+            d.pi,
+            d.stratum,
+            d.policy,
+            d.batch
+        );
+        if let Some(reason) = &d.override_reason {
+            outln!(
+                "  overrides decision {}: {reason}",
+                d.overrides.unwrap_or_default()
+            );
+        }
+        for reason in &d.reasons {
+            outln!("  {reason}");
+        }
+    }
+    if r.results.is_empty() {
+        outln!("no control result recorded");
+    }
+    for c in &r.results {
+        outln!(
+            "control result {} ({}) at {} by {}: {}{}; {}",
+            c.id,
+            c.submission_id,
+            c.recorded_at,
+            c.recorded_by,
+            c.outcome,
+            c.label
+                .as_ref()
+                .map(|l| format!(" → {l}"))
+                .unwrap_or_default(),
+            c.values
+        );
+    }
+    outln!(
+        "stored label: {}",
+        r.label.as_deref().unwrap_or("none (not controlled)")
+    );
+    Ok(())
+}
+
+pub fn bias(r: &borderlens_monitor::bias::BiasAudit, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    let rate = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    outln!(
+        "{} declarations, {} selected (rate {}), {} inspected with a result, hit rate {}",
+        r.overall.declarations,
+        r.overall.selected,
+        rate(r.overall.selection_rate),
+        r.overall.inspected,
+        rate(r.overall.hit_rate)
+    );
+    for d in &r.dimensions {
+        let mut t = table(&[
+            &d.name,
+            "declarations",
+            "selection rate",
+            "inspected",
+            "hit rate",
+            "selection ratio",
+            "hit ratio",
+            "disparity",
+            "flag",
+        ]);
+        for g in d.groups.iter().take(12) {
+            t.add_row(vec![
+                g.group.clone(),
+                g.declarations.to_string(),
+                rate(Some(g.selection_rate)),
+                g.inspected.to_string(),
+                rate(g.hit_rate),
+                rate(g.selection_ratio),
+                rate(g.hit_ratio),
+                rate(g.disparity),
+                if g.flagged {
+                    "FLAG".into()
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        outln!("{t}");
+    }
+    if r.flags.is_empty() {
+        outln!("no group is selected well beyond what its hit rate justifies");
+    }
+    for flag in &r.flags {
+        outln!("FLAG: {flag}");
+    }
+    Ok(())
+}
+
+pub fn drift(r: &borderlens_monitor::drift::DriftReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    let mut t = table(&["feature", "PSI", "level", "largest moves"]);
+    for f in r.features.iter().chain(r.score.iter()) {
+        t.add_row(vec![
+            f.name.clone(),
+            format!("{:.3}", f.psi.value),
+            f.level.as_str().to_string(),
+            f.top_bins
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} {:.0}%→{:.0}%",
+                        b.label,
+                        b.reference_share * 100.0,
+                        b.current_share * 100.0
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    outln!("{t}");
+    if r.alerts.is_empty() {
+        outln!("no alert: nothing moved beyond the thresholds");
+    }
+    for alert in &r.alerts {
+        outln!("{:?}: {}", alert.severity, alert.what);
+    }
     Ok(())
 }

@@ -811,3 +811,314 @@ fn demo_writes_its_charts() {
     assert_eq!(waterfalls.len(), 1, "{waterfalls:?}");
     assert_svg(&waterfalls[0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// selection loop: policies, decisions, control results, estimates, simulator
+
+const POLICY: &str = r#"{"name": "p", "capacity": {"share": 0.05}, "explore_share": 0.2,
+    "exploration": {"kind": "random"}, "documentary_share": 0.02}"#;
+
+/// Sample imported, model `m` trained on 2020, policy `p` stored, 2021-01-04..05 decided.
+fn selected_on_sample(dir: &TempDir) -> PathBuf {
+    let (db, _) = trained_on_sample(dir, &[]);
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, POLICY).unwrap();
+    let out = borderlens(&db, &["policy", "set", path_str(&policy)]);
+    assert_exit(&out, 0);
+    let out = borderlens(
+        &db,
+        &[
+            "--json",
+            "select",
+            "--policy",
+            "p",
+            "--model",
+            "m",
+            "--from",
+            "2021-01-04",
+            "--to",
+            "2021-01-05",
+        ],
+    );
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let batches = report["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 2);
+    assert!(batches
+        .iter()
+        .all(|b| b["lanes"]["red"].as_u64() >= Some(1)));
+    db
+}
+
+/// Declaration ids dated `date` in the valid sample file.
+fn sample_ids_on(date: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(SAMPLE_VALID).unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1) == Some(date))
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+fn cocaine_seizure(declaration: &str, submission: &str) -> String {
+    serde_json::json!({
+        "submission_id": submission,
+        "declaration_id": declaration,
+        "schema_version": "1.0.0",
+        "values": {
+            "outcome": "contraband", "contraband_type": "drugs", "drug_type": "cocaine",
+            "drug_form": "powder", "packaging": "bricks_taped",
+            "concealment_method": "false_compartment", "quantity": 12.5, "quantity_unit": "kg",
+            "inspection_method": ["physical_full", "sniffer_dog"],
+            "inspected_at": "2021-01-05T10:30:00+01:00", "place": "Terminal 3",
+            "officer_id": "O17", "remarks": "<script>alert(1)</script> bricks behind panel"
+        }
+    })
+    .to_string()
+}
+
+fn record(db: &Path, dir: &TempDir, name: &str, submission: &str) -> Output {
+    let file = dir.path().join(name);
+    std::fs::write(&file, submission).unwrap();
+    borderlens(
+        db,
+        &[
+            "--json",
+            "--actor",
+            "officer-17",
+            "controls",
+            "record",
+            "--file",
+            path_str(&file),
+        ],
+    )
+}
+
+#[test]
+fn every_decision_and_result_is_traceable_and_results_are_idempotent() {
+    let dir = TempDir::new().unwrap();
+    let db = selected_on_sample(&dir);
+    let id = sample_ids_on("2021-01-04")[0].clone();
+
+    // Before any result: the decision is there with its π and policy.
+    let out = borderlens(&db, &["--json", "explain-decision", &id]);
+    assert_exit(&out, 0);
+    let trace = json(&out);
+    let decision = &trace["decisions"][0];
+    assert_eq!(decision["policy"], "p@1");
+    assert_eq!(decision["model"], "m@1");
+    let pi = decision["pi"].as_f64().unwrap();
+    assert!(pi > 0.0 && pi <= 1.0, "every declaration has π > 0: {pi}");
+    assert!(
+        trace["explanation"]["contributions"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 5
+    );
+
+    // A result, then the same submission again: stored once.
+    let seizure = cocaine_seizure(&id, "sub-1");
+    let out = record(&db, &dir, "r1.json", &seizure);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["status"], "recorded");
+    assert_eq!(json(&out)["label"], "critical fraud");
+    let out = record(&db, &dir, "r1-retry.json", &seizure);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["status"], "duplicate");
+    // The same submission id with other content is refused, not silently replaced.
+    let other = cocaine_seizure(&id, "sub-1").replace("12.5", "13.5");
+    let out = record(&db, &dir, "r1-changed.json", &other);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("already used"), "{}", stderr(&out));
+
+    // An override needs a reason, and is kept beside the original decision.
+    let out = borderlens(&db, &["override", &id, "--lane", "green", "--reason", " "]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("reason is mandatory"),
+        "{}",
+        stderr(&out)
+    );
+    let lane = if decision["lane"] == "yellow" {
+        "red"
+    } else {
+        "yellow"
+    };
+    let out = borderlens(
+        &db,
+        &[
+            "--actor",
+            "officer-9",
+            "override",
+            &id,
+            "--lane",
+            lane,
+            "--reason",
+            "tip-off",
+        ],
+    );
+    assert_exit(&out, 0);
+
+    let trace = json(&borderlens(&db, &["--json", "explain-decision", &id]));
+    let decisions = trace["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 2);
+    assert_eq!(decisions[1]["source"], "override");
+    assert_eq!(decisions[1]["override_reason"], "tip-off");
+    assert_eq!(decisions[1]["actor"], "officer-9");
+    assert_eq!(decisions[1]["overrides"], decisions[0]["id"]);
+    let results = trace["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "the retry was not doubled");
+    assert_eq!(results[0]["outcome"], "contraband");
+    assert_eq!(results[0]["recorded_by"], "officer-17");
+    assert_eq!(results[0]["values"]["drug_type"], "cocaine");
+    // Free text is kept as typed; rendering escapes it.
+    assert_eq!(
+        results[0]["values"]["remarks"],
+        "<script>alert(1)</script> bricks behind panel"
+    );
+    assert_eq!(trace["label"], "critical fraud");
+
+    // Estimates: the design's random share makes an unbiased estimate possible once every
+    // stratum has results; the naive one counts what was inspected.
+    let out = borderlens(&db, &["--json", "estimate", "--by", "office"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["overrides"], 1);
+    assert!(report["pending"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn bad_control_results_are_refused_naming_the_field() {
+    let dir = TempDir::new().unwrap();
+    let (db, _) = small_model(&dir);
+    let id = {
+        let text = std::fs::read_to_string(SAMPLE_TRAIN).unwrap();
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    // Unknown declaration.
+    let out = record(&db, &dir, "a.json", &cocaine_seizure("NO-SUCH-ID", "a"));
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("not in the store"),
+        "{}",
+        stderr(&out)
+    );
+    // A follow-up the outcome does not ask for.
+    let mut bad: Value = serde_json::from_str(&cocaine_seizure(&id, "b")).unwrap();
+    bad["values"]["contraband_type"] = "tobacco".into();
+    let out = record(&db, &dir, "b.json", &bad.to_string());
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("drug_type: only asked when contraband_type is drugs"),
+        "{}",
+        stderr(&out)
+    );
+    // A missing mandatory field.
+    let mut bad: Value = serde_json::from_str(&cocaine_seizure(&id, "c")).unwrap();
+    bad["values"]
+        .as_object_mut()
+        .unwrap()
+        .remove("inspected_at");
+    let out = record(&db, &dir, "c.json", &bad.to_string());
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("inspected_at: required"),
+        "{}",
+        stderr(&out)
+    );
+    // Malformed JSON.
+    let out = record(&db, &dir, "d.json", "{\"submission_id\": ");
+    assert_exit(&out, 2);
+    // Nothing of the refused ones was stored.
+    let trace = json(&borderlens(&db, &["--json", "explain-decision", &id]));
+    assert!(trace["results"].as_array().unwrap().is_empty());
+    // A bulk import reports each bad line and stores the good ones once, even when re-run.
+    let lines = format!(
+        "{}\n{}\n",
+        cocaine_seizure(&id, "bulk-1"),
+        cocaine_seizure("NO-SUCH-ID", "bulk-2")
+    );
+    let file = dir.path().join("bulk.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    for (recorded, duplicates) in [(1, 0), (0, 1)] {
+        let out = borderlens(&db, &["--json", "controls", "import", path_str(&file)]);
+        assert_exit(&out, 1);
+        let report = json(&out);
+        assert_eq!(report["recorded"], recorded);
+        assert_eq!(report["duplicates"], duplicates);
+        let rejected = report["rejected"].as_array().unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert!(
+            rejected[0].as_str().unwrap().contains("line 2"),
+            "{rejected:?}"
+        );
+    }
+}
+
+#[test]
+fn simulate_compares_policies_and_estimates_without_bias() {
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    assert_exit(&borderlens(&db, &["import", SAMPLE_TRAIN]), 0);
+    let charts = dir.path().join("charts");
+    let out = borderlens(
+        &db,
+        &[
+            "--json",
+            "simulate",
+            "--capacity",
+            "5",
+            "--to",
+            "2020-06-30",
+            "--policies",
+            "exploit,exploit_random",
+            "--charts",
+            path_str(&charts),
+        ],
+    );
+    assert_exit(&out, 0);
+    let report = json(&out);
+    for name in ["exploit", "exploit_random"] {
+        let policy = &report["policies"][name];
+        for key in [
+            "precision",
+            "recall",
+            "revenue_share",
+            "last_quarter_revenue_share",
+            "estimate_coverage",
+        ] {
+            let value = policy[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}.{key}"));
+            assert!((0.0..=1.0).contains(&value), "{name}.{key} = {value}");
+        }
+    }
+    let exploit = &report["policies"]["exploit"];
+    let hybrid = &report["policies"]["exploit_random"];
+    assert_eq!(exploit["estimator"], "naive");
+    assert_eq!(hybrid["estimator"], "horvitz_thompson");
+    // The hybrid's 95% intervals contain the true weekly rate in most weeks; exploitation's
+    // hits/inspected does not.
+    let hybrid_coverage = hybrid["estimate_coverage"].as_f64().unwrap();
+    let exploit_coverage = exploit["estimate_coverage"].as_f64().unwrap();
+    assert!(hybrid_coverage >= 0.8, "{hybrid_coverage}");
+    assert!(exploit_coverage < hybrid_coverage, "{exploit_coverage}");
+    let true_rate = report["true_rate"].as_f64().unwrap();
+    let pooled = &hybrid["pooled_estimate"];
+    assert!(pooled["low"].as_f64().unwrap() <= true_rate);
+    assert!(true_rate <= pooled["high"].as_f64().unwrap());
+    for chart in [
+        "simulation-estimates",
+        "simulation-precision",
+        "simulation-revenue",
+    ] {
+        assert_svg(&charts.join(format!("{chart}.svg")));
+    }
+}

@@ -16,6 +16,7 @@ Values are parsed once at the edge (`parse` returns `Result`) and never handled 
 mod declaration;
 mod hs;
 mod ids;
+pub mod rng;
 
 pub use declaration::{ControlLabel, DeclarationItem, ItemKey, LabelKind};
 pub use hs::{HsCode, HsError};

@@ -15,12 +15,12 @@ it takes records and returns numbers. Model bytes are a pure function of data, o
 #![deny(missing_docs)]
 
 pub mod anomaly;
-pub mod charts;
+pub use borderlens_charts as charts;
 pub mod data;
 pub mod features;
 pub mod gbdt;
 pub mod metrics;
 pub mod model;
 pub mod resample;
-pub mod rng;
+pub use borderlens_domain::rng;
 pub mod shap;

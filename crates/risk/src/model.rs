@@ -263,9 +263,22 @@ pub struct Counterfactual {
     pub changes: Vec<FieldChange>,
 }
 
-/// Trains a model on `items`: labelled, sorted by date (earlier items are history of later ones).
+/// Trains a model on the labelled `items`, sorted by date (earlier items are history of later
+/// ones). Unlabelled items are history only: they count as past declarations and in unit-value
+/// norms, as they will when the model scores.
 pub fn train(
     items: &[DeclarationItem],
+    options: &TrainOptions,
+    on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
+) -> Result<RiskModel, RiskError> {
+    train_weighted(items, None, options, on_iteration)
+}
+
+/// [`train`] with a weight per item (used for the labelled ones), e.g. inverse inclusion
+/// probabilities 1/π so that a risk-driven sample of controls stands for the whole traffic.
+pub fn train_weighted(
+    items: &[DeclarationItem],
+    weights: Option<&[f64]>,
     options: &TrainOptions,
     on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
 ) -> Result<RiskModel, RiskError> {
@@ -274,7 +287,7 @@ pub fn train(
         pipeline,
         anomaly,
         data,
-    } = training_design(items, options)?;
+    } = training_design_weighted(items, weights, options)?;
     let positives = data.labels.iter().filter(|&&y| y).count();
     let n = data.n_rows();
     let n_valid = ((n as f64 * options.validation_share).round() as usize).min(n / 2);
@@ -358,8 +371,31 @@ pub fn training_design(
     items: &[DeclarationItem],
     options: &TrainOptions,
 ) -> Result<TrainingDesign, RiskError> {
+    training_design_weighted(items, None, options)
+}
+
+fn training_design_weighted(
+    all_items: &[DeclarationItem],
+    weights: Option<&[f64]>,
+    options: &TrainOptions,
+) -> Result<TrainingDesign, RiskError> {
     let label = options.label_kind()?;
-    let items: Vec<DeclarationItem> = items
+    if let Some(weights) = weights {
+        if weights.len() != all_items.len() {
+            return Err(RiskError::Data(format!(
+                "{} weights for {} declarations",
+                weights.len(),
+                all_items.len()
+            )));
+        }
+        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+            return Err(RiskError::Data(format!(
+                "weight {w} is not a finite positive number"
+            )));
+        }
+    }
+    let wanted: Vec<bool> = all_items.iter().map(|d| d.label.is_some()).collect();
+    let items: Vec<DeclarationItem> = all_items
         .iter()
         .filter(|d| d.label.is_some())
         .cloned()
@@ -370,11 +406,14 @@ pub fn training_design(
             items.len()
         )));
     }
-    if items.windows(2).any(|w| w[0].date > w[1].date) {
+    if all_items.windows(2).any(|w| w[0].date > w[1].date) {
         return Err(RiskError::Data("items are not sorted by date".into()));
     }
-    let pipeline = FeaturePipeline::fit(&items);
-    let (mut data, _) = pipeline.transform(&items, &vec![true; items.len()], label);
+    let pipeline = FeaturePipeline::fit(all_items);
+    let (mut data, rows) = pipeline.transform(all_items, &wanted, label);
+    if let Some(weights) = weights {
+        data.weights = rows.iter().map(|&i| weights[i]).collect();
+    }
     let positives = data.labels.iter().filter(|&&y| y).count();
     if positives < 5 {
         return Err(RiskError::Data(format!(

@@ -11,6 +11,10 @@
 //! - [`Store::save_scores`] / [`Store::scores_for`] keep scores per item and model version.
 //! - [`Store::append_audit`] / [`Store::audit_entries`]: the audit log, which SQLite triggers
 //!   make append-only.
+//! - [`Store::save_policy`], [`Store::record_decisions`], [`Store::override_decision`]: versioned
+//!   selection policies and append-only decisions with their π; an override is a new entry.
+//! - [`Store::record_control_result`]: append-only control results, idempotent by submission
+//!   id, which raise the declaration's item labels (a label grows, never shrinks).
 //!
 //! Architecture invariant: this crate owns persistence (schema, migrations, transactions, the
 //! audit log) and knows nothing of models' internals: a model is opaque bytes plus JSON metadata.
@@ -18,11 +22,13 @@
 #![deny(missing_docs)]
 
 mod audit;
+mod controls;
 mod error;
 mod items;
 mod models;
 mod schema;
 mod scores;
+mod selection;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,11 +37,13 @@ use borderlens_domain::ItemKey;
 use rusqlite::Connection;
 
 pub use audit::AuditEntry;
+pub use controls::{NewControlResult, Recorded, StoredControlResult};
 pub use error::StoreError;
 pub use items::{FieldDifference, ImportConflict, ImportOutcome, ItemFilter, RecordedConflict};
 pub use models::{ModelInfo, StoredModel};
 pub use schema::SCHEMA_VERSION;
 pub use scores::StoredScore;
+pub use selection::{NewDecision, StoredDecision};
 
 use error::Context;
 

@@ -116,8 +116,90 @@ BEGIN
 END;
 "#;
 
+/// Schema version 2: selection policies, selection decisions (with π and stratum) and officer
+/// overrides, control results; a control label may now grow (a later control finds fraud) but
+/// never shrink.
+const V2: &str = r#"
+CREATE TABLE policies (
+    name       TEXT    NOT NULL CHECK (length(name) > 0),
+    version    INTEGER NOT NULL CHECK (version >= 1),
+    body_json  TEXT    NOT NULL CHECK (json_valid(body_json)),
+    sha256     TEXT    NOT NULL,
+    created_at TEXT    NOT NULL,
+    created_by TEXT    NOT NULL,
+    PRIMARY KEY (name, version)
+);
+
+CREATE TABLE decisions (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    declaration_id  TEXT    NOT NULL,
+    batch           TEXT    NOT NULL,
+    policy_name     TEXT    NOT NULL,
+    policy_version  INTEGER NOT NULL,
+    model_name      TEXT,
+    model_version   INTEGER,
+    score           REAL,
+    pi              REAL    NOT NULL CHECK (pi >= 0 AND pi <= 1),
+    stratum         TEXT    NOT NULL,
+    lane            TEXT    NOT NULL CHECK (lane IN ('red', 'yellow', 'green')),
+    source          TEXT    NOT NULL,
+    reasons_json    TEXT    NOT NULL CHECK (json_valid(reasons_json)),
+    overrides       INTEGER REFERENCES decisions (id),
+    override_reason TEXT,
+    actor           TEXT    NOT NULL,
+    at              TEXT    NOT NULL,
+    CHECK ((source = 'override') = (overrides IS NOT NULL)),
+    CHECK (source != 'override' OR length(trim(coalesce(override_reason, ''))) > 0),
+    FOREIGN KEY (policy_name, policy_version) REFERENCES policies (name, version)
+);
+CREATE INDEX decisions_by_declaration ON decisions (declaration_id, id);
+CREATE INDEX decisions_by_batch ON decisions (batch);
+CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+BEGIN
+    SELECT RAISE(ABORT, 'decisions are append-only: record an override instead');
+END;
+CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
+BEGIN
+    SELECT RAISE(ABORT, 'decisions are append-only: they cannot be deleted');
+END;
+
+CREATE TABLE control_results (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    submission_id  TEXT    NOT NULL UNIQUE CHECK (length(submission_id) > 0),
+    declaration_id TEXT    NOT NULL,
+    schema_version TEXT    NOT NULL,
+    outcome        TEXT    NOT NULL,
+    fraud          INTEGER CHECK (fraud IN (0, 1)),
+    critical_fraud INTEGER CHECK (critical_fraud IN (0, 1, 2)),
+    payload_json   TEXT    NOT NULL CHECK (json_valid(payload_json)),
+    payload_sha256 TEXT    NOT NULL,
+    source         TEXT    NOT NULL,
+    recorded_by    TEXT    NOT NULL,
+    recorded_at    TEXT    NOT NULL,
+    CHECK ((fraud IS NULL) = (critical_fraud IS NULL))
+);
+CREATE INDEX control_results_by_declaration ON control_results (declaration_id, id);
+CREATE TRIGGER control_results_no_update BEFORE UPDATE ON control_results
+BEGIN
+    SELECT RAISE(ABORT, 'control results are append-only');
+END;
+CREATE TRIGGER control_results_no_delete BEFORE DELETE ON control_results
+BEGIN
+    SELECT RAISE(ABORT, 'control results are append-only');
+END;
+
+DROP TRIGGER declaration_items_labels_are_final;
+CREATE TRIGGER declaration_items_labels_only_grow
+BEFORE UPDATE OF fraud, critical_fraud ON declaration_items
+WHEN OLD.fraud IS NOT NULL
+    AND (NEW.fraud IS NULL OR NEW.fraud < OLD.fraud OR NEW.critical_fraud < OLD.critical_fraud)
+BEGIN
+    SELECT RAISE(ABORT, 'a stored control label is never lowered or removed');
+END;
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -279,21 +279,26 @@ fn audit_log_is_append_only() {
 fn declared_fields_cannot_be_updated() {
     let (_dir, mut store) = open();
     store
-        .import("a.csv", lines(vec![item("A", 1, 1, label(0))]))
+        .import("a.csv", lines(vec![item("A", 1, 1, label(1))]))
         .unwrap();
     let err = store
         .conn
         .execute("UPDATE declaration_items SET net_mass = 1", [])
         .unwrap_err();
     assert!(err.to_string().contains("never overwritten"), "{err}");
+    // A label may grow (a later control finds critical fraud) but never shrink.
     let err = store
         .conn
         .execute(
-            "UPDATE declaration_items SET fraud = 1, critical_fraud = 2",
+            "UPDATE declaration_items SET fraud = 0, critical_fraud = 0",
             [],
         )
         .unwrap_err();
-    assert!(err.to_string().contains("never overwritten"), "{err}");
+    assert!(err.to_string().contains("never lowered"), "{err}");
+    store
+        .conn
+        .execute("UPDATE declaration_items SET critical_fraud = 2", [])
+        .unwrap();
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! SVG 1.1 document (`xmlns`, `viewBox`, `font-family="sans-serif"`, a `<title>`) that can be
 //! written to a `.svg` file or inlined into HTML.
 //!
+//! Architecture invariant: this crate only draws numbers it is given. It knows no domain type,
+//! computes no statistic and does no I/O; callers (CLI, server, reports) decide what to plot.
+//!
 //! Robustness rules shared by all charts:
 //! - text that comes from data (titles, feature names, axis labels) is XML-escaped;
 //! - non-finite numbers never reach the output: they are drawn as zero-length bars / skipped

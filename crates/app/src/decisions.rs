@@ -1,0 +1,698 @@
+//! Jobs of the selection loop: policies, selection, overrides, control results, estimates, and
+//! the trace of one declaration (`explain-decision`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use borderlens_controls::{exchange, FormSchema};
+use borderlens_domain::rng::Rng;
+use borderlens_domain::{DeclarationItem, ItemKey};
+use borderlens_selection::estimate::{self, RateEstimate, StratumCount};
+use borderlens_selection::policy::{decide, Candidate, Policy};
+use borderlens_store::{
+    ItemFilter, NewControlResult, NewDecision, Recorded, Store, StoredControlResult, StoredDecision,
+};
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::{explain, ExplainReport, ExplainRequest, JobError, Progress};
+
+/// Validates a policy file and saves it as the next version of its name (or returns the
+/// current version when unchanged).
+pub fn save_policy(store: &mut Store, json: &str) -> Result<(String, u32), JobError> {
+    let policy = Policy::from_json(json).map_err(|e| JobError::Invalid(e.to_string()))?;
+    let version = store.save_policy(&policy.name, &policy.to_json())?;
+    Ok((policy.name, version))
+}
+
+/// Loads a stored policy.
+pub fn load_policy(
+    store: &Store,
+    name: &str,
+    version: Option<u32>,
+) -> Result<(Policy, u32), JobError> {
+    let (version, body) = store.load_policy(name, version)?.ok_or_else(|| {
+        JobError::NotFound(format!(
+            "no policy '{name}'{}: save one with `borderlens policy set FILE`",
+            version.map(|v| format!(" version {v}")).unwrap_or_default()
+        ))
+    })?;
+    let policy = Policy::from_json(&body).map_err(|e| JobError::Invalid(e.to_string()))?;
+    Ok((policy, version))
+}
+
+/// Which declarations to decide on, with what.
+pub struct SelectRequest {
+    /// Policy name (latest version).
+    pub policy: String,
+    /// Model name (latest version) that scores.
+    pub model: String,
+    /// First date.
+    pub from: NaiveDate,
+    /// Last date.
+    pub to: NaiveDate,
+    /// Seed of the random draws.
+    pub seed: u64,
+    /// One batch per office and day (else one per day): the capacity applies per batch, so a
+    /// share rounds down to nothing at offices with a handful of declarations a day.
+    pub per_office: bool,
+}
+
+/// One batch's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchReport {
+    /// Batch name (`DATE`, or `DATE office OFFICE`).
+    pub batch: String,
+    /// Declarations.
+    pub declarations: usize,
+    /// Per lane.
+    pub lanes: BTreeMap<String, usize>,
+    /// Per source.
+    pub sources: BTreeMap<String, usize>,
+    /// Skipped because already decided.
+    pub skipped: bool,
+}
+
+/// The selection report.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelectReport {
+    /// Policy and version used.
+    pub policy: String,
+    /// Version.
+    pub policy_version: u32,
+    /// Model and version used.
+    pub model: String,
+    /// Version.
+    pub model_version: u32,
+    /// Per batch.
+    pub batches: Vec<BatchReport>,
+}
+
+/// Scores the period's declarations and decides each batch (one day, or one office-day) with the
+/// policy; records every decision with π, stratum, policy and model versions. Batches already
+/// decided are skipped, never decided twice.
+pub fn select(
+    store: &mut Store,
+    request: &SelectRequest,
+    progress: &dyn Progress,
+) -> Result<SelectReport, JobError> {
+    let (policy, policy_version) = load_policy(store, &request.policy, None)?;
+    let score = crate::score(
+        store,
+        &crate::ScoreRequest {
+            model: request.model.clone(),
+            version: None,
+            from: Some(request.from),
+            to: Some(request.to),
+            explain: false,
+            top_reasons: 0,
+            rate: 5,
+        },
+        progress,
+    )?;
+    let scores: HashMap<(String, u32), f64> = score
+        .items
+        .iter()
+        .map(|s| ((s.declaration_id.clone(), s.item_no), s.score))
+        .collect();
+    let items = store.items(&ItemFilter {
+        from: Some(request.from),
+        to: Some(request.to),
+        labelled_only: false,
+    })?;
+    // One candidate per declaration: its riskiest item.
+    let mut declarations: BTreeMap<(String, String, String), (DeclarationItem, f64)> =
+        BTreeMap::new();
+    for item in items {
+        let s = scores
+            .get(&(item.key.declaration_id.clone(), item.key.item_no))
+            .copied()
+            .unwrap_or(f64::NAN);
+        let key = (
+            item.date.to_string(),
+            if request.per_office {
+                format!(" office {}", item.office_id)
+            } else {
+                String::new()
+            },
+            item.key.declaration_id.clone(),
+        );
+        match declarations.get_mut(&key) {
+            Some(entry) if s > entry.1 || entry.1.is_nan() && !s.is_nan() => *entry = (item, s),
+            Some(_) => {}
+            None => {
+                declarations.insert(key, (item, s));
+            }
+        }
+    }
+    let mut batches: BTreeMap<String, Vec<(DeclarationItem, f64)>> = BTreeMap::new();
+    for ((date, office, _), entry) in declarations {
+        batches
+            .entry(format!("{date}{office}"))
+            .or_default()
+            .push(entry);
+    }
+    let mut reports = Vec::new();
+    let mut to_record = Vec::new();
+    for (batch, members) in &batches {
+        let mut report = BatchReport {
+            batch: batch.clone(),
+            declarations: members.len(),
+            lanes: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            skipped: false,
+        };
+        if store.batch_decided(batch)? {
+            report.skipped = true;
+            reports.push(report);
+            continue;
+        }
+        let candidates: Vec<Candidate> = members
+            .iter()
+            .map(|(item, score)| Candidate {
+                item,
+                score: *score,
+            })
+            .collect();
+        let mut rng = Rng::new(request.seed ^ fnv(batch));
+        for ((item, s), decision) in members.iter().zip(decide(&policy, &candidates, &mut rng)) {
+            *report.lanes.entry(decision.lane.name().into()).or_default() += 1;
+            *report
+                .sources
+                .entry(decision.source.name().into())
+                .or_default() += 1;
+            to_record.push(NewDecision {
+                declaration_id: item.key.declaration_id.clone(),
+                batch: batch.clone(),
+                policy_name: policy.name.clone(),
+                policy_version,
+                model_name: Some(score.model.clone()),
+                model_version: Some(score.version),
+                score: s.is_finite().then_some(*s),
+                pi: decision.pi,
+                stratum: decision.stratum,
+                lane: decision.lane.name().into(),
+                source: decision.source.name().into(),
+                reasons: decision.reasons,
+            });
+        }
+        reports.push(report);
+    }
+    if progress.interrupted() {
+        return Err(JobError::Interrupted);
+    }
+    store.record_decisions(&to_record)?;
+    Ok(SelectReport {
+        policy: policy.name,
+        policy_version,
+        model: score.model,
+        model_version: score.version,
+        batches: reports,
+    })
+}
+
+/// FNV-1a: a stable per-batch seed (std's hasher may change between releases).
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Records an officer's override with its mandatory reason.
+pub fn override_decision(
+    store: &mut Store,
+    declaration_id: &str,
+    lane: &str,
+    reason: &str,
+) -> Result<StoredDecision, JobError> {
+    Ok(store.override_decision(declaration_id, lane, reason)?)
+}
+
+/// What recording one result did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordReport {
+    /// Stored id.
+    pub id: i64,
+    /// `recorded` or `duplicate` (already stored, nothing changed).
+    pub status: &'static str,
+    /// Submission id.
+    pub submission_id: String,
+    /// Declaration.
+    pub declaration_id: String,
+    /// Outcome code.
+    pub outcome: String,
+    /// Label it gives: `compliant`, `fraud`, `critical fraud`, or none.
+    pub label: Option<String>,
+}
+
+fn label_words(label: Option<borderlens_domain::ControlLabel>) -> Option<String> {
+    label.map(|l| match (l.fraud, l.critical) {
+        (false, _) => "compliant".to_string(),
+        (true, 2) => "critical fraud".to_string(),
+        (true, _) => "fraud".to_string(),
+    })
+}
+
+fn store_result(
+    store: &mut Store,
+    schema: &FormSchema,
+    result: &borderlens_controls::ControlResult,
+    source: &str,
+) -> Result<RecordReport, JobError> {
+    let label = result.label(schema);
+    let payload = serde_json::to_string(result)
+        .map_err(|e| JobError::Invalid(format!("control result: {e}")))?;
+    let recorded = store.record_control_result(&NewControlResult {
+        submission_id: result.submission_id().to_string(),
+        declaration_id: result.declaration_id().to_string(),
+        schema_version: result.schema_version().to_string(),
+        outcome: result.outcome().to_string(),
+        label,
+        payload_json: payload,
+        source: source.to_string(),
+    })?;
+    Ok(RecordReport {
+        id: recorded.id(),
+        status: match recorded {
+            Recorded::New(_) => "recorded",
+            Recorded::Duplicate(_) => "duplicate",
+        },
+        submission_id: result.submission_id().to_string(),
+        declaration_id: result.declaration_id().to_string(),
+        outcome: result.outcome().to_string(),
+        label: label_words(label),
+    })
+}
+
+/// Validates one submission (JSON, see docs/controls.md) against the built-in form and stores
+/// it; every bad field is named.
+pub fn record_control_result(
+    store: &mut Store,
+    submission_json: &str,
+    source: &str,
+) -> Result<RecordReport, JobError> {
+    let schema = FormSchema::builtin();
+    let result = schema
+        .parse_submission(submission_json)
+        .map_err(|e| JobError::Invalid(format!("control result refused: {e}")))?;
+    store_result(store, schema, &result, source)
+}
+
+/// Outcome of a bulk import.
+#[derive(Clone, Debug, Serialize)]
+pub struct ControlImportReport {
+    /// File.
+    pub file: String,
+    /// Stored now.
+    pub recorded: usize,
+    /// Already stored (idempotent).
+    pub duplicates: usize,
+    /// Refused, with the reason (record number and field).
+    pub rejected: Vec<String>,
+}
+
+/// Imports control results in bulk: an exchange document (`"format":
+/// "borderlens-control-results"`) or JSON lines of submissions. Each result is validated and
+/// stored on its own (idempotent by submission id), so a retry after a failure doubles nothing.
+pub fn import_control_results(
+    store: &mut Store,
+    file: &str,
+    text: &str,
+) -> Result<ControlImportReport, JobError> {
+    let schema = FormSchema::builtin();
+    let mut report = ControlImportReport {
+        file: file.to_string(),
+        recorded: 0,
+        duplicates: 0,
+        rejected: Vec::new(),
+    };
+    let mut tally = |outcome: Result<RecordReport, JobError>, at: String| match outcome {
+        Ok(r) if r.status == "duplicate" => report.duplicates += 1,
+        Ok(_) => report.recorded += 1,
+        Err(e) => report.rejected.push(format!("{file}: {at}: {e}")),
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') && trimmed.contains("\"format\"") {
+        let results = exchange::import(text, schema)
+            .map_err(|e| JobError::Invalid(format!("{file}: {e}")))?;
+        let source = format!("exchange:{file}");
+        for (i, result) in results.iter().enumerate() {
+            tally(
+                store_result(store, schema, result, &source),
+                format!("results[{i}]"),
+            );
+        }
+    } else {
+        let source = format!("import:{file}");
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let outcome = schema
+                .parse_submission(line)
+                .map_err(|e| JobError::Invalid(format!("refused: {e}")))
+                .and_then(|result| store_result(store, schema, &result, &source));
+            tally(outcome, format!("line {}", i + 1));
+        }
+    }
+    Ok(report)
+}
+
+/// Exports every stored control result as an exchange document, anonymised with `key` when
+/// given.
+pub fn export_control_results(
+    store: &Store,
+    sender: &str,
+    key: Option<&[u8]>,
+) -> Result<String, JobError> {
+    let schema = FormSchema::builtin();
+    let mut results = Vec::new();
+    for stored in store.control_results()? {
+        let value: serde_json::Value = serde_json::from_str(&stored.result.payload_json)
+            .map_err(|e| JobError::Invalid(format!("stored result {}: {e}", stored.id)))?;
+        let result = schema
+            .parse_submission(&submission_from_payload(&value).to_string())
+            .map_err(|e| JobError::Invalid(format!("stored result {}: {e}", stored.id)))?;
+        results.push(result);
+    }
+    let key = key
+        .map(exchange::AnonymiseKey::new)
+        .transpose()
+        .map_err(|e| JobError::Invalid(e.to_string()))?;
+    let document = exchange::export(&results, sender, key.as_ref())
+        .map_err(|e| JobError::Invalid(e.to_string()))?;
+    Ok(document.to_json())
+}
+
+/// The stored payload is a serialised `ControlResult`; turn it back into a submission.
+fn submission_from_payload(value: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "submission_id": value.get("submission_id"),
+        "declaration_id": value.get("declaration_id"),
+        "schema_version": value.get("schema_version"),
+        "values": value.get("values"),
+    })
+}
+
+/// Non-compliance estimates from the recorded decisions and results.
+#[derive(Clone, Debug, Serialize)]
+pub struct EstimateReport {
+    /// Overall: Horvitz–Thompson when every declaration had π > 0, else absent.
+    pub overall: Option<RateEstimate>,
+    /// hits / inspected, whatever the selection.
+    pub naive: RateEstimate,
+    /// Decided declarations covered.
+    pub declarations: usize,
+    /// Design selections still waiting for a result (treated as missing at random).
+    pub pending: usize,
+    /// Overrides (not part of the design; their results are kept out of the estimate).
+    pub overrides: usize,
+    /// Per segment value, for the dimension asked.
+    pub segments: Vec<SegmentEstimate>,
+    /// Dimension of the segments.
+    pub dimension: String,
+}
+
+/// One segment's estimate.
+#[derive(Clone, Debug, Serialize)]
+pub struct SegmentEstimate {
+    /// Segment value.
+    pub segment: String,
+    /// Estimate, when possible.
+    pub estimate: Option<RateEstimate>,
+    /// Naive estimate.
+    pub naive: RateEstimate,
+}
+
+/// Segment dimensions estimates can be split by.
+pub const DIMENSIONS: [&str; 5] = ["origin", "office", "hs_chapter", "transport_mode", "lane"];
+
+fn dimension_value(item: &DeclarationItem, dimension: &str) -> String {
+    match dimension {
+        "origin" => item.origin_country.clone(),
+        "office" => item.office_id.clone(),
+        "hs_chapter" => item.hs6.as_str()[..2].to_string(),
+        "transport_mode" => item.transport_mode.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Estimates the non-compliance rate overall and by segment from the design selections
+/// (campaign, risk, random, explore) and their results; overrides are kept out.
+pub fn estimates(
+    store: &Store,
+    dimension: &str,
+    confidence: f64,
+) -> Result<EstimateReport, JobError> {
+    if !DIMENSIONS.contains(&dimension) {
+        return Err(JobError::Invalid(format!(
+            "unknown dimension '{dimension}': use one of {}",
+            DIMENSIONS.join(", ")
+        )));
+    }
+    let decisions = store.decisions(None)?;
+    let outcome = outcomes(store)?;
+    let overrides = decisions.iter().filter(|d| d.overrides.is_some()).count();
+    let design: Vec<&StoredDecision> = decisions.iter().filter(|d| d.overrides.is_none()).collect();
+    let mut items: HashMap<String, DeclarationItem> = HashMap::new();
+    for d in &design {
+        if !items.contains_key(&d.decision.declaration_id) {
+            if let Some(item) = store.item(&ItemKey {
+                declaration_id: d.decision.declaration_id.clone(),
+                item_no: 1,
+            })? {
+                items.insert(d.decision.declaration_id.clone(), item);
+            }
+        }
+    }
+    let segment_of = |d: &StoredDecision| {
+        if dimension == "lane" {
+            d.decision.lane.clone()
+        } else {
+            items
+                .get(&d.decision.declaration_id)
+                .map(|i| dimension_value(i, dimension))
+                .unwrap_or_default()
+        }
+    };
+    let is_design = |d: &StoredDecision| {
+        ["campaign", "risk", "random", "explore"].contains(&d.decision.source.as_str())
+    };
+    let compute = |members: &[&StoredDecision]| {
+        let mut strata: BTreeMap<(&str, &str), StratumCount> = BTreeMap::new();
+        let (mut inspected, mut hits, mut pending) = (0, 0, 0);
+        for d in members {
+            let s = strata
+                .entry((d.decision.batch.as_str(), d.decision.stratum.as_str()))
+                .or_insert(StratumCount {
+                    population: 0,
+                    inspected: 0,
+                    hits: 0,
+                });
+            if is_design(d) {
+                match outcome.get(&d.decision.declaration_id) {
+                    Some(&hit) => {
+                        s.population += 1;
+                        s.inspected += 1;
+                        s.hits += usize::from(hit);
+                        inspected += 1;
+                        hits += usize::from(hit);
+                    }
+                    // Missing at random within its stratum: the stratum keeps its size for
+                    // the unselected members and the result-less selection drops out of both.
+                    None => pending += 1,
+                }
+            } else {
+                s.population += 1;
+            }
+        }
+        let strata: Vec<StratumCount> = strata.into_values().collect();
+        (
+            estimate::horvitz_thompson(&strata, confidence),
+            estimate::naive(inspected, hits, members.len(), confidence),
+            pending,
+        )
+    };
+    let (overall, naive, pending) = compute(&design);
+    let mut groups: BTreeMap<String, Vec<&StoredDecision>> = BTreeMap::new();
+    for d in &design {
+        groups.entry(segment_of(d)).or_default().push(d);
+    }
+    let segments = groups
+        .into_iter()
+        .map(|(segment, members)| {
+            let (estimate, naive, _) = compute(&members);
+            SegmentEstimate {
+                segment,
+                estimate,
+                naive,
+            }
+        })
+        .collect();
+    Ok(EstimateReport {
+        overall,
+        naive,
+        declarations: design.len(),
+        pending,
+        overrides,
+        segments,
+        dimension: dimension.to_string(),
+    })
+}
+
+/// Latest outcome per declaration from the stored control results (hit = fraud found; results
+/// without a label are ignored).
+fn outcomes(store: &Store) -> Result<HashMap<String, bool>, JobError> {
+    let mut out = HashMap::new();
+    for r in store.control_results()? {
+        if let Some(label) = r.result.label {
+            let hit = out.entry(r.result.declaration_id.clone()).or_insert(false);
+            *hit |= label.fraud;
+        }
+    }
+    Ok(out)
+}
+
+/// Everything known about why a declaration was (not) controlled and what was found.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecisionTrace {
+    /// Declaration.
+    pub declaration_id: String,
+    /// Score and contributions of the model that decided (first item), when a model decided.
+    pub explanation: Option<ExplainReport>,
+    /// Decisions and overrides, oldest first.
+    pub decisions: Vec<DecisionEntry>,
+    /// Control results, oldest first.
+    pub results: Vec<ResultEntry>,
+    /// The label stored on the declaration's first item.
+    pub label: Option<String>,
+}
+
+/// One decision entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecisionEntry {
+    /// Id.
+    pub id: i64,
+    /// When.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// Batch.
+    pub batch: String,
+    /// `name@version`.
+    pub policy: String,
+    /// `name@version` of the model.
+    pub model: Option<String>,
+    /// Score.
+    pub score: Option<f64>,
+    /// Inclusion probability.
+    pub pi: f64,
+    /// Stratum.
+    pub stratum: String,
+    /// Lane.
+    pub lane: String,
+    /// Source (`override` for overrides).
+    pub source: String,
+    /// Reasons.
+    pub reasons: Vec<String>,
+    /// The overridden decision, for an override.
+    pub overrides: Option<i64>,
+    /// The officer's reason, for an override.
+    pub override_reason: Option<String>,
+}
+
+/// One control result entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResultEntry {
+    /// Id.
+    pub id: i64,
+    /// Submission id.
+    pub submission_id: String,
+    /// When stored.
+    pub recorded_at: String,
+    /// Who.
+    pub recorded_by: String,
+    /// Outcome code.
+    pub outcome: String,
+    /// Label.
+    pub label: Option<String>,
+    /// Where it came from.
+    pub source: String,
+    /// The recorded answers.
+    pub values: serde_json::Value,
+}
+
+/// The trace of one declaration: score, contributions, π, policy, overrides and outcome.
+pub fn explain_decision(store: &Store, declaration_id: &str) -> Result<DecisionTrace, JobError> {
+    let item = store
+        .item(&ItemKey {
+            declaration_id: declaration_id.to_string(),
+            item_no: 1,
+        })?
+        .ok_or_else(|| {
+            JobError::NotFound(format!("no declaration '{declaration_id}' in the store"))
+        })?;
+    let decisions = store.decisions_for(declaration_id)?;
+    let explanation = match decisions
+        .iter()
+        .find_map(|d| d.decision.model_name.clone().zip(d.decision.model_version))
+    {
+        Some((model, version)) => Some(
+            explain(
+                store,
+                &ExplainRequest {
+                    model,
+                    version: Some(version),
+                    key: item.key.clone(),
+                    rate: 5,
+                },
+            )?
+            .0,
+        ),
+        None => None,
+    };
+    let results: Vec<StoredControlResult> = store.control_results_for(declaration_id)?;
+    Ok(DecisionTrace {
+        declaration_id: declaration_id.to_string(),
+        explanation,
+        decisions: decisions
+            .into_iter()
+            .map(|d| DecisionEntry {
+                id: d.id,
+                at: d.at,
+                actor: d.actor,
+                batch: d.decision.batch,
+                policy: format!("{}@{}", d.decision.policy_name, d.decision.policy_version),
+                model: d
+                    .decision
+                    .model_name
+                    .zip(d.decision.model_version)
+                    .map(|(n, v)| format!("{n}@{v}")),
+                score: d.decision.score,
+                pi: d.decision.pi,
+                stratum: d.decision.stratum,
+                lane: d.decision.lane,
+                source: d.decision.source,
+                reasons: d.decision.reasons,
+                overrides: d.overrides,
+                override_reason: d.override_reason,
+            })
+            .collect(),
+        results: results
+            .into_iter()
+            .map(|r| ResultEntry {
+                id: r.id,
+                submission_id: r.result.submission_id,
+                recorded_at: r.recorded_at,
+                recorded_by: r.recorded_by,
+                outcome: r.result.outcome,
+                label: label_words(r.result.label),
+                source: r.result.source,
+                values: serde_json::from_str::<serde_json::Value>(&r.result.payload_json)
+                    .ok()
+                    .and_then(|v| v.get("values").cloned())
+                    .unwrap_or(serde_json::Value::Null),
+            })
+            .collect(),
+        label: label_words(item.label),
+    })
+}

@@ -1,0 +1,299 @@
+//! Monitoring jobs: the bias audit of recorded selections and the drift / displacement report
+//! between two periods, built from the store for `borderlens-monitor`.
+
+use std::collections::HashMap;
+
+use borderlens_domain::{DeclarationItem, ItemKey};
+use borderlens_monitor::bias::{self, AuditRecord, BiasAudit, BiasOptions};
+use borderlens_monitor::drift::{
+    self, DriftOptions, DriftReport, FeatureInput, OutcomeRecord, Values,
+};
+use borderlens_store::{ItemFilter, Store};
+use chrono::{Datelike, NaiveDate};
+
+use crate::JobError;
+
+fn size_band(n: usize) -> &'static str {
+    match n {
+        0..=1 => "1 declaration",
+        2..=9 => "2-9 declarations",
+        10..=99 => "10-99 declarations",
+        _ => "100+ declarations",
+    }
+}
+
+/// Audits the recorded selections: selection rate, hit rate and their ratio by origin country,
+/// office, importer size band and declarant. A declaration counts as selected when its current
+/// lane (after overrides) is red or yellow; its outcome is the stored label when selected.
+pub fn bias_audit(store: &Store, options: &BiasOptions) -> Result<BiasAudit, JobError> {
+    let decisions = store.decisions(None)?;
+    if decisions.is_empty() {
+        return Err(JobError::Invalid(
+            "no selection decisions recorded: run `borderlens select` first".into(),
+        ));
+    }
+    // Design decision (first) and current lane (last) per declaration.
+    let mut per_declaration: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (i, d) in decisions.iter().enumerate() {
+        per_declaration
+            .entry(d.decision.declaration_id.as_str())
+            .and_modify(|e| e.1 = i)
+            .or_insert((i, i));
+    }
+    let all = store.items(&ItemFilter {
+        from: None,
+        to: None,
+        labelled_only: false,
+    })?;
+    let mut importer_counts: HashMap<&str, usize> = HashMap::new();
+    for item in &all {
+        *importer_counts
+            .entry(item.importer_id.as_str())
+            .or_default() += 1;
+    }
+    let items: HashMap<&str, &DeclarationItem> = all
+        .iter()
+        .filter(|d| d.key.item_no == 1)
+        .map(|d| (d.key.declaration_id.as_str(), d))
+        .collect();
+    let mut records = Vec::with_capacity(per_declaration.len());
+    let mut ids: Vec<&&str> = per_declaration.keys().collect();
+    ids.sort();
+    for id in ids {
+        let (first, last) = per_declaration[*id];
+        let Some(item) = items.get(*id) else { continue };
+        let design = &decisions[first].decision;
+        let selected = decisions[last].decision.lane != "green";
+        records.push(AuditRecord {
+            groups: vec![
+                ("origin country".into(), item.origin_country.clone()),
+                ("office".into(), item.office_id.clone()),
+                (
+                    "importer size".into(),
+                    size_band(importer_counts[item.importer_id.as_str()]).into(),
+                ),
+                ("declarant".into(), item.declarant_id.clone()),
+            ],
+            selected,
+            stratum: Some(format!("{} {}", design.batch, design.stratum)),
+            pi: Some(design.pi),
+            outcome: if selected {
+                item.label.map(|l| l.fraud)
+            } else {
+                None
+            },
+        });
+    }
+    Ok(bias::audit(&records, options))
+}
+
+/// Two periods to compare.
+pub struct DriftRequest {
+    /// Reference period.
+    pub reference: (NaiveDate, NaiveDate),
+    /// Current period.
+    pub current: (NaiveDate, NaiveDate),
+    /// Scores of this model, when given, are compared too.
+    pub model: Option<String>,
+}
+
+fn week_of(date: NaiveDate) -> String {
+    let w = date.iso_week();
+    format!("{}-W{:02}", w.year(), w.week())
+}
+
+/// Feature, score and hit-rate drift between two periods, with displacement of hits across
+/// offices, routes, HS chapters, weekdays and concealment methods.
+pub fn drift_report(store: &Store, request: &DriftRequest) -> Result<DriftReport, JobError> {
+    let period = |(from, to): (NaiveDate, NaiveDate)| {
+        store.items(&ItemFilter {
+            from: Some(from),
+            to: Some(to),
+            labelled_only: false,
+        })
+    };
+    let reference = period(request.reference)?;
+    let current = period(request.current)?;
+    if reference.is_empty() || current.is_empty() {
+        return Err(JobError::Invalid(format!(
+            "no declarations in the {} period",
+            if reference.is_empty() {
+                "reference"
+            } else {
+                "current"
+            }
+        )));
+    }
+    let concealment: HashMap<String, String> = store
+        .control_results()?
+        .into_iter()
+        .filter_map(|r| {
+            let value: serde_json::Value = serde_json::from_str(&r.result.payload_json).ok()?;
+            let method = value
+                .get("values")?
+                .get("concealment_method")?
+                .as_str()?
+                .to_string();
+            Some((r.result.declaration_id, method))
+        })
+        .collect();
+    type Cat = fn(&DeclarationItem) -> String;
+    let categorical: [(&str, Cat); 6] = [
+        ("origin country", |d| d.origin_country.clone()),
+        ("departure country", |d| d.departure_country.clone()),
+        ("office", |d| d.office_id.clone()),
+        ("HS chapter", |d| d.hs6.as_str()[..2].to_string()),
+        ("transport mode", |d| d.transport_mode.clone()),
+        ("tax type", |d| d.tax_type.clone()),
+    ];
+    type Num = fn(&DeclarationItem) -> f64;
+    let numeric: [(&str, Num); 4] = [
+        ("item price (log)", |d| (d.item_price + 1.0).ln()),
+        ("net mass (log)", |d| (d.net_mass + 1.0).ln()),
+        ("unit value (log)", |d| {
+            if d.net_mass > 0.0 {
+                (d.item_price / d.net_mass + 1.0).ln()
+            } else {
+                f64::NAN
+            }
+        }),
+        ("tax rate", |d| d.tax_rate),
+    ];
+    let cat_values: Vec<(Vec<String>, Vec<String>)> = categorical
+        .iter()
+        .map(|(_, get)| {
+            (
+                reference.iter().map(get).collect(),
+                current.iter().map(get).collect(),
+            )
+        })
+        .collect();
+    let cat_refs: Vec<(Vec<&str>, Vec<&str>)> = cat_values
+        .iter()
+        .map(|(r, c)| {
+            (
+                r.iter().map(String::as_str).collect(),
+                c.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    let num_values: Vec<(Vec<f64>, Vec<f64>)> = numeric
+        .iter()
+        .map(|(_, get)| {
+            (
+                reference.iter().map(get).collect(),
+                current.iter().map(get).collect(),
+            )
+        })
+        .collect();
+    let mut features = Vec::new();
+    for ((name, _), (r, c)) in categorical.iter().zip(&cat_refs) {
+        features.push(FeatureInput {
+            name: name.to_string(),
+            reference: Values::Categorical(r),
+            current: Values::Categorical(c),
+        });
+    }
+    for ((name, _), (r, c)) in numeric.iter().zip(&num_values) {
+        features.push(FeatureInput {
+            name: name.to_string(),
+            reference: Values::Numeric(r),
+            current: Values::Numeric(c),
+        });
+    }
+    let scores = match &request.model {
+        Some(model) => {
+            let score_of = |items: &[DeclarationItem]| -> Result<Vec<f64>, JobError> {
+                let mut scored = Vec::with_capacity(items.len());
+                for item in items {
+                    let s = store
+                        .scores_for(&ItemKey {
+                            declaration_id: item.key.declaration_id.clone(),
+                            item_no: item.key.item_no,
+                        })?
+                        .into_iter()
+                        .filter(|s| &s.model == model)
+                        .max_by_key(|s| s.version)
+                        .map_or(f64::NAN, |s| s.score);
+                    scored.push(s);
+                }
+                Ok(scored)
+            };
+            Some((score_of(&reference)?, score_of(&current)?))
+        }
+        None => None,
+    };
+    let score = scores.as_ref().map(|(r, c)| FeatureInput {
+        name: format!("score ({})", request.model.as_deref().unwrap_or_default()),
+        reference: Values::Numeric(r),
+        current: Values::Numeric(c),
+    });
+    let outcomes = |items: &[DeclarationItem]| -> Vec<OutcomeRecord> {
+        items
+            .iter()
+            .filter_map(|d| {
+                let label = d.label?;
+                let mut groups = vec![
+                    ("office".to_string(), d.office_id.clone()),
+                    (
+                        "route".to_string(),
+                        format!("{}→{}", d.departure_country, d.origin_country),
+                    ),
+                    ("HS chapter".to_string(), d.hs6.as_str()[..2].to_string()),
+                    ("weekday".to_string(), d.date.weekday().to_string()),
+                ];
+                if let Some(method) = concealment.get(&d.key.declaration_id) {
+                    groups.push(("concealment".to_string(), method.clone()));
+                }
+                Some(OutcomeRecord {
+                    window: week_of(d.date),
+                    groups,
+                    hit: label.fraud,
+                })
+            })
+            .collect()
+    };
+    Ok(drift::drift_report(
+        &features,
+        score,
+        &outcomes(&reference),
+        &outcomes(&current),
+        &DriftOptions::default(),
+    ))
+}
+
+/// Hit-rate series per week for a dimension (office, route, HS chapter, weekday,
+/// concealment) over a period, for charts.
+pub fn hit_rate_series(
+    store: &Store,
+    from: NaiveDate,
+    to: NaiveDate,
+    dimension: &str,
+    top: usize,
+) -> Result<Vec<drift::Series>, JobError> {
+    let items = store.items(&ItemFilter {
+        from: Some(from),
+        to: Some(to),
+        labelled_only: true,
+    })?;
+    let records: Vec<OutcomeRecord> = items
+        .iter()
+        .filter_map(|d| {
+            let label = d.label?;
+            Some(OutcomeRecord {
+                window: week_of(d.date),
+                groups: vec![
+                    ("office".to_string(), d.office_id.clone()),
+                    (
+                        "route".to_string(),
+                        format!("{}→{}", d.departure_country, d.origin_country),
+                    ),
+                    ("HS chapter".to_string(), d.hs6.as_str()[..2].to_string()),
+                    ("weekday".to_string(), d.date.weekday().to_string()),
+                ],
+                hit: label.fraud,
+            })
+        })
+        .collect();
+    Ok(drift::hit_rate_series(&records, dimension, top))
+}

@@ -1,0 +1,238 @@
+//! Control results: append-only, idempotent by submission id, and feeding the item labels.
+
+use borderlens_domain::ControlLabel;
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::audit::insert_audit;
+use crate::error::Context;
+use crate::{check_json, Store, StoreError, NOW};
+
+/// A validated control result to store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewControlResult {
+    /// Client-chosen id of the submission; a retry sends the same id.
+    pub submission_id: String,
+    /// The declaration controlled.
+    pub declaration_id: String,
+    /// Version of the form schema the result was recorded with.
+    pub schema_version: String,
+    /// Outcome code.
+    pub outcome: String,
+    /// The label the result gives, when it gives one.
+    pub label: Option<ControlLabel>,
+    /// The whole validated result as JSON.
+    pub payload_json: String,
+    /// Where it came from: `form`, `cli`, `import:FILE`, `exchange:SENDER`.
+    pub source: String,
+}
+
+/// A stored control result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredControlResult {
+    /// Increasing id.
+    pub id: i64,
+    /// As submitted.
+    pub result: NewControlResult,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// When (UTC).
+    pub recorded_at: String,
+}
+
+/// What recording did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored under this id.
+    New(i64),
+    /// The same submission was already stored under this id; nothing changed.
+    Duplicate(i64),
+}
+
+impl Recorded {
+    /// The id of the stored result.
+    pub fn id(self) -> i64 {
+        match self {
+            Recorded::New(id) | Recorded::Duplicate(id) => id,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, submission_id, declaration_id, schema_version, outcome, fraud, \
+     critical_fraud, payload_json, source, recorded_by, recorded_at";
+
+fn read_result(row: &Row<'_>) -> rusqlite::Result<StoredControlResult> {
+    let fraud: Option<bool> = row.get(5)?;
+    let critical: Option<u8> = row.get(6)?;
+    Ok(StoredControlResult {
+        id: row.get(0)?,
+        result: NewControlResult {
+            submission_id: row.get(1)?,
+            declaration_id: row.get(2)?,
+            schema_version: row.get(3)?,
+            outcome: row.get(4)?,
+            label: fraud
+                .zip(critical)
+                .map(|(fraud, critical)| ControlLabel { fraud, critical }),
+            payload_json: row.get(7)?,
+            source: row.get(8)?,
+        },
+        recorded_by: row.get(9)?,
+        recorded_at: row.get(10)?,
+    })
+}
+
+fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Store {
+    /// Stores a control result in one transaction and feeds its label to the declaration's
+    /// items (a label only grows: fraud found later upgrades a clean label, never the reverse).
+    ///
+    /// Idempotent: the same `submission_id` with the same payload returns
+    /// [`Recorded::Duplicate`]; with a different payload it is refused. A result for a
+    /// declaration that is not in the store is refused.
+    pub fn record_control_result(
+        &mut self,
+        result: &NewControlResult,
+    ) -> Result<Recorded, StoreError> {
+        check_json(&self.conn, "control result", &result.payload_json)?;
+        let actor = self.actor.clone();
+        let id = &result.submission_id;
+        let what = || format!("recording control result '{id}'");
+        let digest = sha256(&result.payload_json);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let existing: Option<(i64, String, String)> = tx
+            .query_row(
+                "SELECT id, payload_sha256, declaration_id FROM control_results WHERE submission_id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .ctx(what)?;
+        if let Some((stored_id, stored_digest, declaration)) = existing {
+            if stored_digest == digest {
+                return Ok(Recorded::Duplicate(stored_id));
+            }
+            return Err(StoreError::Invalid {
+                what: format!("control result '{id}'"),
+                reason: format!(
+                    "submission id already used (result {stored_id}, declaration \
+                     '{declaration}') with different content; use a new submission id for a new result"
+                ),
+            });
+        }
+        let items: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM declaration_items WHERE declaration_id = ?1",
+                [&result.declaration_id],
+                |row| row.get(0),
+            )
+            .ctx(what)?;
+        if items == 0 {
+            return Err(StoreError::Invalid {
+                what: format!("control result '{id}'"),
+                reason: format!(
+                    "declaration '{}' is not in the store; import the declaration first",
+                    result.declaration_id
+                ),
+            });
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO control_results (submission_id, declaration_id, schema_version,
+                    outcome, fraud, critical_fraud, payload_json, payload_sha256, source,
+                    recorded_by, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW})"
+            ),
+            params![
+                id,
+                result.declaration_id,
+                result.schema_version,
+                result.outcome,
+                result.label.map(|l| l.fraud),
+                result.label.map(|l| l.critical),
+                result.payload_json,
+                digest,
+                result.source,
+                actor
+            ],
+        )
+        .ctx(what)?;
+        let new_id = tx.last_insert_rowid();
+        let mut labelled = 0;
+        if let Some(label) = result.label {
+            // Raise each item's label to at least this one; never lower it.
+            labelled = tx
+                .execute(
+                    &format!(
+                        "UPDATE declaration_items
+                         SET fraud = max(coalesce(fraud, 0), ?2),
+                             critical_fraud = max(coalesce(critical_fraud, 0), ?3),
+                             labelled_at = {NOW}, label_source = ?4, label_line = NULL
+                         WHERE declaration_id = ?1
+                           AND (fraud IS NULL OR fraud < ?2 OR critical_fraud < ?3)"
+                    ),
+                    params![
+                        result.declaration_id,
+                        label.fraud,
+                        label.critical,
+                        format!("control result {new_id}")
+                    ],
+                )
+                .ctx(what)?;
+        }
+        let detail = serde_json::json!({
+            "result": new_id, "submission_id": id, "outcome": result.outcome,
+            "source": result.source, "items_labelled": labelled
+        })
+        .to_string();
+        insert_audit(
+            &tx,
+            &actor,
+            "control_result",
+            &result.declaration_id,
+            &detail,
+        )?;
+        tx.commit().ctx(what)?;
+        Ok(Recorded::New(new_id))
+    }
+
+    /// The control results of `declaration_id`, oldest first.
+    pub fn control_results_for(
+        &self,
+        declaration_id: &str,
+    ) -> Result<Vec<StoredControlResult>, StoreError> {
+        let what = || format!("reading control results of '{declaration_id}'");
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM control_results WHERE declaration_id = ?1 ORDER BY id"
+            ))
+            .ctx(what)?;
+        let rows = statement
+            .query_map([declaration_id], read_result)
+            .ctx(what)?;
+        rows.collect::<Result<_, _>>().ctx(what)
+    }
+
+    /// Every control result, oldest first.
+    pub fn control_results(&self) -> Result<Vec<StoredControlResult>, StoreError> {
+        let what = || "reading control results".to_string();
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM control_results ORDER BY id"
+            ))
+            .ctx(what)?;
+        let rows = statement.query_map([], read_result).ctx(what)?;
+        rows.collect::<Result<_, _>>().ctx(what)
+    }
+}
