@@ -68,8 +68,6 @@ pub struct BatchReport {
     pub lanes: BTreeMap<String, usize>,
     /// Per source.
     pub sources: BTreeMap<String, usize>,
-    /// Skipped because already decided.
-    pub skipped: bool,
 }
 
 /// The selection report.
@@ -85,11 +83,14 @@ pub struct SelectReport {
     pub model_version: u32,
     /// Per batch.
     pub batches: Vec<BatchReport>,
+    /// Declarations of the period skipped because they were decided before.
+    pub already_decided: usize,
 }
 
 /// Scores the period's declarations and decides each batch (one day, or one office-day) with the
-/// policy; records every decision with π, stratum, policy and model versions. Batches already
-/// decided are skipped, never decided twice.
+/// policy; records every decision with π, stratum, policy and model versions. A declaration is
+/// decided once: those decided before are skipped, and late arrivals for a day already decided
+/// form a batch of their own (`DATE late 2`).
 pub fn select(
     store: &mut Store,
     request: &SelectRequest,
@@ -119,9 +120,12 @@ pub fn select(
         to: Some(request.to),
         labelled_only: false,
     })?;
-    // One candidate per declaration: its riskiest item.
-    let mut declarations: BTreeMap<(String, String, String), (DeclarationItem, f64)> =
+    // One candidate per declaration: its highest score, and the item a campaign covers when one
+    // does (a declaration is in a campaign's segment when any of its items is), else its
+    // riskiest item. Declarations already decided (in any batch) are not decided again.
+    let mut declarations: BTreeMap<(String, String, String), (DeclarationItem, f64, bool)> =
         BTreeMap::new();
+    let mut already = 0;
     for item in items {
         let s = scores
             .get(&(item.key.declaration_id.clone(), item.key.item_no))
@@ -136,36 +140,52 @@ pub fn select(
             },
             item.key.declaration_id.clone(),
         );
+        let in_campaign = policy.campaign_for(&item).is_some();
         match declarations.get_mut(&key) {
-            Some(entry) if s > entry.1 || entry.1.is_nan() && !s.is_nan() => *entry = (item, s),
-            Some(_) => {}
+            Some(entry) => {
+                let best = if entry.1.is_nan() || s > entry.1 {
+                    s
+                } else {
+                    entry.1
+                };
+                if !entry.2 && (in_campaign || s > entry.1 || entry.1.is_nan()) {
+                    entry.0 = item;
+                    entry.2 = in_campaign;
+                }
+                entry.1 = best;
+            }
             None => {
-                declarations.insert(key, (item, s));
+                if store.is_decided(&item.key.declaration_id)? {
+                    already += 1;
+                    continue;
+                }
+                declarations.insert(key, (item, s, in_campaign));
             }
         }
     }
     let mut batches: BTreeMap<String, Vec<(DeclarationItem, f64)>> = BTreeMap::new();
-    for ((date, office, _), entry) in declarations {
+    for ((date, office, _), (item, score, _)) in declarations {
         batches
             .entry(format!("{date}{office}"))
             .or_default()
-            .push(entry);
+            .push((item, score));
     }
     let mut reports = Vec::new();
     let mut to_record = Vec::new();
-    for (batch, members) in &batches {
+    for (base, members) in &batches {
+        // Declarations that arrive after their day was decided form a batch of their own.
+        let mut batch = base.clone();
+        let mut run = 1;
+        while store.batch_decided(&batch)? {
+            run += 1;
+            batch = format!("{base} late {run}");
+        }
         let mut report = BatchReport {
             batch: batch.clone(),
             declarations: members.len(),
             lanes: BTreeMap::new(),
             sources: BTreeMap::new(),
-            skipped: false,
         };
-        if store.batch_decided(batch)? {
-            report.skipped = true;
-            reports.push(report);
-            continue;
-        }
         let candidates: Vec<Candidate> = members
             .iter()
             .map(|(item, score)| Candidate {
@@ -173,7 +193,7 @@ pub fn select(
                 score: *score,
             })
             .collect();
-        let mut rng = Rng::new(request.seed ^ fnv(batch));
+        let mut rng = Rng::new(request.seed ^ fnv(&batch));
         for ((item, s), decision) in members.iter().zip(decide(&policy, &candidates, &mut rng)) {
             *report.lanes.entry(decision.lane.name().into()).or_default() += 1;
             *report
@@ -207,6 +227,7 @@ pub fn select(
         model: score.model,
         model_version: score.version,
         batches: reports,
+        already_decided: already,
     })
 }
 
@@ -423,8 +444,11 @@ pub struct SegmentEstimate {
     pub naive: RateEstimate,
 }
 
+/// Decision sources that are part of the sampling design (their results enter estimates).
+pub const DESIGN_SOURCES: [&str; 4] = ["campaign", "risk", "random", "explore"];
+
 /// Segment dimensions estimates can be split by.
-pub const DIMENSIONS: [&str; 5] = ["origin", "office", "hs_chapter", "transport_mode", "lane"];
+pub const DIMENSIONS: [&str; 4] = ["origin", "office", "hs_chapter", "transport_mode"];
 
 fn dimension_value(item: &DeclarationItem, dimension: &str) -> String {
     match dimension {
@@ -437,7 +461,8 @@ fn dimension_value(item: &DeclarationItem, dimension: &str) -> String {
 }
 
 /// Estimates the non-compliance rate overall and by segment from the design selections
-/// (campaign, risk, random, explore) and their results; overrides are kept out.
+/// (campaign, risk, random, explore) and their results — recorded control results, or the label
+/// imported with the declaration; overrides are kept out.
 pub fn estimates(
     store: &Store,
     dimension: &str,
@@ -450,7 +475,7 @@ pub fn estimates(
         )));
     }
     let decisions = store.decisions(None)?;
-    let outcome = outcomes(store)?;
+    let mut outcome = outcomes(store)?;
     let overrides = decisions.iter().filter(|d| d.overrides.is_some()).count();
     let design: Vec<&StoredDecision> = decisions.iter().filter(|d| d.overrides.is_none()).collect();
     let mut items: HashMap<String, DeclarationItem> = HashMap::new();
@@ -464,55 +489,51 @@ pub fn estimates(
             }
         }
     }
-    let segment_of = |d: &StoredDecision| {
-        if dimension == "lane" {
-            d.decision.lane.clone()
-        } else {
-            items
-                .get(&d.decision.declaration_id)
-                .map(|i| dimension_value(i, dimension))
-                .unwrap_or_default()
+    // Declarations whose control result came in with the data (imported labels) count too.
+    for (id, item) in &items {
+        if let Some(label) = item.label {
+            outcome.entry(id.clone()).or_insert(label.fraud);
         }
+    }
+    let segment_of = |d: &StoredDecision| {
+        items
+            .get(&d.decision.declaration_id)
+            .map(|i| dimension_value(i, dimension))
+            .unwrap_or_default()
     };
-    let is_design = |d: &StoredDecision| {
-        ["campaign", "risk", "random", "explore"].contains(&d.decision.source.as_str())
-    };
-    let compute = |members: &[&StoredDecision]| {
-        let mut strata: BTreeMap<(&str, &str), StratumCount> = BTreeMap::new();
-        let (mut inspected, mut hits, mut pending) = (0, 0, 0);
-        for d in members {
-            let s = strata
-                .entry((d.decision.batch.as_str(), d.decision.stratum.as_str()))
-                .or_insert(StratumCount {
-                    population: 0,
-                    inspected: 0,
-                    hits: 0,
-                });
-            if is_design(d) {
-                match outcome.get(&d.decision.declaration_id) {
-                    Some(&hit) => {
-                        s.population += 1;
-                        s.inspected += 1;
-                        s.hits += usize::from(hit);
-                        inspected += 1;
-                        hits += usize::from(hit);
-                    }
-                    // Missing at random within its stratum: the stratum keeps its size for
-                    // the unselected members and the result-less selection drops out of both.
-                    None => pending += 1,
+    let is_design = |d: &StoredDecision| DESIGN_SOURCES.contains(&d.decision.source.as_str());
+    // The design's strata over every decided declaration: (batch, stratum) → counts. A design
+    // selection without a result stays in its stratum's population but not among the inspected
+    // (missing at random within the stratum).
+    let mut strata: BTreeMap<(&str, &str), StratumCount> = BTreeMap::new();
+    let (mut inspected, mut hits, mut pending) = (0, 0, 0);
+    for d in &design {
+        let s = strata
+            .entry((d.decision.batch.as_str(), d.decision.stratum.as_str()))
+            .or_insert(StratumCount {
+                population: 0,
+                inspected: 0,
+                hits: 0,
+            });
+        s.population += 1;
+        if is_design(d) {
+            match outcome.get(&d.decision.declaration_id) {
+                Some(&hit) => {
+                    s.inspected += 1;
+                    s.hits += usize::from(hit);
+                    inspected += 1;
+                    hits += usize::from(hit);
                 }
-            } else {
-                s.population += 1;
+                None => pending += 1,
             }
         }
-        let strata: Vec<StratumCount> = strata.into_values().collect();
-        (
-            estimate::horvitz_thompson(&strata, confidence),
-            estimate::naive(inspected, hits, members.len(), confidence),
-            pending,
-        )
-    };
-    let (overall, naive, pending) = compute(&design);
+    }
+    let all: Vec<StratumCount> = strata.values().cloned().collect();
+    let overall = estimate::horvitz_thompson(&all, confidence);
+    let naive = estimate::naive(inspected, hits, design.len(), confidence);
+    // Segments are domains of the whole design: within each full stratum, y = hit × (in the
+    // segment), so the stratum's sampling rate (n_h/N_h over all its members) is the one used,
+    // not the handful of draws that fell in the segment.
     let mut groups: BTreeMap<String, Vec<&StoredDecision>> = BTreeMap::new();
     for d in &design {
         groups.entry(segment_of(d)).or_default().push(d);
@@ -520,11 +541,40 @@ pub fn estimates(
     let segments = groups
         .into_iter()
         .map(|(segment, members)| {
-            let (estimate, naive, _) = compute(&members);
+            let mut domain: BTreeMap<(&str, &str), StratumCount> = BTreeMap::new();
+            let (mut seg_inspected, mut seg_hits) = (0, 0);
+            for d in &members {
+                let key = (d.decision.batch.as_str(), d.decision.stratum.as_str());
+                let entry = domain.entry(key).or_insert_with(|| StratumCount {
+                    hits: 0,
+                    ..strata[&key].clone()
+                });
+                if is_design(d) {
+                    if let Some(&hit) = outcome.get(&d.decision.declaration_id) {
+                        entry.hits += usize::from(hit);
+                        seg_inspected += 1;
+                        seg_hits += usize::from(hit);
+                    }
+                }
+            }
+            let counts: Vec<StratumCount> = domain.into_values().collect();
+            let covered: usize = counts.iter().map(|c| c.population).sum();
+            let estimate = estimate::horvitz_thompson(&counts, confidence).map(|e| {
+                let scale = covered as f64 / members.len() as f64;
+                RateEstimate {
+                    rate: (e.rate * scale).min(1.0),
+                    low: (e.low * scale).min(1.0),
+                    high: (e.high * scale).min(1.0),
+                    population: members.len(),
+                    inspected: seg_inspected,
+                    hits: seg_hits,
+                    ..e
+                }
+            });
             SegmentEstimate {
                 segment,
                 estimate,
-                naive,
+                naive: estimate::naive(seg_inspected, seg_hits, members.len(), confidence),
             }
         })
         .collect();

@@ -11,7 +11,7 @@ use borderlens_monitor::drift::{
 use borderlens_store::{ItemFilter, Store};
 use chrono::{Datelike, NaiveDate};
 
-use crate::JobError;
+use crate::{JobError, DESIGN_SOURCES};
 
 fn size_band(n: usize) -> &'static str {
     match n {
@@ -64,6 +64,8 @@ pub fn bias_audit(store: &Store, options: &BiasOptions) -> Result<BiasAudit, Job
         let Some(item) = items.get(*id) else { continue };
         let design = &decisions[first].decision;
         let selected = decisions[last].decision.lane != "green";
+        let design_selected = DESIGN_SOURCES.contains(&design.source.as_str())
+            && decisions[last].decision.lane == design.lane;
         records.push(AuditRecord {
             groups: vec![
                 ("origin country".into(), item.origin_country.clone()),
@@ -82,6 +84,7 @@ pub fn bias_audit(store: &Store, options: &BiasOptions) -> Result<BiasAudit, Job
             } else {
                 None
             },
+            design_selected,
         });
     }
     Ok(bias::audit(&records, options))

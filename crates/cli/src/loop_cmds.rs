@@ -105,7 +105,7 @@ pub struct RecordArgs {
 
 #[derive(Args)]
 pub struct EstimateArgs {
-    /// Split by: origin, office, hs_chapter, transport_mode, lane.
+    /// Split by: origin, office, hs_chapter, transport_mode.
     #[arg(long, default_value = "origin")]
     pub by: String,
     #[arg(long, default_value_t = 0.95)]

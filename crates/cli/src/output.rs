@@ -380,12 +380,13 @@ pub fn simulation(r: &SimulationReport, json: bool) -> anyhow::Result<()> {
         return print_json(r);
     }
     outln!(
-        "replayed {} declarations in {} weeks ({} warm-up); capacity {:.1}%, exploration share {:.0}%{}",
+        "replayed {} declarations in {} weeks ({} warm-up); capacity {:.1}%, exploration share {:.0}%, ranked by {:?}{}",
         r.declarations,
         r.weeks,
         r.options.warmup_weeks,
         r.options.capacity * 100.0,
         r.options.explore_share * 100.0,
+        r.options.rank_by,
         if r.options.ipw { ", IPW training" } else { "" }
     );
     outln!(
@@ -452,7 +453,11 @@ pub fn write_simulation_charts(dir: &Path, r: &SimulationReport) -> anyhow::Resu
                 .collect(),
         });
         estimates.push(Series {
-            group: format!("{name} ({})", p.estimator),
+            group: if p.estimator == "naive" {
+                "hits / inspected".into()
+            } else {
+                "HT estimate".into()
+            },
             points: weeks
                 .iter()
                 .map(|w| {
@@ -499,15 +504,16 @@ pub fn write_simulation_charts(dir: &Path, r: &SimulationReport) -> anyhow::Resu
                 .collect(),
         });
     }
-    estimates.extend(truth);
     let label = r.options.label.name();
-    write(
-        &dir.join("simulation-estimates.svg"),
-        hit_rate_chart_svg(
-            &format!("weekly {label} rate: each policy's estimate (95% interval) vs the truth"),
-            &estimates,
-        ),
-    )?;
+    for (name, estimate) in r.policies.keys().zip(estimates) {
+        let title =
+            format!("{name}: weekly estimate of the {label} rate (95% interval) vs the truth");
+        let series: Vec<Series> = std::iter::once(estimate).chain(truth.clone()).collect();
+        write(
+            &dir.join(format!("simulation-estimate-{name}.svg")),
+            hit_rate_chart_svg(&title, &series),
+        )?;
+    }
     write(
         &dir.join("simulation-precision.svg"),
         hit_rate_chart_svg("weekly precision (hits / selected)", &precision),
@@ -543,11 +549,7 @@ pub fn select(r: &borderlens_app::SelectReport, json: bool) -> anyhow::Result<()
         t.add_row(vec![
             b.batch.clone(),
             b.declarations.to_string(),
-            if b.skipped {
-                "already decided".into()
-            } else {
-                lane("red")
-            },
+            lane("red"),
             lane("yellow"),
             lane("green"),
             b.sources
@@ -558,11 +560,21 @@ pub fn select(r: &borderlens_app::SelectReport, json: bool) -> anyhow::Result<()
         ]);
     }
     outln!("{t}");
+    if r.already_decided > 0 {
+        outln!(
+            "{} declarations of the period were decided before and kept their decision",
+            r.already_decided
+        );
+    }
     Ok(())
 }
 
 fn interval(e: &borderlens_selection::estimate::RateEstimate) -> String {
-    format!("{:.4} ({:.4}-{:.4})", e.rate, e.low, e.high)
+    if e.rate.is_finite() {
+        format!("{:.4} ({:.4}-{:.4})", e.rate, e.low, e.high)
+    } else {
+        "n/a (nothing inspected)".into()
+    }
 }
 
 pub fn estimates(r: &borderlens_app::EstimateReport, json: bool) -> anyhow::Result<()> {
@@ -599,7 +611,11 @@ pub fn estimates(r: &borderlens_app::EstimateReport, json: bool) -> anyhow::Resu
                 .as_ref()
                 .map(interval)
                 .unwrap_or_else(|| "n/a (π = 0)".into()),
-            format!("{:.4}", s.naive.rate),
+            if s.naive.rate.is_finite() {
+                format!("{:.4}", s.naive.rate)
+            } else {
+                "n/a".into()
+            },
         ]);
     }
     outln!("{t}");

@@ -61,7 +61,8 @@
 //! is below 1 (a random stratum), the audit adds a Horvitz–Thompson estimate of its non-compliance
 //! rate ([`borderlens_selection::estimate::horvitz_thompson`]) over the group's records that have
 //! a π: each design stratum within the group is a stratum whose population is the group's records
-//! in it and whose inspected members are those selected with an outcome. Records with a π but no
+//! in it and whose inspected members are those the design selected (`design_selected`) with an
+//! outcome; documentary picks and overrides count in the hit rate, not in the estimate. Records with a π but no
 //! stratum name are grouped by their π value. The estimate is `None` when some stratum of the group
 //! has members but no inspection (e.g. π = 0).
 //!
@@ -98,6 +99,15 @@ pub struct AuditRecord {
     pub pi: Option<f64>,
     /// `Some(hit)` when a control result exists.
     pub outcome: Option<bool>,
+    /// Whether the design itself selected it (campaign, risk, random or exploration draw), as
+    /// opposed to a documentary pick or an officer's override: only design selections enter the
+    /// Horvitz–Thompson estimate.
+    #[serde(default = "design_default")]
+    pub design_selected: bool,
+}
+
+fn design_default() -> bool {
+    true
 }
 
 /// Settings of the audit.
@@ -253,7 +263,9 @@ impl Tally {
             };
             let stratum = self.strata.entry(key).or_default();
             stratum.population += 1;
-            if let (true, Some(hit)) = (record.selected, record.outcome) {
+            if let (true, true, Some(hit)) =
+                (record.selected, record.design_selected, record.outcome)
+            {
                 stratum.inspected += 1;
                 stratum.hits += usize::from(hit);
             }
@@ -681,6 +693,7 @@ mod tests {
             stratum: None,
             pi: None,
             outcome,
+            design_selected: selected,
         }
     }
 
@@ -930,6 +943,7 @@ mod tests {
                 stratum: Some(stratum.into()),
                 pi: Some(pi),
                 outcome: selected.then_some(bad),
+                design_selected: selected,
             });
         }
         let audit = audit(&records, &BiasOptions::default());
@@ -963,9 +977,30 @@ mod tests {
             stratum: Some("excluded".into()),
             pi: Some(0.0),
             outcome: None,
+            design_selected: false,
         });
         let audit = super::audit(&with_zero, &BiasOptions::default());
         assert!(group(&audit, "office", "30").non_compliance.is_none());
+        // Documentary picks of the riskiest unselected records count in the hit rate but not in
+        // the estimate: it does not move.
+        let mut with_documentary = records.clone();
+        for r in with_documentary
+            .iter_mut()
+            .filter(|r| !r.selected)
+            .take(300)
+        {
+            r.selected = true;
+            r.design_selected = false;
+            r.outcome = Some(true);
+        }
+        let audit = super::audit(&with_documentary, &BiasOptions::default());
+        assert_eq!(
+            group(&audit, "office", "30")
+                .non_compliance
+                .as_ref()
+                .map(|e| e.rate),
+            Some(estimate.rate)
+        );
     }
 
     #[test]
@@ -984,6 +1019,7 @@ mod tests {
                     stratum: Some(if risky { "risk" } else { "random" }.into()),
                     pi: Some(if risky { 1.0 } else { 0.05 }),
                     outcome: selected.then(|| rng.uniform() < 0.2),
+                    design_selected: selected,
                 });
             }
         }

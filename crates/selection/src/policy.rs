@@ -6,8 +6,8 @@
 //! 1. **campaigns**: every declaration in an active campaign's segment is selected (π = 1);
 //!    campaign selections count against the risk-targeted part of the capacity, and are
 //!    honoured even beyond it;
-//! 2. **risk targeting**: the highest scores fill the capacity left after campaigns and the
-//!    exploration share (π = 1, stratum `risk`);
+//! 2. **risk targeting**: the highest scores (or expected revenues, score × duty at stake) fill
+//!    the capacity left after campaigns and the exploration share (π = 1, stratum `risk`);
 //! 3. **exploration**: the exploration share of the capacity is drawn without replacement from the
 //!    remaining declarations — uniformly (`random`: one stratum, π = n/N), or stratified by model
 //!    uncertainty (`uncertainty`: bands of p(1 − p), the most uncertain band sampled at a higher
@@ -260,7 +260,8 @@ pub struct Policy {
     /// Red-lane capacity per batch.
     pub capacity: Capacity,
     /// Share of the capacity that goes to exploration, in [0, 1); kept even when campaigns fill
-    /// the rest (at least one draw per batch when positive).
+    /// the rest, and at least one draw per batch when positive (even when the capacity rounds to
+    /// zero: the red lane then exceeds it by one).
     #[serde(default)]
     pub explore_share: f64,
     /// How exploration draws.
@@ -272,6 +273,21 @@ pub struct Policy {
     /// 100% campaigns.
     #[serde(default)]
     pub campaigns: Vec<Campaign>,
+    /// What risk targeting ranks by.
+    #[serde(default)]
+    pub rank_by: RankBy,
+}
+
+/// What risk targeting ranks declarations by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// The risk score (probability of non-compliance): the most likely frauds.
+    #[default]
+    Probability,
+    /// Score × duty at stake (declared price × tax rate): the largest expected revenue. Favours
+    /// big consignments; a fraud on a small one is found less often.
+    ExpectedRevenue,
 }
 
 fn random_exploration() -> Exploration {
@@ -372,10 +388,12 @@ impl Policy {
                     format!("{} is before from ({})", campaign.to, campaign.from),
                 ));
             }
-            if campaign.lane == Lane::Green {
+            if campaign.lane != Lane::Red {
+                // A documentary campaign would need its own π for the yellow lane: the estimates
+                // rest on red-lane controls only.
                 return Err(field_error(
                     format!("campaigns[{i}].lane"),
-                    "a campaign controls: red or yellow",
+                    "campaigns are physical controls (red); documentary campaigns are not supported",
                 ));
             }
         }
@@ -438,10 +456,14 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
             });
         }
     }
-    // The highest scores first; NaN (unscored) last; ties by position.
+    // The highest ranking values first; NaN (unscored) last; ties by position.
+    let rank = |i: usize| match policy.rank_by {
+        RankBy::Probability => candidates[i].score,
+        RankBy::ExpectedRevenue => candidates[i].score * candidates[i].item.duty_at_stake(),
+    };
     let mut order: Vec<usize> = (0..n).filter(|&i| decisions[i].is_none()).collect();
     order.sort_by(|&a, &b| {
-        let (sa, sb) = (candidates[a].score, candidates[b].score);
+        let (sa, sb) = (rank(a), rank(b));
         sb.partial_cmp(&sa)
             .unwrap_or_else(|| sa.is_nan().cmp(&sb.is_nan()))
             .then(a.cmp(&b))
@@ -449,7 +471,9 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
     // The exploration share is kept whatever the campaigns take, so that every declaration keeps
     // π > 0 and estimates stay possible; campaigns eat into the risk-targeted part.
     let explore_n = match policy.exploration {
-        _ if policy.explore_share <= 0.0 || capacity == 0 || order.is_empty() => 0,
+        // At least one draw per batch, even when the capacity rounds to zero (a quiet Sunday):
+        // otherwise that batch's declarations would have π = 0 and no estimate could cover them.
+        _ if policy.explore_share <= 0.0 || order.is_empty() => 0,
         Exploration::None => 0,
         _ => ((capacity as f64 * policy.explore_share).round() as usize)
             .max(1)

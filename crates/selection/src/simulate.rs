@@ -21,7 +21,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use crate::estimate::{self, RateEstimate, StratumCount};
-use crate::policy::{decide, Candidate, Capacity, Decision, Exploration, Policy};
+use crate::policy::{decide, Candidate, Capacity, Decision, Exploration, Policy, RankBy};
 
 /// Trains on revealed labels and scores a week. Supplied by the caller (the simulator never
 /// trains models itself).
@@ -75,7 +75,7 @@ impl Strategy {
     }
 
     /// The policy this strategy applies with a capacity share and exploration share.
-    pub fn policy(self, capacity: f64, explore_share: f64) -> Policy {
+    pub fn policy(self, capacity: f64, explore_share: f64, rank_by: RankBy) -> Policy {
         let (explore_share, exploration) = match self {
             Strategy::Exploit => (0.0, Exploration::None),
             Strategy::ExploitRandom => (explore_share, Exploration::Random),
@@ -96,6 +96,7 @@ impl Strategy {
             exploration,
             documentary_share: 0.0,
             campaigns: Vec::new(),
+            rank_by,
         }
     }
 
@@ -119,6 +120,8 @@ pub struct SimulationOptions {
     pub strategies: Vec<Strategy>,
     /// Train with inverse-probability weights 1/π.
     pub ipw: bool,
+    /// What risk targeting ranks by.
+    pub rank_by: RankBy,
     /// Which label is the target.
     #[serde(serialize_with = "label_name")]
     pub label: LabelKind,
@@ -143,6 +146,7 @@ impl SimulationOptions {
             last_weeks: 13,
             strategies: Strategy::ALL.to_vec(),
             ipw: false,
+            rank_by: RankBy::Probability,
             label: LabelKind::Fraud,
             confidence: 0.95,
             seed: 42,
@@ -194,7 +198,7 @@ pub struct PolicySummary {
     pub last_quarter_revenue_share: f64,
     /// Share of weeks whose interval contains the true rate.
     pub estimate_coverage: f64,
-    /// Mean |estimate − truth| over weeks.
+    /// Mean |estimate − truth| over the weeks that have an estimate.
     pub mean_abs_estimate_error: f64,
     /// Estimator of the weekly estimates.
     pub estimator: &'static str,
@@ -362,8 +366,9 @@ fn run_policy(
     options: &SimulationOptions,
     tick: &dyn Fn() -> bool,
 ) -> Result<PolicySummary, SimulationError> {
-    let policy = strategy.policy(options.capacity, options.explore_share);
-    let warmup_policy = Strategy::Random.policy(options.capacity, options.explore_share);
+    let policy = strategy.policy(options.capacity, options.explore_share, options.rank_by);
+    let warmup_policy =
+        Strategy::Random.policy(options.capacity, options.explore_share, options.rank_by);
     let positive = |d: &DeclarationItem| d.label.is_some_and(|l| options.label.is_positive(l));
     // What this policy knows: every past declaration, labelled only where it looked.
     let mut known: Vec<DeclarationItem> = Vec::with_capacity(items.len());
@@ -515,7 +520,8 @@ fn score_week(
         revenue_caught,
         revenue_total,
         true_rate,
-        covered: estimate.covers(true_rate),
+        // A week with nothing inspected has no estimate: it does not count as covered.
+        covered: estimate.rate.is_finite() && estimate.covers(true_rate),
         estimate,
         estimator,
     }
@@ -557,7 +563,14 @@ fn summarise(
             sum(&|w| w.revenue_total, last_start),
         ),
         estimate_coverage: sum(&|w| f64::from(u8::from(w.covered)), 0) / n_weeks,
-        mean_abs_estimate_error: sum(&|w| (w.estimate.rate - w.true_rate).abs(), 0) / n_weeks,
+        mean_abs_estimate_error: {
+            let errors: Vec<f64> = counted
+                .iter()
+                .map(|w| (w.estimate.rate - w.true_rate).abs())
+                .filter(|e| e.is_finite())
+                .collect();
+            errors.iter().sum::<f64>() / errors.len().max(1) as f64
+        },
         estimator,
         pooled_estimate,
         selected: selected as usize,

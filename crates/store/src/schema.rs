@@ -153,6 +153,9 @@ CREATE TABLE decisions (
     FOREIGN KEY (policy_name, policy_version) REFERENCES policies (name, version)
 );
 CREATE INDEX decisions_by_declaration ON decisions (declaration_id, id);
+-- A declaration is decided once; changes are overrides.
+CREATE UNIQUE INDEX decisions_one_per_declaration ON decisions (declaration_id)
+    WHERE overrides IS NULL;
 CREATE INDEX decisions_by_batch ON decisions (batch);
 CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
 BEGIN

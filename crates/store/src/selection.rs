@@ -157,6 +157,18 @@ impl Store {
             .ctx(|| format!("loading policy '{name}'"))
     }
 
+    /// Whether `declaration_id` has a selection decision (overrides aside).
+    pub fn is_decided(&self, declaration_id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM decisions
+                 WHERE declaration_id = ?1 AND overrides IS NULL)",
+                [declaration_id],
+                |row| row.get(0),
+            )
+            .ctx(|| format!("looking up decisions on '{declaration_id}'"))
+    }
+
     /// Whether any decision was recorded for `batch`.
     pub fn batch_decided(&self, batch: &str) -> Result<bool, StoreError> {
         self.conn
@@ -188,6 +200,12 @@ impl Store {
             let mut decided = tx
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM decisions WHERE batch = ?1)")
                 .ctx(what)?;
+            let mut decided_declaration = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM decisions
+                     WHERE declaration_id = ?1 AND overrides IS NULL)",
+                )
+                .ctx(what)?;
             let mut insert = tx
                 .prepare_cached(&format!(
                     "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version,
@@ -211,6 +229,15 @@ impl Store {
                 let known: bool = exists
                     .query_row([&d.declaration_id], |r| r.get(0))
                     .ctx(what)?;
+                let twice: bool = decided_declaration
+                    .query_row([&d.declaration_id], |r| r.get(0))
+                    .ctx(what)?;
+                if twice {
+                    return Err(StoreError::Invalid {
+                        what: format!("decision on declaration '{}'", d.declaration_id),
+                        reason: "already decided; record an override to change a decision".into(),
+                    });
+                }
                 if !known {
                     return Err(StoreError::Invalid {
                         what: format!("decision on declaration '{}'", d.declaration_id),

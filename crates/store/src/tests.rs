@@ -4,7 +4,9 @@ use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
 use chrono::NaiveDate;
 use tempfile::TempDir;
 
-use crate::{ItemFilter, Store, StoreError, SCHEMA_VERSION};
+use crate::{
+    ItemFilter, NewControlResult, NewDecision, Recorded, Store, StoreError, SCHEMA_VERSION,
+};
 
 fn open() -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -473,4 +475,123 @@ fn large_import_streams_in_one_transaction() {
         "import took {:?}",
         started.elapsed()
     );
+}
+
+fn decision(id: &str, batch: &str, lane: &str, source: &str, pi: f64) -> NewDecision {
+    NewDecision {
+        declaration_id: id.into(),
+        batch: batch.into(),
+        policy_name: "p".into(),
+        policy_version: 1,
+        model_name: None,
+        model_version: None,
+        score: Some(0.5),
+        pi,
+        stratum: if source == "risk" { "risk" } else { "random" }.into(),
+        lane: lane.into(),
+        source: source.into(),
+        reasons: vec!["because".into()],
+    }
+}
+
+#[test]
+fn decisions_are_made_once_and_overridden_beside_the_original() {
+    let (_dir, mut store) = open();
+    store
+        .import(
+            "a.csv",
+            lines(vec![item("A", 1, 1, None), item("B", 1, 1, None)]),
+        )
+        .unwrap();
+    assert_eq!(store.save_policy("p", r#"{"capacity": 1}"#).unwrap(), 1);
+    assert_eq!(store.save_policy("p", r#"{"capacity": 1}"#).unwrap(), 1);
+    assert_eq!(store.save_policy("p", r#"{"capacity": 2}"#).unwrap(), 2);
+    store
+        .record_decisions(&[
+            decision("A", "2020-01-01", "red", "risk", 1.0),
+            decision("B", "2020-01-01", "green", "release", 0.5),
+        ])
+        .unwrap();
+    assert!(store.is_decided("A").unwrap());
+    // The same declaration in another batch, or the same batch again: refused, nothing written.
+    let err = store
+        .record_decisions(&[decision("A", "2020-01-01 office 30", "red", "risk", 1.0)])
+        .unwrap_err();
+    assert!(err.to_string().contains("already decided"), "{err}");
+    let err = store
+        .record_decisions(&[decision("B", "2020-01-01", "red", "risk", 1.0)])
+        .unwrap_err();
+    assert!(err.to_string().contains("already decided"), "{err}");
+    let err = store
+        .record_decisions(&[decision("Z", "2020-01-02", "red", "risk", 1.0)])
+        .unwrap_err();
+    assert!(err.to_string().contains("no such declaration"), "{err}");
+    // Overrides need a reason and keep the original.
+    assert!(store.override_decision("A", "green", "  ").is_err());
+    let overridden = store.override_decision("A", "green", "AEO trader").unwrap();
+    assert_eq!(overridden.decision.lane, "green");
+    assert_eq!(overridden.decision.pi, 1.0);
+    let all = store.decisions_for("A").unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].decision.lane, "red");
+    assert_eq!(overridden.overrides, Some(all[0].id));
+    let err = store
+        .conn
+        .execute("UPDATE decisions SET lane = 'green'", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+fn result(submission: &str, declaration: &str, fraud: bool, payload: &str) -> NewControlResult {
+    NewControlResult {
+        submission_id: submission.into(),
+        declaration_id: declaration.into(),
+        schema_version: "1.0.0".into(),
+        outcome: if fraud { "revenue" } else { "no_irregularity" }.into(),
+        label: Some(ControlLabel {
+            fraud,
+            critical: u8::from(fraud),
+        }),
+        payload_json: payload.into(),
+        source: "test".into(),
+    }
+}
+
+#[test]
+fn control_results_are_idempotent_and_labels_only_grow() {
+    let (_dir, mut store) = open();
+    store
+        .import(
+            "a.csv",
+            lines(vec![item("A", 1, 1, None), item("A", 2, 1, None)]),
+        )
+        .unwrap();
+    let clean = result("s1", "A", false, r#"{"x": 1}"#);
+    let first = store.record_control_result(&clean).unwrap();
+    assert!(matches!(first, Recorded::New(_)));
+    assert_eq!(
+        store.record_control_result(&clean).unwrap(),
+        Recorded::Duplicate(first.id())
+    );
+    let changed = result("s1", "A", false, r#"{"x": 2}"#);
+    let err = store.record_control_result(&changed).unwrap_err();
+    assert!(err.to_string().contains("already used"), "{err}");
+    let err = store
+        .record_control_result(&result("s2", "NOPE", true, "{}"))
+        .unwrap_err();
+    assert!(err.to_string().contains("not in the store"), "{err}");
+    let a1 = key("A", 1);
+    assert_eq!(store.item(&a1).unwrap().unwrap().label, label(0));
+    // A later control finds fraud: both items are raised.
+    store
+        .record_control_result(&result("s3", "A", true, "{}"))
+        .unwrap();
+    assert_eq!(store.item(&a1).unwrap().unwrap().label, label(1));
+    assert_eq!(store.item(&key("A", 2)).unwrap().unwrap().label, label(1));
+    // A clean result afterwards lowers nothing.
+    store
+        .record_control_result(&result("s4", "A", false, "{}"))
+        .unwrap();
+    assert_eq!(store.item(&a1).unwrap().unwrap().label, label(1));
+    assert_eq!(store.control_results_for("A").unwrap().len(), 3);
 }

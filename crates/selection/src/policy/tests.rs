@@ -227,6 +227,28 @@ fn bad_policies_name_the_field() {
 }
 
 #[test]
+fn expected_revenue_ranking_prefers_large_consignments() {
+    let mut items = batch(100);
+    for (i, item) in items.iter_mut().enumerate() {
+        item.item_price = if i == 99 { 1e9 } else { 1000.0 };
+    }
+    let by_probability =
+        policy(r#"{"name":"p","capacity":{"count":1},"exploration":{"kind":"none"}}"#);
+    let by_revenue = policy(
+        r#"{"name":"p","capacity":{"count":1},"exploration":{"kind":"none"},"rank_by":"expected_revenue"}"#,
+    );
+    let chosen = |p: &Policy| {
+        run(p, &items, 1)
+            .iter()
+            .position(|d| d.lane == Lane::Red)
+            .unwrap()
+    };
+    // Scores are (i · 0.618) mod 1: declaration 99 scores 0.18, far from the highest.
+    assert_ne!(chosen(&by_probability), 99);
+    assert_eq!(chosen(&by_revenue), 99);
+}
+
+#[test]
 fn allocation_respects_sizes_and_total() {
     assert_eq!(
         allocate(10, &[5, 5, 5], &[4.0, 2.0, 1.0])
@@ -256,7 +278,23 @@ proptest::proptest! {
         let decisions = run(&p, &items, seed);
         proptest::prop_assert_eq!(decisions.len(), n);
         let red = decisions.iter().filter(|d| d.lane == Lane::Red).count();
-        proptest::prop_assert_eq!(red, p.capacity.for_batch(n));
+        let capacity = p.capacity.for_batch(n);
+        let explores = kind != 0 && explore > 0.0 && n > 0;
+        proptest::prop_assert_eq!(red, if explores { capacity.max(1) } else { capacity });
+        if explores {
+            proptest::prop_assert!(decisions.iter().all(|d| d.pi > 0.0), "π = 0 left");
+        }
+        // π is exactly the share of its stratum the design drew.
+        let mut strata: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        for d in &decisions {
+            let e = strata.entry(d.stratum.as_str()).or_default();
+            e.0 += 1;
+            e.1 += usize::from(d.source.is_design_selection());
+        }
+        for d in &decisions {
+            let (members, drawn) = strata[d.stratum.as_str()];
+            proptest::prop_assert!((d.pi - drawn as f64 / members as f64).abs() < 1e-12);
+        }
         for d in &decisions {
             proptest::prop_assert!((0.0..=1.0).contains(&d.pi));
             if d.source.is_design_selection() {
