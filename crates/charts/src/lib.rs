@@ -16,22 +16,19 @@
 
 use std::fmt::Write as _;
 
+pub mod check;
+pub mod kit;
+
+use kit::{c, label, name_margin, no_data, open, x_axis, Scale, BOTTOM, TOP, WIDTH};
+
 /// Colour of positive (risk-increasing) contributions.
 const RED: &str = "#d62728";
 /// Colour of negative (risk-decreasing) contributions.
 const BLUE: &str = "#1f77b4";
 /// Neutral bar colour.
 const GREY: &str = "#555555";
-/// Width of every chart, in user units.
-const WIDTH: f64 = 800.0;
 /// Height of one bar row.
 const ROW: f64 = 26.0;
-/// Space above the plot area (title).
-const TOP: f64 = 50.0;
-/// Space below the plot area (ticks and axis label).
-const BOTTOM: f64 = 60.0;
-/// Longest name drawn before truncation, in characters.
-const MAX_NAME_CHARS: usize = 40;
 
 /// Escapes `&`, `<`, `>`, `"` and `'` for use in XML text and attribute values.
 pub fn escape_xml(text: &str) -> String {
@@ -49,25 +46,6 @@ pub fn escape_xml(text: &str) -> String {
         }
     }
     out
-}
-
-/// A name shortened to [`MAX_NAME_CHARS`] characters and escaped.
-fn label(name: &str) -> String {
-    if name.chars().count() > MAX_NAME_CHARS {
-        let short: String = name.chars().take(MAX_NAME_CHARS - 1).collect();
-        escape_xml(&format!("{short}…"))
-    } else {
-        escape_xml(name)
-    }
-}
-
-/// Coordinate formatting (always finite at the call sites; 0 as a last resort).
-fn c(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.2}")
-    } else {
-        "0".to_string()
-    }
 }
 
 /// A value with three decimals, `n/a` when not finite.
@@ -88,97 +66,6 @@ fn signed_text(v: f64) -> String {
     }
 }
 
-/// Opens the document: root element, `<title>`, white background and visible title.
-fn open(title: &str, height: f64) -> String {
-    let title = escape_xml(title);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{w}\" height=\"{h}\" \
-         viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <title>{title}</title>\n\
-         <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#ffffff\"/>\n\
-         <text x=\"{cx}\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">{title}</text>\n",
-        w = c(WIDTH),
-        h = c(height),
-        cx = c(WIDTH / 2.0),
-    );
-    s
-}
-
-/// A complete SVG with only the title and a "no data" message.
-fn no_data(title: &str) -> String {
-    let height = 160.0;
-    let mut s = open(title, height);
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"14\" fill=\"#777777\">no data</text>",
-        c(WIDTH / 2.0),
-        c(height / 2.0 + 10.0)
-    );
-    s.push_str("</svg>\n");
-    s
-}
-
-/// About `target` "nice" tick values (1, 2, 5 × 10^k steps) covering `[lo, hi]`.
-fn nice_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
-    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
-        return vec![lo];
-    }
-    let raw = (hi - lo) / target.max(1) as f64;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    if !(step.is_finite() && step > 0.0) {
-        return vec![lo, hi];
-    }
-    let first = (lo / step).ceil();
-    let mut ticks = Vec::new();
-    let mut i = 0.0;
-    while (first + i) * step <= hi + step * 1e-9 && ticks.len() < 50 {
-        let t = (first + i) * step;
-        // Snap tiny rounding residue like 1e-17 to zero.
-        ticks.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
-        i += 1.0;
-    }
-    ticks
-}
-
-/// Tick label with just enough decimals for the step.
-fn tick_text(v: f64, ticks: &[f64]) -> String {
-    let step = if ticks.len() >= 2 {
-        (ticks[1] - ticks[0]).abs()
-    } else {
-        1.0
-    };
-    let decimals = if step >= 1.0 {
-        0
-    } else {
-        (-step.log10()).ceil().clamp(0.0, 6.0) as usize
-    };
-    let v = if v == 0.0 { 0.0 } else { v };
-    format!("{v:.decimals$}")
-}
-
-/// A linear map from data interval `[d0, d1]` to pixel interval `[p0, p1]`.
-#[derive(Clone, Copy)]
-struct Scale {
-    d0: f64,
-    d1: f64,
-    p0: f64,
-    p1: f64,
-}
-
-impl Scale {
-    fn at(&self, v: f64) -> f64 {
-        let v = if v.is_finite() { v } else { self.d0 };
-        self.p0 + (v - self.d0) / (self.d1 - self.d0) * (self.p1 - self.p0)
-    }
-}
-
 /// Expands `[lo, hi]` by 5% on each side (or to a unit interval around a single value).
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if !(lo.is_finite() && hi.is_finite()) {
@@ -189,53 +76,6 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     }
     let pad = (hi - lo) * 0.05;
     (lo - pad, hi + pad)
-}
-
-/// Draws a horizontal value axis at `y` with ticks, vertical gridlines down from `grid_top`, and
-/// the axis label.
-fn x_axis(s: &mut String, scale: &Scale, y: f64, grid_top: f64, axis_label: &str) {
-    let ticks = nice_ticks(scale.d0, scale.d1, 6);
-    let _ = writeln!(
-        s,
-        "<line x1=\"{}\" y1=\"{y1}\" x2=\"{}\" y2=\"{y1}\" stroke=\"#333333\"/>",
-        c(scale.p0),
-        c(scale.p1),
-        y1 = c(y)
-    );
-    for &t in &ticks {
-        if t < scale.d0 || t > scale.d1 {
-            continue;
-        }
-        let x = c(scale.at(t));
-        let _ = writeln!(
-            s,
-            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#e5e5e5\"/>\n\
-             <line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#333333\"/>\n\
-             <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"#333333\">{}</text>",
-            c(grid_top),
-            c(y),
-            c(y),
-            c(y + 5.0),
-            c(y + 18.0),
-            tick_text(t, &ticks)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"13\">{}</text>",
-        c((scale.p0 + scale.p1) / 2.0),
-        c(y + 40.0),
-        escape_xml(axis_label)
-    );
-}
-
-/// Left margin wide enough for the longest (truncated) name at font size 12.
-fn name_margin<'a>(names: impl Iterator<Item = &'a str>) -> f64 {
-    let longest = names
-        .map(|n| n.chars().count().min(MAX_NAME_CHARS))
-        .max()
-        .unwrap_or(0);
-    (longest as f64 * 7.0 + 20.0).clamp(90.0, 300.0)
 }
 
 /// A SHAP-style waterfall: one horizontal bar per contribution, top to bottom in the caller's
@@ -601,84 +441,8 @@ pub fn bar_chart_svg(title: &str, bars: &[(String, f64)], value_label: &str) -> 
 mod tests {
     use super::*;
 
-    /// Minimal well-formedness check: balanced, properly nested tags, quoted attributes, only
-    /// known entities, a single root, no raw `<`/`&` in text.
-    fn assert_well_formed(svg: &str) {
-        let bytes = svg.as_bytes();
-        let mut stack: Vec<String> = Vec::new();
-        let mut roots = 0;
-        let mut i = 0;
-        let check_entities = |text: &str| {
-            let mut rest = text;
-            while let Some(p) = rest.find('&') {
-                let after = &rest[p..];
-                let ok = ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
-                    .iter()
-                    .any(|e| after.starts_with(e));
-                assert!(ok, "bad entity near {:?}", &after[..after.len().min(10)]);
-                rest = &after[1..];
-            }
-        };
-        while i < bytes.len() {
-            if bytes[i] == b'<' {
-                // Scan to the closing '>' outside quotes.
-                let start = i;
-                let mut quote: Option<u8> = None;
-                i += 1;
-                while i < bytes.len() {
-                    let b = bytes[i];
-                    match quote {
-                        Some(q) if b == q => quote = None,
-                        Some(_) => assert!(b != b'<', "raw < in attribute"),
-                        None if b == b'"' || b == b'\'' => quote = Some(b),
-                        None if b == b'>' => break,
-                        None => assert!(b != b'<', "nested <"),
-                    }
-                    i += 1;
-                }
-                assert!(i < bytes.len(), "unterminated tag at {start}");
-                let tag = &svg[start + 1..i];
-                check_entities(tag);
-                if let Some(name) = tag.strip_prefix('/') {
-                    let open = stack.pop().expect("closing tag without opening");
-                    assert_eq!(open, name.trim(), "mismatched tags");
-                } else {
-                    let self_closing = tag.ends_with('/');
-                    let name: String = tag
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '/')
-                        .collect();
-                    assert!(!name.is_empty(), "empty tag name");
-                    if stack.is_empty() {
-                        roots += 1;
-                    }
-                    if !self_closing {
-                        stack.push(name);
-                    }
-                }
-                i += 1;
-            } else {
-                let next = svg[i..].find('<').map_or(svg.len(), |p| i + p);
-                let text = &svg[i..next];
-                check_entities(text);
-                if stack.is_empty() {
-                    assert!(text.trim().is_empty(), "text outside root: {text:?}");
-                }
-                i = next;
-            }
-        }
-        assert!(stack.is_empty(), "unclosed tags: {stack:?}");
-        assert_eq!(roots, 1, "exactly one root element");
-        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        assert!(svg.contains("viewBox=\"0 0 "));
-        assert!(svg.contains("font-family=\"sans-serif\""));
-    }
-
-    fn assert_no_nan(svg: &str) {
-        for bad in ["NaN", "inf", "Inf"] {
-            assert!(!svg.contains(bad), "{bad} in {svg}");
-        }
-    }
+    use crate::check::{assert_no_nan, assert_well_formed};
+    use crate::kit::nice_ticks;
 
     #[test]
     fn escape_all_five() {
