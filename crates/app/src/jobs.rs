@@ -134,9 +134,12 @@ pub struct TrainRequest {
     pub until: NaiveDate,
     /// Options (label, imbalance, trees...).
     pub options: TrainOptions,
+    /// Weight controlled declarations by 1/π of their recorded selection decision.
+    pub ipw: bool,
 }
 
-/// Trains on every labelled item dated up to `until` and saves a new registry version.
+/// Trains on every labelled item dated up to `until` (unlabelled ones are history context, as
+/// they are when scoring) and saves a new registry version.
 pub fn train(
     store: &mut Store,
     request: &TrainRequest,
@@ -146,9 +149,14 @@ pub fn train(
     let items = store.items(&ItemFilter {
         from: None,
         to: Some(request.until),
-        labelled_only: true,
+        labelled_only: false,
     })?;
-    if items.is_empty() {
+    let weights = if request.ipw {
+        Some(inverse_probability_weights(store, &items)?)
+    } else {
+        None
+    };
+    if !items.iter().any(|d| d.label.is_some()) {
         return Err(JobError::Invalid(format!(
             "no labelled declarations dated up to {}: import control results first",
             request.until
@@ -156,10 +164,15 @@ pub fn train(
     }
     let max_trees = request.options.gbdt.n_trees as u64;
     progress.start("training", Some(max_trees));
-    let trained = model::train(&items, &request.options, &mut |done, _| {
-        progress.advance(done as u64);
-        !progress.interrupted()
-    });
+    let trained = model::train_weighted(
+        &items,
+        weights.as_deref(),
+        &request.options,
+        &mut |done, _| {
+            progress.advance(done as u64);
+            !progress.interrupted()
+        },
+    );
     progress.finish();
     if progress.interrupted() {
         return Err(JobError::Interrupted);
@@ -176,6 +189,7 @@ pub fn train(
         "label": model.options.label,
         "until": request.until.to_string(),
         "imbalance": model.options.imbalance.name(),
+        "inverse_probability_weights": request.ipw,
         "sha256": sha256,
         "n_rows": model.summary.n_rows,
         "positives": model.summary.positives,
@@ -199,6 +213,27 @@ pub fn train(
         thresholds,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// 1/π of each item's declaration, from its design decision (campaign, risk, random, explore);
+/// 1 for declarations without one, or whose π is 0.
+fn inverse_probability_weights(
+    store: &Store,
+    items: &[DeclarationItem],
+) -> Result<Vec<f64>, JobError> {
+    let mut pi: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    for d in store.decisions(None)? {
+        if d.overrides.is_none() && crate::DESIGN_SOURCES.contains(&d.decision.source.as_str()) {
+            pi.insert(d.decision.declaration_id, d.decision.pi);
+        }
+    }
+    Ok(items
+        .iter()
+        .map(|d| match pi.get(&d.key.declaration_id) {
+            Some(&p) if p > 0.0 => 1.0 / p,
+            _ => 1.0,
+        })
+        .collect())
 }
 
 fn load_model(

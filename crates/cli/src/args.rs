@@ -157,6 +157,11 @@ pub struct TrainArgs {
     /// Registry name.
     #[arg(long)]
     pub model: String,
+    /// Weight each controlled declaration by 1/π, its recorded probability of selection, so
+    /// that risk-driven controls stand for the whole traffic (declarations without a recorded
+    /// decision weigh 1).
+    #[arg(long)]
+    pub ipw: bool,
     #[command(flatten)]
     pub options: ModelOptions,
 }
@@ -384,6 +389,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 model: a.model.clone(),
                 until: a.until,
                 options: a.options.to_options()?,
+                ipw: a.ipw,
             };
             let report = app::train(&mut store, &request, &bars)?;
             output::train(&report, cli.json)?;
@@ -604,6 +610,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
         model: "demo".into(),
         until: date("2020-12-31")?,
         options: options.to_options()?,
+        ipw: false,
     };
     let trained = app::train(&mut store, &request, bars)?;
     output::train(&trained, false)?;

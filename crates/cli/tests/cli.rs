@@ -1018,6 +1018,70 @@ fn every_decision_and_result_is_traceable_and_results_are_idempotent() {
         "{truth} not in {low}..{high}"
     );
     assert!(report["naive"]["rate"].as_f64().unwrap() > truth);
+    // Exchange: a plain export imports back as duplicates (nothing doubled); an anonymised one
+    // carries neither the declaration id nor the officer.
+    let shared = dir.path().join("shared.json");
+    let out = borderlens(
+        &db,
+        &[
+            "controls",
+            "export",
+            "--sender",
+            "XX",
+            "--out",
+            path_str(&shared),
+        ],
+    );
+    assert_exit(&out, 0);
+    let out = borderlens(&db, &["--json", "controls", "import", path_str(&shared)]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["duplicates"], 1);
+    assert_eq!(json(&out)["recorded"], 0);
+    let key = dir.path().join("key.bin");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let anonymous = dir.path().join("anonymous.json");
+    let out = borderlens(
+        &db,
+        &[
+            "controls",
+            "export",
+            "--sender",
+            "XX",
+            "--anonymise-key",
+            path_str(&key),
+            "--out",
+            path_str(&anonymous),
+        ],
+    );
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(&anonymous).unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(document["anonymised"], true);
+    assert_eq!(document["results"][0]["values"]["drug_type"], "cocaine");
+    for secret in [id.as_str(), "O17", "Terminal 3", "bricks behind panel"] {
+        assert!(!text.contains(secret), "{secret} leaked into {text}");
+    }
+
+    // Retraining with inverse-probability weights uses the recorded π: another model.
+    let sha = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "train",
+            "--until",
+            "2021-01-05",
+            "--model",
+            "w",
+            "--trees",
+            "10",
+            "--no-early-stopping",
+        ];
+        args.extend_from_slice(extra);
+        let out = borderlens(&db, &args);
+        assert_exit(&out, 0);
+        json(&out)["sha256"].as_str().unwrap().to_string()
+    };
+    assert_ne!(sha(&[]), sha(&["--ipw"]));
+
     // Every office gets an estimate: segments are domains of the whole design, not of the
     // handful of random draws that fell in them.
     let segments = report["segments"].as_array().unwrap();
