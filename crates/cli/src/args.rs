@@ -284,6 +284,9 @@ pub struct SimulateArgs {
     /// Directory for the SVG charts (precision, revenue, estimates per week).
     #[arg(long)]
     pub charts: Option<PathBuf>,
+    /// Also print the week-by-week table of each policy.
+    #[arg(long)]
+    pub weekly: bool,
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {
@@ -548,7 +551,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(dir) = &a.charts {
                 output::write_simulation_charts(dir, &report)?;
             }
-            output::simulation(&report, cli.json)?;
+            output::simulation(&report, a.weekly, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => {

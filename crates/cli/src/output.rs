@@ -375,7 +375,7 @@ pub fn anomaly(r: &AnomalyReport, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn simulation(r: &SimulationReport, json: bool) -> anyhow::Result<()> {
+pub fn simulation(r: &SimulationReport, weekly: bool, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(r);
     }
@@ -423,6 +423,51 @@ pub fn simulation(r: &SimulationReport, json: bool) -> anyhow::Result<()> {
         ]);
     }
     outln!("{t}");
+    if weekly {
+        for (name, p) in &r.policies {
+            outln!("\n{name}, week by week:");
+            let mut t = table(&[
+                "week",
+                "declarations",
+                "selected",
+                "hits",
+                "frauds",
+                "precision",
+                "recall",
+                "revenue caught",
+                "true rate",
+                "estimate (95% CI)",
+                "error",
+            ]);
+            for w in &p.weeks {
+                let ratio = |a: usize, b: usize| {
+                    if b > 0 {
+                        format!("{:.3}", a as f64 / b as f64)
+                    } else {
+                        "n/a".into()
+                    }
+                };
+                t.add_row(vec![
+                    format!("{}{}", w.week, if w.warmup { " (warm-up)" } else { "" }),
+                    w.declarations.to_string(),
+                    w.selected.to_string(),
+                    w.hits.to_string(),
+                    w.frauds.to_string(),
+                    ratio(w.hits, w.selected),
+                    ratio(w.hits, w.frauds),
+                    if w.revenue_total > 0.0 {
+                        format!("{:.3}", w.revenue_caught / w.revenue_total)
+                    } else {
+                        "n/a".into()
+                    },
+                    format!("{:.3}", w.true_rate),
+                    interval(&w.estimate),
+                    format!("{:+.3}", w.estimate.rate - w.true_rate),
+                ]);
+            }
+            outln!("{t}");
+        }
+    }
     Ok(())
 }
 
