@@ -607,7 +607,8 @@ fn outcomes(store: &Store) -> Result<HashMap<String, bool>, JobError> {
 pub struct DecisionTrace {
     /// Declaration.
     pub declaration_id: String,
-    /// Score and contributions of the model that decided (first item), when a model decided.
+    /// Score and contributions of the model that decided (first item); for a declaration not
+    /// decided yet, of the newest model in the registry; absent when there is no model.
     pub explanation: Option<ExplainReport>,
     /// Decisions and overrides, oldest first.
     pub decisions: Vec<DecisionEntry>,
@@ -682,10 +683,19 @@ pub fn explain_decision(store: &Store, declaration_id: &str) -> Result<DecisionT
             JobError::NotFound(format!("no declaration '{declaration_id}' in the store"))
         })?;
     let decisions = store.decisions_for(declaration_id)?;
-    let explanation = match decisions
+    // The model that decided; for a declaration not decided yet, the newest model in the registry.
+    let deciding = decisions
         .iter()
         .find_map(|d| d.decision.model_name.clone().zip(d.decision.model_version))
-    {
+        .or_else(|| {
+            store.list_models().ok().and_then(|models| {
+                models
+                    .into_iter()
+                    .max_by(|a, b| a.created_at.cmp(&b.created_at))
+                    .map(|m| (m.name, m.version))
+            })
+        });
+    let explanation = match deciding {
         Some((model, version)) => Some(
             explain(
                 store,
