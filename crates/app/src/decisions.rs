@@ -193,7 +193,7 @@ pub fn select(
                 score: *score,
             })
             .collect();
-        let mut rng = Rng::new(request.seed ^ fnv(&batch));
+        let mut rng = Rng::new(request.seed ^ stable_hash(&batch));
         for ((item, s), decision) in members.iter().zip(decide(&policy, &candidates, &mut rng)) {
             *report.lanes.entry(decision.lane.name().into()).or_default() += 1;
             *report
@@ -231,8 +231,8 @@ pub fn select(
     })
 }
 
-/// FNV-1a: a stable per-batch seed (std's hasher may change between releases).
-fn fnv(text: &str) -> u64 {
+/// FNV-1a of `text`: stable across releases (std's hasher is not), for seeds and derived ids.
+pub fn stable_hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -265,7 +265,8 @@ pub struct RecordReport {
     pub label: Option<String>,
 }
 
-fn label_words(label: Option<borderlens_domain::ControlLabel>) -> Option<String> {
+/// A control label in words: `compliant`, `fraud` or `critical fraud`.
+pub(crate) fn label_words(label: Option<borderlens_domain::ControlLabel>) -> Option<String> {
     label.map(|l| match (l.fraud, l.critical) {
         (false, _) => "compliant".to_string(),
         (true, 2) => "critical fraud".to_string(),

@@ -490,11 +490,7 @@ pub fn explain(
         threshold,
         rate: request.rate,
         counterfactual,
-        outcome: item.label.map(|l| match (l.fraud, l.critical) {
-            (false, _) => "compliant".to_string(),
-            (true, 2) => "critical fraud".to_string(),
-            (true, _) => "fraud".to_string(),
-        }),
+        outcome: crate::decisions::label_words(item.label),
     };
     Ok((report, explanation))
 }

@@ -219,8 +219,10 @@ fn submission_from_args(a: &RecordArgs) -> anyhow::Result<String> {
         let is_list = schema
             .field(field)
             .is_some_and(|f| f.kind == borderlens_controls::FieldType::Codes);
-        let parsed = match serde_json::from_str::<serde_json::Value>(value) {
-            Ok(v) if !v.is_string() || is_list => v,
+        let json = serde_json::from_str::<serde_json::Value>(value).ok();
+        let parsed = match json {
+            Some(v @ serde_json::Value::Array(_)) if is_list => v,
+            Some(v) if !is_list && !v.is_string() => v,
             _ if is_list => serde_json::Value::Array(
                 value
                     .split(',')
@@ -229,14 +231,6 @@ fn submission_from_args(a: &RecordArgs) -> anyhow::Result<String> {
             ),
             _ => serde_json::Value::String(value.to_string()),
         };
-        let parsed = match (is_list, parsed) {
-            (true, serde_json::Value::String(s)) => serde_json::Value::Array(
-                s.split(',')
-                    .map(|c| serde_json::Value::String(c.trim().to_string()))
-                    .collect(),
-            ),
-            (_, v) => v,
-        };
         values.insert(field.to_string(), parsed);
     }
     let values = serde_json::Value::Object(values);
@@ -244,10 +238,7 @@ fn submission_from_args(a: &RecordArgs) -> anyhow::Result<String> {
         Some(id) => id.clone(),
         None => {
             // Same answers → same id: re-running the same command is idempotent.
-            let text = format!("{declaration}\n{values}");
-            let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
+            let hash = app::stable_hash(&format!("{declaration}\n{values}"));
             format!("cli-{hash:016x}")
         }
     };

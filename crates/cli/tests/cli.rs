@@ -1143,6 +1143,30 @@ fn bad_control_results_are_refused_naming_the_field() {
     // Nothing of the refused ones was stored.
     let trace = json(&borderlens(&db, &["--json", "explain-decision", &id]));
     assert!(trace["results"].as_array().unwrap().is_empty());
+    // Fields on the command line; the derived submission id makes a re-run idempotent.
+    let args = [
+        "--json",
+        "controls",
+        "record",
+        "--declaration",
+        id.as_str(),
+        "--set",
+        "outcome=no_irregularity",
+        "--set",
+        "inspection_method=documentary,xray_scan",
+        "--set",
+        "inspected_at=2020-01-02T09:00:00Z",
+        "--set",
+        "place=Gate 2",
+        "--set",
+        "officer_id=O5",
+    ];
+    for status in ["recorded", "duplicate"] {
+        let out = borderlens(&db, &args);
+        assert_exit(&out, 0);
+        assert_eq!(json(&out)["status"], status);
+        assert_eq!(json(&out)["label"], "compliant");
+    }
     // A bulk import reports each bad line and stores the good ones once, even when re-run.
     let lines = format!(
         "{}\n{}\n",
