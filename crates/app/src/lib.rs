@@ -13,6 +13,7 @@ Architecture invariant: no printing, no argument parsing, no HTTP here; long job
 
 mod decisions;
 mod jobs;
+mod linking;
 mod monitoring;
 mod reports;
 mod simulation;
@@ -23,6 +24,7 @@ pub use jobs::{
     train, AnomalyRequest, EvaluateRequest, ExplainRequest, ExportRequest, ScoreRequest,
     TrainRequest,
 };
+pub use linking::{link_files, read_table, LinkReport, LinkRequest, LinkSeconds};
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
 pub use simulation::{simulate, RiskLearner, SimulateRequest};

@@ -80,6 +80,9 @@ pub enum Command {
     BiasAudit(crate::loop_cmds::BiasArgs),
     /// Feature, score and hit-rate drift between two periods; alerts name what moved.
     Drift(crate::loop_cmds::DriftArgs),
+    /// Link two files of records that share no key (or find duplicates in one): Fellegi–Sunter
+    /// with EM, one-to-one assignment; settings inferred from the data unless given.
+    Link(LinkArgs),
     /// Replay the declarations week by week under several selection policies: only selected
     /// declarations reveal their labels, the model retrains weekly on what was revealed.
     Simulate(SimulateArgs),
@@ -241,6 +244,29 @@ pub struct AnomalyArgs {
     /// Items listed.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
+}
+
+#[derive(Args)]
+pub struct LinkArgs {
+    /// First (or only) CSV file.
+    #[arg(long)]
+    pub left: PathBuf,
+    /// Second CSV file: link the two (else find duplicates in --left).
+    #[arg(long)]
+    pub right: Option<PathBuf>,
+    /// Settings (TOML or JSON): blocking rules and comparisons. Inferred from the data when
+    /// absent, and written to OUT/settings.toml either way.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// Column holding each record's id.
+    #[arg(long)]
+    pub id_column: String,
+    /// Output directory: clusters.csv, pairs.csv, settings.toml, model.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pairs below this match probability are left out of pairs.csv.
+    #[arg(long, default_value_t = 0.01)]
+    pub min_pair_probability: f64,
 }
 
 #[derive(Args)]
@@ -509,6 +535,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Estimate(a) => crate::loop_cmds::estimate(&open()?, a, cli.json),
         Command::ExplainDecision { declaration } => {
             crate::loop_cmds::explain_decision(&open()?, declaration, cli.json)
+        }
+        Command::Link(a) => {
+            let report = app::link_files(
+                &app::LinkRequest {
+                    left: a.left.clone(),
+                    right: a.right.clone(),
+                    settings: a.settings.clone(),
+                    id_column: a.id_column.clone(),
+                    out: a.out.clone(),
+                    min_pair_probability: a.min_pair_probability,
+                },
+                &bars,
+            )?;
+            output::link(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::BiasAudit(a) => crate::loop_cmds::bias_audit(&open()?, a, cli.json),
         Command::Drift(a) => crate::loop_cmds::drift(&open()?, a, cli.json),

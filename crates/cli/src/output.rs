@@ -823,3 +823,35 @@ pub fn drift(r: &borderlens_monitor::drift::DriftReport, json: bool) -> anyhow::
     }
     Ok(())
 }
+
+pub fn link(r: &borderlens_app::LinkReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "{} records; {} candidate pairs; {} links; {} clusters; prior match probability {:.3e}{}",
+        r.records
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" + "),
+        r.candidate_pairs,
+        r.links,
+        r.clusters,
+        r.lambda,
+        if r.inferred_settings {
+            " (settings inferred from the data: see settings.toml)"
+        } else {
+            ""
+        }
+    );
+    let s = &r.seconds;
+    outln!(
+        "seconds: read {:.2}, prepare {:.2}, blocking {:.2}, training {:.2}, prediction {:.2}, write {:.2}",
+        s.read, s.prepare, s.blocking, s.training, s.prediction, s.write
+    );
+    for f in &r.files {
+        outln!("wrote {f}");
+    }
+    Ok(())
+}

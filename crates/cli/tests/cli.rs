@@ -1251,3 +1251,142 @@ fn simulate_compares_policies_and_estimates_without_bias() {
         assert_svg(&charts.join(format!("{chart}.svg")));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// record linkage
+
+const FEBRL4_A: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/linkage/dataset4a.csv"
+);
+const FEBRL4_B: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/linkage/dataset4b.csv"
+);
+
+/// Precision, recall and F1 of the linked pairs in `pairs.csv` against FEBRL4's truth.
+fn febrl4_scores(out: &Path) -> (f64, f64, f64) {
+    let text = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("left_id,right_id,match_weight,match_probability,linked")
+    );
+    let (mut links, mut right) = (0.0, 0.0);
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[4] == "1" {
+            links += 1.0;
+            let number = |id: &str| id.split('-').nth(1).unwrap().to_string();
+            if number(f[0]) == number(f[1]) {
+                right += 1.0;
+            }
+        }
+    }
+    (
+        right / links,
+        right / 5000.0,
+        2.0 * right / (links + 5000.0),
+    )
+}
+
+#[test]
+fn febrl4_links_without_settings_or_labels() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("linked");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "link",
+            "--left",
+            FEBRL4_A,
+            "--right",
+            FEBRL4_B,
+            "--id-column",
+            "rec_id",
+            "--out",
+            path_str(&out),
+        ];
+        args.extend_from_slice(extra);
+        let result = borderlens(&db_in(&dir), &args);
+        assert_exit(&result, 0);
+        json(&result)
+    };
+    let report = run(&[]);
+    assert_eq!(report["inferred_settings"], true);
+    let (precision, recall, f1) = febrl4_scores(&out);
+    assert!(f1 >= 0.999, "precision {precision} recall {recall} F1 {f1}");
+    // Every record of both files is in clusters.csv; a linked pair shares its cluster.
+    let clusters = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
+    assert_eq!(clusters.lines().next(), Some("record_id,cluster_id"));
+    assert_eq!(clusters.lines().count(), 1 + 10_000);
+    // The inferred settings, kept and given back, give the same links.
+    let kept = dir.path().join("settings.toml");
+    std::fs::copy(out.join("settings.toml"), &kept).unwrap();
+    let first = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
+    let report = run(&["--settings", path_str(&kept)]);
+    assert_eq!(report["inferred_settings"], false);
+    assert_eq!(
+        std::fs::read_to_string(out.join("pairs.csv")).unwrap(),
+        first
+    );
+}
+
+#[test]
+fn linkage_bad_input_is_refused_before_any_work() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("never");
+    let link_as = |id: &str, left: &str, right: &str, extra: &[&str]| {
+        let mut args = vec![
+            "link",
+            "--left",
+            left,
+            "--right",
+            right,
+            "--id-column",
+            id,
+            "--out",
+        ];
+        args.push(path_str(&out));
+        args.extend_from_slice(extra);
+        borderlens(&db_in(&dir), &args)
+    };
+    let link = |left: &str, right: &str, extra: &[&str]| link_as("rec_id", left, right, extra);
+    // A missing id column.
+    let out_missing = link_as("id", FEBRL4_A, FEBRL4_B, &[]);
+    assert_exit(&out_missing, 2);
+    assert_error(
+        &out_missing,
+        &["dataset4a.csv", "no id column 'id'", "given_name"],
+    );
+    // An empty file.
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let result = link(path_str(&empty), FEBRL4_B, &[]);
+    assert_exit(&result, 2);
+    assert_error(&result, &["empty.csv", "empty file"]);
+    // Settings naming an unknown column, or an unknown comparison.
+    let settings = dir.path().join("bad.toml");
+    std::fs::write(
+        &settings,
+        "link_type = \"link_only\"\n[[blocking_rules]]\ncolumns = [\"birth_date\"]\n\
+         [[comparisons]]\ncolumn = \"surname\"\nkind = \"exact\"\n",
+    )
+    .unwrap();
+    let result = link(FEBRL4_A, FEBRL4_B, &["--settings", path_str(&settings)]);
+    assert_exit(&result, 2);
+    assert_error(&result, &["unknown column 'birth_date'"]);
+    std::fs::write(
+        &settings,
+        "link_type = \"link_only\"\n[[blocking_rules]]\ncolumns = [\"surname\"]\n\
+         [[comparisons]]\ncolumn = \"surname\"\nkind = \"soundex\"\n",
+    )
+    .unwrap();
+    let result = link(FEBRL4_A, FEBRL4_B, &["--settings", path_str(&settings)]);
+    assert_exit(&result, 2);
+    assert_error(&result, &["bad.toml", "unknown kind 'soundex'"]);
+    assert!(
+        !out.exists(),
+        "nothing is written when the input is refused"
+    );
+}

@@ -1,0 +1,278 @@
+//! The linkage job: CSV files in, `clusters.csv`, `pairs.csv`, `settings.toml` and `model.json`
+//! out, with `borderlens-linkage` doing the linking.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use borderlens_linkage::{link, LinkResult, Settings, Table};
+use serde::Serialize;
+
+use crate::{JobError, Progress};
+
+/// What to link.
+pub struct LinkRequest {
+    /// First (or only) source.
+    pub left: PathBuf,
+    /// Second source, for linking two sources.
+    pub right: Option<PathBuf>,
+    /// Settings file (TOML or JSON); inferred from the data when absent.
+    pub settings: Option<PathBuf>,
+    /// Column holding each record's id.
+    pub id_column: String,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Pairs below this probability are not written to `pairs.csv`.
+    pub min_pair_probability: f64,
+}
+
+/// What the job did.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkReport {
+    /// Records per source.
+    pub records: Vec<usize>,
+    /// Candidate pairs compared.
+    pub candidate_pairs: usize,
+    /// Links accepted.
+    pub links: usize,
+    /// Clusters (records with no partner are their own cluster).
+    pub clusters: usize,
+    /// Prior match probability of two random records.
+    pub lambda: f64,
+    /// Whether the settings were inferred.
+    pub inferred_settings: bool,
+    /// Files written.
+    pub files: Vec<String>,
+    /// Seconds: reading, preparing, blocking, training, prediction.
+    pub seconds: LinkSeconds,
+}
+
+/// Wall-clock seconds per phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkSeconds {
+    /// Reading the CSV files.
+    pub read: f64,
+    /// Normalising the compared columns.
+    pub prepare: f64,
+    /// Candidate pairs.
+    pub blocking: f64,
+    /// u and m.
+    pub training: f64,
+    /// Comparing, scoring, assigning.
+    pub prediction: f64,
+    /// Writing the outputs.
+    pub write: f64,
+}
+
+/// Reads a CSV file into a linkage table: trimmed headers and values, every record with an id,
+/// ids unique.
+pub fn read_table(path: &Path, id_column: &str) -> Result<Table, JobError> {
+    let name = path.display().to_string();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        return Err(JobError::Invalid(format!("{name}: empty file (no header)")));
+    }
+    let id_index = headers.iter().position(|h| h == id_column).ok_or_else(|| {
+        JobError::Invalid(format!(
+            "{name}: no id column '{id_column}' (columns: {})",
+            headers.join(", ")
+        ))
+    })?;
+    let columns: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != id_index)
+        .map(|(_, h)| h.clone())
+        .collect();
+    let mut table = Table {
+        name: name.clone(),
+        ids: Vec::new(),
+        values: vec![Vec::new(); columns.len()],
+        columns,
+    };
+    let mut seen = HashSet::new();
+    for (n, record) in reader.records().enumerate() {
+        let line = n + 2;
+        let record = record.map_err(|e| JobError::Invalid(format!("{name}, line {line}: {e}")))?;
+        let id = record.get(id_index).unwrap_or("").trim().to_string();
+        if id.is_empty() {
+            return Err(JobError::Invalid(format!(
+                "{name}, line {line}, field {id_column}: empty id"
+            )));
+        }
+        if !seen.insert(id.clone()) {
+            return Err(JobError::Invalid(format!(
+                "{name}, line {line}, field {id_column}: id '{id}' appears twice"
+            )));
+        }
+        table.ids.push(id);
+        let mut c = 0;
+        for (i, value) in record.iter().enumerate() {
+            if i != id_index {
+                table.values[c].push(value.trim().to_string());
+                c += 1;
+            }
+        }
+    }
+    if table.is_empty() {
+        return Err(JobError::Invalid(format!("{name}: no records")));
+    }
+    Ok(table)
+}
+
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), JobError> {
+    let fail =
+        |e: std::io::Error| JobError::Invalid(format!("cannot write {}: {e}", path.display()));
+    let file = std::fs::File::create(path).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(file);
+    write(&mut out).map_err(fail)?;
+    out.flush().map_err(fail)
+}
+
+/// Links the files and writes the results.
+pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<LinkReport, JobError> {
+    let started = std::time::Instant::now();
+    progress.start("reading", None);
+    let left = read_table(&request.left, &request.id_column)?;
+    let right = match &request.right {
+        Some(path) => Some(read_table(path, &request.id_column)?),
+        None => None,
+    };
+    let read_seconds = started.elapsed().as_secs_f64();
+    let (settings, inferred) = match &request.settings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| JobError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+            let settings = Settings::parse(&text)
+                .map_err(|e| JobError::Invalid(format!("{}: {e}", path.display())))?;
+            (settings, false)
+        }
+        None => (
+            borderlens_linkage::profile::infer_settings(&left, right.as_ref()),
+            true,
+        ),
+    };
+    for table in std::iter::once(&left).chain(right.as_ref()) {
+        settings
+            .validate(&table.columns)
+            .map_err(|e| JobError::Invalid(format!("{}: {e}", table.name)))?;
+    }
+    if progress.interrupted() {
+        return Err(JobError::Interrupted);
+    }
+    progress.start("linking", None);
+    let result =
+        link(&left, right.as_ref(), &settings).map_err(|e| JobError::Invalid(e.to_string()))?;
+    progress.finish();
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(&request.out)
+        .map_err(|e| JobError::Invalid(format!("cannot create {}: {e}", request.out.display())))?;
+    let files = write_outputs(request, &left, right.as_ref(), &settings, &result)?;
+    let LinkResult {
+        timings,
+        clusters,
+        links,
+        candidates,
+        model,
+        ..
+    } = result;
+    let n_clusters = clusters.iter().copied().max().map_or(0, |m| m + 1);
+    Ok(LinkReport {
+        records: std::iter::once(left.len())
+            .chain(right.as_ref().map(Table::len))
+            .collect(),
+        candidate_pairs: candidates,
+        links: links.len(),
+        clusters: n_clusters,
+        lambda: model.lambda,
+        inferred_settings: inferred,
+        files,
+        seconds: LinkSeconds {
+            read: read_seconds,
+            prepare: timings.prepare,
+            blocking: timings.blocking,
+            training: timings.training,
+            prediction: timings.prediction,
+            write: started.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+fn write_outputs(
+    request: &LinkRequest,
+    left: &Table,
+    right: Option<&Table>,
+    settings: &Settings,
+    result: &LinkResult,
+) -> Result<Vec<String>, JobError> {
+    let out = &request.out;
+    let right_ids = right.map_or(&left.ids, |t| &t.ids);
+    let clusters_path = out.join("clusters.csv");
+    write_file(&clusters_path, |w| {
+        writeln!(w, "record_id,cluster_id")?;
+        let ids = left
+            .ids
+            .iter()
+            .chain(right.map(|t| t.ids.iter()).into_iter().flatten());
+        for (id, cluster) in ids.zip(&result.clusters) {
+            writeln!(w, "{},{cluster}", csv_field(id))?;
+        }
+        Ok(())
+    })?;
+    let pairs_path = out.join("pairs.csv");
+    write_file(&pairs_path, |w| {
+        writeln!(w, "left_id,right_id,match_weight,match_probability,linked")?;
+        let linked: HashSet<(u32, u32)> = result.links.iter().copied().collect();
+        for p in &result.pairs {
+            if p.probability < request.min_pair_probability {
+                continue;
+            }
+            writeln!(
+                w,
+                "{},{},{:.4},{:.6},{}",
+                csv_field(&left.ids[p.left as usize]),
+                csv_field(&right_ids[p.right as usize]),
+                p.weight,
+                p.probability,
+                u8::from(linked.contains(&(p.left, p.right)))
+            )?;
+        }
+        Ok(())
+    })?;
+    let settings_path = out.join("settings.toml");
+    write_file(&settings_path, |w| {
+        w.write_all(settings.to_toml().as_bytes())
+    })?;
+    let model_path = out.join("model.json");
+    write_file(&model_path, |w| {
+        w.write_all(
+            serde_json::to_string_pretty(&result.model)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+    })?;
+    Ok([clusters_path, pairs_path, settings_path, model_path]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect())
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}

@@ -1,0 +1,289 @@
+//! Settings inferred from the data: each column is profiled (fill rate, distinct share, length,
+//! digits, dates, tokens) and given a comparison; blocking rules are chosen among the columns and
+//! column pairs whose expected candidate pairs stay within a budget.
+
+use std::collections::HashMap;
+
+use crate::compare::parse_day;
+use crate::normalize::normalize_text;
+use crate::settings::{BlockingRule, Comparison, ComparisonKind, LinkType, Settings};
+use crate::table::Table;
+
+/// What a column looks like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnProfile {
+    /// Column name.
+    pub name: String,
+    /// Share of non-empty values.
+    pub fill: f64,
+    /// Distinct normalised values / non-empty values.
+    pub distinct: f64,
+    /// Mean characters of non-empty values.
+    pub mean_length: f64,
+    /// Mean whitespace tokens.
+    pub mean_tokens: f64,
+    /// Share of values with only digits (after removing spaces, dashes, dots).
+    pub digits: f64,
+    /// Share of values that parse as dates.
+    pub dates: f64,
+    /// Share of values that parse as numbers with a decimal point.
+    pub decimals: f64,
+    /// Share of values with both letters and digits.
+    pub mixed: f64,
+    /// The kind chosen.
+    pub kind: &'static str,
+}
+
+/// Profiles the columns shared by both sources (or all of one source).
+pub fn profile(left: &Table, right: Option<&Table>) -> Vec<ColumnProfile> {
+    left.columns
+        .iter()
+        .filter(|c| right.is_none_or(|r| r.columns.contains(c)))
+        .map(|name| {
+            let values: Vec<&str> = left
+                .column(name)
+                .into_iter()
+                .chain(right.and_then(|r| r.column(name)))
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            profile_column(name, &values)
+        })
+        .collect()
+}
+
+fn profile_column(name: &str, values: &[&str]) -> ColumnProfile {
+    let present: Vec<&str> = values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let n = present.len().max(1) as f64;
+    let mut distinct = HashMap::new();
+    let (mut length, mut tokens, mut digits, mut dates, mut decimals, mut mixed) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for v in &present {
+        *distinct.entry(normalize_text(v)).or_insert(0usize) += 1;
+        length += v.chars().count() as f64;
+        tokens += v.split_whitespace().count() as f64;
+        let stripped: String = v
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
+            .collect();
+        if !stripped.is_empty() && stripped.chars().all(|c| c.is_ascii_digit()) {
+            digits += 1.0;
+        }
+        if parse_day(v).is_some() && (v.len() == 8 || v.len() == 10) {
+            dates += 1.0;
+        }
+        if v.contains('.') && v.parse::<f64>().is_ok() {
+            decimals += 1.0;
+        }
+        if v.chars().any(|c| c.is_alphabetic()) && v.chars().any(|c| c.is_ascii_digit()) {
+            mixed += 1.0;
+        }
+    }
+    let mut p = ColumnProfile {
+        name: name.to_string(),
+        fill: present.len() as f64 / values.len().max(1) as f64,
+        distinct: distinct.len() as f64 / n,
+        mean_length: length / n,
+        mean_tokens: tokens / n,
+        digits: digits / n,
+        dates: dates / n,
+        decimals: decimals / n,
+        mixed: mixed / n,
+        kind: "",
+    };
+    p.kind = classify(&p, distinct.len());
+    p
+}
+
+fn classify(p: &ColumnProfile, n_distinct: usize) -> &'static str {
+    if p.fill < 0.05 {
+        "empty"
+    } else if p.dates >= 0.8 {
+        "date"
+    } else if p.decimals >= 0.5 {
+        "amount"
+    } else if p.digits >= 0.8 && p.distinct >= 0.5 && p.mean_length >= 5.0 {
+        "identifier"
+    } else if p.digits >= 0.8 && n_distinct <= 200 && p.mean_length <= 4.0 {
+        "small_number"
+    } else if p.digits >= 0.8 {
+        "code"
+    } else if n_distinct <= 50 {
+        "category"
+    } else if p.mean_tokens >= 4.0 {
+        "free_text"
+    } else if p.mixed >= 0.3 || p.mean_tokens >= 2.0 {
+        "address"
+    } else {
+        "name"
+    }
+}
+
+fn comparison_for(p: &ColumnProfile) -> Option<Comparison> {
+    let (kind, normalise, tf) = match p.kind {
+        "empty" => return None,
+        "date" | "identifier" => (
+            ComparisonKind::Levenshtein {
+                thresholds: vec![1, 2],
+            },
+            "none",
+            false,
+        ),
+        "amount" => (
+            ComparisonKind::Numeric {
+                thresholds: vec![0.001, 0.01, 0.1],
+                relative: true,
+            },
+            "none",
+            false,
+        ),
+        "small_number" | "category" => (ComparisonKind::Exact, "text", false),
+        "code" => (
+            ComparisonKind::Levenshtein {
+                thresholds: vec![1],
+            },
+            "none",
+            false,
+        ),
+        "free_text" => (
+            ComparisonKind::Jaccard {
+                thresholds: vec![0.7, 0.4],
+            },
+            "text",
+            false,
+        ),
+        "address" => (
+            ComparisonKind::JaroWinkler {
+                thresholds: vec![0.9, 0.75],
+            },
+            "address",
+            false,
+        ),
+        _ => (
+            ComparisonKind::JaroWinkler {
+                thresholds: vec![0.92, 0.8],
+            },
+            "text",
+            true,
+        ),
+    };
+    Some(Comparison {
+        column: p.name.clone(),
+        kind,
+        normalise: normalise.into(),
+        term_frequency: tf,
+    })
+}
+
+/// Expected candidate pairs of blocking on exact agreement of `columns`.
+fn expected_pairs(columns: &[String], left: &Table, right: Option<&Table>) -> f64 {
+    let key = |t: &Table, r: usize| -> Option<String> {
+        let mut k = String::new();
+        for c in columns {
+            let v = normalize_text(&t.column(c)?[r]);
+            if v.is_empty() {
+                return None;
+            }
+            k.push_str(&v);
+            k.push('\u{1f}');
+        }
+        Some(k)
+    };
+    let count = |t: &Table| {
+        let mut m: HashMap<String, f64> = HashMap::new();
+        for r in 0..t.len() {
+            if let Some(k) = key(t, r) {
+                *m.entry(k).or_default() += 1.0;
+            }
+        }
+        m
+    };
+    let l = count(left);
+    match right {
+        Some(t) => {
+            let r = count(t);
+            l.iter()
+                .map(|(k, a)| a * r.get(k).copied().unwrap_or(0.0))
+                .sum()
+        }
+        None => l.values().map(|a| a * (a - 1.0) / 2.0).sum(),
+    }
+}
+
+/// Settings inferred from the data.
+pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
+    let profiles = profile(left, right);
+    let comparisons: Vec<Comparison> = profiles.iter().filter_map(comparison_for).collect();
+    // Blocking: a match with a typo in one column must still meet another rule, so rules are
+    // few columns each and share no column. First single columns that identify well (fewest
+    // expected pairs, within a budget), then pairs of columns when fewer than three singles fit.
+    let n = left.len() + right.map_or(0, Table::len);
+    let budget = 10.0 * n as f64;
+    let usable: Vec<&ColumnProfile> = profiles
+        .iter()
+        .filter(|p| p.fill >= 0.7 && !matches!(p.kind, "empty" | "free_text" | "amount"))
+        .collect();
+    let mut singles: Vec<(Vec<String>, f64)> = usable
+        .iter()
+        .map(|p| {
+            let cols = vec![p.name.clone()];
+            let pairs = expected_pairs(&cols, left, right);
+            (cols, pairs)
+        })
+        .filter(|(_, pairs)| *pairs > 0.0 && *pairs <= budget)
+        .collect();
+    singles.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut rules: Vec<BlockingRule> = singles
+        .iter()
+        .take(4)
+        .map(|(cols, _)| BlockingRule {
+            columns: cols.clone(),
+            prefix: None,
+        })
+        .collect();
+    if rules.len() < 3 {
+        let mut doubles: Vec<(Vec<String>, f64)> = Vec::new();
+        for (i, a) in usable.iter().enumerate() {
+            for b in &usable[i + 1..] {
+                let cols = vec![a.name.clone(), b.name.clone()];
+                let pairs = expected_pairs(&cols, left, right);
+                if pairs > 0.0 && pairs <= budget {
+                    doubles.push((cols, pairs));
+                }
+            }
+        }
+        doubles.sort_by(|a, b| a.1.total_cmp(&b.1));
+        for (cols, _) in doubles {
+            if rules.len() >= 4 {
+                break;
+            }
+            let used = rules
+                .iter()
+                .any(|r| r.columns.iter().any(|c| cols.contains(c)));
+            if !used {
+                rules.push(BlockingRule {
+                    columns: cols,
+                    prefix: None,
+                });
+            }
+        }
+    }
+    Settings {
+        link_type: if right.is_some() {
+            LinkType::LinkOnly
+        } else {
+            LinkType::DedupeOnly
+        },
+        training_blocking_rules: rules.clone(),
+        blocking_rules: rules,
+        comparisons,
+        threshold: 0.5,
+        one_to_one: true,
+        u_sample_pairs: 200_000,
+        seed: 42,
+    }
+}
