@@ -24,6 +24,8 @@ pub struct LinkRequest {
     pub out: PathBuf,
     /// Pairs below this probability are not written to `pairs.csv`.
     pub min_pair_probability: f64,
+    /// Columns left out of the linkage (e.g. a truth column kept for evaluation).
+    pub ignore: Vec<String>,
 }
 
 /// What the job did.
@@ -35,6 +37,10 @@ pub struct LinkReport {
     pub candidate_pairs: usize,
     /// Links accepted.
     pub links: usize,
+    /// Of which through a shared valid identifier.
+    pub identifier_links: usize,
+    /// Identifiers that failed their check (listed in `invalid_identifiers.csv`, never used).
+    pub invalid_identifiers: usize,
     /// Clusters (records with no partner are their own cluster).
     pub clusters: usize,
     /// Prior match probability of two random records.
@@ -145,11 +151,24 @@ fn write_file(
 pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<LinkReport, JobError> {
     let started = std::time::Instant::now();
     progress.start("reading", None);
-    let left = read_table(&request.left, &request.id_column)?;
-    let right = match &request.right {
+    let mut left = read_table(&request.left, &request.id_column)?;
+    let mut right = match &request.right {
         Some(path) => Some(read_table(path, &request.id_column)?),
         None => None,
     };
+    for table in std::iter::once(&mut left).chain(right.as_mut()) {
+        for column in &request.ignore {
+            let Some(i) = table.columns.iter().position(|c| c == column) else {
+                return Err(JobError::Invalid(format!(
+                    "{}: no column '{column}' to ignore (columns: {})",
+                    table.name,
+                    table.columns.join(", ")
+                )));
+            };
+            table.columns.remove(i);
+            table.values.remove(i);
+        }
+    }
     let read_seconds = started.elapsed().as_secs_f64();
     let (settings, inferred) = match &request.settings {
         Some(path) => {
@@ -186,6 +205,8 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
         links,
         candidates,
         model,
+        identifier_links,
+        invalid_identifiers,
         ..
     } = result;
     let n_clusters = clusters.iter().copied().max().map_or(0, |m| m + 1);
@@ -195,6 +216,8 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
             .collect(),
         candidate_pairs: candidates,
         links: links.len(),
+        identifier_links,
+        invalid_identifiers: invalid_identifiers.len(),
         clusters: n_clusters,
         lambda: model.lambda,
         inferred_settings: inferred,
@@ -263,10 +286,27 @@ fn write_outputs(
                 .as_bytes(),
         )
     })?;
-    Ok([clusters_path, pairs_path, settings_path, model_path]
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect())
+    let mut files = vec![clusters_path, pairs_path, settings_path, model_path];
+    if !result.invalid_identifiers.is_empty() {
+        let path = out.join("invalid_identifiers.csv");
+        write_file(&path, |w| {
+            writeln!(w, "source,record_id,column,value,reason")?;
+            for i in &result.invalid_identifiers {
+                writeln!(
+                    w,
+                    "{},{},{},{},{}",
+                    csv_field(&i.source),
+                    csv_field(&i.record),
+                    csv_field(&i.column),
+                    csv_field(&i.value),
+                    csv_field(&i.reason)
+                )?;
+            }
+            Ok(())
+        })?;
+        files.push(path);
+    }
+    Ok(files.iter().map(|p| p.display().to_string()).collect())
 }
 
 fn csv_field(text: &str) -> String {

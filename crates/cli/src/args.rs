@@ -267,6 +267,9 @@ pub struct LinkArgs {
     /// Pairs below this match probability are left out of pairs.csv.
     #[arg(long, default_value_t = 0.01)]
     pub min_pair_probability: f64,
+    /// A column to leave out of the linkage (repeatable), e.g. a truth column kept for scoring.
+    #[arg(long = "ignore-column")]
+    pub ignore_columns: Vec<String>,
 }
 
 #[derive(Args)]
@@ -545,6 +548,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     id_column: a.id_column.clone(),
                     out: a.out.clone(),
                     min_pair_probability: a.min_pair_probability,
+                    ignore: a.ignore_columns.clone(),
                 },
                 &bars,
             )?;

@@ -845,6 +845,13 @@ pub fn link(r: &borderlens_app::LinkReport, json: bool) -> anyhow::Result<()> {
             ""
         }
     );
+    if r.identifier_links > 0 || r.invalid_identifiers > 0 {
+        outln!(
+            "{} links through a shared valid identifier; {} invalid identifiers reported (invalid_identifiers.csv), not used",
+            r.identifier_links,
+            r.invalid_identifiers
+        );
+    }
     let s = &r.seconds;
     outln!(
         "seconds: read {:.2}, prepare {:.2}, blocking {:.2}, training {:.2}, prediction {:.2}, write {:.2}",

@@ -1390,3 +1390,61 @@ fn linkage_bad_input_is_refused_before_any_work() {
         "nothing is written when the input is refused"
     );
 }
+
+#[test]
+fn shared_container_numbers_link_and_invalid_ones_are_reported() {
+    let dir = TempDir::new().unwrap();
+    let bookings = dir.path().join("bookings.csv");
+    let manifest = dir.path().join("manifest.csv");
+    std::fs::write(
+        &bookings,
+        "id,container,consignee\n\
+         B1,CSQU3054383,Acme Trading Co. Ltd\n\
+         B2,MSKU 123456 5,Baltic Foods GmbH\n\
+         B3,CSQU3054384,Kiev Steel JSC\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &manifest,
+        "id,container,consignee\n\
+         M1,csqu-305438-3,ACME TRADING COMPANY LIMITED\n\
+         M2,TGHU0000000,Nordic Timber AB\n\
+         M3,MSKU1234565,Baltic Foods\n",
+    )
+    .unwrap();
+    let out = dir.path().join("linked");
+    let result = borderlens(
+        &db_in(&dir),
+        &[
+            "--json",
+            "link",
+            "--left",
+            path_str(&bookings),
+            "--right",
+            path_str(&manifest),
+            "--id-column",
+            "id",
+            "--out",
+            path_str(&out),
+        ],
+    );
+    assert_exit(&result, 0);
+    let report = json(&result);
+    assert_eq!(report["identifier_links"], 2, "{report}");
+    let invalid = std::fs::read_to_string(out.join("invalid_identifiers.csv")).unwrap();
+    assert!(invalid.contains("B3,container,CSQU3054384"), "{invalid}");
+    let clusters = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
+    let cluster_of = |id: &str| {
+        clusters
+            .lines()
+            .find(|l| l.starts_with(&format!("{id},")))
+            .unwrap()
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(cluster_of("B1"), cluster_of("M1"));
+    assert_eq!(cluster_of("B2"), cluster_of("M3"));
+    assert_ne!(cluster_of("B3"), cluster_of("M2"));
+}

@@ -2,6 +2,8 @@
 //!
 //! - [`settings`]: blocking rules and comparisons with levels, as a TOML/JSON file.
 //! - [`normalize`]: text, company-name and address normalisation for trade parties.
+//! - [`identifiers`]: exact links through ISO 6346 container numbers, UPU S10 ids and transport
+//!   document numbers, each checked first; invalid ones are reported, never used.
 //! - [`link`]: Fellegi–Sunter linkage of two tables (or deduplication of one): candidate pairs
 //!   from blocking rules, u by random sampling, m by EM, match weights and probabilities, then a
 //!   one-to-one assignment (two sources) or clusters (one source).
@@ -11,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod compare;
+pub mod identifiers;
 pub mod model;
 pub mod normalize;
 pub mod profile;
@@ -60,6 +63,10 @@ pub struct LinkResult {
     pub clusters: Vec<usize>,
     /// Candidate pairs compared.
     pub candidates: usize,
+    /// Links through a shared valid identifier (also in `links`).
+    pub identifier_links: usize,
+    /// Identifiers that failed their check (not used).
+    pub invalid_identifiers: Vec<identifiers::InvalidIdentifier>,
     /// Where the time went.
     pub timings: Timings,
 }
@@ -89,6 +96,20 @@ pub fn link(
             return Err(LinkError::Data(format!("{}: too many records", table.name)));
         }
     }
+    let all_pairs = match right {
+        Some(r) => left.len() as f64 * r.len() as f64,
+        None => left.len() as f64 * (left.len() as f64 - 1.0) / 2.0,
+    };
+    for (i, rule) in settings.blocking_rules.iter().enumerate() {
+        if rule.columns.is_empty() && all_pairs > settings::MAX_FULL_PAIRS {
+            return Err(LinkError::Data(format!(
+                "blocking rule {} names no column, so it would compare all {all_pairs:.0} pairs \
+                 (at most {:.0}): name columns to agree on",
+                i + 1,
+                settings::MAX_FULL_PAIRS
+            )));
+        }
+    }
     let mut timings = Timings::default();
     let started = Instant::now();
     let sides = model::Sides::new(settings, left, right);
@@ -105,12 +126,27 @@ pub fn link(
     let started = Instant::now();
     let n_cmp = settings.comparisons.len();
     let scored = model::score(&trained, &pairs, &levels, n_cmp);
-    let links = model::assign(&scored, settings.threshold, linking && settings.one_to_one);
+    // Shared valid identifiers link outright; the probabilistic links fill in around them.
+    let (exact, invalid_identifiers) = identifiers::exact_links(&settings.identifiers, left, right);
+    let mut with_exact = scored.clone();
+    with_exact.extend(exact.iter().map(|&(l, r)| ScoredPair {
+        left: l,
+        right: r,
+        weight: f64::INFINITY,
+        probability: 1.0,
+    }));
+    let links = model::assign(
+        &with_exact,
+        settings.threshold,
+        linking && settings.one_to_one,
+    );
     let clusters = clusters(left.len(), right.map(Table::len), &links);
     timings.prediction = started.elapsed().as_secs_f64() + compare_seconds;
     Ok(LinkResult {
         model: trained,
         candidates: pairs.len(),
+        identifier_links: exact.len(),
+        invalid_identifiers,
         pairs: scored,
         links,
         clusters,

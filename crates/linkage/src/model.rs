@@ -156,6 +156,15 @@ fn keys(rule: &BlockingRule, table: &Table) -> Vec<Option<String>> {
 pub(crate) fn candidates(rules: &[BlockingRule], left: &Table, right: Option<&Table>) -> Vec<u64> {
     let mut pairs: Vec<u64> = Vec::new();
     for rule in rules {
+        if rule.columns.is_empty() {
+            // Every pair (small sources only: checked by the caller).
+            let n_right = right.map_or(left.len(), Table::len);
+            for i in 0..left.len() {
+                let from = if right.is_some() { 0 } else { i + 1 };
+                pairs.extend((from..n_right).map(|j| (i as u64) << 32 | j as u64));
+            }
+            continue;
+        }
         let left_keys = keys(rule, left);
         let right_keys = match right {
             Some(t) => keys(rule, t),
@@ -304,6 +313,9 @@ fn exact_share(left: &Prepared, right: &Prepared, dedupe: bool) -> Option<f64> {
     }
 }
 
+/// Pseudo-matches of the prior on m.
+const PRIOR_MATCHES: f64 = 5.0;
+
 /// Default m before training: most mass on the best levels.
 fn initial_m(n_levels: usize) -> Vec<f64> {
     let mut m: Vec<f64> = (0..n_levels).map(|l| 0.5f64.powi(l as i32 + 1)).collect();
@@ -363,16 +375,15 @@ fn em(
             .map(|(mk, uk)| mk.iter().zip(uk).map(|(a, b)| (a / b).ln()).collect())
             .collect();
         let prior = (lambda / (1.0 - lambda)).ln();
-        let (sum_p, m_acc) = levels
-            .par_chunks(n_cmp)
-            .fold(
-                || {
-                    (
-                        0.0,
-                        m.iter().map(|mk| vec![0.0; mk.len()]).collect::<Vec<_>>(),
-                    )
-                },
-                |(mut s, mut acc), row| {
+        // Fixed blocks summed in order: the same input gives the same model, whatever the
+        // threads did (a rayon fold/reduce would sum in a schedule-dependent order).
+        const BLOCK: usize = 4096;
+        let partials: Vec<(f64, Vec<Vec<f64>>)> = levels
+            .par_chunks(n_cmp * BLOCK)
+            .map(|block| {
+                let mut s = 0.0;
+                let mut acc: Vec<Vec<f64>> = m.iter().map(|mk| vec![0.0; mk.len()]).collect();
+                for row in block.chunks(n_cmp) {
                     let mut w = prior;
                     for (k, &l) in row.iter().enumerate() {
                         if use_k[k] && l > 0 {
@@ -386,25 +397,20 @@ fn em(
                             acc[k][usize::from(l) - 1] += p;
                         }
                     }
-                    (s, acc)
-                },
-            )
-            .reduce(
-                || {
-                    (
-                        0.0,
-                        m.iter().map(|mk| vec![0.0; mk.len()]).collect::<Vec<_>>(),
-                    )
-                },
-                |(s1, mut a1), (s2, a2)| {
-                    for (x, y) in a1.iter_mut().zip(a2) {
-                        for (p, q) in x.iter_mut().zip(y) {
-                            *p += q;
-                        }
-                    }
-                    (s1 + s2, a1)
-                },
-            );
+                }
+                (s, acc)
+            })
+            .collect();
+        let mut sum_p = 0.0;
+        let mut m_acc: Vec<Vec<f64>> = m.iter().map(|mk| vec![0.0; mk.len()]).collect();
+        for (s_block, acc) in partials {
+            sum_p += s_block;
+            for (x, y) in m_acc.iter_mut().zip(acc) {
+                for (p, q) in x.iter_mut().zip(y) {
+                    *p += q;
+                }
+            }
+        }
         let new_lambda = (sum_p / n as f64).clamp(1e-9, 1.0 - 1e-9);
         let mut delta = (new_lambda - lambda).abs();
         lambda = new_lambda;
@@ -413,9 +419,13 @@ fn em(
                 if !use_k[k] {
                     continue;
                 }
-                let total: f64 = m_acc[k].iter().sum::<f64>() + 1e-3 * m_acc[k].len() as f64;
-                for (mv, acc) in m[k].iter_mut().zip(&m_acc[k]) {
-                    let new = (acc + 1e-3) / total;
+                // A Dirichlet prior of PRIOR_MATCHES pseudo-matches distributed as the initial m:
+                // negligible with thousands of pairs, and it keeps a handful of pairs from
+                // teaching that disagreeing is what matches do.
+                let prior = initial_m(m_acc[k].len());
+                let total: f64 = m_acc[k].iter().sum::<f64>() + PRIOR_MATCHES;
+                for ((mv, acc), p0) in m[k].iter_mut().zip(&m_acc[k]).zip(&prior) {
+                    let new = (acc + PRIOR_MATCHES * p0) / total;
                     delta = delta.max((new - *mv).abs());
                     *mv = new;
                 }
@@ -513,7 +523,9 @@ pub(crate) fn train(
             false,
             1,
         );
-        let next = (within * n_candidates / total).clamp(1e-15, 0.5);
+        // At most one partner per record when linking: λ cannot exceed min(n_l, n_r) / pairs.
+        let most = (sides.n_left.min(sides.n_right) as f64 / total).min(0.5);
+        let next = (within * n_candidates / total).clamp(1e-15, most);
         if (next - lambda).abs() < lambda * 1e-4 {
             lambda = next;
             break;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::compare::parse_day;
+use crate::identifiers::{self, IdentifierColumn, IdentifierKind};
 use crate::normalize::normalize_text;
 use crate::settings::{BlockingRule, Comparison, ComparisonKind, LinkType, Settings};
 use crate::table::Table;
@@ -126,7 +127,16 @@ fn classify(p: &ColumnProfile, n_distinct: usize) -> &'static str {
 fn comparison_for(p: &ColumnProfile) -> Option<Comparison> {
     let (kind, normalise, tf) = match p.kind {
         "empty" => return None,
-        "date" | "identifier" => (
+        // Dates: a typo in a digit is a few days, a month or a year off; events seen from two
+        // sides (sent, received) are days apart.
+        "date" => (
+            ComparisonKind::Date {
+                thresholds: vec![1, 7, 31, 366],
+            },
+            "none",
+            false,
+        ),
+        "identifier" => (
             ComparisonKind::Levenshtein {
                 thresholds: vec![1, 2],
             },
@@ -214,6 +224,41 @@ fn expected_pairs(columns: &[String], left: &Table, right: Option<&Table>) -> f6
     }
 }
 
+/// Columns where at least half of the non-empty values (and two or more) are valid ISO 6346
+/// container numbers or UPU S10 ids: shared valid ones link outright, invalid ones are reported.
+fn identifier_columns(left: &Table, right: Option<&Table>) -> Vec<IdentifierColumn> {
+    let mut found = Vec::new();
+    for name in &left.columns {
+        if right.is_some_and(|r| !r.columns.contains(name)) {
+            continue;
+        }
+        let values: Vec<&String> = left
+            .column(name)
+            .into_iter()
+            .chain(right.and_then(|r| r.column(name)))
+            .flatten()
+            .filter(|v| !v.trim().is_empty())
+            .take(2000)
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        for kind in [IdentifierKind::Iso6346, IdentifierKind::S10] {
+            let valid = values
+                .iter()
+                .filter(|v| identifiers::canonical(kind, v).is_ok())
+                .count();
+            if valid >= 2 && valid as f64 >= 0.5 * values.len() as f64 {
+                found.push(IdentifierColumn {
+                    column: name.clone(),
+                    kind,
+                });
+            }
+        }
+    }
+    found
+}
+
 /// Settings inferred from the data.
 pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
     let profiles = profile(left, right);
@@ -225,7 +270,7 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
     let budget = 10.0 * n as f64;
     let usable: Vec<&ColumnProfile> = profiles
         .iter()
-        .filter(|p| p.fill >= 0.7 && !matches!(p.kind, "empty" | "free_text" | "amount"))
+        .filter(|p| p.fill >= 0.7 && !matches!(p.kind, "empty" | "free_text"))
         .collect();
     let mut singles: Vec<(Vec<String>, f64)> = usable
         .iter()
@@ -245,7 +290,18 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
             prefix: None,
         })
         .collect();
-    if rules.len() < 3 {
+    let all_pairs = match right {
+        Some(r) => left.len() as f64 * r.len() as f64,
+        None => left.len() as f64 * (left.len() as f64 - 1.0) / 2.0,
+    };
+    if rules.is_empty() && all_pairs <= 1_000_000.0 {
+        // Small sources: compare every pair rather than miss links.
+        rules.push(BlockingRule {
+            columns: Vec::new(),
+            prefix: None,
+        });
+    }
+    if rules.len() < 3 && all_pairs > 1_000_000.0 {
         let mut doubles: Vec<(Vec<String>, f64)> = Vec::new();
         for (i, a) in usable.iter().enumerate() {
             for b in &usable[i + 1..] {
@@ -281,6 +337,7 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
         training_blocking_rules: rules.clone(),
         blocking_rules: rules,
         comparisons,
+        identifiers: identifier_columns(left, right),
         threshold: 0.5,
         one_to_one: true,
         u_sample_pairs: 200_000,

@@ -228,7 +228,8 @@ impl Comparison {
 }
 
 /// A blocking rule: candidate pairs agree exactly on every listed column (normalised), or on
-/// the first `prefix` characters of it when given.
+/// the first `prefix` characters of it when given. A rule with no column compares every pair,
+/// which small sources allow (see [`MAX_FULL_PAIRS`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockingRule {
@@ -238,6 +239,9 @@ pub struct BlockingRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<usize>,
 }
+
+/// The most pairs a rule without columns may compare.
+pub const MAX_FULL_PAIRS: f64 = 10_000_000.0;
 
 /// Everything a linkage run needs besides the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -252,6 +256,9 @@ pub struct Settings {
     pub training_blocking_rules: Vec<BlockingRule>,
     /// The comparisons.
     pub comparisons: Vec<Comparison>,
+    /// Identifier columns that link outright when a valid identifier is shared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<crate::identifiers::IdentifierColumn>,
     /// Pairs at or above this match probability are links.
     #[serde(default = "default_threshold")]
     pub threshold: f64,
@@ -313,6 +320,15 @@ impl Settings {
     pub fn validate(&self, columns: &[String]) -> Result<(), SettingsError> {
         let known = |c: &str| columns.iter().any(|k| k == c);
         let list = || columns.join(", ");
+        for identifier in &self.identifiers {
+            if !known(&identifier.column) {
+                return Err(SettingsError::Invalid(format!(
+                    "identifier of unknown column '{}' (columns: {})",
+                    identifier.column,
+                    list()
+                )));
+            }
+        }
         if self.comparisons.is_empty() {
             return Err(SettingsError::Invalid("no comparison".into()));
         }
@@ -327,12 +343,6 @@ impl Settings {
             .chain(&self.training_blocking_rules)
             .enumerate()
         {
-            if rule.columns.is_empty() {
-                return Err(SettingsError::Invalid(format!(
-                    "blocking rule {} names no column",
-                    i + 1
-                )));
-            }
             for c in &rule.columns {
                 if !known(c) {
                     return Err(SettingsError::Invalid(format!(

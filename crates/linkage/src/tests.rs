@@ -126,6 +126,7 @@ fn settings() -> Settings {
                 },
             ),
         ],
+        identifiers: Vec::new(),
         threshold: 0.5,
         one_to_one: true,
         u_sample_pairs: 50_000,
