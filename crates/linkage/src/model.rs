@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::{self, Prepared};
-use crate::settings::{BlockingRule, LinkType, Settings};
+use crate::settings::{BlockingRule, KeyPart, LinkType, Settings};
 use crate::table::Table;
 
 /// m and u of one comparison, per level (best first; the missing level has none).
@@ -126,20 +126,21 @@ impl Sides {
 /// Blocking key of each record for `rule`: normalised values of its columns joined; `None` when
 /// any is empty.
 fn keys(rule: &BlockingRule, table: &Table) -> Vec<Option<String>> {
-    let columns: Vec<&[String]> = rule
+    let parts: Vec<(KeyPart, &[String])> = rule
         .columns
         .iter()
-        .map(|c| table.column(c).unwrap_or(&[]))
+        .filter_map(|spec| KeyPart::parse(spec).ok())
+        .map(|part| {
+            let values = table.column(part.column()).unwrap_or(&[]);
+            (part, values)
+        })
         .collect();
     (0..table.len())
         .into_par_iter()
         .map(|r| {
             let mut key = String::new();
-            for col in &columns {
-                let v = crate::normalize::normalize_text(&col[r]);
-                if v.is_empty() {
-                    return None;
-                }
+            for (part, values) in &parts {
+                let v = part.key(values.get(r).map_or("", String::as_str))?;
                 let v: String = match rule.prefix {
                     Some(p) => v.chars().take(p).collect(),
                     None => v,
@@ -466,7 +467,12 @@ pub(crate) fn train(
         let use_k: Vec<bool> = settings
             .comparisons
             .iter()
-            .map(|c| !rule.columns.contains(&c.column))
+            .map(|c| {
+                !rule
+                    .columns
+                    .iter()
+                    .any(|spec| KeyPart::parse(spec).is_ok_and(|p| p.column() == c.column))
+            })
             .collect();
         let mut m: Vec<Vec<f64>> = settings
             .comparisons

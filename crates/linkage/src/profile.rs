@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::compare::parse_day;
 use crate::identifiers::{self, IdentifierColumn, IdentifierKind};
 use crate::normalize::normalize_text;
-use crate::settings::{BlockingRule, Comparison, ComparisonKind, LinkType, Settings};
+use crate::settings::{BlockingRule, Comparison, ComparisonKind, KeyPart, LinkType, Settings};
 use crate::table::Table;
 
 /// What a column looks like.
@@ -189,16 +189,16 @@ fn comparison_for(p: &ColumnProfile) -> Option<Comparison> {
     })
 }
 
-/// Expected candidate pairs of blocking on exact agreement of `columns`.
-fn expected_pairs(columns: &[String], left: &Table, right: Option<&Table>) -> f64 {
+/// Expected candidate pairs of blocking on exact agreement of the key parts `specs`.
+fn expected_pairs(specs: &[String], left: &Table, right: Option<&Table>) -> f64 {
+    let parts: Vec<KeyPart> = specs
+        .iter()
+        .filter_map(|s| KeyPart::parse(s).ok())
+        .collect();
     let key = |t: &Table, r: usize| -> Option<String> {
         let mut k = String::new();
-        for c in columns {
-            let v = normalize_text(&t.column(c)?[r]);
-            if v.is_empty() {
-                return None;
-            }
-            k.push_str(&v);
+        for part in &parts {
+            k.push_str(&part.key(&t.column(part.column())?[r])?);
             k.push('\u{1f}');
         }
         Some(k)
@@ -221,6 +221,19 @@ fn expected_pairs(columns: &[String], left: &Table, right: Option<&Table>) -> f6
                 .sum()
         }
         None => l.values().map(|a| a * (a - 1.0) / 2.0).sum(),
+    }
+}
+
+/// Key parts worth trying for a column: the whole value, and by kind prefixes of text or the
+/// month and week of dates.
+fn key_specs(p: &ColumnProfile) -> Vec<String> {
+    let c = &p.name;
+    match p.kind {
+        "date" => vec![c.clone(), format!("month({c})"), format!("week({c})")],
+        "name" | "address" | "free_text" => {
+            vec![c.clone(), format!("{c}[:3]"), format!("{c}[:9]")]
+        }
+        _ => vec![c.clone()],
     }
 }
 
@@ -270,26 +283,37 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
     let budget = 10.0 * n as f64;
     let usable: Vec<&ColumnProfile> = profiles
         .iter()
-        .filter(|p| p.fill >= 0.7 && !matches!(p.kind, "empty" | "free_text"))
+        .filter(|p| p.fill >= 0.7 && p.kind != "empty")
         .collect();
-    let mut singles: Vec<(Vec<String>, f64)> = usable
+    let specs: Vec<(String, String)> = usable
         .iter()
-        .map(|p| {
-            let cols = vec![p.name.clone()];
+        .flat_map(|p| key_specs(p).into_iter().map(|s| (p.name.clone(), s)))
+        .collect();
+    let mut singles: Vec<(Vec<String>, f64)> = specs
+        .iter()
+        .map(|(_, spec)| {
+            let cols = vec![spec.clone()];
             let pairs = expected_pairs(&cols, left, right);
             (cols, pairs)
         })
         .filter(|(_, pairs)| *pairs > 0.0 && *pairs <= budget)
         .collect();
     singles.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let mut rules: Vec<BlockingRule> = singles
-        .iter()
-        .take(4)
-        .map(|(cols, _)| BlockingRule {
-            columns: cols.clone(),
-            prefix: None,
-        })
-        .collect();
+    // One rule per column among the singles: its most discriminating key part.
+    let mut rules: Vec<BlockingRule> = Vec::new();
+    let mut used_columns: Vec<String> = Vec::new();
+    for (cols, _) in &singles {
+        let column = KeyPart::parse(&cols[0])
+            .map(|p| p.column().to_string())
+            .unwrap_or_default();
+        if rules.len() < 4 && !used_columns.contains(&column) {
+            used_columns.push(column);
+            rules.push(BlockingRule {
+                columns: cols.clone(),
+                prefix: None,
+            });
+        }
+    }
     let all_pairs = match right {
         Some(r) => left.len() as f64 * r.len() as f64,
         None => left.len() as f64 * (left.len() as f64 - 1.0) / 2.0,
@@ -301,31 +325,51 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
             prefix: None,
         });
     }
-    if rules.len() < 3 && all_pairs > 1_000_000.0 {
+    // Then pairs of key parts of two columns (e.g. a name prefix within the same month), which
+    // catch matches whose single columns all differ a little; up to five rules in all.
+    if all_pairs > 1_000_000.0 {
         let mut doubles: Vec<(Vec<String>, f64)> = Vec::new();
-        for (i, a) in usable.iter().enumerate() {
-            for b in &usable[i + 1..] {
-                let cols = vec![a.name.clone(), b.name.clone()];
+        for (i, (col_a, a)) in specs.iter().enumerate() {
+            for (col_b, b) in &specs[i + 1..] {
+                if col_a == col_b {
+                    continue;
+                }
+                let cols = vec![a.clone(), b.clone()];
+                let implied = rules
+                    .iter()
+                    .any(|r| r.columns.len() == 1 && cols.contains(&r.columns[0]));
+                if implied {
+                    continue;
+                }
                 let pairs = expected_pairs(&cols, left, right);
                 if pairs > 0.0 && pairs <= budget {
                     doubles.push((cols, pairs));
                 }
             }
         }
-        doubles.sort_by(|a, b| a.1.total_cmp(&b.1));
+        // The broadest doubles within budget first: they bring the most pairs the singles miss.
+        doubles.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut double_columns: Vec<(String, String)> = Vec::new();
         for (cols, _) in doubles {
-            if rules.len() >= 4 {
+            if rules.len() >= 5 {
                 break;
             }
-            let used = rules
-                .iter()
-                .any(|r| r.columns.iter().any(|c| cols.contains(c)));
-            if !used {
-                rules.push(BlockingRule {
-                    columns: cols,
-                    prefix: None,
-                });
+            let columns_of = |s: &String| {
+                KeyPart::parse(s)
+                    .map(|p| p.column().to_string())
+                    .unwrap_or_default()
+            };
+            let pair = (columns_of(&cols[0]), columns_of(&cols[1]));
+            // At most two rules per pair of columns (e.g. same week, same month: a match across a
+            // week boundary is rarely across a month boundary too).
+            if double_columns.iter().filter(|p| **p == pair).count() >= 2 {
+                continue;
             }
+            double_columns.push(pair);
+            rules.push(BlockingRule {
+                columns: cols,
+                prefix: None,
+            });
         }
     }
     Settings {
@@ -338,7 +382,10 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
         blocking_rules: rules,
         comparisons,
         identifiers: identifier_columns(left, right),
-        threshold: 0.5,
+        // With one-to-one assignment each record keeps only its best partner, so a low bar
+        // mostly adds right links (measured: FEBRL4 F1 1.000 at 0.5 and 0.01; transactions
+        // 0.843 at 0.5, 0.946 at 0.01). Deduplication has no such guard.
+        threshold: if right.is_some() { 0.01 } else { 0.5 },
         one_to_one: true,
         u_sample_pairs: 200_000,
         seed: 42,

@@ -240,6 +240,82 @@ pub struct BlockingRule {
     pub prefix: Option<usize>,
 }
 
+/// One part of a blocking key: a column's normalised value, its first characters (`memo[:3]`),
+/// or the month (`month(date)`) or ISO week (`week(date)`) of a date column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyPart {
+    /// The whole normalised value.
+    Column(String),
+    /// The first characters of the normalised value.
+    Prefix(String, usize),
+    /// `YYYY-MM` of a date.
+    Month(String),
+    /// ISO year and week of a date.
+    Week(String),
+}
+
+impl KeyPart {
+    /// Parses `col`, `col[:N]`, `month(col)` or `week(col)`.
+    pub fn parse(spec: &str) -> Result<KeyPart, String> {
+        let spec = spec.trim();
+        let inner = |prefix: &str| {
+            spec.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(')'))
+                .map(|c| c.trim().to_string())
+        };
+        if let Some(c) = inner("month(") {
+            return Ok(KeyPart::Month(c));
+        }
+        if let Some(c) = inner("week(") {
+            return Ok(KeyPart::Week(c));
+        }
+        if let Some((column, rest)) = spec.split_once("[:") {
+            let n = rest
+                .strip_suffix(']')
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("'{spec}': write a prefix as column[:N] with N ≥ 1"))?;
+            return Ok(KeyPart::Prefix(column.trim().to_string(), n));
+        }
+        if spec.contains(['(', ')', '[', ']']) {
+            return Err(format!(
+                "'{spec}' is not a column, column[:N], month(column) or week(column)"
+            ));
+        }
+        Ok(KeyPart::Column(spec.to_string()))
+    }
+
+    /// The column it reads.
+    pub fn column(&self) -> &str {
+        match self {
+            KeyPart::Column(c) | KeyPart::Prefix(c, _) | KeyPart::Month(c) | KeyPart::Week(c) => c,
+        }
+    }
+
+    /// The key part of a raw value; `None` when missing or (for dates) unreadable.
+    pub fn key(&self, raw: &str) -> Option<String> {
+        let text = || {
+            let v = crate::normalize::normalize_text(raw);
+            (!v.is_empty()).then_some(v)
+        };
+        match self {
+            KeyPart::Column(_) => text(),
+            KeyPart::Prefix(_, n) => text().map(|v| v.chars().take(*n).collect()),
+            KeyPart::Month(_) => {
+                let day = crate::compare::parse_day(raw.trim())?;
+                let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+                let _ = day;
+                Some(digits[..6].to_string())
+            }
+            KeyPart::Week(_) => {
+                // Days since a Monday (0000-03-01 was a Wednesday: shift by 2).
+                let day = crate::compare::parse_day(raw.trim())?;
+                Some(format!("w{}", ((day + 2.0) / 7.0).floor()))
+            }
+        }
+    }
+}
+
 /// The most pairs a rule without columns may compare.
 pub const MAX_FULL_PAIRS: f64 = 10_000_000.0;
 
@@ -343,7 +419,11 @@ impl Settings {
             .chain(&self.training_blocking_rules)
             .enumerate()
         {
-            for c in &rule.columns {
+            for spec in &rule.columns {
+                let part = KeyPart::parse(spec).map_err(|reason| {
+                    SettingsError::Invalid(format!("blocking rule {}: {reason}", i + 1))
+                })?;
+                let c = part.column();
                 if !known(c) {
                     return Err(SettingsError::Invalid(format!(
                         "blocking rule {} names unknown column '{c}' (columns: {})",
