@@ -302,9 +302,9 @@ impl KeyPart {
             KeyPart::Column(_) => text(),
             KeyPart::Prefix(_, n) => text().map(|v| v.chars().take(*n).collect()),
             KeyPart::Month(_) => {
-                let day = crate::compare::parse_day(raw.trim())?;
+                // Only valid dates have a month; the digits are then YYYYMMDD.
+                crate::compare::parse_day(raw.trim())?;
                 let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-                let _ = day;
                 Some(digits[..6].to_string())
             }
             KeyPart::Week(_) => {

@@ -270,3 +270,35 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn blocking_keys_take_prefixes_months_and_weeks() {
+    use crate::settings::KeyPart;
+    assert_eq!(
+        KeyPart::parse("memo[:3]").unwrap(),
+        KeyPart::Prefix("memo".into(), 3)
+    );
+    assert_eq!(
+        KeyPart::parse(" month(d) ").unwrap(),
+        KeyPart::Month("d".into())
+    );
+    assert!(KeyPart::parse("memo[:0]").is_err());
+    assert!(KeyPart::parse("soundex(name)").is_err());
+    let prefix = KeyPart::Prefix("memo".into(), 3);
+    assert_eq!(prefix.key("MATTHIAS C paym").as_deref(), Some("mat"));
+    assert_eq!(prefix.key("  ").as_deref(), None);
+    let month = KeyPart::Month("d".into());
+    assert_eq!(month.key("2022-03-28"), month.key("20220301"));
+    assert_ne!(month.key("2022-03-31"), month.key("2022-04-01"));
+    assert_eq!(month.key("not a date"), None);
+    // ISO weeks run Monday to Sunday: 2022-03-28 was a Monday.
+    let week = KeyPart::Week("d".into());
+    assert_eq!(week.key("2022-03-28"), week.key("2022-04-03"));
+    assert_ne!(week.key("2022-03-27"), week.key("2022-03-28"));
+    // A rule naming an unknown column through a derived key is refused.
+    let (a, b) = people(10, 8);
+    let mut s = settings();
+    s.blocking_rules[0].columns = vec!["week(birth)".into()];
+    let error = link(&a, Some(&b), &s).unwrap_err().to_string();
+    assert!(error.contains("unknown column 'birth'"), "{error}");
+}
