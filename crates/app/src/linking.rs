@@ -258,8 +258,21 @@ fn write_outputs(
     write_file(&pairs_path, |w| {
         writeln!(w, "left_id,right_id,match_weight,match_probability,linked")?;
         let linked: HashSet<(u32, u32)> = result.links.iter().copied().collect();
+        let scored: HashSet<(u32, u32)> = result.pairs.iter().map(|p| (p.left, p.right)).collect();
+        // Links through a shared valid identifier that blocking did not bring: weight `inf`.
+        for &(l, r) in &result.links {
+            if !scored.contains(&(l, r)) {
+                writeln!(
+                    w,
+                    "{},{},inf,1.000000,1",
+                    csv_field(&left.ids[l as usize]),
+                    csv_field(&right_ids[r as usize])
+                )?;
+            }
+        }
         for p in &result.pairs {
-            if p.probability < request.min_pair_probability {
+            let is_link = linked.contains(&(p.left, p.right));
+            if p.probability < request.min_pair_probability && !is_link {
                 continue;
             }
             writeln!(
@@ -269,7 +282,7 @@ fn write_outputs(
                 csv_field(&right_ids[p.right as usize]),
                 p.weight,
                 p.probability,
-                u8::from(linked.contains(&(p.left, p.right)))
+                u8::from(is_link)
             )?;
         }
         Ok(())

@@ -1444,6 +1444,13 @@ fn shared_container_numbers_link_and_invalid_ones_are_reported() {
             .unwrap()
             .to_string()
     };
+    let pairs = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
+    assert!(
+        pairs
+            .lines()
+            .any(|l| l.starts_with("B1,M1,") && l.ends_with(",1")),
+        "{pairs}"
+    );
     assert_eq!(cluster_of("B1"), cluster_of("M1"));
     assert_eq!(cluster_of("B2"), cluster_of("M3"));
     assert_ne!(cluster_of("B3"), cluster_of("M2"));
