@@ -24,7 +24,9 @@ pub use jobs::{
     train, AnomalyRequest, EvaluateRequest, ExplainRequest, ExportRequest, ScoreRequest,
     TrainRequest,
 };
-pub use linking::{link_files, read_table, LinkReport, LinkRequest, LinkSeconds};
+pub use linking::{
+    explain_link, link_files, read_table, LinkReport, LinkRequest, LinkSeconds, PairReport,
+};
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
 pub use simulation::{simulate, RiskLearner, SimulateRequest};

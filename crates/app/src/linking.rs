@@ -299,7 +299,23 @@ fn write_outputs(
                 .as_bytes(),
         )
     })?;
-    let mut files = vec![clusters_path, pairs_path, settings_path, model_path];
+    let run_path = out.join("run.json");
+    write_file(&run_path, |w| {
+        let run = serde_json::json!({
+            "left": request.left.display().to_string(),
+            "right": request.right.as_ref().map(|p| p.display().to_string()),
+            "id_column": request.id_column,
+            "ignore": request.ignore,
+        });
+        w.write_all(run.to_string().as_bytes())
+    })?;
+    let mut files = vec![
+        clusters_path,
+        pairs_path,
+        settings_path,
+        model_path,
+        run_path,
+    ];
     if !result.invalid_identifiers.is_empty() {
         let path = out.join("invalid_identifiers.csv");
         write_file(&path, |w| {
@@ -328,4 +344,101 @@ fn csv_field(text: &str) -> String {
     } else {
         text.to_string()
     }
+}
+
+/// The explanation of one pair of a finished linkage run, with its waterfall chart.
+#[derive(Clone, Debug, Serialize)]
+pub struct PairReport {
+    /// Left record id.
+    pub left_id: String,
+    /// Right record id.
+    pub right_id: String,
+    /// Whether the run linked them.
+    pub linked: bool,
+    /// Weights.
+    #[serde(flatten)]
+    pub explanation: borderlens_linkage::model::PairExplanation,
+    /// The waterfall chart (SVG).
+    #[serde(skip)]
+    pub chart_svg: String,
+}
+
+/// Explains why the run in `out` did (not) link `left_id` and `right_id`: the prior and each
+/// comparison's level, m, u and weight, from the run's own settings, model and files.
+pub fn explain_link(out: &Path, left_id: &str, right_id: &str) -> Result<PairReport, JobError> {
+    let read = |name: &str| {
+        std::fs::read_to_string(out.join(name)).map_err(|e| {
+            JobError::Invalid(format!(
+                "{}: {e} (run `borderlens link --out {}` first)",
+                out.join(name).display(),
+                out.display()
+            ))
+        })
+    };
+    let run: serde_json::Value = serde_json::from_str(&read("run.json")?)
+        .map_err(|e| JobError::Invalid(format!("run.json: {e}")))?;
+    let settings = Settings::parse(&read("settings.toml")?)
+        .map_err(|e| JobError::Invalid(format!("settings.toml: {e}")))?;
+    let model: borderlens_linkage::Model = serde_json::from_str(&read("model.json")?)
+        .map_err(|e| JobError::Invalid(format!("model.json: {e}")))?;
+    let id_column = run["id_column"].as_str().unwrap_or_default().to_string();
+    let ignore: Vec<String> = run["ignore"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let load = |key: &str| -> Result<Option<Table>, JobError> {
+        let Some(path) = run[key].as_str() else {
+            return Ok(None);
+        };
+        let mut table = read_table(Path::new(path), &id_column)?;
+        for column in &ignore {
+            if let Some(i) = table.columns.iter().position(|c| c == column) {
+                table.columns.remove(i);
+                table.values.remove(i);
+            }
+        }
+        Ok(Some(table))
+    };
+    let left =
+        load("left")?.ok_or_else(|| JobError::Invalid("run.json names no left file".into()))?;
+    let right = load("right")?;
+    let find = |table: &Table, id: &str| {
+        table
+            .ids
+            .iter()
+            .position(|x| x == id)
+            .ok_or_else(|| JobError::NotFound(format!("no record '{id}' in {}", table.name)))
+    };
+    let i = find(&left, left_id)?;
+    let j = find(right.as_ref().unwrap_or(&left), right_id)?;
+    let explanation =
+        borderlens_linkage::model::explain_pair(&settings, &model, &left, right.as_ref(), i, j);
+    let pairs = read("pairs.csv")?;
+    let linked = pairs.lines().any(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        f.len() == 5 && f[0] == left_id && f[1] == right_id && f[4] == "1"
+    });
+    let bars: Vec<(String, f64)> = explanation
+        .comparisons
+        .iter()
+        .map(|c| (format!("{}: {}", c.column, c.level), c.weight))
+        .collect();
+    let chart_svg = borderlens_charts::waterfall_svg(
+        &format!("match weight of {left_id} and {right_id}"),
+        explanation.prior_weight,
+        &bars,
+        explanation.weight,
+        "match weight (log2 Bayes factor)",
+    );
+    Ok(PairReport {
+        left_id: left_id.to_string(),
+        right_id: right_id.to_string(),
+        linked,
+        explanation,
+        chart_svg,
+    })
 }

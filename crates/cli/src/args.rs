@@ -246,11 +246,32 @@ pub struct AnomalyArgs {
     pub top: usize,
 }
 
+#[derive(Subcommand)]
+pub enum LinkCommand {
+    /// Why a finished run did (not) link two records: the prior and each comparison's level,
+    /// m, u and weight, with a waterfall chart.
+    Explain {
+        /// Left record id.
+        left_id: String,
+        /// Right record id (or another record of the same file when deduplicating).
+        right_id: String,
+        /// The run's output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write the waterfall chart (SVG) here.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
+}
+
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct LinkArgs {
+    #[command(subcommand)]
+    pub command: Option<LinkCommand>,
     /// First (or only) CSV file.
-    #[arg(long)]
-    pub left: PathBuf,
+    #[arg(long, required = true)]
+    pub left: Option<PathBuf>,
     /// Second CSV file: link the two (else find duplicates in --left).
     #[arg(long)]
     pub right: Option<PathBuf>,
@@ -259,11 +280,11 @@ pub struct LinkArgs {
     #[arg(long)]
     pub settings: Option<PathBuf>,
     /// Column holding each record's id.
-    #[arg(long)]
-    pub id_column: String,
+    #[arg(long, required = true)]
+    pub id_column: Option<String>,
     /// Output directory: clusters.csv, pairs.csv, settings.toml, model.json.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
     /// Pairs below this match probability are left out of pairs.csv.
     #[arg(long, default_value_t = 0.01)]
     pub min_pair_probability: f64,
@@ -539,14 +560,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExplainDecision { declaration } => {
             crate::loop_cmds::explain_decision(&open()?, declaration, cli.json)
         }
+        Command::Link(LinkArgs {
+            command:
+                Some(LinkCommand::Explain {
+                    left_id,
+                    right_id,
+                    out,
+                    chart,
+                }),
+            ..
+        }) => {
+            let report = app::explain_link(out, left_id, right_id)?;
+            if let Some(path) = chart {
+                std::fs::write(path, &report.chart_svg)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            output::link_explain(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Link(a) => {
+            let (Some(left), Some(id_column), Some(out)) = (&a.left, &a.id_column, &a.out) else {
+                bail!("link needs --left, --id-column and --out");
+            };
             let report = app::link_files(
                 &app::LinkRequest {
-                    left: a.left.clone(),
+                    left: left.clone(),
                     right: a.right.clone(),
                     settings: a.settings.clone(),
-                    id_column: a.id_column.clone(),
-                    out: a.out.clone(),
+                    id_column: id_column.clone(),
+                    out: out.clone(),
                     min_pair_probability: a.min_pair_probability,
                     ignore: a.ignore_columns.clone(),
                 },

@@ -862,3 +862,42 @@ pub fn link(r: &borderlens_app::LinkReport, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub fn link_explain(r: &borderlens_app::PairReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    let e = &r.explanation;
+    outln!(
+        "{} and {}: match weight {:.2}, probability {:.6}, {}",
+        r.left_id,
+        r.right_id,
+        e.weight,
+        e.probability,
+        if r.linked { "linked" } else { "not linked" }
+    );
+    let mut t = table(&["comparison", "left", "right", "level", "m", "u", "weight"]);
+    t.add_row(vec![
+        "prior".to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        format!("{:+.2}", e.prior_weight),
+    ]);
+    let number = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
+    for c in &e.comparisons {
+        t.add_row(vec![
+            c.column.clone(),
+            c.left.clone(),
+            c.right.clone(),
+            c.level.clone(),
+            number(c.m),
+            number(c.u),
+            format!("{:+.2}", c.weight),
+        ]);
+    }
+    outln!("{t}");
+    Ok(())
+}

@@ -1330,6 +1330,47 @@ fn febrl4_links_without_settings_or_labels() {
         std::fs::read_to_string(out.join("pairs.csv")).unwrap(),
         first
     );
+
+    // Any pair can be explained from the run's own files: the weights add up, with a chart.
+    let chart = dir.path().join("waterfall.svg");
+    let explained = borderlens(
+        &db_in(&dir),
+        &[
+            "--json",
+            "link",
+            "explain",
+            "rec-1070-org",
+            "rec-1070-dup-0",
+            "--out",
+            path_str(&out),
+            "--chart",
+            path_str(&chart),
+        ],
+    );
+    assert_exit(&explained, 0);
+    let e = json(&explained);
+    assert_eq!(e["linked"], true);
+    let sum: f64 = e["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["weight"].as_f64().unwrap())
+        .sum::<f64>()
+        + e["prior_weight"].as_f64().unwrap();
+    assert!((sum - e["weight"].as_f64().unwrap()).abs() < 1e-9);
+    assert_svg(&chart);
+    let unknown = borderlens(
+        &db_in(&dir),
+        &[
+            "link",
+            "explain",
+            "rec-1070-org",
+            "nobody",
+            "--out",
+            path_str(&out),
+        ],
+    );
+    assert_error(&unknown, &["no record 'nobody'", "dataset4b.csv"]);
 }
 
 #[test]

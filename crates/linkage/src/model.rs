@@ -618,3 +618,74 @@ pub(crate) fn assign(pairs: &[ScoredPair], threshold: f64, one_to_one: bool) -> 
 pub(crate) fn is_link(settings: &Settings) -> bool {
     settings.link_type == LinkType::LinkOnly
 }
+
+/// How one pair's match weight is made: the prior, then each comparison's level and weight.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PairExplanation {
+    /// Prior weight log2(λ / (1 − λ)).
+    pub prior_weight: f64,
+    /// Per comparison.
+    pub comparisons: Vec<ComparisonExplanation>,
+    /// Total match weight.
+    pub weight: f64,
+    /// Match probability.
+    pub probability: f64,
+}
+
+/// One comparison of one pair.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComparisonExplanation {
+    /// Column.
+    pub column: String,
+    /// Left value as compared (normalised).
+    pub left: String,
+    /// Right value as compared.
+    pub right: String,
+    /// Level reached (`missing` when either side is empty).
+    pub level: String,
+    /// m of the level.
+    pub m: Option<f64>,
+    /// u of the level.
+    pub u: Option<f64>,
+    /// log2(m / u), 0 when missing.
+    pub weight: f64,
+}
+
+/// Explains the pair (left record `i`, right record `j`) under `model`.
+pub fn explain_pair(
+    settings: &Settings,
+    model: &Model,
+    left: &Table,
+    right: Option<&Table>,
+    i: usize,
+    j: usize,
+) -> PairExplanation {
+    let sides = Sides::new(settings, left, right);
+    let mut levels = vec![0u8; settings.comparisons.len()];
+    sides.levels(settings, i, j, &mut levels);
+    let comparisons: Vec<ComparisonExplanation> = model
+        .comparisons
+        .iter()
+        .zip(&levels)
+        .enumerate()
+        .map(|(k, (params, &level))| {
+            let index = usize::from(level).checked_sub(1);
+            ComparisonExplanation {
+                column: params.column.clone(),
+                left: sides.left[k].text[i].clone(),
+                right: sides.right[k].text[j].clone(),
+                level: index.map_or("missing".into(), |x| params.levels[x].clone()),
+                m: index.map(|x| params.m[x]),
+                u: index.map(|x| params.u[x]),
+                weight: params.weight(level),
+            }
+        })
+        .collect();
+    let weight = model.prior_weight() + comparisons.iter().map(|c| c.weight).sum::<f64>();
+    PairExplanation {
+        prior_weight: model.prior_weight(),
+        comparisons,
+        weight,
+        probability: probability(weight),
+    }
+}
