@@ -100,7 +100,11 @@ pub fn link(
         Some(r) => left.len() as f64 * r.len() as f64,
         None => left.len() as f64 * (left.len() as f64 - 1.0) / 2.0,
     };
-    for (i, rule) in settings.blocking_rules.iter().enumerate() {
+    let rules = settings
+        .blocking_rules
+        .iter()
+        .chain(&settings.training_blocking_rules);
+    for (i, rule) in rules.enumerate() {
         if rule.columns.is_empty() && all_pairs > settings::MAX_FULL_PAIRS {
             return Err(LinkError::Data(format!(
                 "blocking rule {} names no column, so it would compare all {all_pairs:.0} pairs \
