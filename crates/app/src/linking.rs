@@ -299,6 +299,32 @@ fn write_outputs(
                 .as_bytes(),
         )
     })?;
+    // The trained weights of every level, as Splink's match-weights chart shows them.
+    let weights_path = out.join("match_weights.svg");
+    let bars: Vec<(String, f64)> = result
+        .model
+        .comparisons
+        .iter()
+        .flat_map(|c| {
+            c.levels
+                .iter()
+                .enumerate()
+                .map(move |(k, level)| (format!("{}: {level}", c.column), c.weight(k as u8 + 1)))
+        })
+        .collect();
+    write_file(&weights_path, |w| {
+        w.write_all(
+            borderlens_charts::bar_chart_svg(
+                &format!(
+                    "match weight of each comparison level (prior {:+.2})",
+                    result.model.prior_weight()
+                ),
+                &bars,
+                "log2(m / u)",
+            )
+            .as_bytes(),
+        )
+    })?;
     let run_path = out.join("run.json");
     write_file(&run_path, |w| {
         let run = serde_json::json!({

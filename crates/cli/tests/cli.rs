@@ -1320,6 +1320,7 @@ fn febrl4_links_without_settings_or_labels() {
     let clusters = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
     assert_eq!(clusters.lines().next(), Some("record_id,cluster_id"));
     assert_eq!(clusters.lines().count(), 1 + 10_000);
+    assert_svg(&out.join("match_weights.svg"));
     // The inferred settings, kept and given back, give the same links.
     let kept = dir.path().join("settings.toml");
     std::fs::copy(out.join("settings.toml"), &kept).unwrap();
