@@ -96,10 +96,7 @@ pub fn link(
             return Err(LinkError::Data(format!("{}: too many records", table.name)));
         }
     }
-    let all_pairs = match right {
-        Some(r) => left.len() as f64 * r.len() as f64,
-        None => left.len() as f64 * (left.len() as f64 - 1.0) / 2.0,
-    };
+    let all_pairs = crate::model::pair_count(left.len(), right.map(Table::len));
     let rules = settings
         .blocking_rules
         .iter()

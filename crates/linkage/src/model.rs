@@ -115,11 +115,15 @@ impl Sides {
     }
 
     fn total_pairs(&self) -> f64 {
-        if self.dedupe {
-            self.n_left as f64 * (self.n_left as f64 - 1.0) / 2.0
-        } else {
-            self.n_left as f64 * self.n_right as f64
-        }
+        pair_count(self.n_left, (!self.dedupe).then_some(self.n_right))
+    }
+}
+
+/// All pairs of two sources of these sizes, or of one source with itself (`right` = `None`).
+pub(crate) fn pair_count(left: usize, right: Option<usize>) -> f64 {
+    match right {
+        Some(r) => left as f64 * r as f64,
+        None => left as f64 * (left as f64 - 1.0) / 2.0,
     }
 }
 

@@ -314,10 +314,7 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
             });
         }
     }
-    let all_pairs = match right {
-        Some(r) => left.len() as f64 * r.len() as f64,
-        None => left.len() as f64 * (left.len() as f64 - 1.0) / 2.0,
-    };
+    let all_pairs = crate::model::pair_count(left.len(), right.map(Table::len));
     if rules.is_empty() && all_pairs <= 1_000_000.0 {
         // Small sources: compare every pair rather than miss links.
         rules.push(BlockingRule {
