@@ -25,7 +25,8 @@ pub use jobs::{
     TrainRequest,
 };
 pub use linking::{
-    explain_link, link_files, read_table, LinkReport, LinkRequest, LinkSeconds, PairReport,
+    explain_link, link_files, process_usage, read_table, LinkReport, LinkRequest, LinkSeconds,
+    PairReport,
 };
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;

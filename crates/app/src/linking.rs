@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use borderlens_linkage::{link, LinkResult, Settings, Table};
+use borderlens_linkage::table::Column;
+use borderlens_linkage::{link_with, LinkOptions, LinkResult, Settings, Table};
 use serde::Serialize;
 
 use crate::{JobError, Progress};
@@ -26,6 +27,11 @@ pub struct LinkRequest {
     pub min_pair_probability: f64,
     /// Columns left out of the linkage (e.g. a truth column kept for evaluation).
     pub ignore: Vec<String>,
+    /// Known matching pairs: a CSV file whose first two columns are a left id and a right id
+    /// (both of `left` when deduplicating). The links are checked against them.
+    pub labels: Option<PathBuf>,
+    /// Estimate m from the labelled pairs instead of EM.
+    pub train_on_labels: bool,
 }
 
 /// What the job did.
@@ -49,8 +55,85 @@ pub struct LinkReport {
     pub inferred_settings: bool,
     /// Files written.
     pub files: Vec<String>,
+    /// The links checked against `--labels`.
+    pub label_check: Option<borderlens_linkage::LabelCheck>,
+    /// The settings used, as written to `settings.toml`.
+    pub settings_toml: String,
     /// Seconds: reading, preparing, blocking, training, prediction.
     pub seconds: LinkSeconds,
+    /// CPU seconds of the process so far, all threads (Linux only).
+    pub cpu_seconds: Option<f64>,
+    /// Peak resident memory of the process so far, MiB (Linux only).
+    pub peak_memory_mib: Option<f64>,
+}
+
+/// CPU seconds (user + system) and peak resident MiB of this process, from `/proc` (Linux).
+pub fn process_usage() -> (Option<f64>, Option<f64>) {
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces) end with ')'; utime and stime
+            // are fields 14 and 15, in clock ticks of 1/100 s (USER_HZ, fixed on Linux).
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        });
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib / 1024.0)
+        });
+    (cpu, peak)
+}
+
+/// Reads labelled pairs: the first two columns of each line are ids of `left` and `right`.
+fn read_labels(path: &Path, left: &Table, right: &Table) -> Result<Vec<(u32, u32)>, JobError> {
+    let name = path.display().to_string();
+    let mut reader = csv::ReaderBuilder::new()
+        .from_path(path)
+        .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if headers.len() < 2 {
+        return Err(JobError::Invalid(format!(
+            "{name}: labels need two columns, a left id and a right id"
+        )));
+    }
+    fn index(t: &Table) -> std::collections::HashMap<&str, u32> {
+        t.ids
+            .iter()
+            .enumerate()
+            .map(|(r, id)| (id, r as u32))
+            .collect()
+    }
+    let (l, r) = (index(left), index(right));
+    let mut pairs = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let line = n + 2;
+        let record = record.map_err(|e| JobError::Invalid(format!("{name}, line {line}: {e}")))?;
+        let find = |k: usize, ids: &std::collections::HashMap<&str, u32>, table: &Table| {
+            let id = record.get(k).unwrap_or("").trim();
+            ids.get(id).copied().ok_or_else(|| {
+                JobError::Invalid(format!(
+                    "{name}, line {line}, field {}: no record '{id}' in {}",
+                    headers[k], table.name
+                ))
+            })
+        };
+        pairs.push((find(0, &l, left)?, find(1, &r, right)?));
+    }
+    if pairs.is_empty() {
+        return Err(JobError::Invalid(format!("{name}: no labelled pair")));
+    }
+    Ok(pairs)
 }
 
 /// Wall-clock seconds per phase.
@@ -60,11 +143,13 @@ pub struct LinkSeconds {
     pub read: f64,
     /// Normalising the compared columns.
     pub prepare: f64,
-    /// Candidate pairs.
+    /// Indexing the blocking keys.
     pub blocking: f64,
+    /// Comparing every candidate once, counting comparison vectors.
+    pub comparing: f64,
     /// u and m.
     pub training: f64,
-    /// Comparing, scoring, assigning.
+    /// Scoring (comparing again), assigning, clustering.
     pub prediction: f64,
     /// Writing the outputs.
     pub write: f64,
@@ -101,36 +186,48 @@ pub fn read_table(path: &Path, id_column: &str) -> Result<Table, JobError> {
         .collect();
     let mut table = Table {
         name: name.clone(),
-        ids: Vec::new(),
-        values: vec![Vec::new(); columns.len()],
+        ids: Column::new(),
+        values: vec![Column::new(); columns.len()],
         columns,
     };
-    let mut seen = HashSet::new();
     for (n, record) in reader.records().enumerate() {
         let line = n + 2;
         let record = record.map_err(|e| JobError::Invalid(format!("{name}, line {line}: {e}")))?;
-        let id = record.get(id_index).unwrap_or("").trim().to_string();
+        let id = record.get(id_index).unwrap_or("").trim();
         if id.is_empty() {
             return Err(JobError::Invalid(format!(
                 "{name}, line {line}, field {id_column}: empty id"
-            )));
-        }
-        if !seen.insert(id.clone()) {
-            return Err(JobError::Invalid(format!(
-                "{name}, line {line}, field {id_column}: id '{id}' appears twice"
             )));
         }
         table.ids.push(id);
         let mut c = 0;
         for (i, value) in record.iter().enumerate() {
             if i != id_index {
-                table.values[c].push(value.trim().to_string());
+                table.values[c].push(value.trim());
                 c += 1;
             }
         }
     }
     if table.is_empty() {
         return Err(JobError::Invalid(format!("{name}: no records")));
+    }
+    // Ids unique: sorted positions, so that a million ids cost 4 MB, not a set of strings.
+    let mut order: Vec<u32> = (0..table.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        table.ids[a as usize]
+            .cmp(&table.ids[b as usize])
+            .then(a.cmp(&b))
+    });
+    if let Some(w) = order
+        .windows(2)
+        .filter(|w| table.ids[w[0] as usize] == table.ids[w[1] as usize])
+        .min_by_key(|w| w[1])
+    {
+        return Err(JobError::Invalid(format!(
+            "{name}, line {}, field {id_column}: id '{}' appears twice",
+            w[1] as usize + 2,
+            &table.ids[w[1] as usize]
+        )));
     }
     Ok(table)
 }
@@ -158,15 +255,13 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
     };
     for table in std::iter::once(&mut left).chain(right.as_mut()) {
         for column in &request.ignore {
-            let Some(i) = table.columns.iter().position(|c| c == column) else {
+            if !table.remove_column(column) {
                 return Err(JobError::Invalid(format!(
                     "{}: no column '{column}' to ignore (columns: {})",
                     table.name,
                     table.columns.join(", ")
                 )));
-            };
-            table.columns.remove(i);
-            table.values.remove(i);
+            }
         }
     }
     let read_seconds = started.elapsed().as_secs_f64();
@@ -191,9 +286,27 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
     if progress.interrupted() {
         return Err(JobError::Interrupted);
     }
-    progress.start("linking", None);
-    let result =
-        link(&left, right.as_ref(), &settings).map_err(|e| JobError::Invalid(e.to_string()))?;
+    let labels = match &request.labels {
+        Some(path) => read_labels(path, &left, right.as_ref().unwrap_or(&left))?,
+        None if request.train_on_labels => {
+            return Err(JobError::Invalid(
+                "--train-on-labels needs --labels FILE".into(),
+            ))
+        }
+        None => Vec::new(),
+    };
+    let options = LinkOptions {
+        keep_probability: request.min_pair_probability,
+        labels,
+        train_on_labels: request.train_on_labels,
+        ..LinkOptions::default()
+    };
+    let result = link_with(&left, right.as_ref(), &settings, &options, &Watch(progress)).map_err(
+        |e| match e {
+            borderlens_linkage::LinkError::Interrupted => JobError::Interrupted,
+            e => JobError::Invalid(e.to_string()),
+        },
+    )?;
     progress.finish();
     let started = std::time::Instant::now();
     std::fs::create_dir_all(&request.out)
@@ -207,8 +320,10 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
         model,
         identifier_links,
         invalid_identifiers,
+        label_check,
         ..
     } = result;
+    let (cpu_seconds, peak_memory_mib) = process_usage();
     let n_clusters = clusters.iter().copied().max().map_or(0, |m| m + 1);
     Ok(LinkReport {
         records: std::iter::once(left.len())
@@ -221,16 +336,38 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
         clusters: n_clusters,
         lambda: model.lambda,
         inferred_settings: inferred,
+        label_check,
+        settings_toml: settings.to_toml(),
+        cpu_seconds,
+        peak_memory_mib,
         files,
         seconds: LinkSeconds {
             read: read_seconds,
             prepare: timings.prepare,
             blocking: timings.blocking,
+            comparing: timings.comparing,
             training: timings.training,
             prediction: timings.prediction,
             write: started.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// Shows a linkage run's phases on the job's progress, and passes Ctrl-C on.
+struct Watch<'a>(&'a dyn Progress);
+
+impl borderlens_linkage::Observer for Watch<'_> {
+    fn phase(&self, name: &str, total: u64) {
+        self.0.start(name, Some(total));
+    }
+
+    fn advance(&self, done: u64) {
+        self.0.advance(done);
+    }
+
+    fn stop(&self) -> bool {
+        self.0.interrupted()
+    }
 }
 
 fn write_outputs(
@@ -422,10 +559,7 @@ pub fn explain_link(out: &Path, left_id: &str, right_id: &str) -> Result<PairRep
         };
         let mut table = read_table(Path::new(path), &id_column)?;
         for column in &ignore {
-            if let Some(i) = table.columns.iter().position(|c| c == column) {
-                table.columns.remove(i);
-                table.values.remove(i);
-            }
+            table.remove_column(column);
         }
         Ok(Some(table))
     };

@@ -291,6 +291,12 @@ pub struct LinkArgs {
     /// A column to leave out of the linkage (repeatable), e.g. a truth column kept for scoring.
     #[arg(long = "ignore-column")]
     pub ignore_columns: Vec<String>,
+    /// Known matching pairs (CSV: left id, right id): the links are checked against them.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Estimate m from the --labels pairs instead of EM (u and the prior as usual).
+    #[arg(long)]
+    pub train_on_labels: bool,
 }
 
 #[derive(Args)]
@@ -382,7 +388,7 @@ pub struct ExportArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to benchmark: risk.
+    /// What to benchmark: risk (GBDT vs LightGBM + shap) or link (vs Splink on generated data).
     pub what: String,
     /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.
     #[arg(long, default_value = "data/sample")]
@@ -396,9 +402,22 @@ pub struct BenchArgs {
     /// Repetitions (best time kept).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Python with lightgbm and shap for the side-by-side run (skipped when it cannot run).
+    /// Python with lightgbm and shap (risk) or splink (link) for the side-by-side run (skipped
+    /// when it cannot run).
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// link: records per side of the generated FEBRL-like data.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: usize,
+    /// link: seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// link: folder for the generated data and both tools' outputs (data is reused).
+    #[arg(long, default_value = "target/bench-link")]
+    pub work: PathBuf,
+    /// link: skip the Splink side.
+    #[arg(long)]
+    pub no_splink: bool,
 }
 
 #[derive(Args)]
@@ -591,6 +610,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out: out.clone(),
                     min_pair_probability: a.min_pair_probability,
                     ignore: a.ignore_columns.clone(),
+                    labels: a.labels.clone(),
+                    train_on_labels: a.train_on_labels,
                 },
                 &bars,
             )?;
@@ -642,13 +663,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => {
-            if a.what != "risk" {
-                bail!(
-                    "unknown benchmark '{}': use `borderlens bench risk`",
-                    a.what
-                );
+            match a.what.as_str() {
+                "risk" => crate::bench::risk(a, cli.json, &bars)?,
+                "link" => crate::bench::link(a, cli.json, &bars)?,
+                other => bail!(
+                    "unknown benchmark '{other}': use `borderlens bench risk` or `borderlens bench link`"
+                ),
             }
-            crate::bench::risk(a, cli.json, &bars)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => demo(&cli, a, &bars),

@@ -852,11 +852,32 @@ pub fn link(r: &borderlens_app::LinkReport, json: bool) -> anyhow::Result<()> {
             r.invalid_identifiers
         );
     }
+    if let Some(c) = &r.label_check {
+        outln!(
+            "against {} labelled pairs{}: recall {:.4} ({} found), precision {:.4} ({} wrong of {} links touching a labelled record), F1 {:.4}",
+            c.labelled_pairs,
+            if c.trained_on_labels { " (m trained on them)" } else { "" },
+            c.recall,
+            c.found,
+            c.precision,
+            c.wrong_links,
+            c.links_checked,
+            c.f1
+        );
+    }
     let s = &r.seconds;
     outln!(
-        "seconds: read {:.2}, prepare {:.2}, blocking {:.2}, training {:.2}, prediction {:.2}, write {:.2}",
-        s.read, s.prepare, s.blocking, s.training, s.prediction, s.write
+        "seconds: read {:.2}, prepare {:.2}, blocking {:.2}, comparing {:.2}, training {:.2}, prediction {:.2}, write {:.2}",
+        s.read, s.prepare, s.blocking, s.comparing, s.training, s.prediction, s.write
     );
+    if let (Some(cpu), Some(peak)) = (r.cpu_seconds, r.peak_memory_mib) {
+        outln!("process: {cpu:.2} s CPU, peak memory {peak:.0} MiB");
+    }
+    if r.inferred_settings {
+        outln!("\ninferred settings (kept in settings.toml: edit them and pass --settings):\n");
+        outln!("{}", r.settings_toml.trim_end());
+        outln!("");
+    }
     for f in &r.files {
         outln!("wrote {f}");
     }

@@ -1375,6 +1375,110 @@ fn febrl4_links_without_settings_or_labels() {
 }
 
 #[test]
+fn labels_check_the_links_and_can_train_m() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("linked");
+    // 300 known pairs, and one wrong label: its left record is linked to its true partner,
+    // which the check counts as a wrong link and a missed label.
+    let labels = dir.path().join("labels.csv");
+    let mut text = String::from("left_id,right_id\n");
+    let a = std::fs::read_to_string(FEBRL4_A).unwrap();
+    let ids: Vec<String> = a
+        .lines()
+        .skip(1)
+        .take(300)
+        .map(|l| l.split(',').next().unwrap().trim().to_string())
+        .collect();
+    for id in &ids[..299] {
+        text.push_str(&format!("{id},{}\n", id.replace("-org", "-dup-0")));
+    }
+    let wrong_partner = ids[0].replace("-org", "-dup-0");
+    text.push_str(&format!("{},{wrong_partner}\n", ids[299]));
+    std::fs::write(&labels, text).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "link",
+            "--left",
+            FEBRL4_A,
+            "--right",
+            FEBRL4_B,
+            "--id-column",
+            "rec_id",
+            "--out",
+            path_str(&out),
+            "--labels",
+            path_str(&labels),
+        ];
+        args.extend_from_slice(extra);
+        let result = borderlens(&db_in(&dir), &args);
+        assert_exit(&result, 0);
+        json(&result)
+    };
+    let report = run(&[]);
+    let check = &report["label_check"];
+    assert_eq!(check["labelled_pairs"], 300);
+    assert_eq!(check["found"], 299, "{check}");
+    assert_eq!(check["wrong_links"], 1, "{check}");
+    assert_eq!(check["trained_on_labels"], false);
+    let report = run(&["--train-on-labels"]);
+    assert_eq!(report["label_check"]["trained_on_labels"], true);
+    let (_, _, f1) = febrl4_scores(&out);
+    assert!(f1 >= 0.999, "F1 {f1} with m from 300 labels");
+    // A label naming an unknown record is refused, with its line and field.
+    std::fs::write(&labels, "left_id,right_id\nrec-1070-org,rec-nobody\n").unwrap();
+    let result = borderlens(
+        &db_in(&dir),
+        &[
+            "link",
+            "--left",
+            FEBRL4_A,
+            "--right",
+            FEBRL4_B,
+            "--id-column",
+            "rec_id",
+            "--out",
+            path_str(&out),
+            "--labels",
+            path_str(&labels),
+        ],
+    );
+    assert_exit(&result, 2);
+    assert_error(
+        &result,
+        &["labels.csv, line 2, field right_id", "rec-nobody"],
+    );
+}
+
+#[test]
+fn link_benchmark_runs_on_generated_data() {
+    let dir = TempDir::new().unwrap();
+    let work = dir.path().join("bench");
+    let result = borderlens(
+        &db_in(&dir),
+        &[
+            "--json",
+            "bench",
+            "link",
+            "--records",
+            "500",
+            "--no-splink",
+            "--work",
+            path_str(&work),
+        ],
+    );
+    assert_exit(&result, 0);
+    let report = json(&result);
+    let ours = &report["borderlens"];
+    assert_eq!(ours["records_per_side"], 500);
+    assert!(ours["f1"].as_f64().unwrap() > 0.95, "{ours}");
+    assert!(ours["records_per_second"].as_f64().unwrap() > 0.0);
+    assert!(report["splink"].is_null());
+    assert!(work.join("febrl-like-500-42/a.csv").exists());
+    assert!(work.join("febrl-like-500-42/bench.json").exists());
+}
+
+#[test]
 fn linkage_bad_input_is_refused_before_any_work() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("never");

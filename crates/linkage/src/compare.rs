@@ -1,37 +1,108 @@
 //! Comparison levels of one pair on one column, from prepared (normalised, parsed) values.
 
+use rayon::prelude::*;
+
 use crate::normalize;
 use crate::settings::{Comparison, ComparisonKind};
+use crate::table::Column;
+use crate::FastMap;
 
-/// A column prepared for comparing: normalised text, and the parsed number or day when the kind
-/// needs one.
+/// A column prepared for comparing: normalised text, the parsed number or day when the kind
+/// needs one, and a code per value shared by both sides (equal codes: equal values; 0: missing),
+/// so that the exact level, value frequencies and term frequencies compare integers.
 #[derive(Clone, Debug)]
 pub(crate) struct Prepared {
-    pub(crate) text: Vec<String>,
+    pub(crate) text: Column,
     pub(crate) number: Vec<Option<f64>>,
+    pub(crate) codes: Vec<u32>,
 }
 
-/// Normalises `values` as the comparison asks.
-pub(crate) fn prepare(comparison: &Comparison, values: &[String]) -> Prepared {
-    let text: Vec<String> = values
-        .iter()
-        .map(|v| match comparison.normalise.as_str() {
-            "none" => v.trim().to_string(),
-            "company" => {
-                let name = normalize::normalize_company(v);
-                name.core
-            }
-            "address" => normalize::normalize_address(v),
-            _ => normalize::normalize_text(v),
+impl Prepared {
+    /// Whether value `i` is missing (empty, or not a number / date where one is needed).
+    pub(crate) fn missing(&self, i: usize) -> bool {
+        self.codes[i] == 0
+    }
+
+    /// The value as coded (the number for numeric kinds, else the normalised text); `None` when
+    /// missing.
+    pub(crate) fn key(&self, i: usize) -> Option<String> {
+        if self.missing(i) {
+            return None;
+        }
+        Some(match self.number.get(i) {
+            Some(Some(v)) => format!("{v}"),
+            _ => self.text[i].to_string(),
         })
-        .collect();
-    let number = match comparison.kind {
-        // From the raw value: normalising turns '.', ',' and '-' into spaces.
-        ComparisonKind::Numeric { .. } => values.iter().map(|t| parse_number(t)).collect(),
-        ComparisonKind::Date { .. } => values.iter().map(|t| parse_day(t.trim())).collect(),
-        _ => Vec::new(),
+    }
+}
+
+/// Normalises `left` (and `right`) as the comparison asks, and codes the values of both sides
+/// with one dictionary.
+pub(crate) fn prepare(
+    comparison: &Comparison,
+    left: &Column,
+    right: Option<&Column>,
+) -> (Prepared, Option<Prepared>) {
+    let side = |values: &Column| -> (Column, Vec<Option<f64>>) {
+        let texts: Vec<String> = (0..values.len())
+            .into_par_iter()
+            .map(|r| {
+                let v = &values[r];
+                match comparison.normalise.as_str() {
+                    "none" => v.trim().to_string(),
+                    "company" => normalize::normalize_company(v).core,
+                    "address" => normalize::normalize_address(v),
+                    _ => normalize::normalize_text(v),
+                }
+            })
+            .collect();
+        let number = match comparison.kind {
+            // From the raw value: normalising turns '.', ',' and '-' into spaces.
+            ComparisonKind::Numeric { .. } => values.iter().map(parse_number).collect(),
+            ComparisonKind::Date { .. } => values.iter().map(|t| parse_day(t.trim())).collect(),
+            _ => Vec::new(),
+        };
+        (texts.iter().collect(), number)
     };
-    Prepared { text, number }
+    let (l_text, l_number) = side(left);
+    let r = right.map(side);
+    let mut dictionary: FastMap<String, u32> = FastMap::default();
+    let mut code = |text: &Column, number: &[Option<f64>]| -> Vec<u32> {
+        (0..text.len())
+            .map(|i| {
+                let key = match number.get(i) {
+                    _ if text[i].is_empty() => return 0,
+                    Some(Some(v)) => format!("{v}"),
+                    Some(None) => return 0,
+                    None => {
+                        if let Some(&c) = dictionary.get(&text[i]) {
+                            return c;
+                        }
+                        text[i].to_string()
+                    }
+                };
+                let next = dictionary.len() as u32 + 1;
+                *dictionary.entry(key).or_insert(next)
+            })
+            .collect()
+    };
+    let l_codes = code(&l_text, &l_number);
+    let right = r.map(|(text, number)| {
+        let codes = code(&text, &number);
+        Prepared {
+            text,
+            number,
+            codes,
+        }
+    });
+    (
+        Prepared {
+            text: l_text,
+            number: l_number,
+            codes: l_codes,
+        },
+        right,
+    )
 }
 
 fn parse_number(text: &str) -> Option<f64> {
@@ -67,38 +138,45 @@ pub(crate) fn parse_day(text: &str) -> Option<f64> {
 
 /// Level of the pair: 0 = missing on either side, 1 = exact, 2.. = the thresholds in order,
 /// `n_levels` = else.
+#[cfg(test)]
 pub(crate) fn level(comparison: &Comparison, a: &Prepared, i: usize, b: &Prepared, j: usize) -> u8 {
-    let (x, y) = (a.text[i].as_str(), b.text[j].as_str());
-    if x.is_empty() || y.is_empty() {
+    level_coded(comparison, a, i, a.codes[i], b, j, b.codes[j])
+}
+
+/// [`level`] with the two value codes already read (callers keep a record's codes together, so
+/// that comparing a pair touches one cache line per record before any text).
+pub(crate) fn level_coded(
+    comparison: &Comparison,
+    a: &Prepared,
+    i: usize,
+    ca: u32,
+    b: &Prepared,
+    j: usize,
+    cb: u32,
+) -> u8 {
+    if ca == 0 || cb == 0 {
         return 0;
     }
+    if ca == cb {
+        return 1;
+    }
+    let (x, y) = (&a.text[i], &b.text[j]);
     let n = comparison.n_levels() as u8;
     match &comparison.kind {
-        ComparisonKind::Exact => {
-            if x == y {
-                1
-            } else {
-                n
-            }
-        }
+        ComparisonKind::Exact => n,
         ComparisonKind::JaroWinkler { thresholds } => {
-            if x == y {
-                return 1;
+            let lowest = thresholds.last().copied().unwrap_or(1.0);
+            if jaro_winkler_bound(x, y) < lowest {
+                return n;
             }
             let s = jaro_winkler(x, y);
             first_at_least(thresholds, s).map_or(n, |k| k as u8 + 2)
         }
         ComparisonKind::Jaccard { thresholds } => {
-            if x == y {
-                return 1;
-            }
             let s = normalize::jaccard_tokens(x, y);
             first_at_least(thresholds, s).map_or(n, |k| k as u8 + 2)
         }
         ComparisonKind::Levenshtein { thresholds } => {
-            if x == y {
-                return 1;
-            }
             let d = levenshtein(x, y) as u32;
             thresholds
                 .iter()
@@ -199,6 +277,40 @@ pub(crate) fn jaro_winkler(x: &str, y: &str) -> f64 {
     jaro + 0.1 * prefix * (1.0 - jaro)
 }
 
+/// An upper bound of the Jaro–Winkler similarity from character counts alone (no character can
+/// match more often than both strings hold it; transpositions only lower it), in O(length): most
+/// random pairs fall below the lowest level and skip the quadratic matching. 2.0 (no bound)
+/// when not ASCII.
+pub(crate) fn jaro_winkler_bound(x: &str, y: &str) -> f64 {
+    if !(x.is_ascii() && y.is_ascii()) || x.is_empty() || y.is_empty() {
+        return 2.0;
+    }
+    let (a, b) = (x.as_bytes(), y.as_bytes());
+    // Buckets of 32: characters sharing a bucket only raise the bound.
+    let mut counts = [0i16; 32];
+    for &c in b {
+        counts[usize::from(c & 31)] += 1;
+    }
+    let mut m = 0usize;
+    for &c in a {
+        let slot = &mut counts[usize::from(c & 31)];
+        if *slot > 0 {
+            *slot -= 1;
+            m += 1;
+        }
+    }
+    if m == 0 {
+        return 0.0;
+    }
+    let m = m as f64;
+    let jaro = (m / a.len() as f64 + m / b.len() as f64 + 1.0) / 3.0;
+    if jaro <= 0.7 {
+        return jaro;
+    }
+    let prefix = a.iter().zip(b).take(4).take_while(|(p, q)| p == q).count() as f64;
+    jaro + 0.1 * prefix * (1.0 - jaro)
+}
+
 /// Levenshtein distance, on bytes with a stack row when both sides are ASCII and short.
 pub(crate) fn levenshtein(x: &str, y: &str) -> usize {
     if !(x.is_ascii() && y.is_ascii()) || y.len() > 127 {
@@ -239,8 +351,8 @@ mod tests {
     }
 
     fn prep(c: &Comparison, values: &[&str]) -> Prepared {
-        let owned: Vec<String> = values.iter().map(|s| s.to_string()).collect();
-        prepare(c, &owned)
+        let column: Column = values.iter().collect();
+        prepare(c, &column, None).0
     }
 
     #[test]
@@ -285,6 +397,8 @@ mod tests {
             proptest::prop_assert_eq!(levenshtein(&a, &b), strsim::levenshtein(&a, &b));
             proptest::prop_assert_eq!(levenshtein(&a, &c), strsim::levenshtein(&a, &c));
             proptest::prop_assert!((jaro_winkler(&c, &b) - strsim::jaro_winkler(&c, &b)).abs() < 1e-12);
+            proptest::prop_assert!(jaro_winkler_bound(&a, &b) >= jw - 1e-12, "{} {}", a, b);
+            proptest::prop_assert!(jaro_winkler_bound(&c, &b) >= jaro_winkler(&c, &b) - 1e-12);
         }
     }
 

@@ -101,7 +101,7 @@ fn column_ids(
                 Err(reason) => {
                     invalid.push(InvalidIdentifier {
                         source: table.name.clone(),
-                        record: table.ids[r].clone(),
+                        record: table.ids[r].to_string(),
                         column: identifier.column.clone(),
                         value: v.to_string(),
                         reason,

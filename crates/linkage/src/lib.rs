@@ -12,6 +12,8 @@
 //! clusters; never touches the store, reads no files.
 #![deny(missing_docs)]
 
+mod blocking;
+mod cluster;
 mod compare;
 pub mod identifiers;
 pub mod model;
@@ -21,6 +23,10 @@ pub mod settings;
 pub mod table;
 
 use std::time::Instant;
+
+/// A hash map with a fast fixed hasher: counting pairs and coding values hash millions of small
+/// keys, where SipHash's protection against chosen keys costs a third of the time.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 pub use model::{Model, ScoredPair};
 pub use settings::{Settings, SettingsError};
@@ -35,6 +41,74 @@ pub enum LinkError {
     /// Data that cannot be linked.
     #[error("{0}")]
     Data(String),
+    /// The observer asked to stop.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Watches a long run: phases with their size, progress, and a way to stop it. Called from the
+/// calling thread only.
+pub trait Observer {
+    /// A phase of `total` units (left records) starts.
+    fn phase(&self, _name: &str, _total: u64) {}
+    /// `done` units of the phase are finished.
+    fn advance(&self, _done: u64) {}
+    /// Whether to stop (checked between steps).
+    fn stop(&self) -> bool {
+        false
+    }
+}
+
+/// An [`Observer`] that shows nothing and never stops.
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// Options of a run that are not settings.
+#[derive(Clone, Debug)]
+pub struct LinkOptions {
+    /// Scored pairs below this probability are not kept in the result (links are always kept).
+    pub keep_probability: f64,
+    /// Candidate pairs kept in memory with their comparison vectors at most (16 bytes each);
+    /// beyond, scoring compares them again.
+    pub max_stored_pairs: usize,
+    /// Known matching pairs (left record, right record; both in `left` when deduplicating),
+    /// to check the links against and, with `train_on_labels`, to estimate m from.
+    pub labels: Vec<(u32, u32)>,
+    /// m from the labelled pairs' comparison levels instead of EM (the prior still by EM).
+    pub train_on_labels: bool,
+}
+
+/// The links checked against known matching pairs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LabelCheck {
+    /// Labelled pairs.
+    pub labelled_pairs: usize,
+    /// Of which linked (in one cluster).
+    pub found: usize,
+    /// found / labelled pairs.
+    pub recall: f64,
+    /// Links touching a labelled record.
+    pub links_checked: usize,
+    /// Of which wrong: a labelled record linked to a record that is not its labelled partner.
+    pub wrong_links: usize,
+    /// 1 − wrong / checked: precision among the links the labels can judge.
+    pub precision: f64,
+    /// Harmonic mean of the two.
+    pub f1: f64,
+    /// Whether m came from these labels.
+    pub trained_on_labels: bool,
+}
+
+impl Default for LinkOptions {
+    fn default() -> LinkOptions {
+        LinkOptions {
+            keep_probability: 0.01,
+            max_stored_pairs: model::MAX_STORED_PAIRS,
+            labels: Vec::new(),
+            train_on_labels: false,
+        }
+    }
 }
 
 /// Timings of the phases, in seconds of wall time.
@@ -44,6 +118,8 @@ pub struct Timings {
     pub prepare: f64,
     /// Blocking: candidate pairs.
     pub blocking: f64,
+    /// Comparing the candidates and the training pairs once, counting comparison vectors.
+    pub comparing: f64,
     /// u sampling and EM.
     pub training: f64,
     /// Comparing and scoring the candidates, and assigning links.
@@ -55,7 +131,8 @@ pub struct Timings {
 pub struct LinkResult {
     /// The trained model.
     pub model: Model,
-    /// Every candidate pair, scored.
+    /// The candidate pairs kept (at or above the keep probability, or linked), scored, in a
+    /// fixed order.
     pub pairs: Vec<ScoredPair>,
     /// Accepted links (left, right), right indexing the right table (or the left one for dedupe).
     pub links: Vec<(u32, u32)>,
@@ -67,16 +144,24 @@ pub struct LinkResult {
     pub identifier_links: usize,
     /// Identifiers that failed their check (not used).
     pub invalid_identifiers: Vec<identifiers::InvalidIdentifier>,
+    /// The links checked against the labels, when some were given.
+    pub label_check: Option<LabelCheck>,
     /// Where the time went.
     pub timings: Timings,
 }
 
-/// Links `left` with `right` (or deduplicates `left` when `right` is `None`).
+/// Links `left` with `right` (or deduplicates `left` when `right` is `None`), quietly, with the
+/// default options.
 pub fn link(
     left: &Table,
     right: Option<&Table>,
     settings: &Settings,
 ) -> Result<LinkResult, LinkError> {
+    link_with(left, right, settings, &LinkOptions::default(), &Quiet)
+}
+
+/// Checks the run before any work: sources, settings against the columns, sizes.
+fn check(left: &Table, right: Option<&Table>, settings: &Settings) -> Result<(), LinkError> {
     let linking = model::is_link(settings);
     if linking != right.is_some() {
         return Err(LinkError::Data(if linking {
@@ -96,7 +181,7 @@ pub fn link(
             return Err(LinkError::Data(format!("{}: too many records", table.name)));
         }
     }
-    let all_pairs = crate::model::pair_count(left.len(), right.map(Table::len));
+    let all_pairs = model::pair_count(left.len(), right.map(Table::len));
     let rules = settings
         .blocking_rules
         .iter()
@@ -111,81 +196,243 @@ pub fn link(
             )));
         }
     }
+    if model::all_rules(settings).0.len() > blocking::MAX_RULES {
+        return Err(LinkError::Data(format!(
+            "settings: at most {} distinct blocking and training rules",
+            blocking::MAX_RULES
+        )));
+    }
+    if model::Radix::new(settings).is_none() {
+        return Err(LinkError::Data(
+            "settings: too many comparisons and levels (their product must fit 64 bits)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Links `left` with `right` (or deduplicates `left` when `right` is `None`).
+pub fn link_with(
+    left: &Table,
+    right: Option<&Table>,
+    settings: &Settings,
+    options: &LinkOptions,
+    observer: &dyn Observer,
+) -> Result<LinkResult, LinkError> {
+    check(left, right, settings)?;
+    if options.train_on_labels && options.labels.is_empty() {
+        return Err(LinkError::Data(
+            "training on labels needs at least one labelled pair".into(),
+        ));
+    }
+    let n_right = right.map_or(left.len(), Table::len);
+    if let Some(&(i, j)) = options
+        .labels
+        .iter()
+        .find(|&&(i, j)| i as usize >= left.len() || j as usize >= n_right)
+    {
+        return Err(LinkError::Data(format!(
+            "labelled pair ({i}, {j}) out of range"
+        )));
+    }
+    let linking = right.is_some();
+    let radix = model::Radix::new(settings)
+        .ok_or_else(|| LinkError::Data("settings: too many comparison levels".into()))?;
     let mut timings = Timings::default();
     let started = Instant::now();
     let sides = model::Sides::new(settings, left, right);
     timings.prepare = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let pairs = model::candidates(&settings.blocking_rules, left, right);
+    let (rules, training_index) = model::all_rules(settings);
+    let n_blocking = settings.blocking_rules.len();
+    let blocker = blocking::Blocker::new(&rules, &settings.comparisons, left, right);
     timings.blocking = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let levels = model::pair_levels(settings, &sides, &pairs);
-    let compare_seconds = started.elapsed().as_secs_f64();
+    let patterns = model::count_patterns(
+        settings,
+        &sides,
+        &blocker,
+        &radix,
+        n_blocking,
+        options.max_stored_pairs,
+        observer,
+    )?;
+    timings.comparing = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let trained = model::train(settings, &sides, left, right, &levels);
+    let mut trained = model::train(
+        settings,
+        &sides,
+        &patterns,
+        &radix,
+        n_blocking,
+        &training_index,
+        options.train_on_labels.then_some(options.labels.as_slice()),
+    );
     timings.training = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let n_cmp = settings.comparisons.len();
-    let scored = model::score(&trained, &pairs, &levels, n_cmp);
-    // Shared valid identifiers link outright; the probabilistic links fill in around them.
+    let n = left.len() + right.map_or(0, Table::len);
+    let keep = options.keep_probability.min(settings.threshold);
     let (exact, invalid_identifiers) = identifiers::exact_links(&settings.identifiers, left, right);
-    let mut with_exact = scored.clone();
-    with_exact.extend(exact.iter().map(|&(l, r)| ScoredPair {
-        left: l,
-        right: r,
-        weight: f64::INFINITY,
-        probability: 1.0,
-    }));
-    let links = model::assign(
-        &with_exact,
-        settings.threshold,
-        linking && settings.one_to_one,
-    );
-    let clusters = clusters(left.len(), right.map(Table::len), &links);
-    timings.prediction = started.elapsed().as_secs_f64() + compare_seconds;
+    // Record numbers: left first, then right (when linking).
+    let number = |i: u32, j: u32| -> (usize, usize) {
+        let j = if linking {
+            left.len() + j as usize
+        } else {
+            j as usize
+        };
+        (i as usize, j)
+    };
+    let cluster_links = |scorer: &model::Scorer, links: &[(u32, u32)], pairs: &[ScoredPair]| {
+        if linking && settings.one_to_one {
+            let edges: Vec<(usize, usize)> = links.iter().map(|&(i, j)| number(i, j)).collect();
+            return cluster::components(n, &edges);
+        }
+        let known: FastMap<(u32, u32), f64> = pairs
+            .iter()
+            .map(|p| ((p.left, p.right), p.weight))
+            .chain(exact.iter().map(|&pair| (pair, f64::INFINITY)))
+            .collect();
+        let edges: Vec<(usize, usize, f64)> = links
+            .iter()
+            .map(|&(i, j)| {
+                let (a, b) = number(i, j);
+                (a, b, known.get(&(i, j)).copied().unwrap_or(f64::INFINITY))
+            })
+            .collect();
+        cluster::resistant_clusters(n, &edges, settings.threshold, |a, b| {
+            let (i, j) = if linking {
+                if (a < left.len()) == (b < left.len()) {
+                    return None;
+                }
+                (a.min(b), a.max(b) - left.len())
+            } else {
+                (a.min(b), a.max(b))
+            };
+            Some(match known.get(&(i as u32, j as u32)) {
+                Some(&w) => w,
+                None => scorer.pair_weight(settings, &sides, i, j),
+            })
+        })
+    };
+    let score_and_link = |model: &Model| -> Result<_, LinkError> {
+        let scorer = model::Scorer::new(model, &sides);
+        let pairs = model::score_candidates(
+            settings, &sides, &blocker, &patterns, &radix, &scorer, keep, observer,
+        )?;
+        // Shared valid identifiers link outright; the probabilistic links fill in around them.
+        let mut with_exact = pairs.clone();
+        with_exact.extend(exact.iter().map(|&(l, r)| ScoredPair {
+            left: l,
+            right: r,
+            weight: f64::INFINITY,
+            probability: 1.0,
+        }));
+        let links = model::assign(
+            &with_exact,
+            settings.threshold,
+            linking && settings.one_to_one,
+        );
+        let clusters = cluster_links(&scorer, &links, &pairs);
+        Ok((pairs, links, clusters))
+    };
+    if settings.comparisons.iter().any(|c| c.term_frequency) {
+        // Term frequencies count entities, not records: when deduplicating, a first pass
+        // without them finds the clusters, so that the duplicates of one person do not make
+        // their name look common.
+        let entities = if linking {
+            None
+        } else {
+            let (_, _, clusters) = score_and_link(&trained)?;
+            Some(clusters)
+        };
+        trained.term_frequencies = model::term_frequencies(settings, &sides, entities.as_deref());
+    }
+    let (pairs, links, clusters) = score_and_link(&trained)?;
+    let label_check = (!options.labels.is_empty()).then(|| {
+        check_labels(&options.labels, &links, &clusters, left.len(), linking)
+            .with_trained(options.train_on_labels)
+    });
+    timings.prediction = started.elapsed().as_secs_f64();
     Ok(LinkResult {
         model: trained,
-        candidates: pairs.len(),
+        candidates: patterns.candidates,
         identifier_links: exact.len(),
         invalid_identifiers,
-        pairs: scored,
+        pairs,
         links,
         clusters,
+        label_check,
         timings,
     })
 }
 
-/// Connected components of the links; records are numbered left first, then right.
-fn clusters(n_left: usize, n_right: Option<usize>, links: &[(u32, u32)]) -> Vec<usize> {
-    let n = n_left + n_right.unwrap_or(0);
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn find(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
+impl LabelCheck {
+    fn with_trained(mut self, trained: bool) -> LabelCheck {
+        self.trained_on_labels = trained;
+        self
     }
-    for &(a, b) in links {
-        let a = a as usize;
-        let b = if n_right.is_some() {
-            n_left + b as usize
+}
+
+/// Checks links and clusters against labelled pairs.
+fn check_labels(
+    labels: &[(u32, u32)],
+    links: &[(u32, u32)],
+    clusters: &[usize],
+    n_left: usize,
+    linking: bool,
+) -> LabelCheck {
+    let number = |j: u32| {
+        if linking {
+            n_left + j as usize
         } else {
-            b as usize
-        };
-        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-        if ra != rb {
-            parent[ra.max(rb)] = ra.min(rb);
+            j as usize
+        }
+    };
+    let found = labels
+        .iter()
+        .filter(|&&(i, j)| clusters[i as usize] == clusters[number(j)])
+        .count();
+    // Partners of each labelled record, by record number.
+    let mut partners: FastMap<usize, Vec<usize>> = FastMap::default();
+    for &(i, j) in labels {
+        partners.entry(i as usize).or_default().push(number(j));
+        partners.entry(number(j)).or_default().push(i as usize);
+    }
+    let (mut checked, mut wrong) = (0, 0);
+    for &(i, j) in links {
+        let (a, b) = (i as usize, number(j));
+        let known_a = partners.get(&a);
+        let known_b = partners.get(&b);
+        if known_a.is_none() && known_b.is_none() {
+            continue;
+        }
+        checked += 1;
+        let right =
+            known_a.is_some_and(|p| p.contains(&b)) || known_b.is_some_and(|p| p.contains(&a));
+        if !right {
+            wrong += 1;
         }
     }
-    let mut dense = std::collections::HashMap::new();
-    (0..n)
-        .map(|x| {
-            let root = find(&mut parent, x);
-            let next = dense.len();
-            *dense.entry(root).or_insert(next)
-        })
-        .collect()
+    let recall = found as f64 / labels.len().max(1) as f64;
+    let precision = if checked == 0 {
+        1.0
+    } else {
+        1.0 - wrong as f64 / checked as f64
+    };
+    let f1 = if recall + precision > 0.0 {
+        2.0 * recall * precision / (recall + precision)
+    } else {
+        0.0
+    };
+    LabelCheck {
+        labelled_pairs: labels.len(),
+        found,
+        recall,
+        links_checked: checked,
+        wrong_links: wrong,
+        precision,
+        f1,
+        trained_on_labels: false,
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::compare::parse_day;
 use crate::identifiers::{self, IdentifierColumn, IdentifierKind};
 use crate::normalize::normalize_text;
@@ -45,8 +47,7 @@ pub fn profile(left: &Table, right: Option<&Table>) -> Vec<ColumnProfile> {
                 .column(name)
                 .into_iter()
                 .chain(right.and_then(|r| r.column(name)))
-                .flatten()
-                .map(String::as_str)
+                .flat_map(|c| c.iter())
                 .collect();
             profile_column(name, &values)
         })
@@ -189,39 +190,66 @@ fn comparison_for(p: &ColumnProfile) -> Option<Comparison> {
     })
 }
 
-/// Expected candidate pairs of blocking on exact agreement of the key parts `specs`.
-fn expected_pairs(specs: &[String], left: &Table, right: Option<&Table>) -> f64 {
-    let parts: Vec<KeyPart> = specs
-        .iter()
-        .filter_map(|s| KeyPart::parse(s).ok())
-        .collect();
-    let key = |t: &Table, r: usize| -> Option<String> {
-        let mut k = String::new();
-        for part in &parts {
-            k.push_str(&part.key(&t.column(part.column())?[r])?);
-            k.push('\u{1f}');
-        }
-        Some(k)
+/// Key hashes of one key part (`spec`) for every record of `table`.
+fn spec_hashes(spec: &str, table: &Table) -> Vec<u64> {
+    let rule = BlockingRule {
+        columns: vec![spec.to_string()],
+        prefix: None,
     };
-    let count = |t: &Table| {
-        let mut m: HashMap<String, f64> = HashMap::new();
-        for r in 0..t.len() {
-            if let Some(k) = key(t, r) {
-                *m.entry(k).or_default() += 1.0;
-            }
-        }
-        m
-    };
-    let l = count(left);
-    match right {
-        Some(t) => {
-            let r = count(t);
-            l.iter()
-                .map(|(k, a)| a * r.get(k).copied().unwrap_or(0.0))
-                .sum()
-        }
-        None => l.values().map(|a| a * (a - 1.0) / 2.0).sum(),
+    crate::blocking::key_hashes(&rule, table, &[])
+}
+
+/// Both keys' hash (0 when either is missing).
+fn combine(a: u64, b: u64) -> u64 {
+    if a == 0 || b == 0 {
+        0
+    } else {
+        (a ^ b.rotate_left(29))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .max(1)
     }
+}
+
+/// Pairs agreeing on the keys: across `left` and `right`, or within `left` alone.
+fn agreeing_pairs(left: &[u64], right: Option<&[u64]>) -> f64 {
+    let mut counts: crate::FastMap<u64, f64> = crate::FastMap::default();
+    for &k in left.iter().filter(|&&k| k != 0) {
+        *counts.entry(k).or_default() += 1.0;
+    }
+    match right {
+        Some(r) => r
+            .iter()
+            .filter(|&&k| k != 0)
+            .map(|k| counts.get(k).copied().unwrap_or(0.0))
+            .sum(),
+        None => counts.values().map(|a| a * (a - 1.0) / 2.0).sum(),
+    }
+}
+
+/// Records profiled per source at most: larger sources are sampled, and pair counts scaled.
+const PROFILE_SAMPLE: usize = 50_000;
+
+/// An even sample of at most `max` records of `table` (the table itself when small enough).
+fn sample(table: &Table, max: usize, seed: u64) -> std::borrow::Cow<'_, Table> {
+    if table.len() <= max {
+        return std::borrow::Cow::Borrowed(table);
+    }
+    let mut rows: Vec<usize> = (0..table.len()).collect();
+    borderlens_domain::rng::Rng::new(seed).shuffle(&mut rows);
+    rows.truncate(max);
+    rows.sort_unstable();
+    let mut out = Table {
+        name: table.name.clone(),
+        ids: rows.iter().map(|&r| &table.ids[r]).collect(),
+        columns: table.columns.clone(),
+        values: Vec::new(),
+    };
+    out.values = table
+        .values
+        .iter()
+        .map(|c| rows.iter().map(|&r| &c[r]).collect())
+        .collect();
+    std::borrow::Cow::Owned(out)
 }
 
 /// Key parts worth trying for a column: the whole value, and by kind prefixes of text or the
@@ -245,11 +273,11 @@ fn identifier_columns(left: &Table, right: Option<&Table>) -> Vec<IdentifierColu
         if right.is_some_and(|r| !r.columns.contains(name)) {
             continue;
         }
-        let values: Vec<&String> = left
+        let values: Vec<&str> = left
             .column(name)
             .into_iter()
             .chain(right.and_then(|r| r.column(name)))
-            .flatten()
+            .flat_map(|c| c.iter())
             .filter(|v| !v.trim().is_empty())
             .take(2000)
             .collect();
@@ -273,13 +301,19 @@ fn identifier_columns(left: &Table, right: Option<&Table>) -> Vec<IdentifierColu
 }
 
 /// Settings inferred from the data.
-pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
+pub fn infer_settings(full_left: &Table, full_right: Option<&Table>) -> Settings {
+    let left_sample = sample(full_left, PROFILE_SAMPLE, 1);
+    let right_sample = full_right.map(|r| sample(r, PROFILE_SAMPLE, 2));
+    let (left, right) = (left_sample.as_ref(), right_sample.as_deref());
+    // Pairs in the sample stand for this many pairs of the whole.
+    let scale = crate::model::pair_count(full_left.len(), full_right.map(Table::len))
+        / crate::model::pair_count(left.len(), right.map(Table::len)).max(1.0);
     let profiles = profile(left, right);
     let comparisons: Vec<Comparison> = profiles.iter().filter_map(comparison_for).collect();
     // Blocking: a match with a typo in one column must still meet another rule, so rules are
     // few columns each and share no column. First single columns that identify well (fewest
     // expected pairs, within a budget), then pairs of columns when fewer than three singles fit.
-    let n = left.len() + right.map_or(0, Table::len);
+    let n = full_left.len() + full_right.map_or(0, Table::len);
     let budget = 10.0 * n as f64;
     let usable: Vec<&ColumnProfile> = profiles
         .iter()
@@ -289,13 +323,15 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
         .iter()
         .flat_map(|p| key_specs(p).into_iter().map(|s| (p.name.clone(), s)))
         .collect();
+    let hashes: Vec<(Vec<u64>, Option<Vec<u64>>)> = specs
+        .par_iter()
+        .map(|(_, spec)| (spec_hashes(spec, left), right.map(|r| spec_hashes(spec, r))))
+        .collect();
+    let expected = |l: &[u64], r: Option<&[u64]>| agreeing_pairs(l, r) * scale;
     let mut singles: Vec<(Vec<String>, f64)> = specs
         .iter()
-        .map(|(_, spec)| {
-            let cols = vec![spec.clone()];
-            let pairs = expected_pairs(&cols, left, right);
-            (cols, pairs)
-        })
+        .zip(&hashes)
+        .map(|((_, spec), (l, r))| (vec![spec.clone()], expected(l, r.as_deref())))
         .filter(|(_, pairs)| *pairs > 0.0 && *pairs <= budget)
         .collect();
     singles.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -314,7 +350,7 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
             });
         }
     }
-    let all_pairs = crate::model::pair_count(left.len(), right.map(Table::len));
+    let all_pairs = crate::model::pair_count(full_left.len(), full_right.map(Table::len));
     if rules.is_empty() && all_pairs <= 1_000_000.0 {
         // Small sources: compare every pair rather than miss links.
         rules.push(BlockingRule {
@@ -325,44 +361,74 @@ pub fn infer_settings(left: &Table, right: Option<&Table>) -> Settings {
     // Then pairs of key parts of two columns (e.g. a name prefix within the same month), which
     // catch matches whose single columns all differ a little; up to five rules in all.
     if all_pairs > 1_000_000.0 {
-        let mut doubles: Vec<(Vec<String>, f64)> = Vec::new();
-        for (i, (col_a, a)) in specs.iter().enumerate() {
-            for (col_b, b) in &specs[i + 1..] {
-                if col_a == col_b {
-                    continue;
-                }
-                let cols = vec![a.clone(), b.clone()];
-                let implied = rules
+        let candidates: Vec<(usize, usize)> = (0..specs.len())
+            .flat_map(|i| ((i + 1)..specs.len()).map(move |k| (i, k)))
+            .filter(|&(i, k)| specs[i].0 != specs[k].0)
+            .filter(|&(i, k)| {
+                let cols = [specs[i].1.clone(), specs[k].1.clone()];
+                // Implied by a single rule already taken: no new pair.
+                !rules
                     .iter()
-                    .any(|r| r.columns.len() == 1 && cols.contains(&r.columns[0]));
-                if implied {
-                    continue;
-                }
-                let pairs = expected_pairs(&cols, left, right);
-                if pairs > 0.0 && pairs <= budget {
-                    doubles.push((cols, pairs));
-                }
-            }
-        }
-        // The broadest doubles within budget first: they bring the most pairs the singles miss.
-        doubles.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    .any(|r| r.columns.len() == 1 && cols.contains(&r.columns[0]))
+            })
+            .collect();
+        let mut doubles: Vec<(Vec<String>, f64)> = candidates
+            .par_iter()
+            .map(|&(i, k)| {
+                let both = |a: &[u64], b: &[u64]| -> Vec<u64> {
+                    a.iter().zip(b).map(|(&x, &y)| combine(x, y)).collect()
+                };
+                let l = both(&hashes[i].0, &hashes[k].0);
+                let r = match (&hashes[i].1, &hashes[k].1) {
+                    (Some(a), Some(b)) => Some(both(a, b)),
+                    _ => None,
+                };
+                (
+                    vec![specs[i].1.clone(), specs[k].1.clone()],
+                    expected(&l, r.as_deref()),
+                )
+            })
+            .filter(|(_, pairs)| *pairs > 0.0 && *pairs <= budget)
+            .collect();
+        // Doubles that bring columns no rule uses yet first (a match whose typos defeat every
+        // rule on some columns is caught on others), then the broadest: they bring the most
+        // pairs the singles miss.
+        let columns_of = |s: &String| {
+            KeyPart::parse(s)
+                .map(|p| p.column().to_string())
+                .unwrap_or_default()
+        };
+        let mut used: Vec<String> = rules
+            .iter()
+            .flat_map(|r| r.columns.iter().map(columns_of))
+            .collect();
         let mut double_columns: Vec<(String, String)> = Vec::new();
-        for (cols, _) in doubles {
-            if rules.len() >= 5 {
-                break;
-            }
-            let columns_of = |s: &String| {
-                KeyPart::parse(s)
-                    .map(|p| p.column().to_string())
-                    .unwrap_or_default()
+        while rules.len() < 5 {
+            let fresh = |cols: &[String], used: &[String]| {
+                cols.iter()
+                    .filter(|c| !used.contains(&columns_of(c)))
+                    .count()
             };
-            let pair = (columns_of(&cols[0]), columns_of(&cols[1]));
-            // At most two rules per pair of columns (e.g. same week, same month: a match across a
-            // week boundary is rarely across a month boundary too).
-            if double_columns.iter().filter(|p| **p == pair).count() >= 2 {
-                continue;
-            }
-            double_columns.push(pair);
+            let best = doubles
+                .iter()
+                .enumerate()
+                .filter(|(_, (cols, _))| {
+                    // At most two rules per pair of columns (e.g. same week, same month: a match
+                    // across a week boundary is rarely across a month boundary too).
+                    let pair = (columns_of(&cols[0]), columns_of(&cols[1]));
+                    double_columns.iter().filter(|p| **p == pair).count() < 2
+                })
+                .max_by(|(i, a), (j, b)| {
+                    fresh(&a.0, &used)
+                        .cmp(&fresh(&b.0, &used))
+                        .then(a.1.total_cmp(&b.1))
+                        .then(j.cmp(i))
+                })
+                .map(|(i, _)| i);
+            let Some(i) = best else { break };
+            let (cols, _) = doubles.remove(i);
+            double_columns.push((columns_of(&cols[0]), columns_of(&cols[1])));
+            used.extend(cols.iter().map(columns_of));
             rules.push(BlockingRule {
                 columns: cols,
                 prefix: None,

@@ -294,8 +294,20 @@ impl KeyPart {
 
     /// The key part of a raw value; `None` when missing or (for dates) unreadable.
     pub fn key(&self, raw: &str) -> Option<String> {
+        self.key_normalised(raw, "text")
+    }
+
+    /// The key part of a raw value with the text normalised as a comparison's `normalise` says
+    /// (`company`, `address`; anything else: plain text), so that a rule on a company column
+    /// agrees on "Acme Trading Co. Ltd" and "ACME TRADING COMPANY LIMITED" as its comparison
+    /// does.
+    pub fn key_normalised(&self, raw: &str, normalise: &str) -> Option<String> {
         let text = || {
-            let v = crate::normalize::normalize_text(raw);
+            let v = match normalise {
+                "company" => crate::normalize::normalize_company(raw).core,
+                "address" => crate::normalize::normalize_address(raw),
+                _ => crate::normalize::normalize_text(raw),
+            };
             (!v.is_empty()).then_some(v)
         };
         match self {

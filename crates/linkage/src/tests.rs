@@ -35,13 +35,13 @@ fn people(n: usize, seed: u64) -> (Table, Table) {
     let mut a = Table {
         name: "a".into(),
         columns: columns.clone(),
-        values: vec![Vec::new(); 4],
+        values: vec![crate::table::Column::new(); 4],
         ..Table::default()
     };
     let mut b = Table {
         name: "b".into(),
         columns,
-        values: vec![Vec::new(); 4],
+        values: vec![crate::table::Column::new(); 4],
         ..Table::default()
     };
     let mut order: Vec<usize> = (0..n).collect();
@@ -59,9 +59,9 @@ fn people(n: usize, seed: u64) -> (Table, Table) {
             ),
             format!("{}", 2000 + rng.below(3000)),
         ];
-        a.ids.push(format!("a{i}"));
+        a.ids.push(&format!("a{i}"));
         for (c, v) in row.iter().enumerate() {
-            a.values[c].push(v.clone());
+            a.values[c].push(v);
         }
         rows.push(row);
     }
@@ -73,9 +73,9 @@ fn people(n: usize, seed: u64) -> (Table, Table) {
         } else {
             typo(&mut rng, &row[damaged])
         };
-        b.ids.push(format!("b{i}"));
+        b.ids.push(&format!("b{i}"));
         for (c, v) in row.iter().enumerate() {
-            b.values[c].push(v.clone());
+            b.values[c].push(v);
         }
     }
     (a, b)
@@ -198,9 +198,11 @@ fn dedupe_clusters_duplicates_within_one_source() {
     let (a, b) = people(300, 6);
     let mut both = a.clone();
     both.name = "both".into();
-    both.ids.extend(b.ids.iter().cloned());
-    for (c, column) in both.values.iter_mut().enumerate() {
-        column.extend(b.values[c].iter().cloned());
+    for r in 0..b.len() {
+        both.ids.push(&b.ids[r]);
+        for (c, column) in both.values.iter_mut().enumerate() {
+            column.push(&b.values[c][r]);
+        }
     }
     let mut s = settings();
     s.link_type = LinkType::DedupeOnly;
@@ -242,7 +244,7 @@ fn bad_settings_are_refused_before_any_work() {
     let empty = Table {
         name: "empty.csv".into(),
         columns: a.columns.clone(),
-        values: vec![Vec::new(); 4],
+        values: vec![crate::table::Column::new(); 4],
         ..Table::default()
     };
     let error = link(&empty, Some(&b), &settings()).unwrap_err().to_string();
@@ -301,4 +303,124 @@ fn blocking_keys_take_prefixes_months_and_weeks() {
     s.blocking_rules[0].columns = vec!["week(birth)".into()];
     let error = link(&a, Some(&b), &s).unwrap_err().to_string();
     assert!(error.contains("unknown column 'birth'"), "{error}");
+}
+
+#[test]
+fn scoring_from_stored_vectors_equals_comparing_again() {
+    let (a, b) = people(800, 9);
+    let stored = link(&a, Some(&b), &settings()).unwrap();
+    let options = LinkOptions {
+        max_stored_pairs: 0,
+        ..LinkOptions::default()
+    };
+    let streamed = link_with(&a, Some(&b), &settings(), &options, &Quiet).unwrap();
+    assert_eq!(stored.pairs, streamed.pairs);
+    assert_eq!(stored.links, streamed.links);
+    assert_eq!(stored.candidates, streamed.candidates);
+}
+
+struct StopAtOnce;
+
+impl Observer for StopAtOnce {
+    fn stop(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_run_can_be_interrupted() {
+    let (a, b) = people(100, 10);
+    let result = link_with(
+        &a,
+        Some(&b),
+        &settings(),
+        &LinkOptions::default(),
+        &StopAtOnce,
+    );
+    assert!(matches!(result, Err(LinkError::Interrupted)));
+}
+
+/// One source: `n` people, and person 0 ("zyx quist") recorded `copies` extra times.
+fn with_many_copies(n: usize, copies: usize) -> Table {
+    let (a, _) = people(n, 11);
+    let mut t = a.clone();
+    t.values[0] = (0..a.len())
+        .map(|r| if r == 0 { "zyx" } else { &a.values[0][r] })
+        .collect();
+    let first: Vec<String> = (0..4).map(|c| t.values[c][0].to_string()).collect();
+    for k in 0..copies {
+        t.ids.push(&format!("copy{k}"));
+        for (c, v) in first.iter().enumerate() {
+            t.values[c].push(v);
+        }
+    }
+    t
+}
+
+#[test]
+fn term_frequencies_count_people_not_their_duplicates() {
+    let t = with_many_copies(400, 30);
+    let mut s = settings();
+    s.link_type = LinkType::DedupeOnly;
+    s.comparisons[0].term_frequency = true;
+    let result = link(&t, None, &s).unwrap();
+    let tf = result.model.term_frequencies[0].as_ref().unwrap();
+    // 31 records of one person: one entity holding "zyx", as rare as any single name.
+    assert!(
+        tf.share("zyx") < 3.0 / tf.entities as f64,
+        "{} of {} entities",
+        tf.share("zyx"),
+        tf.entities
+    );
+    assert!(tf.entities < t.len() - 25, "{} entities", tf.entities);
+    // The 31 records are one cluster.
+    let cluster = result.clusters[0];
+    assert_eq!(
+        result.clusters.iter().filter(|&&c| c == cluster).count(),
+        31
+    );
+    // Agreeing on a common first name weighs less than agreeing on a rare one.
+    let common = tf
+        .values
+        .iter()
+        .max_by(|x, y| x.1.total_cmp(y.1))
+        .map(|(_, &share)| share)
+        .unwrap();
+    assert!(result.model.tf_exact_weight(0, common) < result.model.tf_exact_weight(0, tf.single));
+}
+
+#[test]
+fn labels_check_links_and_can_replace_em() {
+    let (a, b) = people(600, 12);
+    let labels: Vec<(u32, u32)> = (0..a.len())
+        .map(|i| {
+            let j = (0..b.len())
+                .find(|&j| b.ids[j][1..] == a.ids[i][1..])
+                .unwrap();
+            (i as u32, j as u32)
+        })
+        .collect();
+    let options = LinkOptions {
+        labels: labels.clone(),
+        ..LinkOptions::default()
+    };
+    let checked = link_with(&a, Some(&b), &settings(), &options, &Quiet).unwrap();
+    let check = checked.label_check.clone().unwrap();
+    assert!((check.f1 - f1(&checked, &a, &b)).abs() < 0.01, "{check:?}");
+    assert!(!check.trained_on_labels);
+    let trained = link_with(
+        &a,
+        Some(&b),
+        &settings(),
+        &LinkOptions {
+            labels,
+            train_on_labels: true,
+            ..LinkOptions::default()
+        },
+        &Quiet,
+    )
+    .unwrap();
+    assert!(f1(&trained, &a, &b) > 0.97);
+    assert_ne!(trained.model.comparisons, checked.model.comparisons);
+    assert!(trained.label_check.unwrap().trained_on_labels);
 }
