@@ -3,6 +3,7 @@
 # F1 against the truth, and CPU seconds of the whole run (ours: the process, reading to writing;
 # Splink: training + prediction as scripts/bench_splink.py measures them).
 # Usage: scripts/bench_link.sh   (Splink side needs /tmp/venv-splink, see scripts/bench_splink.md)
+# Generated data at any size, with records/s and peak memory: `borderlens bench link --records N`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bl="${BORDERLENS:-target/release/borderlens}"
@@ -26,15 +27,19 @@ for mode in inferred given; do
   echo "borderlens ($mode settings): $(score "$work/$mode/pairs.csv"); CPU $(python3 -c "print(f'{$user+$sys:.2f}')") s, wall $wall s, peak RSS $((rss/1024)) MiB"
 done
 if [ -x /tmp/venv-splink/bin/python ]; then
-  /tmp/venv-splink/bin/python scripts/bench_splink.py --dataset febrl4 --threads 2 --out "$work/splink.json" > /dev/null
-  python3 - "$work/splink.json" <<'PY'
+  # Splink's FEBRL4 example samples u from 10^7 pairs; 10^6 is its default and the faster reference.
+  for u in 1e7 1e6; do
+    /tmp/venv-splink/bin/python scripts/bench_splink.py --dataset febrl4 --threads 2 --u-max-pairs "$u" \
+      --out "$work/splink-$u.json" > /dev/null 2> "$work/splink-$u.log"
+    python3 - "$work/splink-$u.json" "$u" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 r = r[0] if isinstance(r, list) else r
-print(f"splink {r['splink_version']}: precision {r['precision']:.4f} recall {r['recall']:.4f} F1 {r['f1']:.4f}; "
+print(f"splink {r['splink_version']} (u from {sys.argv[2]} pairs): precision {r['precision']:.4f} recall {r['recall']:.4f} F1 {r['f1']:.4f}; "
       f"CPU train {r['train_cpu_s']:.2f} s + predict {r['predict_cpu_s']:.2f} s, wall {r['train_wall_s']+r['predict_wall_s']:.2f} s, "
       f"peak RSS {r.get('peak_rss_mb', 0):.0f} MiB")
 PY
+  done
 else
   echo "splink: not installed (python3 -m venv /tmp/venv-splink && /tmp/venv-splink/bin/pip install -r scripts/requirements-linkage.txt)"
 fi

@@ -315,7 +315,10 @@ pub fn record_control_result(
     let schema = FormSchema::builtin();
     let result = schema
         .parse_submission(submission_json)
-        .map_err(|e| JobError::Invalid(format!("control result refused: {e}")))?;
+        .map_err(|errors| JobError::Refused {
+            what: "control result".to_string(),
+            errors,
+        })?;
     store_result(store, schema, &result, source)
 }
 

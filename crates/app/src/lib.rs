@@ -1,6 +1,7 @@
 /*!
 The jobs of borderlens, one function each: [`import_files`], [`train`], [`evaluate`], [`score`],
-[`explain`], [`export_features`]. They compose `store` (what is kept), `ingest` (what comes in) and
+[`explain`], [`export_features`]; the selection loop's (`decisions`); users, API tokens and
+login sessions ([`add_user`], [`create_token`], [`login`]). They compose `store` (what is kept), `ingest` (what comes in) and
 `risk` (the numbers), so that the CLI and the server stay thin shells that parse arguments and print.
 
 Reports are plain serialisable structs: this crate is the boundary where engine types become the
@@ -17,6 +18,7 @@ mod linking;
 mod monitoring;
 mod reports;
 mod simulation;
+mod users;
 
 pub use decisions::*;
 pub use jobs::{
@@ -31,6 +33,11 @@ pub use linking::{
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
 pub use simulation::{simulate, RiskLearner, SimulateRequest};
+pub use users::{
+    add_user, create_token, login, logout, new_secret, secret_digest, session_caller, token_caller,
+    Caller, NewSession, NewToken, Role, UserReport, MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS,
+    MIN_PASSWORD_CHARS,
+};
 
 /// Progress reporting and interruption for long jobs.
 pub trait Progress {
@@ -71,6 +78,14 @@ pub enum JobError {
     /// A request that cannot be met as asked.
     #[error("{0}")]
     Invalid(String),
+    /// Input refused by validation, with every problem naming its field.
+    #[error("{what} refused: {errors}")]
+    Refused {
+        /// What was refused, e.g. `control result`.
+        what: String,
+        /// The problems, each with its field.
+        errors: borderlens_controls::ValidationErrors,
+    },
     /// Writing an output file failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -79,6 +94,9 @@ pub enum JobError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The system failed, not the request (e.g. the operating system's random source).
+    #[error("{0}")]
+    Internal(String),
     /// The user interrupted; nothing of the job was kept.
     #[error("interrupted: nothing was saved")]
     Interrupted,

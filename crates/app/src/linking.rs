@@ -90,18 +90,26 @@ pub fn process_usage() -> (Option<f64>, Option<f64>) {
     (cpu, peak)
 }
 
-/// Reads labelled pairs: the first two columns of each line are ids of `left` and `right`.
-fn read_labels(path: &Path, left: &Table, right: &Table) -> Result<Vec<(u32, u32)>, JobError> {
+/// Opens a CSV file: its name for messages, the reader, and the trimmed headers (a byte-order
+/// mark dropped).
+fn open_csv(path: &Path) -> Result<(String, csv::Reader<std::fs::File>, Vec<String>), JobError> {
     let name = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
         .from_path(path)
         .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?;
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?
         .iter()
-        .map(|h| h.trim().to_string())
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
+    Ok((name, reader, headers))
+}
+
+/// Reads labelled pairs: the first two columns of each line are ids of `left` and `right`.
+fn read_labels(path: &Path, left: &Table, right: &Table) -> Result<Vec<(u32, u32)>, JobError> {
+    let (name, mut reader, headers) = open_csv(path)?;
     if headers.len() < 2 {
         return Err(JobError::Invalid(format!(
             "{name}: labels need two columns, a left id and a right id"
@@ -158,17 +166,7 @@ pub struct LinkSeconds {
 /// Reads a CSV file into a linkage table: trimmed headers and values, every record with an id,
 /// ids unique.
 pub fn read_table(path: &Path, id_column: &str) -> Result<Table, JobError> {
-    let name = path.display().to_string();
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(path)
-        .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| JobError::Invalid(format!("{name}: {e}")))?
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
-        .collect();
+    let (name, mut reader, headers) = open_csv(path)?;
     if headers.iter().all(String::is_empty) {
         return Err(JobError::Invalid(format!("{name}: empty file (no header)")));
     }

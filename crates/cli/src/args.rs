@@ -86,6 +86,15 @@ pub enum Command {
     /// Replay the declarations week by week under several selection policies: only selected
     /// declarations reveal their labels, the model retrains weekly on what was revealed.
     Simulate(SimulateArgs),
+    /// Run the HTTP API on this database: JSON under /api/v1, the OpenAPI document at
+    /// /api/v1/openapi.json, GET /healthz; Ctrl-C stops it after the requests in flight.
+    Serve(crate::service_cmds::ServeArgs),
+    /// Users of the service (argon2id password hashes): `user add NAME --role ROLE`.
+    #[command(subcommand)]
+    User(crate::service_cmds::UserCommand),
+    /// API tokens for machines: `token create NAME` prints one, once.
+    #[command(subcommand)]
+    Token(crate::service_cmds::TokenCommand),
     /// Benchmarks.
     Bench(BenchArgs),
     /// The whole job on the bundled sample: import, train, evaluate, score, explain, charts.
@@ -672,6 +681,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(a) => crate::service_cmds::serve(&cli.db, a, cli.json),
+        Command::User(c) => crate::service_cmds::user(&mut open()?, c, cli.json),
+        Command::Token(c) => crate::service_cmds::token(&mut open()?, c, cli.json),
         Command::Demo(a) => demo(&cli, a, &bars),
     }
 }

@@ -9,6 +9,7 @@ mod bench;
 mod loop_cmds;
 mod output;
 mod progress;
+mod service_cmds;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    progress::install_interrupt_handler();
+    // The server handles Ctrl-C itself (graceful shutdown); every other job polls this flag.
+    if !matches!(cli.command, args::Command::Serve(_)) {
+        progress::install_interrupt_handler();
+    }
     match args::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -94,8 +94,9 @@ impl Store {
     /// items (a label only grows: fraud found later upgrades a clean label, never the reverse).
     ///
     /// Idempotent: the same `submission_id` with the same payload returns
-    /// [`Recorded::Duplicate`]; with a different payload it is refused. A result for a
-    /// declaration that is not in the store is refused.
+    /// [`Recorded::Duplicate`]; with a different payload it is refused
+    /// ([`StoreError::SubmissionConflict`]). A result for a declaration that is not in the store
+    /// is refused ([`StoreError::UnknownDeclaration`]).
     pub fn record_control_result(
         &mut self,
         result: &NewControlResult,
@@ -121,12 +122,10 @@ impl Store {
             if stored_digest == digest {
                 return Ok(Recorded::Duplicate(stored_id));
             }
-            return Err(StoreError::Invalid {
-                what: format!("control result '{id}'"),
-                reason: format!(
-                    "submission id already used (result {stored_id}, declaration \
-                     '{declaration}') with different content; use a new submission id for a new result"
-                ),
+            return Err(StoreError::SubmissionConflict {
+                submission_id: id.clone(),
+                stored_id,
+                declaration_id: declaration,
             });
         }
         let items: i64 = tx
@@ -137,12 +136,9 @@ impl Store {
             )
             .ctx(what)?;
         if items == 0 {
-            return Err(StoreError::Invalid {
-                what: format!("control result '{id}'"),
-                reason: format!(
-                    "declaration '{}' is not in the store; import the declaration first",
-                    result.declaration_id
-                ),
+            return Err(StoreError::UnknownDeclaration {
+                submission_id: id.clone(),
+                declaration_id: result.declaration_id.clone(),
             });
         }
         tx.execute(

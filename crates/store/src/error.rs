@@ -95,6 +95,38 @@ pub enum StoreError {
         /// the score
         score: f64,
     },
+    /// A control result whose submission id is already stored with other content (a retry of
+    /// the same submission is not an error: it is recorded as a duplicate).
+    #[error(
+        "invalid control result '{submission_id}': submission id already used (result \
+         {stored_id}, declaration '{declaration_id}') with different content; use a new \
+         submission id for a new result"
+    )]
+    SubmissionConflict {
+        /// the submission id
+        submission_id: String,
+        /// the id of the stored result
+        stored_id: i64,
+        /// the declaration of the stored result
+        declaration_id: String,
+    },
+    /// A control result for a declaration that is not in the store.
+    #[error(
+        "invalid control result '{submission_id}': declaration '{declaration_id}' is not in the \
+         store; import the declaration first"
+    )]
+    UnknownDeclaration {
+        /// the submission id
+        submission_id: String,
+        /// the declaration named
+        declaration_id: String,
+    },
+    /// No user of that name.
+    #[error("no user '{name}' in the store: add one with `borderlens user add`")]
+    UnknownUser {
+        /// the name asked for
+        name: String,
+    },
     /// An argument that the store refuses, e.g. an empty model name or text that is not JSON.
     #[error("invalid {what}: {reason}")]
     Invalid {

@@ -15,6 +15,9 @@
 //!   selection policies and append-only decisions with their π; an override is a new entry.
 //! - [`Store::record_control_result`]: append-only control results, idempotent by submission
 //!   id, which raise the declaration's item labels (a label grows, never shrinks).
+//! - [`Store::add_user`], [`Store::add_api_token`], [`Store::create_session`]: users with a role
+//!   and an argon2id password hash, API tokens and login sessions kept as SHA-256 digests of the
+//!   secrets (the hashing is the caller's).
 //!
 //! Architecture invariant: this crate owns persistence (schema, migrations, transactions, the
 //! audit log) and knows nothing of models' internals: a model is opaque bytes plus JSON metadata.
@@ -29,6 +32,7 @@ mod models;
 mod schema;
 mod scores;
 mod selection;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +48,7 @@ pub use models::{ModelInfo, StoredModel};
 pub use schema::SCHEMA_VERSION;
 pub use scores::StoredScore;
 pub use selection::{NewDecision, StoredDecision};
+pub use users::{StoredSession, StoredUser, ROLES};
 
 use error::Context;
 

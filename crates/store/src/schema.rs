@@ -201,8 +201,45 @@ BEGIN
 END;
 "#;
 
+/// Schema version 3: users (name, role, argon2id password hash as a PHC string), API tokens and
+/// login sessions, both kept only as the SHA-256 of the secret (a stolen database file gives no
+/// usable credential).
+const V3: &str = r#"
+CREATE TABLE users (
+    name          TEXT    NOT NULL PRIMARY KEY CHECK (length(name) > 0),
+    role          TEXT    NOT NULL
+        CHECK (role IN ('officer', 'analyst', 'annotator', 'manager', 'admin')),
+    password_hash TEXT    NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+    created_at    TEXT    NOT NULL
+);
+
+CREATE TABLE api_tokens (
+    token_sha256 TEXT    NOT NULL PRIMARY KEY CHECK (length(token_sha256) = 64),
+    user         TEXT    NOT NULL REFERENCES users (name),
+    created_at   TEXT    NOT NULL,
+    revoked      INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
+);
+CREATE INDEX api_tokens_by_user ON api_tokens (user);
+-- A revoked token stays revoked.
+CREATE TRIGGER api_tokens_revocation_is_final
+BEFORE UPDATE ON api_tokens
+WHEN OLD.revoked = 1 OR NEW.token_sha256 != OLD.token_sha256 OR NEW.user != OLD.user
+BEGIN
+    SELECT RAISE(ABORT, 'an API token can only be revoked');
+END;
+
+CREATE TABLE sessions (
+    session_sha256 TEXT NOT NULL PRIMARY KEY CHECK (length(session_sha256) = 64),
+    user           TEXT NOT NULL REFERENCES users (name),
+    csrf_token     TEXT NOT NULL CHECK (length(csrf_token) >= 32),
+    created_at     TEXT NOT NULL,
+    expires_at     TEXT NOT NULL
+);
+CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

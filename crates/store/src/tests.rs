@@ -576,10 +576,18 @@ fn control_results_are_idempotent_and_labels_only_grow() {
     let changed = result("s1", "A", false, r#"{"x": 2}"#);
     let err = store.record_control_result(&changed).unwrap_err();
     assert!(err.to_string().contains("already used"), "{err}");
+    assert!(
+        matches!(err, StoreError::SubmissionConflict { .. }),
+        "{err}"
+    );
     let err = store
         .record_control_result(&result("s2", "NOPE", true, "{}"))
         .unwrap_err();
     assert!(err.to_string().contains("not in the store"), "{err}");
+    assert!(
+        matches!(err, StoreError::UnknownDeclaration { .. }),
+        "{err}"
+    );
     let a1 = key("A", 1);
     assert_eq!(store.item(&a1).unwrap().unwrap().label, label(0));
     // A later control finds fraud: both items are raised.
@@ -594,4 +602,143 @@ fn control_results_are_idempotent_and_labels_only_grow() {
         .unwrap();
     assert_eq!(store.item(&a1).unwrap().unwrap().label, label(1));
     assert_eq!(store.control_results_for("A").unwrap().len(), 3);
+}
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+fn digest(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+#[test]
+fn users_are_added_once_with_a_known_role_and_a_hash() {
+    let (_dir, mut store) = open();
+    store.set_actor("admin-cli");
+    store.add_user("ana", "analyst", HASH).unwrap();
+    let ana = store.user("ana").unwrap().unwrap();
+    assert_eq!(
+        (
+            ana.name.as_str(),
+            ana.role.as_str(),
+            ana.password_hash.as_str()
+        ),
+        ("ana", "analyst", HASH)
+    );
+    assert!(!ana.created_at.is_empty());
+    assert_eq!(store.user("nobody").unwrap(), None);
+
+    // A name is never silently replaced; roles, hashes and names are checked.
+    let err = store.add_user("ana", "admin", HASH).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let err = store.add_user("bob", "boss", HASH).unwrap_err();
+    assert!(
+        err.to_string().contains("'boss' is not one of officer"),
+        "{err}"
+    );
+    let err = store.add_user("bob", "officer", "hunter2").unwrap_err();
+    assert!(err.to_string().contains("argon2id"), "{err}");
+    assert!(store.add_user("", "officer", HASH).is_err());
+    // The schema refuses a plain password even past the store's checks.
+    let err = store
+        .conn
+        .execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ('x', 'admin', 'pw', 'now')",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("CHECK"), "{err}");
+    assert_eq!(store.users().unwrap().len(), 1);
+
+    let audit = store.audit_entries(1).unwrap();
+    assert_eq!(
+        (
+            audit[0].actor.as_str(),
+            audit[0].action.as_str(),
+            audit[0].subject.as_str(),
+            audit[0].detail_json.as_str()
+        ),
+        ("admin-cli", "user_add", "ana", r#"{"role":"analyst"}"#)
+    );
+    assert!(!audit[0].detail_json.contains("argon2"));
+}
+
+#[test]
+fn api_tokens_find_their_user_until_revoked() {
+    let (_dir, mut store) = open();
+    store.add_user("ops", "officer", HASH).unwrap();
+    let token = digest(0xab);
+    store.add_api_token("ops", &token).unwrap();
+    assert_eq!(store.user_for_token(&token).unwrap().unwrap().name, "ops");
+    assert_eq!(store.user_for_token(&digest(1)).unwrap(), None);
+    let audit = store.audit_entries(1).unwrap();
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].detail_json.as_str()),
+        ("token_create", r#"{"token_sha256_prefix":"abababab"}"#)
+    );
+
+    let err = store.add_api_token("ghost", &digest(2)).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownUser { .. }), "{err}");
+    let err = store.add_api_token("ops", "not-a-digest").unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    // The same token twice is refused (primary key).
+    assert!(store.add_api_token("ops", &token).is_err());
+
+    assert!(store.revoke_api_token(&token).unwrap());
+    assert!(!store.revoke_api_token(&token).unwrap());
+    assert_eq!(store.user_for_token(&token).unwrap(), None);
+    // A revoked token stays revoked.
+    let err = store
+        .conn
+        .execute("UPDATE api_tokens SET revoked = 0", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("only be revoked"), "{err}");
+}
+
+#[test]
+fn sessions_carry_user_role_and_csrf_token_until_they_expire_or_end() {
+    let (_dir, mut store) = open();
+    store.add_user("mia", "manager", HASH).unwrap();
+    let csrf = "c".repeat(64);
+    let expires = store
+        .create_session(&digest(1), "mia", &csrf, 3600)
+        .unwrap();
+    let session = store.session(&digest(1)).unwrap().unwrap();
+    assert_eq!(
+        (
+            session.user.as_str(),
+            session.role.as_str(),
+            session.csrf_token.as_str(),
+            session.expires_at.as_str()
+        ),
+        ("mia", "manager", csrf.as_str(), expires.as_str())
+    );
+    assert_eq!(store.session(&digest(2)).unwrap(), None);
+    let audit = store.audit_entries(1).unwrap();
+    assert_eq!(
+        (audit[0].actor.as_str(), audit[0].action.as_str()),
+        ("mia", "login")
+    );
+
+    // An expired session is not found, and is deleted when the next one opens.
+    store.create_session(&digest(3), "mia", &csrf, 0).unwrap();
+    assert_eq!(store.session(&digest(3)).unwrap(), None);
+    store.create_session(&digest(4), "mia", &csrf, 60).unwrap();
+    let left: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(left, 2);
+
+    assert!(store.delete_session(&digest(1)).unwrap());
+    assert!(!store.delete_session(&digest(1)).unwrap());
+    assert_eq!(store.session(&digest(1)).unwrap(), None);
+    assert_eq!(store.audit_entries(1).unwrap()[0].action, "logout");
+
+    let err = store
+        .create_session(&digest(5), "ghost", &csrf, 60)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownUser { .. }), "{err}");
+    assert!(store
+        .create_session(&digest(5), "mia", "short", 60)
+        .is_err());
 }

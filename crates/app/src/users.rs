@@ -1,0 +1,380 @@
+//! Users, roles and credentials: adding a user, creating an API token, logging in and out, and
+//! finding who a session id or a token belongs to. Shared by the CLI (`user add`,
+//! `token create`) and the server (login, every authenticated request).
+//!
+//! Passwords are hashed with argon2id (the `argon2` crate's default parameters) into a PHC
+//! string; API tokens, session ids and CSRF tokens are 32 random bytes from the operating system
+//! (`getrandom`), written as 64 hex digits. The store keeps only the SHA-256 of tokens and
+//! session ids, so a copy of the database gives no usable credential.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use borderlens_store::{Store, StoredUser};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::JobError;
+
+/// What a user may do; the server's route table says which roles each route admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Records control results, reads decisions.
+    Officer,
+    /// Reads decisions and estimates.
+    Analyst,
+    /// Labels data (no route yet in this version of the API).
+    Annotator,
+    /// Everything an officer and an analyst do.
+    Manager,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// Every role, in a fixed order.
+    pub const ALL: [Role; 5] = [
+        Role::Officer,
+        Role::Analyst,
+        Role::Annotator,
+        Role::Manager,
+        Role::Admin,
+    ];
+
+    /// The role as stored and shown: `officer`, `analyst`, `annotator`, `manager`, `admin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Officer => "officer",
+            Role::Analyst => "analyst",
+            Role::Annotator => "annotator",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role of that name.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// Shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password accepted, in bytes (argon2 takes any length; this bounds the work).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest user name, in characters.
+pub const MAX_USER_NAME_CHARS: usize = 64;
+
+/// Who is calling, once a session id or a token has been checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    /// User name.
+    pub user: String,
+    /// The user's role.
+    pub role: Role,
+    /// For a session: the CSRF token its state-changing requests must carry; `None` for an API
+    /// token (no cookie, so no cross-site request forgery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
+/// A user as reported (never with the hash).
+#[derive(Clone, Debug, Serialize)]
+pub struct UserReport {
+    /// User name.
+    pub user: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A new API token: shown once, kept only as its SHA-256.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewToken {
+    /// Whose token.
+    pub user: String,
+    /// The token (64 hex digits), to send as `Authorization: Bearer TOKEN`.
+    pub token: String,
+}
+
+/// A new login session.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// Who logged in.
+    pub user: String,
+    /// Their role.
+    pub role: Role,
+    /// The session id (64 hex digits), for the cookie; the store keeps only its SHA-256.
+    pub session_id: String,
+    /// The CSRF token the session's state-changing requests must carry.
+    pub csrf_token: String,
+    /// When the session ends (UTC, ISO 8601).
+    pub expires_at: String,
+}
+
+/// 32 random bytes from the operating system, as 64 lower-case hex digits.
+pub fn new_secret() -> Result<String, JobError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        JobError::Internal(format!("the operating system's random source failed: {e}"))
+    })?;
+    Ok(hex(&bytes))
+}
+
+/// SHA-256 of `secret`, as 64 lower-case hex digits (how the store keeps tokens and session
+/// ids).
+pub fn secret_digest(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fails unless `name` is 1..=64 characters of letters, digits, `.`, `_`, `-` and `@`.
+fn check_user_name(name: &str) -> Result<(), JobError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_USER_NAME_CHARS {
+        return Err(JobError::Invalid(format!(
+            "user name: {chars} characters, 1 to {MAX_USER_NAME_CHARS} allowed"
+        )));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+    {
+        return Err(JobError::Invalid(format!(
+            "user name: '{}' is not allowed (letters, digits, '.', '_', '-' and '@')",
+            bad.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String, JobError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| JobError::Internal(format!("cannot hash the password: {e}")))
+}
+
+/// A hash of a random password, verified against when the user does not exist so that a wrong
+/// name takes as long as a wrong password (no user enumeration by timing).
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        new_secret()
+            .and_then(|secret| hash_password(&secret))
+            .unwrap_or_default()
+    })
+}
+
+/// Adds a user with a role and a password (at least 8 characters; hashed with argon2id).
+/// Audited by the store as `user_add`.
+pub fn add_user(
+    store: &mut Store,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<UserReport, JobError> {
+    check_user_name(name)?;
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(JobError::Invalid(format!(
+            "password: {chars} characters, at least {MIN_PASSWORD_CHARS} needed"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(JobError::Invalid(format!(
+            "password: {} bytes, at most {MAX_PASSWORD_BYTES} allowed",
+            password.len()
+        )));
+    }
+    store.add_user(name, role.name(), &hash_password(password)?)?;
+    Ok(UserReport {
+        user: name.to_string(),
+        role,
+    })
+}
+
+/// Creates an API token for an existing user. The token is returned once; the store keeps its
+/// SHA-256 (audited as `token_create`).
+pub fn create_token(store: &mut Store, user: &str) -> Result<NewToken, JobError> {
+    let token = new_secret()?;
+    store.add_api_token(user, &secret_digest(&token))?;
+    Ok(NewToken {
+        user: user.to_string(),
+        token,
+    })
+}
+
+fn role_of(user: &StoredUser) -> Result<Role, JobError> {
+    Role::parse(&user.role).ok_or_else(|| {
+        JobError::Invalid(format!(
+            "user '{}' has the unknown role '{}'",
+            user.name, user.role
+        ))
+    })
+}
+
+/// Checks a user name and password; on success opens a session of `ttl_seconds` (audited as
+/// `login`). `None` when the name is unknown or the password wrong (which one is not said).
+pub fn login(
+    store: &mut Store,
+    name: &str,
+    password: &str,
+    ttl_seconds: u32,
+) -> Result<Option<NewSession>, JobError> {
+    let user = if name.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+        None
+    } else {
+        store.user(name)?
+    };
+    let verified = {
+        let hash = match &user {
+            Some(user) => user.password_hash.as_str(),
+            None => dummy_hash(),
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), hash)
+            .is_ok()
+    };
+    let Some(user) = user.filter(|_| verified) else {
+        return Ok(None);
+    };
+    let role = role_of(&user)?;
+    let session_id = new_secret()?;
+    let csrf_token = new_secret()?;
+    let expires_at = store.create_session(
+        &secret_digest(&session_id),
+        &user.name,
+        &csrf_token,
+        ttl_seconds,
+    )?;
+    Ok(Some(NewSession {
+        user: user.name,
+        role,
+        session_id,
+        csrf_token,
+        expires_at,
+    }))
+}
+
+/// Ends a session (audited as `logout`); `false` when there was none.
+pub fn logout(store: &mut Store, session_id: &str) -> Result<bool, JobError> {
+    Ok(store.delete_session(&secret_digest(session_id))?)
+}
+
+/// Who an unexpired session id belongs to.
+pub fn session_caller(store: &Store, session_id: &str) -> Result<Option<Caller>, JobError> {
+    let Some(session) = store.session(&secret_digest(session_id))? else {
+        return Ok(None);
+    };
+    let role = Role::parse(&session.role).ok_or_else(|| {
+        JobError::Invalid(format!(
+            "user '{}' has the unknown role '{}'",
+            session.user, session.role
+        ))
+    })?;
+    Ok(Some(Caller {
+        user: session.user,
+        role,
+        csrf_token: Some(session.csrf_token),
+    }))
+}
+
+/// Who an unrevoked API token belongs to.
+pub fn token_caller(store: &Store, token: &str) -> Result<Option<Caller>, JobError> {
+    let Some(user) = store.user_for_token(&secret_digest(token))? else {
+        return Ok(None);
+    };
+    Ok(Some(Caller {
+        role: role_of(&user)?,
+        user: user.name,
+        csrf_token: None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn roles_round_trip_by_name() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.name()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+        assert_eq!(
+            borderlens_store::ROLES.to_vec(),
+            Role::ALL.map(Role::name).to_vec()
+        );
+    }
+
+    #[test]
+    fn a_user_logs_in_with_the_right_password_only() {
+        let (_dir, mut store) = store();
+        add_user(&mut store, "olga", Role::Officer, "correct horse").unwrap();
+        let stored = store.user("olga").unwrap().unwrap();
+        assert!(stored.password_hash.starts_with("$argon2id$v=19$"));
+        assert!(!stored.password_hash.contains("correct horse"));
+
+        assert!(login(&mut store, "olga", "wrong horse", 60)
+            .unwrap()
+            .is_none());
+        assert!(login(&mut store, "nobody", "correct horse", 60)
+            .unwrap()
+            .is_none());
+        let session = login(&mut store, "olga", "correct horse", 60)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (session.user.as_str(), session.role),
+            ("olga", Role::Officer)
+        );
+        assert_eq!(session.session_id.len(), 64);
+        assert_ne!(session.session_id, session.csrf_token);
+        let caller = session_caller(&store, &session.session_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            caller.csrf_token.as_deref(),
+            Some(session.csrf_token.as_str())
+        );
+        // The store keeps the digest, not the id.
+        assert!(store.session(&session.session_id).unwrap().is_none());
+        assert!(logout(&mut store, &session.session_id).unwrap());
+        assert!(session_caller(&store, &session.session_id)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn tokens_identify_their_user_and_bad_users_are_refused() {
+        let (_dir, mut store) = store();
+        add_user(&mut store, "bot@ops", Role::Analyst, "long enough").unwrap();
+        let token = create_token(&mut store, "bot@ops").unwrap();
+        assert_eq!(token.token.len(), 64);
+        let caller = token_caller(&store, &token.token).unwrap().unwrap();
+        assert_eq!(
+            (caller.user.as_str(), caller.role, caller.csrf_token),
+            ("bot@ops", Role::Analyst, None)
+        );
+        assert!(token_caller(&store, "nope").unwrap().is_none());
+        assert!(create_token(&mut store, "ghost").is_err());
+
+        let short = add_user(&mut store, "x", Role::Admin, "short").unwrap_err();
+        assert!(short.to_string().contains("at least 8"), "{short}");
+        let name = add_user(&mut store, "a b", Role::Admin, "long enough").unwrap_err();
+        assert!(name.to_string().contains("user name"), "{name}");
+        let twice = add_user(&mut store, "bot@ops", Role::Admin, "long enough").unwrap_err();
+        assert!(twice.to_string().contains("already exists"), "{twice}");
+    }
+}

@@ -1,0 +1,166 @@
+//! Subcommands of the service: `serve`, `user add`, `token create`. Glue only: the server is
+//! `borderlens-server`, users and tokens are `borderlens-app` jobs.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use borderlens_app as app;
+use borderlens_store::Store;
+use clap::{Args, Subcommand};
+
+use crate::output::outln;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the address bound is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Leave `Secure` off the session cookie. Browsers accept Secure cookies over plain HTTP
+    /// on localhost/127.0.0.1, and a TLS proxy in front needs them: only for other plain-HTTP
+    /// clients.
+    #[arg(long)]
+    pub insecure_cookies: bool,
+    /// Session lifetime in minutes.
+    #[arg(long, default_value_t = borderlens_server::DEFAULT_SESSION_SECONDS / 60)]
+    pub session_minutes: u32,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user with a role; the password is the first line of standard input, or of
+    /// --password-file.
+    Add {
+        /// User name (letters, digits, '.', '_', '-', '@').
+        name: String,
+        /// officer, analyst, annotator, manager or admin.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of this file instead of standard input.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it, once (only its SHA-256 is stored).
+    Create {
+        /// User name.
+        name: String,
+    },
+}
+
+pub fn serve(db: &Path, a: &ServeArgs, json: bool) -> anyhow::Result<ExitCode> {
+    if !a.addr.ip().is_loopback() {
+        eprintln!(
+            "borderlens: warning: serving plain HTTP on {}, beyond this machine: put a TLS \
+             proxy in front (passwords and cookies travel in clear otherwise)",
+            a.addr
+        );
+    }
+    let config = borderlens_server::ServeConfig {
+        db: db.to_path_buf(),
+        secure_cookies: !a.insecure_cookies,
+        session_seconds: a.session_minutes.saturating_mul(60).max(60),
+    };
+    borderlens_server::serve(config, a.addr, |local| {
+        // Not `println!`: a closed stdout must not stop the server.
+        let mut out = std::io::stdout();
+        let _ = if json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"listening": format!("http://{local}")})
+            )
+        } else {
+            writeln!(
+                out,
+                "borderlens: listening on http://{local} (Ctrl-C stops)"
+            )
+        };
+        let _ = out.flush();
+    })
+    .with_context(|| format!("cannot serve {}", db.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first line of `file`, or of standard input (prompting when it is a terminal), without
+/// its line ending.
+fn read_password(file: Option<&Path>, name: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            line = text.lines().next().unwrap_or_default().to_string();
+        }
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprint!("password for {name} (shown as typed): ");
+                let _ = std::io::stderr().flush();
+            }
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+        }
+    }
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        bail!(
+            "no password given: write it on the first line of standard input or of --password-file"
+        );
+    }
+    Ok(password)
+}
+
+pub fn user(store: &mut Store, command: &UserCommand, json: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            password_file,
+        } => {
+            let role = app::Role::parse(role).with_context(|| {
+                format!(
+                    "unknown role '{role}': use {}",
+                    app::Role::ALL.map(app::Role::name).join(", ")
+                )
+            })?;
+            let password = read_password(password_file.as_deref(), name)?;
+            let report = app::add_user(store, name, role, &password)?;
+            if json {
+                outln!("{}", serde_json::to_string(&report)?);
+            } else {
+                outln!(
+                    "added user {} with role {}",
+                    report.user,
+                    report.role.name()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn token(store: &mut Store, command: &TokenCommand, json: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Create { name } => {
+            let token = app::create_token(store, name)?;
+            if json {
+                outln!("{}", serde_json::to_string(&token)?);
+            } else {
+                outln!("{}", token.token);
+                eprintln!(
+                    "borderlens: API token for {} (shown once; send it as `Authorization: Bearer TOKEN`)",
+                    token.user
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,190 @@
+//! The borderlens HTTP service: a versioned JSON API (`/api/v1`) with its OpenAPI document,
+//! users and roles, login sessions with cookies and CSRF tokens, API tokens for machines, and
+//! login rate limiting.
+//!
+//! - [`serve`] runs the service until Ctrl-C or SIGTERM (`borderlens serve`); [`run`] does the
+//!   same on a listener the caller bound (tests bind `127.0.0.1:0`); [`app`] is the router.
+//! - [`routes`] is the one route table: the router, the authorisation of every route and the
+//!   OpenAPI document are all built from it, so a route cannot exist undocumented or unguarded.
+//! - Handlers parse the request, check who calls and with which role, call a `borderlens-app`
+//!   job on a blocking thread (the store is synchronous SQLite), and map the job's error to a
+//!   status code in one place (`error.rs`).
+//!
+//! Architecture invariant: this crate owns HTTP (routes, status codes, JSON errors, body
+//! limits), authentication (cookies, bearer tokens, CSRF, rate limiting) and authorisation
+//! (which role may use which route). It holds no business logic: validation of control results,
+//! estimates, decisions, password hashing and every store write belong to `borderlens-app` and
+//! `borderlens-store`, which the CLI calls too, so that both behave the same.
+#![deny(missing_docs)]
+
+mod auth;
+mod error;
+mod handlers;
+mod openapi;
+mod pool;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use routes::{routes, Access, Route, API_PREFIX};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "borderlens_session";
+/// Header that carries a session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Largest request body accepted, in bytes (256 KiB); larger bodies are answered 413.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default session lifetime: eight hours, one shift.
+pub const DEFAULT_SESSION_SECONDS: u32 = 8 * 3600;
+
+/// How to run the service.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The SQLite database file (created and migrated when needed).
+    pub db: PathBuf,
+    /// Whether the session cookie carries `Secure` (only sent over HTTPS, and over plain HTTP to
+    /// `localhost`/`127.0.0.1`, which browsers treat as secure). On by default; turn it off
+    /// only for plain-HTTP clients that are not browsers on the same machine.
+    pub secure_cookies: bool,
+    /// How long a login session lasts.
+    pub session_seconds: u32,
+}
+
+impl ServeConfig {
+    /// Secure cookies, eight-hour sessions.
+    pub fn new(db: PathBuf) -> ServeConfig {
+        ServeConfig {
+            db,
+            secure_cookies: true,
+            session_seconds: DEFAULT_SESSION_SECONDS,
+        }
+    }
+}
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store cannot be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] borderlens_store::StoreError),
+    /// The address cannot be bound, or serving failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// what was being done, e.g. `cannot listen on 127.0.0.1:8080`
+        what: String,
+        /// the cause
+        source: std::io::Error,
+    },
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) pool: Arc<pool::StorePool>,
+    pub(crate) config: Arc<ServeConfig>,
+    pub(crate) limiter: Arc<auth::LoginLimiter>,
+    pub(crate) openapi: Arc<String>,
+}
+
+/// The router of the service over the store in `config.db`, which is opened (and migrated)
+/// once here so that a bad file fails at start, not at the first request.
+pub fn app(config: ServeConfig) -> Result<Router, ServeError> {
+    let pool = pool::StorePool::open(&config.db)?;
+    let state = AppState {
+        pool: Arc::new(pool),
+        config: Arc::new(config),
+        limiter: Arc::new(auth::LoginLimiter::default()),
+        openapi: Arc::new(openapi::document(&routes()).to_string()),
+    };
+    Ok(routes::router(state))
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_router(listener, app(config)?, shutdown).await
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|source| ServeError::Io {
+        what: "serving HTTP".to_string(),
+        source,
+    })
+}
+
+/// Opens the store, binds `addr`, calls `on_listening` with the address bound (the port chosen
+/// when `addr` has port 0), and serves until Ctrl-C or SIGTERM; requests in flight are
+/// finished first.
+pub fn serve(
+    config: ServeConfig,
+    addr: SocketAddr,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .build()
+        .map_err(|source| ServeError::Io {
+            what: "cannot start the async runtime".to_string(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let router = app(config)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Io {
+                what: format!("cannot listen on {addr}"),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| ServeError::Io {
+            what: format!("cannot read the address bound for {addr}"),
+            source,
+        })?;
+        on_listening(local);
+        serve_router(listener, router, shutdown_signal()).await
+    })
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No handler could be installed: never complete on this branch.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,78 @@
+//! A small pool of open stores, and running a job on one of them on a blocking thread.
+//!
+//! Why a pool rather than a `Store` per request: opening a store opens the file, sets WAL mode,
+//! the busy timeout and foreign keys, and checks the schema version; each connection also keeps
+//! its own cache of prepared statements. Reusing connections saves that work on every request.
+//! SQLite lets one writer and any number of readers work at once (WAL), so a handful of idle
+//! connections is enough: more requests than that open extra connections, which are closed
+//! after use instead of being kept. A `Store` is `Send` but not `Sync`: each is used by one
+//! blocking thread at a time, taken out of the pool and put back.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use borderlens_app::JobError;
+use borderlens_store::{Store, StoreError, DEFAULT_ACTOR};
+
+use crate::error::ApiError;
+
+/// Connections kept open between requests.
+const MAX_IDLE: usize = 8;
+
+pub(crate) struct StorePool {
+    path: PathBuf,
+    idle: Mutex<Vec<Store>>,
+}
+
+impl StorePool {
+    /// Opens (creating and migrating when needed) the store at `path`, and keeps that
+    /// connection as the first idle one.
+    pub(crate) fn open(path: &Path) -> Result<StorePool, StoreError> {
+        let first = Store::open(path)?;
+        Ok(StorePool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(vec![first]),
+        })
+    }
+
+    /// Runs `job` on a store whose audit actor is `actor` (the calling user, or the store's
+    /// default for anonymous requests), then returns the store to the pool.
+    fn with_store<T>(
+        &self,
+        actor: Option<&str>,
+        job: impl FnOnce(&mut Store) -> Result<T, JobError>,
+    ) -> Result<T, JobError> {
+        let taken = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut store = match taken {
+            Some(store) => store,
+            None => Store::open(&self.path)?,
+        };
+        store.set_actor(actor.unwrap_or(DEFAULT_ACTOR));
+        let out = job(&mut store);
+        // A failed job's transaction was rolled back when it was dropped: the connection is
+        // clean and can serve the next request.
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(store);
+        }
+        out
+    }
+}
+
+/// Runs `job` on a pooled store on tokio's blocking threads. A job that has started runs to the
+/// end even when the client goes away, so that what is committed is what a retry finds.
+pub(crate) async fn blocking<T: Send + 'static>(
+    pool: &Arc<StorePool>,
+    actor: Option<String>,
+    job: impl FnOnce(&mut Store) -> Result<T, JobError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = Arc::clone(pool);
+    tokio::task::spawn_blocking(move || pool.with_store(actor.as_deref(), job))
+        .await
+        .map_err(|e| ApiError::internal(&format!("job failed: {e}")))?
+        .map_err(ApiError::from)
+}

@@ -1,0 +1,1026 @@
+//! Black-box tests of the HTTP API: each test starts the real server on `127.0.0.1:0` over its
+//! own copy of a small store (the first 300 declaration items of the bundled sample, a 5-tree
+//! model, one user and one API token per role) and talks to it over HTTP.
+//!
+//! The store is checked through a second connection of its own (`Store::open`), so what the
+//! server acknowledged is seen as committed by another reader.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use borderlens_app::{self as app, Role, Silent};
+use borderlens_domain::LabelKind;
+use borderlens_ingest::ColumnMapping;
+use borderlens_risk::model::TrainOptions;
+use borderlens_server::{routes, Access, Route, ServeConfig, MAX_BODY_BYTES, SESSION_COOKIE};
+use borderlens_store::Store;
+use chrono::NaiveDate;
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+const SAMPLE_TRAIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/sample/df_syn_train_eng.csv"
+);
+const SERVER_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md");
+
+/// A declaration of the fixture (first data line of the sample).
+const DECLARATION: &str = "97061800";
+
+fn password(role: Role) -> String {
+    format!("password of the {}", role.name())
+}
+
+fn user_name(role: Role) -> String {
+    format!("{}-1", role.name())
+}
+
+// ---------------------------------------------------------------------------------------------
+// fixture
+
+/// The template store, built once per test binary: sample items, a model, users and tokens.
+struct Template {
+    _dir: TempDir,
+    db: PathBuf,
+    tokens: BTreeMap<Role, String>,
+}
+
+fn template() -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = TempDir::new().unwrap();
+        let text = std::fs::read_to_string(SAMPLE_TRAIN).unwrap();
+        let head: Vec<&str> = text.lines().take(301).collect();
+        let csv = dir.path().join("head.csv");
+        std::fs::write(&csv, head.join("\n") + "\n").unwrap();
+        let db = dir.path().join("template.db");
+        let mut store = Store::open(&db).unwrap();
+        let reports = app::import_files(
+            &mut store,
+            &[csv],
+            &ColumnMapping::kcs_default(),
+            true,
+            &Silent,
+        )
+        .unwrap();
+        assert!(!reports[0].has_problems());
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 5;
+        options.gbdt.early_stopping_rounds = None;
+        app::train(
+            &mut store,
+            &app::TrainRequest {
+                model: "s".into(),
+                until: NaiveDate::from_ymd_opt(2020, 12, 31).unwrap(),
+                options,
+                ipw: false,
+            },
+            &Silent,
+        )
+        .unwrap();
+        let mut tokens = BTreeMap::new();
+        for role in Role::ALL {
+            app::add_user(&mut store, &user_name(role), role, &password(role)).unwrap();
+            tokens.insert(
+                role,
+                app::create_token(&mut store, &user_name(role))
+                    .unwrap()
+                    .token,
+            );
+        }
+        drop(store); // checkpoints the WAL into the file, which the tests copy
+        Template {
+            _dir: dir,
+            db,
+            tokens,
+        }
+    })
+}
+
+/// A running server over a fresh copy of the template store.
+struct TestApp {
+    base: String,
+    db: PathBuf,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), borderlens_server::ServeError>>>,
+    _dir: TempDir,
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let template = template();
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("borderlens.db");
+    std::fs::copy(&template.db, &db).unwrap();
+    let mut config = ServeConfig::new(db.clone());
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(borderlens_server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        db,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        stop: Some(stop),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone)]
+enum Auth {
+    None,
+    Bearer(String),
+    /// Session cookie value and the CSRF token to send (None: no header).
+    Session(String, Option<String>),
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text))
+    }
+
+    /// The `error` of a JSON error body (every error answer must have one).
+    fn error(&self) -> String {
+        let body = self.json();
+        assert!(
+            self.headers[CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "error without a JSON content type: {:?}",
+            self.headers
+        );
+        body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {body}"))
+            .to_string()
+    }
+}
+
+impl TestApp {
+    fn token(&self, role: Role) -> Auth {
+        Auth::Bearer(template().tokens[&role].clone())
+    }
+
+    async fn send(&self, method: Method, path: &str, auth: &Auth, body: Option<Vec<u8>>) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(token) => {
+                request = request.header(AUTHORIZATION, format!("Bearer {token}"))
+            }
+            Auth::Session(cookie, csrf) => {
+                request = request.header(COOKIE, format!("{SESSION_COOKIE}={cookie}"));
+                if let Some(csrf) = csrf {
+                    request = request.header("X-CSRF-Token", csrf);
+                }
+            }
+        }
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = request.send().await.expect("the server answers");
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str, auth: &Auth) -> Answer {
+        self.send(Method::GET, path, auth, None).await
+    }
+
+    async fn post(&self, path: &str, auth: &Auth, body: &Value) -> Answer {
+        self.send(
+            Method::POST,
+            path,
+            auth,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Answer {
+        self.post(
+            "/api/v1/login",
+            &Auth::None,
+            &json!({"user": user, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs `role` in: its session cookie and CSRF token.
+    async fn session(&self, role: Role) -> (String, String) {
+        let answer = self.login(&user_name(role), &password(role)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        let cookie = session_cookie(&answer.headers);
+        let csrf = answer.json()["csrf_token"].as_str().unwrap().to_string();
+        (cookie, csrf)
+    }
+
+    /// Control results in the store, read through a connection of our own.
+    fn stored_results(&self) -> Vec<borderlens_store::StoredControlResult> {
+        Store::open(&self.db).unwrap().control_results().unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The session cookie's `Set-Cookie` header.
+fn set_cookie(headers: &HeaderMap) -> String {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{SESSION_COOKIE}=")))
+        .unwrap_or_else(|| panic!("no session cookie set: {headers:?}"))
+}
+
+fn session_cookie(headers: &HeaderMap) -> String {
+    let header = set_cookie(headers);
+    let pair = header.split(';').next().unwrap();
+    pair.split_once('=').unwrap().1.to_string()
+}
+
+fn submission(submission_id: &str, declaration: &str, remarks: &str) -> Value {
+    json!({
+        "submission_id": submission_id,
+        "declaration_id": declaration,
+        "schema_version": "1.0.0",
+        "values": {
+            "outcome": "contraband", "contraband_type": "drugs", "drug_type": "cocaine",
+            "drug_form": "powder", "packaging": "bricks_taped",
+            "concealment_method": "false_compartment", "quantity": 12.5, "quantity_unit": "kg",
+            "inspection_method": ["physical_full", "sniffer_dog"],
+            "inspected_at": "2020-01-02T10:30:00+01:00", "place": "Terminal 3",
+            "officer_id": "O17", "remarks": remarks
+        }
+    })
+}
+
+/// A request that the route accepts from a role that may use it (for the role matrix).
+fn example_request(route: &Route, n: usize) -> (String, Option<Value>) {
+    let path = route.path.replace("{id}", DECLARATION);
+    let body = route.takes_body().then(|| match route.path {
+        "/api/v1/control-results" => submission(&format!("matrix-{n}"), DECLARATION, "ok"),
+        "/api/v1/login" => {
+            json!({"user": user_name(Role::Admin), "password": password(Role::Admin)})
+        }
+        other => panic!("no example body for {other}: add one"),
+    });
+    (path, body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// health, document, authentication
+
+#[tokio::test]
+async fn healthz_answers_ok_without_credentials() {
+    let app = spawn_app().await;
+    let answer = app.get("/healthz", &Auth::None).await;
+    assert_eq!(
+        (answer.status, answer.text.as_str()),
+        (StatusCode::OK, "ok")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_with_its_roles() {
+    let app = spawn_app().await;
+    let answer = app.get("/api/v1/openapi.json", &Auth::None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let doc = answer.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let table = routes();
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|methods| methods.as_object().unwrap().len())
+        .sum();
+    assert_eq!(documented, table.len(), "one operation per route");
+    for route in &table {
+        let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} is not documented",
+            route.method,
+            route.path
+        );
+        assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()));
+        let roles: Vec<&str> = op["x-roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        match route.access {
+            Access::Public => {
+                assert!(roles.is_empty());
+                assert_eq!(op["security"], json!([]));
+            }
+            Access::Roles(allowed) => {
+                assert_eq!(roles, allowed.iter().map(|r| r.name()).collect::<Vec<_>>());
+                assert!(op["responses"]["401"].is_object());
+                assert!(op["responses"]["403"].is_object());
+                assert!(route.path.starts_with(borderlens_server::API_PREFIX));
+            }
+        }
+        if route.takes_body() {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            assert_eq!(schema["type"], "object", "{}", route.path);
+            for status in ["400", "413", "422"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{} {status}",
+                    route.path
+                );
+            }
+        }
+    }
+    // The submission schema lists the form's fields with their code lists.
+    let submission = &doc["paths"]["/api/v1/control-results"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        submission["properties"]["values"]["properties"]["drug_type"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("cocaine"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_api_route_without_valid_credentials_answers_401() {
+    let app = spawn_app().await;
+    let bad = [
+        Auth::None,
+        Auth::Bearer("0".repeat(64)),
+        Auth::Bearer("not-a-token".into()),
+        Auth::Session("f".repeat(64), Some("x".into())),
+        Auth::Session("garbage".into(), None),
+    ];
+    for (n, route) in routes().iter().enumerate() {
+        if route.access == Access::Public {
+            continue;
+        }
+        for auth in &bad {
+            let (path, body) = example_request(route, n);
+            let answer = app
+                .send(
+                    route.method.clone(),
+                    &path,
+                    auth,
+                    body.map(|b| b.to_string().into_bytes()),
+                )
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNAUTHORIZED,
+                "{} {path}: {}",
+                route.method,
+                answer.text
+            );
+            assert!(!answer.error().is_empty());
+            assert!(answer.headers.contains_key("www-authenticate"));
+        }
+    }
+    // A malformed Authorization header is refused, not ignored in favour of nothing.
+    let mut request = app.client.get(format!("{}/api/v1/me", app.base));
+    request = request.header(AUTHORIZATION, "Basic dXNlcjpwdw==");
+    assert_eq!(
+        request.send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(app.stored_results().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_role_matrix_is_enforced_on_every_route_for_every_role() {
+    let app = spawn_app().await;
+    let mut n = 0;
+    for route in routes() {
+        if route.access == Access::Public {
+            continue;
+        }
+        for role in Role::ALL {
+            // Once with the role's API token, once with its session (and CSRF token).
+            let (cookie, csrf) = app.session(role).await;
+            for auth in [app.token(role), Auth::Session(cookie, Some(csrf))] {
+                n += 1;
+                let before = app.stored_results().len();
+                let (path, body) = example_request(&route, n);
+                let answer = app
+                    .send(
+                        route.method.clone(),
+                        &path,
+                        &auth,
+                        body.map(|b| b.to_string().into_bytes()),
+                    )
+                    .await;
+                let what = format!("{} {} as {}", route.method, route.path, role.name());
+                if route.access.allows(role) {
+                    assert!(
+                        answer.status.is_success(),
+                        "{what}: {} {}",
+                        answer.status,
+                        answer.text
+                    );
+                } else {
+                    assert_eq!(
+                        answer.status,
+                        StatusCode::FORBIDDEN,
+                        "{what}: {}",
+                        answer.text
+                    );
+                    assert!(answer.error().contains(role.name()), "{what}");
+                    assert_eq!(
+                        app.stored_results().len(),
+                        before,
+                        "{what} stored something"
+                    );
+                }
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[test]
+fn docs_server_md_states_the_role_matrix_of_the_route_table() {
+    let doc = std::fs::read_to_string(SERVER_DOC).unwrap();
+    for route in routes() {
+        let cell = format!("| `{} {}` |", route.method, route.path);
+        let line = doc
+            .lines()
+            .find(|l| l.starts_with(&cell))
+            .unwrap_or_else(|| panic!("docs/server.md has no row starting {cell}"));
+        for role in Role::ALL {
+            let mark = line
+                .split('|')
+                .nth(role_column(role))
+                .unwrap_or_else(|| panic!("row {cell} has no column for {}", role.name()))
+                .trim();
+            let expected = match route.access {
+                Access::Public => "public",
+                Access::Roles(_) if route.access.allows(role) => "yes",
+                Access::Roles(_) => "no",
+            };
+            assert_eq!(mark, expected, "docs/server.md: {cell} {}", role.name());
+        }
+    }
+}
+
+/// Column of `role` in the matrix rows of docs/server.md (`| route | officer | analyst | ...`).
+fn role_column(role: Role) -> usize {
+    2 + Role::ALL.iter().position(|r| *r == role).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// sessions, CSRF, tokens
+
+#[tokio::test]
+async fn login_sets_an_httponly_samesite_strict_secure_cookie_and_logout_ends_it() {
+    let app = spawn_app().await;
+    let answer = app.login("officer-1", &password(Role::Officer)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let header = set_cookie(&answer.headers);
+    let attributes: Vec<&str> = header.split(';').map(str::trim).collect();
+    for expected in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(
+            attributes.contains(&expected),
+            "{expected} missing: {header}"
+        );
+    }
+    let body = answer.json();
+    assert_eq!(
+        (body["user"].as_str(), body["role"].as_str()),
+        (Some("officer-1"), Some("officer"))
+    );
+    let csrf = body["csrf_token"].as_str().unwrap().to_string();
+    let cookie = session_cookie(&answer.headers);
+    assert_eq!(cookie.len(), 64);
+
+    let me = app
+        .get("/api/v1/me", &Auth::Session(cookie.clone(), None))
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(
+        me.json(),
+        json!({"user": "officer-1", "role": "officer", "csrf_token": csrf})
+    );
+
+    // Logout changes state: it needs the CSRF token too.
+    let refused = app
+        .send(
+            Method::POST,
+            "/api/v1/logout",
+            &Auth::Session(cookie.clone(), None),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let out = app
+        .send(
+            Method::POST,
+            "/api/v1/logout",
+            &Auth::Session(cookie.clone(), Some(csrf)),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(set_cookie(&out.headers).contains("Max-Age=0"));
+    let after = app.get("/api/v1/me", &Auth::Session(cookie, None)).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+
+    let wrong = app.login("officer-1", "not the password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.error(), "wrong user name or password");
+    assert!(!wrong.headers.contains_key(SET_COOKIE));
+    let unknown = app.login("nobody", "not the password").await;
+    assert_eq!(unknown.error(), "wrong user name or password");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn insecure_cookies_leave_out_only_secure() {
+    let app = spawn_app_with(|config| config.secure_cookies = false).await;
+    let answer = app.login("analyst-1", &password(Role::Analyst)).await;
+    let header = set_cookie(&answer.headers);
+    assert!(!header.contains("Secure"), "{header}");
+    assert!(
+        header.contains("HttpOnly") && header.contains("SameSite=Strict"),
+        "{header}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cookie_post_needs_the_sessions_csrf_token() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = app.session(Role::Officer).await;
+    let body = submission("csrf-1", DECLARATION, "");
+    let path = "/api/v1/control-results";
+    let missing = app
+        .post(path, &Auth::Session(cookie.clone(), None), &body)
+        .await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(missing.error().contains("X-CSRF-Token"));
+    let wrong = app
+        .post(
+            path,
+            &Auth::Session(cookie.clone(), Some("0".repeat(64))),
+            &body,
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    // Another session's token does not do either.
+    let (_, other_csrf) = app.session(Role::Officer).await;
+    let other = app
+        .post(
+            path,
+            &Auth::Session(cookie.clone(), Some(other_csrf)),
+            &body,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert!(app.stored_results().is_empty());
+
+    let ok = app
+        .post(path, &Auth::Session(cookie, Some(csrf)), &body)
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    let stored = app.stored_results();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].recorded_by, "officer-1");
+    assert_eq!(stored[0].result.source, "api");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bearer_token_works_without_csrf_token() {
+    let app = spawn_app().await;
+    let me = app.get("/api/v1/me", &app.token(Role::Manager)).await;
+    assert_eq!(me.json(), json!({"user": "manager-1", "role": "manager"}));
+    let answer = app
+        .post(
+            "/api/v1/control-results",
+            &app.token(Role::Manager),
+            &submission("bearer-1", DECLARATION, ""),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert_eq!(answer.json()["status"], "recorded");
+    // The audit log names the user.
+    let store = Store::open(&app.db).unwrap();
+    let audit = store.audit_entries(1).unwrap();
+    assert_eq!(
+        (audit[0].actor.as_str(), audit[0].action.as_str()),
+        ("manager-1", "control_result")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sixth_failed_login_within_a_minute_is_429() {
+    let app = spawn_app().await;
+    for attempt in 1..=5 {
+        let answer = app.login("officer-1", &format!("guess {attempt}")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    // Even the right password waits now.
+    let limited = app.login("officer-1", &password(Role::Officer)).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.text
+    );
+    let wait: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(limited.error().contains("too many failed logins"));
+    // The address is limited too: five failures were counted against it.
+    let other = app.login("analyst-1", &password(Role::Analyst)).await;
+    assert_eq!(other.status, StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// control results
+
+#[tokio::test]
+async fn a_retried_submission_is_a_duplicate_not_a_double() {
+    let app = spawn_app().await;
+    let body = submission("retry-1", DECLARATION, "found it");
+    let officer = app.token(Role::Officer);
+    let first = app.post("/api/v1/control-results", &officer, &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let first = first.json();
+    assert_eq!(
+        (first["status"].as_str(), first["label"].as_str()),
+        (Some("recorded"), Some("critical fraud"))
+    );
+    // Acknowledged means committed: another connection sees it.
+    assert_eq!(app.stored_results().len(), 1);
+    let second = app.post("/api/v1/control-results", &officer, &body).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    let second = second.json();
+    assert_eq!(second["status"], "duplicate");
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(app.stored_results().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_submission_id_with_other_content_is_409() {
+    let app = spawn_app().await;
+    let officer = app.token(Role::Officer);
+    let first = app
+        .post(
+            "/api/v1/control-results",
+            &officer,
+            &submission("s-1", DECLARATION, "a"),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let conflict = app
+        .post(
+            "/api/v1/control-results",
+            &officer,
+            &submission("s-1", DECLARATION, "b"),
+        )
+        .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.text);
+    assert!(conflict.error().contains("already used"));
+    let stored = app.stored_results();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].result.payload_json.contains("\"a\""));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_result_for_an_unknown_declaration_is_404() {
+    let app = spawn_app().await;
+    let answer = app
+        .post(
+            "/api/v1/control-results",
+            &app.token(Role::Officer),
+            &submission("s-404", "NO-SUCH-DECLARATION", ""),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text);
+    assert!(answer.error().contains("NO-SUCH-DECLARATION"));
+    assert!(app.stored_results().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_4xx_and_store_nothing() {
+    let app = spawn_app().await;
+    let officer = app.token(Role::Officer);
+    let path = "/api/v1/control-results";
+
+    // Over 256 KiB: 413, whatever the content.
+    let mut big = submission("big", DECLARATION, "");
+    big["padding"] = json!("x".repeat(MAX_BODY_BYTES));
+    let answer = app.post(path, &officer, &big).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(answer.error().contains("256 KiB"));
+
+    // Not JSON: 400.
+    for text in ["{\"submission_id\": ", "not json", "{} {}", ""] {
+        let answer = app
+            .send(Method::POST, path, &officer, Some(text.as_bytes().to_vec()))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{text:?}: {}",
+            answer.text
+        );
+        assert!(answer.error().contains("malformed JSON"), "{}", answer.text);
+    }
+
+    // Unknown field, wrong type, missing field, bad value: 422 naming the field.
+    let mut unknown = submission("u-1", DECLARATION, "");
+    unknown["values"]["vessel"] = json!("MSC Gülsün");
+    let mut wrong_type = submission("u-2", DECLARATION, "");
+    wrong_type["values"]["quantity"] = json!("12 kg");
+    let mut envelope = submission("u-3", DECLARATION, "");
+    envelope["priority"] = json!(1);
+    let mut missing = submission("u-4", DECLARATION, "");
+    missing["values"]
+        .as_object_mut()
+        .unwrap()
+        .remove("inspected_at");
+    let mut not_asked = submission("u-5", DECLARATION, "");
+    not_asked["values"]["tobacco_product"] = json!("cigarettes");
+    for (body, field) in [
+        (unknown, "vessel"),
+        (wrong_type, "quantity"),
+        (envelope, "priority"),
+        (missing, "inspected_at"),
+        (not_asked, "tobacco_product"),
+        (json!([1, 2]), ""),
+    ] {
+        let answer = app.post(path, &officer, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            answer.text
+        );
+        let error = answer.json();
+        assert!(
+            error["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["field"] == field),
+            "{field} not named in {error}"
+        );
+    }
+
+    // Not declared as JSON: 415.
+    let answer = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header(
+            AUTHORIZATION,
+            format!("Bearer {}", template().tokens[&Role::Officer]),
+        )
+        .header(CONTENT_TYPE, "text/plain")
+        .body(submission("t-1", DECLARATION, "").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Login: unknown field and wrong type are 422 naming the field, broken JSON 400.
+    let answer = app
+        .post(
+            "/api/v1/login",
+            &Auth::None,
+            &json!({"user": "a", "password": "b", "otp": 1}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer.error().contains("otp"), "{}", answer.text);
+    let answer = app
+        .post(
+            "/api/v1/login",
+            &Auth::None,
+            &json!({"user": 7, "password": "b"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.json()["fields"][0]["field"], "user");
+    let answer = app
+        .send(
+            Method::POST,
+            "/api/v1/login",
+            &Auth::None,
+            Some(b"{\"user\"".to_vec()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+    assert!(app.stored_results().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn script_in_remarks_is_stored_and_returned_as_inert_data() {
+    let app = spawn_app().await;
+    let remarks = "<script>alert(document.cookie)</script>\n\"quoted\" & <b>bold</b>";
+    let answer = app
+        .post(
+            "/api/v1/control-results",
+            &app.token(Role::Officer),
+            &submission("xss-1", DECLARATION, remarks),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    let stored = app.stored_results();
+    let payload: Value = serde_json::from_str(&stored[0].result.payload_json).unwrap();
+    assert_eq!(
+        payload["values"]["remarks"], remarks,
+        "stored exactly as typed"
+    );
+
+    let trace = app
+        .get(
+            &format!("/api/v1/declarations/{DECLARATION}/decision"),
+            &app.token(Role::Analyst),
+        )
+        .await;
+    assert_eq!(trace.status, StatusCode::OK);
+    assert_eq!(trace.json()["results"][0]["values"]["remarks"], remarks);
+    // Served as JSON that no browser renders as a page.
+    assert_eq!(trace.headers[CONTENT_TYPE], "application/json");
+    assert_eq!(trace.headers["x-content-type-options"], "nosniff");
+    assert!(trace.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// decisions, estimates, unknown routes
+
+#[tokio::test]
+async fn the_decision_trace_explains_with_the_newest_model() {
+    let app = spawn_app().await;
+    let answer = app
+        .get(
+            &format!("/api/v1/declarations/{DECLARATION}/decision"),
+            &app.token(Role::Officer),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let trace = answer.json();
+    assert_eq!(trace["declaration_id"], DECLARATION);
+    assert_eq!(trace["explanation"]["model"], "s");
+    assert!(trace["explanation"]["score"].as_f64().is_some());
+    assert_eq!(trace["decisions"], json!([]));
+    for key in [
+        "declaration_id",
+        "explanation",
+        "decisions",
+        "results",
+        "label",
+    ] {
+        assert!(trace.get(key).is_some(), "{key} missing");
+    }
+
+    let unknown = app
+        .get(
+            "/api/v1/declarations/NOPE%2F..%2Fx/decision",
+            &app.token(Role::Officer),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    assert!(unknown.error().contains("NOPE/../x"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn estimates_are_split_by_the_dimension_asked() {
+    let app = spawn_app().await;
+    let analyst = app.token(Role::Analyst);
+    for by in ["origin", "office", "hs_chapter", "transport_mode"] {
+        let answer = app
+            .get(&format!("/api/v1/estimates?by={by}"), &analyst)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{by}: {}", answer.text);
+        let report = answer.json();
+        assert_eq!(report["dimension"], by);
+        for key in [
+            "overall",
+            "naive",
+            "declarations",
+            "pending",
+            "overrides",
+            "segments",
+        ] {
+            assert!(report.get(key).is_some(), "{key} missing");
+        }
+    }
+    assert_eq!(
+        app.get("/api/v1/estimates", &analyst).await.json()["dimension"],
+        "origin"
+    );
+    let bad = app.get("/api/v1/estimates?by=colour", &analyst).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["fields"][0]["field"], "by");
+    let extra = app
+        .get("/api/v1/estimates?by=office&limit=3", &analyst)
+        .await;
+    assert_eq!(extra.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(extra.error().contains("limit"), "{}", extra.text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_errors() {
+    let app = spawn_app().await;
+    let missing = app.get("/api/v1/nothing-here", &Auth::None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.error().contains("/api/v1/nothing-here"));
+    let method = app
+        .send(Method::DELETE, "/api/v1/me", &Auth::None, None)
+        .await;
+    assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(method.error().contains("DELETE"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_stops_when_asked_and_finishes_cleanly() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/healthz", &Auth::None).await.status,
+        StatusCode::OK
+    );
+    let base = app.base.clone();
+    app.stop().await;
+    let after = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await;
+    assert!(after.is_err(), "still answering after shutdown");
+}
+
+#[test]
+fn the_route_table_has_unique_routes_and_api_paths_under_the_prefix() {
+    let table = routes();
+    let mut seen = std::collections::BTreeSet::new();
+    for route in &table {
+        assert!(
+            seen.insert((route.method.to_string(), route.path)),
+            "{} {} twice",
+            route.method,
+            route.path
+        );
+        assert!(route.path == "/healthz" || route.path.starts_with("/api/v1/"));
+    }
+}

@@ -1,0 +1,343 @@
+//! Users, API tokens and login sessions.
+//!
+//! The store keeps only what cannot be replayed: a password as its argon2id PHC string, an API
+//! token and a session id as the SHA-256 of the secret (64 hex digits). Hashing and the secrets
+//! themselves belong to the caller (`borderlens-app`'s `users` jobs); the store checks the shapes
+//! (a role of the list, a PHC string that is argon2id, a 64-digit digest) and writes the audit
+//! log in the same transaction as the change.
+
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+
+use crate::audit::insert_audit;
+use crate::error::Context;
+use crate::{Store, StoreError, NOW};
+
+/// The roles a user may have, as stored.
+pub const ROLES: [&str; 5] = ["officer", "analyst", "annotator", "manager", "admin"];
+
+/// A stored user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredUser {
+    /// Unique name.
+    pub name: String,
+    /// One of [`ROLES`].
+    pub role: String,
+    /// The argon2id hash of the password, as a PHC string (`$argon2id$v=19$...`).
+    pub password_hash: String,
+    /// When the user was added (UTC).
+    pub created_at: String,
+}
+
+/// A login session that has not expired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    /// Whose session.
+    pub user: String,
+    /// The user's role.
+    pub role: String,
+    /// The token a state-changing request of this session must carry (`X-CSRF-Token`).
+    pub csrf_token: String,
+    /// When the session ends (UTC, ISO 8601).
+    pub expires_at: String,
+}
+
+/// Fails unless `digest` is 64 lower-case hex digits (a SHA-256 as the store keeps it).
+fn check_digest(what: &str, digest: &str) -> Result<(), StoreError> {
+    if digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            what: what.to_string(),
+            reason: "expected the SHA-256 of the secret as 64 lower-case hex digits".to_string(),
+        })
+    }
+}
+
+fn read_user(row: &Row<'_>) -> rusqlite::Result<StoredUser> {
+    Ok(StoredUser {
+        name: row.get(0)?,
+        role: row.get(1)?,
+        password_hash: row.get(2)?,
+        created_at: row.get(3)?,
+    })
+}
+
+impl Store {
+    /// Adds a user with a role of [`ROLES`] and the argon2id PHC string of the password, and
+    /// audits it (`user_add`, by the store's actor; the hash is not logged). A name that exists
+    /// is refused: a user is never silently replaced.
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        let what = || format!("adding user '{name}'");
+        if name.is_empty() {
+            return Err(StoreError::Invalid {
+                what: "user name".to_string(),
+                reason: "must not be empty".to_string(),
+            });
+        }
+        if !ROLES.contains(&role) {
+            return Err(StoreError::Invalid {
+                what: format!("role of user '{name}'"),
+                reason: format!("'{role}' is not one of {}", ROLES.join(", ")),
+            });
+        }
+        if !password_hash.starts_with("$argon2id$") {
+            return Err(StoreError::Invalid {
+                what: format!("password hash of user '{name}'"),
+                reason: "expected an argon2id PHC string ($argon2id$...)".to_string(),
+            });
+        }
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let exists: bool = tx
+            .query_row(
+                "SELECT count(*) > 0 FROM users WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .ctx(what)?;
+        if exists {
+            return Err(StoreError::Invalid {
+                what: format!("user '{name}'"),
+                reason: "already exists".to_string(),
+            });
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO users (name, role, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, {NOW})"
+            ),
+            params![name, role, password_hash],
+        )
+        .ctx(what)?;
+        let detail = serde_json::json!({ "role": role }).to_string();
+        insert_audit(&tx, &actor, "user_add", name, &detail)?;
+        tx.commit().ctx(what)
+    }
+
+    /// The user called `name`, if any.
+    pub fn user(&self, name: &str) -> Result<Option<StoredUser>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT name, role, password_hash, created_at FROM users WHERE name = ?1",
+            )
+            .and_then(|mut statement| statement.query_row([name], read_user).optional())
+            .ctx(|| format!("reading user '{name}'"))
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Result<Vec<StoredUser>, StoreError> {
+        let what = || "reading users".to_string();
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT name, role, password_hash, created_at FROM users ORDER BY name")
+            .ctx(what)?;
+        let rows = statement.query_map([], read_user).ctx(what)?;
+        rows.collect::<Result<_, _>>().ctx(what)
+    }
+
+    /// Records an API token of `user` by the SHA-256 of the token, and audits it (`token_create`,
+    /// with the first 8 digits of the digest so that the entry names the token without
+    /// revealing it).
+    pub fn add_api_token(&mut self, user: &str, token_sha256: &str) -> Result<(), StoreError> {
+        check_digest("API token digest", token_sha256)?;
+        let what = || format!("adding an API token for user '{user}'");
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let exists: bool = tx
+            .query_row(
+                "SELECT count(*) > 0 FROM users WHERE name = ?1",
+                [user],
+                |row| row.get(0),
+            )
+            .ctx(what)?;
+        if !exists {
+            return Err(StoreError::UnknownUser {
+                name: user.to_string(),
+            });
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO api_tokens (token_sha256, user, created_at, revoked)
+                 VALUES (?1, ?2, {NOW}, 0)"
+            ),
+            params![token_sha256, user],
+        )
+        .ctx(what)?;
+        let detail = serde_json::json!({ "token_sha256_prefix": &token_sha256[..8] }).to_string();
+        insert_audit(&tx, &actor, "token_create", user, &detail)?;
+        tx.commit().ctx(what)
+    }
+
+    /// The user an unrevoked API token (given by its SHA-256) belongs to.
+    pub fn user_for_token(&self, token_sha256: &str) -> Result<Option<StoredUser>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT u.name, u.role, u.password_hash, u.created_at
+                 FROM api_tokens t JOIN users u ON u.name = t.user
+                 WHERE t.token_sha256 = ?1 AND t.revoked = 0",
+            )
+            .and_then(|mut statement| statement.query_row([token_sha256], read_user).optional())
+            .ctx(|| "looking up an API token".to_string())
+    }
+
+    /// Revokes an API token (by its SHA-256) for good, and audits it (`token_revoke`). Returns
+    /// whether an unrevoked token was found.
+    pub fn revoke_api_token(&mut self, token_sha256: &str) -> Result<bool, StoreError> {
+        check_digest("API token digest", token_sha256)?;
+        let what = || "revoking an API token".to_string();
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let user: Option<String> = tx
+            .query_row(
+                "SELECT user FROM api_tokens WHERE token_sha256 = ?1 AND revoked = 0",
+                [token_sha256],
+                |row| row.get(0),
+            )
+            .optional()
+            .ctx(what)?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        tx.execute(
+            "UPDATE api_tokens SET revoked = 1 WHERE token_sha256 = ?1",
+            [token_sha256],
+        )
+        .ctx(what)?;
+        let detail = serde_json::json!({ "token_sha256_prefix": &token_sha256[..8] }).to_string();
+        insert_audit(&tx, &actor, "token_revoke", &user, &detail)?;
+        tx.commit().ctx(what)?;
+        Ok(true)
+    }
+
+    /// Opens a login session of `user` lasting `ttl_seconds`, kept by the SHA-256 of its id with
+    /// its CSRF token, and audits it (`login`, by the user). Expired sessions are deleted on
+    /// the way. Returns when the session expires (UTC, ISO 8601).
+    pub fn create_session(
+        &mut self,
+        session_sha256: &str,
+        user: &str,
+        csrf_token: &str,
+        ttl_seconds: u32,
+    ) -> Result<String, StoreError> {
+        check_digest("session digest", session_sha256)?;
+        if csrf_token.len() < 32 {
+            return Err(StoreError::Invalid {
+                what: "CSRF token".to_string(),
+                reason: "at least 32 characters expected".to_string(),
+            });
+        }
+        let what = || format!("opening a session for user '{user}'");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        tx.execute(
+            &format!("DELETE FROM sessions WHERE expires_at <= {NOW}"),
+            [],
+        )
+        .ctx(what)?;
+        let exists: bool = tx
+            .query_row(
+                "SELECT count(*) > 0 FROM users WHERE name = ?1",
+                [user],
+                |row| row.get(0),
+            )
+            .ctx(what)?;
+        if !exists {
+            return Err(StoreError::UnknownUser {
+                name: user.to_string(),
+            });
+        }
+        let ttl = format!("+{ttl_seconds} seconds");
+        let expires_at: String = tx
+            .query_row(
+                "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)",
+                [&ttl],
+                |row| row.get(0),
+            )
+            .ctx(what)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO sessions (session_sha256, user, csrf_token, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, {NOW}, ?4)"
+            ),
+            params![session_sha256, user, csrf_token, expires_at],
+        )
+        .ctx(what)?;
+        let detail = serde_json::json!({ "expires_at": expires_at }).to_string();
+        insert_audit(&tx, user, "login", user, &detail)?;
+        tx.commit().ctx(what)?;
+        Ok(expires_at)
+    }
+
+    /// The session whose id has this SHA-256, unless it has expired.
+    pub fn session(&self, session_sha256: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT s.user, u.role, s.csrf_token, s.expires_at
+                 FROM sessions s JOIN users u ON u.name = s.user
+                 WHERE s.session_sha256 = ?1 AND s.expires_at > {NOW}"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_row([session_sha256], |row| {
+                        Ok(StoredSession {
+                            user: row.get(0)?,
+                            role: row.get(1)?,
+                            csrf_token: row.get(2)?,
+                            expires_at: row.get(3)?,
+                        })
+                    })
+                    .optional()
+            })
+            .ctx(|| "looking up a session".to_string())
+    }
+
+    /// Ends the session whose id has this SHA-256 and audits it (`logout`, by the user). Returns
+    /// whether there was such a session.
+    pub fn delete_session(&mut self, session_sha256: &str) -> Result<bool, StoreError> {
+        check_digest("session digest", session_sha256)?;
+        let what = || "ending a session".to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let user: Option<String> = tx
+            .query_row(
+                "SELECT user FROM sessions WHERE session_sha256 = ?1",
+                [session_sha256],
+                |row| row.get(0),
+            )
+            .optional()
+            .ctx(what)?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        tx.execute(
+            "DELETE FROM sessions WHERE session_sha256 = ?1",
+            [session_sha256],
+        )
+        .ctx(what)?;
+        insert_audit(&tx, &user, "logout", &user, "{}")?;
+        tx.commit().ctx(what)?;
+        Ok(true)
+    }
+}
