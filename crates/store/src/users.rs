@@ -199,30 +199,43 @@ impl Store {
     /// whether an unrevoked token was found.
     pub fn revoke_api_token(&mut self, token_sha256: &str) -> Result<bool, StoreError> {
         check_digest("API token digest", token_sha256)?;
-        let what = || "revoking an API token".to_string();
         let actor = self.actor.clone();
+        let detail = serde_json::json!({ "token_sha256_prefix": &token_sha256[..8] }).to_string();
+        self.change_one(
+            "revoking an API token",
+            "SELECT user FROM api_tokens WHERE token_sha256 = ?1 AND revoked = 0",
+            "UPDATE api_tokens SET revoked = 1 WHERE token_sha256 = ?1",
+            token_sha256,
+            |_| (actor, "token_revoke", detail),
+        )
+    }
+
+    /// In one immediate transaction: finds the user of the row `find` selects by `key`, applies
+    /// `change` to it, and audits it as `audit(user)` says (actor, action, detail). Returns
+    /// whether the row was found (nothing is written when it is not).
+    fn change_one(
+        &mut self,
+        what: &str,
+        find: &str,
+        change: &str,
+        key: &str,
+        audit: impl FnOnce(&str) -> (String, &'static str, String),
+    ) -> Result<bool, StoreError> {
+        let what = || what.to_string();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(what)?;
         let user: Option<String> = tx
-            .query_row(
-                "SELECT user FROM api_tokens WHERE token_sha256 = ?1 AND revoked = 0",
-                [token_sha256],
-                |row| row.get(0),
-            )
+            .query_row(find, [key], |row| row.get(0))
             .optional()
             .ctx(what)?;
         let Some(user) = user else {
             return Ok(false);
         };
-        tx.execute(
-            "UPDATE api_tokens SET revoked = 1 WHERE token_sha256 = ?1",
-            [token_sha256],
-        )
-        .ctx(what)?;
-        let detail = serde_json::json!({ "token_sha256_prefix": &token_sha256[..8] }).to_string();
-        insert_audit(&tx, &actor, "token_revoke", &user, &detail)?;
+        tx.execute(change, [key]).ctx(what)?;
+        let (actor, action, detail) = audit(&user);
+        insert_audit(&tx, &actor, action, &user, &detail)?;
         tx.commit().ctx(what)?;
         Ok(true)
     }
@@ -315,29 +328,12 @@ impl Store {
     /// whether there was such a session.
     pub fn delete_session(&mut self, session_sha256: &str) -> Result<bool, StoreError> {
         check_digest("session digest", session_sha256)?;
-        let what = || "ending a session".to_string();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
-        let user: Option<String> = tx
-            .query_row(
-                "SELECT user FROM sessions WHERE session_sha256 = ?1",
-                [session_sha256],
-                |row| row.get(0),
-            )
-            .optional()
-            .ctx(what)?;
-        let Some(user) = user else {
-            return Ok(false);
-        };
-        tx.execute(
+        self.change_one(
+            "ending a session",
+            "SELECT user FROM sessions WHERE session_sha256 = ?1",
             "DELETE FROM sessions WHERE session_sha256 = ?1",
-            [session_sha256],
+            session_sha256,
+            |user| (user.to_string(), "logout", "{}".to_string()),
         )
-        .ctx(what)?;
-        insert_audit(&tx, &user, "logout", &user, "{}")?;
-        tx.commit().ctx(what)?;
-        Ok(true)
     }
 }
