@@ -104,8 +104,9 @@ pub fn select(
             version: None,
             from: Some(request.from),
             to: Some(request.to),
-            explain: false,
-            top_reasons: 0,
+            // The top reasons are saved with the scores, for the officers' queue.
+            explain: true,
+            top_reasons: 3,
             rate: 5,
         },
         progress,
@@ -655,6 +656,31 @@ pub struct DecisionEntry {
     pub override_reason: Option<String>,
 }
 
+impl From<StoredDecision> for DecisionEntry {
+    fn from(d: StoredDecision) -> DecisionEntry {
+        DecisionEntry {
+            id: d.id,
+            at: d.at,
+            actor: d.actor,
+            batch: d.decision.batch,
+            policy: format!("{}@{}", d.decision.policy_name, d.decision.policy_version),
+            model: d
+                .decision
+                .model_name
+                .zip(d.decision.model_version)
+                .map(|(n, v)| format!("{n}@{v}")),
+            score: d.decision.score,
+            pi: d.decision.pi,
+            stratum: d.decision.stratum,
+            lane: d.decision.lane,
+            source: d.decision.source,
+            reasons: d.decision.reasons,
+            overrides: d.overrides,
+            override_reason: d.override_reason,
+        }
+    }
+}
+
 /// One control result entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct ResultEntry {
@@ -718,29 +744,7 @@ pub fn explain_decision(store: &Store, declaration_id: &str) -> Result<DecisionT
     Ok(DecisionTrace {
         declaration_id: declaration_id.to_string(),
         explanation,
-        decisions: decisions
-            .into_iter()
-            .map(|d| DecisionEntry {
-                id: d.id,
-                at: d.at,
-                actor: d.actor,
-                batch: d.decision.batch,
-                policy: format!("{}@{}", d.decision.policy_name, d.decision.policy_version),
-                model: d
-                    .decision
-                    .model_name
-                    .zip(d.decision.model_version)
-                    .map(|(n, v)| format!("{n}@{v}")),
-                score: d.decision.score,
-                pi: d.decision.pi,
-                stratum: d.decision.stratum,
-                lane: d.decision.lane,
-                source: d.decision.source,
-                reasons: d.decision.reasons,
-                overrides: d.overrides,
-                override_reason: d.override_reason,
-            })
-            .collect(),
+        decisions: decisions.into_iter().map(DecisionEntry::from).collect(),
         results: results
             .into_iter()
             .map(|r| ResultEntry {

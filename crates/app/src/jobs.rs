@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use borderlens_domain::{DeclarationItem, ItemKey, LabelKind};
-use borderlens_ingest::{read_declarations, ColumnMapping};
+use borderlens_ingest::{read_declarations, ColumnMapping, DeclarationReader, FileError};
 use borderlens_risk::data::{Dataset, FeatureKind};
 use borderlens_risk::features::HistoryState;
 use borderlens_risk::metrics;
@@ -31,99 +31,139 @@ pub fn import_files(
 ) -> Result<Vec<FileReport>, JobError> {
     let mut reports = Vec::new();
     for path in paths {
-        let file = path.display().to_string();
-        let mut report = FileReport {
-            file: file.clone(),
-            file_error: None,
-            records: 0,
-            inserted: 0,
-            unchanged: 0,
-            labelled: 0,
-            conflicts: Vec::new(),
-            rejected: Vec::new(),
-        };
-        let reader = match read_declarations(path, mapping) {
-            Ok(reader) => reader,
-            Err(e) => {
-                report.file_error = Some(e.to_string());
-                reports.push(report);
-                continue;
-            }
-        };
         let size = std::fs::metadata(path).map(|m| m.len()).ok();
-        progress.start(&format!("importing {file}"), size.map(|_| 0));
-        let mut rejected = Vec::new();
-        let mut records = 0u64;
-        let mut interrupted = false;
-        let stream = reader.with_lines().filter_map(|result| {
-            records += 1;
-            if records.is_multiple_of(1000) {
-                progress.advance(records);
-            }
-            if progress.interrupted() {
-                interrupted = true;
-                return Some(Err("interrupted".to_string()));
-            }
-            match result {
-                Ok(pair) => Some(Ok(pair)),
-                Err(e) => {
-                    let issue = RecordIssue {
-                        file: file.clone(),
-                        line: e.line,
-                        field: e.field.clone(),
-                        message: e.to_string(),
-                    };
-                    rejected.push(issue);
-                    if strict {
-                        Some(Err(format!("{e} (strict: nothing of the file imported)")))
-                    } else {
-                        None
-                    }
-                }
-            }
-        });
-        let outcome = store.try_import(&file, stream);
-        progress.finish();
-        report.records = records;
-        report.rejected = rejected;
-        if interrupted {
-            return Err(JobError::Interrupted);
-        }
-        match outcome {
-            Ok(outcome) => {
-                report.inserted = outcome.inserted;
-                report.unchanged = outcome.unchanged;
-                report.labelled = outcome.labelled;
-                report.conflicts = outcome
-                    .conflicts
-                    .iter()
-                    .map(|c| {
-                        let mut text = format!(
-                            "{}:{}: declaration {} item {} already stored with other values:",
-                            file, c.line, c.key.declaration_id, c.key.item_no
-                        );
-                        for d in &c.differences {
-                            let _ = write!(
-                                text,
-                                " {} stored '{}' incoming '{}';",
-                                d.field, d.stored, d.incoming
-                            );
-                        }
-                        text.trim_end_matches(';').to_string()
-                    })
-                    .collect();
-            }
-            Err(e) if strict && !report.rejected.is_empty() => {
-                report.file_error = Some(format!(
-                    "refused (strict): {} bad record(s); {e}",
-                    report.rejected.len()
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        reports.push(report);
+        let file = path.display().to_string();
+        reports.push(import_reader(
+            store,
+            &file,
+            read_declarations(path, mapping),
+            size,
+            strict,
+            progress,
+        )?);
     }
     Ok(reports)
+}
+
+/// Imports declarations sent as bytes (an upload) as [`import_files`] imports one file; `name`
+/// is what reports and the stored records call the source.
+pub fn import_bytes(
+    store: &mut Store,
+    name: &str,
+    bytes: &[u8],
+    mapping: &ColumnMapping,
+    strict: bool,
+    progress: &dyn Progress,
+) -> Result<FileReport, JobError> {
+    let reader = DeclarationReader::from_reader(Path::new(name), bytes, mapping);
+    import_reader(
+        store,
+        name,
+        reader,
+        Some(bytes.len() as u64),
+        strict,
+        progress,
+    )
+}
+
+/// Stores the valid records of one source in one transaction and reports the rest.
+fn import_reader<R: std::io::Read>(
+    store: &mut Store,
+    file: &str,
+    reader: Result<DeclarationReader<R>, FileError>,
+    size: Option<u64>,
+    strict: bool,
+    progress: &dyn Progress,
+) -> Result<FileReport, JobError> {
+    let file = file.to_string();
+    let mut report = FileReport {
+        file: file.clone(),
+        file_error: None,
+        records: 0,
+        inserted: 0,
+        unchanged: 0,
+        labelled: 0,
+        conflicts: Vec::new(),
+        rejected: Vec::new(),
+    };
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(e) => {
+            report.file_error = Some(e.to_string());
+            return Ok(report);
+        }
+    };
+    progress.start(&format!("importing {file}"), size.map(|_| 0));
+    let mut rejected = Vec::new();
+    let mut records = 0u64;
+    let mut interrupted = false;
+    let stream = reader.with_lines().filter_map(|result| {
+        records += 1;
+        if records.is_multiple_of(1000) {
+            progress.advance(records);
+        }
+        if progress.interrupted() {
+            interrupted = true;
+            return Some(Err("interrupted".to_string()));
+        }
+        match result {
+            Ok(pair) => Some(Ok(pair)),
+            Err(e) => {
+                let issue = RecordIssue {
+                    file: file.clone(),
+                    line: e.line,
+                    field: e.field.clone(),
+                    message: e.to_string(),
+                };
+                rejected.push(issue);
+                if strict {
+                    Some(Err(format!("{e} (strict: nothing of the file imported)")))
+                } else {
+                    None
+                }
+            }
+        }
+    });
+    let outcome = store.try_import(&file, stream);
+    progress.finish();
+    report.records = records;
+    report.rejected = rejected;
+    if interrupted {
+        return Err(JobError::Interrupted);
+    }
+    match outcome {
+        Ok(outcome) => {
+            report.inserted = outcome.inserted;
+            report.unchanged = outcome.unchanged;
+            report.labelled = outcome.labelled;
+            report.conflicts = outcome
+                .conflicts
+                .iter()
+                .map(|c| {
+                    let mut text = format!(
+                        "{}:{}: declaration {} item {} already stored with other values:",
+                        file, c.line, c.key.declaration_id, c.key.item_no
+                    );
+                    for d in &c.differences {
+                        let _ = write!(
+                            text,
+                            " {} stored '{}' incoming '{}';",
+                            d.field, d.stored, d.incoming
+                        );
+                    }
+                    text.trim_end_matches(';').to_string()
+                })
+                .collect();
+        }
+        Err(e) if strict && !report.rejected.is_empty() => {
+            report.file_error = Some(format!(
+                "refused (strict): {} bad record(s); {e}",
+                report.rejected.len()
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(report)
 }
 
 /// What to train.
@@ -391,12 +431,22 @@ pub fn score(
         });
     }
     progress.finish();
-    let keyed: Vec<(ItemKey, f64)> = rows
+    let keyed: Vec<(ItemKey, f64, Vec<String>)> = rows
         .iter()
         .zip(&scores)
-        .map(|(&i, &s)| (items[i].key.clone(), s))
+        .enumerate()
+        .map(|(r, (&i, &s))| {
+            let reasons = match explanations.get(r) {
+                Some(explanation) => to_reasons(&explanation.contributions, request.top_reasons)
+                    .iter()
+                    .map(Reason::in_words)
+                    .collect(),
+                None => Vec::new(),
+            };
+            (items[i].key.clone(), s, reasons)
+        })
         .collect();
-    store.save_scores(&request.model, version, &keyed)?;
+    store.save_scores_with_reasons(&request.model, version, &keyed)?;
     Ok(ScoreReport {
         model: request.model.clone(),
         version,

@@ -19,12 +19,13 @@ mod monitoring;
 mod reports;
 mod simulation;
 mod users;
+mod views;
 
 pub use decisions::*;
 pub use jobs::{
-    anomaly, evaluate, explain, export_features, export_items, import_files, importance, score,
-    train, AnomalyRequest, EvaluateRequest, ExplainRequest, ExportRequest, ScoreRequest,
-    TrainRequest,
+    anomaly, evaluate, explain, export_features, export_items, import_bytes, import_files,
+    importance, score, train, AnomalyRequest, EvaluateRequest, ExplainRequest, ExportRequest,
+    ScoreRequest, TrainRequest,
 };
 pub use linking::{
     explain_link, link_files, process_usage, read_table, LinkReport, LinkRequest, LinkSeconds,
@@ -34,9 +35,14 @@ pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
 pub use simulation::{simulate, RiskLearner, SimulateRequest};
 pub use users::{
-    add_user, create_token, login, logout, new_secret, secret_digest, session_caller, token_caller,
-    Caller, NewSession, NewToken, Role, UserReport, MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS,
-    MIN_PASSWORD_CHARS,
+    add_user, create_token, login, logout, new_secret, secret_digest, session_caller, set_password,
+    token_caller, Caller, NewSession, NewToken, Role, UserReport, MAX_PASSWORD_BYTES,
+    MAX_USER_NAME_CHARS, MIN_PASSWORD_CHARS,
+};
+pub use views::{
+    audit_log, dashboard, declaration, declaration_exists, declaration_scores, queue, ConflictView,
+    Dashboard, DeclarationView, DerivedValue, ItemScore, Queue, QueueFilter, QueueRow, QueueSort,
+    RecentResult, RelatedRow, LANES,
 };
 
 /// Progress reporting and interruption for long jobs.

@@ -157,6 +157,13 @@ pub struct Reason {
     pub log_odds: f64,
 }
 
+impl Reason {
+    /// One line: `words = value (+0.42)`, the contribution in log-odds with its sign.
+    pub fn in_words(&self) -> String {
+        format!("{} = {} ({:+.2})", self.words, self.value, self.log_odds)
+    }
+}
+
 /// One scored declaration item.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScoredItem {
@@ -280,4 +287,63 @@ pub struct AnomalyReport {
     pub evaluation: Option<AnomalyEvaluation>,
     /// The most unusual items.
     pub top: Vec<AnomalousItem>,
+}
+
+impl EvaluationReport {
+    /// Precision, recall and revenue share against the share inspected, as an SVG chart, with
+    /// the 1, 2, 5 and 10% rates marked.
+    pub fn rate_chart(&self) -> String {
+        let points: Vec<borderlens_charts::RateCurvePoint> = self
+            .curve
+            .iter()
+            .map(|p| borderlens_charts::RateCurvePoint {
+                rate_percent: p.rate,
+                precision: p.precision,
+                recall: p.recall,
+                revenue_share: p.revenue,
+            })
+            .collect();
+        let title = format!(
+            "{} v{} on {}..{}: precision, recall, revenue vs share inspected",
+            self.model, self.version, self.from, self.to
+        );
+        borderlens_charts::rate_curves_svg(&title, &points, &[1.0, 2.0, 5.0, 10.0])
+    }
+}
+
+impl ExplainReport {
+    /// The score's waterfall as an SVG chart: the twelve largest contributions, the rest summed
+    /// into one bar, from the base log-odds to this declaration's.
+    pub fn waterfall_chart(&self) -> String {
+        let shown = 12;
+        let mut bars: Vec<(String, f64)> = self
+            .contributions
+            .iter()
+            .take(shown)
+            .map(|c| (format!("{} = {}", c.words, c.value), c.log_odds))
+            .collect();
+        if self.contributions.len() > shown {
+            let rest: f64 = self
+                .contributions
+                .iter()
+                .skip(shown)
+                .map(|c| c.log_odds)
+                .sum();
+            bars.push((
+                format!("{} other fields", self.contributions.len() - shown),
+                rest,
+            ));
+        }
+        let title = format!(
+            "declaration {} item {}: score {:.3}",
+            self.declaration_id, self.item_no, self.score
+        );
+        borderlens_charts::waterfall_svg(
+            &title,
+            self.base_log_odds,
+            &bars,
+            self.log_odds,
+            "log-odds of fraud",
+        )
+    }
 }

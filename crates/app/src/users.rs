@@ -179,6 +179,15 @@ pub fn add_user(
     password: &str,
 ) -> Result<UserReport, JobError> {
     check_user_name(name)?;
+    check_password(password)?;
+    store.add_user(name, role.name(), &hash_password(password)?)?;
+    Ok(UserReport {
+        user: name.to_string(),
+        role,
+    })
+}
+
+fn check_password(password: &str) -> Result<(), JobError> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
         return Err(JobError::Invalid(format!(
@@ -191,11 +200,17 @@ pub fn add_user(
             password.len()
         )));
     }
-    store.add_user(name, role.name(), &hash_password(password)?)?;
-    Ok(UserReport {
-        user: name.to_string(),
-        role,
-    })
+    Ok(())
+}
+
+/// Sets a new password for user `name` (hashed with argon2id); the user's sessions end.
+pub fn set_password(store: &mut Store, name: &str, password: &str) -> Result<(), JobError> {
+    check_password(password)?;
+    if store.set_password_hash(name, &hash_password(password)?)? {
+        Ok(())
+    } else {
+        Err(JobError::NotFound(format!("no user '{name}'")))
+    }
 }
 
 /// Creates an API token for an existing user. The token is returned once; the store keeps its

@@ -17,7 +17,9 @@
 use std::fmt::Write as _;
 
 pub mod check;
+pub mod intervals;
 pub mod kit;
+pub mod lines;
 
 use kit::{c, label, name_margin, no_data, open, x_axis, Scale, BOTTOM, TOP, WIDTH};
 

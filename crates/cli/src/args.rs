@@ -397,7 +397,9 @@ pub struct ExportArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to benchmark: risk (GBDT vs LightGBM + shap) or link (vs Splink on generated data).
+    /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data) or
+    /// serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
+    /// rates).
     pub what: String,
     /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.
     #[arg(long, default_value = "data/sample")]
@@ -421,12 +423,39 @@ pub struct BenchArgs {
     /// link: seed of the generated data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// link: folder for the generated data and both tools' outputs (data is reused).
-    #[arg(long, default_value = "target/bench-link")]
-    pub work: PathBuf,
+    /// link: folder for the generated data and both tools' outputs (data is reused; default
+    /// target/bench-link). serve: folder for the databases, server logs, bench-serve.json and
+    /// bench-serve.svg (default target/bench-serve).
+    #[arg(long)]
+    pub work: Option<PathBuf>,
     /// link: skip the Splink side.
     #[arg(long)]
     pub no_splink: bool,
+    /// serve: offered request rates (requests/s), one step each, in increasing order.
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
+    pub rates: Vec<u32>,
+    /// serve: seconds of each rate step.
+    #[arg(long, default_value_t = 5.0)]
+    pub step_seconds: f64,
+    /// serve: request kinds, comma-separated: submit (control results), read (score or decision).
+    #[arg(long, value_delimiter = ',', default_value = "submit,read")]
+    pub kinds: Vec<String>,
+    /// serve: SQLite `synchronous` settings to measure, comma-separated: normal, full.
+    #[arg(long, value_delimiter = ',', default_value = "normal,full")]
+    pub synchronous: Vec<String>,
+    /// serve: declaration items imported from the sample (the first N of 2020).
+    #[arg(long, default_value_t = 2000)]
+    pub declarations: usize,
+    /// serve: most connections the load generator opens.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// serve: a request not answered within this many milliseconds of its scheduled send
+    /// counts as a timeout.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+    /// serve: the whole load test stops scheduling steps after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub max_seconds: u64,
 }
 
 #[derive(Args)]
@@ -437,6 +466,12 @@ pub struct DemoArgs {
     /// Folder for charts.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
+    /// Where the demo's pages are served at the end (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Stop after the jobs instead of serving the pages.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -675,8 +710,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match a.what.as_str() {
                 "risk" => crate::bench::risk(a, cli.json, &bars)?,
                 "link" => crate::bench::link(a, cli.json, &bars)?,
+                "serve" => crate::bench_serve::serve(a, cli.json, &bars)?,
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk` or `borderlens bench link`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link` or `bench serve`"
                 ),
             }
             Ok(ExitCode::SUCCESS)
@@ -791,7 +827,35 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     output::write_importance(&chart, &importance)?;
     outln!("\nglobal importance chart: {}", chart.display());
     demo_loop(&mut store, a, bars)?;
-    Ok(ExitCode::SUCCESS)
+    if a.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let users = crate::service_cmds::demo_users(&mut store)?;
+    drop(store);
+    outln!(
+        "\n== 10. the pages: risk queue, declarations, control form, dashboard (borderlens serve)"
+    );
+    outln!("log in as one of (new passwords each run):");
+    for (name, password) in &users {
+        outln!("  {name:<14} {password}");
+    }
+    // The port asked for, or any free one when it is taken (a second demo, another service).
+    let addr = match std::net::TcpListener::bind(a.addr) {
+        Ok(listener) => {
+            drop(listener);
+            a.addr
+        }
+        Err(_) => std::net::SocketAddr::new(a.addr.ip(), 0),
+    };
+    crate::service_cmds::serve(
+        &cli.db,
+        &crate::service_cmds::ServeArgs {
+            addr,
+            insecure_cookies: false,
+            session_minutes: borderlens_server::DEFAULT_SESSION_SECONDS / 60,
+        },
+        cli.json,
+    )
 }
 
 /// The default policy the demo stores (also `data/policies/port-default.json`).

@@ -204,7 +204,11 @@ pub fn link(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
     if n == 0 {
         bail!("--records must be at least 1");
     }
-    let dir = a.work.join(format!("febrl-like-{n}-{}", a.seed));
+    let work = a
+        .work
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/bench-link"));
+    let dir = work.join(format!("febrl-like-{n}-{}", a.seed));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (left, right) = (dir.join("a.csv"), dir.join("b.csv"));
     if !left.exists() || !right.exists() {

@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod bench_serve;
 mod loop_cmds;
 mod output;
 mod progress;

@@ -7,7 +7,7 @@ use borderlens_app::{
     AnomalyReport, EvaluationReport, ExplainReport, FileReport, ScoreReport, TargetingMetrics,
     TrainReport,
 };
-use borderlens_risk::charts::{self, RateCurvePoint};
+use borderlens_risk::charts;
 use borderlens_selection::simulate::SimulationReport;
 use borderlens_store::ModelInfo;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -281,55 +281,11 @@ fn write(path: &Path, svg: String) -> anyhow::Result<()> {
 }
 
 pub fn write_rate_chart(path: &Path, r: &EvaluationReport) -> anyhow::Result<()> {
-    let points: Vec<RateCurvePoint> = r
-        .curve
-        .iter()
-        .map(|p| RateCurvePoint {
-            rate_percent: p.rate,
-            precision: p.precision,
-            recall: p.recall,
-            revenue_share: p.revenue,
-        })
-        .collect();
-    let title = format!(
-        "{} v{} on {}..{}: precision, recall, revenue vs share inspected",
-        r.model, r.version, r.from, r.to
-    );
-    write(
-        path,
-        charts::rate_curves_svg(&title, &points, &[1.0, 2.0, 5.0, 10.0]),
-    )
+    write(path, r.rate_chart())
 }
 
 pub fn write_waterfall(path: &Path, r: &ExplainReport) -> anyhow::Result<()> {
-    let shown = 12;
-    let mut bars: Vec<(String, f64)> = r
-        .contributions
-        .iter()
-        .take(shown)
-        .map(|c| (format!("{} = {}", c.words, c.value), c.log_odds))
-        .collect();
-    let rest: f64 = r.contributions.iter().skip(shown).map(|c| c.log_odds).sum();
-    if r.contributions.len() > shown {
-        bars.push((
-            format!("{} other fields", r.contributions.len() - shown),
-            rest,
-        ));
-    }
-    let title = format!(
-        "declaration {} item {}: score {:.3}",
-        r.declaration_id, r.item_no, r.score
-    );
-    write(
-        path,
-        charts::waterfall_svg(
-            &title,
-            r.base_log_odds,
-            &bars,
-            r.log_odds,
-            "log-odds of fraud",
-        ),
-    )
+    write(path, r.waterfall_chart())
 }
 
 pub fn write_importance(path: &Path, importance: &[(String, f64)]) -> anyhow::Result<()> {

@@ -42,6 +42,15 @@ pub enum UserCommand {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// Set a new password (first line of standard input, or of --password-file); the user's
+    /// sessions end.
+    Password {
+        /// User name.
+        name: String,
+        /// Read the password from the first line of this file instead of standard input.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,8 +152,43 @@ pub fn user(store: &mut Store, command: &UserCommand, json: bool) -> anyhow::Res
                 );
             }
         }
+        UserCommand::Password {
+            name,
+            password_file,
+        } => {
+            let password = read_password(password_file.as_deref(), name)?;
+            app::set_password(store, name, &password)?;
+            if json {
+                outln!("{}", serde_json::json!({"user": name, "password": "set"}));
+            } else {
+                outln!("password of {name} set; their sessions ended");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's users: one per role that works in the pages (`demo-officer`, ...), each with a
+/// new random password every run (printed once), so that no fixed password ever opens a demo
+/// that someone left running.
+pub fn demo_users(store: &mut borderlens_store::Store) -> anyhow::Result<Vec<(String, String)>> {
+    let mut users = Vec::new();
+    for role in [
+        app::Role::Officer,
+        app::Role::Analyst,
+        app::Role::Manager,
+        app::Role::Admin,
+    ] {
+        let name = format!("demo-{}", role.name());
+        let password = app::new_secret()?[..16].to_string();
+        if store.user(&name)?.is_some() {
+            app::set_password(store, &name, &password)?;
+        } else {
+            app::add_user(store, &name, role, &password)?;
+        }
+        users.push((name, password));
+    }
+    Ok(users)
 }
 
 pub fn token(store: &mut Store, command: &TokenCommand, json: bool) -> anyhow::Result<ExitCode> {

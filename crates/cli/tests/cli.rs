@@ -793,7 +793,7 @@ fn demo_writes_its_charts() {
     let out = borderlens_in(
         Some(Path::new(REPO_ROOT)),
         &db_in(&dir),
-        &["demo", "--out", path_str(&out_dir)],
+        &["demo", "--no-serve", "--out", path_str(&out_dir)],
     );
 
     // Assert

@@ -145,6 +145,50 @@ async fn check(
     guard: &Guard,
     headers: &HeaderMap,
 ) -> Result<Authenticated, ApiError> {
+    let authenticated = identify(state, headers).await?;
+    check_role(guard, &authenticated.caller)?;
+    if authenticated.session_id.is_some() && guard.changes_state {
+        let given = headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !csrf_matches(&authenticated.caller, given) {
+            return Err(ApiError::forbidden(
+                "missing or wrong X-CSRF-Token header: a request with the session cookie that \
+                 changes state must carry the csrf_token returned by login",
+            ));
+        }
+    }
+    Ok(authenticated)
+}
+
+/// 403 unless the caller's role is one the route admits.
+pub(crate) fn check_role(guard: &Guard, caller: &Caller) -> Result<(), ApiError> {
+    if guard.roles.contains(&caller.role) {
+        return Ok(());
+    }
+    let allowed: Vec<&str> = guard.roles.iter().map(|r| r.name()).collect();
+    Err(ApiError::forbidden(format!(
+        "role {} may not use {} {} (allowed: {})",
+        caller.role.name(),
+        guard.method,
+        guard.path,
+        allowed.join(", ")
+    )))
+}
+
+/// Whether `given` is the CSRF token of the caller's session.
+pub(crate) fn csrf_matches(caller: &Caller, given: &str) -> bool {
+    let expected = caller.csrf_token.as_deref().unwrap_or_default();
+    !expected.is_empty() && same_secret(given, expected)
+}
+
+/// Who calls: 401 without valid credentials (no cookie or token, a malformed header, an
+/// unknown, revoked or expired secret).
+pub(crate) async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Authenticated, ApiError> {
     let (caller, session_id) =
         match credentials(headers) {
             Credentials::None => return Err(ApiError::unauthenticated(
@@ -181,29 +225,6 @@ async fn check(
                 (caller, Some(id))
             }
         };
-    if !guard.roles.contains(&caller.role) {
-        let allowed: Vec<&str> = guard.roles.iter().map(|r| r.name()).collect();
-        return Err(ApiError::forbidden(format!(
-            "role {} may not use {} {} (allowed: {})",
-            caller.role.name(),
-            guard.method,
-            guard.path,
-            allowed.join(", ")
-        )));
-    }
-    if session_id.is_some() && guard.changes_state {
-        let expected = caller.csrf_token.as_deref().unwrap_or_default();
-        let given = headers
-            .get(CSRF_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        if expected.is_empty() || !same_secret(given, expected) {
-            return Err(ApiError::forbidden(
-                "missing or wrong X-CSRF-Token header: a request with the session cookie that \
-                 changes state must carry the csrf_token returned by login",
-            ));
-        }
-    }
     Ok(Authenticated { caller, session_id })
 }
 

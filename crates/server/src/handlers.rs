@@ -136,7 +136,7 @@ struct SessionBody {
 
 /// The session cookie: `HttpOnly` (no script reads it), `SameSite=Strict` (no other site's
 /// page sends it), `Path=/`, and `Secure` unless configured off.
-fn session_cookie_header(
+pub(crate) fn session_cookie_header(
     state: &AppState,
     value: &str,
     max_age: u32,
@@ -160,7 +160,26 @@ pub(crate) async fn login(
 ) -> Result<Response, ApiError> {
     let bytes = json_body(&headers, body)?;
     let request: LoginRequest = parse_json(&bytes)?;
-    let keys = limiter_keys(&request.user, ip);
+    let session = attempt_login(&state, ip, request.user, request.password).await?;
+    let cookie = session_cookie_header(&state, &session.session_id, state.config.session_seconds)?;
+    let body = SessionBody {
+        user: session.user,
+        role: session.role,
+        csrf_token: session.csrf_token,
+        expires_at: session.expires_at,
+    };
+    Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Checks a user name and password under the login rate limit: the new session, 401 for a
+/// wrong name or password, 429 with `Retry-After` over the limit.
+pub(crate) async fn attempt_login(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    user: String,
+    password: String,
+) -> Result<app::NewSession, ApiError> {
+    let keys = limiter_keys(&user, ip);
     let attempt = state
         .limiter
         .begin(&keys, Instant::now())
@@ -175,21 +194,14 @@ pub(crate) async fn login(
         })?;
     let ttl = state.config.session_seconds;
     let session = blocking(&state.pool, None, move |store| {
-        app::login(store, &request.user, &request.password, ttl)
+        app::login(store, &user, &password, ttl)
     })
     .await?;
     let Some(session) = session else {
         return Err(ApiError::unauthenticated("wrong user name or password"));
     };
     state.limiter.succeeded(&keys, attempt);
-    let cookie = session_cookie_header(&state, &session.session_id, ttl)?;
-    let body = SessionBody {
-        user: session.user,
-        role: session.role,
-        csrf_token: session.csrf_token,
-        expires_at: session.expires_at,
-    };
-    Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
+    Ok(session)
 }
 
 pub(crate) async fn logout(
@@ -235,7 +247,7 @@ pub(crate) async fn explain_decision(
     auth: Authenticated,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id.map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))?;
+    let id = declaration_id(id)?;
     let trace = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::explain_decision(store, &id)
     })
@@ -269,6 +281,337 @@ pub(crate) async fn estimates(
     }
     let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::estimates(store, &by, CONFIDENCE)
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+/// The path's declaration id, 400 when it cannot be decoded.
+pub(crate) fn declaration_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))
+}
+
+/// A date `YYYY-MM-DD`, or 422 naming `field`.
+fn date(field: &str, text: &str) -> Result<chrono::NaiveDate, ApiError> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        let reason = format!(
+            "'{}' is not a date: use YYYY-MM-DD",
+            text.chars().take(40).collect::<String>()
+        );
+        ApiError {
+            fields: vec![FieldError::new(field, reason.clone())],
+            ..ApiError::unprocessable(format!("{field}: {reason}"))
+        }
+    })
+}
+
+/// A query string of the wrong shape: 422 naming what is wrong.
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::unprocessable(e.body_text()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueQuery {
+    day: Option<String>,
+    lane: Option<String>,
+    office: Option<String>,
+    sort: Option<String>,
+}
+
+pub(crate) async fn queue(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    query: Result<Query<QueueQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = query_of(query)?;
+    let sort = match query.sort.as_deref() {
+        None => app::QueueSort::default(),
+        Some(name) => app::QueueSort::parse(name).ok_or_else(|| ApiError {
+            fields: vec![FieldError::new("sort", "use lane, score, pi or id")],
+            ..ApiError::unprocessable("sort: use lane, score, pi or id")
+        })?,
+    };
+    if let Some(lane) = &query.lane {
+        if !app::LANES.contains(&lane.as_str()) {
+            return Err(ApiError {
+                fields: vec![FieldError::new("lane", "use red, yellow or green")],
+                ..ApiError::unprocessable("lane: use red, yellow or green")
+            });
+        }
+    }
+    let filter = app::QueueFilter {
+        day: query.day,
+        lane: query.lane,
+        office: query.office,
+        sort,
+    };
+    let queue = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::queue(store, &filter)
+    })
+    .await?;
+    Ok(Json(queue).into_response())
+}
+
+#[derive(Serialize)]
+struct ScoresBody {
+    declaration_id: String,
+    scores: Vec<app::ItemScore>,
+}
+
+pub(crate) async fn declaration_scores(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = declaration_id(id)?;
+    let lookup = id.clone();
+    let scores = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::declaration_scores(store, &lookup)
+    })
+    .await?;
+    Ok(Json(ScoresBody {
+        declaration_id: id,
+        scores,
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OverrideRequest {
+    lane: String,
+    reason: String,
+}
+
+pub(crate) async fn override_decision(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let id = declaration_id(id)?;
+    let bytes = json_body(&headers, body)?;
+    let request: OverrideRequest = parse_json(&bytes)?;
+    let entry = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::override_decision(store, &id, &request.lane, &request.reason)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(app::DecisionEntry::from(entry))).into_response())
+}
+
+pub(crate) async fn bias_audit(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Response, ApiError> {
+    let audit = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::bias_audit(store, &borderlens_monitor::bias::BiasOptions::default())
+    })
+    .await?;
+    Ok(Json(audit).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DriftQuery {
+    reference_from: String,
+    reference_to: String,
+    from: String,
+    to: String,
+    model: Option<String>,
+}
+
+pub(crate) async fn drift(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    query: Result<Query<DriftQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query_of(query)?;
+    let request = app::DriftRequest {
+        reference: (
+            date("reference_from", &q.reference_from)?,
+            date("reference_to", &q.reference_to)?,
+        ),
+        current: (date("from", &q.from)?, date("to", &q.to)?),
+        model: q.model,
+    };
+    let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::drift_report(store, &request)
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SelectBody {
+    policy: String,
+    model: String,
+    from: String,
+    to: String,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    per_office: bool,
+}
+
+pub(crate) async fn select(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = json_body(&headers, body)?;
+    let b: SelectBody = parse_json(&bytes)?;
+    let request = app::SelectRequest {
+        from: date("from", &b.from)?,
+        to: date("to", &b.to)?,
+        policy: b.policy,
+        model: b.model,
+        seed: b.seed,
+        per_office: b.per_office,
+    };
+    let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::select(store, &request, &app::Silent)
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScoreBody {
+    model: String,
+    version: Option<u32>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(default = "default_rate")]
+    rate: u32,
+}
+
+fn default_rate() -> u32 {
+    5
+}
+
+/// Items listed in the answer of the score job (the riskiest); all are saved.
+const SCORED_LISTED: usize = 100;
+
+#[derive(Serialize)]
+struct ScoreSummary {
+    model: String,
+    version: u32,
+    rate: u32,
+    threshold: f64,
+    scored: usize,
+    selected: usize,
+    riskiest: Vec<app::ScoredItem>,
+}
+
+pub(crate) async fn score(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = json_body(&headers, body)?;
+    let b: ScoreBody = parse_json(&bytes)?;
+    let request = app::ScoreRequest {
+        from: b.from.as_deref().map(|d| date("from", d)).transpose()?,
+        to: b.to.as_deref().map(|d| date("to", d)).transpose()?,
+        model: b.model,
+        version: b.version,
+        explain: true,
+        top_reasons: 3,
+        rate: b.rate,
+    };
+    let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::score(store, &request, &app::Silent)
+    })
+    .await?;
+    let selected = report.items.iter().filter(|i| i.selected).count();
+    Ok(Json(ScoreSummary {
+        model: report.model,
+        version: report.version,
+        rate: report.rate,
+        threshold: report.threshold,
+        scored: report.items.len(),
+        selected,
+        riskiest: report.items.into_iter().take(SCORED_LISTED).collect(),
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportQuery {
+    name: String,
+    #[serde(default)]
+    strict: bool,
+}
+
+/// Longest file name kept as a source.
+const MAX_SOURCE_NAME: usize = 200;
+
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    query: Result<Query<ImportQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let query = query_of(query)?;
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "file over {} MiB: nothing was stored; use `borderlens import`",
+                    crate::MAX_IMPORT_BYTES / (1024 * 1024)
+                ),
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the file: {}", rejection.body_text()))
+        }
+    })?;
+    let is_csv = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/csv"));
+    if !is_csv {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be text/csv",
+        ));
+    }
+    let name = query.name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_SOURCE_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError {
+            fields: vec![FieldError::new(
+                "name",
+                format!("a file name of 1 to {MAX_SOURCE_NAME} printable characters"),
+            )],
+            ..ApiError::unprocessable("name: a file name of printable characters")
+        });
+    }
+    let source = format!("upload:{name}");
+    let user = auth.caller.user.clone();
+    let report = blocking(&state.pool, Some(user), move |store| {
+        app::import_bytes(
+            store,
+            &source,
+            &bytes,
+            &borderlens_ingest::ColumnMapping::kcs_default(),
+            query.strict,
+            &app::Silent,
+        )
     })
     .await?;
     Ok(Json(report).into_response())

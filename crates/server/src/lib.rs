@@ -21,6 +21,7 @@ mod auth;
 mod error;
 mod handlers;
 mod openapi;
+mod pages;
 mod pool;
 mod routes;
 
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use pages::{pages, Page};
 pub use routes::{routes, Access, Route, API_PREFIX};
 
 /// Name of the session cookie.
@@ -40,6 +42,9 @@ pub const SESSION_COOKIE: &str = "borderlens_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest request body accepted, in bytes (256 KiB); larger bodies are answered 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest declarations file accepted by `POST /api/v1/imports`, in bytes (64 MiB, about
+/// 300,000 declaration items of the sample's layout); larger ones go through `borderlens import`.
+pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
 /// Default session lifetime: eight hours, one shift.
 pub const DEFAULT_SESSION_SECONDS: u32 = 8 * 3600;
 

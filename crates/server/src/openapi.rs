@@ -63,7 +63,7 @@ fn operation(route: &Route) -> Value {
         errors.extend([
             (400, "Malformed JSON"),
             (413, "Request body over the limit; nothing stored"),
-            (415, "Content-Type is not application/json"),
+            (415, "Content-Type is not the request body's media type"),
             (
                 422,
                 "Well-formed JSON with wrong types, missing or unknown fields, or refused \
@@ -122,9 +122,14 @@ fn operation(route: &Route) -> Value {
         op["parameters"] = Value::Array(parameters);
     }
     if let Some(schema) = &route.request_body {
+        // A body that is not JSON says its media type in the schema (`contentMediaType`).
+        let media = schema
+            .get("contentMediaType")
+            .and_then(Value::as_str)
+            .unwrap_or("application/json");
         op["requestBody"] = json!({
             "required": true,
-            "content": {"application/json": {"schema": schema}}
+            "content": {media: {"schema": schema}}
         });
     }
     op
@@ -374,6 +379,147 @@ pub(crate) mod schemas {
                     "type": "object",
                     "required": ["segment", "estimate", "naive"],
                     "properties": {"segment": {"type": "string"}, "estimate": nullable, "naive": estimate}
+                }}
+            }
+        })
+    }
+
+    pub(crate) fn queue() -> Value {
+        json!({
+            "type": "object",
+            "required": ["day", "days", "offices", "lanes", "rows"],
+            "properties": {
+                "day": {"type": ["string", "null"]},
+                "days": {"type": "array", "items": {"type": "string"}},
+                "offices": {"type": "array", "items": {"type": "string"}},
+                "lanes": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "rows": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["declaration_id", "lane", "source", "pi", "reasons", "overridden"],
+                    "properties": {
+                        "declaration_id": {"type": "string"}, "date": {"type": "string"},
+                        "office": {"type": "string"}, "importer": {"type": "string"},
+                        "hs6": {"type": "string"}, "origin": {"type": "string"},
+                        "lane": {"type": "string", "enum": ["red", "yellow", "green"]},
+                        "source": {"type": "string"},
+                        "pi": {"type": "number", "minimum": 0, "maximum": 1},
+                        "score": {"type": ["number", "null"]},
+                        "reasons": {"type": "array", "items": {"type": "string"}},
+                        "overridden": {"type": "boolean"},
+                        "outcome": {"type": ["string", "null"]}
+                    }
+                }}
+            }
+        })
+    }
+
+    pub(crate) fn declaration_scores() -> Value {
+        json!({
+            "type": "object",
+            "required": ["declaration_id", "scores"],
+            "properties": {
+                "declaration_id": {"type": "string"},
+                "scores": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["item_no", "model", "version", "score", "scored_at", "reasons"],
+                    "properties": {
+                        "item_no": {"type": "integer"}, "model": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "score": {"type": "number", "minimum": 0, "maximum": 1},
+                        "scored_at": {"type": "string"},
+                        "reasons": {"type": "array", "items": {"type": "string"}}
+                    }
+                }}
+            }
+        })
+    }
+
+    pub(crate) fn override_request() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["lane", "reason"],
+            "properties": {
+                "lane": {"type": "string", "enum": ["red", "yellow", "green"]},
+                "reason": {"type": "string", "minLength": 1, "description": "Mandatory; kept in the record"}
+            }
+        })
+    }
+
+    pub(crate) fn decision_entry() -> Value {
+        json!({
+            "type": "object",
+            "required": ["id", "at", "actor", "batch", "policy", "pi", "stratum", "lane", "source"],
+            "properties": {
+                "id": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
+                "batch": {"type": "string"}, "policy": {"type": "string"},
+                "pi": {"type": "number"}, "stratum": {"type": "string"},
+                "lane": {"type": "string"}, "source": {"type": "string"},
+                "overrides": {"type": ["integer", "null"]},
+                "override_reason": {"type": ["string", "null"]}
+            }
+        })
+    }
+
+    pub(crate) fn score_request() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["model"],
+            "properties": {
+                "model": {"type": "string"},
+                "version": {"type": "integer", "description": "Default: the latest"},
+                "from": {"type": "string", "format": "date", "description": "Default: the day after the model's training data"},
+                "to": {"type": "string", "format": "date"},
+                "rate": {"type": "integer", "enum": [1, 2, 5, 10], "default": 5}
+            }
+        })
+    }
+
+    pub(crate) fn score_summary() -> Value {
+        json!({
+            "type": "object",
+            "required": ["model", "version", "rate", "threshold", "scored", "selected", "riskiest"],
+            "properties": {
+                "model": {"type": "string"}, "version": {"type": "integer"},
+                "rate": {"type": "integer"}, "threshold": {"type": "number"},
+                "scored": {"type": "integer"}, "selected": {"type": "integer"},
+                "riskiest": {"type": "array", "items": {"type": "object"}}
+            }
+        })
+    }
+
+    pub(crate) fn select_request() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["policy", "model", "from", "to"],
+            "properties": {
+                "policy": {"type": "string"}, "model": {"type": "string"},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "seed": {"type": "integer", "default": 0},
+                "per_office": {"type": "boolean", "default": false}
+            }
+        })
+    }
+
+    pub(crate) fn file_report() -> Value {
+        json!({
+            "type": "object",
+            "required": ["file", "file_error", "records", "inserted", "unchanged", "labelled", "conflicts", "rejected"],
+            "properties": {
+                "file": {"type": "string"},
+                "file_error": {"type": ["string", "null"]},
+                "records": {"type": "integer"}, "inserted": {"type": "integer"},
+                "unchanged": {"type": "integer"}, "labelled": {"type": "integer"},
+                "conflicts": {"type": "array", "items": {"type": "string"}},
+                "rejected": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string"}, "line": {"type": "integer"},
+                        "field": {"type": ["string", "null"]}, "message": {"type": "string"}
+                    }
                 }}
             }
         })

@@ -16,7 +16,7 @@ use borderlens_app::Role;
 use serde_json::Value;
 
 use crate::openapi::schemas;
-use crate::{auth, handlers, AppState, MAX_BODY_BYTES};
+use crate::{auth, handlers, AppState, MAX_BODY_BYTES, MAX_IMPORT_BYTES};
 
 /// Prefix of every versioned API route.
 pub const API_PREFIX: &str = "/api/v1";
@@ -91,6 +91,33 @@ const EVERYONE: &[Role] = &Role::ALL;
 const RECORDERS: &[Role] = &[Role::Officer, Role::Manager, Role::Admin];
 const DECISION_READERS: &[Role] = &[Role::Officer, Role::Analyst, Role::Manager, Role::Admin];
 const ESTIMATE_READERS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
+const SCORERS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
+const SELECTORS: &[Role] = &[Role::Manager, Role::Admin];
+
+/// The OpenAPI object of the `{id}` path parameter.
+fn id_parameter() -> Value {
+    serde_json::json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "Declaration id",
+        "schema": {"type": "string"}
+    })
+}
+
+/// The OpenAPI object of an optional query parameter.
+fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
+    serde_json::json!({
+        "name": name, "in": "query", "required": false,
+        "description": description, "schema": schema
+    })
+}
+
+/// The OpenAPI object of a required date query parameter.
+fn date_parameter(name: &str, description: &str) -> Value {
+    serde_json::json!({
+        "name": name, "in": "query", "required": true,
+        "description": description, "schema": {"type": "string", "format": "date"}
+    })
+}
 
 /// Every route the service answers, in the order of the OpenAPI document.
 pub fn routes() -> Vec<Route> {
@@ -247,6 +274,185 @@ pub fn routes() -> Vec<Route> {
             errors: vec![],
             handler: |m| on(m, handlers::estimates),
         },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/imports",
+            access: Access::Roles(SCORERS),
+            summary: "Import declarations: a CSV file of the sample's layout as the body \
+                      (`borderlens import`). Bad records are reported with line and field and \
+                      not stored; the rest is, in one transaction; re-importing changes nothing; \
+                      a record contradicting what is stored is a conflict and the original stays",
+            operation_id: "importDeclarations",
+            parameters: vec![
+                serde_json::json!({
+                    "name": "name", "in": "query", "required": true,
+                    "description": "The file's name, used in reports and kept as the records' source",
+                    "schema": {"type": "string", "maxLength": 200}
+                }),
+                query_parameter(
+                    "strict",
+                    "Refuse the whole file when any record is bad",
+                    serde_json::json!({"type": "boolean", "default": false}),
+                ),
+            ],
+            request_body: Some(serde_json::json!({
+                "type": "string", "contentMediaType": "text/csv",
+                "description": "At most 64 MiB"
+            })),
+            responses: vec![(
+                200,
+                "What happened to the file (also when the whole file was refused: `file_error`)",
+                Content::Json(schemas::file_report()),
+            )],
+            errors: vec![],
+            handler: |m| on(m, handlers::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/select",
+            access: Access::Roles(SELECTORS),
+            summary: "Decide the lanes of a period's declarations with a policy, recording π \
+                      (`borderlens select`); days already decided are skipped",
+            operation_id: "select",
+            parameters: vec![],
+            request_body: Some(schemas::select_request()),
+            responses: vec![(
+                200,
+                "The batches decided",
+                Content::Json(serde_json::json!({"type": "object"})),
+            )],
+            errors: vec![(404, "No such policy or model")],
+            handler: |m| on(m, handlers::select),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/queue",
+            access: Access::Roles(DECISION_READERS),
+            summary: "The risk queue of a day: every declaration decided that day with its lane, \
+                      π, score, top reasons and control outcome (the queue page's data)",
+            operation_id: "queue",
+            parameters: vec![
+                query_parameter(
+                    "day",
+                    "Day (YYYY-MM-DD); default the latest decided day",
+                    serde_json::json!({"type": "string", "format": "date"}),
+                ),
+                query_parameter(
+                    "lane",
+                    "Only this lane",
+                    serde_json::json!({"type": "string", "enum": borderlens_app::LANES}),
+                ),
+                query_parameter(
+                    "office",
+                    "Only this office",
+                    serde_json::json!({"type": "string"}),
+                ),
+                query_parameter(
+                    "sort",
+                    "Order: lane then score (default), score, pi (rarest first) or id",
+                    serde_json::json!({"type": "string", "enum": ["lane", "score", "pi", "id"]}),
+                ),
+            ],
+            request_body: None,
+            responses: vec![(200, "The queue", Content::Json(schemas::queue()))],
+            errors: vec![(404, "Nothing was decided on that day")],
+            handler: |m| on(m, handlers::queue),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/declarations/{id}/score",
+            access: Access::Roles(DECISION_READERS),
+            summary: "The saved risk scores of a declaration's items, by model version, with \
+                      their top reasons (`borderlens score` saves them)",
+            operation_id: "declarationScores",
+            parameters: vec![id_parameter()],
+            request_body: None,
+            responses: vec![(
+                200,
+                "The scores",
+                Content::Json(schemas::declaration_scores()),
+            )],
+            errors: vec![(404, "No such declaration")],
+            handler: |m| on(m, handlers::declaration_scores),
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/declarations/{id}/override",
+            access: Access::Roles(RECORDERS),
+            summary: "Override the selection decision: a new lane with a mandatory reason, kept \
+                      beside the original decision (`borderlens override`)",
+            operation_id: "overrideDecision",
+            parameters: vec![id_parameter()],
+            request_body: Some(schemas::override_request()),
+            responses: vec![(
+                201,
+                "The override entry",
+                Content::Json(schemas::decision_entry()),
+            )],
+            errors: vec![],
+            handler: |m| on(m, handlers::override_decision),
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/score",
+            access: Access::Roles(SCORERS),
+            summary: "Score a period with a model and save the scores with their top reasons \
+                      (`borderlens score --explain`); answers the counts and the riskiest items",
+            operation_id: "score",
+            parameters: vec![],
+            request_body: Some(schemas::score_request()),
+            responses: vec![(
+                200,
+                "Scored and saved",
+                Content::Json(schemas::score_summary()),
+            )],
+            errors: vec![(404, "No such model")],
+            handler: |m| on(m, handlers::score),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/bias-audit",
+            access: Access::Roles(ESTIMATE_READERS),
+            summary: "Selection and hit rates by origin, office, importer size and declarant, \
+                      with flagged groups (`borderlens bias-audit`)",
+            operation_id: "biasAudit",
+            parameters: vec![],
+            request_body: None,
+            responses: vec![(
+                200,
+                "The audit",
+                Content::Json(serde_json::json!({"type": "object"})),
+            )],
+            errors: vec![],
+            handler: |m| on(m, handlers::bias_audit),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/drift",
+            access: Access::Roles(ESTIMATE_READERS),
+            summary: "Feature, score and hit-rate drift between two periods, with displacement \
+                      and alerts (`borderlens drift`)",
+            operation_id: "drift",
+            parameters: vec![
+                date_parameter("reference_from", "First day of the reference period"),
+                date_parameter("reference_to", "Last day of the reference period"),
+                date_parameter("from", "First day of the current period"),
+                date_parameter("to", "Last day of the current period"),
+                query_parameter(
+                    "model",
+                    "Compare this model's scores too",
+                    serde_json::json!({"type": "string"}),
+                ),
+            ],
+            request_body: None,
+            responses: vec![(
+                200,
+                "The drift report",
+                Content::Json(serde_json::json!({"type": "object"})),
+            )],
+            errors: vec![],
+            handler: |m| on(m, handlers::drift),
+        },
     ]
 }
 
@@ -281,7 +487,7 @@ pub(crate) fn router(state: AppState) -> Router {
         }
         router = router.route(route.path, method_router);
     }
-    router
+    crate::pages::add_pages(router, &state)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -289,17 +495,22 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Headers on every answer: the API serves data, never a page, so nothing it returns may be
+/// Headers on every answer. The API serves data, never a page, so nothing it returns may be
 /// sniffed into HTML, run as script, framed or cached (free text such as remarks is stored as
-/// typed and must stay inert). Server-rendered pages will need their own policy.
+/// typed and must stay inert). Pages set their own policy (their style sheet and script only,
+/// see `pages`) and static files their own cache time; everything else gets the strict default.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }

@@ -14,7 +14,9 @@ use borderlens_app::{self as app, Role, Silent};
 use borderlens_domain::LabelKind;
 use borderlens_ingest::ColumnMapping;
 use borderlens_risk::model::TrainOptions;
-use borderlens_server::{routes, Access, Route, ServeConfig, MAX_BODY_BYTES, SESSION_COOKIE};
+use borderlens_server::{
+    routes, Access, Route, ServeConfig, API_PREFIX, MAX_BODY_BYTES, SESSION_COOKIE,
+};
 use borderlens_store::Store;
 use chrono::NaiveDate;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
@@ -26,6 +28,14 @@ use tokio::sync::oneshot;
 const SAMPLE_TRAIN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../data/sample/df_syn_train_eng.csv"
+);
+const SAMPLE_VALID: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/sample/df_syn_valid_eng.csv"
+);
+const POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/policies/port-default.json"
 );
 const SERVER_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md");
 
@@ -83,6 +93,8 @@ fn template() -> &'static Template {
             &Silent,
         )
         .unwrap();
+        let policy = std::fs::read_to_string(POLICY).unwrap();
+        app::save_policy(&mut store, &policy).unwrap();
         let mut tokens = BTreeMap::new();
         for role in Role::ALL {
             app::add_user(&mut store, &user_name(role), role, &password(role)).unwrap();
@@ -184,6 +196,18 @@ impl TestApp {
     }
 
     async fn send(&self, method: Method, path: &str, auth: &Auth, body: Option<Vec<u8>>) -> Answer {
+        self.send_typed(method, path, auth, body.map(|b| (b, "application/json")))
+            .await
+    }
+
+    /// A request whose body has the given media type.
+    async fn send_typed(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Answer {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         match auth {
             Auth::None => {}
@@ -197,8 +221,8 @@ impl TestApp {
                 }
             }
         }
-        if let Some(body) = body {
-            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        if let Some((body, media)) = body {
+            request = request.header(CONTENT_TYPE, media).body(body);
         }
         let response = request.send().await.expect("the server answers");
         Answer {
@@ -287,14 +311,63 @@ fn submission(submission_id: &str, declaration: &str, remarks: &str) -> Value {
     })
 }
 
-/// A request that the route accepts from a role that may use it (for the role matrix).
-fn example_request(route: &Route, n: usize) -> (String, Option<Value>) {
+/// The header and lines `from..to` (1-based data lines) of the sample's second file, as CSV.
+fn sample_lines(from: usize, to: usize) -> String {
+    let text = std::fs::read_to_string(SAMPLE_VALID).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let mut out = format!("{header}\n");
+    for line in lines.skip(from - 1).take(to + 1 - from) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The bytes and media type of an example body: CSV text for imports, JSON otherwise.
+fn encoded(body: Value) -> (Vec<u8>, &'static str) {
+    match body {
+        Value::String(csv) => (csv.into_bytes(), "text/csv"),
+        other => (other.to_string().into_bytes(), "application/json"),
+    }
+}
+
+/// A request that the route accepts from a role that may use it (for the role matrix); an
+/// override asks for a lane other than the current one of `app`'s store.
+fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, Option<Value>) {
     let path = route.path.replace("{id}", DECLARATION);
+    let path = match route.path {
+        "/api/v1/imports" => format!("{path}?name=matrix-{n}.csv"),
+        "/api/v1/drift" => format!(
+            "{path}?reference_from=2020-01-01&reference_to=2020-01-01&from=2020-01-02&to=2020-01-03"
+        ),
+        _ => path,
+    };
     let body = route.takes_body().then(|| match route.path {
         "/api/v1/control-results" => submission(&format!("matrix-{n}"), DECLARATION, "ok"),
         "/api/v1/login" => {
             json!({"user": user_name(Role::Admin), "password": password(Role::Admin)})
         }
+        "/api/v1/declarations/{id}/override" => {
+            let current = app.and_then(|app| {
+                Store::open(&app.db)
+                    .unwrap()
+                    .decisions_for(DECLARATION)
+                    .unwrap()
+                    .pop()
+                    .map(|d| d.decision.lane)
+            });
+            let lane = ["red", "yellow", "green"]
+                .into_iter()
+                .find(|l| Some(*l) != current.as_deref())
+                .unwrap();
+            json!({"lane": lane, "reason": format!("matrix {n}: tip from the port police")})
+        }
+        "/api/v1/score" => json!({"model": "s", "from": "2020-01-01"}),
+        "/api/v1/imports" => Value::String(sample_lines(1, 3)),
+        "/api/v1/select" => json!({
+            "policy": "port-default", "model": "s", "from": "2020-01-01", "to": "2020-01-03"
+        }),
         other => panic!("no example body for {other}: add one"),
     });
     (path, body)
@@ -357,8 +430,14 @@ async fn openapi_documents_every_route_with_its_roles() {
             }
         }
         if route.takes_body() {
-            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
-            assert_eq!(schema["type"], "object", "{}", route.path);
+            let content = op["requestBody"]["content"].as_object().unwrap();
+            let (media, entry) = content.iter().next().unwrap();
+            let schema = &entry["schema"];
+            match media.as_str() {
+                "application/json" => assert_eq!(schema["type"], "object", "{}", route.path),
+                "text/csv" => assert_eq!(schema["type"], "string", "{}", route.path),
+                other => panic!("{}: unexpected media type {other}", route.path),
+            }
             for status in ["400", "413", "422"] {
                 assert!(
                     op["responses"][status].is_object(),
@@ -395,14 +474,9 @@ async fn every_api_route_without_valid_credentials_answers_401() {
             continue;
         }
         for auth in &bad {
-            let (path, body) = example_request(route, n);
+            let (path, body) = example_request(route, n, None);
             let answer = app
-                .send(
-                    route.method.clone(),
-                    &path,
-                    auth,
-                    body.map(|b| b.to_string().into_bytes()),
-                )
+                .send_typed(route.method.clone(), &path, auth, body.map(encoded))
                 .await;
             assert_eq!(
                 answer.status,
@@ -440,14 +514,9 @@ async fn the_role_matrix_is_enforced_on_every_route_for_every_role() {
             for auth in [app.token(role), Auth::Session(cookie, Some(csrf))] {
                 n += 1;
                 let before = app.stored_results().len();
-                let (path, body) = example_request(&route, n);
+                let (path, body) = example_request(&route, n, Some(&app));
                 let answer = app
-                    .send(
-                        route.method.clone(),
-                        &path,
-                        &auth,
-                        body.map(|b| b.to_string().into_bytes()),
-                    )
+                    .send_typed(route.method.clone(), &path, &auth, body.map(encoded))
                     .await;
                 let what = format!("{} {} as {}", route.method, route.path, role.name());
                 if route.access.allows(role) {
@@ -1021,6 +1090,91 @@ fn the_route_table_has_unique_routes_and_api_paths_under_the_prefix() {
             route.method,
             route.path
         );
-        assert!(route.path == "/healthz" || route.path.starts_with("/api/v1/"));
+        assert!(route.path == "/healthz" || route.path.starts_with(API_PREFIX));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// import over HTTP
+
+#[tokio::test]
+async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_stored() {
+    let app = spawn_app().await;
+    let token = app.token(Role::Analyst);
+    let mut csv = sample_lines(1, 40);
+    // A bad record: a date that is not one.
+    let bad = csv
+        .lines()
+        .nth(5)
+        .unwrap()
+        .replacen("2021-01-0", "2021-13-0", 1);
+    csv.push_str(&bad.replacen(|c: char| c.is_ascii_digit(), "9", 1));
+    csv.push('\n');
+    // Over the 256 KiB limit of JSON bodies, under the 64 MiB of imports.
+    let more = sample_lines(41, 3000);
+    let big = format!("{csv}{}", more.split_once('\n').unwrap().1);
+    assert!(big.len() > MAX_BODY_BYTES);
+    let post = |body: String, media: &'static str, query: &str| {
+        let path = format!("/api/v1/imports?{query}");
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.send_typed(
+                Method::POST,
+                &path,
+                &token,
+                Some((body.into_bytes(), media)),
+            )
+            .await
+        }
+    };
+    let first = post(big.clone(), "text/csv", "name=january.csv").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let report = first.json();
+    assert_eq!(report["file"], "upload:january.csv");
+    assert_eq!(report["rejected"].as_array().unwrap().len(), 1, "{report}");
+    let issue = &report["rejected"][0];
+    assert_eq!(issue["field"], "Date", "{issue}");
+    assert_eq!(issue["line"], 42, "{issue}");
+    let inserted = report["inserted"].as_u64().unwrap();
+    assert!(inserted >= 3000, "{report}");
+    // Re-importing changes nothing.
+    let again = post(big, "text/csv", "name=january.csv").await.json();
+    assert_eq!(again["inserted"], 0);
+    assert_eq!(again["unchanged"].as_u64().unwrap(), inserted);
+    // Strict refuses the whole file; a wrong media type or a missing name stores nothing.
+    let before = Store::open(&app.db).unwrap().count_items().unwrap();
+    let strict = post(
+        csv.replace("56839011", "56839012"),
+        "text/csv",
+        "name=s.csv&strict=true",
+    )
+    .await;
+    assert_eq!(strict.status, StatusCode::OK);
+    assert!(strict.json()["file_error"]
+        .as_str()
+        .unwrap()
+        .contains("strict"));
+    assert_eq!(
+        post(csv.clone(), "application/json", "name=x.csv")
+            .await
+            .status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        post(csv.clone(), "text/csv", "strict=true").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(Store::open(&app.db).unwrap().count_items().unwrap(), before);
+    // An officer may not import.
+    let officer = app
+        .send_typed(
+            Method::POST,
+            "/api/v1/imports?name=o.csv",
+            &app.token(Role::Officer),
+            Some((csv.into_bytes(), "text/csv")),
+        )
+        .await;
+    assert_eq!(officer.status, StatusCode::FORBIDDEN);
+    app.stop().await;
 }

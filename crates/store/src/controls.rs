@@ -111,12 +111,14 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(what)?;
         let existing: Option<(i64, String, String)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT id, payload_sha256, declaration_id FROM control_results WHERE submission_id = ?1",
-                [id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
-            .optional()
+            .and_then(|mut statement| {
+                statement
+                    .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                    .optional()
+            })
             .ctx(what)?;
         if let Some((stored_id, stored_digest, declaration)) = existing {
             if stored_digest == digest {
@@ -129,11 +131,10 @@ impl Store {
             });
         }
         let items: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM declaration_items WHERE declaration_id = ?1",
-                [&result.declaration_id],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT count(*) FROM declaration_items WHERE declaration_id = ?1")
+            .and_then(|mut statement| {
+                statement.query_row([&result.declaration_id], |row| row.get(0))
+            })
             .ctx(what)?;
         if items == 0 {
             return Err(StoreError::UnknownDeclaration {
@@ -141,14 +142,14 @@ impl Store {
                 declaration_id: result.declaration_id.clone(),
             });
         }
-        tx.execute(
-            &format!(
-                "INSERT INTO control_results (submission_id, declaration_id, schema_version,
-                    outcome, fraud, critical_fraud, payload_json, payload_sha256, source,
-                    recorded_by, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW})"
-            ),
-            params![
+        tx.prepare_cached(&format!(
+            "INSERT INTO control_results (submission_id, declaration_id, schema_version,
+                outcome, fraud, critical_fraud, payload_json, payload_sha256, source,
+                recorded_by, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW})"
+        ))
+        .and_then(|mut statement| {
+            statement.execute(params![
                 id,
                 result.declaration_id,
                 result.schema_version,
@@ -159,30 +160,30 @@ impl Store {
                 digest,
                 result.source,
                 actor
-            ],
-        )
+            ])
+        })
         .ctx(what)?;
         let new_id = tx.last_insert_rowid();
         let mut labelled = 0;
         if let Some(label) = result.label {
             // Raise each item's label to at least this one; never lower it.
             labelled = tx
-                .execute(
-                    &format!(
-                        "UPDATE declaration_items
-                         SET fraud = max(coalesce(fraud, 0), ?2),
-                             critical_fraud = max(coalesce(critical_fraud, 0), ?3),
-                             labelled_at = {NOW}, label_source = ?4, label_line = NULL
-                         WHERE declaration_id = ?1
-                           AND (fraud IS NULL OR fraud < ?2 OR critical_fraud < ?3)"
-                    ),
-                    params![
+                .prepare_cached(&format!(
+                    "UPDATE declaration_items
+                     SET fraud = max(coalesce(fraud, 0), ?2),
+                         critical_fraud = max(coalesce(critical_fraud, 0), ?3),
+                         labelled_at = {NOW}, label_source = ?4, label_line = NULL
+                     WHERE declaration_id = ?1
+                       AND (fraud IS NULL OR fraud < ?2 OR critical_fraud < ?3)"
+                ))
+                .and_then(|mut statement| {
+                    statement.execute(params![
                         result.declaration_id,
                         label.fraud,
                         label.critical,
                         format!("control result {new_id}")
-                    ],
-                )
+                    ])
+                })
                 .ctx(what)?;
         }
         let detail = serde_json::json!({

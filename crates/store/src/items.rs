@@ -318,6 +318,61 @@ impl Store {
             .ctx(|| format!("reading item {}", key_text(key)))
     }
 
+    /// Up to `limit` items of other declarations (`exclude` left out) that share the importer
+    /// or the declarant, newest first, each with what links it (`importer`, `declarant`, or
+    /// `importer, declarant`).
+    pub fn related_items(
+        &self,
+        importer_id: &str,
+        declarant_id: &str,
+        exclude: &str,
+        limit: usize,
+    ) -> Result<Vec<(DeclarationItem, String)>, StoreError> {
+        let what = || format!("reading the declarations related to '{exclude}'");
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM declaration_items
+                 WHERE (importer_id = ?1 OR declarant_id = ?2) AND declaration_id != ?3
+                 ORDER BY date DESC, declaration_id, item_no LIMIT ?4"
+            ))
+            .ctx(what)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(
+                params![importer_id, declarant_id, exclude, limit],
+                read_item,
+            )
+            .ctx(what)?;
+        let items: Vec<DeclarationItem> = rows.collect::<Result<_, _>>().ctx(what)?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let link = match (
+                    item.importer_id == importer_id,
+                    item.declarant_id == declarant_id,
+                ) {
+                    (true, true) => "importer, declarant",
+                    (true, false) => "importer",
+                    _ => "declarant",
+                };
+                (item, link.to_string())
+            })
+            .collect())
+    }
+
+    /// The date of the newest stored item, if any.
+    pub fn last_item_date(&self) -> Result<Option<NaiveDate>, StoreError> {
+        let what = || "reading the newest declaration date".to_string();
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT max(date) FROM declaration_items", [], |row| {
+                row.get(0)
+            })
+            .ctx(what)?;
+        Ok(text.and_then(|t| NaiveDate::parse_from_str(&t, DATE_FORMAT).ok()))
+    }
+
     /// Number of stored items.
     pub fn count_items(&self) -> Result<u64, StoreError> {
         self.conn

@@ -61,6 +61,27 @@ pub const DEFAULT_ACTOR: &str = "system";
 /// SQL expression of the current UTC time, ISO 8601 with milliseconds.
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+/// Environment variable choosing SQLite's `synchronous` setting for every store a process
+/// opens: `normal` (the default: WAL commits survive a killed process, the last ones may be
+/// lost on power loss) or `full` (an fsync per commit: they survive power loss too).
+pub const SYNCHRONOUS_ENV: &str = "BORDERLENS_SQLITE_SYNCHRONOUS";
+
+/// The `PRAGMA synchronous` value for the value of [`SYNCHRONOUS_ENV`] (unset: `NORMAL`).
+fn synchronous_setting(value: Option<&str>) -> Result<&'static str, StoreError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok("NORMAL"),
+        Some(v) if v.eq_ignore_ascii_case("normal") => Ok("NORMAL"),
+        Some(v) if v.eq_ignore_ascii_case("full") => Ok("FULL"),
+        Some(v) => Err(StoreError::Invalid {
+            what: SYNCHRONOUS_ENV.to_string(),
+            reason: format!(
+                "'{}' is not a synchronous setting: use normal or full",
+                v.chars().take(40).collect::<String>()
+            ),
+        }),
+    }
+}
+
 /// An open borderlens database. One per thread (it is `Send`, not `Sync`); several processes may
 /// open the same file (WAL mode lets readers work while one writer writes).
 pub struct Store {
@@ -90,8 +111,11 @@ impl Store {
         }
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_error)?;
-        // Safe with WAL: a power loss may lose the last commits, never corrupt the file.
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // NORMAL is safe with WAL: a commit survives the process being killed; a power loss
+        // may lose the last commits, never corrupt the file. FULL (an fsync per commit) closes
+        // that gap; `BORDERLENS_SQLITE_SYNCHRONOUS=full` chooses it.
+        let synchronous = synchronous_setting(std::env::var(SYNCHRONOUS_ENV).ok().as_deref())?;
+        conn.pragma_update(None, "synchronous", synchronous)
             .map_err(open_error)?;
         schema::migrate(&mut conn, path)?;
         Ok(Store {
@@ -124,6 +148,21 @@ impl Store {
             .ctx(|| "reading the schema version".to_string())
     }
 
+    /// SQLite's `synchronous` setting of this connection: `normal` or `full` (see
+    /// [`SYNCHRONOUS_ENV`]).
+    pub fn synchronous(&self) -> Result<&'static str, StoreError> {
+        let level: i64 = self
+            .conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .ctx(|| "reading the synchronous setting".to_string())?;
+        Ok(match level {
+            0 => "off",
+            1 => "normal",
+            2 => "full",
+            _ => "extra",
+        })
+    }
+
     /// The journal mode SQLite reports (`wal` for every store opened by [`Store::open`]).
     pub fn journal_mode(&self) -> Result<String, StoreError> {
         self.conn
@@ -150,7 +189,8 @@ pub(crate) fn key_text(key: &ItemKey) -> String {
 /// Fails with [`StoreError::Invalid`] unless `text` is valid JSON (SQLite's `json_valid`).
 pub(crate) fn check_json(conn: &Connection, what: &str, text: &str) -> Result<(), StoreError> {
     let valid: bool = conn
-        .query_row("SELECT json_valid(?1)", [text], |row| row.get(0))
+        .prepare_cached("SELECT json_valid(?1)")
+        .and_then(|mut statement| statement.query_row([text], |row| row.get(0)))
         .ctx(|| format!("checking {what}"))?;
     if valid {
         Ok(())

@@ -238,8 +238,16 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 "#;
 
+/// Schema version 4: the top reasons of a score (its largest contributions, in words, as a JSON
+/// array), saved with the score so that a queue of the day's declarations shows why each is
+/// risky without explaining them again.
+const V4: &str = r#"
+ALTER TABLE scores ADD COLUMN reasons_json TEXT
+    CHECK (reasons_json IS NULL OR json_type(reasons_json) = 'array');
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -18,6 +18,8 @@ pub struct StoredScore {
     pub score: f64,
     /// When it was saved (UTC, ISO 8601).
     pub scored_at: String,
+    /// Its top reasons in words, largest contribution first (empty when saved without).
+    pub reasons: Vec<String>,
 }
 
 impl Store {
@@ -30,6 +32,21 @@ impl Store {
         model: &str,
         version: u32,
         scores: &[(ItemKey, f64)],
+    ) -> Result<usize, StoreError> {
+        let with_reasons: Vec<(ItemKey, f64, Vec<String>)> = scores
+            .iter()
+            .map(|(key, score)| (key.clone(), *score, Vec::new()))
+            .collect();
+        self.save_scores_with_reasons(model, version, &with_reasons)
+    }
+
+    /// [`Store::save_scores`], each score with its top reasons in words (kept as a JSON array;
+    /// none is kept as NULL).
+    pub fn save_scores_with_reasons(
+        &mut self,
+        model: &str,
+        version: u32,
+        scores: &[(ItemKey, f64, Vec<String>)],
     ) -> Result<usize, StoreError> {
         let subject = format!("{model}@{version}");
         let what = || format!("saving scores of model {subject}");
@@ -58,19 +75,28 @@ impl Store {
             let mut upsert = tx
                 .prepare_cached(
                     "INSERT INTO scores (declaration_id, item_no, model_name, model_version,
-                         score, scored_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         score, scored_at, reasons_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (declaration_id, item_no, model_name, model_version)
-                     DO UPDATE SET score = excluded.score, scored_at = excluded.scored_at",
+                     DO UPDATE SET score = excluded.score, scored_at = excluded.scored_at,
+                         reasons_json = excluded.reasons_json",
                 )
                 .ctx(what)?;
-            for (key, score) in scores {
+            for (key, score, reasons) in scores {
                 if !score.is_finite() {
                     return Err(StoreError::InvalidScore {
                         key: key_text(key),
                         score: *score,
                     });
                 }
+                let reasons_json = if reasons.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::to_string(reasons).map_err(|e| StoreError::Sql {
+                        what: format!("{}: reasons of item {}", what(), key_text(key)),
+                        source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                    })?)
+                };
                 upsert
                     .execute(params![
                         key.declaration_id,
@@ -78,7 +104,8 @@ impl Store {
                         model,
                         version,
                         score,
-                        now
+                        now,
+                        reasons_json
                     ])
                     .map_err(|source| match source.sqlite_error_code() {
                         // The model exists (checked above): the item does not.
@@ -110,7 +137,7 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT model_name, model_version, score, scored_at FROM scores
+                "SELECT model_name, model_version, score, scored_at, reasons_json FROM scores
                  WHERE declaration_id = ?1 AND item_no = ?2
                  ORDER BY model_name, model_version",
             )
@@ -122,6 +149,10 @@ impl Store {
                     version: row.get(1)?,
                     score: row.get(2)?,
                     scored_at: row.get(3)?,
+                    reasons: row
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|text| serde_json::from_str(&text).ok())
+                        .unwrap_or_default(),
                 })
             })
             .ctx(what)?;

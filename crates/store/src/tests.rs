@@ -75,6 +75,21 @@ fn open_sets_wal_foreign_keys_and_schema_version() {
 }
 
 #[test]
+fn synchronous_is_normal_unless_full_is_asked_for() {
+    use crate::synchronous_setting;
+    assert_eq!(synchronous_setting(None).unwrap(), "NORMAL");
+    assert_eq!(synchronous_setting(Some("")).unwrap(), "NORMAL");
+    assert_eq!(synchronous_setting(Some("Full")).unwrap(), "FULL");
+    assert_eq!(synchronous_setting(Some(" normal ")).unwrap(), "NORMAL");
+    let error = synchronous_setting(Some("off")).unwrap_err().to_string();
+    assert!(error.contains("use normal or full"), "{error}");
+    // The process environment is not set by the tests: the default.
+    if std::env::var_os(crate::SYNCHRONOUS_ENV).is_none() {
+        assert_eq!(open().1.synchronous().unwrap(), "normal");
+    }
+}
+
+#[test]
 fn newer_schema_is_refused() {
     let (dir, store) = open();
     store.conn.pragma_update(None, "user_version", 99).unwrap();

@@ -136,6 +136,43 @@ impl Store {
             .ctx(|| format!("reading user '{name}'"))
     }
 
+    /// Replaces the password hash of user `name` and ends the user's sessions, in one
+    /// transaction, audited (`password_set`). False when there is no such user.
+    pub fn set_password_hash(
+        &mut self,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        if !password_hash.starts_with("$argon2id$") {
+            return Err(StoreError::Invalid {
+                what: format!("password hash of user '{name}'"),
+                reason: "expected an argon2id PHC string ($argon2id$...)".to_string(),
+            });
+        }
+        let what = || format!("setting the password of user '{name}'");
+        let actor = self.actor.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let changed = tx
+            .execute(
+                "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+                params![name, password_hash],
+            )
+            .ctx(what)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        let ended = tx
+            .execute("DELETE FROM sessions WHERE user = ?1", [name])
+            .ctx(what)?;
+        let detail = serde_json::json!({ "sessions_ended": ended }).to_string();
+        insert_audit(&tx, &actor, "password_set", name, &detail)?;
+        tx.commit().ctx(what)?;
+        Ok(true)
+    }
+
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<StoredUser>, StoreError> {
         let what = || "reading users".to_string();

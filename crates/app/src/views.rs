@@ -1,0 +1,566 @@
+//! What the officer pages show, each gathered from the store in one call: the day's risk queue,
+//! a declaration with everything known about it, the dashboard's figures and the audit log.
+//! The server renders these; the numbers come from the same jobs the CLI runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use borderlens_domain::ItemKey;
+use borderlens_monitor::bias::{BiasAudit, BiasOptions};
+use borderlens_monitor::drift::{DriftReport, Series};
+use borderlens_store::{AuditEntry, Store};
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+
+use crate::decisions::{explain_decision, DecisionTrace};
+use crate::reports::EvaluationReport;
+use crate::{
+    bias_audit, drift_report, estimates, evaluate, hit_rate_series, DriftRequest, EstimateReport,
+    EvaluateRequest, JobError,
+};
+
+/// Lanes in the order a queue shows them: controls first.
+pub const LANES: [&str; 3] = ["red", "yellow", "green"];
+
+/// How the queue is sorted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QueueSort {
+    /// Lane (red first), then score, highest first.
+    #[default]
+    Lane,
+    /// Score, highest first.
+    Score,
+    /// Selection probability π, lowest first (the rarest draws).
+    Pi,
+    /// Declaration id.
+    Id,
+}
+
+impl QueueSort {
+    /// Every sort, by name.
+    pub const ALL: [(&'static str, QueueSort); 4] = [
+        ("lane", QueueSort::Lane),
+        ("score", QueueSort::Score),
+        ("pi", QueueSort::Pi),
+        ("id", QueueSort::Id),
+    ];
+
+    /// The sort called `name`.
+    pub fn parse(name: &str) -> Option<QueueSort> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
+}
+
+/// Which part of the queue to show.
+#[derive(Clone, Debug, Default)]
+pub struct QueueFilter {
+    /// Day (`YYYY-MM-DD`); the latest decided day when absent.
+    pub day: Option<String>,
+    /// Only this lane.
+    pub lane: Option<String>,
+    /// Only this office.
+    pub office: Option<String>,
+    /// Order of the rows.
+    pub sort: QueueSort,
+}
+
+/// One declaration of the queue.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueRow {
+    /// Declaration id.
+    pub declaration_id: String,
+    /// Declared date.
+    pub date: String,
+    /// Customs office.
+    pub office: String,
+    /// Importer id.
+    pub importer: String,
+    /// HS6 code as declared.
+    pub hs6: String,
+    /// Country of origin as declared.
+    pub origin: String,
+    /// Lane in force (an override's when overridden).
+    pub lane: String,
+    /// Why it is in that lane: `risk`, `random`, `campaign`, `release`, `override`, ...
+    pub source: String,
+    /// Selection probability of the design decision.
+    pub pi: f64,
+    /// Risk score of the deciding model.
+    pub score: Option<f64>,
+    /// Top reasons of the score, in words.
+    pub reasons: Vec<String>,
+    /// Whether an officer overrode the decision.
+    pub overridden: bool,
+    /// Outcome code of the latest control result, once recorded.
+    pub outcome: Option<String>,
+}
+
+/// The day's declarations by lane and score.
+#[derive(Clone, Debug, Serialize)]
+pub struct Queue {
+    /// The day shown (none when nothing was ever decided).
+    pub day: Option<String>,
+    /// Every decided day, newest first.
+    pub days: Vec<String>,
+    /// Offices with declarations that day.
+    pub offices: Vec<String>,
+    /// Declarations per lane that day, before the lane and office filters.
+    pub lanes: BTreeMap<String, usize>,
+    /// The rows, filtered and sorted.
+    pub rows: Vec<QueueRow>,
+}
+
+fn first_item(declaration_id: &str) -> ItemKey {
+    ItemKey {
+        declaration_id: declaration_id.to_string(),
+        item_no: 1,
+    }
+}
+
+/// The queue of one day: every declaration decided that day with its lane, π, score, top
+/// reasons and control outcome.
+pub fn queue(store: &Store, filter: &QueueFilter) -> Result<Queue, JobError> {
+    let decisions = store.decisions(None)?;
+    let days: BTreeSet<String> = decisions
+        .iter()
+        .map(|d| d.decision.batch.chars().take(10).collect())
+        .collect();
+    let days: Vec<String> = days.into_iter().rev().collect();
+    let day = match &filter.day {
+        Some(day) if days.contains(day) => Some(day.clone()),
+        Some(day) => {
+            return Err(JobError::NotFound(format!(
+                "no declarations were decided on '{}'",
+                day.chars().take(20).collect::<String>()
+            )))
+        }
+        None => days.first().cloned(),
+    };
+    let Some(day) = day else {
+        return Ok(Queue {
+            day: None,
+            days,
+            offices: Vec::new(),
+            lanes: BTreeMap::new(),
+            rows: Vec::new(),
+        });
+    };
+    // The decisions of the day, in id order: an override comes after what it overrides.
+    let mut latest: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+    let mut design: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, d) in decisions.iter().enumerate() {
+        let id = &d.decision.declaration_id;
+        let of_day = d.decision.batch.starts_with(&day);
+        if d.overrides.is_some() {
+            if let Some(entry) = latest.get_mut(id) {
+                *entry = (i, true);
+            }
+        } else if of_day {
+            latest.insert(id.clone(), (i, false));
+            design.insert(id.clone(), i);
+        }
+    }
+    let mut rows = Vec::with_capacity(latest.len());
+    let mut offices = BTreeSet::new();
+    let mut lanes: BTreeMap<String, usize> = BTreeMap::new();
+    for (id, (index, overridden)) in &latest {
+        let current = &decisions[*index];
+        let original = &decisions[design[id]];
+        let Some(item) = store.item(&first_item(id))? else {
+            continue;
+        };
+        let stored = store.scores_for(&item.key)?;
+        let deciding = stored
+            .iter()
+            .rfind(|s| {
+                Some(&s.model) == original.decision.model_name.as_ref()
+                    && Some(s.version) == original.decision.model_version
+            })
+            .or(stored.last());
+        let outcome = store
+            .control_results_for(id)?
+            .pop()
+            .map(|r| r.result.outcome);
+        offices.insert(item.office_id.clone());
+        *lanes.entry(current.decision.lane.clone()).or_default() += 1;
+        rows.push(QueueRow {
+            declaration_id: id.clone(),
+            date: item.date.to_string(),
+            office: item.office_id.clone(),
+            importer: item.importer_id.clone(),
+            hs6: item.hs6.to_string(),
+            origin: item.origin_country.clone(),
+            lane: current.decision.lane.clone(),
+            source: current.decision.source.clone(),
+            pi: original.decision.pi,
+            score: original.decision.score.or(deciding.map(|s| s.score)),
+            reasons: deciding.map(|s| s.reasons.clone()).unwrap_or_default(),
+            overridden: *overridden,
+            outcome,
+        });
+    }
+    rows.retain(|r| {
+        filter.lane.as_ref().is_none_or(|lane| &r.lane == lane)
+            && filter
+                .office
+                .as_ref()
+                .is_none_or(|office| &r.office == office)
+    });
+    let lane_rank = |lane: &str| LANES.iter().position(|l| *l == lane).unwrap_or(LANES.len());
+    let score = |r: &QueueRow| r.score.unwrap_or(f64::NEG_INFINITY);
+    rows.sort_by(|a, b| match filter.sort {
+        QueueSort::Lane => lane_rank(&a.lane)
+            .cmp(&lane_rank(&b.lane))
+            .then(score(b).total_cmp(&score(a))),
+        QueueSort::Score => score(b).total_cmp(&score(a)),
+        QueueSort::Pi => a.pi.total_cmp(&b.pi),
+        QueueSort::Id => a.declaration_id.cmp(&b.declaration_id),
+    });
+    Ok(Queue {
+        day: Some(day),
+        days,
+        offices: offices.into_iter().collect(),
+        lanes,
+        rows,
+    })
+}
+
+/// Whether the store holds a declaration `declaration_id`.
+pub fn declaration_exists(store: &Store, declaration_id: &str) -> Result<bool, JobError> {
+    Ok(store.item(&first_item(declaration_id))?.is_some())
+}
+
+/// A saved score of one item of a declaration.
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemScore {
+    /// Item number.
+    pub item_no: u32,
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: u32,
+    /// Calibrated probability.
+    pub score: f64,
+    /// When saved.
+    pub scored_at: String,
+    /// Top reasons in words, when saved with them.
+    pub reasons: Vec<String>,
+}
+
+/// Items a declaration may have, read when looking up its scores.
+const MAX_ITEMS: u32 = 999;
+
+/// Every saved score of every item of `declaration_id`, by item then model version; 404 for an
+/// unknown declaration.
+pub fn declaration_scores(store: &Store, declaration_id: &str) -> Result<Vec<ItemScore>, JobError> {
+    if !declaration_exists(store, declaration_id)? {
+        return Err(JobError::NotFound(format!(
+            "no declaration '{declaration_id}' in the store"
+        )));
+    }
+    let mut out = Vec::new();
+    for item_no in 1..=MAX_ITEMS {
+        let key = ItemKey {
+            declaration_id: declaration_id.to_string(),
+            item_no,
+        };
+        if item_no > 1 && store.item(&key)?.is_none() {
+            break;
+        }
+        out.extend(store.scores_for(&key)?.into_iter().map(|s| ItemScore {
+            item_no,
+            model: s.model,
+            version: s.version,
+            score: s.score,
+            scored_at: s.scored_at,
+            reasons: s.reasons,
+        }));
+    }
+    Ok(out)
+}
+
+/// A value the system derived from the declaration (a model feature as the model read it).
+#[derive(Clone, Debug, Serialize)]
+pub struct DerivedValue {
+    /// What it is, in business words.
+    pub words: String,
+    /// Its value.
+    pub value: String,
+    /// Its contribution to the score, in log-odds.
+    pub log_odds: f64,
+}
+
+/// A later file that said something else about a declared field: kept aside, never applied.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConflictView {
+    /// When.
+    pub at: String,
+    /// File and line.
+    pub source: String,
+    /// Field.
+    pub field: String,
+    /// What is stored (the original).
+    pub stored: String,
+    /// What the later file said.
+    pub incoming: String,
+}
+
+/// A declaration linked to this one through a shared party.
+#[derive(Clone, Debug, Serialize)]
+pub struct RelatedRow {
+    /// What links them: `importer` and/or `declarant`.
+    pub link: String,
+    /// Declaration id.
+    pub declaration_id: String,
+    /// Date.
+    pub date: String,
+    /// HS6 code.
+    pub hs6: String,
+    /// Origin.
+    pub origin: String,
+    /// Known outcome: `fraud`, `compliant` or none.
+    pub label: Option<String>,
+}
+
+/// Everything the declaration page shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeclarationView {
+    /// Score, contributions, counterfactual, declared values, decisions, results.
+    pub trace: DecisionTrace,
+    /// What the system derived, beside what was declared.
+    pub derived: Vec<DerivedValue>,
+    /// Later files that disagreed with the stored declaration.
+    pub conflicts: Vec<ConflictView>,
+    /// Declarations of the same importer or declarant, newest first.
+    pub related: Vec<RelatedRow>,
+    /// The lane in force.
+    pub lane: Option<String>,
+}
+
+/// Declarations shown as linked records.
+const RELATED_SHOWN: usize = 15;
+
+/// The declaration page's content.
+pub fn declaration(store: &Store, declaration_id: &str) -> Result<DeclarationView, JobError> {
+    let trace = explain_decision(store, declaration_id)?;
+    let key = first_item(declaration_id);
+    let item = store
+        .item(&key)?
+        .ok_or_else(|| JobError::NotFound(format!("no declaration '{declaration_id}'")))?;
+    let derived = trace
+        .explanation
+        .as_ref()
+        .map(|e| {
+            e.contributions
+                .iter()
+                .map(|c| DerivedValue {
+                    words: c.words.clone(),
+                    value: c.value.clone(),
+                    log_odds: c.log_odds,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let conflicts = store
+        .conflicts_for(&key)?
+        .into_iter()
+        .map(|c| ConflictView {
+            at: c.at,
+            source: format!("{} line {}", c.source, c.line),
+            field: c.field,
+            stored: c.stored,
+            incoming: c.incoming,
+        })
+        .collect();
+    let related = store
+        .related_items(
+            &item.importer_id,
+            &item.declarant_id,
+            declaration_id,
+            RELATED_SHOWN,
+        )?
+        .into_iter()
+        .map(|(other, link)| RelatedRow {
+            link,
+            declaration_id: other.key.declaration_id.clone(),
+            date: other.date.to_string(),
+            hs6: other.hs6.to_string(),
+            origin: other.origin_country.clone(),
+            label: crate::decisions::label_words(other.label),
+        })
+        .collect();
+    let lane = trace.decisions.last().map(|d| d.lane.clone());
+    Ok(DeclarationView {
+        trace,
+        derived,
+        conflicts,
+        related,
+        lane,
+    })
+}
+
+/// A control result as the dashboard lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecentResult {
+    /// When recorded.
+    pub recorded_at: String,
+    /// By whom.
+    pub recorded_by: String,
+    /// Declaration.
+    pub declaration_id: String,
+    /// Outcome code.
+    pub outcome: String,
+    /// Label it gave.
+    pub label: Option<String>,
+}
+
+/// Everything the dashboard shows; a part that cannot be computed (no model yet, no period
+/// to compare) is absent with the reason in `notes`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Dashboard {
+    /// Non-compliance estimates with intervals, by `dimension`.
+    pub estimates: Option<EstimateReport>,
+    /// The latest control results, newest first.
+    pub recent: Vec<RecentResult>,
+    /// Control results recorded in all.
+    pub results_total: usize,
+    /// Weekly hit rates by office over the last twelve weeks of data.
+    pub hit_rates: Vec<Series>,
+    /// Bias audit of the selections.
+    pub bias: Option<BiasAudit>,
+    /// Drift of the last four weeks against the twelve before.
+    pub drift: Option<DriftReport>,
+    /// The periods of the drift report.
+    pub drift_periods: Option<((NaiveDate, NaiveDate), (NaiveDate, NaiveDate))>,
+    /// Evaluation of the newest model on the period after its training data.
+    pub evaluation: Option<EvaluationReport>,
+    /// Why a part is missing.
+    pub notes: Vec<String>,
+}
+
+/// Results listed as recent.
+const RECENT_SHOWN: usize = 10;
+
+/// The dashboard's content: estimates by `dimension` (one of [`crate::DIMENSIONS`]).
+pub fn dashboard(store: &Store, dimension: &str) -> Result<Dashboard, JobError> {
+    let mut notes = Vec::new();
+    let note = |notes: &mut Vec<String>, part: &str, error: JobError| {
+        notes.push(format!("{part}: {error}"))
+    };
+    let estimates = match estimates(store, dimension, 0.95) {
+        Ok(report) => Some(report),
+        Err(e) => {
+            note(&mut notes, "estimates", e);
+            None
+        }
+    };
+    let results = store.control_results()?;
+    let results_total = results.len();
+    let recent = results
+        .into_iter()
+        .rev()
+        .take(RECENT_SHOWN)
+        .map(|r| RecentResult {
+            recorded_at: r.recorded_at,
+            recorded_by: r.recorded_by,
+            declaration_id: r.result.declaration_id,
+            outcome: r.result.outcome,
+            label: crate::decisions::label_words(r.result.label),
+        })
+        .collect();
+    let last_day = store.last_item_date()?;
+    let mut hit_rates = Vec::new();
+    let mut drift = None;
+    let mut drift_periods = None;
+    if let Some(last) = last_day {
+        match hit_rate_series(store, last - Duration::weeks(12), last, "office", 6) {
+            Ok(series) => hit_rates = series,
+            Err(e) => note(&mut notes, "hit rates", e),
+        }
+        let current = (last - Duration::days(27), last);
+        let reference = (last - Duration::days(27 + 84), last - Duration::days(28));
+        let newest = newest_model(store)?;
+        match drift_report(
+            store,
+            &DriftRequest {
+                reference,
+                current,
+                model: newest.as_ref().map(|(name, _, _)| name.clone()),
+            },
+        ) {
+            Ok(report) => {
+                drift = Some(report);
+                drift_periods = Some((reference, current));
+            }
+            Err(e) => note(&mut notes, "drift", e),
+        }
+    } else {
+        notes.push("no declarations in the store yet".to_string());
+    }
+    let bias = match bias_audit(store, &BiasOptions::default()) {
+        Ok(audit) => Some(audit),
+        Err(e) => {
+            note(&mut notes, "bias audit", e);
+            None
+        }
+    };
+    let evaluation = match (newest_model(store)?, last_day) {
+        (Some((model, version, until)), Some(last)) if until < last => {
+            match evaluate(
+                store,
+                &EvaluateRequest {
+                    model,
+                    version: Some(version),
+                    from: until + Duration::days(1),
+                    to: last,
+                },
+            ) {
+                Ok((report, _, _)) => Some(report),
+                Err(e) => {
+                    note(&mut notes, "model evaluation", e);
+                    None
+                }
+            }
+        }
+        (Some(_), _) => {
+            notes.push(
+                "model evaluation: no declarations after the newest model's training data"
+                    .to_string(),
+            );
+            None
+        }
+        (None, _) => {
+            notes.push("model evaluation: no model trained yet".to_string());
+            None
+        }
+    };
+    Ok(Dashboard {
+        estimates,
+        recent,
+        results_total,
+        hit_rates,
+        bias,
+        drift,
+        drift_periods,
+        evaluation,
+        notes,
+    })
+}
+
+/// The newest model of the registry: name, version and the last day of its training data.
+fn newest_model(store: &Store) -> Result<Option<(String, u32, NaiveDate)>, JobError> {
+    let newest = store
+        .list_models()?
+        .into_iter()
+        .max_by(|a, b| a.created_at.cmp(&b.created_at));
+    Ok(newest.and_then(|m| {
+        let metadata: serde_json::Value = serde_json::from_str(&m.metadata_json).ok()?;
+        let until = metadata.get("until")?.as_str()?;
+        let until = NaiveDate::parse_from_str(until, "%Y-%m-%d").ok()?;
+        Some((m.name, m.version, until))
+    }))
+}
+
+/// The latest `limit` audit entries, newest first.
+pub fn audit_log(store: &Store, limit: usize) -> Result<Vec<AuditEntry>, JobError> {
+    Ok(store.audit_entries(limit)?)
+}

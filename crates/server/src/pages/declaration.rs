@@ -1,0 +1,270 @@
+//! A declaration: what the trader declared beside what the system derived (never overwritten),
+//! the score with its contributions and counterfactual, linked records, the selection decision
+//! with π, the override form and the control results.
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use borderlens_app::{self as app, Caller, DeclarationView};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{
+    caller_of, chart, encode, error_page, html_response, lane_badge, layout, path_id, prob,
+    see_other, Form, RECORDERS,
+};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::pool::blocking;
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct Shown {
+    /// The submission id just recorded (after the control form).
+    recorded: Option<String>,
+    /// Set after an override.
+    overridden: Option<String>,
+}
+
+async fn load(state: &AppState, caller: &Caller, id: String) -> Result<DeclarationView, ApiError> {
+    blocking(&state.pool, Some(caller.user.clone()), move |store| {
+        app::declaration(store, &id)
+    })
+    .await
+}
+
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+    shown: Result<Query<Shown>, QueryRejection>,
+) -> Response {
+    let caller = caller_of(&auth);
+    let id = match path_id(id) {
+        Ok(id) => id,
+        Err(error) => return error_page(Some(caller), &error),
+    };
+    match load(&state, caller, id).await {
+        Ok(view) => {
+            let notice = shown.ok().and_then(|Query(s)| {
+                s.recorded
+                    .map(Notice::Recorded)
+                    .or(s.overridden.map(|_| Notice::Overridden))
+            });
+            render(StatusCode::OK, caller, &view, notice, None)
+        }
+        Err(error) => error_page(Some(caller), &error),
+    }
+}
+
+pub(crate) async fn override_lane(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let caller = caller_of(&auth);
+    let id = match path_id(id) {
+        Ok(id) => id,
+        Err(error) => return error_page(Some(caller), &error),
+    };
+    let form = Form::parse(&body);
+    let lane = form.get("lane").unwrap_or_default().to_string();
+    let reason = form.get("reason").unwrap_or_default().trim().to_string();
+    let target = id.clone();
+    let done = blocking(&state.pool, Some(caller.user.clone()), move |store| {
+        app::override_decision(store, &target, &lane, &reason)
+    })
+    .await;
+    match done {
+        Ok(_) => see_other(&format!("/declarations/{}?overridden=1", encode(&id))),
+        Err(error) => match load(&state, caller, id).await {
+            Ok(view) => render(error.status, caller, &view, None, Some(&error.message)),
+            Err(_) => error_page(Some(caller), &error),
+        },
+    }
+}
+
+enum Notice {
+    Recorded(String),
+    Overridden,
+}
+
+fn render(
+    status: StatusCode,
+    caller: &Caller,
+    view: &DeclarationView,
+    notice: Option<Notice>,
+    override_problem: Option<&str>,
+) -> Response {
+    let trace = &view.trace;
+    let id = &trace.declaration_id;
+    let design = trace.decisions.iter().find(|d| d.overrides.is_none());
+    let can_act = RECORDERS.contains(&caller.role);
+    let body = html! {
+        h1 { "Declaration " (id) " "
+            @if let Some(lane) = &view.lane { (lane_badge(lane)) } }
+        @match &notice {
+            Some(Notice::Recorded(submission)) => div.banner.ok role="status"
+                data-recorded=(submission) data-declaration=(id) {
+                "Control result recorded (" (submission) ")." },
+            Some(Notice::Overridden) => div.banner.ok role="status" { "Override recorded." },
+            None => {},
+        }
+        section aria-labelledby="decision" {
+            h2 #decision { "Selection decision" }
+            @if let Some(d) = design {
+                dl.facts {
+                    dt { "Lane" } dd { (lane_badge(&d.lane)) " (" (d.source) ")" }
+                    dt { "Selection probability π" } dd { (format!("{:.4}", d.pi)) }
+                    dt { "Stratum" } dd { (d.stratum) }
+                    dt { "Policy" } dd { (d.policy) }
+                    dt { "Model" } dd { (d.model.clone().unwrap_or_else(|| "none".into())) }
+                    dt { "Decided" } dd { (d.at) " by " (d.actor) }
+                }
+                ul { @for reason in &d.reasons { li { (reason) } } }
+            } @else {
+                p { "Not selected yet." }
+            }
+            @for o in trace.decisions.iter().filter(|d| d.overrides.is_some()) {
+                p { "Overridden to " (lane_badge(&o.lane)) " by " (o.actor) " at " (o.at) ": "
+                    q { (o.override_reason.clone().unwrap_or_default()) } }
+            }
+            @if can_act && design.is_some() {
+                (override_form(id, caller, view.lane.as_deref(), override_problem))
+            }
+        }
+        @if let Some(e) = &trace.explanation {
+            section aria-labelledby="score" {
+                h2 #score { "Risk score " (prob(e.score)) }
+                p.muted { "Model " (e.model) " v" (e.version) "; the " (e.rate)
+                    "% inspection threshold is " (prob(e.threshold)) "." }
+                (chart(&e.waterfall_chart()))
+                @if let Some(cf) = &e.counterfactual {
+                    h2 { "Counterfactual" }
+                    p { "The score would fall to " strong { (prob(cf.score)) }
+                        ", below the threshold, if:" }
+                    ul { @for ch in &cf.changes {
+                        li { (ch.field) ": " (ch.from) " → " (ch.to) }
+                    } }
+                } @else if e.score >= e.threshold {
+                    p { "No change of one or two declared fields brings the score below the threshold." }
+                } @else {
+                    p { "The score is already below the threshold." }
+                }
+            }
+        } @else {
+            section { p { "No model has been trained yet: no score." } }
+        }
+        (dual_visibility(view))
+        section aria-labelledby="related" {
+            h2 #related { "Linked records" }
+            p.muted { "Declarations sharing this importer or declarant (exact links), newest first." }
+            @if view.related.is_empty() { p { "None." } } @else {
+                div.scroll { table {
+                    thead { tr { th { "Declaration" } th { "Link" } th { "Date" } th { "HS" } th { "Origin" } th { "Outcome" } } }
+                    tbody { @for r in &view.related { tr {
+                        td { a href={ "/declarations/" (r.declaration_id) } { (r.declaration_id) } }
+                        td { (r.link) } td { (r.date) } td { (r.hs6) } td { (r.origin) }
+                        td { (r.label.clone().unwrap_or_else(|| "–".into())) }
+                    } } }
+                } }
+            }
+        }
+        section aria-labelledby="results" {
+            h2 #results { "Control results" }
+            @if trace.results.is_empty() { p { "None recorded." } }
+            @for r in &trace.results {
+                div.card {
+                    strong { (r.outcome) } " → " (r.label.clone().unwrap_or_else(|| "no label".into()))
+                    p.muted { (r.submission_id) " · " (r.recorded_at) " by " (r.recorded_by) " (" (r.source) ")" }
+                    @if let Some(values) = r.values.as_object() {
+                        dl.facts { @for (k, v) in values {
+                            dt { (k) }
+                            dd { (match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() }) }
+                        } }
+                    }
+                }
+            }
+            @if can_act {
+                p { a.primary href={ "/declarations/" (id) "/control" } { "Record a control result" } }
+            }
+            p.muted { "Stored label: " (trace.label.clone().unwrap_or_else(|| "none".into())) }
+        }
+    };
+    html_response(
+        status,
+        layout(&format!("Declaration {id}"), Some(caller), None, body),
+    )
+}
+
+fn override_form(id: &str, caller: &Caller, lane: Option<&str>, problem: Option<&str>) -> Markup {
+    html! {
+        details open[problem.is_some()] {
+            summary { "Override this decision" }
+            form method="post" action={ "/declarations/" (id) "/override" } {
+                input type="hidden" name="csrf_token" value=(caller.csrf_token.clone().unwrap_or_default());
+                @if let Some(problem) = problem {
+                    p.error role="alert" { (problem) }
+                }
+                div.field {
+                    label for="lane" { "New lane" }
+                    select #lane name="lane" required {
+                        @for l in borderlens_app::LANES {
+                            @if Some(l) != lane { option value=(l) { (l) } }
+                        }
+                    }
+                }
+                div.field {
+                    label for="reason" { "Reason (mandatory, kept in the record)" }
+                    textarea #reason name="reason" required minlength="5" maxlength="1000" rows="3" {}
+                }
+                button.primary type="submit" { "Record the override" }
+            }
+        }
+    }
+}
+
+/// What was declared, verbatim, beside what the system derived from it: two lists, never one
+/// overwriting the other; later files that disagreed are shown, not applied.
+fn dual_visibility(view: &DeclarationView) -> Markup {
+    let declared = view.trace.explanation.as_ref().map(|e| &e.declared);
+    html! {
+        section aria-labelledby="values" {
+            h2 #values { "Declared and derived values" }
+            div.grid2 {
+                div {
+                    h2 { "As declared (never changed)" }
+                    @if let Some(declared) = declared {
+                        table { tbody { @for (field, value) in declared {
+                            tr { th scope="row" { (field) } td { (value) } }
+                        } } }
+                    } @else {
+                        p { "Shown with the score once a model is trained." }
+                    }
+                }
+                div {
+                    h2 { "Derived by borderlens" }
+                    table {
+                        thead { tr { th { "Value" } th { "As read" } th { "Contribution" } } }
+                        tbody { @for d in &view.derived {
+                            tr { td { (d.words) } td { (d.value) } td { (format!("{:+.3}", d.log_odds)) } }
+                        } }
+                    }
+                }
+            }
+            @if !view.conflicts.is_empty() {
+                h2 { "Later files that disagreed (kept aside, the original stands)" }
+                div.scroll { table {
+                    thead { tr { th { "Field" } th { "Stored" } th { "Later file said" } th { "Source" } } }
+                    tbody { @for c in &view.conflicts { tr {
+                        td { (c.field) } td { (c.stored) } td { (c.incoming) } td { (c.source) " · " (c.at) }
+                    } } }
+                } }
+            }
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! Black-box tests of the pages over HTTP (no browser): the login redirect, the role matrix of
+//! the page table, CSRF on form posts, inert free text, and form errors that name the field.
+//! `browser.rs` drives the same pages in Chromium.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use borderlens_app::Role;
+use borderlens_server::{pages, Access};
+use common::{password, serve, user_name, Served};
+use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{redirect, Method, StatusCode};
+
+const SERVER_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md");
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Logs in through the API: the session cookie and its CSRF token.
+async fn session(app: &Served, role: Role) -> (String, String) {
+    let answer = client()
+        .post(format!("{}/api/v1/login", app.base))
+        .json(&serde_json::json!({"user": user_name(role), "password": password(role)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let cookie = answer
+        .headers()
+        .get(SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body: serde_json::Value = answer.json().await.unwrap();
+    (cookie, body["csrf_token"].as_str().unwrap().to_string())
+}
+
+struct Page {
+    status: StatusCode,
+    location: String,
+    csp: String,
+    text: String,
+}
+
+async fn send(app: &Served, method: Method, path: &str, cookie: Option<&str>, form: &str) -> Page {
+    let mut request = client().request(method.clone(), format!("{}{path}", app.base));
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    if method == Method::POST {
+        request = request
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form.to_string());
+    }
+    let answer = request.send().await.unwrap();
+    let header = |name| {
+        answer
+            .headers()
+            .get(name)
+            .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let (location, csp) = (header(LOCATION), header(CONTENT_SECURITY_POLICY));
+    Page {
+        status: answer.status(),
+        location,
+        csp,
+        text: answer.text().await.unwrap(),
+    }
+}
+
+fn encode(text: &str) -> String {
+    url_encode(text)
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A control form body with every answer a no-irregularity result needs.
+fn control_form(csrf: &str, submission_id: &str, remarks: &str) -> String {
+    format!(
+        "csrf_token={csrf}&submission_id={submission_id}&outcome=no_irregularity&\
+         inspection_method=documentary&inspected_at=2021-01-04T10%3A15&tz_offset=%2B09%3A00&\
+         place=terminal+2&officer_id=o-7&remarks={}",
+        encode(remarks)
+    )
+}
+
+/// Declarations of the fixture that were decided, green ones first (they can be overridden to
+/// red), each once.
+fn decided(app: &Served) -> Vec<String> {
+    let store = app.store();
+    let mut seen = BTreeSet::new();
+    let mut decisions = store.decisions(None).unwrap();
+    decisions.sort_by_key(|d| d.decision.lane != "green");
+    decisions
+        .into_iter()
+        .map(|d| d.decision.declaration_id)
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
+fn counts(app: &Served) -> (usize, usize) {
+    let store = app.store();
+    (
+        store.decisions(None).unwrap().len(),
+        store.control_results().unwrap().len(),
+    )
+}
+
+#[tokio::test]
+async fn every_page_without_a_session_sends_the_browser_to_the_login_page() {
+    let app = serve().await;
+    let id = decided(&app)[0].clone();
+    for page in pages() {
+        if page.access == Access::Public {
+            continue;
+        }
+        let path = page.path.replace("{id}", &id);
+        let answer = send(&app, page.method.clone(), &path, None, "x=1").await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SEE_OTHER,
+            "{} {path}",
+            page.method
+        );
+        assert!(
+            answer.location.starts_with("/login?next="),
+            "{} {path}: {}",
+            page.method,
+            answer.location
+        );
+    }
+    // An unknown or forged cookie is no session either.
+    let answer = send(
+        &app,
+        Method::GET,
+        "/queue",
+        Some("borderlens_session=abc"),
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let login = send(&app, Method::GET, "/login?next=%2Fqueue", None, "").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.text.contains("name=\"next\" value=\"/queue\""));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_role_matrix_is_enforced_on_every_page_for_every_role() {
+    let app = serve().await;
+    let ids = decided(&app);
+    let mut n = 0;
+    for page in pages() {
+        let Access::Roles(_) = page.access else {
+            continue;
+        };
+        for role in Role::ALL {
+            n += 1;
+            let (cookie, csrf) = session(&app, role).await;
+            let id = &ids[n];
+            let path = page.path.replace("{id}", id);
+            let form = if path.ends_with("/override") {
+                format!("csrf_token={csrf}&lane=red&reason=tip+from+the+port+police")
+            } else if path.ends_with("/control") {
+                control_form(&csrf, &format!("matrix-{n}"), "")
+            } else {
+                format!("csrf_token={csrf}")
+            };
+            let before = counts(&app);
+            let answer = send(&app, page.method.clone(), &path, Some(&cookie), &form).await;
+            let what = format!("{} {} as {}", page.method, page.path, role.name());
+            if page.access.allows(role) {
+                assert!(
+                    answer.status.is_success() || answer.status == StatusCode::SEE_OTHER,
+                    "{what}: {} {}",
+                    answer.status,
+                    answer.text
+                );
+                assert!(!answer.location.starts_with("/login?"), "{what}");
+            } else {
+                assert_eq!(answer.status, StatusCode::FORBIDDEN, "{what}");
+                assert!(answer.text.contains("may not"), "{what}: {}", answer.text);
+                assert!(answer.text.contains(role.name()), "{what}");
+                assert_eq!(counts(&app), before, "{what} changed the store");
+            }
+            if answer.status != StatusCode::SEE_OTHER {
+                assert!(
+                    answer.csp.contains("script-src 'self'"),
+                    "{what}: {}",
+                    answer.csp
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_form_post_without_the_sessions_csrf_token_changes_nothing() {
+    let app = serve().await;
+    let id = decided(&app)[0].clone();
+    let (cookie, csrf) = session(&app, Role::Officer).await;
+    let (other_cookie, other_csrf) = session(&app, Role::Manager).await;
+    let before = counts(&app);
+    for (cookie, token) in [
+        (&cookie, ""),
+        (&cookie, other_csrf.as_str()),
+        (&other_cookie, csrf.as_str()),
+    ] {
+        let body = control_form(token, "csrf-1", "");
+        let answer = send(
+            &app,
+            Method::POST,
+            &format!("/declarations/{id}/control"),
+            Some(cookie),
+            &body,
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
+        assert!(answer.text.contains("CSRF"));
+        let body = format!("csrf_token={token}&lane=red&reason=because");
+        let answer = send(
+            &app,
+            Method::POST,
+            &format!("/declarations/{id}/override"),
+            Some(cookie),
+            &body,
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(counts(&app), before);
+    // With its own token the same post goes through, and a second send records nothing new.
+    for _ in 0..2 {
+        let answer = send(
+            &app,
+            Method::POST,
+            &format!("/declarations/{id}/control"),
+            Some(&cookie),
+            &control_form(&csrf, "csrf-1", ""),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+        assert!(
+            answer.location.contains("recorded=csrf-1"),
+            "{}",
+            answer.location
+        );
+    }
+    assert_eq!(counts(&app), (before.0, before.1 + 1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn script_in_remarks_is_shown_as_text_and_never_run() {
+    let app = serve().await;
+    let id = decided(&app)[0].clone();
+    let (cookie, csrf) = session(&app, Role::Officer).await;
+    let script = "<script>alert('x')</script><img src=x onerror=alert(1)>";
+    let answer = send(
+        &app,
+        Method::POST,
+        &format!("/declarations/{id}/control"),
+        Some(&cookie),
+        &control_form(&csrf, "inert-1", script),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    let stored = app.store().control_results().unwrap();
+    assert!(stored
+        .last()
+        .unwrap()
+        .result
+        .payload_json
+        .contains("<script>alert('x')</script>"));
+    for path in [format!("/declarations/{id}"), "/dashboard".to_string()] {
+        let page = send(&app, Method::GET, &path, Some(&cookie), "").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(!page.text.contains("<script>alert"), "{path}");
+        assert!(!page.text.contains("<img src=x"), "{path}");
+        assert!(page.csp.contains("script-src 'self'") && !page.csp.contains("unsafe-inline"));
+    }
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("/declarations/{id}"),
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert!(page
+        .text
+        .contains("&lt;script&gt;alert('x')&lt;/script&gt;"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_control_form_with_wrong_answers_names_each_field_and_stores_nothing() {
+    let app = serve().await;
+    let id = decided(&app)[0].clone();
+    let (cookie, csrf) = session(&app, Role::Officer).await;
+    let before = counts(&app);
+    // Contraband without its follow-up answers, a container number with a wrong check digit.
+    let body = format!(
+        "csrf_token={csrf}&submission_id=bad-1&outcome=contraband&inspection_method=physical_full&\
+         inspected_at=2021-01-04T10%3A15&tz_offset=%2B09%3A00&place=t&officer_id=o&\
+         container_number=CSQU3054384&remarks=found+it"
+    );
+    let answer = send(
+        &app,
+        Method::POST,
+        &format!("/declarations/{id}/control"),
+        Some(&cookie),
+        &body,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in [
+        "f-contraband_type",
+        "f-quantity",
+        "f-concealment_method",
+        "f-container_number",
+    ] {
+        let at = answer
+            .text
+            .find(&format!("id=\"{field}\""))
+            .unwrap_or_else(|| panic!("{field}"));
+        let rest = &answer.text[at..];
+        let problem = rest.find("class=\"problem\"").unwrap_or(usize::MAX);
+        let next_field = rest[1..].find("class=\"field\"").unwrap_or(usize::MAX);
+        assert!(problem < next_field, "{field} has no problem shown");
+    }
+    // The answers given are kept in the form, to correct rather than retype.
+    assert!(answer.text.contains("value=\"CSQU3054384\""));
+    assert!(answer.text.contains("found it"));
+    assert_eq!(counts(&app), before);
+    // An unknown declaration has no form.
+    let missing = send(
+        &app,
+        Method::GET,
+        "/declarations/nope-404/control",
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_override_needs_a_reason_and_is_shown_beside_the_original_decision() {
+    let app = serve().await;
+    let id = decided(&app)[0].clone();
+    let (cookie, csrf) = session(&app, Role::Officer).await;
+    let before = counts(&app);
+    let path = format!("/declarations/{id}/override");
+    let answer = send(
+        &app,
+        Method::POST,
+        &path,
+        Some(&cookie),
+        &format!("csrf_token={csrf}&lane=red&reason=+"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        answer.text.contains("reason is mandatory"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(counts(&app), before);
+    let answer = send(
+        &app,
+        Method::POST,
+        &path,
+        Some(&cookie),
+        &format!("csrf_token={csrf}&lane=red&reason=x-ray+shows+a+false+wall"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("/declarations/{id}"),
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert!(page.text.contains("x-ray shows a false wall"));
+    assert!(page.text.contains("Selection probability π"));
+    assert_eq!(counts(&app), (before.0 + 1, before.1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_on_the_login_page_are_refused_then_rate_limited() {
+    let app = serve().await;
+    for attempt in 1..=6 {
+        let answer = send(
+            &app,
+            Method::POST,
+            "/login",
+            None,
+            "user=officer-1&password=wrong&next=%2Fqueue",
+        )
+        .await;
+        let expected = if attempt <= 5 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(answer.status, expected, "attempt {attempt}");
+        assert!(answer.text.contains("Log in"));
+    }
+    // The address is blocked too, whatever the user name.
+    let right = format!(
+        "user=analyst-1&password={}&next=%2F%2Fevil.example",
+        encode(&password(Role::Analyst))
+    );
+    let answer = send(&app, Method::POST, "/login", None, &right).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+    let app = serve().await;
+    let answer = send(&app, Method::POST, "/login", None, &right).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location, "/", "never sent off-site after login");
+    app.stop().await;
+}
+
+#[test]
+fn docs_server_md_states_the_role_matrix_of_the_page_table() {
+    let doc = std::fs::read_to_string(SERVER_DOC).unwrap();
+    for page in pages() {
+        let cell = format!("| `{} {}` |", page.method, page.path);
+        let line = doc
+            .lines()
+            .find(|l| l.starts_with(&cell))
+            .unwrap_or_else(|| panic!("docs/server.md has no row starting {cell}"));
+        for (i, role) in Role::ALL.iter().enumerate() {
+            let mark = line.split('|').nth(2 + i).unwrap().trim();
+            let expected = match page.access {
+                Access::Public => "public",
+                Access::Roles(_) if page.access.allows(*role) => "yes",
+                Access::Roles(_) => "no",
+            };
+            assert_eq!(mark, expected, "docs/server.md: {cell} {}", role.name());
+        }
+    }
+}
