@@ -9,7 +9,8 @@ use borderlens_domain::{DeclarationItem, ItemKey};
 use borderlens_selection::estimate::{self, RateEstimate, StratumCount};
 use borderlens_selection::policy::{decide, Candidate, Policy};
 use borderlens_store::{
-    ItemFilter, NewControlResult, NewDecision, Recorded, Store, StoredControlResult, StoredDecision,
+    Backend, ItemFilter, NewControlResult, NewDecision, Recorded, StoredControlResult,
+    StoredDecision,
 };
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -18,7 +19,7 @@ use crate::{explain, ExplainReport, ExplainRequest, JobError, Progress};
 
 /// Validates a policy file and saves it as the next version of its name (or returns the
 /// current version when unchanged).
-pub fn save_policy(store: &mut Store, json: &str) -> Result<(String, u32), JobError> {
+pub fn save_policy(store: &mut dyn Backend, json: &str) -> Result<(String, u32), JobError> {
     let policy = Policy::from_json(json).map_err(|e| JobError::Invalid(e.to_string()))?;
     let version = store.save_policy(&policy.name, &policy.to_json())?;
     Ok((policy.name, version))
@@ -26,7 +27,7 @@ pub fn save_policy(store: &mut Store, json: &str) -> Result<(String, u32), JobEr
 
 /// Loads a stored policy.
 pub fn load_policy(
-    store: &Store,
+    store: &dyn Backend,
     name: &str,
     version: Option<u32>,
 ) -> Result<(Policy, u32), JobError> {
@@ -92,7 +93,7 @@ pub struct SelectReport {
 /// decided once: those decided before are skipped, and late arrivals for a day already decided
 /// form a batch of their own (`DATE late 2`).
 pub fn select(
-    store: &mut Store,
+    store: &mut dyn Backend,
     request: &SelectRequest,
     progress: &dyn Progress,
 ) -> Result<SelectReport, JobError> {
@@ -241,7 +242,7 @@ pub fn stable_hash(text: &str) -> u64 {
 
 /// Records an officer's override with its mandatory reason.
 pub fn override_decision(
-    store: &mut Store,
+    store: &mut dyn Backend,
     declaration_id: &str,
     lane: &str,
     reason: &str,
@@ -276,7 +277,7 @@ pub(crate) fn label_words(label: Option<borderlens_domain::ControlLabel>) -> Opt
 }
 
 fn store_result(
-    store: &mut Store,
+    store: &mut dyn Backend,
     schema: &FormSchema,
     result: &borderlens_controls::ControlResult,
     source: &str,
@@ -309,7 +310,7 @@ fn store_result(
 /// Validates one submission (JSON, see docs/controls.md) against the built-in form and stores
 /// it; every bad field is named.
 pub fn record_control_result(
-    store: &mut Store,
+    store: &mut dyn Backend,
     submission_json: &str,
     source: &str,
 ) -> Result<RecordReport, JobError> {
@@ -340,7 +341,7 @@ pub struct ControlImportReport {
 /// "borderlens-control-results"`) or JSON lines of submissions. Each result is validated and
 /// stored on its own (idempotent by submission id), so a retry after a failure doubles nothing.
 pub fn import_control_results(
-    store: &mut Store,
+    store: &mut dyn Backend,
     file: &str,
     text: &str,
 ) -> Result<ControlImportReport, JobError> {
@@ -386,7 +387,7 @@ pub fn import_control_results(
 /// Exports every stored control result as an exchange document, anonymised with `key` when
 /// given.
 pub fn export_control_results(
-    store: &Store,
+    store: &dyn Backend,
     sender: &str,
     key: Option<&[u8]>,
 ) -> Result<String, JobError> {
@@ -469,7 +470,7 @@ fn dimension_value(item: &DeclarationItem, dimension: &str) -> String {
 /// (campaign, risk, random, explore) and their results — recorded control results, or the label
 /// imported with the declaration; overrides are kept out.
 pub fn estimates(
-    store: &Store,
+    store: &dyn Backend,
     dimension: &str,
     confidence: f64,
 ) -> Result<EstimateReport, JobError> {
@@ -596,7 +597,7 @@ pub fn estimates(
 
 /// Latest outcome per declaration from the stored control results (hit = fraud found; results
 /// without a label are ignored).
-fn outcomes(store: &Store) -> Result<HashMap<String, bool>, JobError> {
+fn outcomes(store: &dyn Backend) -> Result<HashMap<String, bool>, JobError> {
     let mut out = HashMap::new();
     for r in store.control_results()? {
         if let Some(label) = r.result.label {
@@ -703,7 +704,10 @@ pub struct ResultEntry {
 }
 
 /// The trace of one declaration: score, contributions, π, policy, overrides and outcome.
-pub fn explain_decision(store: &Store, declaration_id: &str) -> Result<DecisionTrace, JobError> {
+pub fn explain_decision(
+    store: &dyn Backend,
+    declaration_id: &str,
+) -> Result<DecisionTrace, JobError> {
     let item = store
         .item(&ItemKey {
             declaration_id: declaration_id.to_string(),

@@ -11,7 +11,7 @@ use borderlens_risk::data::{Dataset, FeatureKind};
 use borderlens_risk::features::HistoryState;
 use borderlens_risk::metrics;
 use borderlens_risk::model::{self, RiskModel, TrainOptions};
-use borderlens_store::{ItemFilter, Store};
+use borderlens_store::{Backend, ItemFilter};
 use chrono::NaiveDate;
 
 use crate::reports::*;
@@ -23,7 +23,7 @@ use crate::{JobError, Progress};
 /// reported and not stored; the file's valid records are. With `strict`, any bad record refuses
 /// the whole file. Re-importing a file changes nothing (idempotent).
 pub fn import_files(
-    store: &mut Store,
+    store: &mut dyn Backend,
     paths: &[PathBuf],
     mapping: &ColumnMapping,
     strict: bool,
@@ -48,7 +48,7 @@ pub fn import_files(
 /// Imports declarations sent as bytes (an upload) as [`import_files`] imports one file; `name`
 /// is what reports and the stored records call the source.
 pub fn import_bytes(
-    store: &mut Store,
+    store: &mut dyn Backend,
     name: &str,
     bytes: &[u8],
     mapping: &ColumnMapping,
@@ -68,7 +68,7 @@ pub fn import_bytes(
 
 /// Stores the valid records of one source in one transaction and reports the rest.
 fn import_reader<R: std::io::Read>(
-    store: &mut Store,
+    store: &mut dyn Backend,
     file: &str,
     reader: Result<DeclarationReader<R>, FileError>,
     size: Option<u64>,
@@ -181,7 +181,7 @@ pub struct TrainRequest {
 /// Trains on every labelled item dated up to `until` (unlabelled ones are history context, as
 /// they are when scoring) and saves a new registry version.
 pub fn train(
-    store: &mut Store,
+    store: &mut dyn Backend,
     request: &TrainRequest,
     progress: &dyn Progress,
 ) -> Result<TrainReport, JobError> {
@@ -258,7 +258,7 @@ pub fn train(
 /// 1/π of each item's declaration, from its design decision (campaign, risk, random, explore);
 /// 1 for declarations without one, or whose π is 0.
 fn inverse_probability_weights(
-    store: &Store,
+    store: &dyn Backend,
     items: &[DeclarationItem],
 ) -> Result<Vec<f64>, JobError> {
     let mut pi: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
@@ -277,7 +277,7 @@ fn inverse_probability_weights(
 }
 
 fn load_model(
-    store: &Store,
+    store: &dyn Backend,
     name: &str,
     version: Option<u32>,
 ) -> Result<(RiskModel, u32), JobError> {
@@ -305,7 +305,7 @@ pub struct EvaluateRequest {
 /// Scores every labelled item in the period (history: everything stored before each item's date)
 /// and measures targeting at the usual inspection rates.
 pub fn evaluate(
-    store: &Store,
+    store: &dyn Backend,
     request: &EvaluateRequest,
 ) -> Result<(EvaluationReport, Vec<f64>, Vec<bool>), JobError> {
     let (model, version) = load_model(store, &request.model, request.version)?;
@@ -370,7 +370,7 @@ pub struct ScoreRequest {
 
 /// Scores the items of the period, saves the scores, returns them riskiest first.
 pub fn score(
-    store: &mut Store,
+    store: &mut dyn Backend,
     request: &ScoreRequest,
     progress: &dyn Progress,
 ) -> Result<ScoreReport, JobError> {
@@ -492,7 +492,7 @@ pub struct ExplainRequest {
 
 /// Explains one declaration item: contributions, the counterfactual, the declared values.
 pub fn explain(
-    store: &Store,
+    store: &dyn Backend,
     request: &ExplainRequest,
 ) -> Result<(ExplainReport, model::Explanation), JobError> {
     let (model, version) = load_model(store, &request.model, request.version)?;
@@ -587,7 +587,10 @@ pub struct ExportRequest {
 }
 
 /// Writes `train.csv`, `test.csv` and `meta.json`: exactly the columns the model trains on.
-pub fn export_features(store: &Store, request: &ExportRequest) -> Result<(usize, usize), JobError> {
+pub fn export_features(
+    store: &dyn Backend,
+    request: &ExportRequest,
+) -> Result<(usize, usize), JobError> {
     let training = store.items(&ItemFilter {
         from: None,
         to: Some(request.until),
@@ -714,7 +717,7 @@ fn write_matrix(path: &Path, data: &Dataset, duty: &[f64], ids: &[&str]) -> Resu
 
 /// Global importance (mean |SHAP| in log-odds, business words) of a model on a period's items.
 pub fn importance(
-    store: &Store,
+    store: &dyn Backend,
     model_name: &str,
     version: Option<u32>,
     from: NaiveDate,
@@ -754,7 +757,7 @@ pub struct AnomalyRequest {
 }
 
 /// Scores a period with the isolation forest alone and, where labels exist, evaluates it.
-pub fn anomaly(store: &Store, request: &AnomalyRequest) -> Result<AnomalyReport, JobError> {
+pub fn anomaly(store: &dyn Backend, request: &AnomalyRequest) -> Result<AnomalyReport, JobError> {
     let items = store.items(&ItemFilter {
         from: None,
         to: Some(request.to.max(request.until)),

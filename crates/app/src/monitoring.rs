@@ -8,7 +8,7 @@ use borderlens_monitor::bias::{self, AuditRecord, BiasAudit, BiasOptions};
 use borderlens_monitor::drift::{
     self, DriftOptions, DriftReport, FeatureInput, OutcomeRecord, Values,
 };
-use borderlens_store::{ItemFilter, Store};
+use borderlens_store::{Backend, ItemFilter};
 use chrono::{Datelike, NaiveDate};
 
 use crate::{JobError, DESIGN_SOURCES};
@@ -25,7 +25,7 @@ fn size_band(n: usize) -> &'static str {
 /// Audits the recorded selections: selection rate, hit rate and their ratio by origin country,
 /// office, importer size band and declarant. A declaration counts as selected when its current
 /// lane (after overrides) is red or yellow; its outcome is the stored label when selected.
-pub fn bias_audit(store: &Store, options: &BiasOptions) -> Result<BiasAudit, JobError> {
+pub fn bias_audit(store: &dyn Backend, options: &BiasOptions) -> Result<BiasAudit, JobError> {
     let decisions = store.decisions(None)?;
     if decisions.is_empty() {
         return Err(JobError::Invalid(
@@ -107,7 +107,7 @@ fn week_of(date: NaiveDate) -> String {
 
 /// Feature, score and hit-rate drift between two periods, with displacement of hits across
 /// offices, routes, HS chapters, weekdays and concealment methods.
-pub fn drift_report(store: &Store, request: &DriftRequest) -> Result<DriftReport, JobError> {
+pub fn drift_report(store: &dyn Backend, request: &DriftRequest) -> Result<DriftReport, JobError> {
     let period = |(from, to): (NaiveDate, NaiveDate)| {
         store.items(&ItemFilter {
             from: Some(from),
@@ -268,7 +268,7 @@ pub fn drift_report(store: &Store, request: &DriftRequest) -> Result<DriftReport
 /// Hit-rate series per week for a dimension (office, route, HS chapter, weekday,
 /// concealment) over a period, for charts.
 pub fn hit_rate_series(
-    store: &Store,
+    store: &dyn Backend,
     from: NaiveDate,
     to: NaiveDate,
     dimension: &str,

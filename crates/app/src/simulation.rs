@@ -4,7 +4,7 @@
 use borderlens_domain::DeclarationItem;
 use borderlens_risk::model::{self, TrainOptions};
 use borderlens_selection::simulate::{self, Learner, SimulationOptions, SimulationReport};
-use borderlens_store::{ItemFilter, Store};
+use borderlens_store::{Backend, ItemFilter};
 use chrono::NaiveDate;
 
 use crate::{JobError, Progress};
@@ -62,7 +62,7 @@ pub struct SimulateRequest {
 
 /// Replays the store's labelled declarations under each policy.
 pub fn simulate(
-    store: &Store,
+    store: &dyn Backend,
     request: &SimulateRequest,
     progress: &(dyn Progress + Sync),
 ) -> Result<SimulationReport, JobError> {

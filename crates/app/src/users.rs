@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
-use borderlens_store::{Store, StoredUser};
+use borderlens_store::{Backend, StoredUser};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -173,7 +173,7 @@ fn dummy_hash() -> &'static str {
 /// Adds a user with a role and a password (at least 8 characters; hashed with argon2id).
 /// Audited by the store as `user_add`.
 pub fn add_user(
-    store: &mut Store,
+    store: &mut dyn Backend,
     name: &str,
     role: Role,
     password: &str,
@@ -204,7 +204,7 @@ fn check_password(password: &str) -> Result<(), JobError> {
 }
 
 /// Sets a new password for user `name` (hashed with argon2id); the user's sessions end.
-pub fn set_password(store: &mut Store, name: &str, password: &str) -> Result<(), JobError> {
+pub fn set_password(store: &mut dyn Backend, name: &str, password: &str) -> Result<(), JobError> {
     check_password(password)?;
     if store.set_password_hash(name, &hash_password(password)?)? {
         Ok(())
@@ -215,7 +215,7 @@ pub fn set_password(store: &mut Store, name: &str, password: &str) -> Result<(),
 
 /// Creates an API token for an existing user. The token is returned once; the store keeps its
 /// SHA-256 (audited as `token_create`).
-pub fn create_token(store: &mut Store, user: &str) -> Result<NewToken, JobError> {
+pub fn create_token(store: &mut dyn Backend, user: &str) -> Result<NewToken, JobError> {
     let token = new_secret()?;
     store.add_api_token(user, &secret_digest(&token))?;
     Ok(NewToken {
@@ -236,7 +236,7 @@ fn role_of(user: &StoredUser) -> Result<Role, JobError> {
 /// Checks a user name and password; on success opens a session of `ttl_seconds` (audited as
 /// `login`). `None` when the name is unknown or the password wrong (which one is not said).
 pub fn login(
-    store: &mut Store,
+    store: &mut dyn Backend,
     name: &str,
     password: &str,
     ttl_seconds: u32,
@@ -277,12 +277,12 @@ pub fn login(
 }
 
 /// Ends a session (audited as `logout`); `false` when there was none.
-pub fn logout(store: &mut Store, session_id: &str) -> Result<bool, JobError> {
+pub fn logout(store: &mut dyn Backend, session_id: &str) -> Result<bool, JobError> {
     Ok(store.delete_session(&secret_digest(session_id))?)
 }
 
 /// Who an unexpired session id belongs to.
-pub fn session_caller(store: &Store, session_id: &str) -> Result<Option<Caller>, JobError> {
+pub fn session_caller(store: &dyn Backend, session_id: &str) -> Result<Option<Caller>, JobError> {
     let Some(session) = store.session(&secret_digest(session_id))? else {
         return Ok(None);
     };
@@ -300,7 +300,7 @@ pub fn session_caller(store: &Store, session_id: &str) -> Result<Option<Caller>,
 }
 
 /// Who an unrevoked API token belongs to.
-pub fn token_caller(store: &Store, token: &str) -> Result<Option<Caller>, JobError> {
+pub fn token_caller(store: &dyn Backend, token: &str) -> Result<Option<Caller>, JobError> {
     let Some(user) = store.user_for_token(&secret_digest(token))? else {
         return Ok(None);
     };
@@ -314,6 +314,7 @@ pub fn token_caller(store: &Store, token: &str) -> Result<Option<Caller>, JobErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use borderlens_store::Store;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use borderlens_domain::ItemKey;
 use borderlens_monitor::bias::{BiasAudit, BiasOptions};
 use borderlens_monitor::drift::{DriftReport, Series};
-use borderlens_store::{AuditEntry, Store};
+use borderlens_store::{AuditEntry, Backend};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
@@ -118,7 +118,7 @@ fn first_item(declaration_id: &str) -> ItemKey {
 
 /// The queue of one day: every declaration decided that day with its lane, π, score, top
 /// reasons and control outcome.
-pub fn queue(store: &Store, filter: &QueueFilter) -> Result<Queue, JobError> {
+pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobError> {
     let decisions = store.decisions(None)?;
     let days: BTreeSet<String> = decisions
         .iter()
@@ -225,7 +225,7 @@ pub fn queue(store: &Store, filter: &QueueFilter) -> Result<Queue, JobError> {
 }
 
 /// Whether the store holds a declaration `declaration_id`.
-pub fn declaration_exists(store: &Store, declaration_id: &str) -> Result<bool, JobError> {
+pub fn declaration_exists(store: &dyn Backend, declaration_id: &str) -> Result<bool, JobError> {
     Ok(store.item(&first_item(declaration_id))?.is_some())
 }
 
@@ -251,7 +251,10 @@ const MAX_ITEMS: u32 = 999;
 
 /// Every saved score of every item of `declaration_id`, by item then model version; 404 for an
 /// unknown declaration.
-pub fn declaration_scores(store: &Store, declaration_id: &str) -> Result<Vec<ItemScore>, JobError> {
+pub fn declaration_scores(
+    store: &dyn Backend,
+    declaration_id: &str,
+) -> Result<Vec<ItemScore>, JobError> {
     if !declaration_exists(store, declaration_id)? {
         return Err(JobError::NotFound(format!(
             "no declaration '{declaration_id}' in the store"
@@ -340,7 +343,7 @@ pub struct DeclarationView {
 const RELATED_SHOWN: usize = 15;
 
 /// The declaration page's content.
-pub fn declaration(store: &Store, declaration_id: &str) -> Result<DeclarationView, JobError> {
+pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<DeclarationView, JobError> {
     let trace = explain_decision(store, declaration_id)?;
     let key = first_item(declaration_id);
     let item = store
@@ -441,7 +444,7 @@ pub struct Dashboard {
 const RECENT_SHOWN: usize = 10;
 
 /// The dashboard's content: estimates by `dimension` (one of [`crate::DIMENSIONS`]).
-pub fn dashboard(store: &Store, dimension: &str) -> Result<Dashboard, JobError> {
+pub fn dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, JobError> {
     let mut notes = Vec::new();
     let note = |notes: &mut Vec<String>, part: &str, error: JobError| {
         notes.push(format!("{part}: {error}"))
@@ -547,7 +550,7 @@ pub fn dashboard(store: &Store, dimension: &str) -> Result<Dashboard, JobError> 
 }
 
 /// The newest model of the registry: name, version and the last day of its training data.
-fn newest_model(store: &Store) -> Result<Option<(String, u32, NaiveDate)>, JobError> {
+fn newest_model(store: &dyn Backend) -> Result<Option<(String, u32, NaiveDate)>, JobError> {
     let newest = store
         .list_models()?
         .into_iter()
@@ -561,6 +564,6 @@ fn newest_model(store: &Store) -> Result<Option<(String, u32, NaiveDate)>, JobEr
 }
 
 /// The latest `limit` audit entries, newest first.
-pub fn audit_log(store: &Store, limit: usize) -> Result<Vec<AuditEntry>, JobError> {
+pub fn audit_log(store: &dyn Backend, limit: usize) -> Result<Vec<AuditEntry>, JobError> {
     Ok(store.audit_entries(limit)?)
 }

@@ -11,7 +11,8 @@ use borderlens_ingest::ColumnMapping;
 use borderlens_risk::model::{Imbalance, TrainOptions};
 use borderlens_selection::policy::RankBy;
 use borderlens_selection::simulate::{SimulationOptions, Strategy};
-use borderlens_store::Store;
+use borderlens_store::pg::{redact_url, PgStore};
+use borderlens_store::{Backend, Store};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
@@ -28,6 +29,10 @@ pub struct Cli {
     /// SQLite database file (created when missing).
     #[arg(long, global = true, default_value = "borderlens.db")]
     pub db: PathBuf,
+    /// PostgreSQL database to use instead of the SQLite file, e.g.
+    /// postgres://user@127.0.0.1:5432/borderlens (no TLS; --db is then not used).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// Print one JSON object instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -476,13 +481,19 @@ pub struct DemoArgs {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let bars = Bars::new(!cli.json && std::io::stderr().is_terminal());
-    let open = || {
-        Store::open(&cli.db)
-            .map(|mut store| {
-                store.set_actor(&cli.actor);
-                store
-            })
-            .with_context(|| format!("cannot open database {}", cli.db.display()))
+    let open = || -> anyhow::Result<Box<dyn Backend>> {
+        let mut store: Box<dyn Backend> = match &cli.database_url {
+            Some(url) => Box::new(
+                PgStore::connect(url)
+                    .with_context(|| format!("cannot open database {}", redact_url(url)))?,
+            ),
+            None => Box::new(
+                Store::open(&cli.db)
+                    .with_context(|| format!("cannot open database {}", cli.db.display()))?,
+            ),
+        };
+        store.set_actor(&cli.actor);
+        Ok(store)
     };
     match &cli.command {
         Command::Import(a) => {
@@ -491,7 +502,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => ColumnMapping::kcs_default(),
             };
             let mut store = open()?;
-            let reports = app::import_files(&mut store, &a.files, &mapping, a.strict, &bars)?;
+            let reports = app::import_files(&mut *store, &a.files, &mapping, a.strict, &bars)?;
             output::import(&reports, cli.json)?;
             Ok(if reports.iter().any(app::FileReport::has_problems) {
                 ExitCode::from(1)
@@ -507,7 +518,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 options: a.options.to_options()?,
                 ipw: a.ipw,
             };
-            let report = app::train(&mut store, &request, &bars)?;
+            let report = app::train(&mut *store, &request, &bars)?;
             output::train(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -519,7 +530,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 from: a.from,
                 to: a.to,
             };
-            let (report, _, _) = app::evaluate(&store, &request)?;
+            let (report, _, _) = app::evaluate(&*store, &request)?;
             if let Some(path) = &a.chart {
                 output::write_rate_chart(path, &report)?;
             }
@@ -540,7 +551,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 top_reasons: 3,
                 rate: a.rate,
             };
-            let report = app::score(&mut store, &request, &bars)?;
+            let report = app::score(&mut *store, &request, &bars)?;
             output::score(&report, a.limit, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -555,7 +566,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 rate: a.rate,
             };
-            let (report, _) = app::explain(&store, &request)?;
+            let (report, _) = app::explain(&*store, &request)?;
             if let Some(path) = &a.chart {
                 output::write_waterfall(path, &report)?;
             }
@@ -564,7 +575,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Importance(a) => {
             let store = open()?;
-            let importance = app::importance(&store, &a.model, a.version, a.from, a.to)?;
+            let importance = app::importance(&*store, &a.model, a.version, a.from, a.to)?;
             if let Some(path) = &a.chart {
                 output::write_importance(path, &importance)?;
             }
@@ -583,7 +594,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: a.seed,
                 top: a.top,
             };
-            let report = app::anomaly(&store, &request)?;
+            let report = app::anomaly(&*store, &request)?;
             output::anomaly(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -601,7 +612,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 options: a.options.to_options()?,
                 out: a.out.clone(),
             };
-            let (n_train, n_test) = app::export_features(&store, &request)?;
+            let (n_train, n_test) = app::export_features(&*store, &request)?;
             if cli.json {
                 outln!(
                     "{}",
@@ -615,13 +626,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Policy(c) => crate::loop_cmds::policy(&mut open()?, c, cli.json),
-        Command::Select(a) => crate::loop_cmds::select(&mut open()?, a, cli.json, &bars),
-        Command::Override(a) => crate::loop_cmds::override_decision(&mut open()?, a, cli.json),
-        Command::Controls(c) => crate::loop_cmds::controls(&mut open()?, c, cli.json),
-        Command::Estimate(a) => crate::loop_cmds::estimate(&open()?, a, cli.json),
+        Command::Policy(c) => crate::loop_cmds::policy(&mut *open()?, c, cli.json),
+        Command::Select(a) => crate::loop_cmds::select(&mut *open()?, a, cli.json, &bars),
+        Command::Override(a) => crate::loop_cmds::override_decision(&mut *open()?, a, cli.json),
+        Command::Controls(c) => crate::loop_cmds::controls(&mut *open()?, c, cli.json),
+        Command::Estimate(a) => crate::loop_cmds::estimate(&*open()?, a, cli.json),
         Command::ExplainDecision { declaration } => {
-            crate::loop_cmds::explain_decision(&open()?, declaration, cli.json)
+            crate::loop_cmds::explain_decision(&*open()?, declaration, cli.json)
         }
         Command::Link(LinkArgs {
             command:
@@ -662,8 +673,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::link(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::BiasAudit(a) => crate::loop_cmds::bias_audit(&open()?, a, cli.json),
-        Command::Drift(a) => crate::loop_cmds::drift(&open()?, a, cli.json),
+        Command::BiasAudit(a) => crate::loop_cmds::bias_audit(&*open()?, a, cli.json),
+        Command::Drift(a) => crate::loop_cmds::drift(&*open()?, a, cli.json),
         Command::Simulate(a) => {
             let store = open()?;
             let label = LabelKind::parse(&a.label)
@@ -699,7 +710,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 to: a.to,
                 options,
             };
-            let report = app::simulate(&store, &request, &bars)?;
+            let report = app::simulate(&*store, &request, &bars)?;
             if let Some(dir) = &a.charts {
                 output::write_simulation_charts(dir, &report)?;
             }
@@ -717,9 +728,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(a) => crate::service_cmds::serve(&cli.db, a, cli.json),
-        Command::User(c) => crate::service_cmds::user(&mut open()?, c, cli.json),
-        Command::Token(c) => crate::service_cmds::token(&mut open()?, c, cli.json),
+        Command::Serve(a) => {
+            crate::service_cmds::serve(&cli.db, cli.database_url.as_deref(), a, cli.json)
+        }
+        Command::User(c) => crate::service_cmds::user(&mut *open()?, c, cli.json),
+        Command::Token(c) => crate::service_cmds::token(&mut *open()?, c, cli.json),
         Command::Demo(a) => demo(&cli, a, &bars),
     }
 }
@@ -736,6 +749,9 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
                 f.display()
             );
         }
+    }
+    if cli.database_url.is_some() {
+        anyhow::bail!("demo builds a fresh SQLite file (--db); it does not run on --database-url");
     }
     let mut store = Store::open(&cli.db)
         .with_context(|| format!("cannot open database {}", cli.db.display()))?;
@@ -827,6 +843,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     output::write_importance(&chart, &importance)?;
     outln!("\nglobal importance chart: {}", chart.display());
     demo_loop(&mut store, a, bars)?;
+    outln!("\nlater: `borderlens simulate --capacity 5` replays 2020-2021 week by week under four selection policies (about a minute)");
     if a.no_serve {
         return Ok(ExitCode::SUCCESS);
     }
@@ -849,6 +866,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     };
     crate::service_cmds::serve(
         &cli.db,
+        None,
         &crate::service_cmds::ServeArgs {
             addr,
             insecure_cookies: false,
@@ -961,6 +979,5 @@ fn demo_loop(store: &mut Store, a: &DemoArgs, bars: &Bars) -> anyhow::Result<()>
             .fold(0.0, f64::max),
         path.display()
     );
-    outln!("\nnext: `borderlens simulate --capacity 5` replays 2020-2021 week by week under four selection policies (about a minute)");
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use borderlens_app as app;
-use borderlens_store::Store;
+use borderlens_store::Backend;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
@@ -112,7 +112,11 @@ pub struct EstimateArgs {
     pub confidence: f64,
 }
 
-pub fn policy(store: &mut Store, command: &PolicyCommand, json: bool) -> anyhow::Result<ExitCode> {
+pub fn policy(
+    store: &mut dyn Backend,
+    command: &PolicyCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Set { file } => {
             let text = std::fs::read_to_string(file)
@@ -144,7 +148,7 @@ pub fn policy(store: &mut Store, command: &PolicyCommand, json: bool) -> anyhow:
 }
 
 pub fn select(
-    store: &mut Store,
+    store: &mut dyn Backend,
     a: &SelectArgs,
     json: bool,
     bars: &Bars,
@@ -169,7 +173,7 @@ pub fn select(
 }
 
 pub fn override_decision(
-    store: &mut Store,
+    store: &mut dyn Backend,
     a: &OverrideArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -252,7 +256,7 @@ fn submission_from_args(a: &RecordArgs) -> anyhow::Result<String> {
 }
 
 pub fn controls(
-    store: &mut Store,
+    store: &mut dyn Backend,
     command: &ControlsCommand,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -330,13 +334,13 @@ pub fn controls(
     }
 }
 
-pub fn estimate(store: &Store, a: &EstimateArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn estimate(store: &dyn Backend, a: &EstimateArgs, json: bool) -> anyhow::Result<ExitCode> {
     let report = app::estimates(store, &a.by, a.confidence)?;
     output::estimates(&report, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn explain_decision(store: &Store, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub fn explain_decision(store: &dyn Backend, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let trace = app::explain_decision(store, id)?;
     output::decision_trace(&trace, json)?;
     Ok(ExitCode::SUCCESS)
@@ -393,7 +397,7 @@ fn file_name(text: &str) -> String {
         .collect()
 }
 
-pub fn bias_audit(store: &Store, a: &BiasArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn bias_audit(store: &dyn Backend, a: &BiasArgs, json: bool) -> anyhow::Result<ExitCode> {
     let options = borderlens_monitor::bias::BiasOptions {
         max_disparity: a.max_disparity,
         min_inspected: a.min_inspected,
@@ -413,7 +417,7 @@ pub fn bias_audit(store: &Store, a: &BiasArgs, json: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn drift(store: &Store, a: &DriftArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn drift(store: &dyn Backend, a: &DriftArgs, json: bool) -> anyhow::Result<ExitCode> {
     let report = app::drift_report(
         store,
         &app::DriftRequest {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use borderlens_app as app;
-use borderlens_store::Store;
+use borderlens_store::Backend;
 use clap::{Args, Subcommand};
 
 use crate::output::outln;
@@ -62,7 +62,12 @@ pub enum TokenCommand {
     },
 }
 
-pub fn serve(db: &Path, a: &ServeArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn serve(
+    db: &Path,
+    database_url: Option<&str>,
+    a: &ServeArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     if !a.addr.ip().is_loopback() {
         eprintln!(
             "borderlens: warning: serving plain HTTP on {}, beyond this machine: put a TLS \
@@ -72,6 +77,7 @@ pub fn serve(db: &Path, a: &ServeArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
     let config = borderlens_server::ServeConfig {
         db: db.to_path_buf(),
+        database_url: database_url.map(str::to_string),
         secure_cookies: !a.insecure_cookies,
         session_seconds: a.session_minutes.saturating_mul(60).max(60),
     };
@@ -92,7 +98,10 @@ pub fn serve(db: &Path, a: &ServeArgs, json: bool) -> anyhow::Result<ExitCode> {
         };
         let _ = out.flush();
     })
-    .with_context(|| format!("cannot serve {}", db.display()))?;
+    .with_context(|| match database_url {
+        Some(url) => format!("cannot serve {}", borderlens_store::pg::redact_url(url)),
+        None => format!("cannot serve {}", db.display()),
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,7 +136,11 @@ fn read_password(file: Option<&Path>, name: &str) -> anyhow::Result<String> {
     Ok(password)
 }
 
-pub fn user(store: &mut Store, command: &UserCommand, json: bool) -> anyhow::Result<ExitCode> {
+pub fn user(
+    store: &mut dyn Backend,
+    command: &UserCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match command {
         UserCommand::Add {
             name,
@@ -171,7 +184,7 @@ pub fn user(store: &mut Store, command: &UserCommand, json: bool) -> anyhow::Res
 /// The demo's users: one per role that works in the pages (`demo-officer`, ...), each with a
 /// new random password every run (printed once), so that no fixed password ever opens a demo
 /// that someone left running.
-pub fn demo_users(store: &mut borderlens_store::Store) -> anyhow::Result<Vec<(String, String)>> {
+pub fn demo_users(store: &mut dyn Backend) -> anyhow::Result<Vec<(String, String)>> {
     let mut users = Vec::new();
     for role in [
         app::Role::Officer,
@@ -191,7 +204,11 @@ pub fn demo_users(store: &mut borderlens_store::Store) -> anyhow::Result<Vec<(St
     Ok(users)
 }
 
-pub fn token(store: &mut Store, command: &TokenCommand, json: bool) -> anyhow::Result<ExitCode> {
+pub fn token(
+    store: &mut dyn Backend,
+    command: &TokenCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create { name } => {
             let token = app::create_token(store, name)?;

@@ -51,8 +51,11 @@ pub const DEFAULT_SESSION_SECONDS: u32 = 8 * 3600;
 /// How to run the service.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
-    /// The SQLite database file (created and migrated when needed).
+    /// The SQLite database file (created and migrated when needed), unless `database_url` is set.
     pub db: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) to serve instead of the SQLite file `db`
+    /// (its schema created and migrated when needed).
+    pub database_url: Option<String>,
     /// Whether the session cookie carries `Secure` (only sent over HTTPS, and over plain HTTP to
     /// `localhost`/`127.0.0.1`, which browsers treat as secure). On by default; turn it off
     /// only for plain-HTTP clients that are not browsers on the same machine.
@@ -66,6 +69,7 @@ impl ServeConfig {
     pub fn new(db: PathBuf) -> ServeConfig {
         ServeConfig {
             db,
+            database_url: None,
             secure_cookies: true,
             session_seconds: DEFAULT_SESSION_SECONDS,
         }
@@ -97,10 +101,13 @@ pub(crate) struct AppState {
     pub(crate) openapi: Arc<String>,
 }
 
-/// The router of the service over the store in `config.db`, which is opened (and migrated)
-/// once here so that a bad file fails at start, not at the first request.
+/// The router of the service over the store in `config.db` (or `config.database_url`), which is
+/// opened (and migrated) once here so that a bad store fails at start, not at the first request.
 pub fn app(config: ServeConfig) -> Result<Router, ServeError> {
-    let pool = pool::StorePool::open(&config.db)?;
+    let pool = match &config.database_url {
+        Some(url) => pool::StorePool::open_target(pool::Target::Postgres(url.clone()))?,
+        None => pool::StorePool::open(&config.db)?,
+    };
     let state = AppState {
         pool: Arc::new(pool),
         config: Arc::new(config),

@@ -6,31 +6,56 @@
 //! SQLite lets one writer and any number of readers work at once (WAL), so a handful of idle
 //! connections is enough: more requests than that open extra connections, which are closed
 //! after use instead of being kept. A `Store` is `Send` but not `Sync`: each is used by one
-//! blocking thread at a time, taken out of the pool and put back.
+//! blocking thread at a time, taken out of the pool and put back. The pool holds boxed
+//! [`Backend`]s: SQLite `Store`s, or `PgStore` connections when the service runs on PostgreSQL
+//! (`ServeConfig::database_url`), where the same reasoning holds (a connection per thread).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use borderlens_app::JobError;
-use borderlens_store::{Store, StoreError, DEFAULT_ACTOR};
+use borderlens_store::pg::PgStore;
+use borderlens_store::{Backend, Store, StoreError, DEFAULT_ACTOR};
 
 use crate::error::ApiError;
 
 /// Connections kept open between requests.
 const MAX_IDLE: usize = 8;
 
+/// Where the pool's connections go: an SQLite file or a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    fn open(&self) -> Result<Box<dyn Backend>, StoreError> {
+        Ok(match self {
+            Target::Sqlite(path) => Box::new(Store::open(path)?),
+            Target::Postgres(url) => Box::new(PgStore::connect(url)?),
+        })
+    }
+}
+
 pub(crate) struct StorePool {
-    path: PathBuf,
-    idle: Mutex<Vec<Store>>,
+    target: Target,
+    idle: Mutex<Vec<Box<dyn Backend>>>,
 }
 
 impl StorePool {
     /// Opens (creating and migrating when needed) the store at `path`, and keeps that
     /// connection as the first idle one.
     pub(crate) fn open(path: &Path) -> Result<StorePool, StoreError> {
-        let first = Store::open(path)?;
+        StorePool::open_target(Target::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens (creating and migrating when needed) the store at `target`, and keeps that
+    /// connection as the first idle one.
+    pub(crate) fn open_target(target: Target) -> Result<StorePool, StoreError> {
+        let first = target.open()?;
         Ok(StorePool {
-            path: path.to_path_buf(),
+            target,
             idle: Mutex::new(vec![first]),
         })
     }
@@ -40,7 +65,7 @@ impl StorePool {
     fn with_store<T>(
         &self,
         actor: Option<&str>,
-        job: impl FnOnce(&mut Store) -> Result<T, JobError>,
+        job: impl FnOnce(&mut dyn Backend) -> Result<T, JobError>,
     ) -> Result<T, JobError> {
         let taken = self
             .idle
@@ -49,10 +74,10 @@ impl StorePool {
             .pop();
         let mut store = match taken {
             Some(store) => store,
-            None => Store::open(&self.path)?,
+            None => self.target.open()?,
         };
         store.set_actor(actor.unwrap_or(DEFAULT_ACTOR));
-        let out = job(&mut store);
+        let out = job(store.as_mut());
         // A failed job's transaction was rolled back when it was dropped: the connection is
         // clean and can serve the next request.
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -68,7 +93,7 @@ impl StorePool {
 pub(crate) async fn blocking<T: Send + 'static>(
     pool: &Arc<StorePool>,
     actor: Option<String>,
-    job: impl FnOnce(&mut Store) -> Result<T, JobError> + Send + 'static,
+    job: impl FnOnce(&mut dyn Backend) -> Result<T, JobError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let pool = Arc::clone(pool);
     tokio::task::spawn_blocking(move || pool.with_store(actor.as_deref(), job))

@@ -465,3 +465,35 @@ fn docs_server_md_states_the_role_matrix_of_the_page_table() {
         }
     }
 }
+
+#[tokio::test]
+async fn pages_travel_gzipped_to_browsers_that_accept_it() {
+    let app = serve().await;
+    let (cookie, _) = session(&app, Role::Officer).await;
+    for accept in [Some("gzip, deflate, br"), None] {
+        let mut request = client()
+            .get(format!("{}/queue", app.base))
+            .header(COOKIE, &cookie);
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let encoding = answer
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = answer.bytes().await.unwrap();
+        match accept {
+            Some(_) => {
+                assert_eq!(encoding.as_deref(), Some("gzip"));
+                assert_eq!(&bytes[..2], b"\x1f\x8b", "a gzip stream");
+            }
+            None => {
+                assert_eq!(encoding, None);
+                assert!(bytes.starts_with(b"<!DOCTYPE html>"));
+            }
+        }
+    }
+    app.stop().await;
+}

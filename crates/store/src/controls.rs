@@ -58,7 +58,8 @@ impl Recorded {
     }
 }
 
-const COLUMNS: &str = "id, submission_id, declaration_id, schema_version, outcome, fraud, \
+pub(crate) const COLUMNS: &str =
+    "id, submission_id, declaration_id, schema_version, outcome, fraud, \
      critical_fraud, payload_json, source, recorded_by, recorded_at";
 
 fn read_result(row: &Row<'_>) -> rusqlite::Result<StoredControlResult> {
@@ -82,7 +83,7 @@ fn read_result(row: &Row<'_>) -> rusqlite::Result<StoredControlResult> {
     })
 }
 
-fn sha256(text: &str) -> String {
+pub(crate) fn sha256(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -52,6 +52,15 @@ pub enum StoreError {
         /// the SQLite error
         source: rusqlite::Error,
     },
+    /// A PostgreSQL statement, connection or migration failed (the PostgreSQL backend,
+    /// [`PgStore`](crate::pg::PgStore)).
+    #[error("{what}: {}", pg_message(source))]
+    Postgres {
+        /// what was being done, e.g. `connecting to the PostgreSQL store 'postgres://host/db'`
+        what: String,
+        /// the PostgreSQL client's error
+        source: postgres::Error,
+    },
     /// An item that cannot be stored (the whole import is rolled back).
     #[error("import of '{file}', line {line}: item {key}: {reason}")]
     InvalidItem {
@@ -137,7 +146,7 @@ pub enum StoreError {
     },
 }
 
-/// Attaches "what was being done" to SQLite errors.
+/// Attaches "what was being done" to SQLite and PostgreSQL errors.
 pub(crate) trait Context<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
 }
@@ -148,5 +157,29 @@ impl<T> Context<T> for rusqlite::Result<T> {
             what: what(),
             source,
         })
+    }
+}
+
+impl<T> Context<T> for Result<T, postgres::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Postgres {
+            what: what(),
+            source,
+        })
+    }
+}
+
+/// A PostgreSQL error as one line: the server's severity, message and detail for errors the
+/// server reported (the client's own `Display` says only "db error" for those).
+pub(crate) fn pg_message(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut message = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!(" ({detail})"));
+            }
+            message
+        }
+        None => error.to_string(),
     }
 }

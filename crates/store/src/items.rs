@@ -13,13 +13,14 @@ use crate::error::Context;
 use crate::{from_sql_int, key_text, sql_int, Store, StoreError, NOW};
 
 /// The item columns, in [`read_item`] order.
-const ITEM_COLUMNS: &str = "declaration_id, item_no, date, office_id, process_type, import_type, \
+pub(crate) const ITEM_COLUMNS: &str =
+    "declaration_id, item_no, date, office_id, process_type, import_type, \
      import_use, payment_type, transport_mode, declarant_id, importer_id, seller_id, courier_id, \
      hs6, departure_country, origin_country, tax_rate, tax_type, origin_indicator, net_mass, \
      item_price, fraud, critical_fraud";
 
 /// Dates are stored as ISO text, so that text order is date order.
-const DATE_FORMAT: &str = "%Y-%m-%d";
+pub(crate) const DATE_FORMAT: &str = "%Y-%m-%d";
 
 /// What an import did.
 #[derive(Clone, PartialEq, Debug, Default)]
@@ -409,7 +410,7 @@ impl Store {
 }
 
 /// What the schema would refuse, said in words.
-fn validate(item: &DeclarationItem) -> Result<(), String> {
+pub(crate) fn validate(item: &DeclarationItem) -> Result<(), String> {
     if item.key.declaration_id.is_empty() {
         return Err("empty declaration id".to_string());
     }
@@ -436,14 +437,14 @@ fn validate(item: &DeclarationItem) -> Result<(), String> {
 }
 
 /// `(fraud, critical_fraud)` column values.
-fn label_columns(label: Option<ControlLabel>) -> (Option<u8>, Option<u8>) {
+pub(crate) fn label_columns(label: Option<ControlLabel>) -> (Option<u8>, Option<u8>) {
     match label {
         Some(label) => (Some(u8::from(label.fraud)), Some(label.critical)),
         None => (None, None),
     }
 }
 
-fn label_text(label: Option<ControlLabel>) -> String {
+pub(crate) fn label_text(label: Option<ControlLabel>) -> String {
     match label {
         Some(label) => format!(
             "fraud={} critical={}",
@@ -455,7 +456,7 @@ fn label_text(label: Option<ControlLabel>) -> String {
 }
 
 /// The declared fields (all but the label) in which `stored` and `incoming` differ.
-fn declared_differences(
+pub(crate) fn declared_differences(
     stored: &DeclarationItem,
     incoming: &DeclarationItem,
 ) -> Vec<FieldDifference> {

@@ -2,6 +2,10 @@
 //! the declaration items as declared, their control labels, import conflicts, the model registry,
 //! scores and the append-only audit log.
 //!
+//! The same operations, with the same semantics, run on PostgreSQL too ([`pg::PgStore`]); the
+//! [`Backend`] trait is what both implement, and [`open_any`] opens either from a path or a
+//! `postgres://` URL.
+//!
 //! - [`Store::open`] creates or migrates the schema (version in `PRAGMA user_version`).
 //! - [`Store::import`] adds declaration items in one transaction: new keys are inserted,
 //!   identical re-imports change nothing, a label may be added to an unlabelled item, and any
@@ -24,11 +28,13 @@
 //! It does not parse files (that is `borderlens-ingest`) and does not score.
 #![deny(missing_docs)]
 
+mod api;
 mod audit;
 mod controls;
 mod error;
 mod items;
 mod models;
+pub mod pg;
 mod schema;
 mod scores;
 mod selection;
@@ -40,6 +46,7 @@ use std::time::Duration;
 use borderlens_domain::ItemKey;
 use rusqlite::Connection;
 
+pub use api::Backend;
 pub use audit::AuditEntry;
 pub use controls::{NewControlResult, Recorded, StoredControlResult};
 pub use error::StoreError;
@@ -51,6 +58,17 @@ pub use selection::{NewDecision, StoredDecision};
 pub use users::{StoredSession, StoredUser, ROLES};
 
 use error::Context;
+
+/// Opens the store `target` names: a PostgreSQL URL (`postgres://` or `postgresql://`) connects
+/// to that database ([`pg::PgStore::connect`]); anything else is the path of an SQLite file
+/// ([`Store::open`]). Either way the schema is created or migrated first.
+pub fn open_any(target: &str) -> Result<Box<dyn Backend>, StoreError> {
+    if pg::is_postgres_url(target) {
+        Ok(Box::new(pg::PgStore::connect(target)?))
+    } else {
+        Ok(Box::new(Store::open(Path::new(target))?))
+    }
+}
 
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -54,7 +54,7 @@ pub struct StoredDecision {
     pub at: String,
 }
 
-const DECISION_COLUMNS: &str =
+pub(crate) const DECISION_COLUMNS: &str =
     "id, declaration_id, batch, policy_name, policy_version, model_name, \
      model_version, score, pi, stratum, lane, source, reasons_json, overrides, override_reason, \
      actor, at";

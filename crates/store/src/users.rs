@@ -42,7 +42,7 @@ pub struct StoredSession {
 }
 
 /// Fails unless `digest` is 64 lower-case hex digits (a SHA-256 as the store keeps it).
-fn check_digest(what: &str, digest: &str) -> Result<(), StoreError> {
+pub(crate) fn check_digest(what: &str, digest: &str) -> Result<(), StoreError> {
     if digest.len() == 64
         && digest
             .bytes()

@@ -1,0 +1,233 @@
+//! The PostgreSQL backend: [`PgStore`], the same operations as the SQLite [`Store`](crate::Store)
+//! with the same semantics, on a PostgreSQL database (`--database-url postgres://…`).
+//!
+//! - [`PgStore::connect`] connects (no TLS: loopback or a trusted network) and creates or
+//!   migrates the schema, versions 1 to [`SCHEMA_VERSION`](crate::SCHEMA_VERSION), tracked in a
+//!   `schema_version` table, each step in one transaction.
+//! - Every write runs in one transaction that first takes a transaction-scoped advisory lock
+//!   (one per schema): writers queue one after the other as they do on SQLite (`BEGIN
+//!   IMMEDIATE`), so the read-check-write sequences (a model's next version, a submission id
+//!   seen before, a batch already decided) behave as on SQLite, with no serialization failures
+//!   to retry. Readers are never blocked. The audit entry is written in the same transaction.
+//! - The append-only and never-overwrite rules are triggers, as on SQLite: a PL/pgSQL function
+//!   raises the same messages.
+//! - Times are the same text as on SQLite (UTC, `2026-11-24T23:33:00.123Z`), dates ISO text;
+//!   text columns that are ordered by use the `"C"` collation, so that order is byte order as on
+//!   SQLite whatever the database's locale.
+//!
+//! A URL may choose a schema with the `options` parameter, e.g.
+//! `postgres://user@127.0.0.1:5432/db?options=-c%20search_path%3Dborderlens`.
+
+mod audit;
+mod controls;
+mod items;
+mod models;
+mod schema;
+mod scores;
+mod selection;
+pub mod testing;
+mod users;
+
+use std::cell::RefCell;
+
+use postgres::{Client, NoTls, Transaction};
+
+use crate::error::Context;
+use crate::{StoreError, DEFAULT_ACTOR};
+
+/// SQL expression of the current UTC time, ISO 8601 with milliseconds: the text SQLite's
+/// `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` gives (the statement's start, as there).
+pub(crate) const NOW: &str =
+    r#"to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+
+/// Taken first by every write transaction: one writer at a time per schema (see the module
+/// documentation). Released at commit or rollback.
+const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))";
+
+/// Whether `target` is a PostgreSQL URL (`postgres://` or `postgresql://`) rather than the path
+/// of an SQLite file.
+pub fn is_postgres_url(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
+
+/// `url` with its password, if any, replaced by `***` (for messages and logs).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let user_info = &authority[..at];
+    match user_info.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &user_info[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// A borderlens store in a PostgreSQL database. One per thread (it is `Send`, not `Sync`), like
+/// [`Store`](crate::Store); any number of processes may connect to the same database.
+pub struct PgStore {
+    client: Conn,
+    url: String,
+    actor: String,
+}
+
+/// The connection of a [`PgStore`]. The `postgres` client drives its I/O on a runtime of its
+/// own, which cannot start inside another asynchronous runtime's thread (tokio panics): it is
+/// therefore opened and closed on a short-lived thread of its own, so that a store can be
+/// created and dropped anywhere (e.g. by the server's pool, on its async threads). Every other
+/// use must happen on a thread that is not driving async tasks (the server runs jobs on
+/// blocking threads).
+struct Conn(Option<RefCell<Client>>);
+
+impl Conn {
+    fn borrow_mut(&self) -> std::cell::RefMut<'_, Client> {
+        self.0.as_ref().expect("open until dropped").borrow_mut()
+    }
+
+    fn get_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("open until dropped").get_mut()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            // Closing blocks on the client's runtime: off this thread (see above).
+            if let Ok(closing) = std::thread::Builder::new().spawn(move || drop(client)) {
+                let _ = closing.join();
+            }
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`,
+    /// without TLS) and creates or migrates the schema to
+    /// [`SCHEMA_VERSION`](crate::SCHEMA_VERSION).
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let shown = redact_url(url);
+        let connect = || -> Result<Client, StoreError> {
+            let mut client = Client::connect(url, NoTls)
+                .ctx(|| format!("cannot connect to the PostgreSQL store '{shown}'"))?;
+            schema::migrate(&mut client, &shown)?;
+            Ok(client)
+        };
+        // On a thread of its own (see `Conn`).
+        let client = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .spawn_scoped(scope, connect)
+                .map(|connecting| connecting.join())
+        });
+        let client = match client {
+            Ok(Ok(connected)) => connected?,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(e) => {
+                return Err(StoreError::Invalid {
+                    what: format!("connection to the PostgreSQL store '{shown}'"),
+                    reason: format!("cannot start a thread: {e}"),
+                })
+            }
+        };
+        Ok(PgStore {
+            client: Conn(Some(RefCell::new(client))),
+            url: shown,
+            actor: DEFAULT_ACTOR.to_string(),
+        })
+    }
+
+    /// The URL connected to, its password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// See [`Store::set_actor`](crate::Store::set_actor).
+    pub fn set_actor(&mut self, actor: &str) {
+        self.actor = actor.to_string();
+    }
+
+    /// See [`Store::actor`](crate::Store::actor).
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The schema version of the database (the `schema_version` table).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let version: i64 = self
+            .client
+            .borrow_mut()
+            .query_one("SELECT version FROM schema_version", &[])
+            .and_then(|row| row.try_get(0))
+            .ctx(|| "reading the schema version".to_string())?;
+        Ok(u32::try_from(version).unwrap_or(0))
+    }
+
+    /// Runs `sql` (tests: what the triggers and constraints refuse past the store's checks).
+    #[cfg(test)]
+    pub(crate) fn execute_raw(&self, sql: &str) -> Result<u64, postgres::Error> {
+        self.client.borrow_mut().execute(sql, &[])
+    }
+
+    /// The first column of the first row of `sql`, as text (tests).
+    #[cfg(test)]
+    pub(crate) fn query_text_raw(&self, sql: &str) -> Result<Option<String>, postgres::Error> {
+        self.client.borrow_mut().query_one(sql, &[])?.try_get(0)
+    }
+}
+
+/// Starts a write transaction: one at a time per schema (see [`WRITE_LOCK`]).
+pub(crate) fn write_tx(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(WRITE_LOCK)?;
+    Ok(tx)
+}
+
+/// Fails with [`StoreError::Invalid`] unless `text` is valid JSON (as SQLite's `json_valid`).
+pub(crate) fn check_json(what: &str, text: &str) -> Result<(), StoreError> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(StoreError::Invalid {
+            what: what.to_string(),
+            reason: "not valid JSON".to_string(),
+        }),
+    }
+}
+
+/// A `u32` as a PostgreSQL `BIGINT`.
+pub(crate) fn big(n: u32) -> i64 {
+    i64::from(n)
+}
+
+/// A `BIGINT` the schema keeps in `u32` range (versions, item numbers).
+pub(crate) fn small(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::{is_postgres_url, redact_url};
+
+    #[test]
+    fn passwords_are_redacted_and_urls_recognised() {
+        assert_eq!(
+            redact_url("postgres://ana:s3cr:et@db.example:5432/bl?options=x"),
+            "postgres://ana:***@db.example:5432/bl?options=x"
+        );
+        assert_eq!(
+            redact_url("postgres://ana@127.0.0.1/bl"),
+            "postgres://ana@127.0.0.1/bl"
+        );
+        assert_eq!(redact_url("borderlens.db"), "borderlens.db");
+        assert!(is_postgres_url("postgresql://x/y"));
+        assert!(!is_postgres_url("data/postgres.db"));
+    }
+}
