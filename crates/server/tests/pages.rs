@@ -497,3 +497,60 @@ async fn pages_travel_gzipped_to_browsers_that_accept_it() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused_even_with_the_right_token() {
+    let app = serve().await;
+    let id = decided(&app)[0].clone();
+    let (cookie, csrf) = session(&app, Role::Officer).await;
+    let host = app.base.trim_start_matches("http://").to_string();
+    for (path, body) in [
+        (
+            format!("/declarations/{id}/control"),
+            control_form(&csrf, "origin-1", ""),
+        ),
+        (
+            format!("/declarations/{id}/override"),
+            format!("csrf_token={csrf}&lane=red&reason=from+elsewhere"),
+        ),
+    ] {
+        for (origin, expected) in [
+            ("https://evil.example", StatusCode::FORBIDDEN),
+            (format!("http://{host}").as_str(), StatusCode::SEE_OTHER),
+        ] {
+            let before = counts(&app);
+            let answer = client()
+                .post(format!("{}{path}", app.base))
+                .header(COOKIE, &cookie)
+                .header("origin", origin)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), expected, "{path} from {origin}");
+            if expected == StatusCode::FORBIDDEN {
+                assert_eq!(
+                    counts(&app),
+                    before,
+                    "{path} from {origin} changed the store"
+                );
+            }
+        }
+    }
+    // Login CSRF: another site's form cannot log the browser in.
+    let login = client()
+        .post(format!("{}/login", app.base))
+        .header("origin", "https://evil.example")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!(
+            "user=officer-1&password={}",
+            encode(&password(Role::Officer))
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::FORBIDDEN);
+    assert!(login.headers().get(SET_COOKIE).is_none());
+    app.stop().await;
+}

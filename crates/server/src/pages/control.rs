@@ -226,8 +226,7 @@ fn render(
         }
         p #draft-note .banner.ok hidden role="status" {}
         form.card method="post" action={ "/declarations/" (declaration_id) "/control" }
-            data-draft=(declaration_id) data-has-errors=(if problems.is_empty() { "0" } else { "1" })
-            novalidate[false] {
+            data-draft=(declaration_id) data-has-errors=(if problems.is_empty() { "0" } else { "1" }) {
             input type="hidden" name="csrf_token" value=(caller.csrf_token.clone().unwrap_or_default());
             input type="hidden" name="submission_id" value=(submission_id);
             input type="hidden" name=(TZ_OFFSET) value=(answers.get(TZ_OFFSET).unwrap_or("+00:00"));

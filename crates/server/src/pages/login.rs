@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use borderlens_app as app;
 use maud::html;
@@ -66,8 +66,17 @@ pub(crate) async fn form(Query(query): Query<Next>) -> Response {
 pub(crate) async fn submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Login CSRF (another site logging the browser in as someone else): a browser says where a
+    // form came from, and only this site's own login form is taken.
+    if !super::same_origin(&headers) {
+        let error = crate::error::ApiError::forbidden(
+            "this log-in form did not come from borderlens: nothing was done",
+        );
+        return super::error_page(None, &error);
+    }
     let form = Form::parse(&body);
     let next = safe_next(form.get("next"));
     let user = form.get("user").unwrap_or_default().to_string();

@@ -16,7 +16,9 @@ mod queue;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -215,6 +217,13 @@ async fn authorize_page(
     if let Err(error) = auth::check_role(&guard, &authenticated.caller) {
         return error_page(Some(&authenticated.caller), &error);
     }
+    if guard.changes_state && !same_origin(request.headers()) {
+        let error = ApiError::forbidden(
+            "this form did not come from borderlens (another site's page sent it): nothing was \
+             changed",
+        );
+        return error_page(Some(&authenticated.caller), &error);
+    }
     let (parts, body) = request.into_parts();
     let mut request = if guard.changes_state {
         let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
@@ -245,6 +254,24 @@ async fn authorize_page(
     };
     request.extensions_mut().insert(authenticated);
     next.run(request).await
+}
+
+/// Whether a form post comes from this site: no `Origin` header (older browsers, other
+/// clients), or one whose host and port are the request's `Host`. Browsers send `Origin` with
+/// every POST, so another site's form is refused before anything else is looked at.
+pub(crate) fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return true;
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .is_some_and(|(_, rest)| !host.is_empty() && rest.eq_ignore_ascii_case(host))
 }
 
 /// A URL-encoded form body: fields in order, a name may repeat (checkboxes).
@@ -307,6 +334,9 @@ pub(crate) fn html_response(status: StatusCode, markup: Markup) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+    // Nothing leaves for other sites; this site's own form posts keep their `Origin` (with
+    // `no-referrer` browsers send `Origin: null`, which the form guard refuses).
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
 
