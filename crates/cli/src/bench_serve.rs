@@ -1,9 +1,10 @@
 //! `borderlens bench serve`: a load test of the HTTP service on loopback.
 //!
-//! A store is prepared once (the first `--declarations` items of the sample, a small model and
-//! its scores, an officer with an API token), then for each store setting (today SQLite with
-//! `synchronous` NORMAL and FULL; PostgreSQL will be another backend here) a copy is served by
-//! `borderlens serve` run as a child process of this executable on `127.0.0.1:0`, and an
+//! A store is prepared (the first `--declarations` items of the sample, a small model and its
+//! scores, an officer with an API token): once as an SQLite file, copied for each `synchronous`
+//! setting (NORMAL, FULL), and, with `--postgres URL`, once more in a fresh schema of that
+//! PostgreSQL database (dropped at the end). Each is served by `borderlens serve` run as a child
+//! process of this executable on `127.0.0.1:0`, and an
 //! open-loop load generator sends requests at increasing constant rates: control-result
 //! submissions, then score reads (`GET /api/v1/declarations/{id}/score`, or `/decision` where
 //! the server has no score route). Open loop: request `i` of a step is due at `t0 + i / rate`
@@ -15,6 +16,7 @@
 //! (timeouts).
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +29,7 @@ use borderlens_charts::lines::{lines_svg, Axes, Line, Reference};
 use borderlens_domain::LabelKind;
 use borderlens_ingest::ColumnMapping;
 use borderlens_risk::model::TrainOptions;
+use borderlens_store::pg::{is_postgres_url, redact_url, PgStore};
 use borderlens_store::{ItemFilter, Store, SYNCHRONOUS_ENV};
 use serde::Serialize;
 use serde_json::json;
@@ -45,19 +48,85 @@ const SATURATED_P99_MS: f64 = 1000.0;
 /// The bench's user and the role it needs for both kinds of request.
 const USER: &str = "bench-officer";
 
-/// A store the service runs on. Only SQLite today; PostgreSQL (`--database-url`) will be a
-/// second variant, measured by the same steps.
+/// A store the service runs on, measured by the same steps: SQLite with a `synchronous`
+/// setting, or PostgreSQL (`--postgres URL`, in a schema of its own).
 #[derive(Clone, Debug)]
 enum Backend {
     Sqlite { synchronous: String },
+    Postgres,
 }
 
 impl Backend {
     fn name(&self) -> String {
         match self {
             Backend::Sqlite { synchronous } => format!("sqlite synchronous={synchronous}"),
+            Backend::Postgres => "postgresql".to_string(),
         }
     }
+
+    /// A short tag for file names and submission ids.
+    fn tag(&self) -> &str {
+        match self {
+            Backend::Sqlite { synchronous } => synchronous,
+            Backend::Postgres => "postgresql",
+        }
+    }
+}
+
+/// A fresh schema `bench_<unix-seconds>_<pid>` in a PostgreSQL database, dropped (with
+/// everything in it) when this is dropped. Created and dropped with `psql` (this crate has no
+/// PostgreSQL client of its own; the store connects with the schema as its search path).
+struct PgSchema {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgSchema {
+    fn create(admin_url: &str) -> anyhow::Result<PgSchema> {
+        let name = format!("bench_{}_{}", unix_seconds(), std::process::id());
+        psql(admin_url, &format!("CREATE SCHEMA {name}"))
+            .with_context(|| format!("cannot create schema {name} in {}", redact_url(admin_url)))?;
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+        Ok(PgSchema {
+            admin_url: admin_url.to_string(),
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Err(e) = psql(
+            &self.admin_url,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        ) {
+            eprintln!(
+                "borderlens: cannot drop schema {} in {}: {e:#}",
+                self.name,
+                redact_url(&self.admin_url)
+            );
+        }
+    }
+}
+
+/// Runs `sql` on the database at `url` with `psql`.
+fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let output = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run psql (the PostgreSQL client must be on PATH for --postgres)")?;
+    if !output.status.success() {
+        bail!(
+            "psql exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Kinds of request.
@@ -163,7 +232,7 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
             other => bail!("unknown kind '{other}': use submit, read"),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let backends = a
+    let mut backends = a
         .synchronous
         .iter()
         .map(|s| match s.to_ascii_lowercase().as_str() {
@@ -173,18 +242,33 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
             other => bail!("unknown --synchronous '{other}': use normal, full"),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Created first, so that a database that cannot be reached fails the bench at once; dropped
+    // when this function returns, on error too (or once its backend is done).
+    let mut pg_schema: Option<PgSchema> = None;
+    if let Some(url) = &a.postgres {
+        if !is_postgres_url(url) {
+            bail!("--postgres needs a postgres:// or postgresql:// URL");
+        }
+        pg_schema = Some(PgSchema::create(url)?);
+        backends.push(Backend::Postgres);
+    }
 
+    let csv = sample_csv(a, &work)?;
     let template = work.join("template.db");
-    bars.start(
-        &format!(
-            "preparing a store: {} sample items, a model, a user",
-            a.declarations
-        ),
-        None,
-    );
-    let prepared = prepare(a, &work, &template);
-    bars.finish();
-    let (token, ids) = prepared?;
+    let mut sqlite_prepared: Option<(String, Vec<String>)> = None;
+    if backends.iter().any(|b| matches!(b, Backend::Sqlite { .. })) {
+        bars.start(
+            &format!(
+                "preparing an SQLite store: {} sample items, a model, a user",
+                a.declarations
+            ),
+            None,
+        );
+        let prepared = prepare_sqlite(a, &csv, &template);
+        bars.finish();
+        sqlite_prepared = Some(prepared?);
+    }
+    let mut all_ids: Vec<String> = Vec::new();
 
     let exe = std::env::current_exe().context("cannot find the borderlens executable")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -195,15 +279,62 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let mut read_route: Option<&'static str> = None;
     for backend in &backends {
-        let Backend::Sqlite { synchronous } = backend;
-        let db = work.join(format!("serve-{synchronous}.db"));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        let tag = backend.tag();
+        // Declared before the server, so dropped after it (also on error): the schema goes
+        // once nothing uses it.
+        let mut schema: Option<PgSchema> = None;
+        let mut db: Option<PathBuf> = None;
+        // The store arguments of `borderlens serve`, its environment, the token and the ids.
+        let (store_args, env, token, ids) = match backend {
+            Backend::Sqlite { synchronous } => {
+                let path = work.join(format!("serve-{synchronous}.db"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                std::fs::copy(&template, &path)
+                    .with_context(|| format!("cannot copy the store to {}", path.display()))?;
+                let (token, ids) = sqlite_prepared
+                    .clone()
+                    .context("the SQLite store was not prepared")?;
+                db = Some(path.clone());
+                (
+                    vec![OsString::from("--db"), path.into_os_string()],
+                    vec![(SYNCHRONOUS_ENV, synchronous.as_str())],
+                    token,
+                    ids,
+                )
+            }
+            Backend::Postgres => {
+                let created = schema.insert(
+                    pg_schema
+                        .take()
+                        .context("the PostgreSQL schema was not created")?,
+                );
+                bars.start(
+                        &format!(
+                            "preparing a PostgreSQL store (schema {}): {} sample items, a model, a user",
+                            created.name, a.declarations
+                        ),
+                        None,
+                    );
+                let prepared = PgStore::connect(&created.url)
+                    .with_context(|| format!("cannot open database {}", redact_url(&created.url)))
+                    .and_then(|mut store| prepare(a, &csv, &mut store));
+                bars.finish();
+                let (token, ids) = prepared?;
+                (
+                    vec!["--database-url".into(), created.url.clone().into()],
+                    Vec::new(),
+                    token,
+                    ids,
+                )
+            }
+        };
+        if all_ids.is_empty() {
+            all_ids.clone_from(&ids);
         }
-        std::fs::copy(&template, &db)
-            .with_context(|| format!("cannot copy the store to {}", db.display()))?;
-        let log = work.join(format!("server-{synchronous}.log"));
-        let server = Server::start(&exe, &db, &[(SYNCHRONOUS_ENV, synchronous)], &log)?;
+        let log = work.join(format!("server-{tag}.log"));
+        let server = Server::start(&exe, &store_args, &env, &log)?;
         let client = Client::new(&server.addr, &token, a.connections)?;
         let route = match read_route {
             Some(r) => r,
@@ -233,7 +364,7 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
                 rate: 200.0,
                 seconds: 0.5,
                 timeout: Duration::from_millis(a.timeout_ms),
-                tag: format!("{run_tag}-{synchronous}-warmup-{label}"),
+                tag: format!("{run_tag}-{tag}-warmup-{label}"),
             };
             let (_, warm_sent) = runtime.block_on(client.run(&plan, &ids));
             sent.extend(warm_sent);
@@ -261,7 +392,7 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
                     rate: f64::from(rate),
                     seconds: a.step_seconds,
                     timeout: Duration::from_millis(a.timeout_ms),
-                    tag: format!("{run_tag}-{synchronous}-{rate}"),
+                    tag: format!("{run_tag}-{tag}-{rate}"),
                 };
                 let server_before = cpu_seconds(&format!("/proc/{}/stat", server.pid()));
                 let client_before = cpu_seconds("/proc/self/stat");
@@ -302,12 +433,26 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
             }
         }
         let stopped = server.stop();
-        report.verification = Some(verify(&db, &run_tag, &sent)?);
+        let store: Box<dyn borderlens_store::Backend> = match (&db, &schema) {
+            (Some(db), _) => Box::new(
+                Store::open(db)
+                    .with_context(|| format!("cannot open database {}", db.display()))?,
+            ),
+            (None, Some(schema)) => Box::new(
+                PgStore::connect(&schema.url)
+                    .with_context(|| format!("cannot open database {}", redact_url(&schema.url)))?,
+            ),
+            (None, None) => bail!("no store to read back for {}", backend.name()),
+        };
+        report.verification = Some(verify(&*store, &run_tag, &sent)?);
+        drop(store);
+        drop(schema);
         if let Err(e) = stopped {
             eprintln!("borderlens: {e:#}");
         }
         reports.push(report);
     }
+    let ids = all_ids;
 
     let target = target_verdict(&reports);
     let route = read_route.unwrap_or("decision");
@@ -319,7 +464,10 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
         },
         "store": {
             "declaration_items": ids.len(),
-            "postgresql": "not supported yet: SQLite only (PostgreSQL will be a --database-url backend of this bench)",
+            "postgresql": a.postgres.as_deref().map(|url| json!({
+                "database": redact_url(url),
+                "note": "a fresh schema bench_<unix-seconds>_<pid> of this database, prepared like the SQLite file, dropped at the end; the server's durability is the database's own settings (fsync, synchronous_commit)",
+            })),
         },
         "read_route": format!("GET /api/v1/declarations/{{id}}/{route}"),
         "step_seconds": a.step_seconds,
@@ -362,10 +510,8 @@ fn unix_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Builds the template store: the first `--declarations` items of the 2020 sample, a 20-tree
-/// fraud model trained on the first 60% of their dates, the scores of all of them, and an
-/// officer with an API token. Returns the token and the declaration ids.
-fn prepare(a: &BenchArgs, work: &Path, template: &Path) -> anyhow::Result<(String, Vec<String>)> {
+/// Writes the first `--declarations` items of the 2020 sample to `declarations.csv` in `work`.
+fn sample_csv(a: &BenchArgs, work: &Path) -> anyhow::Result<PathBuf> {
     let sample = a.data.join("df_syn_train_eng.csv");
     let text = std::fs::read_to_string(&sample).with_context(|| {
         format!(
@@ -378,15 +524,37 @@ fn prepare(a: &BenchArgs, work: &Path, template: &Path) -> anyhow::Result<(Strin
     let csv = work.join("declarations.csv");
     std::fs::write(&csv, head.join("\n") + "\n")
         .with_context(|| format!("cannot write {}", csv.display()))?;
+    Ok(csv)
+}
+
+/// The SQLite template store, prepared by [`prepare`] in a new file `template`.
+fn prepare_sqlite(
+    a: &BenchArgs,
+    csv: &Path,
+    template: &Path,
+) -> anyhow::Result<(String, Vec<String>)> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", template.display()));
     }
     let mut store = Store::open(template)
         .with_context(|| format!("cannot open database {}", template.display()))?;
+    let prepared = prepare(a, csv, &mut store)?;
+    drop(store); // checkpoints the WAL into the file that is copied
+    Ok(prepared)
+}
+
+/// Fills an empty store: the declaration items of `csv` (see [`sample_csv`]), a 20-tree fraud
+/// model trained on the first 60% of their dates, the scores of all of them, and an officer with
+/// an API token. Returns the token and the declaration ids.
+fn prepare(
+    a: &BenchArgs,
+    csv: &Path,
+    store: &mut dyn borderlens_store::Backend,
+) -> anyhow::Result<(String, Vec<String>)> {
     store.set_actor("bench");
     app::import_files(
-        &mut store,
-        &[csv],
+        store,
+        &[csv.to_path_buf()],
         &ColumnMapping::kcs_default(),
         true,
         &app::Silent,
@@ -397,7 +565,7 @@ fn prepare(a: &BenchArgs, work: &Path, template: &Path) -> anyhow::Result<(Strin
         labelled_only: false,
     })?;
     if items.is_empty() {
-        bail!("no declaration imported from {}", sample.display());
+        bail!("no declaration imported from {}", csv.display());
     }
     let mut dates: Vec<_> = items.iter().map(|i| i.date).collect();
     dates.sort_unstable();
@@ -406,7 +574,7 @@ fn prepare(a: &BenchArgs, work: &Path, template: &Path) -> anyhow::Result<(Strin
     options.gbdt.n_trees = 20;
     options.gbdt.early_stopping_rounds = None;
     app::train(
-        &mut store,
+        store,
         &app::TrainRequest {
             model: "bench".into(),
             until,
@@ -417,7 +585,7 @@ fn prepare(a: &BenchArgs, work: &Path, template: &Path) -> anyhow::Result<(Strin
     )
     .context("training the bench model")?;
     app::score(
-        &mut store,
+        store,
         &app::ScoreRequest {
             model: "bench".into(),
             version: None,
@@ -430,13 +598,8 @@ fn prepare(a: &BenchArgs, work: &Path, template: &Path) -> anyhow::Result<(Strin
         &app::Silent,
     )
     .context("scoring the bench declarations")?;
-    app::add_user(
-        &mut store,
-        USER,
-        Role::Officer,
-        "bench password, loopback only",
-    )?;
-    let token = app::create_token(&mut store, USER)?.token;
+    app::add_user(store, USER, Role::Officer, "bench password, loopback only")?;
+    let token = app::create_token(store, USER)?.token;
     let mut ids: Vec<String> = items
         .into_iter()
         .map(|i| i.key.declaration_id)
@@ -445,7 +608,6 @@ fn prepare(a: &BenchArgs, work: &Path, template: &Path) -> anyhow::Result<(Strin
         .collect();
     // A fixed shuffle, so that consecutive requests touch scattered declarations.
     borderlens_domain::rng::Rng::new(a.seed).shuffle(&mut ids);
-    drop(store); // checkpoints the WAL into the file that is copied
     Ok((token, ids))
 }
 
@@ -456,13 +618,18 @@ struct Server {
 }
 
 impl Server {
-    fn start(exe: &Path, db: &Path, env: &[(&str, &str)], log: &Path) -> anyhow::Result<Server> {
+    /// `store_args` name the store (`--db FILE` or `--database-url URL`).
+    fn start(
+        exe: &Path,
+        store_args: &[OsString],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("cannot write {}", log.display()))?;
         let mut command = Command::new(exe);
         command
-            .arg("--db")
-            .arg(db)
+            .args(store_args)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -776,9 +943,11 @@ fn summarise(
 
 /// Reads the store back: every submission answered 201 is stored; every stored submission of
 /// this run was sent; of the unanswered ones, some may be stored (their answer was lost).
-fn verify(db: &Path, run_tag: &str, sent: &[(String, Outcome)]) -> anyhow::Result<Verification> {
-    let store =
-        Store::open(db).with_context(|| format!("cannot open database {}", db.display()))?;
+fn verify(
+    store: &dyn borderlens_store::Backend,
+    run_tag: &str,
+    sent: &[(String, Outcome)],
+) -> anyhow::Result<Verification> {
     let prefix = format!("bench-{run_tag}-");
     let stored: Vec<String> = store
         .control_results()?
@@ -910,9 +1079,13 @@ fn print_table(
     svg_path: &Path,
 ) -> anyhow::Result<()> {
     outln!(
-        "serve benchmark: borderlens serve on loopback, {} declaration items, open-loop constant rates, {} s per step; PostgreSQL not supported yet (SQLite only)",
+        "serve benchmark: borderlens serve on loopback, {} declaration items, open-loop constant rates, {} s per step{}",
         result["store"]["declaration_items"],
-        result["step_seconds"]
+        result["step_seconds"],
+        match result["store"]["postgresql"]["database"].as_str() {
+            Some(db) => format!("; PostgreSQL: a fresh schema of {db}"),
+            None => "; PostgreSQL: not measured (--postgres URL)".to_string(),
+        }
     );
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);

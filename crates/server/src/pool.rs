@@ -3,9 +3,10 @@
 //! Why a pool rather than a `Store` per request: opening a store opens the file, sets WAL mode,
 //! the busy timeout and foreign keys, and checks the schema version; each connection also keeps
 //! its own cache of prepared statements. Reusing connections saves that work on every request.
-//! SQLite lets one writer and any number of readers work at once (WAL), so a handful of idle
-//! connections is enough: more requests than that open extra connections, which are closed
-//! after use instead of being kept. A `Store` is `Send` but not `Sync`: each is used by one
+//! SQLite lets one writer and any number of readers work at once (WAL), so a handful of
+//! connections is enough: at most `MAX_CONNECTIONS` jobs run at once, each on its own pooled
+//! connection, and further requests wait (asynchronously) for one to be free. A `Store` is `Send`
+//! but not `Sync`: each is used by one
 //! blocking thread at a time, taken out of the pool and put back. The pool holds boxed
 //! [`Backend`]s: SQLite `Store`s, or `PgStore` connections when the service runs on PostgreSQL
 //! (`ServeConfig::database_url`), where the same reasoning holds (a connection per thread).
@@ -19,8 +20,12 @@ use borderlens_store::{Backend, Store, StoreError, DEFAULT_ACTOR};
 
 use crate::error::ApiError;
 
-/// Connections kept open between requests.
-const MAX_IDLE: usize = 8;
+/// Connections: at most this many jobs run at once, each on a connection of the pool, so that
+/// connections are opened once and kept (a burst of requests waits for a free connection
+/// instead of opening new ones: opening one re-reads the schema, and on PostgreSQL takes the
+/// writers' lock to check the migrations; a load test at 200 submissions/s had grown from 4 to
+/// 33 PostgreSQL connections, and past 100 the database refused them).
+const MAX_CONNECTIONS: usize = 16;
 
 /// Where the pool's connections go: an SQLite file or a PostgreSQL database.
 #[derive(Clone, Debug)]
@@ -41,6 +46,8 @@ impl Target {
 pub(crate) struct StorePool {
     target: Target,
     idle: Mutex<Vec<Box<dyn Backend>>>,
+    /// One permit per connection: a job holds one while it runs.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl StorePool {
@@ -57,6 +64,7 @@ impl StorePool {
         Ok(StorePool {
             target,
             idle: Mutex::new(vec![first]),
+            permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         })
     }
 
@@ -81,7 +89,7 @@ impl StorePool {
         // A failed job's transaction was rolled back when it was dropped: the connection is
         // clean and can serve the next request.
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
+        if idle.len() < MAX_CONNECTIONS {
             idle.push(store);
         }
         out
@@ -95,9 +103,19 @@ pub(crate) async fn blocking<T: Send + 'static>(
     actor: Option<String>,
     job: impl FnOnce(&mut dyn Backend) -> Result<T, JobError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let pool = Arc::clone(pool);
-    tokio::task::spawn_blocking(move || pool.with_store(actor.as_deref(), job))
+    // Waiting for a permit is async (no thread is held); the permit moves into the blocking job
+    // and is released when it ends, even if the client has gone away.
+    let permit = Arc::clone(&pool.permits)
+        .acquire_owned()
         .await
-        .map_err(|e| ApiError::internal(&format!("job failed: {e}")))?
-        .map_err(ApiError::from)
+        .map_err(|e| ApiError::internal(&format!("connection pool closed: {e}")))?;
+    let pool = Arc::clone(pool);
+    tokio::task::spawn_blocking(move || {
+        let out = pool.with_store(actor.as_deref(), job);
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|e| ApiError::internal(&format!("job failed: {e}")))?
+    .map_err(ApiError::from)
 }
