@@ -289,18 +289,7 @@ impl Store {
         lane: &str,
         reason: &str,
     ) -> Result<StoredDecision, StoreError> {
-        if reason.trim().is_empty() {
-            return Err(StoreError::Invalid {
-                what: "override".into(),
-                reason: "a reason is mandatory".into(),
-            });
-        }
-        if !["red", "yellow", "green"].contains(&lane) {
-            return Err(StoreError::Invalid {
-                what: "override".into(),
-                reason: format!("unknown lane '{lane}': use red, yellow or green"),
-            });
-        }
+        check_override(lane, reason)?;
         let actor = self.actor.clone();
         let what = || format!("overriding the decision on '{declaration_id}'");
         let tx = self
@@ -401,4 +390,21 @@ impl Store {
         let rows = statement.query_map([pattern], read_decision).ctx(what)?;
         rows.collect::<Result<_, _>>().ctx(what)
     }
+}
+
+/// An override needs a known lane and a reason; shared by both backends.
+pub(crate) fn check_override(lane: &str, reason: &str) -> Result<(), StoreError> {
+    if reason.trim().is_empty() {
+        return Err(StoreError::Invalid {
+            what: "override".into(),
+            reason: "a reason is mandatory".into(),
+        });
+    }
+    if !["red", "yellow", "green"].contains(&lane) {
+        return Err(StoreError::Invalid {
+            what: "override".into(),
+            reason: format!("unknown lane '{lane}': use red, yellow or green"),
+        });
+    }
+    Ok(())
 }

@@ -57,6 +57,51 @@ pub(crate) fn check_digest(what: &str, digest: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The checks of a new user's fields, shared by both backends.
+pub(crate) fn check_new_user(
+    name: &str,
+    role: &str,
+    password_hash: &str,
+) -> Result<(), StoreError> {
+    if name.is_empty() {
+        return Err(StoreError::Invalid {
+            what: "user name".to_string(),
+            reason: "must not be empty".to_string(),
+        });
+    }
+    if !ROLES.contains(&role) {
+        return Err(StoreError::Invalid {
+            what: format!("role of user '{name}'"),
+            reason: format!("'{role}' is not one of {}", ROLES.join(", ")),
+        });
+    }
+    check_password_hash(name, password_hash)
+}
+
+/// A password is kept only as an argon2id PHC string; shared by both backends.
+pub(crate) fn check_password_hash(name: &str, password_hash: &str) -> Result<(), StoreError> {
+    if password_hash.starts_with("$argon2id$") {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            what: format!("password hash of user '{name}'"),
+            reason: "expected an argon2id PHC string ($argon2id$...)".to_string(),
+        })
+    }
+}
+
+/// The checks of a new session's secrets, shared by both backends.
+pub(crate) fn check_new_session(session_sha256: &str, csrf_token: &str) -> Result<(), StoreError> {
+    check_digest("session digest", session_sha256)?;
+    if csrf_token.len() < 32 {
+        return Err(StoreError::Invalid {
+            what: "CSRF token".to_string(),
+            reason: "at least 32 characters expected".to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn read_user(row: &Row<'_>) -> rusqlite::Result<StoredUser> {
     Ok(StoredUser {
         name: row.get(0)?,
@@ -77,24 +122,7 @@ impl Store {
         password_hash: &str,
     ) -> Result<(), StoreError> {
         let what = || format!("adding user '{name}'");
-        if name.is_empty() {
-            return Err(StoreError::Invalid {
-                what: "user name".to_string(),
-                reason: "must not be empty".to_string(),
-            });
-        }
-        if !ROLES.contains(&role) {
-            return Err(StoreError::Invalid {
-                what: format!("role of user '{name}'"),
-                reason: format!("'{role}' is not one of {}", ROLES.join(", ")),
-            });
-        }
-        if !password_hash.starts_with("$argon2id$") {
-            return Err(StoreError::Invalid {
-                what: format!("password hash of user '{name}'"),
-                reason: "expected an argon2id PHC string ($argon2id$...)".to_string(),
-            });
-        }
+        check_new_user(name, role, password_hash)?;
         let actor = self.actor.clone();
         let tx = self
             .conn
@@ -143,12 +171,7 @@ impl Store {
         name: &str,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        if !password_hash.starts_with("$argon2id$") {
-            return Err(StoreError::Invalid {
-                what: format!("password hash of user '{name}'"),
-                reason: "expected an argon2id PHC string ($argon2id$...)".to_string(),
-            });
-        }
+        check_password_hash(name, password_hash)?;
         let what = || format!("setting the password of user '{name}'");
         let actor = self.actor.clone();
         let tx = self
@@ -287,13 +310,7 @@ impl Store {
         csrf_token: &str,
         ttl_seconds: u32,
     ) -> Result<String, StoreError> {
-        check_digest("session digest", session_sha256)?;
-        if csrf_token.len() < 32 {
-            return Err(StoreError::Invalid {
-                what: "CSRF token".to_string(),
-                reason: "at least 32 characters expected".to_string(),
-            });
-        }
+        check_new_session(session_sha256, csrf_token)?;
         let what = || format!("opening a session for user '{user}'");
         let tx = self
             .conn

@@ -239,18 +239,7 @@ impl PgStore {
         lane: &str,
         reason: &str,
     ) -> Result<StoredDecision, StoreError> {
-        if reason.trim().is_empty() {
-            return Err(StoreError::Invalid {
-                what: "override".into(),
-                reason: "a reason is mandatory".into(),
-            });
-        }
-        if !["red", "yellow", "green"].contains(&lane) {
-            return Err(StoreError::Invalid {
-                what: "override".into(),
-                reason: format!("unknown lane '{lane}': use red, yellow or green"),
-            });
-        }
+        crate::selection::check_override(lane, reason)?;
         let actor = self.actor.clone();
         let what = || format!("overriding the decision on '{declaration_id}'");
         let mut tx = write_tx(self.client.get_mut()).ctx(what)?;

@@ -7,7 +7,7 @@ use super::audit::insert_audit;
 use super::{write_tx, PgStore, NOW};
 use crate::error::Context;
 use crate::users::check_digest;
-use crate::{StoreError, StoredSession, StoredUser, ROLES};
+use crate::{StoreError, StoredSession, StoredUser};
 
 fn read_user(row: &Row) -> Result<StoredUser, postgres::Error> {
     Ok(StoredUser {
@@ -27,24 +27,7 @@ impl PgStore {
         password_hash: &str,
     ) -> Result<(), StoreError> {
         let what = || format!("adding user '{name}'");
-        if name.is_empty() {
-            return Err(StoreError::Invalid {
-                what: "user name".to_string(),
-                reason: "must not be empty".to_string(),
-            });
-        }
-        if !ROLES.contains(&role) {
-            return Err(StoreError::Invalid {
-                what: format!("role of user '{name}'"),
-                reason: format!("'{role}' is not one of {}", ROLES.join(", ")),
-            });
-        }
-        if !password_hash.starts_with("$argon2id$") {
-            return Err(StoreError::Invalid {
-                what: format!("password hash of user '{name}'"),
-                reason: "expected an argon2id PHC string ($argon2id$...)".to_string(),
-            });
-        }
+        crate::users::check_new_user(name, role, password_hash)?;
         let actor = self.actor.clone();
         let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
         let exists: bool = tx
@@ -88,12 +71,7 @@ impl PgStore {
         name: &str,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
-        if !password_hash.starts_with("$argon2id$") {
-            return Err(StoreError::Invalid {
-                what: format!("password hash of user '{name}'"),
-                reason: "expected an argon2id PHC string ($argon2id$...)".to_string(),
-            });
-        }
+        crate::users::check_password_hash(name, password_hash)?;
         let what = || format!("setting the password of user '{name}'");
         let actor = self.actor.clone();
         let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
@@ -222,13 +200,7 @@ impl PgStore {
         csrf_token: &str,
         ttl_seconds: u32,
     ) -> Result<String, StoreError> {
-        check_digest("session digest", session_sha256)?;
-        if csrf_token.len() < 32 {
-            return Err(StoreError::Invalid {
-                what: "CSRF token".to_string(),
-                reason: "at least 32 characters expected".to_string(),
-            });
-        }
+        crate::users::check_new_session(session_sha256, csrf_token)?;
         let what = || format!("opening a session for user '{user}'");
         let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
         tx.execute(
