@@ -57,15 +57,28 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// The body of a JSON request: 413 over the limit, 415 unless `Content-Type` is JSON.
 fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    typed_body(
+        headers,
+        body,
+        "application/json",
+        &format!(
+            "request body over {} KiB: nothing was stored",
+            MAX_BODY_BYTES / 1024
+        ),
+    )
+}
+
+/// A request body of media type `media`: 413 with `too_large` over the route's limit, 400 when
+/// it cannot be read, 415 unless `Content-Type` is `media`.
+fn typed_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    media: &str,
+    too_large: &str,
+) -> Result<Bytes, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body over {} KiB: nothing was stored",
-                    MAX_BODY_BYTES / 1024
-                ),
-            )
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large)
         } else {
             ApiError::bad_request(format!(
                 "cannot read the request body: {}",
@@ -73,15 +86,15 @@ fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
             ))
         }
     })?;
-    let is_json = headers
+    let matches = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case(media));
+    if !matches {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
+            format!("Content-Type must be {media}"),
         ));
     }
     Ok(bytes)
@@ -564,30 +577,15 @@ pub(crate) async fn import(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let query = query_of(query)?;
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "file over {} MiB: nothing was stored; use `borderlens import`",
-                    crate::MAX_IMPORT_BYTES / (1024 * 1024)
-                ),
-            )
-        } else {
-            ApiError::bad_request(format!("cannot read the file: {}", rejection.body_text()))
-        }
-    })?;
-    let is_csv = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/csv"));
-    if !is_csv {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be text/csv",
-        ));
-    }
+    let bytes = typed_body(
+        &headers,
+        body,
+        "text/csv",
+        &format!(
+            "file over {} MiB: nothing was stored; use `borderlens import`",
+            crate::MAX_IMPORT_BYTES / (1024 * 1024)
+        ),
+    )?;
     let name = query.name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_SOURCE_NAME
