@@ -4,6 +4,8 @@
 //! (acknowledged or not, as a client that lost its answer does) stores each exactly once.
 //!
 //! Black box: the real binary, its own HTTP, and the store read back through `borderlens-store`.
+//! Runs on SQLite (`--db`) and on PostgreSQL (`--database-url`, a fresh schema of the database
+//! `BORDERLENS_TEST_DATABASE_URL` names; skipped without it unless `BORDERLENS_REQUIRE_POSTGRES=1`).
 //! It fails if the server acknowledged a result before committing it (the acknowledged result
 //! would be missing after the kill), or if the idempotency by submission id did not hold across
 //! the crash (a retry would store a second copy or answer 201 for a stored result).
@@ -11,13 +13,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use borderlens_store::Store;
+use borderlens_store::open_any;
+use borderlens_store::pg::testing::TestSchema;
 use tempfile::TempDir;
 
 const SAMPLE_TRAIN: &str = concat!(
@@ -31,10 +33,15 @@ const DECLARATIONS: usize = 40;
 /// How long submissions flow before the kill.
 const FLOW: Duration = Duration::from_millis(1500);
 
-fn borderlens(db: &Path, args: &[&str], stdin: &str) -> Output {
+/// The store the binary runs on: its command-line option, and what `open_any` opens.
+struct Target {
+    option: &'static str,
+    value: String,
+}
+
+fn borderlens(target: &Target, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_borderlens"))
-        .arg("--db")
-        .arg(db)
+        .args([target.option, &target.value])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -77,10 +84,9 @@ impl Drop for Server {
 }
 
 /// Starts `borderlens serve` on a free loopback port; returns the process and the address.
-fn start_server(db: &Path) -> (Server, String) {
+fn start_server(target: &Target) -> (Server, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_borderlens"))
-        .arg("--db")
-        .arg(db)
+        .args([target.option, &target.value])
         .args(["serve", "--addr", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -142,8 +148,8 @@ fn submission(id: &str, declaration: &str) -> String {
 
 /// Submission id → how many times it is stored; and the number of `control_result` audit
 /// entries.
-fn stored(db: &Path) -> (BTreeMap<String, usize>, usize) {
-    let store = Store::open(db).unwrap();
+fn stored(target: &Target) -> (BTreeMap<String, usize>, usize) {
+    let store = open_any(&target.value).unwrap();
     let mut counts = BTreeMap::new();
     for r in store.control_results().unwrap() {
         *counts.entry(r.result.submission_id).or_insert(0) += 1;
@@ -161,10 +167,36 @@ fn stored(db: &Path) -> (BTreeMap<String, usize>, usize) {
 type Sent = Vec<(String, String, Option<u16>)>;
 
 #[test]
-fn every_acknowledged_submission_survives_kill_9_and_retries_double_nothing() {
-    let started = Instant::now();
+fn every_acknowledged_submission_survives_kill_9_and_retries_double_nothing_on_sqlite() {
     let dir = TempDir::new().unwrap();
     let db = dir.path().join("crash.db");
+    crash_and_retry(
+        &Target {
+            option: "--db",
+            value: db.display().to_string(),
+        },
+        &dir,
+    );
+}
+
+#[test]
+fn every_acknowledged_submission_survives_kill_9_and_retries_double_nothing_on_postgresql() {
+    let Some(schema) = TestSchema::create() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    crash_and_retry(
+        &Target {
+            option: "--database-url",
+            value: schema.url().to_string(),
+        },
+        &dir,
+    );
+}
+
+/// The test on the store `db`; `dir` takes the sample's head.
+fn crash_and_retry(db: &Target, dir: &TempDir) {
+    let started = Instant::now();
     let text = std::fs::read_to_string(SAMPLE_TRAIN).unwrap();
     let head: Vec<&str> = text.lines().take(DECLARATIONS + 1).collect();
     let csv = dir.path().join("head.csv");
@@ -173,17 +205,17 @@ fn every_acknowledged_submission_survives_kill_9_and_retries_double_nothing() {
         .iter()
         .map(|line| line.split(',').next().unwrap().to_string())
         .collect();
-    borderlens(&db, &["import", csv.to_str().unwrap()], "");
+    borderlens(db, &["import", csv.to_str().unwrap()], "");
     borderlens(
-        &db,
+        db,
         &["user", "add", "olga", "--role", "officer"],
         "a long passphrase\n",
     );
-    let out = borderlens(&db, &["--json", "token", "create", "olga"], "");
+    let out = borderlens(db, &["--json", "token", "create", "olga"], "");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let token = report["token"].as_str().unwrap().to_string();
 
-    let (mut server, addr) = start_server(&db);
+    let (mut server, addr) = start_server(db);
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let sent: Arc<Mutex<Sent>> = Arc::default();
@@ -244,8 +276,8 @@ fn every_acknowledged_submission_survives_kill_9_and_retries_double_nothing() {
     );
 
     // Restart on the same file: every acknowledged submission is there, nothing unexpected.
-    let (mut server, addr) = start_server(&db);
-    let (after_crash, audited) = stored(&db);
+    let (mut server, addr) = start_server(db);
+    let (after_crash, audited) = stored(db);
     for id in &acked {
         assert_eq!(
             after_crash.get(*id),
@@ -303,7 +335,7 @@ fn every_acknowledged_submission_survives_kill_9_and_retries_double_nothing() {
     }
 
     // Every submission stored exactly once, nothing else.
-    let (finally, audited) = stored(&db);
+    let (finally, audited) = stored(db);
     assert_eq!(finally.len(), sent_ids.len());
     assert!(finally.keys().all(|id| sent_ids.contains(id.as_str())));
     let doubled: Vec<_> = finally.iter().filter(|(_, n)| **n != 1).collect();
@@ -313,8 +345,9 @@ fn every_acknowledged_submission_survives_kill_9_and_retries_double_nothing() {
 
     server.kill_9();
     eprintln!(
-        "crash test: {} submissions sent, {} acknowledged before SIGKILL, {} unanswered ({} of them \
+        "crash test on {}: {} submissions sent, {} acknowledged before SIGKILL, {} unanswered ({} of them \
          stored anyway), {} stored after the retries; {:.1} s",
+        if db.option == "--db" { "SQLite" } else { "PostgreSQL" },
         sent.len(),
         acked.len(),
         unanswered,

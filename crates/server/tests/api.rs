@@ -1,153 +1,70 @@
 //! Black-box tests of the HTTP API: each test starts the real server on `127.0.0.1:0` over its
 //! own copy of a small store (the first 300 declaration items of the bundled sample, a 5-tree
-//! model, one user and one API token per role) and talks to it over HTTP.
+//! model, one user and one API token per role) and talks to it over HTTP. Each runs twice, on
+//! SQLite and on PostgreSQL (see `common`).
 //!
-//! The store is checked through a second connection of its own (`Store::open`), so what the
-//! server acknowledged is seen as committed by another reader.
+//! The store is checked through a second connection of its own (`Served::with_store`), so what
+//! the server acknowledged is seen as committed by another reader.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
+#[macro_use]
+mod common;
 
-use borderlens_app::{self as app, Role, Silent};
-use borderlens_domain::LabelKind;
-use borderlens_ingest::ColumnMapping;
-use borderlens_risk::model::TrainOptions;
+use std::ops::Deref;
+
+use borderlens_app::Role;
 use borderlens_server::{
     routes, Access, Route, ServeConfig, API_PREFIX, MAX_BODY_BYTES, SESSION_COOKIE,
 };
-use borderlens_store::Store;
-use chrono::NaiveDate;
+use common::{password, user_name, Fixture, Served, Spec, StoreKind};
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tempfile::TempDir;
-use tokio::sync::oneshot;
 
-const SAMPLE_TRAIN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../data/sample/df_syn_train_eng.csv"
-);
 const SAMPLE_VALID: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../data/sample/df_syn_valid_eng.csv"
-);
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../data/policies/port-default.json"
 );
 const SERVER_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md");
 
 /// A declaration of the fixture (first data line of the sample).
 const DECLARATION: &str = "97061800";
 
-fn password(role: Role) -> String {
-    format!("password of the {}", role.name())
-}
-
-fn user_name(role: Role) -> String {
-    format!("{}-1", role.name())
-}
-
 // ---------------------------------------------------------------------------------------------
 // fixture
 
-/// The template store, built once per test binary: sample items, a model, users and tokens.
-struct Template {
-    _dir: TempDir,
-    db: PathBuf,
-    tokens: BTreeMap<Role, String>,
-}
+/// The store, built once per test binary and kind of store: sample items, a model, the
+/// bundled policy (nothing selected yet), users and tokens.
+static FIXTURE: Fixture = Fixture::new(Spec {
+    tag: "api",
+    train_lines: 300,
+    valid_lines: 0,
+    model: "s",
+    trees: 5,
+    select: None,
+});
 
-fn template() -> &'static Template {
-    static TEMPLATE: OnceLock<Template> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let dir = TempDir::new().unwrap();
-        let text = std::fs::read_to_string(SAMPLE_TRAIN).unwrap();
-        let head: Vec<&str> = text.lines().take(301).collect();
-        let csv = dir.path().join("head.csv");
-        std::fs::write(&csv, head.join("\n") + "\n").unwrap();
-        let db = dir.path().join("template.db");
-        let mut store = Store::open(&db).unwrap();
-        let reports = app::import_files(
-            &mut store,
-            &[csv],
-            &ColumnMapping::kcs_default(),
-            true,
-            &Silent,
-        )
-        .unwrap();
-        assert!(!reports[0].has_problems());
-        let mut options = TrainOptions::standard(LabelKind::Fraud);
-        options.gbdt.n_trees = 5;
-        options.gbdt.early_stopping_rounds = None;
-        app::train(
-            &mut store,
-            &app::TrainRequest {
-                model: "s".into(),
-                until: NaiveDate::from_ymd_opt(2020, 12, 31).unwrap(),
-                options,
-                ipw: false,
-            },
-            &Silent,
-        )
-        .unwrap();
-        let policy = std::fs::read_to_string(POLICY).unwrap();
-        app::save_policy(&mut store, &policy).unwrap();
-        let mut tokens = BTreeMap::new();
-        for role in Role::ALL {
-            app::add_user(&mut store, &user_name(role), role, &password(role)).unwrap();
-            tokens.insert(
-                role,
-                app::create_token(&mut store, &user_name(role))
-                    .unwrap()
-                    .token,
-            );
-        }
-        drop(store); // checkpoints the WAL into the file, which the tests copy
-        Template {
-            _dir: dir,
-            db,
-            tokens,
-        }
-    })
-}
-
-/// A running server over a fresh copy of the template store.
+/// A running server over a fresh copy of the fixture's store, and a client.
 struct TestApp {
-    base: String,
-    db: PathBuf,
+    served: Served,
     client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<Result<(), borderlens_server::ServeError>>>,
-    _dir: TempDir,
 }
 
-async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+impl Deref for TestApp {
+    type Target = Served;
+
+    fn deref(&self) -> &Served {
+        &self.served
+    }
 }
 
-async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
-    let template = template();
-    let dir = TempDir::new().unwrap();
-    let db = dir.path().join("borderlens.db");
-    std::fs::copy(&template.db, &db).unwrap();
-    let mut config = ServeConfig::new(db.clone());
-    configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(borderlens_server::run(listener, config, async {
-        let _ = stopped.await;
-    }));
+async fn spawn_app(kind: StoreKind) -> TestApp {
+    spawn_app_with(kind, |_| {}).await
+}
+
+async fn spawn_app_with(kind: StoreKind, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
     TestApp {
-        base: format!("http://{addr}"),
-        db,
+        served: FIXTURE.serve_with(kind, configure).await,
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
-        stop: Some(stop),
-        server: Some(server),
-        _dir: dir,
     }
 }
 
@@ -192,7 +109,7 @@ impl Answer {
 
 impl TestApp {
     fn token(&self, role: Role) -> Auth {
-        Auth::Bearer(template().tokens[&role].clone())
+        Auth::Bearer(self.api_token(role))
     }
 
     async fn send(&self, method: Method, path: &str, auth: &Auth, body: Option<Vec<u8>>) -> Answer {
@@ -266,16 +183,11 @@ impl TestApp {
 
     /// Control results in the store, read through a connection of our own.
     fn stored_results(&self) -> Vec<borderlens_store::StoredControlResult> {
-        Store::open(&self.db).unwrap().control_results().unwrap()
+        self.with_store(|store| store.control_results().unwrap())
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
-        }
+    async fn stop(self) {
+        self.served.stop().await
     }
 }
 
@@ -350,10 +262,7 @@ fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, O
         }
         "/api/v1/declarations/{id}/override" => {
             let current = app.and_then(|app| {
-                Store::open(&app.db)
-                    .unwrap()
-                    .decisions_for(DECLARATION)
-                    .unwrap()
+                app.with_store(|store| store.decisions_for(DECLARATION).unwrap())
                     .pop()
                     .map(|d| d.decision.lane)
             });
@@ -376,9 +285,8 @@ fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, O
 // ---------------------------------------------------------------------------------------------
 // health, document, authentication
 
-#[tokio::test]
-async fn healthz_answers_ok_without_credentials() {
-    let app = spawn_app().await;
+async fn healthz_answers_ok_without_credentials(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let answer = app.get("/healthz", &Auth::None).await;
     assert_eq!(
         (answer.status, answer.text.as_str()),
@@ -386,10 +294,10 @@ async fn healthz_answers_ok_without_credentials() {
     );
     app.stop().await;
 }
+on_both_stores!(healthz_answers_ok_without_credentials);
 
-#[tokio::test]
-async fn openapi_documents_every_route_with_its_roles() {
-    let app = spawn_app().await;
+async fn openapi_documents_every_route_with_its_roles(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let answer = app.get("/api/v1/openapi.json", &Auth::None).await;
     assert_eq!(answer.status, StatusCode::OK);
     let doc = answer.json();
@@ -458,10 +366,10 @@ async fn openapi_documents_every_route_with_its_roles() {
     );
     app.stop().await;
 }
+on_both_stores!(openapi_documents_every_route_with_its_roles);
 
-#[tokio::test]
-async fn every_api_route_without_valid_credentials_answers_401() {
-    let app = spawn_app().await;
+async fn every_api_route_without_valid_credentials_answers_401(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let bad = [
         Auth::None,
         Auth::Bearer("0".repeat(64)),
@@ -499,10 +407,10 @@ async fn every_api_route_without_valid_credentials_answers_401() {
     assert!(app.stored_results().is_empty());
     app.stop().await;
 }
+on_both_stores!(every_api_route_without_valid_credentials_answers_401);
 
-#[tokio::test]
-async fn the_role_matrix_is_enforced_on_every_route_for_every_role() {
-    let app = spawn_app().await;
+async fn the_role_matrix_is_enforced_on_every_route_for_every_role(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let mut n = 0;
     for route in routes() {
         if route.access == Access::Public {
@@ -545,6 +453,7 @@ async fn the_role_matrix_is_enforced_on_every_route_for_every_role() {
     }
     app.stop().await;
 }
+on_both_stores!(the_role_matrix_is_enforced_on_every_route_for_every_role);
 
 #[test]
 fn docs_server_md_states_the_role_matrix_of_the_route_table() {
@@ -579,9 +488,8 @@ fn role_column(role: Role) -> usize {
 // ---------------------------------------------------------------------------------------------
 // sessions, CSRF, tokens
 
-#[tokio::test]
-async fn login_sets_an_httponly_samesite_strict_secure_cookie_and_logout_ends_it() {
-    let app = spawn_app().await;
+async fn login_sets_an_httponly_samesite_strict_secure_cookie_and_logout_ends_it(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let answer = app.login("officer-1", &password(Role::Officer)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let header = set_cookie(&answer.headers);
@@ -641,10 +549,10 @@ async fn login_sets_an_httponly_samesite_strict_secure_cookie_and_logout_ends_it
     assert_eq!(unknown.error(), "wrong user name or password");
     app.stop().await;
 }
+on_both_stores!(login_sets_an_httponly_samesite_strict_secure_cookie_and_logout_ends_it);
 
-#[tokio::test]
-async fn insecure_cookies_leave_out_only_secure() {
-    let app = spawn_app_with(|config| config.secure_cookies = false).await;
+async fn insecure_cookies_leave_out_only_secure(kind: StoreKind) {
+    let app = spawn_app_with(kind, |config| config.secure_cookies = false).await;
     let answer = app.login("analyst-1", &password(Role::Analyst)).await;
     let header = set_cookie(&answer.headers);
     assert!(!header.contains("Secure"), "{header}");
@@ -654,10 +562,10 @@ async fn insecure_cookies_leave_out_only_secure() {
     );
     app.stop().await;
 }
+on_both_stores!(insecure_cookies_leave_out_only_secure);
 
-#[tokio::test]
-async fn a_cookie_post_needs_the_sessions_csrf_token() {
-    let app = spawn_app().await;
+async fn a_cookie_post_needs_the_sessions_csrf_token(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let (cookie, csrf) = app.session(Role::Officer).await;
     let body = submission("csrf-1", DECLARATION, "");
     let path = "/api/v1/control-results";
@@ -696,10 +604,10 @@ async fn a_cookie_post_needs_the_sessions_csrf_token() {
     assert_eq!(stored[0].result.source, "api");
     app.stop().await;
 }
+on_both_stores!(a_cookie_post_needs_the_sessions_csrf_token);
 
-#[tokio::test]
-async fn a_bearer_token_works_without_csrf_token() {
-    let app = spawn_app().await;
+async fn a_bearer_token_works_without_csrf_token(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let me = app.get("/api/v1/me", &app.token(Role::Manager)).await;
     assert_eq!(me.json(), json!({"user": "manager-1", "role": "manager"}));
     let answer = app
@@ -712,18 +620,17 @@ async fn a_bearer_token_works_without_csrf_token() {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
     assert_eq!(answer.json()["status"], "recorded");
     // The audit log names the user.
-    let store = Store::open(&app.db).unwrap();
-    let audit = store.audit_entries(1).unwrap();
+    let audit = app.with_store(|store| store.audit_entries(1).unwrap());
     assert_eq!(
         (audit[0].actor.as_str(), audit[0].action.as_str()),
         ("manager-1", "control_result")
     );
     app.stop().await;
 }
+on_both_stores!(a_bearer_token_works_without_csrf_token);
 
-#[tokio::test]
-async fn the_sixth_failed_login_within_a_minute_is_429() {
-    let app = spawn_app().await;
+async fn the_sixth_failed_login_within_a_minute_is_429(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     for attempt in 1..=5 {
         let answer = app.login("officer-1", &format!("guess {attempt}")).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
@@ -748,13 +655,13 @@ async fn the_sixth_failed_login_within_a_minute_is_429() {
     assert_eq!(other.status, StatusCode::TOO_MANY_REQUESTS);
     app.stop().await;
 }
+on_both_stores!(the_sixth_failed_login_within_a_minute_is_429);
 
 // ---------------------------------------------------------------------------------------------
 // control results
 
-#[tokio::test]
-async fn a_retried_submission_is_a_duplicate_not_a_double() {
-    let app = spawn_app().await;
+async fn a_retried_submission_is_a_duplicate_not_a_double(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let body = submission("retry-1", DECLARATION, "found it");
     let officer = app.token(Role::Officer);
     let first = app.post("/api/v1/control-results", &officer, &body).await;
@@ -774,10 +681,10 @@ async fn a_retried_submission_is_a_duplicate_not_a_double() {
     assert_eq!(app.stored_results().len(), 1);
     app.stop().await;
 }
+on_both_stores!(a_retried_submission_is_a_duplicate_not_a_double);
 
-#[tokio::test]
-async fn the_same_submission_id_with_other_content_is_409() {
-    let app = spawn_app().await;
+async fn the_same_submission_id_with_other_content_is_409(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let officer = app.token(Role::Officer);
     let first = app
         .post(
@@ -801,10 +708,10 @@ async fn the_same_submission_id_with_other_content_is_409() {
     assert!(stored[0].result.payload_json.contains("\"a\""));
     app.stop().await;
 }
+on_both_stores!(the_same_submission_id_with_other_content_is_409);
 
-#[tokio::test]
-async fn a_result_for_an_unknown_declaration_is_404() {
-    let app = spawn_app().await;
+async fn a_result_for_an_unknown_declaration_is_404(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let answer = app
         .post(
             "/api/v1/control-results",
@@ -817,10 +724,10 @@ async fn a_result_for_an_unknown_declaration_is_404() {
     assert!(app.stored_results().is_empty());
     app.stop().await;
 }
+on_both_stores!(a_result_for_an_unknown_declaration_is_404);
 
-#[tokio::test]
-async fn bad_bodies_get_clear_4xx_and_store_nothing() {
-    let app = spawn_app().await;
+async fn bad_bodies_get_clear_4xx_and_store_nothing(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let officer = app.token(Role::Officer);
     let path = "/api/v1/control-results";
 
@@ -891,7 +798,7 @@ async fn bad_bodies_get_clear_4xx_and_store_nothing() {
         .post(format!("{}{path}", app.base))
         .header(
             AUTHORIZATION,
-            format!("Bearer {}", template().tokens[&Role::Officer]),
+            format!("Bearer {}", app.api_token(Role::Officer)),
         )
         .header(CONTENT_TYPE, "text/plain")
         .body(submission("t-1", DECLARATION, "").to_string())
@@ -932,10 +839,10 @@ async fn bad_bodies_get_clear_4xx_and_store_nothing() {
     assert!(app.stored_results().is_empty());
     app.stop().await;
 }
+on_both_stores!(bad_bodies_get_clear_4xx_and_store_nothing);
 
-#[tokio::test]
-async fn script_in_remarks_is_stored_and_returned_as_inert_data() {
-    let app = spawn_app().await;
+async fn script_in_remarks_is_stored_and_returned_as_inert_data(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let remarks = "<script>alert(document.cookie)</script>\n\"quoted\" & <b>bold</b>";
     let answer = app
         .post(
@@ -969,13 +876,13 @@ async fn script_in_remarks_is_stored_and_returned_as_inert_data() {
         .contains("default-src 'none'"));
     app.stop().await;
 }
+on_both_stores!(script_in_remarks_is_stored_and_returned_as_inert_data);
 
 // ---------------------------------------------------------------------------------------------
 // decisions, estimates, unknown routes
 
-#[tokio::test]
-async fn the_decision_trace_explains_with_the_newest_model() {
-    let app = spawn_app().await;
+async fn the_decision_trace_explains_with_the_newest_model(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let answer = app
         .get(
             &format!("/api/v1/declarations/{DECLARATION}/decision"),
@@ -1008,10 +915,10 @@ async fn the_decision_trace_explains_with_the_newest_model() {
     assert!(unknown.error().contains("NOPE/../x"));
     app.stop().await;
 }
+on_both_stores!(the_decision_trace_explains_with_the_newest_model);
 
-#[tokio::test]
-async fn estimates_are_split_by_the_dimension_asked() {
-    let app = spawn_app().await;
+async fn estimates_are_split_by_the_dimension_asked(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let analyst = app.token(Role::Analyst);
     for by in ["origin", "office", "hs_chapter", "transport_mode"] {
         let answer = app
@@ -1045,10 +952,10 @@ async fn estimates_are_split_by_the_dimension_asked() {
     assert!(extra.error().contains("limit"), "{}", extra.text);
     app.stop().await;
 }
+on_both_stores!(estimates_are_split_by_the_dimension_asked);
 
-#[tokio::test]
-async fn unknown_routes_and_methods_answer_json_errors() {
-    let app = spawn_app().await;
+async fn unknown_routes_and_methods_answer_json_errors(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     let missing = app.get("/api/v1/nothing-here", &Auth::None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.error().contains("/api/v1/nothing-here"));
@@ -1059,10 +966,10 @@ async fn unknown_routes_and_methods_answer_json_errors() {
     assert!(method.error().contains("DELETE"));
     app.stop().await;
 }
+on_both_stores!(unknown_routes_and_methods_answer_json_errors);
 
-#[tokio::test]
-async fn the_server_stops_when_asked_and_finishes_cleanly() {
-    let app = spawn_app().await;
+async fn the_server_stops_when_asked_and_finishes_cleanly(kind: StoreKind) {
+    let app = spawn_app(kind).await;
     assert_eq!(
         app.get("/healthz", &Auth::None).await.status,
         StatusCode::OK
@@ -1078,6 +985,7 @@ async fn the_server_stops_when_asked_and_finishes_cleanly() {
         .await;
     assert!(after.is_err(), "still answering after shutdown");
 }
+on_both_stores!(the_server_stops_when_asked_and_finishes_cleanly);
 
 #[test]
 fn the_route_table_has_unique_routes_and_api_paths_under_the_prefix() {
@@ -1097,9 +1005,10 @@ fn the_route_table_has_unique_routes_and_api_paths_under_the_prefix() {
 // ---------------------------------------------------------------------------------------------
 // import over HTTP
 
-#[tokio::test]
-async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_stored() {
-    let app = spawn_app().await;
+async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_stored(
+    kind: StoreKind,
+) {
+    let app = spawn_app(kind).await;
     let token = app.token(Role::Analyst);
     let mut csv = sample_lines(1, 40);
     // A bad record: a date that is not one.
@@ -1143,7 +1052,7 @@ async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_s
     assert_eq!(again["inserted"], 0);
     assert_eq!(again["unchanged"].as_u64().unwrap(), inserted);
     // Strict refuses the whole file; a wrong media type or a missing name stores nothing.
-    let before = Store::open(&app.db).unwrap().count_items().unwrap();
+    let before = app.with_store(|store| store.count_items().unwrap());
     let strict = post(
         csv.replace("56839011", "56839012"),
         "text/csv",
@@ -1165,7 +1074,7 @@ async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_s
         post(csv.clone(), "text/csv", "strict=true").await.status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(Store::open(&app.db).unwrap().count_items().unwrap(), before);
+    assert_eq!(app.with_store(|store| store.count_items().unwrap()), before);
     // An officer may not import.
     let officer = app
         .send_typed(
@@ -1178,3 +1087,4 @@ async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_s
     assert_eq!(officer.status, StatusCode::FORBIDDEN);
     app.stop().await;
 }
+on_both_stores!(an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_stored);

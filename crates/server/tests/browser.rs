@@ -3,7 +3,9 @@
 //! managers override a decision and fill a control result with its follow-up questions (the
 //! officer on a phone-sized screen), reload to find the draft kept, submit, and find the result in
 //! the dashboard; managers and admins read the audit log; the annotator is refused the queue.
-//! Screenshots of every page go to `target/browser-screenshots/` (or `$BORDERLENS_SCREENSHOTS`).
+//! The whole round runs on SQLite, then on PostgreSQL where a test database is given (see
+//! `common`). Screenshots of every page go to `target/browser-screenshots/sqlite/` and
+//! `…/postgres/` (or under `$BORDERLENS_SCREENSHOTS`).
 //!
 //! Needs `chromium` and `chromium-driver` (Debian). Without them the test says so and passes,
 //! unless `BORDERLENS_REQUIRE_BROWSER=1` (set by `.ci/run`), where their absence fails it.
@@ -16,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use borderlens_app::Role;
-use common::{password, serve, user_name, Served};
+use common::{password, user_name, Served, StoreKind, PAGES};
 use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -380,34 +382,37 @@ async fn each_role_logs_in_and_works_through_its_pages_in_chromium() {
     let Some(driver) = start_driver() else {
         return;
     };
-    let app = serve().await;
-    let shots = screenshots_dir();
-    let profiles = tempfile::TempDir::new().unwrap();
-    for role in Role::ALL {
-        // The officer works on a phone; the others at a desk.
-        let (width, height) = if role == Role::Officer {
-            (390, 844)
-        } else {
-            (1280, 1600)
-        };
-        let profile = profiles.path().join(role.name());
-        let client = browser(&driver, &profile, width, height).await;
-        let run = Run {
-            client,
-            app: &app,
-            role,
-            shots: shots.clone(),
-        };
-        round(&run).await;
-        run.client.close().await.unwrap();
+    for kind in StoreKind::available() {
+        let app = PAGES.serve(kind).await;
+        let shots = screenshots_dir().join(format!("{kind:?}").to_lowercase());
+        std::fs::create_dir_all(&shots).unwrap();
+        let profiles = tempfile::TempDir::new().unwrap();
+        for role in Role::ALL {
+            // The officer works on a phone; the others at a desk.
+            let (width, height) = if role == Role::Officer {
+                (390, 844)
+            } else {
+                (1280, 1600)
+            };
+            let profile = profiles.path().join(role.name());
+            let client = browser(&driver, &profile, width, height).await;
+            let run = Run {
+                client,
+                app: &app,
+                role,
+                shots: shots.clone(),
+            };
+            round(&run).await;
+            run.client.close().await.unwrap();
+        }
+        let results = app.with_store(|store| store.control_results().unwrap());
+        assert_eq!(
+            results.len(),
+            3,
+            "{kind:?}: officer, manager and admin each recorded one"
+        );
+        assert!(results.iter().all(|r| r.result.outcome == "contraband"));
+        app.stop().await;
+        eprintln!("{kind:?}: screenshots in {}", shots.display());
     }
-    let results = app.store().control_results().unwrap();
-    assert_eq!(
-        results.len(),
-        3,
-        "officer, manager and admin each recorded one"
-    );
-    assert!(results.iter().all(|r| r.result.outcome == "contraband"));
-    app.stop().await;
-    eprintln!("screenshots in {}", shots.display());
 }

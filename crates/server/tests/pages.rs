@@ -1,14 +1,16 @@
 //! Black-box tests of the pages over HTTP (no browser): the login redirect, the role matrix of
 //! the page table, CSRF on form posts, inert free text, and form errors that name the field.
-//! `browser.rs` drives the same pages in Chromium.
+//! `browser.rs` drives the same pages in Chromium. Each test runs on SQLite and on PostgreSQL
+//! (see `common`).
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 
 use borderlens_app::Role;
 use borderlens_server::{pages, Access};
-use common::{password, serve, user_name, Served};
+use common::{password, user_name, Served, StoreKind, PAGES};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{redirect, Method, StatusCode};
 
@@ -105,9 +107,8 @@ fn control_form(csrf: &str, submission_id: &str, remarks: &str) -> String {
 /// Declarations of the fixture that were decided, green ones first (they can be overridden to
 /// red), each once.
 fn decided(app: &Served) -> Vec<String> {
-    let store = app.store();
     let mut seen = BTreeSet::new();
-    let mut decisions = store.decisions(None).unwrap();
+    let mut decisions = app.with_store(|store| store.decisions(None).unwrap());
     decisions.sort_by_key(|d| d.decision.lane != "green");
     decisions
         .into_iter()
@@ -117,16 +118,16 @@ fn decided(app: &Served) -> Vec<String> {
 }
 
 fn counts(app: &Served) -> (usize, usize) {
-    let store = app.store();
-    (
-        store.decisions(None).unwrap().len(),
-        store.control_results().unwrap().len(),
-    )
+    app.with_store(|store| {
+        (
+            store.decisions(None).unwrap().len(),
+            store.control_results().unwrap().len(),
+        )
+    })
 }
 
-#[tokio::test]
-async fn every_page_without_a_session_sends_the_browser_to_the_login_page() {
-    let app = serve().await;
+async fn every_page_without_a_session_sends_the_browser_to_the_login_page(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let id = decided(&app)[0].clone();
     for page in pages() {
         if page.access == Access::Public {
@@ -162,10 +163,10 @@ async fn every_page_without_a_session_sends_the_browser_to_the_login_page() {
     assert!(login.text.contains("name=\"next\" value=\"/queue\""));
     app.stop().await;
 }
+on_both_stores!(every_page_without_a_session_sends_the_browser_to_the_login_page);
 
-#[tokio::test]
-async fn the_role_matrix_is_enforced_on_every_page_for_every_role() {
-    let app = serve().await;
+async fn the_role_matrix_is_enforced_on_every_page_for_every_role(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let ids = decided(&app);
     let mut n = 0;
     for page in pages() {
@@ -212,10 +213,10 @@ async fn the_role_matrix_is_enforced_on_every_page_for_every_role() {
     }
     app.stop().await;
 }
+on_both_stores!(the_role_matrix_is_enforced_on_every_page_for_every_role);
 
-#[tokio::test]
-async fn a_form_post_without_the_sessions_csrf_token_changes_nothing() {
-    let app = serve().await;
+async fn a_form_post_without_the_sessions_csrf_token_changes_nothing(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let id = decided(&app)[0].clone();
     let (cookie, csrf) = session(&app, Role::Officer).await;
     let (other_cookie, other_csrf) = session(&app, Role::Manager).await;
@@ -268,10 +269,10 @@ async fn a_form_post_without_the_sessions_csrf_token_changes_nothing() {
     assert_eq!(counts(&app), (before.0, before.1 + 1));
     app.stop().await;
 }
+on_both_stores!(a_form_post_without_the_sessions_csrf_token_changes_nothing);
 
-#[tokio::test]
-async fn script_in_remarks_is_shown_as_text_and_never_run() {
-    let app = serve().await;
+async fn script_in_remarks_is_shown_as_text_and_never_run(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let id = decided(&app)[0].clone();
     let (cookie, csrf) = session(&app, Role::Officer).await;
     let script = "<script>alert('x')</script><img src=x onerror=alert(1)>";
@@ -284,7 +285,7 @@ async fn script_in_remarks_is_shown_as_text_and_never_run() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
-    let stored = app.store().control_results().unwrap();
+    let stored = app.with_store(|store| store.control_results().unwrap());
     assert!(stored
         .last()
         .unwrap()
@@ -311,10 +312,10 @@ async fn script_in_remarks_is_shown_as_text_and_never_run() {
         .contains("&lt;script&gt;alert('x')&lt;/script&gt;"));
     app.stop().await;
 }
+on_both_stores!(script_in_remarks_is_shown_as_text_and_never_run);
 
-#[tokio::test]
-async fn a_control_form_with_wrong_answers_names_each_field_and_stores_nothing() {
-    let app = serve().await;
+async fn a_control_form_with_wrong_answers_names_each_field_and_stores_nothing(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let id = decided(&app)[0].clone();
     let (cookie, csrf) = session(&app, Role::Officer).await;
     let before = counts(&app);
@@ -364,10 +365,10 @@ async fn a_control_form_with_wrong_answers_names_each_field_and_stores_nothing()
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+on_both_stores!(a_control_form_with_wrong_answers_names_each_field_and_stores_nothing);
 
-#[tokio::test]
-async fn an_override_needs_a_reason_and_is_shown_beside_the_original_decision() {
-    let app = serve().await;
+async fn an_override_needs_a_reason_and_is_shown_beside_the_original_decision(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let id = decided(&app)[0].clone();
     let (cookie, csrf) = session(&app, Role::Officer).await;
     let before = counts(&app);
@@ -409,10 +410,10 @@ async fn an_override_needs_a_reason_and_is_shown_beside_the_original_decision() 
     assert_eq!(counts(&app), (before.0 + 1, before.1));
     app.stop().await;
 }
+on_both_stores!(an_override_needs_a_reason_and_is_shown_beside_the_original_decision);
 
-#[tokio::test]
-async fn wrong_passwords_on_the_login_page_are_refused_then_rate_limited() {
-    let app = serve().await;
+async fn wrong_passwords_on_the_login_page_are_refused_then_rate_limited(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     for attempt in 1..=6 {
         let answer = send(
             &app,
@@ -438,12 +439,13 @@ async fn wrong_passwords_on_the_login_page_are_refused_then_rate_limited() {
     let answer = send(&app, Method::POST, "/login", None, &right).await;
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
     app.stop().await;
-    let app = serve().await;
+    let app = PAGES.serve(kind).await;
     let answer = send(&app, Method::POST, "/login", None, &right).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     assert_eq!(answer.location, "/", "never sent off-site after login");
     app.stop().await;
 }
+on_both_stores!(wrong_passwords_on_the_login_page_are_refused_then_rate_limited);
 
 #[test]
 fn docs_server_md_states_the_role_matrix_of_the_page_table() {
@@ -466,9 +468,8 @@ fn docs_server_md_states_the_role_matrix_of_the_page_table() {
     }
 }
 
-#[tokio::test]
-async fn pages_travel_gzipped_to_browsers_that_accept_it() {
-    let app = serve().await;
+async fn pages_travel_gzipped_to_browsers_that_accept_it(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let (cookie, _) = session(&app, Role::Officer).await;
     for accept in [Some("gzip, deflate, br"), None] {
         let mut request = client()
@@ -497,10 +498,10 @@ async fn pages_travel_gzipped_to_browsers_that_accept_it() {
     }
     app.stop().await;
 }
+on_both_stores!(pages_travel_gzipped_to_browsers_that_accept_it);
 
-#[tokio::test]
-async fn a_form_posted_from_another_site_is_refused_even_with_the_right_token() {
-    let app = serve().await;
+async fn a_form_posted_from_another_site_is_refused_even_with_the_right_token(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
     let id = decided(&app)[0].clone();
     let (cookie, csrf) = session(&app, Role::Officer).await;
     let host = app.base.trim_start_matches("http://").to_string();
@@ -554,3 +555,4 @@ async fn a_form_posted_from_another_site_is_refused_even_with_the_right_token() 
     assert!(login.headers().get(SET_COOKIE).is_none());
     app.stop().await;
 }
+on_both_stores!(a_form_posted_from_another_site_is_refused_even_with_the_right_token);

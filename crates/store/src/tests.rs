@@ -244,6 +244,54 @@ mod postgres_only {
     }
 
     #[test]
+    fn a_copied_schema_holds_every_row_and_goes_on_numbering() {
+        let Some(mut subject) = pg_open() else {
+            return;
+        };
+        let store = &mut subject.store;
+        import(
+            store,
+            "a.csv",
+            lines(vec![item("A", 1, 1, None), item("B", 1, 2, None)]),
+        )
+        .unwrap();
+        store.save_model("m", "{}", b"x").unwrap();
+        store
+            .record_control_result(&result("s1", "A", true, "{}"))
+            .unwrap();
+        store.add_user("ana", "officer", HASH).unwrap();
+        store.add_api_token("ana", &digest(1)).unwrap();
+        let audit = store.audit_entries(100).unwrap();
+        drop(subject.store);
+
+        let copy = crate::pg::testing::TestSchema::copy_of(&subject.schema).unwrap();
+        let mut copied = PgStore::connect(copy.url()).unwrap();
+        assert_eq!(copied.count_items().unwrap(), 2);
+        assert_eq!(copied.item(&key("A", 1)).unwrap().unwrap().label, label(1));
+        assert_eq!(copied.list_models().unwrap().len(), 1);
+        assert_eq!(copied.audit_entries(100).unwrap(), audit);
+        assert_eq!(
+            copied.user_for_token(&digest(1)).unwrap().unwrap().name,
+            "ana"
+        );
+        // Identities go on after the copied rows; the rules still hold.
+        let second = copied
+            .record_control_result(&result("s2", "B", false, "{}"))
+            .unwrap();
+        let results = copied.control_results().unwrap();
+        assert_eq!(results.len(), 2);
+        assert!(second.id() > results[0].id, "{second:?} {results:?}");
+        assert_eq!(copied.save_model("m", "{}", b"y").unwrap(), 2);
+        let err = copied.exec("DELETE FROM control_results").unwrap_err();
+        assert!(err.contains("append-only"), "{err}");
+        // The template is untouched.
+        let template = PgStore::connect(subject.schema.url()).unwrap();
+        assert_eq!(template.control_results().unwrap().len(), 1);
+        drop((copied, template));
+        drop(copy);
+    }
+
+    #[test]
     fn concurrent_writers_queue_and_see_each_other() {
         let Some(subject) = pg_open() else {
             return;

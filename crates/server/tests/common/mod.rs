@@ -1,9 +1,20 @@
-//! The store behind the page tests: the start of the bundled sample (early 2020 to train on, the
-//! first days of 2021 to select from), a 20-tree model, the bundled selection policy applied to
-//! 2021-01-01..05, and one user per role. Built once per test binary; each test serves a copy.
+//! What the server's black-box tests share: a store built once per test binary by the app's own
+//! jobs (import, train, policy, select, users, tokens), on SQLite and on PostgreSQL, and a real
+//! server over a fresh copy of it for each test.
+//!
+//! Each test runs on both stores: `on_both_stores!` makes a `sqlite` and a `postgres` test of
+//! one test function. The PostgreSQL one uses the database `BORDERLENS_TEST_DATABASE_URL` names (a schema
+//! per test, copied from a template schema) and prints "SKIPPED" without it, unless
+//! `BORDERLENS_REQUIRE_POSTGRES=1` (CI), where it fails instead.
+//!
+//! The store behind a test is read through a connection of the test's own, on a thread of its
+//! own ([`Served::with_store`]): what the server acknowledged must be committed for another
+//! reader, and the PostgreSQL client must not run on the test's async thread.
+#![allow(dead_code)] // each test binary uses its part
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use borderlens_app::{self as app, Role, Silent};
@@ -11,7 +22,8 @@ use borderlens_domain::LabelKind;
 use borderlens_ingest::ColumnMapping;
 use borderlens_risk::model::TrainOptions;
 use borderlens_server::ServeConfig;
-use borderlens_store::Store;
+use borderlens_store::pg::testing::{self, TestSchema};
+use borderlens_store::{open_any, Backend};
 use chrono::NaiveDate;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -22,6 +34,52 @@ const POLICY: &str = concat!(
     "/../../data/policies/port-default.json"
 );
 
+/// Makes two tests of each named `async fn NAME(kind: StoreKind)`: `NAME::sqlite` and
+/// `NAME::postgres`. The PostgreSQL one skips (or fails in CI) without a test database. A test
+/// function left out of the list is dead code, which clippy refuses.
+#[allow(unused_macros)] // browser.rs runs its round on each store itself
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::common::StoreKind::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if $crate::common::postgres_available() {
+                    super::$name($crate::common::StoreKind::Postgres).await
+                }
+            }
+        }
+    )*};
+}
+
+/// Which store a test serves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+impl StoreKind {
+    /// The kinds this run can test: SQLite, and PostgreSQL where a test database is given.
+    pub fn available() -> Vec<StoreKind> {
+        let mut kinds = vec![StoreKind::Sqlite];
+        if postgres_available() {
+            kinds.push(StoreKind::Postgres);
+        }
+        kinds
+    }
+}
+
+/// Whether a PostgreSQL test database is given; prints "SKIPPED" when not, and panics when not
+/// but `BORDERLENS_REQUIRE_POSTGRES=1`.
+pub fn postgres_available() -> bool {
+    testing::database_url().is_some()
+}
+
 pub fn password(role: Role) -> String {
     format!("password of the {}", role.name())
 }
@@ -30,107 +88,248 @@ pub fn user_name(role: Role) -> String {
     format!("{}-1", role.name())
 }
 
-pub struct Template {
-    _dir: TempDir,
-    pub db: PathBuf,
+/// What a test binary's store holds.
+pub struct Spec {
+    /// Names the PostgreSQL template schema (`p_{tag}_{pid}`).
+    pub tag: &'static str,
+    /// Data lines taken from the head of the sample's first file (2020) ...
+    pub train_lines: usize,
+    /// ... and of its second (2021).
+    pub valid_lines: usize,
+    /// The model trained on 2020.
+    pub model: &'static str,
+    pub trees: usize,
+    /// Days the bundled policy selects from with that model, if any.
+    pub select: Option<(NaiveDate, NaiveDate)>,
 }
 
-fn head(file: &str, lines: usize, out: &std::path::Path) -> PathBuf {
+/// The store of the page and browser tests: the start of the bundled sample (early 2020 to
+/// train on, the first days of 2021 to select from), a 20-tree model, and the bundled policy
+/// applied to 2021-01-01..05.
+pub static PAGES: Fixture = Fixture::new(Spec {
+    tag: "pages",
+    train_lines: 3000,
+    valid_lines: 300,
+    model: "pages",
+    trees: 20,
+    select: Some((day(2021, 1, 1), day(2021, 1, 5))),
+});
+
+const fn day(year: i32, month: u32, day: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(year, month, day) {
+        Some(date) => date,
+        None => panic!("not a date"),
+    }
+}
+
+/// The store of a test binary, built on first use for each kind of store.
+pub struct Fixture {
+    spec: Spec,
+    sqlite: OnceLock<Template>,
+    postgres: OnceLock<Template>,
+}
+
+struct Template {
+    place: Place,
+    tokens: BTreeMap<Role, String>,
+}
+
+/// Where a store lives; dropping it removes it.
+enum Place {
+    Sqlite { _dir: TempDir, db: PathBuf },
+    Postgres(TestSchema),
+}
+
+impl Place {
+    /// What `open_any` opens.
+    fn target(&self) -> String {
+        match self {
+            Place::Sqlite { db, .. } => db.display().to_string(),
+            Place::Postgres(schema) => schema.url().to_string(),
+        }
+    }
+}
+
+fn head(file: &str, lines: usize, out: &Path) -> PathBuf {
     let text = std::fs::read_to_string(format!("{SAMPLE}{file}")).unwrap();
     let head: Vec<&str> = text.lines().take(lines + 1).collect();
     std::fs::write(out, head.join("\n") + "\n").unwrap();
     out.to_path_buf()
 }
 
-pub fn template() -> &'static Template {
-    static TEMPLATE: OnceLock<Template> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let dir = TempDir::new().unwrap();
-        let files = vec![
-            head("df_syn_train_eng.csv", 3000, &dir.path().join("train.csv")),
-            head("df_syn_valid_eng.csv", 300, &dir.path().join("valid.csv")),
-        ];
-        let db = dir.path().join("template.db");
-        let mut store = Store::open(&db).unwrap();
-        let reports = app::import_files(
-            &mut store,
-            &files,
-            &ColumnMapping::kcs_default(),
-            true,
-            &Silent,
-        )
-        .unwrap();
-        assert!(reports.iter().all(|r| !r.has_problems()));
-        let mut options = TrainOptions::standard(LabelKind::Fraud);
-        options.gbdt.n_trees = 20;
-        options.gbdt.early_stopping_rounds = None;
-        app::train(
-            &mut store,
-            &app::TrainRequest {
-                model: "pages".into(),
-                until: NaiveDate::from_ymd_opt(2020, 12, 31).unwrap(),
-                options,
-                ipw: false,
-            },
-            &Silent,
-        )
-        .unwrap();
-        let (policy, _) =
-            app::save_policy(&mut store, &std::fs::read_to_string(POLICY).unwrap()).unwrap();
-        app::select(
-            &mut store,
-            &app::SelectRequest {
-                policy,
-                model: "pages".into(),
-                from: NaiveDate::from_ymd_opt(2021, 1, 1).unwrap(),
-                to: NaiveDate::from_ymd_opt(2021, 1, 5).unwrap(),
-                seed: 7,
-                per_office: false,
-            },
-            &Silent,
-        )
-        .unwrap();
-        for role in Role::ALL {
-            app::add_user(&mut store, &user_name(role), role, &password(role)).unwrap();
-        }
-        drop(store); // checkpoints the WAL into the file, which the tests copy
-        Template { _dir: dir, db }
+/// Runs `f` on a connection of its own to `target`, on a thread of its own.
+fn on_own_thread<R: Send>(target: &str, f: impl FnOnce(&mut dyn Backend) -> R + Send) -> R {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut store = open_any(target).unwrap();
+                f(&mut *store)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
-/// A running server over a fresh copy of the template store.
-pub struct Served {
-    pub base: String,
-    pub db: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<Result<(), borderlens_server::ServeError>>>,
-    _dir: TempDir,
-}
+impl Fixture {
+    pub const fn new(spec: Spec) -> Fixture {
+        Fixture {
+            spec,
+            sqlite: OnceLock::new(),
+            postgres: OnceLock::new(),
+        }
+    }
 
-pub async fn serve() -> Served {
-    let dir = TempDir::new().unwrap();
-    let db = dir.path().join("borderlens.db");
-    std::fs::copy(&template().db, &db).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(borderlens_server::run(
-        listener,
-        ServeConfig::new(db.clone()),
-        async {
+    fn template(&self, kind: StoreKind) -> &Template {
+        match kind {
+            StoreKind::Sqlite => self.sqlite.get_or_init(|| {
+                let dir = TempDir::new().unwrap();
+                let db = dir.path().join("template.db");
+                let place = Place::Sqlite { _dir: dir, db };
+                self.build(place)
+            }),
+            StoreKind::Postgres => self.postgres.get_or_init(|| {
+                let schema = TestSchema::for_process(self.spec.tag)
+                    .expect("a PostgreSQL test runs only with a test database");
+                self.build(Place::Postgres(schema))
+            }),
+        }
+    }
+
+    /// Builds the store with the app's jobs; the SQLite connection is closed at the end, which
+    /// checkpoints the WAL into the file the tests copy.
+    fn build(&self, place: Place) -> Template {
+        let spec = &self.spec;
+        let files = TempDir::new().unwrap();
+        let mut paths = vec![head(
+            "df_syn_train_eng.csv",
+            spec.train_lines,
+            &files.path().join("train.csv"),
+        )];
+        if spec.valid_lines > 0 {
+            paths.push(head(
+                "df_syn_valid_eng.csv",
+                spec.valid_lines,
+                &files.path().join("valid.csv"),
+            ));
+        }
+        let tokens = on_own_thread(&place.target(), |store| {
+            let reports =
+                app::import_files(store, &paths, &ColumnMapping::kcs_default(), true, &Silent)
+                    .unwrap();
+            assert!(reports.iter().all(|r| !r.has_problems()));
+            let mut options = TrainOptions::standard(LabelKind::Fraud);
+            options.gbdt.n_trees = spec.trees;
+            options.gbdt.early_stopping_rounds = None;
+            app::train(
+                store,
+                &app::TrainRequest {
+                    model: spec.model.into(),
+                    until: NaiveDate::from_ymd_opt(2020, 12, 31).unwrap(),
+                    options,
+                    ipw: false,
+                },
+                &Silent,
+            )
+            .unwrap();
+            let (policy, _) =
+                app::save_policy(store, &std::fs::read_to_string(POLICY).unwrap()).unwrap();
+            if let Some((from, to)) = spec.select {
+                app::select(
+                    store,
+                    &app::SelectRequest {
+                        policy,
+                        model: spec.model.into(),
+                        from,
+                        to,
+                        seed: 7,
+                        per_office: false,
+                    },
+                    &Silent,
+                )
+                .unwrap();
+            }
+            let mut tokens = BTreeMap::new();
+            for role in Role::ALL {
+                app::add_user(store, &user_name(role), role, &password(role)).unwrap();
+                let token = app::create_token(store, &user_name(role)).unwrap().token;
+                tokens.insert(role, token);
+            }
+            tokens
+        });
+        Template { place, tokens }
+    }
+
+    /// A running server over a fresh copy of this fixture's store of `kind`.
+    pub async fn serve(&'static self, kind: StoreKind) -> Served {
+        self.serve_with(kind, |_| {}).await
+    }
+
+    /// As [`Fixture::serve`], with the configuration changed by `configure`.
+    pub async fn serve_with(
+        &'static self,
+        kind: StoreKind,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Served {
+        let template = self.template(kind);
+        let dir = TempDir::new().unwrap();
+        let (place, mut config) = match &template.place {
+            Place::Sqlite { db: from, .. } => {
+                let db = dir.path().join("borderlens.db");
+                std::fs::copy(from, &db).unwrap();
+                let config = ServeConfig::new(db.clone());
+                (Place::Sqlite { _dir: dir, db }, config)
+            }
+            Place::Postgres(from) => {
+                let schema = std::thread::scope(|scope| {
+                    scope.spawn(|| TestSchema::copy_of(from)).join().unwrap()
+                })
+                .expect("a PostgreSQL test runs only with a test database");
+                let mut config = ServeConfig::new(dir.path().join("unused.db"));
+                config.database_url = Some(schema.url().to_string());
+                (Place::Postgres(schema), config)
+            }
+        };
+        configure(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(borderlens_server::run(listener, config, async {
             let _ = stopped.await;
-        },
-    ));
-    Served {
-        base: format!("http://{addr}"),
-        db,
-        stop: Some(stop),
-        server: Some(server),
-        _dir: dir,
+        }));
+        Served {
+            base: format!("http://{addr}"),
+            kind,
+            tokens: &template.tokens,
+            stop: Some(stop),
+            server: Some(server),
+            place,
+        }
     }
 }
 
+/// A running server over its own store.
+pub struct Served {
+    pub base: String,
+    pub kind: StoreKind,
+    tokens: &'static BTreeMap<Role, String>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), borderlens_server::ServeError>>>,
+    // Last: the store is removed after the server has stopped.
+    place: Place,
+}
+
 impl Served {
+    /// The API token of `role`'s user.
+    pub fn api_token(&self, role: Role) -> String {
+        self.tokens[&role].clone()
+    }
+
+    /// Runs `f` on a second connection to the served store, on a thread of its own.
+    pub fn with_store<R: Send>(&self, f: impl FnOnce(&mut dyn Backend) -> R + Send) -> R {
+        on_own_thread(&self.place.target(), f)
+    }
+
+    /// Stops the server and waits until it has finished.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -138,10 +337,5 @@ impl Served {
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
         }
-    }
-
-    /// A second connection to the served store.
-    pub fn store(&self) -> Store {
-        Store::open(&self.db).unwrap()
     }
 }

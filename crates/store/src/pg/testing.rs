@@ -58,15 +58,48 @@ impl TestSchema {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
+        Some(TestSchema::named(admin_url, name))
+    }
+
+    /// A schema for the whole test process, e.g. a template store built once and kept in a
+    /// static, named `p_{tag}_{pid}`. Statics are never dropped, so such a schema outlives its
+    /// process: creating one first drops those of `tag` whose process is gone (on Linux, where
+    /// `/proc` tells).
+    ///
+    /// # Panics
+    /// As [`TestSchema::create`].
+    pub fn for_process(tag: &str) -> Option<TestSchema> {
+        let admin_url = database_url()?;
+        let prefix = format!("p_{tag}_");
+        if cfg!(target_os = "linux") {
+            let stale: Vec<String> = schema_names(&admin_url, &prefix)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|name| {
+                    name[prefix.len()..]
+                        .parse::<u32>()
+                        .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                })
+                .collect();
+            for name in stale {
+                let _ = run_sql(&admin_url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        }
+        let name = format!("{prefix}{}", std::process::id());
+        let _ = run_sql(&admin_url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        Some(TestSchema::named(admin_url, name))
+    }
+
+    fn named(admin_url: String, name: String) -> TestSchema {
         run_sql(&admin_url, &format!("CREATE SCHEMA {name}"))
             .unwrap_or_else(|e| panic!("cannot create schema {name} in {DATABASE_URL_ENV}: {e}"));
         let separator = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
-        Some(TestSchema {
+        TestSchema {
             admin_url,
             name,
             url,
-        })
+        }
     }
 
     /// The URL of the test database with this schema as the search path.
@@ -98,6 +131,100 @@ fn run_sql(url: &str, sql: &str) -> Result<(), String> {
         client
             .batch_execute(&sql)
             .map_err(|e| crate::error::pg_message(&e))
+    })
+    .join()
+    .map_err(|_| "the connection thread panicked".to_string())?
+}
+
+impl TestSchema {
+    /// A fresh schema holding a copy of every row of `template` (a store's schema): the tests'
+    /// way to start each test from one store built once, as the SQLite tests copy a file.
+    ///
+    /// The new schema is migrated by [`PgStore::connect`](super::PgStore::connect) (tables,
+    /// triggers, version), then each table's rows are copied in the order the tables were
+    /// created (a table only references older ones), identities included, and each identity
+    /// continues after the copied values.
+    ///
+    /// # Panics
+    /// As [`TestSchema::create`], or when the copy fails.
+    pub fn copy_of(template: &TestSchema) -> Option<TestSchema> {
+        let schema = TestSchema::create()?;
+        drop(
+            super::PgStore::connect(schema.url())
+                .unwrap_or_else(|e| panic!("cannot migrate schema {}: {e}", schema.name)),
+        );
+        let (url, from, to) = (
+            schema.admin_url.clone(),
+            template.name.clone(),
+            schema.name.clone(),
+        );
+        std::thread::spawn(move || copy_rows(&url, &from, &to))
+            .join()
+            .map_err(|_| "the copying thread panicked".to_string())
+            .and_then(|copied| copied)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot copy schema {} into {}: {e}",
+                    template.name, schema.name
+                )
+            });
+        Some(schema)
+    }
+}
+
+fn copy_rows(url: &str, from: &str, to: &str) -> Result<(), String> {
+    let message = |e: postgres::Error| crate::error::pg_message(&e);
+    let mut client = Client::connect(url, NoTls).map_err(message)?;
+    let mut tx = client.transaction().map_err(message)?;
+    let tables: Vec<String> = tx
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'schema_version'
+             ORDER BY c.oid",
+            &[&from],
+        )
+        .map_err(message)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for table in &tables {
+        tx.batch_execute(&format!(
+            "INSERT INTO {to}.\"{table}\" OVERRIDING SYSTEM VALUE SELECT * FROM {from}.\"{table}\""
+        ))
+        .map_err(message)?;
+    }
+    let identities: Vec<(String, String)> = tx
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+             WHERE table_schema = $1 AND is_identity = 'YES'",
+            &[&to],
+        )
+        .map_err(message)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for (table, column) in identities {
+        tx.batch_execute(&format!(
+            "SELECT setval(pg_get_serial_sequence('{to}.\"{table}\"', '{column}'), \
+             coalesce(max(\"{column}\"), 0) + 1, false) FROM {to}.\"{table}\""
+        ))
+        .map_err(message)?;
+    }
+    tx.commit().map_err(message)
+}
+
+/// The schemas whose names start with `prefix` (taken literally).
+fn schema_names(url: &str, prefix: &str) -> Result<Vec<String>, String> {
+    let (url, prefix) = (url.to_string(), prefix.to_string());
+    std::thread::spawn(move || -> Result<Vec<String>, String> {
+        let mut client = Client::connect(&url, NoTls).map_err(|e| crate::error::pg_message(&e))?;
+        let rows = client
+            .query(
+                "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)",
+                &[&prefix],
+            )
+            .map_err(|e| crate::error::pg_message(&e))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     })
     .join()
     .map_err(|_| "the connection thread panicked".to_string())?
