@@ -7,11 +7,13 @@
 //! (`getrandom`), written as 64 hex digits. The store keeps only the SHA-256 of tokens and
 //! session ids, so a copy of the database gives no usable credential.
 
+use std::net::IpAddr;
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
-use borderlens_store::{Backend, StoredUser};
+use borderlens_store::{Backend, LoginGate, StoredUser};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -233,14 +235,67 @@ fn role_of(user: &StoredUser) -> Result<Role, JobError> {
     })
 }
 
-/// Checks a user name and password; on success opens a session of `ttl_seconds` (audited as
-/// `login`). `None` when the name is unknown or the password wrong (which one is not said).
+/// Failed logins allowed per user name and per client address within [`LOGIN_WINDOW`]; the
+/// next attempt waits (even with the right password) until the oldest is out of the window.
+pub const LOGIN_MAX_FAILURES: u32 = 5;
+/// The window of the login rate limit.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a login attempt came to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// The name and password were right: a new session.
+    Session(NewSession),
+    /// Wrong user name or password (which one is not said).
+    Refused,
+    /// Too many failures for this user name or client address: try again after this many
+    /// seconds. The password was not checked.
+    Limited {
+        /// Seconds to wait (at least 1).
+        retry_after: u64,
+    },
+}
+
+/// The keys a login attempt is counted under: its user name and its client address.
+pub fn login_keys(user: &str, client: Option<IpAddr>) -> Vec<String> {
+    // A name longer than any user's is cut: it only needs to be told apart from real names.
+    let name: String = user.chars().take(MAX_USER_NAME_CHARS + 1).collect();
+    let mut keys = vec![format!("user:{name}")];
+    if let Some(ip) = client {
+        keys.push(format!("ip:{ip}"));
+    }
+    keys
+}
+
+/// Checks a user name and password under the login rate limit; on success opens a session of
+/// `ttl_seconds` (audited as `login`).
+///
+/// The limit is counted in the store (`Backend::begin_login`), so it holds across every server
+/// on the same database: [`LOGIN_MAX_FAILURES`] failures per user name and per client address
+/// within [`LOGIN_WINDOW`] before `now`. Each attempt is counted as a failure before the
+/// password is checked (concurrent attempts cannot pass the limit together) and taken back
+/// when the password was right.
 pub fn login(
     store: &mut dyn Backend,
     name: &str,
     password: &str,
+    client: Option<IpAddr>,
     ttl_seconds: u32,
-) -> Result<Option<NewSession>, JobError> {
+    now: SystemTime,
+) -> Result<LoginOutcome, JobError> {
+    let keys = login_keys(name, client);
+    let now_ms = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let window_ms = i64::try_from(LOGIN_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    let counted = match store.begin_login(&keys, now_ms, window_ms, LOGIN_MAX_FAILURES)? {
+        LoginGate::Wait { seconds } => {
+            return Ok(LoginOutcome::Limited {
+                retry_after: seconds,
+            })
+        }
+        LoginGate::Counted(ids) => ids,
+    };
     let user = if name.is_empty() || password.len() > MAX_PASSWORD_BYTES {
         None
     } else {
@@ -256,8 +311,9 @@ pub fn login(
             .is_ok()
     };
     let Some(user) = user.filter(|_| verified) else {
-        return Ok(None);
+        return Ok(LoginOutcome::Refused);
     };
+    store.forget_login_failures(&counted)?;
     let role = role_of(&user)?;
     let session_id = new_secret()?;
     let csrf_token = new_secret()?;
@@ -267,7 +323,7 @@ pub fn login(
         &csrf_token,
         ttl_seconds,
     )?;
-    Ok(Some(NewSession {
+    Ok(LoginOutcome::Session(NewSession {
         user: user.name,
         role,
         session_id,
@@ -342,15 +398,21 @@ mod tests {
         assert!(stored.password_hash.starts_with("$argon2id$v=19$"));
         assert!(!stored.password_hash.contains("correct horse"));
 
-        assert!(login(&mut store, "olga", "wrong horse", 60)
-            .unwrap()
-            .is_none());
-        assert!(login(&mut store, "nobody", "correct horse", 60)
-            .unwrap()
-            .is_none());
-        let session = login(&mut store, "olga", "correct horse", 60)
-            .unwrap()
-            .unwrap();
+        let now = SystemTime::now();
+        let attempt = |store: &mut Store, name: &str, password: &str| {
+            login(store, name, password, None, 60, now).unwrap()
+        };
+        assert!(matches!(
+            attempt(&mut store, "olga", "wrong horse"),
+            LoginOutcome::Refused
+        ));
+        assert!(matches!(
+            attempt(&mut store, "nobody", "correct horse"),
+            LoginOutcome::Refused
+        ));
+        let LoginOutcome::Session(session) = attempt(&mut store, "olga", "correct horse") else {
+            panic!("the right password is refused")
+        };
         assert_eq!(
             (session.user.as_str(), session.role),
             ("olga", Role::Officer)
@@ -370,6 +432,55 @@ mod tests {
         assert!(session_caller(&store, &session.session_id)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn the_sixth_failure_within_a_minute_waits_for_the_first_to_leave_the_window() {
+        let (_dir, mut store) = store();
+        add_user(&mut store, "olga", Role::Officer, "correct horse").unwrap();
+        let start = SystemTime::now();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        for i in 0..5 {
+            let outcome = login(&mut store, "olga", "guess", None, 60, at(i)).unwrap();
+            assert!(matches!(outcome, LoginOutcome::Refused), "{outcome:?}");
+        }
+        // Even the right password waits now, until the first failure is a minute old.
+        let outcome = login(&mut store, "olga", "correct horse", None, 60, at(10)).unwrap();
+        assert!(
+            matches!(outcome, LoginOutcome::Limited { retry_after: 50 }),
+            "{outcome:?}"
+        );
+        // Another user is not affected.
+        add_user(&mut store, "ana", Role::Analyst, "correct horse").unwrap();
+        let outcome = login(&mut store, "ana", "correct horse", None, 60, at(10)).unwrap();
+        assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
+        let outcome = login(&mut store, "olga", "correct horse", None, 60, at(60)).unwrap();
+        assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
+    }
+
+    #[test]
+    fn a_success_is_not_a_failure_and_an_address_counts_across_names() {
+        let (_dir, mut store) = store();
+        add_user(&mut store, "olga", Role::Officer, "correct horse").unwrap();
+        let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        let now = SystemTime::now();
+        for _ in 0..7 {
+            let outcome = login(&mut store, "olga", "correct horse", ip, 60, now).unwrap();
+            assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
+        }
+        for name in ["a", "b", "c", "d", "e"] {
+            let outcome = login(&mut store, name, "x", ip, 60, now).unwrap();
+            assert!(matches!(outcome, LoginOutcome::Refused), "{outcome:?}");
+        }
+        let outcome = login(&mut store, "olga", "correct horse", ip, 60, now).unwrap();
+        assert!(
+            matches!(outcome, LoginOutcome::Limited { retry_after: 60 }),
+            "{outcome:?}"
+        );
+        // The same names from elsewhere are not limited by this address.
+        let elsewhere = Some(IpAddr::from([10, 0, 0, 9]));
+        let outcome = login(&mut store, "olga", "correct horse", elsewhere, 60, now).unwrap();
+        assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
     }
 
     #[test]

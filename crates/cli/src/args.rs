@@ -875,6 +875,7 @@ fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
             addr,
             insecure_cookies: false,
             session_minutes: borderlens_server::DEFAULT_SESSION_SECONDS / 60,
+            trusted_proxies: Vec::new(),
         },
         cli.json,
     )

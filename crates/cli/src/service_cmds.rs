@@ -26,6 +26,11 @@ pub struct ServeArgs {
     /// Session lifetime in minutes.
     #[arg(long, default_value_t = borderlens_server::DEFAULT_SESSION_SECONDS / 60)]
     pub session_minutes: u32,
+    /// A reverse proxy or load balancer in front (its IP address; repeat for several) whose
+    /// `X-Forwarded-For` names the client for the login rate limit. Without it, every client
+    /// behind a proxy counts as the proxy.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Subcommand)]
@@ -80,6 +85,7 @@ pub fn serve(
         database_url: database_url.map(str::to_string),
         secure_cookies: !a.insecure_cookies,
         session_seconds: a.session_minutes.saturating_mul(60).max(60),
+        trusted_proxies: a.trusted_proxies.clone(),
     };
     borderlens_server::serve(config, a.addr, |local| {
         // Not `println!`: a closed stdout must not stop the server.

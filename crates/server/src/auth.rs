@@ -1,11 +1,8 @@
 //! Who is calling and whether they may: credentials (session cookie or bearer token), the role
-//! check of each route, the CSRF check of cookie requests that change state, and the login rate
-//! limiter.
+//! check of each route, and the CSRF check of cookie requests that change state. (The login rate
+//! limit is the app's `login` job, counted in the store so that it holds across instances.)
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE};
@@ -49,20 +46,67 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     }
 }
 
-/// The client's IP address (the TCP peer; behind a proxy, the proxy's).
+/// The client's IP address: the TCP peer, or, when the peer is a trusted proxy
+/// ([`ServeConfig::trusted_proxies`](crate::ServeConfig::trusted_proxies)), the address its
+/// `X-Forwarded-For` names (see [`client_address`]).
 pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        Ok(ClientIp(peer.map(|peer| {
+            client_address(peer, &forwarded, &state.config.trusted_proxies)
+        })))
     }
+}
+
+/// The client behind `peer`. A peer that is not a trusted proxy is the client, whatever its
+/// headers say. A trusted proxy's `X-Forwarded-For` lists the addresses the request came
+/// through, the client first, each proxy appending the one it received from: read from the
+/// right, the first address that is not a trusted proxy is the client (addresses further left
+/// were written by it, and may be made up). A header that cannot be read leaves the peer.
+pub(crate) fn client_address(peer: IpAddr, forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut hops = Vec::new();
+    for value in forwarded {
+        for hop in value.split(',') {
+            match parse_hop(hop.trim()) {
+                Some(ip) => hops.push(ip),
+                None => return peer,
+            }
+        }
+    }
+    hops.iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// One address of `X-Forwarded-For`: an IPv4 or IPv6 address, possibly with a port
+/// (`1.2.3.4:5678`, `[::1]:5678`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    hop.parse::<SocketAddr>().ok().map(|address| address.ip())
 }
 
 /// Credentials as found in a request.
@@ -228,133 +272,64 @@ pub(crate) async fn identify(
     Ok(Authenticated { caller, session_id })
 }
 
-/// Failed logins allowed per user name and per client address within [`WINDOW`].
-pub(crate) const MAX_FAILURES: usize = 5;
-/// The window of the login rate limit.
-pub(crate) const WINDOW: Duration = Duration::from_secs(60);
-/// Keys kept before stale ones are swept (bounds memory under a flood of made-up user names).
-const SWEEP_ABOVE: usize = 10_000;
-
-/// Counts failed logins per user name and per client address, in memory: after
-/// [`MAX_FAILURES`] within [`WINDOW`] for either, logins are refused (429) until the oldest
-/// failure is out of the window.
-///
-/// In memory is enough for one instance. Several instances behind a load balancer each count on
-/// their own (an attacker gets `MAX_FAILURES` per instance): they will need the count in the
-/// store.
-#[derive(Default)]
-pub(crate) struct LoginLimiter {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-/// The keys of a login attempt: its user name and its client address.
-pub(crate) fn limiter_keys(user: &str, ip: Option<IpAddr>) -> Vec<String> {
-    // A name longer than any user's is cut: it only needs to be told apart from real names.
-    let name: String = user.chars().take(app::MAX_USER_NAME_CHARS + 1).collect();
-    let mut keys = vec![format!("user:{name}")];
-    if let Some(ip) = ip {
-        keys.push(format!("ip:{ip}"));
-    }
-    keys
-}
-
-impl LoginLimiter {
-    /// Before a password is checked: the seconds to wait when a key already has
-    /// [`MAX_FAILURES`] failures in the window; otherwise the attempt is counted as a failure
-    /// now (so that concurrent attempts cannot pass the limit together) and its instant is
-    /// returned, for [`LoginLimiter::succeeded`] to take back.
-    pub(crate) fn begin(&self, keys: &[String], now: Instant) -> Result<Instant, u64> {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        if failures.len() > SWEEP_ABOVE {
-            failures.retain(|_, times| {
-                prune(times, now);
-                !times.is_empty()
-            });
-        }
-        let mut wait = None;
-        for key in keys {
-            if let Some(times) = failures.get_mut(key) {
-                prune(times, now);
-                if times.len() >= MAX_FAILURES {
-                    let oldest = times.front().copied().unwrap_or(now);
-                    let left = (oldest + WINDOW).saturating_duration_since(now);
-                    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                    wait = Some(wait.unwrap_or(0).max(seconds.max(1)));
-                }
-            }
-        }
-        if let Some(seconds) = wait {
-            return Err(seconds);
-        }
-        for key in keys {
-            failures.entry(key.clone()).or_default().push_back(now);
-        }
-        Ok(now)
-    }
-
-    /// The attempt begun at `at` succeeded: it no longer counts as a failure.
-    pub(crate) fn succeeded(&self, keys: &[String], at: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in keys {
-            if let Some(times) = failures.get_mut(key) {
-                if let Some(position) = times.iter().position(|t| *t == at) {
-                    times.remove(position);
-                }
-                if times.is_empty() {
-                    failures.remove(key);
-                }
-            }
-        }
-    }
-}
-
-fn prune(times: &mut VecDeque<Instant>, now: Instant) {
-    while times
-        .front()
-        .is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW)
-    {
-        times.pop_front();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_sixth_failure_within_a_minute_waits_for_the_first_to_expire() {
-        let limiter = LoginLimiter::default();
-        let keys = limiter_keys("olga", None);
-        let start = Instant::now();
-        for i in 0..5 {
-            assert!(limiter.begin(&keys, start + Duration::from_secs(i)).is_ok());
-        }
+    fn only_a_trusted_proxy_says_who_the_client_is() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy, ip("10.0.0.2")];
+        // Not a trusted peer: the header is ignored.
         assert_eq!(
-            limiter.begin(&keys, start + Duration::from_secs(10)),
-            Err(50)
+            client_address(ip("192.0.2.7"), &["198.51.100.1"], &trusted),
+            ip("192.0.2.7")
         );
-        // Another user from nowhere is not affected.
-        assert!(limiter.begin(&limiter_keys("ana", None), start).is_ok());
-        // Once the first failure is a minute old, one more attempt is allowed.
-        assert!(limiter
-            .begin(&keys, start + Duration::from_secs(60))
-            .is_ok());
+        // A trusted proxy: the rightmost untrusted address, past other trusted proxies.
+        assert_eq!(
+            client_address(proxy, &["203.0.113.9, 198.51.100.1, 10.0.0.2"], &trusted),
+            ip("198.51.100.1")
+        );
+        // Several headers are one list; ports and IPv6 are read.
+        assert_eq!(
+            client_address(proxy, &["203.0.113.9", "[2001:db8::1]:443"], &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            client_address(proxy, &["198.51.100.1:5678"], &trusted),
+            ip("198.51.100.1")
+        );
+        // Only trusted proxies named: the first of them; nothing or garbage: the peer.
+        assert_eq!(
+            client_address(proxy, &["10.0.0.2"], &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client_address(proxy, &[], &trusted), proxy);
+        assert_eq!(
+            client_address(proxy, &["unknown, 1.2.3.4"], &trusted),
+            proxy
+        );
     }
 
-    #[test]
-    fn a_success_is_not_a_failure_and_addresses_count_across_names() {
-        let limiter = LoginLimiter::default();
-        let ip = Some(IpAddr::from([127, 0, 0, 1]));
-        let now = Instant::now();
-        for _ in 0..10 {
-            let keys = limiter_keys("olga", ip);
-            let at = limiter.begin(&keys, now).unwrap();
-            limiter.succeeded(&keys, at);
+    proptest::proptest! {
+        /// Whatever a client writes in the header, an untrusted peer is the client, and a
+        /// trusted proxy's answer is the peer or an address of the header.
+        #[test]
+        fn the_client_is_the_peer_or_a_listed_address(
+            peer in proptest::array::uniform4(0u8..4),
+            header in "[0-9a-f:., \\[\\]]{0,40}",
+        ) {
+            let peer = IpAddr::from(peer);
+            let trusted = [IpAddr::from([0, 0, 0, 0]), IpAddr::from([1, 1, 1, 1])];
+            let client = client_address(peer, &[header.as_str()], &trusted);
+            if trusted.contains(&peer) {
+                let listed: Vec<IpAddr> = header.split(',').filter_map(|h| parse_hop(h.trim())).collect();
+                proptest::prop_assert!(client == peer || listed.contains(&client));
+            } else {
+                proptest::prop_assert_eq!(client, peer);
+            }
         }
-        for name in ["a", "b", "c", "d", "e"] {
-            assert!(limiter.begin(&limiter_keys(name, ip), now).is_ok());
-        }
-        assert_eq!(limiter.begin(&limiter_keys("f", ip), now), Err(60));
     }
 
     #[test]

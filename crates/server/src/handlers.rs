@@ -1,7 +1,7 @@
 //! The handlers: read the request, call one `borderlens-app` job on a blocking thread, answer.
 //! Who may call which handler is decided before, by the route table and `auth::authorize`.
 
-use std::time::Instant;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -15,7 +15,7 @@ use borderlens_controls::FieldError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{limiter_keys, Authenticated, ClientIp};
+use crate::auth::{Authenticated, ClientIp};
 use crate::error::ApiError;
 use crate::pool::blocking;
 use crate::{AppState, MAX_BODY_BYTES, SESSION_COOKIE};
@@ -192,29 +192,25 @@ pub(crate) async fn attempt_login(
     user: String,
     password: String,
 ) -> Result<app::NewSession, ApiError> {
-    let keys = limiter_keys(&user, ip);
-    let attempt = state
-        .limiter
-        .begin(&keys, Instant::now())
-        .map_err(|seconds| ApiError {
-            retry_after: Some(seconds),
+    let ttl = state.config.session_seconds;
+    let outcome = blocking(&state.pool, None, move |store| {
+        app::login(store, &user, &password, ip, ttl, SystemTime::now())
+    })
+    .await?;
+    match outcome {
+        app::LoginOutcome::Session(session) => Ok(session),
+        app::LoginOutcome::Refused => Err(ApiError::unauthenticated("wrong user name or password")),
+        app::LoginOutcome::Limited { retry_after } => Err(ApiError {
+            retry_after: Some(retry_after),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
-                "too many failed logins for this user name or address: try again in {seconds} s"
-            ),
+                    "too many failed logins for this user name or address: try again in \
+                     {retry_after} s"
+                ),
             )
-        })?;
-    let ttl = state.config.session_seconds;
-    let session = blocking(&state.pool, None, move |store| {
-        app::login(store, &user, &password, ttl)
-    })
-    .await?;
-    let Some(session) = session else {
-        return Err(ApiError::unauthenticated("wrong user name or password"));
-    };
-    state.limiter.succeeded(&keys, attempt);
-    Ok(session)
+        }),
+    }
 }
 
 pub(crate) async fn logout(

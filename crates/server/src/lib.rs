@@ -62,6 +62,11 @@ pub struct ServeConfig {
     pub secure_cookies: bool,
     /// How long a login session lasts.
     pub session_seconds: u32,
+    /// Reverse proxies (load balancers) whose `X-Forwarded-For` header is believed: a request
+    /// from one of them is counted, for the login rate limit, under the client address the
+    /// header names. From any other peer the header is ignored (anyone can send it). Empty by
+    /// default: every client is its TCP peer.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServeConfig {
@@ -72,6 +77,7 @@ impl ServeConfig {
             database_url: None,
             secure_cookies: true,
             session_seconds: DEFAULT_SESSION_SECONDS,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -97,7 +103,6 @@ pub enum ServeError {
 pub(crate) struct AppState {
     pub(crate) pool: Arc<pool::StorePool>,
     pub(crate) config: Arc<ServeConfig>,
-    pub(crate) limiter: Arc<auth::LoginLimiter>,
     pub(crate) openapi: Arc<String>,
 }
 
@@ -111,7 +116,6 @@ pub fn app(config: ServeConfig) -> Result<Router, ServeError> {
     let state = AppState {
         pool: Arc::new(pool),
         config: Arc::new(config),
-        limiter: Arc::new(auth::LoginLimiter::default()),
         openapi: Arc::new(openapi::document(&routes()).to_string()),
     };
     Ok(routes::router(state))

@@ -57,6 +57,16 @@ impl Deref for TestApp {
     }
 }
 
+impl TestApp {
+    /// A second server over the same store.
+    async fn another_instance(&self) -> TestApp {
+        TestApp {
+            served: self.served.another_instance().await,
+            client: self.client.clone(),
+        }
+    }
+}
+
 async fn spawn_app(kind: StoreKind) -> TestApp {
     spawn_app_with(kind, |_| {}).await
 }
@@ -656,6 +666,107 @@ async fn the_sixth_failed_login_within_a_minute_is_429(kind: StoreKind) {
     app.stop().await;
 }
 on_both_stores!(the_sixth_failed_login_within_a_minute_is_429);
+
+async fn two_instances_share_sessions_submissions_and_the_login_limit(kind: StoreKind) {
+    let a = spawn_app(kind).await;
+    let b = a.another_instance().await;
+    // A session opened on one instance works on the other, and ends on both.
+    let (cookie, csrf) = a.session(Role::Officer).await;
+    let me = b
+        .get("/api/v1/me", &Auth::Session(cookie.clone(), None))
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    // The same submission sent to both at once is stored once.
+    let body = submission("both-1", DECLARATION, "sent twice");
+    let officer = a.token(Role::Officer);
+    let path = "/api/v1/control-results";
+    let (first, second) =
+        tokio::join!(a.post(path, &officer, &body), b.post(path, &officer, &body));
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CREATED],
+        "{} / {}",
+        first.text,
+        second.text
+    );
+    assert_eq!(a.stored_results().len(), 1);
+    let out = b
+        .send(
+            Method::POST,
+            "/api/v1/logout",
+            &Auth::Session(cookie.clone(), Some(csrf)),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let after = a.get("/api/v1/me", &Auth::Session(cookie, None)).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    // Failed logins count on every instance: three on one and two on the other reach the
+    // limit, and the right password waits on both.
+    for (n, instance) in [&a, &a, &a, &b, &b].into_iter().enumerate() {
+        let answer = instance.login("analyst-1", &format!("guess {n}")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    for instance in [&a, &b] {
+        let limited = instance.login("analyst-1", &password(Role::Analyst)).await;
+        assert_eq!(
+            limited.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            limited.text
+        );
+    }
+    b.stop().await;
+    a.stop().await;
+}
+on_both_stores!(two_instances_share_sessions_submissions_and_the_login_limit);
+
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_login_limit(kind: StoreKind) {
+    let login_from = |app: &TestApp, client: &str, user: &str, password: &str| {
+        let request = app
+            .client
+            .post(format!("{}/api/v1/login", app.base))
+            .header("X-Forwarded-For", format!("203.0.113.50, {client}"))
+            .json(&json!({"user": user, "password": password}));
+        async move { request.send().await.unwrap().status() }
+    };
+    let names = ["a", "b", "c", "d", "e"];
+    // The test's requests come from 127.0.0.1, trusted as a proxy here.
+    let app = spawn_app_with(kind, |config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]
+    })
+    .await;
+    for name in names {
+        let status = login_from(&app, "198.51.100.1", name, "guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (officer, right) = (user_name(Role::Officer), password(Role::Officer));
+    assert_eq!(
+        login_from(&app, "198.51.100.1", &officer, &right).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address with five failures waits"
+    );
+    assert_eq!(
+        login_from(&app, "198.51.100.2", &officer, &right).await,
+        StatusCode::OK,
+        "another client behind the same proxy does not"
+    );
+    app.stop().await;
+    // Not trusted: the header is ignored, and every client is 127.0.0.1.
+    let app = spawn_app(kind).await;
+    for name in names {
+        let status = login_from(&app, "198.51.100.1", name, "guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&app, "198.51.100.2", &officer, &right).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.stop().await;
+}
+on_both_stores!(behind_a_trusted_proxy_each_forwarded_client_has_its_own_login_limit);
 
 // ---------------------------------------------------------------------------------------------
 // control results

@@ -15,9 +15,9 @@ use chrono::NaiveDate;
 
 use crate::pg::PgStore;
 use crate::{
-    AuditEntry, ImportOutcome, ItemFilter, ModelInfo, NewControlResult, NewDecision, Recorded,
-    RecordedConflict, Store, StoreError, StoredControlResult, StoredDecision, StoredModel,
-    StoredScore, StoredSession, StoredUser,
+    AuditEntry, ImportOutcome, ItemFilter, LoginGate, ModelInfo, NewControlResult, NewDecision,
+    Recorded, RecordedConflict, Store, StoreError, StoredControlResult, StoredDecision,
+    StoredModel, StoredScore, StoredSession, StoredToken, StoredUser,
 };
 
 /// The store's operations, whatever the database. See [`Store`] for what each one does; the
@@ -151,8 +151,20 @@ pub trait Backend: Send {
     fn add_api_token(&mut self, user: &str, token_sha256: &str) -> Result<(), StoreError>;
     /// See [`Store::user_for_token`].
     fn user_for_token(&self, token_sha256: &str) -> Result<Option<StoredUser>, StoreError>;
+    /// See [`Store::api_tokens`].
+    fn api_tokens(&self, user: Option<&str>) -> Result<Vec<StoredToken>, StoreError>;
     /// See [`Store::revoke_api_token`].
     fn revoke_api_token(&mut self, token_sha256: &str) -> Result<bool, StoreError>;
+    /// See [`Store::begin_login`].
+    fn begin_login(
+        &mut self,
+        keys: &[String],
+        now_ms: i64,
+        window_ms: i64,
+        max_failures: u32,
+    ) -> Result<LoginGate, StoreError>;
+    /// See [`Store::forget_login_failures`].
+    fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError>;
     /// See [`Store::create_session`].
     fn create_session(
         &mut self,
@@ -371,8 +383,23 @@ macro_rules! delegate_backend {
             fn user_for_token(&self, token_sha256: &str) -> Result<Option<StoredUser>, StoreError> {
                 <$ty>::user_for_token(self, token_sha256)
             }
+            fn api_tokens(&self, user: Option<&str>) -> Result<Vec<StoredToken>, StoreError> {
+                <$ty>::api_tokens(self, user)
+            }
             fn revoke_api_token(&mut self, token_sha256: &str) -> Result<bool, StoreError> {
                 <$ty>::revoke_api_token(self, token_sha256)
+            }
+            fn begin_login(
+                &mut self,
+                keys: &[String],
+                now_ms: i64,
+                window_ms: i64,
+                max_failures: u32,
+            ) -> Result<LoginGate, StoreError> {
+                <$ty>::begin_login(self, keys, now_ms, window_ms, max_failures)
+            }
+            fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+                <$ty>::forget_login_failures(self, ids)
             }
             fn create_session(
                 &mut self,

@@ -55,7 +55,7 @@ pub use models::{ModelInfo, StoredModel};
 pub use schema::SCHEMA_VERSION;
 pub use scores::StoredScore;
 pub use selection::{NewDecision, StoredDecision};
-pub use users::{StoredSession, StoredUser, ROLES};
+pub use users::{LoginGate, StoredSession, StoredToken, StoredUser, ROLES};
 
 use error::Context;
 

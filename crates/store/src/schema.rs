@@ -246,8 +246,21 @@ ALTER TABLE scores ADD COLUMN reasons_json TEXT
     CHECK (reasons_json IS NULL OR json_type(reasons_json) = 'array');
 "#;
 
+/// Schema version 5: failed logins, so that the login rate limit holds across every server on
+/// the store (each row: a key, `user:NAME` or `ip:ADDRESS`, and when, in Unix milliseconds).
+/// Rows older than the limit's window are swept by the next attempt.
+const V5: &str = r#"
+CREATE TABLE login_failures (
+    id    INTEGER PRIMARY KEY,
+    key   TEXT    NOT NULL CHECK (length(key) > 0),
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key, at_ms);
+CREATE INDEX login_failures_by_time ON login_failures (at_ms);
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

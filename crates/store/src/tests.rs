@@ -11,8 +11,8 @@ use tempfile::TempDir;
 
 use crate::pg::PgStore;
 use crate::{
-    Backend, ImportOutcome, ItemFilter, NewControlResult, NewDecision, Recorded, Store, StoreError,
-    SCHEMA_VERSION,
+    Backend, ImportOutcome, ItemFilter, LoginGate, NewControlResult, NewDecision, Recorded, Store,
+    StoreError, SCHEMA_VERSION,
 };
 
 /// A backend under test, with raw SQL to check what triggers and constraints refuse past the
@@ -131,6 +131,7 @@ on_both_backends!(
     api_tokens_find_their_user_until_revoked,
     sessions_carry_user_role_and_csrf_token_until_they_expire_or_end,
     the_same_key_twice_in_one_import_meets_the_first,
+    login_failures_are_counted_per_key_and_wait_until_the_window_passes,
 );
 
 fn the_same_key_twice_in_one_import_meets_the_first(store: &mut dyn Subject) {
@@ -952,6 +953,76 @@ fn users_are_added_once_with_a_known_role_and_a_hash(store: &mut dyn Subject) {
     assert!(!audit[0].detail_json.contains("argon2"));
 }
 
+fn login_failures_are_counted_per_key_and_wait_until_the_window_passes(store: &mut dyn Subject) {
+    let keys = |user: &str, ip: &str| vec![format!("user:{user}"), format!("ip:{ip}")];
+    let (window, max) = (60_000, 3);
+    let t0 = 1_700_000_000_000_i64;
+    // Three failures of olga from three addresses, a second apart.
+    for (i, ip) in ["a", "b", "c"].into_iter().enumerate() {
+        let gate = store
+            .begin_login(&keys("olga", ip), t0 + 1000 * i as i64, window, max)
+            .unwrap();
+        assert!(
+            matches!(gate, LoginGate::Counted(ref ids) if ids.len() == 2),
+            "{gate:?}"
+        );
+    }
+    // The fourth waits until the first is out of the window (60 s after t0), rounded up.
+    assert_eq!(
+        store
+            .begin_login(&keys("olga", "d"), t0 + 2500, window, max)
+            .unwrap(),
+        LoginGate::Wait { seconds: 58 }
+    );
+    // Another user from a fresh address is not affected; one of the used addresses is not
+    // yet at its maximum either.
+    assert!(matches!(
+        store
+            .begin_login(&keys("ana", "e"), t0 + 2500, window, max)
+            .unwrap(),
+        LoginGate::Counted(_)
+    ));
+    // A right password takes its attempt back.
+    let LoginGate::Counted(ids) = store
+        .begin_login(&keys("ben", "f"), t0, window, max)
+        .unwrap()
+    else {
+        panic!("ben is not limited")
+    };
+    store.forget_login_failures(&ids).unwrap();
+    for i in 0..max {
+        assert!(matches!(
+            store
+                .begin_login(&keys("ben", &format!("g{i}")), t0, window, max)
+                .unwrap(),
+            LoginGate::Counted(_)
+        ));
+    }
+    assert!(matches!(
+        store
+            .begin_login(&keys("ben", "h"), t0, window, max)
+            .unwrap(),
+        LoginGate::Wait { seconds: 60 }
+    ));
+    // Once the window has passed, olga may try again; old failures are swept.
+    assert!(matches!(
+        store
+            .begin_login(&keys("olga", "d"), t0 + window + 1, window, max)
+            .unwrap(),
+        LoginGate::Counted(_)
+    ));
+    assert_eq!(
+        store
+            .text("SELECT CAST(count(*) AS TEXT) FROM login_failures WHERE key = 'user:olga'")
+            .unwrap(),
+        Some("3".to_string()),
+        "the failures at t0 swept, those at t0 + 1 s and + 2 s kept, the new one added"
+    );
+    // Bad arguments are refused.
+    assert!(store.begin_login(&[], t0, window, max).is_err());
+    assert!(store.begin_login(&keys("x", "y"), t0, 0, max).is_err());
+}
+
 fn api_tokens_find_their_user_until_revoked(store: &mut dyn Subject) {
     store.add_user("ops", "officer", HASH).unwrap();
     let token = digest(0xab);
@@ -971,9 +1042,25 @@ fn api_tokens_find_their_user_until_revoked(store: &mut dyn Subject) {
     // The same token twice is refused (primary key).
     assert!(store.add_api_token("ops", &token).is_err());
 
+    store.add_user("ana", "analyst", HASH).unwrap();
+    store.add_api_token("ana", &digest(3)).unwrap();
+    let listed = store.api_tokens(Some("ops")).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].token_sha256.as_str(),
+            listed[0].user.as_str(),
+            listed[0].revoked
+        ),
+        (token.as_str(), "ops", false)
+    );
+    assert_eq!(store.api_tokens(None).unwrap().len(), 2);
+    assert!(store.api_tokens(Some("nobody")).unwrap().is_empty());
+
     assert!(store.revoke_api_token(&token).unwrap());
     assert!(!store.revoke_api_token(&token).unwrap());
     assert_eq!(store.user_for_token(&token).unwrap(), None);
+    assert!(store.api_tokens(Some("ops")).unwrap()[0].revoked);
     // A revoked token stays revoked.
     let err = store.exec("UPDATE api_tokens SET revoked = 0").unwrap_err();
     assert!(err.to_string().contains("only be revoked"), "{err}");

@@ -41,6 +41,55 @@ pub struct StoredSession {
     pub expires_at: String,
 }
 
+/// What the login rate limit decided before a password is checked ([`Store::begin_login`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginGate {
+    /// The attempt may go on; it is already counted as a failure under these row ids, which
+    /// [`Store::forget_login_failures`] takes back when the password was right.
+    Counted(Vec<i64>),
+    /// A key has its maximum of failures in the window: wait this many seconds (at least 1).
+    Wait {
+        /// Until enough failures are out of the window.
+        seconds: u64,
+    },
+}
+
+/// An API token as stored: the SHA-256 of the secret, never the secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredToken {
+    /// SHA-256 of the token (64 hex digits); its first digits name it in the audit log and the
+    /// CLI.
+    pub token_sha256: String,
+    /// Whose token.
+    pub user: String,
+    /// When it was created (UTC).
+    pub created_at: String,
+    /// Revoked for good.
+    pub revoked: bool,
+}
+
+/// The seconds to wait when `nth_newest` (the failure that makes `max` in the window) is known:
+/// until it leaves the window, rounded up, at least 1. Shared by both backends.
+pub(crate) fn login_wait(nth_newest_ms: i64, now_ms: i64, window_ms: i64) -> u64 {
+    let left_ms = u64::try_from(nth_newest_ms + window_ms - now_ms).unwrap_or(1);
+    left_ms.div_ceil(1000).max(1)
+}
+
+/// The checks of a login gate's arguments, shared by both backends.
+pub(crate) fn check_login_gate(
+    keys: &[String],
+    window_ms: i64,
+    max: u32,
+) -> Result<(), StoreError> {
+    if keys.is_empty() || keys.iter().any(String::is_empty) || window_ms <= 0 || max == 0 {
+        return Err(StoreError::Invalid {
+            what: "login rate limit".to_string(),
+            reason: "expected non-empty keys, a positive window and a positive maximum".to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Fails unless `digest` is 64 lower-case hex digits (a SHA-256 as the store keeps it).
 pub(crate) fn check_digest(what: &str, digest: &str) -> Result<(), StoreError> {
     if digest.len() == 64
@@ -255,6 +304,30 @@ impl Store {
             .ctx(|| "looking up an API token".to_string())
     }
 
+    /// The API tokens of `user` (of every user when `None`), newest first, revoked ones
+    /// included.
+    pub fn api_tokens(&self, user: Option<&str>) -> Result<Vec<StoredToken>, StoreError> {
+        let what = || "reading API tokens".to_string();
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT token_sha256, user, created_at, revoked FROM api_tokens
+                 WHERE ?1 IS NULL OR user = ?1 ORDER BY created_at DESC, token_sha256",
+            )
+            .ctx(what)?;
+        let rows = statement
+            .query_map([user], |row| {
+                Ok(StoredToken {
+                    token_sha256: row.get(0)?,
+                    user: row.get(1)?,
+                    created_at: row.get(2)?,
+                    revoked: row.get::<_, i64>(3)? != 0,
+                })
+            })
+            .ctx(what)?;
+        rows.collect::<Result<_, _>>().ctx(what)
+    }
+
     /// Revokes an API token (by its SHA-256) for good, and audits it (`token_revoke`). Returns
     /// whether an unrevoked token was found.
     pub fn revoke_api_token(&mut self, token_sha256: &str) -> Result<bool, StoreError> {
@@ -353,6 +426,77 @@ impl Store {
         insert_audit(&tx, user, "login", user, &detail)?;
         tx.commit().ctx(what)?;
         Ok(expires_at)
+    }
+
+    /// The login rate limit, shared by every process on this store. Before a password is
+    /// checked: sweeps failures older than `window_ms` before `now_ms` (Unix milliseconds);
+    /// when any of `keys` (e.g. `user:NAME`, `ip:ADDRESS`) has `max_failures` in the window,
+    /// says how long to wait; otherwise counts the attempt as a failure of each key now, in the
+    /// same transaction (so that concurrent attempts, from any server, cannot pass the limit
+    /// together). Failed logins are not audited: a flood of them would fill the audit log.
+    pub fn begin_login(
+        &mut self,
+        keys: &[String],
+        now_ms: i64,
+        window_ms: i64,
+        max_failures: u32,
+    ) -> Result<LoginGate, StoreError> {
+        check_login_gate(keys, window_ms, max_failures)?;
+        let what = || "counting a login attempt".to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        tx.execute(
+            "DELETE FROM login_failures WHERE at_ms <= ?1",
+            [now_ms - window_ms],
+        )
+        .ctx(what)?;
+        let mut wait = None;
+        for key in keys {
+            let nth: Option<i64> = tx
+                .query_row(
+                    "SELECT at_ms FROM login_failures WHERE key = ?1
+                     ORDER BY at_ms DESC LIMIT 1 OFFSET ?2",
+                    params![key, max_failures - 1],
+                    |row| row.get(0),
+                )
+                .optional()
+                .ctx(what)?;
+            if let Some(at) = nth {
+                let seconds = login_wait(at, now_ms, window_ms);
+                wait = Some(wait.map_or(seconds, |w: u64| w.max(seconds)));
+            }
+        }
+        if let Some(seconds) = wait {
+            tx.commit().ctx(what)?;
+            return Ok(LoginGate::Wait { seconds });
+        }
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            tx.execute(
+                "INSERT INTO login_failures (key, at_ms) VALUES (?1, ?2)",
+                params![key, now_ms],
+            )
+            .ctx(what)?;
+            ids.push(tx.last_insert_rowid());
+        }
+        tx.commit().ctx(what)?;
+        Ok(LoginGate::Counted(ids))
+    }
+
+    /// Takes back the failures counted by [`Store::begin_login`] (the password was right).
+    pub fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let what = || "forgetting a login attempt".to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(what)?;
+        for id in ids {
+            tx.execute("DELETE FROM login_failures WHERE id = ?1", [id])
+                .ctx(what)?;
+        }
+        tx.commit().ctx(what)
     }
 
     /// The session whose id has this SHA-256, unless it has expired.

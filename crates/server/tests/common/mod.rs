@@ -134,10 +134,15 @@ struct Template {
     tokens: BTreeMap<Role, String>,
 }
 
-/// Where a store lives; dropping it removes it.
+/// Where a store lives; dropping it removes it, unless it is another server's.
 enum Place {
-    Sqlite { _dir: TempDir, db: PathBuf },
+    Sqlite {
+        _dir: TempDir,
+        db: PathBuf,
+    },
     Postgres(TestSchema),
+    /// Another server's store (what `open_any` opens).
+    Shared(String),
 }
 
 impl Place {
@@ -146,7 +151,32 @@ impl Place {
         match self {
             Place::Sqlite { db, .. } => db.display().to_string(),
             Place::Postgres(schema) => schema.url().to_string(),
+            Place::Shared(target) => target.clone(),
         }
+    }
+}
+
+/// Starts the real server with `config` on a free loopback port.
+async fn start(
+    kind: StoreKind,
+    config: ServeConfig,
+    tokens: &'static BTreeMap<Role, String>,
+    place: Place,
+) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(borderlens_server::run(listener, config.clone(), async {
+        let _ = stopped.await;
+    }));
+    Served {
+        base: format!("http://{addr}"),
+        kind,
+        tokens,
+        config,
+        stop: Some(stop),
+        server: Some(server),
+        place,
     }
 }
 
@@ -288,22 +318,10 @@ impl Fixture {
                 config.database_url = Some(schema.url().to_string());
                 (Place::Postgres(schema), config)
             }
+            Place::Shared(_) => unreachable!("templates own their store"),
         };
         configure(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(borderlens_server::run(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Served {
-            base: format!("http://{addr}"),
-            kind,
-            tokens: &template.tokens,
-            stop: Some(stop),
-            server: Some(server),
-            place,
-        }
+        start(kind, config, &template.tokens, place).await
     }
 }
 
@@ -312,6 +330,7 @@ pub struct Served {
     pub base: String,
     pub kind: StoreKind,
     tokens: &'static BTreeMap<Role, String>,
+    config: ServeConfig,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), borderlens_server::ServeError>>>,
     // Last: the store is removed after the server has stopped.
@@ -322,6 +341,13 @@ impl Served {
     /// The API token of `role`'s user.
     pub fn api_token(&self, role: Role) -> String {
         self.tokens[&role].clone()
+    }
+
+    /// A second server over the same store, as another instance behind a load balancer would
+    /// be. Stopping it leaves the store alone.
+    pub async fn another_instance(&self) -> Served {
+        let place = Place::Shared(self.place.target());
+        start(self.kind, self.config.clone(), self.tokens, place).await
     }
 
     /// Runs `f` on a second connection to the served store, on a thread of its own.

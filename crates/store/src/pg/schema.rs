@@ -244,8 +244,19 @@ ALTER TABLE scores ADD COLUMN reasons_json TEXT
     CHECK (reasons_json IS NULL OR json_typeof(reasons_json::json) = 'array');
 "#;
 
+/// Version 5: failed logins, for the login rate limit shared by every server on the store.
+const V5: &str = r#"
+CREATE TABLE login_failures (
+    id    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key   TEXT COLLATE "C" NOT NULL CHECK (length(key) > 0),
+    at_ms BIGINT NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key, at_ms);
+CREATE INDEX login_failures_by_time ON login_failures (at_ms);
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 // The two backends have the same versions.
 const _: () = assert!(MIGRATIONS.len() as u32 == SCHEMA_VERSION);

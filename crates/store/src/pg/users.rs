@@ -6,8 +6,8 @@ use postgres::Row;
 use super::audit::insert_audit;
 use super::{write_tx, PgStore, NOW};
 use crate::error::Context;
-use crate::users::check_digest;
-use crate::{StoreError, StoredSession, StoredUser};
+use crate::users::{check_digest, check_login_gate, login_wait};
+use crate::{LoginGate, StoreError, StoredSession, StoredToken, StoredUser};
 
 fn read_user(row: &Row) -> Result<StoredUser, postgres::Error> {
     Ok(StoredUser {
@@ -150,6 +150,90 @@ impl PgStore {
             )
             .and_then(|row| row.map(|row| read_user(&row)).transpose())
             .ctx(|| "looking up an API token".to_string())
+    }
+
+    /// See [`Store::api_tokens`](crate::Store::api_tokens).
+    pub fn api_tokens(&self, user: Option<&str>) -> Result<Vec<StoredToken>, StoreError> {
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(
+                r#"SELECT token_sha256, "user", created_at, revoked FROM api_tokens
+                   WHERE $1::text IS NULL OR "user" = $1
+                   ORDER BY created_at DESC, token_sha256"#,
+                &[&user],
+            )
+            .ctx(|| "reading API tokens".to_string())?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredToken {
+                    token_sha256: row.try_get(0)?,
+                    user: row.try_get(1)?,
+                    created_at: row.try_get(2)?,
+                    revoked: row.try_get::<_, i64>(3)? != 0,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .ctx(|| "reading API tokens".to_string())
+    }
+
+    /// See [`Store::begin_login`](crate::Store::begin_login).
+    pub fn begin_login(
+        &mut self,
+        keys: &[String],
+        now_ms: i64,
+        window_ms: i64,
+        max_failures: u32,
+    ) -> Result<LoginGate, StoreError> {
+        check_login_gate(keys, window_ms, max_failures)?;
+        let what = || "counting a login attempt".to_string();
+        let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
+        tx.execute(
+            "DELETE FROM login_failures WHERE at_ms <= $1",
+            &[&(now_ms - window_ms)],
+        )
+        .ctx(what)?;
+        let mut wait = None;
+        for key in keys {
+            let nth: Option<i64> = tx
+                .query_opt(
+                    "SELECT at_ms FROM login_failures WHERE key = $1
+                     ORDER BY at_ms DESC LIMIT 1 OFFSET $2",
+                    &[key, &(i64::from(max_failures) - 1)],
+                )
+                .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+                .ctx(what)?;
+            if let Some(at) = nth {
+                let seconds = login_wait(at, now_ms, window_ms);
+                wait = Some(wait.map_or(seconds, |w: u64| w.max(seconds)));
+            }
+        }
+        if let Some(seconds) = wait {
+            tx.commit().ctx(what)?;
+            return Ok(LoginGate::Wait { seconds });
+        }
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO login_failures (key, at_ms) VALUES ($1, $2) RETURNING id",
+                    &[key, &now_ms],
+                )
+                .and_then(|row| row.try_get(0))
+                .ctx(what)?;
+            ids.push(id);
+        }
+        tx.commit().ctx(what)?;
+        Ok(LoginGate::Counted(ids))
+    }
+
+    /// See [`Store::forget_login_failures`](crate::Store::forget_login_failures).
+    pub fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let what = || "forgetting a login attempt".to_string();
+        let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
+        tx.execute("DELETE FROM login_failures WHERE id = ANY($1)", &[&ids])
+            .ctx(what)?;
+        tx.commit().ctx(what)
     }
 
     /// See [`Store::revoke_api_token`](crate::Store::revoke_api_token).
