@@ -35,9 +35,11 @@ pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
 pub use simulation::{simulate, RiskLearner, SimulateRequest};
 pub use users::{
-    add_user, create_token, login, login_keys, logout, new_secret, secret_digest, session_caller,
-    set_password, token_caller, Caller, LoginOutcome, NewSession, NewToken, Role, UserReport,
-    LOGIN_MAX_FAILURES, LOGIN_WINDOW, MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS, MIN_PASSWORD_CHARS,
+    add_user, create_token, list_tokens, login, login_keys, logout, new_secret, revoke_token,
+    secret_digest, session_caller, set_password, token_caller, Caller, LoginOutcome, NewSession,
+    NewToken, RevokeReport, Role, TokenInfo, UserReport, LOGIN_MAX_FAILURES, LOGIN_WINDOW,
+    MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS, MIN_PASSWORD_CHARS, MIN_TOKEN_ID_DIGITS,
+    TOKEN_ID_DIGITS,
 };
 pub use views::{
     audit_log, dashboard, declaration, declaration_exists, declaration_scores, queue, ConflictView,

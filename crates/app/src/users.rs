@@ -96,8 +96,49 @@ pub struct UserReport {
 pub struct NewToken {
     /// Whose token.
     pub user: String,
+    /// Its id, to list and revoke it by (see [`TokenInfo::id`]).
+    pub id: String,
     /// The token (64 hex digits), to send as `Authorization: Bearer TOKEN`.
     pub token: String,
+}
+
+/// Hex digits of a token's id: the start of the SHA-256 of the token (not of the token, so the
+/// id gives nothing away). The audit log names tokens by their first 8.
+pub const TOKEN_ID_DIGITS: usize = 12;
+/// The fewest digits of an id that [`revoke_token`] takes (the audit log's 8 will do).
+pub const MIN_TOKEN_ID_DIGITS: usize = 8;
+
+/// An API token as listed: never the token itself.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The first [`TOKEN_ID_DIGITS`] hex digits of the token's SHA-256.
+    pub id: String,
+    /// Whose token.
+    pub user: String,
+    /// When it was created (UTC).
+    pub created_at: String,
+    /// Revoked for good.
+    pub revoked: bool,
+}
+
+impl From<borderlens_store::StoredToken> for TokenInfo {
+    fn from(token: borderlens_store::StoredToken) -> TokenInfo {
+        TokenInfo {
+            id: token.token_sha256[..TOKEN_ID_DIGITS].to_string(),
+            user: token.user,
+            created_at: token.created_at,
+            revoked: token.revoked,
+        }
+    }
+}
+
+/// What [`revoke_token`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevokeReport {
+    /// The token, now revoked.
+    pub token: TokenInfo,
+    /// It had been revoked before: nothing changed.
+    pub already_revoked: bool,
 }
 
 /// A new login session.
@@ -219,10 +260,60 @@ pub fn set_password(store: &mut dyn Backend, name: &str, password: &str) -> Resu
 /// SHA-256 (audited as `token_create`).
 pub fn create_token(store: &mut dyn Backend, user: &str) -> Result<NewToken, JobError> {
     let token = new_secret()?;
-    store.add_api_token(user, &secret_digest(&token))?;
+    let digest = secret_digest(&token);
+    store.add_api_token(user, &digest)?;
     Ok(NewToken {
         user: user.to_string(),
+        id: digest[..TOKEN_ID_DIGITS].to_string(),
         token,
+    })
+}
+
+/// The API tokens of `user` (of everyone when `None`), newest first, revoked ones included.
+pub fn list_tokens(store: &dyn Backend, user: Option<&str>) -> Result<Vec<TokenInfo>, JobError> {
+    if let Some(name) = user {
+        if store.user(name)?.is_none() {
+            return Err(JobError::NotFound(format!("no user '{name}'")));
+        }
+    }
+    Ok(store
+        .api_tokens(user)?
+        .into_iter()
+        .map(TokenInfo::from)
+        .collect())
+}
+
+/// Revokes the API token whose id starts with `id` ([`MIN_TOKEN_ID_DIGITS`] to 64 hex digits,
+/// e.g. as `token list` or the audit log shows it), for good (audited as `token_revoke`).
+/// An id that matches no token is not found; one that matches several is refused.
+pub fn revoke_token(store: &mut dyn Backend, id: &str) -> Result<RevokeReport, JobError> {
+    let id = id.trim().to_ascii_lowercase();
+    if id.len() < MIN_TOKEN_ID_DIGITS || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(JobError::Invalid(format!(
+            "token id '{id}': expected {MIN_TOKEN_ID_DIGITS} to 64 hex digits, as `token list` shows"
+        )));
+    }
+    let mut matches: Vec<_> = store
+        .api_tokens(None)?
+        .into_iter()
+        .filter(|t| t.token_sha256.starts_with(&id))
+        .collect();
+    let token = match matches.len() {
+        0 => return Err(JobError::NotFound(format!("no API token with id '{id}'"))),
+        1 => matches.remove(0),
+        n => {
+            return Err(JobError::Invalid(format!(
+                "token id '{id}' matches {n} tokens: give more digits"
+            )))
+        }
+    };
+    let newly = store.revoke_api_token(&token.token_sha256)?;
+    let mut info = TokenInfo::from(token);
+    info.revoked = true;
+    Ok(RevokeReport {
+        token: info,
+        already_revoked: !newly,
     })
 }
 
@@ -481,6 +572,59 @@ mod tests {
         let elsewhere = Some(IpAddr::from([10, 0, 0, 9]));
         let outcome = login(&mut store, "olga", "correct horse", elsewhere, 60, now).unwrap();
         assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
+    }
+
+    #[test]
+    fn tokens_are_listed_by_id_and_revoked_by_a_unique_prefix() {
+        let (_dir, mut store) = store();
+        add_user(&mut store, "bot", Role::Analyst, "long enough").unwrap();
+        add_user(&mut store, "ana", Role::Analyst, "long enough").unwrap();
+        let first = create_token(&mut store, "bot").unwrap();
+        let second = create_token(&mut store, "ana").unwrap();
+        assert_eq!(first.id.len(), TOKEN_ID_DIGITS);
+        assert!(secret_digest(&first.token).starts_with(&first.id));
+        assert!(
+            !first.token.starts_with(&first.id),
+            "the id is not the token's start"
+        );
+        let listed = list_tokens(&store, Some("bot")).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].id.as_str(), listed[0].revoked),
+            (first.id.as_str(), false)
+        );
+        assert_eq!(list_tokens(&store, None).unwrap().len(), 2);
+        assert!(matches!(
+            list_tokens(&store, Some("ghost")),
+            Err(JobError::NotFound(_))
+        ));
+
+        for bad in ["", "abc", "not-hex-digits", &"a".repeat(65)] {
+            assert!(
+                matches!(revoke_token(&mut store, bad), Err(JobError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        let other = if first.id.starts_with('0') {
+            "ffffffff"
+        } else {
+            "00000000"
+        };
+        assert!(matches!(
+            revoke_token(&mut store, other),
+            Err(JobError::NotFound(_))
+        ));
+        // The audit log's 8 digits will do, upper case too.
+        let report = revoke_token(&mut store, &first.id[..8].to_uppercase()).unwrap();
+        assert_eq!(
+            (report.token.id.as_str(), report.already_revoked),
+            (first.id.as_str(), false)
+        );
+        assert!(token_caller(&store, &first.token).unwrap().is_none());
+        assert!(token_caller(&store, &second.token).unwrap().is_some());
+        let again = revoke_token(&mut store, &first.id).unwrap();
+        assert!(again.already_revoked && again.token.revoked);
+        assert!(list_tokens(&store, Some("bot")).unwrap()[0].revoked);
     }
 
     #[test]

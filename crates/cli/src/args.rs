@@ -97,7 +97,7 @@ pub enum Command {
     /// Users of the service (argon2id password hashes): `user add NAME --role ROLE`.
     #[command(subcommand)]
     User(crate::service_cmds::UserCommand),
-    /// API tokens for machines: `token create NAME` prints one, once.
+    /// API tokens for machines: `token create NAME` prints one, once; `token list`, `token revoke ID`.
     #[command(subcommand)]
     Token(crate::service_cmds::TokenCommand),
     /// Benchmarks.

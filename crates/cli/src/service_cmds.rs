@@ -65,6 +65,18 @@ pub enum TokenCommand {
         /// User name.
         name: String,
     },
+    /// List API tokens (of one user, or of everyone): id, user, creation time, revoked. The
+    /// tokens themselves are never stored, so never shown.
+    List {
+        /// Only this user's tokens.
+        name: Option<String>,
+    },
+    /// Revoke an API token for good, by its id as `token list` shows it (or its first 8
+    /// digits, as the audit log names it).
+    Revoke {
+        /// Token id (8 to 64 hex digits).
+        id: String,
+    },
 }
 
 pub fn serve(
@@ -223,8 +235,51 @@ pub fn token(
             } else {
                 outln!("{}", token.token);
                 eprintln!(
-                    "borderlens: API token for {} (shown once; send it as `Authorization: Bearer TOKEN`)",
-                    token.user
+                    "borderlens: API token {} for {} (shown once; send it as `Authorization: \
+                     Bearer TOKEN`; revoke it with `borderlens token revoke {}`)",
+                    token.id, token.user, token.id
+                );
+            }
+        }
+        TokenCommand::List { name } => {
+            let tokens = app::list_tokens(store, name.as_deref())?;
+            if json {
+                outln!("{}", serde_json::to_string(&tokens)?);
+            } else if tokens.is_empty() {
+                outln!("no API tokens");
+            } else {
+                outln!(
+                    "{:<12}  {:<24}  {:<24}  state",
+                    "id",
+                    "user",
+                    "created (UTC)"
+                );
+                for token in &tokens {
+                    let state = if token.revoked { "revoked" } else { "active" };
+                    outln!(
+                        "{:<12}  {:<24}  {:<24}  {state}",
+                        token.id,
+                        token.user,
+                        token.created_at
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let report = app::revoke_token(store, id)?;
+            if json {
+                outln!("{}", serde_json::to_string(&report)?);
+            } else if report.already_revoked {
+                outln!(
+                    "token {} of {} was already revoked",
+                    report.token.id,
+                    report.token.user
+                );
+            } else {
+                outln!(
+                    "token {} of {} revoked: it no longer opens the API",
+                    report.token.id,
+                    report.token.user
                 );
             }
         }

@@ -167,6 +167,40 @@ fn users_and_tokens_are_added_and_the_server_answers_with_them_until_ctrl_c() {
     assert!(me.starts_with("HTTP/1.1 200"), "{me}");
     assert!(me.contains(r#"{"user":"olga","role":"officer"}"#), "{me}");
 
+    // token list and revoke, while the server runs: the revoked token stops working at once.
+    let id = report["id"].as_str().unwrap().to_string();
+    let listed = borderlens(&db, &["--json", "token", "list", "olga"], "");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        (listed[0]["id"].as_str(), listed[0]["revoked"].as_bool()),
+        (Some(id.as_str()), Some(false))
+    );
+    assert!(
+        !listed.to_string().contains(&token),
+        "the token itself is never shown"
+    );
+    let table = text(&borderlens(&db, &["token", "list"], "").stdout);
+    assert!(table.contains(&id) && table.contains("active"), "{table}");
+    let unknown = borderlens(&db, &["token", "revoke", "0123abcd0123"], "");
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no API token with id"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let revoked = borderlens(&db, &["token", "revoke", &id[..8]], "");
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert!(
+        text(&revoked.stdout).contains("revoked"),
+        "{}",
+        text(&revoked.stdout)
+    );
+    let after = http(&addr, "GET", "/api/v1/me", &[("Authorization", &bearer)]);
+    assert!(after.starts_with("HTTP/1.1 401"), "{after}");
+    let table = text(&borderlens(&db, &["token", "list", "olga"], "").stdout);
+    assert!(table.contains("revoked"), "{table}");
+
     let interrupted = Command::new("kill")
         .args(["-INT", &server.id().to_string()])
         .status()

@@ -610,3 +610,56 @@ pub(crate) async fn import(
     .await?;
     Ok(Json(report).into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokensQuery {
+    user: Option<String>,
+}
+
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    query: Result<Query<TokensQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let user = query_of(query)?.user;
+    let tokens = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::list_tokens(store, user.as_deref())
+    })
+    .await?;
+    Ok(Json(tokens).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewTokenRequest {
+    user: String,
+}
+
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = json_body(&headers, body)?;
+    let request: NewTokenRequest = parse_json(&bytes)?;
+    let token = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::create_token(store, &request.user)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(token)).into_response())
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = declaration_id(id)?;
+    let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::revoke_token(store, &id)
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}

@@ -434,6 +434,55 @@ pub(crate) mod schemas {
         })
     }
 
+    pub(crate) fn token_info() -> Value {
+        json!({
+            "type": "object",
+            "required": ["id", "user", "created_at", "revoked"],
+            "properties": {
+                "id": {"type": "string", "description": "First 12 hex digits of the token's SHA-256 (not of the token)"},
+                "user": {"type": "string"},
+                "created_at": {"type": "string"},
+                "revoked": {"type": "boolean"}
+            }
+        })
+    }
+
+    pub(crate) fn token_list() -> Value {
+        json!({"type": "array", "items": token_info()})
+    }
+
+    pub(crate) fn new_token_request() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["user"],
+            "properties": {"user": {"type": "string", "description": "An existing user"}}
+        })
+    }
+
+    pub(crate) fn new_token() -> Value {
+        json!({
+            "type": "object",
+            "required": ["user", "id", "token"],
+            "properties": {
+                "user": {"type": "string"},
+                "id": {"type": "string"},
+                "token": {"type": "string", "description": "Shown once; send it as `Authorization: Bearer TOKEN`"}
+            }
+        })
+    }
+
+    pub(crate) fn revoke_report() -> Value {
+        json!({
+            "type": "object",
+            "required": ["token", "already_revoked"],
+            "properties": {
+                "token": token_info(),
+                "already_revoked": {"type": "boolean"}
+            }
+        })
+    }
+
     pub(crate) fn override_request() -> Value {
         json!({
             "type": "object",

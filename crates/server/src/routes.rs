@@ -93,6 +93,7 @@ const DECISION_READERS: &[Role] = &[Role::Officer, Role::Analyst, Role::Manager,
 const ESTIMATE_READERS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
 const SCORERS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
 const SELECTORS: &[Role] = &[Role::Manager, Role::Admin];
+const ADMINS: &[Role] = &[Role::Admin];
 
 /// The OpenAPI object of the `{id}` path parameter.
 fn id_parameter() -> Value {
@@ -452,6 +453,53 @@ pub fn routes() -> Vec<Route> {
             )],
             errors: vec![],
             handler: |m| on(m, handlers::drift),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/tokens",
+            access: Access::Roles(ADMINS),
+            summary: "API tokens by id, user, creation time and state, newest first; never the \
+                      tokens themselves (`borderlens token list`)",
+            operation_id: "listTokens",
+            parameters: vec![query_parameter(
+                "user",
+                "Only this user's tokens",
+                serde_json::json!({"type": "string"}),
+            )],
+            request_body: None,
+            responses: vec![(200, "The tokens", Content::Json(schemas::token_list()))],
+            errors: vec![(404, "No such user")],
+            handler: |m| on(m, handlers::list_tokens),
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/tokens",
+            access: Access::Roles(ADMINS),
+            summary: "Create an API token for a user; the token is in this answer only \
+                      (`borderlens token create`)",
+            operation_id: "createToken",
+            parameters: vec![],
+            request_body: Some(schemas::new_token_request()),
+            responses: vec![(201, "The new token", Content::Json(schemas::new_token()))],
+            errors: vec![(404, "No such user")],
+            handler: |m| on(m, handlers::create_token),
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/tokens/{id}/revoke",
+            access: Access::Roles(ADMINS),
+            summary: "Revoke an API token for good, by its id or the id's first 8 digits \
+                      (`borderlens token revoke`)",
+            operation_id: "revokeToken",
+            parameters: vec![serde_json::json!({
+                "name": "id", "in": "path", "required": true,
+                "description": "Token id: 8 to 64 hex digits of the token's SHA-256",
+                "schema": {"type": "string"}
+            })],
+            request_body: None,
+            responses: vec![(200, "Revoked", Content::Json(schemas::revoke_report()))],
+            errors: vec![(404, "No token with this id")],
+            handler: |m| on(m, handlers::revoke_token),
         },
     ]
 }

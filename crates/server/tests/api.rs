@@ -257,7 +257,23 @@ fn encoded(body: Value) -> (Vec<u8>, &'static str) {
 /// A request that the route accepts from a role that may use it (for the role matrix); an
 /// override asks for a lane other than the current one of `app`'s store.
 fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, Option<Value>) {
-    let path = route.path.replace("{id}", DECLARATION);
+    let path = match route.path {
+        // A token of the analyst's to revoke, made for this request (never the caller's own).
+        "/api/v1/tokens/{id}/revoke" => {
+            let id = app.map_or_else(
+                || "0123456789ab".to_string(),
+                |app| {
+                    app.with_store(|store| {
+                        borderlens_app::create_token(store, &user_name(Role::Analyst))
+                            .unwrap()
+                            .id
+                    })
+                },
+            );
+            route.path.replace("{id}", &id)
+        }
+        _ => route.path.replace("{id}", DECLARATION),
+    };
     let path = match route.path {
         "/api/v1/imports" => format!("{path}?name=matrix-{n}.csv"),
         "/api/v1/drift" => format!(
@@ -283,6 +299,7 @@ fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, O
             json!({"lane": lane, "reason": format!("matrix {n}: tip from the port police")})
         }
         "/api/v1/score" => json!({"model": "s", "from": "2020-01-01"}),
+        "/api/v1/tokens" => json!({"user": user_name(Role::Analyst)}),
         "/api/v1/imports" => Value::String(sample_lines(1, 3)),
         "/api/v1/select" => json!({
             "policy": "port-default", "model": "s", "from": "2020-01-01", "to": "2020-01-03"
@@ -767,6 +784,101 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_login_limit(ki
     app.stop().await;
 }
 on_both_stores!(behind_a_trusted_proxy_each_forwarded_client_has_its_own_login_limit);
+
+async fn an_admin_creates_lists_and_revokes_tokens_which_stop_working_at_once(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.token(Role::Admin);
+    let created = app
+        .post("/api/v1/tokens", &admin, &json!({"user": "officer-1"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let created = created.json();
+    let (id, token) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["token"].as_str().unwrap().to_string(),
+    );
+    let bearer = Auth::Bearer(token.clone());
+    assert_eq!(
+        app.get("/api/v1/me", &bearer).await.json()["user"],
+        "officer-1"
+    );
+
+    let listed = app.get("/api/v1/tokens?user=officer-1", &admin).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let ids: Vec<String> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "the fixture's token and the new one");
+    assert!(ids.contains(&id));
+    assert!(!listed.text.contains(&token), "a token is never listed");
+
+    let revoked = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/tokens/{}/revoke", &id[..8]),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(revoked.json()["token"]["id"], id);
+    assert_eq!(revoked.json()["already_revoked"], false);
+    assert_eq!(
+        app.get("/api/v1/me", &bearer).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The fixture's officer token still works; the audit log names the admin.
+    assert_eq!(
+        app.get("/api/v1/me", &app.token(Role::Officer))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let audit = app.with_store(|store| store.audit_entries(1).unwrap());
+    assert_eq!(
+        (
+            audit[0].actor.as_str(),
+            audit[0].action.as_str(),
+            audit[0].subject.as_str()
+        ),
+        ("admin-1", "token_revoke", "officer-1")
+    );
+    let again = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/revoke"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(again.json()["already_revoked"], true);
+
+    let unknown = app
+        .send(
+            Method::POST,
+            "/api/v1/tokens/00000000000f/revoke",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    let bad = app
+        .send(Method::POST, "/api/v1/tokens/xyz/revoke", &admin, None)
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    let ghost = app
+        .post("/api/v1/tokens", &admin, &json!({"user": "ghost"}))
+        .await;
+    assert_eq!(ghost.status, StatusCode::NOT_FOUND, "{}", ghost.text);
+    let nobody = app.get("/api/v1/tokens?user=ghost", &admin).await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND, "{}", nobody.text);
+    app.stop().await;
+}
+on_both_stores!(an_admin_creates_lists_and_revokes_tokens_which_stop_working_at_once);
 
 // ---------------------------------------------------------------------------------------------
 // control results
