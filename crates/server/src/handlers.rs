@@ -663,3 +663,36 @@ pub(crate) async fn revoke_token(
     .await?;
     Ok(Json(report).into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExplanationQuery {
+    model: String,
+    version: Option<u32>,
+    item: Option<u32>,
+    rate: Option<u32>,
+}
+
+pub(crate) async fn explanation(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<ExplanationQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = declaration_id(id)?;
+    let q = query_of(query)?;
+    let request = app::ExplainRequest {
+        model: q.model,
+        version: q.version,
+        key: borderlens_domain::ItemKey {
+            declaration_id: id,
+            item_no: q.item.unwrap_or(1),
+        },
+        rate: q.rate.unwrap_or(5),
+    };
+    let (report, _) = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::explain(store, &request)
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}

@@ -456,6 +456,45 @@ pub fn routes() -> Vec<Route> {
         },
         Route {
             method: Method::GET,
+            path: "/api/v1/declarations/{id}/explanation",
+            access: Access::Roles(DECISION_READERS),
+            summary: "Explain an item's score with a chosen model version: every contribution, \
+                      the counterfactual at an inspection rate, the declared values \
+                      (`borderlens explain`)",
+            operation_id: "explain",
+            parameters: vec![
+                id_parameter(),
+                serde_json::json!({
+                    "name": "model", "in": "query", "required": true,
+                    "description": "Model name", "schema": {"type": "string"}
+                }),
+                query_parameter(
+                    "version",
+                    "Model version (the newest when absent)",
+                    serde_json::json!({"type": "integer", "minimum": 1}),
+                ),
+                query_parameter(
+                    "item",
+                    "Item number (1 when absent)",
+                    serde_json::json!({"type": "integer", "minimum": 1}),
+                ),
+                query_parameter(
+                    "rate",
+                    "Inspection rate in percent of the counterfactual's threshold (5 when absent)",
+                    serde_json::json!({"type": "integer", "minimum": 1, "maximum": 100}),
+                ),
+            ],
+            request_body: None,
+            responses: vec![(
+                200,
+                "The explanation",
+                Content::Json(serde_json::json!({"type": "object"})),
+            )],
+            errors: vec![(404, "No such declaration item or model")],
+            handler: |m| on(m, handlers::explanation),
+        },
+        Route {
+            method: Method::GET,
             path: "/api/v1/tokens",
             access: Access::Roles(ADMINS),
             summary: "API tokens by id, user, creation time and state, newest first; never the \

@@ -276,6 +276,7 @@ fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, O
     };
     let path = match route.path {
         "/api/v1/imports" => format!("{path}?name=matrix-{n}.csv"),
+        "/api/v1/declarations/{id}/explanation" => format!("{path}?model=s&version=1"),
         "/api/v1/drift" => format!(
             "{path}?reference_from=2020-01-01&reference_to=2020-01-01&from=2020-01-02&to=2020-01-03"
         ),
@@ -1139,6 +1140,57 @@ async fn the_decision_trace_explains_with_the_newest_model(kind: StoreKind) {
     app.stop().await;
 }
 on_both_stores!(the_decision_trace_explains_with_the_newest_model);
+
+async fn an_explanation_names_its_model_version_and_refuses_what_is_not_there(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let analyst = app.token(Role::Analyst);
+    let path = format!("/api/v1/declarations/{DECLARATION}/explanation");
+    let answer = app
+        .get(&format!("{path}?model=s&version=1&rate=5"), &analyst)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let report = answer.json();
+    assert_eq!(
+        (report["model"].as_str(), report["version"].as_u64()),
+        (Some("s"), Some(1))
+    );
+    assert_eq!(report["declaration_id"], DECLARATION);
+    let contributions = report["contributions"].as_array().unwrap();
+    assert!(!contributions.is_empty());
+    // The contributions add up to the log-odds.
+    let sum: f64 = contributions
+        .iter()
+        .map(|c| c["log_odds"].as_f64().unwrap())
+        .sum();
+    let (base, log_odds) = (
+        report["base_log_odds"].as_f64().unwrap(),
+        report["log_odds"].as_f64().unwrap(),
+    );
+    assert!(
+        (base + sum - log_odds).abs() < 1e-6,
+        "{base} + {sum} != {log_odds}"
+    );
+    assert!(report["declared"].as_object().unwrap().len() > 5);
+    // The newest version without `version`; what is not there is 404, a bad query 422.
+    assert_eq!(
+        app.get(&format!("{path}?model=s"), &analyst).await.json()["version"],
+        1
+    );
+    for (query, status) in [
+        ("model=s&version=9", StatusCode::NOT_FOUND),
+        ("model=nope", StatusCode::NOT_FOUND),
+        ("model=s&item=99", StatusCode::NOT_FOUND),
+        ("model=s&rate=lots", StatusCode::UNPROCESSABLE_ENTITY),
+        ("version=1", StatusCode::UNPROCESSABLE_ENTITY),
+        ("model=s&colour=red", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let answer = app.get(&format!("{path}?{query}"), &analyst).await;
+        assert_eq!(answer.status, status, "{query}: {}", answer.text);
+        assert!(!answer.error().is_empty());
+    }
+    app.stop().await;
+}
+on_both_stores!(an_explanation_names_its_model_version_and_refuses_what_is_not_there);
 
 async fn estimates_are_split_by_the_dimension_asked(kind: StoreKind) {
     let app = spawn_app(kind).await;
