@@ -11,7 +11,7 @@ use borderlens_risk::data::{Dataset, FeatureKind};
 use borderlens_risk::features::HistoryState;
 use borderlens_risk::metrics;
 use borderlens_risk::model::{self, RiskModel, TrainOptions};
-use borderlens_store::{Backend, ItemFilter};
+use borderlens_store::{Backend, ItemFilter, SharingFilter};
 use chrono::NaiveDate;
 
 use crate::reports::*;
@@ -490,6 +490,26 @@ pub struct ExplainRequest {
     pub rate: u32,
 }
 
+/// The history one item's features read: the past of its importer, declarant, seller and HS
+/// code, and the label counts before its date (not every earlier item: a page or an API call
+/// explaining one declaration stays fast as the store grows).
+pub fn item_history(store: &dyn Backend, item: &DeclarationItem) -> Result<HistoryState, JobError> {
+    let related = store.items_sharing(&SharingFilter {
+        before: item.date,
+        importer_id: item.importer_id.clone(),
+        declarant_id: item.declarant_id.clone(),
+        seller_id: item.seller_id.clone(),
+        hs6: item.hs6.as_str().to_string(),
+    })?;
+    let counts = store.label_counts(item.date)?;
+    Ok(HistoryState::for_one_item(
+        &related,
+        item.date,
+        counts.labelled,
+        counts.frauds,
+    ))
+}
+
 /// Explains one declaration item: contributions, the counterfactual, the declared values.
 pub fn explain(
     store: &dyn Backend,
@@ -502,13 +522,7 @@ pub fn explain(
             request.key.declaration_id, request.key.item_no
         ))
     })?;
-    let before = item.date.pred_opt().unwrap_or(item.date);
-    let history_items = store.items(&ItemFilter {
-        from: None,
-        to: Some(before),
-        labelled_only: false,
-    })?;
-    let history = HistoryState::as_of(&history_items, item.date);
+    let history = item_history(store, &item)?;
     let row = model.row(&item, &history);
     let explanation = model.explain(&row);
     let threshold = threshold_for(&model, request.rate)?;
@@ -834,4 +848,61 @@ pub fn anomaly(store: &dyn Backend, request: &AnomalyRequest) -> Result<AnomalyR
         evaluation,
         top,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderlens_store::Store;
+
+    const SAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/sample/df_syn_train_eng.csv"
+    );
+
+    /// One item's history read through `items_sharing` and `label_counts` gives the very row
+    /// that the history of every earlier item gives: for items early and late, labelled or not,
+    /// with and without a seller.
+    #[test]
+    fn one_items_history_gives_the_row_of_the_whole_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(SAMPLE).unwrap();
+        let head: Vec<&str> = text.lines().take(2501).collect();
+        let csv = dir.path().join("head.csv");
+        std::fs::write(&csv, head.join("\n") + "\n").unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let reports = crate::import_files(
+            &mut store,
+            &[csv],
+            &borderlens_ingest::ColumnMapping::kcs_default(),
+            true,
+            &crate::Silent,
+        )
+        .unwrap();
+        assert!(!reports[0].has_problems());
+        let all = store.items(&ItemFilter::default()).unwrap();
+        let mut options = model::TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 3;
+        options.gbdt.early_stopping_rounds = None;
+        let model = model::train(&all, &options, &mut |_, _| true).unwrap();
+        let mut checked = 0;
+        let mut with_history = 0;
+        for item in all.iter().step_by(23) {
+            let whole = model.row(item, &HistoryState::as_of(&all, item.date));
+            let one = model.row(item, &item_history(&store, item).unwrap());
+            let bits = |row: &[f64]| row.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one), bits(&whole), "{:?}", item.key);
+            checked += 1;
+            with_history += usize::from(all.iter().any(|d| {
+                d.date < item.date
+                    && (d.importer_id == item.importer_id
+                        || d.declarant_id == item.declarant_id
+                        || d.hs6 == item.hs6)
+            }));
+        }
+        assert!(
+            checked > 100 && with_history > 50,
+            "{checked} items, {with_history} with history"
+        );
+    }
 }

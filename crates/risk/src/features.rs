@@ -331,6 +331,25 @@ impl HistoryState {
         history
     }
 
+    /// The history one item needs, without reading every earlier item: `related` holds the
+    /// items dated before `date` that share the item's importer, declarant, seller or HS code
+    /// (in date order; others may be there too, they change nothing the item reads), and
+    /// `controlled` / `frauds` count every labelled and every fraudulent item before `date`
+    /// (the prior of the smoothed rates). For that item, [`FeaturePipeline::row`] gives the
+    /// same row as with [`HistoryState::as_of`] over every item.
+    pub fn for_one_item(
+        related: &[DeclarationItem],
+        date: NaiveDate,
+        controlled: u64,
+        frauds: u64,
+    ) -> HistoryState {
+        let mut history = HistoryState::as_of(related, date);
+        // Exact in f64 far beyond any store's size.
+        history.controlled = controlled as f64;
+        history.frauds = frauds as f64;
+        history
+    }
+
     /// Adds one item (its declaration always; its control result if it has one).
     pub fn add(&mut self, item: &DeclarationItem) {
         for (entity_index, (_, _, get)) in HISTORIES.iter().enumerate() {

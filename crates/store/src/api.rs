@@ -15,9 +15,9 @@ use chrono::NaiveDate;
 
 use crate::pg::PgStore;
 use crate::{
-    AuditEntry, ImportOutcome, ItemFilter, LoginGate, ModelInfo, NewControlResult, NewDecision,
-    Recorded, RecordedConflict, Store, StoreError, StoredControlResult, StoredDecision,
-    StoredModel, StoredScore, StoredSession, StoredToken, StoredUser,
+    AuditEntry, ImportOutcome, ItemFilter, LabelCounts, LoginGate, ModelInfo, NewControlResult,
+    NewDecision, Recorded, RecordedConflict, SharingFilter, Store, StoreError, StoredControlResult,
+    StoredDecision, StoredModel, StoredScore, StoredSession, StoredToken, StoredUser,
 };
 
 /// The store's operations, whatever the database. See [`Store`] for what each one does; the
@@ -52,6 +52,10 @@ pub trait Backend: Send {
         exclude: &str,
         limit: usize,
     ) -> Result<Vec<(DeclarationItem, String)>, StoreError>;
+    /// See [`Store::items_sharing`].
+    fn items_sharing(&self, filter: &SharingFilter) -> Result<Vec<DeclarationItem>, StoreError>;
+    /// See [`Store::label_counts`].
+    fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError>;
     /// See [`Store::last_item_date`].
     fn last_item_date(&self) -> Result<Option<NaiveDate>, StoreError>;
     /// See [`Store::count_items`].
@@ -243,6 +247,15 @@ macro_rules! delegate_backend {
                 limit: usize,
             ) -> Result<Vec<(DeclarationItem, String)>, StoreError> {
                 <$ty>::related_items(self, importer_id, declarant_id, exclude, limit)
+            }
+            fn items_sharing(
+                &self,
+                filter: &SharingFilter,
+            ) -> Result<Vec<DeclarationItem>, StoreError> {
+                <$ty>::items_sharing(self, filter)
+            }
+            fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError> {
+                <$ty>::label_counts(self, before)
             }
             fn last_item_date(&self) -> Result<Option<NaiveDate>, StoreError> {
                 <$ty>::last_item_date(self)

@@ -93,6 +93,31 @@ pub struct ItemFilter {
     pub labelled_only: bool,
 }
 
+/// Which items [`Store::items_sharing`] returns: those dated before `before` that share at
+/// least one of the values (the parties and the HS code of one declaration item).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SharingFilter {
+    /// Only items declared strictly before this date.
+    pub before: NaiveDate,
+    /// Items of this importer ...
+    pub importer_id: String,
+    /// ... or of this declarant ...
+    pub declarant_id: String,
+    /// ... or of this seller (none when `None`) ...
+    pub seller_id: Option<String>,
+    /// ... or of this HS code.
+    pub hs6: String,
+}
+
+/// How many items are labelled, and how many of them as fraud ([`Store::label_counts`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct LabelCounts {
+    /// Items with a control label.
+    pub labelled: u64,
+    /// Of those, labelled fraud.
+    pub frauds: u64,
+}
+
 impl Store {
     /// Imports `(item, line)` pairs read from `source` (a file name, recorded with each item),
     /// all in one transaction: either every item of the call is handled, or (on error) nothing
@@ -302,6 +327,57 @@ impl Store {
             )
             .ctx(what)?;
         rows.collect::<Result<_, _>>().ctx(what)
+    }
+
+    /// The items of `filter`, in [`Store::items`] order: what one item's history features read
+    /// (its importer's, declarant's, seller's and HS code's past), without every earlier item.
+    pub fn items_sharing(
+        &self,
+        filter: &SharingFilter,
+    ) -> Result<Vec<DeclarationItem>, StoreError> {
+        let what = || "reading the items that share a party or an HS code".to_string();
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM declaration_items
+                 WHERE date < ?1 AND (importer_id = ?2 OR declarant_id = ?3 OR seller_id = ?4
+                       OR hs6 = ?5)
+                 ORDER BY date, declaration_id, item_no"
+            ))
+            .ctx(what)?;
+        let rows = statement
+            .query_map(
+                params![
+                    filter.before.format(DATE_FORMAT).to_string(),
+                    filter.importer_id,
+                    filter.declarant_id,
+                    filter.seller_id,
+                    filter.hs6
+                ],
+                read_item,
+            )
+            .ctx(what)?;
+        rows.collect::<Result<_, _>>().ctx(what)
+    }
+
+    /// How many items dated before `before` are labelled, and how many as fraud.
+    pub fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError> {
+        let (labelled, frauds): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(fraud), coalesce(sum(fraud), 0) FROM declaration_items
+                 WHERE date < ?1",
+            )
+            .and_then(|mut statement| {
+                statement.query_row([before.format(DATE_FORMAT).to_string()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+            })
+            .ctx(|| "counting labelled items".to_string())?;
+        Ok(LabelCounts {
+            labelled: u64::try_from(labelled).unwrap_or(0),
+            frauds: u64::try_from(frauds).unwrap_or(0),
+        })
     }
 
     /// The item with `key`, if stored.

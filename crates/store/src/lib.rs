@@ -50,7 +50,10 @@ pub use api::Backend;
 pub use audit::AuditEntry;
 pub use controls::{NewControlResult, Recorded, StoredControlResult};
 pub use error::StoreError;
-pub use items::{FieldDifference, ImportConflict, ImportOutcome, ItemFilter, RecordedConflict};
+pub use items::{
+    FieldDifference, ImportConflict, ImportOutcome, ItemFilter, LabelCounts, RecordedConflict,
+    SharingFilter,
+};
 pub use models::{ModelInfo, StoredModel};
 pub use schema::SCHEMA_VERSION;
 pub use scores::StoredScore;

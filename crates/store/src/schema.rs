@@ -247,8 +247,9 @@ ALTER TABLE scores ADD COLUMN reasons_json TEXT
 "#;
 
 /// Schema version 5: failed logins, so that the login rate limit holds across every server on
-/// the store (each row: a key, `user:NAME` or `ip:ADDRESS`, and when, in Unix milliseconds).
-/// Rows older than the limit's window are swept by the next attempt.
+/// the store (each row: a key, `user:NAME` or `ip:ADDRESS`, and when, in Unix milliseconds;
+/// rows older than the limit's window are swept by the next attempt); indexes on seller and HS
+/// code for one item's history.
 const V5: &str = r#"
 CREATE TABLE login_failures (
     id    INTEGER PRIMARY KEY,
@@ -257,6 +258,10 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_by_key ON login_failures (key, at_ms);
 CREATE INDEX login_failures_by_time ON login_failures (at_ms);
+-- One item's history features read the past of its seller and HS code (importer and
+-- declarant have their indexes).
+CREATE INDEX declaration_items_by_seller ON declaration_items (seller_id);
+CREATE INDEX declaration_items_by_hs6 ON declaration_items (hs6);
 "#;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.

@@ -11,8 +11,8 @@ use tempfile::TempDir;
 
 use crate::pg::PgStore;
 use crate::{
-    Backend, ImportOutcome, ItemFilter, LoginGate, NewControlResult, NewDecision, Recorded, Store,
-    StoreError, SCHEMA_VERSION,
+    Backend, ImportOutcome, ItemFilter, LoginGate, NewControlResult, NewDecision, Recorded,
+    SharingFilter, Store, StoreError, SCHEMA_VERSION,
 };
 
 /// A backend under test, with raw SQL to check what triggers and constraints refuse past the
@@ -132,6 +132,7 @@ on_both_backends!(
     sessions_carry_user_role_and_csrf_token_until_they_expire_or_end,
     the_same_key_twice_in_one_import_meets_the_first,
     login_failures_are_counted_per_key_and_wait_until_the_window_passes,
+    items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date,
 );
 
 fn the_same_key_twice_in_one_import_meets_the_first(store: &mut dyn Subject) {
@@ -951,6 +952,67 @@ fn users_are_added_once_with_a_known_role_and_a_hash(store: &mut dyn Subject) {
         ("admin-cli", "user_add", "ana", r#"{"role":"analyst"}"#)
     );
     assert!(!audit[0].detail_json.contains("argon2"));
+}
+
+fn items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date(
+    store: &mut dyn Subject,
+) {
+    let with = |id: &str, day: u32, label, change: fn(&mut DeclarationItem)| {
+        let mut d = item(id, 1, day, label);
+        d.importer_id = format!("IMP-{id}");
+        d.declarant_id = format!("DEC-{id}");
+        d.seller_id = None;
+        d.hs6 = HsCode::parse("010121").unwrap();
+        change(&mut d);
+        d
+    };
+    let items = vec![
+        with("P", 9, None, |_| {}), // the item asked about
+        with("I", 3, label(0), |d| d.importer_id = "IMP-P".into()),
+        with("D", 2, label(1), |d| d.declarant_id = "DEC-P".into()),
+        with("S", 4, None, |d| d.seller_id = Some("SELL".into())),
+        with("H", 1, None, |d| d.hs6 = HsCode::parse("440890").unwrap()),
+        with("X", 5, label(0), |_| {}), // nothing shared
+        with("L", 9, None, |d| d.importer_id = "IMP-P".into()), // same day: not before
+    ];
+    import(store, "a.csv", lines(items)).unwrap();
+    let filter = SharingFilter {
+        before: NaiveDate::from_ymd_opt(2020, 1, 9).unwrap(),
+        importer_id: "IMP-P".into(),
+        declarant_id: "DEC-P".into(),
+        seller_id: Some("SELL".into()),
+        hs6: "440890".into(),
+    };
+    let ids = |filter: &SharingFilter| -> Vec<String> {
+        store
+            .items_sharing(filter)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.key.declaration_id)
+            .collect()
+    };
+    assert_eq!(
+        ids(&filter),
+        ["H", "D", "I", "S"],
+        "date order, only before the day"
+    );
+    let no_seller = SharingFilter {
+        seller_id: None,
+        ..filter.clone()
+    };
+    assert_eq!(
+        ids(&no_seller),
+        ["H", "D", "I"],
+        "no seller matches no seller"
+    );
+    let counts = store
+        .label_counts(NaiveDate::from_ymd_opt(2020, 1, 9).unwrap())
+        .unwrap();
+    assert_eq!((counts.labelled, counts.frauds), (3, 1));
+    let counts = store
+        .label_counts(NaiveDate::from_ymd_opt(2020, 1, 3).unwrap())
+        .unwrap();
+    assert_eq!((counts.labelled, counts.frauds), (1, 1));
 }
 
 fn login_failures_are_counted_per_key_and_wait_until_the_window_passes(store: &mut dyn Subject) {

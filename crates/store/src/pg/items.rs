@@ -18,7 +18,7 @@ use crate::items::{
 };
 use crate::{
     from_sql_int, key_text, sql_int, FieldDifference, ImportConflict, ImportOutcome, ItemFilter,
-    RecordedConflict, StoreError,
+    LabelCounts, RecordedConflict, SharingFilter, StoreError,
 };
 
 impl PgStore {
@@ -274,6 +274,52 @@ impl PgStore {
                 Ok((item, link.to_string()))
             })
             .collect()
+    }
+
+    /// See [`Store::items_sharing`](crate::Store::items_sharing).
+    pub fn items_sharing(
+        &self,
+        filter: &SharingFilter,
+    ) -> Result<Vec<DeclarationItem>, StoreError> {
+        let what = || "reading the items that share a party or an HS code".to_string();
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(
+                &format!(
+                    "SELECT {ITEM_COLUMNS} FROM declaration_items
+                     WHERE date < $1 AND (importer_id = $2 OR declarant_id = $3
+                           OR seller_id = $4 OR hs6 = $5)
+                     ORDER BY date, declaration_id, item_no"
+                ),
+                &[
+                    &filter.before.format(DATE_FORMAT).to_string(),
+                    &filter.importer_id,
+                    &filter.declarant_id,
+                    &filter.seller_id,
+                    &filter.hs6,
+                ],
+            )
+            .ctx(what)?;
+        rows.iter().map(read_item).collect()
+    }
+
+    /// See [`Store::label_counts`](crate::Store::label_counts).
+    pub fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError> {
+        let (labelled, frauds): (i64, i64) = self
+            .client
+            .borrow_mut()
+            .query_one(
+                "SELECT count(fraud), coalesce(sum(fraud), 0)::bigint FROM declaration_items
+                 WHERE date < $1",
+                &[&before.format(DATE_FORMAT).to_string()],
+            )
+            .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .ctx(|| "counting labelled items".to_string())?;
+        Ok(LabelCounts {
+            labelled: u64::try_from(labelled).unwrap_or(0),
+            frauds: u64::try_from(frauds).unwrap_or(0),
+        })
     }
 
     /// See [`Store::last_item_date`](crate::Store::last_item_date).

@@ -253,6 +253,10 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_by_key ON login_failures (key, at_ms);
 CREATE INDEX login_failures_by_time ON login_failures (at_ms);
+-- One item's history features read the past of its seller and HS code (importer and
+-- declarant have their indexes).
+CREATE INDEX declaration_items_by_seller ON declaration_items (seller_id);
+CREATE INDEX declaration_items_by_hs6 ON declaration_items (hs6);
 "#;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
