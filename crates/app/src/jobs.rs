@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use borderlens_domain::{DeclarationItem, ItemKey, LabelKind};
@@ -14,6 +15,7 @@ use borderlens_risk::model::{self, RiskModel, TrainOptions};
 use borderlens_store::{Backend, ItemFilter, SharingFilter};
 use chrono::NaiveDate;
 
+use crate::cache::Lru;
 use crate::reports::*;
 use crate::{JobError, Progress};
 
@@ -280,15 +282,35 @@ fn load_model(
     store: &dyn Backend,
     name: &str,
     version: Option<u32>,
-) -> Result<(RiskModel, u32), JobError> {
-    let stored = store.load_model(name, version)?.ok_or_else(|| {
+) -> Result<(Arc<RiskModel>, u32), JobError> {
+    let not_found = || {
         JobError::NotFound(match version {
             Some(v) => format!("no model '{name}' version {v} in the registry (see `borderlens models`)"),
             None => format!("no model '{name}' in the registry: train one with `borderlens train --model {name}`"),
         })
-    })?;
-    Ok((RiskModel::from_bytes(&stored.bytes)?, stored.version))
+    };
+    let info = store
+        .list_models()?
+        .into_iter()
+        .filter(|m| m.name == name && version.is_none_or(|v| m.version == v))
+        .max_by_key(|m| m.version)
+        .ok_or_else(not_found)?;
+    if let Some(model) = MODELS.get(&info.sha256) {
+        return Ok((model, info.version));
+    }
+    let stored = store
+        .load_model(name, Some(info.version))?
+        .ok_or_else(not_found)?;
+    let model = Arc::new(RiskModel::from_bytes(&stored.bytes)?);
+    MODELS.put(stored.sha256, model.clone());
+    Ok((model, stored.version))
 }
+
+/// Models read from the registry, by the SHA-256 of their bytes (so a cached model is always
+/// the one stored: a version's bytes never change, and other bytes have another key). Reading
+/// one takes tens of milliseconds (a 7 MB model: 70 ms here); a server explaining one
+/// declaration per request reads the same few models again and again.
+static MODELS: Lru<String, Arc<RiskModel>> = Lru::new(4);
 
 /// Which period to evaluate a model on.
 pub struct EvaluateRequest {

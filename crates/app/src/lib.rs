@@ -12,6 +12,7 @@ Architecture invariant: no printing, no argument parsing, no HTTP here; long job
 */
 #![deny(missing_docs)]
 
+mod cache;
 mod decisions;
 mod jobs;
 mod linking;

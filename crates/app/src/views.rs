@@ -11,6 +11,7 @@ use borderlens_store::{AuditEntry, Backend};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
+use crate::cache::Lru;
 use crate::decisions::{explain_decision, DecisionTrace};
 use crate::reports::EvaluationReport;
 use crate::{
@@ -444,7 +445,26 @@ pub struct Dashboard {
 const RECENT_SHOWN: usize = 10;
 
 /// The dashboard's content: estimates by `dimension` (one of [`crate::DIMENSIONS`]).
+///
+/// Rebuilding it reads every item (estimates, drift, the evaluation score whole periods: about
+/// a second on the bundled sample), so it is kept per store and dimension until the store
+/// changes: every change writes an audit entry in its transaction, so the newest entry's id
+/// tells whether anything changed since.
 pub fn dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, JobError> {
+    let newest = store.audit_entries(1)?.first().map_or(0, |entry| entry.id);
+    let key = (store.location(), dimension.to_string(), newest);
+    if let Some(dashboard) = DASHBOARDS.get(&key) {
+        return Ok(dashboard);
+    }
+    let dashboard = build_dashboard(store, dimension)?;
+    DASHBOARDS.put(key, dashboard.clone());
+    Ok(dashboard)
+}
+
+/// Dashboards by store location, dimension and newest audit entry id.
+static DASHBOARDS: Lru<(String, String, i64), Dashboard> = Lru::new(8);
+
+fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, JobError> {
     let mut notes = Vec::new();
     let note = |notes: &mut Vec<String>, part: &str, error: JobError| {
         notes.push(format!("{part}: {error}"))

@@ -248,8 +248,8 @@ ALTER TABLE scores ADD COLUMN reasons_json TEXT
 
 /// Schema version 5: failed logins, so that the login rate limit holds across every server on
 /// the store (each row: a key, `user:NAME` or `ip:ADDRESS`, and when, in Unix milliseconds;
-/// rows older than the limit's window are swept by the next attempt); indexes on seller and HS
-/// code for one item's history.
+/// rows older than the limit's window are swept by the next attempt); indexes for one item's
+/// history (importer, declarant, seller, HS code; labels by date).
 const V5: &str = r#"
 CREATE TABLE login_failures (
     id    INTEGER PRIMARY KEY,
@@ -258,10 +258,14 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_by_key ON login_failures (key, at_ms);
 CREATE INDEX login_failures_by_time ON login_failures (at_ms);
--- One item's history features read the past of its seller and HS code (importer and
--- declarant have their indexes).
+-- One item's history features read the past of its importer, declarant, seller and HS code,
+-- and the label counts before its date (read from the index alone).
+-- (SQLite had no index on importer and declarant before; PostgreSQL has had them since v1.)
+CREATE INDEX declaration_items_by_importer ON declaration_items (importer_id);
+CREATE INDEX declaration_items_by_declarant ON declaration_items (declarant_id);
 CREATE INDEX declaration_items_by_seller ON declaration_items (seller_id);
 CREATE INDEX declaration_items_by_hs6 ON declaration_items (hs6);
+CREATE INDEX declaration_items_labels_by_date ON declaration_items (date, fraud);
 "#;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.

@@ -253,10 +253,11 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_by_key ON login_failures (key, at_ms);
 CREATE INDEX login_failures_by_time ON login_failures (at_ms);
--- One item's history features read the past of its seller and HS code (importer and
--- declarant have their indexes).
+-- One item's history features read the past of its importer, declarant, seller and HS code,
+-- and the label counts before its date (read from the index alone).
 CREATE INDEX declaration_items_by_seller ON declaration_items (seller_id);
 CREATE INDEX declaration_items_by_hs6 ON declaration_items (hs6);
+CREATE INDEX declaration_items_labels_by_date ON declaration_items (date, fraud);
 "#;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
