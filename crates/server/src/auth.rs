@@ -77,27 +77,29 @@ impl FromRequestParts<AppState> for ClientIp {
 /// The client behind `peer`. A peer that is not a trusted proxy is the client, whatever its
 /// headers say. A trusted proxy's `X-Forwarded-For` lists the addresses the request came
 /// through, the client first, each proxy appending the one it received from: read from the
-/// right, the first address that is not a trusted proxy is the client (addresses further left
-/// were written by it, and may be made up). A header that cannot be read leaves the peer.
+/// right, the first address that is not a trusted proxy is the client. Addresses further left
+/// were written by that client and may be made up, so they are never read: a client cannot
+/// change its address by sending the header. When every address read is a trusted proxy (or
+/// one cannot be read), the leftmost trusted one read is taken. IPv4-mapped IPv6 addresses
+/// (`::ffff:10.0.0.1`, as a dual-stack listener sees IPv4 peers) count as the IPv4 address.
 pub(crate) fn client_address(peer: IpAddr, forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.to_canonical() == ip);
+    if !is_trusted(peer) {
         return peer;
     }
-    let mut hops = Vec::new();
-    for value in forwarded {
-        for hop in value.split(',') {
-            match parse_hop(hop.trim()) {
-                Some(ip) => hops.push(ip),
-                None => return peer,
-            }
+    let mut last_trusted = peer;
+    for hop in forwarded.iter().rev().flat_map(|value| value.rsplit(',')) {
+        let Some(ip) = parse_hop(hop.trim()) else {
+            return last_trusted;
+        };
+        let ip = ip.to_canonical();
+        if !is_trusted(ip) {
+            return ip;
         }
+        last_trusted = ip;
     }
-    hops.iter()
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
+    last_trusted
 }
 
 /// One address of `X-Forwarded-For`: an IPv4 or IPv6 address, possibly with a port
@@ -300,34 +302,80 @@ mod tests {
             client_address(proxy, &["198.51.100.1:5678"], &trusted),
             ip("198.51.100.1")
         );
-        // Only trusted proxies named: the first of them; nothing or garbage: the peer.
+        // Only trusted proxies named: the leftmost of them; nothing: the peer.
         assert_eq!(
             client_address(proxy, &["10.0.0.2"], &trusted),
             ip("10.0.0.2")
         );
         assert_eq!(client_address(proxy, &[], &trusted), proxy);
+        // What the client wrote left of its own address is never read, garbage included.
         assert_eq!(
             client_address(proxy, &["unknown, 1.2.3.4"], &trusted),
-            proxy
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_address(proxy, &["1.2.3.4, garbage"], &trusted),
+            proxy,
+            "an unreadable hop written by a trusted proxy: the last trusted address"
+        );
+        // A dual-stack listener sees IPv4 peers as IPv4-mapped IPv6.
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.1"), &["198.51.100.1"], &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_address(ip("::ffff:192.0.2.7"), &["198.51.100.1"], &trusted),
+            ip("192.0.2.7")
         );
     }
 
-    proptest::proptest! {
-        /// Whatever a client writes in the header, an untrusted peer is the client, and a
-        /// trusted proxy's answer is the peer or an address of the header.
-        #[test]
-        fn the_client_is_the_peer_or_a_listed_address(
-            peer in proptest::array::uniform4(0u8..4),
-            header in "[0-9a-f:., \\[\\]]{0,40}",
-        ) {
-            let peer = IpAddr::from(peer);
-            let trusted = [IpAddr::from([0, 0, 0, 0]), IpAddr::from([1, 1, 1, 1])];
-            let client = client_address(peer, &[header.as_str()], &trusted);
-            if trusted.contains(&peer) {
-                let listed: Vec<IpAddr> = header.split(',').filter_map(|h| parse_hop(h.trim())).collect();
-                proptest::prop_assert!(client == peer || listed.contains(&client));
+    /// An address of a small pool, half of them trusted proxies (`10.0.0.x`), some written as
+    /// IPv4-mapped IPv6.
+    fn address() -> impl proptest::strategy::Strategy<Value = IpAddr> {
+        use proptest::prelude::*;
+        (any::<bool>(), 0u8..4, any::<bool>()).prop_map(|(proxy, n, mapped)| {
+            let v4 = if proxy {
+                std::net::Ipv4Addr::new(10, 0, 0, n)
             } else {
-                proptest::prop_assert_eq!(client, peer);
+                std::net::Ipv4Addr::new(198, 51, 100, n)
+            };
+            if mapped {
+                IpAddr::V6(v4.to_ipv6_mapped())
+            } else {
+                IpAddr::V4(v4)
+            }
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the header says, an untrusted peer is the client; behind trusted proxies
+        /// the client is the rightmost untrusted address of the header, and nothing a client
+        /// writes to the left of it (garbage included) changes that.
+        #[test]
+        fn the_client_is_the_rightmost_untrusted_hop_and_a_client_cannot_choose_it(
+            peer in address(),
+            hops in proptest::collection::vec(address(), 0..5),
+            forged in "[0-9a-z:., \\[\\]]{0,30}",
+        ) {
+            let trusted: Vec<IpAddr> = (0..4).map(|n| IpAddr::from([10, 0, 0, n])).collect();
+            let is_proxy = |ip: IpAddr| matches!(ip.to_canonical(), IpAddr::V4(v4) if v4.octets()[0] == 10);
+            let header = hops.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            let client = client_address(peer, &[header.as_str()], &trusted);
+            if !is_proxy(peer) {
+                proptest::prop_assert_eq!(client, peer.to_canonical());
+            } else if let Some(rightmost) = hops.iter().rev().find(|ip| !is_proxy(**ip)) {
+                proptest::prop_assert_eq!(client, rightmost.to_canonical());
+                let with_forged = format!("{forged}, {header}");
+                proptest::prop_assert_eq!(
+                    client_address(peer, &[with_forged.as_str()], &trusted),
+                    client
+                );
+                proptest::prop_assert_eq!(
+                    client_address(peer, &[forged.as_str(), header.as_str()], &trusted),
+                    client
+                );
+            } else {
+                proptest::prop_assert!(is_proxy(client));
             }
         }
     }

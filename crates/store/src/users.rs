@@ -68,11 +68,25 @@ pub struct StoredToken {
     pub revoked: bool,
 }
 
-/// The seconds to wait when `nth_newest` (the failure that makes `max` in the window) is known:
-/// until it leaves the window, rounded up, at least 1. Shared by both backends.
-pub(crate) fn login_wait(nth_newest_ms: i64, now_ms: i64, window_ms: i64) -> u64 {
-    let left_ms = u64::try_from(nth_newest_ms + window_ms - now_ms).unwrap_or(1);
-    left_ms.div_ceil(1000).max(1)
+/// The login gate's decision, shared by both backends: `nth_newest(key)` reads the time of the
+/// key's `max`-th newest failure in the window (the one that makes it full), if there is one.
+/// `Some(seconds)` to wait until the last full key has one failure out of the window (rounded
+/// up, at least 1); `None` when no key is full.
+pub(crate) fn login_wait(
+    keys: &[String],
+    now_ms: i64,
+    window_ms: i64,
+    mut nth_newest: impl FnMut(&str) -> Result<Option<i64>, StoreError>,
+) -> Result<Option<u64>, StoreError> {
+    let mut wait = None;
+    for key in keys {
+        if let Some(at) = nth_newest(key)? {
+            let left_ms = u64::try_from(at + window_ms - now_ms).unwrap_or(1);
+            let seconds = left_ms.div_ceil(1000).max(1);
+            wait = Some(wait.map_or(seconds, |w: u64| w.max(seconds)));
+        }
+    }
+    Ok(wait)
 }
 
 /// The checks of a login gate's arguments, shared by both backends.
@@ -452,22 +466,16 @@ impl Store {
             [now_ms - window_ms],
         )
         .ctx(what)?;
-        let mut wait = None;
-        for key in keys {
-            let nth: Option<i64> = tx
-                .query_row(
-                    "SELECT at_ms FROM login_failures WHERE key = ?1
-                     ORDER BY at_ms DESC LIMIT 1 OFFSET ?2",
-                    params![key, max_failures - 1],
-                    |row| row.get(0),
-                )
-                .optional()
-                .ctx(what)?;
-            if let Some(at) = nth {
-                let seconds = login_wait(at, now_ms, window_ms);
-                wait = Some(wait.map_or(seconds, |w: u64| w.max(seconds)));
-            }
-        }
+        let wait = login_wait(keys, now_ms, window_ms, |key| {
+            tx.query_row(
+                "SELECT at_ms FROM login_failures WHERE key = ?1
+                 ORDER BY at_ms DESC LIMIT 1 OFFSET ?2",
+                params![key, max_failures - 1],
+                |row| row.get(0),
+            )
+            .optional()
+            .ctx(what)
+        })?;
         if let Some(seconds) = wait {
             tx.commit().ctx(what)?;
             return Ok(LoginGate::Wait { seconds });

@@ -193,21 +193,15 @@ impl PgStore {
             &[&(now_ms - window_ms)],
         )
         .ctx(what)?;
-        let mut wait = None;
-        for key in keys {
-            let nth: Option<i64> = tx
-                .query_opt(
-                    "SELECT at_ms FROM login_failures WHERE key = $1
-                     ORDER BY at_ms DESC LIMIT 1 OFFSET $2",
-                    &[key, &(i64::from(max_failures) - 1)],
-                )
-                .and_then(|row| row.map(|row| row.try_get(0)).transpose())
-                .ctx(what)?;
-            if let Some(at) = nth {
-                let seconds = login_wait(at, now_ms, window_ms);
-                wait = Some(wait.map_or(seconds, |w: u64| w.max(seconds)));
-            }
-        }
+        let wait = login_wait(keys, now_ms, window_ms, |key| {
+            tx.query_opt(
+                "SELECT at_ms FROM login_failures WHERE key = $1
+                 ORDER BY at_ms DESC LIMIT 1 OFFSET $2",
+                &[&key, &(i64::from(max_failures) - 1)],
+            )
+            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+            .ctx(what)
+        })?;
         if let Some(seconds) = wait {
             tx.commit().ctx(what)?;
             return Ok(LoginGate::Wait { seconds });
