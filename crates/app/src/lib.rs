@@ -36,10 +36,10 @@ pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
 pub use simulation::{simulate, RiskLearner, SimulateRequest};
 pub use users::{
-    add_user, create_token, list_tokens, login, login_keys, logout, new_secret, revoke_token,
-    secret_digest, session_caller, set_password, token_caller, Caller, LoginOutcome, NewSession,
-    NewToken, RevokeReport, Role, TokenInfo, UserReport, LOGIN_MAX_FAILURES, LOGIN_WINDOW,
-    MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS, MIN_PASSWORD_CHARS, MIN_TOKEN_ID_DIGITS,
+    add_user, create_token, list_tokens, login, login_at, login_keys, logout, new_secret,
+    revoke_token, secret_digest, session_caller, set_password, token_caller, Caller, LoginOutcome,
+    NewSession, NewToken, RevokeReport, Role, TokenInfo, UserReport, LOGIN_MAX_FAILURES,
+    LOGIN_WINDOW, MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS, MIN_PASSWORD_CHARS, MIN_TOKEN_ID_DIGITS,
     TOKEN_ID_DIGITS,
 };
 pub use views::{

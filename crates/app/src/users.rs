@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
@@ -361,9 +361,10 @@ pub fn login_keys(user: &str, client: Option<IpAddr>) -> Vec<String> {
 /// Checks a user name and password under the login rate limit; on success opens a session of
 /// `ttl_seconds` (audited as `login`).
 ///
-/// The limit is counted in the store (`Backend::begin_login`), so it holds across every server
+/// The limit is counted in the store (`Backend::begin_login`), in the store's clock
+/// (`Backend::clock_ms`: on PostgreSQL the database server's), so it holds across every server
 /// on the same database: [`LOGIN_MAX_FAILURES`] failures per user name and per client address
-/// within [`LOGIN_WINDOW`] before `now`. Each attempt is counted as a failure before the
+/// within [`LOGIN_WINDOW`]. Each attempt is counted as a failure before the
 /// password is checked (concurrent attempts cannot pass the limit together) and taken back
 /// when the password was right.
 pub fn login(
@@ -372,12 +373,21 @@ pub fn login(
     password: &str,
     client: Option<IpAddr>,
     ttl_seconds: u32,
-    now: SystemTime,
+) -> Result<LoginOutcome, JobError> {
+    let now_ms = store.clock_ms()?;
+    login_at(store, name, password, client, ttl_seconds, now_ms)
+}
+
+/// [`login`] at a given time (Unix milliseconds), for tests that move the clock.
+pub fn login_at(
+    store: &mut dyn Backend,
+    name: &str,
+    password: &str,
+    client: Option<IpAddr>,
+    ttl_seconds: u32,
+    now_ms: i64,
 ) -> Result<LoginOutcome, JobError> {
     let keys = login_keys(name, client);
-    let now_ms = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let window_ms = i64::try_from(LOGIN_WINDOW.as_millis()).unwrap_or(i64::MAX);
     let counted = match store.begin_login(&keys, now_ms, window_ms, LOGIN_MAX_FAILURES)? {
         LoginGate::Wait { seconds } => {
@@ -489,9 +499,8 @@ mod tests {
         assert!(stored.password_hash.starts_with("$argon2id$v=19$"));
         assert!(!stored.password_hash.contains("correct horse"));
 
-        let now = SystemTime::now();
         let attempt = |store: &mut Store, name: &str, password: &str| {
-            login(store, name, password, None, 60, now).unwrap()
+            login(store, name, password, None, 60).unwrap()
         };
         assert!(matches!(
             attempt(&mut store, "olga", "wrong horse"),
@@ -529,23 +538,23 @@ mod tests {
     fn the_sixth_failure_within_a_minute_waits_for_the_first_to_leave_the_window() {
         let (_dir, mut store) = store();
         add_user(&mut store, "olga", Role::Officer, "correct horse").unwrap();
-        let start = SystemTime::now();
-        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        let start = store.clock_ms().unwrap();
+        let at = |seconds: i64| start + 1000 * seconds;
         for i in 0..5 {
-            let outcome = login(&mut store, "olga", "guess", None, 60, at(i)).unwrap();
+            let outcome = login_at(&mut store, "olga", "guess", None, 60, at(i)).unwrap();
             assert!(matches!(outcome, LoginOutcome::Refused), "{outcome:?}");
         }
         // Even the right password waits now, until the first failure is a minute old.
-        let outcome = login(&mut store, "olga", "correct horse", None, 60, at(10)).unwrap();
+        let outcome = login_at(&mut store, "olga", "correct horse", None, 60, at(10)).unwrap();
         assert!(
             matches!(outcome, LoginOutcome::Limited { retry_after: 50 }),
             "{outcome:?}"
         );
         // Another user is not affected.
         add_user(&mut store, "ana", Role::Analyst, "correct horse").unwrap();
-        let outcome = login(&mut store, "ana", "correct horse", None, 60, at(10)).unwrap();
+        let outcome = login_at(&mut store, "ana", "correct horse", None, 60, at(10)).unwrap();
         assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
-        let outcome = login(&mut store, "olga", "correct horse", None, 60, at(60)).unwrap();
+        let outcome = login_at(&mut store, "olga", "correct horse", None, 60, at(60)).unwrap();
         assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
     }
 
@@ -554,23 +563,27 @@ mod tests {
         let (_dir, mut store) = store();
         add_user(&mut store, "olga", Role::Officer, "correct horse").unwrap();
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
-        let now = SystemTime::now();
         for _ in 0..7 {
-            let outcome = login(&mut store, "olga", "correct horse", ip, 60, now).unwrap();
+            let outcome = login(&mut store, "olga", "correct horse", ip, 60).unwrap();
             assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
         }
         for name in ["a", "b", "c", "d", "e"] {
-            let outcome = login(&mut store, name, "x", ip, 60, now).unwrap();
+            let outcome = login(&mut store, name, "x", ip, 60).unwrap();
             assert!(matches!(outcome, LoginOutcome::Refused), "{outcome:?}");
         }
-        let outcome = login(&mut store, "olga", "correct horse", ip, 60, now).unwrap();
+        let outcome = login(&mut store, "olga", "correct horse", ip, 60).unwrap();
         assert!(
-            matches!(outcome, LoginOutcome::Limited { retry_after: 60 }),
+            matches!(
+                outcome,
+                LoginOutcome::Limited {
+                    retry_after: 59 | 60
+                }
+            ),
             "{outcome:?}"
         );
         // The same names from elsewhere are not limited by this address.
         let elsewhere = Some(IpAddr::from([10, 0, 0, 9]));
-        let outcome = login(&mut store, "olga", "correct horse", elsewhere, 60, now).unwrap();
+        let outcome = login(&mut store, "olga", "correct horse", elsewhere, 60).unwrap();
         assert!(matches!(outcome, LoginOutcome::Session(_)), "{outcome:?}");
     }
 

@@ -1,8 +1,6 @@
 //! The handlers: read the request, call one `borderlens-app` job on a blocking thread, answer.
 //! Who may call which handler is decided before, by the route table and `auth::authorize`.
 
-use std::time::SystemTime;
-
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -194,7 +192,7 @@ pub(crate) async fn attempt_login(
 ) -> Result<app::NewSession, ApiError> {
     let ttl = state.config.session_seconds;
     let outcome = blocking(&state.pool, None, move |store| {
-        app::login(store, &user, &password, ip, ttl, SystemTime::now())
+        app::login(store, &user, &password, ip, ttl)
     })
     .await?;
     match outcome {

@@ -169,6 +169,8 @@ pub trait Backend: Send {
     ) -> Result<LoginGate, StoreError>;
     /// See [`Store::forget_login_failures`].
     fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError>;
+    /// See [`Store::clock_ms`].
+    fn clock_ms(&self) -> Result<i64, StoreError>;
     /// See [`Store::create_session`].
     fn create_session(
         &mut self,
@@ -413,6 +415,9 @@ macro_rules! delegate_backend {
             }
             fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError> {
                 <$ty>::forget_login_failures(self, ids)
+            }
+            fn clock_ms(&self) -> Result<i64, StoreError> {
+                <$ty>::clock_ms(self)
             }
             fn create_session(
                 &mut self,

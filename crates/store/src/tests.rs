@@ -294,6 +294,33 @@ mod postgres_only {
     }
 
     #[test]
+    fn a_login_attempt_does_not_wait_for_the_stores_write_lock() {
+        let Some(subject) = pg_open() else {
+            return;
+        };
+        let url = subject.schema.url().to_string();
+        let mut login = PgStore::connect(&url).unwrap();
+        // Another connection holds the write lock, as a long import does.
+        let holder = PgStore::connect(&url).unwrap();
+        holder.execute_raw("BEGIN").unwrap();
+        holder
+            .execute_raw("SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))")
+            .unwrap();
+        let (done, answer) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let now = login.clock_ms().unwrap();
+            let gate = login.begin_login(&["user:x".to_string()], now, 60_000, 5);
+            let _ = done.send(gate.map(|g| matches!(g, LoginGate::Counted(_))));
+        });
+        let counted = answer
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the login attempt waited for the write lock");
+        assert!(counted.unwrap());
+        holder.execute_raw("ROLLBACK").unwrap();
+        drop((holder, subject.store));
+    }
+
+    #[test]
     fn concurrent_writers_queue_and_see_each_other() {
         let Some(subject) = pg_open() else {
             return;
@@ -1036,11 +1063,16 @@ fn login_failures_are_counted_per_key_and_wait_until_the_window_passes(store: &m
             .unwrap(),
         LoginGate::Wait { seconds: 58 }
     );
-    // Another user from a fresh address is not affected; one of the used addresses is not
-    // yet at its maximum either.
+    // Another user from a fresh address is not affected, nor from an address olga used once.
     assert!(matches!(
         store
             .begin_login(&keys("ana", "e"), t0 + 2500, window, max)
+            .unwrap(),
+        LoginGate::Counted(_)
+    ));
+    assert!(matches!(
+        store
+            .begin_login(&keys("eve", "a"), t0 + 2500, window, max)
             .unwrap(),
         LoginGate::Counted(_)
     ));

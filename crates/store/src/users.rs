@@ -443,11 +443,12 @@ impl Store {
     }
 
     /// The login rate limit, shared by every process on this store. Before a password is
-    /// checked: sweeps failures older than `window_ms` before `now_ms` (Unix milliseconds);
-    /// when any of `keys` (e.g. `user:NAME`, `ip:ADDRESS`) has `max_failures` in the window,
-    /// says how long to wait; otherwise counts the attempt as a failure of each key now, in the
-    /// same transaction (so that concurrent attempts, from any server, cannot pass the limit
-    /// together). Failed logins are not audited: a flood of them would fill the audit log.
+    /// checked: when any of `keys` (e.g. `user:NAME`, `ip:ADDRESS`) has `max_failures` within
+    /// `window_ms` before `now_ms` (Unix milliseconds, from [`Store::clock_ms`]), says how long to
+    /// wait, writing nothing; otherwise counts the attempt as a failure of each key now, in a
+    /// write transaction that checks again first (so that concurrent attempts, from any
+    /// server, cannot pass the limit together), and sweeps failures out of the window. Failed
+    /// logins are not audited: a flood of them would fill the audit log.
     pub fn begin_login(
         &mut self,
         keys: &[String],
@@ -457,29 +458,38 @@ impl Store {
     ) -> Result<LoginGate, StoreError> {
         check_login_gate(keys, window_ms, max_failures)?;
         let what = || "counting a login attempt".to_string();
+        let nth_newest = |conn: &rusqlite::Connection, key: &str| {
+            conn.prepare_cached(
+                "SELECT at_ms FROM login_failures WHERE key = ?1 AND at_ms > ?2
+                 ORDER BY at_ms DESC LIMIT 1 OFFSET ?3",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![key, now_ms - window_ms, max_failures - 1], |row| {
+                        row.get(0)
+                    })
+                    .optional()
+            })
+            .ctx(what)
+        };
+        // A limited attempt only reads: a flood of them does not queue for the write lock.
+        if let Some(seconds) =
+            login_wait(keys, now_ms, window_ms, |key| nth_newest(&self.conn, key))?
+        {
+            return Ok(LoginGate::Wait { seconds });
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(what)?;
+        if let Some(seconds) = login_wait(keys, now_ms, window_ms, |key| nth_newest(&tx, key))? {
+            return Ok(LoginGate::Wait { seconds });
+        }
         tx.execute(
             "DELETE FROM login_failures WHERE at_ms <= ?1",
             [now_ms - window_ms],
         )
         .ctx(what)?;
-        let wait = login_wait(keys, now_ms, window_ms, |key| {
-            tx.query_row(
-                "SELECT at_ms FROM login_failures WHERE key = ?1
-                 ORDER BY at_ms DESC LIMIT 1 OFFSET ?2",
-                params![key, max_failures - 1],
-                |row| row.get(0),
-            )
-            .optional()
-            .ctx(what)
-        })?;
-        if let Some(seconds) = wait {
-            tx.commit().ctx(what)?;
-            return Ok(LoginGate::Wait { seconds });
-        }
         let mut ids = Vec::with_capacity(keys.len());
         for key in keys {
             tx.execute(
@@ -491,6 +501,15 @@ impl Store {
         }
         tx.commit().ctx(what)?;
         Ok(LoginGate::Counted(ids))
+    }
+
+    /// The store's clock, in Unix milliseconds: the time [`Store::begin_login`] counts in. On
+    /// SQLite, this machine's clock (every server on the file runs here); on PostgreSQL, the
+    /// database server's, so that servers on several machines count in one clock.
+    pub fn clock_ms(&self) -> Result<i64, StoreError> {
+        Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 
     /// Takes back the failures counted by [`Store::begin_login`] (the password was right).

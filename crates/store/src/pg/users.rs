@@ -177,7 +177,10 @@ impl PgStore {
             .ctx(|| "reading API tokens".to_string())
     }
 
-    /// See [`Store::begin_login`](crate::Store::begin_login).
+    /// See [`Store::begin_login`](crate::Store::begin_login). Not under the store's write lock:
+    /// the attempt's keys are locked instead (transaction-scoped advisory locks, in key order),
+    /// so logins neither wait for imports nor make other writers wait, and two attempts on one
+    /// key still cannot pass the limit together.
     pub fn begin_login(
         &mut self,
         keys: &[String],
@@ -187,17 +190,25 @@ impl PgStore {
     ) -> Result<LoginGate, StoreError> {
         check_login_gate(keys, window_ms, max_failures)?;
         let what = || "counting a login attempt".to_string();
-        let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
-        tx.execute(
-            "DELETE FROM login_failures WHERE at_ms <= $1",
-            &[&(now_ms - window_ms)],
-        )
-        .ctx(what)?;
+        let cutoff = now_ms - window_ms;
+        let offset = i64::from(max_failures) - 1;
+        let mut tx = self.client.get_mut().transaction().ctx(what)?;
+        let mut locked: Vec<&String> = keys.iter().collect();
+        locked.sort();
+        locked.dedup();
+        for key in locked {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('borderlens-login:'
+                    || coalesce(current_schema(), '') || ':' || $1))",
+                &[key],
+            )
+            .ctx(what)?;
+        }
         let wait = login_wait(keys, now_ms, window_ms, |key| {
             tx.query_opt(
-                "SELECT at_ms FROM login_failures WHERE key = $1
-                 ORDER BY at_ms DESC LIMIT 1 OFFSET $2",
-                &[&key, &(i64::from(max_failures) - 1)],
+                "SELECT at_ms FROM login_failures WHERE key = $1 AND at_ms > $2
+                 ORDER BY at_ms DESC LIMIT 1 OFFSET $3",
+                &[&key, &cutoff, &offset],
             )
             .and_then(|row| row.map(|row| row.try_get(0)).transpose())
             .ctx(what)
@@ -205,6 +216,19 @@ impl PgStore {
         if let Some(seconds) = wait {
             tx.commit().ctx(what)?;
             return Ok(LoginGate::Wait { seconds });
+        }
+        // One sweeper at a time; the others skip it (old rows change no decision).
+        let sweeper: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock(hashtext('borderlens-login-sweep:'
+                    || coalesce(current_schema(), '')))",
+                &[],
+            )
+            .and_then(|row| row.try_get(0))
+            .ctx(what)?;
+        if sweeper {
+            tx.execute("DELETE FROM login_failures WHERE at_ms <= $1", &[&cutoff])
+                .ctx(what)?;
         }
         let mut ids = Vec::with_capacity(keys.len());
         for key in keys {
@@ -221,13 +245,26 @@ impl PgStore {
         Ok(LoginGate::Counted(ids))
     }
 
-    /// See [`Store::forget_login_failures`](crate::Store::forget_login_failures).
+    /// See [`Store::forget_login_failures`](crate::Store::forget_login_failures) (not under the
+    /// store's write lock either).
     pub fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        let what = || "forgetting a login attempt".to_string();
-        let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
-        tx.execute("DELETE FROM login_failures WHERE id = ANY($1)", &[&ids])
-            .ctx(what)?;
-        tx.commit().ctx(what)
+        self.client
+            .get_mut()
+            .execute("DELETE FROM login_failures WHERE id = ANY($1)", &[&ids])
+            .ctx(|| "forgetting a login attempt".to_string())?;
+        Ok(())
+    }
+
+    /// See [`Store::clock_ms`](crate::Store::clock_ms): the database server's clock.
+    pub fn clock_ms(&self) -> Result<i64, StoreError> {
+        self.client
+            .borrow_mut()
+            .query_one(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                &[],
+            )
+            .and_then(|row| row.try_get(0))
+            .ctx(|| "reading the database clock".to_string())
     }
 
     /// See [`Store::revoke_api_token`](crate::Store::revoke_api_token).
