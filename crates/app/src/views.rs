@@ -451,22 +451,56 @@ const RECENT_SHOWN: usize = 10;
 /// changes: every change writes an audit entry in its transaction, so the newest entry's id
 /// tells whether anything changed since.
 pub fn dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, JobError> {
-    let newest = store.audit_entries(1)?.first().map_or(0, |entry| entry.id);
-    let key = (store.location(), dimension.to_string(), newest);
+    let key = (
+        store.location(),
+        dimension.to_string(),
+        data_generation(store)?,
+    );
     if let Some(dashboard) = DASHBOARDS.get(&key) {
         return Ok(dashboard);
     }
-    let dashboard = build_dashboard(store, dimension)?;
-    DASHBOARDS.put(key, dashboard.clone());
+    let (dashboard, failed) = build_dashboard(store, dimension)?;
+    // A part that failed on the store (a lost connection, a busy database) is tried again on
+    // the next view, not kept until the next change.
+    if !failed {
+        DASHBOARDS.put(key, dashboard.clone());
+    }
     Ok(dashboard)
 }
 
-/// Dashboards by store location, dimension and newest audit entry id.
+/// Dashboards by store location, dimension and [`data_generation`].
 static DASHBOARDS: Lru<(String, String, i64), Dashboard> = Lru::new(8);
 
-fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, JobError> {
+/// Audit actions that change nothing a dashboard shows.
+const SESSION_ACTIONS: [&str; 2] = ["login", "logout"];
+
+/// The id of the newest audit entry that may have changed the data (logins and logouts left
+/// out, so a shift logging in keeps the cached dashboards); the newest of all when the last
+/// hundred are all logins and logouts.
+fn data_generation(store: &dyn Backend) -> Result<i64, JobError> {
+    let entries = store.audit_entries(100)?;
+    Ok(entries
+        .iter()
+        .find(|entry| !SESSION_ACTIONS.contains(&entry.action.as_str()))
+        .or(entries.first())
+        .map_or(0, |entry| entry.id))
+}
+
+/// The dashboard, and whether a part of it failed on the store or the system (not merely
+/// missing, like an evaluation without a model).
+fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<(Dashboard, bool), JobError> {
     let mut notes = Vec::new();
+    let failed = std::cell::Cell::new(false);
     let note = |notes: &mut Vec<String>, part: &str, error: JobError| {
+        if matches!(
+            error,
+            JobError::Store(_)
+                | JobError::Io { .. }
+                | JobError::Internal(_)
+                | JobError::Interrupted
+        ) {
+            failed.set(true);
+        }
         notes.push(format!("{part}: {error}"))
     };
     let estimates = match estimates(store, dimension, 0.95) {
@@ -556,7 +590,7 @@ fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, Jo
             None
         }
     };
-    Ok(Dashboard {
+    let dashboard = Dashboard {
         estimates,
         recent,
         results_total,
@@ -566,7 +600,8 @@ fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, Jo
         drift_periods,
         evaluation,
         notes,
-    })
+    };
+    Ok((dashboard, failed.get()))
 }
 
 /// The newest model of the registry: name, version and the last day of its training data.

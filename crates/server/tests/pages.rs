@@ -271,6 +271,33 @@ async fn a_form_post_without_the_sessions_csrf_token_changes_nothing(kind: Store
 }
 on_both_stores!(a_form_post_without_the_sessions_csrf_token_changes_nothing);
 
+async fn the_dashboard_shows_a_new_result_at_once_though_logins_keep_it(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let id = decided(&app)[0].clone();
+    let (analyst, _) = session(&app, Role::Analyst).await;
+    let before = send(&app, Method::GET, "/dashboard", Some(&analyst), "").await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert!(!before.text.contains("officer-1"), "no result recorded yet");
+    // A login changes nothing shown: the same page.
+    let (officer, csrf) = session(&app, Role::Officer).await;
+    let again = send(&app, Method::GET, "/dashboard", Some(&analyst), "").await;
+    assert_eq!(again.text, before.text);
+    let answer = send(
+        &app,
+        Method::POST,
+        &format!("/declarations/{id}/control"),
+        Some(&officer),
+        &control_form(&csrf, "dash-1", "for the dashboard"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    let after = send(&app, Method::GET, "/dashboard", Some(&analyst), "").await;
+    assert!(after.text.contains("officer-1"), "the new result is shown");
+    assert!(after.text.contains(&id));
+    app.stop().await;
+}
+on_both_stores!(the_dashboard_shows_a_new_result_at_once_though_logins_keep_it);
+
 async fn script_in_remarks_is_shown_as_text_and_never_run(kind: StoreKind) {
     let app = PAGES.serve(kind).await;
     let id = decided(&app)[0].clone();
