@@ -513,8 +513,10 @@ pub struct ExplainRequest {
 }
 
 /// The history one item's features read: the past of its importer, declarant, seller and HS
-/// code, and the label counts before its date (not every earlier item: a page or an API call
-/// explaining one declaration stays fast as the store grows).
+/// code, and the label counts before its date, not every earlier item. The cost follows the
+/// size of those pasts: on the 45,519-item sample the most common HS code has 2,145 items, the
+/// median far fewer; a store where one code has millions would want the per-key counts and
+/// unit-value sums aggregated in SQL instead.
 pub fn item_history(store: &dyn Backend, item: &DeclarationItem) -> Result<HistoryState, JobError> {
     let related = store.items_sharing(&SharingFilter {
         before: item.date,

@@ -64,7 +64,8 @@ impl TestSchema {
     /// A schema for the whole test process, e.g. a template store built once and kept in a
     /// static, named `p_{tag}_{pid}`. Statics are never dropped, so such a schema outlives its
     /// process: creating one first drops those of `tag` whose process is gone (on Linux, where
-    /// `/proc` tells).
+    /// `/proc` tells). The test database must belong to one machine's (one container's) test
+    /// runs: process ids of another container would be taken for dead ones.
     ///
     /// # Panics
     /// As [`TestSchema::create`].
