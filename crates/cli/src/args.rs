@@ -449,7 +449,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "normal,full")]
     pub synchronous: Vec<String>,
     /// serve: also measure PostgreSQL, in a fresh schema `bench_<unix-seconds>_<pid>` of this
-    /// database (created and dropped with `psql`), e.g. postgres://user@127.0.0.1:5432/db.
+    /// database (created at the start, dropped at the end), e.g. postgres://user@127.0.0.1:5432/db.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
     /// serve: declaration items imported from the sample (the first N of 2020).

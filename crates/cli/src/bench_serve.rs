@@ -74,8 +74,7 @@ impl Backend {
 }
 
 /// A fresh schema `bench_<unix-seconds>_<pid>` in a PostgreSQL database, dropped (with
-/// everything in it) when this is dropped. Created and dropped with `psql` (this crate has no
-/// PostgreSQL client of its own; the store connects with the schema as its search path).
+/// everything in it) when this is dropped; the store connects with it as its search path.
 struct PgSchema {
     admin_url: String,
     name: String,
@@ -85,24 +84,19 @@ struct PgSchema {
 impl PgSchema {
     fn create(admin_url: &str) -> anyhow::Result<PgSchema> {
         let name = format!("bench_{}_{}", unix_seconds(), std::process::id());
-        psql(admin_url, &format!("CREATE SCHEMA {name}"))
+        borderlens_store::pg::create_schema(admin_url, &name)
             .with_context(|| format!("cannot create schema {name} in {}", redact_url(admin_url)))?;
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
         Ok(PgSchema {
             admin_url: admin_url.to_string(),
+            url: borderlens_store::pg::schema_url(admin_url, &name),
             name,
-            url,
         })
     }
 }
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        if let Err(e) = psql(
-            &self.admin_url,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        ) {
+        if let Err(e) = borderlens_store::pg::drop_schema(&self.admin_url, &self.name) {
             eprintln!(
                 "borderlens: cannot drop schema {} in {}: {e:#}",
                 self.name,
@@ -110,23 +104,6 @@ impl Drop for PgSchema {
             );
         }
     }
-}
-
-/// Runs `sql` on the database at `url` with `psql`.
-fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
-    let output = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run psql (the PostgreSQL client must be on PATH for --postgres)")?;
-    if !output.status.success() {
-        bail!(
-            "psql exited with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// Kinds of request.

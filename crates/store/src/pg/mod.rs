@@ -50,6 +50,51 @@ pub fn is_postgres_url(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
+/// Creates the schema `name` (lower-case letters, digits and `_`) in the database at `url`, for
+/// a store to live in: connect to it with `url` plus `?options=-c%20search_path%3D{name}` (see
+/// [`schema_url`]). Fails if it exists.
+pub fn create_schema(url: &str, name: &str) -> Result<(), StoreError> {
+    admin_sql(url, name, &format!("CREATE SCHEMA {name}"))
+}
+
+/// Drops the schema `name` and everything in it, if it exists.
+pub fn drop_schema(url: &str, name: &str) -> Result<(), StoreError> {
+    admin_sql(url, name, &format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+}
+
+/// `url` with the schema `name` as the search path.
+pub fn schema_url(url: &str, name: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{name}")
+}
+
+/// Runs one statement about schema `name` on a connection of its own, on a thread of its own
+/// (the client's runtime must not nest in a caller's async runtime).
+fn admin_sql(url: &str, name: &str, sql: &str) -> Result<(), StoreError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(StoreError::Invalid {
+            what: format!("schema name '{name}'"),
+            reason: "only lower-case letters, digits and '_' are taken".to_string(),
+        });
+    }
+    let (url, sql) = (url.to_string(), sql.to_string());
+    let shown = redact_url(&url);
+    std::thread::spawn(move || -> Result<(), StoreError> {
+        let what = || format!("'{sql}' on {shown}");
+        let mut client = Client::connect(&url, NoTls).ctx(what)?;
+        client.batch_execute(&sql).ctx(what)
+    })
+    .join()
+    .map_err(|_| StoreError::Invalid {
+        what: "the PostgreSQL connection thread".to_string(),
+        reason: "it panicked".to_string(),
+    })?
+}
+
 /// `url` with its password, if any, replaced by `***` (for messages and logs).
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {

@@ -83,19 +83,18 @@ impl TestSchema {
                 })
                 .collect();
             for name in stale {
-                let _ = run_sql(&admin_url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+                let _ = super::drop_schema(&admin_url, &name);
             }
         }
         let name = format!("{prefix}{}", std::process::id());
-        let _ = run_sql(&admin_url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        let _ = super::drop_schema(&admin_url, &name);
         Some(TestSchema::named(admin_url, name))
     }
 
     fn named(admin_url: String, name: String) -> TestSchema {
-        run_sql(&admin_url, &format!("CREATE SCHEMA {name}"))
+        super::create_schema(&admin_url, &name)
             .unwrap_or_else(|e| panic!("cannot create schema {name} in {DATABASE_URL_ENV}: {e}"));
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+        let url = super::schema_url(&admin_url, &name);
         TestSchema {
             admin_url,
             name,
@@ -116,25 +115,8 @@ impl TestSchema {
 
 impl Drop for TestSchema {
     fn drop(&mut self) {
-        let _ = run_sql(
-            &self.admin_url,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
+        let _ = super::drop_schema(&self.admin_url, &self.name);
     }
-}
-
-/// Runs `sql` on a connection of its own, on a thread of its own (so that it works from async
-/// tests too: see `PgStore`).
-fn run_sql(url: &str, sql: &str) -> Result<(), String> {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || -> Result<(), String> {
-        let mut client = Client::connect(&url, NoTls).map_err(|e| crate::error::pg_message(&e))?;
-        client
-            .batch_execute(&sql)
-            .map_err(|e| crate::error::pg_message(&e))
-    })
-    .join()
-    .map_err(|_| "the connection thread panicked".to_string())?
 }
 
 impl TestSchema {
