@@ -48,6 +48,14 @@ impl PgStore {
     }
 }
 
+/// The statement that appends an entry.
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO audit_log (at, actor, action, subject, detail_json)
+         VALUES ({NOW}, $1, $2, $3, $4) RETURNING id"
+    )
+}
+
 /// Inserts an entry on `client` (a connection or a transaction) and returns its id.
 pub(crate) fn insert_audit(
     client: &mut impl GenericClient,
@@ -57,13 +65,24 @@ pub(crate) fn insert_audit(
     detail_json: &str,
 ) -> Result<i64, StoreError> {
     client
-        .query_one(
-            &format!(
-                "INSERT INTO audit_log (at, actor, action, subject, detail_json)
-                 VALUES ({NOW}, $1, $2, $3, $4) RETURNING id"
-            ),
-            &[&actor, &action, &subject, &detail_json],
-        )
+        .query_one(&insert_sql(), &[&actor, &action, &subject, &detail_json])
         .and_then(|row| row.try_get(0))
         .ctx(|| format!("appending '{action}' on '{subject}' to the audit log"))
+}
+
+/// [`insert_audit`] with the statement prepared once (see [`super::prepared`]).
+pub(crate) fn insert_audit_prepared(
+    client: &mut impl GenericClient,
+    statements: &std::cell::RefCell<std::collections::HashMap<String, postgres::Statement>>,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail_json: &str,
+) -> Result<i64, StoreError> {
+    let what = || format!("appending '{action}' on '{subject}' to the audit log");
+    let statement = super::prepared(statements, client, &insert_sql()).ctx(what)?;
+    client
+        .query_one(&statement, &[&actor, &action, &subject, &detail_json])
+        .and_then(|row| row.try_get(0))
+        .ctx(what)
 }

@@ -4,8 +4,8 @@
 use borderlens_domain::ControlLabel;
 use postgres::Row;
 
-use super::audit::insert_audit;
-use super::{check_json, write_tx, PgStore, NOW};
+use super::audit::insert_audit_prepared;
+use super::{check_json, prepared, write_tx, PgStore, NOW};
 use crate::controls::{sha256, COLUMNS};
 use crate::error::Context;
 use crate::{NewControlResult, Recorded, StoreError, StoredControlResult};
@@ -44,12 +44,16 @@ impl PgStore {
         let what = || format!("recording control result '{id}'");
         let digest = sha256(&result.payload_json);
         let mut tx = write_tx(self.client.get_mut()).ctx(what)?;
+        let statements = &self.statements;
+        let find = prepared(
+            statements,
+            &mut tx,
+            "SELECT id, payload_sha256, declaration_id FROM control_results
+             WHERE submission_id = $1",
+        )
+        .ctx(what)?;
         let existing: Option<(i64, String, String)> = tx
-            .query_opt(
-                "SELECT id, payload_sha256, declaration_id FROM control_results
-                 WHERE submission_id = $1",
-                &[id],
-            )
+            .query_opt(&find, &[id])
             .and_then(|row| {
                 row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
                     .transpose()
@@ -65,11 +69,14 @@ impl PgStore {
                 declaration_id: declaration,
             });
         }
+        let count = prepared(
+            statements,
+            &mut tx,
+            "SELECT count(*) FROM declaration_items WHERE declaration_id = $1",
+        )
+        .ctx(what)?;
         let items: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM declaration_items WHERE declaration_id = $1",
-                &[&result.declaration_id],
-            )
+            .query_one(&count, &[&result.declaration_id])
             .and_then(|row| row.try_get(0))
             .ctx(what)?;
         if items == 0 {
@@ -80,15 +87,21 @@ impl PgStore {
         }
         let fraud = result.label.map(|l| i64::from(l.fraud));
         let critical = result.label.map(|l| i64::from(l.critical));
-        let new_id: i64 = tx
-            .query_one(
-                &format!(
-                    "INSERT INTO control_results (submission_id, declaration_id, schema_version,
+        let insert = prepared(
+            statements,
+            &mut tx,
+            &format!(
+                "INSERT INTO control_results (submission_id, declaration_id, schema_version,
                         outcome, fraud, critical_fraud, payload_json, payload_sha256, source,
                         recorded_by, recorded_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {NOW})
                      RETURNING id"
-                ),
+            ),
+        )
+        .ctx(what)?;
+        let new_id: i64 = tx
+            .query_one(
+                &insert,
                 &[
                     id,
                     &result.declaration_id,
@@ -107,16 +120,22 @@ impl PgStore {
         let mut labelled = 0;
         if let (Some(fraud), Some(critical)) = (fraud, critical) {
             // Raise each item's label to at least this one; never lower it.
-            labelled = tx
-                .execute(
-                    &format!(
-                        "UPDATE declaration_items
+            let update = prepared(
+                statements,
+                &mut tx,
+                &format!(
+                    "UPDATE declaration_items
                          SET fraud = greatest(coalesce(fraud, 0), $2),
                              critical_fraud = greatest(coalesce(critical_fraud, 0), $3),
                              labelled_at = {NOW}, label_source = $4, label_line = NULL
                          WHERE declaration_id = $1
                            AND (fraud IS NULL OR fraud < $2 OR critical_fraud < $3)"
-                    ),
+                ),
+            )
+            .ctx(what)?;
+            labelled = tx
+                .execute(
+                    &update,
                     &[
                         &result.declaration_id,
                         &fraud,
@@ -131,8 +150,9 @@ impl PgStore {
             "source": result.source, "items_labelled": labelled
         })
         .to_string();
-        insert_audit(
+        insert_audit_prepared(
             &mut tx,
+            statements,
             &actor,
             "control_result",
             &result.declaration_id,

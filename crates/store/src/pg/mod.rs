@@ -30,7 +30,9 @@ mod users;
 
 use std::cell::RefCell;
 
-use postgres::{Client, NoTls, Transaction};
+use std::collections::HashMap;
+
+use postgres::{Client, GenericClient, NoTls, Statement, Transaction};
 
 use crate::error::Context;
 use crate::{StoreError, DEFAULT_ACTOR};
@@ -122,8 +124,28 @@ pub fn redact_url(url: &str) -> String {
 /// [`Store`](crate::Store); any number of processes may connect to the same database.
 pub struct PgStore {
     client: Conn,
+    /// Statements of the hot paths, prepared once on this connection (see [`prepared`]).
+    statements: RefCell<HashMap<String, Statement>>,
     url: String,
     actor: String,
+}
+
+/// `sql` prepared once on this connection and kept: a query sent as text is prepared again
+/// each time, one more round trip. The submission path runs under the store's write lock, so
+/// each round trip saved there is time other writers do not wait.
+pub(crate) fn prepared(
+    statements: &RefCell<HashMap<String, Statement>>,
+    client: &mut impl GenericClient,
+    sql: &str,
+) -> Result<Statement, postgres::Error> {
+    if let Some(statement) = statements.borrow().get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = client.prepare(sql)?;
+    statements
+        .borrow_mut()
+        .insert(sql.to_string(), statement.clone());
+    Ok(statement)
 }
 
 /// The connection of a [`PgStore`]. The `postgres` client drives its I/O on a runtime of its
@@ -185,6 +207,7 @@ impl PgStore {
         };
         Ok(PgStore {
             client: Conn(Some(RefCell::new(client))),
+            statements: RefCell::new(HashMap::new()),
             url: shown,
             actor: DEFAULT_ACTOR.to_string(),
         })

@@ -139,17 +139,19 @@ impl PgStore {
     }
 
     /// See [`Store::user_for_token`](crate::Store::user_for_token).
+    /// Asked on every request with a token: prepared once (see [`super::prepared`]).
     pub fn user_for_token(&self, token_sha256: &str) -> Result<Option<StoredUser>, StoreError> {
-        self.client
-            .borrow_mut()
-            .query_opt(
-                r#"SELECT u.name, u.role, u.password_hash, u.created_at
-                   FROM api_tokens t JOIN users u ON u.name = t."user"
-                   WHERE t.token_sha256 = $1 AND t.revoked = 0"#,
-                &[&token_sha256],
-            )
-            .and_then(|row| row.map(|row| read_user(&row)).transpose())
-            .ctx(|| "looking up an API token".to_string())
+        let mut client = self.client.borrow_mut();
+        super::prepared(
+            &self.statements,
+            &mut *client,
+            r#"SELECT u.name, u.role, u.password_hash, u.created_at
+               FROM api_tokens t JOIN users u ON u.name = t."user"
+               WHERE t.token_sha256 = $1 AND t.revoked = 0"#,
+        )
+        .and_then(|statement| client.query_opt(&statement, &[&token_sha256]))
+        .and_then(|row| row.map(|row| read_user(&row)).transpose())
+        .ctx(|| "looking up an API token".to_string())
     }
 
     /// See [`Store::api_tokens`](crate::Store::api_tokens).
