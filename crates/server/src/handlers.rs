@@ -254,7 +254,7 @@ pub(crate) async fn explain_decision(
     auth: Authenticated,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = declaration_id(id)?;
+    let id = path_id(id)?;
     let trace = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::explain_decision(store, &id)
     })
@@ -293,8 +293,8 @@ pub(crate) async fn estimates(
     Ok(Json(report).into_response())
 }
 
-/// The path's declaration id, 400 when it cannot be decoded.
-pub(crate) fn declaration_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+/// The path's `{id}` (a declaration's or a token's), 400 when it cannot be decoded.
+pub(crate) fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     id.map(|Path(id)| id)
         .map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))
 }
@@ -374,7 +374,7 @@ pub(crate) async fn declaration_scores(
     auth: Authenticated,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = declaration_id(id)?;
+    let id = path_id(id)?;
     let lookup = id.clone();
     let scores = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::declaration_scores(store, &lookup)
@@ -401,7 +401,7 @@ pub(crate) async fn override_decision(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let id = declaration_id(id)?;
+    let id = path_id(id)?;
     let bytes = json_body(&headers, body)?;
     let request: OverrideRequest = parse_json(&bytes)?;
     let entry = blocking(&state.pool, Some(auth.caller.user), move |store| {
@@ -654,7 +654,7 @@ pub(crate) async fn revoke_token(
     auth: Authenticated,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = declaration_id(id)?;
+    let id = path_id(id)?;
     let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::revoke_token(store, &id)
     })
@@ -677,7 +677,7 @@ pub(crate) async fn explanation(
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<ExplanationQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let id = declaration_id(id)?;
+    let id = path_id(id)?;
     let q = query_of(query)?;
     let request = app::ExplainRequest {
         model: q.model,

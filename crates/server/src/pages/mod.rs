@@ -308,7 +308,7 @@ impl Form {
 pub(crate) fn path_id(
     id: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<String, ApiError> {
-    crate::handlers::declaration_id(id)
+    crate::handlers::path_id(id)
 }
 
 /// Percent-encodes `text` for a query string.
