@@ -104,6 +104,12 @@ fn control_form(csrf: &str, submission_id: &str, remarks: &str) -> String {
     )
 }
 
+/// Posts a control form for declaration `id` with the session `cookie`.
+async fn post_control(app: &Served, id: &str, cookie: &str, form: &str) -> Page {
+    let path = format!("/declarations/{id}/control");
+    send(app, Method::POST, &path, Some(cookie), form).await
+}
+
 /// Declarations of the fixture that were decided, green ones first (they can be overridden to
 /// red), each once.
 fn decided(app: &Served) -> Vec<String> {
@@ -251,14 +257,7 @@ async fn a_form_post_without_the_sessions_csrf_token_changes_nothing(kind: Store
     assert_eq!(counts(&app), before);
     // With its own token the same post goes through, and a second send records nothing new.
     for _ in 0..2 {
-        let answer = send(
-            &app,
-            Method::POST,
-            &format!("/declarations/{id}/control"),
-            Some(&cookie),
-            &control_form(&csrf, "csrf-1", ""),
-        )
-        .await;
+        let answer = post_control(&app, &id, &cookie, &control_form(&csrf, "csrf-1", "")).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
         assert!(
             answer.location.contains("recorded=csrf-1"),
@@ -282,11 +281,10 @@ async fn the_dashboard_shows_a_new_result_at_once_though_logins_keep_it(kind: St
     let (officer, csrf) = session(&app, Role::Officer).await;
     let again = send(&app, Method::GET, "/dashboard", Some(&analyst), "").await;
     assert_eq!(again.text, before.text);
-    let answer = send(
+    let answer = post_control(
         &app,
-        Method::POST,
-        &format!("/declarations/{id}/control"),
-        Some(&officer),
+        &id,
+        &officer,
         &control_form(&csrf, "dash-1", "for the dashboard"),
     )
     .await;
@@ -303,14 +301,7 @@ async fn script_in_remarks_is_shown_as_text_and_never_run(kind: StoreKind) {
     let id = decided(&app)[0].clone();
     let (cookie, csrf) = session(&app, Role::Officer).await;
     let script = "<script>alert('x')</script><img src=x onerror=alert(1)>";
-    let answer = send(
-        &app,
-        Method::POST,
-        &format!("/declarations/{id}/control"),
-        Some(&cookie),
-        &control_form(&csrf, "inert-1", script),
-    )
-    .await;
+    let answer = post_control(&app, &id, &cookie, &control_form(&csrf, "inert-1", script)).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
     let stored = app.with_store(|store| store.control_results().unwrap());
     assert!(stored
