@@ -877,7 +877,7 @@ pub fn anomaly(store: &dyn Backend, request: &AnomalyRequest) -> Result<AnomalyR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use borderlens_store::Store;
+    use borderlens_store::{Items, Store};
 
     const SAMPLE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -471,7 +471,7 @@ pub fn token_caller(store: &dyn Backend, token: &str) -> Result<Option<Caller>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use borderlens_store::Store;
+    use borderlens_store::{Accounts, Store};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

@@ -11,8 +11,8 @@ use borderlens_ingest::ColumnMapping;
 use borderlens_risk::model::{Imbalance, TrainOptions};
 use borderlens_selection::policy::RankBy;
 use borderlens_selection::simulate::{SimulationOptions, Strategy};
-use borderlens_store::pg::{redact_url, PgStore};
-use borderlens_store::{Backend, Store};
+use borderlens_store::pg::redact_url;
+use borderlens_store::{Backend, Decisions, Items, Store};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
@@ -488,7 +488,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let open = || -> anyhow::Result<Box<dyn Backend>> {
         let mut store: Box<dyn Backend> = match &cli.database_url {
             Some(url) => Box::new(
-                PgStore::connect(url)
+                Store::connect(url)
                     .with_context(|| format!("cannot open database {}", redact_url(url)))?,
             ),
             None => Box::new(

@@ -29,7 +29,7 @@ use borderlens_charts::lines::{lines_svg, Axes, Line, Reference};
 use borderlens_domain::LabelKind;
 use borderlens_ingest::ColumnMapping;
 use borderlens_risk::model::TrainOptions;
-use borderlens_store::pg::{is_postgres_url, redact_url, PgStore};
+use borderlens_store::pg::{is_postgres_url, redact_url};
 use borderlens_store::{ItemFilter, Store, SYNCHRONOUS_ENV};
 use serde::Serialize;
 use serde_json::json;
@@ -294,7 +294,7 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
                         ),
                         None,
                     );
-                let prepared = PgStore::connect(&created.url)
+                let prepared = Store::connect(&created.url)
                     .with_context(|| format!("cannot open database {}", redact_url(&created.url)))
                     .and_then(|mut store| prepare(a, &csv, &mut store));
                 bars.finish();
@@ -416,7 +416,7 @@ pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot open database {}", db.display()))?,
             ),
             (None, Some(schema)) => Box::new(
-                PgStore::connect(&schema.url)
+                Store::connect(&schema.url)
                     .with_context(|| format!("cannot open database {}", redact_url(&schema.url)))?,
             ),
             (None, None) => bail!("no store to read back for {}", backend.name()),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use borderlens_store::Store;
+use borderlens_store::{Accounts, Audit, Store};
 use tempfile::TempDir;
 
 fn borderlens(db: &Path, args: &[&str], stdin: &str) -> Output {

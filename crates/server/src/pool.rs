@@ -8,14 +8,14 @@
 //! connection, and further requests wait (asynchronously) for one to be free. A `Store` is `Send`
 //! but not `Sync`: each is used by one
 //! blocking thread at a time, taken out of the pool and put back. The pool holds boxed
-//! [`Backend`]s: SQLite `Store`s, or `PgStore` connections when the service runs on PostgreSQL
+//! [`Backend`]s: `Store`s on the SQLite file, or on PostgreSQL connections when the service runs there
 //! (`ServeConfig::database_url`), where the same reasoning holds (a connection per thread).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use borderlens_app::JobError;
-use borderlens_store::pg::PgStore;
+
 use borderlens_store::{Backend, Store, StoreError, DEFAULT_ACTOR};
 
 use crate::error::ApiError;
@@ -38,7 +38,7 @@ impl Target {
     fn open(&self) -> Result<Box<dyn Backend>, StoreError> {
         Ok(match self {
             Target::Sqlite(path) => Box::new(Store::open(path)?),
-            Target::Postgres(url) => Box::new(PgStore::connect(url)?),
+            Target::Postgres(url) => Box::new(Store::connect(url)?),
         })
     }
 }

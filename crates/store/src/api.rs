@@ -1,11 +1,8 @@
-//! [`Backend`]: the store's operations as one object-safe trait, implemented by the SQLite
-//! [`Store`] and the PostgreSQL [`PgStore`] with the same semantics (same errors, same
-//! timestamp text, same append-only and never-overwrite rules, same audit entries).
-//!
-//! Both types also keep these operations as inherent methods, so code holding a concrete
-//! `Store` needs no trait in scope. The generic imports ([`Store::import`],
-//! [`Store::try_import`]) are not object-safe: through the trait they are
-//! [`Backend::import_stream`], with `import` and `try_import` wrappers on `dyn Backend`.
+//! The store's operations, one trait per room, each implemented once by [`Store`] over the
+//! executor (`crate::sql`), whatever the database. [`Backend`] is every room together: what
+//! jobs, the server's pool and the CLI hold (`Box<dyn Backend>`). A new room (the NII
+//! catalogue, derived values of HS classification) adds its trait here and its module beside
+//! the others; its SQL is written once.
 
 use std::convert::Infallible;
 use std::fmt::Display;
@@ -13,38 +10,36 @@ use std::fmt::Display;
 use borderlens_domain::{DeclarationItem, ItemKey};
 use chrono::NaiveDate;
 
-use crate::pg::PgStore;
 use crate::{
     AuditEntry, ImportOutcome, ItemFilter, LabelCounts, LoginGate, ModelInfo, NewControlResult,
     NewDecision, Recorded, RecordedConflict, SharingFilter, Store, StoreError, StoredControlResult,
     StoredDecision, StoredModel, StoredScore, StoredSession, StoredToken, StoredUser,
 };
 
-/// The store's operations, whatever the database. See [`Store`] for what each one does; the
-/// PostgreSQL backend does the same.
-pub trait Backend: Send {
-    /// `sqlite` or `postgresql`.
-    fn kind(&self) -> &'static str;
-    /// Where the data lives: the SQLite file, or the PostgreSQL URL without its password.
-    fn location(&self) -> String;
-    /// See [`Store::set_actor`].
-    fn set_actor(&mut self, actor: &str);
-    /// See [`Store::actor`].
-    fn actor(&self) -> &str;
-    /// See [`Store::schema_version`].
-    fn schema_version(&self) -> Result<u32, StoreError>;
-
-    /// [`Store::try_import`] with the stream as a trait object (errors as text).
+/// Declaration items as declared: import (insert, idempotent re-import, late labels,
+/// conflicts) and queries (`items.rs`).
+pub trait Items {
+    /// Imports `(item, line)` pairs read from `source` (a file name, recorded with each item),
+    /// all in one transaction: either every item is handled, or (on error) nothing is kept.
+    ///
+    /// Per key: new -> inserted; same content -> unchanged; stored without a label and arriving
+    /// with one -> label added (`labelled`); any other difference in declared content or label
+    /// -> conflict, the stored item kept untouched. Items are streamed. When the stream yields
+    /// an error (e.g. the user pressed Ctrl-C) the import stops with
+    /// [`StoreError::Aborted`] and nothing of it is kept. Writes one `import` audit entry.
+    /// `import` and `try_import` on `dyn Backend` take any iterator.
     fn import_stream(
         &mut self,
         source: &str,
         items: &mut dyn Iterator<Item = Result<(DeclarationItem, u64), String>>,
     ) -> Result<ImportOutcome, StoreError>;
-    /// See [`Store::items`].
+    /// Items matching `filter`, ordered by date, then declaration id, then item number.
     fn items(&self, filter: &ItemFilter) -> Result<Vec<DeclarationItem>, StoreError>;
-    /// See [`Store::item`].
+    /// The item with `key`, if stored.
     fn item(&self, key: &ItemKey) -> Result<Option<DeclarationItem>, StoreError>;
-    /// See [`Store::related_items`].
+    /// Up to `limit` items of other declarations (`exclude` left out) that share the importer
+    /// or the declarant, newest first, each with what links it (`importer`, `declarant`, or
+    /// `importer, declarant`).
     fn related_items(
         &self,
         importer_id: &str,
@@ -52,114 +47,154 @@ pub trait Backend: Send {
         exclude: &str,
         limit: usize,
     ) -> Result<Vec<(DeclarationItem, String)>, StoreError>;
-    /// See [`Store::items_sharing`].
+    /// The items of `filter`, in [`Items::items`] order: what one item's history features read
+    /// (its importer's, declarant's, seller's and HS code's past), without every earlier item.
     fn items_sharing(&self, filter: &SharingFilter) -> Result<Vec<DeclarationItem>, StoreError>;
-    /// See [`Store::label_counts`].
+    /// How many items dated before `before` are labelled, and how many of them as fraud.
     fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError>;
-    /// See [`Store::last_item_date`].
+    /// The date of the newest stored item, if any.
     fn last_item_date(&self) -> Result<Option<NaiveDate>, StoreError>;
-    /// See [`Store::count_items`].
+    /// Number of stored items.
     fn count_items(&self) -> Result<u64, StoreError>;
-    /// See [`Store::conflicts_for`].
+    /// The conflicts recorded for `key` by past imports, oldest first.
     fn conflicts_for(&self, key: &ItemKey) -> Result<Vec<RecordedConflict>, StoreError>;
+}
 
-    /// See [`Store::save_model`].
+/// The model registry (numbered versions of opaque bytes with JSON metadata) and the scores
+/// of each version (`registry.rs`).
+pub trait Registry {
+    /// Saves a new version of model `name` (1 for the first, then 2, 3...) and returns it.
+    /// `metadata_json` must be valid JSON. Writes a `save_model` audit entry.
     fn save_model(
         &mut self,
         name: &str,
         metadata_json: &str,
         bytes: &[u8],
     ) -> Result<u32, StoreError>;
-    /// See [`Store::load_model`].
+    /// Version `version` of model `name`, or its latest version when `version` is `None`;
+    /// `None` when there is no such model or version.
     fn load_model(
         &self,
         name: &str,
         version: Option<u32>,
     ) -> Result<Option<StoredModel>, StoreError>;
-    /// See [`Store::list_models`].
+    /// Every stored model version (without bytes), by name then version.
     fn list_models(&self) -> Result<Vec<ModelInfo>, StoreError>;
-
-    /// See [`Store::save_scores`].
+    /// Saves `scores` of stored items by model `model` version `version`, in one transaction,
+    /// replacing earlier scores of that model version for the same items. Fails, keeping
+    /// nothing, when the model version or an item is not stored or a score is not finite.
+    /// Writes a `save_scores` audit entry. Returns the number of scores saved.
     fn save_scores(
         &mut self,
         model: &str,
         version: u32,
         scores: &[(ItemKey, f64)],
-    ) -> Result<usize, StoreError>;
-    /// See [`Store::save_scores_with_reasons`].
+    ) -> Result<usize, StoreError> {
+        let with_reasons: Vec<(ItemKey, f64, Vec<String>)> = scores
+            .iter()
+            .map(|(key, score)| (key.clone(), *score, Vec::new()))
+            .collect();
+        self.save_scores_with_reasons(model, version, &with_reasons)
+    }
+    /// [`Registry::save_scores`], each score with its top reasons in words (kept as a JSON
+    /// array; none is kept as NULL).
     fn save_scores_with_reasons(
         &mut self,
         model: &str,
         version: u32,
         scores: &[(ItemKey, f64, Vec<String>)],
     ) -> Result<usize, StoreError>;
-    /// See [`Store::scores_for`].
+    /// Every stored score of the item `key`, by model name then version.
     fn scores_for(&self, key: &ItemKey) -> Result<Vec<StoredScore>, StoreError>;
+}
 
-    /// See [`Store::append_audit`].
-    fn append_audit(
-        &mut self,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        detail_json: &str,
-    ) -> Result<i64, StoreError>;
-    /// See [`Store::audit_entries`].
-    fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
-
-    /// See [`Store::save_policy`].
+/// Selection policies (versioned), selection decisions with their inclusion probability π,
+/// and officer overrides, all append-only (`decisions.rs`).
+pub trait Decisions {
+    /// Saves a new version of policy `name` (valid JSON) and returns it; the same body as the
+    /// latest version returns that version and writes nothing.
     fn save_policy(&mut self, name: &str, body_json: &str) -> Result<u32, StoreError>;
-    /// See [`Store::load_policy`].
+    /// Version `version` of policy `name` (the latest when `None`): its version and body.
     fn load_policy(
         &self,
         name: &str,
         version: Option<u32>,
     ) -> Result<Option<(u32, String)>, StoreError>;
-    /// See [`Store::is_decided`].
+    /// Whether `declaration_id` has a decision.
     fn is_decided(&self, declaration_id: &str) -> Result<bool, StoreError>;
-    /// See [`Store::batch_decided`].
+    /// Whether `batch` has been decided.
     fn batch_decided(&self, batch: &str) -> Result<bool, StoreError>;
-    /// See [`Store::record_decisions`].
+    /// Records decisions in one transaction, one `select` audit entry per batch. Refuses the
+    /// whole call when a batch or a declaration is already decided, a declaration is not
+    /// stored, or a π is not a probability.
     fn record_decisions(&mut self, decisions: &[NewDecision]) -> Result<usize, StoreError>;
-    /// See [`Store::override_decision`].
+    /// An officer's override of the latest decision on `declaration_id`, with its mandatory
+    /// reason: a new entry beside the original, audited.
     fn override_decision(
         &mut self,
         declaration_id: &str,
         lane: &str,
         reason: &str,
     ) -> Result<StoredDecision, StoreError>;
-    /// See [`Store::decisions_for`].
+    /// The decisions and overrides on `declaration_id`, oldest first.
     fn decisions_for(&self, declaration_id: &str) -> Result<Vec<StoredDecision>, StoreError>;
-    /// See [`Store::decisions`].
+    /// Every decision and override whose batch starts with `batch_prefix` (ASCII
+    /// case-insensitive), oldest first.
     fn decisions(&self, batch_prefix: Option<&str>) -> Result<Vec<StoredDecision>, StoreError>;
+}
 
-    /// See [`Store::record_control_result`].
+/// Control results: append-only, idempotent by submission id, feeding the item labels
+/// (`controls.rs`).
+pub trait Controls {
+    /// Stores a control result in one transaction and feeds its label to the declaration's
+    /// items (a label only grows: fraud found later upgrades a clean label, never the reverse).
+    ///
+    /// Idempotent: the same `submission_id` with the same payload returns
+    /// [`Recorded::Duplicate`]; with a different payload it is refused
+    /// ([`StoreError::SubmissionConflict`]). A result for a declaration that is not in the
+    /// store is refused ([`StoreError::UnknownDeclaration`]).
     fn record_control_result(&mut self, result: &NewControlResult) -> Result<Recorded, StoreError>;
-    /// See [`Store::control_results_for`].
+    /// The control results of `declaration_id`, oldest first.
     fn control_results_for(
         &self,
         declaration_id: &str,
     ) -> Result<Vec<StoredControlResult>, StoreError>;
-    /// See [`Store::control_results`].
+    /// Every control result, oldest first.
     fn control_results(&self) -> Result<Vec<StoredControlResult>, StoreError>;
+}
 
-    /// See [`Store::add_user`].
+/// Users, API tokens, login sessions and the login rate limit (`accounts.rs`).
+pub trait Accounts {
+    /// Adds a user with a role of [`ROLES`](crate::ROLES) and the argon2id PHC string of the
+    /// password, and audits it (`user_add`; the hash is not logged). A name that exists is
+    /// refused: a user is never silently replaced.
     fn add_user(&mut self, name: &str, role: &str, password_hash: &str) -> Result<(), StoreError>;
-    /// See [`Store::user`].
+    /// The user called `name`, if any.
     fn user(&self, name: &str) -> Result<Option<StoredUser>, StoreError>;
-    /// See [`Store::set_password_hash`].
+    /// Replaces the password hash of user `name` and ends the user's sessions, in one
+    /// transaction, audited (`password_set`). False when there is no such user.
     fn set_password_hash(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
-    /// See [`Store::users`].
+    /// Every user, by name.
     fn users(&self) -> Result<Vec<StoredUser>, StoreError>;
-    /// See [`Store::add_api_token`].
+    /// Records an API token of `user` by the SHA-256 of the token, and audits it
+    /// (`token_create`, with the first 8 digits of the digest).
     fn add_api_token(&mut self, user: &str, token_sha256: &str) -> Result<(), StoreError>;
-    /// See [`Store::user_for_token`].
+    /// The user an unrevoked API token (given by its SHA-256) belongs to.
     fn user_for_token(&self, token_sha256: &str) -> Result<Option<StoredUser>, StoreError>;
-    /// See [`Store::api_tokens`].
+    /// The API tokens of `user` (of every user when `None`), newest first, revoked ones
+    /// included.
     fn api_tokens(&self, user: Option<&str>) -> Result<Vec<StoredToken>, StoreError>;
-    /// See [`Store::revoke_api_token`].
+    /// Revokes an API token (by its SHA-256) for good, and audits it (`token_revoke`). Returns
+    /// whether an unrevoked token was found.
     fn revoke_api_token(&mut self, token_sha256: &str) -> Result<bool, StoreError>;
-    /// See [`Store::begin_login`].
+    /// The login rate limit, shared by every process on this store. Before a password is
+    /// checked: when any of `keys` (e.g. `user:NAME`, `ip:ADDRESS`) has `max_failures` within
+    /// `window_ms` before `now_ms` (Unix milliseconds, from [`Accounts::clock_ms`]), says how
+    /// long to wait, writing nothing; otherwise counts the attempt as a failure of each key
+    /// now, in a transaction that checks again first under the keys' locks (so that concurrent
+    /// attempts, from any server, cannot pass the limit together), and sweeps failures out of
+    /// the window. Not under the store's writer lock on PostgreSQL: logins neither wait for
+    /// imports nor make other writers wait. Failed logins are not audited.
     fn begin_login(
         &mut self,
         keys: &[String],
@@ -167,11 +202,15 @@ pub trait Backend: Send {
         window_ms: i64,
         max_failures: u32,
     ) -> Result<LoginGate, StoreError>;
-    /// See [`Store::forget_login_failures`].
+    /// Takes back the failures counted by [`Accounts::begin_login`] (the password was right).
     fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError>;
-    /// See [`Store::clock_ms`].
+    /// The store's clock, in Unix milliseconds: the time [`Accounts::begin_login`] counts in.
+    /// On SQLite, this machine's clock (every server on the file runs here); on PostgreSQL, the
+    /// database server's, so that servers on several machines count in one clock.
     fn clock_ms(&self) -> Result<i64, StoreError>;
-    /// See [`Store::create_session`].
+    /// Opens a login session of `user` lasting `ttl_seconds`, kept by the SHA-256 of its id
+    /// with its CSRF token, and audits it (`login`, by the user). Expired sessions are deleted
+    /// on the way. Returns when the session expires (UTC, ISO 8601).
     fn create_session(
         &mut self,
         session_sha256: &str,
@@ -179,14 +218,62 @@ pub trait Backend: Send {
         csrf_token: &str,
         ttl_seconds: u32,
     ) -> Result<String, StoreError>;
-    /// See [`Store::session`].
+    /// The session whose id has this SHA-256, unless it has expired.
     fn session(&self, session_sha256: &str) -> Result<Option<StoredSession>, StoreError>;
-    /// See [`Store::delete_session`].
+    /// Ends the session whose id has this SHA-256 and audits it (`logout`, by the user).
+    /// Returns whether there was such a session.
     fn delete_session(&mut self, session_sha256: &str) -> Result<bool, StoreError>;
 }
 
+/// The append-only audit log: who did what, when, to what (`audit.rs`).
+pub trait Audit {
+    /// Appends an entry and returns its id. `detail_json` must be valid JSON. Entries can never
+    /// be changed or deleted (triggers refuse it).
+    fn append_audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail_json: &str,
+    ) -> Result<i64, StoreError>;
+    /// The latest `limit` entries, newest first.
+    fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Every room of the store, on whichever database: what jobs, the server and the CLI hold.
+pub trait Backend: Items + Registry + Decisions + Controls + Accounts + Audit + Send {
+    /// `sqlite` or `postgresql`.
+    fn kind(&self) -> &'static str;
+    /// Where the data lives: the SQLite file, or the PostgreSQL URL without its password.
+    fn location(&self) -> String;
+    /// Who the audit entries the store writes itself are attributed to.
+    fn set_actor(&mut self, actor: &str);
+    /// See [`Backend::set_actor`].
+    fn actor(&self) -> &str;
+    /// The schema version of the store.
+    fn schema_version(&self) -> Result<u32, StoreError>;
+}
+
+impl Backend for Store {
+    fn kind(&self) -> &'static str {
+        Store::kind(self)
+    }
+    fn location(&self) -> String {
+        Store::location(self)
+    }
+    fn set_actor(&mut self, actor: &str) {
+        Store::set_actor(self, actor)
+    }
+    fn actor(&self) -> &str {
+        Store::actor(self)
+    }
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        Store::schema_version(self)
+    }
+}
+
 impl dyn Backend + '_ {
-    /// [`Store::import`] through the trait.
+    /// [`Items::import_stream`] of any iterator of items.
     pub fn import<I>(&mut self, source: &str, items: I) -> Result<ImportOutcome, StoreError>
     where
         I: IntoIterator<Item = (DeclarationItem, u64)>,
@@ -194,7 +281,7 @@ impl dyn Backend + '_ {
         self.try_import(source, items.into_iter().map(Ok::<_, Infallible>))
     }
 
-    /// [`Store::try_import`] through the trait.
+    /// [`Items::import_stream`] of any iterator of items or errors.
     pub fn try_import<I, E>(&mut self, source: &str, items: I) -> Result<ImportOutcome, StoreError>
     where
         I: IntoIterator<Item = Result<(DeclarationItem, u64), E>>,
@@ -206,237 +293,3 @@ impl dyn Backend + '_ {
         self.import_stream(source, &mut stream)
     }
 }
-
-/// Implements [`Backend`] for a type whose inherent methods have the trait's names and
-/// signatures, by delegation.
-macro_rules! delegate_backend {
-    ($ty:ty, $kind:literal, $location:expr) => {
-        impl Backend for $ty {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
-            fn location(&self) -> String {
-                let location: fn(&$ty) -> String = $location;
-                location(self)
-            }
-            fn set_actor(&mut self, actor: &str) {
-                <$ty>::set_actor(self, actor)
-            }
-            fn actor(&self) -> &str {
-                <$ty>::actor(self)
-            }
-            fn schema_version(&self) -> Result<u32, StoreError> {
-                <$ty>::schema_version(self)
-            }
-            fn import_stream(
-                &mut self,
-                source: &str,
-                items: &mut dyn Iterator<Item = Result<(DeclarationItem, u64), String>>,
-            ) -> Result<ImportOutcome, StoreError> {
-                <$ty>::try_import(self, source, items)
-            }
-            fn items(&self, filter: &ItemFilter) -> Result<Vec<DeclarationItem>, StoreError> {
-                <$ty>::items(self, filter)
-            }
-            fn item(&self, key: &ItemKey) -> Result<Option<DeclarationItem>, StoreError> {
-                <$ty>::item(self, key)
-            }
-            fn related_items(
-                &self,
-                importer_id: &str,
-                declarant_id: &str,
-                exclude: &str,
-                limit: usize,
-            ) -> Result<Vec<(DeclarationItem, String)>, StoreError> {
-                <$ty>::related_items(self, importer_id, declarant_id, exclude, limit)
-            }
-            fn items_sharing(
-                &self,
-                filter: &SharingFilter,
-            ) -> Result<Vec<DeclarationItem>, StoreError> {
-                <$ty>::items_sharing(self, filter)
-            }
-            fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError> {
-                <$ty>::label_counts(self, before)
-            }
-            fn last_item_date(&self) -> Result<Option<NaiveDate>, StoreError> {
-                <$ty>::last_item_date(self)
-            }
-            fn count_items(&self) -> Result<u64, StoreError> {
-                <$ty>::count_items(self)
-            }
-            fn conflicts_for(&self, key: &ItemKey) -> Result<Vec<RecordedConflict>, StoreError> {
-                <$ty>::conflicts_for(self, key)
-            }
-            fn save_model(
-                &mut self,
-                name: &str,
-                metadata_json: &str,
-                bytes: &[u8],
-            ) -> Result<u32, StoreError> {
-                <$ty>::save_model(self, name, metadata_json, bytes)
-            }
-            fn load_model(
-                &self,
-                name: &str,
-                version: Option<u32>,
-            ) -> Result<Option<StoredModel>, StoreError> {
-                <$ty>::load_model(self, name, version)
-            }
-            fn list_models(&self) -> Result<Vec<ModelInfo>, StoreError> {
-                <$ty>::list_models(self)
-            }
-            fn save_scores(
-                &mut self,
-                model: &str,
-                version: u32,
-                scores: &[(ItemKey, f64)],
-            ) -> Result<usize, StoreError> {
-                <$ty>::save_scores(self, model, version, scores)
-            }
-            fn save_scores_with_reasons(
-                &mut self,
-                model: &str,
-                version: u32,
-                scores: &[(ItemKey, f64, Vec<String>)],
-            ) -> Result<usize, StoreError> {
-                <$ty>::save_scores_with_reasons(self, model, version, scores)
-            }
-            fn scores_for(&self, key: &ItemKey) -> Result<Vec<StoredScore>, StoreError> {
-                <$ty>::scores_for(self, key)
-            }
-            fn append_audit(
-                &mut self,
-                actor: &str,
-                action: &str,
-                subject: &str,
-                detail_json: &str,
-            ) -> Result<i64, StoreError> {
-                <$ty>::append_audit(self, actor, action, subject, detail_json)
-            }
-            fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-                <$ty>::audit_entries(self, limit)
-            }
-            fn save_policy(&mut self, name: &str, body_json: &str) -> Result<u32, StoreError> {
-                <$ty>::save_policy(self, name, body_json)
-            }
-            fn load_policy(
-                &self,
-                name: &str,
-                version: Option<u32>,
-            ) -> Result<Option<(u32, String)>, StoreError> {
-                <$ty>::load_policy(self, name, version)
-            }
-            fn is_decided(&self, declaration_id: &str) -> Result<bool, StoreError> {
-                <$ty>::is_decided(self, declaration_id)
-            }
-            fn batch_decided(&self, batch: &str) -> Result<bool, StoreError> {
-                <$ty>::batch_decided(self, batch)
-            }
-            fn record_decisions(&mut self, decisions: &[NewDecision]) -> Result<usize, StoreError> {
-                <$ty>::record_decisions(self, decisions)
-            }
-            fn override_decision(
-                &mut self,
-                declaration_id: &str,
-                lane: &str,
-                reason: &str,
-            ) -> Result<StoredDecision, StoreError> {
-                <$ty>::override_decision(self, declaration_id, lane, reason)
-            }
-            fn decisions_for(
-                &self,
-                declaration_id: &str,
-            ) -> Result<Vec<StoredDecision>, StoreError> {
-                <$ty>::decisions_for(self, declaration_id)
-            }
-            fn decisions(
-                &self,
-                batch_prefix: Option<&str>,
-            ) -> Result<Vec<StoredDecision>, StoreError> {
-                <$ty>::decisions(self, batch_prefix)
-            }
-            fn record_control_result(
-                &mut self,
-                result: &NewControlResult,
-            ) -> Result<Recorded, StoreError> {
-                <$ty>::record_control_result(self, result)
-            }
-            fn control_results_for(
-                &self,
-                declaration_id: &str,
-            ) -> Result<Vec<StoredControlResult>, StoreError> {
-                <$ty>::control_results_for(self, declaration_id)
-            }
-            fn control_results(&self) -> Result<Vec<StoredControlResult>, StoreError> {
-                <$ty>::control_results(self)
-            }
-            fn add_user(
-                &mut self,
-                name: &str,
-                role: &str,
-                password_hash: &str,
-            ) -> Result<(), StoreError> {
-                <$ty>::add_user(self, name, role, password_hash)
-            }
-            fn user(&self, name: &str) -> Result<Option<StoredUser>, StoreError> {
-                <$ty>::user(self, name)
-            }
-            fn set_password_hash(
-                &mut self,
-                name: &str,
-                password_hash: &str,
-            ) -> Result<bool, StoreError> {
-                <$ty>::set_password_hash(self, name, password_hash)
-            }
-            fn users(&self) -> Result<Vec<StoredUser>, StoreError> {
-                <$ty>::users(self)
-            }
-            fn add_api_token(&mut self, user: &str, token_sha256: &str) -> Result<(), StoreError> {
-                <$ty>::add_api_token(self, user, token_sha256)
-            }
-            fn user_for_token(&self, token_sha256: &str) -> Result<Option<StoredUser>, StoreError> {
-                <$ty>::user_for_token(self, token_sha256)
-            }
-            fn api_tokens(&self, user: Option<&str>) -> Result<Vec<StoredToken>, StoreError> {
-                <$ty>::api_tokens(self, user)
-            }
-            fn revoke_api_token(&mut self, token_sha256: &str) -> Result<bool, StoreError> {
-                <$ty>::revoke_api_token(self, token_sha256)
-            }
-            fn begin_login(
-                &mut self,
-                keys: &[String],
-                now_ms: i64,
-                window_ms: i64,
-                max_failures: u32,
-            ) -> Result<LoginGate, StoreError> {
-                <$ty>::begin_login(self, keys, now_ms, window_ms, max_failures)
-            }
-            fn forget_login_failures(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-                <$ty>::forget_login_failures(self, ids)
-            }
-            fn clock_ms(&self) -> Result<i64, StoreError> {
-                <$ty>::clock_ms(self)
-            }
-            fn create_session(
-                &mut self,
-                session_sha256: &str,
-                user: &str,
-                csrf_token: &str,
-                ttl_seconds: u32,
-            ) -> Result<String, StoreError> {
-                <$ty>::create_session(self, session_sha256, user, csrf_token, ttl_seconds)
-            }
-            fn session(&self, session_sha256: &str) -> Result<Option<StoredSession>, StoreError> {
-                <$ty>::session(self, session_sha256)
-            }
-            fn delete_session(&mut self, session_sha256: &str) -> Result<bool, StoreError> {
-                <$ty>::delete_session(self, session_sha256)
-            }
-        }
-    };
-}
-
-delegate_backend!(Store, "sqlite", |store| store.path().display().to_string());
-delegate_backend!(PgStore, "postgresql", |store| store.url().to_string());

@@ -1,9 +1,8 @@
 //! The append-only audit log: who did what, when, to what.
 
-use rusqlite::Connection;
-
 use crate::error::Context;
-use crate::{check_json, Store, StoreError, NOW};
+use crate::sql::Exec;
+use crate::{check_json, Audit, Lock, Store, StoreError};
 
 /// One entry of the audit log.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -22,33 +21,30 @@ pub struct AuditEntry {
     pub detail_json: String,
 }
 
-impl Store {
-    /// Appends an entry to the audit log and returns its id. `detail_json` must be valid JSON.
-    /// Entries can never be changed or deleted (SQLite triggers refuse it).
-    pub fn append_audit(
+impl Audit for Store {
+    fn append_audit(
         &mut self,
         actor: &str,
         action: &str,
         subject: &str,
         detail_json: &str,
     ) -> Result<i64, StoreError> {
-        check_json(&self.conn, "audit detail", detail_json)?;
-        insert_audit(&self.conn, actor, action, subject, detail_json)
+        check_json("audit detail", detail_json)?;
+        let what = || format!("appending '{action}' on '{subject}' to the audit log");
+        self.write(Lock::Rows, what, |exec, _| {
+            insert_audit(exec, actor, action, subject, detail_json)
+        })
     }
 
-    /// The latest `limit` entries of the audit log, newest first.
-    pub fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let what = || "reading the audit log".to_string();
-        let mut statement = self
-            .conn
-            .prepare_cached(
+    fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|exec| {
+            exec.query(
                 "SELECT id, at, actor, action, subject, detail_json FROM audit_log
-                 ORDER BY id DESC LIMIT ?1",
-            )
-            .ctx(what)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = statement
-            .query_map([limit], |row| {
+                 ORDER BY id DESC LIMIT $1",
+                &[&limit],
+            )?
+            .iter()
+            .map(|row| {
                 Ok(AuditEntry {
                     id: row.get(0)?,
                     at: row.get(1)?,
@@ -58,23 +54,28 @@ impl Store {
                     detail_json: row.get(5)?,
                 })
             })
-            .ctx(what)?;
-        rows.collect::<Result<_, _>>().ctx(what)
+            .collect()
+        })
+        .ctx(|| "reading the audit log".to_string())
     }
 }
 
-/// Inserts an entry on `conn` (a plain connection or a transaction's).
+/// Appends an entry in the transaction of `exec` (every write audits in its own transaction)
+/// and returns its id.
 pub(crate) fn insert_audit(
-    conn: &Connection,
+    exec: &mut dyn Exec,
     actor: &str,
     action: &str,
     subject: &str,
     detail_json: &str,
 ) -> Result<i64, StoreError> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO audit_log (at, actor, action, subject, detail_json)
-         VALUES ({NOW}, ?1, ?2, ?3, ?4)"
-    ))
-    .and_then(|mut statement| statement.insert([actor, action, subject, detail_json]))
+    exec.value(
+        &format!(
+            "INSERT INTO audit_log (at, actor, action, subject, detail_json)
+             VALUES ({}, $1, $2, $3, $4) RETURNING id",
+            exec.dialect().now()
+        ),
+        &[&actor, &action, &subject, &detail_json],
+    )
     .ctx(|| format!("appending '{action}' on '{subject}' to the audit log"))
 }

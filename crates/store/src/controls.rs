@@ -1,12 +1,11 @@
 //! Control results: append-only, idempotent by submission id, and feeding the item labels.
 
 use borderlens_domain::ControlLabel;
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
-use sha2::{Digest, Sha256};
 
 use crate::audit::insert_audit;
 use crate::error::Context;
-use crate::{check_json, Store, StoreError, NOW};
+use crate::sql::{DbError, Row};
+use crate::{check_json, sha256_hex, Controls, Lock, Store, StoreError};
 
 /// A validated control result to store.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +61,7 @@ pub(crate) const COLUMNS: &str =
     "id, submission_id, declaration_id, schema_version, outcome, fraud, \
      critical_fraud, payload_json, source, recorded_by, recorded_at";
 
-fn read_result(row: &Row<'_>) -> rusqlite::Result<StoredControlResult> {
+fn read_result(row: &Row) -> Result<StoredControlResult, DbError> {
     let fraud: Option<bool> = row.get(5)?;
     let critical: Option<u8> = row.get(6)?;
     Ok(StoredControlResult {
@@ -83,154 +82,146 @@ fn read_result(row: &Row<'_>) -> rusqlite::Result<StoredControlResult> {
     })
 }
 
-pub(crate) fn sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+impl Store {
+    /// The control results `sql` selects ([`COLUMNS`]).
+    fn read_results(
+        &self,
+        what: impl FnOnce() -> String,
+        sql: &str,
+        params: &[&dyn crate::sql::ToParam],
+    ) -> Result<Vec<StoredControlResult>, StoreError> {
+        self.read(|exec| exec.query(sql, params)?.iter().map(read_result).collect())
+            .ctx(what)
+    }
 }
 
-impl Store {
-    /// Stores a control result in one transaction and feeds its label to the declaration's
-    /// items (a label only grows: fraud found later upgrades a clean label, never the reverse).
-    ///
-    /// Idempotent: the same `submission_id` with the same payload returns
-    /// [`Recorded::Duplicate`]; with a different payload it is refused
-    /// ([`StoreError::SubmissionConflict`]). A result for a declaration that is not in the store
-    /// is refused ([`StoreError::UnknownDeclaration`]).
-    pub fn record_control_result(
-        &mut self,
-        result: &NewControlResult,
-    ) -> Result<Recorded, StoreError> {
-        check_json(&self.conn, "control result", &result.payload_json)?;
-        let actor = self.actor.clone();
+impl Controls for Store {
+    fn record_control_result(&mut self, result: &NewControlResult) -> Result<Recorded, StoreError> {
+        check_json("control result", &result.payload_json)?;
         let id = &result.submission_id;
         let what = || format!("recording control result '{id}'");
-        let digest = sha256(&result.payload_json);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(what)?;
-        let existing: Option<(i64, String, String)> = tx
-            .prepare_cached(
-                "SELECT id, payload_sha256, declaration_id FROM control_results WHERE submission_id = ?1",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                    .optional()
-            })
-            .ctx(what)?;
-        if let Some((stored_id, stored_digest, declaration)) = existing {
-            if stored_digest == digest {
-                return Ok(Recorded::Duplicate(stored_id));
-            }
-            return Err(StoreError::SubmissionConflict {
-                submission_id: id.clone(),
-                stored_id,
-                declaration_id: declaration,
-            });
-        }
-        let items: i64 = tx
-            .prepare_cached("SELECT count(*) FROM declaration_items WHERE declaration_id = ?1")
-            .and_then(|mut statement| {
-                statement.query_row([&result.declaration_id], |row| row.get(0))
-            })
-            .ctx(what)?;
-        if items == 0 {
-            return Err(StoreError::UnknownDeclaration {
-                submission_id: id.clone(),
-                declaration_id: result.declaration_id.clone(),
-            });
-        }
-        tx.prepare_cached(&format!(
-            "INSERT INTO control_results (submission_id, declaration_id, schema_version,
-                outcome, fraud, critical_fraud, payload_json, payload_sha256, source,
-                recorded_by, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {NOW})"
-        ))
-        .and_then(|mut statement| {
-            statement.execute(params![
-                id,
-                result.declaration_id,
-                result.schema_version,
-                result.outcome,
-                result.label.map(|l| l.fraud),
-                result.label.map(|l| l.critical),
-                result.payload_json,
-                digest,
-                result.source,
-                actor
-            ])
-        })
-        .ctx(what)?;
-        let new_id = tx.last_insert_rowid();
-        let mut labelled = 0;
-        if let Some(label) = result.label {
-            // Raise each item's label to at least this one; never lower it.
-            labelled = tx
-                .prepare_cached(&format!(
-                    "UPDATE declaration_items
-                     SET fraud = max(coalesce(fraud, 0), ?2),
-                         critical_fraud = max(coalesce(critical_fraud, 0), ?3),
-                         labelled_at = {NOW}, label_source = ?4, label_line = NULL
-                     WHERE declaration_id = ?1
-                       AND (fraud IS NULL OR fraud < ?2 OR critical_fraud < ?3)"
-                ))
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        result.declaration_id,
-                        label.fraud,
-                        label.critical,
-                        format!("control result {new_id}")
-                    ])
+        let digest = sha256_hex(result.payload_json.as_bytes());
+        self.write(Lock::Writers, what, |exec, actor| {
+            let existing = exec
+                .query_opt(
+                    "SELECT id, payload_sha256, declaration_id FROM control_results
+                     WHERE submission_id = $1",
+                    &[id],
+                )
+                .and_then(|row| {
+                    row.map(|row| {
+                        Ok::<(i64, String, String), DbError>((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                        ))
+                    })
+                    .transpose()
                 })
                 .ctx(what)?;
-        }
-        let detail = serde_json::json!({
-            "result": new_id, "submission_id": id, "outcome": result.outcome,
-            "source": result.source, "items_labelled": labelled
+            if let Some((stored_id, stored_digest, declaration)) = existing {
+                if stored_digest == digest {
+                    return Ok(Recorded::Duplicate(stored_id));
+                }
+                return Err(StoreError::SubmissionConflict {
+                    submission_id: id.clone(),
+                    stored_id,
+                    declaration_id: declaration,
+                });
+            }
+            let items: i64 = exec
+                .value(
+                    "SELECT count(*) FROM declaration_items WHERE declaration_id = $1",
+                    &[&result.declaration_id],
+                )
+                .ctx(what)?;
+            if items == 0 {
+                return Err(StoreError::UnknownDeclaration {
+                    submission_id: id.clone(),
+                    declaration_id: result.declaration_id.clone(),
+                });
+            }
+            let dialect = exec.dialect();
+            let new_id: i64 = exec
+                .value(
+                    &format!(
+                        "INSERT INTO control_results (submission_id, declaration_id,
+                            schema_version, outcome, fraud, critical_fraud, payload_json,
+                            payload_sha256, source, recorded_by, recorded_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {})
+                         RETURNING id",
+                        dialect.now()
+                    ),
+                    &[
+                        id,
+                        &result.declaration_id,
+                        &result.schema_version,
+                        &result.outcome,
+                        &result.label.map(|l| l.fraud),
+                        &result.label.map(|l| l.critical),
+                        &result.payload_json,
+                        &digest,
+                        &result.source,
+                        &actor,
+                    ],
+                )
+                .ctx(what)?;
+            let mut labelled = 0;
+            if let Some(label) = result.label {
+                // Raise each item's label to at least this one; never lower it.
+                let greatest = dialect.greatest();
+                labelled = exec
+                    .execute(
+                        &format!(
+                            "UPDATE declaration_items
+                             SET fraud = {greatest}(coalesce(fraud, 0), $2),
+                                 critical_fraud = {greatest}(coalesce(critical_fraud, 0), $3),
+                                 labelled_at = {}, label_source = $4, label_line = NULL
+                             WHERE declaration_id = $1
+                               AND (fraud IS NULL OR fraud < $2 OR critical_fraud < $3)",
+                            dialect.now()
+                        ),
+                        &[
+                            &result.declaration_id,
+                            &label.fraud,
+                            &label.critical,
+                            &format!("control result {new_id}"),
+                        ],
+                    )
+                    .ctx(what)?;
+            }
+            let detail = serde_json::json!({
+                "result": new_id, "submission_id": id, "outcome": result.outcome,
+                "source": result.source, "items_labelled": labelled
+            })
+            .to_string();
+            insert_audit(
+                exec,
+                actor,
+                "control_result",
+                &result.declaration_id,
+                &detail,
+            )?;
+            Ok(Recorded::New(new_id))
         })
-        .to_string();
-        insert_audit(
-            &tx,
-            &actor,
-            "control_result",
-            &result.declaration_id,
-            &detail,
-        )?;
-        tx.commit().ctx(what)?;
-        Ok(Recorded::New(new_id))
     }
 
-    /// The control results of `declaration_id`, oldest first.
-    pub fn control_results_for(
+    fn control_results_for(
         &self,
         declaration_id: &str,
     ) -> Result<Vec<StoredControlResult>, StoreError> {
-        let what = || format!("reading control results of '{declaration_id}'");
-        let mut statement = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM control_results WHERE declaration_id = ?1 ORDER BY id"
-            ))
-            .ctx(what)?;
-        let rows = statement
-            .query_map([declaration_id], read_result)
-            .ctx(what)?;
-        rows.collect::<Result<_, _>>().ctx(what)
+        self.read_results(
+            || format!("reading control results of '{declaration_id}'"),
+            &format!("SELECT {COLUMNS} FROM control_results WHERE declaration_id = $1 ORDER BY id"),
+            &[&declaration_id],
+        )
     }
 
-    /// Every control result, oldest first.
-    pub fn control_results(&self) -> Result<Vec<StoredControlResult>, StoreError> {
-        let what = || "reading control results".to_string();
-        let mut statement = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM control_results ORDER BY id"
-            ))
-            .ctx(what)?;
-        let rows = statement.query_map([], read_result).ctx(what)?;
-        rows.collect::<Result<_, _>>().ctx(what)
+    fn control_results(&self) -> Result<Vec<StoredControlResult>, StoreError> {
+        self.read_results(
+            || "reading control results".to_string(),
+            &format!("SELECT {COLUMNS} FROM control_results ORDER BY id"),
+            &[],
+        )
     }
 }

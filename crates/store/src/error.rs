@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::sql::DbError;
+
 /// Why a store operation failed. Every message names the operation or the record concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -11,7 +13,7 @@ pub enum StoreError {
         /// the database file
         path: PathBuf,
         /// the SQLite error
-        source: rusqlite::Error,
+        source: DbError,
     },
     /// SQLite refused WAL mode (e.g. the file system does not support shared memory).
     #[error("store '{}': cannot switch to WAL mode (journal mode stays '{mode}')", path.display())]
@@ -41,25 +43,16 @@ pub enum StoreError {
         path: PathBuf,
         /// the version that could not be reached
         version: u32,
-        /// the SQLite error
-        source: rusqlite::Error,
+        /// the database's error
+        source: DbError,
     },
-    /// An SQL statement failed.
+    /// An SQL statement, a connection or a transaction failed, on either database.
     #[error("{what}: {source}")]
     Sql {
         /// what was being done, e.g. `import of 'train.csv': inserting item 123/1`
         what: String,
-        /// the SQLite error
-        source: rusqlite::Error,
-    },
-    /// A PostgreSQL statement, connection or migration failed (the PostgreSQL backend,
-    /// [`PgStore`](crate::pg::PgStore)).
-    #[error("{what}: {}", pg_message(source))]
-    Postgres {
-        /// what was being done, e.g. `connecting to the PostgreSQL store 'postgres://host/db'`
-        what: String,
-        /// the PostgreSQL client's error
-        source: postgres::Error,
+        /// the database's error
+        source: DbError,
     },
     /// An item that cannot be stored (the whole import is rolled back).
     #[error("import of '{file}', line {line}: item {key}: {reason}")]
@@ -73,7 +66,7 @@ pub enum StoreError {
         /// what is wrong
         reason: String,
     },
-    /// The item stream of [`Store::try_import`](crate::Store::try_import) yielded an error;
+    /// The item stream of [`Items::import_stream`](crate::Items::import_stream) yielded an error;
     /// nothing of the import was kept.
     #[error("import of '{file}' aborted, nothing of it was kept: {reason}")]
     Aborted {
@@ -146,40 +139,16 @@ pub enum StoreError {
     },
 }
 
-/// Attaches "what was being done" to SQLite and PostgreSQL errors.
+/// Attaches "what was being done" to database errors.
 pub(crate) trait Context<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
 }
 
-impl<T> Context<T> for rusqlite::Result<T> {
+impl<T, E: Into<DbError>> Context<T> for Result<T, E> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Sql {
             what: what(),
-            source,
+            source: source.into(),
         })
-    }
-}
-
-impl<T> Context<T> for Result<T, postgres::Error> {
-    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Postgres {
-            what: what(),
-            source,
-        })
-    }
-}
-
-/// A PostgreSQL error as one line: the server's severity, message and detail for errors the
-/// server reported (the client's own `Display` says only "db error" for those).
-pub(crate) fn pg_message(error: &postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => {
-            let mut message = format!("{}: {}", db.severity(), db.message());
-            if let Some(detail) = db.detail() {
-                message.push_str(&format!(" ({detail})"));
-            }
-            message
-        }
-        None => error.to_string(),
     }
 }

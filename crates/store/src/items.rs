@@ -1,16 +1,16 @@
 //! Declaration items: import (insert, idempotent re-import, late labels, conflicts) and queries.
 
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt::Display;
 
 use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
 use chrono::NaiveDate;
-use rusqlite::types::Type;
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 use crate::audit::insert_audit;
 use crate::error::Context;
-use crate::{from_sql_int, key_text, sql_int, Store, StoreError, NOW};
+use crate::sql::{DbError, Exec, Row, ToParam};
+use crate::{key_text, Items, Lock, Store, StoreError};
 
 /// The item columns, in [`read_item`] order.
 pub(crate) const ITEM_COLUMNS: &str =
@@ -32,7 +32,7 @@ pub struct ImportOutcome {
     /// Items stored without a label that arrived with one: the label was added.
     pub labelled: u64,
     /// Items whose declared content or label differs from the stored item: the stored item was
-    /// kept as it was, the difference recorded (see [`Store::conflicts_for`]).
+    /// kept as it was, the difference recorded (see [`Items::conflicts_for`]).
     pub conflicts: Vec<ImportConflict>,
 }
 
@@ -82,7 +82,7 @@ pub struct RecordedConflict {
     pub incoming: String,
 }
 
-/// Which items [`Store::items`] returns.
+/// Which items [`Items::items`] returns.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct ItemFilter {
     /// Only items declared on or after this date.
@@ -93,7 +93,7 @@ pub struct ItemFilter {
     pub labelled_only: bool,
 }
 
-/// Which items [`Store::items_sharing`] returns: those dated before `before` that share at
+/// Which items [`Items::items_sharing`] returns: those dated before `before` that share at
 /// least one of the values (the parties and the HS code of one declaration item).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SharingFilter {
@@ -109,7 +109,7 @@ pub struct SharingFilter {
     pub hs6: String,
 }
 
-/// How many items are labelled, and how many of them as fraud ([`Store::label_counts`]).
+/// How many items are labelled, and how many of them as fraud ([`Items::label_counts`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct LabelCounts {
     /// Items with a control label.
@@ -118,15 +118,15 @@ pub struct LabelCounts {
     pub frauds: u64,
 }
 
+/// Items an import reads and inserts at a time: one statement reads the stored items of a
+/// chunk, one inserts its new items (27 parameters a row, within both databases' limits).
+const CHUNK: usize = 500;
+
+/// The columns an import inserts: [`ITEM_COLUMNS`] and the item's provenance.
+const INSERT_COLUMNS: usize = 29;
+
 impl Store {
-    /// Imports `(item, line)` pairs read from `source` (a file name, recorded with each item),
-    /// all in one transaction: either every item of the call is handled, or (on error) nothing
-    /// of the call is kept.
-    ///
-    /// Per key: new -> inserted; same content -> unchanged; stored without a label and arriving
-    /// with one -> label added (`labelled`); any other difference in declared content or label ->
-    /// conflict, the stored item kept untouched. Items are streamed: pass an iterator, not a
-    /// collected `Vec`, for large files. Writes one `import` audit entry with the counts.
+    /// [`Items::import_stream`] of any iterator of items.
     pub fn import<I>(&mut self, source: &str, items: I) -> Result<ImportOutcome, StoreError>
     where
         I: IntoIterator<Item = (DeclarationItem, u64)>,
@@ -134,294 +134,189 @@ impl Store {
         self.try_import(source, items.into_iter().map(Ok::<_, Infallible>))
     }
 
-    /// Like [`Store::import`], but the stream may yield an error (e.g. the user pressed Ctrl-C):
-    /// the import then stops with [`StoreError::Aborted`] and nothing of it is kept.
+    /// [`Items::import_stream`] of any iterator of items or errors.
     pub fn try_import<I, E>(&mut self, source: &str, items: I) -> Result<ImportOutcome, StoreError>
     where
         I: IntoIterator<Item = Result<(DeclarationItem, u64), E>>,
         E: Display,
     {
-        let what = |doing: &str| format!("import of '{source}': {doing}");
-        let actor = self.actor.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(|| what("starting the transaction"))?;
-        let now: String = tx
-            .query_row(&format!("SELECT {NOW}"), [], |row| row.get(0))
-            .ctx(|| what("reading the clock"))?;
-        let mut outcome = ImportOutcome::default();
-        {
-            let mut select = tx
-                .prepare_cached(&format!(
-                    "SELECT {ITEM_COLUMNS} FROM declaration_items
-                     WHERE declaration_id = ?1 AND item_no = ?2"
-                ))
-                .ctx(|| what("preparing"))?;
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO declaration_items ({ITEM_COLUMNS}, imported_at, source_file,
-                         source_line, labelled_at, label_source, label_line)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,
-                         CASE WHEN ?22 IS NULL THEN NULL ELSE ?24 END,
-                         CASE WHEN ?22 IS NULL THEN NULL ELSE ?25 END,
-                         CASE WHEN ?22 IS NULL THEN NULL ELSE ?26 END)"
-                ))
-                .ctx(|| what("preparing"))?;
-            let mut add_label = tx
-                .prepare_cached(
-                    "UPDATE declaration_items
-                     SET fraud = ?3, critical_fraud = ?4, labelled_at = ?5, label_source = ?6,
-                         label_line = ?7
-                     WHERE declaration_id = ?1 AND item_no = ?2 AND fraud IS NULL",
-                )
-                .ctx(|| what("preparing"))?;
-            let mut record_conflict = tx
-                .prepare_cached(
-                    "INSERT INTO import_conflicts (at, source_file, source_line, declaration_id,
-                         item_no, field, stored, incoming)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .ctx(|| what("preparing"))?;
-
-            for entry in items {
-                let (item, line) = entry.map_err(|e| StoreError::Aborted {
-                    file: source.to_string(),
-                    reason: e.to_string(),
-                })?;
-                validate(&item).map_err(|reason| StoreError::InvalidItem {
-                    file: source.to_string(),
-                    line,
-                    key: key_text(&item.key),
-                    reason,
-                })?;
-                let key = &item.key;
-                let doing =
-                    |verb: &str| what(&format!("{verb} item {} (line {line})", key_text(key)));
-                let stored = select
-                    .query_row(params![key.declaration_id, key.item_no], read_item)
-                    .optional()
-                    .ctx(|| doing("reading stored"))?;
-                let Some(stored) = stored else {
-                    let (fraud, critical) = label_columns(item.label);
-                    insert
-                        .execute(params![
-                            key.declaration_id,
-                            key.item_no,
-                            item.date.format(DATE_FORMAT).to_string(),
-                            item.office_id,
-                            item.process_type,
-                            item.import_type,
-                            item.import_use,
-                            item.payment_type,
-                            item.transport_mode,
-                            item.declarant_id,
-                            item.importer_id,
-                            item.seller_id,
-                            item.courier_id,
-                            item.hs6.as_str(),
-                            item.departure_country,
-                            item.origin_country,
-                            item.tax_rate,
-                            item.tax_type,
-                            item.origin_indicator,
-                            item.net_mass,
-                            item.item_price,
-                            fraud,
-                            critical,
-                            now,
-                            source,
-                            sql_int(line),
-                        ])
-                        .ctx(|| doing("inserting"))?;
-                    outcome.inserted += 1;
-                    continue;
-                };
-                let mut differences = declared_differences(&stored, &item);
-                if differences.is_empty() {
-                    match (stored.label, item.label) {
-                        (_, None) => outcome.unchanged += 1,
-                        (Some(old), Some(new)) if old == new => outcome.unchanged += 1,
-                        (None, Some(new)) => {
-                            let (fraud, critical) = label_columns(Some(new));
-                            add_label
-                                .execute(params![
-                                    key.declaration_id,
-                                    key.item_no,
-                                    fraud,
-                                    critical,
-                                    now,
-                                    source,
-                                    sql_int(line)
-                                ])
-                                .ctx(|| doing("labelling"))?;
-                            outcome.labelled += 1;
-                        }
-                        (Some(_), Some(_)) => differences.push(FieldDifference {
-                            field: "label",
-                            stored: label_text(stored.label),
-                            incoming: label_text(item.label),
-                        }),
-                    }
-                }
-                if differences.is_empty() {
-                    continue;
-                }
-                for difference in &differences {
-                    record_conflict
-                        .execute(params![
-                            now,
-                            source,
-                            sql_int(line),
-                            key.declaration_id,
-                            key.item_no,
-                            difference.field,
-                            difference.stored,
-                            difference.incoming,
-                        ])
-                        .ctx(|| doing("recording a conflict on"))?;
-                }
-                outcome.conflicts.push(ImportConflict {
-                    key: item.key.clone(),
-                    line,
-                    differences,
-                });
-            }
-        }
-        let detail: String = tx
-            .query_row(
-                "SELECT json_object('inserted', ?1, 'unchanged', ?2, 'labelled', ?3,
-                     'conflicts', ?4)",
-                params![
-                    sql_int(outcome.inserted),
-                    sql_int(outcome.unchanged),
-                    sql_int(outcome.labelled),
-                    sql_int(outcome.conflicts.len() as u64)
-                ],
-                |row| row.get(0),
-            )
-            .ctx(|| what("writing the audit detail"))?;
-        insert_audit(&tx, &actor, "import", source, &detail)?;
-        tx.commit().ctx(|| what("committing"))?;
-        Ok(outcome)
+        let mut stream = items
+            .into_iter()
+            .map(|entry| entry.map_err(|e| e.to_string()));
+        self.import_stream(source, &mut stream)
     }
 
-    /// Items matching `filter`, ordered by date, then declaration id, then item number.
-    pub fn items(&self, filter: &ItemFilter) -> Result<Vec<DeclarationItem>, StoreError> {
-        let what = || "reading declaration items".to_string();
-        let mut statement = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {ITEM_COLUMNS} FROM declaration_items
-                 WHERE (?1 IS NULL OR date >= ?1) AND (?2 IS NULL OR date <= ?2)
-                   AND (NOT ?3 OR fraud IS NOT NULL)
-                 ORDER BY date, declaration_id, item_no"
-            ))
-            .ctx(what)?;
-        let date = |d: Option<NaiveDate>| d.map(|d| d.format(DATE_FORMAT).to_string());
-        let rows = statement
-            .query_map(
-                params![date(filter.from), date(filter.to), filter.labelled_only],
-                read_item,
-            )
-            .ctx(what)?;
-        rows.collect::<Result<_, _>>().ctx(what)
-    }
-
-    /// The items of `filter`, in [`Store::items`] order: what one item's history features read
-    /// (its importer's, declarant's, seller's and HS code's past), without every earlier item.
-    pub fn items_sharing(
+    /// Items of one query (`sql` selects [`ITEM_COLUMNS`]).
+    fn read_items(
         &self,
-        filter: &SharingFilter,
+        what: impl FnOnce() -> String,
+        sql: &str,
+        params: &[&dyn ToParam],
     ) -> Result<Vec<DeclarationItem>, StoreError> {
-        let what = || "reading the items that share a party or an HS code".to_string();
-        let mut statement = self
-            .conn
-            .prepare_cached(&format!(
+        self.read(|exec| exec.query(sql, params)?.iter().map(read_item).collect())
+            .ctx(what)
+    }
+}
+
+impl Items for Store {
+    fn import_stream(
+        &mut self,
+        source: &str,
+        items: &mut dyn Iterator<Item = Result<(DeclarationItem, u64), String>>,
+    ) -> Result<ImportOutcome, StoreError> {
+        let what = |doing: &str| format!("import of '{source}': {doing}");
+        self.write(
+            Lock::Writers,
+            || what("the transaction"),
+            |exec, actor| {
+                let now: String = exec
+                    .value(&format!("SELECT {}", exec.dialect().now()), &[])
+                    .ctx(|| what("reading the clock"))?;
+                let mut outcome = ImportOutcome::default();
+                // Items are handled in chunks of distinct keys. A key seen again starts a new
+                // chunk, so that it meets the item stored before it, as when items are handled
+                // one by one.
+                let mut carried: Option<(DeclarationItem, u64)> = None;
+                loop {
+                    let chunk = next_chunk(source, items, &mut carried)?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let stored = stored_items(exec, &chunk).ctx(|| what("reading stored items"))?;
+                    let mut new: Vec<&(DeclarationItem, u64)> = Vec::new();
+                    for entry in &chunk {
+                        let (item, line) = entry;
+                        let key = &item.key;
+                        let doing = |verb: &str| {
+                            what(&format!("{verb} item {} (line {line})", key_text(key)))
+                        };
+                        let Some(stored) = stored.get(key) else {
+                            new.push(entry);
+                            outcome.inserted += 1;
+                            continue;
+                        };
+                        let mut differences = declared_differences(stored, item);
+                        if differences.is_empty() {
+                            match (stored.label, item.label) {
+                                (_, None) => outcome.unchanged += 1,
+                                (Some(old), Some(new)) if old == new => outcome.unchanged += 1,
+                                (None, Some(new)) => {
+                                    let (fraud, critical) = label_columns(Some(new));
+                                    exec.execute(
+                                        "UPDATE declaration_items
+                                     SET fraud = $3, critical_fraud = $4, labelled_at = $5,
+                                         label_source = $6, label_line = $7
+                                     WHERE declaration_id = $1 AND item_no = $2
+                                       AND fraud IS NULL",
+                                        &[
+                                            &key.declaration_id,
+                                            &key.item_no,
+                                            &fraud,
+                                            &critical,
+                                            &now,
+                                            &source,
+                                            line,
+                                        ],
+                                    )
+                                    .ctx(|| doing("labelling"))?;
+                                    outcome.labelled += 1;
+                                }
+                                (Some(_), Some(_)) => differences.push(FieldDifference {
+                                    field: "label",
+                                    stored: label_text(stored.label),
+                                    incoming: label_text(item.label),
+                                }),
+                            }
+                        }
+                        if differences.is_empty() {
+                            continue;
+                        }
+                        for difference in &differences {
+                            exec.execute(
+                                "INSERT INTO import_conflicts (at, source_file, source_line,
+                                 declaration_id, item_no, field, stored, incoming)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                &[
+                                    &now,
+                                    &source,
+                                    line,
+                                    &key.declaration_id,
+                                    &key.item_no,
+                                    &difference.field,
+                                    &difference.stored,
+                                    &difference.incoming,
+                                ],
+                            )
+                            .ctx(|| doing("recording a conflict on"))?;
+                        }
+                        outcome.conflicts.push(ImportConflict {
+                            key: item.key.clone(),
+                            line: *line,
+                            differences,
+                        });
+                    }
+                    insert_items(exec, &new, &now, source).ctx(|| what("inserting new items"))?;
+                }
+                let detail = format!(
+                    r#"{{"inserted":{},"unchanged":{},"labelled":{},"conflicts":{}}}"#,
+                    outcome.inserted,
+                    outcome.unchanged,
+                    outcome.labelled,
+                    outcome.conflicts.len()
+                );
+                insert_audit(exec, actor, "import", source, &detail)?;
+                Ok(outcome)
+            },
+        )
+    }
+
+    fn items(&self, filter: &ItemFilter) -> Result<Vec<DeclarationItem>, StoreError> {
+        let date = |d: Option<NaiveDate>| d.map(|d| d.format(DATE_FORMAT).to_string());
+        self.read_items(
+            || "reading declaration items".to_string(),
+            &format!(
                 "SELECT {ITEM_COLUMNS} FROM declaration_items
-                 WHERE date < ?1 AND (importer_id = ?2 OR declarant_id = ?3 OR seller_id = ?4
-                       OR hs6 = ?5)
+                 WHERE (CAST($1 AS TEXT) IS NULL OR date >= $1)
+                   AND (CAST($2 AS TEXT) IS NULL OR date <= $2)
+                   AND ($3 = 0 OR fraud IS NOT NULL)
                  ORDER BY date, declaration_id, item_no"
-            ))
-            .ctx(what)?;
-        let rows = statement
-            .query_map(
-                params![
-                    filter.before.format(DATE_FORMAT).to_string(),
-                    filter.importer_id,
-                    filter.declarant_id,
-                    filter.seller_id,
-                    filter.hs6
-                ],
-                read_item,
-            )
-            .ctx(what)?;
-        rows.collect::<Result<_, _>>().ctx(what)
+            ),
+            &[
+                &date(filter.from),
+                &date(filter.to),
+                &i64::from(filter.labelled_only),
+            ],
+        )
     }
 
-    /// How many items dated before `before` are labelled, and how many as fraud.
-    pub fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError> {
-        let (labelled, frauds): (i64, i64) = self
-            .conn
-            .prepare_cached(
-                "SELECT count(fraud), coalesce(sum(fraud), 0) FROM declaration_items
-                 WHERE date < ?1",
-            )
-            .and_then(|mut statement| {
-                statement.query_row([before.format(DATE_FORMAT).to_string()], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-            })
-            .ctx(|| "counting labelled items".to_string())?;
-        Ok(LabelCounts {
-            labelled: u64::try_from(labelled).unwrap_or(0),
-            frauds: u64::try_from(frauds).unwrap_or(0),
-        })
-    }
-
-    /// The item with `key`, if stored.
-    pub fn item(&self, key: &ItemKey) -> Result<Option<DeclarationItem>, StoreError> {
-        self.conn
-            .prepare_cached(&format!(
+    fn item(&self, key: &ItemKey) -> Result<Option<DeclarationItem>, StoreError> {
+        let mut items = self.read_items(
+            || format!("reading item {}", key_text(key)),
+            &format!(
                 "SELECT {ITEM_COLUMNS} FROM declaration_items
-                 WHERE declaration_id = ?1 AND item_no = ?2"
-            ))
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![key.declaration_id, key.item_no], read_item)
-                    .optional()
-            })
-            .ctx(|| format!("reading item {}", key_text(key)))
+                 WHERE declaration_id = $1 AND item_no = $2"
+            ),
+            &[&key.declaration_id, &key.item_no],
+        )?;
+        Ok(items.pop())
     }
 
-    /// Up to `limit` items of other declarations (`exclude` left out) that share the importer
-    /// or the declarant, newest first, each with what links it (`importer`, `declarant`, or
-    /// `importer, declarant`).
-    pub fn related_items(
+    fn related_items(
         &self,
         importer_id: &str,
         declarant_id: &str,
         exclude: &str,
         limit: usize,
     ) -> Result<Vec<(DeclarationItem, String)>, StoreError> {
-        let what = || format!("reading the declarations related to '{exclude}'");
-        let mut statement = self
-            .conn
-            .prepare_cached(&format!(
+        let items = self.read_items(
+            || format!("reading the declarations related to '{exclude}'"),
+            &format!(
                 "SELECT {ITEM_COLUMNS} FROM declaration_items
-                 WHERE (importer_id = ?1 OR declarant_id = ?2) AND declaration_id != ?3
-                 ORDER BY date DESC, declaration_id, item_no LIMIT ?4"
-            ))
-            .ctx(what)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = statement
-            .query_map(
-                params![importer_id, declarant_id, exclude, limit],
-                read_item,
-            )
-            .ctx(what)?;
-        let items: Vec<DeclarationItem> = rows.collect::<Result<_, _>>().ctx(what)?;
+                 WHERE (importer_id = $1 OR declarant_id = $2) AND declaration_id <> $3
+                 ORDER BY date DESC, declaration_id, item_no LIMIT $4"
+            ),
+            &[&importer_id, &declarant_id, &exclude, &limit],
+        )?;
         Ok(items
             .into_iter()
             .map(|item| {
@@ -438,50 +333,236 @@ impl Store {
             .collect())
     }
 
-    /// The date of the newest stored item, if any.
-    pub fn last_item_date(&self) -> Result<Option<NaiveDate>, StoreError> {
-        let what = || "reading the newest declaration date".to_string();
-        let text: Option<String> = self
-            .conn
-            .query_row("SELECT max(date) FROM declaration_items", [], |row| {
-                row.get(0)
+    fn items_sharing(&self, filter: &SharingFilter) -> Result<Vec<DeclarationItem>, StoreError> {
+        self.read_items(
+            || "reading the items that share a party or an HS code".to_string(),
+            &format!(
+                "SELECT {ITEM_COLUMNS} FROM declaration_items
+                 WHERE date < $1 AND (importer_id = $2 OR declarant_id = $3 OR seller_id = $4
+                       OR hs6 = $5)
+                 ORDER BY date, declaration_id, item_no"
+            ),
+            &[
+                &filter.before.format(DATE_FORMAT).to_string(),
+                &filter.importer_id,
+                &filter.declarant_id,
+                &filter.seller_id,
+                &filter.hs6,
+            ],
+        )
+    }
+
+    fn label_counts(&self, before: NaiveDate) -> Result<LabelCounts, StoreError> {
+        self.read(|exec| {
+            let row = exec
+                .query_opt(
+                    "SELECT count(fraud), CAST(coalesce(sum(fraud), 0) AS BIGINT)
+                     FROM declaration_items WHERE date < $1",
+                    &[&before.format(DATE_FORMAT).to_string()],
+                )?
+                .ok_or(DbError::NoRow)?;
+            Ok(LabelCounts {
+                labelled: row.get(0)?,
+                frauds: row.get(1)?,
             })
-            .ctx(what)?;
+        })
+        .ctx(|| "counting labelled items".to_string())
+    }
+
+    fn last_item_date(&self) -> Result<Option<NaiveDate>, StoreError> {
+        let text: Option<String> = self
+            .read(|exec| exec.value("SELECT max(date) FROM declaration_items", &[]))
+            .ctx(|| "reading the newest declaration date".to_string())?;
         Ok(text.and_then(|t| NaiveDate::parse_from_str(&t, DATE_FORMAT).ok()))
     }
 
-    /// Number of stored items.
-    pub fn count_items(&self) -> Result<u64, StoreError> {
-        self.conn
-            .query_row("SELECT count(*) FROM declaration_items", [], |row| {
-                row.get(0).map(from_sql_int)
-            })
+    fn count_items(&self) -> Result<u64, StoreError> {
+        self.read(|exec| exec.value("SELECT count(*) FROM declaration_items", &[]))
             .ctx(|| "counting declaration items".to_string())
     }
 
-    /// The conflicts recorded for `key` by past imports, oldest first.
-    pub fn conflicts_for(&self, key: &ItemKey) -> Result<Vec<RecordedConflict>, StoreError> {
-        let what = || format!("reading the conflicts of item {}", key_text(key));
-        let mut statement = self
-            .conn
-            .prepare_cached(
+    fn conflicts_for(&self, key: &ItemKey) -> Result<Vec<RecordedConflict>, StoreError> {
+        self.read(|exec| {
+            exec.query(
                 "SELECT at, source_file, source_line, field, stored, incoming
-                 FROM import_conflicts WHERE declaration_id = ?1 AND item_no = ?2 ORDER BY id",
-            )
-            .ctx(what)?;
-        let rows = statement
-            .query_map(params![key.declaration_id, key.item_no], |row| {
+                 FROM import_conflicts WHERE declaration_id = $1 AND item_no = $2 ORDER BY id",
+                &[&key.declaration_id, &key.item_no],
+            )?
+            .iter()
+            .map(|row| {
                 Ok(RecordedConflict {
                     at: row.get(0)?,
                     source: row.get(1)?,
-                    line: from_sql_int(row.get(2)?),
+                    line: row.get(2)?,
                     field: row.get(3)?,
                     stored: row.get(4)?,
                     incoming: row.get(5)?,
                 })
             })
-            .ctx(what)?;
-        rows.collect::<Result<_, _>>().ctx(what)
+            .collect()
+        })
+        .ctx(|| format!("reading the conflicts of item {}", key_text(key)))
+    }
+}
+
+/// The next chunk of distinct keys from `items` (empty at the end), each item checked; an item
+/// whose key is already in the chunk is `carried` to the next one.
+fn next_chunk(
+    source: &str,
+    items: &mut dyn Iterator<Item = Result<(DeclarationItem, u64), String>>,
+    carried: &mut Option<(DeclarationItem, u64)>,
+) -> Result<Vec<(DeclarationItem, u64)>, StoreError> {
+    let mut chunk: Vec<(DeclarationItem, u64)> = Vec::with_capacity(CHUNK);
+    let mut keys: HashSet<ItemKey> = HashSet::with_capacity(CHUNK);
+    if let Some((item, line)) = carried.take() {
+        keys.insert(item.key.clone());
+        chunk.push((item, line));
+    }
+    while chunk.len() < CHUNK {
+        let Some(entry) = items.next() else {
+            break;
+        };
+        let (item, line) = entry.map_err(|reason| StoreError::Aborted {
+            file: source.to_string(),
+            reason,
+        })?;
+        validate(&item).map_err(|reason| StoreError::InvalidItem {
+            file: source.to_string(),
+            line,
+            key: key_text(&item.key),
+            reason,
+        })?;
+        if !keys.insert(item.key.clone()) {
+            *carried = Some((item, line));
+            break;
+        }
+        chunk.push((item, line));
+    }
+    Ok(chunk)
+}
+
+/// `(CAST($1 AS TEXT), CAST($2 AS BIGINT)), ...`: `rows` tuples of `types`, numbered on.
+fn tuples(rows: usize, types: &[&str]) -> String {
+    let mut out = String::new();
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for (column, ty) in types.iter().enumerate() {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            let n = row * types.len() + column + 1;
+            match *ty {
+                "" => out.push_str(&format!("${n}")),
+                ty => out.push_str(&format!("CAST(${n} AS {ty})")),
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// The stored items with the keys of `chunk`, by key (one statement).
+fn stored_items(
+    exec: &mut dyn Exec,
+    chunk: &[(DeclarationItem, u64)],
+) -> Result<HashMap<ItemKey, DeclarationItem>, DbError> {
+    let sql = format!(
+        "SELECT {ITEM_COLUMNS} FROM declaration_items
+         WHERE (declaration_id, item_no) IN (VALUES {})",
+        tuples(chunk.len(), &["TEXT", "BIGINT"])
+    );
+    let params: Vec<&dyn ToParam> = chunk
+        .iter()
+        .flat_map(|(item, _)| [&item.key.declaration_id as &dyn ToParam, &item.key.item_no])
+        .collect();
+    exec.query(&sql, &params)?
+        .iter()
+        .map(|row| read_item(row).map(|item| (item.key.clone(), item)))
+        .collect()
+}
+
+/// Inserts new items with one statement; the label's provenance only when there is a label.
+fn insert_items(
+    exec: &mut dyn Exec,
+    new: &[&(DeclarationItem, u64)],
+    now: &str,
+    source: &str,
+) -> Result<(), DbError> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO declaration_items ({ITEM_COLUMNS}, imported_at, source_file, source_line,
+             labelled_at, label_source, label_line)
+         VALUES {}",
+        tuples(new.len(), &[""; INSERT_COLUMNS])
+    );
+    let cells: Vec<[Cell<'_>; INSERT_COLUMNS]> = new
+        .iter()
+        .map(|(item, line)| {
+            let (fraud, critical) = label_columns(item.label);
+            let labelled = item.label.is_some();
+            let if_labelled = |cell: Cell<'static>| if labelled { cell } else { Cell::Null };
+            [
+                Cell::Text(&item.key.declaration_id),
+                Cell::Int(i64::from(item.key.item_no)),
+                Cell::Owned(item.date.format(DATE_FORMAT).to_string()),
+                Cell::Text(&item.office_id),
+                Cell::Text(&item.process_type),
+                Cell::Text(&item.import_type),
+                Cell::Text(&item.import_use),
+                Cell::Text(&item.payment_type),
+                Cell::Text(&item.transport_mode),
+                Cell::Text(&item.declarant_id),
+                Cell::Text(&item.importer_id),
+                item.seller_id.as_deref().map_or(Cell::Null, Cell::Text),
+                item.courier_id.as_deref().map_or(Cell::Null, Cell::Text),
+                Cell::Text(item.hs6.as_str()),
+                Cell::Text(&item.departure_country),
+                Cell::Text(&item.origin_country),
+                Cell::Real(item.tax_rate),
+                Cell::Text(&item.tax_type),
+                Cell::Text(&item.origin_indicator),
+                Cell::Real(item.net_mass),
+                Cell::Real(item.item_price),
+                fraud.map_or(Cell::Null, |v| Cell::Int(i64::from(v))),
+                critical.map_or(Cell::Null, |v| Cell::Int(i64::from(v))),
+                Cell::Owned(now.to_string()),
+                Cell::Owned(source.to_string()),
+                Cell::Int(crate::sql::saturating(*line)),
+                if_labelled(Cell::Owned(now.to_string())),
+                if_labelled(Cell::Owned(source.to_string())),
+                if_labelled(Cell::Int(crate::sql::saturating(*line))),
+            ]
+        })
+        .collect();
+    let params: Vec<&dyn ToParam> = cells
+        .iter()
+        .flat_map(|row| row.iter().map(|cell| cell as &dyn ToParam))
+        .collect();
+    exec.execute(&sql, &params)?;
+    Ok(())
+}
+
+/// One parameter of [`insert_items`], borrowed or owned.
+enum Cell<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Owned(String),
+}
+
+impl ToParam for Cell<'_> {
+    fn param(&self) -> crate::sql::Param<'_> {
+        use crate::sql::Param;
+        match self {
+            Cell::Null => Param::Null,
+            Cell::Int(v) => Param::Int(*v),
+            Cell::Real(v) => Param::Real(*v),
+            Cell::Text(v) => Param::Text(v),
+            Cell::Owned(v) => Param::Text(v),
+        }
     }
 }
 
@@ -588,18 +669,14 @@ pub(crate) fn declared_differences(
     out
 }
 
-/// A conversion failure of column `index`, for values the schema should have prevented.
-fn bad_value(index: usize, message: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, message.into())
-}
-
 /// Reads a row of [`ITEM_COLUMNS`].
-fn read_item(row: &Row<'_>) -> rusqlite::Result<DeclarationItem> {
+fn read_item(row: &Row) -> Result<DeclarationItem, DbError> {
+    let bad = |column: usize, reason: String| DbError::Decode { column, reason };
     let date: String = row.get(2)?;
     let date = NaiveDate::parse_from_str(&date, DATE_FORMAT)
-        .map_err(|e| bad_value(2, format!("stored date '{date}': {e}")))?;
+        .map_err(|e| bad(2, format!("stored date '{date}': {e}")))?;
     let hs6: String = row.get(13)?;
-    let hs6 = HsCode::parse(&hs6).map_err(|e| bad_value(13, format!("stored {e}")))?;
+    let hs6 = HsCode::parse(&hs6).map_err(|e| bad(13, format!("stored {e}")))?;
     let fraud: Option<u8> = row.get(21)?;
     let critical: Option<u8> = row.get(22)?;
     let label = match (fraud, critical) {

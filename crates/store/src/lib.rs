@@ -1,73 +1,78 @@
-//! Persistence of borderlens: one SQLite file (WAL mode, foreign keys on, busy timeout) holding
-//! the declaration items as declared, their control labels, import conflicts, the model registry,
-//! scores and the append-only audit log.
+//! Persistence of borderlens: declaration items as declared, their control labels, import
+//! conflicts, the model registry and scores, selection policies and decisions, control results,
+//! users and sessions, and the append-only audit log, in one SQLite file (WAL mode, the
+//! default) or a PostgreSQL database (`--database-url`).
 //!
-//! The same operations, with the same semantics, run on PostgreSQL too ([`pg::PgStore`]); the
-//! [`Backend`] trait is what both implement, and [`open_any`] opens either from a path or a
-//! `postgres://` URL.
+//! One [`Store`] type serves both databases, and every operation is written once: its SQL and
+//! its row mapping run over a small executor (`sql`: `$N` placeholders, values bound to the
+//! type each database expects, a few dialect hooks such as the current time). The operations
+//! are grouped by room, one trait each: [`Items`], [`Registry`], [`Decisions`], [`Controls`],
+//! [`Accounts`], [`Audit`]; [`Backend`] is all of them, what jobs, the server and the CLI hold.
+//! The schema is the one part written per database (`schema`): the same tables, the same rules
+//! as triggers, in each one's DDL.
 //!
-//! - [`Store::open`] creates or migrates the schema (version in `PRAGMA user_version`).
-//! - [`Store::import`] adds declaration items in one transaction: new keys are inserted,
+//! - [`Store::open`] (SQLite) and [`Store::connect`] (PostgreSQL) create or migrate the schema;
+//!   [`open_any`] takes either a path or a `postgres://` URL.
+//! - [`Items::import_stream`] adds declaration items in one transaction: new keys are inserted,
 //!   identical re-imports change nothing, a label may be added to an unlabelled item, and any
 //!   other difference is a conflict that keeps the original (what the trader declared is never
 //!   overwritten; triggers enforce it).
-//! - [`Store::save_model`] / [`Store::load_model`] keep numbered versions of each model.
-//! - [`Store::save_scores`] / [`Store::scores_for`] keep scores per item and model version.
-//! - [`Store::append_audit`] / [`Store::audit_entries`]: the audit log, which SQLite triggers
-//!   make append-only.
-//! - [`Store::save_policy`], [`Store::record_decisions`], [`Store::override_decision`]: versioned
-//!   selection policies and append-only decisions with their π; an override is a new entry.
-//! - [`Store::record_control_result`]: append-only control results, idempotent by submission
-//!   id, which raise the declaration's item labels (a label grows, never shrinks).
-//! - [`Store::add_user`], [`Store::add_api_token`], [`Store::create_session`]: users with a role
-//!   and an argon2id password hash, API tokens and login sessions kept as SHA-256 digests of the
-//!   secrets (the hashing is the caller's).
+//! - [`Registry`]: numbered versions of opaque model bytes, and scores per item and version.
+//! - [`Decisions`]: versioned selection policies and append-only decisions with their π; an
+//!   override is a new entry.
+//! - [`Controls`]: append-only control results, idempotent by submission id, which raise the
+//!   declaration's item labels (a label grows, never shrinks).
+//! - [`Accounts`]: users with a role and an argon2id password hash, API tokens and login
+//!   sessions kept as SHA-256 digests of the secrets (the hashing is the caller's), the login
+//!   rate limit's failures.
+//! - [`Audit`]: the audit log; every write above audits in its own transaction.
 //!
 //! Architecture invariant: this crate owns persistence (schema, migrations, transactions, the
 //! audit log) and knows nothing of models' internals: a model is opaque bytes plus JSON metadata.
 //! It does not parse files (that is `borderlens-ingest`) and does not score.
 #![deny(missing_docs)]
 
+mod accounts;
 mod api;
 mod audit;
 mod controls;
+mod decisions;
 mod error;
 mod items;
-mod models;
 pub mod pg;
+mod registry;
 mod schema;
-mod scores;
-mod selection;
-mod users;
+mod sql;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use borderlens_domain::ItemKey;
-use rusqlite::Connection;
+use rusqlite::TransactionBehavior;
 
-pub use api::Backend;
+pub use accounts::{LoginGate, StoredSession, StoredToken, StoredUser, ROLES};
+pub use api::{Accounts, Audit, Backend, Controls, Decisions, Items, Registry};
 pub use audit::AuditEntry;
 pub use controls::{NewControlResult, Recorded, StoredControlResult};
+pub use decisions::{NewDecision, StoredDecision};
 pub use error::StoreError;
 pub use items::{
     FieldDifference, ImportConflict, ImportOutcome, ItemFilter, LabelCounts, RecordedConflict,
     SharingFilter,
 };
-pub use models::{ModelInfo, StoredModel};
+pub use registry::{ModelInfo, StoredModel, StoredScore};
 pub use schema::SCHEMA_VERSION;
-pub use scores::StoredScore;
-pub use selection::{NewDecision, StoredDecision};
-pub use users::{LoginGate, StoredSession, StoredToken, StoredUser, ROLES};
+pub use sql::DbError;
 
 use error::Context;
+use sql::{Exec, PgExec, SqliteExec};
 
 /// Opens the store `target` names: a PostgreSQL URL (`postgres://` or `postgresql://`) connects
-/// to that database ([`pg::PgStore::connect`]); anything else is the path of an SQLite file
+/// to that database ([`Store::connect`]); anything else is the path of an SQLite file
 /// ([`Store::open`]). Either way the schema is created or migrated first.
 pub fn open_any(target: &str) -> Result<Box<dyn Backend>, StoreError> {
     if pg::is_postgres_url(target) {
-        Ok(Box::new(pg::PgStore::connect(target)?))
+        Ok(Box::new(Store::connect(target)?))
     } else {
         Ok(Box::new(Store::open(Path::new(target))?))
     }
@@ -76,11 +81,11 @@ pub fn open_any(target: &str) -> Result<Box<dyn Backend>, StoreError> {
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// SQLite statements kept prepared per connection (the store has about sixty).
+const STATEMENT_CACHE: usize = 128;
+
 /// The actor of audit entries the store writes itself, until [`Store::set_actor`] is called.
 pub const DEFAULT_ACTOR: &str = "system";
-
-/// SQL expression of the current UTC time, ISO 8601 with milliseconds.
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// Environment variable choosing SQLite's `synchronous` setting for every store a process
 /// opens: `normal` (the default: WAL commits survive a killed process, the last ones may be
@@ -103,24 +108,47 @@ fn synchronous_setting(value: Option<&str>) -> Result<&'static str, StoreError> 
     }
 }
 
-/// An open borderlens database. One per thread (it is `Send`, not `Sync`); several processes may
-/// open the same file (WAL mode lets readers work while one writer writes).
+/// An open borderlens store, on SQLite or PostgreSQL. One per thread (it is `Send`, not
+/// `Sync`); several processes may open the same file or database (SQLite's WAL mode lets
+/// readers work while one writer writes; PostgreSQL writers queue on an advisory lock).
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    conn: Conn,
     actor: String,
 }
 
+enum Conn {
+    Sqlite {
+        conn: rusqlite::Connection,
+        path: PathBuf,
+    },
+    Postgres(Box<pg::PgConn>),
+}
+
+/// What a write transaction locks before it starts (see [`Store::write`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Lock<'a> {
+    /// The store's writer lock: one writer at a time, as SQLite's `BEGIN IMMEDIATE` (every
+    /// read-check-write sequence behaves alike on both databases).
+    Writers,
+    /// Only these keys (PostgreSQL advisory locks, taken in order): writes that must not queue
+    /// behind imports, such as login attempts. On SQLite, the writer lock all the same.
+    Keys(&'a [String]),
+    /// No lock beyond the rows' own (on SQLite, the writer lock all the same).
+    Rows,
+}
+
 impl Store {
-    /// Opens (creating it if needed) the database at `path`, switches it to WAL mode, turns
-    /// foreign keys on, sets a busy timeout and migrates the schema to [`SCHEMA_VERSION`].
+    /// Opens (creating it if needed) the SQLite database at `path`, switches it to WAL mode,
+    /// turns foreign keys on, sets a busy timeout and migrates the schema to
+    /// [`SCHEMA_VERSION`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_error = |source| StoreError::Open {
+        let open_error = |source: rusqlite::Error| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         };
-        let mut conn = Connection::open(path).map_err(open_error)?;
+        let mut conn = rusqlite::Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(open_error)?;
@@ -140,15 +168,38 @@ impl Store {
             .map_err(open_error)?;
         schema::migrate(&mut conn, path)?;
         Ok(Store {
-            conn,
-            path: path.to_path_buf(),
+            conn: Conn::Sqlite {
+                conn,
+                path: path.to_path_buf(),
+            },
             actor: DEFAULT_ACTOR.to_string(),
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connects to the PostgreSQL database at `url`
+    /// (`postgres://user[:password]@host[:port]/database`, without TLS) and creates or
+    /// migrates the schema to [`SCHEMA_VERSION`]. See [`pg`].
+    pub fn connect(url: &str) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: Conn::Postgres(Box::new(pg::PgConn::connect(url)?)),
+            actor: DEFAULT_ACTOR.to_string(),
+        })
+    }
+
+    /// `sqlite` or `postgresql`.
+    pub fn kind(&self) -> &'static str {
+        match self.conn {
+            Conn::Sqlite { .. } => "sqlite",
+            Conn::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Where the data lives: the SQLite file, or the PostgreSQL URL without its password.
+    pub fn location(&self) -> String {
+        match &self.conn {
+            Conn::Sqlite { path, .. } => path.display().to_string(),
+            Conn::Postgres(pg) => pg.url().to_string(),
+        }
     }
 
     /// Sets who the audit entries written by the store itself (imports, saved models and scores)
@@ -162,44 +213,113 @@ impl Store {
         &self.actor
     }
 
-    /// The schema version of the open file (`PRAGMA user_version`).
+    /// The schema version (`PRAGMA user_version` on SQLite, the `schema_version` table on
+    /// PostgreSQL).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        self.conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
+        let sql = match self.conn {
+            Conn::Sqlite { .. } => "PRAGMA user_version",
+            Conn::Postgres(_) => "SELECT version FROM schema_version",
+        };
+        self.read(|exec| exec.value(sql, &[]))
             .ctx(|| "reading the schema version".to_string())
     }
 
     /// SQLite's `synchronous` setting of this connection: `normal` or `full` (see
-    /// [`SYNCHRONOUS_ENV`]).
-    pub fn synchronous(&self) -> Result<&'static str, StoreError> {
+    /// [`SYNCHRONOUS_ENV`]); `None` on PostgreSQL.
+    pub fn synchronous(&self) -> Result<Option<&'static str>, StoreError> {
+        if !matches!(self.conn, Conn::Sqlite { .. }) {
+            return Ok(None);
+        }
         let level: i64 = self
-            .conn
-            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .read(|exec| exec.value("PRAGMA synchronous", &[]))
             .ctx(|| "reading the synchronous setting".to_string())?;
-        Ok(match level {
+        Ok(Some(match level {
             0 => "off",
             1 => "normal",
             2 => "full",
             _ => "extra",
-        })
+        }))
     }
 
-    /// The journal mode SQLite reports (`wal` for every store opened by [`Store::open`]).
-    pub fn journal_mode(&self) -> Result<String, StoreError> {
-        self.conn
-            .pragma_query_value(None, "journal_mode", |row| row.get(0))
-            .ctx(|| "reading the journal mode".to_string())
+    /// Runs `f` on the connection, outside any transaction (reads).
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Exec) -> Result<T, sql::DbError>,
+    ) -> Result<T, sql::DbError> {
+        match &self.conn {
+            Conn::Sqlite { conn, .. } => f(&mut SqliteExec(conn)),
+            Conn::Postgres(pg) => {
+                let mut client = pg.client();
+                f(&mut PgExec {
+                    client: &mut *client,
+                    prepared: pg.prepared(),
+                })
+            }
+        }
     }
-}
 
-/// A count or line number as an SQLite integer (saturating; SQLite integers are signed).
-pub(crate) fn sql_int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
+    /// Runs `f` in one write transaction, after taking `lock`, and commits when it returns
+    /// `Ok` (anything it wrote is rolled back when it returns an error). `what` names the
+    /// operation in errors of the transaction itself.
+    pub(crate) fn write<T>(
+        &mut self,
+        lock: Lock<'_>,
+        what: impl Fn() -> String,
+        f: impl FnOnce(&mut dyn Exec, &str) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let actor = self.actor.as_str();
+        match &mut self.conn {
+            Conn::Sqlite { conn, .. } => {
+                // IMMEDIATE: the writer lock first, so that a read-check-write never has to
+                // upgrade (and fail) under a concurrent writer.
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .ctx(&what)?;
+                let out = f(&mut SqliteExec(&tx), actor)?;
+                tx.commit().ctx(&what)?;
+                Ok(out)
+            }
+            Conn::Postgres(pg) => {
+                let (client, prepared) = pg.parts();
+                let mut tx = client.transaction().ctx(&what)?;
+                match lock {
+                    Lock::Writers => tx.batch_execute(pg::WRITE_LOCK).ctx(&what)?,
+                    Lock::Keys(keys) => {
+                        let mut keys: Vec<&String> = keys.iter().collect();
+                        keys.sort();
+                        keys.dedup();
+                        for key in keys {
+                            tx.execute(pg::KEY_LOCK, &[key]).ctx(&what)?;
+                        }
+                    }
+                    Lock::Rows => {}
+                }
+                let out = f(
+                    &mut PgExec {
+                        client: &mut tx,
+                        prepared,
+                    },
+                    actor,
+                )?;
+                tx.commit().ctx(&what)?;
+                Ok(out)
+            }
+        }
+    }
 
-/// An SQLite integer that the schema keeps non-negative, as a count or line number.
-pub(crate) fn from_sql_int(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+    /// Runs `sql` (tests: what the triggers and constraints refuse past the store's checks).
+    #[cfg(test)]
+    pub(crate) fn execute_raw(&mut self, sql: &str) -> Result<u64, String> {
+        self.read(|exec| exec.execute(sql, &[]))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The first column of the first row of `sql`, as text (tests).
+    #[cfg(test)]
+    pub(crate) fn query_text_raw(&mut self, sql: &str) -> Result<Option<String>, String> {
+        self.read(|exec| exec.value(sql, &[]))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// `declaration_id/item_no`, as keys appear in messages.
@@ -207,20 +327,24 @@ pub(crate) fn key_text(key: &ItemKey) -> String {
     format!("{}/{}", key.declaration_id, key.item_no)
 }
 
-/// Fails with [`StoreError::Invalid`] unless `text` is valid JSON (SQLite's `json_valid`).
-pub(crate) fn check_json(conn: &Connection, what: &str, text: &str) -> Result<(), StoreError> {
-    let valid: bool = conn
-        .prepare_cached("SELECT json_valid(?1)")
-        .and_then(|mut statement| statement.query_row([text], |row| row.get(0)))
-        .ctx(|| format!("checking {what}"))?;
-    if valid {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid {
+/// Fails with [`StoreError::Invalid`] unless `text` is valid JSON.
+pub(crate) fn check_json(what: &str, text: &str) -> Result<(), StoreError> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(StoreError::Invalid {
             what: what.to_string(),
             reason: "not valid JSON".to_string(),
-        })
+        }),
     }
+}
+
+/// Lower-case hex of the SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

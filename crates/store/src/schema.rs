@@ -282,13 +282,13 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
-                source,
+                source: source.into(),
             })?;
         let found: u32 = tx
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
-                source,
+                source: source.into(),
             })?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
@@ -301,10 +301,10 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             return Ok(());
         }
         let version = found + 1;
-        let failed = |source| StoreError::Migration {
+        let failed = |source: rusqlite::Error| StoreError::Migration {
             path: path.to_path_buf(),
             version,
-            source,
+            source: source.into(),
         };
         tx.execute_batch(MIGRATIONS[found as usize])
             .map_err(failed)?;

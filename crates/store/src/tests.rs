@@ -9,58 +9,27 @@ use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
 use chrono::NaiveDate;
 use tempfile::TempDir;
 
-use crate::pg::PgStore;
 use crate::{
-    Backend, ImportOutcome, ItemFilter, LoginGate, NewControlResult, NewDecision, Recorded,
-    SharingFilter, Store, StoreError, SCHEMA_VERSION,
+    Accounts, Audit, Controls, Decisions, ImportOutcome, ItemFilter, Items, LoginGate,
+    NewControlResult, NewDecision, Recorded, Registry, SharingFilter, Store, StoreError,
+    SCHEMA_VERSION,
 };
 
-/// A backend under test, with raw SQL to check what triggers and constraints refuse past the
-/// store's own checks (errors as their messages).
-trait Subject: Backend {
-    /// Executes `sql`, returning the rows changed.
-    fn exec(&mut self, sql: &str) -> Result<u64, String>;
-    /// The first column of the one row `sql` returns.
-    fn text(&mut self, sql: &str) -> Result<Option<String>, String>;
-}
+/// The store under test (SQLite or PostgreSQL: the same type).
+type Subject = Store;
 
-impl Subject for Store {
-    fn exec(&mut self, sql: &str) -> Result<u64, String> {
-        self.conn
-            .execute(sql, [])
-            .map(|n| n as u64)
-            .map_err(|e| e.to_string())
-    }
-    fn text(&mut self, sql: &str) -> Result<Option<String>, String> {
-        self.conn
-            .query_row(sql, [], |row| row.get(0))
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl Subject for PgStore {
-    fn exec(&mut self, sql: &str) -> Result<u64, String> {
-        self.execute_raw(sql)
-            .map_err(|e| crate::error::pg_message(&e))
-    }
-    fn text(&mut self, sql: &str) -> Result<Option<String>, String> {
-        self.query_text_raw(sql)
-            .map_err(|e| crate::error::pg_message(&e))
-    }
-}
-
-/// [`Backend::import_stream`] as [`Store::import`].
+/// [`Items::import_stream`] of a plain iterator.
 fn import(
-    store: &mut dyn Subject,
+    store: &mut Subject,
     source: &str,
     items: impl IntoIterator<Item = (DeclarationItem, u64)>,
 ) -> Result<ImportOutcome, StoreError> {
     store.import_stream(source, &mut items.into_iter().map(Ok))
 }
 
-/// [`Backend::import_stream`] as [`Store::try_import`].
+/// [`Items::import_stream`] of an iterator of items or errors.
 fn try_import<E: Display>(
-    store: &mut dyn Subject,
+    store: &mut Subject,
     source: &str,
     items: impl IntoIterator<Item = Result<(DeclarationItem, u64), E>>,
 ) -> Result<ImportOutcome, StoreError> {
@@ -74,7 +43,7 @@ fn try_import<E: Display>(
 
 /// A PostgreSQL store in a fresh schema, dropped with it.
 struct PgSubject {
-    store: PgStore,
+    store: Store,
     schema: crate::pg::testing::TestSchema,
 }
 
@@ -82,7 +51,7 @@ struct PgSubject {
 /// skipped).
 fn pg_open() -> Option<PgSubject> {
     let schema = crate::pg::testing::TestSchema::create()?;
-    let store = PgStore::connect(schema.url()).unwrap();
+    let store = Store::connect(schema.url()).unwrap();
     Some(PgSubject { store, schema })
 }
 
@@ -135,7 +104,7 @@ on_both_backends!(
     items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date,
 );
 
-fn the_same_key_twice_in_one_import_meets_the_first(store: &mut dyn Subject) {
+fn the_same_key_twice_in_one_import_meets_the_first(store: &mut Subject) {
     let outcome = import(
         store,
         "a.csv",
@@ -205,10 +174,10 @@ mod postgres_only {
         )
         .unwrap();
         drop(subject.store);
-        let store = PgStore::connect(subject.schema.url()).unwrap();
+        let store = Store::connect(subject.schema.url()).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(store.count_items().unwrap(), 1);
-        assert!(store.url().contains("search_path"));
+        assert!(store.location().contains("search_path"));
     }
 
     #[test]
@@ -218,10 +187,10 @@ mod postgres_only {
         };
         subject
             .store
-            .exec("UPDATE schema_version SET version = 99")
+            .execute_raw("UPDATE schema_version SET version = 99")
             .unwrap();
         drop(subject.store);
-        let err = PgStore::connect(subject.schema.url()).err().unwrap();
+        let err = Store::connect(subject.schema.url()).err().unwrap();
         assert!(
             matches!(err, StoreError::NewerSchema { found: 99, .. }),
             "{err}"
@@ -234,7 +203,7 @@ mod postgres_only {
             return;
         };
         drop(url);
-        let err = PgStore::connect("postgres://ana:s3cret@127.0.0.1:1/nowhere")
+        let err = Store::connect("postgres://ana:s3cret@127.0.0.1:1/nowhere")
             .err()
             .unwrap();
         let message = err.to_string();
@@ -267,7 +236,7 @@ mod postgres_only {
         drop(subject.store);
 
         let copy = crate::pg::testing::TestSchema::copy_of(&subject.schema).unwrap();
-        let mut copied = PgStore::connect(copy.url()).unwrap();
+        let mut copied = Store::connect(copy.url()).unwrap();
         assert_eq!(copied.count_items().unwrap(), 2);
         assert_eq!(copied.item(&key("A", 1)).unwrap().unwrap().label, label(1));
         assert_eq!(copied.list_models().unwrap().len(), 1);
@@ -284,10 +253,12 @@ mod postgres_only {
         assert_eq!(results.len(), 2);
         assert!(second.id() > results[0].id, "{second:?} {results:?}");
         assert_eq!(copied.save_model("m", "{}", b"y").unwrap(), 2);
-        let err = copied.exec("DELETE FROM control_results").unwrap_err();
+        let err = copied
+            .execute_raw("DELETE FROM control_results")
+            .unwrap_err();
         assert!(err.contains("append-only"), "{err}");
         // The template is untouched.
-        let template = PgStore::connect(subject.schema.url()).unwrap();
+        let template = Store::connect(subject.schema.url()).unwrap();
         assert_eq!(template.control_results().unwrap().len(), 1);
         drop((copied, template));
         drop(copy);
@@ -299,9 +270,9 @@ mod postgres_only {
             return;
         };
         let url = subject.schema.url().to_string();
-        let mut login = PgStore::connect(&url).unwrap();
+        let mut login = Store::connect(&url).unwrap();
         // Another connection holds the write lock, as a long import does.
-        let holder = PgStore::connect(&url).unwrap();
+        let mut holder = Store::connect(&url).unwrap();
         holder.execute_raw("BEGIN").unwrap();
         holder
             .execute_raw("SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))")
@@ -332,7 +303,7 @@ mod postgres_only {
             .map(|_| {
                 let url = url.clone();
                 thread::spawn(move || {
-                    let mut store = PgStore::connect(&url).unwrap();
+                    let mut store = Store::connect(&url).unwrap();
                     let versions: Vec<u32> = (0..10)
                         .map(|_| store.save_model("m", "{}", b"x").unwrap())
                         .collect();
@@ -414,12 +385,16 @@ fn lines(items: Vec<DeclarationItem>) -> impl Iterator<Item = (DeclarationItem, 
 #[test]
 fn open_sets_wal_foreign_keys_and_schema_version() {
     let (dir, store) = open();
-    assert_eq!(store.journal_mode().unwrap(), "wal");
-    let foreign_keys: bool = store
-        .conn
-        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
-        .unwrap();
-    assert!(foreign_keys);
+    assert_eq!(store.kind(), "sqlite");
+    let mut store = store;
+    assert_eq!(
+        store.query_text_raw("PRAGMA journal_mode"),
+        Ok(Some("wal".to_string()))
+    );
+    assert_eq!(
+        store.query_text_raw("SELECT CAST(foreign_keys AS TEXT) FROM pragma_foreign_keys"),
+        Ok(Some("1".to_string()))
+    );
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     drop(store);
     // Reopening migrates nothing and keeps the data.
@@ -438,14 +413,14 @@ fn synchronous_is_normal_unless_full_is_asked_for() {
     assert!(error.contains("use normal or full"), "{error}");
     // The process environment is not set by the tests: the default.
     if std::env::var_os(crate::SYNCHRONOUS_ENV).is_none() {
-        assert_eq!(open().1.synchronous().unwrap(), "normal");
+        assert_eq!(open().1.synchronous().unwrap(), Some("normal"));
     }
 }
 
 #[test]
 fn newer_schema_is_refused() {
-    let (dir, store) = open();
-    store.conn.pragma_update(None, "user_version", 99).unwrap();
+    let (dir, mut store) = open();
+    store.execute_raw("PRAGMA user_version = 99").unwrap();
     drop(store);
     let err = Store::open(&dir.path().join("borderlens.db"))
         .err()
@@ -457,7 +432,7 @@ fn newer_schema_is_refused() {
     assert!(err.to_string().contains("borderlens.db"), "{err}");
 }
 
-fn import_twice_is_idempotent(store: &mut dyn Subject) {
+fn import_twice_is_idempotent(store: &mut Subject) {
     let items = vec![
         item("A", 1, 2, label(0)),
         item("A", 2, 2, label(2)),
@@ -496,7 +471,7 @@ fn import_twice_is_idempotent(store: &mut dyn Subject) {
     );
 }
 
-fn label_is_added_later_and_never_removed(store: &mut dyn Subject) {
+fn label_is_added_later_and_never_removed(store: &mut Subject) {
     import(store, "declared.csv", lines(vec![item("A", 1, 1, None)])).unwrap();
     let outcome = import(
         store,
@@ -510,7 +485,9 @@ fn label_is_added_later_and_never_removed(store: &mut dyn Subject) {
     );
     assert_eq!(store.item(&key("A", 1)).unwrap().unwrap().label, label(1));
     let labelled = store
-        .text("SELECT label_source || '|' || coalesce(labelled_at, '') FROM declaration_items")
+        .query_text_raw(
+            "SELECT label_source || '|' || coalesce(labelled_at, '') FROM declaration_items",
+        )
         .unwrap()
         .unwrap();
     let (source, labelled_at) = labelled.split_once('|').unwrap();
@@ -522,7 +499,7 @@ fn label_is_added_later_and_never_removed(store: &mut dyn Subject) {
     assert_eq!(store.item(&key("A", 1)).unwrap().unwrap().label, label(1));
 }
 
-fn conflict_keeps_the_original(store: &mut dyn Subject) {
+fn conflict_keeps_the_original(store: &mut Subject) {
     let original = item("A", 1, 1, label(0));
     import(store, "first.csv", lines(vec![original.clone()])).unwrap();
 
@@ -572,7 +549,7 @@ fn conflict_keeps_the_original(store: &mut dyn Subject) {
     );
 }
 
-fn failed_import_rolls_back_everything(store: &mut dyn Subject) {
+fn failed_import_rolls_back_everything(store: &mut Subject) {
     let mut bad = item("C", 1, 3, None);
     bad.net_mass = f64::NAN;
     let items = vec![item("A", 1, 1, None), item("B", 1, 2, label(0)), bad];
@@ -602,18 +579,18 @@ fn failed_import_rolls_back_everything(store: &mut dyn Subject) {
     assert!(store.audit_entries(10).unwrap().is_empty());
 }
 
-fn audit_log_is_append_only(store: &mut dyn Subject) {
+fn audit_log_is_append_only(store: &mut Subject) {
     store.set_actor("officer 17");
     let id = store
         .append_audit("officer 17", "override", "A/1", r#"{"reason":"tip-off"}"#)
         .unwrap();
     let err = store
-        .exec(&format!(
+        .execute_raw(&format!(
             "UPDATE audit_log SET actor = 'someone else' WHERE id = {id}"
         ))
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let err = store.exec("DELETE FROM audit_log").unwrap_err();
+    let err = store.execute_raw("DELETE FROM audit_log").unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     let entries = store.audit_entries(10).unwrap();
     assert_eq!(entries.len(), 1);
@@ -625,23 +602,23 @@ fn audit_log_is_append_only(store: &mut dyn Subject) {
     assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
 }
 
-fn declared_fields_cannot_be_updated(store: &mut dyn Subject) {
+fn declared_fields_cannot_be_updated(store: &mut Subject) {
     import(store, "a.csv", lines(vec![item("A", 1, 1, label(1))])).unwrap();
     let err = store
-        .exec("UPDATE declaration_items SET net_mass = 1")
+        .execute_raw("UPDATE declaration_items SET net_mass = 1")
         .unwrap_err();
     assert!(err.to_string().contains("never overwritten"), "{err}");
     // A label may grow (a later control finds critical fraud) but never shrink.
     let err = store
-        .exec("UPDATE declaration_items SET fraud = 0, critical_fraud = 0")
+        .execute_raw("UPDATE declaration_items SET fraud = 0, critical_fraud = 0")
         .unwrap_err();
     assert!(err.to_string().contains("never lowered"), "{err}");
     store
-        .exec("UPDATE declaration_items SET critical_fraud = 2")
+        .execute_raw("UPDATE declaration_items SET critical_fraud = 2")
         .unwrap();
 }
 
-fn model_versions_increment(store: &mut dyn Subject) {
+fn model_versions_increment(store: &mut Subject) {
     assert_eq!(store.load_model("fraud-gbdt", None).unwrap(), None);
     assert_eq!(
         store
@@ -705,7 +682,7 @@ fn model_versions_increment(store: &mut dyn Subject) {
     );
 }
 
-fn scores_are_replaced_per_model_version(store: &mut dyn Subject) {
+fn scores_are_replaced_per_model_version(store: &mut Subject) {
     import(
         store,
         "a.csv",
@@ -747,7 +724,7 @@ fn scores_are_replaced_per_model_version(store: &mut dyn Subject) {
     assert_eq!(err.to_string(), "no model 'm' version 9 in the store");
 }
 
-fn items_are_filtered_and_ordered(store: &mut dyn Subject) {
+fn items_are_filtered_and_ordered(store: &mut Subject) {
     let items = vec![
         item("B", 1, 3, label(0)),
         item("A", 2, 3, None),
@@ -788,7 +765,7 @@ fn items_are_filtered_and_ordered(store: &mut dyn Subject) {
     assert_eq!(store.count_items().unwrap(), 5);
 }
 
-fn large_import_streams_in_one_transaction(store: &mut dyn Subject) {
+fn large_import_streams_in_one_transaction(store: &mut Subject) {
     let n = 50_000u32;
     let stream = (1..=n).map(|i| {
         (
@@ -824,7 +801,7 @@ fn decision(id: &str, batch: &str, lane: &str, source: &str, pi: f64) -> NewDeci
     }
 }
 
-fn decisions_are_made_once_and_overridden_beside_the_original(store: &mut dyn Subject) {
+fn decisions_are_made_once_and_overridden_beside_the_original(store: &mut Subject) {
     import(
         store,
         "a.csv",
@@ -864,7 +841,7 @@ fn decisions_are_made_once_and_overridden_beside_the_original(store: &mut dyn Su
     assert_eq!(all[0].decision.lane, "red");
     assert_eq!(overridden.overrides, Some(all[0].id));
     let err = store
-        .exec("UPDATE decisions SET lane = 'green'")
+        .execute_raw("UPDATE decisions SET lane = 'green'")
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
 }
@@ -884,7 +861,7 @@ fn result(submission: &str, declaration: &str, fraud: bool, payload: &str) -> Ne
     }
 }
 
-fn control_results_are_idempotent_and_labels_only_grow(store: &mut dyn Subject) {
+fn control_results_are_idempotent_and_labels_only_grow(store: &mut Subject) {
     import(
         store,
         "a.csv",
@@ -935,7 +912,7 @@ fn digest(n: u8) -> String {
     format!("{n:02x}").repeat(32)
 }
 
-fn users_are_added_once_with_a_known_role_and_a_hash(store: &mut dyn Subject) {
+fn users_are_added_once_with_a_known_role_and_a_hash(store: &mut Subject) {
     store.set_actor("admin-cli");
     store.add_user("ana", "analyst", HASH).unwrap();
     let ana = store.user("ana").unwrap().unwrap();
@@ -963,7 +940,7 @@ fn users_are_added_once_with_a_known_role_and_a_hash(store: &mut dyn Subject) {
     assert!(store.add_user("", "officer", HASH).is_err());
     // The schema refuses a plain password even past the store's checks.
     let err = store
-        .exec("INSERT INTO users (name, role, password_hash, created_at) VALUES ('x', 'admin', 'pw', 'now')")
+        .execute_raw("INSERT INTO users (name, role, password_hash, created_at) VALUES ('x', 'admin', 'pw', 'now')")
         .unwrap_err();
     assert!(err.to_lowercase().contains("check constraint"), "{err}");
     assert_eq!(store.users().unwrap().len(), 1);
@@ -981,9 +958,7 @@ fn users_are_added_once_with_a_known_role_and_a_hash(store: &mut dyn Subject) {
     assert!(!audit[0].detail_json.contains("argon2"));
 }
 
-fn items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date(
-    store: &mut dyn Subject,
-) {
+fn items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date(store: &mut Subject) {
     let with = |id: &str, day: u32, label, change: fn(&mut DeclarationItem)| {
         let mut d = item(id, 1, day, label);
         d.importer_id = format!("IMP-{id}");
@@ -1042,7 +1017,7 @@ fn items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date(
     assert_eq!((counts.labelled, counts.frauds), (1, 1));
 }
 
-fn login_failures_are_counted_per_key_and_wait_until_the_window_passes(store: &mut dyn Subject) {
+fn login_failures_are_counted_per_key_and_wait_until_the_window_passes(store: &mut Subject) {
     let keys = |user: &str, ip: &str| vec![format!("user:{user}"), format!("ip:{ip}")];
     let (window, max) = (60_000, 3);
     let t0 = 1_700_000_000_000_i64;
@@ -1107,7 +1082,9 @@ fn login_failures_are_counted_per_key_and_wait_until_the_window_passes(store: &m
     ));
     assert_eq!(
         store
-            .text("SELECT CAST(count(*) AS TEXT) FROM login_failures WHERE key = 'user:olga'")
+            .query_text_raw(
+                "SELECT CAST(count(*) AS TEXT) FROM login_failures WHERE key = 'user:olga'"
+            )
             .unwrap(),
         Some("3".to_string()),
         "the failures at t0 swept, those at t0 + 1 s and + 2 s kept, the new one added"
@@ -1117,7 +1094,7 @@ fn login_failures_are_counted_per_key_and_wait_until_the_window_passes(store: &m
     assert!(store.begin_login(&keys("x", "y"), t0, 0, max).is_err());
 }
 
-fn api_tokens_find_their_user_until_revoked(store: &mut dyn Subject) {
+fn api_tokens_find_their_user_until_revoked(store: &mut Subject) {
     store.add_user("ops", "officer", HASH).unwrap();
     let token = digest(0xab);
     store.add_api_token("ops", &token).unwrap();
@@ -1156,11 +1133,13 @@ fn api_tokens_find_their_user_until_revoked(store: &mut dyn Subject) {
     assert_eq!(store.user_for_token(&token).unwrap(), None);
     assert!(store.api_tokens(Some("ops")).unwrap()[0].revoked);
     // A revoked token stays revoked.
-    let err = store.exec("UPDATE api_tokens SET revoked = 0").unwrap_err();
+    let err = store
+        .execute_raw("UPDATE api_tokens SET revoked = 0")
+        .unwrap_err();
     assert!(err.to_string().contains("only be revoked"), "{err}");
 }
 
-fn sessions_carry_user_role_and_csrf_token_until_they_expire_or_end(store: &mut dyn Subject) {
+fn sessions_carry_user_role_and_csrf_token_until_they_expire_or_end(store: &mut Subject) {
     store.add_user("mia", "manager", HASH).unwrap();
     let csrf = "c".repeat(64);
     let expires = store
@@ -1188,7 +1167,7 @@ fn sessions_carry_user_role_and_csrf_token_until_they_expire_or_end(store: &mut 
     assert_eq!(store.session(&digest(3)).unwrap(), None);
     store.create_session(&digest(4), "mia", &csrf, 60).unwrap();
     let left = store
-        .text("SELECT CAST(count(*) AS TEXT) FROM sessions")
+        .query_text_raw("SELECT CAST(count(*) AS TEXT) FROM sessions")
         .unwrap();
     assert_eq!(left.as_deref(), Some("2"));
 

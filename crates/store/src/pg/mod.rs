@@ -1,14 +1,16 @@
-//! The PostgreSQL backend: [`PgStore`], the same operations as the SQLite [`Store`](crate::Store)
-//! with the same semantics, on a PostgreSQL database (`--database-url postgres://…`).
+//! PostgreSQL specifics: the connection behind a PostgreSQL [`Store`](crate::Store)
+//! (`--database-url postgres://…`), its schema, URL helpers and the tests' schemas. The
+//! operations themselves are the same code as on SQLite (`crate::sql`).
 //!
-//! - [`PgStore::connect`] connects (no TLS: loopback or a trusted network) and creates or
-//!   migrates the schema, versions 1 to [`SCHEMA_VERSION`](crate::SCHEMA_VERSION), tracked in a
-//!   `schema_version` table, each step in one transaction.
+//! - [`Store::connect`](crate::Store::connect) connects (no TLS: loopback or a trusted network)
+//!   and creates or migrates the schema, versions 1 to [`SCHEMA_VERSION`](crate::SCHEMA_VERSION),
+//!   tracked in a `schema_version` table, each step in one transaction.
 //! - Every write runs in one transaction that first takes a transaction-scoped advisory lock
 //!   (one per schema): writers queue one after the other as they do on SQLite (`BEGIN
 //!   IMMEDIATE`), so the read-check-write sequences (a model's next version, a submission id
 //!   seen before, a batch already decided) behave as on SQLite, with no serialization failures
 //!   to retry. Readers are never blocked. The audit entry is written in the same transaction.
+//!   Login attempts lock their own keys instead ([`KEY_LOCK`]).
 //! - The append-only and never-overwrite rules are triggers, as on SQLite: a PL/pgSQL function
 //!   raises the same messages.
 //! - Times are the same text as on SQLite (UTC, `2026-11-24T23:33:00.123Z`), dates ISO text;
@@ -18,33 +20,26 @@
 //! A URL may choose a schema with the `options` parameter, e.g.
 //! `postgres://user@127.0.0.1:5432/db?options=-c%20search_path%3Dborderlens`.
 
-mod audit;
-mod controls;
-mod items;
-mod models;
 mod schema;
-mod scores;
-mod selection;
 pub mod testing;
-mod users;
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 
-use std::collections::HashMap;
-
-use postgres::{Client, GenericClient, NoTls, Statement, Transaction};
+use postgres::{Client, NoTls, Transaction};
 
 use crate::error::Context;
-use crate::{StoreError, DEFAULT_ACTOR};
-
-/// SQL expression of the current UTC time, ISO 8601 with milliseconds: the text SQLite's
-/// `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` gives (the statement's start, as there).
-pub(crate) const NOW: &str =
-    r#"to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
+use crate::sql::Prepared;
+use crate::StoreError;
 
 /// Taken first by every write transaction: one writer at a time per schema (see the module
 /// documentation). Released at commit or rollback.
-const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))";
+pub(crate) const WRITE_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))";
+
+/// Locks one key (`$1`) of this schema until the transaction ends (login attempts lock theirs
+/// instead of [`WRITE_LOCK`]).
+pub(crate) const KEY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('borderlens-login:'
+    || coalesce(current_schema(), '') || ':' || $1))";
 
 /// Whether `target` is a PostgreSQL URL (`postgres://` or `postgresql://`) rather than the path
 /// of an SQLite file.
@@ -120,53 +115,21 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// A borderlens store in a PostgreSQL database. One per thread (it is `Send`, not `Sync`), like
-/// [`Store`](crate::Store); any number of processes may connect to the same database.
-pub struct PgStore {
-    client: Conn,
-    /// Statements of the hot paths, prepared once on this connection (see [`prepared`]).
-    statements: RefCell<HashMap<String, Statement>>,
+/// The connection of a PostgreSQL [`Store`](crate::Store), with its prepared statements.
+pub(crate) struct PgConn {
+    client: ClientCell,
+    prepared: Prepared,
     url: String,
-    actor: String,
 }
 
-/// `sql` prepared once on this connection and kept: a query sent as text is prepared again
-/// each time, one more round trip. The submission path runs under the store's write lock, so
-/// each round trip saved there is time other writers do not wait.
-pub(crate) fn prepared(
-    statements: &RefCell<HashMap<String, Statement>>,
-    client: &mut impl GenericClient,
-    sql: &str,
-) -> Result<Statement, postgres::Error> {
-    if let Some(statement) = statements.borrow().get(sql) {
-        return Ok(statement.clone());
-    }
-    let statement = client.prepare(sql)?;
-    statements
-        .borrow_mut()
-        .insert(sql.to_string(), statement.clone());
-    Ok(statement)
-}
+/// The `postgres` client drives its I/O on a runtime of its own, which cannot start inside
+/// another asynchronous runtime's thread (tokio panics): it is therefore opened and closed on a
+/// short-lived thread of its own, so that a store can be created and dropped anywhere (e.g. by
+/// the server's pool, on its async threads). Every other use must happen on a thread that is
+/// not driving async tasks (the server runs jobs on blocking threads).
+struct ClientCell(Option<RefCell<Client>>);
 
-/// The connection of a [`PgStore`]. The `postgres` client drives its I/O on a runtime of its
-/// own, which cannot start inside another asynchronous runtime's thread (tokio panics): it is
-/// therefore opened and closed on a short-lived thread of its own, so that a store can be
-/// created and dropped anywhere (e.g. by the server's pool, on its async threads). Every other
-/// use must happen on a thread that is not driving async tasks (the server runs jobs on
-/// blocking threads).
-struct Conn(Option<RefCell<Client>>);
-
-impl Conn {
-    fn borrow_mut(&self) -> std::cell::RefMut<'_, Client> {
-        self.0.as_ref().expect("open until dropped").borrow_mut()
-    }
-
-    fn get_mut(&mut self) -> &mut Client {
-        self.0.as_mut().expect("open until dropped").get_mut()
-    }
-}
-
-impl Drop for Conn {
+impl Drop for ClientCell {
     fn drop(&mut self) {
         if let Some(client) = self.0.take() {
             // Closing blocks on the client's runtime: off this thread (see above).
@@ -177,11 +140,9 @@ impl Drop for Conn {
     }
 }
 
-impl PgStore {
-    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`,
-    /// without TLS) and creates or migrates the schema to
-    /// [`SCHEMA_VERSION`](crate::SCHEMA_VERSION).
-    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+impl PgConn {
+    /// Connects to the database at `url` and creates or migrates the schema.
+    pub(crate) fn connect(url: &str) -> Result<PgConn, StoreError> {
         let shown = redact_url(url);
         let connect = || -> Result<Client, StoreError> {
             let mut client = Client::connect(url, NoTls)
@@ -189,7 +150,7 @@ impl PgStore {
             schema::migrate(&mut client, &shown)?;
             Ok(client)
         };
-        // On a thread of its own (see `Conn`).
+        // On a thread of its own (see `ClientCell`).
         let client = std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .spawn_scoped(scope, connect)
@@ -205,50 +166,40 @@ impl PgStore {
                 })
             }
         };
-        Ok(PgStore {
-            client: Conn(Some(RefCell::new(client))),
-            statements: RefCell::new(HashMap::new()),
+        Ok(PgConn {
+            client: ClientCell(Some(RefCell::new(client))),
+            prepared: Prepared::default(),
             url: shown,
-            actor: DEFAULT_ACTOR.to_string(),
         })
     }
 
     /// The URL connected to, its password replaced by `***`.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
-    /// See [`Store::set_actor`](crate::Store::set_actor).
-    pub fn set_actor(&mut self, actor: &str) {
-        self.actor = actor.to_string();
-    }
-
-    /// See [`Store::actor`](crate::Store::actor).
-    pub fn actor(&self) -> &str {
-        &self.actor
-    }
-
-    /// The schema version of the database (the `schema_version` table).
-    pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let version: i64 = self
-            .client
+    pub(crate) fn client(&self) -> RefMut<'_, Client> {
+        self.client
+            .0
+            .as_ref()
+            .expect("open until dropped")
             .borrow_mut()
-            .query_one("SELECT version FROM schema_version", &[])
-            .and_then(|row| row.try_get(0))
-            .ctx(|| "reading the schema version".to_string())?;
-        Ok(u32::try_from(version).unwrap_or(0))
     }
 
-    /// Runs `sql` (tests: what the triggers and constraints refuse past the store's checks).
-    #[cfg(test)]
-    pub(crate) fn execute_raw(&self, sql: &str) -> Result<u64, postgres::Error> {
-        self.client.borrow_mut().execute(sql, &[])
+    pub(crate) fn prepared(&self) -> &Prepared {
+        &self.prepared
     }
 
-    /// The first column of the first row of `sql`, as text (tests).
-    #[cfg(test)]
-    pub(crate) fn query_text_raw(&self, sql: &str) -> Result<Option<String>, postgres::Error> {
-        self.client.borrow_mut().query_one(sql, &[])?.try_get(0)
+    /// The client and the prepared statements, borrowed together (a transaction borrows the
+    /// client mutably).
+    pub(crate) fn parts(&mut self) -> (&mut Client, &Prepared) {
+        let client = self
+            .client
+            .0
+            .as_mut()
+            .expect("open until dropped")
+            .get_mut();
+        (client, &self.prepared)
     }
 }
 
@@ -257,27 +208,6 @@ pub(crate) fn write_tx(client: &mut Client) -> Result<Transaction<'_>, postgres:
     let mut tx = client.transaction()?;
     tx.batch_execute(WRITE_LOCK)?;
     Ok(tx)
-}
-
-/// Fails with [`StoreError::Invalid`] unless `text` is valid JSON (as SQLite's `json_valid`).
-pub(crate) fn check_json(what: &str, text: &str) -> Result<(), StoreError> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(StoreError::Invalid {
-            what: what.to_string(),
-            reason: "not valid JSON".to_string(),
-        }),
-    }
-}
-
-/// A `u32` as a PostgreSQL `BIGINT`.
-pub(crate) fn big(n: u32) -> i64 {
-    i64::from(n)
-}
-
-/// A `BIGINT` the schema keeps in `u32` range (versions, item numbers).
-pub(crate) fn small(n: i64) -> u32 {
-    u32::try_from(n).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ impl TestSchema {
     /// A fresh schema holding a copy of every row of `template` (a store's schema): the tests'
     /// way to start each test from one store built once, as the SQLite tests copy a file.
     ///
-    /// The new schema is migrated by [`PgStore::connect`](super::PgStore::connect) (tables,
+    /// The new schema is migrated by [`Store::connect`](crate::Store::connect) (tables,
     /// triggers, version), then each table's rows are copied in the order the tables were
     /// created (a table only references older ones), identities included, and each identity
     /// continues after the copied values.
@@ -133,7 +133,7 @@ impl TestSchema {
     pub fn copy_of(template: &TestSchema) -> Option<TestSchema> {
         let schema = TestSchema::create()?;
         drop(
-            super::PgStore::connect(schema.url())
+            crate::Store::connect(schema.url())
                 .unwrap_or_else(|e| panic!("cannot migrate schema {}: {e}", schema.name)),
         );
         let (url, from, to) = (
@@ -156,7 +156,7 @@ impl TestSchema {
 }
 
 fn copy_rows(url: &str, from: &str, to: &str) -> Result<(), String> {
-    let message = |e: postgres::Error| crate::error::pg_message(&e);
+    let message = |e: postgres::Error| crate::DbError::Postgres(e).to_string();
     let mut client = Client::connect(url, NoTls).map_err(message)?;
     let mut tx = client.transaction().map_err(message)?;
     let tables: Vec<String> = tx
@@ -200,13 +200,14 @@ fn copy_rows(url: &str, from: &str, to: &str) -> Result<(), String> {
 fn schema_names(url: &str, prefix: &str) -> Result<Vec<String>, String> {
     let (url, prefix) = (url.to_string(), prefix.to_string());
     std::thread::spawn(move || -> Result<Vec<String>, String> {
-        let mut client = Client::connect(&url, NoTls).map_err(|e| crate::error::pg_message(&e))?;
+        let mut client =
+            Client::connect(&url, NoTls).map_err(|e| crate::DbError::Postgres(e).to_string())?;
         let rows = client
             .query(
                 "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)",
                 &[&prefix],
             )
-            .map_err(|e| crate::error::pg_message(&e))?;
+            .map_err(|e| crate::DbError::Postgres(e).to_string())?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     })
     .join()
