@@ -1,7 +1,6 @@
 //! Declaration items: import (insert, idempotent re-import, late labels, conflicts) and queries.
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::fmt::Display;
 
 use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
@@ -126,24 +125,21 @@ const CHUNK: usize = 500;
 const INSERT_COLUMNS: usize = 29;
 
 impl Store {
-    /// [`Items::import_stream`] of any iterator of items.
+    /// [`Items::import_stream`] of any iterator of items (as on `dyn Backend`).
     pub fn import<I>(&mut self, source: &str, items: I) -> Result<ImportOutcome, StoreError>
     where
         I: IntoIterator<Item = (DeclarationItem, u64)>,
     {
-        self.try_import(source, items.into_iter().map(Ok::<_, Infallible>))
+        (self as &mut dyn crate::Backend).import(source, items)
     }
 
-    /// [`Items::import_stream`] of any iterator of items or errors.
+    /// [`Items::import_stream`] of any iterator of items or errors (as on `dyn Backend`).
     pub fn try_import<I, E>(&mut self, source: &str, items: I) -> Result<ImportOutcome, StoreError>
     where
         I: IntoIterator<Item = Result<(DeclarationItem, u64), E>>,
         E: Display,
     {
-        let mut stream = items
-            .into_iter()
-            .map(|entry| entry.map_err(|e| e.to_string()));
-        self.import_stream(source, &mut stream)
+        (self as &mut dyn crate::Backend).try_import(source, items)
     }
 
     /// Items of one query (`sql` selects [`ITEM_COLUMNS`]).

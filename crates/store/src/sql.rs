@@ -100,57 +100,31 @@ pub(crate) trait ToParam {
     fn param(&self) -> Param<'_>;
 }
 
-impl ToParam for str {
-    fn param(&self) -> Param<'_> {
-        Param::Text(self)
-    }
+/// `ToParam` for types that are one kind of parameter.
+macro_rules! to_param {
+    ($($ty:ty => |$v:ident| $param:expr;)*) => {
+        $(impl ToParam for $ty {
+            fn param(&self) -> Param<'_> {
+                let $v = self;
+                $param
+            }
+        })*
+    };
 }
-impl ToParam for String {
-    fn param(&self) -> Param<'_> {
-        Param::Text(self)
-    }
+
+to_param! {
+    str => |v| Param::Text(v);
+    String => |v| Param::Text(v);
+    [u8] => |v| Param::Blob(v);
+    i64 => |v| Param::Int(*v);
+    u32 => |v| Param::Int(i64::from(*v));
+    u8 => |v| Param::Int(i64::from(*v));
+    u64 => |v| Param::Int(saturating(*v));
+    usize => |v| Param::Int(i64::try_from(*v).unwrap_or(i64::MAX));
+    f64 => |v| Param::Real(*v);
+    bool => |v| Param::Bool(*v);
 }
-impl ToParam for [u8] {
-    fn param(&self) -> Param<'_> {
-        Param::Blob(self)
-    }
-}
-impl ToParam for i64 {
-    fn param(&self) -> Param<'_> {
-        Param::Int(*self)
-    }
-}
-impl ToParam for u32 {
-    fn param(&self) -> Param<'_> {
-        Param::Int(i64::from(*self))
-    }
-}
-impl ToParam for u8 {
-    fn param(&self) -> Param<'_> {
-        Param::Int(i64::from(*self))
-    }
-}
-impl ToParam for u64 {
-    /// Saturating: SQL integers are signed.
-    fn param(&self) -> Param<'_> {
-        Param::Int(i64::try_from(*self).unwrap_or(i64::MAX))
-    }
-}
-impl ToParam for usize {
-    fn param(&self) -> Param<'_> {
-        Param::Int(i64::try_from(*self).unwrap_or(i64::MAX))
-    }
-}
-impl ToParam for f64 {
-    fn param(&self) -> Param<'_> {
-        Param::Real(*self)
-    }
-}
-impl ToParam for bool {
-    fn param(&self) -> Param<'_> {
-        Param::Bool(*self)
-    }
-}
+
 impl<T: ToParam + ?Sized> ToParam for &T {
     fn param(&self) -> Param<'_> {
         (**self).param()
@@ -257,63 +231,29 @@ pub(crate) trait FromValue: Sized {
     fn from_value(value: &Value) -> Result<Self, &'static str>;
 }
 
-impl FromValue for i64 {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        match value {
-            Value::Int(v) => Ok(*v),
-            _ => Err("an integer"),
-        }
-    }
+/// `FromValue` for types read from one kind of value (`$expected` names it in errors).
+macro_rules! from_value {
+    ($($ty:ty: $expected:literal, |$v:ident| $read:expr;)*) => {
+        $(impl FromValue for $ty {
+            fn from_value(value: &Value) -> Result<Self, &'static str> {
+                let read = |$v: &Value| -> Option<$ty> { $read };
+                read(value).ok_or($expected)
+            }
+        })*
+    };
 }
-impl FromValue for u32 {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        i64::from_value(value).and_then(|v| u32::try_from(v).map_err(|_| "a 32-bit count"))
-    }
+
+from_value! {
+    i64: "an integer", |v| match v { Value::Int(v) => Some(*v), _ => None };
+    u32: "a 32-bit count", |v| match v { Value::Int(v) => u32::try_from(*v).ok(), _ => None };
+    u64: "a count", |v| match v { Value::Int(v) => u64::try_from(*v).ok(), _ => None };
+    u8: "a small count", |v| match v { Value::Int(v) => u8::try_from(*v).ok(), _ => None };
+    bool: "a boolean", |v| match v { Value::Int(0) => Some(false), Value::Int(1) => Some(true), _ => None };
+    f64: "a number", |v| match v { Value::Real(v) => Some(*v), Value::Int(v) => Some(*v as f64), _ => None };
+    String: "text", |v| match v { Value::Text(v) => Some(v.clone()), _ => None };
+    Vec<u8>: "bytes", |v| match v { Value::Blob(v) => Some(v.clone()), _ => None };
 }
-impl FromValue for u64 {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        i64::from_value(value).and_then(|v| u64::try_from(v).map_err(|_| "a count"))
-    }
-}
-impl FromValue for u8 {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        i64::from_value(value).and_then(|v| u8::try_from(v).map_err(|_| "a small count"))
-    }
-}
-impl FromValue for bool {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        match value {
-            Value::Int(0) => Ok(false),
-            Value::Int(1) => Ok(true),
-            _ => Err("a boolean"),
-        }
-    }
-}
-impl FromValue for f64 {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        match value {
-            Value::Real(v) => Ok(*v),
-            Value::Int(v) => Ok(*v as f64),
-            _ => Err("a number"),
-        }
-    }
-}
-impl FromValue for String {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        match value {
-            Value::Text(v) => Ok(v.clone()),
-            _ => Err("text"),
-        }
-    }
-}
-impl FromValue for Vec<u8> {
-    fn from_value(value: &Value) -> Result<Self, &'static str> {
-        match value {
-            Value::Blob(v) => Ok(v.clone()),
-            _ => Err("bytes"),
-        }
-    }
-}
+
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(value: &Value) -> Result<Self, &'static str> {
         match value {

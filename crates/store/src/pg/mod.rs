@@ -20,7 +20,6 @@
 //! A URL may choose a schema with the `options` parameter, e.g.
 //! `postgres://user@127.0.0.1:5432/db?options=-c%20search_path%3Dborderlens`.
 
-mod schema;
 pub mod testing;
 
 use std::cell::{RefCell, RefMut};
@@ -147,7 +146,7 @@ impl PgConn {
         let connect = || -> Result<Client, StoreError> {
             let mut client = Client::connect(url, NoTls)
                 .ctx(|| format!("cannot connect to the PostgreSQL store '{shown}'"))?;
-            schema::migrate(&mut client, &shown)?;
+            crate::schema::migrate_postgres(&mut client, &shown)?;
             Ok(client)
         };
         // On a thread of its own (see `ClientCell`).
