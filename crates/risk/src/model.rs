@@ -115,6 +115,40 @@ pub enum RiskError {
     /// Model bytes that do not decode.
     #[error("model bytes do not decode: {0}")]
     Format(String),
+    /// Model bytes of a format version newer than this build reads (written by a later release).
+    #[error(
+        "model bytes are in format version {0}, newer than this build reads \
+         (up to version {MODEL_FORMAT}): load the model with a later release of borderlens"
+    )]
+    NewerFormat(u64),
+}
+
+/// Version of the registry bytes that [`RiskModel::to_bytes`] writes.
+///
+/// The bytes are JSON. Version 1 is `{"format":1,"model":{..}}`, the model being the serde JSON
+/// of [`RiskModel`]; bytes without a `format` field are the unversioned format written before
+/// versions existed (the same model JSON at the top level), which still loads. A change to what
+/// the model JSON holds that an older build would misread needs a new version, and
+/// [`RiskModel::from_bytes`] must keep reading every earlier one (`tests/model_format.rs`).
+pub const MODEL_FORMAT: u32 = 1;
+
+/// Version 1 of the registry bytes, as written.
+#[derive(Serialize)]
+struct VersionedRef<'a> {
+    format: u32,
+    model: &'a RiskModel,
+}
+
+/// Version 1 of the registry bytes, as read.
+#[derive(Deserialize)]
+struct Versioned {
+    model: RiskModel,
+}
+
+/// The format version of registry bytes, read before the model: `None` for unversioned bytes.
+#[derive(Deserialize)]
+struct FormatProbe {
+    format: Option<u64>,
 }
 
 /// Platt scaling: `p = σ(a·raw + b)`, fitted on held-out rows.
@@ -755,15 +789,34 @@ impl RiskModel {
         best
     }
 
-    /// Canonical bytes for the registry (JSON; deterministic).
+    /// Canonical bytes for the registry: JSON in format version [`MODEL_FORMAT`]; deterministic.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let versioned = VersionedRef {
+            format: MODEL_FORMAT,
+            model: self,
+        };
         // Serialising plain structs, vectors and BTreeMaps cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_vec(&versioned).unwrap_or_default()
     }
 
-    /// Decodes registry bytes.
+    /// Decodes registry bytes of any format version up to [`MODEL_FORMAT`], unversioned bytes
+    /// (written before versions existed) included; bytes of a later version are
+    /// [`RiskError::NewerFormat`].
     pub fn from_bytes(bytes: &[u8]) -> Result<RiskModel, RiskError> {
-        serde_json::from_slice(bytes).map_err(|e| RiskError::Format(e.to_string()))
+        let decode_error = |e: serde_json::Error| RiskError::Format(e.to_string());
+        let probe: FormatProbe = serde_json::from_slice(bytes).map_err(decode_error)?;
+        match probe.format {
+            None => serde_json::from_slice(bytes).map_err(decode_error),
+            Some(1) => serde_json::from_slice::<Versioned>(bytes)
+                .map(|versioned| versioned.model)
+                .map_err(decode_error),
+            Some(version) if version > u64::from(MODEL_FORMAT) => {
+                Err(RiskError::NewerFormat(version))
+            }
+            Some(version) => Err(RiskError::Format(format!(
+                "format version {version} was never written"
+            ))),
+        }
     }
 
     /// SHA-256 of [`RiskModel::to_bytes`], hex.
@@ -880,5 +933,33 @@ mod tests {
         let c = train(&items, &options, &mut |_, _| true).unwrap();
         assert_ne!(a.digest(), c.digest());
         assert_eq!(RiskModel::from_bytes(&a.to_bytes()).unwrap(), a);
+    }
+
+    #[test]
+    fn bytes_carry_the_format_version_and_unversioned_bytes_still_load() {
+        let items = items();
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 5;
+        let model = train(&items, &options, &mut |_, _| true).unwrap();
+        let bytes = model.to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["format"], MODEL_FORMAT);
+        assert_eq!(RiskModel::from_bytes(&bytes).unwrap(), model);
+        // Written before versions existed: the model's JSON alone.
+        let unversioned = serde_json::to_vec(&model).unwrap();
+        assert_eq!(RiskModel::from_bytes(&unversioned).unwrap(), model);
+        for (bad, kind) in [
+            (br#"{"format":"1","model":{}}"#.as_slice(), "not a number"),
+            (br#"{"format":0,"model":{}}"#.as_slice(), "never written"),
+            (br#"{"format":1}"#.as_slice(), "no model"),
+            (b"[1, 2]".as_slice(), "not an object"),
+        ] {
+            let error = RiskModel::from_bytes(bad).unwrap_err();
+            assert!(matches!(error, RiskError::Format(_)), "{kind}: {error:?}");
+        }
+        assert!(matches!(
+            RiskModel::from_bytes(br#"{"format":2,"model":{}}"#),
+            Err(RiskError::NewerFormat(2))
+        ));
     }
 }

@@ -5,7 +5,7 @@
 //! by an earlier commit, and the items, model rows, scores and contributions it gave then.
 
 use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
-use borderlens_risk::model::RiskModel;
+use borderlens_risk::model::{RiskError, RiskModel, MODEL_FORMAT};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
@@ -160,4 +160,41 @@ fn assert_scores_as_saved(model: &RiskModel, expected: &Expected) {
 fn unversioned_model_bytes_still_load_and_score_identically() {
     let model = RiskModel::from_bytes(&fixture("model-unversioned.json")).unwrap();
     assert_scores_as_saved(&model, &expected());
+}
+
+/// A model saved in format version 1 (`{"format":1,"model":{..}}`, `model-v1.json`, the same
+/// model as `model-unversioned.json`, saved by the commit that introduced versions) loads and
+/// scores exactly as it did.
+///
+/// A model saved today must still load and score identically in every later commit: never
+/// regenerate the fixture to make this test pass; fix the code (or add a decoder for the old
+/// format) instead.
+#[test]
+fn format_1_model_bytes_still_load_and_score_identically() {
+    let bytes = fixture("model-v1.json");
+    assert!(bytes.starts_with(br#"{"format":1,"model":{"#));
+    let model = RiskModel::from_bytes(&bytes).unwrap();
+    assert_scores_as_saved(&model, &expected());
+    let unversioned = RiskModel::from_bytes(&fixture("model-unversioned.json")).unwrap();
+    assert_eq!(model, unversioned);
+}
+
+/// Bytes of a later format version are refused with an error that names the version, rather
+/// than read as if they were a format this build knows.
+#[test]
+fn a_newer_format_version_is_refused_naming_it() {
+    let bytes = fixture("model-v1.json");
+    let newer = [
+        br#"{"format":7,"#.as_slice(),
+        &bytes[br#"{"format":1,"#.len()..],
+    ]
+    .concat();
+    let error = RiskModel::from_bytes(&newer).unwrap_err();
+    assert!(matches!(error, RiskError::NewerFormat(7)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("format version 7"), "{message}");
+    assert!(
+        message.contains(&format!("up to version {MODEL_FORMAT}")),
+        "{message}"
+    );
 }
