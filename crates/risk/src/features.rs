@@ -170,11 +170,6 @@ impl FeaturePipeline {
         }
     }
 
-    /// Number of declared-code (categorical) columns; they come first.
-    pub fn n_categorical(&self) -> usize {
-        CATEGORICALS.len()
-    }
-
     /// Category code of `text` in column `column` (the "unseen" code if it was never trained on).
     fn code(&self, column: usize, text: Option<&str>) -> f64 {
         match text {

@@ -171,12 +171,6 @@ impl Booster {
         out
     }
 
-    /// Exact contributions of every row of `data` (see [`Booster::contributions`]), in parallel.
-    pub fn contributions_all(&self, data: &Dataset) -> Vec<Vec<f64>> {
-        let rows: Vec<Vec<f64>> = (0..data.n_rows()).map(|i| data.row(i)).collect();
-        self.contributions_rows(&rows)
-    }
-
     /// Exact contributions of `rows`, explained [`compiled::BATCH`] at a time, in parallel.
     pub fn contributions_rows(&self, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
         use rayon::prelude::*;
@@ -225,18 +219,5 @@ impl Booster {
             crate::shap::tree_shap(tree, row, &mut phi, &mut scratch);
         }
         phi
-    }
-
-    /// Total split gain per feature (global importance), in feature order.
-    pub fn gain_importance(&self) -> Vec<f64> {
-        let mut importance = vec![0.0; self.features.len()];
-        for tree in &self.trees {
-            for node in &tree.nodes {
-                if let Some(split) = &node.split {
-                    importance[split.feature()] += node.gain;
-                }
-            }
-        }
-        importance
     }
 }

@@ -127,11 +127,6 @@ impl Tree {
         }
     }
 
-    /// Number of leaves.
-    pub fn n_leaves(&self) -> usize {
-        self.nodes.iter().filter(|n| n.split.is_none()).count()
-    }
-
     /// Fills `value` of internal nodes with the cover-weighted mean of their children.
     pub(crate) fn fill_internal_values(&mut self) {
         fn fill(tree: &mut Tree, index: usize) -> f64 {
