@@ -7,7 +7,7 @@ use borderlens_app::{
     AnomalyReport, EvaluationReport, ExplainReport, FileReport, ScoreReport, TargetingMetrics,
     TrainReport,
 };
-use borderlens_risk::charts;
+use borderlens_charts as charts;
 use borderlens_selection::simulate::SimulationReport;
 use borderlens_store::ModelInfo;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};

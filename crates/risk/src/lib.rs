@@ -15,7 +15,6 @@ it takes records and returns numbers. Model bytes are a pure function of data, o
 #![deny(missing_docs)]
 
 pub mod anomaly;
-pub use borderlens_charts as charts;
 pub mod data;
 pub mod features;
 pub mod gbdt;
