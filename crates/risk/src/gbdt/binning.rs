@@ -1,95 +1,223 @@
 //! Maps raw feature values to small integer bins (histogram GBDT). Bin 0 is always "missing".
+//!
+//! A [`Binning`] says how every feature's values map to bins. Training learns one from its rows
+//! ([`Binning::from_data`]) unless it is given one ([`Binning::new`]): nodes of a federation that
+//! add up their histograms must all bin with the same edges and vocabularies.
 
 use std::collections::HashMap;
 
 use crate::data::{Dataset, FeatureKind};
 
 /// How one feature's values map to bins.
-#[derive(Clone, Debug)]
-pub(crate) enum BinMapper {
-    /// `upper_bounds[b - 1]` is the largest value in bin `b` (bins 1..=len are value bins).
-    Numeric { upper_bounds: Vec<f64> },
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeatureBins {
+    /// `upper_bounds[b - 1]` is the largest value in bin `b` (bins 1..=len are value bins); values
+    /// above the last bound fall in the last bin.
+    Numeric {
+        /// Ascending upper bounds of the value bins (learned ones end with `+inf`).
+        upper_bounds: Vec<f64>,
+    },
     /// `categories[b - 1]` is the category code of bin `b`; codes not listed fall in the last bin
     /// ("other": too rare to get their own bin), which never goes into a categorical split's set.
     Categorical {
+        /// Category codes with a bin of their own, in bin order.
         categories: Vec<u32>,
+        /// Whether codes not listed share an "other" bin (otherwise they count as missing).
         has_other: bool,
     },
 }
 
-impl BinMapper {
-    pub(crate) fn n_bins(&self) -> usize {
+impl FeatureBins {
+    /// Number of bins, the missing bin included.
+    pub fn n_bins(&self) -> usize {
         match self {
-            BinMapper::Numeric { upper_bounds } => upper_bounds.len() + 1,
-            BinMapper::Categorical {
+            FeatureBins::Numeric { upper_bounds } => upper_bounds.len() + 1,
+            FeatureBins::Categorical {
                 categories,
                 has_other,
             } => categories.len() + 1 + usize::from(*has_other),
         }
     }
+
+    /// The bin of `value` (0 when missing).
+    pub fn bin(&self, value: f64) -> u8 {
+        bin_of(self, value)
+    }
 }
 
-/// The binned training matrix: `bins[feature][row]`, and the same row-major
-/// (`row_major[row * n_features + feature]`) for row-wise histograms.
-pub(crate) struct BinnedData {
-    pub(crate) mappers: Vec<BinMapper>,
-    pub(crate) bins: Vec<Vec<u8>>,
-    pub(crate) row_major: Vec<u8>,
+/// A binning that does not fit its features or its data.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid binning: {0}")]
+pub struct BinningError(String);
+
+/// How every feature's values map to histogram bins, in feature order, with where each feature's
+/// bins start in a node's histogram.
+///
+/// Invariant: every feature has at most 256 bins (bins are `u8`), numeric bounds ascend strictly,
+/// categories are distinct.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binning {
+    features: Vec<FeatureBins>,
     /// Start of each feature's bins in a flat histogram.
     pub(crate) offsets: Vec<usize>,
     /// Bins of all features.
     pub(crate) total_bins: usize,
 }
 
-pub(crate) fn bin_dataset(data: &Dataset, max_bin: usize) -> BinnedData {
-    use rayon::prelude::*;
-    let max_bin = max_bin.clamp(3, 256);
-    let (mappers, bins): (Vec<BinMapper>, Vec<Vec<u8>>) = data
-        .features
-        .par_iter()
-        .zip(data.columns.par_iter())
-        .map(|(info, column)| {
-            let mapper = match info.kind {
-                FeatureKind::Numeric => numeric_mapper(column, max_bin - 1),
-                FeatureKind::Categorical { .. } => categorical_mapper(column, max_bin - 2),
-            };
-            let binned = column.iter().map(|&v| bin_of(&mapper, v)).collect();
-            (mapper, binned)
-        })
-        .unzip();
-    let n_rows = data.n_rows();
-    let n_features = bins.len();
-    let mut row_major = vec![0u8; n_rows * n_features];
-    for (f, column) in bins.iter().enumerate() {
-        for (r, &b) in column.iter().enumerate() {
-            row_major[r * n_features + f] = b;
+impl Binning {
+    /// A given binning (e.g. agreed by the nodes of a federation), checked.
+    pub fn new(features: Vec<FeatureBins>) -> Result<Binning, BinningError> {
+        for (j, bins) in features.iter().enumerate() {
+            if bins.n_bins() > 256 {
+                return Err(BinningError(format!(
+                    "feature {j}: {} bins, at most 256",
+                    bins.n_bins()
+                )));
+            }
+            match bins {
+                FeatureBins::Numeric { upper_bounds } => {
+                    if upper_bounds.is_empty() {
+                        return Err(BinningError(format!("feature {j}: no value bin")));
+                    }
+                    if upper_bounds.iter().any(|b| b.is_nan())
+                        || upper_bounds.windows(2).any(|w| w[0] >= w[1])
+                    {
+                        return Err(BinningError(format!(
+                            "feature {j}: upper bounds are not strictly ascending"
+                        )));
+                    }
+                }
+                FeatureBins::Categorical { categories, .. } => {
+                    let mut sorted = categories.clone();
+                    sorted.sort_unstable();
+                    if sorted.windows(2).any(|w| w[0] == w[1]) {
+                        return Err(BinningError(format!(
+                            "feature {j}: a category is listed twice"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(Binning::with_offsets(features))
+    }
+
+    fn with_offsets(features: Vec<FeatureBins>) -> Binning {
+        let mut offsets = Vec::with_capacity(features.len());
+        let mut total_bins = 0;
+        for bins in &features {
+            offsets.push(total_bins);
+            total_bins += bins.n_bins();
+        }
+        Binning {
+            features,
+            offsets,
+            total_bins,
         }
     }
-    let mut offsets = Vec::with_capacity(n_features);
-    let mut total_bins = 0;
-    for mapper in &mappers {
-        offsets.push(total_bins);
-        total_bins += mapper.n_bins();
+
+    /// Learns the bins from `data`'s rows: numeric features in at most `max_bin - 1` quantile
+    /// bins over distinct values, categorical ones with a bin for each of the `max_bin - 2` most
+    /// frequent codes and an "other" bin for the rest (`max_bin` clamped to 3..=256).
+    pub fn from_data(data: &Dataset, max_bin: usize) -> Binning {
+        use rayon::prelude::*;
+        let max_bin = max_bin.clamp(3, 256);
+        let features = data
+            .features
+            .par_iter()
+            .zip(data.columns.par_iter())
+            .map(|(info, column)| match info.kind {
+                FeatureKind::Numeric => numeric_mapper(column, max_bin - 1),
+                FeatureKind::Categorical { .. } => categorical_mapper(column, max_bin - 2),
+            })
+            .collect();
+        Binning::with_offsets(features)
     }
-    BinnedData {
-        mappers,
-        bins,
-        row_major,
-        offsets,
-        total_bins,
+
+    /// The bins of every feature, in feature order.
+    pub fn features(&self) -> &[FeatureBins] {
+        &self.features
+    }
+
+    /// Checks that the binning has one entry of the right kind per column of `data`.
+    pub fn check(&self, data: &Dataset) -> Result<(), BinningError> {
+        if self.features.len() != data.n_features() {
+            return Err(BinningError(format!(
+                "{} binned features for {} columns",
+                self.features.len(),
+                data.n_features()
+            )));
+        }
+        for (j, (bins, info)) in self.features.iter().zip(&data.features).enumerate() {
+            let fits = matches!(
+                (bins, info.kind),
+                (FeatureBins::Numeric { .. }, FeatureKind::Numeric)
+                    | (
+                        FeatureBins::Categorical { .. },
+                        FeatureKind::Categorical { .. }
+                    )
+            );
+            if !fits {
+                return Err(BinningError(format!(
+                    "feature {j} ({}): bins of the wrong kind",
+                    info.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `data`'s rows in bins.
+    ///
+    /// # Panics
+    /// When the binning does not fit `data` ([`Binning::check`]).
+    pub fn bin_rows(&self, data: &Dataset) -> BinnedRows {
+        use rayon::prelude::*;
+        if let Err(e) = self.check(data) {
+            panic!("{e}");
+        }
+        let bins: Vec<Vec<u8>> = self
+            .features
+            .par_iter()
+            .zip(data.columns.par_iter())
+            .map(|(mapper, column)| column.iter().map(|&v| bin_of(mapper, v)).collect())
+            .collect();
+        let n_rows = data.n_rows();
+        let n_features = bins.len();
+        let mut row_major = vec![0u8; n_rows * n_features];
+        for (f, column) in bins.iter().enumerate() {
+            for (r, &b) in column.iter().enumerate() {
+                row_major[r * n_features + f] = b;
+            }
+        }
+        BinnedRows { bins, row_major }
     }
 }
 
-fn bin_of(mapper: &BinMapper, value: f64) -> u8 {
+/// A matrix in bins: `bins[feature][row]`, and the same row-major
+/// (`row_major[row * n_features + feature]`) for row-wise histograms.
+#[derive(Clone, Debug)]
+pub struct BinnedRows {
+    pub(crate) bins: Vec<Vec<u8>>,
+    pub(crate) row_major: Vec<u8>,
+}
+
+impl BinnedRows {
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.bins.first().map_or(0, Vec::len)
+    }
+}
+
+fn bin_of(mapper: &FeatureBins, value: f64) -> u8 {
     if value.is_nan() {
         return 0;
     }
     match mapper {
-        BinMapper::Numeric { upper_bounds } => {
+        FeatureBins::Numeric { upper_bounds } => {
             let idx = upper_bounds.partition_point(|&ub| ub < value);
             (idx.min(upper_bounds.len() - 1) + 1) as u8
         }
-        BinMapper::Categorical {
+        FeatureBins::Categorical {
             categories,
             has_other,
         } => {
@@ -106,10 +234,10 @@ fn bin_of(mapper: &BinMapper, value: f64) -> u8 {
 /// Quantile bins over distinct values: each distinct value gets its own bin while there are few;
 /// otherwise boundaries split the sorted values into near-equal counts, never inside a run of
 /// equal values.
-fn numeric_mapper(column: &[f64], max_value_bins: usize) -> BinMapper {
+fn numeric_mapper(column: &[f64], max_value_bins: usize) -> FeatureBins {
     let mut values: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
     if values.is_empty() {
-        return BinMapper::Numeric {
+        return FeatureBins::Numeric {
             upper_bounds: vec![f64::INFINITY],
         };
     }
@@ -141,7 +269,7 @@ fn numeric_mapper(column: &[f64], max_value_bins: usize) -> BinMapper {
         }
     }
     upper_bounds.push(f64::INFINITY);
-    BinMapper::Numeric { upper_bounds }
+    FeatureBins::Numeric { upper_bounds }
 }
 
 fn midpoint(a: f64, b: f64) -> f64 {
@@ -155,7 +283,7 @@ fn midpoint(a: f64, b: f64) -> f64 {
 
 /// Categories by descending frequency (ties by code, for determinism); the rarest beyond
 /// `max_categories` share one "other" bin.
-fn categorical_mapper(column: &[f64], max_categories: usize) -> BinMapper {
+fn categorical_mapper(column: &[f64], max_categories: usize) -> FeatureBins {
     let mut counts: HashMap<u32, usize> = HashMap::new();
     for &v in column {
         if !v.is_nan() && v >= 0.0 {
@@ -166,7 +294,7 @@ fn categorical_mapper(column: &[f64], max_categories: usize) -> BinMapper {
     by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let has_other = by_freq.len() > max_categories;
     by_freq.truncate(max_categories);
-    BinMapper::Categorical {
+    FeatureBins::Categorical {
         categories: by_freq.into_iter().map(|(c, _)| c).collect(),
         has_other,
     }

@@ -15,12 +15,20 @@
 //! are read once); split constraints estimate row counts from hessian shares, as LightGBM does,
 //! while node covers (TreeSHAP's weights) are exact row counts.
 //!
+//! The seam for federated training: a tree is grown from node histograms only ([`grow_tree`]
+//! asks a [`NodeRows`] for them; [`find_split`] turns one into a split). [`NodeHistogram`]s of
+//! disjoint rows binned with the same [`Binning`] add up, and a `Binning` can be learned from
+//! local rows ([`Binning::from_data`], what [`Booster::train`] does) or given
+//! ([`Binning::new`], [`Booster::train_with_binning`]), so that rows held in several places can
+//! grow one tree from the sum of their histograms.
+//!
 //! Determinism: a histogram is summed in row order, in at most two halves fixed by the row count,
 //! ties resolve to the lowest index, and sampling uses the seeded [`crate::rng::Rng`], so the same
 //! data, configuration and seed give the same trees bit for bit, on any number of threads.
 
 mod binning;
 mod compiled;
+mod histogram;
 mod train;
 mod tree;
 
@@ -29,7 +37,12 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, FeatureInfo};
+pub use binning::{BinnedRows, Binning, BinningError, FeatureBins};
 pub use compiled::CompiledForest;
+pub use histogram::{
+    find_split, BinSplit, BinStat, LocalRows, NodeHistogram, NodeRows, SplitCandidate,
+};
+pub use train::grow_tree;
 pub use tree::{Node, Split, Tree};
 
 /// Training options. No `Default`: [`GbdtConfig::standard`] is the tuned starting point.
@@ -133,7 +146,23 @@ impl Booster {
         valid: Option<&Dataset>,
         on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
     ) -> Booster {
-        train::train(data, config, valid, on_iteration)
+        let binning = Binning::from_data(data, config.max_bin);
+        train::train(data, config, &binning, valid, on_iteration)
+    }
+
+    /// [`Booster::train`] with bins given rather than learned from `data` (`config.max_bin` is
+    /// then unused): e.g. the bin edges and vocabularies every node of a federation uses, so
+    /// that their histograms add up. `Booster::train` is this with
+    /// [`Binning::from_data`]`(data, config.max_bin)`.
+    pub fn train_with_binning(
+        data: &Dataset,
+        config: &GbdtConfig,
+        binning: &Binning,
+        valid: Option<&Dataset>,
+        on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
+    ) -> Result<Booster, BinningError> {
+        binning.check(data)?;
+        Ok(train::train(data, config, binning, valid, on_iteration))
     }
 
     /// A booster from its parts.

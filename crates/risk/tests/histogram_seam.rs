@@ -1,0 +1,393 @@
+//! The histogram seam of `gbdt` (histograms in, splits out), as federated training will use it:
+//! rows held in two places, binned with the same given bins, grow the trees of all the rows from
+//! the sum of their histograms.
+
+use borderlens_risk::data::{Dataset, FeatureInfo, FeatureKind};
+use borderlens_risk::gbdt::{
+    grow_tree, BinSplit, Binning, Booster, FeatureBins, GbdtConfig, LocalRows, NodeHistogram,
+    NodeRows, Split, Tree,
+};
+use borderlens_risk::rng::Rng;
+
+const N_CODES: u32 = 40;
+
+/// `n` rows: two numeric features (one with missing values), a categorical one with 40 codes, a
+/// numeric one with few values, a categorical one with 3 codes; labels from a logistic model.
+fn dataset(seed: u64, n: usize) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let kinds = [
+        FeatureKind::Numeric,
+        FeatureKind::Numeric,
+        FeatureKind::Categorical {
+            cardinality: N_CODES,
+        },
+        FeatureKind::Numeric,
+        FeatureKind::Categorical { cardinality: 3 },
+    ];
+    let mut data = Dataset {
+        features: kinds
+            .iter()
+            .enumerate()
+            .map(|(j, &kind)| FeatureInfo {
+                name: format!("f{j}"),
+                kind,
+            })
+            .collect(),
+        columns: vec![Vec::new(); kinds.len()],
+        labels: Vec::new(),
+        weights: Vec::new(),
+    };
+    for _ in 0..n {
+        let a = rng.next_f64();
+        let b = if rng.next_f64() < 0.15 {
+            f64::NAN
+        } else {
+            rng.next_f64() * 10.0
+        };
+        let c = rng.below(N_CODES as usize) as f64;
+        let d = (rng.next_f64() * 12.0).floor();
+        let e = rng.below(3) as f64;
+        let logit = 2.5 * (a - 0.5)
+            + if b.is_nan() { 0.8 } else { (b - 5.0) / 4.0 }
+            + if (c / 3.0).fract() == 0.0 { 1.0 } else { -0.4 }
+            + if e == 1.0 { 0.1 * d } else { 0.0 };
+        let label = rng.next_f64() < 1.0 / (1.0 + (-logit).exp());
+        data.push_row(&[a, b, c, d, e], label, 1.0);
+    }
+    data
+}
+
+/// Bins agreed before any row is seen (as the nodes of a federation would agree on them): fixed
+/// edges for the numeric features, a vocabulary of 30 of the 40 codes (the rest share "other").
+fn agreed_binning() -> Binning {
+    let edges = |step: f64, count: usize| FeatureBins::Numeric {
+        upper_bounds: (1..count)
+            .map(|i| i as f64 * step)
+            .chain([f64::INFINITY])
+            .collect(),
+    };
+    Binning::new(vec![
+        edges(0.05, 20),
+        edges(0.5, 20),
+        FeatureBins::Categorical {
+            categories: (0..30).rev().collect(),
+            has_other: true,
+        },
+        edges(1.0, 12),
+        FeatureBins::Categorical {
+            categories: vec![0, 1, 2],
+            has_other: false,
+        },
+    ])
+    .unwrap()
+}
+
+/// Rows held in several places: each answers from its own rows, the grower sees the sums.
+struct Federated<'a> {
+    holders: Vec<LocalRows<'a>>,
+}
+
+impl NodeRows for Federated<'_> {
+    fn root(&mut self) -> NodeHistogram {
+        let mut holders = self.holders.iter_mut();
+        let mut sum = holders.next().unwrap().root();
+        for holder in holders {
+            sum.add(&holder.root());
+        }
+        sum
+    }
+
+    fn split(
+        &mut self,
+        node: usize,
+        feature: usize,
+        split: &BinSplit,
+        left: usize,
+        right: usize,
+    ) -> (usize, usize) {
+        self.holders
+            .iter_mut()
+            .map(|holder| holder.split(node, feature, split, left, right))
+            .fold((0, 0), |(l, r), (hl, hr)| (l + hl, r + hr))
+    }
+
+    fn histogram(&mut self, node: usize) -> NodeHistogram {
+        let mut holders = self.holders.iter_mut();
+        let mut sum = holders.next().unwrap().histogram(node);
+        for holder in holders {
+            sum.add(&holder.histogram(node));
+        }
+        sum
+    }
+}
+
+fn all_rows(data: &Dataset) -> Vec<u32> {
+    (0..data.n_rows() as u32).collect()
+}
+
+fn n_leaves(tree: &Tree) -> usize {
+    tree.nodes.iter().filter(|n| n.split.is_none()).count()
+}
+
+/// Trees grown on the sum of two halves' histograms, each half binned on its own with the same
+/// given bins, are the trees grown on all the rows: the same splits, covers, gains and leaf
+/// values, bit for bit.
+///
+/// Exact because the gradients and hessians here are multiples of 1/16 small enough that every
+/// sum of them is exact in `f64`, whatever the order of the additions: adding two halves'
+/// histograms, or the rows one by one, or in two halves of a node's rows as training does from
+/// 4,096 rows on, gives the same bits. With arbitrary gradients the sums would agree to rounding
+/// only (see the next test).
+#[test]
+fn trees_grown_from_summed_half_histograms_equal_trees_grown_on_all_rows() {
+    let data = dataset(21, 12_000);
+    let half = data.n_rows() / 2;
+    let first = data.select_rows(&(0..half).collect::<Vec<_>>());
+    let second = data.select_rows(&(half..data.n_rows()).collect::<Vec<_>>());
+    let binning = agreed_binning();
+    let binned = binning.bin_rows(&data);
+    let binned_first = binning.bin_rows(&first);
+    let binned_second = binning.bin_rows(&second);
+    let mut rng = Rng::new(8);
+    let (mut categorical, mut missing_left) = (0, 0);
+    for round in 0..6 {
+        let gradients: Vec<f64> = (0..data.n_rows())
+            .map(|_| (rng.below(33) as f64 - 16.0) / 16.0)
+            .collect();
+        let hessians: Vec<f64> = (0..data.n_rows())
+            .map(|_| (1 + rng.below(8)) as f64 / 16.0)
+            .collect();
+        let mut config = GbdtConfig::standard();
+        config.num_leaves = [31, 8, 63][round % 3];
+        config.max_depth = [0, 0, 5][round % 3];
+        config.min_data_in_leaf = 10;
+        config.min_data_per_group = 10;
+        config.max_cat_to_onehot = [4, 40][round % 2];
+        let allowed = vec![true; data.n_features()];
+
+        let mut local = LocalRows::new(&binning, &binned, &gradients, &hessians, all_rows(&data));
+        let whole_root = local.root();
+        let whole = grow_tree(&binning, &config, &allowed, &mut local);
+
+        let holders = vec![
+            LocalRows::new(
+                &binning,
+                &binned_first,
+                &gradients[..half],
+                &hessians[..half],
+                all_rows(&first),
+            ),
+            LocalRows::new(
+                &binning,
+                &binned_second,
+                &gradients[half..],
+                &hessians[half..],
+                all_rows(&second),
+            ),
+        ];
+        let mut federated = Federated { holders };
+        assert_eq!(
+            federated.root(),
+            whole_root,
+            "round {round}: root histograms"
+        );
+        let summed = grow_tree(&binning, &config, &allowed, &mut federated);
+
+        assert!(n_leaves(&whole) >= 8, "round {round}: a real tree");
+        assert_eq!(summed, whole, "round {round}");
+        for node in &whole.nodes {
+            match node.split {
+                Some(Split::Categorical { .. }) => categorical += 1,
+                Some(Split::Numeric {
+                    default_left: true, ..
+                }) => missing_left += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(categorical > 0 && missing_left > 0);
+}
+
+/// Federated boosting with log-loss gradients: each half keeps its own scores and gradients, the
+/// trees are grown on the sum of the halves' histograms, and they are the trees that
+/// `Booster::train_with_binning` grows on all the rows with the same bins.
+///
+/// Not bit for bit: the halves' sums are added in another order than training adds the rows, so
+/// they differ in the last bits. Gains, leaf values and every row's score agree to 1e-9
+/// (relative); splits and covers are the same, except that where a node holds only two codes of
+/// a categorical feature, "code a left" and "code b left" are the same partition with mirrored
+/// children and equal gains, and which of the two is kept depends on the last bits.
+#[test]
+fn federated_boosting_on_summed_histograms_grows_the_trees_of_all_rows() {
+    let data = dataset(5, 9_000);
+    let half = 4_000;
+    let parts = [
+        data.select_rows(&(0..half).collect::<Vec<_>>()),
+        data.select_rows(&(half..data.n_rows()).collect::<Vec<_>>()),
+    ];
+    let binning = agreed_binning();
+    let mut config = GbdtConfig::standard();
+    config.n_trees = 12;
+    config.learning_rate = 0.2;
+    config.feature_fraction = 1.0;
+    let booster =
+        Booster::train_with_binning(&data, &config, &binning, None, &mut |_, _| true).unwrap();
+    assert_eq!(booster.trees.len(), config.n_trees);
+
+    let binned: Vec<_> = parts.iter().map(|part| binning.bin_rows(part)).collect();
+    let labels: Vec<Vec<f64>> = parts
+        .iter()
+        .map(|part| {
+            part.labels
+                .iter()
+                .map(|&y| f64::from(u8::from(y)))
+                .collect()
+        })
+        .collect();
+    // The starting score is a function of two sums (of weights and of weighted labels) that the
+    // holders would add up too; taken from the booster here.
+    let mut scores: Vec<Vec<f64>> = parts
+        .iter()
+        .map(|part| vec![booster.init_score; part.n_rows()])
+        .collect();
+    let allowed = vec![true; data.n_features()];
+    let rows: Vec<Vec<f64>> = (0..data.n_rows()).map(|i| data.row(i)).collect();
+    let mut mirrored = 0;
+    for (round, expected) in booster.trees.iter().enumerate() {
+        // Log-loss gradients, as training computes them (weights are 1).
+        let mut gradients = Vec::new();
+        let mut hessians = Vec::new();
+        for (scores, labels) in scores.iter().zip(&labels) {
+            let p: Vec<f64> = scores.iter().map(|s| 1.0 / (1.0 + (-s).exp())).collect();
+            gradients.push(
+                p.iter()
+                    .zip(labels)
+                    .map(|(p, y)| p - y)
+                    .collect::<Vec<f64>>(),
+            );
+            hessians.push(
+                p.iter()
+                    .map(|p| (p * (1.0 - p)).max(1e-16))
+                    .collect::<Vec<f64>>(),
+            );
+        }
+        let holders = (0..2)
+            .map(|i| {
+                LocalRows::new(
+                    &binning,
+                    &binned[i],
+                    &gradients[i],
+                    &hessians[i],
+                    all_rows(&parts[i]),
+                )
+            })
+            .collect();
+        let tree = grow_tree(&binning, &config, &allowed, &mut Federated { holders });
+        assert!(n_leaves(expected) >= 8, "round {round}: a real tree");
+        assert_eq!(tree.nodes.len(), expected.nodes.len(), "round {round}");
+        let all: Vec<usize> = (0..rows.len()).collect();
+        mirrored += same_tree((&tree, 0), (expected, 0), &rows, all, round);
+        for (i, row) in rows.iter().enumerate() {
+            let (now, want) = (tree.predict(row), expected.predict(row));
+            assert!(close(now, want), "round {round}, row {i}: {now} != {want}");
+        }
+        for (part, scores) in parts.iter().zip(scores.iter_mut()) {
+            for (i, score) in scores.iter_mut().enumerate() {
+                *score += tree.predict(&part.row(i));
+            }
+        }
+    }
+    assert!(mirrored < 10, "{mirrored} mirrored splits");
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)
+}
+
+/// Asserts that the subtrees at `a` and `b`, which the rows `reach` of `rows` reach, are the same
+/// (up to mirrored categorical splits, see above: those send every row that reaches them the
+/// other way); returns the number of mirrored splits.
+fn same_tree(
+    (tree, a): (&Tree, usize),
+    (expected, b): (&Tree, usize),
+    rows: &[Vec<f64>],
+    reach: Vec<usize>,
+    round: usize,
+) -> usize {
+    let (node, want) = (&tree.nodes[a], &expected.nodes[b]);
+    let at = format!("round {round}, node {b}");
+    assert_eq!(node.cover, want.cover, "{at}: cover");
+    assert_eq!(node.cover, reach.len() as f64, "{at}: cover");
+    assert!(close(node.value, want.value), "{at}: {node:?} {want:?}");
+    assert!(close(node.gain, want.gain), "{at}: {node:?} {want:?}");
+    let (Some(split), Some(wanted)) = (&node.split, &want.split) else {
+        assert_eq!(node.split, want.split, "{at}");
+        return 0;
+    };
+    let goes_left = |i: usize| split.goes_left(rows[i][split.feature()]);
+    let (left, right): (Vec<usize>, Vec<usize>) = reach.iter().partition(|&&i| goes_left(i));
+    let children = |mirror: bool| {
+        let (l, r) = (node.left as usize, node.right as usize);
+        let (wl, wr) = (want.left as usize, want.right as usize);
+        let (wl, wr) = if mirror { (wr, wl) } else { (wl, wr) };
+        same_tree((tree, l), (expected, wl), rows, left.clone(), round)
+            + same_tree((tree, r), (expected, wr), rows, right.clone(), round)
+    };
+    if split == wanted {
+        return children(false);
+    }
+    let mirror = matches!(split, Split::Categorical { .. })
+        && split.feature() == wanted.feature()
+        && reach
+            .iter()
+            .all(|&i| wanted.goes_left(rows[i][split.feature()]) != goes_left(i));
+    assert!(mirror, "{at}: split {split:?}, expected {wanted:?}");
+    1 + children(true)
+}
+
+/// Training with bins given is training with the bins it would have learned; bins that do not
+/// fit the data are refused, and ill-formed ones are refused when given.
+#[test]
+fn given_bins_are_checked_and_learned_bins_give_the_usual_model() {
+    let data = dataset(3, 2_000);
+    let mut config = GbdtConfig::standard();
+    config.n_trees = 5;
+    config.max_bin = 32;
+    let usual = Booster::train(&data, &config, None, &mut |_, _| true);
+    let learned = Binning::from_data(&data, config.max_bin);
+    let given = Binning::new(learned.features().to_vec()).unwrap();
+    assert_eq!(given, learned);
+    let with_bins =
+        Booster::train_with_binning(&data, &config, &given, None, &mut |_, _| true).unwrap();
+    assert_eq!(with_bins, usual);
+    assert!(usual.trees.iter().any(|t| t
+        .nodes
+        .iter()
+        .any(|n| matches!(n.split, Some(Split::Categorical { .. })))));
+
+    // Bins of the wrong kind, or for another number of features.
+    let mut swapped = learned.features().to_vec();
+    swapped.swap(0, 2);
+    let swapped = Binning::new(swapped).unwrap();
+    assert!(Booster::train_with_binning(&data, &config, &swapped, None, &mut |_, _| true).is_err());
+    let fewer = Binning::new(learned.features()[..4].to_vec()).unwrap();
+    assert!(Booster::train_with_binning(&data, &config, &fewer, None, &mut |_, _| true).is_err());
+    // Ill-formed bins.
+    for bad in [
+        FeatureBins::Numeric {
+            upper_bounds: vec![],
+        },
+        FeatureBins::Numeric {
+            upper_bounds: vec![2.0, 1.0, f64::INFINITY],
+        },
+        FeatureBins::Numeric {
+            upper_bounds: (0..300).map(f64::from).collect(),
+        },
+        FeatureBins::Categorical {
+            categories: vec![3, 1, 3],
+            has_other: true,
+        },
+    ] {
+        assert!(Binning::new(vec![bad.clone()]).is_err(), "{bad:?}");
+    }
+}
