@@ -186,6 +186,112 @@ pub fn x_axis(s: &mut String, scale: &Scale, y: f64, grid_top: f64, axis_label: 
     );
 }
 
+/// Draws a vertical value axis at `x`: horizontal gridlines across to `grid_right` with tick
+/// labels left of the axis, the axis line, and the axis label turned along the left edge. The
+/// scale maps values to heights (`p0` the bottom, `p1` the top of the plot).
+pub fn y_axis(s: &mut String, scale: &Scale, x: f64, grid_right: f64, axis_label: &str) {
+    // `nice_ticks` stays inside the data interval but for rounding (a top tick of 6 × 0.05 is
+    // 0.30000000000000004): no tick is dropped for that, `at` clamps it to the edge.
+    let ticks = nice_ticks(scale.d0, scale.d1, 6);
+    for &t in &ticks {
+        let y = scale.at(t);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{}\" y1=\"{py}\" x2=\"{}\" y2=\"{py}\" stroke=\"#e5e5e5\"/>\n\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#333333\">{}</text>",
+            c(x),
+            c(grid_right),
+            c(x - 6.0),
+            c(y + 4.0),
+            tick_text(t, &ticks),
+            py = c(y),
+        );
+    }
+    let my = c((scale.p0 + scale.p1) / 2.0);
+    let _ = writeln!(
+        s,
+        "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#333333\"/>\n\
+         <text x=\"18\" y=\"{my}\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 {my})\">{}</text>",
+        c(scale.p1),
+        c(scale.p0),
+        escape_xml(axis_label),
+        x = c(x),
+    );
+}
+
+/// `n` equal bands (categories, such as time windows) side by side across `[p0, p1]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bands {
+    /// Number of bands.
+    pub n: usize,
+    /// Pixel position of the left edge of the first band.
+    pub p0: f64,
+    /// Pixel position of the right edge of the last band.
+    pub p1: f64,
+}
+
+impl Bands {
+    /// Pixel position of the centre of band `i`.
+    pub fn at(&self, i: usize) -> f64 {
+        self.p0 + (i as f64 + 0.5) * (self.p1 - self.p0) / self.n.max(1) as f64
+    }
+}
+
+/// Longest band name drawn by [`band_axis`] before truncation, in characters.
+pub const MAX_BAND_NAME_CHARS: usize = 12;
+
+/// Draws a horizontal category axis at `y`: the axis line, the names of the bands under their
+/// centres (about ten of them: every k-th when there are more), and the axis label.
+pub fn band_axis(s: &mut String, bands: &Bands, names: &[&str], y: f64, axis_label: &str) {
+    let _ = writeln!(
+        s,
+        "<line x1=\"{}\" y1=\"{y1}\" x2=\"{}\" y2=\"{y1}\" stroke=\"#333333\"/>",
+        c(bands.p0),
+        c(bands.p1),
+        y1 = c(y)
+    );
+    let every = names.len().div_ceil(10).max(1);
+    for (i, name) in names.iter().enumerate().step_by(every) {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#333333\">{}</text>",
+            c(bands.at(i)),
+            c(y + 16.0),
+            label_max(name, MAX_BAND_NAME_CHARS)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"13\">{}</text>",
+        c((bands.p0 + bands.p1) / 2.0),
+        c(y + 40.0),
+        escape_xml(axis_label)
+    );
+}
+
+/// Draws a dashed vertical reference line at value `v` of a horizontal `scale` (an average, a
+/// threshold), from just above `top` down to `bottom`, with `text` above it.
+pub fn x_marker(
+    s: &mut String,
+    scale: &Scale,
+    v: f64,
+    top: f64,
+    bottom: f64,
+    text: &str,
+    stroke: &str,
+) {
+    let x = c(scale.at(v));
+    let _ = writeln!(
+        s,
+        "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"{stroke}\" stroke-dasharray=\"5 4\"/>\n\
+         <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555555\">{}</text>",
+        c(top - 4.0),
+        c(bottom),
+        c(top - 8.0),
+        escape_xml(text),
+    );
+}
+
 /// Left margin wide enough for the longest (truncated) name at font size 12.
 pub fn name_margin<'a>(names: impl Iterator<Item = &'a str>) -> f64 {
     let longest = names
@@ -206,6 +312,46 @@ mod tests {
         assert_well_formed(&svg);
         assert!(svg.contains("no data"));
         assert!(svg.contains("a &lt;b&gt; &amp; c"));
+    }
+
+    #[test]
+    fn axes_gridlines_and_markers() {
+        let mut s = open("axes", 480.0);
+        // A top of 0.25 + 0.05 is one rounding below the sixth tick, 6 × 0.05: it is drawn.
+        let ys = Scale {
+            d0: 0.0,
+            d1: 0.25 + 0.05,
+            p0: 410.0,
+            p1: 60.0,
+        };
+        y_axis(&mut s, &ys, 70.0, 620.0, "hit <rate>");
+        let bands = Bands {
+            n: 25,
+            p0: 70.0,
+            p1: 620.0,
+        };
+        let names: Vec<String> = (1..=25).map(|i| format!("2021-window-{i:02}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        band_axis(&mut s, &bands, &names, 410.0, "window");
+        let xs = Scale {
+            d0: 0.0,
+            d1: 2.0,
+            p0: 70.0,
+            p1: 620.0,
+        };
+        x_marker(&mut s, &xs, 1.0, 60.0, 410.0, "average & more", "#333333");
+        s.push_str("</svg>\n");
+        assert_well_formed(&s);
+        // Gridlines at 0, 0.05, ..., 0.30, the top one at the top of the plot.
+        assert_eq!(s.matches("stroke=\"#e5e5e5\"").count(), 7);
+        assert!(s.contains("y1=\"60.00\" x2=\"620.00\" y2=\"60.00\" stroke=\"#e5e5e5\""));
+        assert!(s.contains(">0.30</text>") && s.contains(">0.05</text>"));
+        assert!(s.contains("hit &lt;rate&gt;"));
+        // 25 bands: every third named (9 names), shortened to 12 characters.
+        assert_eq!(s.matches(">2021-window…</text>").count(), 9);
+        assert_eq!(bands.at(0), 70.0 + 11.0);
+        assert!(s.contains("average &amp; more"));
+        assert!(s.contains("x1=\"345.00\" y1=\"56.00\" x2=\"345.00\" y2=\"410.00\""));
     }
 
     #[test]

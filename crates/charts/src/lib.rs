@@ -21,7 +21,7 @@ pub mod intervals;
 pub mod kit;
 pub mod lines;
 
-use kit::{c, label, name_margin, no_data, open, x_axis, Scale, BOTTOM, TOP, WIDTH};
+use kit::{c, label, name_margin, no_data, open, x_axis, y_axis, Scale, BOTTOM, TOP, WIDTH};
 
 /// Colour of positive (risk-increasing) contributions.
 const RED: &str = "#d62728";
@@ -282,35 +282,13 @@ pub fn rate_curves_svg(title: &str, points: &[RateCurvePoint], marks: &[f64]) ->
         p1: plot_top,
     };
     let mut s = open(title, height);
-    // Horizontal gridlines and y ticks.
-    for i in 0..=5 {
-        let v = i as f64 * 0.2;
-        let y = c(ys.at(v));
-        let _ = writeln!(
-            s,
-            "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#e5e5e5\"/>\n\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#333333\">{v:.1}</text>",
-            c(left),
-            c(right),
-            c(left - 6.0),
-            c(ys.at(v) + 4.0),
-        );
-    }
+    y_axis(&mut s, &ys, left, right, "share (0–1)");
     x_axis(
         &mut s,
         &xs,
         plot_bottom,
         plot_top,
         "inspection rate (% of declarations)",
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{l}\" y1=\"{}\" x2=\"{l}\" y2=\"{}\" stroke=\"#333333\"/>\n\
-         <text x=\"18\" y=\"{my}\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 {my})\">share (0–1)</text>",
-        c(plot_top),
-        c(plot_bottom),
-        l = c(left),
-        my = c((plot_top + plot_bottom) / 2.0),
     );
     for &m in marks {
         if !(m.is_finite() && m >= 0.0 && m <= max_rate) {

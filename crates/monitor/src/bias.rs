@@ -657,14 +657,14 @@ pub fn bias_chart_svg(dimension: &DimensionAudit) -> String {
             );
         }
     }
-    let one = c(scale.at(1.0));
-    let _ = writeln!(
-        s,
-        "<line x1=\"{one}\" y1=\"{}\" x2=\"{one}\" y2=\"{}\" stroke=\"#333333\" stroke-dasharray=\"5 4\"/>\n\
-         <text x=\"{one}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555555\">average</text>",
-        c(plot_top - 4.0),
-        c(plot_bottom),
-        c(plot_top - 8.0)
+    svg::x_marker(
+        &mut s,
+        &scale,
+        1.0,
+        plot_top,
+        plot_bottom,
+        "average",
+        "#333333",
     );
     svg::x_axis(
         &mut s,

@@ -72,7 +72,7 @@ use borderlens_selection::estimate::{normal_cdf, wilson};
 use serde::{Deserialize, Serialize};
 
 use crate::format;
-use crate::svg::{self, c, Scale};
+use crate::svg::{self, c, Bands, Scale};
 
 /// Share used in place of an empty bin's share of 0 when computing PSI.
 pub const PSI_EPSILON: f64 = 1e-4;
@@ -1225,15 +1225,7 @@ pub fn psi_chart_svg(report: &DriftReport) -> String {
         );
     }
     for (mark, text) in [(0.1, "0.1 moderate"), (0.25, "0.25 major")] {
-        let x = c(scale.at(mark));
-        let _ = writeln!(
-            s,
-            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#555555\" stroke-dasharray=\"5 4\"/>\n\
-             <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555555\">{text}</text>",
-            c(plot_top - 4.0),
-            c(plot_bottom),
-            c(plot_top - 8.0),
-        );
+        svg::x_marker(&mut s, &scale, mark, plot_top, plot_bottom, text, "#555555");
     }
     s.push_str("</svg>\n");
     s
@@ -1264,7 +1256,8 @@ pub fn hit_rate_chart_svg(title: &str, series: &[Series]) -> String {
         return svg::no_data(title);
     }
     let top_value = top_value.clamp(0.01, 1.0);
-    let ticks = svg::nice_ticks(0.0, top_value, 5);
+    // The y axis ends on a tick at or above the highest value (as many ticks as the axis draws).
+    let ticks = svg::nice_ticks(0.0, top_value, 6);
     let step = if ticks.len() >= 2 {
         ticks[1] - ticks[0]
     } else {
@@ -1285,54 +1278,16 @@ pub fn hit_rate_chart_svg(title: &str, series: &[Series]) -> String {
         p0: plot_bottom,
         p1: plot_top,
     };
-    let n = windows.len();
-    let x_of = |i: usize| left + (i as f64 + 0.5) * (right - left) / n as f64;
+    let bands = Bands {
+        n: windows.len(),
+        p0: left,
+        p1: right,
+    };
+    let x_of = |i: usize| bands.at(i);
     let index: BTreeMap<&str, usize> = windows.iter().enumerate().map(|(i, w)| (*w, i)).collect();
     let mut s = svg::open(title, height);
-    let y_ticks = svg::nice_ticks(0.0, d1, 5);
-    for &t in &y_ticks {
-        let y = c(ys.at(t));
-        let _ = writeln!(
-            s,
-            "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#e5e5e5\"/>\n\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#333333\">{}</text>",
-            c(left),
-            c(right),
-            c(left - 6.0),
-            c(ys.at(t) + 4.0),
-            svg::tick_text(t, &y_ticks)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<line x1=\"{l}\" y1=\"{}\" x2=\"{l}\" y2=\"{b}\" stroke=\"#333333\"/>\n\
-         <line x1=\"{l}\" y1=\"{b}\" x2=\"{}\" y2=\"{b}\" stroke=\"#333333\"/>\n\
-         <text x=\"18\" y=\"{my}\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 {my})\">hit rate</text>",
-        c(plot_top),
-        c(right),
-        l = c(left),
-        b = c(plot_bottom),
-        my = c((plot_top + plot_bottom) / 2.0),
-    );
-    let every = n.div_ceil(10).max(1);
-    for (i, w) in windows.iter().enumerate() {
-        if i % every != 0 {
-            continue;
-        }
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#333333\">{}</text>",
-            c(x_of(i)),
-            c(plot_bottom + 16.0),
-            svg::label_max(w, 12)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"13\">window</text>",
-        c((left + right) / 2.0),
-        c(plot_bottom + 40.0)
-    );
+    svg::y_axis(&mut s, &ys, left, right, "hit rate");
+    svg::band_axis(&mut s, &bands, &windows, plot_bottom, "window");
     let legend_rows = ((plot_bottom - plot_top) / 20.0).floor().max(1.0) as usize;
     for (k, one) in series.iter().enumerate() {
         let colour = svg::PALETTE[k % svg::PALETTE.len()];

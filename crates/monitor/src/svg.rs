@@ -2,8 +2,8 @@
 
 pub(crate) use borderlens_charts::escape_xml;
 pub(crate) use borderlens_charts::kit::{
-    c, label, label_max, name_margin, nice_ticks, no_data, open, tick_text, x_axis, Scale, BOTTOM,
-    PALETTE, TOP, WIDTH,
+    band_axis, c, label, label_max, name_margin, nice_ticks, no_data, open, x_axis, x_marker,
+    y_axis, Bands, Scale, BOTTOM, PALETTE, TOP, WIDTH,
 };
 
 /// Checks used by the chart tests of every module.
