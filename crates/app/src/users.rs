@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use borderlens_domain::hex;
 use borderlens_store::{Backend, LoginGate, StoredUser};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -162,17 +163,13 @@ pub fn new_secret() -> Result<String, JobError> {
     getrandom::fill(&mut bytes).map_err(|e| {
         JobError::Internal(format!("the operating system's random source failed: {e}"))
     })?;
-    Ok(hex(&bytes))
+    Ok(hex::encode(&bytes))
 }
 
 /// SHA-256 of `secret`, as 64 lower-case hex digits (how the store keeps tokens and session
 /// ids).
 pub fn secret_digest(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(secret.as_bytes()))
 }
 
 /// Fails unless `name` is 1..=64 characters of letters, digits, `.`, `_`, `-` and `@`.

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use borderlens_domain::hex;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -103,7 +104,7 @@ impl AnonymiseKey {
 
     fn pseudonym(&self, domain: &str, id: &str) -> String {
         let message = format!("borderlens-controls/{domain}\0{id}");
-        hex(&hmac_sha256(&self.0, message.as_bytes()))
+        hex::encode(&hmac_sha256(&self.0, message.as_bytes()))
     }
 }
 
@@ -488,11 +489,6 @@ fn describe(value: &Value) -> String {
         Value::Number(n) => n.to_string(),
         other => kind(other).to_string(),
     }
-}
-
-/// Lower-case hex digits.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.

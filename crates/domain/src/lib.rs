@@ -7,6 +7,7 @@ Brief overview:
   plus the [`ControlLabel`] that an inspection produced (absent until the item is controlled).
 - [`HsCode`] is a validated 6-digit Harmonized System subheading.
 - [`ContainerNumber`] (ISO 6346) and [`S10ItemId`] (UPU S10) are parsed with their check digits.
+- [`hex::encode`] writes bytes (digests, tokens, pseudonyms) as lower-case hex digits.
 
 Architecture invariant: this crate does no I/O and knows nothing about storage, models or HTTP.
 Values are parsed once at the edge (`parse` returns `Result`) and never handled as raw strings again.
@@ -14,6 +15,7 @@ Values are parsed once at the edge (`parse` returns `Result`) and never handled 
 #![deny(missing_docs)]
 
 mod declaration;
+pub mod hex;
 mod hs;
 mod ids;
 pub mod rng;

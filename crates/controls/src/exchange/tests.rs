@@ -26,12 +26,12 @@ fn results() -> Vec<ControlResult> {
 fn hmac_matches_rfc_4231() {
     // Test case 2.
     assert_eq!(
-        hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+        hex::encode(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
     );
     // Test case 6: a key longer than the block is hashed first.
     assert_eq!(
-        hex(&hmac_sha256(
+        hex::encode(&hmac_sha256(
             &[0xaa; 131],
             b"Test Using Larger Than Block-Size Key - Hash Key First"
         )),
