@@ -722,35 +722,41 @@ pub fn export_items(
     Ok((design.data.n_rows(), test.n_rows()))
 }
 
+/// Writes the matrix as CSV: one column per feature (empty where missing), then `__label`,
+/// `__weight`, `__duty` and `__id`.
 fn write_matrix(path: &Path, data: &Dataset, duty: &[f64], ids: &[&str]) -> Result<(), JobError> {
     let io = |source| JobError::Io {
         path: path.display().to_string(),
         source,
     };
-    let mut text = String::new();
-    for f in &data.features {
-        text.push_str(&f.name);
-        text.push(',');
-    }
-    text.push_str("__label,__weight,__duty,__id\n");
-    for i in 0..data.n_rows() {
-        for column in &data.columns {
-            let v = column[i];
-            if !v.is_nan() {
-                let _ = write!(text, "{v}");
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let write = |out: &mut csv::Writer<_>| -> csv::Result<()> {
+        let names = data.features.iter().map(|f| f.name.as_str());
+        out.write_record(names.chain(["__label", "__weight", "__duty", "__id"]))?;
+        let mut cell = String::new();
+        for i in 0..data.n_rows() {
+            for column in &data.columns {
+                let v = column[i];
+                cell.clear();
+                if !v.is_nan() {
+                    let _ = write!(cell, "{v}");
+                }
+                out.write_field(&cell)?;
             }
-            text.push(',');
+            out.write_field(if data.labels[i] { "1" } else { "0" })?;
+            for v in [data.weights[i], duty[i]] {
+                cell.clear();
+                let _ = write!(cell, "{v}");
+                out.write_field(&cell)?;
+            }
+            out.write_field(ids[i])?;
+            out.write_record(None::<&[u8]>)?;
         }
-        let _ = writeln!(
-            text,
-            "{},{},{},{}",
-            u8::from(data.labels[i]),
-            data.weights[i],
-            duty[i],
-            ids[i]
-        );
-    }
-    std::fs::write(path, text).map_err(io)
+        Ok(())
+    };
+    write(&mut out).map_err(|e| io(e.into()))?;
+    out.flush().map_err(io)
 }
 
 /// Global importance (mean |SHAP| in log-odds, business words) of a model on a period's items.
@@ -883,6 +889,50 @@ mod tests {
         env!("CARGO_MANIFEST_DIR"),
         "/../../data/sample/df_syn_train_eng.csv"
     );
+
+    /// Ids and feature names with a comma, a quote or a line break come back as written.
+    #[test]
+    fn exported_matrix_quotes_what_csv_needs_quoted() {
+        use borderlens_risk::data::FeatureInfo;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.csv");
+        let numeric = |name: &str| FeatureInfo {
+            name: name.to_string(),
+            kind: FeatureKind::Numeric,
+        };
+        let data = Dataset {
+            features: vec![numeric("value, declared"), numeric("weight")],
+            columns: vec![vec![1.5, f64::NAN], vec![f64::INFINITY, -2.0]],
+            labels: vec![true, false],
+            weights: vec![1.0, 0.25],
+        };
+        let ids = ["DECL-1,\"A\"\nline 2", "DECL-2"];
+        write_matrix(&path, &data, &[10.0, 0.0], &ids).unwrap();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(
+            header,
+            [
+                "value, declared",
+                "weight",
+                "__label",
+                "__weight",
+                "__duty",
+                "__id"
+            ]
+        );
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ["1.5", "inf", "1", "1", "10", ids[0]],
+                ["", "-2", "0", "0.25", "0", ids[1]],
+            ]
+        );
+    }
 
     /// One item's history read through `items_sharing` and `label_counts` gives the very row
     /// that the history of every earlier item gives: for items early and late, labelled or not,

@@ -242,6 +242,20 @@ fn write_file(
     out.flush().map_err(fail)
 }
 
+/// Writes a CSV file: `header`, then the records `write` gives (fields quoted where needed).
+fn write_csv(
+    path: &Path,
+    header: &[&str],
+    write: impl FnOnce(&mut csv::Writer<&mut dyn std::io::Write>) -> csv::Result<()>,
+) -> Result<(), JobError> {
+    write_file(path, |w| {
+        let mut out = csv::Writer::from_writer(w);
+        out.write_record(header)?;
+        write(&mut out)?;
+        out.flush()
+    })
+}
+
 /// Links the files and writes the results.
 pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<LinkReport, JobError> {
     let started = std::time::Instant::now();
@@ -378,31 +392,37 @@ fn write_outputs(
     let out = &request.out;
     let right_ids = right.map_or(&left.ids, |t| &t.ids);
     let clusters_path = out.join("clusters.csv");
-    write_file(&clusters_path, |w| {
-        writeln!(w, "record_id,cluster_id")?;
+    write_csv(&clusters_path, &["record_id", "cluster_id"], |w| {
         let ids = left
             .ids
             .iter()
             .chain(right.map(|t| t.ids.iter()).into_iter().flatten());
         for (id, cluster) in ids.zip(&result.clusters) {
-            writeln!(w, "{},{cluster}", csv_field(id))?;
+            w.write_record([id, cluster.to_string().as_str()])?;
         }
         Ok(())
     })?;
     let pairs_path = out.join("pairs.csv");
-    write_file(&pairs_path, |w| {
-        writeln!(w, "left_id,right_id,match_weight,match_probability,linked")?;
+    let pairs_header = [
+        "left_id",
+        "right_id",
+        "match_weight",
+        "match_probability",
+        "linked",
+    ];
+    write_csv(&pairs_path, &pairs_header, |w| {
         let linked: HashSet<(u32, u32)> = result.links.iter().copied().collect();
         let scored: HashSet<(u32, u32)> = result.pairs.iter().map(|p| (p.left, p.right)).collect();
         // Links through a shared valid identifier that blocking did not bring: weight `inf`.
         for &(l, r) in &result.links {
             if !scored.contains(&(l, r)) {
-                writeln!(
-                    w,
-                    "{},{},inf,1.000000,1",
-                    csv_field(&left.ids[l as usize]),
-                    csv_field(&right_ids[r as usize])
-                )?;
+                w.write_record([
+                    &left.ids[l as usize],
+                    &right_ids[r as usize],
+                    "inf",
+                    "1.000000",
+                    "1",
+                ])?;
             }
         }
         for p in &result.pairs {
@@ -410,15 +430,13 @@ fn write_outputs(
             if p.probability < request.min_pair_probability && !is_link {
                 continue;
             }
-            writeln!(
-                w,
-                "{},{},{:.4},{:.6},{}",
-                csv_field(&left.ids[p.left as usize]),
-                csv_field(&right_ids[p.right as usize]),
-                p.weight,
-                p.probability,
-                u8::from(is_link)
-            )?;
+            w.write_record([
+                &left.ids[p.left as usize],
+                &right_ids[p.right as usize],
+                format!("{:.4}", p.weight).as_str(),
+                format!("{:.6}", p.probability).as_str(),
+                if is_link { "1" } else { "0" },
+            ])?;
         }
         Ok(())
     })?;
@@ -479,32 +497,16 @@ fn write_outputs(
     ];
     if !result.invalid_identifiers.is_empty() {
         let path = out.join("invalid_identifiers.csv");
-        write_file(&path, |w| {
-            writeln!(w, "source,record_id,column,value,reason")?;
+        let header = ["source", "record_id", "column", "value", "reason"];
+        write_csv(&path, &header, |w| {
             for i in &result.invalid_identifiers {
-                writeln!(
-                    w,
-                    "{},{},{},{},{}",
-                    csv_field(&i.source),
-                    csv_field(&i.record),
-                    csv_field(&i.column),
-                    csv_field(&i.value),
-                    csv_field(&i.reason)
-                )?;
+                w.write_record([&i.source, &i.record, &i.column, &i.value, &i.reason])?;
             }
             Ok(())
         })?;
         files.push(path);
     }
     Ok(files.iter().map(|p| p.display().to_string()).collect())
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 /// The explanation of one pair of a finished linkage run, with its waterfall chart.
@@ -527,15 +529,14 @@ pub struct PairReport {
 /// Explains why the run in `out` did (not) link `left_id` and `right_id`: the prior and each
 /// comparison's level, m, u and weight, from the run's own settings, model and files.
 pub fn explain_link(out: &Path, left_id: &str, right_id: &str) -> Result<PairReport, JobError> {
-    let read = |name: &str| {
-        std::fs::read_to_string(out.join(name)).map_err(|e| {
-            JobError::Invalid(format!(
-                "{}: {e} (run `borderlens link --out {}` first)",
-                out.join(name).display(),
-                out.display()
-            ))
-        })
+    let missing = |name: &str, e: std::io::Error| {
+        JobError::Invalid(format!(
+            "{}: {e} (run `borderlens link --out {}` first)",
+            out.join(name).display(),
+            out.display()
+        ))
     };
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).map_err(|e| missing(name, e));
     let run: serde_json::Value = serde_json::from_str(&read("run.json")?)
         .map_err(|e| JobError::Invalid(format!("run.json: {e}")))?;
     let settings = Settings::parse(&read("settings.toml")?)
@@ -575,11 +576,18 @@ pub fn explain_link(out: &Path, left_id: &str, right_id: &str) -> Result<PairRep
     let j = find(right.as_ref().unwrap_or(&left), right_id)?;
     let explanation =
         borderlens_linkage::model::explain_pair(&settings, &model, &left, right.as_ref(), i, j);
-    let pairs = read("pairs.csv")?;
-    let linked = pairs.lines().any(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        f.len() == 5 && f[0] == left_id && f[1] == right_id && f[4] == "1"
-    });
+    let pairs_path = out.join("pairs.csv");
+    let pairs = std::fs::File::open(&pairs_path).map_err(|e| missing("pairs.csv", e))?;
+    let pairs_error = |e: csv::Error| JobError::Invalid(format!("{}: {e}", pairs_path.display()));
+    let mut linked = false;
+    for record in csv::Reader::from_reader(std::io::BufReader::new(pairs)).records() {
+        let record = record.map_err(pairs_error)?;
+        if record.len() == 5 && &record[0] == left_id && &record[1] == right_id && &record[4] == "1"
+        {
+            linked = true;
+            break;
+        }
+    }
     let bars: Vec<(String, f64)> = explanation
         .comparisons
         .iter()
@@ -599,4 +607,98 @@ pub fn explain_link(out: &Path, left_id: &str, right_id: &str) -> Result<PairRep
         explanation,
         chart_svg,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FEBRL4: [&str; 2] = [
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/linkage/dataset4a.csv"
+        ),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/linkage/dataset4b.csv"
+        ),
+    ];
+
+    /// Copies the records of `from` whose number (`rec-N-...`) is below 2000, renaming
+    /// `rec-1070-...` to `weird`.
+    fn copy_renaming(from: &str, to: &Path, weird: &str) {
+        let mut reader = csv::Reader::from_path(from).unwrap();
+        let mut writer = csv::Writer::from_path(to).unwrap();
+        writer.write_record(reader.headers().unwrap()).unwrap();
+        for record in reader.records() {
+            let record = record.unwrap();
+            let id = record[0].trim();
+            let number: u32 = id.split('-').nth(1).unwrap().parse().unwrap();
+            if number >= 2000 {
+                continue;
+            }
+            let id = if number == 1070 { weird } else { id };
+            writer
+                .write_record(std::iter::once(id).chain(record.iter().skip(1)))
+                .unwrap();
+        }
+        writer.flush().unwrap();
+    }
+
+    fn rows(path: &Path) -> Vec<Vec<String>> {
+        csv::Reader::from_path(path)
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect()
+    }
+
+    /// Ids with a comma, a quote and a line break are written quoted, read back whole, and a
+    /// pair of them can be explained.
+    #[test]
+    fn ids_that_need_quoting_round_trip_through_the_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (left_id, right_id) = ("rec-1070, \"org\"\nsecond line", "rec-1070 \"dup\",\r\n0");
+        let (left, right) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        copy_renaming(FEBRL4[0], &left, left_id);
+        copy_renaming(FEBRL4[1], &right, right_id);
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let request = LinkRequest {
+            left,
+            right: Some(right),
+            settings: None,
+            id_column: "rec_id".into(),
+            out: out.clone(),
+            min_pair_probability: 0.5,
+            ignore: vec![],
+            labels: None,
+            train_on_labels: false,
+        };
+        let report = link_files(&request, &crate::Silent).unwrap();
+        assert!(report.links > 500, "{} links", report.links);
+
+        let pairs = rows(&out.join("pairs.csv"));
+        assert!(
+            pairs
+                .iter()
+                .any(|p| p[0] == left_id && p[1] == right_id && p[4] == "1"),
+            "the renamed pair is linked"
+        );
+        assert!(pairs.iter().all(|p| p.len() == 5));
+        let clusters = rows(&out.join("clusters.csv"));
+        let cluster_of = |id: &str| {
+            clusters
+                .iter()
+                .find(|c| c[0] == id)
+                .map(|c| c[1].clone())
+                .unwrap()
+        };
+        assert_eq!(cluster_of(left_id), cluster_of(right_id));
+        assert_eq!(clusters.len(), report.records.iter().sum::<usize>());
+
+        let explained = explain_link(&out, left_id, right_id).unwrap();
+        assert!(explained.linked);
+        assert_eq!(explained.left_id, left_id);
+    }
 }
