@@ -821,8 +821,7 @@ impl RiskModel {
 
     /// SHA-256 of [`RiskModel::to_bytes`], hex.
     pub fn digest(&self) -> String {
-        let digest = Sha256::digest(self.to_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        borderlens_domain::hex::encode(&Sha256::digest(self.to_bytes()))
     }
 }
 

@@ -341,10 +341,7 @@ pub(crate) fn check_json(what: &str, text: &str) -> Result<(), StoreError> {
 /// Lower-case hex of the SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    borderlens_domain::hex::encode(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]
