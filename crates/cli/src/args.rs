@@ -467,6 +467,32 @@ pub struct BenchArgs {
     pub max_seconds: u64,
 }
 
+impl BenchArgs {
+    /// The benchmarks' settings (everything but `what`).
+    pub fn to_options(&self) -> borderlens_bench::BenchOptions {
+        borderlens_bench::BenchOptions {
+            data: self.data.clone(),
+            trees: self.trees,
+            leaves: self.leaves,
+            repeat: self.repeat,
+            python: self.python.clone(),
+            records: self.records,
+            seed: self.seed,
+            work: self.work.clone(),
+            no_splink: self.no_splink,
+            rates: self.rates.clone(),
+            step_seconds: self.step_seconds,
+            kinds: self.kinds.clone(),
+            synchronous: self.synchronous.clone(),
+            postgres: self.postgres.clone(),
+            declarations: self.declarations,
+            connections: self.connections,
+            timeout_ms: self.timeout_ms,
+            max_seconds: self.max_seconds,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// Folder with the sample CSV files.
@@ -723,9 +749,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(a) => {
             match a.what.as_str() {
-                "risk" => crate::bench::risk(a, cli.json, &bars)?,
-                "link" => crate::bench::link(a, cli.json, &bars)?,
-                "serve" => crate::bench_serve::serve(a, cli.json, &bars)?,
+                "risk" => borderlens_bench::risk(&a.to_options(), cli.json, &bars)?,
+                "link" => borderlens_bench::link(&a.to_options(), cli.json, &bars)?,
+                "serve" => borderlens_bench::serve(&a.to_options(), cli.json, &bars)?,
                 other => bail!(
                     "unknown benchmark '{other}': use `borderlens bench risk`, `bench link` or `bench serve`"
                 ),

@@ -5,8 +5,6 @@
 //! conflict (reported), 2 on an error that stopped the job.
 
 mod args;
-mod bench;
-mod bench_serve;
 mod loop_cmds;
 mod output;
 mod progress;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use borderlens_app::{self as app, Progress as _, Role};
+use borderlens_app::{self as app, Progress, Role};
 use borderlens_charts::lines::{lines_svg, Axes, Line, Reference};
 use borderlens_domain::LabelKind;
 use borderlens_ingest::ColumnMapping;
@@ -34,9 +34,7 @@ use borderlens_store::{ItemFilter, Store, SYNCHRONOUS_ENV};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::args::BenchArgs;
-use crate::output::outln;
-use crate::progress::Bars;
+use crate::{outln, BenchOptions};
 
 /// The target: this many submissions per second ...
 const TARGET_RATE: f64 = 1000.0;
@@ -183,7 +181,9 @@ struct BackendReport {
     server_log: String,
 }
 
-pub fn serve(a: &BenchArgs, json: bool, bars: &Bars) -> anyhow::Result<()> {
+/// Runs the load test (see the module doc); fails when the store read back does not match the
+/// answers.
+pub fn serve(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<()> {
     let started = Instant::now();
     let time_limit = Duration::from_secs(a.max_seconds);
     let work = a
@@ -488,7 +488,7 @@ fn unix_seconds() -> u64 {
 }
 
 /// Writes the first `--declarations` items of the 2020 sample to `declarations.csv` in `work`.
-fn sample_csv(a: &BenchArgs, work: &Path) -> anyhow::Result<PathBuf> {
+fn sample_csv(a: &BenchOptions, work: &Path) -> anyhow::Result<PathBuf> {
     let sample = a.data.join("df_syn_train_eng.csv");
     let text = std::fs::read_to_string(&sample).with_context(|| {
         format!(
@@ -506,7 +506,7 @@ fn sample_csv(a: &BenchArgs, work: &Path) -> anyhow::Result<PathBuf> {
 
 /// The SQLite template store, prepared by [`prepare`] in a new file `template`.
 fn prepare_sqlite(
-    a: &BenchArgs,
+    a: &BenchOptions,
     csv: &Path,
     template: &Path,
 ) -> anyhow::Result<(String, Vec<String>)> {
@@ -524,7 +524,7 @@ fn prepare_sqlite(
 /// model trained on the first 60% of their dates, the scores of all of them, and an officer with
 /// an API token. Returns the token and the declaration ids.
 fn prepare(
-    a: &BenchArgs,
+    a: &BenchOptions,
     csv: &Path,
     store: &mut dyn borderlens_store::Backend,
 ) -> anyhow::Result<(String, Vec<String>)> {

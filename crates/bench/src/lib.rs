@@ -1,0 +1,87 @@
+//! The benchmarks behind `borderlens bench risk|link|serve`, kept out of the product commands.
+//!
+//! - [`risk`]: our GBDT and TreeSHAP against LightGBM + shap on the same features and model
+//!   size, in the same run (`scripts/bench_lightgbm.py`), reported as ratios.
+//! - [`link`]: linkage of generated FEBRL-like records with known matches (`borderlens-synth`)
+//!   against Splink on the same files (`scripts/bench_splink.py`): F1, records/s, CPU, memory.
+//! - [`serve`]: an open-loop load test of `borderlens serve` on loopback (a reqwest client on a
+//!   single-threaded tokio runtime), with the store read back afterwards.
+//!
+//! Each prints a table, or one JSON object with `json`, and reports its phases to a
+//! [`Progress`](borderlens_app::Progress). `link` and `serve` run the current executable as a
+//! child process (`borderlens link`, `borderlens serve`): call them from the `borderlens` binary.
+//!
+//! Architecture invariant: measures what the product does through its jobs and commands; no
+//! product code path depends on this crate, and the CLI only parses the arguments into
+//! [`BenchOptions`] and calls one of these functions.
+#![deny(missing_docs)]
+
+mod link;
+mod risk;
+mod serve;
+
+use std::path::PathBuf;
+
+pub use link::link;
+pub use risk::risk;
+pub use serve::serve;
+
+/// `println!` that ends the process quietly when stdout is closed (`borderlens ... | head`), as
+/// the CLI's own output does.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+pub(crate) use outln;
+
+/// Settings of the benchmarks (`borderlens bench --help`); each benchmark reads its own.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.
+    pub data: PathBuf,
+    /// risk: trees in the benchmark model (both tools).
+    pub trees: usize,
+    /// risk: leaves per tree (both tools).
+    pub leaves: usize,
+    /// risk: repetitions (best time kept).
+    pub repeat: usize,
+    /// Python with lightgbm and shap (risk) or splink (link) for the side-by-side run (skipped
+    /// when it cannot run).
+    pub python: String,
+    /// link: records per side of the generated FEBRL-like data.
+    pub records: usize,
+    /// link: seed of the generated data; serve: seed of the order of the declarations.
+    pub seed: u64,
+    /// link: folder for the generated data and both tools' outputs (default target/bench-link).
+    /// serve: folder for the databases, server logs, bench-serve.json and bench-serve.svg
+    /// (default target/bench-serve).
+    pub work: Option<PathBuf>,
+    /// link: skip the Splink side.
+    pub no_splink: bool,
+    /// serve: offered request rates (requests/s), one step each.
+    pub rates: Vec<u32>,
+    /// serve: seconds of each rate step.
+    pub step_seconds: f64,
+    /// serve: request kinds: submit (control results), read (score or decision).
+    pub kinds: Vec<String>,
+    /// serve: SQLite `synchronous` settings to measure: normal, full.
+    pub synchronous: Vec<String>,
+    /// serve: also measure PostgreSQL, in a fresh schema of this database.
+    pub postgres: Option<String>,
+    /// serve: declaration items imported from the sample (the first N of 2020).
+    pub declarations: usize,
+    /// serve: most connections the load generator opens.
+    pub connections: usize,
+    /// serve: a request not answered within this many milliseconds of its scheduled send counts
+    /// as a timeout.
+    pub timeout_ms: u64,
+    /// serve: the whole load test stops scheduling steps after this many seconds.
+    pub max_seconds: u64,
+}
