@@ -5,6 +5,8 @@
 //! conflict (reported), 2 on an error that stopped the job.
 
 mod args;
+mod demo;
+mod dispatch;
 mod loop_cmds;
 mod output;
 mod progress;
@@ -20,7 +22,7 @@ fn main() -> ExitCode {
     if !matches!(cli.command, args::Command::Serve(_)) {
         progress::install_interrupt_handler();
     }
-    match args::run(cli) {
+    match dispatch::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("borderlens: {e:#}");
