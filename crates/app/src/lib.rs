@@ -1,14 +1,38 @@
 /*!
-The jobs of borderlens, one function each: [`import_files`], [`train`], [`evaluate`], [`score`],
-[`explain`], [`export_features`]; the selection loop's (`decisions`); users, API tokens and
-login sessions ([`add_user`], [`create_token`], [`login`]). They compose `store` (what is kept), `ingest` (what comes in) and
-`risk` (the numbers), so that the CLI and the server stay thin shells that parse arguments and print.
+The jobs and views of borderlens, one function each, shared by the CLI and the server so that both
+behave the same:
 
-Reports are plain serialisable structs: this crate is the boundary where engine types become the
-JSON that `--json` prints and the API will serve.
+- `jobs.rs`: [`import_files`] (and [`import_bytes`] for uploads), [`train`], [`evaluate`],
+  [`score`], [`explain`] (one declaration from the history of its own importer, declarant, seller
+  and HS code, `jobs::item_history`), [`importance`], [`anomaly`], [`export_features`];
+- `decisions.rs`, the selection loop: policies ([`save_policy`]), [`select`] with π,
+  [`override_decision`], control results ([`record_control_result`], bulk import, exchange
+  export), Horvitz–Thompson [`estimates`], [`explain_decision`];
+- `monitoring.rs`: [`bias_audit`], [`drift_report`], [`hit_rate_series`]; `simulation.rs`:
+  [`simulate`], with the risk model as the simulator's learner ([`RiskLearner`]);
+- `linking.rs`: record linkage of CSV files ([`link_files`]: tables in, clusters, pairs,
+  settings and model out) and [`explain_link`] of a finished run;
+- `users.rs`: users and roles, argon2id password hashes, API tokens, login sessions and the
+  login rate limit ([`add_user`], [`create_token`], [`login`], [`session_caller`],
+  [`token_caller`]), counted in the store so that it holds across server instances;
+- `views.rs`: what the pages show ([`queue`], [`declaration`], [`dashboard`], [`audit_log`]);
+- `cache.rs`: models by the SHA-256 of their bytes, dashboards until the store's newest audit
+  entry changes.
 
-Architecture invariant: no printing, no argument parsing, no HTTP here; long jobs take a
-[`Progress`] so the caller draws bars and can interrupt.
+They compose the library crates: `store` (what is kept), `ingest` (what comes in), `risk` (the
+numbers), `selection`, `controls`, `monitor`, `linkage` and `charts`. Every job takes the store
+as `&dyn Backend` or `&mut dyn Backend` (`borderlens_store`: one `Store` type on SQLite or
+PostgreSQL, its operations grouped by room in the traits `Items`, `Registry`, `Decisions`,
+`Controls`, `Accounts` and `Audit`; `Backend` is all of them), so a job runs alike on either
+database and writes only through the store's operations, which audit every write.
+
+Reports and views are plain serialisable structs: this crate is the boundary where engine types
+become the JSON that `--json` prints and the API serves.
+
+Architecture invariant: no printing, no argument parsing, no HTTP, no HTML and no SQL here; files
+are read and written only where a job is about files (imports, feature exports, linkage inputs
+and outputs). Long jobs take a [`Progress`] so the caller draws bars and can interrupt; an
+interrupted job keeps nothing.
 */
 #![deny(missing_docs)]
 

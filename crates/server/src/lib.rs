@@ -1,20 +1,36 @@
-//! The borderlens HTTP service: a versioned JSON API (`/api/v1`) with its OpenAPI document,
-//! users and roles, login sessions with cookies and CSRF tokens, API tokens for machines, and
-//! login rate limiting.
+//! The borderlens HTTP service (`borderlens serve`, axum on tokio): a versioned JSON API under
+//! `/api/v1` with its OpenAPI 3.1 document, the officer pages rendered on the server, and who
+//! may use which of them.
 //!
-//! - [`serve`] runs the service until Ctrl-C or SIGTERM (`borderlens serve`); [`run`] does the
-//!   same on a listener the caller bound (tests bind `127.0.0.1:0`); [`app`] is the router.
-//! - [`routes`] is the one route table: the router, the authorisation of every route and the
-//!   OpenAPI document are all built from it, so a route cannot exist undocumented or unguarded.
-//! - Handlers parse the request, check who calls and with which role, call a `borderlens-app`
-//!   job on a blocking thread (the store is synchronous SQLite), and map the job's error to a
-//!   status code in one place (`error.rs`).
+//! - [`serve`] runs the service until Ctrl-C or SIGTERM; [`run`] does the same on a listener the
+//!   caller bound (tests bind `127.0.0.1:0`); [`app`] is the router.
+//! - [`routes`] is the one route table of the API: the router, the role check of every route
+//!   and the OpenAPI document (`openapi.rs`) are all built from it. Handlers (`handlers.rs`)
+//!   parse the request, call one `borderlens-app` job or view on a blocking thread and answer;
+//!   a job's error becomes a status code and a JSON error in one place (`error.rs`).
+//! - [`pages`] is the page table (`pages/`, one module per page: login, queue, declaration,
+//!   control form, dashboard, audit log): HTML rendered with maud, which escapes every
+//!   interpolated value, from the app's views; the same table drives the pages' router and their
+//!   guard (login redirect, 403 page, CSRF token of every form post). One style sheet and one
+//!   script (`assets/`) that only enhance; charts are the `borderlens-charts` and
+//!   `borderlens-monitor` SVGs, inlined.
+//! - `auth.rs`: who is calling (session cookie or bearer token), the role check of each route and
+//!   page, the CSRF check of cookie requests that change state (constant-time comparison), and
+//!   the client address for the login rate limit (`X-Forwarded-For` only from
+//!   [`ServeConfig::trusted_proxies`]).
+//! - `pool.rs`: a small pool of open stores, one `Box<dyn Backend>` each (a `borderlens_store::Store`
+//!   on the SQLite file or on PostgreSQL, [`ServeConfig::database_url`]); each job runs on one
+//!   of them, on a blocking thread, with the caller as the audit actor.
 //!
-//! Architecture invariant: this crate owns HTTP (routes, status codes, JSON errors, body
-//! limits), authentication (cookies, bearer tokens, CSRF, rate limiting) and authorisation
-//! (which role may use which route). It holds no business logic: validation of control results,
-//! estimates, decisions, password hashing and every store write belong to `borderlens-app` and
-//! `borderlens-store`, which the CLI calls too, so that both behave the same.
+//! Architecture invariant: this crate owns HTTP (routes, pages, status codes, JSON and HTML
+//! errors, body limits, security headers), authentication (cookies, bearer tokens, CSRF) and
+//! authorisation (which role may use which route or page). It holds no business logic and
+//! touches no store operation: validation of control results, estimates, decisions, views,
+//! password hashing, sessions, tokens, the login rate limit (counted in the store, so that it
+//! holds across instances) and every read and write of the store's rooms (`Items`, `Registry`,
+//! `Decisions`, `Controls`, `Accounts`, `Audit`) belong to `borderlens-app` jobs, which the CLI
+//! calls too, so that both behave the same. The store is only opened here (and its errors
+//! mapped to status codes).
 #![deny(missing_docs)]
 
 mod auth;
