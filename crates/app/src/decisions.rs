@@ -89,7 +89,8 @@ pub struct SelectReport {
 }
 
 /// Scores the period's declarations and decides each batch (one day, or one office-day) with the
-/// policy; records every decision with π, stratum, policy and model versions. A declaration is
+/// policy; records every decision with π, stratum, policy and model versions, and the item it
+/// was made on (the declaration's riskiest item, or the one a campaign covers). A declaration is
 /// decided once: those decided before are skipped, and late arrivals for a day already decided
 /// form a batch of their own (`DATE late 2`).
 pub fn select(
@@ -204,6 +205,7 @@ pub fn select(
                 .or_default() += 1;
             to_record.push(NewDecision {
                 declaration_id: item.key.declaration_id.clone(),
+                item_no: Some(item.key.item_no),
                 batch: batch.clone(),
                 policy_name: policy.name.clone(),
                 policy_version,

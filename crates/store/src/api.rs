@@ -125,11 +125,12 @@ pub trait Decisions {
     /// Whether `batch` has been decided.
     fn batch_decided(&self, batch: &str) -> Result<bool, StoreError>;
     /// Records decisions in one transaction, one `select` audit entry per batch. Refuses the
-    /// whole call when a batch or a declaration is already decided, a declaration is not
-    /// stored, or a π is not a probability.
+    /// whole call when a batch or a declaration is already decided, a declaration or the item
+    /// decided on is not stored, or a π is not a probability.
     fn record_decisions(&mut self, decisions: &[NewDecision]) -> Result<usize, StoreError>;
     /// An officer's override of the latest decision on `declaration_id`, with its mandatory
-    /// reason: a new entry beside the original, audited.
+    /// reason: a new entry beside the original (its item, policy, model, score and π copied),
+    /// audited.
     fn override_decision(
         &mut self,
         declaration_id: &str,

@@ -13,6 +13,10 @@ use crate::{check_json, sha256_hex, Decisions, Lock, Store, StoreError};
 pub struct NewDecision {
     /// The declaration decided on.
     pub declaration_id: String,
+    /// The item of the declaration the policy decided on: its riskiest item, or the one a
+    /// campaign covers. `None` in decisions recorded before schema version 6, which did not
+    /// keep it (item 1 stood for the declaration then).
+    pub item_no: Option<u32>,
     /// The batch the capacity applied to, e.g. `2021-03-01 office 30`.
     pub batch: String,
     /// Policy name.
@@ -57,7 +61,7 @@ pub struct StoredDecision {
 pub(crate) const DECISION_COLUMNS: &str =
     "id, declaration_id, batch, policy_name, policy_version, model_name, \
      model_version, score, pi, stratum, lane, source, reasons_json, overrides, override_reason, \
-     actor, at";
+     actor, at, item_no";
 
 fn read_decision(row: &Row) -> Result<StoredDecision, DbError> {
     let reasons_json: String = row.get(12)?;
@@ -65,6 +69,7 @@ fn read_decision(row: &Row) -> Result<StoredDecision, DbError> {
         id: row.get(0)?,
         decision: NewDecision {
             declaration_id: row.get(1)?,
+            item_no: row.get(17)?,
             batch: row.get(2)?,
             policy_name: row.get(3)?,
             policy_version: row.get(4)?,
@@ -183,8 +188,8 @@ impl Decisions for Store {
             let insert = format!(
                 "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version,
                     model_name, model_version, score, pi, stratum, lane, source, reasons_json,
-                    actor, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {})",
+                    actor, item_no, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {})",
                 exec.dialect().now()
             );
             for d in decisions {
@@ -212,6 +217,19 @@ impl Decisions for Store {
                 if !known {
                     return Err(refused(on(), "no such declaration in the store"));
                 }
+                if let Some(item_no) = d.item_no {
+                    let item_known: bool = exec
+                        .value(
+                            "SELECT EXISTS (SELECT 1 FROM declaration_items
+                             WHERE declaration_id = $1 AND item_no = $2)",
+                            &[&d.declaration_id, &item_no],
+                        )
+                        .ctx(what)?;
+                    if !item_known {
+                        let reason = format!("no item {item_no} of it in the store");
+                        return Err(refused(on(), &reason));
+                    }
+                }
                 if !(0.0..=1.0).contains(&d.pi) {
                     let reason = format!("π = {} is not a probability", d.pi);
                     return Err(refused(on(), &reason));
@@ -233,6 +251,7 @@ impl Decisions for Store {
                         &d.source,
                         &reasons,
                         &actor,
+                        &d.item_no,
                     ],
                 )
                 .ctx(|| format!("recording the decision on '{}'", d.declaration_id))?;
@@ -289,9 +308,9 @@ impl Decisions for Store {
                 &format!(
                     "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version,
                         model_name, model_version, score, pi, stratum, lane, source,
-                        reasons_json, overrides, override_reason, actor, at)
+                        reasons_json, overrides, override_reason, actor, item_no, at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'override', $11, $12,
-                        $13, $14, {now})
+                        $13, $14, $15, {now})
                      RETURNING {DECISION_COLUMNS}"
                 ),
                 &[
@@ -309,6 +328,7 @@ impl Decisions for Store {
                     &current.id,
                     &reason,
                     &actor,
+                    &d.item_no,
                 ],
             )
             .ctx(what)?

@@ -18,8 +18,8 @@
 //!   other difference is a conflict that keeps the original (what the trader declared is never
 //!   overwritten; triggers enforce it).
 //! - [`Registry`]: numbered versions of opaque model bytes, and scores per item and version.
-//! - [`Decisions`]: versioned selection policies and append-only decisions with their π; an
-//!   override is a new entry.
+//! - [`Decisions`]: versioned selection policies and append-only decisions with their π and the
+//!   item decided on; an override is a new entry.
 //! - [`Controls`]: append-only control results, idempotent by submission id, which raise the
 //!   declaration's item labels (a label grows, never shrinks).
 //! - [`Accounts`]: users with a role and an argon2id password hash, API tokens and login

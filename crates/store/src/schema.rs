@@ -18,7 +18,7 @@
 //!
 //! Versions 1 to 5 create exactly what the migrations of earlier releases created on each
 //! database (their stores are at version 5 already); a migration, once released, is never
-//! changed.
+//! changed. Version 6 is the first written once for both.
 
 use std::path::{Path, PathBuf};
 
@@ -254,8 +254,15 @@ CREATE INDEX declaration_items_by_hs6 ON declaration_items (hs6);
 CREATE INDEX declaration_items_labels_by_date ON declaration_items (date, fraud);
 "#;
 
+/// Version 6: the item a decision was made on (the declaration's riskiest item, or the one a
+/// campaign covers), so that its explanation describes that item. NULL in the decisions
+/// recorded before, which item 1 stood for.
+const V6: &str = r#"
+ALTER TABLE decisions ADD COLUMN item_no {int} CHECK (item_no IS NULL OR item_no >= 1);
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -350,6 +357,15 @@ pub(crate) fn ddl(template: &str, dialect: Dialect) -> String {
 
 /// Brings an SQLite file to [`SCHEMA_VERSION`], each step in its own transaction.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    migrate_to(conn, path, SCHEMA_VERSION)
+}
+
+/// Brings an SQLite file to version `target` (tests build stores of earlier versions with it).
+pub(crate) fn migrate_to(
+    conn: &mut Connection,
+    path: &Path,
+    target: u32,
+) -> Result<(), StoreError> {
     let open_error = |source: rusqlite::Error| StoreError::Open {
         path: path.to_path_buf(),
         source: source.into(),
@@ -362,7 +378,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         let found: u32 = tx
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(open_error)?;
-        let Some(version) = next_version(found, path)? else {
+        let Some(version) = next_version(found, target, path)? else {
             return Ok(());
         };
         let failed = |source: rusqlite::Error| StoreError::Migration {
@@ -381,6 +397,16 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
 /// Brings a PostgreSQL database to [`SCHEMA_VERSION`], each step in its own transaction, under
 /// the write lock (two processes connecting to a fresh database do not both run a step).
 pub(crate) fn migrate_postgres(client: &mut Client, url: &str) -> Result<(), StoreError> {
+    migrate_postgres_to(client, url, SCHEMA_VERSION)
+}
+
+/// Brings a PostgreSQL database to version `target` (tests build stores of earlier versions
+/// with it).
+pub(crate) fn migrate_postgres_to(
+    client: &mut Client,
+    url: &str,
+    target: u32,
+) -> Result<(), StoreError> {
     let opening = || format!("cannot open the PostgreSQL store '{url}'");
     loop {
         let mut tx = crate::pg::write_tx(client).ctx(opening)?;
@@ -398,7 +424,7 @@ pub(crate) fn migrate_postgres(client: &mut Client, url: &str) -> Result<(), Sto
                 0
             }
         };
-        let Some(version) = next_version(found, Path::new(url))? else {
+        let Some(version) = next_version(found, target, Path::new(url))? else {
             tx.commit().ctx(opening)?;
             return Ok(());
         };
@@ -414,9 +440,9 @@ pub(crate) fn migrate_postgres(client: &mut Client, url: &str) -> Result<(), Sto
     }
 }
 
-/// The version to migrate to from `found`: `None` when there is nothing to do; an error when
-/// the store is newer than this build.
-fn next_version(found: u32, store: &Path) -> Result<Option<u32>, StoreError> {
+/// The version to migrate to from `found` on the way to `target`: `None` when there is
+/// nothing to do; an error when the store is newer than this build.
+fn next_version(found: u32, target: u32, store: &Path) -> Result<Option<u32>, StoreError> {
     if found > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
             path: PathBuf::from(store),
@@ -424,5 +450,5 @@ fn next_version(found: u32, store: &Path) -> Result<Option<u32>, StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    Ok((found < SCHEMA_VERSION).then_some(found + 1))
+    Ok((found < target.min(SCHEMA_VERSION)).then_some(found + 1))
 }

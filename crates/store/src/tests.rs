@@ -181,6 +181,26 @@ mod postgres_only {
     }
 
     #[test]
+    fn a_version_5_store_migrates_to_6_keeping_its_decisions() {
+        let Some(schema) = crate::pg::testing::TestSchema::create() else {
+            return;
+        };
+        let mut client = ::postgres::Client::connect(schema.url(), ::postgres::NoTls).unwrap();
+        crate::schema::migrate_postgres_to(&mut client, schema.url(), 5).unwrap();
+        client.batch_execute(V5_ROWS).unwrap();
+        let version: i64 = client
+            .query_one("SELECT version FROM schema_version", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(version, 5);
+        drop(client);
+        let mut store = Store::connect(schema.url()).unwrap();
+        check_migrated_from_version_5(&mut store);
+        drop(store);
+        drop(schema);
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let Some(mut subject) = pg_open() else {
             return;
@@ -787,6 +807,7 @@ fn large_import_streams_in_one_transaction(store: &mut Subject) {
 fn decision(id: &str, batch: &str, lane: &str, source: &str, pi: f64) -> NewDecision {
     NewDecision {
         declaration_id: id.into(),
+        item_no: Some(1),
         batch: batch.into(),
         policy_name: "p".into(),
         policy_version: 1,
@@ -805,19 +826,45 @@ fn decisions_are_made_once_and_overridden_beside_the_original(store: &mut Subjec
     import(
         store,
         "a.csv",
-        lines(vec![item("A", 1, 1, None), item("B", 1, 1, None)]),
+        lines(vec![
+            item("A", 1, 1, None),
+            item("A", 2, 1, None),
+            item("B", 1, 1, None),
+            item("C", 1, 2, None),
+        ]),
     )
     .unwrap();
     assert_eq!(store.save_policy("p", r#"{"capacity": 1}"#).unwrap(), 1);
     assert_eq!(store.save_policy("p", r#"{"capacity": 1}"#).unwrap(), 1);
     assert_eq!(store.save_policy("p", r#"{"capacity": 2}"#).unwrap(), 2);
+    // A decision names the item it was made on: A's second, none for B (as decisions recorded
+    // before schema version 6).
+    let on_second_item = NewDecision {
+        item_no: Some(2),
+        ..decision("A", "2020-01-01", "red", "risk", 1.0)
+    };
+    let on_no_item = NewDecision {
+        item_no: None,
+        ..decision("B", "2020-01-01", "green", "release", 0.5)
+    };
     store
-        .record_decisions(&[
-            decision("A", "2020-01-01", "red", "risk", 1.0),
-            decision("B", "2020-01-01", "green", "release", 0.5),
-        ])
+        .record_decisions(&[on_second_item.clone(), on_no_item.clone()])
         .unwrap();
     assert!(store.is_decided("A").unwrap());
+    assert_eq!(
+        store.decisions_for("A").unwrap()[0].decision,
+        on_second_item
+    );
+    assert_eq!(store.decisions_for("B").unwrap()[0].decision, on_no_item);
+    // An item the declaration does not have: refused, nothing written.
+    let err = store
+        .record_decisions(&[NewDecision {
+            item_no: Some(2),
+            ..decision("C", "2020-01-02", "red", "risk", 1.0)
+        }])
+        .unwrap_err();
+    assert!(err.to_string().contains("no item 2 of it"), "{err}");
+    assert!(!store.is_decided("C").unwrap());
     // The same declaration in another batch, or the same batch again: refused, nothing written.
     let err = store
         .record_decisions(&[decision("A", "2020-01-01 office 30", "red", "risk", 1.0)])
@@ -836,6 +883,7 @@ fn decisions_are_made_once_and_overridden_beside_the_original(store: &mut Subjec
     let overridden = store.override_decision("A", "green", "AEO trader").unwrap();
     assert_eq!(overridden.decision.lane, "green");
     assert_eq!(overridden.decision.pi, 1.0);
+    assert_eq!(overridden.decision.item_no, Some(2));
     let all = store.decisions_for("A").unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].decision.lane, "red");
@@ -844,6 +892,87 @@ fn decisions_are_made_once_and_overridden_beside_the_original(store: &mut Subjec
         .execute_raw("UPDATE decisions SET lane = 'green'")
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+/// Rows as a version 5 store holds them: a declaration of two items, a policy, a decision
+/// (without the item it was made on) and an override of it; a second declaration undecided.
+const V5_ROWS: &str = r#"
+INSERT INTO declaration_items (declaration_id, item_no, date, office_id, process_type,
+    import_type, import_use, payment_type, transport_mode, declarant_id, importer_id, hs6,
+    departure_country, origin_country, tax_rate, tax_type, origin_indicator, net_mass,
+    item_price, imported_at, source_file, source_line)
+VALUES
+    ('A', 1, '2020-01-01', '30', 'B', '11', '21', '11', '10', 'D1', 'I1', '440890', 'BE', 'BE',
+     8.0, 'FEU1', 'G', 108.0, 1000.0, '2020-01-02T00:00:00.000Z', 'a.csv', 2),
+    ('A', 2, '2020-01-01', '30', 'B', '11', '21', '11', '10', 'D1', 'I1', '610910', 'CN', 'CN',
+     8.0, 'FEU1', 'G', 10.0, 50.0, '2020-01-02T00:00:00.000Z', 'a.csv', 3),
+    ('B', 1, '2020-01-02', '30', 'B', '11', '21', '11', '10', 'D1', 'I1', '440890', 'BE', 'BE',
+     8.0, 'FEU1', 'G', 108.0, 1000.0, '2020-01-02T00:00:00.000Z', 'a.csv', 4);
+INSERT INTO policies (name, version, body_json, sha256, created_at, created_by)
+VALUES ('p', 1, '{"capacity": 1}', 'x', '2020-01-02T00:00:00.000Z', 'system');
+INSERT INTO decisions (declaration_id, batch, policy_name, policy_version, score, pi, stratum,
+    lane, source, reasons_json, actor, at)
+VALUES ('A', '2020-01-01', 'p', 1, 0.9, 1.0, 'risk', 'red', 'risk', '["because"]', 'system',
+    '2020-01-02T00:00:00.000Z');
+INSERT INTO decisions (declaration_id, batch, policy_name, policy_version, score, pi, stratum,
+    lane, source, reasons_json, overrides, override_reason, actor, at)
+VALUES ('A', '2020-01-01', 'p', 1, 0.9, 1.0, 'risk', 'yellow', 'override', '["override: AEO"]',
+    1, 'AEO', 'ana', '2020-01-02T01:00:00.000Z');
+"#;
+
+/// A version 5 store migrated to version 6: its decisions are kept, without an item (`None`),
+/// overrides of them copy none, and new decisions name theirs.
+fn check_migrated_from_version_5(store: &mut Store) {
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let kept = store.decisions_for("A").unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0].decision.item_no, None);
+    assert_eq!(kept[0].decision.lane, "red");
+    assert_eq!(kept[0].decision.reasons, ["because"]);
+    assert_eq!(kept[1].overrides, Some(kept[0].id));
+    assert_eq!(kept[1].decision.item_no, None);
+    let again = store.override_decision("A", "green", "released").unwrap();
+    assert_eq!(again.decision.item_no, None);
+    assert!(again.id > kept[1].id);
+    store
+        .record_decisions(&[NewDecision {
+            item_no: Some(1),
+            ..decision("B", "2020-01-02", "red", "risk", 1.0)
+        }])
+        .unwrap();
+    assert_eq!(
+        store.decisions_for("B").unwrap()[0].decision.item_no,
+        Some(1)
+    );
+    // The rules still hold on the migrated table, and on the new column.
+    let err = store
+        .execute_raw("UPDATE decisions SET item_no = 2")
+        .unwrap_err();
+    assert!(err.contains("append-only"), "{err}");
+    let err = store
+        .execute_raw(
+            "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version, pi,
+                 stratum, lane, source, reasons_json, actor, at, item_no)
+             VALUES ('C', 'b', 'p', 1, 1.0, 'risk', 'red', 'risk', '[]', 'x', 'y', 0)",
+        )
+        .unwrap_err();
+    assert!(err.to_lowercase().contains("check"), "{err}");
+}
+
+#[test]
+fn a_version_5_store_migrates_to_6_keeping_its_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    crate::schema::migrate_to(&mut conn, &path, 5).unwrap();
+    conn.execute_batch(V5_ROWS).unwrap();
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
+    drop(conn);
+    let mut store = Store::open(&path).unwrap();
+    check_migrated_from_version_5(&mut store);
 }
 
 fn result(submission: &str, declaration: &str, fraud: bool, payload: &str) -> NewControlResult {
