@@ -615,14 +615,24 @@ fn outcomes(store: &dyn Backend) -> Result<HashMap<String, bool>, JobError> {
 pub struct DecisionTrace {
     /// Declaration.
     pub declaration_id: String,
-    /// Score and contributions of the model that decided (first item); for a declaration not
-    /// decided yet, of the newest model in the registry; absent when there is no model.
+    /// The item explained: the one the selection decided on ([`DecisionTrace::decided_item`]);
+    /// item 1 for a declaration not decided yet, or decided before the decided item was
+    /// recorded (schema version 6).
+    pub item_no: u32,
+    /// The item the selection decided on, as recorded with the decision; `None` when not
+    /// decided yet or decided before it was recorded.
+    pub decided_item: Option<u32>,
+    /// Items of the declaration.
+    pub items: u32,
+    /// Score, contributions and counterfactual of `item_no` by the model that decided; for a
+    /// declaration not decided yet, by the newest model in the registry; absent when there is
+    /// no model.
     pub explanation: Option<ExplainReport>,
     /// Decisions and overrides, oldest first.
     pub decisions: Vec<DecisionEntry>,
     /// Control results, oldest first.
     pub results: Vec<ResultEntry>,
-    /// The label stored on the declaration's first item.
+    /// The label stored on `item_no`.
     pub label: Option<String>,
 }
 
@@ -637,6 +647,9 @@ pub struct DecisionEntry {
     pub actor: String,
     /// Batch.
     pub batch: String,
+    /// The item decided on (copied by an override); `None` for decisions recorded before
+    /// schema version 6.
+    pub item_no: Option<u32>,
     /// `name@version`.
     pub policy: String,
     /// `name@version` of the model.
@@ -666,6 +679,7 @@ impl From<StoredDecision> for DecisionEntry {
             at: d.at,
             actor: d.actor,
             batch: d.decision.batch,
+            item_no: d.decision.item_no,
             policy: format!("{}@{}", d.decision.policy_name, d.decision.policy_version),
             model: d
                 .decision
@@ -705,20 +719,52 @@ pub struct ResultEntry {
     pub values: serde_json::Value,
 }
 
-/// The trace of one declaration: score, contributions, π, policy, overrides and outcome.
+/// The item a declaration's decisions were made on: the one recorded with its design decision
+/// (an override copies it); `None` when not decided, or decided before the item was recorded.
+pub(crate) fn decided_item(decisions: &[StoredDecision]) -> Option<u32> {
+    decisions
+        .iter()
+        .find(|d| d.overrides.is_none())
+        .and_then(|d| d.decision.item_no)
+}
+
+/// Items a declaration may have, read when counting them.
+pub(crate) const MAX_ITEMS: u32 = 999;
+
+/// How many items `declaration_id` has (numbered from 1; 0 when it is not stored).
+pub(crate) fn item_count(store: &dyn Backend, declaration_id: &str) -> Result<u32, JobError> {
+    let mut count = 0;
+    while count < MAX_ITEMS
+        && store
+            .item(&ItemKey {
+                declaration_id: declaration_id.to_string(),
+                item_no: count + 1,
+            })?
+            .is_some()
+    {
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The trace of one declaration: score, contributions, π, policy, overrides and outcome, of the
+/// item the selection decided on (item 1 when not decided, or decided before the item was
+/// recorded).
 pub fn explain_decision(
     store: &dyn Backend,
     declaration_id: &str,
 ) -> Result<DecisionTrace, JobError> {
+    let decisions = store.decisions_for(declaration_id)?;
+    let decided = decided_item(&decisions);
     let item = store
         .item(&ItemKey {
             declaration_id: declaration_id.to_string(),
-            item_no: 1,
+            item_no: decided.unwrap_or(1),
         })?
         .ok_or_else(|| {
             JobError::NotFound(format!("no declaration '{declaration_id}' in the store"))
         })?;
-    let decisions = store.decisions_for(declaration_id)?;
+    let items = item_count(store, declaration_id)?.max(item.key.item_no);
     // The model that decided; for a declaration not decided yet, the newest model in the registry.
     let deciding = decisions
         .iter()
@@ -749,6 +795,9 @@ pub fn explain_decision(
     let results: Vec<StoredControlResult> = store.control_results_for(declaration_id)?;
     Ok(DecisionTrace {
         declaration_id: declaration_id.to_string(),
+        item_no: item.key.item_no,
+        decided_item: decided,
+        items,
         explanation,
         decisions: decisions.into_iter().map(DecisionEntry::from).collect(),
         results: results
@@ -770,3 +819,6 @@ pub fn explain_decision(
         label: label_words(item.label),
     })
 }
+
+#[cfg(test)]
+mod tests;

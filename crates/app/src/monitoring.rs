@@ -24,8 +24,20 @@ fn size_band(n: usize) -> &'static str {
 
 /// Audits the recorded selections: selection rate, hit rate and their ratio by origin country,
 /// office, importer size band and declarant. A declaration counts as selected when its current
-/// lane (after overrides) is red or yellow; its outcome is the stored label when selected.
+/// lane (after overrides) is red or yellow; its groups are those of the item the selection
+/// decided on (item 1 for decisions that did not record it), its outcome that item's stored
+/// label when selected.
 pub fn bias_audit(store: &dyn Backend, options: &BiasOptions) -> Result<BiasAudit, JobError> {
+    let records: Vec<AuditRecord> = audit_records(store)?
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
+    Ok(bias::audit(&records, options))
+}
+
+/// The bias audit's records, one per decided declaration (by id), built from the item each
+/// decision was made on.
+pub(crate) fn audit_records(store: &dyn Backend) -> Result<Vec<(String, AuditRecord)>, JobError> {
     let decisions = store.decisions(None)?;
     if decisions.is_empty() {
         return Err(JobError::Invalid(
@@ -51,43 +63,47 @@ pub fn bias_audit(store: &dyn Backend, options: &BiasOptions) -> Result<BiasAudi
             .entry(item.importer_id.as_str())
             .or_default() += 1;
     }
-    let items: HashMap<&str, &DeclarationItem> = all
+    let items: HashMap<(&str, u32), &DeclarationItem> = all
         .iter()
-        .filter(|d| d.key.item_no == 1)
-        .map(|d| (d.key.declaration_id.as_str(), d))
+        .map(|d| ((d.key.declaration_id.as_str(), d.key.item_no), d))
         .collect();
     let mut records = Vec::with_capacity(per_declaration.len());
     let mut ids: Vec<&&str> = per_declaration.keys().collect();
     ids.sort();
     for id in ids {
         let (first, last) = per_declaration[*id];
-        let Some(item) = items.get(*id) else { continue };
         let design = &decisions[first].decision;
+        let Some(item) = items.get(&(*id, design.item_no.unwrap_or(1))) else {
+            continue;
+        };
         let selected = decisions[last].decision.lane != "green";
         let design_selected = DESIGN_SOURCES.contains(&design.source.as_str())
             && decisions[last].decision.lane == design.lane;
-        records.push(AuditRecord {
-            groups: vec![
-                ("origin country".into(), item.origin_country.clone()),
-                ("office".into(), item.office_id.clone()),
-                (
-                    "importer size".into(),
-                    size_band(importer_counts[item.importer_id.as_str()]).into(),
-                ),
-                ("declarant".into(), item.declarant_id.clone()),
-            ],
-            selected,
-            stratum: Some(format!("{} {}", design.batch, design.stratum)),
-            pi: Some(design.pi),
-            outcome: if selected {
-                item.label.map(|l| l.fraud)
-            } else {
-                None
+        records.push((
+            id.to_string(),
+            AuditRecord {
+                groups: vec![
+                    ("origin country".into(), item.origin_country.clone()),
+                    ("office".into(), item.office_id.clone()),
+                    (
+                        "importer size".into(),
+                        size_band(importer_counts[item.importer_id.as_str()]).into(),
+                    ),
+                    ("declarant".into(), item.declarant_id.clone()),
+                ],
+                selected,
+                stratum: Some(format!("{} {}", design.batch, design.stratum)),
+                pi: Some(design.pi),
+                outcome: if selected {
+                    item.label.map(|l| l.fraud)
+                } else {
+                    None
+                },
+                design_selected,
             },
-            design_selected,
-        });
+        ));
     }
-    Ok(bias::audit(&records, options))
+    Ok(records)
 }
 
 /// Two periods to compare.

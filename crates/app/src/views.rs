@@ -12,7 +12,7 @@ use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
 use crate::cache::Lru;
-use crate::decisions::{explain_decision, DecisionTrace};
+use crate::decisions::{explain_decision, DecisionTrace, MAX_ITEMS};
 use crate::reports::EvaluationReport;
 use crate::{
     bias_audit, drift_report, estimates, evaluate, hit_rate_series, DriftRequest, EstimateReport,
@@ -111,14 +111,19 @@ pub struct Queue {
 }
 
 fn first_item(declaration_id: &str) -> ItemKey {
+    item_key(declaration_id, 1)
+}
+
+fn item_key(declaration_id: &str, item_no: u32) -> ItemKey {
     ItemKey {
         declaration_id: declaration_id.to_string(),
-        item_no: 1,
+        item_no,
     }
 }
 
 /// The queue of one day: every declaration decided that day with its lane, π, score, top
-/// reasons and control outcome.
+/// reasons and control outcome; what a row shows of the declaration is its item the selection
+/// decided on (item 1 for decisions that did not record it).
 pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobError> {
     let decisions = store.decisions(None)?;
     let days: BTreeSet<String> = decisions
@@ -166,7 +171,8 @@ pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobErro
     for (id, (index, overridden)) in &latest {
         let current = &decisions[*index];
         let original = &decisions[design[id]];
-        let Some(item) = store.item(&first_item(id))? else {
+        let decided = original.decision.item_no.unwrap_or(1);
+        let Some(item) = store.item(&item_key(id, decided))? else {
             continue;
         };
         let stored = store.scores_for(&item.key)?;
@@ -247,9 +253,6 @@ pub struct ItemScore {
     pub reasons: Vec<String>,
 }
 
-/// Items a declaration may have, read when looking up its scores.
-const MAX_ITEMS: u32 = 999;
-
 /// Every saved score of every item of `declaration_id`, by item then model version; 404 for an
 /// unknown declaration.
 pub fn declaration_scores(
@@ -325,14 +328,15 @@ pub struct RelatedRow {
     pub label: Option<String>,
 }
 
-/// Everything the declaration page shows.
+/// Everything the declaration page shows, of the item the selection decided on (`trace.item_no`,
+/// item 1 for a declaration not decided yet or decided before the item was recorded).
 #[derive(Clone, Debug, Serialize)]
 pub struct DeclarationView {
     /// Score, contributions, counterfactual, declared values, decisions, results.
     pub trace: DecisionTrace,
     /// What the system derived, beside what was declared.
     pub derived: Vec<DerivedValue>,
-    /// Later files that disagreed with the stored declaration.
+    /// Later files that disagreed with the stored item.
     pub conflicts: Vec<ConflictView>,
     /// Declarations of the same importer or declarant, newest first.
     pub related: Vec<RelatedRow>,
@@ -346,7 +350,7 @@ const RELATED_SHOWN: usize = 15;
 /// The declaration page's content.
 pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<DeclarationView, JobError> {
     let trace = explain_decision(store, declaration_id)?;
-    let key = first_item(declaration_id);
+    let key = item_key(declaration_id, trace.item_no);
     let item = store
         .item(&key)?
         .ok_or_else(|| JobError::NotFound(format!("no declaration '{declaration_id}'")))?;

@@ -628,6 +628,18 @@ pub fn decision_trace(r: &borderlens_app::DecisionTrace, json: bool) -> anyhow::
         return print_json(r);
     }
     outln!("declaration {}", r.declaration_id);
+    if r.items > 1 {
+        outln!(
+            "item {} of {}{}",
+            r.item_no,
+            r.items,
+            match (r.decided_item, r.decisions.is_empty()) {
+                (Some(_), _) => ", the item the selection decided on",
+                (None, true) => " (not decided yet)",
+                (None, false) => " (the decision did not record its item)",
+            }
+        );
+    }
     match &r.explanation {
         Some(e) => {
             outln!(

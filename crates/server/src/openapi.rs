@@ -295,12 +295,15 @@ pub(crate) mod schemas {
     pub(crate) fn decision_trace() -> Value {
         json!({
             "type": "object",
-            "required": ["declaration_id", "explanation", "decisions", "results", "label"],
+            "required": ["declaration_id", "item_no", "decided_item", "items", "explanation", "decisions", "results", "label"],
             "properties": {
                 "declaration_id": {"type": "string"},
+                "item_no": {"type": "integer", "minimum": 1, "description": "The item explained: the one the selection decided on; item 1 when not decided, or decided before the item was recorded"},
+                "decided_item": {"type": ["integer", "null"], "description": "The item the selection decided on, as recorded with the decision"},
+                "items": {"type": "integer", "description": "Items of the declaration"},
                 "explanation": {
                     "type": ["object", "null"],
-                    "description": "Score, contributions and counterfactual of the model that decided (or the newest model); null without a model",
+                    "description": "Score, contributions and counterfactual of item_no by the model that decided (or the newest model); null without a model",
                     "properties": {
                         "model": {"type": "string"},
                         "version": {"type": "integer"},
@@ -323,6 +326,7 @@ pub(crate) mod schemas {
                     "properties": {
                         "id": {"type": "integer"}, "at": {"type": "string"},
                         "actor": {"type": "string"}, "batch": {"type": "string"},
+                        "item_no": {"type": ["integer", "null"], "description": "The item decided on; null for decisions recorded before it was kept"},
                         "policy": {"type": "string"}, "model": {"type": ["string", "null"]},
                         "score": {"type": ["number", "null"]},
                         "pi": {"type": "number", "minimum": 0, "maximum": 1},

@@ -574,3 +574,102 @@ async fn a_form_posted_from_another_site_is_refused_even_with_the_right_token(ki
     app.stop().await;
 }
 on_both_stores!(a_form_posted_from_another_site_is_refused_even_with_the_right_token);
+
+/// A declaration of two items whose second is the riskier: the selection decides on item 2, and
+/// the page and the API's decision trace explain item 2 and say so.
+async fn a_declaration_of_several_items_is_explained_by_the_item_decided_on(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let id = "MULTI-1";
+    let saved = app.with_store(|store| {
+        // The scores the fixture's selection saved, riskiest first (outside the January
+        // campaign on Chinese textiles, which would pick its own item).
+        let mut scored: Vec<(f64, borderlens_domain::DeclarationItem)> = store
+            .decisions(None)
+            .unwrap()
+            .into_iter()
+            .filter_map(|d| {
+                let key = borderlens_domain::ItemKey {
+                    declaration_id: d.decision.declaration_id,
+                    item_no: 1,
+                };
+                let score = store.scores_for(&key).unwrap().pop()?.score;
+                let item = store.item(&key).unwrap()?;
+                (item.origin_country != "CN").then_some((score, item))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let date = chrono::NaiveDate::from_ymd_opt(2021, 1, 6).unwrap();
+        let copy = |item: &borderlens_domain::DeclarationItem, item_no| {
+            borderlens_domain::DeclarationItem {
+                key: borderlens_domain::ItemKey {
+                    declaration_id: id.to_string(),
+                    item_no,
+                },
+                date,
+                ..item.clone()
+            }
+        };
+        let (low, high) = (&scored[scored.len() - 1].1, &scored[0].1);
+        store
+            .import("multi.csv", [(copy(low, 1), 2), (copy(high, 2), 3)])
+            .unwrap();
+        borderlens_app::select(
+            store,
+            &borderlens_app::SelectRequest {
+                policy: "port-default".into(),
+                model: "pages".into(),
+                from: date,
+                to: date,
+                seed: 7,
+                per_office: false,
+            },
+            &borderlens_app::Silent,
+        )
+        .unwrap();
+        let score = |item_no| {
+            let key = borderlens_domain::ItemKey {
+                declaration_id: id.to_string(),
+                item_no,
+            };
+            store.scores_for(&key).unwrap()[0].score
+        };
+        (score(1), score(2))
+    });
+    assert!(saved.1 > saved.0, "{saved:?}");
+
+    let (cookie, _) = session(&app, Role::Officer).await;
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("/declarations/{id}"),
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("item 2 of 2"), "{}", page.text);
+    assert!(
+        page.text
+            .contains("Item 2 of 2: the item the selection decided on."),
+        "{}",
+        page.text
+    );
+
+    let answer = client()
+        .get(format!("{}/api/v1/declarations/{id}/decision", app.base))
+        .bearer_auth(app.api_token(Role::Officer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let trace: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(trace["item_no"], 2);
+    assert_eq!(trace["decided_item"], 2);
+    assert_eq!(trace["items"], 2);
+    assert_eq!(trace["decisions"][0]["item_no"], 2);
+    assert_eq!(trace["explanation"]["item_no"], 2);
+    let explained = trace["explanation"]["score"].as_f64().unwrap();
+    assert!((explained - saved.1).abs() < 1e-9, "{explained} {saved:?}");
+    app.stop().await;
+}
+on_both_stores!(a_declaration_of_several_items_is_explained_by_the_item_decided_on);

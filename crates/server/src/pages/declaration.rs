@@ -1,6 +1,7 @@
 //! A declaration: what the trader declared beside what the system derived (never overwritten),
 //! the score with its contributions and counterfactual, linked records, the selection decision
-//! with π, the override form and the control results.
+//! with π, the override form and the control results. Of a declaration of several items, the
+//! page shows the item the selection decided on, and says which.
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -119,6 +120,13 @@ fn render(
             @if let Some(d) = design {
                 dl.facts {
                     dt { "Lane" } dd { (lane_badge(&d.lane)) " (" (d.source) ")" }
+                    @if trace.items > 1 {
+                        dt { "Item decided on" }
+                        dd { @match d.item_no {
+                            Some(n) => { "item " (n) " of " (trace.items) }
+                            None => { "not recorded (decided before borderlens kept it); item 1 is shown" }
+                        } }
+                    }
                     dt { "Selection probability π" } dd { (format!("{:.4}", d.pi)) }
                     dt { "Stratum" } dd { (d.stratum) }
                     dt { "Policy" } dd { (d.policy) }
@@ -140,6 +148,9 @@ fn render(
         @if let Some(e) = &trace.explanation {
             section aria-labelledby="score" {
                 h2 #score { "Risk score " (prob(e.score)) }
+                @if let Some(note) = item_note(trace) {
+                    p.muted data-item=(trace.item_no) { (note) }
+                }
                 p.muted { "Model " (e.model) " v" (e.version) "; the " (e.rate)
                     "% inspection threshold is " (prob(e.threshold)) "." }
                 (chart(&e.waterfall_chart()))
@@ -199,6 +210,21 @@ fn render(
         status,
         layout(&format!("Declaration {id}"), Some(caller), None, body),
     )
+}
+
+/// Which item the score, the values and the label below describe, when there are several.
+fn item_note(trace: &app::DecisionTrace) -> Option<String> {
+    let (item, items) = (trace.item_no, trace.items);
+    if items <= 1 {
+        return None;
+    }
+    Some(match (trace.decided_item, trace.decisions.is_empty()) {
+        (Some(_), _) => format!("Item {item} of {items}: the item the selection decided on."),
+        (None, true) => format!("Item {item} of {items}: not decided yet."),
+        (None, false) => {
+            format!("Item {item} of {items}: the decision did not record the item it was made on.")
+        }
+    })
 }
 
 fn override_form(id: &str, caller: &Caller, lane: Option<&str>, problem: Option<&str>) -> Markup {
