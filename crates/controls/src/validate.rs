@@ -178,6 +178,16 @@ impl ControlResult {
         self.values.get(field).and_then(Value::as_str)
     }
 
+    /// The result as stored and digested (`payload_json`): compact JSON with the keys
+    /// `submission_id`, `declaration_id`, `schema_version`, `outcome`, `inspected_at`,
+    /// `anonymised` and `values` in this order, the answers by name. The text is part of the
+    /// idempotency contract (a retry is recognised by the SHA-256 of this text), so it must not
+    /// change for the same result; [`FormSchema::read_stored`] reads it back.
+    pub fn to_json(&self) -> String {
+        // Strings, a bool and JSON values keyed by strings: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// The result as a submission again; validating it with the same schema (and mode) gives an
     /// equal result.
     pub fn to_submission(&self) -> Submission {
@@ -245,6 +255,36 @@ pub(crate) struct Envelope<'a> {
     pub values: Option<&'a Map<String, Value>>,
 }
 
+/// The keys of a submission, all of them required.
+const ENVELOPE_KEYS: [&str; 4] = [
+    "submission_id",
+    "declaration_id",
+    "schema_version",
+    "values",
+];
+
+/// Whether `object` is a well-shaped submission: the three envelope strings, an object of
+/// answers, nothing else.
+fn is_envelope(object: &Map<String, Value>) -> bool {
+    object.len() == ENVELOPE_KEYS.len()
+        && ENVELOPE_KEYS[..3]
+            .iter()
+            .all(|key| matches!(object.get(*key), Some(Value::String(_))))
+        && matches!(object.get("values"), Some(Value::Object(_)))
+}
+
+/// What [`ControlResult::to_json`] writes, as far as reading it back needs (`outcome` and
+/// `inspected_at` are in `values` too).
+#[derive(Deserialize)]
+struct StoredForm {
+    submission_id: String,
+    declaration_id: String,
+    schema_version: String,
+    #[serde(default)]
+    anonymised: bool,
+    values: Map<String, Value>,
+}
+
 impl FormSchema {
     /// Checks a submission against this form schema and normalises it. On failure every problem
     /// is reported, each naming its field.
@@ -258,14 +298,82 @@ impl FormSchema {
         self.check(envelope, Mode::Recorded, "", Vec::new())
     }
 
-    /// Parses a submission from JSON text and validates it. Syntax errors are reported with field
-    /// `""`; a wrong shape (not an object, a missing or mistyped envelope key, an unknown key)
-    /// names the key; the values are then checked as by [`FormSchema::validate`].
+    /// Parses a submission from JSON text and validates it: [`FormSchema::read_submission`] then
+    /// [`FormSchema::validate`]. Syntax errors are reported with field `""`; a wrong shape (not an
+    /// object, a missing or mistyped envelope key, an unknown key) names the key, together with
+    /// the problems of the answers.
     pub fn parse_submission(&self, json: &str) -> Result<ControlResult, ValidationErrors> {
         let value: Value = serde_json::from_str(json).map_err(|e| {
             ValidationErrors(vec![FieldError::new("", format!("not valid JSON: {e}"))])
         })?;
-        self.check_value(&value, Mode::Recorded, "")
+        self.validate(&self.read_submission(value)?)
+    }
+
+    /// Reads a submission from JSON that a caller has parsed (an HTTP body, a line of a file):
+    /// the envelope's shape only, taking the value apart without copying the answers. The
+    /// answers are checked by [`FormSchema::validate`] afterwards.
+    ///
+    /// When the shape is wrong (not an object, a missing or mistyped envelope key, an unknown
+    /// key) every problem is reported at once, the answers' included, exactly as
+    /// [`FormSchema::parse_submission`] reports them: one round trip names them all.
+    pub fn read_submission(&self, value: Value) -> Result<Submission, ValidationErrors> {
+        let value = match value {
+            Value::Object(mut object) if is_envelope(&object) => {
+                let mut text = |key: &str| match object.remove(key) {
+                    Some(Value::String(text)) => text,
+                    // `is_envelope` has checked every key.
+                    _ => String::new(),
+                };
+                let submission_id = text("submission_id");
+                let declaration_id = text("declaration_id");
+                let schema_version = text("schema_version");
+                let Some(Value::Object(values)) = object.remove("values") else {
+                    return Err(ValidationErrors(vec![FieldError::new(
+                        "values",
+                        "expected an object of answers",
+                    )]));
+                };
+                return Ok(Submission {
+                    submission_id,
+                    declaration_id,
+                    schema_version,
+                    values,
+                });
+            }
+            other => other,
+        };
+        match self.check_value(&value, Mode::Recorded, "") {
+            Err(errors) => Err(errors),
+            // Unreachable: a value that is not an envelope always has a shape problem.
+            Ok(_) => Err(ValidationErrors(vec![FieldError::new(
+                "",
+                "not a submission",
+            )])),
+        }
+    }
+
+    /// Reads back a result stored as [`ControlResult::to_json`] wrote it and validates it again
+    /// with this schema (in the mode it was recorded in: an anonymised result stays one), so that
+    /// what comes out of storage is as checked as what went in.
+    pub fn read_stored(&self, payload_json: &str) -> Result<ControlResult, ValidationErrors> {
+        let stored: StoredForm = serde_json::from_str(payload_json).map_err(|e| {
+            ValidationErrors(vec![FieldError::new(
+                "",
+                format!("not a stored control result: {e}"),
+            )])
+        })?;
+        let envelope = Envelope {
+            submission_id: Some(&stored.submission_id),
+            declaration_id: Some(&stored.declaration_id),
+            schema_version: Some(&stored.schema_version),
+            values: Some(&stored.values),
+        };
+        let mode = if stored.anonymised {
+            Mode::Anonymised
+        } else {
+            Mode::Recorded
+        };
+        self.check(envelope, mode, "", Vec::new())
     }
 
     /// Validates a submission given as a JSON value; field names in errors are prefixed with
@@ -317,14 +425,7 @@ impl FormSchema {
             }
         };
         for key in object.keys() {
-            if ![
-                "submission_id",
-                "declaration_id",
-                "schema_version",
-                "values",
-            ]
-            .contains(&key.as_str())
-            {
+            if !ENVELOPE_KEYS.contains(&key.as_str()) {
                 errors.push(FieldError::new(
                     format!("{prefix}{}", shorten(key, 64)),
                     "unknown key (a submission has submission_id, declaration_id, \
@@ -372,7 +473,7 @@ impl FormSchema {
             }
         }
         let answers = match envelope.values {
-            Some(values) => self.check_values(values, mode, prefix, &mut errors),
+            Some(values) => self.check_values(values, mode, prefix, &BTreeMap::new(), &mut errors),
             None => BTreeMap::new(),
         };
         if !errors.is_empty() {
@@ -417,11 +518,16 @@ impl FormSchema {
 
     /// Checks every answer in form order, then reports unknown fields. Returns the normalised
     /// answers of the fields that are asked.
-    fn check_values(
+    ///
+    /// `unreadable` holds fields whose answer was given but could not be read (see
+    /// [`crate::coerce`]) with their problems: these are reported in the field's place, and the
+    /// field counts as refused (its follow-ups are neither required nor refused).
+    pub(crate) fn check_values(
         &self,
         values: &Map<String, Value>,
         mode: Mode,
         prefix: &str,
+        unreadable: &BTreeMap<&str, Vec<FieldError>>,
         errors: &mut Vec<FieldError>,
     ) -> BTreeMap<String, Value> {
         let mut answers: BTreeMap<String, Value> = BTreeMap::new();
@@ -431,6 +537,11 @@ impl FormSchema {
         for field in self.fields() {
             let name = field.name.as_str();
             let at = format!("{prefix}{name}");
+            if let Some(problems) = unreadable.get(name) {
+                errors.extend(problems.iter().cloned());
+                broken.insert(name);
+                continue;
+            }
             let given = values.get(name).filter(|v| !is_blank(v));
             let asked = match &field.when {
                 None => Some(true),
@@ -482,17 +593,22 @@ impl FormSchema {
         }
         for key in values.keys() {
             if self.field(key).is_none() {
-                let mut reason = format!("not in form schema v{}", self.version());
-                if let Some(close) = self.closest_field(key) {
-                    reason.push_str(&format!(" (did you mean {close}?)"));
-                }
                 errors.push(FieldError::new(
                     format!("{prefix}{}", shorten(key, 64)),
-                    reason,
+                    self.unknown_field_reason(key),
                 ));
             }
         }
         answers
+    }
+
+    /// Why `key` is refused as an answer: no such field, with a hint at the nearest one.
+    pub(crate) fn unknown_field_reason(&self, key: &str) -> String {
+        let mut reason = format!("not in form schema v{}", self.version());
+        if let Some(close) = self.closest_field(key) {
+            reason.push_str(&format!(" (did you mean {close}?)"));
+        }
+        reason
     }
 
     /// The field name nearest to `unknown` (edit distance at most 2, or 3 for long names).

@@ -427,6 +427,96 @@ fn parse_submission_reports_syntax_and_shape() {
 }
 
 #[test]
+fn read_submission_takes_the_envelope_apart_or_names_every_problem() {
+    let value = serde_json::to_value(submission(cocaine_values())).unwrap();
+    let read = schema().read_submission(value).unwrap();
+    assert_eq!(read, submission(cocaine_values()));
+
+    // A wrong shape: the same problems, answers included, as parse_submission names them.
+    for text in [
+        r#"{"submission_id": 5, "schema_version": "1.0.0", "values": [], "outcome": "x"}"#,
+        r#"{"submission_id": "s", "declaration_id": "d", "schema_version": "1.0.0",
+            "values": {"outcome": "lost", "vessel": "x"}, "priority": 1}"#,
+        r#"{"submission_id": "s", "declaration_id": "d", "schema_version": "1.0.0"}"#,
+        "[1, 2]",
+        "null",
+    ] {
+        let value: Value = serde_json::from_str(text).unwrap();
+        let read = schema().read_submission(value).unwrap_err();
+        assert_eq!(read, schema().parse_submission(text).unwrap_err(), "{text}");
+    }
+    let value = json!({"submission_id": "s", "declaration_id": "d", "schema_version": "1.0.0",
+        "values": {"outcome": "lost", "vessel": "x"}, "priority": 1});
+    assert_eq!(
+        schema().read_submission(value).unwrap_err().fields(),
+        [
+            "priority",
+            "outcome",
+            "inspection_method",
+            "inspected_at",
+            "place",
+            "officer_id",
+            "vessel"
+        ]
+    );
+}
+
+/// The stored text is what idempotency compares (by its SHA-256): pinned for a fixed input, so
+/// that a retry of a result stored by an earlier release is still recognised.
+#[test]
+fn stored_text_is_pinned() {
+    use sha2::{Digest, Sha256};
+    let result = schema().validate(&submission(cocaine_values())).unwrap();
+    let stored = result.to_json();
+    assert_eq!(
+        stored,
+        r#"{"submission_id":"sub-0001","declaration_id":"24NL0001234567","schema_version":"1.0.0","outcome":"contraband","inspected_at":"2024-03-01T10:15:00+01:00","anonymised":false,"values":{"concealment_method":"container_structure","container_number":"CSQU3054383","contraband_type":"drugs","drug_form":"blocks","drug_type":"cocaine","inspected_at":"2024-03-01T10:15:00+01:00","inspection_method":["xray_scan","physical_full","sniffer_dog"],"officer_id":"NL-4711","outcome":"contraband","packaging":"bricks_taped","place":"Rotterdam, Maasvlakte II terminal","purity_percent":82.5,"quantity":312.4,"quantity_unit":"kg","remarks":"Anomaly in the X-ray image of the refrigeration unit.\nTwelve bags found."}}"#
+    );
+    assert_eq!(stored, serde_json::to_string(&result).unwrap());
+    assert_eq!(
+        borderlens_domain::hex::encode(&Sha256::digest(stored.as_bytes())),
+        STORED_SHA256
+    );
+}
+
+const STORED_SHA256: &str = "40c5ac23f6c31a74a0b74c50190bde5fc4e5cdd40d695e3fd467fc0096306d89";
+
+#[test]
+fn stored_results_read_back_equal() {
+    for values in [cocaine_values(), tobacco_values(), clean_values()] {
+        let result = schema().validate(&submission(values)).unwrap();
+        assert_eq!(schema().read_stored(&result.to_json()).unwrap(), result);
+    }
+    // An anonymised result (imported from a partner) reads back anonymised.
+    let key =
+        crate::exchange::AnonymiseKey::new(b"a secret of the sending administration").unwrap();
+    let result = schema().validate(&submission(cocaine_values())).unwrap();
+    let document = crate::exchange::export(&[result], "NL", Some(&key)).unwrap();
+    let shared = crate::exchange::import(&document.to_json(), schema()).unwrap();
+    let again = schema().read_stored(&shared[0].to_json()).unwrap();
+    assert!(again.is_anonymised());
+    assert_eq!(again, shared[0]);
+
+    let errors = schema().read_stored("{\"values\": {}}").unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .starts_with("not a stored control result: "),
+        "{errors}"
+    );
+    let mut tampered: Value = serde_json::from_str(
+        &schema()
+            .validate(&submission(clean_values()))
+            .unwrap()
+            .to_json(),
+    )
+    .unwrap();
+    tampered["values"]["outcome"] = json!("lost");
+    let errors = schema().read_stored(&tampered.to_string()).unwrap_err();
+    assert_eq!(errors.fields(), ["outcome"]);
+}
+
+#[test]
 fn result_round_trips_through_its_submission() {
     for values in [cocaine_values(), tobacco_values(), clean_values()] {
         let result = schema().validate(&submission(values)).unwrap();
