@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use borderlens_controls::{exchange, FormSchema};
+use borderlens_controls::{exchange, FieldError, FormSchema, Submission, ValidationErrors};
 use borderlens_domain::rng::Rng;
 use borderlens_domain::{DeclarationItem, ItemKey};
 use borderlens_selection::estimate::{self, RateEstimate, StratumCount};
@@ -285,8 +285,8 @@ fn store_result(
     source: &str,
 ) -> Result<RecordReport, JobError> {
     let label = result.label(schema);
-    let payload = serde_json::to_string(result)
-        .map_err(|e| JobError::Invalid(format!("control result: {e}")))?;
+    // Serialised once, here: the stored text and its SHA-256 are what a retry is compared by.
+    let payload = result.to_json();
     let recorded = store.record_control_result(&NewControlResult {
         submission_id: result.submission_id().to_string(),
         declaration_id: result.declaration_id().to_string(),
@@ -309,21 +309,50 @@ fn store_result(
     })
 }
 
-/// Validates one submission (JSON, see docs/controls.md) against the built-in form and stores
-/// it; every bad field is named.
+fn refused(errors: ValidationErrors) -> JobError {
+    JobError::Refused {
+        what: "control result".to_string(),
+        errors,
+    }
+}
+
+/// Reads a submission that came as JSON (an HTTP body) against the built-in form: the
+/// envelope's shape only, every problem named (the answers' too) when it is wrong. The answers
+/// are validated when the submission is recorded ([`record_control_submission`]).
+pub fn read_control_submission(json: serde_json::Value) -> Result<Submission, JobError> {
+    FormSchema::builtin().read_submission(json).map_err(refused)
+}
+
+/// Validates one submission against the built-in form and stores it, with the label it implies,
+/// idempotently by submission id; every bad field is named. The edges build the submission:
+/// from JSON ([`read_control_submission`], [`record_control_result`]) or from answers typed as
+/// text ([`borderlens_controls::coerce`]).
+pub fn record_control_submission(
+    store: &mut dyn Backend,
+    submission: &Submission,
+    source: &str,
+) -> Result<RecordReport, JobError> {
+    let schema = FormSchema::builtin();
+    let result = schema.validate(submission).map_err(refused)?;
+    store_result(store, schema, &result, source)
+}
+
+/// Validates one submission given as JSON text (see docs/controls.md) against the built-in form
+/// and stores it: the text is parsed once into a [`Submission`], then as
+/// [`record_control_submission`].
 pub fn record_control_result(
     store: &mut dyn Backend,
     submission_json: &str,
     source: &str,
 ) -> Result<RecordReport, JobError> {
-    let schema = FormSchema::builtin();
-    let result = schema
-        .parse_submission(submission_json)
-        .map_err(|errors| JobError::Refused {
-            what: "control result".to_string(),
-            errors,
-        })?;
-    store_result(store, schema, &result, source)
+    let value: serde_json::Value = serde_json::from_str(submission_json).map_err(|e| {
+        refused(ValidationErrors(vec![FieldError::new(
+            "",
+            format!("not valid JSON: {e}"),
+        )]))
+    })?;
+    let submission = read_control_submission(value)?;
+    record_control_submission(store, &submission, source)
 }
 
 /// Outcome of a bulk import.
@@ -396,10 +425,8 @@ pub fn export_control_results(
     let schema = FormSchema::builtin();
     let mut results = Vec::new();
     for stored in store.control_results()? {
-        let value: serde_json::Value = serde_json::from_str(&stored.result.payload_json)
-            .map_err(|e| JobError::Invalid(format!("stored result {}: {e}", stored.id)))?;
         let result = schema
-            .parse_submission(&submission_from_payload(&value).to_string())
+            .read_stored(&stored.result.payload_json)
             .map_err(|e| JobError::Invalid(format!("stored result {}: {e}", stored.id)))?;
         results.push(result);
     }
@@ -410,16 +437,6 @@ pub fn export_control_results(
     let document = exchange::export(&results, sender, key.as_ref())
         .map_err(|e| JobError::Invalid(e.to_string()))?;
     Ok(document.to_json())
-}
-
-/// The stored payload is a serialised `ControlResult`; turn it back into a submission.
-fn submission_from_payload(value: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
-        "submission_id": value.get("submission_id"),
-        "declaration_id": value.get("declaration_id"),
-        "schema_version": value.get("schema_version"),
-        "values": value.get("values"),
-    })
 }
 
 /// Non-compliance estimates from the recorded decisions and results.

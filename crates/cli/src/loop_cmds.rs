@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use borderlens_app as app;
+use borderlens_controls::{FormSchema, Submission};
 use borderlens_store::Backend;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
@@ -97,8 +98,8 @@ pub struct RecordArgs {
     /// Submission id (a retry reuses it; default: derived from the content).
     #[arg(long)]
     pub submission_id: Option<String>,
-    /// Answers as FIELD=VALUE (VALUE parsed as JSON when it is JSON, else text; lists of codes
-    /// as a,b).
+    /// Answers as FIELD=VALUE, read by the field's type (docs/controls.md): text as typed,
+    /// numbers such as 12.5, lists of codes as a,b (or repeated), date-times with their offset.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
 }
@@ -208,51 +209,44 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-/// A submission from `--declaration` and `--set` arguments.
-fn submission_from_args(a: &RecordArgs) -> anyhow::Result<String> {
+/// A submission from `--declaration` and `--set` arguments, the answers read by the form's
+/// field types (`borderlens_controls::coerce`).
+fn submission_from_args(a: &RecordArgs) -> anyhow::Result<Submission> {
     let Some(declaration) = &a.declaration else {
         bail!("give --file, or --declaration with --set FIELD=VALUE answers");
     };
-    let schema = borderlens_controls::FormSchema::builtin();
-    let mut values = serde_json::Map::new();
+    let schema = FormSchema::builtin();
+    let mut answers = Vec::with_capacity(a.set.len());
     for pair in &a.set {
-        let Some((field, value)) = pair.split_once('=') else {
+        let Some(answer) = pair.split_once('=') else {
             bail!("--set {pair}: expected FIELD=VALUE");
         };
-        let field = field.trim();
-        let is_list = schema
-            .field(field)
-            .is_some_and(|f| f.kind == borderlens_controls::FieldType::Codes);
-        let json = serde_json::from_str::<serde_json::Value>(value).ok();
-        let parsed = match json {
-            Some(v @ serde_json::Value::Array(_)) if is_list => v,
-            Some(v) if !is_list && !v.is_string() => v,
-            _ if is_list => serde_json::Value::Array(
-                value
-                    .split(',')
-                    .map(|c| serde_json::Value::String(c.trim().to_string()))
-                    .collect(),
-            ),
-            _ => serde_json::Value::String(value.to_string()),
-        };
-        values.insert(field.to_string(), parsed);
+        answers.push(answer);
     }
-    let values = serde_json::Value::Object(values);
+    let values = borderlens_controls::coerce(schema, answers, None).map_err(|errors| {
+        app::JobError::Refused {
+            what: "control result".to_string(),
+            errors,
+        }
+    })?;
     let submission_id = match &a.submission_id {
         Some(id) => id.clone(),
         None => {
-            // Same answers → same id: re-running the same command is idempotent.
-            let hash = app::stable_hash(&format!("{declaration}\n{values}"));
+            // Same answers → same id: re-running the same command is idempotent. The answers
+            // are hashed as compact JSON (keys sorted), as results recorded earlier were.
+            let hash = app::stable_hash(&format!(
+                "{declaration}\n{}",
+                serde_json::to_string(&values)?
+            ));
             format!("cli-{hash:016x}")
         }
     };
-    Ok(serde_json::json!({
-        "submission_id": submission_id,
-        "declaration_id": declaration,
-        "schema_version": schema.version(),
-        "values": values,
+    Ok(Submission {
+        submission_id,
+        declaration_id: declaration.clone(),
+        schema_version: schema.version().to_string(),
+        values,
     })
-    .to_string())
 }
 
 pub fn controls(
@@ -262,18 +256,14 @@ pub fn controls(
 ) -> anyhow::Result<ExitCode> {
     match command {
         ControlsCommand::Schema => {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(borderlens_controls::FormSchema::builtin())?
-            );
+            outln!("{}", serde_json::to_string_pretty(FormSchema::builtin())?);
             Ok(ExitCode::SUCCESS)
         }
         ControlsCommand::Record(a) => {
-            let submission = match &a.file {
-                Some(path) => read_input(path)?,
-                None => submission_from_args(a)?,
+            let report = match &a.file {
+                Some(path) => app::record_control_result(store, &read_input(path)?, "cli")?,
+                None => app::record_control_submission(store, &submission_from_args(a)?, "cli")?,
             };
-            let report = app::record_control_result(store, &submission, "cli")?;
             if json {
                 outln!("{}", serde_json::to_string(&report)?);
             } else {

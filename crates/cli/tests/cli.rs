@@ -1161,12 +1161,50 @@ fn bad_control_results_are_refused_naming_the_field() {
         "--set",
         "officer_id=O5",
     ];
+    // The id is derived from the answers as read, in the text earlier releases hashed: a re-run
+    // of a command that an earlier release recorded finds that result.
+    let answers = r#"{"inspected_at":"2020-01-02T09:00:00Z","inspection_method":["documentary","xray_scan"],"officer_id":"O5","outcome":"no_irregularity","place":"Gate 2"}"#;
+    let derived = format!(
+        "cli-{:016x}",
+        borderlens_app::stable_hash(&format!("{id}\n{answers}"))
+    );
     for status in ["recorded", "duplicate"] {
         let out = borderlens(&db, &args);
         assert_exit(&out, 0);
         assert_eq!(json(&out)["status"], status);
         assert_eq!(json(&out)["label"], "compliant");
+        assert_eq!(json(&out)["submission_id"], derived.as_str());
     }
+    // Answers are read by the field's type: an officer id of digits is text, a quantity must be a
+    // number; a refusal names every problem at once.
+    let out = borderlens(
+        &db,
+        &[
+            "controls",
+            "record",
+            "--declaration",
+            id.as_str(),
+            "--set",
+            "outcome=contraband",
+            "--set",
+            "contraband_type=tobacco",
+            "--set",
+            "quantity=12 kg",
+            "--set",
+            "officer_id=4711",
+            "--set",
+            "vesel=x",
+        ],
+    );
+    assert_exit(&out, 2);
+    let message = stderr(&out);
+    assert!(
+        message.contains("quantity: '12 kg' is not a number")
+            && message.contains("tobacco_product: required when contraband_type is tobacco")
+            && message.contains("vesel: not in form schema")
+            && !message.contains("officer_id"),
+        "{message}"
+    );
     // A bulk import reports each bad line and stores the good ones once, even when re-run.
     let lines = format!(
         "{}\n{}\n",

@@ -123,13 +123,6 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// 400 unless `bytes` are one well-formed JSON document (its shape is the job's to check).
-fn check_json_syntax(bytes: &[u8]) -> Result<&str, ApiError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    std::str::from_utf8(bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
@@ -236,9 +229,11 @@ pub(crate) async fn record_control_result(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = json_body(&headers, body)?;
-    let submission = check_json_syntax(&bytes)?.to_string();
+    // Parsed once, here (400 when it is not JSON), into a typed submission (422 naming every
+    // problem when its shape is wrong); the job validates the answers and stores it.
+    let submission = app::read_control_submission(parse_json(&bytes)?)?;
     let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
-        app::record_control_result(store, &submission, "api")
+        app::record_control_submission(store, &submission, "api")
     })
     .await?;
     let status = if report.status == "duplicate" {

@@ -13,9 +13,12 @@ use axum::response::Response;
 use borderlens_app::{self as app, Caller};
 use std::collections::BTreeMap;
 
-use borderlens_controls::{FieldDef, FieldError, FieldType, FormSchema, INSPECTED_AT_FIELD};
+use borderlens_controls::{
+    coerce, FieldDef, FieldError, FieldType, FormSchema, Submission, ValidationErrors,
+    INSPECTED_AT_FIELD,
+};
+use chrono::{FixedOffset, Offset, Utc};
 use maud::{html, Markup};
-use serde_json::{Map, Value};
 
 use super::{caller_of, encode, error_page, html_response, layout, path_id, see_other, Form};
 use crate::auth::Authenticated;
@@ -23,8 +26,11 @@ use crate::error::ApiError;
 use crate::pool::blocking;
 use crate::AppState;
 
-/// Hidden fields of the form that are not answers.
+/// Hidden field of the form: the device's offset from UTC, `+01:00`.
 const TZ_OFFSET: &str = "tz_offset";
+
+/// The fields of the form that are not answers.
+const NOT_ANSWERS: [&str; 3] = ["csrf_token", "submission_id", TZ_OFFSET];
 
 pub(crate) async fn form(
     State(state): State<AppState>,
@@ -80,15 +86,21 @@ pub(crate) async fn submit(
     };
     let form = Form::parse(&body);
     let submission_id = form.get("submission_id").unwrap_or_default().to_string();
-    let submission = serde_json::json!({
-        "submission_id": submission_id,
-        "declaration_id": id,
-        "schema_version": FormSchema::builtin().version(),
-        "values": values_of(FormSchema::builtin(), &form),
-    })
-    .to_string();
+    let submission = match submission_of(&id, &form) {
+        Ok(submission) => submission,
+        Err(errors) => {
+            return render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                caller,
+                &id,
+                &submission_id,
+                &form,
+                errors.errors(),
+            )
+        }
+    };
     let recorded = blocking(&state.pool, Some(caller.user.clone()), move |store| {
-        app::record_control_result(store, &submission, "form")
+        app::record_control_submission(store, &submission, "form")
     })
     .await;
     match recorded {
@@ -108,50 +120,23 @@ pub(crate) async fn submit(
     }
 }
 
-/// The submission's `values` from the posted form: each field as its type's JSON; empty answers
-/// are left out (the schema says which are required), values that do not parse are passed on
-/// as text so that validation names the field.
-fn values_of(schema: &FormSchema, form: &Form) -> Map<String, Value> {
-    let mut values = Map::new();
+/// The submission a posted form makes: the answers read by the form schema's field types
+/// ([`coerce`]), the local time a datetime-local input sends completed with the device's offset
+/// (UTC when the script could not send it). Answers that cannot be read are refused, each
+/// naming its field, together with every other problem of the answers.
+fn submission_of(declaration_id: &str, form: &Form) -> Result<Submission, ValidationErrors> {
+    let schema = FormSchema::builtin();
     let offset = form
         .get(TZ_OFFSET)
-        .filter(|o| is_offset(o))
-        .unwrap_or("+00:00");
-    for field in schema.fields() {
-        let name = field.name.as_str();
-        let answers: Vec<&str> = form
-            .all(name)
-            .into_iter()
-            .filter(|v| !v.trim().is_empty())
-            .collect();
-        if answers.is_empty() {
-            continue;
-        }
-        let first = answers[0].trim();
-        let value = match field.kind {
-            FieldType::Codes => Value::Array(
-                answers
-                    .iter()
-                    .map(|a| Value::String(a.trim().to_string()))
-                    .collect(),
-            ),
-            FieldType::Number | FieldType::Integer => first
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map(|n| match first.parse::<i64>() {
-                    Ok(i) => Value::from(i),
-                    Err(_) => Value::Number(n),
-                })
-                .unwrap_or_else(|| Value::String(first.to_string())),
-            FieldType::Datetime => Value::String(with_offset(first, offset)),
-            // Free text is stored exactly as typed.
-            FieldType::Text => Value::String(answers[0].to_string()),
-            _ => Value::String(first.to_string()),
-        };
-        values.insert(name.to_string(), value);
-    }
-    values
+        .and_then(offset_of)
+        .unwrap_or_else(|| Utc.fix());
+    let answers = form.pairs().filter(|(name, _)| !NOT_ANSWERS.contains(name));
+    Ok(Submission {
+        submission_id: form.get("submission_id").unwrap_or_default().to_string(),
+        declaration_id: declaration_id.to_string(),
+        schema_version: schema.version().to_string(),
+        values: coerce(schema, answers, Some(offset))?,
+    })
 }
 
 /// Now in UTC as a datetime-local value (`2024-03-01T10:15`); the script replaces it with the
@@ -166,25 +151,22 @@ fn utc_now_minutes() -> String {
         .unwrap_or_default()
 }
 
-fn is_offset(text: &str) -> bool {
+/// An offset as the page's script sends it, `+05:30` or `-03:00`; `None` for anything else.
+fn offset_of(text: &str) -> Option<FixedOffset> {
     let b = text.as_bytes();
-    b.len() == 6
+    let well_formed = b.len() == 6
         && (b[0] == b'+' || b[0] == b'-')
         && b[1].is_ascii_digit()
         && b[2].is_ascii_digit()
         && b[3] == b':'
         && b[4].is_ascii_digit()
-        && b[5].is_ascii_digit()
-}
-
-/// `2024-03-01T10:15` (what a datetime-local input sends) with the browser's offset as RFC 3339;
-/// anything else is passed on for validation to judge.
-fn with_offset(local: &str, offset: &str) -> String {
-    match local.len() {
-        16 => format!("{local}:00{offset}"),
-        19 => format!("{local}{offset}"),
-        _ => local.to_string(),
+        && b[5].is_ascii_digit();
+    if !well_formed {
+        return None;
     }
+    let number = |at: usize| i32::from(b[at] - b'0') * 10 + i32::from(b[at + 1] - b'0');
+    let seconds = number(1) * 3600 + number(4) * 60;
+    FixedOffset::east_opt(if b[0] == b'-' { -seconds } else { seconds })
 }
 
 fn render(
@@ -345,14 +327,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn posted_answers_become_the_submission_values_of_their_types() {
-        let schema = FormSchema::builtin();
+    fn a_posted_form_becomes_a_typed_submission() {
         let form = Form::parse(
-            b"outcome=contraband&contraband_type=drugs&inspection_method=documentary&\
-              inspection_method=physical_full&inspected_at=2024-03-01T10%3A15&tz_offset=%2B01%3A00&\
-              remarks=%3Cscript%3Ealert(1)%3C%2Fscript%3E&place=",
+            b"csrf_token=t&submission_id=form-1&outcome=contraband&contraband_type=drugs&\
+              inspection_method=documentary&inspection_method=physical_full&\
+              inspected_at=2024-03-01T10%3A15&tz_offset=%2B01%3A00&\
+              remarks=%3Cscript%3Ealert(1)%3C%2Fscript%3E&place=&quantity=12",
         );
-        let values = values_of(schema, &form);
+        let submission = submission_of("D-1", &form).unwrap();
+        assert_eq!(
+            (
+                submission.submission_id.as_str(),
+                submission.declaration_id.as_str(),
+                submission.schema_version.as_str()
+            ),
+            ("form-1", "D-1", "1.0.0")
+        );
+        let values = &submission.values;
         assert_eq!(values["outcome"], "contraband");
         assert_eq!(
             values["inspection_method"],
@@ -360,21 +351,35 @@ mod tests {
         );
         assert_eq!(values["inspected_at"], "2024-03-01T10:15:00+01:00");
         assert_eq!(values["remarks"], "<script>alert(1)</script>");
+        assert_eq!(values["quantity"], 12);
         assert!(!values.contains_key("place"), "an empty answer is left out");
+        assert!(!values.contains_key("csrf_token") && !values.contains_key("tz_offset"));
     }
 
     #[test]
-    fn offsets_are_checked_and_local_times_completed() {
-        assert!(is_offset("+05:30") && is_offset("-03:00"));
-        assert!(!is_offset("05:30") && !is_offset("+5:30") && !is_offset("Z"));
-        assert_eq!(
-            with_offset("2024-03-01T10:15", "+00:00"),
-            "2024-03-01T10:15:00+00:00"
+    fn unreadable_or_unknown_answers_are_named() {
+        let form = Form::parse(
+            b"submission_id=form-2&outcome=contraband&quantity=12+kg&vessel=x&tz_offset=bad",
         );
-        assert_eq!(
-            with_offset("2024-03-01T10:15:07", "-03:00"),
-            "2024-03-01T10:15:07-03:00"
+        let errors = submission_of("D-1", &form).unwrap_err();
+        let fields = errors.fields();
+        assert!(
+            fields.contains(&"quantity") && fields.contains(&"vessel"),
+            "{errors}"
         );
-        assert_eq!(with_offset("yesterday", "+00:00"), "yesterday");
+        assert!(
+            fields.contains(&"contraband_type"),
+            "every problem at once: {errors}"
+        );
+    }
+
+    #[test]
+    fn offsets_are_checked() {
+        assert_eq!(offset_of("+05:30"), FixedOffset::east_opt(5 * 3600 + 1800));
+        assert_eq!(offset_of("-03:00"), FixedOffset::west_opt(3 * 3600));
+        assert_eq!(offset_of("+00:00"), Some(Utc.fix()));
+        for bad in ["05:30", "+5:30", "Z", "+25:00", "+05:3x", ""] {
+            assert_eq!(offset_of(bad), None, "{bad}");
+        }
     }
 }

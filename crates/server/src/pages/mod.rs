@@ -294,6 +294,11 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every (name, value) pair, in order.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Every value of `name`, in order.
     pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.0
