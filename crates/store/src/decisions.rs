@@ -107,6 +107,59 @@ const BATCH_DECIDED: &str = "SELECT EXISTS (SELECT 1 FROM decisions WHERE batch 
 const DECLARATION_DECIDED: &str = "SELECT EXISTS (SELECT 1 FROM decisions
      WHERE declaration_id = $1 AND overrides IS NULL)";
 
+/// What a new row of `decisions` adds to a [`NewDecision`]: for an override, the decision it
+/// overrides and the officer's reason.
+struct Override<'a> {
+    overrides: i64,
+    reason: &'a str,
+}
+
+/// Inserts `d` (with its `source` and `lane` as given) and returns the stored row.
+fn insert_decision(
+    exec: &mut dyn Exec,
+    d: &NewDecision,
+    override_of: Option<Override<'_>>,
+    actor: &str,
+) -> Result<StoredDecision, DbError> {
+    let reasons = serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into());
+    let sql = format!(
+        "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version, model_name,
+            model_version, score, pi, stratum, lane, source, reasons_json, overrides,
+            override_reason, actor, item_no, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, {})
+         RETURNING {DECISION_COLUMNS}",
+        exec.dialect().now()
+    );
+    let (overrides, override_reason) = match &override_of {
+        Some(o) => (Some(o.overrides), Some(o.reason)),
+        None => (None, None),
+    };
+    read_decisions(
+        exec,
+        &sql,
+        &[
+            &d.declaration_id,
+            &d.batch,
+            &d.policy_name,
+            &d.policy_version,
+            &d.model_name,
+            &d.model_version,
+            &d.score,
+            &d.pi,
+            &d.stratum,
+            &d.lane,
+            &d.source,
+            &reasons,
+            &overrides,
+            &override_reason,
+            &actor,
+            &d.item_no,
+        ],
+    )?
+    .pop()
+    .ok_or(DbError::NoRow)
+}
+
 impl Decisions for Store {
     fn save_policy(&mut self, name: &str, body_json: &str) -> Result<u32, StoreError> {
         if name.trim().is_empty() {
@@ -185,13 +238,6 @@ impl Decisions for Store {
         let what = || "recording selection decisions".to_string();
         self.write(Lock::Writers, what, |exec, actor| {
             let mut batches: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-            let insert = format!(
-                "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version,
-                    model_name, model_version, score, pi, stratum, lane, source, reasons_json,
-                    actor, item_no, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {})",
-                exec.dialect().now()
-            );
             for d in decisions {
                 let refused = |what: String, reason: &str| StoreError::Invalid {
                     what,
@@ -234,27 +280,8 @@ impl Decisions for Store {
                     let reason = format!("π = {} is not a probability", d.pi);
                     return Err(refused(on(), &reason));
                 }
-                let reasons = serde_json::to_string(&d.reasons).unwrap_or_else(|_| "[]".into());
-                exec.execute(
-                    &insert,
-                    &[
-                        &d.declaration_id,
-                        &d.batch,
-                        &d.policy_name,
-                        &d.policy_version,
-                        &d.model_name,
-                        &d.model_version,
-                        &d.score,
-                        &d.pi,
-                        &d.stratum,
-                        &d.lane,
-                        &d.source,
-                        &reasons,
-                        &actor,
-                        &d.item_no,
-                    ],
-                )
-                .ctx(|| format!("recording the decision on '{}'", d.declaration_id))?;
+                insert_decision(exec, d, None, actor)
+                    .ctx(|| format!("recording the decision on '{}'", d.declaration_id))?;
                 let entry = batches.get_mut(d.batch.as_str()).expect("inserted above");
                 entry.0 += 1;
                 entry.1 += usize::from(d.lane != "green");
@@ -300,43 +327,22 @@ impl Decisions for Store {
                 )));
             }
             let d = &current.decision;
-            let now = exec.dialect().now();
-            let reasons =
-                serde_json::to_string(&[format!("override: {reason}")]).unwrap_or_default();
-            let stored = read_decisions(
+            let overriding = NewDecision {
+                lane: lane.to_string(),
+                source: "override".to_string(),
+                reasons: vec![format!("override: {reason}")],
+                ..d.clone()
+            };
+            let stored = insert_decision(
                 exec,
-                &format!(
-                    "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version,
-                        model_name, model_version, score, pi, stratum, lane, source,
-                        reasons_json, overrides, override_reason, actor, item_no, at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'override', $11, $12,
-                        $13, $14, $15, {now})
-                     RETURNING {DECISION_COLUMNS}"
-                ),
-                &[
-                    &d.declaration_id,
-                    &d.batch,
-                    &d.policy_name,
-                    &d.policy_version,
-                    &d.model_name,
-                    &d.model_version,
-                    &d.score,
-                    &d.pi,
-                    &d.stratum,
-                    &lane,
-                    &reasons,
-                    &current.id,
-                    &reason,
-                    &actor,
-                    &d.item_no,
-                ],
+                &overriding,
+                Some(Override {
+                    overrides: current.id,
+                    reason,
+                }),
+                actor,
             )
-            .ctx(what)?
-            .pop()
-            .ok_or_else(|| StoreError::Sql {
-                what: what(),
-                source: DbError::NoRow,
-            })?;
+            .ctx(what)?;
             let detail = serde_json::json!({
                 "from": d.lane, "to": lane, "reason": reason, "overrides": current.id
             })
