@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use borderlens_domain::{DeclarationItem, ItemKey, LabelKind};
+use borderlens_domain::{DeclarationItem, FieldRegistry, ItemKey, LabelKind};
 use borderlens_ingest::{read_declarations, ColumnMapping, DeclarationReader, FileError};
 use borderlens_risk::data::{Dataset, FeatureKind};
 use borderlens_risk::features::HistoryState;
@@ -436,7 +436,7 @@ pub fn score(
     for (rank, &r) in order.iter().enumerate() {
         let item = &items[rows[r]];
         let reasons = match explanations.get(r) {
-            Some(explanation) => to_reasons(&explanation.contributions, request.top_reasons),
+            Some(explanation) => to_reasons(&explanation.contributions, request.top_reasons, item),
             None => Vec::new(),
         };
         if rank.is_multiple_of(1000) {
@@ -459,10 +459,12 @@ pub fn score(
         .enumerate()
         .map(|(r, (&i, &s))| {
             let reasons = match explanations.get(r) {
-                Some(explanation) => to_reasons(&explanation.contributions, request.top_reasons)
-                    .iter()
-                    .map(Reason::in_words)
-                    .collect(),
+                Some(explanation) => {
+                    { to_reasons(&explanation.contributions, request.top_reasons, &items[i]) }
+                        .iter()
+                        .map(Reason::in_words)
+                        .collect()
+                }
                 None => Vec::new(),
             };
             (items[i].key.clone(), s, reasons)
@@ -487,7 +489,11 @@ fn threshold_for(model: &RiskModel, rate: u32) -> Result<f64, JobError> {
     })
 }
 
-fn to_reasons(contributions: &[model::Contribution], n: usize) -> Vec<Reason> {
+fn to_reasons(
+    contributions: &[model::Contribution],
+    n: usize,
+    item: &DeclarationItem,
+) -> Vec<Reason> {
     contributions
         .iter()
         .take(n)
@@ -495,6 +501,7 @@ fn to_reasons(contributions: &[model::Contribution], n: usize) -> Vec<Reason> {
             feature: c.feature.clone(),
             words: c.words.clone(),
             value: c.value.clone(),
+            declared: borderlens_risk::features::declared_basis(&c.feature, item),
             log_odds: c.log_odds,
         })
         .collect()
@@ -574,7 +581,7 @@ pub fn explain(
         score: explanation.probability,
         base_log_odds: explanation.base_log_odds,
         log_odds: explanation.raw,
-        contributions: to_reasons(&explanation.contributions, usize::MAX),
+        contributions: to_reasons(&explanation.contributions, usize::MAX, &item),
         threshold,
         rate: request.rate,
         counterfactual,
@@ -583,31 +590,13 @@ pub fn explain(
     Ok((report, explanation))
 }
 
+/// Every declared field of the registry, by name, as declared (empty when not declared).
 fn declared_values(item: &DeclarationItem) -> BTreeMap<String, String> {
-    let mut values = BTreeMap::new();
-    let mut put = |k: &str, v: String| {
-        values.insert(k.to_string(), v);
-    };
-    put("date", item.date.to_string());
-    put("office", item.office_id.clone());
-    put("process_type", item.process_type.clone());
-    put("import_type", item.import_type.clone());
-    put("import_use", item.import_use.clone());
-    put("payment_type", item.payment_type.clone());
-    put("transport_mode", item.transport_mode.clone());
-    put("declarant", item.declarant_id.clone());
-    put("importer", item.importer_id.clone());
-    put("seller", item.seller_id.clone().unwrap_or_default());
-    put("courier", item.courier_id.clone().unwrap_or_default());
-    put("hs6", item.hs6.to_string());
-    put("departure_country", item.departure_country.clone());
-    put("origin_country", item.origin_country.clone());
-    put("tax_rate", item.tax_rate.to_string());
-    put("tax_type", item.tax_type.clone());
-    put("origin_indicator", item.origin_indicator.clone());
-    put("net_mass", item.net_mass.to_string());
-    put("item_price", item.item_price.to_string());
-    values
+    FieldRegistry::standard()
+        .fields()
+        .iter()
+        .map(|field| (field.name.to_string(), field.get(item).to_string()))
+        .collect()
 }
 
 /// What to export for side-by-side comparison with other tools.

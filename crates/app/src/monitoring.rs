@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use borderlens_domain::{DeclarationItem, ItemKey};
+use borderlens_domain::{DeclarationItem, FieldRegistry, FieldType, ItemKey};
 use borderlens_monitor::bias::{self, AuditRecord, BiasAudit, BiasOptions};
 use borderlens_monitor::drift::{
     self, DriftOptions, DriftReport, FeatureInput, OutcomeRecord, Values,
@@ -156,66 +156,77 @@ pub fn drift_report(store: &dyn Backend, request: &DriftRequest) -> Result<Drift
             Some((r.result.declaration_id, method))
         })
         .collect();
-    type Cat = fn(&DeclarationItem) -> String;
-    let categorical: [(&str, Cat); 6] = [
-        ("origin country", |d| d.origin_country.clone()),
-        ("departure country", |d| d.departure_country.clone()),
-        ("office", |d| d.office_id.clone()),
-        ("HS chapter", |d| d.hs6.as_str()[..2].to_string()),
-        ("transport mode", |d| d.transport_mode.clone()),
-        ("tax type", |d| d.tax_type.clone()),
-    ];
-    type Num = fn(&DeclarationItem) -> f64;
-    let numeric: [(&str, Num); 4] = [
-        ("item price (log)", |d| (d.item_price + 1.0).ln()),
-        ("net mass (log)", |d| (d.net_mass + 1.0).ln()),
-        ("unit value (log)", |d| {
-            if d.net_mass > 0.0 {
-                (d.item_price / d.net_mass + 1.0).ln()
+    // The declared fields the registry says drift watches (codes as declared, amounts on a log
+    // scale), then what is derived from them: the HS chapter and the unit value, read as the
+    // model reads it.
+    let mut categorical: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    let mut numeric: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    for field in FieldRegistry::standard()
+        .fields()
+        .iter()
+        .filter(|f| f.drift)
+    {
+        if field.ty.is_number() {
+            let log = field.ty == FieldType::Amount;
+            let value = |d: &DeclarationItem| {
+                let v = field.get(d).number().unwrap_or(f64::NAN);
+                if log {
+                    v.ln_1p()
+                } else {
+                    v
+                }
+            };
+            let name = if log {
+                format!("{}, log scale", field.words)
             } else {
-                f64::NAN
-            }
-        }),
-        ("tax rate", |d| d.tax_rate),
-    ];
-    let cat_values: Vec<(Vec<String>, Vec<String>)> = categorical
+                field.words.to_string()
+            };
+            numeric.push((
+                name,
+                reference.iter().map(value).collect(),
+                current.iter().map(value).collect(),
+            ));
+        } else {
+            let value = |d: &DeclarationItem| field.get(d).to_string();
+            categorical.push((
+                field.words.to_string(),
+                reference.iter().map(value).collect(),
+                current.iter().map(value).collect(),
+            ));
+        }
+    }
+    let chapter = |d: &DeclarationItem| d.hs6.chapter().to_string();
+    categorical.push((
+        "HS chapter".to_string(),
+        reference.iter().map(chapter).collect(),
+        current.iter().map(chapter).collect(),
+    ));
+    let unit_value = |d: &DeclarationItem| d.log_unit_value().unwrap_or(f64::NAN);
+    numeric.push((
+        "unit value (log price per kg)".to_string(),
+        reference.iter().map(unit_value).collect(),
+        current.iter().map(unit_value).collect(),
+    ));
+    let cat_refs: Vec<(Vec<&str>, Vec<&str>)> = categorical
         .iter()
-        .map(|(_, get)| {
-            (
-                reference.iter().map(get).collect(),
-                current.iter().map(get).collect(),
-            )
-        })
-        .collect();
-    let cat_refs: Vec<(Vec<&str>, Vec<&str>)> = cat_values
-        .iter()
-        .map(|(r, c)| {
+        .map(|(_, r, c)| {
             (
                 r.iter().map(String::as_str).collect(),
                 c.iter().map(String::as_str).collect(),
             )
         })
         .collect();
-    let num_values: Vec<(Vec<f64>, Vec<f64>)> = numeric
-        .iter()
-        .map(|(_, get)| {
-            (
-                reference.iter().map(get).collect(),
-                current.iter().map(get).collect(),
-            )
-        })
-        .collect();
     let mut features = Vec::new();
-    for ((name, _), (r, c)) in categorical.iter().zip(&cat_refs) {
+    for ((name, _, _), (r, c)) in categorical.iter().zip(&cat_refs) {
         features.push(FeatureInput {
-            name: name.to_string(),
+            name: name.clone(),
             reference: Values::Categorical(r),
             current: Values::Categorical(c),
         });
     }
-    for ((name, _), (r, c)) in numeric.iter().zip(&num_values) {
+    for (name, r, c) in &numeric {
         features.push(FeatureInput {
-            name: name.to_string(),
+            name: name.clone(),
             reference: Values::Numeric(r),
             current: Values::Numeric(c),
         });

@@ -151,16 +151,35 @@ pub struct Reason {
     pub feature: String,
     /// Business words.
     pub words: String,
-    /// The declaration's value.
+    /// The declaration's value, as the model read it.
     pub value: String,
+    /// The declared values it was derived from, in business words (`item price 10000` beside
+    /// `item price (log)`); absent when the value is a declared code as it is, or comes from
+    /// other items (history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
     /// Contribution in log-odds (positive raises the risk).
     pub log_odds: f64,
 }
 
 impl Reason {
-    /// One line: `words = value (+0.42)`, the contribution in log-odds with its sign.
+    /// One line: `words = value (+0.42)`, the contribution in log-odds with its sign, and the
+    /// declared values behind a derived one: `item price (log) = 9.210 [declared: item price
+    /// 10000] (+0.42)`.
     pub fn in_words(&self) -> String {
-        format!("{} = {} ({:+.2})", self.words, self.value, self.log_odds)
+        format!(
+            "{} ({:+.2})",
+            self.in_words_without_contribution(),
+            self.log_odds
+        )
+    }
+
+    /// `words = value`, with `[declared: ...]` behind a derived value.
+    pub fn in_words_without_contribution(&self) -> String {
+        match &self.declared {
+            Some(declared) => format!("{} = {} [declared: {declared}]", self.words, self.value),
+            None => format!("{} = {}", self.words, self.value),
+        }
     }
 }
 

@@ -290,8 +290,10 @@ pub fn declaration_scores(
 pub struct DerivedValue {
     /// What it is, in business words.
     pub words: String,
-    /// Its value.
+    /// Its value, as the model read it.
     pub value: String,
+    /// The declared values it comes from, in business words (see [`crate::Reason::declared`]).
+    pub declared: Option<String>,
     /// Its contribution to the score, in log-odds.
     pub log_odds: f64,
 }
@@ -363,6 +365,7 @@ pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<Declarat
                 .map(|c| DerivedValue {
                     words: c.words.clone(),
                     value: c.value.clone(),
+                    declared: c.declared.clone(),
                     log_odds: c.log_odds,
                 })
                 .collect()

@@ -204,12 +204,13 @@ pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
         r.base_log_odds,
         r.log_odds
     );
-    let mut t = table(&["contribution", "field", "value"]);
+    let mut t = table(&["contribution", "field", "value", "declared"]);
     for c in r.contributions.iter().take(12) {
         t.add_row(vec![
             format!("{:+.3}", c.log_odds),
             c.words.clone(),
             c.value.clone(),
+            c.declared.clone().unwrap_or_default(),
         ]);
     }
     outln!("{t}");
@@ -649,7 +650,11 @@ pub fn decision_trace(r: &borderlens_app::DecisionTrace, json: bool) -> anyhow::
                 e.version
             );
             for c in e.contributions.iter().take(5) {
-                outln!("  {:+.3}  {} = {}", c.log_odds, c.words, c.value);
+                outln!(
+                    "  {:+.3}  {}",
+                    c.log_odds,
+                    c.in_words_without_contribution()
+                );
             }
         }
         None => outln!("no model scored it"),

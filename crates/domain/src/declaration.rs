@@ -1,8 +1,10 @@
 //! One goods item of an import declaration, as declared, and what its control found.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 
-use crate::HsCode;
+use crate::{DeclaredValue, HsCode};
 
 /// Identity of a declaration item: re-importing the same key replaces nothing and adds nothing.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -105,11 +107,25 @@ pub struct DeclarationItem {
     pub item_price: f64,
     /// Control outcome, when the item was controlled.
     pub label: Option<ControlLabel>,
+    /// Values of the declared fields that have no member above ([`crate::DeclaredField::extra`]),
+    /// by field name; an absent value has no entry.
+    pub extra: BTreeMap<&'static str, DeclaredValue>,
 }
 
 impl DeclarationItem {
     /// Duty at stake: item price × tax rate. Revenue figures weigh frauds by this.
     pub fn duty_at_stake(&self) -> f64 {
         (self.item_price * self.tax_rate / 100.0).max(0.0)
+    }
+
+    /// Declared price per kg of net mass; `None` when mass or price is zero (no unit value
+    /// can be read from them). The one definition that models and drift monitoring share.
+    pub fn unit_value(&self) -> Option<f64> {
+        (self.net_mass > 0.0 && self.item_price > 0.0).then(|| self.item_price / self.net_mass)
+    }
+
+    /// `ln` of [`DeclarationItem::unit_value`].
+    pub fn log_unit_value(&self) -> Option<f64> {
+        self.unit_value().map(f64::ln)
     }
 }

@@ -31,6 +31,9 @@ pub enum HsError {
 }
 
 impl HsCode {
+    /// A valid code used where a value is needed before the declared one is known.
+    pub(crate) const PLACEHOLDER: HsCode = HsCode(*b"010000");
+
     /// Parses `440890`, `4408.90` or `4408 90`. Leading zeros matter (`071080` is chapter 07).
     pub fn parse(text: &str) -> Result<HsCode, HsError> {
         let trimmed = text.trim();

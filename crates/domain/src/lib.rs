@@ -5,6 +5,8 @@ standard identifiers that link trade records.
 Brief overview:
 - [`DeclarationItem`] is one goods item of an import declaration, exactly as the trader declared it,
   plus the [`ControlLabel`] that an inspection produced (absent until the item is controlled).
+- [`FieldRegistry`] lists the declared fields (name, business words, type, counterfactual and
+  drift flags): ingest, store, explanations and drift read it instead of listing fields.
 - [`HsCode`] is a validated 6-digit Harmonized System subheading.
 - [`ContainerNumber`] (ISO 6346) and [`S10ItemId`] (UPU S10) are parsed with their check digits.
 - [`hex::encode`] writes bytes (digests, tokens, pseudonyms) as lower-case hex digits.
@@ -15,11 +17,15 @@ Values are parsed once at the edge (`parse` returns `Result`) and never handled 
 #![deny(missing_docs)]
 
 mod declaration;
+mod fields;
 pub mod hex;
 mod hs;
 mod ids;
 pub mod rng;
 
 pub use declaration::{ControlLabel, DeclarationItem, ItemKey, LabelKind};
+pub use fields::{
+    DeclaredField, DeclaredValue, DuplicateField, FieldError, FieldRegistry, FieldType, ValueError,
+};
 pub use hs::{HsCode, HsError};
 pub use ids::{iso6346_check_digit, s10_check_digit, ContainerNumber, IdError, S10ItemId};

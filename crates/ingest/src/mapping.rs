@@ -3,103 +3,31 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use borderlens_domain::FieldRegistry;
 use chrono::format::{Item, StrftimeItems};
 
-/// One field of a declaration item that a mapping can point at a column.
+/// A column a mapping can point at: the item's key, one of the registry's declared fields, or
+/// one of the two label columns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Field {
     DeclarationId,
     ItemNo,
-    Date,
-    OfficeId,
-    ProcessType,
-    ImportType,
-    ImportUse,
-    PaymentType,
-    TransportMode,
-    DeclarantId,
-    ImporterId,
-    SellerId,
-    CourierId,
-    Hs6,
-    DepartureCountry,
-    OriginCountry,
-    TaxRate,
-    TaxType,
-    OriginIndicator,
-    NetMass,
-    ItemPrice,
+    /// The declared field at this index of the mapping's [`FieldRegistry`].
+    Declared(usize),
     Fraud,
     CriticalFraud,
 }
 
 impl Field {
-    /// Every field, in the order of the KCS layout (item number after the declaration id).
-    pub(crate) const ALL: [Field; 23] = [
-        Field::DeclarationId,
-        Field::ItemNo,
-        Field::Date,
-        Field::OfficeId,
-        Field::ProcessType,
-        Field::ImportType,
-        Field::ImportUse,
-        Field::PaymentType,
-        Field::TransportMode,
-        Field::DeclarantId,
-        Field::ImporterId,
-        Field::SellerId,
-        Field::CourierId,
-        Field::Hs6,
-        Field::DepartureCountry,
-        Field::OriginCountry,
-        Field::TaxRate,
-        Field::TaxType,
-        Field::OriginIndicator,
-        Field::NetMass,
-        Field::ItemPrice,
-        Field::Fraud,
-        Field::CriticalFraud,
-    ];
-
-    /// The key of this field in a mapping file (the `DeclarationItem` field name).
-    pub(crate) fn key(self) -> &'static str {
+    /// The position of this column in [`ColumnMapping::fields`] order.
+    pub(crate) fn index(self, declared: usize) -> usize {
         match self {
-            Field::DeclarationId => "declaration_id",
-            Field::ItemNo => "item_no",
-            Field::Date => "date",
-            Field::OfficeId => "office_id",
-            Field::ProcessType => "process_type",
-            Field::ImportType => "import_type",
-            Field::ImportUse => "import_use",
-            Field::PaymentType => "payment_type",
-            Field::TransportMode => "transport_mode",
-            Field::DeclarantId => "declarant_id",
-            Field::ImporterId => "importer_id",
-            Field::SellerId => "seller_id",
-            Field::CourierId => "courier_id",
-            Field::Hs6 => "hs6",
-            Field::DepartureCountry => "departure_country",
-            Field::OriginCountry => "origin_country",
-            Field::TaxRate => "tax_rate",
-            Field::TaxType => "tax_type",
-            Field::OriginIndicator => "origin_indicator",
-            Field::NetMass => "net_mass",
-            Field::ItemPrice => "item_price",
-            Field::Fraud => "fraud",
-            Field::CriticalFraud => "critical_fraud",
+            Field::DeclarationId => 0,
+            Field::ItemNo => 1,
+            Field::Declared(i) => 2 + i,
+            Field::Fraud => 2 + declared,
+            Field::CriticalFraud => 3 + declared,
         }
-    }
-
-    /// Whether a mapping may leave this field without a column.
-    pub(crate) fn optional(self) -> bool {
-        matches!(
-            self,
-            Field::ItemNo
-                | Field::SellerId
-                | Field::CourierId
-                | Field::Fraud
-                | Field::CriticalFraud
-        )
     }
 }
 
@@ -109,96 +37,110 @@ const DATE_FORMAT_KEY: &str = "date_format";
 /// The date format used when a mapping does not name one.
 pub const DEFAULT_DATE_FORMAT: &str = "%Y-%m-%d";
 
-/// Maps each [`DeclarationItem`](borderlens_domain::DeclarationItem) field to the header name of
-/// the CSV column that holds it.
+/// Maps the item's key, each declared field of a [`FieldRegistry`] and the two label columns to
+/// the header name of the CSV column that holds it.
 ///
-/// Optional fields (`item_no`, `seller_id`, `courier_id`, `fraud`, `critical_fraud`) may be
-/// `None`: a missing item number column means every item is item 1, missing party columns mean
-/// "not declared", and missing label columns mean "not controlled". When only one of the two
-/// label columns is mapped, the other is derived from it (`critical = fraud`, or
-/// `fraud = critical > 0`).
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// Optional columns (`item_no`, the registry's optional fields such as `seller_id`, `fraud`,
+/// `critical_fraud`) may be unmapped: a missing item number column means every item is item 1,
+/// missing party columns mean "not declared", and missing label columns mean "not controlled".
+/// When only one of the two label columns is mapped, the other is derived from it
+/// (`critical = fraud`, or `fraud = critical > 0`).
+#[derive(Clone, PartialEq, Debug)]
 pub struct ColumnMapping {
     /// Column of the declaration number.
     pub declaration_id: String,
     /// Column of the item number; `None`: every record is item 1.
     pub item_no: Option<String>,
-    /// Column of the acceptance date (parsed with [`ColumnMapping::date_format`]).
-    pub date: String,
-    /// Column of the customs office.
-    pub office_id: String,
-    /// Column of the process type code.
-    pub process_type: String,
-    /// Column of the import type code.
-    pub import_type: String,
-    /// Column of the import use code.
-    pub import_use: String,
-    /// Column of the payment type code.
-    pub payment_type: String,
-    /// Column of the mode of transport code.
-    pub transport_mode: String,
-    /// Column of the declarant id.
-    pub declarant_id: String,
-    /// Column of the importer id.
-    pub importer_id: String,
-    /// Column of the seller id (empty cell = not declared); `None`: no such column.
-    pub seller_id: Option<String>,
-    /// Column of the courier id (empty cell = no courier); `None`: no such column.
-    pub courier_id: Option<String>,
-    /// Column of the HS6 code.
-    pub hs6: String,
-    /// Column of the country of departure.
-    pub departure_country: String,
-    /// Column of the country of origin.
-    pub origin_country: String,
-    /// Column of the duty rate in percent.
-    pub tax_rate: String,
-    /// Column of the tax type code.
-    pub tax_type: String,
-    /// Column of the origin indicator.
-    pub origin_indicator: String,
-    /// Column of the net mass in kg.
-    pub net_mass: String,
-    /// Column of the item price.
-    pub item_price: String,
     /// Column of the fraud label (0/1, empty = not controlled); `None`: no such column.
     pub fraud: Option<String>,
     /// Column of the critical fraud label (0/1/2, empty = not controlled); `None`: no such column.
     pub critical_fraud: Option<String>,
-    /// chrono `strftime` format of the date column, [`DEFAULT_DATE_FORMAT`] unless set.
+    /// chrono `strftime` format of date fields, [`DEFAULT_DATE_FORMAT`] unless set.
     pub date_format: String,
+    /// The declared fields.
+    registry: &'static FieldRegistry,
+    /// The column of each declared field, in registry order; `None` only on optional fields.
+    declared: Vec<Option<String>>,
 }
 
 impl ColumnMapping {
     /// The layout of the Korea Customs Service synthetic datasets (`df_syn_*_eng.csv`):
     /// `Declaration ID,Date,Office ID,...,Fraud,Critical Fraud`, no item number column.
     pub fn kcs_default() -> ColumnMapping {
-        let s = |text: &str| text.to_string();
+        ColumnMapping::kcs_for(FieldRegistry::standard())
+    }
+
+    /// The KCS layout for the fields of `registry`: fields without a KCS header are unmapped.
+    pub fn kcs_for(registry: &'static FieldRegistry) -> ColumnMapping {
         ColumnMapping {
-            declaration_id: s("Declaration ID"),
+            declaration_id: "Declaration ID".to_string(),
             item_no: None,
-            date: s("Date"),
-            office_id: s("Office ID"),
-            process_type: s("Process Type"),
-            import_type: s("Import Type"),
-            import_use: s("Import Use"),
-            payment_type: s("Payment Type"),
-            transport_mode: s("Mode of Transport"),
-            declarant_id: s("Declarant ID"),
-            importer_id: s("Importer ID"),
-            seller_id: Some(s("Seller ID")),
-            courier_id: Some(s("Courier ID")),
-            hs6: s("HS6 Code"),
-            departure_country: s("Country of Departure"),
-            origin_country: s("Country of Origin"),
-            tax_rate: s("Tax Rate"),
-            tax_type: s("Tax Type"),
-            origin_indicator: s("Country of Origin Indicator"),
-            net_mass: s("Net Mass"),
-            item_price: s("Item Price"),
-            fraud: Some(s("Fraud")),
-            critical_fraud: Some(s("Critical Fraud")),
-            date_format: s(DEFAULT_DATE_FORMAT),
+            fraud: Some("Fraud".to_string()),
+            critical_fraud: Some("Critical Fraud".to_string()),
+            date_format: DEFAULT_DATE_FORMAT.to_string(),
+            registry,
+            declared: registry
+                .fields()
+                .iter()
+                .map(|f| f.kcs_header.map(str::to_string))
+                .collect(),
+        }
+    }
+
+    /// The declared fields this mapping reads.
+    pub fn registry(&self) -> &'static FieldRegistry {
+        self.registry
+    }
+
+    /// The header of the declared field `name`; `None` when unmapped or not a declared field.
+    pub fn header_of(&self, name: &str) -> Option<&str> {
+        let i = self.registry.position(name)?;
+        self.declared[i].as_deref()
+    }
+
+    /// Points the declared field `name` at `header` (`None`: unmapped). Returns `false`, and
+    /// changes nothing, when there is no such field or it is required and `header` is `None`.
+    pub fn set_header(&mut self, name: &str, header: Option<String>) -> bool {
+        match self.registry.position(name) {
+            Some(i) if header.is_some() || !self.registry.fields()[i].required => {
+                self.declared[i] = header;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every column, in the order of the KCS layout (item number after the declaration id).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = Field> {
+        let declared = self.declared.len();
+        [Field::DeclarationId, Field::ItemNo]
+            .into_iter()
+            .chain((0..declared).map(Field::Declared))
+            .chain([Field::Fraud, Field::CriticalFraud])
+    }
+
+    /// The number of columns [`ColumnMapping::fields`] yields.
+    pub(crate) fn n_fields(&self) -> usize {
+        self.declared.len() + 4
+    }
+
+    /// The key of `field` in a mapping file (the field name).
+    pub(crate) fn key(&self, field: Field) -> &'static str {
+        match field {
+            Field::DeclarationId => "declaration_id",
+            Field::ItemNo => "item_no",
+            Field::Declared(i) => self.registry.fields()[i].name,
+            Field::Fraud => "fraud",
+            Field::CriticalFraud => "critical_fraud",
+        }
+    }
+
+    /// Whether a mapping may leave `field` without a column.
+    pub(crate) fn optional(&self, field: Field) -> bool {
+        match field {
+            Field::DeclarationId => false,
+            Field::Declared(i) => !self.registry.fields()[i].required,
+            Field::ItemNo | Field::Fraud | Field::CriticalFraud => true,
         }
     }
 
@@ -207,19 +149,39 @@ impl ColumnMapping {
     /// Optional fields may be absent or `null`; every other field must be present; unknown keys
     /// are an error naming the key.
     pub fn from_json_file(path: &Path) -> Result<ColumnMapping, MappingError> {
+        Self::from_json_file_for(path, FieldRegistry::standard())
+    }
+
+    /// Same as [`ColumnMapping::from_json_file`], for the fields of `registry`.
+    pub fn from_json_file_for(
+        path: &Path,
+        registry: &'static FieldRegistry,
+    ) -> Result<ColumnMapping, MappingError> {
         let text = std::fs::read_to_string(path).map_err(|source| MappingError {
             path: path.to_path_buf(),
             problem: MappingProblem::Io(source),
         })?;
-        Self::parse_json(&text, path)
+        Self::parse_json(&text, path, registry)
     }
 
     /// Same as [`ColumnMapping::from_json_file`], from JSON text (errors name `<json>`).
     pub fn from_json_str(text: &str) -> Result<ColumnMapping, MappingError> {
-        Self::parse_json(text, Path::new("<json>"))
+        Self::from_json_str_for(text, FieldRegistry::standard())
     }
 
-    fn parse_json(text: &str, path: &Path) -> Result<ColumnMapping, MappingError> {
+    /// Same as [`ColumnMapping::from_json_str`], for the fields of `registry`.
+    pub fn from_json_str_for(
+        text: &str,
+        registry: &'static FieldRegistry,
+    ) -> Result<ColumnMapping, MappingError> {
+        Self::parse_json(text, Path::new("<json>"), registry)
+    }
+
+    fn parse_json(
+        text: &str,
+        path: &Path,
+        registry: &'static FieldRegistry,
+    ) -> Result<ColumnMapping, MappingError> {
         let fail = |problem| MappingError {
             path: path.to_path_buf(),
             problem,
@@ -229,8 +191,9 @@ impl ColumnMapping {
         let object = value
             .as_object()
             .ok_or_else(|| fail(MappingProblem::NotObject))?;
-        let mut mapping = ColumnMapping::kcs_default();
-        let mut seen = [false; Field::ALL.len()];
+        let mut mapping = ColumnMapping::kcs_for(registry);
+        let fields: Vec<Field> = mapping.fields().collect();
+        let mut seen = vec![false; fields.len()];
         for (key, value) in object {
             if key == DATE_FORMAT_KEY {
                 let format = value
@@ -244,12 +207,15 @@ impl ColumnMapping {
                 mapping.date_format = format.to_string();
                 continue;
             }
-            let Some(position) = Field::ALL.iter().position(|f| f.key() == key) else {
-                return Err(fail(MappingProblem::UnknownKey { key: key.clone() }));
+            let Some(position) = fields.iter().position(|f| mapping.key(*f) == key) else {
+                return Err(fail(MappingProblem::UnknownKey {
+                    key: key.clone(),
+                    known: fields.iter().map(|f| mapping.key(*f)).collect(),
+                }));
             };
-            let field = Field::ALL[position];
+            let field = fields[position];
             let header = match value {
-                serde_json::Value::Null if field.optional() => None,
+                serde_json::Value::Null if mapping.optional(field) => None,
                 serde_json::Value::String(header) => {
                     if header.trim().is_empty() {
                         return Err(fail(MappingProblem::EmptyHeader { key: key.clone() }));
@@ -261,17 +227,17 @@ impl ColumnMapping {
             mapping.set(field, header);
             seen[position] = true;
         }
-        let missing: Vec<String> = Field::ALL
+        let missing: Vec<String> = fields
             .iter()
-            .zip(seen)
-            .filter(|(field, seen)| !seen && !field.optional())
-            .map(|(field, _)| field.key().to_string())
+            .zip(&seen)
+            .filter(|(field, seen)| !**seen && !mapping.optional(**field))
+            .map(|(field, _)| mapping.key(*field).to_string())
             .collect();
         if !missing.is_empty() {
             return Err(fail(MappingProblem::MissingKeys { keys: missing }));
         }
-        for (field, seen) in Field::ALL.iter().zip(seen) {
-            if !seen && field.optional() {
+        for (field, seen) in fields.iter().zip(seen) {
+            if !seen && mapping.optional(*field) {
                 mapping.set(*field, None);
             }
         }
@@ -280,64 +246,32 @@ impl ColumnMapping {
 
     /// The header name mapped to `field`, `None` when an optional field has no column.
     pub(crate) fn header(&self, field: Field) -> Option<&str> {
-        let header = match field {
-            Field::DeclarationId => &self.declaration_id,
-            Field::ItemNo => return self.item_no.as_deref(),
-            Field::Date => &self.date,
-            Field::OfficeId => &self.office_id,
-            Field::ProcessType => &self.process_type,
-            Field::ImportType => &self.import_type,
-            Field::ImportUse => &self.import_use,
-            Field::PaymentType => &self.payment_type,
-            Field::TransportMode => &self.transport_mode,
-            Field::DeclarantId => &self.declarant_id,
-            Field::ImporterId => &self.importer_id,
-            Field::SellerId => return self.seller_id.as_deref(),
-            Field::CourierId => return self.courier_id.as_deref(),
-            Field::Hs6 => &self.hs6,
-            Field::DepartureCountry => &self.departure_country,
-            Field::OriginCountry => &self.origin_country,
-            Field::TaxRate => &self.tax_rate,
-            Field::TaxType => &self.tax_type,
-            Field::OriginIndicator => &self.origin_indicator,
-            Field::NetMass => &self.net_mass,
-            Field::ItemPrice => &self.item_price,
-            Field::Fraud => return self.fraud.as_deref(),
-            Field::CriticalFraud => return self.critical_fraud.as_deref(),
-        };
-        Some(header)
+        match field {
+            Field::DeclarationId => Some(&self.declaration_id),
+            Field::ItemNo => self.item_no.as_deref(),
+            Field::Declared(i) => self.declared[i].as_deref(),
+            Field::Fraud => self.fraud.as_deref(),
+            Field::CriticalFraud => self.critical_fraud.as_deref(),
+        }
     }
 
     /// Points `field` at `header`. `None` on a mandatory field is ignored (the caller only passes
     /// `None` for optional fields).
     fn set(&mut self, field: Field, header: Option<String>) {
-        let slot = match field {
-            Field::ItemNo => return self.item_no = header,
-            Field::SellerId => return self.seller_id = header,
-            Field::CourierId => return self.courier_id = header,
-            Field::Fraud => return self.fraud = header,
-            Field::CriticalFraud => return self.critical_fraud = header,
-            Field::DeclarationId => &mut self.declaration_id,
-            Field::Date => &mut self.date,
-            Field::OfficeId => &mut self.office_id,
-            Field::ProcessType => &mut self.process_type,
-            Field::ImportType => &mut self.import_type,
-            Field::ImportUse => &mut self.import_use,
-            Field::PaymentType => &mut self.payment_type,
-            Field::TransportMode => &mut self.transport_mode,
-            Field::DeclarantId => &mut self.declarant_id,
-            Field::ImporterId => &mut self.importer_id,
-            Field::Hs6 => &mut self.hs6,
-            Field::DepartureCountry => &mut self.departure_country,
-            Field::OriginCountry => &mut self.origin_country,
-            Field::TaxRate => &mut self.tax_rate,
-            Field::TaxType => &mut self.tax_type,
-            Field::OriginIndicator => &mut self.origin_indicator,
-            Field::NetMass => &mut self.net_mass,
-            Field::ItemPrice => &mut self.item_price,
-        };
-        if let Some(header) = header {
-            *slot = header;
+        match field {
+            Field::ItemNo => self.item_no = header,
+            Field::Fraud => self.fraud = header,
+            Field::CriticalFraud => self.critical_fraud = header,
+            Field::DeclarationId => {
+                if let Some(header) = header {
+                    self.declaration_id = header;
+                }
+            }
+            Field::Declared(i) => {
+                if header.is_some() || !self.registry.fields()[i].required {
+                    self.declared[i] = header;
+                }
+            }
         }
     }
 }
@@ -376,6 +310,8 @@ pub enum MappingProblem {
     UnknownKey {
         /// the key as written
         key: String,
+        /// the keys a mapping may use
+        known: Vec<&'static str>,
     },
     /// Mandatory fields without a column.
     MissingKeys {
@@ -408,10 +344,10 @@ impl fmt::Display for MappingError {
             MappingProblem::NotObject => {
                 f.write_str("expected a JSON object of field name -> header name")
             }
-            MappingProblem::UnknownKey { key } => {
+            MappingProblem::UnknownKey { key, known } => {
                 write!(f, "unknown key '{key}' (known keys: ")?;
-                for field in Field::ALL {
-                    write!(f, "{}, ", field.key())?;
+                for known in known {
+                    write!(f, "{known}, ")?;
                 }
                 write!(f, "{DATE_FORMAT_KEY})")
             }
@@ -456,12 +392,12 @@ mod tests {
 
     fn full_json() -> serde_json::Map<String, serde_json::Value> {
         let mapping = ColumnMapping::kcs_default();
-        Field::ALL
-            .iter()
+        mapping
+            .fields()
             .filter_map(|f| {
                 mapping
-                    .header(*f)
-                    .map(|h| (f.key().to_string(), serde_json::Value::from(h)))
+                    .header(f)
+                    .map(|h| (mapping.key(f).to_string(), serde_json::Value::from(h)))
             })
             .collect()
     }
@@ -484,8 +420,8 @@ mod tests {
         object.insert("date_format".into(), "%d/%m/%Y".into());
         let mapping =
             ColumnMapping::from_json_str(&serde_json::Value::Object(object).to_string()).unwrap();
-        assert_eq!(mapping.seller_id, None);
-        assert_eq!(mapping.courier_id, None);
+        assert_eq!(mapping.header_of("seller_id"), None);
+        assert_eq!(mapping.header_of("courier_id"), None);
         assert_eq!(mapping.item_no.as_deref(), Some("ITEM"));
         assert_eq!(mapping.date_format, "%d/%m/%Y");
         assert_eq!(mapping.fraud.as_deref(), Some("Fraud"));
@@ -498,7 +434,7 @@ mod tests {
         let err = ColumnMapping::from_json_str(&serde_json::Value::Object(object).to_string())
             .unwrap_err();
         assert!(
-            matches!(&err.problem, MappingProblem::UnknownKey { key } if key == "net_weight"),
+            matches!(&err.problem, MappingProblem::UnknownKey { key, .. } if key == "net_weight"),
             "{err}"
         );
         assert!(err
@@ -541,6 +477,46 @@ mod tests {
         assert!(matches!(err.problem, MappingProblem::NotObject));
         let err = ColumnMapping::from_json_str("{").unwrap_err();
         assert!(matches!(err.problem, MappingProblem::Json(_)));
+    }
+
+    /// A field added to the registry is a mapping key and a column read into the item, with
+    /// nothing else to change here.
+    #[test]
+    fn a_field_added_to_the_registry_is_mapped_and_read() {
+        use borderlens_domain::{DeclaredField, DeclaredValue, FieldType};
+        static WITH_NOTE: std::sync::LazyLock<FieldRegistry> = std::sync::LazyLock::new(|| {
+            FieldRegistry::extended([DeclaredField::extra(
+                "test_note",
+                "test note",
+                FieldType::Text,
+            )])
+            .unwrap()
+        });
+        let mut object = full_json();
+        object.insert("test_note".into(), "Remarks".into());
+        let text = serde_json::Value::Object(object).to_string();
+        let mapping = ColumnMapping::from_json_str_for(&text, &WITH_NOTE).unwrap();
+        assert_eq!(mapping.header_of("test_note"), Some("Remarks"));
+        // The standard registry does not know the key.
+        let err = ColumnMapping::from_json_str(&text).unwrap_err();
+        assert!(err.to_string().contains("unknown key 'test_note'"), "{err}");
+
+        let csv = "Declaration ID,Date,Office ID,Process Type,Import Type,Import Use,\
+Payment Type,Mode of Transport,Declarant ID,Importer ID,Seller ID,Courier ID,HS6 Code,\
+Country of Departure,Country of Origin,Tax Rate,Tax Type,Country of Origin Indicator,\
+Net Mass,Item Price,Fraud,Critical Fraud,Remarks
+D1,2020-01-01,30,B,11,21,11,10,DEC,IMP,,,440890,BE,BE,8,FEU1,G,108,1000,,, fragile \n\
+D2,2020-01-01,30,B,11,21,11,10,DEC,IMP,,,440890,BE,BE,8,FEU1,G,108,1000,,,\n";
+        let items: Vec<_> =
+            crate::DeclarationReader::from_reader(Path::new("n.csv"), csv.as_bytes(), &mapping)
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(
+            items[0].extra.get("test_note"),
+            Some(&DeclaredValue::Text("fragile".into()))
+        );
+        assert!(items[1].extra.is_empty());
     }
 
     #[test]

@@ -5,8 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
-use chrono::NaiveDate;
+use borderlens_domain::{ControlLabel, DeclarationItem, DeclaredValue, ItemKey, ValueError};
 use csv::ByteRecord;
 
 use crate::error::{FileError, RecordError, RecordProblem};
@@ -35,8 +34,8 @@ pub struct DeclarationReader<R = File> {
     csv: csv::Reader<LineCounter<R>>,
     record: ByteRecord,
     n_fields: usize,
-    /// Column index of each [`Field`] (by `Field as usize`), `None` when not mapped.
-    index: [Option<usize>; Field::ALL.len()],
+    /// Column index of each [`Field`] (by [`Field::index`]), `None` when not mapped.
+    index: Vec<Option<usize>>,
     mapping: ColumnMapping,
     last_line: u64,
     done: bool,
@@ -73,9 +72,9 @@ impl<R: Read> DeclarationReader<R> {
             // A UTF-8 byte order mark may precede the first header name.
             names.push(name.trim_start_matches('\u{feff}').trim());
         }
-        let mut index = [None; Field::ALL.len()];
+        let mut index = vec![None; mapping.n_fields()];
         let mut missing = Vec::new();
-        for field in Field::ALL {
+        for field in mapping.fields() {
             let Some(wanted) = mapping.header(field) else {
                 continue;
             };
@@ -90,7 +89,9 @@ impl<R: Read> DeclarationReader<R> {
                         missing.push(wanted.to_string());
                     }
                 }
-                (Some((i, _)), None) => index[field as usize] = Some(i),
+                (Some((i, _)), None) => {
+                    index[field.index(mapping.registry().fields().len())] = Some(i)
+                }
                 (Some(_), Some(_)) => {
                     return Err(FileError::DuplicateColumn {
                         path,
@@ -296,9 +297,15 @@ impl<'a, R> Fields<'a, R> {
         }
     }
 
+    /// The column index of `field` in the record, `None` when not mapped.
+    fn column(&self, field: Field) -> Option<usize> {
+        let declared = self.reader.mapping.registry().fields().len();
+        self.reader.index[field.index(declared)]
+    }
+
     /// The trimmed text of `field`; `None` when not mapped or empty.
     fn text(&self, field: Field) -> Result<Option<&'a str>, RecordError> {
-        let Some(i) = self.reader.index[field as usize] else {
+        let Some(i) = self.column(field) else {
             return Ok(None);
         };
         let bytes = &self.record[i];
@@ -321,32 +328,27 @@ impl<'a, R> Fields<'a, R> {
             .ok_or_else(|| self.error(Some(field), RecordProblem::Empty))
     }
 
-    fn code(&self, field: Field) -> Result<String, RecordError> {
-        self.required(field).map(str::to_string)
-    }
-
-    fn optional_code(&self, field: Field) -> Result<Option<String>, RecordError> {
-        Ok(self.text(field)?.map(str::to_string))
-    }
-
-    /// A finite, non-negative number.
-    fn amount(&self, field: Field) -> Result<f64, RecordError> {
-        let text = self.required(field)?;
-        let value = || text.to_string();
-        let number: f64 = text
-            .parse()
-            .map_err(|_| self.error(Some(field), RecordProblem::Number { value: value() }))?;
-        if !number.is_finite() {
-            return Err(self.error(Some(field), RecordProblem::NotFinite { value: value() }));
-        }
-        if number < 0.0 {
-            return Err(self.error(Some(field), RecordProblem::Negative { value: value() }));
-        }
-        Ok(number)
+    /// The declared field at `i` of the registry, checked against its type.
+    fn declared(&self, i: usize) -> Result<DeclaredValue, RecordError> {
+        let field = Field::Declared(i);
+        let spec = &self.reader.mapping.registry().fields()[i];
+        let text = self.text(field)?.unwrap_or_default();
+        spec.parse(text, &self.reader.mapping.date_format)
+            .map_err(|e| {
+                let problem = match e {
+                    ValueError::Empty => RecordProblem::Empty,
+                    ValueError::Number { value } => RecordProblem::Number { value },
+                    ValueError::NotFinite { value } => RecordProblem::NotFinite { value },
+                    ValueError::Negative { value } => RecordProblem::Negative { value },
+                    ValueError::Date { value, format } => RecordProblem::Date { value, format },
+                    ValueError::Hs(e) => RecordProblem::HsCode(e),
+                };
+                self.error(Some(field), problem)
+            })
     }
 
     fn item_no(&self) -> Result<u32, RecordError> {
-        if self.reader.index[Field::ItemNo as usize].is_none() {
+        if self.column(Field::ItemNo).is_none() {
             return Ok(1);
         }
         let text = self.required(Field::ItemNo)?;
@@ -359,25 +361,6 @@ impl<'a, R> Fields<'a, R> {
                 },
             )),
         }
-    }
-
-    fn date(&self) -> Result<NaiveDate, RecordError> {
-        let text = self.required(Field::Date)?;
-        let format = &self.reader.mapping.date_format;
-        NaiveDate::parse_from_str(text, format).map_err(|_| {
-            self.error(
-                Some(Field::Date),
-                RecordProblem::Date {
-                    value: text.to_string(),
-                    format: format.clone(),
-                },
-            )
-        })
-    }
-
-    fn hs6(&self) -> Result<HsCode, RecordError> {
-        let text = self.required(Field::Hs6)?;
-        HsCode::parse(text).map_err(|e| self.error(Some(Field::Hs6), RecordProblem::HsCode(e)))
     }
 
     /// A label value in `0..=max`, `None` when the column is not mapped or the cell is empty.
@@ -400,8 +383,8 @@ impl<'a, R> Fields<'a, R> {
     fn label(&self) -> Result<Option<ControlLabel>, RecordError> {
         let fraud = self.label_value(Field::Fraud, 1)?;
         let critical = self.label_value(Field::CriticalFraud, 2)?;
-        let fraud_mapped = self.reader.index[Field::Fraud as usize].is_some();
-        let critical_mapped = self.reader.index[Field::CriticalFraud as usize].is_some();
+        let fraud_mapped = self.column(Field::Fraud).is_some();
+        let critical_mapped = self.column(Field::CriticalFraud).is_some();
         let header = |field| {
             self.reader
                 .mapping
@@ -457,31 +440,18 @@ impl<'a, R> Fields<'a, R> {
                 },
             ));
         }
-        Ok(DeclarationItem {
-            key: ItemKey {
-                declaration_id: self.code(Field::DeclarationId)?,
-                item_no: self.item_no()?,
-            },
-            date: self.date()?,
-            office_id: self.code(Field::OfficeId)?,
-            process_type: self.code(Field::ProcessType)?,
-            import_type: self.code(Field::ImportType)?,
-            import_use: self.code(Field::ImportUse)?,
-            payment_type: self.code(Field::PaymentType)?,
-            transport_mode: self.code(Field::TransportMode)?,
-            declarant_id: self.code(Field::DeclarantId)?,
-            importer_id: self.code(Field::ImporterId)?,
-            seller_id: self.optional_code(Field::SellerId)?,
-            courier_id: self.optional_code(Field::CourierId)?,
-            hs6: self.hs6()?,
-            departure_country: self.code(Field::DepartureCountry)?,
-            origin_country: self.code(Field::OriginCountry)?,
-            tax_rate: self.amount(Field::TaxRate)?,
-            tax_type: self.code(Field::TaxType)?,
-            origin_indicator: self.code(Field::OriginIndicator)?,
-            net_mass: self.amount(Field::NetMass)?,
-            item_price: self.amount(Field::ItemPrice)?,
-            label: self.label()?,
+        let key = ItemKey {
+            declaration_id: self.required(Field::DeclarationId)?.to_string(),
+            item_no: self.item_no()?,
+        };
+        let registry = self.reader.mapping.registry();
+        let values = (0..registry.fields().len())
+            .map(|i| self.declared(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let label = self.label()?;
+        registry.build(key, values, label).map_err(|e| {
+            let field = registry.position(e.field).map(Field::Declared);
+            self.error(field, RecordProblem::Unreadable(e.to_string()))
         })
     }
 }

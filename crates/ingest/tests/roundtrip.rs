@@ -11,10 +11,14 @@ use proptest::prelude::*;
 const FIELDS: usize = 23;
 
 fn mapping() -> ColumnMapping {
-    ColumnMapping {
-        item_no: Some("Item No".into()),
-        ..ColumnMapping::kcs_default()
-    }
+    let mut mapping = ColumnMapping::kcs_default();
+    mapping.item_no = Some("Item No".into());
+    mapping
+}
+
+/// The header of a declared field under [`mapping`].
+fn header(m: &ColumnMapping, name: &str) -> String {
+    m.header_of(name).unwrap().to_string()
 }
 
 /// (header, value) of every column of `item` under [`mapping`].
@@ -26,29 +30,35 @@ fn columns(item: &DeclarationItem) -> [(String, String); FIELDS] {
         Some(l) => (u8::from(l.fraud).to_string(), l.critical.to_string()),
     };
     [
-        (m.declaration_id, item.key.declaration_id.clone()),
-        (m.item_no.unwrap(), item.key.item_no.to_string()),
-        (m.date, item.date.format("%Y-%m-%d").to_string()),
-        (m.office_id, item.office_id.clone()),
-        (m.process_type, item.process_type.clone()),
-        (m.import_type, item.import_type.clone()),
-        (m.import_use, item.import_use.clone()),
-        (m.payment_type, item.payment_type.clone()),
-        (m.transport_mode, item.transport_mode.clone()),
-        (m.declarant_id, item.declarant_id.clone()),
-        (m.importer_id, item.importer_id.clone()),
-        (m.seller_id.unwrap(), opt(&item.seller_id)),
-        (m.courier_id.unwrap(), opt(&item.courier_id)),
-        (m.hs6, item.hs6.to_string()),
-        (m.departure_country, item.departure_country.clone()),
-        (m.origin_country, item.origin_country.clone()),
-        (m.tax_rate, item.tax_rate.to_string()),
-        (m.tax_type, item.tax_type.clone()),
-        (m.origin_indicator, item.origin_indicator.clone()),
-        (m.net_mass, item.net_mass.to_string()),
-        (m.item_price, item.item_price.to_string()),
-        (m.fraud.unwrap(), fraud),
-        (m.critical_fraud.unwrap(), critical),
+        (m.declaration_id.clone(), item.key.declaration_id.clone()),
+        (m.item_no.clone().unwrap(), item.key.item_no.to_string()),
+        (header(&m, "date"), item.date.format("%Y-%m-%d").to_string()),
+        (header(&m, "office_id"), item.office_id.clone()),
+        (header(&m, "process_type"), item.process_type.clone()),
+        (header(&m, "import_type"), item.import_type.clone()),
+        (header(&m, "import_use"), item.import_use.clone()),
+        (header(&m, "payment_type"), item.payment_type.clone()),
+        (header(&m, "transport_mode"), item.transport_mode.clone()),
+        (header(&m, "declarant_id"), item.declarant_id.clone()),
+        (header(&m, "importer_id"), item.importer_id.clone()),
+        (header(&m, "seller_id"), opt(&item.seller_id)),
+        (header(&m, "courier_id"), opt(&item.courier_id)),
+        (header(&m, "hs6"), item.hs6.to_string()),
+        (
+            header(&m, "departure_country"),
+            item.departure_country.clone(),
+        ),
+        (header(&m, "origin_country"), item.origin_country.clone()),
+        (header(&m, "tax_rate"), item.tax_rate.to_string()),
+        (header(&m, "tax_type"), item.tax_type.clone()),
+        (
+            header(&m, "origin_indicator"),
+            item.origin_indicator.clone(),
+        ),
+        (header(&m, "net_mass"), item.net_mass.to_string()),
+        (header(&m, "item_price"), item.item_price.to_string()),
+        (m.fraud.clone().unwrap(), fraud),
+        (m.critical_fraud.clone().unwrap(), critical),
     ]
 }
 
@@ -136,6 +146,7 @@ fn item() -> impl Strategy<Value = DeclarationItem> {
                     net_mass,
                     item_price,
                     label,
+                    extra: Default::default(),
                 }
             },
         )
@@ -249,6 +260,7 @@ fn mapping_header() -> Vec<u8> {
         net_mass: 0.0,
         item_price: 0.0,
         label: None,
+        extra: Default::default(),
     };
     let names: Vec<String> = columns(&dummy).into_iter().map(|(h, _)| h).collect();
     format!("{}\n", names.join(",")).into_bytes()

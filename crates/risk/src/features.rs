@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use borderlens_domain::{DeclarationItem, LabelKind};
+use borderlens_domain::{DeclarationItem, FieldRegistry, LabelKind};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
@@ -300,12 +300,49 @@ const HISTORY_WORDS: [&str; 4] = [
     "days since first seen",
 ];
 
+/// The declared values a model column is read from, in business words, for showing beside the
+/// derived value (an officer checks "item price 372254.4" against the declaration, not
+/// "item price (log) 12.827"). `None` for columns that are a declared code as it is (the value
+/// shown is already the declared one) and for history columns (they come from other items).
+pub fn declared_basis(column: &str, item: &DeclarationItem) -> Option<String> {
+    let registry = FieldRegistry::standard();
+    let declared = |name: &str| {
+        registry
+            .get(name)
+            .map(|f| format!("{} {}", f.words, f.get(item)))
+            .unwrap_or_default()
+    };
+    let unit_value = || match item.unit_value() {
+        Some(v) => format!(
+            "{} / {} = {v:.2} per kg",
+            declared("item_price"),
+            declared("net_mass")
+        ),
+        None => format!("{}, {}", declared("item_price"), declared("net_mass")),
+    };
+    Some(match column {
+        "log_item_price" => declared("item_price"),
+        "log_net_mass" => declared("net_mass"),
+        "log_unit_value" | "unit_value_deviation" => unit_value(),
+        "log_duty_at_stake" => format!(
+            "{} × {} = {:.2} duty",
+            declared("item_price"),
+            declared("tax_rate"),
+            item.duty_at_stake()
+        ),
+        "weekday" => declared("date"),
+        "departure_differs_from_origin" => format!(
+            "{}, {}",
+            declared("departure_country"),
+            declared("origin_country")
+        ),
+        "hs_chapter" | "hs_heading" => declared("hs6"),
+        _ => return None,
+    })
+}
+
 fn log_unit_value(item: &DeclarationItem) -> Option<f64> {
-    if item.net_mass > 0.0 && item.item_price > 0.0 {
-        Some((item.item_price / item.net_mass).ln())
-    } else {
-        None
-    }
+    item.log_unit_value()
 }
 
 impl HistoryState {
@@ -391,6 +428,65 @@ impl HistoryState {
                 Some(&(sum, n)) if n >= 3.0 => Some(sum / n),
                 _ => None,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_columns_name_the_declared_values_they_come_from() {
+        let registry = FieldRegistry::standard();
+        let texts = [
+            "2024-03-04",
+            "030",
+            "B",
+            "11",
+            "21",
+            "11",
+            "10",
+            "DEC1",
+            "IMP1",
+            "",
+            "",
+            "847130",
+            "CN",
+            "VN",
+            "8",
+            "A",
+            "B",
+            "20",
+            "1000",
+        ];
+        let values = registry
+            .fields()
+            .iter()
+            .zip(texts)
+            .map(|(f, t)| f.parse(t, "%Y-%m-%d").unwrap());
+        let key = borderlens_domain::ItemKey {
+            declaration_id: "D".into(),
+            item_no: 1,
+        };
+        let item = registry.build(key, values, None).unwrap();
+        let basis = |column| declared_basis(column, &item);
+        assert_eq!(basis("log_item_price").as_deref(), Some("item price 1000"));
+        assert_eq!(basis("log_net_mass").as_deref(), Some("net mass (kg) 20"));
+        assert_eq!(
+            basis("log_unit_value").as_deref(),
+            Some("item price 1000 / net mass (kg) 20 = 50.00 per kg")
+        );
+        assert_eq!(
+            basis("log_duty_at_stake").as_deref(),
+            Some("item price 1000 × tax rate (%) 8 = 80.00 duty")
+        );
+        assert_eq!(basis("hs_chapter").as_deref(), Some("HS code 847130"));
+        assert_eq!(basis("origin_country"), None);
+        assert_eq!(basis("importer_past_fraud_rate"), None);
+        // Every derived numeric column is covered, except the tax rate (declared as it is).
+        for name in NUMERIC_NAMES.iter().filter(|n| **n != "tax_rate") {
+            assert!(basis(name).is_some(), "{name}");
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use borderlens_domain::{DeclarationItem, HsCode, LabelKind};
+use borderlens_domain::{DeclarationItem, DeclaredField, FieldRegistry, FieldType, LabelKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -518,66 +518,38 @@ fn rebalance(data: &Dataset, options: &TrainOptions) -> Dataset {
     }
 }
 
-/// Declared fields a counterfactual may change, with how to set them on an item.
-const EDITABLE: [&str; 9] = [
-    "origin_country",
-    "departure_country",
-    "transport_mode",
-    "office",
-    "tax_type",
-    "origin_indicator",
-    "hs6",
-    "item_price",
-    "net_mass",
-];
-
-fn field_value(item: &DeclarationItem, field: &str) -> String {
-    match field {
-        "origin_country" => item.origin_country.clone(),
-        "departure_country" => item.departure_country.clone(),
-        "transport_mode" => item.transport_mode.clone(),
-        "office" => item.office_id.clone(),
-        "tax_type" => item.tax_type.clone(),
-        "origin_indicator" => item.origin_indicator.clone(),
-        "hs6" => item.hs6.to_string(),
-        "item_price" => format!("{}", item.item_price),
-        "net_mass" => format!("{}", item.net_mass),
-        _ => String::new(),
-    }
+/// Declared fields a counterfactual may change: the registry's `counterfactual` ones.
+fn editable() -> impl Iterator<Item = &'static DeclaredField> {
+    FieldRegistry::standard()
+        .fields()
+        .iter()
+        .filter(|f| f.counterfactual)
 }
 
+/// `item` with `field` declared as `value` (`None` when `value` is not a value of the field).
 fn with_field(item: &DeclarationItem, field: &str, value: &str) -> Option<DeclarationItem> {
+    let field = FieldRegistry::standard().get(field)?;
+    let value = field.parse(value, "%Y-%m-%d").ok()?;
     let mut changed = item.clone();
-    match field {
-        "origin_country" => changed.origin_country = value.to_string(),
-        "departure_country" => changed.departure_country = value.to_string(),
-        "transport_mode" => changed.transport_mode = value.to_string(),
-        "office" => changed.office_id = value.to_string(),
-        "tax_type" => changed.tax_type = value.to_string(),
-        "origin_indicator" => changed.origin_indicator = value.to_string(),
-        "hs6" => changed.hs6 = HsCode::parse(value).ok()?,
-        "item_price" => changed.item_price = value.parse().ok()?,
-        "net_mass" => changed.net_mass = value.parse().ok()?,
-        _ => return None,
-    }
+    field.set(&mut changed, value).ok()?;
     Some(changed)
 }
 
+/// The frequent values of each editable code field, most frequent first.
 fn counterfactual_values(items: &[DeclarationItem]) -> Vec<(String, Vec<String>)> {
-    EDITABLE
-        .iter()
-        .filter(|f| !matches!(**f, "item_price" | "net_mass"))
+    editable()
+        .filter(|f| !f.ty.is_number())
         .map(|field| {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
             for item in items {
-                *counts.entry(field_value(item, field)).or_default() += 1;
+                *counts.entry(field.get(item).to_string()).or_default() += 1;
             }
             let mut by_count: Vec<(String, usize)> = counts.into_iter().collect();
             by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             // HS codes: keep many, so that each chapter has candidates (see `counterfactual`).
-            let keep = if *field == "hs6" { 400 } else { 12 };
+            let keep = if field.ty == FieldType::Hs6 { 400 } else { 12 };
             (
-                field.to_string(),
+                field.name.to_string(),
                 by_count.into_iter().take(keep).map(|(v, _)| v).collect(),
             )
         })
@@ -709,24 +681,24 @@ impl RiskModel {
             return None;
         }
         let mut singles: Vec<(f64, FieldChange, DeclarationItem)> = Vec::new();
-        for field in EDITABLE {
-            let current = field_value(item, field);
-            let candidates: Vec<String> = match field {
-                "item_price" | "net_mass" => {
-                    let v: f64 = current.parse().unwrap_or(0.0);
-                    [0.5, 0.8, 1.25, 2.0]
-                        .iter()
-                        .map(|f| format!("{}", (v * f * 100.0).round() / 100.0))
-                        .collect()
-                }
-                _ => {
+        for field in editable() {
+            let current = field.get(item);
+            let candidates: Vec<String> = match current.number() {
+                Some(v) => [0.5, 0.8, 1.25, 2.0]
+                    .iter()
+                    .map(|f| format!("{}", (v * f * 100.0).round() / 100.0))
+                    .collect(),
+                None => {
+                    // Models saved before the field registry named the office `office`.
+                    let saved_as =
+                        |f: &str| f == field.name || (f, field.name) == ("office", "office_id");
                     let values = self
                         .counterfactual_values
                         .iter()
-                        .find(|(f, _)| f == field)
+                        .find(|(f, _)| saved_as(f))
                         .map(|(_, values)| values.as_slice())
                         .unwrap_or_default();
-                    if field == "hs6" {
+                    if field.ty == FieldType::Hs6 {
                         // A plausible reclassification stays in the declared chapter; "declare
                         // an unrelated product" explains nothing.
                         let chapter = item.hs6.chapter();
@@ -741,11 +713,12 @@ impl RiskModel {
                     }
                 }
             };
+            let current = current.to_string();
             for value in candidates.into_iter().filter(|v| *v != current) {
-                if let Some(changed) = with_field(item, field, &value) {
+                if let Some(changed) = with_field(item, field.name, &value) {
                     let score = self.score_row(&self.row(&changed, history));
                     let change = FieldChange {
-                        field: field.to_string(),
+                        field: field.name.to_string(),
                         from: current.clone(),
                         to: value,
                     };
@@ -860,7 +833,7 @@ mod tests {
                     importer_id: format!("IMP{}", rng.below(500)),
                     seller_id: None,
                     courier_id: None,
-                    hs6: HsCode::parse(hs).unwrap(),
+                    hs6: borderlens_domain::HsCode::parse(hs).unwrap(),
                     departure_country: origin.into(),
                     origin_country: origin.into(),
                     tax_rate: 8.0,
@@ -872,6 +845,7 @@ mod tests {
                         fraud,
                         critical: u8::from(fraud),
                     }),
+                    extra: Default::default(),
                 }
             })
             .collect()

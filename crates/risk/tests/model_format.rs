@@ -66,6 +66,7 @@ impl FixtureItem {
             label: self
                 .label
                 .map(|(fraud, critical)| ControlLabel { fraud, critical }),
+            extra: Default::default(),
         }
     }
 }

@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 
-use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
+use borderlens_domain::{
+    ControlLabel, DeclarationItem, DeclaredValue, FieldRegistry, FieldType, HsCode, ItemKey,
+};
 use chrono::NaiveDate;
 
 use crate::audit::insert_audit;
@@ -11,12 +13,17 @@ use crate::error::Context;
 use crate::sql::{DbError, Exec, Row, ToParam};
 use crate::{key_text, Items, Lock, Store, StoreError};
 
-/// The item columns, in [`read_item`] order.
-pub(crate) const ITEM_COLUMNS: &str =
-    "declaration_id, item_no, date, office_id, process_type, import_type, \
-     import_use, payment_type, transport_mode, declarant_id, importer_id, seller_id, courier_id, \
-     hs6, departure_country, origin_country, tax_rate, tax_type, origin_indicator, net_mass, \
-     item_price, fraud, critical_fraud";
+/// The item columns, in [`read_item`] order: the key, one column per declared field of
+/// `fields` (named as the field), the label.
+pub(crate) fn item_columns(fields: &FieldRegistry) -> String {
+    let mut columns = "declaration_id, item_no".to_string();
+    for field in fields.fields() {
+        columns.push_str(", ");
+        columns.push_str(field.name);
+    }
+    columns.push_str(", fraud, critical_fraud");
+    columns
+}
 
 /// Dates are stored as ISO text, so that text order is date order.
 pub(crate) const DATE_FORMAT: &str = "%Y-%m-%d";
@@ -118,11 +125,17 @@ pub struct LabelCounts {
 }
 
 /// Items an import reads and inserts at a time: one statement reads the stored items of a
-/// chunk, one inserts its new items (27 parameters a row, within both databases' limits).
+/// chunk, one inserts its new items (unless a row has more than [`MAX_PARAMS`] / `CHUNK`
+/// columns).
 const CHUNK: usize = 500;
 
-/// The columns an import inserts: [`ITEM_COLUMNS`] and the item's provenance.
-const INSERT_COLUMNS: usize = 29;
+/// Parameters of one insert statement at most, within both databases' limits (SQLite 32,766,
+/// PostgreSQL 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// The columns an import inserts beside [`item_columns`]: the item's provenance.
+const PROVENANCE_COLUMNS: &str =
+    "imported_at, source_file, source_line, labelled_at, label_source, label_line";
 
 impl Store {
     /// [`Items::import_stream`] of any iterator of items (as on `dyn Backend`).
@@ -142,15 +155,22 @@ impl Store {
         (self as &mut dyn crate::Backend).try_import(source, items)
     }
 
-    /// Items of one query (`sql` selects [`ITEM_COLUMNS`]).
+    /// Items of one query: `sql` selects `{columns}` (replaced by [`item_columns`]).
     fn read_items(
         &self,
         what: impl FnOnce() -> String,
         sql: &str,
         params: &[&dyn ToParam],
     ) -> Result<Vec<DeclarationItem>, StoreError> {
-        self.read(|exec| exec.query(sql, params)?.iter().map(read_item).collect())
-            .ctx(what)
+        let fields = self.fields;
+        let sql = sql.replace("{columns}", &item_columns(fields));
+        self.read(|exec| {
+            exec.query(&sql, params)?
+                .iter()
+                .map(|row| read_item(fields, row))
+                .collect()
+        })
+        .ctx(what)
     }
 }
 
@@ -161,6 +181,7 @@ impl Items for Store {
         items: &mut dyn Iterator<Item = Result<(DeclarationItem, u64), String>>,
     ) -> Result<ImportOutcome, StoreError> {
         let what = |doing: &str| format!("import of '{source}': {doing}");
+        let fields = self.fields;
         self.write(
             Lock::Writers,
             || what("the transaction"),
@@ -174,11 +195,12 @@ impl Items for Store {
                 // one by one.
                 let mut carried: Option<(DeclarationItem, u64)> = None;
                 loop {
-                    let chunk = next_chunk(source, items, &mut carried)?;
+                    let chunk = next_chunk(fields, source, items, &mut carried)?;
                     if chunk.is_empty() {
                         break;
                     }
-                    let stored = stored_items(exec, &chunk).ctx(|| what("reading stored items"))?;
+                    let stored =
+                        stored_items(fields, exec, &chunk).ctx(|| what("reading stored items"))?;
                     let mut new: Vec<&(DeclarationItem, u64)> = Vec::new();
                     for entry in &chunk {
                         let (item, line) = entry;
@@ -191,7 +213,7 @@ impl Items for Store {
                             outcome.inserted += 1;
                             continue;
                         };
-                        let mut differences = declared_differences(stored, item);
+                        let mut differences = declared_differences(fields, stored, item);
                         if differences.is_empty() {
                             match (stored.label, item.label) {
                                 (_, None) => outcome.unchanged += 1,
@@ -251,7 +273,8 @@ impl Items for Store {
                             differences,
                         });
                     }
-                    insert_items(exec, &new, &now, source).ctx(|| what("inserting new items"))?;
+                    insert_items(fields, exec, &new, &now, source)
+                        .ctx(|| what("inserting new items"))?;
                 }
                 let detail = format!(
                     r#"{{"inserted":{},"unchanged":{},"labelled":{},"conflicts":{}}}"#,
@@ -270,13 +293,11 @@ impl Items for Store {
         let date = |d: Option<NaiveDate>| d.map(|d| d.format(DATE_FORMAT).to_string());
         self.read_items(
             || "reading declaration items".to_string(),
-            &format!(
-                "SELECT {ITEM_COLUMNS} FROM declaration_items
+            "SELECT {columns} FROM declaration_items
                  WHERE (CAST($1 AS TEXT) IS NULL OR date >= $1)
                    AND (CAST($2 AS TEXT) IS NULL OR date <= $2)
                    AND ($3 = 0 OR fraud IS NOT NULL)
-                 ORDER BY date, declaration_id, item_no"
-            ),
+                 ORDER BY date, declaration_id, item_no",
             &[
                 &date(filter.from),
                 &date(filter.to),
@@ -288,10 +309,8 @@ impl Items for Store {
     fn item(&self, key: &ItemKey) -> Result<Option<DeclarationItem>, StoreError> {
         let mut items = self.read_items(
             || format!("reading item {}", key_text(key)),
-            &format!(
-                "SELECT {ITEM_COLUMNS} FROM declaration_items
-                 WHERE declaration_id = $1 AND item_no = $2"
-            ),
+            "SELECT {columns} FROM declaration_items
+                 WHERE declaration_id = $1 AND item_no = $2",
             &[&key.declaration_id, &key.item_no],
         )?;
         Ok(items.pop())
@@ -306,11 +325,9 @@ impl Items for Store {
     ) -> Result<Vec<(DeclarationItem, String)>, StoreError> {
         let items = self.read_items(
             || format!("reading the declarations related to '{exclude}'"),
-            &format!(
-                "SELECT {ITEM_COLUMNS} FROM declaration_items
+            "SELECT {columns} FROM declaration_items
                  WHERE (importer_id = $1 OR declarant_id = $2) AND declaration_id <> $3
-                 ORDER BY date DESC, declaration_id, item_no LIMIT $4"
-            ),
+                 ORDER BY date DESC, declaration_id, item_no LIMIT $4",
             &[&importer_id, &declarant_id, &exclude, &limit],
         )?;
         Ok(items
@@ -332,12 +349,10 @@ impl Items for Store {
     fn items_sharing(&self, filter: &SharingFilter) -> Result<Vec<DeclarationItem>, StoreError> {
         self.read_items(
             || "reading the items that share a party or an HS code".to_string(),
-            &format!(
-                "SELECT {ITEM_COLUMNS} FROM declaration_items
+            "SELECT {columns} FROM declaration_items
                  WHERE date < $1 AND (importer_id = $2 OR declarant_id = $3 OR seller_id = $4
                        OR hs6 = $5)
-                 ORDER BY date, declaration_id, item_no"
-            ),
+                 ORDER BY date, declaration_id, item_no",
             &[
                 &filter.before.format(DATE_FORMAT).to_string(),
                 &filter.importer_id,
@@ -404,6 +419,7 @@ impl Items for Store {
 /// The next chunk of distinct keys from `items` (empty at the end), each item checked; an item
 /// whose key is already in the chunk is `carried` to the next one.
 fn next_chunk(
+    fields: &FieldRegistry,
     source: &str,
     items: &mut dyn Iterator<Item = Result<(DeclarationItem, u64), String>>,
     carried: &mut Option<(DeclarationItem, u64)>,
@@ -422,7 +438,7 @@ fn next_chunk(
             file: source.to_string(),
             reason,
         })?;
-        validate(&item).map_err(|reason| StoreError::InvalidItem {
+        validate(fields, &item).map_err(|reason| StoreError::InvalidItem {
             file: source.to_string(),
             line,
             key: key_text(&item.key),
@@ -459,12 +475,14 @@ fn tuples(rows: usize, types: &[&str]) -> String {
 
 /// The stored items with the keys of `chunk`, by key (one statement).
 fn stored_items(
+    fields: &FieldRegistry,
     exec: &mut dyn Exec,
     chunk: &[(DeclarationItem, u64)],
 ) -> Result<HashMap<ItemKey, DeclarationItem>, DbError> {
     let sql = format!(
-        "SELECT {ITEM_COLUMNS} FROM declaration_items
+        "SELECT {} FROM declaration_items
          WHERE (declaration_id, item_no) IN (VALUES {})",
+        item_columns(fields),
         tuples(chunk.len(), &["TEXT", "BIGINT"])
     );
     let params: Vec<&dyn ToParam> = chunk
@@ -473,70 +491,60 @@ fn stored_items(
         .collect();
     exec.query(&sql, &params)?
         .iter()
-        .map(|row| read_item(row).map(|item| (item.key.clone(), item)))
+        .map(|row| read_item(fields, row).map(|item| (item.key.clone(), item)))
         .collect()
 }
 
-/// Inserts new items with one statement; the label's provenance only when there is a label.
+/// Inserts new items, as few statements as the parameter limit allows; the label's provenance
+/// only when there is a label.
 fn insert_items(
+    fields: &FieldRegistry,
     exec: &mut dyn Exec,
     new: &[&(DeclarationItem, u64)],
     now: &str,
     source: &str,
 ) -> Result<(), DbError> {
-    if new.is_empty() {
-        return Ok(());
+    let n_columns = fields.fields().len() + 10;
+    let per_statement = (MAX_PARAMS / n_columns).max(1);
+    for rows in new.chunks(per_statement) {
+        let sql = format!(
+            "INSERT INTO declaration_items ({}, {PROVENANCE_COLUMNS}) VALUES {}",
+            item_columns(fields),
+            tuples(rows.len(), &vec![""; n_columns])
+        );
+        let cells: Vec<Cell<'_>> = rows
+            .iter()
+            .flat_map(|(item, line)| {
+                let (fraud, critical) = label_columns(item.label);
+                let labelled = item.label.is_some();
+                let if_labelled = |cell: Cell<'static>| if labelled { cell } else { Cell::Null };
+                let key = [
+                    Cell::Text(&item.key.declaration_id),
+                    Cell::Int(i64::from(item.key.item_no)),
+                ];
+                let declared = fields.fields().iter().map(|f| match f.get(item) {
+                    DeclaredValue::Absent => Cell::Null,
+                    DeclaredValue::Number(v) => Cell::Real(v),
+                    DeclaredValue::Date(date) => Cell::Owned(date.format(DATE_FORMAT).to_string()),
+                    DeclaredValue::Text(text) => Cell::Owned(text),
+                    DeclaredValue::Hs(code) => Cell::Owned(code.as_str().to_string()),
+                });
+                let rest = [
+                    fraud.map_or(Cell::Null, |v| Cell::Int(i64::from(v))),
+                    critical.map_or(Cell::Null, |v| Cell::Int(i64::from(v))),
+                    Cell::Owned(now.to_string()),
+                    Cell::Owned(source.to_string()),
+                    Cell::Int(crate::sql::saturating(*line)),
+                    if_labelled(Cell::Owned(now.to_string())),
+                    if_labelled(Cell::Owned(source.to_string())),
+                    if_labelled(Cell::Int(crate::sql::saturating(*line))),
+                ];
+                key.into_iter().chain(declared).chain(rest)
+            })
+            .collect();
+        let params: Vec<&dyn ToParam> = cells.iter().map(|cell| cell as &dyn ToParam).collect();
+        exec.execute(&sql, &params)?;
     }
-    let sql = format!(
-        "INSERT INTO declaration_items ({ITEM_COLUMNS}, imported_at, source_file, source_line,
-             labelled_at, label_source, label_line)
-         VALUES {}",
-        tuples(new.len(), &[""; INSERT_COLUMNS])
-    );
-    let cells: Vec<[Cell<'_>; INSERT_COLUMNS]> = new
-        .iter()
-        .map(|(item, line)| {
-            let (fraud, critical) = label_columns(item.label);
-            let labelled = item.label.is_some();
-            let if_labelled = |cell: Cell<'static>| if labelled { cell } else { Cell::Null };
-            [
-                Cell::Text(&item.key.declaration_id),
-                Cell::Int(i64::from(item.key.item_no)),
-                Cell::Owned(item.date.format(DATE_FORMAT).to_string()),
-                Cell::Text(&item.office_id),
-                Cell::Text(&item.process_type),
-                Cell::Text(&item.import_type),
-                Cell::Text(&item.import_use),
-                Cell::Text(&item.payment_type),
-                Cell::Text(&item.transport_mode),
-                Cell::Text(&item.declarant_id),
-                Cell::Text(&item.importer_id),
-                item.seller_id.as_deref().map_or(Cell::Null, Cell::Text),
-                item.courier_id.as_deref().map_or(Cell::Null, Cell::Text),
-                Cell::Text(item.hs6.as_str()),
-                Cell::Text(&item.departure_country),
-                Cell::Text(&item.origin_country),
-                Cell::Real(item.tax_rate),
-                Cell::Text(&item.tax_type),
-                Cell::Text(&item.origin_indicator),
-                Cell::Real(item.net_mass),
-                Cell::Real(item.item_price),
-                fraud.map_or(Cell::Null, |v| Cell::Int(i64::from(v))),
-                critical.map_or(Cell::Null, |v| Cell::Int(i64::from(v))),
-                Cell::Owned(now.to_string()),
-                Cell::Owned(source.to_string()),
-                Cell::Int(crate::sql::saturating(*line)),
-                if_labelled(Cell::Owned(now.to_string())),
-                if_labelled(Cell::Owned(source.to_string())),
-                if_labelled(Cell::Int(crate::sql::saturating(*line))),
-            ]
-        })
-        .collect();
-    let params: Vec<&dyn ToParam> = cells
-        .iter()
-        .flat_map(|row| row.iter().map(|cell| cell as &dyn ToParam))
-        .collect();
-    exec.execute(&sql, &params)?;
     Ok(())
 }
 
@@ -563,22 +571,21 @@ impl ToParam for Cell<'_> {
 }
 
 /// What the schema would refuse, said in words.
-pub(crate) fn validate(item: &DeclarationItem) -> Result<(), String> {
+pub(crate) fn validate(fields: &FieldRegistry, item: &DeclarationItem) -> Result<(), String> {
     if item.key.declaration_id.is_empty() {
         return Err("empty declaration id".to_string());
     }
     if item.key.item_no == 0 {
         return Err("item number 0 (item numbers start at 1)".to_string());
     }
-    for (name, value) in [
-        ("tax_rate", item.tax_rate),
-        ("net_mass", item.net_mass),
-        ("item_price", item.item_price),
-    ] {
-        if !value.is_finite() || value < 0.0 {
-            return Err(format!(
-                "{name} {value} is not a finite non-negative number"
-            ));
+    for field in fields.fields() {
+        if let DeclaredValue::Number(value) = field.get(item) {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!(
+                    "{} {value} is not a finite non-negative number",
+                    field.name
+                ));
+            }
         }
     }
     if let Some(label) = item.label {
@@ -610,71 +617,55 @@ pub(crate) fn label_text(label: Option<ControlLabel>) -> String {
 
 /// The declared fields (all but the label) in which `stored` and `incoming` differ.
 pub(crate) fn declared_differences(
+    fields: &FieldRegistry,
     stored: &DeclarationItem,
     incoming: &DeclarationItem,
 ) -> Vec<FieldDifference> {
-    let mut out = Vec::new();
-    let mut text = |field: &'static str, a: &str, b: &str| {
-        if a != b {
-            out.push(FieldDifference {
-                field,
-                stored: a.to_string(),
-                incoming: b.to_string(),
-            });
-        }
-    };
-    let (s, i) = (stored, incoming);
-    text("date", &s.date.to_string(), &i.date.to_string());
-    text("office_id", &s.office_id, &i.office_id);
-    text("process_type", &s.process_type, &i.process_type);
-    text("import_type", &s.import_type, &i.import_type);
-    text("import_use", &s.import_use, &i.import_use);
-    text("payment_type", &s.payment_type, &i.payment_type);
-    text("transport_mode", &s.transport_mode, &i.transport_mode);
-    text("declarant_id", &s.declarant_id, &i.declarant_id);
-    text("importer_id", &s.importer_id, &i.importer_id);
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    if s.seller_id != i.seller_id {
-        text("seller_id", &opt(&s.seller_id), &opt(&i.seller_id));
-    }
-    if s.courier_id != i.courier_id {
-        text("courier_id", &opt(&s.courier_id), &opt(&i.courier_id));
-    }
-    text("hs6", s.hs6.as_str(), i.hs6.as_str());
-    text(
-        "departure_country",
-        &s.departure_country,
-        &i.departure_country,
-    );
-    text("origin_country", &s.origin_country, &i.origin_country);
-    text("tax_type", &s.tax_type, &i.tax_type);
-    text("origin_indicator", &s.origin_indicator, &i.origin_indicator);
-    for (field, a, b) in [
-        ("tax_rate", s.tax_rate, i.tax_rate),
-        ("net_mass", s.net_mass, i.net_mass),
-        ("item_price", s.item_price, i.item_price),
-    ] {
-        if a != b {
-            out.push(FieldDifference {
-                field,
-                stored: a.to_string(),
-                incoming: b.to_string(),
-            });
-        }
-    }
-    out
+    fields
+        .fields()
+        .iter()
+        .filter_map(|field| {
+            let (stored, incoming) = (field.get(stored), field.get(incoming));
+            (stored != incoming).then(|| FieldDifference {
+                field: field.name,
+                stored: stored.to_string(),
+                incoming: incoming.to_string(),
+            })
+        })
+        .collect()
 }
 
-/// Reads a row of [`ITEM_COLUMNS`].
-fn read_item(row: &Row) -> Result<DeclarationItem, DbError> {
+/// Reads a row of [`item_columns`].
+fn read_item(fields: &FieldRegistry, row: &Row) -> Result<DeclarationItem, DbError> {
     let bad = |column: usize, reason: String| DbError::Decode { column, reason };
-    let date: String = row.get(2)?;
-    let date = NaiveDate::parse_from_str(&date, DATE_FORMAT)
-        .map_err(|e| bad(2, format!("stored date '{date}': {e}")))?;
-    let hs6: String = row.get(13)?;
-    let hs6 = HsCode::parse(&hs6).map_err(|e| bad(13, format!("stored {e}")))?;
-    let fraud: Option<u8> = row.get(21)?;
-    let critical: Option<u8> = row.get(22)?;
+    let n = fields.fields().len();
+    let mut values = Vec::with_capacity(n);
+    for (i, field) in fields.fields().iter().enumerate() {
+        let column = 2 + i;
+        let value = match field.ty {
+            FieldType::Amount | FieldType::Rate => row
+                .get::<Option<f64>>(column)?
+                .map_or(DeclaredValue::Absent, DeclaredValue::Number),
+            FieldType::Code | FieldType::Text | FieldType::Date | FieldType::Hs6 => {
+                match row.get::<Option<String>>(column)? {
+                    None => DeclaredValue::Absent,
+                    Some(text) => match field.ty {
+                        FieldType::Date => DeclaredValue::Date(
+                            NaiveDate::parse_from_str(&text, DATE_FORMAT)
+                                .map_err(|e| bad(column, format!("stored date '{text}': {e}")))?,
+                        ),
+                        FieldType::Hs6 => DeclaredValue::Hs(
+                            HsCode::parse(&text).map_err(|e| bad(column, format!("stored {e}")))?,
+                        ),
+                        _ => DeclaredValue::Text(text),
+                    },
+                }
+            }
+        };
+        values.push(value);
+    }
+    let fraud: Option<u8> = row.get(2 + n)?;
+    let critical: Option<u8> = row.get(3 + n)?;
     let label = match (fraud, critical) {
         (Some(fraud), Some(critical)) => Some(ControlLabel {
             fraud: fraud == 1,
@@ -682,30 +673,12 @@ fn read_item(row: &Row) -> Result<DeclarationItem, DbError> {
         }),
         _ => None,
     };
-    Ok(DeclarationItem {
-        key: ItemKey {
-            declaration_id: row.get(0)?,
-            item_no: row.get(1)?,
-        },
-        date,
-        office_id: row.get(3)?,
-        process_type: row.get(4)?,
-        import_type: row.get(5)?,
-        import_use: row.get(6)?,
-        payment_type: row.get(7)?,
-        transport_mode: row.get(8)?,
-        declarant_id: row.get(9)?,
-        importer_id: row.get(10)?,
-        seller_id: row.get(11)?,
-        courier_id: row.get(12)?,
-        hs6,
-        departure_country: row.get(14)?,
-        origin_country: row.get(15)?,
-        tax_rate: row.get(16)?,
-        tax_type: row.get(17)?,
-        origin_indicator: row.get(18)?,
-        net_mass: row.get(19)?,
-        item_price: row.get(20)?,
-        label,
+    let key = ItemKey {
+        declaration_id: row.get(0)?,
+        item_no: row.get(1)?,
+    };
+    fields.build(key, values, label).map_err(|e| {
+        let column = 2 + fields.position(e.field).unwrap_or_default();
+        bad(column, e.to_string())
     })
 }

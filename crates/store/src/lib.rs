@@ -47,7 +47,7 @@ mod sql;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use borderlens_domain::ItemKey;
+use borderlens_domain::{FieldRegistry, ItemKey};
 use rusqlite::TransactionBehavior;
 
 pub use accounts::{LoginGate, StoredSession, StoredToken, StoredUser, ROLES};
@@ -114,6 +114,8 @@ fn synchronous_setting(value: Option<&str>) -> Result<&'static str, StoreError> 
 pub struct Store {
     conn: Conn,
     actor: String,
+    /// The declared fields of the items: each has a column of `declaration_items`.
+    fields: &'static FieldRegistry,
 }
 
 enum Conn {
@@ -173,6 +175,7 @@ impl Store {
                 path: path.to_path_buf(),
             },
             actor: DEFAULT_ACTOR.to_string(),
+            fields: FieldRegistry::standard(),
         })
     }
 
@@ -183,7 +186,20 @@ impl Store {
         Ok(Store {
             conn: Conn::Postgres(Box::new(pg::PgConn::connect(url)?)),
             actor: DEFAULT_ACTOR.to_string(),
+            fields: FieldRegistry::standard(),
         })
+    }
+
+    /// Reads and writes the declared fields of `fields` from now on (the standard ones unless
+    /// set). Each field needs its column in `declaration_items`: a field added to the
+    /// registry comes with the schema migration that adds its column.
+    pub fn set_fields(&mut self, fields: &'static FieldRegistry) {
+        self.fields = fields;
+    }
+
+    /// The declared fields of the items.
+    pub fn fields(&self) -> &'static FieldRegistry {
+        self.fields
     }
 
     /// `sqlite` or `postgresql`.
@@ -312,6 +328,22 @@ impl Store {
     pub(crate) fn execute_raw(&mut self, sql: &str) -> Result<u64, String> {
         self.read(|exec| exec.execute(sql, &[]))
             .map_err(|e| e.to_string())
+    }
+
+    /// Runs a migration template (see [`schema::ddl`]) outside the versioned list (tests: a
+    /// field added to the registry with the migration of its column).
+    #[cfg(test)]
+    pub(crate) fn migrate_raw(&mut self, template: &str) -> Result<(), String> {
+        match &mut self.conn {
+            Conn::Sqlite { conn, .. } => conn
+                .execute_batch(&schema::ddl(template, sql::Dialect::Sqlite))
+                .map_err(|e| e.to_string()),
+            Conn::Postgres(pg) => pg
+                .parts()
+                .0
+                .batch_execute(&schema::ddl(template, sql::Dialect::Postgres))
+                .map_err(|e| e.to_string()),
+        }
     }
 
     /// The first column of the first row of `sql`, as text (tests).

@@ -5,7 +5,10 @@
 
 use std::fmt::Display;
 
-use borderlens_domain::{ControlLabel, DeclarationItem, HsCode, ItemKey};
+use borderlens_domain::{
+    ControlLabel, DeclarationItem, DeclaredField, DeclaredValue, FieldRegistry, FieldType, HsCode,
+    ItemKey,
+};
 use chrono::NaiveDate;
 use tempfile::TempDir;
 
@@ -102,7 +105,76 @@ on_both_backends!(
     the_same_key_twice_in_one_import_meets_the_first,
     login_failures_are_counted_per_key_and_wait_until_the_window_passes,
     items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date,
+    a_field_added_to_the_registry_with_its_migration_is_stored_read_and_compared,
 );
+
+/// The standard fields and a test field, as the goods description will come: an entry of the
+/// registry...
+static WITH_NOTE: std::sync::LazyLock<FieldRegistry> = std::sync::LazyLock::new(|| {
+    FieldRegistry::extended([DeclaredField::extra(
+        "test_note",
+        "test note",
+        FieldType::Text,
+    )])
+    .unwrap()
+});
+
+/// ... and the migration that adds its column (declared values are never overwritten: the
+/// column joins the trigger that refuses updates).
+const NOTE_MIGRATION: &str = r#"
+ALTER TABLE declaration_items ADD COLUMN test_note TEXT;
+{refuse|declaration_items_test_note_is_final|BEFORE UPDATE OF test_note ON declaration_items||declared fields of declaration_items are never overwritten}
+"#;
+
+fn a_field_added_to_the_registry_with_its_migration_is_stored_read_and_compared(
+    store: &mut Subject,
+) {
+    // An item stored before the field existed reads back without it.
+    import(store, "old.csv", lines(vec![item("OLD", 1, 1, None)])).unwrap();
+    store.migrate_raw(NOTE_MIGRATION).unwrap();
+    store.set_fields(&WITH_NOTE);
+    let note = |text: &str| {
+        let mut noted = item("NEW", 1, 2, None);
+        noted
+            .extra
+            .insert("test_note", DeclaredValue::Text(text.to_string()));
+        noted
+    };
+    let outcome = import(store, "new.csv", lines(vec![note("fragile")])).unwrap();
+    assert_eq!(outcome.inserted, 1);
+    let stored = store.item(&key("NEW", 1)).unwrap().unwrap();
+    assert_eq!(stored, note("fragile"));
+    let old = store.item(&key("OLD", 1)).unwrap().unwrap();
+    assert_eq!(old, item("OLD", 1, 1, None));
+    // The same value again changes nothing; another value is a conflict on the new field.
+    let outcome = import(store, "again.csv", lines(vec![note("fragile")])).unwrap();
+    assert_eq!(outcome.unchanged, 1);
+    let outcome = import(store, "other.csv", lines(vec![note("sturdy")])).unwrap();
+    assert_eq!(outcome.conflicts.len(), 1);
+    let difference = &outcome.conflicts[0].differences[0];
+    assert_eq!(
+        (
+            difference.field,
+            difference.stored.as_str(),
+            difference.incoming.as_str()
+        ),
+        ("test_note", "fragile", "sturdy")
+    );
+    assert_eq!(
+        store.item(&key("NEW", 1)).unwrap().unwrap(),
+        note("fragile")
+    );
+    // The migration made it final, as every declared field.
+    let err = store
+        .execute_raw("UPDATE declaration_items SET test_note = 'x' WHERE declaration_id = 'NEW'")
+        .unwrap_err();
+    assert!(err.contains("never overwritten"), "{err}");
+    // A store that does not know the field still reads every item.
+    store.set_fields(FieldRegistry::standard());
+    let mut without = note("fragile");
+    without.extra.clear();
+    assert_eq!(store.item(&key("NEW", 1)).unwrap().unwrap(), without);
+}
 
 fn the_same_key_twice_in_one_import_meets_the_first(store: &mut Subject) {
     let outcome = import(
@@ -395,6 +467,7 @@ fn item(id: &str, item_no: u32, day: u32, label: Option<ControlLabel>) -> Declar
         net_mass: 108.0,
         item_price: 372254.4,
         label,
+        extra: Default::default(),
     }
 }
 

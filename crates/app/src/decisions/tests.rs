@@ -237,6 +237,23 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
         "{:?}",
         explanation.declared
     );
+    // A derived value is shown with the declared values it comes from.
+    let price = explanation
+        .contributions
+        .iter()
+        .find(|c| c.feature == "log_item_price")
+        .unwrap();
+    assert_eq!(
+        price.declared.as_deref(),
+        Some(format!("item price {}", a2.item_price).as_str())
+    );
+    assert!(
+        price
+            .in_words()
+            .contains(&format!("[declared: item price {}]", a2.item_price)),
+        "{}",
+        price.in_words()
+    );
     let trace_b = explain_decision(store, "MULTI-B").unwrap();
     assert_eq!((trace_b.item_no, trace_b.items), (2, 3));
     assert_eq!(

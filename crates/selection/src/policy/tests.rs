@@ -27,6 +27,7 @@ pub(crate) fn item(id: usize, origin: &str, hs6: &str) -> DeclarationItem {
         net_mass: 100.0,
         item_price: 1000.0,
         label: None,
+        extra: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ fn traffic() -> Vec<DeclarationItem> {
                     fraud,
                     critical: u8::from(fraud),
                 }),
+                extra: Default::default(),
             }
         })
         .collect()

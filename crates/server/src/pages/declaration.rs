@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use borderlens_app::{self as app, Caller, DeclarationView};
+use borderlens_domain::FieldRegistry;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -265,8 +266,10 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                 div {
                     h2 { "As declared (never changed)" }
                     @if let Some(declared) = declared {
-                        table { tbody { @for (field, value) in declared {
-                            tr { th scope="row" { (field) } td { (value) } }
+                        table { tbody { @for field in FieldRegistry::standard().fields() {
+                            @if let Some(value) = declared.get(field.name) {
+                                tr { th scope="row" { (field.words) } td { (value) } }
+                            }
                         } } }
                     } @else {
                         p { "Shown with the score once a model is trained." }
@@ -275,9 +278,13 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                 div {
                     h2 { "Derived by borderlens" }
                     table {
-                        thead { tr { th { "Value" } th { "As read" } th { "Contribution" } } }
+                        thead { tr { th { "Value" } th { "As read" } th { "From the declared" } th { "Contribution" } } }
                         tbody { @for d in &view.derived {
-                            tr { td { (d.words) } td { (d.value) } td { (format!("{:+.3}", d.log_odds)) } }
+                            tr {
+                                td { (d.words) } td { (d.value) }
+                                td { (d.declared.as_deref().unwrap_or("")) }
+                                td { (format!("{:+.3}", d.log_odds)) }
+                            }
                         } }
                     }
                 }
