@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use borderlens_controls::{exchange, FieldError, FormSchema, Submission, ValidationErrors};
 use borderlens_domain::rng::Rng;
 use borderlens_domain::{DeclarationItem, ItemKey};
+use borderlens_selection::batch::{self, Batch, Batching, Member};
 use borderlens_selection::estimate::{self, RateEstimate, StratumCount};
 use borderlens_selection::policy::{decide, Candidate, Policy};
 use borderlens_store::{
@@ -123,81 +124,43 @@ pub fn select(
         to: Some(request.to),
         labelled_only: false,
     })?;
-    // One candidate per declaration: its highest score, and the item a campaign covers when one
-    // does (a declaration is in a campaign's segment when any of its items is), else its
-    // riskiest item. Declarations already decided (in any batch) are not decided again.
-    let mut declarations: BTreeMap<(String, String, String), (DeclarationItem, f64, bool)> =
-        BTreeMap::new();
-    let mut already = 0;
-    for item in items {
+    let scored = items.into_iter().map(|item| {
         let s = scores
             .get(&(item.key.declaration_id.clone(), item.key.item_no))
             .copied()
             .unwrap_or(f64::NAN);
-        let key = (
-            item.date.to_string(),
-            if request.per_office {
-                format!(" office {}", item.office_id)
-            } else {
-                String::new()
-            },
-            item.key.declaration_id.clone(),
-        );
-        let in_campaign = policy.campaign_for(&item).is_some();
-        match declarations.get_mut(&key) {
-            Some(entry) => {
-                let best = if entry.1.is_nan() || s > entry.1 {
-                    s
-                } else {
-                    entry.1
-                };
-                if !entry.2 && (in_campaign || s > entry.1 || entry.1.is_nan()) {
-                    entry.0 = item;
-                    entry.2 = in_campaign;
-                }
-                entry.1 = best;
-            }
-            None => {
-                if store.is_decided(&item.key.declaration_id)? {
-                    already += 1;
-                    continue;
-                }
-                declarations.insert(key, (item, s, in_campaign));
-            }
-        }
-    }
-    let mut batches: BTreeMap<String, Vec<(DeclarationItem, f64)>> = BTreeMap::new();
-    for ((date, office, _), (item, score, _)) in declarations {
-        batches
-            .entry(format!("{date}{office}"))
-            .or_default()
-            .push((item, score));
-    }
+        (item, s)
+    });
+    // One member per declaration and batch, on the item a campaign covers or else the riskiest;
+    // declarations already decided (in any batch) are not decided again.
+    let grouped = batch::group(
+        scored,
+        Batching::per_office(request.per_office),
+        &policy,
+        |id: &str| store.is_decided(id),
+    )?;
     let mut reports = Vec::new();
     let mut to_record = Vec::new();
-    for (base, members) in &batches {
+    for Batch { key, members } in &grouped.batches {
         // Declarations that arrive after their day was decided form a batch of their own.
-        let mut batch = base.clone();
-        let mut run = 1;
-        while store.batch_decided(&batch)? {
-            run += 1;
-            batch = format!("{base} late {run}");
-        }
+        let name = batch::undecided_name(&key.name(), |name: &str| store.batch_decided(name))?;
         let mut report = BatchReport {
-            batch: batch.clone(),
+            batch: name.clone(),
             declarations: members.len(),
             lanes: BTreeMap::new(),
             sources: BTreeMap::new(),
         };
         let candidates: Vec<Candidate> = members
             .iter()
-            .map(|(item, score)| Candidate {
-                item,
-                score: *score,
+            .map(|member| Candidate {
+                item: &member.item,
+                score: member.score,
             })
             .collect();
-        let mut rng = Rng::new(request.seed ^ stable_hash(&batch));
-        for ((item, s), decision) in members.iter().zip(decide(&policy, &candidates, &mut rng)) {
+        let mut rng = Rng::new(batch::batch_seed(request.seed, &name));
+        for (Member { item, score: s }, decision) in
+            members.iter().zip(decide(&policy, &candidates, &mut rng))
+        {
             *report.lanes.entry(decision.lane.name().into()).or_default() += 1;
             *report
                 .sources
@@ -206,7 +169,7 @@ pub fn select(
             to_record.push(NewDecision {
                 declaration_id: item.key.declaration_id.clone(),
                 item_no: Some(item.key.item_no),
-                batch: batch.clone(),
+                batch: name.clone(),
                 policy_name: policy.name.clone(),
                 policy_version,
                 model_name: Some(score.model.clone()),
@@ -231,16 +194,12 @@ pub fn select(
         model: score.model,
         model_version: score.version,
         batches: reports,
-        already_decided: already,
+        already_decided: grouped.already_decided,
     })
 }
 
-/// FNV-1a of `text`: stable across releases (std's hasher is not), for seeds and derived ids.
-pub fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// FNV-1a of `text`, for seeds and derived ids (with the batches' seeds in `selection`).
+pub use borderlens_selection::batch::stable_hash;
 
 /// Records an officer's override with its mandatory reason.
 pub fn override_decision(

@@ -1,5 +1,8 @@
 //! Selection of declarations for control, and what follows from it.
 //!
+//! - [`batch`]: batches of declarations (one day, or one office-day) with the item each is
+//!   decided on, the name of a batch that arrives after its day was decided (`DATE late 2`),
+//!   and each batch's seed.
 //! - [`policy`]: a selection policy (capacity, risk targeting, random or uncertainty-driven
 //!   exploration share, 100% campaigns, documentary band) turns scored candidates into lanes,
 //!   each decision with its inclusion probability π and its stratum.
@@ -11,6 +14,7 @@
 //! simulator takes a [`simulate::Learner`] from its caller) and does no I/O.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod estimate;
 pub mod policy;
 pub mod simulate;

@@ -665,4 +665,4 @@ fn allocate(total: usize, sizes: &[usize], weights: &[f64]) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
