@@ -14,6 +14,7 @@ use borderlens_store::{
     StoredDecision,
 };
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::{explain, ExplainReport, ExplainRequest, JobError, Progress};
@@ -60,7 +61,7 @@ pub struct SelectRequest {
 }
 
 /// One batch's outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct BatchReport {
     /// Batch name (`DATE`, or `DATE office OFFICE`).
     pub batch: String,
@@ -73,7 +74,7 @@ pub struct BatchReport {
 }
 
 /// The selection report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct SelectReport {
     /// Policy and version used.
     pub policy: String,
@@ -212,11 +213,12 @@ pub fn override_decision(
 }
 
 /// What recording one result did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RecordReport {
     /// Stored id.
     pub id: i64,
     /// `recorded` or `duplicate` (already stored, nothing changed).
+    #[schemars(extend("enum" = ["recorded", "duplicate"]))]
     pub status: &'static str,
     /// Submission id.
     pub submission_id: String,
@@ -225,6 +227,7 @@ pub struct RecordReport {
     /// Outcome code.
     pub outcome: String,
     /// Label it gives: `compliant`, `fraud`, `critical fraud`, or none.
+    #[schemars(extend("enum" = ["compliant", "fraud", "critical fraud", null]))]
     pub label: Option<String>,
 }
 
@@ -399,7 +402,7 @@ pub fn export_control_results(
 }
 
 /// Non-compliance estimates from the recorded decisions and results.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct EstimateReport {
     /// Overall: Horvitz–Thompson when every declaration had π > 0, else absent.
     pub overall: Option<RateEstimate>,
@@ -418,7 +421,7 @@ pub struct EstimateReport {
 }
 
 /// One segment's estimate.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct SegmentEstimate {
     /// Segment value.
     pub segment: String,
@@ -587,13 +590,14 @@ fn outcomes(store: &dyn Backend) -> Result<HashMap<String, bool>, JobError> {
 }
 
 /// Everything known about why a declaration was (not) controlled and what was found.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct DecisionTrace {
     /// Declaration.
     pub declaration_id: String,
     /// The item explained: the one the selection decided on ([`DecisionTrace::decided_item`]);
     /// item 1 for a declaration not decided yet, or decided before the decided item was
     /// recorded (schema version 6).
+    #[schemars(range(min = 1))]
     pub item_no: u32,
     /// The item the selection decided on, as recorded with the decision; `None` when not
     /// decided yet or decided before it was recorded.
@@ -613,7 +617,7 @@ pub struct DecisionTrace {
 }
 
 /// One decision entry.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct DecisionEntry {
     /// Id.
     pub id: i64,
@@ -633,10 +637,12 @@ pub struct DecisionEntry {
     /// Score.
     pub score: Option<f64>,
     /// Inclusion probability.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub pi: f64,
     /// Stratum.
     pub stratum: String,
     /// Lane.
+    #[schemars(extend("enum" = crate::LANES))]
     pub lane: String,
     /// Source (`override` for overrides).
     pub source: String,
@@ -675,7 +681,7 @@ impl From<StoredDecision> for DecisionEntry {
 }
 
 /// One control result entry.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ResultEntry {
     /// Id.
     pub id: i64,

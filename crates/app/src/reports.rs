@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// One bad record of an import.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RecordIssue {
     /// File.
     pub file: String,
@@ -18,7 +19,7 @@ pub struct RecordIssue {
 }
 
 /// What happened to one file.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct FileReport {
     /// The file.
     pub file: String,
@@ -145,7 +146,7 @@ pub struct CurvePoint {
 }
 
 /// A contribution to one score.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Reason {
     /// Column name.
     pub feature: String,
@@ -184,7 +185,7 @@ impl Reason {
 }
 
 /// One scored declaration item.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ScoredItem {
     /// Declaration id.
     pub declaration_id: String,
@@ -218,7 +219,7 @@ pub struct ScoreReport {
 }
 
 /// A declared field changed by a counterfactual.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Change {
     /// Field.
     pub field: String,
@@ -229,7 +230,7 @@ pub struct Change {
 }
 
 /// "With these changes the score falls below the threshold."
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct CounterfactualReport {
     /// Score after the changes.
     pub score: f64,
@@ -238,7 +239,7 @@ pub struct CounterfactualReport {
 }
 
 /// Result of `explain` for one declaration item.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ExplainReport {
     /// Model name.
     pub model: String,

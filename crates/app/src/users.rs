@@ -15,13 +15,14 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use borderlens_domain::hex;
 use borderlens_store::{Backend, LoginGate, StoredUser};
+use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::JobError;
 
 /// What a user may do; the server's route table says which roles each route admits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Records control results, reads decisions.
@@ -71,7 +72,7 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_USER_NAME_CHARS: usize = 64;
 
 /// Who is calling, once a session id or a token has been checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Caller {
     /// User name.
     pub user: String,
@@ -93,7 +94,7 @@ pub struct UserReport {
 }
 
 /// A new API token: shown once, kept only as its SHA-256.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct NewToken {
     /// Whose token.
     pub user: String,
@@ -110,7 +111,7 @@ pub const TOKEN_ID_DIGITS: usize = 12;
 pub const MIN_TOKEN_ID_DIGITS: usize = 8;
 
 /// An API token as listed: never the token itself.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, JsonSchema)]
 pub struct TokenInfo {
     /// The first [`TOKEN_ID_DIGITS`] hex digits of the token's SHA-256.
     pub id: String,
@@ -134,7 +135,7 @@ impl From<borderlens_store::StoredToken> for TokenInfo {
 }
 
 /// What [`revoke_token`] did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RevokeReport {
     /// The token, now revoked.
     pub token: TokenInfo,

@@ -9,6 +9,7 @@ use borderlens_monitor::bias::{BiasAudit, BiasOptions};
 use borderlens_monitor::drift::{DriftReport, Series};
 use borderlens_store::{AuditEntry, Backend};
 use chrono::{Duration, NaiveDate};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::cache::Lru;
@@ -65,7 +66,7 @@ pub struct QueueFilter {
 }
 
 /// One declaration of the queue.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct QueueRow {
     /// Declaration id.
     pub declaration_id: String,
@@ -80,10 +81,12 @@ pub struct QueueRow {
     /// Country of origin as declared.
     pub origin: String,
     /// Lane in force (an override's when overridden).
+    #[schemars(extend("enum" = LANES))]
     pub lane: String,
     /// Why it is in that lane: `risk`, `random`, `campaign`, `release`, `override`, ...
     pub source: String,
     /// Selection probability of the design decision.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub pi: f64,
     /// Risk score of the deciding model.
     pub score: Option<f64>,
@@ -96,7 +99,7 @@ pub struct QueueRow {
 }
 
 /// The day's declarations by lane and score.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Queue {
     /// The day shown (none when nothing was ever decided).
     pub day: Option<String>,
@@ -237,7 +240,7 @@ pub fn declaration_exists(store: &dyn Backend, declaration_id: &str) -> Result<b
 }
 
 /// A saved score of one item of a declaration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ItemScore {
     /// Item number.
     pub item_no: u32,

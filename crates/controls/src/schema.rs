@@ -445,6 +445,67 @@ impl FormSchema {
         self.code_list(list)?.iter().find(|c| c.code == code)
     }
 
+    /// The JSON Schema (draft 2020-12) of a submission's `values` under this form: one property
+    /// per field with its type, code list and limits; the fields that are always asked and
+    /// required are required. Which other fields are asked and required depends on earlier
+    /// answers (the conditions are in each property's description): validation checks that.
+    pub fn answers_json_schema(&self) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let mut properties = Map::new();
+        for field in &self.fields {
+            let codes = || -> Value {
+                field
+                    .code_list
+                    .as_deref()
+                    .and_then(|name| self.code_list(name))
+                    .map(|list| list.iter().map(|c| Value::from(c.code.clone())).collect())
+                    .unwrap_or_default()
+            };
+            let mut schema = match field.kind {
+                FieldType::Code => json!({"type": "string", "enum": codes()}),
+                FieldType::Codes => json!({
+                    "type": "array", "uniqueItems": true, "minItems": 1,
+                    "items": {"type": "string", "enum": codes()}
+                }),
+                FieldType::Text => json!({"type": "string", "maxLength": field.max_length}),
+                FieldType::Number => json!({"type": "number"}),
+                FieldType::Integer => json!({"type": "integer"}),
+                FieldType::Datetime => json!({"type": "string", "format": "date-time"}),
+                FieldType::ContainerNumber => json!({
+                    "type": "string",
+                    "description": "ISO 6346 container number with a valid check digit"
+                }),
+                FieldType::S10Id => json!({
+                    "type": "string",
+                    "description": "UPU S10 postal item id with a valid check digit"
+                }),
+            };
+            schema["title"] = Value::from(field.label.clone());
+            if let Some(min) = field.min {
+                schema["minimum"] = Value::from(min);
+            }
+            if let Some(max) = field.max {
+                schema["maximum"] = Value::from(max);
+            }
+            if let Some(condition) = &field.when {
+                schema["description"] = Value::from(format!("Only asked when {condition}"));
+            }
+            properties.insert(field.name.clone(), schema);
+        }
+        let required: Vec<&str> = self
+            .fields
+            .iter()
+            .filter(|f| f.required && f.when.is_none())
+            .map(|f| f.name.as_str())
+            .collect();
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": required,
+            "properties": properties
+        })
+    }
+
     /// Every consistency problem, empty when the schema is usable.
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();

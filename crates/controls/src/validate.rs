@@ -6,6 +6,7 @@ use std::fmt;
 
 use borderlens_domain::{ContainerNumber, ControlLabel, S10ItemId};
 use chrono::{DateTime, FixedOffset, NaiveDate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
@@ -27,12 +28,14 @@ const LISTED_CODES: usize = 10;
 ///
 /// JSON shape: `{"submission_id": "...", "declaration_id": "...", "schema_version": "1.0.0",
 /// "values": {"outcome": "contraband", ...}}`; no other keys.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Submission {
     /// Unique id of this submission, chosen by the submitting system (idempotency key).
+    #[schemars(length(min = 1, max = MAX_ID_LENGTH))]
     pub submission_id: String,
     /// The declaration that was controlled.
+    #[schemars(length(min = 1, max = MAX_ID_LENGTH))]
     pub declaration_id: String,
     /// The version of the form schema the result was recorded with.
     pub schema_version: String,
@@ -43,7 +46,7 @@ pub struct Submission {
 /// One problem with a submission: the field at fault (a form field name, an envelope key such as
 /// `submission_id`, a path such as `inspection_method[1]` or `results[3].drug_type`, or empty for
 /// the document as a whole) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldError {
     /// The field at fault.
     pub field: String,

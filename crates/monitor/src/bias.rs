@@ -79,6 +79,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use borderlens_selection::estimate::{horvitz_thompson, wilson, RateEstimate, StratumCount};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::format;
@@ -111,7 +112,7 @@ fn design_default() -> bool {
 }
 
 /// Settings of the audit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BiasOptions {
     /// Confidence level of the Wilson and Horvitz–Thompson intervals (default 0.95).
     pub confidence: f64,
@@ -135,7 +136,7 @@ impl Default for BiasOptions {
 }
 
 /// Rates over all records of the period.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OverallAudit {
     /// Records audited.
     pub declarations: usize,
@@ -159,7 +160,7 @@ pub struct OverallAudit {
 }
 
 /// One group of one dimension.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupAudit {
     /// Group name (`other` for the pooled small groups).
     pub group: String,
@@ -201,7 +202,7 @@ pub struct GroupAudit {
 }
 
 /// The groups of one dimension.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DimensionAudit {
     /// Dimension name (e.g. `origin country`).
     pub name: String,
@@ -216,7 +217,7 @@ pub struct DimensionAudit {
 }
 
 /// The bias audit of one period.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BiasAudit {
     /// Settings the audit ran with.
     pub options: BiasOptions,

@@ -20,6 +20,7 @@
 //! in the tests below; pooling per-stratum Agresti–Coull centres drifted when many small strata
 //! were pooled.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Counts of one stratum of one batch.
@@ -34,9 +35,10 @@ pub struct StratumCount {
 }
 
 /// An estimated rate with its confidence interval.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RateEstimate {
-    /// Point estimate.
+    /// Point estimate; NaN (`null` in JSON) when nothing was inspected.
+    #[schemars(with = "Option<f64>")]
     pub rate: f64,
     /// Lower bound of the interval.
     pub low: f64,

@@ -8,6 +8,7 @@ use axum::Json;
 use borderlens_app::JobError;
 use borderlens_controls::FieldError;
 use borderlens_store::StoreError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// An error answer.
@@ -22,9 +23,13 @@ pub(crate) struct ApiError {
     pub(crate) authenticate: bool,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
+pub(crate) struct Body<'a> {
+    /// What is wrong, naming the field when known.
     error: &'a str,
+    /// Each field at fault (`field` empty for the document as a whole); only when known.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     fields: &'a [FieldError],
 }

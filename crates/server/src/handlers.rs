@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use borderlens_app::{self as app, Role};
 use borderlens_controls::FieldError;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -123,18 +124,28 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-#[derive(Deserialize)]
+/// A login.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
+    /// User name.
     user: String,
+    /// Password.
     password: String,
 }
 
-#[derive(Serialize)]
-struct SessionBody {
+/// A new session (its id is in the cookie only).
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Session")]
+pub(crate) struct SessionBody {
+    /// User name.
     user: String,
+    /// The user's role.
     role: Role,
+    /// Send as `X-CSRF-Token` with the cookie on requests that change state.
     csrf_token: String,
+    /// When the session ends (UTC).
+    #[schemars(extend("format" = "date-time"))]
     expires_at: String,
 }
 
@@ -358,9 +369,13 @@ pub(crate) async fn queue(
     Ok(Json(queue).into_response())
 }
 
-#[derive(Serialize)]
-struct ScoresBody {
+/// The saved scores of a declaration's items.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "DeclarationScores")]
+pub(crate) struct ScoresBody {
+    /// Declaration.
     declaration_id: String,
+    /// By item, then model version.
     scores: Vec<app::ItemScore>,
 }
 
@@ -382,10 +397,15 @@ pub(crate) async fn declaration_scores(
     .into_response())
 }
 
-#[derive(Deserialize)]
+/// An officer's override of a selection decision.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OverrideRequest {
+    /// The new lane.
+    #[schemars(extend("enum" = app::LANES))]
     lane: String,
+    /// Why (mandatory; kept in the record).
+    #[schemars(length(min = 1))]
     reason: String,
 }
 
@@ -448,15 +468,25 @@ pub(crate) async fn drift(
     Ok(Json(report).into_response())
 }
 
-#[derive(Deserialize)]
+/// Which declarations to decide on, with what (`borderlens select`).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "SelectRequest")]
 pub(crate) struct SelectBody {
+    /// Policy name (its latest version).
     policy: String,
+    /// Model name (its latest version) that scores.
     model: String,
+    /// First day.
+    #[schemars(extend("format" = "date"))]
     from: String,
+    /// Last day.
+    #[schemars(extend("format" = "date"))]
     to: String,
+    /// Seed of the random draws.
     #[serde(default)]
     seed: u64,
+    /// One batch per office and day (else one per day).
     #[serde(default)]
     per_office: bool,
 }
@@ -484,14 +514,24 @@ pub(crate) async fn select(
     Ok(Json(report).into_response())
 }
 
-#[derive(Deserialize)]
+/// What to score, with which model.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ScoreRequest")]
 pub(crate) struct ScoreBody {
+    /// Model name.
     model: String,
+    /// Model version; the latest when absent.
     version: Option<u32>,
+    /// First day; the day after the model's training data when absent.
+    #[schemars(extend("format" = "date"))]
     from: Option<String>,
+    /// Last day.
+    #[schemars(extend("format" = "date"))]
     to: Option<String>,
+    /// Inspection rate (percent) whose threshold marks `selected`.
     #[serde(default = "default_rate")]
+    #[schemars(extend("enum" = [1, 2, 5, 10]))]
     rate: u32,
 }
 
@@ -502,14 +542,22 @@ fn default_rate() -> u32 {
 /// Items listed in the answer of the score job (the riskiest); all are saved.
 const SCORED_LISTED: usize = 100;
 
-#[derive(Serialize)]
-struct ScoreSummary {
+/// What scoring a period did.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct ScoreSummary {
+    /// Model name.
     model: String,
+    /// Model version.
     version: u32,
+    /// Inspection rate (percent) whose threshold marks `selected`.
     rate: u32,
+    /// Threshold of that rate.
     threshold: f64,
+    /// Items scored (and saved).
     scored: usize,
+    /// Items at or above the threshold.
     selected: usize,
+    /// The riskiest items, riskiest first (at most 100).
     riskiest: Vec<app::ScoredItem>,
 }
 
@@ -623,9 +671,11 @@ pub(crate) async fn list_tokens(
     Ok(Json(tokens).into_response())
 }
 
-#[derive(Deserialize)]
+/// Whose API token to create.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTokenRequest {
+    /// An existing user.
     user: String,
 }
 

@@ -5,7 +5,9 @@
 //! - [`serve`] runs the service until Ctrl-C or SIGTERM; [`run`] does the same on a listener the
 //!   caller bound (tests bind `127.0.0.1:0`); [`app`] is the router.
 //! - [`routes`] is the one route table of the API: the router, the role check of every route
-//!   and the OpenAPI document (`openapi.rs`) are all built from it. Handlers (`handlers.rs`)
+//!   and the OpenAPI document (`openapi.rs`) are all built from it. The table names the Rust
+//!   type each route reads and answers; the document's schemas are generated from those types
+//!   (schemars, JSON Schema 2020-12) into `components.schemas`. Handlers (`handlers.rs`)
 //!   parse the request, call one `borderlens-app` job or view on a blocking thread and answer;
 //!   a job's error becomes a status code and a JSON error in one place (`error.rs`).
 //! - [`pages`] is the page table (`pages/`, one module per page: login, queue, declaration,

@@ -1,23 +1,66 @@
-//! The OpenAPI 3.1 document, built from the route table, and the JSON Schemas (draft 2020-12,
-//! the dialect of OpenAPI 3.1) of what the routes take and answer.
+//! The OpenAPI 3.1 document, built from the route table. The schemas of what the routes take
+//! and answer are generated (schemars: JSON Schema draft 2020-12, the dialect of OpenAPI 3.1) from
+//! the Rust types the handlers read and serialise, with their serde attributes and doc comments,
+//! so a schema cannot drift from the JSON it describes. Named types are `components.schemas`,
+//! referenced from the operations.
 
+use std::borrow::Cow;
+
+use borderlens_controls::{FormSchema, Submission};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-use crate::routes::{Access, Content, Route};
+use crate::routes::{Access, Body, Content, Route};
 use crate::{CSRF_HEADER, MAX_BODY_BYTES, SESSION_COOKIE};
+
+/// Where the generated schemas go, and where `$ref`s point.
+const COMPONENTS: &str = "/components/schemas";
+
+/// A generator of schemas for `components.schemas`: answers are described as they are
+/// serialised (a field that is always written is required, even when it may be null), request
+/// bodies as they are read (a field with a default may be left out).
+fn generator(answers: bool) -> SchemaGenerator {
+    let settings = SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = COMPONENTS.into();
+        s.meta_schema = None;
+    });
+    if answers {
+        settings.for_serialize()
+    } else {
+        settings.for_deserialize()
+    }
+    .into_generator()
+}
 
 /// The document: one operation per route, with its roles (`x-roles`, and in words in the
 /// description), its security (none for public routes; session cookie or bearer token
 /// otherwise), parameters, request body and responses, common errors included.
 pub(crate) fn document(routes: &[Route]) -> Value {
+    let mut answers = generator(true);
+    let mut requests = generator(false);
+    let error = answers.subschema_for::<crate::error::Body<'static>>();
     let mut paths = Map::new();
     for route in routes {
         let entry = paths
             .entry(route.path.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(methods) = entry {
-            methods.insert(route.method.as_str().to_ascii_lowercase(), operation(route));
+            methods.insert(
+                route.method.as_str().to_ascii_lowercase(),
+                operation(route, &mut answers, &mut requests, &error),
+            );
         }
+    }
+    let mut schemas = answers.take_definitions(true);
+    for (name, schema) in requests.take_definitions(true) {
+        // A type read and answered alike has one schema; two types of one name would be a
+        // programming error, caught by the tests that build the document.
+        let previous = schemas.insert(name.clone(), schema.clone());
+        assert!(
+            previous.is_none_or(|p| p == schema),
+            "two schemas named {name}: rename one (#[schemars(rename = ...)])"
+        );
     }
     json!({
         "openapi": "3.1.0",
@@ -48,15 +91,20 @@ pub(crate) fn document(routes: &[Route]) -> Value {
                     "description": "An API token from `borderlens token create`"
                 }
             },
-            "schemas": {"Error": schemas::error()}
+            "schemas": schemas
         }
     })
 }
 
-fn operation(route: &Route) -> Value {
+fn operation(
+    route: &Route,
+    answers: &mut SchemaGenerator,
+    requests: &mut SchemaGenerator,
+    error: &Schema,
+) -> Value {
     let mut responses = Map::new();
     for (status, description, content) in &route.responses {
-        responses.insert(status.to_string(), response(description, content));
+        responses.insert(status.to_string(), response(description, *content, answers));
     }
     let mut errors: Vec<(u16, &str)> = route.errors.clone();
     if route.takes_body() {
@@ -70,6 +118,17 @@ fn operation(route: &Route) -> Value {
                  values; `fields` names them; nothing stored",
             ),
         ]);
+    }
+    let located = |place: &str| route.parameters.iter().any(|p| p["in"] == place);
+    if located("query") {
+        errors.push((
+            422,
+            "Unknown query parameters, or values of the wrong form; `fields` names them when \
+             known",
+        ));
+    }
+    if located("path") {
+        errors.push((400, "A path parameter that cannot be decoded"));
     }
     let mut parameters = route.parameters.clone();
     let (security, roles) = match route.access {
@@ -101,7 +160,7 @@ fn operation(route: &Route) -> Value {
         responses.entry(status.to_string()).or_insert_with(|| {
             json!({
                 "description": description,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                "content": {"application/json": {"schema": error}}
             })
         });
     }
@@ -121,12 +180,17 @@ fn operation(route: &Route) -> Value {
     if !parameters.is_empty() {
         op["parameters"] = Value::Array(parameters);
     }
-    if let Some(schema) = &route.request_body {
-        // A body that is not JSON says its media type in the schema (`contentMediaType`).
-        let media = schema
-            .get("contentMediaType")
-            .and_then(Value::as_str)
-            .unwrap_or("application/json");
+    if let Some(body) = route.request_body {
+        let (media, schema) = match body {
+            Body::Json(schema_of) => ("application/json", schema_of(requests).to_value()),
+            Body::Csv(limit) => (
+                "text/csv",
+                json!({
+                    "type": "string", "contentMediaType": "text/csv",
+                    "description": format!("At most {} MiB", limit / (1024 * 1024))
+                }),
+            ),
+        };
         op["requestBody"] = json!({
             "required": true,
             "content": {media: {"schema": schema}}
@@ -135,11 +199,11 @@ fn operation(route: &Route) -> Value {
     op
 }
 
-fn response(description: &str, content: &Content) -> Value {
+fn response(description: &str, content: Content, answers: &mut SchemaGenerator) -> Value {
     match content {
-        Content::Json(schema) => json!({
+        Content::Json(schema_of) => json!({
             "description": description,
-            "content": {"application/json": {"schema": schema}}
+            "content": {"application/json": {"schema": schema_of(answers)}}
         }),
         Content::Text => json!({
             "description": description,
@@ -149,432 +213,115 @@ fn response(description: &str, content: &Content) -> Value {
     }
 }
 
-/// JSON Schemas of the bodies.
-pub(crate) mod schemas {
-    use borderlens_app::Role;
-    use borderlens_controls::{FieldType, FormSchema, MAX_ID_LENGTH};
-    use serde_json::{json, Map, Value};
+/// A control result submission to the built-in form, as `POST /api/v1/control-results` takes
+/// it: the envelope is [`Submission`]'s schema; `values` has one property per field of the form
+/// ([`FormSchema::answers_json_schema`]: types, code lists, limits), and `schema_version` is the
+/// form's. Which follow-up fields are asked and required depends on earlier answers: the server
+/// checks that, and `borderlens controls schema` prints the conditions.
+pub(crate) struct ControlResultSubmission;
 
-    fn roles() -> Value {
-        json!({"type": "string", "enum": Role::ALL.map(Role::name)})
+impl JsonSchema for ControlResultSubmission {
+    fn schema_name() -> Cow<'static, str> {
+        "ControlResultSubmission".into()
     }
 
-    pub(crate) fn error() -> Value {
-        json!({
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {"type": "string", "description": "What is wrong, naming the field when known"},
-                "fields": {
-                    "type": "array",
-                    "description": "Each field at fault (`field` empty for the document as a whole)",
-                    "items": {
-                        "type": "object",
-                        "required": ["field", "reason"],
-                        "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}
-                    }
-                }
-            }
-        })
-    }
-
-    pub(crate) fn login_request() -> Value {
-        json!({
-            "type": "object",
-            "required": ["user", "password"],
-            "additionalProperties": false,
-            "properties": {"user": {"type": "string"}, "password": {"type": "string"}}
-        })
-    }
-
-    pub(crate) fn session() -> Value {
-        json!({
-            "type": "object",
-            "required": ["user", "role", "csrf_token", "expires_at"],
-            "properties": {
-                "user": {"type": "string"},
-                "role": roles(),
-                "csrf_token": {"type": "string", "description": "Send as X-CSRF-Token with the cookie on requests that change state"},
-                "expires_at": {"type": "string", "format": "date-time"}
-            }
-        })
-    }
-
-    pub(crate) fn caller() -> Value {
-        json!({
-            "type": "object",
-            "required": ["user", "role"],
-            "properties": {
-                "user": {"type": "string"},
-                "role": roles(),
-                "csrf_token": {"type": "string", "description": "Only for a session"}
-            }
-        })
-    }
-
-    /// The submission, with one property per field of the built-in form (types, code lists,
-    /// limits). Which fields are asked and required depends on earlier answers (follow-ups):
-    /// the server checks that, and `borderlens controls schema` prints the conditions.
-    pub(crate) fn control_result_submission() -> Value {
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = Submission::json_schema(generator);
         let form = FormSchema::builtin();
-        let mut values = Map::new();
-        for field in form.fields() {
-            let codes = || -> Value {
-                field
-                    .code_list
-                    .as_deref()
-                    .and_then(|name| form.code_list(name))
-                    .map(|list| list.iter().map(|c| Value::from(c.code.clone())).collect())
-                    .unwrap_or_default()
-            };
-            let mut schema = match field.kind {
-                FieldType::Code => json!({"type": "string", "enum": codes()}),
-                FieldType::Codes => json!({
-                    "type": "array", "uniqueItems": true, "minItems": 1,
-                    "items": {"type": "string", "enum": codes()}
-                }),
-                FieldType::Text => json!({"type": "string", "maxLength": field.max_length}),
-                FieldType::Number => json!({"type": "number"}),
-                FieldType::Integer => json!({"type": "integer"}),
-                FieldType::Datetime => json!({"type": "string", "format": "date-time"}),
-                FieldType::ContainerNumber => json!({
-                    "type": "string",
-                    "description": "ISO 6346 container number with a valid check digit"
-                }),
-                FieldType::S10Id => json!({
-                    "type": "string",
-                    "description": "UPU S10 postal item id with a valid check digit"
-                }),
-            };
-            schema["title"] = Value::from(field.label.clone());
-            if let Some(min) = field.min {
-                schema["minimum"] = Value::from(min);
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            properties.insert("values".into(), form.answers_json_schema());
+            if let Some(version) = properties
+                .get_mut("schema_version")
+                .and_then(Value::as_object_mut)
+            {
+                version.insert("const".into(), form.version().into());
             }
-            if let Some(max) = field.max {
-                schema["maximum"] = Value::from(max);
-            }
-            if let Some(condition) = &field.when {
-                schema["description"] = Value::from(format!("Only asked when {condition}"));
-            }
-            values.insert(field.name.clone(), schema);
         }
-        let id = json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH});
-        json!({
-            "type": "object",
-            "required": ["submission_id", "declaration_id", "schema_version", "values"],
-            "additionalProperties": false,
-            "properties": {
-                "submission_id": id,
-                "declaration_id": id,
-                "schema_version": {"type": "string", "const": form.version()},
-                "values": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["outcome", "inspected_at"],
-                    "properties": values
+        schema
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::routes;
+
+    fn references<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| references(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_json_body_is_a_reference_to_a_generated_schema_that_exists() {
+        let doc = document(&routes());
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut found = Vec::new();
+        references(&doc, &mut found);
+        assert!(found.len() > 40, "{} references", found.len());
+        for target in found {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{target} does not point at the components"));
+            assert!(schemas.contains_key(name), "{target} names no schema");
+        }
+        // Each route's JSON answers and bodies are named types, the document's own excepted.
+        for route in routes().iter().filter(|r| r.operation_id != "openapi") {
+            let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+            for (status, _, content) in &route.responses {
+                if let Content::Json(_) = content {
+                    let schema = &op["responses"][status.to_string()]["content"]
+                        ["application/json"]["schema"];
+                    let named = schema["$ref"].is_string() || schema["items"]["$ref"].is_string();
+                    assert!(named, "{} {status}", route.path);
                 }
             }
-        })
-    }
-
-    pub(crate) fn record_report() -> Value {
-        json!({
-            "type": "object",
-            "required": ["id", "status", "submission_id", "declaration_id", "outcome"],
-            "properties": {
-                "id": {"type": "integer"},
-                "status": {"type": "string", "enum": ["recorded", "duplicate"]},
-                "submission_id": {"type": "string"},
-                "declaration_id": {"type": "string"},
-                "outcome": {"type": "string"},
-                "label": {"type": ["string", "null"], "enum": ["compliant", "fraud", "critical fraud", null]}
+            if let Some(Body::Json(_)) = route.request_body {
+                let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+                assert!(schema["$ref"].is_string(), "{} body", route.path);
             }
-        })
+        }
+        assert!(
+            !doc.to_string().contains("$defs"),
+            "a schema outside the components"
+        );
+        for name in [
+            "Error",
+            "Queue",
+            "DecisionTrace",
+            "ControlResultSubmission",
+            "DriftReport",
+        ] {
+            assert!(schemas.contains_key(name), "no {name}");
+        }
     }
 
-    pub(crate) fn decision_trace() -> Value {
-        json!({
-            "type": "object",
-            "required": ["declaration_id", "item_no", "decided_item", "items", "explanation", "decisions", "results", "label"],
-            "properties": {
-                "declaration_id": {"type": "string"},
-                "item_no": {"type": "integer", "minimum": 1, "description": "The item explained: the one the selection decided on; item 1 when not decided, or decided before the item was recorded"},
-                "decided_item": {"type": ["integer", "null"], "description": "The item the selection decided on, as recorded with the decision"},
-                "items": {"type": "integer", "description": "Items of the declaration"},
-                "explanation": {
-                    "type": ["object", "null"],
-                    "description": "Score, contributions and counterfactual of item_no by the model that decided (or the newest model); null without a model",
-                    "properties": {
-                        "model": {"type": "string"},
-                        "version": {"type": "integer"},
-                        "score": {"type": "number"},
-                        "declared": {"type": "object", "additionalProperties": {"type": "string"}},
-                        "contributions": {"type": "array", "items": {
-                            "type": "object",
-                            "properties": {
-                                "feature": {"type": "string"}, "words": {"type": "string"},
-                                "value": {"type": "string"}, "log_odds": {"type": "number"}
-                            }
-                        }},
-                        "threshold": {"type": "number"},
-                        "counterfactual": {"type": ["object", "null"]}
-                    }
-                },
-                "decisions": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["id", "at", "actor", "batch", "policy", "pi", "stratum", "lane", "source"],
-                    "properties": {
-                        "id": {"type": "integer"}, "at": {"type": "string"},
-                        "actor": {"type": "string"}, "batch": {"type": "string"},
-                        "item_no": {"type": ["integer", "null"], "description": "The item decided on; null for decisions recorded before it was kept"},
-                        "policy": {"type": "string"}, "model": {"type": ["string", "null"]},
-                        "score": {"type": ["number", "null"]},
-                        "pi": {"type": "number", "minimum": 0, "maximum": 1},
-                        "stratum": {"type": "string"},
-                        "lane": {"type": "string", "enum": ["red", "yellow", "green"]},
-                        "source": {"type": "string"},
-                        "reasons": {"type": "array", "items": {"type": "string"}},
-                        "overrides": {"type": ["integer", "null"]},
-                        "override_reason": {"type": ["string", "null"]}
-                    }
-                }},
-                "results": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["id", "submission_id", "recorded_at", "recorded_by", "outcome", "source", "values"],
-                    "properties": {
-                        "id": {"type": "integer"}, "submission_id": {"type": "string"},
-                        "recorded_at": {"type": "string"}, "recorded_by": {"type": "string"},
-                        "outcome": {"type": "string"}, "label": {"type": ["string", "null"]},
-                        "source": {"type": "string"},
-                        "values": {"type": "object", "description": "The answers as recorded; free text exactly as typed (escape it when rendering)"}
-                    }
-                }},
-                "label": {"type": ["string", "null"]}
-            }
-        })
-    }
-
-    fn rate_estimate() -> Value {
-        json!({
-            "type": "object",
-            "required": ["rate", "low", "high", "confidence", "population", "inspected", "hits"],
-            "properties": {
-                "rate": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"},
-                "confidence": {"type": "number"}, "population": {"type": "integer"},
-                "inspected": {"type": "integer"}, "hits": {"type": "integer"}
-            }
-        })
-    }
-
-    pub(crate) fn estimate_report() -> Value {
-        let estimate = rate_estimate();
-        let nullable = json!({"oneOf": [estimate.clone(), {"type": "null"}]});
-        json!({
-            "type": "object",
-            "required": ["overall", "naive", "declarations", "pending", "overrides", "segments", "dimension"],
-            "properties": {
-                "overall": nullable,
-                "naive": estimate,
-                "declarations": {"type": "integer"},
-                "pending": {"type": "integer"},
-                "overrides": {"type": "integer"},
-                "dimension": {"type": "string"},
-                "segments": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["segment", "estimate", "naive"],
-                    "properties": {"segment": {"type": "string"}, "estimate": nullable, "naive": estimate}
-                }}
-            }
-        })
-    }
-
-    pub(crate) fn queue() -> Value {
-        json!({
-            "type": "object",
-            "required": ["day", "days", "offices", "lanes", "rows"],
-            "properties": {
-                "day": {"type": ["string", "null"]},
-                "days": {"type": "array", "items": {"type": "string"}},
-                "offices": {"type": "array", "items": {"type": "string"}},
-                "lanes": {"type": "object", "additionalProperties": {"type": "integer"}},
-                "rows": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["declaration_id", "lane", "source", "pi", "reasons", "overridden"],
-                    "properties": {
-                        "declaration_id": {"type": "string"}, "date": {"type": "string"},
-                        "office": {"type": "string"}, "importer": {"type": "string"},
-                        "hs6": {"type": "string"}, "origin": {"type": "string"},
-                        "lane": {"type": "string", "enum": ["red", "yellow", "green"]},
-                        "source": {"type": "string"},
-                        "pi": {"type": "number", "minimum": 0, "maximum": 1},
-                        "score": {"type": ["number", "null"]},
-                        "reasons": {"type": "array", "items": {"type": "string"}},
-                        "overridden": {"type": "boolean"},
-                        "outcome": {"type": ["string", "null"]}
-                    }
-                }}
-            }
-        })
-    }
-
-    pub(crate) fn declaration_scores() -> Value {
-        json!({
-            "type": "object",
-            "required": ["declaration_id", "scores"],
-            "properties": {
-                "declaration_id": {"type": "string"},
-                "scores": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["item_no", "model", "version", "score", "scored_at", "reasons"],
-                    "properties": {
-                        "item_no": {"type": "integer"}, "model": {"type": "string"},
-                        "version": {"type": "integer"},
-                        "score": {"type": "number", "minimum": 0, "maximum": 1},
-                        "scored_at": {"type": "string"},
-                        "reasons": {"type": "array", "items": {"type": "string"}}
-                    }
-                }}
-            }
-        })
-    }
-
-    pub(crate) fn token_info() -> Value {
-        json!({
-            "type": "object",
-            "required": ["id", "user", "created_at", "revoked"],
-            "properties": {
-                "id": {"type": "string", "description": "First 12 hex digits of the token's SHA-256 (not of the token)"},
-                "user": {"type": "string"},
-                "created_at": {"type": "string"},
-                "revoked": {"type": "boolean"}
-            }
-        })
-    }
-
-    pub(crate) fn token_list() -> Value {
-        json!({"type": "array", "items": token_info()})
-    }
-
-    pub(crate) fn new_token_request() -> Value {
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["user"],
-            "properties": {"user": {"type": "string", "description": "An existing user"}}
-        })
-    }
-
-    pub(crate) fn new_token() -> Value {
-        json!({
-            "type": "object",
-            "required": ["user", "id", "token"],
-            "properties": {
-                "user": {"type": "string"},
-                "id": {"type": "string"},
-                "token": {"type": "string", "description": "Shown once; send it as `Authorization: Bearer TOKEN`"}
-            }
-        })
-    }
-
-    pub(crate) fn revoke_report() -> Value {
-        json!({
-            "type": "object",
-            "required": ["token", "already_revoked"],
-            "properties": {
-                "token": token_info(),
-                "already_revoked": {"type": "boolean"}
-            }
-        })
-    }
-
-    pub(crate) fn override_request() -> Value {
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["lane", "reason"],
-            "properties": {
-                "lane": {"type": "string", "enum": ["red", "yellow", "green"]},
-                "reason": {"type": "string", "minLength": 1, "description": "Mandatory; kept in the record"}
-            }
-        })
-    }
-
-    pub(crate) fn decision_entry() -> Value {
-        json!({
-            "type": "object",
-            "required": ["id", "at", "actor", "batch", "policy", "pi", "stratum", "lane", "source"],
-            "properties": {
-                "id": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
-                "batch": {"type": "string"}, "policy": {"type": "string"},
-                "pi": {"type": "number"}, "stratum": {"type": "string"},
-                "lane": {"type": "string"}, "source": {"type": "string"},
-                "overrides": {"type": ["integer", "null"]},
-                "override_reason": {"type": ["string", "null"]}
-            }
-        })
-    }
-
-    pub(crate) fn score_request() -> Value {
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["model"],
-            "properties": {
-                "model": {"type": "string"},
-                "version": {"type": "integer", "description": "Default: the latest"},
-                "from": {"type": "string", "format": "date", "description": "Default: the day after the model's training data"},
-                "to": {"type": "string", "format": "date"},
-                "rate": {"type": "integer", "enum": [1, 2, 5, 10], "default": 5}
-            }
-        })
-    }
-
-    pub(crate) fn score_summary() -> Value {
-        json!({
-            "type": "object",
-            "required": ["model", "version", "rate", "threshold", "scored", "selected", "riskiest"],
-            "properties": {
-                "model": {"type": "string"}, "version": {"type": "integer"},
-                "rate": {"type": "integer"}, "threshold": {"type": "number"},
-                "scored": {"type": "integer"}, "selected": {"type": "integer"},
-                "riskiest": {"type": "array", "items": {"type": "object"}}
-            }
-        })
-    }
-
-    pub(crate) fn select_request() -> Value {
-        json!({
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["policy", "model", "from", "to"],
-            "properties": {
-                "policy": {"type": "string"}, "model": {"type": "string"},
-                "from": {"type": "string", "format": "date"},
-                "to": {"type": "string", "format": "date"},
-                "seed": {"type": "integer", "default": 0},
-                "per_office": {"type": "boolean", "default": false}
-            }
-        })
-    }
-
-    pub(crate) fn file_report() -> Value {
-        json!({
-            "type": "object",
-            "required": ["file", "file_error", "records", "inserted", "unchanged", "labelled", "conflicts", "rejected"],
-            "properties": {
-                "file": {"type": "string"},
-                "file_error": {"type": ["string", "null"]},
-                "records": {"type": "integer"}, "inserted": {"type": "integer"},
-                "unchanged": {"type": "integer"}, "labelled": {"type": "integer"},
-                "conflicts": {"type": "array", "items": {"type": "string"}},
-                "rejected": {"type": "array", "items": {
-                    "type": "object",
-                    "properties": {
-                        "file": {"type": "string"}, "line": {"type": "integer"},
-                        "field": {"type": ["string", "null"]}, "message": {"type": "string"}
-                    }
-                }}
-            }
-        })
+    #[test]
+    fn the_submission_schema_is_the_envelope_with_the_forms_fields() {
+        let doc = document(&routes());
+        let schema = &doc["components"]["schemas"]["ControlResultSubmission"];
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["properties"]["schema_version"]["const"],
+            FormSchema::builtin().version()
+        );
+        let values = &schema["properties"]["values"];
+        assert!(values["properties"]["drug_type"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("cocaine")));
+        let required = values["required"].as_array().unwrap();
+        assert!(required.contains(&json!("outcome")) && required.contains(&json!("inspected_at")));
+        assert!(
+            !required.contains(&json!("drug_type")),
+            "a follow-up is not always asked"
+        );
     }
 }

@@ -12,10 +12,11 @@ use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use borderlens_app::Role;
+use borderlens_app::{self as app, Role};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::Value;
 
-use crate::openapi::schemas;
+use crate::openapi::ControlResultSubmission;
 use crate::{auth, handlers, AppState, MAX_BODY_BYTES, MAX_IMPORT_BYTES};
 
 /// Prefix of every versioned API route.
@@ -40,15 +41,42 @@ impl Access {
     }
 }
 
+/// The JSON Schema of a type, from the document's generator: a `$ref` to
+/// `#/components/schemas/NAME` for a named type (its schema is added to the components).
+pub(crate) type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
 /// What a response carries, for the OpenAPI document.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy)]
 pub(crate) enum Content {
-    /// `application/json` with this JSON Schema.
-    Json(Value),
+    /// `application/json`: the type the handler serialises.
+    Json(SchemaOf),
     /// `text/plain`.
     Text,
     /// No body.
     Empty,
+}
+
+impl Content {
+    /// `application/json` of type `T`.
+    pub(crate) fn json<T: JsonSchema>() -> Content {
+        Content::Json(SchemaGenerator::subschema_for::<T>)
+    }
+}
+
+/// What a request body is, for the OpenAPI document and the body checks.
+#[derive(Clone, Copy)]
+pub(crate) enum Body {
+    /// `application/json`: the type the handler reads.
+    Json(SchemaOf),
+    /// A CSV file (`text/csv`) of at most this many bytes.
+    Csv(usize),
+}
+
+impl Body {
+    /// `application/json` of type `T`.
+    pub(crate) fn json<T: JsonSchema>() -> Option<Body> {
+        Some(Body::Json(SchemaGenerator::subschema_for::<T>))
+    }
 }
 
 /// One route of the API.
@@ -65,8 +93,8 @@ pub struct Route {
     pub(crate) operation_id: &'static str,
     /// OpenAPI parameter objects (path and query parameters).
     pub(crate) parameters: Vec<Value>,
-    /// JSON Schema of the request body, when it takes one.
-    pub(crate) request_body: Option<Value>,
+    /// The request body, when it takes one.
+    pub(crate) request_body: Option<Body>,
     /// Success responses: status, description, content.
     pub(crate) responses: Vec<(u16, &'static str, Content)>,
     /// Error statuses particular to this route (the common ones, 400/401/403/413/415/422/500,
@@ -81,7 +109,7 @@ impl Route {
         !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
     }
 
-    /// Whether the route takes a JSON request body.
+    /// Whether the route takes a request body.
     pub fn takes_body(&self) -> bool {
         self.request_body.is_some()
     }
@@ -146,7 +174,7 @@ pub fn routes() -> Vec<Route> {
             responses: vec![(
                 200,
                 "The OpenAPI document",
-                Content::Json(serde_json::json!({"type": "object"})),
+                Content::Json(|_| schemars::json_schema!({"type": "object"})),
             )],
             errors: vec![],
             handler: |m| on(m, handlers::openapi),
@@ -160,11 +188,11 @@ pub fn routes() -> Vec<Route> {
                       `X-CSRF-Token`",
             operation_id: "login",
             parameters: vec![],
-            request_body: Some(schemas::login_request()),
+            request_body: Body::json::<handlers::LoginRequest>(),
             responses: vec![(
                 200,
                 "Logged in; the `Set-Cookie` header carries the session",
-                Content::Json(schemas::session()),
+                Content::json::<handlers::SessionBody>(),
             )],
             errors: vec![
                 (401, "Wrong user name or password"),
@@ -196,7 +224,7 @@ pub fn routes() -> Vec<Route> {
             operation_id: "me",
             parameters: vec![],
             request_body: None,
-            responses: vec![(200, "The caller", Content::Json(schemas::caller()))],
+            responses: vec![(200, "The caller", Content::json::<app::Caller>())],
             errors: vec![],
             handler: |m| on(m, handlers::me),
         },
@@ -209,18 +237,18 @@ pub fn routes() -> Vec<Route> {
                       same submission answers 200 `duplicate` and stores nothing twice",
             operation_id: "recordControlResult",
             parameters: vec![],
-            request_body: Some(schemas::control_result_submission()),
+            request_body: Body::json::<ControlResultSubmission>(),
             responses: vec![
                 (
                     201,
                     "Recorded (committed before the answer)",
-                    Content::Json(schemas::record_report()),
+                    Content::json::<app::RecordReport>(),
                 ),
                 (
                     200,
                     "The same submission was already recorded; nothing changed (`status`: \
                      `duplicate`)",
-                    Content::Json(schemas::record_report()),
+                    Content::json::<app::RecordReport>(),
                 ),
             ],
             errors: vec![
@@ -249,7 +277,7 @@ pub fn routes() -> Vec<Route> {
             responses: vec![(
                 200,
                 "The declaration's trace",
-                Content::Json(schemas::decision_trace()),
+                Content::json::<app::DecisionTrace>(),
             )],
             errors: vec![(404, "No such declaration")],
             handler: |m| on(m, handlers::explain_decision),
@@ -264,14 +292,10 @@ pub fn routes() -> Vec<Route> {
             parameters: vec![serde_json::json!({
                 "name": "by", "in": "query", "required": false,
                 "description": "Segment dimension (default `origin`)",
-                "schema": {"type": "string", "enum": borderlens_app::DIMENSIONS}
+                "schema": {"type": "string", "enum": app::DIMENSIONS}
             })],
             request_body: None,
-            responses: vec![(
-                200,
-                "The estimates",
-                Content::Json(schemas::estimate_report()),
-            )],
+            responses: vec![(200, "The estimates", Content::json::<app::EstimateReport>())],
             errors: vec![],
             handler: |m| on(m, handlers::estimates),
         },
@@ -296,14 +320,11 @@ pub fn routes() -> Vec<Route> {
                     serde_json::json!({"type": "boolean", "default": false}),
                 ),
             ],
-            request_body: Some(serde_json::json!({
-                "type": "string", "contentMediaType": "text/csv",
-                "description": "At most 64 MiB"
-            })),
+            request_body: Some(Body::Csv(MAX_IMPORT_BYTES)),
             responses: vec![(
                 200,
                 "What happened to the file (also when the whole file was refused: `file_error`)",
-                Content::Json(schemas::file_report()),
+                Content::json::<app::FileReport>(),
             )],
             errors: vec![],
             handler: |m| on(m, handlers::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
@@ -316,11 +337,11 @@ pub fn routes() -> Vec<Route> {
                       (`borderlens select`); days already decided are skipped",
             operation_id: "select",
             parameters: vec![],
-            request_body: Some(schemas::select_request()),
+            request_body: Body::json::<handlers::SelectBody>(),
             responses: vec![(
                 200,
                 "The batches decided",
-                Content::Json(serde_json::json!({"type": "object"})),
+                Content::json::<app::SelectReport>(),
             )],
             errors: vec![(404, "No such policy or model")],
             handler: |m| on(m, handlers::select),
@@ -341,7 +362,7 @@ pub fn routes() -> Vec<Route> {
                 query_parameter(
                     "lane",
                     "Only this lane",
-                    serde_json::json!({"type": "string", "enum": borderlens_app::LANES}),
+                    serde_json::json!({"type": "string", "enum": app::LANES}),
                 ),
                 query_parameter(
                     "office",
@@ -355,7 +376,7 @@ pub fn routes() -> Vec<Route> {
                 ),
             ],
             request_body: None,
-            responses: vec![(200, "The queue", Content::Json(schemas::queue()))],
+            responses: vec![(200, "The queue", Content::json::<app::Queue>())],
             errors: vec![(404, "Nothing was decided on that day")],
             handler: |m| on(m, handlers::queue),
         },
@@ -368,11 +389,7 @@ pub fn routes() -> Vec<Route> {
             operation_id: "declarationScores",
             parameters: vec![id_parameter()],
             request_body: None,
-            responses: vec![(
-                200,
-                "The scores",
-                Content::Json(schemas::declaration_scores()),
-            )],
+            responses: vec![(200, "The scores", Content::json::<handlers::ScoresBody>())],
             errors: vec![(404, "No such declaration")],
             handler: |m| on(m, handlers::declaration_scores),
         },
@@ -384,11 +401,11 @@ pub fn routes() -> Vec<Route> {
                       beside the original decision (`borderlens override`)",
             operation_id: "overrideDecision",
             parameters: vec![id_parameter()],
-            request_body: Some(schemas::override_request()),
+            request_body: Body::json::<handlers::OverrideRequest>(),
             responses: vec![(
                 201,
                 "The override entry",
-                Content::Json(schemas::decision_entry()),
+                Content::json::<app::DecisionEntry>(),
             )],
             errors: vec![],
             handler: |m| on(m, handlers::override_decision),
@@ -401,11 +418,11 @@ pub fn routes() -> Vec<Route> {
                       (`borderlens score --explain`); answers the counts and the riskiest items",
             operation_id: "score",
             parameters: vec![],
-            request_body: Some(schemas::score_request()),
+            request_body: Body::json::<handlers::ScoreBody>(),
             responses: vec![(
                 200,
                 "Scored and saved",
-                Content::Json(schemas::score_summary()),
+                Content::json::<handlers::ScoreSummary>(),
             )],
             errors: vec![(404, "No such model")],
             handler: |m| on(m, handlers::score),
@@ -422,7 +439,7 @@ pub fn routes() -> Vec<Route> {
             responses: vec![(
                 200,
                 "The audit",
-                Content::Json(serde_json::json!({"type": "object"})),
+                Content::json::<borderlens_monitor::bias::BiasAudit>(),
             )],
             errors: vec![],
             handler: |m| on(m, handlers::bias_audit),
@@ -449,7 +466,7 @@ pub fn routes() -> Vec<Route> {
             responses: vec![(
                 200,
                 "The drift report",
-                Content::Json(serde_json::json!({"type": "object"})),
+                Content::json::<borderlens_monitor::drift::DriftReport>(),
             )],
             errors: vec![],
             handler: |m| on(m, handlers::drift),
@@ -488,7 +505,7 @@ pub fn routes() -> Vec<Route> {
             responses: vec![(
                 200,
                 "The explanation",
-                Content::Json(serde_json::json!({"type": "object"})),
+                Content::json::<app::ExplainReport>(),
             )],
             errors: vec![(404, "No such declaration item or model")],
             handler: |m| on(m, handlers::explanation),
@@ -506,7 +523,7 @@ pub fn routes() -> Vec<Route> {
                 serde_json::json!({"type": "string"}),
             )],
             request_body: None,
-            responses: vec![(200, "The tokens", Content::Json(schemas::token_list()))],
+            responses: vec![(200, "The tokens", Content::json::<Vec<app::TokenInfo>>())],
             errors: vec![(404, "No such user")],
             handler: |m| on(m, handlers::list_tokens),
         },
@@ -518,8 +535,8 @@ pub fn routes() -> Vec<Route> {
                       (`borderlens token create`)",
             operation_id: "createToken",
             parameters: vec![],
-            request_body: Some(schemas::new_token_request()),
-            responses: vec![(201, "The new token", Content::Json(schemas::new_token()))],
+            request_body: Body::json::<handlers::NewTokenRequest>(),
+            responses: vec![(201, "The new token", Content::json::<app::NewToken>())],
             errors: vec![(404, "No such user")],
             handler: |m| on(m, handlers::create_token),
         },
@@ -536,7 +553,7 @@ pub fn routes() -> Vec<Route> {
                 "schema": {"type": "string"}
             })],
             request_body: None,
-            responses: vec![(200, "Revoked", Content::Json(schemas::revoke_report()))],
+            responses: vec![(200, "Revoked", Content::json::<app::RevokeReport>())],
             errors: vec![(404, "No token with this id")],
             handler: |m| on(m, handlers::revoke_token),
         },

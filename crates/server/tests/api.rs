@@ -368,7 +368,7 @@ async fn openapi_documents_every_route_with_its_roles(kind: StoreKind) {
         if route.takes_body() {
             let content = op["requestBody"]["content"].as_object().unwrap();
             let (media, entry) = content.iter().next().unwrap();
-            let schema = &entry["schema"];
+            let schema = resolved(&doc, &entry["schema"]);
             match media.as_str() {
                 "application/json" => assert_eq!(schema["type"], "object", "{}", route.path),
                 "text/csv" => assert_eq!(schema["type"], "string", "{}", route.path),
@@ -384,8 +384,11 @@ async fn openapi_documents_every_route_with_its_roles(kind: StoreKind) {
         }
     }
     // The submission schema lists the form's fields with their code lists.
-    let submission = &doc["paths"]["/api/v1/control-results"]["post"]["requestBody"]["content"]
-        ["application/json"]["schema"];
+    let submission = resolved(
+        &doc,
+        &doc["paths"]["/api/v1/control-results"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"],
+    );
     assert!(
         submission["properties"]["values"]["properties"]["drug_type"]["enum"]
             .as_array()
@@ -395,6 +398,285 @@ async fn openapi_documents_every_route_with_its_roles(kind: StoreKind) {
     app.stop().await;
 }
 on_both_stores!(openapi_documents_every_route_with_its_roles);
+
+/// `schema`, or the component schema it refers to (`#/components/schemas/NAME`).
+fn resolved<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(target) => {
+            let found = doc.pointer(target.trim_start_matches('#'));
+            found.unwrap_or_else(|| panic!("{target} is not in the document"))
+        }
+        None => schema,
+    }
+}
+
+/// Checks real requests and answers against the schemas the OpenAPI document declares for
+/// their route, method and status; `$ref`s resolve in the document's components.
+struct Contract {
+    doc: Value,
+}
+
+impl Contract {
+    fn operation(&self, method: &Method, path: &str) -> &Value {
+        let op = &self.doc["paths"][path][method.as_str().to_ascii_lowercase()];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        op
+    }
+
+    /// Why `instance` does not validate against `schema` (a part of the document), if it does not.
+    fn problems(&self, schema: &Value, instance: &Value) -> Vec<String> {
+        let mut root = schema.clone();
+        root["components"] = self.doc["components"].clone();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("not a valid schema ({e}): {schema}"));
+        validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    }
+
+    /// Checks a JSON request body against the route's request schema.
+    fn check_request(&self, method: &Method, path: &str, body: &Value) {
+        let schema =
+            &self.operation(method, path)["requestBody"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{method} {path} takes no JSON body");
+        let problems = self.problems(schema, body);
+        assert!(
+            problems.is_empty(),
+            "{method} {path}: the body sent does not match its schema: {problems:?}\n{body}"
+        );
+    }
+
+    /// Why the answer does not match what the document declares for its status, if it does not:
+    /// the status must be documented, the media type must be the documented one, and a JSON
+    /// body must validate against the documented schema.
+    fn answer_problems(&self, method: &Method, path: &str, answer: &Answer) -> Vec<String> {
+        let status = answer.status.as_u16();
+        let response = &self.operation(method, path)["responses"][status.to_string()];
+        if !response.is_object() {
+            return vec![format!(
+                "status {status} is not documented: {}",
+                answer.text
+            )];
+        }
+        let media = answer
+            .headers
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string());
+        match response["content"].as_object() {
+            None if answer.text.is_empty() => Vec::new(),
+            None => vec![format!("a body where none is documented: {}", answer.text)],
+            Some(content) => {
+                let (documented, entry) = content.iter().next().unwrap();
+                if !media.as_deref().is_some_and(|m| m.starts_with(documented)) {
+                    return vec![format!("media type {media:?}, documented {documented}")];
+                }
+                if documented == "application/json" {
+                    self.problems(&entry["schema"], &answer.json())
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    fn check_answer(&self, method: &Method, path: &str, answer: &Answer) {
+        let problems = self.answer_problems(method, path, answer);
+        assert!(
+            problems.is_empty(),
+            "{method} {path} answered {} not as documented ({} problems): {:?}\n{}",
+            answer.status,
+            problems.len(),
+            &problems[..problems.len().min(5)],
+            answer.text.chars().take(600).collect::<String>()
+        );
+    }
+}
+
+async fn real_answers_and_bodies_validate_against_the_documented_schemas(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let doc = app.get("/api/v1/openapi.json", &Auth::None).await.json();
+    let contract = Contract { doc };
+    let admin = app.token(Role::Admin);
+    let mut checked = std::collections::BTreeSet::new();
+    // Sends a request as `auth` (route `path` with `url`), checks the body sent and the answer.
+    macro_rules! exchange {
+        ($method:expr, $path:expr, $url:expr, $auth:expr, $body:expr) => {{
+            let (method, path): (Method, &str) = ($method, $path);
+            let body: Option<Value> = $body;
+            if let Some(json @ Value::Object(_)) = &body {
+                contract.check_request(&method, path, json);
+            }
+            let answer = app
+                .send_typed(method.clone(), &$url, $auth, body.map(encoded))
+                .await;
+            contract.check_answer(&method, path, &answer);
+            checked.insert((method.to_string(), path.to_string(), answer.status.as_u16()));
+            answer
+        }};
+    }
+    let table = routes();
+    let route = |path: &str, method: Method| {
+        table
+            .iter()
+            .find(|r| r.path == path && r.method == method)
+            .unwrap()
+            .clone()
+    };
+    // Decide the sample's days first, so that queues, traces and audits have rows.
+    let select = route("/api/v1/select", Method::POST);
+    let (url, body) = example_request(&select, 0, Some(&app));
+    let answer = exchange!(Method::POST, select.path, url, &admin, body);
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    // Every route as a role that may use it, in the table's order; then a retried submission
+    // (200 duplicate) and the declaration's trace with its result.
+    for (n, route) in table.iter().enumerate() {
+        let (url, body) = example_request(route, n + 1, Some(&app));
+        let answer = exchange!(route.method.clone(), route.path, url, &admin, body);
+        assert!(
+            answer.status.is_success(),
+            "{} {}: {}",
+            route.method,
+            route.path,
+            answer.text
+        );
+    }
+    let results = route("/api/v1/control-results", Method::POST);
+    let results_n = 1 + table.iter().position(|r| r.path == results.path).unwrap();
+    let (url, body) = example_request(&results, results_n, Some(&app));
+    let answer = exchange!(Method::POST, results.path, url, &admin, body);
+    assert_eq!(answer.status, StatusCode::OK, "a retry: {}", answer.text);
+    let trace_path = "/api/v1/declarations/{id}/decision";
+    let trace_url = format!("/api/v1/declarations/{DECLARATION}/decision");
+    let trace = exchange!(Method::GET, trace_path, trace_url, &admin, None);
+    let trace = trace.json();
+    assert!(!trace["decisions"].as_array().unwrap().is_empty());
+    assert!(!trace["results"].as_array().unwrap().is_empty());
+    assert!(trace["explanation"].is_object());
+
+    // Errors: each with its documented status and the error schema.
+    let errors = [
+        (
+            Method::POST,
+            "/api/v1/login".to_string(),
+            "/api/v1/login",
+            Auth::None,
+            Some(json!({"user": user_name(Role::Admin), "password": "wrong password"})),
+            401,
+        ),
+        (
+            Method::GET,
+            "/api/v1/me".into(),
+            "/api/v1/me",
+            Auth::None,
+            None,
+            401,
+        ),
+        (
+            Method::GET,
+            "/api/v1/tokens".into(),
+            "/api/v1/tokens",
+            app.token(Role::Analyst),
+            None,
+            403,
+        ),
+        (
+            Method::GET,
+            "/api/v1/queue?lane=purple".into(),
+            "/api/v1/queue",
+            admin.clone(),
+            None,
+            422,
+        ),
+        (
+            Method::GET,
+            "/api/v1/declarations/nope/decision".into(),
+            trace_path,
+            admin.clone(),
+            None,
+            404,
+        ),
+        (
+            Method::POST,
+            "/api/v1/control-results".into(),
+            "/api/v1/control-results",
+            admin.clone(),
+            Some(submission(
+                &format!("matrix-{results_n}"),
+                DECLARATION,
+                "other content",
+            )),
+            409,
+        ),
+        (
+            Method::POST,
+            "/api/v1/control-results".into(),
+            "/api/v1/control-results",
+            admin.clone(),
+            Some(json!({"submission_id": "x", "declaration_id": DECLARATION,
+                     "schema_version": "1.0.0", "values": {"outcome": "nothing-like-it"}})),
+            422,
+        ),
+    ];
+    for (method, url, path, auth, body, status) in errors {
+        // A body refused on purpose is not checked against the request schema.
+        let answer = app
+            .send_typed(method.clone(), &url, &auth, body.map(encoded))
+            .await;
+        assert_eq!(
+            answer.status.as_u16(),
+            status,
+            "{method} {url}: {}",
+            answer.text
+        );
+        contract.check_answer(&method, path, &answer);
+        checked.insert((method.to_string(), path.to_string(), status));
+    }
+
+    // Every route of the table was checked with a success.
+    for route in &table {
+        assert!(
+            checked
+                .iter()
+                .any(|(m, p, s)| *m == route.method.to_string()
+                    && p == route.path
+                    && (200..300).contains(s)),
+            "{} {} not checked",
+            route.method,
+            route.path
+        );
+    }
+
+    // The check can fail: a queue answer does not match a document whose queue rows are
+    // strings, nor one whose queue needs a field it never has; an error does not match the
+    // queue's schema.
+    let queue = app.get("/api/v1/queue", &admin).await;
+    assert_eq!(queue.status, StatusCode::OK);
+    let mut wrong = Contract {
+        doc: contract.doc.clone(),
+    };
+    wrong.doc["components"]["schemas"]["QueueRow"]["properties"]["lane"] =
+        json!({"type": "integer"});
+    assert!(!wrong
+        .answer_problems(&Method::GET, "/api/v1/queue", &queue)
+        .is_empty());
+    let mut wrong = Contract {
+        doc: contract.doc.clone(),
+    };
+    wrong.doc["components"]["schemas"]["Queue"]["required"] = json!(["day", "weather"]);
+    assert!(!wrong
+        .answer_problems(&Method::GET, "/api/v1/queue", &queue)
+        .is_empty());
+    let error = app.get("/api/v1/queue?lane=purple", &admin).await;
+    let queue_schema = &contract.operation(&Method::GET, "/api/v1/queue")["responses"]["200"]
+        ["content"]["application/json"]["schema"];
+    assert!(!contract.problems(queue_schema, &error.json()).is_empty());
+    app.stop().await;
+}
+on_both_stores!(real_answers_and_bodies_validate_against_the_documented_schemas);
 
 async fn every_api_route_without_valid_credentials_answers_401(kind: StoreKind) {
     let app = spawn_app(kind).await;

@@ -3,12 +3,13 @@
 
 use std::fmt::Write as _;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::format;
 
 /// Share of the hits of one dimension found in one group, in both periods.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ShareShift {
     /// Group.
     pub group: String,
@@ -35,7 +36,7 @@ pub struct ShareShift {
 }
 
 /// Where the hits of one dimension were found, in both periods.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Displacement {
     /// Dimension.
     pub dimension: String,

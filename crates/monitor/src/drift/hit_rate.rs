@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use borderlens_selection::estimate::{normal_cdf, wilson};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::DriftOptions;
@@ -22,7 +23,7 @@ pub struct OutcomeRecord {
 }
 
 /// Hit rate of one group in both periods.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HitRateShift {
     /// Dimension (`overall` for all inspections).
     pub dimension: String,

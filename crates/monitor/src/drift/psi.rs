@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::DriftOptions;
@@ -46,7 +47,7 @@ impl Values<'_> {
 }
 
 /// One bin of a PSI computation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PsiBin {
     /// `< 3`, `[3, 7)`, `≥ 12`, `missing`, a category, or `other`.
     pub label: String,
@@ -59,7 +60,7 @@ pub struct PsiBin {
 }
 
 /// A population stability index with its bins.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Psi {
     /// The index (≥ 0, finite; 0 when either period has no values).
     pub value: f64,
@@ -248,7 +249,9 @@ pub fn psi_categorical(reference: &[&str], current: &[&str]) -> Psi {
 }
 
 /// How much a distribution moved, by PSI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DriftLevel {
     /// PSI below 0.1.
@@ -293,7 +296,7 @@ pub struct FeatureInput<'a> {
 }
 
 /// PSI of one feature.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FeatureDrift {
     /// Feature name.
     pub name: String,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::displacement::displacement_sentence;
@@ -14,7 +15,7 @@ use super::psi::{feature_drift, psi_alerts, psi_sentence};
 use super::{Displacement, FeatureDrift, FeatureInput, HitRateShift, OutcomeRecord, ShareShift};
 
 /// Settings of the drift report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DriftOptions {
     /// Confidence level of the Wilson intervals of hit rates (default 0.95).
     pub confidence: f64,
@@ -62,7 +63,9 @@ impl Default for DriftOptions {
 }
 
 /// How urgent an alert is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth a look.
@@ -74,7 +77,7 @@ pub enum Severity {
 }
 
 /// What an alert is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// A feature's distribution.
@@ -88,7 +91,7 @@ pub enum AlertKind {
 }
 
 /// One alert of a drift report.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Alert {
     /// How urgent.
     pub severity: Severity,
@@ -99,7 +102,7 @@ pub struct Alert {
 }
 
 /// Drift and displacement between a reference and a current period.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DriftReport {
     /// Settings the report ran with.
     pub options: DriftOptions,

@@ -151,7 +151,10 @@ fn declarations_decided_before_are_left_out_and_counted_once() {
     .unwrap();
     assert_eq!(asked, ["D1", "D2"], "asked once per declaration");
     assert_eq!(batches.already_decided, 1, "a declaration, not its items");
-    assert_eq!(picked(&batches), [("2021-03-01".into(), "D2".into(), 1, 0.5)]);
+    assert_eq!(
+        picked(&batches),
+        [("2021-03-01".into(), "D2".into(), 1, 0.5)]
+    );
 }
 
 #[test]
