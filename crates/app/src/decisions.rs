@@ -5,13 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use borderlens_controls::{exchange, FieldError, FormSchema, Submission, ValidationErrors};
 use borderlens_domain::rng::Rng;
-use borderlens_domain::{DeclarationItem, ItemKey};
+use borderlens_domain::{DecisionSource, DeclarationItem, ItemKey, Lane, RecordStatus};
 use borderlens_selection::batch::{self, Batch, Batching, Member};
 use borderlens_selection::estimate::{self, RateEstimate, StratumCount};
 use borderlens_selection::policy::{decide, Candidate, Policy};
 use borderlens_store::{
-    Backend, ItemFilter, NewControlResult, NewDecision, Recorded, StoredControlResult,
-    StoredDecision,
+    Backend, ItemFilter, NewControlResult, NewDecision, StoredControlResult, StoredDecision,
 };
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -178,8 +177,8 @@ pub fn select(
                 score: s.is_finite().then_some(*s),
                 pi: decision.pi,
                 stratum: decision.stratum,
-                lane: decision.lane.name().into(),
-                source: decision.source.name().into(),
+                lane: decision.lane,
+                source: decision.source,
                 reasons: decision.reasons,
             });
         }
@@ -206,7 +205,7 @@ pub use borderlens_selection::batch::stable_hash;
 pub fn override_decision(
     store: &mut dyn Backend,
     declaration_id: &str,
-    lane: &str,
+    lane: Lane,
     reason: &str,
 ) -> Result<StoredDecision, JobError> {
     Ok(store.override_decision(declaration_id, lane, reason)?)
@@ -218,8 +217,7 @@ pub struct RecordReport {
     /// Stored id.
     pub id: i64,
     /// `recorded` or `duplicate` (already stored, nothing changed).
-    #[schemars(extend("enum" = ["recorded", "duplicate"]))]
-    pub status: &'static str,
+    pub status: RecordStatus,
     /// Submission id.
     pub submission_id: String,
     /// Declaration.
@@ -260,10 +258,7 @@ fn store_result(
     })?;
     Ok(RecordReport {
         id: recorded.id(),
-        status: match recorded {
-            Recorded::New(_) => "recorded",
-            Recorded::Duplicate(_) => "duplicate",
-        },
+        status: recorded.status(),
         submission_id: result.submission_id().to_string(),
         declaration_id: result.declaration_id().to_string(),
         outcome: result.outcome().to_string(),
@@ -346,7 +341,7 @@ pub fn import_control_results(
         rejected: Vec::new(),
     };
     let mut tally = |outcome: Result<RecordReport, JobError>, at: String| match outcome {
-        Ok(r) if r.status == "duplicate" => report.duplicates += 1,
+        Ok(r) if r.status == RecordStatus::Duplicate => report.duplicates += 1,
         Ok(_) => report.recorded += 1,
         Err(e) => report.rejected.push(format!("{file}: {at}: {e}")),
     };
@@ -431,9 +426,6 @@ pub struct SegmentEstimate {
     pub naive: RateEstimate,
 }
 
-/// Decision sources that are part of the sampling design (their results enter estimates).
-pub const DESIGN_SOURCES: [&str; 4] = ["campaign", "risk", "random", "explore"];
-
 /// Segment dimensions estimates can be split by.
 pub const DIMENSIONS: [&str; 4] = ["origin", "office", "hs_chapter", "transport_mode"];
 
@@ -488,7 +480,7 @@ pub fn estimates(
             .map(|i| dimension_value(i, dimension))
             .unwrap_or_default()
     };
-    let is_design = |d: &StoredDecision| DESIGN_SOURCES.contains(&d.decision.source.as_str());
+    let is_design = |d: &StoredDecision| d.decision.source.is_design_selection();
     // The design's strata over every decided declaration: (batch, stratum) → counts. A design
     // selection without a result stays in its stratum's population but not among the inspected
     // (missing at random within the stratum).
@@ -642,10 +634,9 @@ pub struct DecisionEntry {
     /// Stratum.
     pub stratum: String,
     /// Lane.
-    #[schemars(extend("enum" = crate::LANES))]
-    pub lane: String,
+    pub lane: Lane,
     /// Source (`override` for overrides).
-    pub source: String,
+    pub source: DecisionSource,
     /// Reasons.
     pub reasons: Vec<String>,
     /// The overridden decision, for an override.

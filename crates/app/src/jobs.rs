@@ -244,7 +244,7 @@ pub fn train(
         model: request.model.clone(),
         version,
         sha256,
-        label: model.options.label.clone(),
+        label: model.options.label,
         imbalance: model.options.imbalance.name().to_string(),
         n_rows: model.summary.n_rows,
         positives: model.summary.positives,
@@ -265,7 +265,7 @@ fn inverse_probability_weights(
 ) -> Result<Vec<f64>, JobError> {
     let mut pi: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
     for d in store.decisions(None)? {
-        if d.overrides.is_none() && crate::DESIGN_SOURCES.contains(&d.decision.source.as_str()) {
+        if d.overrides.is_none() && d.decision.source.is_design_selection() {
             pi.insert(d.decision.declaration_id, d.decision.pi);
         }
     }
@@ -331,7 +331,7 @@ pub fn evaluate(
     request: &EvaluateRequest,
 ) -> Result<(EvaluationReport, Vec<f64>, Vec<bool>), JobError> {
     let (model, version) = load_model(store, &request.model, request.version)?;
-    let label = model.label().unwrap_or(LabelKind::Fraud);
+    let label = model.label();
     let items = store.items(&ItemFilter {
         from: None,
         to: Some(request.to),
@@ -363,7 +363,7 @@ pub fn evaluate(
     let report = EvaluationReport {
         model: request.model.clone(),
         version,
-        label: label.name().to_string(),
+        label,
         from: request.from.to_string(),
         to: request.to.to_string(),
         metrics: TargetingMetrics::from_evaluation(&evaluation),
@@ -639,7 +639,7 @@ pub fn export_items(
     request: &ExportRequest,
 ) -> Result<(usize, usize), JobError> {
     let design = model::training_design(training, &request.options)?;
-    let label = LabelKind::parse(&request.options.label).unwrap_or(LabelKind::Fraud);
+    let label = request.options.label;
     let wanted: Vec<bool> = items
         .iter()
         .map(|d| d.date >= request.from && d.date <= request.to && d.label.is_some())
@@ -841,7 +841,7 @@ pub fn anomaly(store: &dyn Backend, request: &AnomalyRequest) -> Result<AnomalyR
             .collect();
         let e = metrics::evaluate(&s, &y, &duty);
         Some(AnomalyEvaluation {
-            label: request.label.name().to_string(),
+            label: request.label,
             metrics: TargetingMetrics::from_evaluation(&e),
         })
     };

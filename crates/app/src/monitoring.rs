@@ -11,7 +11,7 @@ use borderlens_monitor::drift::{
 use borderlens_store::{Backend, ItemFilter};
 use chrono::{Datelike, NaiveDate};
 
-use crate::{JobError, DESIGN_SOURCES};
+use crate::JobError;
 
 fn size_band(n: usize) -> &'static str {
     match n {
@@ -76,9 +76,9 @@ pub(crate) fn audit_records(store: &dyn Backend) -> Result<Vec<(String, AuditRec
         let Some(item) = items.get(&(*id, design.item_no.unwrap_or(1))) else {
             continue;
         };
-        let selected = decisions[last].decision.lane != "green";
-        let design_selected = DESIGN_SOURCES.contains(&design.source.as_str())
-            && decisions[last].decision.lane == design.lane;
+        let selected = decisions[last].decision.lane.is_control();
+        let design_selected =
+            design.source.is_design_selection() && decisions[last].decision.lane == design.lane;
         records.push((
             id.to_string(),
             AuditRecord {

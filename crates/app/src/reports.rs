@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use borderlens_domain::LabelKind;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -56,7 +57,7 @@ pub struct TrainReport {
     /// SHA-256 of the model bytes (same data + options + seed → same digest).
     pub sha256: String,
     /// `fraud` or `critical`.
-    pub label: String,
+    pub label: LabelKind,
     /// Imbalance option.
     pub imbalance: String,
     /// Labelled rows trained on.
@@ -85,7 +86,7 @@ pub struct EvaluationReport {
     /// Model version.
     pub version: u32,
     /// Label evaluated.
-    pub label: String,
+    pub label: LabelKind,
     /// First date (inclusive).
     pub from: String,
     /// Last date (inclusive).
@@ -273,7 +274,7 @@ pub struct ExplainReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct AnomalyEvaluation {
     /// Label measured against.
-    pub label: String,
+    pub label: LabelKind,
     /// Targeting quality (flattened into this object in JSON).
     #[serde(flatten)]
     pub metrics: TargetingMetrics,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use borderlens_domain::ItemKey;
+use borderlens_domain::{DecisionSource, ItemKey, Lane};
 use borderlens_monitor::bias::{BiasAudit, BiasOptions};
 use borderlens_monitor::drift::{DriftReport, Series};
 use borderlens_store::{AuditEntry, Backend};
@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Lanes in the order a queue shows them: controls first.
-pub const LANES: [&str; 3] = ["red", "yellow", "green"];
+pub const LANES: &[Lane] = Lane::ALL;
 
 /// How the queue is sorted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -58,7 +58,7 @@ pub struct QueueFilter {
     /// Day (`YYYY-MM-DD`); the latest decided day when absent.
     pub day: Option<String>,
     /// Only this lane.
-    pub lane: Option<String>,
+    pub lane: Option<Lane>,
     /// Only this office.
     pub office: Option<String>,
     /// Order of the rows.
@@ -81,10 +81,9 @@ pub struct QueueRow {
     /// Country of origin as declared.
     pub origin: String,
     /// Lane in force (an override's when overridden).
-    #[schemars(extend("enum" = LANES))]
-    pub lane: String,
+    pub lane: Lane,
     /// Why it is in that lane: `risk`, `random`, `campaign`, `release`, `override`, ...
-    pub source: String,
+    pub source: DecisionSource,
     /// Selection probability of the design decision.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub pi: f64,
@@ -107,7 +106,7 @@ pub struct Queue {
     pub days: Vec<String>,
     /// Offices with declarations that day.
     pub offices: Vec<String>,
-    /// Declarations per lane that day, before the lane and office filters.
+    /// Declarations per lane (by name) that day, before the lane and office filters.
     pub lanes: BTreeMap<String, usize>,
     /// The rows, filtered and sorted.
     pub rows: Vec<QueueRow>,
@@ -191,7 +190,9 @@ pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobErro
             .pop()
             .map(|r| r.result.outcome);
         offices.insert(item.office_id.clone());
-        *lanes.entry(current.decision.lane.clone()).or_default() += 1;
+        *lanes
+            .entry(current.decision.lane.name().to_string())
+            .or_default() += 1;
         rows.push(QueueRow {
             declaration_id: id.clone(),
             date: item.date.to_string(),
@@ -199,8 +200,8 @@ pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobErro
             importer: item.importer_id.clone(),
             hs6: item.hs6.to_string(),
             origin: item.origin_country.clone(),
-            lane: current.decision.lane.clone(),
-            source: current.decision.source.clone(),
+            lane: current.decision.lane,
+            source: current.decision.source,
             pi: original.decision.pi,
             score: original.decision.score.or(deciding.map(|s| s.score)),
             reasons: deciding.map(|s| s.reasons.clone()).unwrap_or_default(),
@@ -209,18 +210,15 @@ pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobErro
         });
     }
     rows.retain(|r| {
-        filter.lane.as_ref().is_none_or(|lane| &r.lane == lane)
+        filter.lane.is_none_or(|lane| r.lane == lane)
             && filter
                 .office
                 .as_ref()
                 .is_none_or(|office| &r.office == office)
     });
-    let lane_rank = |lane: &str| LANES.iter().position(|l| *l == lane).unwrap_or(LANES.len());
     let score = |r: &QueueRow| r.score.unwrap_or(f64::NEG_INFINITY);
     rows.sort_by(|a, b| match filter.sort {
-        QueueSort::Lane => lane_rank(&a.lane)
-            .cmp(&lane_rank(&b.lane))
-            .then(score(b).total_cmp(&score(a))),
+        QueueSort::Lane => a.lane.cmp(&b.lane).then(score(b).total_cmp(&score(a))),
         QueueSort::Score => score(b).total_cmp(&score(a)),
         QueueSort::Pi => a.pi.total_cmp(&b.pi),
         QueueSort::Id => a.declaration_id.cmp(&b.declaration_id),
@@ -346,7 +344,7 @@ pub struct DeclarationView {
     /// Declarations of the same importer or declarant, newest first.
     pub related: Vec<RelatedRow>,
     /// The lane in force.
-    pub lane: Option<String>,
+    pub lane: Option<Lane>,
 }
 
 /// Declarations shown as linked records.
@@ -402,7 +400,7 @@ pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<Declarat
             label: crate::decisions::label_words(other.label),
         })
         .collect();
-    let lane = trace.decisions.last().map(|d| d.lane.clone());
+    let lane = trace.decisions.last().map(|d| d.lane);
     Ok(DeclarationView {
         trace,
         derived,

@@ -8,7 +8,7 @@
 
 use borderlens_app as app;
 use borderlens_controls::{coerce, FormSchema, Submission};
-use borderlens_domain::ControlLabel;
+use borderlens_domain::{ControlLabel, RecordStatus};
 use borderlens_ingest::ColumnMapping;
 use borderlens_store::pg::testing::TestSchema;
 use borderlens_store::{Backend, NewControlResult, Store};
@@ -168,7 +168,7 @@ fn a_retry_of_a_result_stored_by_the_earlier_release_is_a_duplicate() {
         ];
         for retry in retries {
             let report = retry.unwrap();
-            assert_eq!((report.status, report.id), ("duplicate", first));
+            assert_eq!((report.status, report.id), (RecordStatus::Duplicate, first));
         }
         assert_eq!(store.control_results().unwrap().len(), 1);
         assert_eq!(schema.version(), "1.0.0");
@@ -183,14 +183,17 @@ fn the_stored_text_is_byte_for_byte_the_earlier_releases() {
                 .unwrap();
         assert_eq!(
             (report.status, report.label.as_deref()),
-            ("recorded", Some("fraud"))
+            (RecordStatus::Recorded, Some("fraud"))
         );
         let stored = stored_text(store, TOBACCO_ID);
         assert_eq!(stored, TOBACCO_STORED);
         assert_eq!(sha256(&stored), TOBACCO_SHA256);
         // What the earlier release sent for it is a retry of it.
         let again = app::record_control_result(store, TOBACCO_SENT, "cli").unwrap();
-        assert_eq!((again.status, again.id), ("duplicate", report.id));
+        assert_eq!(
+            (again.status, again.id),
+            (RecordStatus::Duplicate, report.id)
+        );
         // And what is stored reads back typed, for the exchange document.
         let document: serde_json::Value =
             serde_json::from_str(&app::export_control_results(store, "NL", None).unwrap()).unwrap();

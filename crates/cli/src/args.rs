@@ -112,8 +112,8 @@ pub struct ImportArgs {
 #[derive(Args, Clone)]
 pub struct ModelOptions {
     /// Label to learn: fraud or critical.
-    #[arg(long, default_value = "fraud")]
-    pub label: String,
+    #[arg(long, default_value_t = LabelKind::Fraud)]
+    pub label: LabelKind,
     /// Imbalance treatment: none, class-weight, oversample, undersample, smote.
     #[arg(long, default_value = "none")]
     pub imbalance: String,
@@ -139,9 +139,7 @@ pub struct ModelOptions {
 
 impl ModelOptions {
     pub fn to_options(&self) -> anyhow::Result<TrainOptions> {
-        let label = LabelKind::parse(&self.label)
-            .with_context(|| format!("unknown label '{}': use fraud or critical", self.label))?;
-        let mut options = TrainOptions::standard(label);
+        let mut options = TrainOptions::standard(self.label);
         options.imbalance = Imbalance::parse(&self.imbalance)
             .with_context(|| format!("unknown imbalance option '{}': use none, class-weight, oversample, undersample or smote", self.imbalance))?;
         options.anomaly_feature = self.anomaly_feature;
@@ -241,8 +239,8 @@ pub struct AnomalyArgs {
     #[arg(long)]
     pub to: NaiveDate,
     /// Label to measure the ranking against, where known: fraud or critical.
-    #[arg(long, default_value = "critical")]
-    pub label: String,
+    #[arg(long, default_value_t = LabelKind::Critical)]
+    pub label: LabelKind,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Items listed.
@@ -331,8 +329,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "probability")]
     pub rank_by: String,
     /// Target label: fraud or critical.
-    #[arg(long, default_value = "fraud")]
-    pub label: String,
+    #[arg(long, default_value_t = LabelKind::Fraud)]
+    pub label: LabelKind,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// First date replayed.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use borderlens_app as app;
-use borderlens_domain::ItemKey;
+use borderlens_domain::{DecisionSource, ItemKey, LabelKind};
 use borderlens_ingest::ColumnMapping;
 use borderlens_store::{Decisions, Items, Store};
 use chrono::NaiveDate;
@@ -49,7 +49,7 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     output::import(&reports, false)?;
     outln!("\n== 2. train a fraud model on 2020 (borderlens train --label fraud --until 2020-12-31 --model demo)");
     let options = ModelOptions {
-        label: "fraud".into(),
+        label: LabelKind::Fraud,
         imbalance: "none".into(),
         anomaly_feature: false,
         trees: 1000,
@@ -179,7 +179,7 @@ fn demo_loop(store: &mut Store, a: &DemoArgs, bars: &Bars) -> anyhow::Result<()>
     let random = store
         .decisions(Some("2021-03-22"))?
         .into_iter()
-        .find(|d| d.decision.source == "random");
+        .find(|d| d.decision.source == DecisionSource::Random);
     if let Some(d) = random {
         let id = d.decision.declaration_id;
         outln!("\n== 7. an officer records the control result of randomly selected declaration {id} (borderlens controls record ...)");

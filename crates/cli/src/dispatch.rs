@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use borderlens_app as app;
-use borderlens_domain::{ItemKey, LabelKind};
+use borderlens_domain::ItemKey;
 use borderlens_ingest::ColumnMapping;
 use borderlens_selection::policy::RankBy;
 use borderlens_selection::simulate::{SimulationOptions, Strategy};
@@ -121,13 +121,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Anomaly(a) => {
             let store = open()?;
-            let label = LabelKind::parse(&a.label)
-                .with_context(|| format!("unknown label '{}': use fraud or critical", a.label))?;
             let request = app::AnomalyRequest {
                 until: a.until,
                 from: a.from,
                 to: a.to,
-                label,
+                label: a.label,
                 seed: a.seed,
                 top: a.top,
             };
@@ -214,8 +212,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Drift(a) => crate::loop_cmds::drift(&*open()?, a, cli.json),
         Command::Simulate(a) => {
             let store = open()?;
-            let label = LabelKind::parse(&a.label)
-                .with_context(|| format!("unknown label '{}': use fraud or critical", a.label))?;
             let strategies = a
                 .policies
                 .iter()
@@ -240,7 +236,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "expected_revenue" => RankBy::ExpectedRevenue,
                 other => bail!("unknown --rank-by '{other}': use probability or expected_revenue"),
             };
-            options.label = label;
+            options.label = a.label;
             options.seed = a.seed;
             let request = app::SimulateRequest {
                 from: a.from,

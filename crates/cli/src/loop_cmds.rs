@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use borderlens_app as app;
 use borderlens_controls::{FormSchema, Submission};
+use borderlens_domain::Lane;
 use borderlens_store::Backend;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
@@ -54,7 +55,7 @@ pub struct OverrideArgs {
     pub declaration: String,
     /// New lane: red, yellow or green.
     #[arg(long)]
-    pub lane: String,
+    pub lane: Lane,
     /// Why (mandatory, kept in the audit log).
     #[arg(long)]
     pub reason: String,
@@ -178,7 +179,7 @@ pub fn override_decision(
     a: &OverrideArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let stored = app::override_decision(store, &a.declaration, &a.lane, &a.reason)?;
+    let stored = app::override_decision(store, &a.declaration, a.lane, &a.reason)?;
     if json {
         outln!(
             "{}",

@@ -8,6 +8,7 @@ use borderlens_app::{
     TrainReport,
 };
 use borderlens_charts as charts;
+use borderlens_domain::Lane;
 use borderlens_selection::simulate::SimulationReport;
 use borderlens_store::ModelInfo;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -538,28 +539,25 @@ pub fn select(r: &borderlens_app::SelectReport, json: bool) -> anyhow::Result<()
         r.model,
         r.model_version
     );
-    let mut t = table(&[
-        "batch",
-        "declarations",
-        "red",
-        "yellow",
-        "green",
-        "by source",
-    ]);
+    let mut headers = vec!["batch", "declarations"];
+    headers.extend(Lane::NAMES);
+    headers.push("by source");
+    let mut t = table(&headers);
     for b in &r.batches {
-        let lane = |l: &str| b.lanes.get(l).copied().unwrap_or(0).to_string();
-        t.add_row(vec![
-            b.batch.clone(),
-            b.declarations.to_string(),
-            lane("red"),
-            lane("yellow"),
-            lane("green"),
+        let mut row = vec![b.batch.clone(), b.declarations.to_string()];
+        row.extend(
+            Lane::ALL
+                .iter()
+                .map(|l| b.lanes.get(l.name()).copied().unwrap_or(0).to_string()),
+        );
+        row.push(
             b.sources
                 .iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-        ]);
+        );
+        t.add_row(row);
     }
     outln!("{t}");
     if r.already_decided > 0 {

@@ -950,6 +950,12 @@ fn every_decision_and_result_is_traceable_and_results_are_idempotent() {
         "{}",
         stderr(&out)
     );
+    // A lane that does not exist is refused before anything is read or written.
+    let out = borderlens(
+        &db,
+        &["override", &id, "--lane", "purple", "--reason", "tip"],
+    );
+    assert_error(&out, &["'purple'", "red, yellow or green"]);
     let lane = if decision["lane"] == "yellow" {
         "red"
     } else {

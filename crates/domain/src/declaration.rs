@@ -24,42 +24,6 @@ pub struct ControlLabel {
     pub critical: u8,
 }
 
-/// Which label a model learns.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum LabelKind {
-    /// `fraud == true`.
-    Fraud,
-    /// `critical == 2`: the rare, serious cases.
-    Critical,
-}
-
-impl LabelKind {
-    /// Parses `fraud` or `critical` (case-insensitive).
-    pub fn parse(text: &str) -> Option<LabelKind> {
-        match text.to_ascii_lowercase().as_str() {
-            "fraud" => Some(LabelKind::Fraud),
-            "critical" | "critical-fraud" => Some(LabelKind::Critical),
-            _ => None,
-        }
-    }
-
-    /// The name used on the command line and in model metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            LabelKind::Fraud => "fraud",
-            LabelKind::Critical => "critical",
-        }
-    }
-
-    /// Whether `label` is a positive for this kind.
-    pub fn is_positive(self, label: ControlLabel) -> bool {
-        match self {
-            LabelKind::Fraud => label.fraud,
-            LabelKind::Critical => label.critical == 2,
-        }
-    }
-}
-
 /// One goods item of an import declaration, with the fields of the WCO-style declaration that the
 /// risk engine reads. Code fields keep the declared text verbatim (trimmed); optional parties are
 /// `None` when not declared. Nothing here is ever rewritten by the system.

@@ -7,6 +7,9 @@ Brief overview:
   plus the [`ControlLabel`] that an inspection produced (absent until the item is controlled).
 - [`FieldRegistry`] lists the declared fields (name, business words, type, counterfactual and
   drift flags): ingest, store, explanations and drift read it instead of listing fields.
+- [`Lane`], [`DecisionSource`], [`RecordStatus`] and [`LabelKind`] are the closed vocabularies
+  (parsed once; an unknown word is an [`UnknownWord`] error), written as the same lower-case
+  words everywhere (database, JSON, command line).
 - [`HsCode`] is a validated 6-digit Harmonized System subheading.
 - [`ContainerNumber`] (ISO 6346) and [`S10ItemId`] (UPU S10) are parsed with their check digits.
 - [`hex::encode`] writes bytes (digests, tokens, pseudonyms) as lower-case hex digits.
@@ -22,10 +25,12 @@ pub mod hex;
 mod hs;
 mod ids;
 pub mod rng;
+mod vocab;
 
-pub use declaration::{ControlLabel, DeclarationItem, ItemKey, LabelKind};
+pub use declaration::{ControlLabel, DeclarationItem, ItemKey};
 pub use fields::{
     DeclaredField, DeclaredValue, DuplicateField, FieldError, FieldRegistry, FieldType, ValueError,
 };
 pub use hs::{HsCode, HsError};
 pub use ids::{iso6346_check_digit, s10_check_digit, ContainerNumber, IdError, S10ItemId};
+pub use vocab::{DecisionSource, LabelKind, Lane, RecordStatus, UnknownWord};

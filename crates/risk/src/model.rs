@@ -66,8 +66,8 @@ impl Imbalance {
 /// Everything that determines a model, besides the data. Same options + same data → same bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {
-    /// `fraud` or `critical`.
-    pub label: String,
+    /// The label learnt (saved as `fraud` or `critical`).
+    pub label: LabelKind,
     /// Imbalance treatment.
     pub imbalance: Imbalance,
     /// Add the isolation-forest anomaly score as a feature.
@@ -87,7 +87,7 @@ impl TrainOptions {
         gbdt.n_trees = 1000;
         gbdt.early_stopping_rounds = Some(50);
         TrainOptions {
-            label: label.name().to_string(),
+            label,
             imbalance: Imbalance::None,
             // Measured on 2021-Q1 (fraud): P@5% 0.855 without, 0.830 with; kept as an option.
             anomaly_feature: false,
@@ -95,11 +95,6 @@ impl TrainOptions {
             refit: true,
             gbdt,
         }
-    }
-
-    fn label_kind(&self) -> Result<LabelKind, RiskError> {
-        LabelKind::parse(&self.label)
-            .ok_or_else(|| RiskError::Options(format!("unknown label '{}'", self.label)))
     }
 }
 
@@ -413,7 +408,7 @@ fn training_design_weighted(
     weights: Option<&[f64]>,
     options: &TrainOptions,
 ) -> Result<TrainingDesign, RiskError> {
-    let label = options.label_kind()?;
+    let label = options.label;
     if let Some(weights) = weights {
         if weights.len() != all_items.len() {
             return Err(RiskError::Data(format!(
@@ -558,15 +553,20 @@ fn counterfactual_values(items: &[DeclarationItem]) -> Vec<(String, Vec<String>)
 
 impl RiskModel {
     /// The label this model predicts.
-    pub fn label(&self) -> Option<LabelKind> {
-        LabelKind::parse(&self.options.label)
+    pub fn label(&self) -> LabelKind {
+        self.options.label
     }
 
     /// Model columns for the `wanted` items of `items` (sorted by date; earlier items, with their
     /// labels, are history), plus the index in `items` of each row.
     pub fn design(&self, items: &[DeclarationItem], wanted: &[bool]) -> (Dataset, Vec<usize>) {
-        let label = self.label().unwrap_or(LabelKind::Fraud);
-        design_with(&self.pipeline, self.anomaly.as_ref(), items, wanted, label)
+        design_with(
+            &self.pipeline,
+            self.anomaly.as_ref(),
+            items,
+            wanted,
+            self.options.label,
+        )
     }
 
     /// One item's model columns given its history.
@@ -934,5 +934,25 @@ mod tests {
             RiskModel::from_bytes(br#"{"format":2,"model":{}}"#),
             Err(RiskError::NewerFormat(2))
         ));
+    }
+
+    #[test]
+    fn the_label_is_saved_as_its_word_and_an_unknown_one_does_not_load() {
+        let items = items();
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 3;
+        let model = train(&items, &options, &mut |_, _| true).unwrap();
+        assert_eq!(model.label(), LabelKind::Fraud);
+        let mut value: serde_json::Value = serde_json::from_slice(&model.to_bytes()).unwrap();
+        assert_eq!(value["model"]["options"]["label"], "fraud");
+        value["model"]["options"]["label"] = "critical".into();
+        let critical = RiskModel::from_bytes(&serde_json::to_vec(&value).unwrap()).unwrap();
+        assert_eq!(critical.label(), LabelKind::Critical);
+        value["model"]["options"]["label"] = "tax evasion".into();
+        let error = RiskModel::from_bytes(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        assert!(
+            matches!(&error, RiskError::Format(m) if m.contains("unknown label 'tax evasion'")),
+            "{error:?}"
+        );
     }
 }

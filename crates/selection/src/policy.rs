@@ -20,92 +20,11 @@
 //! the design that estimates rest on. Officer overrides are recorded on top of decisions by the
 //! caller, never rewriting them.
 
-use std::fmt;
-
 use borderlens_domain::rng::Rng;
 use borderlens_domain::DeclarationItem;
+pub use borderlens_domain::{DecisionSource, Lane};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-
-/// Where a declaration goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lane {
-    /// Physical control.
-    Red,
-    /// Documentary control.
-    Yellow,
-    /// Released without control.
-    Green,
-}
-
-impl Lane {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Lane::Red => "red",
-            Lane::Yellow => "yellow",
-            Lane::Green => "green",
-        }
-    }
-
-    /// Parses `red`, `yellow` or `green`.
-    pub fn parse(text: &str) -> Option<Lane> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "red" => Some(Lane::Red),
-            "yellow" => Some(Lane::Yellow),
-            "green" => Some(Lane::Green),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Lane {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Why the policy put a declaration in its lane.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// A 100% campaign covers it.
-    Campaign,
-    /// Its score is among the highest.
-    Risk,
-    /// Drawn by the uniform random share.
-    Random,
-    /// Drawn by uncertainty-stratified exploration.
-    Explore,
-    /// Documentary band.
-    Documentary,
-    /// Not selected.
-    Release,
-}
-
-impl Source {
-    /// Snake-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Campaign => "campaign",
-            Source::Risk => "risk",
-            Source::Random => "random",
-            Source::Explore => "explore",
-            Source::Documentary => "documentary",
-            Source::Release => "release",
-        }
-    }
-
-    /// Whether this selection is part of the sampling design (a red-lane control whose result
-    /// enters the estimates).
-    pub fn is_design_selection(self) -> bool {
-        matches!(
-            self,
-            Source::Campaign | Source::Risk | Source::Random | Source::Explore
-        )
-    }
-}
 
 /// A segment of declarations: every non-empty list must contain the declaration's value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -423,7 +342,7 @@ pub struct Decision {
     /// Lane.
     pub lane: Lane,
     /// Why.
-    pub source: Source,
+    pub source: DecisionSource,
     /// Probability that the design selects this declaration for a red-lane control.
     pub pi: f64,
     /// Design stratum (`campaign:NAME`, `risk`, `random`, `explore:1`…, `unselected`).
@@ -443,7 +362,7 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
             campaign_count += 1;
             decisions[i] = Some(Decision {
                 lane: campaign.lane,
-                source: Source::Campaign,
+                source: DecisionSource::Campaign,
                 pi: 1.0,
                 stratum: format!("campaign:{}", campaign.name),
                 reasons: vec![format!(
@@ -485,7 +404,7 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
     for (rank, &i) in order.iter().take(risk_n).enumerate() {
         decisions[i] = Some(Decision {
             lane: Lane::Red,
-            source: Source::Risk,
+            source: DecisionSource::Risk,
             pi: 1.0,
             stratum: "risk".into(),
             reasons: vec![format!(
@@ -507,7 +426,7 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
                 &rest,
                 explore_n,
                 "random",
-                Source::Random,
+                DecisionSource::Random,
                 rng,
                 &mut decisions,
             );
@@ -535,7 +454,14 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
                 let band = &by_uncertainty[start..start + size];
                 start += size;
                 let stratum = format!("explore:{}", h + 1);
-                sample_stratum(band, take, &stratum, Source::Explore, rng, &mut decisions);
+                sample_stratum(
+                    band,
+                    take,
+                    &stratum,
+                    DecisionSource::Explore,
+                    rng,
+                    &mut decisions,
+                );
             }
         }
     }
@@ -548,7 +474,7 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
         let decision = decisions[i].as_mut().expect("every candidate decided");
         if decision.lane == Lane::Green {
             decision.lane = Lane::Yellow;
-            decision.source = Source::Documentary;
+            decision.source = DecisionSource::Documentary;
             decision.reasons = vec![format!(
                 "documentary check: score {:.3} in the next {documentary_n} after the red lane",
                 candidates[i].score
@@ -565,7 +491,7 @@ pub fn decide(policy: &Policy, candidates: &[Candidate<'_>], rng: &mut Rng) -> V
 fn unselected(pi: f64, stratum: &str) -> Decision {
     Decision {
         lane: Lane::Green,
-        source: Source::Release,
+        source: DecisionSource::Release,
         pi,
         stratum: stratum.into(),
         reasons: vec!["released: not selected".into()],
@@ -577,7 +503,7 @@ fn sample_stratum(
     members: &[usize],
     take: usize,
     stratum: &str,
-    source: Source,
+    source: DecisionSource,
     rng: &mut Rng,
     decisions: &mut [Option<Decision>],
 ) {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use borderlens_app::{self as app, Role};
 use borderlens_controls::FieldError;
+use borderlens_domain::{Lane, RecordStatus};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -247,7 +248,7 @@ pub(crate) async fn record_control_result(
         app::record_control_submission(store, &submission, "api")
     })
     .await?;
-    let status = if report.status == "duplicate" {
+    let status = if report.status == RecordStatus::Duplicate {
         StatusCode::OK
     } else {
         StatusCode::CREATED
@@ -348,17 +349,18 @@ pub(crate) async fn queue(
             ..ApiError::unprocessable("sort: use lane, score, pi or id")
         })?,
     };
-    if let Some(lane) = &query.lane {
-        if !app::LANES.contains(&lane.as_str()) {
-            return Err(ApiError {
-                fields: vec![FieldError::new("lane", "use red, yellow or green")],
-                ..ApiError::unprocessable("lane: use red, yellow or green")
-            });
-        }
-    }
+    let lane = query
+        .lane
+        .as_deref()
+        .map(Lane::parse)
+        .transpose()
+        .map_err(|e| ApiError {
+            fields: vec![FieldError::new("lane", e.to_string())],
+            ..ApiError::unprocessable(format!("lane: {e}"))
+        })?;
     let filter = app::QueueFilter {
         day: query.day,
-        lane: query.lane,
+        lane,
         office: query.office,
         sort,
     };
@@ -402,8 +404,7 @@ pub(crate) async fn declaration_scores(
 #[serde(deny_unknown_fields)]
 pub(crate) struct OverrideRequest {
     /// The new lane.
-    #[schemars(extend("enum" = app::LANES))]
-    lane: String,
+    lane: Lane,
     /// Why (mandatory; kept in the record).
     #[schemars(length(min = 1))]
     reason: String,
@@ -420,7 +421,7 @@ pub(crate) async fn override_decision(
     let bytes = json_body(&headers, body)?;
     let request: OverrideRequest = parse_json(&bytes)?;
     let entry = blocking(&state.pool, Some(auth.caller.user), move |store| {
-        app::override_decision(store, &id, &request.lane, &request.reason)
+        app::override_decision(store, &id, request.lane, &request.reason)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(app::DecisionEntry::from(entry))).into_response())

@@ -12,6 +12,7 @@ mod common;
 use std::ops::Deref;
 
 use borderlens_app::Role;
+use borderlens_domain::Lane;
 use borderlens_server::{
     routes, Access, Route, ServeConfig, API_PREFIX, MAX_BODY_BYTES, SESSION_COOKIE,
 };
@@ -293,10 +294,7 @@ fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, O
                     .pop()
                     .map(|d| d.decision.lane)
             });
-            let lane = ["red", "yellow", "green"]
-                .into_iter()
-                .find(|l| Some(*l) != current.as_deref())
-                .unwrap();
+            let lane = Lane::ALL.iter().find(|l| Some(**l) != current).unwrap();
             json!({"lane": lane, "reason": format!("matrix {n}: tip from the port police")})
         }
         "/api/v1/score" => json!({"model": "s", "from": "2020-01-01"}),
@@ -1341,6 +1339,38 @@ async fn bad_bodies_get_clear_4xx_and_store_nothing(kind: StoreKind) {
         )
         .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+    // A lane that does not exist, to override to or to filter the queue by: 422 naming the
+    // field, the word and the lanes; nothing is recorded.
+    let decisions = || app.with_store(|store| store.decisions(None).unwrap().len());
+    let before = decisions();
+    let override_path = format!("/api/v1/declarations/{DECLARATION}/override");
+    let body = json!({"lane": "purple", "reason": "tip from the port police"});
+    for answer in [
+        app.post(&override_path, &officer, &body).await,
+        app.get("/api/v1/queue?lane=purple", &officer).await,
+    ] {
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.text
+        );
+        assert_eq!(
+            answer.json()["fields"][0]["field"],
+            "lane",
+            "{}",
+            answer.text
+        );
+        assert!(
+            answer
+                .error()
+                .contains("unknown lane 'purple': use red, yellow or green"),
+            "{}",
+            answer.text
+        );
+    }
+    assert_eq!(decisions(), before);
 
     assert!(app.stored_results().is_empty());
     app.stop().await;

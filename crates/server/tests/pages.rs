@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use borderlens_app::Role;
+use borderlens_domain::Lane;
 use borderlens_server::{pages, Access};
 use common::{password, user_name, Served, StoreKind, PAGES};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -115,7 +116,7 @@ async fn post_control(app: &Served, id: &str, cookie: &str, form: &str) -> Page 
 fn decided(app: &Served) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut decisions = app.with_store(|store| store.decisions(None).unwrap());
-    decisions.sort_by_key(|d| d.decision.lane != "green");
+    decisions.sort_by_key(|d| d.decision.lane != Lane::Green);
     decisions
         .into_iter()
         .map(|d| d.decision.declaration_id)
@@ -402,6 +403,23 @@ async fn an_override_needs_a_reason_and_is_shown_beside_the_original_decision(ki
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         answer.text.contains("reason is mandatory"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(counts(&app), before);
+    let answer = send(
+        &app,
+        Method::POST,
+        &path,
+        Some(&cookie),
+        &format!("csrf_token={csrf}&lane=purple&reason=x-ray+shows+a+false+wall"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        ["unknown lane", "purple", "use red, yellow or green"]
+            .iter()
+            .all(|words| answer.text.contains(words)),
         "{}",
         answer.text
     );

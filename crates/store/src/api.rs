@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::fmt::Display;
 
-use borderlens_domain::{DeclarationItem, ItemKey};
+use borderlens_domain::{DeclarationItem, ItemKey, Lane};
 use chrono::NaiveDate;
 
 use crate::{
@@ -134,7 +134,7 @@ pub trait Decisions {
     fn override_decision(
         &mut self,
         declaration_id: &str,
-        lane: &str,
+        lane: Lane,
         reason: &str,
     ) -> Result<StoredDecision, StoreError>;
     /// The decisions and overrides on `declaration_id`, oldest first.

@@ -1,6 +1,6 @@
 //! Control results: append-only, idempotent by submission id, and feeding the item labels.
 
-use borderlens_domain::ControlLabel;
+use borderlens_domain::{ControlLabel, RecordStatus};
 
 use crate::audit::insert_audit;
 use crate::error::Context;
@@ -53,6 +53,14 @@ impl Recorded {
     pub fn id(self) -> i64 {
         match self {
             Recorded::New(id) | Recorded::Duplicate(id) => id,
+        }
+    }
+
+    /// `recorded` or `duplicate`.
+    pub fn status(self) -> RecordStatus {
+        match self {
+            Recorded::New(_) => RecordStatus::Recorded,
+            Recorded::Duplicate(_) => RecordStatus::Duplicate,
         }
     }
 }

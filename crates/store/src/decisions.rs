@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use borderlens_domain::{DecisionSource, Lane};
+
 use crate::audit::insert_audit;
 use crate::error::Context;
 use crate::sql::{DbError, Exec, Row};
@@ -33,10 +35,10 @@ pub struct NewDecision {
     pub pi: f64,
     /// Design stratum.
     pub stratum: String,
-    /// `red`, `yellow` or `green`.
-    pub lane: String,
-    /// `campaign`, `risk`, `random`, `explore`, `documentary`, `release`.
-    pub source: String,
+    /// Lane.
+    pub lane: Lane,
+    /// What put it there: the policy's source, or [`DecisionSource::Override`].
+    pub source: DecisionSource,
     /// Reasons in words.
     pub reasons: Vec<String>,
 }
@@ -65,8 +67,9 @@ pub(crate) const DECISION_COLUMNS: &str =
 
 fn read_decision(row: &Row) -> Result<StoredDecision, DbError> {
     let reasons_json: String = row.get(12)?;
+    let id: i64 = row.get(0)?;
     Ok(StoredDecision {
-        id: row.get(0)?,
+        id,
         decision: NewDecision {
             declaration_id: row.get(1)?,
             item_no: row.get(17)?,
@@ -78,8 +81,8 @@ fn read_decision(row: &Row) -> Result<StoredDecision, DbError> {
             score: row.get(7)?,
             pi: row.get(8)?,
             stratum: row.get(9)?,
-            lane: row.get(10)?,
-            source: row.get(11)?,
+            lane: row.parsed(10, "decisions", id, "lane")?,
+            source: row.parsed(11, "decisions", id, "source")?,
             reasons: serde_json::from_str(&reasons_json).unwrap_or_default(),
         },
         overrides: row.get(13)?,
@@ -147,8 +150,8 @@ fn insert_decision(
             &d.score,
             &d.pi,
             &d.stratum,
-            &d.lane,
-            &d.source,
+            &d.lane.name(),
+            &d.source.name(),
             &reasons,
             &overrides,
             &override_reason,
@@ -284,7 +287,7 @@ impl Decisions for Store {
                     .ctx(|| format!("recording the decision on '{}'", d.declaration_id))?;
                 let entry = batches.get_mut(d.batch.as_str()).expect("inserted above");
                 entry.0 += 1;
-                entry.1 += usize::from(d.lane != "green");
+                entry.1 += usize::from(d.lane.is_control());
             }
             for (batch, (n, selected)) in &batches {
                 let detail =
@@ -298,10 +301,10 @@ impl Decisions for Store {
     fn override_decision(
         &mut self,
         declaration_id: &str,
-        lane: &str,
+        lane: Lane,
         reason: &str,
     ) -> Result<StoredDecision, StoreError> {
-        check_override(lane, reason)?;
+        check_override(reason)?;
         let what = || format!("overriding the decision on '{declaration_id}'");
         self.write(Lock::Writers, what, |exec, actor| {
             let refused = |reason: String| StoreError::Invalid {
@@ -328,8 +331,8 @@ impl Decisions for Store {
             }
             let d = &current.decision;
             let overriding = NewDecision {
-                lane: lane.to_string(),
-                source: "override".to_string(),
+                lane,
+                source: DecisionSource::Override,
                 reasons: vec![format!("override: {reason}")],
                 ..d.clone()
             };
@@ -384,17 +387,11 @@ impl Decisions for Store {
     }
 }
 
-pub(crate) fn check_override(lane: &str, reason: &str) -> Result<(), StoreError> {
+pub(crate) fn check_override(reason: &str) -> Result<(), StoreError> {
     if reason.trim().is_empty() {
         return Err(StoreError::Invalid {
             what: "override".into(),
             reason: "a reason is mandatory".into(),
-        });
-    }
-    if !["red", "yellow", "green"].contains(&lane) {
-        return Err(StoreError::Invalid {
-            what: "override".into(),
-            reason: format!("unknown lane '{lane}': use red, yellow or green"),
         });
     }
     Ok(())

@@ -224,6 +224,28 @@ impl Row {
             reason: format!("expected {expected}, found {value:?}"),
         })
     }
+
+    /// Column `index`, text parsed as a `T` (a word of a vocabulary); an unknown word is a
+    /// [`DbError::Stored`] naming `table`, the row `id` and `column`.
+    pub(crate) fn parsed<T>(
+        &self,
+        index: usize,
+        table: &'static str,
+        id: i64,
+        column: &'static str,
+    ) -> Result<T, DbError>
+    where
+        T: std::str::FromStr,
+        T::Err: fmt::Display,
+    {
+        let text: String = self.get(index)?;
+        text.parse().map_err(|e: T::Err| DbError::Stored {
+            table,
+            id,
+            column,
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// What a column can be read as; the error names what was expected.
@@ -277,6 +299,17 @@ pub enum DbError {
         /// What was expected and found.
         reason: String,
     },
+    /// A stored value that the store cannot read (e.g. a word outside its vocabulary).
+    Stored {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: i64,
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A statement that must return a row returned none.
     NoRow,
 }
@@ -315,6 +348,12 @@ impl fmt::Display for DbError {
             DbError::Decode { column, reason } => {
                 write!(f, "unexpected value in column {}: {reason}", column + 1)
             }
+            DbError::Stored {
+                table,
+                id,
+                column,
+                reason,
+            } => write!(f, "table {table}, row {id}, column {column}: {reason}"),
             DbError::NoRow => write!(f, "the statement returned no row"),
         }
     }

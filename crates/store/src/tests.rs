@@ -6,8 +6,8 @@
 use std::fmt::Display;
 
 use borderlens_domain::{
-    ControlLabel, DeclarationItem, DeclaredField, DeclaredValue, FieldRegistry, FieldType, HsCode,
-    ItemKey,
+    ControlLabel, DecisionSource, DeclarationItem, DeclaredField, DeclaredValue, FieldRegistry,
+    FieldType, HsCode, ItemKey, Lane,
 };
 use chrono::NaiveDate;
 use tempfile::TempDir;
@@ -889,8 +889,8 @@ fn decision(id: &str, batch: &str, lane: &str, source: &str, pi: f64) -> NewDeci
         score: Some(0.5),
         pi,
         stratum: if source == "risk" { "risk" } else { "random" }.into(),
-        lane: lane.into(),
-        source: source.into(),
+        lane: lane.parse().unwrap(),
+        source: source.parse().unwrap(),
         reasons: vec!["because".into()],
     }
 }
@@ -952,19 +952,43 @@ fn decisions_are_made_once_and_overridden_beside_the_original(store: &mut Subjec
         .unwrap_err();
     assert!(err.to_string().contains("no such declaration"), "{err}");
     // Overrides need a reason and keep the original.
-    assert!(store.override_decision("A", "green", "  ").is_err());
-    let overridden = store.override_decision("A", "green", "AEO trader").unwrap();
-    assert_eq!(overridden.decision.lane, "green");
+    assert!(store.override_decision("A", Lane::Green, "  ").is_err());
+    let overridden = store
+        .override_decision("A", Lane::Green, "AEO trader")
+        .unwrap();
+    assert_eq!(overridden.decision.lane, Lane::Green);
     assert_eq!(overridden.decision.pi, 1.0);
     assert_eq!(overridden.decision.item_no, Some(2));
     let all = store.decisions_for("A").unwrap();
     assert_eq!(all.len(), 2);
-    assert_eq!(all[0].decision.lane, "red");
+    assert_eq!(all[0].decision.lane, Lane::Red);
     assert_eq!(overridden.overrides, Some(all[0].id));
     let err = store
         .execute_raw("UPDATE decisions SET lane = 'green'")
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
+    assert_eq!(all[1].decision.source, DecisionSource::Override);
+    // A word the store does not know, written past it: reading is an error that names the
+    // table, the row and the column, not a panic.
+    store
+        .execute_raw(
+            "INSERT INTO decisions (declaration_id, batch, policy_name, policy_version, pi,
+                stratum, lane, source, reasons_json, actor, at)
+             VALUES ('C', '2020-01-03', 'p', 1, 1.0, 'risk', 'red', 'manual', '[]', 'x', 'now')",
+        )
+        .unwrap();
+    let id = store
+        .query_text_raw("SELECT CAST(max(id) AS TEXT) FROM decisions")
+        .unwrap()
+        .unwrap();
+    let err = store.decisions_for("C").unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("table decisions, row {id}, column source"))
+            && err.contains("unknown decision source 'manual'"),
+        "{err}"
+    );
+    assert!(store.decisions(None).is_err());
+    assert!(store.decisions_for("A").is_ok());
 }
 
 /// Rows as a version 5 store holds them: a declaration of two items, a policy, a decision
@@ -1000,11 +1024,13 @@ fn check_migrated_from_version_5(store: &mut Store) {
     let kept = store.decisions_for("A").unwrap();
     assert_eq!(kept.len(), 2);
     assert_eq!(kept[0].decision.item_no, None);
-    assert_eq!(kept[0].decision.lane, "red");
+    assert_eq!(kept[0].decision.lane, Lane::Red);
     assert_eq!(kept[0].decision.reasons, ["because"]);
     assert_eq!(kept[1].overrides, Some(kept[0].id));
     assert_eq!(kept[1].decision.item_no, None);
-    let again = store.override_decision("A", "green", "released").unwrap();
+    let again = store
+        .override_decision("A", Lane::Green, "released")
+        .unwrap();
     assert_eq!(again.decision.item_no, None);
     assert!(again.id > kept[1].id);
     store

@@ -199,7 +199,7 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
         let decisions = store.decisions_for(id).unwrap();
         assert_eq!(decisions.len(), 1, "{id}");
         assert_eq!(decisions[0].decision.item_no, Some(decided), "{id}");
-        assert_eq!(decisions[0].decision.lane, "red", "{id}");
+        assert_eq!(decisions[0].decision.lane, Lane::Red, "{id}");
         assert_eq!(
             decisions[0].decision.score,
             Some(saved(id, decided)),
@@ -318,8 +318,8 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
             score: None,
             pi: 1.0,
             stratum: "risk".into(),
-            lane: "red".into(),
-            source: "risk".into(),
+            lane: Lane::Red,
+            source: DecisionSource::Risk,
             reasons: Vec::new(),
         }])
         .unwrap();
@@ -352,7 +352,7 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
     assert!(crate::bias_audit(store, &Default::default()).is_ok());
 
     // An override keeps the decided item.
-    let overridden = override_decision(store, "MULTI-A", "green", "known trader").unwrap();
+    let overridden = override_decision(store, "MULTI-A", Lane::Green, "known trader").unwrap();
     assert_eq!(overridden.decision.item_no, Some(2));
     let trace = explain_decision(store, "MULTI-A").unwrap();
     assert_eq!((trace.item_no, trace.decisions[1].item_no), (2, Some(2)));

@@ -60,13 +60,23 @@ fn risk_and_random_shares_fill_the_capacity_with_known_probabilities() {
     let decisions = run(&p, &items, 1);
     let red: Vec<&Decision> = decisions.iter().filter(|d| d.lane == Lane::Red).collect();
     assert_eq!(red.len(), 50);
-    assert_eq!(red.iter().filter(|d| d.source == Source::Risk).count(), 40);
     assert_eq!(
-        red.iter().filter(|d| d.source == Source::Random).count(),
+        red.iter()
+            .filter(|d| d.source == DecisionSource::Risk)
+            .count(),
+        40
+    );
+    assert_eq!(
+        red.iter()
+            .filter(|d| d.source == DecisionSource::Random)
+            .count(),
         10
     );
     // Every declaration not risk-targeted has the same π = 10 / 960.
-    for d in decisions.iter().filter(|d| d.source != Source::Risk) {
+    for d in decisions
+        .iter()
+        .filter(|d| d.source != DecisionSource::Risk)
+    {
         assert_eq!(d.stratum, "random");
         assert!((d.pi - 10.0 / 960.0).abs() < 1e-12);
     }
@@ -76,7 +86,7 @@ fn risk_and_random_shares_fill_the_capacity_with_known_probabilities() {
     let lowest_targeted = decisions
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.source == Source::Risk)
+        .filter(|(_, d)| d.source == DecisionSource::Risk)
         .map(|(i, _)| (i as f64 * 0.618).fract())
         .fold(f64::INFINITY, f64::min);
     assert_eq!(lowest_targeted, scores[39]);
@@ -90,7 +100,7 @@ fn random_draws_are_uniform_over_repetitions() {
     let trials = 4000;
     for seed in 0..trials {
         for (i, d) in run(&p, &items, seed).iter().enumerate() {
-            if d.source == Source::Random {
+            if d.source == DecisionSource::Random {
                 counts[i] += 1;
             }
         }
@@ -116,7 +126,7 @@ fn campaigns_select_every_member_and_count_against_capacity() {
     let decisions = run(&p, &items, 2);
     let campaign: Vec<&Decision> = decisions
         .iter()
-        .filter(|d| d.source == Source::Campaign)
+        .filter(|d| d.source == DecisionSource::Campaign)
         .collect();
     assert_eq!(campaign.len(), 100);
     assert!(campaign
@@ -137,7 +147,7 @@ fn campaigns_outside_their_dates_do_nothing() {
     );
     assert!(run(&p, &items, 3)
         .iter()
-        .all(|d| d.source != Source::Campaign));
+        .all(|d| d.source != DecisionSource::Campaign));
 }
 
 #[test]
@@ -162,7 +172,7 @@ fn uncertainty_exploration_oversamples_the_uncertain_and_reaches_everyone() {
     let decisions = run(&p, &items, 5);
     let explored = decisions
         .iter()
-        .filter(|d| d.source == Source::Explore)
+        .filter(|d| d.source == DecisionSource::Explore)
         .count();
     assert_eq!(explored, 30);
     let pi_of = |stratum: &str| {
@@ -180,7 +190,7 @@ fn uncertainty_exploration_oversamples_the_uncertain_and_reaches_everyone() {
         let members = decisions.iter().filter(|d| d.stratum == stratum).count();
         let drawn = decisions
             .iter()
-            .filter(|d| d.stratum == stratum && d.source == Source::Explore)
+            .filter(|d| d.stratum == stratum && d.source == DecisionSource::Explore)
             .count();
         assert!((pi_of(&stratum) - drawn as f64 / members as f64).abs() < 1e-12);
     }

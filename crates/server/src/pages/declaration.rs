@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use borderlens_app::{self as app, Caller, DeclarationView};
-use borderlens_domain::FieldRegistry;
+use borderlens_domain::{FieldRegistry, Lane};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -74,13 +74,17 @@ pub(crate) async fn override_lane(
         Err(error) => return error_page(Some(caller), &error),
     };
     let form = Form::parse(&body);
-    let lane = form.get("lane").unwrap_or_default().to_string();
     let reason = form.get("reason").unwrap_or_default().trim().to_string();
     let target = id.clone();
-    let done = blocking(&state.pool, Some(caller.user.clone()), move |store| {
-        app::override_decision(store, &target, &lane, &reason)
-    })
-    .await;
+    let done = match Lane::parse(form.get("lane").unwrap_or_default()) {
+        Ok(lane) => {
+            blocking(&state.pool, Some(caller.user.clone()), move |store| {
+                app::override_decision(store, &target, lane, &reason)
+            })
+            .await
+        }
+        Err(e) => Err(ApiError::unprocessable(format!("lane: {e}"))),
+    };
     match done {
         Ok(_) => see_other(&format!("/declarations/{}?overridden=1", encode(&id))),
         Err(error) => match load(&state, caller, id).await {
@@ -108,7 +112,7 @@ fn render(
     let can_act = RECORDERS.contains(&caller.role);
     let body = html! {
         h1 { "Declaration " (id) " "
-            @if let Some(lane) = &view.lane { (lane_badge(lane)) } }
+            @if let Some(lane) = view.lane { (lane_badge(lane)) } }
         @match &notice {
             Some(Notice::Recorded(submission)) => div.banner.ok role="status"
                 data-recorded=(submission) data-declaration=(id) {
@@ -120,7 +124,7 @@ fn render(
             h2 #decision { "Selection decision" }
             @if let Some(d) = design {
                 dl.facts {
-                    dt { "Lane" } dd { (lane_badge(&d.lane)) " (" (d.source) ")" }
+                    dt { "Lane" } dd { (lane_badge(d.lane)) " (" (d.source) ")" }
                     @if trace.items > 1 {
                         dt { "Item decided on" }
                         dd { @match d.item_no {
@@ -139,11 +143,11 @@ fn render(
                 p { "Not selected yet." }
             }
             @for o in trace.decisions.iter().filter(|d| d.overrides.is_some()) {
-                p { "Overridden to " (lane_badge(&o.lane)) " by " (o.actor) " at " (o.at) ": "
+                p { "Overridden to " (lane_badge(o.lane)) " by " (o.actor) " at " (o.at) ": "
                     q { (o.override_reason.clone().unwrap_or_default()) } }
             }
             @if can_act && design.is_some() {
-                (override_form(id, caller, view.lane.as_deref(), override_problem))
+                (override_form(id, caller, view.lane, override_problem))
             }
         }
         @if let Some(e) = &trace.explanation {
@@ -228,7 +232,7 @@ fn item_note(trace: &app::DecisionTrace) -> Option<String> {
     })
 }
 
-fn override_form(id: &str, caller: &Caller, lane: Option<&str>, problem: Option<&str>) -> Markup {
+fn override_form(id: &str, caller: &Caller, lane: Option<Lane>, problem: Option<&str>) -> Markup {
     html! {
         details open[problem.is_some()] {
             summary { "Override this decision" }
@@ -241,7 +245,7 @@ fn override_form(id: &str, caller: &Caller, lane: Option<&str>, problem: Option<
                     label for="lane" { "New lane" }
                     select #lane name="lane" required {
                         @for l in borderlens_app::LANES {
-                            @if Some(l) != lane { option value=(l) { (l) } }
+                            @if Some(*l) != lane { option value=(l) { (l) } }
                         }
                     }
                 }

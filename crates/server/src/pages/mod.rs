@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use borderlens_app::{Caller, Role};
+use borderlens_domain::Lane;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::auth::{self, Authenticated, Guard};
@@ -463,11 +464,11 @@ async fn script() -> Response {
 }
 
 /// A lane as a coloured badge.
-pub(crate) fn lane_badge(lane: &str) -> Markup {
+pub(crate) fn lane_badge(lane: Lane) -> Markup {
     let class = match lane {
-        "red" => "lane lane-red",
-        "yellow" => "lane lane-yellow",
-        _ => "lane lane-green",
+        Lane::Red => "lane lane-red",
+        Lane::Yellow => "lane lane-yellow",
+        Lane::Green => "lane lane-green",
     };
     html! { span class=(class) { (lane) } }
 }

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use borderlens_app::{self as app, QueueFilter, QueueSort};
+use borderlens_domain::Lane;
 use maud::html;
 use serde::Deserialize;
 
@@ -42,9 +43,13 @@ pub(crate) async fn page(
         let error = ApiError::unprocessable("sort: use lane, score, pi or id");
         return error_page(Some(caller), &error);
     };
+    let lane = match chosen(query.lane).as_deref().map(Lane::parse).transpose() {
+        Ok(lane) => lane,
+        Err(e) => return error_page(Some(caller), &ApiError::unprocessable(format!("lane: {e}"))),
+    };
     let filter = QueueFilter {
         day: chosen(query.day),
-        lane: chosen(query.lane),
+        lane,
         office: chosen(query.office),
         sort,
     };
@@ -71,7 +76,7 @@ pub(crate) async fn page(
                 (total) " declarations decided: "
                 @for (i, lane) in app::LANES.iter().enumerate() {
                     @if i > 0 { ", " }
-                    (queue.lanes.get(*lane).copied().unwrap_or(0)) " " (lane)
+                    (queue.lanes.get(lane.name()).copied().unwrap_or(0)) " " (lane)
                 }
                 "."
             }
@@ -87,7 +92,7 @@ pub(crate) async fn page(
                     select name="lane" {
                         option value="" { "all" }
                         @for lane in app::LANES {
-                            option value=(lane) selected[shown.lane.as_deref() == Some(lane)] { (lane) }
+                            option value=(lane) selected[shown.lane == Some(*lane)] { (lane) }
                         }
                     }
                 }
@@ -115,7 +120,7 @@ pub(crate) async fn page(
                 @for row in &queue.rows {
                     li data-lane=(row.lane) {
                         div.top {
-                            (lane_badge(&row.lane))
+                            (lane_badge(row.lane))
                             a.id href={ "/declarations/" (row.declaration_id) } { (row.declaration_id) }
                             span { "score " strong { (row.score.map(prob).unwrap_or_else(|| "–".into())) } }
                             span { "π " (prob(row.pi)) }
