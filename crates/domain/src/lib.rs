@@ -7,6 +7,7 @@ Brief overview:
   plus the [`ControlLabel`] that an inspection produced (absent until the item is controlled).
 - [`FieldRegistry`] lists the declared fields (name, business words, type, counterfactual and
   drift flags): ingest, store, explanations and drift read it instead of listing fields.
+- [`Declaration`] is a declaration's items together, sorted by item number.
 - [`Lane`], [`DecisionSource`], [`RecordStatus`] and [`LabelKind`] are the closed vocabularies
   (parsed once; an unknown word is an [`UnknownWord`] error), written as the same lower-case
   words everywhere (database, JSON, command line).
@@ -20,6 +21,7 @@ Values are parsed once at the edge (`parse` returns `Result`) and never handled 
 #![deny(missing_docs)]
 
 mod declaration;
+mod declarations;
 mod fields;
 pub mod hex;
 mod hs;
@@ -28,6 +30,7 @@ pub mod rng;
 mod vocab;
 
 pub use declaration::{ControlLabel, DeclarationItem, ItemKey};
+pub use declarations::{Declaration, DeclarationError};
 pub use fields::{
     DeclaredField, DeclaredValue, DuplicateField, FieldError, FieldRegistry, FieldType, ValueError,
 };
