@@ -701,23 +701,12 @@ pub(crate) fn decided_item(decisions: &[StoredDecision]) -> Option<u32> {
         .and_then(|d| d.decision.item_no)
 }
 
-/// Items a declaration may have, read when counting them.
-pub(crate) const MAX_ITEMS: u32 = 999;
-
-/// How many items `declaration_id` has (numbered from 1; 0 when it is not stored).
+/// How many items `declaration_id` has (0 when it is not stored).
 pub(crate) fn item_count(store: &dyn Backend, declaration_id: &str) -> Result<u32, JobError> {
-    let mut count = 0;
-    while count < MAX_ITEMS
-        && store
-            .item(&ItemKey {
-                declaration_id: declaration_id.to_string(),
-                item_no: count + 1,
-            })?
-            .is_some()
-    {
-        count += 1;
-    }
-    Ok(count)
+    let items = store
+        .declaration(declaration_id)?
+        .map_or(0, |declaration| declaration.items().len());
+    Ok(u32::try_from(items).unwrap_or(u32::MAX))
 }
 
 /// The trace of one declaration: score, contributions, π, policy, overrides and outcome, of the

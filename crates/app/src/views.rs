@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::cache::Lru;
-use crate::decisions::{explain_decision, DecisionTrace, MAX_ITEMS};
+use crate::decisions::{explain_decision, DecisionTrace};
 use crate::reports::EvaluationReport;
 use crate::{
     bias_audit, drift_report, estimates, evaluate, hit_rate_series, DriftRequest, EstimateReport,
@@ -260,21 +260,13 @@ pub fn declaration_scores(
     store: &dyn Backend,
     declaration_id: &str,
 ) -> Result<Vec<ItemScore>, JobError> {
-    if !declaration_exists(store, declaration_id)? {
-        return Err(JobError::NotFound(format!(
-            "no declaration '{declaration_id}' in the store"
-        )));
-    }
+    let declaration = store.declaration(declaration_id)?.ok_or_else(|| {
+        JobError::NotFound(format!("no declaration '{declaration_id}' in the store"))
+    })?;
     let mut out = Vec::new();
-    for item_no in 1..=MAX_ITEMS {
-        let key = ItemKey {
-            declaration_id: declaration_id.to_string(),
-            item_no,
-        };
-        if item_no > 1 && store.item(&key)?.is_none() {
-            break;
-        }
-        out.extend(store.scores_for(&key)?.into_iter().map(|s| ItemScore {
+    for item in declaration.items() {
+        let item_no = item.key.item_no;
+        out.extend(store.scores_for(&item.key)?.into_iter().map(|s| ItemScore {
             item_no,
             model: s.model,
             version: s.version,

@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::fmt::Display;
 
-use borderlens_domain::{DeclarationItem, ItemKey, Lane};
+use borderlens_domain::{Declaration, DeclarationItem, ItemKey, Lane};
 use chrono::NaiveDate;
 
 use crate::{
@@ -37,6 +37,8 @@ pub trait Items {
     fn items(&self, filter: &ItemFilter) -> Result<Vec<DeclarationItem>, StoreError>;
     /// The item with `key`, if stored.
     fn item(&self, key: &ItemKey) -> Result<Option<DeclarationItem>, StoreError>;
+    /// Every stored item of declaration `id` (one query), `None` when it has none.
+    fn declaration(&self, id: &str) -> Result<Option<Declaration>, StoreError>;
     /// Up to `limit` items of other declarations (`exclude` left out) that share the importer
     /// or the declarant, newest first, each with what links it (`importer`, `declarant`, or
     /// `importer, declarant`).

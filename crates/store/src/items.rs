@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 
 use borderlens_domain::{
-    ControlLabel, DeclarationItem, DeclaredValue, FieldRegistry, FieldType, HsCode, ItemKey,
+    ControlLabel, Declaration, DeclarationItem, DeclaredValue, FieldRegistry, FieldType, HsCode,
+    ItemKey,
 };
 use chrono::NaiveDate;
 
@@ -314,6 +315,24 @@ impl Items for Store {
             &[&key.declaration_id, &key.item_no],
         )?;
         Ok(items.pop())
+    }
+
+    fn declaration(&self, id: &str) -> Result<Option<Declaration>, StoreError> {
+        let items = self.read_items(
+            || format!("reading declaration '{id}'"),
+            "SELECT {columns} FROM declaration_items WHERE declaration_id = $1 ORDER BY item_no",
+            &[&id],
+        )?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        // The key is the primary key and the query names the id: `new` cannot refuse these.
+        Declaration::new(id, items)
+            .map(Some)
+            .map_err(|e| StoreError::Aborted {
+                file: format!("declaration '{id}'"),
+                reason: e.to_string(),
+            })
     }
 
     fn related_items(

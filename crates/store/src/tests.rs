@@ -106,7 +106,23 @@ on_both_backends!(
     login_failures_are_counted_per_key_and_wait_until_the_window_passes,
     items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date,
     a_field_added_to_the_registry_with_its_migration_is_stored_read_and_compared,
+    a_declaration_is_read_with_all_its_items_in_one_query,
 );
+
+fn a_declaration_is_read_with_all_its_items_in_one_query(store: &mut Subject) {
+    let items = vec![
+        item("M", 3, 1, None),
+        item("M", 1, 1, label(0)),
+        item("N", 1, 1, None),
+    ];
+    import(store, "m.csv", lines(items)).unwrap();
+    let declaration = store.declaration("M").unwrap().unwrap();
+    assert_eq!(declaration.id(), "M");
+    let numbers: Vec<u32> = declaration.items().iter().map(|i| i.key.item_no).collect();
+    assert_eq!(numbers, [1, 3]);
+    assert_eq!(declaration.items()[0], item("M", 1, 1, label(0)));
+    assert!(store.declaration("absent").unwrap().is_none());
+}
 
 /// The standard fields and a test field, as the goods description will come: an entry of the
 /// registry...
