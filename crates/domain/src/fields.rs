@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::LazyLock;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use crate::{ControlLabel, DeclarationItem, HsCode, HsError, ItemKey};
 
@@ -39,6 +39,17 @@ impl FieldType {
     /// Whether values of this type are numbers.
     pub fn is_number(self) -> bool {
         matches!(self, FieldType::Amount | FieldType::Rate)
+    }
+
+    /// The largest plausible value of a number type: an amount (a price in any currency, a mass
+    /// in kg) up to 10^15, a rate up to 10,000 %. Larger values are data errors (`1e308`) that
+    /// would swamp sums and logarithms. `None` for types that are not numbers.
+    pub fn max(self) -> Option<f64> {
+        match self {
+            FieldType::Amount => Some(1e15),
+            FieldType::Rate => Some(1e4),
+            _ => None,
+        }
     }
 }
 
@@ -121,6 +132,54 @@ pub enum ValueError {
     /// Not an HS6 code.
     #[error(transparent)]
     Hs(#[from] HsError),
+    /// A date outside [`PLAUSIBLE_YEARS`], or written with a signed year.
+    #[error("'{value}' is not a plausible date (years {} to {})", PLAUSIBLE_YEARS.start(), PLAUSIBLE_YEARS.end())]
+    DateRange {
+        /// the text
+        value: String,
+    },
+    /// A number above the plausible maximum of its field type ([`FieldType::max`]).
+    #[error("'{value}' is above the plausible maximum {max:e}")]
+    TooLarge {
+        /// the text
+        value: String,
+        /// the largest value accepted
+        max: f64,
+    },
+    /// A control character (NUL, escape...) in a code or text; tabs and line breaks are text.
+    #[error("'{}' holds the control character {} at character {}", value.escape_debug(), character.escape_unicode(), position + 1)]
+    Control {
+        /// the text
+        value: String,
+        /// the character
+        character: char,
+        /// its 0-based position (in characters)
+        position: usize,
+    },
+}
+
+/// The years a declared date may fall in: earlier or later ones are typing or export errors
+/// (`0000-01-01`, `-2021-01-05`, `20211-01-05`).
+pub const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2100;
+
+/// The first control character of `text` other than tab, line feed and carriage return (which
+/// a quoted CSV field may hold), with its position in characters.
+pub fn control_character(text: &str) -> Option<(usize, char)> {
+    text.chars()
+        .enumerate()
+        .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// `text` when it holds no control character (see [`control_character`]).
+pub fn check_text(text: &str) -> Result<&str, ValueError> {
+    match control_character(text) {
+        None => Ok(text),
+        Some((position, character)) => Err(ValueError::Control {
+            value: text.to_string(),
+            character,
+            position,
+        }),
+    }
 }
 
 /// A value given to a field of another type, or no value for a field that must be declared.
@@ -273,7 +332,9 @@ impl DeclaredField {
     }
 
     /// Reads a declared value from text (trimmed; empty is absent, an error on a required
-    /// field). Numbers must be finite and non-negative; dates follow the chrono `date_format`.
+    /// field). Numbers must be finite, non-negative and at most [`FieldType::max`]; dates follow
+    /// the chrono `date_format` and fall in [`PLAUSIBLE_YEARS`]; codes and text hold no control
+    /// character but tabs and line breaks ([`control_character`]).
     pub fn parse(&self, text: &str, date_format: &str) -> Result<DeclaredValue, ValueError> {
         let text = text.trim();
         if text.is_empty() {
@@ -285,15 +346,21 @@ impl DeclaredField {
         }
         let owned = || text.to_string();
         Ok(match self.ty {
-            FieldType::Code | FieldType::Text => DeclaredValue::Text(owned()),
+            FieldType::Code | FieldType::Text => DeclaredValue::Text(check_text(text)?.to_string()),
             FieldType::Hs6 => DeclaredValue::Hs(HsCode::parse(text)?),
             FieldType::Date => {
-                DeclaredValue::Date(NaiveDate::parse_from_str(text, date_format).map_err(|_| {
-                    ValueError::Date {
+                let date =
+                    NaiveDate::parse_from_str(text, date_format).map_err(|_| ValueError::Date {
                         value: owned(),
                         format: date_format.to_string(),
-                    }
-                })?)
+                    })?;
+                // chrono reads `%Y` with a sign (`-2021`, `+2021`): a sign the format does not
+                // write is a signed year.
+                let signs = |s: &str| s.matches(['+', '-']).count();
+                if !PLAUSIBLE_YEARS.contains(&date.year()) || signs(text) > signs(date_format) {
+                    return Err(ValueError::DateRange { value: owned() });
+                }
+                DeclaredValue::Date(date)
             }
             FieldType::Amount | FieldType::Rate => {
                 let number: f64 = text
@@ -304,6 +371,12 @@ impl DeclaredField {
                 }
                 if number < 0.0 {
                     return Err(ValueError::Negative { value: owned() });
+                }
+                if let Some(max) = self.ty.max().filter(|&max| number > max) {
+                    return Err(ValueError::TooLarge {
+                        value: owned(),
+                        max,
+                    });
                 }
                 DeclaredValue::Number(number)
             }
@@ -717,6 +790,104 @@ mod tests {
         ));
         let hs = registry.get("hs6").unwrap();
         assert!(matches!(hs.parse("12345", ""), Err(ValueError::Hs(_))));
+    }
+
+    #[test]
+    fn parse_refuses_implausible_dates_and_magnitudes() {
+        let registry = FieldRegistry::standard();
+        let date = registry.get("date").unwrap();
+        for text in [
+            "-2021-01-05",
+            "0000-01-01",
+            "+2021-01-05",
+            "1899-12-31",
+            "2101-01-01",
+        ] {
+            assert_eq!(
+                date.parse(text, "%Y-%m-%d"),
+                Err(ValueError::DateRange {
+                    value: text.to_string()
+                }),
+                "{text}"
+            );
+        }
+        let err = date.parse("0000-01-01", "%Y-%m-%d").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'0000-01-01' is not a plausible date (years 1900 to 2100)"
+        );
+        for (text, day) in [("1900-01-01", (1900, 1, 1)), ("2100-12-31", (2100, 12, 31))] {
+            let expected = NaiveDate::from_ymd_opt(day.0, day.1, day.2).unwrap();
+            assert_eq!(
+                date.parse(text, "%Y-%m-%d"),
+                Ok(DeclaredValue::Date(expected))
+            );
+        }
+        let slashes = date.parse("05/01/-2021", "%d/%m/%Y");
+        assert!(
+            matches!(slashes, Err(ValueError::DateRange { .. })),
+            "{slashes:?}"
+        );
+
+        let price = registry.get("item_price").unwrap();
+        let rate = registry.get("tax_rate").unwrap();
+        for (field, text, max) in [
+            (price, "1e308", 1e15),
+            (price, "1000000000000001", 1e15),
+            (rate, "10000.5", 1e4),
+        ] {
+            assert_eq!(
+                field.parse(text, ""),
+                Err(ValueError::TooLarge {
+                    value: text.to_string(),
+                    max
+                })
+            );
+        }
+        assert_eq!(
+            price.parse("1e308", "").unwrap_err().to_string(),
+            "'1e308' is above the plausible maximum 1e15"
+        );
+        assert_eq!(price.parse("1e15", ""), Ok(DeclaredValue::Number(1e15)));
+        assert_eq!(rate.parse("754.3", ""), Ok(DeclaredValue::Number(754.3)));
+    }
+
+    #[test]
+    fn parse_refuses_control_characters_in_codes() {
+        let registry = FieldRegistry::standard();
+        let importer = registry.get("importer_id").unwrap();
+        for (text, character, position) in [
+            ("\0QLR", '\0', 0),
+            ("QL\u{1b}R", '\u{1b}', 2),
+            ("Q\u{7f}", '\u{7f}', 1),
+        ] {
+            assert_eq!(
+                importer.parse(text, ""),
+                Err(ValueError::Control {
+                    value: text.to_string(),
+                    character,
+                    position
+                })
+            );
+        }
+        assert_eq!(
+            importer.parse("AB\0C", "").unwrap_err().to_string(),
+            "'AB\\0C' holds the control character \\u{0} at character 3"
+        );
+        // Tabs and line breaks are text (a quoted CSV field may hold them).
+        assert_eq!(
+            importer.parse("QLR\nBN9", ""),
+            Ok(DeclaredValue::Text("QLR\nBN9".into()))
+        );
+        let note = DeclaredField::extra("test_note", "test note", FieldType::Text);
+        assert!(matches!(
+            note.parse("a\u{0}b", ""),
+            Err(ValueError::Control { .. })
+        ));
+        assert_eq!(
+            note.parse("a\tb", ""),
+            Ok(DeclaredValue::Text("a\tb".into()))
+        );
     }
 
     #[test]

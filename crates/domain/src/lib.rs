@@ -32,7 +32,8 @@ mod vocab;
 pub use declaration::{ControlLabel, DeclarationItem, ItemKey};
 pub use declarations::{Declaration, DeclarationError};
 pub use fields::{
-    DeclaredField, DeclaredValue, DuplicateField, FieldError, FieldRegistry, FieldType, ValueError,
+    check_text, control_character, DeclaredField, DeclaredValue, DuplicateField, FieldError,
+    FieldRegistry, FieldType, ValueError, PLAUSIBLE_YEARS,
 };
 pub use hs::{HsCode, HsError};
 pub use ids::{iso6346_check_digit, s10_check_digit, ContainerNumber, IdError, S10ItemId};

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use borderlens_domain::HsError;
+use borderlens_domain::{HsError, PLAUSIBLE_YEARS};
 
 use crate::mapping::quoted_list;
 
@@ -155,6 +155,37 @@ pub enum RecordProblem {
         /// the critical fraud label
         critical: u8,
     },
+    /// A date outside the plausible years, or with a signed year.
+    DateRange {
+        /// the text found
+        value: String,
+    },
+    /// A number above the plausible maximum of its field.
+    TooLarge {
+        /// the text found
+        value: String,
+        /// the largest value accepted
+        max: f64,
+    },
+    /// A control character (NUL, escape...) in a code, a text or the declaration id.
+    Control {
+        /// the character
+        character: char,
+        /// its 0-based position in the field, in characters
+        position: usize,
+    },
+    /// A quote opened in this record and not closed where it should be: csv read the following
+    /// lines, which look like whole records, into one field. They are not imported.
+    UnclosedQuote {
+        /// the line where the quoted field starts
+        opened: u64,
+        /// lines in the field that look like whole records
+        records: u64,
+        /// the first of them
+        first: u64,
+        /// the last of them
+        last: u64,
+    },
     /// The record cannot be read from the file (I/O error).
     Unreadable(String),
 }
@@ -196,6 +227,45 @@ impl fmt::Display for RecordProblem {
                 "critical fraud {critical} with fraud {fraud} \
                  (critical fraud must be above 0 exactly when fraud is 1)"
             ),
+            RecordProblem::DateRange { value } => write!(
+                f,
+                "'{}' is not a plausible date (years {} to {})",
+                shown(value),
+                PLAUSIBLE_YEARS.start(),
+                PLAUSIBLE_YEARS.end()
+            ),
+            RecordProblem::TooLarge { value, max } => write!(
+                f,
+                "'{}' is above the plausible maximum {max:e}",
+                shown(value)
+            ),
+            RecordProblem::Control {
+                character,
+                position,
+            } => write!(
+                f,
+                "control character {} at character {} (codes and ids hold printable text)",
+                character.escape_unicode(),
+                position + 1
+            ),
+            RecordProblem::UnclosedQuote {
+                opened,
+                records,
+                first,
+                last,
+            } => {
+                let lines = if first == last {
+                    format!("line {first}")
+                } else {
+                    format!("lines {first} to {last}")
+                };
+                write!(
+                    f,
+                    "the quote opened on line {opened} is not closed: {records} following \
+                     record(s) ({lines}) were read into this field and are not imported; \
+                     close the quote and import the file again"
+                )
+            }
             RecordProblem::Unreadable(e) => write!(f, "cannot read the record: {e}"),
         }
     }

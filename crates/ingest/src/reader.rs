@@ -5,7 +5,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use borderlens_domain::{ControlLabel, DeclarationItem, DeclaredValue, ItemKey, ValueError};
+use borderlens_domain::{
+    check_text, ControlLabel, DeclarationItem, DeclaredValue, ItemKey, ValueError,
+};
 use csv::ByteRecord;
 
 use crate::error::{FileError, RecordError, RecordProblem};
@@ -34,6 +36,8 @@ pub struct DeclarationReader<R = File> {
     csv: csv::Reader<LineCounter<R>>,
     record: ByteRecord,
     n_fields: usize,
+    /// The header names, trimmed.
+    columns: Vec<String>,
     /// Column index of each [`Field`] (by [`Field::index`]), `None` when not mapped.
     index: Vec<Option<usize>>,
     mapping: ColumnMapping,
@@ -111,6 +115,7 @@ impl<R: Read> DeclarationReader<R> {
             csv,
             record: ByteRecord::new(),
             n_fields: header.len(),
+            columns: names.iter().map(|n| n.to_string()).collect(),
             index,
             mapping: mapping.clone(),
             last_line: 1,
@@ -132,6 +137,50 @@ impl<R: Read> DeclarationReader<R> {
     /// `borderlens-store` imports.
     pub fn with_lines(self) -> WithLines<R> {
         WithLines { inner: self }
+    }
+
+    /// The error for a record starting on `line` one of whose fields holds lines that look like
+    /// whole records: a quote opened and not closed, so that csv read the following records
+    /// into the field, up to the next quote or the end of the file. `None` for other records;
+    /// a quoted field may hold line breaks, but not a line with a delimiter for every column.
+    fn swallowed(&self, line: u64) -> Option<RecordError> {
+        // A line of a one- or two-column file is not told apart from a line of text.
+        if self.n_fields < 3 {
+            return None;
+        }
+        let mut opened = line;
+        for (i, field) in self.record.iter().enumerate() {
+            let breaks = line_breaks(field);
+            if breaks == 0 {
+                continue;
+            }
+            let mut whole = 0u64;
+            let mut first = None;
+            let mut last = 0;
+            for (k, text) in physical_lines(field).enumerate().skip(1) {
+                let delimiters = text.iter().filter(|&&b| b == b',').count();
+                if delimiters + 1 >= self.n_fields {
+                    whole += 1;
+                    first.get_or_insert(opened + k as u64);
+                    last = opened + k as u64;
+                }
+            }
+            if let Some(first) = first {
+                return Some(RecordError {
+                    path: self.path.clone(),
+                    line,
+                    field: self.columns.get(i).cloned(),
+                    reason: RecordProblem::UnclosedQuote {
+                        opened,
+                        records: whole,
+                        first,
+                        last,
+                    },
+                });
+            }
+            opened += breaks;
+        }
+        None
     }
 
     fn parse_current(&self, line: u64) -> Result<DeclarationItem, RecordError> {
@@ -162,6 +211,9 @@ impl<R: Read> Iterator for DeclarationReader<R> {
                 let start = self.record.position().map_or(before, |p| p.byte());
                 let line = self.csv.get_mut().line_of_record_at(start);
                 self.last_line = line;
+                if let Some(error) = self.swallowed(line) {
+                    return Some(Err(error));
+                }
                 Some(self.parse_current(line))
             }
             Err(e) => {
@@ -257,6 +309,42 @@ impl<R: Read> Read for LineCounter<R> {
     }
 }
 
+/// Line breaks in `bytes`, counted as [`LineCounter`] counts them (CR LF, lone CR, lone LF).
+fn line_breaks(bytes: &[u8]) -> u64 {
+    let mut n = 0;
+    let mut after_cr = false;
+    for &b in bytes {
+        if b == b'\r' || (b == b'\n' && !after_cr) {
+            n += 1;
+        }
+        after_cr = b == b'\r';
+    }
+    n
+}
+
+/// The physical lines of `bytes`, split as [`line_breaks`] counts them.
+fn physical_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.iter().position(|&b| b == b'\r' || b == b'\n') {
+            None => {
+                rest = None;
+                Some(text)
+            }
+            Some(at) => {
+                let skip = if text[at..].starts_with(b"\r\n") {
+                    2
+                } else {
+                    1
+                };
+                rest = Some(&text[at + skip..]);
+                Some(&text[..at])
+            }
+        }
+    })
+}
+
 /// [`DeclarationReader`] yielding `(item, line)` pairs; see [`DeclarationReader::with_lines`].
 pub struct WithLines<R = File> {
     inner: DeclarationReader<R>,
@@ -342,6 +430,16 @@ impl<'a, R> Fields<'a, R> {
                     ValueError::Negative { value } => RecordProblem::Negative { value },
                     ValueError::Date { value, format } => RecordProblem::Date { value, format },
                     ValueError::Hs(e) => RecordProblem::HsCode(e),
+                    ValueError::DateRange { value } => RecordProblem::DateRange { value },
+                    ValueError::TooLarge { value, max } => RecordProblem::TooLarge { value, max },
+                    ValueError::Control {
+                        character,
+                        position,
+                        ..
+                    } => RecordProblem::Control {
+                        character,
+                        position,
+                    },
                 };
                 self.error(Some(field), problem)
             })
@@ -440,8 +538,26 @@ impl<'a, R> Fields<'a, R> {
                 },
             ));
         }
+        let declaration_id = self.required(Field::DeclarationId)?;
+        check_text(declaration_id).map_err(|e| match e {
+            ValueError::Control {
+                character,
+                position,
+                ..
+            } => self.error(
+                Some(Field::DeclarationId),
+                RecordProblem::Control {
+                    character,
+                    position,
+                },
+            ),
+            other => self.error(
+                Some(Field::DeclarationId),
+                RecordProblem::Unreadable(other.to_string()),
+            ),
+        })?;
         let key = ItemKey {
-            declaration_id: self.required(Field::DeclarationId)?.to_string(),
+            declaration_id: declaration_id.to_string(),
             item_no: self.item_no()?,
         };
         let registry = self.reader.mapping.registry();

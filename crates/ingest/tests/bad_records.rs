@@ -461,3 +461,143 @@ fn reads_the_sample_files() {
         assert_eq!(good, rows, "{name}");
     }
 }
+
+/// `n` good rows with distinct declaration ids from `first`, one per line.
+fn good_rows(first: u32, n: u32) -> String {
+    (first..first + n)
+        .map(|id| with_field("Declaration ID", &id.to_string()) + "\n")
+        .collect()
+}
+
+#[test]
+fn an_unterminated_quote_mid_file_is_reported_with_the_rows_it_swallowed() {
+    // Line 5 opens a quote in Seller ID that never closes: csv reads the 189 rows after it
+    // into that field, to the end of the file.
+    let broken = with_field("Seller ID", "\"0VKY2BR");
+    let text = format!(
+        "{HEADER}\n{}{broken}\n{}",
+        good_rows(1, 3),
+        good_rows(100, 189)
+    );
+    let results = read_bytes(text.as_bytes());
+    assert_eq!(results.len(), 4, "{results:?}");
+    assert!(results[..3].iter().all(|r| r.is_ok()));
+    let err = results[3].clone().unwrap_err();
+    assert_eq!(err.line, 5);
+    assert_eq!(err.field.as_deref(), Some("Seller ID"));
+    assert_eq!(
+        err.reason,
+        RecordProblem::UnclosedQuote {
+            opened: 5,
+            records: 189,
+            first: 6,
+            last: 194
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "t.csv:5: field 'Seller ID': the quote opened on line 5 is not closed: 189 following \
+         record(s) (lines 6 to 194) were read into this field and are not imported; close the \
+         quote and import the file again"
+    );
+}
+
+#[test]
+fn a_quote_closed_by_a_later_quote_reports_the_rows_between_and_reading_goes_on() {
+    // A record with a legitimate two-line field first: the broken quote opens on line 4.
+    let multiline = with_field("Importer ID", "\"QLR\nBN9\"");
+    let broken = with_field("Seller ID", "\"0VKY2BR");
+    // The next quote (line 20) ends the field; the record ends with line 20.
+    let closing = with_field("Courier ID", "\"C1\"");
+    let text = format!(
+        "{HEADER}\n{multiline}\n{broken}\n{}{closing}\n{}",
+        good_rows(1, 15),
+        good_rows(50, 2)
+    );
+    let results = read_bytes(text.as_bytes());
+    assert_eq!(results.len(), 4, "{results:?}");
+    assert_eq!(results[0].as_ref().unwrap().importer_id, "QLR\nBN9");
+    let err = results[1].clone().unwrap_err();
+    assert_eq!((err.line, err.field.as_deref()), (4, Some("Seller ID")));
+    assert_eq!(
+        err.reason,
+        RecordProblem::UnclosedQuote {
+            opened: 4,
+            records: 15,
+            first: 5,
+            last: 19
+        }
+    );
+    let ids: Vec<&str> = results[2..]
+        .iter()
+        .map(|r| r.as_ref().unwrap().key.declaration_id.as_str())
+        .collect();
+    assert_eq!(ids, ["50", "51"]);
+}
+
+#[test]
+fn a_quoted_field_may_hold_line_breaks_and_short_lines() {
+    // Several lines, commas and a CR LF inside one field: one field, not swallowed records.
+    let value = "a,b\r\nc, d\n,,,\ne";
+    let row = with_field("Importer ID", &format!("\"{value}\""));
+    let text = format!("{HEADER}\n{row}\n{GOOD}\n");
+    let results = read_bytes(text.as_bytes());
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0].as_ref().unwrap().importer_id, value);
+    assert!(results[1].is_ok());
+}
+
+#[test]
+fn control_characters_in_ids_and_codes_are_refused_and_reading_goes_on() {
+    let err = check(
+        &with_field("Declaration ID", "\u{0}97061800"),
+        Some("Declaration ID"),
+        "field 'Declaration ID': control character \\u{0} at character 1 \
+         (codes and ids hold printable text)",
+    );
+    assert_eq!(
+        err.reason,
+        RecordProblem::Control {
+            character: '\0',
+            position: 0
+        }
+    );
+    check(
+        &with_field("Office ID", "3\u{0}0"),
+        Some("Office ID"),
+        "field 'Office ID': control character \\u{0} at character 2 \
+         (codes and ids hold printable text)",
+    );
+    check(
+        &with_field("Seller ID", "0VK\u{1b}Y"),
+        Some("Seller ID"),
+        "field 'Seller ID': control character \\u{1b} at character 4 \
+         (codes and ids hold printable text)",
+    );
+}
+
+#[test]
+fn implausible_dates_and_magnitudes_are_refused() {
+    for date in ["-2021-01-05", "0000-01-01", "2101-01-01"] {
+        check(
+            &with_field("Date", date),
+            Some("Date"),
+            &format!("field 'Date': '{date}' is not a plausible date (years 1900 to 2100)"),
+        );
+    }
+    check(
+        &with_field("Item Price", "1e308"),
+        Some("Item Price"),
+        "field 'Item Price': '1e308' is above the plausible maximum 1e15",
+    );
+    check(
+        &with_field("Net Mass", "2000000000000000"),
+        Some("Net Mass"),
+        "field 'Net Mass': '2000000000000000' is above the plausible maximum 1e15",
+    );
+    check(
+        &with_field("Tax Rate", "12000"),
+        Some("Tax Rate"),
+        "field 'Tax Rate': '12000' is above the plausible maximum 1e4",
+    );
+}

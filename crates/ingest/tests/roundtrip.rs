@@ -67,13 +67,23 @@ fn code() -> impl Strategy<Value = String> {
     "[A-Za-z0-9é,\"]([A-Za-z0-9 ,\"\n]{0,6}[A-Za-z0-9])?"
 }
 
-fn amount() -> impl Strategy<Value = f64> {
+/// A number up to `max`, the plausible maximum of its field: everyday values and any float.
+fn number(max: f64) -> impl Strategy<Value = f64> {
     prop_oneof![
-        0.0..1e7f64,
+        0.0..max.min(1e7),
         any::<f64>()
-            .prop_filter("finite", |x| x.is_finite())
-            .prop_map(f64::abs),
+            .prop_map(f64::abs)
+            .prop_filter("finite, plausible", move |x| x.is_finite() && *x <= max),
+        Just(max),
     ]
+}
+
+fn amount() -> impl Strategy<Value = f64> {
+    number(1e15)
+}
+
+fn rate() -> impl Strategy<Value = f64> {
+    number(1e4)
 }
 
 fn item() -> impl Strategy<Value = DeclarationItem> {
@@ -110,7 +120,7 @@ fn item() -> impl Strategy<Value = DeclarationItem> {
         proptest::option::of(code()),
         proptest::option::of(code()),
         hs6,
-        (amount(), amount(), amount()),
+        (rate(), amount(), amount()),
         label,
     )
         .prop_map(
