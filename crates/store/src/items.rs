@@ -61,7 +61,8 @@ pub struct ImportConflict {
     pub differences: Vec<FieldDifference>,
 }
 
-/// One field that differs between the stored item and an incoming one.
+/// One field that differs between the stored item and an incoming one. Values longer than
+/// [`FieldDifference::MAX_CHARS`] are shortened (ending in `…`), in messages and as recorded.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct FieldDifference {
     /// The [`DeclarationItem`] field name (`net_mass`, `hs6`, ...), or `label`.
@@ -70,6 +71,34 @@ pub struct FieldDifference {
     pub stored: String,
     /// The incoming value, as text.
     pub incoming: String,
+}
+
+impl FieldDifference {
+    /// The most characters of a value kept in a difference.
+    pub const MAX_CHARS: usize = 200;
+
+    /// A difference of `field` between two values, each shortened to [`Self::MAX_CHARS`].
+    pub fn new(field: &'static str, stored: &str, incoming: &str) -> FieldDifference {
+        FieldDifference {
+            field,
+            stored: shortened(stored, Self::MAX_CHARS),
+            incoming: shortened(incoming, Self::MAX_CHARS),
+        }
+    }
+}
+
+/// `text` cut to `max` characters, the last being `…`, when it is longer.
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some(_) => {
+            let end = text
+                .char_indices()
+                .nth(max.saturating_sub(1))
+                .map_or(0, |(at, _)| at);
+            format!("{}…", &text[..end])
+        }
+    }
 }
 
 /// A conflict as recorded in the store: one row per differing field.
@@ -240,11 +269,11 @@ impl Items for Store {
                                     .ctx(|| doing("labelling"))?;
                                     outcome.labelled += 1;
                                 }
-                                (Some(_), Some(_)) => differences.push(FieldDifference {
-                                    field: "label",
-                                    stored: label_text(stored.label),
-                                    incoming: label_text(item.label),
-                                }),
+                                (Some(_), Some(_)) => differences.push(FieldDifference::new(
+                                    "label",
+                                    &label_text(stored.label),
+                                    &label_text(item.label),
+                                )),
                             }
                         }
                         if differences.is_empty() {
@@ -645,10 +674,8 @@ pub(crate) fn declared_differences(
         .iter()
         .filter_map(|field| {
             let (stored, incoming) = (field.get(stored), field.get(incoming));
-            (stored != incoming).then(|| FieldDifference {
-                field: field.name,
-                stored: stored.to_string(),
-                incoming: incoming.to_string(),
+            (stored != incoming).then(|| {
+                FieldDifference::new(field.name, &stored.to_string(), &incoming.to_string())
             })
         })
         .collect()

@@ -13,8 +13,8 @@ use chrono::NaiveDate;
 use tempfile::TempDir;
 
 use crate::{
-    Accounts, Audit, Controls, Decisions, ImportOutcome, ItemFilter, Items, LoginGate,
-    NewControlResult, NewDecision, Recorded, Registry, SharingFilter, Store, StoreError,
+    Accounts, Audit, Controls, Decisions, FieldDifference, ImportOutcome, ItemFilter, Items,
+    LoginGate, NewControlResult, NewDecision, Recorded, Registry, SharingFilter, Store, StoreError,
     SCHEMA_VERSION,
 };
 
@@ -107,6 +107,7 @@ on_both_backends!(
     items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date,
     a_field_added_to_the_registry_with_its_migration_is_stored_read_and_compared,
     a_declaration_is_read_with_all_its_items_in_one_query,
+    long_conflicting_values_are_shortened,
 );
 
 fn a_declaration_is_read_with_all_its_items_in_one_query(store: &mut Subject) {
@@ -656,6 +657,33 @@ fn conflict_keeps_the_original(store: &mut Subject) {
         store.audit_entries(1).unwrap()[0].detail_json,
         r#"{"inserted":0,"unchanged":0,"labelled":0,"conflicts":2}"#
     );
+}
+
+fn long_conflicting_values_are_shortened(store: &mut Subject) {
+    let mut original = item("A", 1, 1, None);
+    original.importer_id = "é".repeat(100_000);
+    import(store, "first.csv", lines(vec![original.clone()])).unwrap();
+    let mut changed = original.clone();
+    changed.importer_id = "x".repeat(100_000);
+    let outcome = import(store, "second.csv", vec![(changed, 5)]).unwrap();
+    let difference = &outcome.conflicts[0].differences[0];
+    assert_eq!(difference.field, "importer_id");
+    let expected_stored = format!("{}…", "é".repeat(199));
+    let expected_incoming = format!("{}…", "x".repeat(199));
+    assert_eq!(difference.stored, expected_stored);
+    assert_eq!(difference.incoming, expected_incoming);
+    let recorded = store.conflicts_for(&key("A", 1)).unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        (recorded[0].stored.as_str(), recorded[0].incoming.as_str()),
+        (expected_stored.as_str(), expected_incoming.as_str())
+    );
+    // Short values are kept whole, and the stored item is untouched.
+    assert_eq!(
+        FieldDifference::new("hs6", "440890", "440891").stored,
+        "440890"
+    );
+    assert_eq!(store.item(&key("A", 1)).unwrap(), Some(original));
 }
 
 fn failed_import_rolls_back_everything(store: &mut Subject) {
