@@ -31,18 +31,42 @@ pub fn import_files(
     strict: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<FileReport>, JobError> {
-    let mut reports = Vec::new();
-    for path in paths {
+    let mut reports: Vec<FileReport> = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
         let size = std::fs::metadata(path).map(|m| m.len()).ok();
         let file = path.display().to_string();
-        reports.push(import_reader(
-            store,
-            &file,
-            read_declarations(path, mapping),
-            size,
-            strict,
-            progress,
-        )?);
+        let report = if progress.interrupted() {
+            Err(JobError::Interrupted)
+        } else {
+            import_reader(
+                store,
+                &file,
+                read_declarations(path, mapping),
+                size,
+                strict,
+                progress,
+            )
+        };
+        match report {
+            Ok(report) => reports.push(report),
+            // Each file is committed on its own: say which ones were.
+            Err(JobError::Interrupted) => {
+                let (saved, refused): (Vec<&FileReport>, Vec<&FileReport>) =
+                    reports.iter().partition(|r| r.file_error.is_none());
+                if saved.is_empty() {
+                    return Err(JobError::Interrupted);
+                }
+                return Err(JobError::ImportInterrupted {
+                    saved: saved.iter().map(|r| r.file.clone()).collect(),
+                    not_saved: refused
+                        .iter()
+                        .map(|r| r.file.clone())
+                        .chain(paths[i..].iter().map(|p| p.display().to_string()))
+                        .collect(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(reports)
 }
@@ -921,6 +945,73 @@ mod tests {
                 ["", "-2", "0", "0.25", "0", ids[1]],
             ]
         );
+    }
+
+    /// A progress that asks to stop when the `stop_at`-th file starts.
+    struct StopAtFile {
+        started: std::cell::Cell<usize>,
+        stop_at: usize,
+    }
+
+    impl crate::Progress for StopAtFile {
+        fn start(&self, _: &str, _: Option<u64>) {
+            self.started.set(self.started.get() + 1);
+        }
+        fn advance(&self, _: u64) {}
+        fn finish(&self) {}
+        fn interrupted(&self) -> bool {
+            self.started.get() >= self.stop_at
+        }
+    }
+
+    /// Interrupted on the second of three files: the first is committed and the error says so,
+    /// naming the two that were not saved; interrupted on the first, nothing was saved.
+    #[test]
+    fn an_interrupted_import_names_the_files_saved_and_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(SAMPLE).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let files: Vec<PathBuf> = (0..3)
+            .map(|k| {
+                let path = dir.path().join(format!("part{k}.csv"));
+                let rows = &lines[1 + 50 * k..1 + 50 * (k + 1)];
+                std::fs::write(&path, format!("{}\n{}\n", lines[0], rows.join("\n"))).unwrap();
+                path
+            })
+            .collect();
+        let mapping = borderlens_ingest::ColumnMapping::kcs_default();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let stop = StopAtFile {
+            started: Default::default(),
+            stop_at: 2,
+        };
+        let err = crate::import_files(&mut store, &files, &mapping, false, &stop).unwrap_err();
+        let name = |k: usize| files[k].display().to_string();
+        match &err {
+            JobError::ImportInterrupted { saved, not_saved } => {
+                assert_eq!(saved, &[name(0)]);
+                assert_eq!(not_saved, &[name(1), name(2)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let message = err.to_string();
+        assert!(!message.contains("nothing was saved"), "{message}");
+        assert!(
+            message.contains(&format!("saved {}", name(0)))
+                && message.contains(&format!("not saved: {}, {}", name(1), name(2))),
+            "{message}"
+        );
+        assert_eq!(store.items(&ItemFilter::default()).unwrap().len(), 50);
+
+        let mut store = Store::open(&dir.path().join("u.db")).unwrap();
+        let stop = StopAtFile {
+            started: Default::default(),
+            stop_at: 1,
+        };
+        let err = crate::import_files(&mut store, &files, &mapping, false, &stop).unwrap_err();
+        assert!(matches!(err, JobError::Interrupted), "{err:?}");
+        assert_eq!(err.to_string(), "interrupted: nothing was saved");
+        assert!(store.items(&ItemFilter::default()).unwrap().is_empty());
     }
 
     /// One item's history read through `items_sharing` and `label_counts` gives the very row

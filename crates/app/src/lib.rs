@@ -133,4 +133,13 @@ pub enum JobError {
     /// The user interrupted; nothing of the job was kept.
     #[error("interrupted: nothing was saved")]
     Interrupted,
+    /// The user interrupted an import of several files, each committed on its own, after some
+    /// were saved.
+    #[error("interrupted: saved {}; not saved: {}", saved.join(", "), not_saved.join(", "))]
+    ImportInterrupted {
+        /// The files committed, in order.
+        saved: Vec<String>,
+        /// The files not imported (refused, interrupted or not started), in order.
+        not_saved: Vec<String>,
+    },
 }

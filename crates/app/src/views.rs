@@ -498,6 +498,7 @@ fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<(Dashboard, b
                 | JobError::Io { .. }
                 | JobError::Internal(_)
                 | JobError::Interrupted
+                | JobError::ImportInterrupted { .. }
         ) {
             failed.set(true);
         }

@@ -101,7 +101,9 @@ impl From<JobError> for ApiError {
                 }
                 _ => ApiError::internal(&message),
             },
-            JobError::Interrupted => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            JobError::Interrupted | JobError::ImportInterrupted { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            }
             JobError::Risk(_) | JobError::Io { .. } | JobError::Internal(_) => {
                 ApiError::internal(&message)
             }
