@@ -116,6 +116,9 @@ pub enum RiskError {
          (up to version {MODEL_FORMAT}): load the model with a later release of borderlens"
     )]
     NewerFormat(u64),
+    /// A trained model whose calibrated scores collapse (see [`collapse`]): refused, not saved.
+    #[error("refused to keep the trained model: {0}")]
+    Collapsed(String),
 }
 
 /// Version of the registry bytes that [`RiskModel::to_bytes`] writes.
@@ -161,21 +164,54 @@ impl Calibration {
         sigmoid(self.a * raw + self.b)
     }
 
-    /// Fits by Newton's method on log-loss with Platt's smoothed targets.
+    /// The identity on log-odds: `p = σ(raw)`, right for a booster trained on log-loss without
+    /// reweighting; the fallback when a fit is impossible.
+    pub const IDENTITY: Calibration = Calibration { a: 1.0, b: 0.0 };
+
+    /// Fits `a` and `b` by minimising log-loss against Platt's smoothed targets (Lin, Lin & Weng,
+    /// 2007): Newton steps damped (Levenberg–Marquardt) until each lowers the loss, so that the
+    /// loss never rises.
+    ///
+    /// The fit starts from the better of [`Calibration::IDENTITY`] and the prior (a constant
+    /// score at the smoothed positive rate) and stops when the gradient vanishes. It falls back
+    /// to the identity when there is nothing to fit (one class only, fewer than two rows, a
+    /// non-finite raw score), and to the starting point when the search ends outside
+    /// [`Calibration::MAX_SLOPE`]: such a slope turns every score into 0 or 1.
     pub fn fit(raw: &[f64], labels: &[bool]) -> Calibration {
         let n_pos = labels.iter().filter(|&&y| y).count() as f64;
         let n_neg = labels.len() as f64 - n_pos;
-        if n_pos == 0.0 || n_neg == 0.0 {
-            return Calibration { a: 1.0, b: 0.0 };
+        if n_pos == 0.0
+            || n_neg == 0.0
+            || raw.len() != labels.len()
+            || raw.iter().any(|x| !x.is_finite())
+        {
+            return Calibration::IDENTITY;
         }
         let hi = (n_pos + 1.0) / (n_pos + 2.0);
         let lo = 1.0 / (n_neg + 2.0);
         let targets: Vec<f64> = labels.iter().map(|&y| if y { hi } else { lo }).collect();
-        let (mut a, mut b) = (1.0, 0.0);
-        for _ in 0..100 {
-            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
+        let loss = |c: Calibration| platt_loss(raw, &targets, c);
+        let prior = Calibration {
+            a: 0.0,
+            b: ((n_pos + 1.0) / (n_neg + 1.0)).ln(),
+        };
+        let start = if loss(Calibration::IDENTITY) <= loss(prior) {
+            Calibration::IDENTITY
+        } else {
+            prior
+        };
+        let n = raw.len() as f64;
+        let mut c = start;
+        let mut f = loss(c);
+        // Levenberg–Marquardt damping: λ grows until a step lowers the loss enough (where the
+        // scores saturate the Hessian vanishes and the step becomes a short gradient step), and
+        // shrinks again after each success, back to plain Newton steps.
+        let min_damping = 1e-12 * n;
+        let mut damping = min_damping;
+        'newton: for _ in 0..200 {
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 0.0, 0.0, 0.0);
             for (&x, &t) in raw.iter().zip(&targets) {
-                let p = sigmoid(a * x + b);
+                let p = sigmoid(c.a * x + c.b);
                 let d = p - t;
                 let w = p * (1.0 - p);
                 ga += d * x;
@@ -184,20 +220,64 @@ impl Calibration {
                 hab += w * x;
                 hbb += w;
             }
-            let det = haa * hbb - hab * hab;
-            if det.abs() < 1e-18 {
+            if ga.abs().max(gb.abs()) <= 1e-9 * n {
                 break;
             }
-            let da = (hbb * ga - hab * gb) / det;
-            let db = (haa * gb - hab * ga) / det;
-            a -= da;
-            b -= db;
-            if da.abs() < 1e-10 && db.abs() < 1e-10 {
-                break;
+            loop {
+                let (daa, dbb) = (haa + damping, hbb + damping);
+                let det = daa * dbb - hab * hab;
+                let (da, db) = ((dbb * ga - hab * gb) / det, (daa * gb - hab * ga) / det);
+                // The gradient along the step: positive for a descent direction.
+                let slope = ga * da + gb * db;
+                if det > 0.0 && slope > 0.0 && da.is_finite() && db.is_finite() {
+                    let next = Calibration {
+                        a: c.a - da,
+                        b: c.b - db,
+                    };
+                    if (next.a, next.b) == (c.a, c.b) {
+                        break 'newton;
+                    }
+                    let g = loss(next);
+                    if g.is_finite() && g <= f - 1e-4 * slope {
+                        c = next;
+                        f = g;
+                        damping = (damping / 10.0).max(min_damping);
+                        break;
+                    }
+                }
+                damping *= 10.0;
+                if damping > 1e30 * (1.0 + haa + hbb) {
+                    break 'newton;
+                }
             }
         }
-        Calibration { a, b }
+        if c.a.is_finite() && c.b.is_finite() && c.a.abs() <= Calibration::MAX_SLOPE {
+            c
+        } else {
+            start
+        }
     }
+
+    /// The steepest slope a fit may keep. Raw scores are log-odds: a slope of 1 takes them as
+    /// they are, and one this steep maps a raw difference of 0.01 to a factor e^10 in odds.
+    pub const MAX_SLOPE: f64 = 1e3;
+}
+
+/// Log-loss of `c` against the (smoothed) `targets`, computed without overflow:
+/// `Σ softplus(z) − t·z` with `z = a·raw + b`.
+fn platt_loss(raw: &[f64], targets: &[f64], c: Calibration) -> f64 {
+    raw.iter()
+        .zip(targets)
+        .map(|(&x, &t)| {
+            let z = c.a * x + c.b;
+            let softplus = if z > 0.0 {
+                z + (-z).exp().ln_1p()
+            } else {
+                z.exp().ln_1p()
+            };
+            softplus - t * z
+        })
+        .sum()
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -373,13 +453,54 @@ pub fn train_weighted(
         },
     };
     model.summary.n_trees = model.booster.trees.len();
-    let scores = model.score(&data);
+    let raw = model.booster.predict_raw_all(&data);
+    let scores: Vec<f64> = raw.iter().map(|&r| model.calibration.apply(r)).collect();
+    if let Some(reason) = collapse(&raw, &scores) {
+        return Err(RiskError::Collapsed(format!(
+            "{reason} (calibration a = {:e}, b = {:e}); the model would not rank declarations",
+            model.calibration.a, model.calibration.b
+        )));
+    }
     let order = metrics::ranking(&scores);
     for rate in INSPECTION_RATES {
         let k = metrics::selection_size(n, rate as f64).max(1);
         model.thresholds.insert(rate, scores[order[k - 1]]);
     }
     Ok(model)
+}
+
+/// Why calibrated `scores` no longer rank as their `raw` scores do, if they do not: most scores
+/// exactly 0 or 1, or the calibration merging distinct raw scores into fewer than half as many
+/// values.
+pub fn collapse(raw: &[f64], scores: &[f64]) -> Option<String> {
+    fn distinct(values: &[f64]) -> usize {
+        let mut bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+        bits.sort_unstable();
+        bits.dedup();
+        bits.len()
+    }
+    let n = scores.len();
+    if n == 0 {
+        return None;
+    }
+    if let Some(bad) = scores.iter().find(|p| !p.is_finite()) {
+        return Some(format!("a calibrated score is {bad}"));
+    }
+    // Exactly 0 or 1: the logistic saturated in floating point, so these scores tie.
+    let saturated = scores.iter().filter(|&&p| p == 0.0 || p == 1.0).count();
+    if saturated * 2 > n {
+        return Some(format!(
+            "the calibrated scores collapse: {saturated} of {n} training scores are 0 or 1"
+        ));
+    }
+    let (raw_distinct, distinct) = (distinct(raw), distinct(scores));
+    if raw_distinct >= 2 && distinct * 2 < raw_distinct {
+        return Some(format!(
+            "the calibrated scores collapse: {raw_distinct} distinct raw scores of {n} training \
+             rows become {distinct} distinct scores"
+        ));
+    }
+    None
 }
 
 /// The training matrix and the fitted transformations that produced it.
@@ -849,6 +970,153 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// The loss [`Calibration::fit`] minimises, at `c`.
+    fn fit_loss(raw: &[f64], labels: &[bool], c: Calibration) -> f64 {
+        let n_pos = labels.iter().filter(|&&y| y).count() as f64;
+        let n_neg = labels.len() as f64 - n_pos;
+        let targets: Vec<f64> = labels
+            .iter()
+            .map(|&y| {
+                if y {
+                    (n_pos + 1.0) / (n_pos + 2.0)
+                } else {
+                    1.0 / (n_neg + 2.0)
+                }
+            })
+            .collect();
+        platt_loss(raw, &targets, c)
+    }
+
+    /// Raw scores from `draw` and labels drawn with probability `truth(raw)`.
+    fn sample(
+        n: usize,
+        seed: u64,
+        draw: impl Fn(&mut Rng) -> f64,
+        truth: impl Fn(f64) -> f64,
+    ) -> (Vec<f64>, Vec<bool>) {
+        let mut rng = Rng::new(seed);
+        let raw: Vec<f64> = (0..n).map(|_| draw(&mut rng)).collect();
+        let labels = raw.iter().map(|&x| rng.next_f64() < truth(x)).collect();
+        (raw, labels)
+    }
+
+    #[test]
+    fn calibration_recovers_a_known_slope_and_intercept_on_wide_margins() {
+        // Margins over ±100 (saturated at the identity) whose true calibration is σ(0.05x − 1).
+        let (raw, labels) = sample(
+            20_000,
+            11,
+            |rng| rng.next_f64() * 200.0 - 100.0,
+            |x| sigmoid(0.05 * x - 1.0),
+        );
+        let c = Calibration::fit(&raw, &labels);
+        assert!(
+            (c.a - 0.05).abs() < 0.01 && (c.b + 1.0).abs() < 0.2,
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn calibration_of_saturating_scores_stays_finite_lowers_the_loss_and_keeps_the_ranking() {
+        let cases = [
+            // Separable, huge margins: negatives at −60..−40, 5% positives at 40..60.
+            sample(
+                2_000,
+                1,
+                |rng| {
+                    if rng.next_f64() < 0.05 {
+                        40.0 + 20.0 * rng.next_f64()
+                    } else {
+                        -60.0 + 20.0 * rng.next_f64()
+                    }
+                },
+                |x| f64::from(u8::from(x > 0.0)),
+            ),
+            // Separable at a point, rare positives, margins ±1e3.
+            sample(
+                3_000,
+                2,
+                |rng| 2e3 * rng.next_f64() - 1e3,
+                |x| f64::from(u8::from(x > 900.0)),
+            ),
+            // Every raw score very negative (a rare class), weakly informative.
+            sample(
+                5_000,
+                3,
+                |rng| -45.0 + 10.0 * rng.next_f64(),
+                |x| 0.01 + 0.02 * (x + 45.0) / 10.0,
+            ),
+            // Overconfident and noisy: margins ±80, labels barely follow them.
+            sample(
+                5_000,
+                4,
+                |rng| 160.0 * rng.next_f64() - 80.0,
+                |x| if x > 0.0 { 0.3 } else { 0.1 },
+            ),
+        ];
+        for (k, (raw, labels)) in cases.iter().enumerate() {
+            assert!(labels.iter().any(|&y| y) && labels.iter().any(|&y| !y));
+            let c = Calibration::fit(raw, labels);
+            assert!(
+                c.a.is_finite() && c.b.is_finite() && c.a > 0.0 && c.a <= Calibration::MAX_SLOPE,
+                "case {k}: {c:?}"
+            );
+            let loss = fit_loss(raw, labels, c);
+            let prior = Calibration {
+                a: 0.0,
+                b: (labels.iter().filter(|&&y| y).count() as f64
+                    / labels.iter().filter(|&&y| !y).count() as f64)
+                    .ln(),
+            };
+            for start in [Calibration::IDENTITY, prior] {
+                assert!(
+                    loss <= fit_loss(raw, labels, start) + 1e-9,
+                    "case {k}: {c:?} loses to {start:?}"
+                );
+            }
+            let scores: Vec<f64> = raw.iter().map(|&x| c.apply(x)).collect();
+            assert_eq!(collapse(raw, &scores), None, "case {k}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn calibration_without_both_classes_or_finite_scores_is_the_identity() {
+        let raw = [0.5, -1.0, 2.0];
+        assert_eq!(
+            Calibration::fit(&raw, &[true, true, true]),
+            Calibration::IDENTITY
+        );
+        assert_eq!(
+            Calibration::fit(&raw, &[false, false, false]),
+            Calibration::IDENTITY
+        );
+        assert_eq!(
+            Calibration::fit(&[0.5, f64::INFINITY, 1.0], &[true, false, true]),
+            Calibration::IDENTITY
+        );
+        assert_eq!(Calibration::fit(&[], &[]), Calibration::IDENTITY);
+    }
+
+    #[test]
+    fn collapsed_scores_are_told_apart_from_sound_ones() {
+        let (raw, _) = sample(1_000, 5, |rng| rng.next_f64() * 6.0 - 5.0, |_| 0.0);
+        // The calibration stored by the diverged fit of issue 13.
+        let diverged = Calibration {
+            a: 3.5e13,
+            b: -7.3e11,
+        };
+        let scores: Vec<f64> = raw.iter().map(|&x| diverged.apply(x)).collect();
+        let reason = collapse(&raw, &scores).unwrap();
+        assert!(reason.contains("training scores are 0 or 1"), "{reason}");
+        // A constant score throws the ranking away too.
+        let flat = vec![0.03; raw.len()];
+        let reason = collapse(&raw, &flat).unwrap();
+        assert!(reason.contains("become 1 distinct scores"), "{reason}");
+        let sound: Vec<f64> = raw.iter().map(|&x| sigmoid(0.8 * x - 0.5)).collect();
+        assert_eq!(collapse(&raw, &sound), None);
+        assert_eq!(collapse(&[], &[]), None);
     }
 
     #[test]
