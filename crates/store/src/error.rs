@@ -139,6 +139,20 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store was busy: another connection held the writer lock (a long import, say)
+    /// past the wait of [`BUSY_TIMEOUT`](crate::BUSY_TIMEOUT). Nothing was written; the same
+    /// request may succeed a little later (the server answers 503 with `Retry-After`).
+    pub fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Sql { source, .. }
+            | StoreError::Open { source, .. }
+            | StoreError::Migration { source, .. } => source.is_busy(),
+            _ => false,
+        }
+    }
+}
+
 /// Attaches "what was being done" to database errors.
 pub(crate) trait Context<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;

@@ -78,8 +78,10 @@ pub fn open_any(target: &str) -> Result<Box<dyn Backend>, StoreError> {
     }
 }
 
-/// How long a statement waits for another connection's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a statement waits for another connection's lock before failing
+/// ([`StoreError::is_busy`]): SQLite's busy timeout, PostgreSQL's `lock_timeout` of every write
+/// transaction ([`pg::LOCK_TIMEOUT`], the same 10 s).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SQLite statements kept prepared per connection (the store has about sixty).
 const STATEMENT_CACHE: usize = 128;
@@ -298,6 +300,8 @@ impl Store {
             Conn::Postgres(pg) => {
                 let (client, prepared) = pg.parts();
                 let mut tx = client.transaction().ctx(&what)?;
+                // Wait for other writers as long as SQLite would, then fail as busy.
+                tx.batch_execute(pg::LOCK_TIMEOUT).ctx(&what)?;
                 match lock {
                     Lock::Writers => tx.batch_execute(pg::WRITE_LOCK).ctx(&what)?,
                     Lock::Keys(keys) => {

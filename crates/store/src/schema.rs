@@ -370,6 +370,12 @@ pub(crate) fn migrate_to(
         path: path.to_path_buf(),
         source: source.into(),
     };
+    // A store already at `target` is only read: opening one (the server's pool does, for reads
+    // too) does not wait for the writer lock that a long import holds.
+    let current: Result<u32, _> = conn.pragma_query_value(None, "user_version", |row| row.get(0));
+    if current.is_ok_and(|found| found == target) {
+        return Ok(());
+    }
     loop {
         // IMMEDIATE: two processes opening a fresh file must not both run a step.
         let tx = conn
@@ -408,6 +414,16 @@ pub(crate) fn migrate_postgres_to(
     target: u32,
 ) -> Result<(), StoreError> {
     let opening = || format!("cannot open the PostgreSQL store '{url}'");
+    // A store already at `target` is only read (no writer lock: a long import holds it); a
+    // missing table or another version takes the locked path below.
+    let current = client
+        .query_opt("SELECT version FROM schema_version", &[])
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<_, i64>(0).ok());
+    if current == Some(i64::from(target)) {
+        return Ok(());
+    }
     loop {
         let mut tx = crate::pg::write_tx(client).ctx(opening)?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")

@@ -315,6 +315,22 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether the statement gave up waiting for another connection's lock: SQLite's
+    /// `SQLITE_BUSY` / `SQLITE_LOCKED` after the busy timeout, PostgreSQL's `lock_not_available`
+    /// after `lock_timeout`. Nothing was written; the same request may succeed later.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            DbError::Postgres(e) => {
+                e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a foreign key was violated (a row refers to a missing one).
     pub(crate) fn is_foreign_key_violation(&self) -> bool {
         match self {

@@ -10,6 +10,8 @@
 //!   IMMEDIATE`), so the read-check-write sequences (a model's next version, a submission id
 //!   seen before, a batch already decided) behave as on SQLite, with no serialization failures
 //!   to retry. Readers are never blocked. The audit entry is written in the same transaction.
+//!   A writer waits at most [`LOCK_TIMEOUT`] (SQLite's busy timeout), then fails as busy
+//!   ([`StoreError::is_busy`]).
 //!   Login attempts lock their own keys instead ([`KEY_LOCK`]).
 //! - The append-only and never-overwrite rules are triggers, as on SQLite: a PL/pgSQL function
 //!   raises the same messages.
@@ -29,6 +31,12 @@ use postgres::{Client, NoTls, Transaction};
 use crate::error::Context;
 use crate::sql::Prepared;
 use crate::StoreError;
+
+/// Set first by every write transaction: a lock (the writers' one included) waited for longer
+/// than [`BUSY_TIMEOUT`](crate::BUSY_TIMEOUT) fails with `lock_not_available`
+/// ([`StoreError::is_busy`]), as SQLite's busy timeout does, instead of waiting for as long as
+/// an import runs.
+pub(crate) const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '10s'";
 
 /// Taken first by every write transaction: one writer at a time per schema (see the module
 /// documentation). Released at commit or rollback.
@@ -205,6 +213,7 @@ impl PgConn {
 /// Starts a write transaction: one at a time per schema (see [`WRITE_LOCK`]).
 pub(crate) fn write_tx(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
     let mut tx = client.transaction()?;
+    tx.batch_execute(LOCK_TIMEOUT)?;
     tx.batch_execute(WRITE_LOCK)?;
     Ok(tx)
 }
