@@ -201,14 +201,96 @@ pub fn select(
 /// FNV-1a of `text`, for seeds and derived ids (with the batches' seeds in `selection`).
 pub use borderlens_selection::batch::stable_hash;
 
-/// Records an officer's override with its mandatory reason.
+/// Fewest visible characters of an override reason (white space and invisible format
+/// characters, such as zero-width spaces, not counted): the page's form asks for as many.
+pub const MIN_OVERRIDE_REASON_CHARS: usize = 5;
+/// Most characters of an override reason (the page's form allows as many).
+pub const MAX_OVERRIDE_REASON_CHARS: usize = 1000;
+
+/// Whether `c` shows nothing by itself: the invisible format characters (Unicode category Cf:
+/// soft hyphen, zero-width space and joiners, directional marks and isolates, word joiner,
+/// byte order mark, tags...), variation selectors, the combining grapheme joiner and the Hangul
+/// fillers. They neither count towards a reason's length nor are trimmed off as white space by
+/// `str::trim`.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{34F}'
+            | '\u{61C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
+}
+
+/// Checks an override reason and returns it as it is kept: white space and invisible
+/// characters trimmed off both ends, the rest as typed. Refused (naming the field `reason`):
+/// control characters other than line breaks and tabs (a NUL, an escape...), fewer than
+/// [`MIN_OVERRIDE_REASON_CHARS`] visible characters, more than [`MAX_OVERRIDE_REASON_CHARS`].
+pub fn check_override_reason(reason: &str) -> Result<String, JobError> {
+    let refused = |why: String| JobError::Refused {
+        what: "override".to_string(),
+        errors: ValidationErrors(vec![FieldError::new("reason", why)]),
+    };
+    if let Some(c) = reason
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(refused(format!(
+            "control character U+{:04X} is not allowed (only letters, digits, punctuation, \
+             spaces, tabs and line breaks)",
+            u32::from(c)
+        )));
+    }
+    let kept = reason.trim_matches(|c: char| c.is_whitespace() || is_invisible(c));
+    let visible = kept
+        .chars()
+        .filter(|c| !c.is_whitespace() && !is_invisible(*c))
+        .count();
+    if visible == 0 {
+        return Err(refused(
+            "a reason is mandatory: say why the lane changes".to_string(),
+        ));
+    }
+    if visible < MIN_OVERRIDE_REASON_CHARS {
+        return Err(refused(format!(
+            "{visible} visible characters, at least {MIN_OVERRIDE_REASON_CHARS} needed: say why \
+             the lane changes"
+        )));
+    }
+    let chars = kept.chars().count();
+    if chars > MAX_OVERRIDE_REASON_CHARS {
+        return Err(refused(format!(
+            "{chars} characters, at most {MAX_OVERRIDE_REASON_CHARS} allowed"
+        )));
+    }
+    Ok(kept.to_string())
+}
+
+/// Records an officer's override with its mandatory reason, checked by
+/// [`check_override_reason`] (and kept trimmed) before anything is written.
 pub fn override_decision(
     store: &mut dyn Backend,
     declaration_id: &str,
     lane: Lane,
     reason: &str,
 ) -> Result<StoredDecision, JobError> {
-    Ok(store.override_decision(declaration_id, lane, reason)?)
+    let reason = check_override_reason(reason)?;
+    Ok(store.override_decision(declaration_id, lane, &reason)?)
 }
 
 /// What recording one result did.

@@ -68,8 +68,8 @@ pub use users::{
 };
 pub use views::{
     audit_log, dashboard, declaration, declaration_exists, declaration_scores, queue, ConflictView,
-    Dashboard, DeclarationView, DerivedValue, ItemScore, Queue, QueueFilter, QueueRow, QueueSort,
-    RecentResult, RelatedRow, LANES,
+    Dashboard, DashboardParts, DeclarationView, DerivedValue, ItemScore, Queue, QueueFilter,
+    QueueRow, QueueSort, RecentResult, RelatedRow, LANES,
 };
 
 /// Progress reporting and interruption for long jobs.

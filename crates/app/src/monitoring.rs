@@ -114,6 +114,11 @@ pub struct DriftRequest {
     pub current: (NaiveDate, NaiveDate),
     /// Scores of this model, when given, are compared too.
     pub model: Option<String>,
+    /// Compare the model's scores only where it scored: items without a saved score of the
+    /// model are left out of the score's comparison (not counted as missing) on both sides, and
+    /// the score is not compared when either period has none. Otherwise an unscored item is a
+    /// missing score, and a period of unscored days against a scored one is a shift.
+    pub scored_only: bool,
 }
 
 fn week_of(date: NaiveDate) -> String {
@@ -249,7 +254,16 @@ pub fn drift_report(store: &dyn Backend, request: &DriftRequest) -> Result<Drift
                 }
                 Ok(scored)
             };
-            Some((score_of(&reference)?, score_of(&current)?))
+            let (mut r, mut c) = (score_of(&reference)?, score_of(&current)?);
+            if request.scored_only {
+                r.retain(|s| !s.is_nan());
+                c.retain(|s| !s.is_nan());
+            }
+            if request.scored_only && (r.is_empty() || c.is_empty()) {
+                None
+            } else {
+                Some((r, c))
+            }
         }
         None => None,
     };

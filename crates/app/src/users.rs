@@ -211,7 +211,8 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// Adds a user with a role and a password (at least 8 characters; hashed with argon2id).
+/// Adds a user with a role and a password (the policy of `check_password`: at least 8
+/// characters without the white space around them, not trivial; hashed with argon2id).
 /// Audited by the store as `user_add`.
 pub fn add_user(
     store: &mut dyn Backend,
@@ -220,7 +221,7 @@ pub fn add_user(
     password: &str,
 ) -> Result<UserReport, JobError> {
     check_user_name(name)?;
-    check_password(password)?;
+    check_password(name, password)?;
     store.add_user(name, role.name(), &hash_password(password)?)?;
     Ok(UserReport {
         user: name.to_string(),
@@ -228,25 +229,112 @@ pub fn add_user(
     })
 }
 
-fn check_password(password: &str) -> Result<(), JobError> {
-    let chars = password.chars().count();
-    if chars < MIN_PASSWORD_CHARS {
-        return Err(JobError::Invalid(format!(
-            "password: {chars} characters, at least {MIN_PASSWORD_CHARS} needed"
-        )));
-    }
+/// Passwords refused whatever their length: the most common ones that pass the other rules
+/// (lower case; compared without case and surrounding white space).
+const COMMON_PASSWORDS: [&str; 24] = [
+    "password",
+    "password1",
+    "password123",
+    "passw0rd",
+    "p@ssw0rd",
+    "iloveyou",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "welcome123",
+    "letmein1",
+    "trustno1",
+    "superman",
+    "starwars",
+    "whatever",
+    "admin123",
+    "administrator",
+    "changeme",
+    "qwerty123",
+    "1q2w3e4r",
+    "1qaz2wsx",
+    "borderlens",
+];
+
+/// Runs of neighbouring keys or characters: a password that is a piece of one (either way) is
+/// refused (`12345678`, `qwertyui`, `hgfedcba`).
+const SEQUENCES: [&str; 5] = [
+    "abcdefghijklmnopqrstuvwxyz",
+    "01234567890",
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+];
+
+/// The password policy of every user added or password set (CLI and any other caller of
+/// [`add_user`] and [`set_password`]). Refused, each with its reason:
+///
+/// - fewer than [`MIN_PASSWORD_CHARS`] characters once white space around it is left out (so a
+///   password of spaces only has none), or more than [`MAX_PASSWORD_BYTES`] bytes;
+/// - control characters (they cannot be typed in the log-in form);
+/// - fewer than 4 different characters (`aaaaaaaa`, `abababab`), or one piece repeated
+///   (`abcdabcd`);
+/// - a piece of the alphabet, the digits or a keyboard row, either way (`12345678`,
+///   `qwertyui`);
+/// - one of a short list of the most common passwords, or the user name (without case).
+///
+/// The password is kept as typed (surrounding spaces included): only the checks leave them out.
+fn check_password(name: &str, password: &str) -> Result<(), JobError> {
+    let refuse = |why: String| Err(JobError::Invalid(format!("password: {why}")));
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(JobError::Invalid(format!(
-            "password: {} bytes, at most {MAX_PASSWORD_BYTES} allowed",
+        return refuse(format!(
+            "{} bytes, at most {MAX_PASSWORD_BYTES} allowed",
             password.len()
-        )));
+        ));
+    }
+    if password.chars().any(char::is_control) {
+        return refuse("control characters are not allowed".to_string());
+    }
+    let core = password.trim();
+    let chars: Vec<char> = core.chars().flat_map(char::to_lowercase).collect();
+    if chars.len() < MIN_PASSWORD_CHARS {
+        return refuse(format!(
+            "{} characters without the white space around it, at least {MIN_PASSWORD_CHARS} \
+             needed",
+            chars.len()
+        ));
+    }
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 4 {
+        return refuse(format!(
+            "only {} different characters, at least 4 needed",
+            distinct.len()
+        ));
+    }
+    let n = chars.len();
+    if let Some(unit) = (1..=n / 2).find(|&p| (n / p) * p == n && chars[p..] == chars[..n - p]) {
+        let piece: String = chars[..unit].iter().collect();
+        return refuse(format!("'{piece}' repeated is too easy to guess"));
+    }
+    let lower: String = chars.iter().collect();
+    let reversed: String = chars.iter().rev().collect();
+    if SEQUENCES
+        .iter()
+        .any(|run| run.contains(&lower) || run.contains(&reversed))
+    {
+        return refuse("a run of neighbouring characters or keys is too easy to guess".into());
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return refuse("one of the most common passwords: choose another".to_string());
+    }
+    if lower == name.trim().to_lowercase() {
+        return refuse("the user name is too easy to guess".to_string());
     }
     Ok(())
 }
 
 /// Sets a new password for user `name` (hashed with argon2id); the user's sessions end.
 pub fn set_password(store: &mut dyn Backend, name: &str, password: &str) -> Result<(), JobError> {
-    check_password(password)?;
+    check_password(name, password)?;
     if store.set_password_hash(name, &hash_password(password)?)? {
         Ok(())
     } else {
@@ -658,5 +746,64 @@ mod tests {
         assert!(name.to_string().contains("user name"), "{name}");
         let twice = add_user(&mut store, "bot@ops", Role::Admin, "long enough").unwrap_err();
         assert!(twice.to_string().contains("already exists"), "{twice}");
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_when_a_user_is_added_or_a_password_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        add_user(&mut store, "olga", Role::Officer, "correct horse").unwrap();
+        for (password, why) in [
+            ("        ", "0 characters without the white space"),
+            ("  \u{3000}   \t  ", "control characters"),
+            ("   short    ", "5 characters without the white space"),
+            (
+                "\u{3000}seven77\u{3000}",
+                "7 characters without the white space",
+            ),
+            ("pass\0word!", "control characters"),
+            ("aaaaaaaa", "only 1 different characters"),
+            ("abababab", "only 2 different characters"),
+            ("abcdabcd", "'abcd' repeated"),
+            ("Hallo123Hallo123", "'hallo123' repeated"),
+            ("12345678", "run of neighbouring"),
+            ("87654321", "run of neighbouring"),
+            ("QWERTYUI", "run of neighbouring"),
+            ("defghijklm", "run of neighbouring"),
+            ("Password1", "most common"),
+            (" iloveyou ", "most common"),
+            ("natalia-7", "user name"),
+        ] {
+            let mut errors = vec![add_user(&mut store, "natalia-7", Role::Officer, password)
+                .unwrap_err()
+                .to_string()];
+            if password != "natalia-7" {
+                errors.push(
+                    set_password(&mut store, "olga", password)
+                        .unwrap_err()
+                        .to_string(),
+                );
+            }
+            for error in errors {
+                assert!(error.starts_with("password: "), "{password:?}: {error}");
+                assert!(error.contains(why), "{password:?}: {error}");
+            }
+        }
+        assert!(
+            store.user("natalia-7").unwrap().is_none(),
+            "nothing was added"
+        );
+        // The old password still works: nothing was set.
+        assert!(matches!(
+            login(&mut store, "olga", "correct horse", None, 60).unwrap(),
+            LoginOutcome::Session(_)
+        ));
+        // Surrounding spaces are kept as typed (only the checks leave them out).
+        add_user(&mut store, "ana", Role::Analyst, "  tram stop 12  ").unwrap();
+        assert!(matches!(
+            login(&mut store, "ana", "  tram stop 12  ", None, 60).unwrap(),
+            LoginOutcome::Session(_)
+        ));
+        set_password(&mut store, "olga", "Zollamt Nord 4").unwrap();
     }
 }

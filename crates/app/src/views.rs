@@ -444,13 +444,43 @@ pub struct Dashboard {
 /// Results listed as recent.
 const RECENT_SHOWN: usize = 10;
 
-/// The dashboard's content: estimates by `dimension` (one of [`crate::DIMENSIONS`]).
+/// Which parts of the dashboard a caller may see (the server decides by role, with the same
+/// table as its API routes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DashboardParts {
+    /// The latest control results only: no estimates, hit rates, bias audit, drift or model
+    /// evaluation (they are not even computed).
+    Results,
+    /// Everything.
+    All,
+}
+
+/// The dashboard's content: estimates by `dimension` (one of [`crate::DIMENSIONS`]), or with
+/// [`DashboardParts::Results`] only the latest control results.
 ///
 /// Rebuilding it reads every item (estimates, drift, the evaluation score whole periods: about
 /// a second on the bundled sample), so it is kept per store and dimension until the store
 /// changes: every change writes an audit entry in its transaction, so the newest entry's id
 /// tells whether anything changed since.
-pub fn dashboard(store: &dyn Backend, dimension: &str) -> Result<Dashboard, JobError> {
+pub fn dashboard(
+    store: &dyn Backend,
+    dimension: &str,
+    parts: DashboardParts,
+) -> Result<Dashboard, JobError> {
+    if parts == DashboardParts::Results {
+        let (recent, results_total) = recent_results(store)?;
+        return Ok(Dashboard {
+            estimates: None,
+            recent,
+            results_total,
+            hit_rates: Vec::new(),
+            bias: None,
+            drift: None,
+            drift_periods: None,
+            evaluation: None,
+            notes: Vec::new(),
+        });
+    }
     let key = (
         store.location(),
         dimension.to_string(),
@@ -511,20 +541,7 @@ fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<(Dashboard, b
             None
         }
     };
-    let results = store.control_results()?;
-    let results_total = results.len();
-    let recent = results
-        .into_iter()
-        .rev()
-        .take(RECENT_SHOWN)
-        .map(|r| RecentResult {
-            recorded_at: r.recorded_at,
-            recorded_by: r.recorded_by,
-            declaration_id: r.result.declaration_id,
-            outcome: r.result.outcome,
-            label: crate::decisions::label_words(r.result.label),
-        })
-        .collect();
+    let (recent, results_total) = recent_results(store)?;
     let last_day = store.last_item_date()?;
     let mut hit_rates = Vec::new();
     let mut drift = None;
@@ -535,14 +552,14 @@ fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<(Dashboard, b
             Err(e) => note(&mut notes, "hit rates", e),
         }
         let current = (last - Duration::days(27), last);
-        let reference = (last - Duration::days(27 + 84), last - Duration::days(28));
-        let newest = newest_model(store)?;
+        let (reference, model) = drift_windows(last, newest_model(store)?, &mut notes);
         match drift_report(
             store,
             &DriftRequest {
                 reference,
                 current,
-                model: newest.as_ref().map(|(name, _, _)| name.clone()),
+                model,
+                scored_only: true,
             },
         ) {
             Ok(report) => {
@@ -605,6 +622,55 @@ fn build_dashboard(store: &dyn Backend, dimension: &str) -> Result<(Dashboard, b
     Ok((dashboard, failed.get()))
 }
 
+/// The dashboard's drift reference window and the model whose scores it compares: the twelve
+/// weeks before the last four (which end on `last`), with the newest model's scores when there
+/// is one. The days the model was trained on (up to its `until`) were not scored, or scored
+/// in-sample: either way not the score the current weeks have, so they are left out of the
+/// reference window (which then starts the day after). When no day of the window is left, the
+/// features are compared on the whole window without the score, and a note says why.
+fn drift_windows(
+    last: NaiveDate,
+    newest: Option<(String, u32, NaiveDate)>,
+    notes: &mut Vec<String>,
+) -> ((NaiveDate, NaiveDate), Option<String>) {
+    let reference = (last - Duration::days(27 + 84), last - Duration::days(28));
+    match newest {
+        Some((model, _, until)) if until < reference.0 => (reference, Some(model)),
+        Some((model, _, until)) if until < reference.1 => {
+            ((until + Duration::days(1), reference.1), Some(model))
+        }
+        Some((model, version, until)) => {
+            notes.push(format!(
+                "score drift: model {model} v{version} was trained on declarations up to \
+                 {until}, which covers the whole reference window ({} … {}): only the \
+                 declared values are compared",
+                reference.0, reference.1
+            ));
+            (reference, None)
+        }
+        None => (reference, None),
+    }
+}
+
+/// The latest control results, newest first, and how many are recorded in all.
+fn recent_results(store: &dyn Backend) -> Result<(Vec<RecentResult>, usize), JobError> {
+    let results = store.control_results()?;
+    let results_total = results.len();
+    let recent = results
+        .into_iter()
+        .rev()
+        .take(RECENT_SHOWN)
+        .map(|r| RecentResult {
+            recorded_at: r.recorded_at,
+            recorded_by: r.recorded_by,
+            declaration_id: r.result.declaration_id,
+            outcome: r.result.outcome,
+            label: crate::decisions::label_words(r.result.label),
+        })
+        .collect();
+    Ok((recent, results_total))
+}
+
 /// The newest model of the registry: name, version and the last day of its training data.
 fn newest_model(store: &dyn Backend) -> Result<Option<(String, u32, NaiveDate)>, JobError> {
     let newest = store
@@ -623,3 +689,6 @@ fn newest_model(store: &dyn Backend) -> Result<Option<(String, u32, NaiveDate)>,
 pub fn audit_log(store: &dyn Backend, limit: usize) -> Result<Vec<AuditEntry>, JobError> {
     Ok(store.audit_entries(limit)?)
 }
+
+#[cfg(test)]
+mod tests;

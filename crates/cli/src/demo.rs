@@ -242,6 +242,7 @@ fn demo_loop(store: &mut Store, a: &DemoArgs, bars: &Bars) -> anyhow::Result<()>
             reference: (date("2020-10-01")?, date("2020-12-31")?),
             current: (date("2021-01-01")?, date("2021-03-31")?),
             model: None,
+            scored_only: false,
         },
     )?;
     let path = a.out.join("drift-psi.svg");

@@ -415,6 +415,7 @@ pub fn drift(store: &dyn Backend, a: &DriftArgs, json: bool) -> anyhow::Result<E
             reference: (a.reference_from, a.reference_to),
             current: (a.from, a.to),
             model: a.model.clone(),
+            scored_only: false,
         },
     )?;
     if let Some(dir) = &a.charts {

@@ -99,9 +99,42 @@
   }
 
   // ---- drafts: every answer kept on the device until the server has the result --------------
-  function draftKey(form) { return "borderlens-draft:" + form.getAttribute("data-draft"); }
+  // A draft is the logged-in user's (the page's body names them): its key is
+  // "borderlens-draft:" + the user name, URI-encoded, + ":" + the declaration id. Another user
+  // of the device never sees it, and logging out removes the user's drafts.
+  var DRAFT_PREFIX = "borderlens-draft:";
+
+  function userDraftPrefix() {
+    var user = document.body ? document.body.getAttribute("data-user") : null;
+    return user ? DRAFT_PREFIX + encodeURIComponent(user) + ":" : null;
+  }
+
+  function draftKeyFor(declaration) {
+    var prefix = userDraftPrefix();
+    return prefix === null ? null : prefix + declaration;
+  }
+
+  function draftKey(form) { return draftKeyFor(form.getAttribute("data-draft")); }
+
+  // At logout: the user's drafts, and those of before drafts were kept by user (no user in
+  // their key), leave the device.
+  function clearDraftsAtLogout() {
+    var prefix = userDraftPrefix();
+    try {
+      for (var i = localStorage.length - 1; i >= 0; i--) {
+        var key = localStorage.key(i);
+        if (key === null || key.indexOf(DRAFT_PREFIX) !== 0) { continue; }
+        var unowned = key.slice(DRAFT_PREFIX.length).indexOf(":") < 0;
+        if (unowned || (prefix !== null && key.indexOf(prefix) === 0)) {
+          localStorage.removeItem(key);
+        }
+      }
+    } catch (e) { /* no storage: nothing kept */ }
+  }
 
   function saveDraft(form) {
+    var key = draftKey(form);
+    if (key === null) { return; }
     var values = {};
     var inputs = form.querySelectorAll("input[name], select[name], textarea[name]");
     for (var i = 0; i < inputs.length; i++) {
@@ -111,13 +144,15 @@
       (values[el.name] = values[el.name] || []).push(el.value);
     }
     try {
-      localStorage.setItem(draftKey(form), JSON.stringify({ saved: Date.now(), values: values }));
+      localStorage.setItem(key, JSON.stringify({ saved: Date.now(), values: values }));
     } catch (e) { /* private mode or full: the form still works */ }
   }
 
   function restoreDraft(form) {
     var text = null;
-    try { text = localStorage.getItem(draftKey(form)); } catch (e) { return; }
+    var key = draftKey(form);
+    if (key === null) { return; }
+    try { text = localStorage.getItem(key); } catch (e) { return; }
     if (!text || form.getAttribute("data-has-errors") === "1") { return; }
     var draft = JSON.parse(text);
     var inputs = form.querySelectorAll("input[name], select[name], textarea[name]");
@@ -227,7 +262,8 @@
   function clearRecordedDraft() {
     var marker = document.querySelector("[data-recorded]");
     if (!marker) { return; }
-    var key = "borderlens-draft:" + marker.getAttribute("data-declaration");
+    var key = draftKeyFor(marker.getAttribute("data-declaration"));
+    if (key === null) { return; }
     try {
       var text = localStorage.getItem(key);
       if (text) {
@@ -242,5 +278,9 @@
     var forms = document.querySelectorAll("form[data-draft]");
     for (var i = 0; i < forms.length; i++) { setUpForm(forms[i]); }
     clearRecordedDraft();
+    var logouts = document.querySelectorAll("form[action='/logout']");
+    for (var j = 0; j < logouts.length; j++) {
+      logouts[j].addEventListener("submit", clearDraftsAtLogout);
+    }
   });
 })();

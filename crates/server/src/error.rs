@@ -17,7 +17,7 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
     pub(crate) fields: Vec<FieldError>,
-    /// Seconds, for 429.
+    /// Seconds, for 429 and 503.
     pub(crate) retry_after: Option<u64>,
     /// For 401: ask for a bearer token or a session.
     pub(crate) authenticate: bool,
@@ -77,8 +77,12 @@ impl ApiError {
     }
 }
 
+/// The `Retry-After` of a 503 for a busy store, in seconds.
+pub(crate) const BUSY_RETRY_AFTER_SECONDS: u64 = 5;
+
 /// How each job error is answered: refused content 422 (with the fields), unknown things 404,
-/// a reused submission id 409, everything else 500 without details.
+/// a reused submission id 409, a store busy with another writer 503 with `Retry-After`,
+/// everything else 500 without details.
 impl From<JobError> for ApiError {
     fn from(error: JobError) -> ApiError {
         let message = error.to_string();
@@ -89,6 +93,21 @@ impl From<JobError> for ApiError {
             },
             JobError::Invalid(_) => ApiError::unprocessable(message),
             JobError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
+            // Another writer (a long import) held the store past the busy timeout: nothing was
+            // written, and the same request will do once it is done. Not retried here: the
+            // request has already waited the whole timeout.
+            JobError::Store(store) if store.is_busy() => ApiError {
+                retry_after: Some(BUSY_RETRY_AFTER_SECONDS),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the store is busy with another write (an import, perhaps) and stayed \
+                         so for {} s: nothing was stored; send the same request again in a \
+                         moment",
+                        borderlens_store::BUSY_TIMEOUT.as_secs()
+                    ),
+                )
+            },
             JobError::Store(store) => match store {
                 StoreError::SubmissionConflict { .. } => {
                     ApiError::new(StatusCode::CONFLICT, message)

@@ -405,8 +405,9 @@ pub(crate) async fn declaration_scores(
 pub(crate) struct OverrideRequest {
     /// The new lane.
     lane: Lane,
-    /// Why (mandatory; kept in the record).
-    #[schemars(length(min = 1))]
+    /// Why (mandatory: at least 5 visible characters, no control characters but line breaks
+    /// and tabs; kept in the record, trimmed).
+    #[schemars(length(min = 5, max = 1000))]
     reason: String,
 }
 
@@ -461,6 +462,7 @@ pub(crate) async fn drift(
         ),
         current: (date("from", &q.from)?, date("to", &q.to)?),
         model: q.model,
+        scored_only: false,
     };
     let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::drift_report(store, &request)

@@ -16,6 +16,8 @@
 //!   guard (login redirect, 403 page, CSRF token of every form post). One style sheet and one
 //!   script (`assets/`) that only enhance; charts are the `borderlens-charts` and
 //!   `borderlens-monitor` SVGs, inlined.
+//! - [`Permission`] (`roles.rs`) is the one role table: the routes, the pages and the parts of
+//!   a page that show data of their own (the dashboard's monitoring sections) all ask it.
 //! - `auth.rs`: who is calling (session cookie or bearer token), the role check of each route and
 //!   page, the CSRF check of cookie requests that change state (constant-time comparison), and
 //!   the client address for the login rate limit (`X-Forwarded-For` only from
@@ -41,6 +43,7 @@ mod handlers;
 mod openapi;
 mod pages;
 mod pool;
+mod roles;
 mod routes;
 
 use std::future::Future;
@@ -52,6 +55,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use pages::{pages, Page};
+pub use roles::Permission;
 pub use routes::{routes, Access, Route, API_PREFIX};
 
 /// Name of the session cookie.

@@ -17,6 +17,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::Value;
 
 use crate::openapi::ControlResultSubmission;
+use crate::roles::Permission;
 use crate::{auth, handlers, AppState, MAX_BODY_BYTES, MAX_IMPORT_BYTES};
 
 /// Prefix of every versioned API route.
@@ -115,13 +116,14 @@ impl Route {
     }
 }
 
-const EVERYONE: &[Role] = &Role::ALL;
-const RECORDERS: &[Role] = &[Role::Officer, Role::Manager, Role::Admin];
-const DECISION_READERS: &[Role] = &[Role::Officer, Role::Analyst, Role::Manager, Role::Admin];
-const ESTIMATE_READERS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
-const SCORERS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
-const SELECTORS: &[Role] = &[Role::Manager, Role::Admin];
-const ADMINS: &[Role] = &[Role::Admin];
+// Who may use each route: the one role table (`roles.rs`), which the pages use too.
+const EVERYONE: &[Role] = Permission::Session.roles();
+const RECORDERS: &[Role] = Permission::Record.roles();
+const DECISION_READERS: &[Role] = Permission::ReadDecisions.roles();
+const ESTIMATE_READERS: &[Role] = Permission::Monitor.roles();
+const SCORERS: &[Role] = Permission::Score.roles();
+const SELECTORS: &[Role] = Permission::Select.roles();
+const ADMINS: &[Role] = Permission::Administer.roles();
 
 /// The OpenAPI object of the `{id}` path parameter.
 fn id_parameter() -> Value {

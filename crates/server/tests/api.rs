@@ -17,7 +17,7 @@ use borderlens_server::{
     routes, Access, Route, ServeConfig, API_PREFIX, MAX_BODY_BYTES, SESSION_COOKIE,
 };
 use common::{password, user_name, Fixture, Served, Spec, StoreKind};
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -1675,3 +1675,80 @@ async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_s
     app.stop().await;
 }
 on_both_stores!(an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_stored);
+
+/// An override reason of NULs answered 500 (PostgreSQL refuses NUL in text); one character and
+/// zero-width characters were taken. Now: 422 naming the field, nothing stored, on both stores.
+async fn override_reasons_are_checked_before_anything_is_stored(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let officer = app.token(Role::Officer);
+    let decisions = || app.with_store(|store| store.decisions(None).unwrap().len());
+    let before = decisions();
+    let path = format!("/api/v1/declarations/{DECLARATION}/override");
+    for (reason, why) in [
+        ("\0\0\0\0\0\0\0\0", "control character U+0000"),
+        ("tip\u{1b}[2J from the police", "control character U+001B"),
+        ("x", "1 visible characters, at least 5"),
+        (
+            "\u{200B}\u{200B}\u{200B}\u{200B}\u{200B}",
+            "reason is mandatory",
+        ),
+        ("\u{FEFF}ab\u{2060}\u{200D}", "2 visible characters"),
+    ] {
+        let answer = app
+            .post(&path, &officer, &json!({"lane": "red", "reason": reason}))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{reason:?}: {}",
+            answer.text
+        );
+        assert_eq!(answer.json()["fields"][0]["field"], "reason", "{reason:?}");
+        assert!(answer.error().contains(why), "{reason:?}: {}", answer.text);
+    }
+    assert_eq!(decisions(), before);
+    app.stop().await;
+}
+on_both_stores!(override_reasons_are_checked_before_anything_is_stored);
+
+/// A write while another connection holds the store's writer lock (as a long import does)
+/// answered 500 "database is locked" after the busy timeout. Now 503 with `Retry-After` and
+/// nothing stored; the same request succeeds once the lock is released. On PostgreSQL the
+/// write waited for as long as the lock was held; now it gives up after the same timeout.
+async fn a_write_while_the_store_is_busy_answers_503_with_retry_after(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let officer = app.token(Role::Officer);
+    let before = app.stored_results().len();
+    let body = submission("busy-1", DECLARATION, "during an import");
+    assert_eq!(
+        app.get("/healthz", &Auth::None).await.status,
+        StatusCode::OK
+    );
+    let lock = app.hold_write_lock();
+    // Reads go on, also on a connection opened during the lock (opening a store at the current
+    // schema version reads it without waiting for the writers).
+    let other = app.another_instance().await;
+    let me = other.get("/api/v1/me", &officer).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    let answer = app.post("/api/v1/control-results", &officer, &body).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text
+    );
+    assert_eq!(answer.headers[RETRY_AFTER], "5");
+    let error = answer.error();
+    assert!(
+        error.contains("busy") && error.contains("nothing was stored"),
+        "{error}"
+    );
+    drop(lock);
+    assert_eq!(app.stored_results().len(), before);
+    let answer = app.post("/api/v1/control-results", &officer, &body).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert_eq!(app.stored_results().len(), before + 1);
+    other.stop().await;
+    app.stop().await;
+}
+on_both_stores!(a_write_while_the_store_is_busy_answers_503_with_retry_after);

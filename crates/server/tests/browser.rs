@@ -190,16 +190,32 @@ impl Run<'_> {
         field.send_keys(text).await.unwrap();
     }
 
+    /// The draft this run's user keeps for `declaration` (drafts are keyed by user).
     async fn draft(&self, declaration: &str) -> Option<String> {
+        let key = format!("borderlens-draft:{}:{declaration}", user_name(self.role));
+        self.stored(&key).await
+    }
+
+    async fn stored(&self, key: &str) -> Option<String> {
         let value = self
             .client
             .execute(
                 "return localStorage.getItem(arguments[0]);",
-                vec![json!(format!("borderlens-draft:{declaration}"))],
+                vec![json!(key)],
             )
             .await
             .unwrap();
         value.as_str().map(str::to_string)
+    }
+
+    async fn store_item(&self, key: &str, value: &str) {
+        self.client
+            .execute(
+                "localStorage.setItem(arguments[0], arguments[1]);",
+                vec![json!(key), json!(value)],
+            )
+            .await
+            .unwrap();
     }
 }
 
@@ -401,9 +417,34 @@ async fn round(run: &Run<'_>) {
         run.goto("/audit").await;
         assert_eq!(run.text("h1").await, "Not allowed");
     }
+    if records {
+        // A draft left for later, another user's on the same device, and one from before
+        // drafts were kept by user: logging out removes this user's and the unowned one.
+        run.goto(&format!("/declarations/{declaration}/control"))
+            .await;
+        run.fill("#f-remarks", "left for later").await;
+        assert!(run
+            .draft(&declaration)
+            .await
+            .is_some_and(|d| d.contains("left for later")));
+        run.store_item("borderlens-draft:someone-else:X-1", "{}")
+            .await;
+        run.store_item("borderlens-draft:X-2", "{}").await;
+    }
     run.find("header form button").await.click().await.unwrap();
     run.find("#user").await;
     assert!(run.url().await.ends_with("/login"));
+    if records {
+        assert_eq!(run.draft(&declaration).await, None, "logout clears drafts");
+        assert_eq!(run.stored("borderlens-draft:X-2").await, None);
+        assert_eq!(
+            run.stored("borderlens-draft:someone-else:X-1")
+                .await
+                .as_deref(),
+            Some("{}"),
+            "another user's draft is not this user's to remove"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

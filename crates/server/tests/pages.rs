@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use borderlens_app::Role;
 use borderlens_domain::Lane;
-use borderlens_server::{pages, Access};
+use borderlens_server::{pages, Access, Permission};
 use common::{password, user_name, Served, StoreKind, PAGES};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{redirect, Method, StatusCode};
@@ -482,6 +482,159 @@ async fn wrong_passwords_on_the_login_page_are_refused_then_rate_limited(kind: S
     app.stop().await;
 }
 on_both_stores!(wrong_passwords_on_the_login_page_are_refused_then_rate_limited);
+
+/// `next=/%09/evil.example/` arrives as `/`, a tab, `/evil.example/`; browsers drop the tab
+/// from a `Location`, which made it `//evil.example/`: off-site. Neither the form nor the
+/// redirect after login may carry it.
+async fn login_never_sends_the_browser_off_site(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    for next in [
+        "%2F%09%2Fevil.example%2F",
+        "%2F%0A%2Fevil.example%2F",
+        "%2F%0D%0A%2Fevil.example%2F",
+        "%2F%20%2Fevil.example%2F",
+        "%2F%5C%2Fevil.example%2F",
+        "%09%2F%2Fevil.example%2F",
+        "%2F%E3%80%80%2Fevil.example%2F",
+        "https%3A%2F%2Fevil.example%2F",
+    ] {
+        let form = send(&app, Method::GET, &format!("/login?next={next}"), None, "").await;
+        assert_eq!(form.status, StatusCode::OK, "{next}");
+        assert!(
+            form.text.contains(r#"name="next" value="/""#) && !form.text.contains("evil"),
+            "{next}: {}",
+            form.text
+        );
+        let body = format!(
+            "user=officer-1&password={}&next={next}",
+            encode(&password(Role::Officer))
+        );
+        let answer = send(&app, Method::POST, "/login", None, &body).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(
+            answer.location, "/",
+            "{next}: never sent off-site after login"
+        );
+    }
+    // A path of this site is followed, encoded as the login redirect encodes it.
+    let body = format!(
+        "user=officer-1&password={}&next=%2Fqueue%3Fday%3D2021-01-04",
+        encode(&password(Role::Officer))
+    );
+    let answer = send(&app, Method::POST, "/login", None, &body).await;
+    assert_eq!(answer.location, "/queue?day=2021-01-04");
+    app.stop().await;
+}
+on_both_stores!(login_never_sends_the_browser_off_site);
+
+/// An override reason of NULs (a 500 on PostgreSQL), of one character, or of zero-width
+/// characters only: a 422 page naming the field, and nothing stored.
+async fn an_override_reason_without_visible_words_or_with_control_characters_is_refused(
+    kind: StoreKind,
+) {
+    let app = PAGES.serve(kind).await;
+    let id = decided(&app)[0].clone();
+    let (cookie, csrf) = session(&app, Role::Officer).await;
+    let before = counts(&app);
+    let path = format!("/declarations/{id}/override");
+    for (reason, why) in [
+        ("%00%00%00%00%00%00%00%00", "control character U+0000"),
+        ("tip%00from+the+police", "control character U+0000"),
+        ("x", "1 visible characters, at least 5"),
+        (
+            "%E2%80%8B%E2%80%8B%E2%80%8B%E2%80%8B%E2%80%8B%E2%80%8B",
+            "reason is mandatory",
+        ),
+        ("a%E2%80%8Bb%E2%80%8Dc%EF%BB%BF", "3 visible characters"),
+    ] {
+        let form = format!("csrf_token={csrf}&lane=red&reason={reason}");
+        let answer = send(&app, Method::POST, &path, Some(&cookie), &form).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{reason}: {}",
+            answer.text
+        );
+        assert!(
+            answer.text.contains("reason: ") && answer.text.contains(why),
+            "{reason}: {}",
+            answer.text
+        );
+        assert_eq!(counts(&app), before, "{reason}");
+    }
+    app.stop().await;
+}
+on_both_stores!(an_override_reason_without_visible_words_or_with_control_characters_is_refused);
+
+/// The dashboard shows each role what the API lets it read, no more and no less: officers the
+/// latest results but not the estimates, bias audit or drift the API refuses them (403).
+async fn the_dashboard_shows_each_role_only_what_the_api_lets_it_read(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let api = |path: &'static str, role: Role| {
+        let request = client()
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(app.api_token(role));
+        async move { request.send().await.unwrap().status() }
+    };
+    let drift = "/api/v1/drift?reference_from=2020-01-01&reference_to=2020-01-10&\
+                 from=2021-01-01&to=2021-01-05";
+    let dashboard_page = pages()
+        .into_iter()
+        .find(|p| p.path == "/dashboard")
+        .unwrap();
+    for role in Role::ALL {
+        if !dashboard_page.access.allows(role) {
+            continue;
+        }
+        let (cookie, _) = session(&app, role).await;
+        let page = send(&app, Method::GET, "/dashboard", Some(&cookie), "").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", role.name());
+        assert!(page.text.contains(r#"id="recent""#), "{}", role.name());
+        // A part is shown, or named under "Not shown" with why it could not be computed (the
+        // fixture's few weeks leave the dashboard's drift windows empty).
+        for (path, section, note) in [
+            ("/api/v1/estimates", r#"id="estimates""#, "<li>estimates: "),
+            ("/api/v1/bias-audit", r#"id="bias""#, "<li>bias audit: "),
+            (drift, r#"id="drift""#, "<li>drift: "),
+        ] {
+            let status = api(path, role).await;
+            let what = format!("{} as {}: API {status}", section, role.name());
+            assert!(
+                status == StatusCode::OK || status == StatusCode::FORBIDDEN,
+                "{what}"
+            );
+            assert_eq!(
+                page.text.contains(section) || page.text.contains(note),
+                status == StatusCode::OK,
+                "{what}: {}",
+                page.text
+            );
+            assert_eq!(
+                status == StatusCode::OK,
+                Permission::Monitor.allows(role),
+                "{what}: one table"
+            );
+        }
+        if !Permission::Monitor.allows(role) {
+            for hidden in [
+                "Non-compliance estimates",
+                "Bias audit of the selections",
+                "Weekly hit rate",
+                "Drift: ",
+                "Precision at 5%",
+                "Not shown",
+            ] {
+                assert!(
+                    !page.text.contains(hidden),
+                    "{hidden} shown to {}",
+                    role.name()
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
+on_both_stores!(the_dashboard_shows_each_role_only_what_the_api_lets_it_read);
 
 #[test]
 fn docs_server_md_states_the_role_matrix_of_the_page_table() {

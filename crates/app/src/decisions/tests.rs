@@ -365,3 +365,51 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
     assert_eq!(group(&a, "origin country"), a2.origin_country);
     assert!(!a.selected);
 }
+
+/// The field at fault and the reason of a refused override reason.
+fn refused_reason(reason: &str) -> String {
+    match check_override_reason(reason) {
+        Err(JobError::Refused { errors, .. }) => {
+            assert_eq!(errors.0.len(), 1, "{reason:?}");
+            assert_eq!(errors.0[0].field, "reason", "{reason:?}");
+            errors.0[0].reason.clone()
+        }
+        other => panic!("{reason:?} is not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn override_reasons_need_visible_words_and_no_control_characters() {
+    // NULs and other control characters: refused, named (a NUL made PostgreSQL fail: 500).
+    for reason in [
+        "\0\0\0\0\0\0",
+        "tip from\0 the police",
+        "esc \u{1b}[31m red",
+    ] {
+        assert!(
+            refused_reason(reason).contains("control character U+00"),
+            "{reason:?}"
+        );
+    }
+    // Nothing, one character, or characters that show nothing (zero-width, joiners, BOM).
+    assert!(refused_reason("").contains("mandatory"));
+    assert!(refused_reason(" \t\n ").contains("mandatory"));
+    assert!(
+        refused_reason("\u{200B}\u{200B}\u{200B}\u{200B}\u{200B}\u{200B}").contains("mandatory")
+    );
+    assert!(refused_reason("x").contains("1 visible characters, at least 5"));
+    assert!(refused_reason("\u{FEFF}a\u{200D}b\u{2060}c\u{00AD}d\u{200B}").contains("4 visible"));
+    assert!(refused_reason(&"x".repeat(1001)).contains("at most 1000"));
+    // Kept as typed inside, trimmed of white space and invisible characters at both ends;
+    // line breaks and tabs are text.
+    assert_eq!(
+        check_override_reason("\u{200B} tip from the port police\r\n(2nd line)\t \u{FEFF}")
+            .unwrap(),
+        "tip from the port police\r\n(2nd line)"
+    );
+    assert_eq!(check_override_reason("AEO ok").unwrap(), "AEO ok");
+    assert_eq!(
+        check_override_reason("Zollfahndung: Hinweis").unwrap(),
+        "Zollfahndung: Hinweis"
+    );
+}

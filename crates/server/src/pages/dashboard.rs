@@ -1,11 +1,12 @@
 //! The dashboard: the latest control results, non-compliance estimates with intervals, weekly
-//! hit rates, the bias audit, drift alerts and the newest model's evaluation, as charts.
+//! hit rates, the bias audit, drift alerts and the newest model's evaluation, as charts. The
+//! monitoring parts only for the roles the API lets read them ([`Permission::Monitor`]).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use borderlens_app::{self as app, Dashboard, EstimateReport};
+use borderlens_app::{self as app, Dashboard, DashboardParts, EstimateReport};
 use borderlens_charts::intervals::{intervals_svg, IntervalRow};
 use borderlens_monitor::{bias, drift};
 use maud::{html, Markup};
@@ -15,6 +16,7 @@ use super::{caller_of, chart, error_page, html_response, layout};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::pool::blocking;
+use crate::roles::Permission;
 use crate::AppState;
 
 /// Segments drawn in the estimates chart (the largest).
@@ -42,8 +44,15 @@ pub(crate) async fn page(
         return error_page(Some(caller), &error);
     }
     let dimension = by.clone();
+    // What the API refuses a role, its dashboard does not show either (one role table).
+    let monitoring = Permission::Monitor.allows(caller.role);
+    let parts = if monitoring {
+        DashboardParts::All
+    } else {
+        DashboardParts::Results
+    };
     let dashboard = match blocking(&state.pool, Some(caller.user.clone()), move |store| {
-        app::dashboard(store, &dimension)
+        app::dashboard(store, &dimension, parts)
     })
     .await
     {
@@ -53,6 +62,10 @@ pub(crate) async fn page(
     let body = html! {
         h1 { "Dashboard" }
         (recent(&dashboard))
+        @if !monitoring {
+            p.muted { "Estimates, hit rates, the bias audit, drift and the model's evaluation are \
+                for the roles that may read them (" (role_names(Permission::Monitor)) ")." }
+        } @else {
         (estimates(&dashboard, &by))
         @if !dashboard.hit_rates.is_empty() {
             section aria-labelledby="hits" {
@@ -75,11 +88,18 @@ pub(crate) async fn page(
         @if !dashboard.notes.is_empty() {
             section { h2 { "Not shown" } ul { @for n in &dashboard.notes { li { (n) } } } }
         }
+        }
     };
     html_response(
         StatusCode::OK,
         layout("Dashboard", Some(caller), None, body),
     )
+}
+
+/// The names of the roles that have `permission`, for messages.
+fn role_names(permission: Permission) -> String {
+    let names: Vec<&str> = permission.roles().iter().map(|r| r.name()).collect();
+    names.join(", ")
 }
 
 fn pct(value: Option<&f64>) -> String {

@@ -20,13 +20,18 @@ pub(crate) struct Next {
     next: Option<String>,
 }
 
-/// Where to go after logging in: a path of this site only (never `//host` or a full URL).
+/// Where to go after logging in: a path of this site only, anything else goes to `/`. The
+/// value arrives decoded (`next=/%09/x` is `/`, a tab, `/x`), and browsers drop tabs and line
+/// breaks from a `Location` and read `\` as `/`, so `/\t/evil.example/` would leave the site as
+/// `//evil.example/` does. Taken only: a `/` then printable ASCII without spaces (what a path
+/// of this site is once percent-encoded, as the login redirect sends it), the second character
+/// neither `/` nor `\`, no `\` at all, under 512 bytes.
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path)
             if path.starts_with('/')
                 && !path.starts_with("//")
-                && !path.contains('\\')
+                && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
                 && path.len() < 512 =>
         {
             path.to_string()
@@ -136,9 +141,27 @@ mod tests {
             "https://evil.example/",
             "/\\evil",
             "queue",
+            // What browsers drop or read as a slash: tab, line breaks, space, backslash,
+            // anywhere in the path (`next=/%09/evil.example/` arrives as the first one).
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/\r\n/evil.example/",
+            "\t//evil.example/",
+            "/ /evil.example/",
+            "/queue\\..\\\\evil.example",
+            "/\u{0}/evil.example/",
+            "/\u{7f}/evil.example/",
+            "/\u{a0}/evil.example/",
+            "/\u{3000}/evil.example/",
+            "",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_next(None), "/");
+        assert_eq!(
+            safe_next(Some("/declarations/A%2F1?x=%09")),
+            "/declarations/A%2F1?x=%09",
+            "encoded characters stay encoded: a path of this site"
+        );
     }
 }

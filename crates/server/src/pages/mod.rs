@@ -30,6 +30,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::auth::{self, Authenticated, Guard};
 use crate::error::ApiError;
+use crate::roles::Permission;
 use crate::routes::Access;
 use crate::{AppState, MAX_BODY_BYTES};
 
@@ -39,10 +40,11 @@ const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self';
                         img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; \
                         form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-const EVERYONE: &[Role] = &Role::ALL;
-const READERS: &[Role] = &[Role::Officer, Role::Analyst, Role::Manager, Role::Admin];
-const RECORDERS: &[Role] = &[Role::Officer, Role::Manager, Role::Admin];
-const AUDITORS: &[Role] = &[Role::Manager, Role::Admin];
+// Who may open each page, and see each part of one: the API's role table (`roles.rs`).
+const EVERYONE: &[Role] = Permission::Session.roles();
+const READERS: &[Role] = Permission::ReadDecisions.roles();
+const RECORDERS: &[Role] = Permission::Record.roles();
+const AUDITORS: &[Role] = Permission::Audit.roles();
 
 /// One page (or form target) of the site.
 pub struct Page {
@@ -352,6 +354,7 @@ pub(crate) fn error_page(caller: Option<&Caller>, error: &ApiError) -> Response 
         StatusCode::FORBIDDEN => "Not allowed",
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        StatusCode::SERVICE_UNAVAILABLE => "Busy, try again",
         s if s.is_server_error() => "Something went wrong",
         _ => "Cannot do this",
     };
@@ -363,7 +366,13 @@ pub(crate) fn error_page(caller: Option<&Caller>, error: &ApiError) -> Response 
         }
         p { a href="/" { "Back to the start page" } }
     };
-    html_response(error.status, layout(title, caller, None, body))
+    let mut response = html_response(error.status, layout(title, caller, None, body));
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// The frame of every page: header with the links the role may use, then `body`.
@@ -383,7 +392,8 @@ pub(crate) fn layout(
                 link rel="stylesheet" href="/static/app.css";
                 script src="/static/app.js" defer {}
             }
-            body {
+            // The user names the device's drafts (app.js), which logging out removes.
+            body data-user=[caller.map(|c| c.user.as_str())] {
                 a.skip href="#main" { "Skip to content" }
                 header {
                     a.brand href="/" { "borderlens" }

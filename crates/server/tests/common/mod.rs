@@ -355,6 +355,41 @@ impl Served {
         on_own_thread(&self.place.target(), f)
     }
 
+    /// Holds the store's writer lock on a connection of its own, as a long import does, until
+    /// the returned guard is dropped: SQLite's `BEGIN IMMEDIATE`, PostgreSQL's writers' advisory
+    /// lock (the store's own, `pg_advisory_xact_lock` of the schema).
+    pub fn hold_write_lock(&self) -> WriteLock {
+        let target = self.place.target();
+        let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            if borderlens_store::pg::is_postgres_url(&target) {
+                let mut client = postgres::Client::connect(&target, postgres::NoTls).unwrap();
+                let mut tx = client.transaction().unwrap();
+                tx.batch_execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')))",
+                )
+                .unwrap();
+                locked.send(()).unwrap();
+                let _ = released.recv();
+                tx.rollback().unwrap();
+            } else {
+                let mut conn = rusqlite::Connection::open(&target).unwrap();
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .unwrap();
+                locked.send(()).unwrap();
+                let _ = released.recv();
+                tx.rollback().unwrap();
+            }
+        });
+        is_locked.recv().unwrap();
+        WriteLock {
+            release: Some(release),
+            holder: Some(holder),
+        }
+    }
+
     /// Stops the server and waits until it has finished.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -362,6 +397,25 @@ impl Served {
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The store's writer lock, held by another connection until dropped ([`Served::hold_write_lock`]).
+pub struct WriteLock {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(holder) = self.holder.take() {
+            if let Err(panic) = holder.join() {
+                if !std::thread::panicking() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
         }
     }
 }

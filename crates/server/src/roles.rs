@@ -1,0 +1,67 @@
+//! The one role table: which role may see or do what. The API's routes (`routes.rs`), the pages
+//! (`pages/`) and the parts of a page that show data of their own (the dashboard's estimates,
+//! bias audit, drift, hit rates and model evaluation) all ask it, so a page never shows what the
+//! API refuses the same user, and the reverse.
+
+use borderlens_app::Role;
+
+/// Something a role may see or do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Use a session: log out, ask who one is, the home page.
+    Session,
+    /// Read decisions: the risk queue, declarations, decision traces, saved scores and
+    /// explanations, the dashboard's latest control results.
+    ReadDecisions,
+    /// Record control results and override decisions.
+    Record,
+    /// Read the monitoring figures: non-compliance estimates, the bias audit, drift, weekly hit
+    /// rates and the newest model's evaluation (API routes and dashboard sections alike).
+    Monitor,
+    /// Import declarations and score them.
+    Score,
+    /// Decide lanes (`select`).
+    Select,
+    /// Read the audit log.
+    Audit,
+    /// Manage API tokens.
+    Administer,
+}
+
+const EVERYONE: &[Role] = &Role::ALL;
+const READERS: &[Role] = &[Role::Officer, Role::Analyst, Role::Manager, Role::Admin];
+const RECORDERS: &[Role] = &[Role::Officer, Role::Manager, Role::Admin];
+const ANALYSTS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
+const MANAGERS: &[Role] = &[Role::Manager, Role::Admin];
+const ADMINS: &[Role] = &[Role::Admin];
+
+impl Permission {
+    /// Every permission, in the order of the table in `docs/server.md`.
+    pub const ALL: [Permission; 8] = [
+        Permission::Session,
+        Permission::ReadDecisions,
+        Permission::Record,
+        Permission::Monitor,
+        Permission::Score,
+        Permission::Select,
+        Permission::Audit,
+        Permission::Administer,
+    ];
+
+    /// The roles that have this permission: the table itself.
+    pub const fn roles(self) -> &'static [Role] {
+        match self {
+            Permission::Session => EVERYONE,
+            Permission::ReadDecisions => READERS,
+            Permission::Record => RECORDERS,
+            Permission::Monitor | Permission::Score => ANALYSTS,
+            Permission::Select | Permission::Audit => MANAGERS,
+            Permission::Administer => ADMINS,
+        }
+    }
+
+    /// Whether `role` has this permission.
+    pub fn allows(self, role: Role) -> bool {
+        self.roles().contains(&role)
+    }
+}
