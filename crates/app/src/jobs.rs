@@ -526,6 +526,7 @@ fn to_reasons(
             words: c.words.clone(),
             value: c.value.clone(),
             declared: borderlens_risk::features::declared_basis(&c.feature, item),
+            history: c.support.map(Into::into),
             log_odds: c.log_odds,
         })
         .collect()

@@ -160,8 +160,36 @@ pub struct Reason {
     /// other items (history).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared: Option<String>,
+    /// For a history feature (a party's past fraud rate, counts, seniority): what it rests on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryBasis>,
     /// Contribution in log-odds (positive raises the risk).
     pub log_odds: f64,
+}
+
+/// How many past declarations or controls a history feature was computed from.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct HistoryBasis {
+    /// How many.
+    pub count: u64,
+    /// What was counted: `past declarations` or `past controls`.
+    pub counted: String,
+    /// Whether that is few (below 10): the value says little about the party; a smoothed rate
+    /// is then mostly the overall prior.
+    pub few: bool,
+    /// In words: `from 2 past controls (few)`.
+    pub words: String,
+}
+
+impl From<borderlens_risk::features::HistorySupport> for HistoryBasis {
+    fn from(support: borderlens_risk::features::HistorySupport) -> HistoryBasis {
+        HistoryBasis {
+            count: support.count,
+            counted: support.counted.to_string(),
+            few: support.few(),
+            words: support.in_words(),
+        }
+    }
 }
 
 impl Reason {
@@ -176,11 +204,22 @@ impl Reason {
         )
     }
 
-    /// `words = value`, with `[declared: ...]` behind a derived value.
+    /// `words = value`, with `[declared: ...]` behind a derived value and `[from 2 past
+    /// controls (few)]` behind a history one.
     pub fn in_words_without_contribution(&self) -> String {
-        match &self.declared {
-            Some(declared) => format!("{} = {} [declared: {declared}]", self.words, self.value),
+        match self.basis() {
+            Some(basis) => format!("{} = {} [{basis}]", self.words, self.value),
             None => format!("{} = {}", self.words, self.value),
+        }
+    }
+
+    /// What the value comes from: `declared: item price 10000` for a derived value, `from 2
+    /// past controls (few)` for a history one; `None` for a declared code as it is.
+    pub fn basis(&self) -> Option<String> {
+        match (&self.declared, &self.history) {
+            (Some(declared), _) => Some(format!("declared: {declared}")),
+            (None, Some(history)) => Some(history.words.clone()),
+            (None, None) => None,
         }
     }
 }

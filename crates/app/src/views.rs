@@ -287,6 +287,8 @@ pub struct DerivedValue {
     pub value: String,
     /// The declared values it comes from, in business words (see [`crate::Reason::declared`]).
     pub declared: Option<String>,
+    /// For a history value, what it rests on (see [`crate::Reason::history`]).
+    pub history: Option<crate::HistoryBasis>,
     /// Its contribution to the score, in log-odds.
     pub log_odds: f64,
 }
@@ -359,6 +361,7 @@ pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<Declarat
                     words: c.words.clone(),
                     value: c.value.clone(),
                     declared: c.declared.clone(),
+                    history: c.history.clone(),
                     log_odds: c.log_odds,
                 })
                 .collect()

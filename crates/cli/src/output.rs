@@ -205,13 +205,13 @@ pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
         r.base_log_odds,
         r.log_odds
     );
-    let mut t = table(&["contribution", "field", "value", "declared"]);
+    let mut t = table(&["contribution", "field", "value", "comes from"]);
     for c in r.contributions.iter().take(12) {
         t.add_row(vec![
             format!("{:+.3}", c.log_odds),
             c.words.clone(),
             c.value.clone(),
-            c.declared.clone().unwrap_or_default(),
+            c.basis().unwrap_or_default(),
         ]);
     }
     outln!("{t}");

@@ -218,7 +218,9 @@ pub struct DeclaredField {
     /// Whether every item must declare it (a mapping must name its column, a cell must not be
     /// empty); an optional field may be absent.
     pub required: bool,
-    /// Whether a counterfactual explanation may propose another value.
+    /// Whether a counterfactual explanation may propose another value: a fact about the goods
+    /// or the trade an officer can check, never a choice that only routes the declaration
+    /// around controls (the customs office is not tried).
     pub counterfactual: bool,
     /// Whether drift monitoring compares its distribution between periods.
     pub drift: bool,
@@ -461,7 +463,9 @@ fn standard_fields() -> Vec<DeclaredField> {
             office_id,
             Text
         )
-        .tried()
+        // Not tried by counterfactuals: "declare at another office" would teach evasion; a
+        // counterfactual says what about the goods would look normal (see
+        // `RiskModel::counterfactual`).
         .watched(),
         member!(
             "process_type",

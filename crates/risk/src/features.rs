@@ -57,6 +57,39 @@ const HISTORIES: [(&str, &str, Accessor); 4] = [
 /// Pseudo-count of the prior in smoothed fraud rates.
 const PRIOR_STRENGTH: f64 = 5.0;
 
+/// Below this many past declarations or controls, a history feature "rests on few": a smoothed
+/// fraud rate then owes at least a third of its weight to the prior (5 / (5 + n) ≥ 1/3 for
+/// n ≤ 10), and counts and seniority say little about a party.
+pub const FEW_PAST: u64 = 10;
+
+/// What a history column's value rests on: how many past declarations or controls of the same
+/// party (or HS code) it was computed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistorySupport {
+    /// How many.
+    pub count: u64,
+    /// What was counted: `past declarations` or `past controls`.
+    pub counted: &'static str,
+}
+
+impl HistorySupport {
+    /// Whether the count is below [`FEW_PAST`].
+    pub fn few(&self) -> bool {
+        self.count < FEW_PAST
+    }
+
+    /// `from 2 past controls (few)`, the plural and the warning as they apply.
+    pub fn in_words(&self) -> String {
+        let counted = match (self.count, self.counted) {
+            (1, "past declarations") => "past declaration",
+            (1, "past controls") => "past control",
+            (_, counted) => counted,
+        };
+        let few = if self.few() { " (few)" } else { "" };
+        format!("from {} {counted}{few}", self.count)
+    }
+}
+
 /// The fitted pipeline: category vocabularies learned at training time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeaturePipeline {
@@ -150,6 +183,28 @@ impl FeaturePipeline {
             }
         }
         name.clone()
+    }
+
+    /// What history column `column` of `row` rests on: for a past fraud rate, the party's past
+    /// controls; for counts of declarations and days known, its past declarations; for past
+    /// controls, the controls themselves. `None` for columns that are not history. Read from the
+    /// row's own count columns, so the model's columns stay as they are.
+    pub fn history_support(&self, column: usize, row: &[f64]) -> Option<HistorySupport> {
+        let first = CATEGORICALS.len() + NUMERIC_NAMES.len();
+        let offset = column.checked_sub(first)?;
+        if offset >= HISTORIES.len() * HISTORY_SUFFIXES.len() {
+            return None;
+        }
+        let entity = first + offset / HISTORY_SUFFIXES.len() * HISTORY_SUFFIXES.len();
+        let (count_column, counted) = match HISTORY_SUFFIXES[offset % HISTORY_SUFFIXES.len()] {
+            "past_controls" | "past_fraud_rate" => (entity + 1, "past controls"),
+            _ => (entity, "past declarations"),
+        };
+        let count = row.get(count_column).copied().filter(|c| c.is_finite())?;
+        Some(HistorySupport {
+            count: count.max(0.0) as u64,
+            counted,
+        })
     }
 
     /// The value of column `column` as a person reads it (category codes back to declared text).
@@ -436,8 +491,8 @@ impl HistoryState {
 mod tests {
     use super::*;
 
-    #[test]
-    fn derived_columns_name_the_declared_values_they_come_from() {
+    /// One declared item (HS 847130, importer IMP1, declarant DEC1, 2024-03-04).
+    fn sample_item() -> DeclarationItem {
         let registry = FieldRegistry::standard();
         let texts = [
             "2024-03-04",
@@ -469,7 +524,12 @@ mod tests {
             declaration_id: "D".into(),
             item_no: 1,
         };
-        let item = registry.build(key, values, None).unwrap();
+        registry.build(key, values, None).unwrap()
+    }
+
+    #[test]
+    fn derived_columns_name_the_declared_values_they_come_from() {
+        let item = sample_item();
         let basis = |column| declared_basis(column, &item);
         assert_eq!(basis("log_item_price").as_deref(), Some("item price 1000"));
         assert_eq!(basis("log_net_mass").as_deref(), Some("net mass (kg) 20"));
@@ -488,5 +548,56 @@ mod tests {
         for name in NUMERIC_NAMES.iter().filter(|n| **n != "tax_rate") {
             assert!(basis(name).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn history_columns_say_how_many_past_declarations_and_controls_they_rest_on() {
+        use borderlens_domain::ControlLabel;
+        let item = sample_item();
+        // Importer IMP1: three past declarations, two of them controlled (one fraud).
+        let past: Vec<DeclarationItem> = (0..3)
+            .map(|i| {
+                let mut d = item.clone();
+                d.key.declaration_id = format!("P{i}");
+                d.date = item.date - chrono::Duration::days(10 - i);
+                d.label = (i < 2).then_some(ControlLabel {
+                    fraud: i == 0,
+                    critical: 0,
+                });
+                d
+            })
+            .collect();
+        let pipeline = FeaturePipeline::fit(&past);
+        let history = HistoryState::as_of(&past, item.date);
+        let row = pipeline.row(&item, &history);
+        let features = pipeline.features();
+        let column = |name: &str| features.iter().position(|f| f.name == name).unwrap();
+        let support = |name: &str| pipeline.history_support(column(name), &row);
+        let rate = support("importer_past_fraud_rate").unwrap();
+        assert_eq!((rate.count, rate.counted), (2, "past controls"));
+        assert!(rate.few());
+        assert_eq!(rate.in_words(), "from 2 past controls (few)");
+        let known = support("importer_days_known").unwrap();
+        assert_eq!((known.count, known.counted), (3, "past declarations"));
+        assert_eq!(
+            support("declarant_past_controls").unwrap().in_words(),
+            "from 2 past controls (few)"
+        );
+        // Not history: nothing to say.
+        assert_eq!(support("log_item_price"), None);
+        assert_eq!(support("origin_country"), None);
+        assert_eq!(pipeline.history_support(features.len(), &row), None);
+        // Enough past controls: no warning.
+        let many = HistorySupport {
+            count: FEW_PAST,
+            counted: "past controls",
+        };
+        assert!(!many.few());
+        assert_eq!(many.in_words(), "from 10 past controls");
+        let one = HistorySupport {
+            count: 1,
+            counted: "past declarations",
+        };
+        assert_eq!(one.in_words(), "from 1 past declaration (few)");
     }
 }

@@ -333,6 +333,10 @@ pub struct Contribution {
     pub value: String,
     /// SHAP value in log-odds.
     pub log_odds: f64,
+    /// For a history column (a party's past fraud rate, counts, seniority): how many past
+    /// declarations or controls it rests on, so that a rate from 2 controls is not read as one
+    /// from 200. `None` for other columns.
+    pub support: Option<crate::features::HistorySupport>,
 }
 
 /// Why a declaration got its score.
@@ -743,6 +747,7 @@ impl RiskModel {
                     format!("{:.3}", row[j])
                 },
                 log_odds: phi[j],
+                support: self.pipeline.history_support(j, row),
             })
             .collect();
         contributions.sort_by(|a, b| b.log_odds.abs().total_cmp(&a.log_odds.abs()));
@@ -791,6 +796,13 @@ impl RiskModel {
     /// The smallest change of one or two declared fields that brings `item`'s score below
     /// `threshold`; among equally small changes, the one with the lowest score. `None` if the item
     /// is already below, or no such change exists among the values tried.
+    ///
+    /// A counterfactual tells the officer what would make this declaration look normal, so that
+    /// the officer can check whether the declared values are true ("at half the declared mass it
+    /// would not stand out: weigh it"). It must not read as a recipe for getting through
+    /// unchecked: the fields tried are the registry's `counterfactual` ones, which leave out the
+    /// customs office ("declare at another office" is evasion, not a fact about the goods), and
+    /// HS codes are tried only within the declared heading (4 digits), never another product.
     pub fn counterfactual(
         &self,
         item: &DeclarationItem,
@@ -810,22 +822,22 @@ impl RiskModel {
                     .map(|f| format!("{}", (v * f * 100.0).round() / 100.0))
                     .collect(),
                 None => {
-                    // Models saved before the field registry named the office `office`.
-                    let saved_as =
-                        |f: &str| f == field.name || (f, field.name) == ("office", "office_id");
+                    // (Models saved before the field registry also list the office, under
+                    // `office`; it is not tried any more.)
                     let values = self
                         .counterfactual_values
                         .iter()
-                        .find(|(f, _)| saved_as(f))
+                        .find(|(f, _)| f == field.name)
                         .map(|(_, values)| values.as_slice())
                         .unwrap_or_default();
                     if field.ty == FieldType::Hs6 {
-                        // A plausible reclassification stays in the declared chapter; "declare
-                        // an unrelated product" explains nothing.
-                        let chapter = item.hs6.chapter();
+                        // A plausible reclassification stays in the declared heading (4 digits):
+                        // another subheading of the same goods. A code of another heading is
+                        // another product, and proposing it teaches "declare something else".
+                        let heading = item.hs6.heading();
                         values
                             .iter()
-                            .filter(|v| v.starts_with(chapter))
+                            .filter(|v| v.starts_with(heading))
                             .take(12)
                             .cloned()
                             .collect()
@@ -1160,6 +1172,67 @@ mod tests {
         }
         let rescored = model.score_row(&model.row(&changed, &history));
         assert!((rescored - counterfactual.probability).abs() < 1e-12);
+    }
+
+    /// 3,000 items where fraud is driven by the office and by a subheading: at office "41",
+    /// HS 611249 is almost always fraud, 611241 (same heading 6112) sometimes, 610822 (same
+    /// chapter, heading 6108) rarely; at office "40" every code is rarely fraud.
+    fn items_with_office_and_heading_levers() -> Vec<DeclarationItem> {
+        let mut rng = Rng::new(11);
+        let codes = ["611249", "611241", "610822"];
+        items()
+            .into_iter()
+            .map(|mut d| {
+                let office = ["40", "41"][rng.below(2)];
+                let hs = codes[rng.below(3)];
+                let p = match (office, hs) {
+                    ("41", "611249") => 0.95,
+                    ("41", "611241") => 0.3,
+                    _ => 0.03,
+                };
+                let fraud = rng.next_f64() < p;
+                d.office_id = office.into();
+                d.hs6 = borderlens_domain::HsCode::parse(hs).unwrap();
+                d.origin_country = "CN".into();
+                d.departure_country = "CN".into();
+                d.label = Some(ControlLabel {
+                    fraud,
+                    critical: u8::from(fraud),
+                });
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counterfactual_proposes_neither_another_office_nor_an_hs_code_of_another_heading() {
+        let items = items_with_office_and_heading_levers();
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 60;
+        options.gbdt.early_stopping_rounds = None;
+        let model = train(&items, &options, &mut |_, _| true).unwrap();
+        let threshold = model.thresholds[&10];
+        let risky: Vec<&DeclarationItem> = items
+            .iter()
+            .rev()
+            .filter(|d| d.office_id == "41" && d.hs6.as_str() == "611249")
+            .take(5)
+            .collect();
+        let mut found = 0;
+        for item in risky {
+            let history = HistoryState::as_of(&items, item.date);
+            let Some(counterfactual) = model.counterfactual(item, &history, threshold) else {
+                continue;
+            };
+            found += 1;
+            for change in &counterfactual.changes {
+                assert_ne!(change.field, "office_id", "{counterfactual:?}");
+                if change.field == "hs6" {
+                    assert_eq!(&change.to[..4], "6112", "{counterfactual:?}");
+                }
+            }
+        }
+        assert!(found > 0, "no counterfactual at all");
     }
 
     #[test]

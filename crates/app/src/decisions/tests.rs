@@ -254,6 +254,41 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
         "{}",
         price.in_words()
     );
+    // A history value says how many past controls or declarations it rests on.
+    let value_of = |feature: &str| {
+        explanation
+            .contributions
+            .iter()
+            .find(|c| c.feature == feature)
+            .unwrap()
+    };
+    let rate = value_of("importer_past_fraud_rate");
+    let controls: u64 = value_of("importer_past_controls").value.parse().unwrap();
+    let basis = rate.history.as_ref().expect("history basis of a past rate");
+    assert_eq!(
+        (basis.count, basis.counted.as_str()),
+        (controls, "past controls")
+    );
+    assert_eq!(basis.few, controls < 10);
+    assert!(
+        rate.in_words()
+            .contains(&format!("[from {controls} past control")),
+        "{}",
+        rate.in_words()
+    );
+    let declarations: u64 = value_of("importer_past_declarations")
+        .value
+        .parse()
+        .unwrap();
+    assert_eq!(
+        value_of("importer_days_known")
+            .history
+            .as_ref()
+            .unwrap()
+            .count,
+        declarations
+    );
+    assert!(price.history.is_none());
     let trace_b = explain_decision(store, "MULTI-B").unwrap();
     assert_eq!((trace_b.item_no, trace_b.items), (2, 3));
     assert_eq!(
@@ -280,7 +315,10 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
         .derived
         .iter()
         .zip(contributions)
-        .all(|(d, c)| d.value == c.value && d.log_odds == c.log_odds));
+        .all(|(d, c)| d.value == c.value
+            && d.log_odds == c.log_odds
+            && d.history.as_ref().map(|h| &h.words) == c.history.as_ref().map(|h| &h.words)));
+    assert!(view.derived.iter().any(|d| d.history.is_some()));
     assert_eq!(view.conflicts.len(), 1);
     assert_eq!(view.conflicts[0].source, "later.csv line 2");
 

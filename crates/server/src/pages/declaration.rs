@@ -282,11 +282,16 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                 div {
                     h2 { "Derived by borderlens" }
                     table {
-                        thead { tr { th { "Value" } th { "As read" } th { "From the declared" } th { "Contribution" } } }
+                        thead { tr { th { "Value" } th { "As read" } th { "Comes from" } th { "Contribution" } } }
                         tbody { @for d in &view.derived {
                             tr {
                                 td { (d.words) } td { (d.value) }
-                                td { (d.declared.as_deref().unwrap_or("")) }
+                                td {
+                                    @if let Some(declared) = &d.declared { "declared: " (declared) }
+                                    @else if let Some(history) = &d.history {
+                                        span.few[history.few] data-history-count=(history.count) { (history.words) }
+                                    }
+                                }
                                 td { (format!("{:+.3}", d.log_odds)) }
                             }
                         } }
