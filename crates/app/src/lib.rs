@@ -69,7 +69,7 @@ pub use users::{
 pub use views::{
     audit_log, dashboard, declaration, declaration_exists, declaration_scores, queue, ConflictView,
     Dashboard, DashboardParts, DeclarationView, DerivedValue, ItemScore, Queue, QueueFilter,
-    QueueRow, QueueSort, RecentResult, RelatedRow, LANES,
+    QueueRow, QueueSort, RecentResult, RelatedRow, LANES, QUEUE_PAGE_SIZE_MAX, QUEUE_SEARCH_MAX,
 };
 
 /// Progress reporting and interruption for long jobs.

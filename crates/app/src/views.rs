@@ -63,7 +63,19 @@ pub struct QueueFilter {
     pub office: Option<String>,
     /// Order of the rows.
     pub sort: QueueSort,
+    /// Only declarations whose id or importer id contains this text (case-insensitive; blank
+    /// means all).
+    pub search: Option<String>,
+    /// Rows per page; all rows on one page when absent.
+    pub page_size: Option<usize>,
+    /// Page to show, from 1 (a page past the last shows the last).
+    pub page: usize,
 }
+
+/// Longest search text the queue accepts, in characters.
+pub const QUEUE_SEARCH_MAX: usize = 100;
+/// Largest page size the queue accepts.
+pub const QUEUE_PAGE_SIZE_MAX: usize = 500;
 
 /// One declaration of the queue.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -108,8 +120,14 @@ pub struct Queue {
     pub offices: Vec<String>,
     /// Declarations per lane (by name) that day, before the lane and office filters.
     pub lanes: BTreeMap<String, usize>,
-    /// The rows, filtered and sorted.
+    /// The rows of the page shown, filtered and sorted.
     pub rows: Vec<QueueRow>,
+    /// Rows matching the lane, office and search filters, on every page.
+    pub matching: usize,
+    /// The page shown, from 1.
+    pub page: usize,
+    /// Number of pages (at least 1).
+    pub pages: usize,
 }
 
 fn first_item(declaration_id: &str) -> ItemKey {
@@ -127,6 +145,31 @@ fn item_key(declaration_id: &str, item_no: u32) -> ItemKey {
 /// reasons and control outcome; what a row shows of the declaration is its item the selection
 /// decided on (item 1 for decisions that did not record it).
 pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobError> {
+    let search = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    if let Some(search) = &search {
+        if search.chars().count() > QUEUE_SEARCH_MAX {
+            return Err(JobError::Invalid(format!(
+                "search: at most {QUEUE_SEARCH_MAX} characters"
+            )));
+        }
+        if search.chars().any(char::is_control) {
+            return Err(JobError::Invalid(
+                "search: control characters are not allowed".into(),
+            ));
+        }
+    }
+    if let Some(size) = filter.page_size {
+        if !(1..=QUEUE_PAGE_SIZE_MAX).contains(&size) {
+            return Err(JobError::Invalid(format!(
+                "page size {size}: use 1 to {QUEUE_PAGE_SIZE_MAX}"
+            )));
+        }
+    }
     let decisions = store.decisions(None)?;
     let days: BTreeSet<String> = decisions
         .iter()
@@ -150,6 +193,9 @@ pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobErro
             offices: Vec::new(),
             lanes: BTreeMap::new(),
             rows: Vec::new(),
+            matching: 0,
+            page: 1,
+            pages: 1,
         });
     };
     // The decisions of the day, in id order: an override comes after what it overrides.
@@ -215,6 +261,10 @@ pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobErro
                 .office
                 .as_ref()
                 .is_none_or(|office| &r.office == office)
+            && search.as_ref().is_none_or(|text| {
+                r.declaration_id.to_lowercase().contains(text)
+                    || r.importer.to_lowercase().contains(text)
+            })
     });
     let score = |r: &QueueRow| r.score.unwrap_or(f64::NEG_INFINITY);
     rows.sort_by(|a, b| match filter.sort {
@@ -223,12 +273,24 @@ pub fn queue(store: &dyn Backend, filter: &QueueFilter) -> Result<Queue, JobErro
         QueueSort::Pi => a.pi.total_cmp(&b.pi),
         QueueSort::Id => a.declaration_id.cmp(&b.declaration_id),
     });
+    let matching = rows.len();
+    let size = filter.page_size.unwrap_or(matching.max(1));
+    let pages = matching.div_ceil(size).max(1);
+    let page = filter.page.clamp(1, pages);
+    let rows = rows
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
     Ok(Queue {
         day: Some(day),
         days,
         offices: offices.into_iter().collect(),
         lanes,
         rows,
+        matching,
+        page,
+        pages,
     })
 }
 

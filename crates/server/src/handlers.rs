@@ -363,6 +363,7 @@ pub(crate) async fn queue(
         lane,
         office: query.office,
         sort,
+        ..app::QueueFilter::default()
     };
     let queue = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::queue(store, &filter)

@@ -88,19 +88,22 @@ fn start_driver() -> Option<Driver> {
 
 async fn browser(driver: &Driver, profile: &Path, width: u32, height: u32) -> Client {
     let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".to_string(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.display()),
-                format!("--window-size={width},{height}"),
-            ]
-        }),
-    );
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+            format!("--user-data-dir={}", profile.display()),
+            format!("--window-size={width},{height}"),
+        ]
+    });
+    // Headless Chromium keeps windows at least 500 px wide: a phone's viewport is emulated.
+    if width < 500 {
+        options["mobileEmulation"] =
+            json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 3.0}});
+    }
+    capabilities.insert("goog:chromeOptions".to_string(), options);
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&driver.url)
@@ -188,6 +191,36 @@ impl Run<'_> {
         let field = self.find(css).await;
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
+    }
+
+    /// On the phone-sized window: the page is no wider than the viewport (wide tables and
+    /// charts scroll inside their own frame), and chart text is drawn at 9 px or more.
+    async fn fits_the_phone(&self, page: &str) {
+        let measured = self
+            .client
+            .execute(
+                "const svgs = [...document.querySelectorAll('figure.chart svg')];\
+                 return [document.documentElement.scrollWidth, window.innerWidth,\
+                   Math.min(...svgs.map(s => s.getBoundingClientRect().width\
+                     / s.viewBox.baseVal.width * 12), 1000)];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let number = |i: usize| measured[i].as_f64().unwrap();
+        let (scroll, inner, chart_font) = (number(0), number(1), number(2));
+        assert!(
+            inner <= 400.0,
+            "{page}: not a phone-sized window ({inner} px)"
+        );
+        assert!(
+            scroll <= inner,
+            "{page}: the page is {scroll} px wide on a {inner} px screen"
+        );
+        assert!(
+            chart_font >= 9.0,
+            "{page}: chart text drawn at {chart_font:.1} px"
+        );
     }
 
     /// The draft this run's user keeps for `declaration` (drafts are keyed by user).
@@ -280,10 +313,18 @@ async fn round(run: &Run<'_>) {
     let first = run.find("ol.queue li a.id").await;
     let declaration = first.text().await.unwrap();
     run.shot("queue").await;
+    let phone = role == Role::Officer;
+    if phone {
+        run.fits_the_phone("queue").await;
+    }
     first.click().await.unwrap();
     assert_eq!(run.text("#decision").await, "Selection decision");
     assert!(run.text("#values").await.contains("Declared and derived"));
     run.shot("declaration").await;
+    if phone {
+        run.find("figure.chart svg").await;
+        run.fits_the_phone("declaration").await;
+    }
     let records = matches!(role, Role::Officer | Role::Manager | Role::Admin);
     let overrides = run
         .client
@@ -394,6 +435,10 @@ async fn round(run: &Run<'_>) {
         );
         assert!(run.text("#results").await.contains("Control results"));
         run.shot("recorded").await;
+        if phone {
+            run.fits_the_phone("declaration with a control result")
+                .await;
+        }
         assert_eq!(
             run.draft(&declaration).await,
             None,

@@ -844,3 +844,120 @@ async fn a_declaration_of_several_items_is_explained_by_the_item_decided_on(kind
     app.stop().await;
 }
 on_both_stores!(a_declaration_of_several_items_is_explained_by_the_item_decided_on);
+
+/// The declaration ids a queue page lists, in order.
+fn queue_ids(page: &str) -> Vec<String> {
+    page.split("class=\"id\" href=\"/declarations/")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+/// The `href` of the link marked `rel`, unescaped.
+fn link(page: &str, rel: &str) -> Option<String> {
+    let at = page.find(&format!("rel=\"{rel}\" href=\""))?;
+    let rest = &page[at + rel.len() + 13..];
+    Some(rest.split('"').next().unwrap().replace("&amp;", "&"))
+}
+
+async fn the_queue_is_paged_and_searched_on_the_server(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let (cookie, _) = session(&app, Role::Officer).await;
+    let get = |path: String| {
+        let (app, cookie) = (&app, cookie.clone());
+        async move { send(app, Method::GET, &path, Some(&cookie), "").await }
+    };
+    let whole = get("/queue?size=500".into()).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    let all = queue_ids(&whole.text);
+    assert!(all.len() >= 3, "{}", all.len());
+    assert!(link(&whole.text, "next").is_none());
+    // Three pages: the same order, page after page, by the next links.
+    let size = all.len().div_ceil(3);
+    let mut page = get(format!("/queue?size={size}")).await;
+    let mut seen = Vec::new();
+    let mut pages = 1;
+    loop {
+        let ids = queue_ids(&page.text);
+        assert!(ids.len() <= size && !ids.is_empty(), "{ids:?}");
+        assert_eq!(link(&page.text, "prev").is_some(), pages > 1);
+        seen.extend(ids);
+        match link(&page.text, "next") {
+            Some(next) => {
+                assert!(next.contains(&format!("size={size}")));
+                assert!(next.contains(&format!("page={}", pages + 1)));
+                page = get(next).await;
+                pages += 1;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
+    assert_eq!(pages, all.len().div_ceil(size));
+    assert!(page.text.contains(&format!("Page {pages} of {pages}")));
+    // Search by (part of) a declaration id, any case.
+    let wanted = &all[all.len() / 2];
+    let found = get(format!("/queue?q={}", encode(&wanted.to_lowercase()))).await;
+    let ids = queue_ids(&found.text);
+    assert!(ids.contains(wanted), "{ids:?}");
+    assert!(ids.len() < all.len());
+    assert!(found
+        .text
+        .contains(&format!("value=\"{}\"", wanted.to_lowercase())));
+    let none = get("/queue?q=no-such-declaration".into()).await;
+    assert!(queue_ids(&none.text).is_empty());
+    assert!(none.text.contains("No declaration matches"));
+    // Paging words that are not numbers are refused by name.
+    let bad = get("/queue?page=second".into()).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text
+            .contains("page: &#39;second&#39; is not a whole number")
+            || bad.text.contains("page: 'second' is not a whole number"),
+        "{}",
+        bad.text
+    );
+    let bad = get("/queue?size=0".into()).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}
+on_both_stores!(the_queue_is_paged_and_searched_on_the_server);
+
+async fn a_declaration_shows_readable_times_and_control_answers_in_words(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let id = decided(&app)[1].clone();
+    let (cookie, csrf) = session(&app, Role::Officer).await;
+    let answer = post_control(&app, &id, &cookie, &control_form(&csrf, "words-1", "ok")).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("/declarations/{id}"),
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let results = &page.text[page.text.find("id=\"results\"").unwrap()..];
+    // Times as `2021-01-04 01:15 UTC`, never RFC 3339 (`2021-01-04T01:15:00+00:00`).
+    let raw_time = |text: &str| {
+        text.as_bytes()
+            .windows(13)
+            .any(|w| w[4] == b'-' && w[7] == b'-' && w[10] == b'T' && w[11].is_ascii_digit())
+    };
+    assert!(!raw_time(&page.text), "a raw RFC 3339 time on the page");
+    assert!(results.contains(" UTC by "), "{results}");
+    // Codes in the form's words, not codes or JSON.
+    let schema = borderlens_controls::FormSchema::builtin();
+    let outcome = schema.code_of("outcome", "no_irregularity").unwrap();
+    assert!(results.contains(&outcome.label), "{results}");
+    let method = schema.field("inspection_method").unwrap();
+    assert!(results.contains(&method.label), "{results}");
+    assert!(!results.contains("no_irregularity") && !results.contains("inspection_method"));
+    assert!(
+        !results.contains("[&quot;") && !results.contains("[\""),
+        "{results}"
+    );
+    app.stop().await;
+}
+on_both_stores!(a_declaration_shows_readable_times_and_control_answers_in_words);

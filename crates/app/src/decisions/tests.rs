@@ -338,6 +338,52 @@ fn decided_item_is_explained_shown_and_audited(store: &mut dyn Backend, dir: &Pa
         .unwrap();
     assert_eq!(row.origin, a2.origin_country);
     assert_eq!(row.hs6, a2.hs6.to_string());
+
+    // Pages of one row, in the order of the whole queue; a page past the last shows the last.
+    let day_filter = |search: Option<&str>, page_size: Option<usize>, page: usize| QueueFilter {
+        day: Some("2020-01-18".into()),
+        search: search.map(str::to_string),
+        page_size,
+        page,
+        ..QueueFilter::default()
+    };
+    let all = &day_queue.rows;
+    assert!(all.len() >= 2, "{}", all.len());
+    assert_eq!((day_queue.matching, day_queue.pages), (all.len(), 1));
+    for page in 1..=all.len() {
+        let one = queue(store, &day_filter(None, Some(1), page)).unwrap();
+        assert_eq!(
+            (one.page, one.pages, one.matching),
+            (page, all.len(), all.len())
+        );
+        assert_eq!(one.rows.len(), 1);
+        assert_eq!(one.rows[0].declaration_id, all[page - 1].declaration_id);
+    }
+    let past = queue(store, &day_filter(None, Some(1), all.len() + 5)).unwrap();
+    assert_eq!(past.page, all.len());
+    // Search by declaration id (any case) or importer id.
+    let found = queue(store, &day_filter(Some(" multi-a "), None, 1)).unwrap();
+    assert!(found.rows.iter().any(|r| r.declaration_id == "MULTI-A"));
+    assert!(found
+        .rows
+        .iter()
+        .all(|r| r.declaration_id.to_lowercase().contains("multi-a")));
+    let by_importer = queue(store, &day_filter(Some(&a2.importer_id), None, 1)).unwrap();
+    assert!(by_importer
+        .rows
+        .iter()
+        .any(|r| r.declaration_id == "MULTI-A"));
+    assert!(by_importer.rows.iter().all(
+        |r| r.importer.contains(&a2.importer_id) || r.declaration_id.contains(&a2.importer_id)
+    ));
+    let none = queue(store, &day_filter(Some("no such declaration"), None, 1)).unwrap();
+    assert_eq!((none.rows.len(), none.matching, none.pages), (0, 0, 1));
+    // Bad paging and search are refused, naming what is wrong.
+    let error = queue(store, &day_filter(None, Some(0), 1)).unwrap_err();
+    assert!(error.to_string().contains("page size 0"), "{error}");
+    let long = "x".repeat(crate::QUEUE_SEARCH_MAX + 1);
+    let error = queue(store, &day_filter(Some(&long), None, 1)).unwrap_err();
+    assert!(error.to_string().contains("search"), "{error}");
     assert_eq!(
         row.reasons,
         store.scores_for(&key("MULTI-A", 2)).unwrap()[0].reasons

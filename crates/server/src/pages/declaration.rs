@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use borderlens_app::{self as app, Caller, DeclarationView};
+use borderlens_controls::{FieldType, FormSchema};
 use borderlens_domain::{FieldRegistry, Lane};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -136,14 +137,14 @@ fn render(
                     dt { "Stratum" } dd { (d.stratum) }
                     dt { "Policy" } dd { (d.policy) }
                     dt { "Model" } dd { (d.model.clone().unwrap_or_else(|| "none".into())) }
-                    dt { "Decided" } dd { (d.at) " by " (d.actor) }
+                    dt { "Decided" } dd { (when(&d.at)) " by " (d.actor) }
                 }
                 ul { @for reason in &d.reasons { li { (reason) } } }
             } @else {
                 p { "Not selected yet." }
             }
             @for o in trace.decisions.iter().filter(|d| d.overrides.is_some()) {
-                p { "Overridden to " (lane_badge(o.lane)) " by " (o.actor) " at " (o.at) ": "
+                p { "Overridden to " (lane_badge(o.lane)) " by " (o.actor) " at " (when(&o.at)) ": "
                     q { (o.override_reason.clone().unwrap_or_default()) } }
             }
             @if can_act && design.is_some() {
@@ -195,12 +196,13 @@ fn render(
             @if trace.results.is_empty() { p { "None recorded." } }
             @for r in &trace.results {
                 div.card {
-                    strong { (r.outcome) } " → " (r.label.clone().unwrap_or_else(|| "no label".into()))
-                    p.muted { (r.submission_id) " · " (r.recorded_at) " by " (r.recorded_by) " (" (r.source) ")" }
+                    strong { (code_words("outcome", &r.outcome)) } " → " (r.label.clone().unwrap_or_else(|| "no label".into()))
+                    p.muted { span.id { (r.submission_id) } " · " (when(&r.recorded_at)) " by " (r.recorded_by) " (" (r.source) ")" }
                     @if let Some(values) = r.values.as_object() {
                         dl.facts { @for (k, v) in values {
-                            dt { (k) }
-                            dd { (match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() }) }
+                            @let (label, value) = answer_words(k, v);
+                            dt { (label) }
+                            dd { (value) }
                         } }
                     }
                 }
@@ -270,18 +272,18 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                 div {
                     h2 { "As declared (never changed)" }
                     @if let Some(declared) = declared {
-                        table { tbody { @for field in FieldRegistry::standard().fields() {
+                        div.scroll { table { tbody { @for field in FieldRegistry::standard().fields() {
                             @if let Some(value) = declared.get(field.name) {
                                 tr { th scope="row" { (field.words) } td { (value) } }
                             }
-                        } } }
+                        } } } }
                     } @else {
                         p { "Shown with the score once a model is trained." }
                     }
                 }
                 div {
                     h2 { "Derived by borderlens" }
-                    table {
+                    div.scroll { table {
                         thead { tr { th { "Value" } th { "As read" } th { "Comes from" } th { "Contribution" } } }
                         tbody { @for d in &view.derived {
                             tr {
@@ -295,7 +297,7 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                                 td { (format!("{:+.3}", d.log_odds)) }
                             }
                         } }
-                    }
+                    } }
                 }
             }
             @if !view.conflicts.is_empty() {
@@ -303,10 +305,109 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                 div.scroll { table {
                     thead { tr { th { "Field" } th { "Stored" } th { "Later file said" } th { "Source" } } }
                     tbody { @for c in &view.conflicts { tr {
-                        td { (c.field) } td { (c.stored) } td { (c.incoming) } td { (c.source) " · " (c.at) }
+                        td { (c.field) } td { (c.stored) } td { (c.incoming) } td { (c.source) " · " (when(&c.at)) }
                     } } }
                 } }
             }
         }
+    }
+}
+
+/// A stored time (RFC 3339) as a person reads it: `2026-12-05 14:03 UTC`; text that is not
+/// such a time is shown as it is.
+pub(crate) fn when(stored: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(stored.trim()) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string(),
+        Err(_) => stored.to_string(),
+    }
+}
+
+/// The form's words for a code of field `field` (`"outcome"`, ...), or the code itself when the
+/// form does not know it.
+fn code_words(field: &str, code: &str) -> String {
+    FormSchema::builtin()
+        .code_of(field, &code.to_lowercase())
+        .map_or_else(|| code.to_string(), |c| c.label.clone())
+}
+
+/// One answer of a control result in words: the field's label and the value with codes as
+/// their labels, lists joined by commas and times readable; never JSON.
+fn answer_words(field: &str, value: &serde_json::Value) -> (String, String) {
+    use serde_json::Value;
+    let label = FormSchema::builtin()
+        .field(field)
+        .map_or_else(|| field.replace('_', " "), |f| f.label.clone());
+    let one = |v: &Value| match v {
+        Value::String(text) => match FormSchema::builtin().field(field).map(|f| f.kind) {
+            Some(FieldType::Code | FieldType::Codes) => code_words(field, text),
+            Some(FieldType::Datetime) => when(text),
+            _ => text.clone(),
+        },
+        Value::Bool(true) => "yes".to_string(),
+        Value::Bool(false) => "no".to_string(),
+        Value::Null => "–".to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(_) | Value::Object(_) => String::new(),
+    };
+    let text = match value {
+        Value::Array(values) => values.iter().map(one).collect::<Vec<_>>().join(", "),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{}: {}", k.replace('_', " "), one(v)))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => one(other),
+    };
+    (label, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_minutes_in_utc_and_other_text_is_kept() {
+        assert_eq!(when("2026-12-05T14:03:27.123456Z"), "2026-12-05 14:03 UTC");
+        assert_eq!(when("2026-12-05T15:03:27+01:00"), "2026-12-05 14:03 UTC");
+        assert_eq!(when("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn control_answers_read_in_the_form_words_not_json() {
+        let schema = FormSchema::builtin();
+        let field = schema
+            .fields()
+            .iter()
+            .find(|f| f.kind == FieldType::Codes)
+            .expect("a codes field in the builtin form");
+        let list = schema
+            .code_list(field.code_list.as_deref().unwrap())
+            .unwrap();
+        let codes: Vec<serde_json::Value> = list
+            .iter()
+            .take(2)
+            .map(|c| serde_json::Value::String(c.code.clone()))
+            .collect();
+        let (label, text) = answer_words(&field.name, &serde_json::Value::Array(codes));
+        assert_eq!(label, field.label);
+        let words: Vec<&str> = list.iter().take(2).map(|c| c.label.as_str()).collect();
+        assert_eq!(text, words.join(", "));
+        assert!(!text.contains('[') && !text.contains('"'), "{text}");
+        let outcomes = schema
+            .field("outcome")
+            .unwrap()
+            .code_list
+            .as_deref()
+            .unwrap();
+        let outcome = &schema.code_list(outcomes).unwrap()[0];
+        assert_eq!(code_words("outcome", &outcome.code), outcome.label);
+        assert_eq!(code_words("outcome", "not_a_code"), "not_a_code");
+        assert_eq!(
+            answer_words("unknown_field", &serde_json::json!(true)),
+            ("unknown field".to_string(), "yes".to_string())
+        );
     }
 }

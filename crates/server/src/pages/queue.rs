@@ -21,6 +21,28 @@ pub(crate) struct QueueQuery {
     lane: Option<String>,
     office: Option<String>,
     sort: Option<String>,
+    /// Declaration id or importer id (part of it).
+    q: Option<String>,
+    page: Option<String>,
+    size: Option<String>,
+}
+
+/// Rows per page unless the officer picks another size.
+const PAGE_SIZE: usize = 50;
+/// The page sizes offered.
+const PAGE_SIZES: [usize; 4] = [10, 25, 50, 100];
+
+/// A whole number from a query parameter: `None` when blank, an error naming the parameter.
+fn number(name: &str, value: Option<String>) -> Result<Option<usize>, ApiError> {
+    match chosen(value) {
+        None => Ok(None),
+        Some(text) => text.trim().parse().map(Some).map_err(|_| {
+            ApiError::unprocessable(format!(
+                "{name}: '{}' is not a whole number",
+                text.chars().take(20).collect::<String>()
+            ))
+        }),
+    }
 }
 
 /// An empty select means "all".
@@ -35,7 +57,8 @@ pub(crate) async fn page(
 ) -> Response {
     let caller = caller_of(&auth);
     let Ok(Query(query)) = query else {
-        let error = ApiError::unprocessable("the queue takes day, lane, office and sort");
+        let error =
+            ApiError::unprocessable("the queue takes day, lane, office, sort, q, page and size");
         return error_page(Some(caller), &error);
     };
     let sort_name = chosen(query.sort).unwrap_or_else(|| "lane".to_string());
@@ -47,11 +70,18 @@ pub(crate) async fn page(
         Ok(lane) => lane,
         Err(e) => return error_page(Some(caller), &ApiError::unprocessable(format!("lane: {e}"))),
     };
+    let (page, size) = match (number("page", query.page), number("size", query.size)) {
+        (Ok(page), Ok(size)) => (page.unwrap_or(1), size.unwrap_or(PAGE_SIZE)),
+        (Err(e), _) | (_, Err(e)) => return error_page(Some(caller), &e),
+    };
     let filter = QueueFilter {
         day: chosen(query.day),
         lane,
         office: chosen(query.office),
         sort,
+        search: chosen(query.q),
+        page_size: Some(size),
+        page,
     };
     let shown = filter.clone();
     let queue = match blocking(&state.pool, Some(caller.user.clone()), move |store| {
@@ -104,6 +134,17 @@ pub(crate) async fn page(
                         }
                     }
                 }
+                label.search { "Declaration or importer"
+                    input type="search" name="q" maxlength=(app::QUEUE_SEARCH_MAX)
+                        value=(shown.search.clone().unwrap_or_default()) placeholder="id, or part of it";
+                }
+                label { "Per page"
+                    select name="size" {
+                        @for n in PAGE_SIZES {
+                            option value=(n) selected[n == size] { (n) }
+                        }
+                    }
+                }
                 label { "Sort by"
                     select name="sort" {
                         @for (name, words) in [("lane", "lane, then score"), ("score", "score"), ("pi", "π, rarest first"), ("id", "declaration id")] {
@@ -115,6 +156,11 @@ pub(crate) async fn page(
             }
             @if queue.rows.is_empty() {
                 p { "No declaration matches these filters." }
+            } @else {
+                p.muted data-matching=(queue.matching) {
+                    "Showing " ((queue.page - 1) * size + 1) "–" ((queue.page - 1) * size + queue.rows.len())
+                    " of " (queue.matching) "."
+                }
             }
             ol.queue {
                 @for row in &queue.rows {
@@ -141,10 +187,48 @@ pub(crate) async fn page(
                     }
                 }
             }
+            @if queue.pages > 1 {
+                nav.pager aria-label="Pages of the queue" {
+                    @if queue.page > 1 {
+                        a rel="prev" href=(page_link(&queue, &shown, &sort_name, size, queue.page - 1)) { "← Previous" }
+                    }
+                    span { "Page " (queue.page) " of " (queue.pages) }
+                    @if queue.page < queue.pages {
+                        a rel="next" href=(page_link(&queue, &shown, &sort_name, size, queue.page + 1)) { "Next →" }
+                    }
+                }
+            }
         }
     };
     html_response(
         StatusCode::OK,
         layout("Risk queue", Some(caller), None, body),
     )
+}
+
+/// The link to page `page` of the queue with the same filters.
+fn page_link(
+    queue: &app::Queue,
+    shown: &QueueFilter,
+    sort: &str,
+    size: usize,
+    page: usize,
+) -> String {
+    let mut link = form_urlencoded::Serializer::new(String::new());
+    if let Some(day) = &queue.day {
+        link.append_pair("day", day);
+    }
+    if let Some(lane) = shown.lane {
+        link.append_pair("lane", lane.name());
+    }
+    if let Some(office) = &shown.office {
+        link.append_pair("office", office);
+    }
+    if let Some(search) = &shown.search {
+        link.append_pair("q", search);
+    }
+    link.append_pair("sort", sort);
+    link.append_pair("size", &size.to_string());
+    link.append_pair("page", &page.to_string());
+    format!("/queue?{}", link.finish())
 }
