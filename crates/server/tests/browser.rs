@@ -211,7 +211,7 @@ impl Run<'_> {
         let (scroll, inner, chart_font) = (number(0), number(1), number(2));
         assert!(
             inner <= 400.0,
-            "{page}: not a phone-sized window ({inner} px)"
+            "{page}: viewport {inner} px, not the phone's 390 (a page wider than the screen widens a mobile layout viewport)"
         );
         assert!(
             scroll <= inner,
