@@ -31,31 +31,35 @@ fn hash_key(bytes: &[u8]) -> u64 {
 
 /// Key hash of every record of `table` for `rule` (0: some part is missing). A rule without
 /// columns gives every record the same key. A column compared with `company` or `address`
-/// normalisation (in `comparisons`) is keyed with it too.
+/// normalisation (in `comparisons`) is keyed with it too, and its `missing` values give no key.
 pub(crate) fn key_hashes(
     rule: &BlockingRule,
     table: &Table,
     comparisons: &[Comparison],
 ) -> Vec<u64> {
-    let parts: Vec<(KeyPart, Option<&crate::table::Column>, &str)> = rule
+    let no_missing: &[String] = &[];
+    let parts: Vec<(KeyPart, Option<&crate::table::Column>, &str, &[String])> = rule
         .columns
         .iter()
         .filter_map(|spec| KeyPart::parse(spec).ok())
         .map(|part| {
             let column = table.column(part.column());
-            let normalise = comparisons
-                .iter()
-                .find(|c| c.column == part.column())
-                .map_or("text", |c| c.normalise.as_str());
-            (part, column, normalise)
+            let comparison = comparisons.iter().find(|c| c.column == part.column());
+            let normalise = comparison.map_or("text", |c| c.normalise.as_str());
+            let missing = comparison.map_or(no_missing, |c| c.missing.as_slice());
+            (part, column, normalise, missing)
         })
         .collect();
     (0..table.len())
         .into_par_iter()
         .map_init(String::new, |key, r| {
             key.clear();
-            for (part, values, normalise) in &parts {
+            for (part, values, normalise, missing) in &parts {
                 let raw = values.and_then(|v| v.get(r)).unwrap_or("");
+                // A value that means "not known" gives no key, as an empty one.
+                if crate::settings::is_missing_value(raw, missing) {
+                    return 0;
+                }
                 let Some(v) = part.key_normalised(raw, normalise) else {
                     return 0;
                 };
@@ -68,6 +72,25 @@ pub(crate) fn key_hashes(
             hash_key(key.as_bytes())
         })
         .collect()
+}
+
+/// Keys held by more than `max` records of either side become 0 (no key) on both sides.
+pub(crate) fn drop_large_blocks(left: &mut [u64], right: Option<&mut [u64]>, max: usize) {
+    let mut counts: crate::FastMap<u64, (usize, usize)> = crate::FastMap::default();
+    for &k in left.iter().filter(|&&k| k != 0) {
+        counts.entry(k).or_default().0 += 1;
+    }
+    if let Some(r) = right.as_deref() {
+        for &k in r.iter().filter(|&&k| k != 0) {
+            counts.entry(k).or_default().1 += 1;
+        }
+    }
+    let large = |k: &u64| counts.get(k).is_some_and(|&(a, b)| a > max || b > max);
+    for k in left.iter_mut().chain(right.into_iter().flatten()) {
+        if large(k) {
+            *k = 0;
+        }
+    }
 }
 
 /// One rule's keys and the index of the right side.
@@ -115,8 +138,11 @@ impl Blocker {
             .iter()
             .take(MAX_RULES)
             .map(|rule| {
-                let left_keys = key_hashes(rule, left, comparisons);
-                let right_keys = right.map(|t| key_hashes(rule, t, comparisons));
+                let mut left_keys = key_hashes(rule, left, comparisons);
+                let mut right_keys = right.map(|t| key_hashes(rule, t, comparisons));
+                if let Some(max) = rule.max_block {
+                    drop_large_blocks(&mut left_keys, right_keys.as_deref_mut(), max);
+                }
                 let keys = right_keys.as_ref().unwrap_or(&left_keys);
                 let mut order: Vec<(u64, u32)> = keys
                     .iter()
@@ -203,6 +229,7 @@ mod tests {
         BlockingRule {
             columns: columns.iter().map(|s| s.to_string()).collect(),
             prefix: None,
+            max_block: None,
         }
     }
 
@@ -262,6 +289,7 @@ mod tests {
             kind: crate::settings::ComparisonKind::Exact,
             normalise: "company".into(),
             term_frequency: false,
+            missing: Vec::new(),
         };
         let blocker = Blocker::new(&[&ra], &[company], &left, Some(&right));
         assert_eq!(all(&blocker, 1), vec![(0, 0, 1)]);

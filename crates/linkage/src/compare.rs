@@ -48,6 +48,9 @@ pub(crate) fn prepare(
             .into_par_iter()
             .map(|r| {
                 let v = &values[r];
+                if comparison.is_missing(v) {
+                    return String::new();
+                }
                 match comparison.normalise.as_str() {
                     "none" => v.trim().to_string(),
                     "company" => normalize::normalize_company(v).core,
@@ -58,8 +61,14 @@ pub(crate) fn prepare(
             .collect();
         let number = match comparison.kind {
             // From the raw value: normalising turns '.', ',' and '-' into spaces.
-            ComparisonKind::Numeric { .. } => values.iter().map(parse_number).collect(),
-            ComparisonKind::Date { .. } => values.iter().map(|t| parse_day(t.trim())).collect(),
+            ComparisonKind::Numeric { .. } => values
+                .iter()
+                .map(|t| parse_number(t).filter(|_| !comparison.is_missing(t)))
+                .collect(),
+            ComparisonKind::Date { .. } => values
+                .iter()
+                .map(|t| parse_day(t.trim()).filter(|_| !comparison.is_missing(t)))
+                .collect(),
             _ => Vec::new(),
         };
         (texts.iter().collect(), number)
@@ -347,6 +356,7 @@ mod tests {
             kind,
             normalise: "text".into(),
             term_frequency: false,
+            missing: Vec::new(),
         }
     }
 

@@ -745,7 +745,14 @@ pub(crate) fn train(
             1,
         );
         // At most one partner per record when linking: λ cannot exceed min(n_l, n_r) / pairs.
-        let most = (sides.n_left.min(sides.n_right) as f64 / total).min(0.5);
+        // Within one source an entity may have many records (a firm filing a hundred times is
+        // 4,950 matching pairs), so no such bound holds: the expected duplicates are what EM
+        // finds among the candidates.
+        let most = if sides.dedupe {
+            0.5
+        } else {
+            (sides.n_left.min(sides.n_right) as f64 / total).min(0.5)
+        };
         let next = (within * n_candidates / total).clamp(1e-15, most);
         if (next - lambda).abs() < lambda * 1e-4 {
             lambda = next;

@@ -412,6 +412,8 @@ pub const LEGAL_FORMS: &[(&str, &[(&str, &str)])] = &[
             ("bvba", "bv"),
             ("nv", "nv"),
             ("naamloze vennootschap", "nv"),
+            ("sanv", "nv"),
+            ("nvsa", "nv"),
             ("vof", "vof"),
         ],
     ),
@@ -654,6 +656,11 @@ pub fn normalize_company(s: &str) -> CompanyName {
         } else if let Some(&(_, canonical)) = PREFIX_FORMS.iter().find(|(w, _)| *w == first) {
             prefix_form.get_or_insert(canonical);
             start += 1;
+        } else if let Some((len, canonical)) = legal_prefix(&words[start..end]) {
+            // A legal form of the end written first, as filers do ("N.V. Bekaert", "S.A.
+            // Solvay", "Société anonyme Cockerill").
+            prefix_form.get_or_insert(canonical);
+            start += len;
         } else {
             break;
         }
@@ -694,6 +701,30 @@ fn legal_suffix(words: &[&str]) -> Option<(usize, &'static str)> {
             (pattern.len() < words.len() && words.ends_with(pattern))
                 .then_some((pattern.len(), *canonical))
         })
+}
+
+/// Legal forms of [`LEGAL_FORMS`] that are not taken as a legal form when they begin a name:
+/// words that also begin names ("Co-operative", "Company of ...", "AG Barr", "AB Foods").
+const NOT_FIRST: &[&str] = &[
+    "co", "company", "cie", "cia", "ag", "ab", "as", "se", "oy", "e",
+];
+
+/// The longest legal form beginning `words` that leaves at least one word: its length in words
+/// and canonical form.
+fn legal_prefix(words: &[&str]) -> Option<(usize, &'static str)> {
+    let first = words.first()?;
+    if NOT_FIRST.contains(first) {
+        return None;
+    }
+    LEGAL_FORMS
+        .iter()
+        .flat_map(|(_, forms)| forms.iter())
+        .filter(|(written, _)| {
+            let n = written.split(' ').count();
+            n < words.len() && written.split(' ').zip(words).all(|(a, b)| a == *b)
+        })
+        .max_by_key(|(written, _)| written.split(' ').count())
+        .map(|&(written, canonical)| (written.split(' ').count(), canonical))
 }
 
 /// The expansion of `words[i]` (`word`) inside a company name.
@@ -1240,6 +1271,14 @@ mod tests {
             ("Dupont et Cie", "dupont", Some("co")),
             ("García y Cía. Ltda.", "garcia", Some("ltda")),
             ("Philips N.V.", "philips", Some("nv")),
+            // Legal forms written first, as patent applicants often are (PATSTAT).
+            ("N.V. Bekaert S.A.", "bekaert", Some("sa")),
+            ("N V BEKAERT", "bekaert", Some("nv")),
+            ("Bekaert S.A./N.V.", "bekaert", Some("nv")),
+            ("SOCIETE ANONYME COCKERILL", "cockerill", Some("sa")),
+            ("Ltd Acme Glass", "acme glass", Some("ltd")),
+            ("Co-operative Bank", "co operative bank", None),
+            ("AG Barr", "ag barr", None),
             ("Damco B.V.", "damco", Some("bv")),
             ("Tesco PLC", "tesco", Some("plc")),
             ("Ericsson AB (publ)", "ericsson", Some("ab")),

@@ -33,6 +33,11 @@ pub struct ColumnProfile {
     pub decimals: f64,
     /// Share of values with both letters and digits.
     pub mixed: f64,
+    /// Share of values carrying a company legal form ("SA", "Ltd", "GmbH", "N.V. …").
+    pub legal_forms: f64,
+    /// Values that stand for "not known" here (placeholders such as `n/a`, or `0` in a column
+    /// of decimals such as coordinates), held by at least 2% of the non-empty values.
+    pub placeholders: Vec<String>,
     /// The kind chosen.
     pub kind: &'static str,
 }
@@ -64,7 +69,20 @@ fn profile_column(name: &str, values: &[&str]) -> ColumnProfile {
     let mut distinct = HashMap::new();
     let (mut length, mut tokens, mut digits, mut dates, mut decimals, mut mixed) =
         (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut legal_forms, mut zeros) = (0.0, 0.0);
+    let mut placeholders: HashMap<&'static str, f64> = HashMap::new();
     for v in &present {
+        if v.parse::<f64>().is_ok_and(|x| x == 0.0) {
+            zeros += 1.0;
+        }
+        if let Some(p) = PLACEHOLDERS.iter().find(|p| p.eq_ignore_ascii_case(v)) {
+            *placeholders.entry(p).or_default() += 1.0;
+        }
+        if v.chars().any(char::is_alphabetic)
+            && crate::normalize::normalize_company(v).legal_form.is_some()
+        {
+            legal_forms += 1.0;
+        }
         *distinct.entry(normalize_text(v)).or_insert(0usize) += 1;
         length += v.chars().count() as f64;
         tokens += v.split_whitespace().count() as f64;
@@ -95,11 +113,34 @@ fn profile_column(name: &str, values: &[&str]) -> ColumnProfile {
         dates: dates / n,
         decimals: decimals / n,
         mixed: mixed / n,
+        legal_forms: legal_forms / n,
+        placeholders: Vec::new(),
         kind: "",
     };
     p.kind = classify(&p, distinct.len());
+    let common = |count: f64| count >= 2.0 && count >= 0.02 * n;
+    let mut found: Vec<String> = placeholders
+        .into_iter()
+        .filter(|&(_, count)| common(count))
+        .map(|(p, _)| p.to_string())
+        .collect();
+    found.sort();
+    // Zero among decimals (an ungeocoded coordinate, an amount not filled in) is a placeholder;
+    // in a column of small whole numbers or categories it is a value.
+    if p.kind == "amount" && common(zeros) {
+        found.insert(0, "0".into());
+    }
+    p.placeholders = found;
     p
 }
+
+/// Values that commonly stand for "not known" in trade files.
+const PLACEHOLDERS: [&str; 9] = [
+    "n/a", "na", "none", "null", "unknown", "-", "?", "--", "nan",
+];
+
+/// Share of values with a legal form from which a column of names is a column of companies.
+const COMPANY_LEGAL_FORMS: f64 = 0.1;
 
 fn classify(p: &ColumnProfile, n_distinct: usize) -> &'static str {
     if p.fill < 0.05 {
@@ -116,6 +157,8 @@ fn classify(p: &ColumnProfile, n_distinct: usize) -> &'static str {
         "code"
     } else if n_distinct <= 50 {
         "category"
+    } else if p.legal_forms >= COMPANY_LEGAL_FORMS && p.mean_tokens < 8.0 {
+        "company"
     } else if p.mean_tokens >= 4.0 {
         "free_text"
     } else if p.mixed >= 0.3 || p.mean_tokens >= 2.0 {
@@ -174,6 +217,15 @@ fn comparison_for(p: &ColumnProfile) -> Option<Comparison> {
             "address",
             false,
         ),
+        // Company names without their legal form, case, punctuation, "&" and diacritics: the
+        // exact level weighs by how rare the name is.
+        "company" => (
+            ComparisonKind::JaroWinkler {
+                thresholds: vec![0.94, 0.88, 0.7],
+            },
+            "company",
+            true,
+        ),
         _ => (
             ComparisonKind::JaroWinkler {
                 thresholds: vec![0.92, 0.8],
@@ -187,16 +239,31 @@ fn comparison_for(p: &ColumnProfile) -> Option<Comparison> {
         kind,
         normalise: normalise.into(),
         term_frequency: tf,
+        missing: p.placeholders.clone(),
     })
 }
 
-/// Key hashes of one key part (`spec`) for every record of `table`.
-fn spec_hashes(spec: &str, table: &Table) -> Vec<u64> {
+/// Key hashes of one key part (`spec`) for every record of `table`, normalised as the
+/// column's comparison does and without its missing values.
+fn spec_hashes(spec: &str, table: &Table, comparisons: &[Comparison]) -> Vec<u64> {
     let rule = BlockingRule {
         columns: vec![spec.to_string()],
         prefix: None,
+        max_block: None,
     };
-    crate::blocking::key_hashes(&rule, table, &[])
+    crate::blocking::key_hashes(&rule, table, comparisons)
+}
+
+/// Records sharing a key on words of a name at most, for a rule on them (see
+/// [`BlockingRule::max_block`]): a first word held by more records says little.
+pub const MAX_WORD_BLOCK: usize = 100;
+
+/// Whether a key part reads words of a name (and so is bounded by [`MAX_WORD_BLOCK`]).
+fn is_word_key(spec: &str) -> bool {
+    matches!(
+        KeyPart::parse(spec),
+        Ok(KeyPart::FirstWord(_) | KeyPart::SortedWords(_))
+    )
 }
 
 /// Both keys' hash (0 when either is missing).
@@ -261,6 +328,14 @@ fn key_specs(p: &ColumnProfile) -> Vec<String> {
         "name" | "address" | "free_text" => {
             vec![c.clone(), format!("{c}[:3]"), format!("{c}[:9]")]
         }
+        // The first word of the name proper (legal form dropped) catches "Bekaert" and
+        // "N.V. Bekaert S.A."; sorted words catch reordered words ("Dupont, Jean").
+        "company" => vec![
+            c.clone(),
+            format!("first_word({c})"),
+            format!("sorted_words({c})"),
+            format!("{c}[:9]"),
+        ],
         _ => vec![c.clone()],
     }
 }
@@ -325,7 +400,14 @@ pub fn infer_settings(full_left: &Table, full_right: Option<&Table>) -> Settings
         .collect();
     let hashes: Vec<(Vec<u64>, Option<Vec<u64>>)> = specs
         .par_iter()
-        .map(|(_, spec)| (spec_hashes(spec, left), right.map(|r| spec_hashes(spec, r))))
+        .map(|(_, spec)| {
+            let mut l = spec_hashes(spec, left, &comparisons);
+            let mut r = right.map(|r| spec_hashes(spec, r, &comparisons));
+            if is_word_key(spec) {
+                crate::blocking::drop_large_blocks(&mut l, r.as_deref_mut(), MAX_WORD_BLOCK);
+            }
+            (l, r)
+        })
         .collect();
     let expected = |l: &[u64], r: Option<&[u64]>| agreeing_pairs(l, r) * scale;
     let mut singles: Vec<(Vec<String>, f64)> = specs
@@ -339,14 +421,21 @@ pub fn infer_settings(full_left: &Table, full_right: Option<&Table>) -> Settings
     let mut rules: Vec<BlockingRule> = Vec::new();
     let mut used_columns: Vec<String> = Vec::new();
     for (cols, _) in &singles {
-        let column = KeyPart::parse(&cols[0])
-            .map(|p| p.column().to_string())
-            .unwrap_or_default();
+        // Words of a name are a rule of their own beside the whole name: a name with its words
+        // reordered or one word changed meets its duplicates there.
+        let column = if is_word_key(&cols[0]) {
+            cols[0].clone()
+        } else {
+            KeyPart::parse(&cols[0])
+                .map(|p| p.column().to_string())
+                .unwrap_or_default()
+        };
         if rules.len() < 4 && !used_columns.contains(&column) {
             used_columns.push(column);
             rules.push(BlockingRule {
                 columns: cols.clone(),
                 prefix: None,
+                max_block: is_word_key(&cols[0]).then_some(MAX_WORD_BLOCK),
             });
         }
     }
@@ -356,6 +445,7 @@ pub fn infer_settings(full_left: &Table, full_right: Option<&Table>) -> Settings
         rules.push(BlockingRule {
             columns: Vec::new(),
             prefix: None,
+            max_block: None,
         });
     }
     // Then pairs of key parts of two columns (e.g. a name prefix within the same month), which
@@ -429,9 +519,14 @@ pub fn infer_settings(full_left: &Table, full_right: Option<&Table>) -> Settings
             let (cols, _) = doubles.remove(i);
             double_columns.push((columns_of(&cols[0]), columns_of(&cols[1])));
             used.extend(cols.iter().map(columns_of));
+            let max_block = cols
+                .iter()
+                .any(|c| is_word_key(c))
+                .then_some(MAX_WORD_BLOCK);
             rules.push(BlockingRule {
                 columns: cols,
                 prefix: None,
+                max_block,
             });
         }
     }

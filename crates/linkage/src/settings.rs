@@ -71,6 +71,11 @@ pub struct Comparison {
     pub normalise: String,
     /// Term-frequency adjustment of the exact level: agreeing on a rare value weighs more.
     pub term_frequency: bool,
+    /// Values that mean "not known" (such as `0.0` for an ungeocoded coordinate, or `n/a`):
+    /// treated as empty, so that they are neither agreement nor disagreement, and give no
+    /// blocking key. Matched on the trimmed value ignoring case, and as numbers when both parse
+    /// (`0` also matches `0.0`).
+    pub missing: Vec<String>,
 }
 
 /// A comparison as written in a settings file.
@@ -87,6 +92,8 @@ struct RawComparison {
     normalise: String,
     #[serde(default)]
     term_frequency: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    missing: Vec<String>,
 }
 
 impl TryFrom<RawComparison> for Comparison {
@@ -139,6 +146,7 @@ impl TryFrom<RawComparison> for Comparison {
             kind,
             normalise: raw.normalise,
             term_frequency: raw.term_frequency,
+            missing: raw.missing,
         })
     }
 }
@@ -171,6 +179,7 @@ impl From<Comparison> for RawComparison {
             relative,
             normalise: c.normalise,
             term_frequency: c.term_frequency,
+            missing: c.missing,
         }
     }
 }
@@ -180,6 +189,11 @@ fn default_normalise() -> String {
 }
 
 impl Comparison {
+    /// Whether a raw value is missing: empty, or one of [`Comparison::missing`].
+    pub fn is_missing(&self, raw: &str) -> bool {
+        is_missing_value(raw, &self.missing)
+    }
+
     /// Number of levels, the missing level excluded.
     pub fn n_levels(&self) -> usize {
         2 + match &self.kind {
@@ -227,6 +241,22 @@ impl Comparison {
     }
 }
 
+/// Whether `raw` is empty or one of `missing` (trimmed, ignoring case, or as equal numbers).
+pub fn is_missing_value(raw: &str, missing: &[String]) -> bool {
+    let v = raw.trim();
+    if v.is_empty() {
+        return true;
+    }
+    if missing.is_empty() {
+        return false;
+    }
+    let number = v.parse::<f64>().ok();
+    missing.iter().any(|m| {
+        let m = m.trim();
+        m.eq_ignore_ascii_case(v) || number.is_some_and(|x| m.parse::<f64>().is_ok_and(|y| x == y))
+    })
+}
+
 /// A blocking rule: candidate pairs agree exactly on every listed column (normalised), or on
 /// the first `prefix` characters of it when given. A rule with no column compares every pair,
 /// which small sources allow (see [`MAX_FULL_PAIRS`]).
@@ -238,10 +268,16 @@ pub struct BlockingRule {
     /// Compare only the first characters of each column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<usize>,
+    /// A key held by more records than this (on either side) is not used by this rule: the
+    /// pairs it would bring must come from another rule. Bounds the candidates of rules on words
+    /// of a name, where a common first word ("universite") would pair thousands of records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_block: Option<usize>,
 }
 
 /// One part of a blocking key: a column's normalised value, its first characters (`memo[:3]`),
-/// or the month (`month(date)`) or ISO week (`week(date)`) of a date column.
+/// the month (`month(date)`) or ISO week (`week(date)`) of a date column, or the first word
+/// (`first_word(name)`) or the words in sorted order (`sorted_words(name)`) of a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyPart {
     /// The whole normalised value.
@@ -252,10 +288,16 @@ pub enum KeyPart {
     Month(String),
     /// ISO year and week of a date.
     Week(String),
+    /// The first word of the normalised value (for a company column, of the name without its
+    /// legal form).
+    FirstWord(String),
+    /// The words of the normalised value, sorted: "Dupont, Jean" and "Jean Dupont" agree.
+    SortedWords(String),
 }
 
 impl KeyPart {
-    /// Parses `col`, `col[:N]`, `month(col)` or `week(col)`.
+    /// Parses `col`, `col[:N]`, `month(col)`, `week(col)`, `first_word(col)` or
+    /// `sorted_words(col)`.
     pub fn parse(spec: &str) -> Result<KeyPart, String> {
         let spec = spec.trim();
         let inner = |prefix: &str| {
@@ -269,6 +311,12 @@ impl KeyPart {
         if let Some(c) = inner("week(") {
             return Ok(KeyPart::Week(c));
         }
+        if let Some(c) = inner("first_word(") {
+            return Ok(KeyPart::FirstWord(c));
+        }
+        if let Some(c) = inner("sorted_words(") {
+            return Ok(KeyPart::SortedWords(c));
+        }
         if let Some((column, rest)) = spec.split_once("[:") {
             let n = rest
                 .strip_suffix(']')
@@ -279,7 +327,8 @@ impl KeyPart {
         }
         if spec.contains(['(', ')', '[', ']']) {
             return Err(format!(
-                "'{spec}' is not a column, column[:N], month(column) or week(column)"
+                "'{spec}' is not a column, column[:N], month(column), week(column), \
+                 first_word(column) or sorted_words(column)"
             ));
         }
         Ok(KeyPart::Column(spec.to_string()))
@@ -288,7 +337,12 @@ impl KeyPart {
     /// The column it reads.
     pub fn column(&self) -> &str {
         match self {
-            KeyPart::Column(c) | KeyPart::Prefix(c, _) | KeyPart::Month(c) | KeyPart::Week(c) => c,
+            KeyPart::Column(c)
+            | KeyPart::Prefix(c, _)
+            | KeyPart::Month(c)
+            | KeyPart::Week(c)
+            | KeyPart::FirstWord(c)
+            | KeyPart::SortedWords(c) => c,
         }
     }
 
@@ -313,6 +367,12 @@ impl KeyPart {
         match self {
             KeyPart::Column(_) => text(),
             KeyPart::Prefix(_, n) => text().map(|v| v.chars().take(*n).collect()),
+            KeyPart::FirstWord(_) => text().and_then(|v| v.split(' ').next().map(str::to_string)),
+            KeyPart::SortedWords(_) => text().map(|v| {
+                let mut words: Vec<&str> = v.split(' ').collect();
+                words.sort_unstable();
+                words.join(" ")
+            }),
             KeyPart::Month(_) => {
                 // Only valid dates have a month; the digits are then YYYYMMDD.
                 crate::compare::parse_day(raw.trim())?;

@@ -85,12 +85,14 @@ fn settings() -> Settings {
     let rule = |cols: &[&str]| BlockingRule {
         columns: cols.iter().map(|s| s.to_string()).collect(),
         prefix: None,
+        max_block: None,
     };
     let cmp = |column: &str, kind: ComparisonKind| Comparison {
         column: column.into(),
         kind,
         normalise: "text".into(),
         term_frequency: false,
+        missing: Vec::new(),
     };
     Settings {
         link_type: LinkType::LinkOnly,
@@ -423,4 +425,178 @@ fn labels_check_links_and_can_replace_em() {
     assert!(f1(&trained, &a, &b) > 0.97);
     assert_ne!(trained.model.comparisons, checked.model.comparisons);
     assert!(trained.label_check.unwrap().trained_on_labels);
+}
+
+/// `n` people, each `copies` times (the copies after the first with a typo in one field).
+fn people_with_copies(n: usize, copies: usize) -> Table {
+    let (a, _) = people(n, 21);
+    let mut rng = Rng::new(5);
+    let mut t = Table {
+        name: "copies".into(),
+        columns: a.columns.clone(),
+        values: vec![crate::table::Column::new(); a.columns.len()],
+        ..Table::default()
+    };
+    for r in 0..a.len() {
+        for k in 0..copies {
+            t.ids.push(&format!("p{r}-{k}"));
+            let damaged = if k == 0 { usize::MAX } else { rng.below(4) };
+            for c in 0..a.columns.len() {
+                let v = &a.values[c][r];
+                let v = if c == damaged {
+                    typo(&mut rng, v)
+                } else {
+                    v.to_string()
+                };
+                t.values[c].push(&v);
+            }
+        }
+    }
+    t
+}
+
+#[test]
+fn the_dedupe_prior_counts_every_duplicate_not_one_per_record() {
+    // 150 people, 6 records each: 15 matching pairs per person, λ = 2250 / C(900, 2) ≈ 0.0056,
+    // where one partner per record would cap it at 2 / 899 ≈ 0.0022.
+    let t = people_with_copies(150, 6);
+    let mut s = settings();
+    s.link_type = LinkType::DedupeOnly;
+    let result = link(&t, None, &s).unwrap();
+    let truth = 150.0 * 15.0 / (900.0 * 899.0 / 2.0);
+    assert!(
+        result.model.lambda > 0.6 * truth && result.model.lambda < 2.0 * truth,
+        "λ {} (truth {truth})",
+        result.model.lambda
+    );
+    let clusters: std::collections::HashSet<usize> = result.clusters.iter().copied().collect();
+    assert!(
+        clusters.len() < 200,
+        "{} clusters of 150 people",
+        clusters.len()
+    );
+}
+
+#[test]
+fn missing_values_are_neither_agreement_nor_disagreement() {
+    // Coordinates where 0.0 means "not geocoded": two ungeocoded records must not agree.
+    let mut t = Table {
+        name: "t".into(),
+        columns: vec!["lat".into()],
+        values: vec![crate::table::Column::new()],
+        ..Table::default()
+    };
+    for (r, v) in ["0.0", "0", "50.85", "50.85", "n/a"].iter().enumerate() {
+        t.ids.push(&format!("r{r}"));
+        t.values[0].push(v);
+    }
+    let mut c = Comparison {
+        column: "lat".into(),
+        kind: ComparisonKind::Numeric {
+            thresholds: vec![0.001],
+            relative: true,
+        },
+        normalise: "none".into(),
+        term_frequency: false,
+        missing: Vec::new(),
+    };
+    let rule = BlockingRule {
+        columns: vec!["lat".into()],
+        prefix: None,
+        max_block: None,
+    };
+    let mut s = Settings {
+        link_type: LinkType::DedupeOnly,
+        blocking_rules: vec![rule],
+        training_blocking_rules: Vec::new(),
+        comparisons: vec![c.clone()],
+        identifiers: Vec::new(),
+        threshold: 0.5,
+        one_to_one: true,
+        u_sample_pairs: 1000,
+        seed: 1,
+    };
+    let model = link(&t, None, &s).unwrap().model;
+    let level = |s: &Settings, i, j| {
+        model::explain_pair(s, &model, &t, None, i, j).comparisons[0]
+            .level
+            .clone()
+    };
+    // Without a missing list, 0.0 is a number like any other.
+    assert_eq!(level(&s, 0, 1), "exact");
+    c.missing = vec!["0".into(), "N/A".into()];
+    s.comparisons = vec![c];
+    assert_eq!(level(&s, 0, 1), "missing");
+    assert_eq!(level(&s, 0, 2), "missing");
+    assert_eq!(level(&s, 2, 4), "missing");
+    assert_eq!(level(&s, 2, 3), "exact");
+    // Nor do they block together: only the two geocoded records are a candidate pair.
+    let result = link(&t, None, &s).unwrap();
+    assert_eq!(result.candidates, 1);
+}
+
+#[test]
+fn company_names_are_profiled_as_companies_and_blocked_on_their_words() {
+    let forms = ["SA", "N.V.", "Ltd", "GmbH", "Inc."];
+    let mut rng = Rng::new(3);
+    let mut t = Table {
+        name: "t".into(),
+        columns: vec!["name".into(), "lat".into()],
+        values: vec![crate::table::Column::new(), crate::table::Column::new()],
+        ..Table::default()
+    };
+    for r in 0..400 {
+        let brand = format!("{}{}", FIRST[r % 12], LAST[(r / 12) % 10]);
+        let name = match rng.below(3) {
+            0 => format!("{} {brand} {}", forms[r % 5], LAST[r % 7]),
+            1 => format!("{brand} {}, {}", LAST[r % 7], forms[(r + 1) % 5]),
+            _ => format!("{brand} {}", LAST[r % 7]),
+        };
+        t.ids.push(&format!("r{r}"));
+        t.values[0].push(&name);
+        let lat = if r % 3 == 0 {
+            "0.0".to_string()
+        } else {
+            format!("{:.4}", 50.0 + rng.next_f64())
+        };
+        t.values[1].push(&lat);
+    }
+    let s = profile::infer_settings(&t, None);
+    let name = s.comparisons.iter().find(|c| c.column == "name").unwrap();
+    assert_eq!(name.normalise, "company");
+    let lat = s.comparisons.iter().find(|c| c.column == "lat").unwrap();
+    assert_eq!(lat.missing, vec!["0".to_string()]);
+    let words: Vec<&BlockingRule> = s
+        .blocking_rules
+        .iter()
+        .filter(|r| {
+            r.columns
+                .iter()
+                .any(|c| c.contains("_words(name)") || c.contains("first_word(name)"))
+        })
+        .collect();
+    assert!(!words.is_empty(), "{:?}", s.blocking_rules);
+    assert!(words.iter().all(|r| r.max_block.is_some()));
+}
+
+#[test]
+fn word_keys_and_large_blocks() {
+    let first = settings::KeyPart::parse("first_word(n)").unwrap();
+    let sorted = settings::KeyPart::parse("sorted_words(n)").unwrap();
+    assert_eq!(
+        first.key_normalised("N.V. Bekaert Textiles S.A.", "company"),
+        Some("bekaert".into())
+    );
+    assert_eq!(
+        sorted.key_normalised("Dupont, Jean", "text"),
+        sorted.key_normalised("jean DUPONT", "text")
+    );
+    let mut left = vec![1, 1, 1, 2, 0];
+    let mut right = vec![2, 2, 3];
+    blocking::drop_large_blocks(&mut left, Some(&mut right), 2);
+    assert_eq!(left, vec![0, 0, 0, 2, 0]);
+    assert_eq!(right, vec![2, 2, 3]);
+    blocking::drop_large_blocks(&mut left, Some(&mut right), 1);
+    assert_eq!(left, vec![0, 0, 0, 0, 0]);
+    assert_eq!(right, vec![0, 0, 3]);
 }

@@ -6,7 +6,8 @@
 //! seed. [`febrl_like`] makes two sources where every record of one has exactly one partner in
 //! the other; [`febrl_like_dedupe`] makes one source where entities appear several times. The
 //! truth is in the record ids: `rec-{k}-org` and `rec-{k}-dup-{d}` are the same entity `k`
-//! ([`entity_of`]).
+//! ([`entity_of`]). [`companies_dedupe`] makes PATSTAT-like company (patent applicant) records
+//! for deduplication, the entity in a `cluster` column.
 //!
 //! Values follow realistic frequency distributions, because linkage accuracy and blocking cost
 //! depend on them: Zipf-like names (a few hundred real English/Australian given names and
@@ -32,6 +33,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use borderlens_domain::rng::Rng;
 
+pub use companies::{companies_dedupe, COMPANY_COLUMNS};
+
+mod companies;
 mod corrupt;
 mod person;
 mod vocab;

@@ -256,3 +256,16 @@ fn entity_of_reads_ids() {
     assert_eq!(entity_of("rec-x-org"), None);
     assert_eq!(entity_of("12"), None);
 }
+
+#[test]
+fn company_records_are_reproducible_with_their_truth() {
+    let a = companies_dedupe(500, 4);
+    assert_eq!(a, companies_dedupe(500, 4));
+    assert_ne!(a, companies_dedupe(500, 5));
+    assert!(a.len() >= 500 && a.columns.len() == COMPANY_COLUMNS.len());
+    let clusters: HashSet<&str> = a.rows.iter().map(|r| r[6].as_str()).collect();
+    // Several filings per applicant on average, and a share of ungeocoded 0.0 coordinates.
+    assert!(clusters.len() < a.len() / 2, "{} clusters", clusters.len());
+    let zeros = a.rows.iter().filter(|r| r[4] == "0.0").count();
+    assert!(zeros > a.len() / 3 && zeros < a.len(), "{zeros} ungeocoded");
+}
