@@ -291,9 +291,14 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
         ),
     };
     for table in std::iter::once(&left).chain(right.as_ref()) {
-        settings
-            .validate(&table.columns)
-            .map_err(|e| JobError::Invalid(format!("{}: {e}", table.name)))?;
+        settings.validate(&table.columns).map_err(|e| {
+            // The settings file is what to fix (the data file names the columns it has);
+            // inferred settings fit the data by construction.
+            JobError::Invalid(match &request.settings {
+                Some(path) => format!("{}: {e} in {}", path.display(), table.name),
+                None => format!("{}: {e}", table.name),
+            })
+        })?;
     }
     if progress.interrupted() {
         return Err(JobError::Interrupted);

@@ -4,6 +4,9 @@
 //!   size, in the same run (`scripts/bench_lightgbm.py`), reported as ratios.
 //! - [`link`]: linkage of generated FEBRL-like records with known matches (`borderlens-synth`)
 //!   against Splink on the same files (`scripts/bench_splink.py`): F1, records/s, CPU, memory.
+//! - [`link_companies`]: deduplication of company names (PATSTAT-like generated applicants, or a
+//!   CSV file with a cluster column), B-cubed precision, recall and F1 beside the baseline of
+//!   grouping on the first word of the name.
 //! - [`serve`]: an open-loop load test of `borderlens serve` on loopback (a reqwest client on a
 //!   single-threaded tokio runtime), with the store read back afterwards.
 //!
@@ -16,12 +19,14 @@
 //! [`BenchOptions`] and calls one of these functions.
 #![deny(missing_docs)]
 
+mod dedupe;
 mod link;
 mod risk;
 mod serve;
 
 use std::path::PathBuf;
 
+pub use dedupe::{bcubed, first_token_groups, link_companies};
 pub use link::link;
 pub use risk::risk;
 pub use serve::serve;
@@ -65,6 +70,15 @@ pub struct BenchOptions {
     pub work: Option<PathBuf>,
     /// link: skip the Splink side.
     pub no_splink: bool,
+    /// link-companies: a CSV file to deduplicate, with an id, a name and a true cluster column
+    /// (default: PATSTAT-like records generated with `records` and `seed`).
+    pub file: Option<PathBuf>,
+    /// link-companies: id column of `file`.
+    pub id_column: String,
+    /// link-companies: name column of `file` (for the first-word baseline).
+    pub name_column: String,
+    /// link-companies: true cluster column of `file` (left out of the linkage).
+    pub cluster_column: String,
     /// serve: offered request rates (requests/s), one step each.
     pub rates: Vec<u32>,
     /// serve: seconds of each rate step.

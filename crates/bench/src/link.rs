@@ -88,8 +88,9 @@ pub fn link(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result
         match result {
             Ok(v) => v,
             Err(e) => {
+                // Said in the report too, not only on stderr: a table of dashes is no answer.
                 eprintln!("borderlens: Splink side skipped: {e:#}");
-                serde_json::Value::Null
+                json!({ "skipped": format!("{e:#}") })
             }
         }
     };
@@ -193,26 +194,27 @@ fn score_febrl_links(pairs: &Path, n: usize) -> anyhow::Result<(f64, f64, f64)> 
     Ok((precision, recall, f1))
 }
 
-/// Splink 5 on the same files through `scripts/bench_splink.py` (FEBRL4 recipe, 2 threads).
+/// `scripts/bench_splink.py`, built into the executable so that the benchmark runs from any
+/// folder.
+const SPLINK_SCRIPT: &str = include_str!("../../../scripts/bench_splink.py");
+
+/// Splink 5 on the same files through `scripts/bench_splink.py` (FEBRL4 recipe, 2 threads),
+/// written into `dir` first.
 fn run_splink(
     python: &str,
     left: &Path,
     right: &Path,
     dir: &Path,
 ) -> anyhow::Result<serde_json::Value> {
-    let script = Path::new("scripts/bench_splink.py");
-    if !script.exists() {
-        bail!(
-            "{} not found (run from the repository root)",
-            script.display()
-        );
-    }
+    let script = dir.join("bench_splink.py");
+    std::fs::write(&script, SPLINK_SCRIPT)
+        .with_context(|| format!("cannot write {}", script.display()))?;
     let out = dir.join("splink.json");
     let log = dir.join("splink.log");
     let log_file =
         std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
     let status = Command::new(python)
-        .arg(script)
+        .arg(&script)
         .args(["--dataset", "febrl4", "--threads", "2", "--left"])
         .arg(left)
         .arg("--right")

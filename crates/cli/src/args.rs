@@ -390,8 +390,8 @@ pub struct ExportArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data) or
-    /// serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
+    /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data),
+    /// link-companies (company-name deduplication, B-cubed F1) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
     /// rates).
     pub what: String,
     /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.
@@ -410,7 +410,8 @@ pub struct BenchArgs {
     /// when it cannot run).
     #[arg(long, default_value = "python3")]
     pub python: String,
-    /// link: records per side of the generated FEBRL-like data.
+    /// link: records per side of the generated FEBRL-like data; link-companies: records of the
+    /// generated PATSTAT-like data.
     #[arg(long, default_value_t = 100_000)]
     pub records: usize,
     /// link: seed of the generated data.
@@ -424,6 +425,19 @@ pub struct BenchArgs {
     /// link: skip the Splink side.
     #[arg(long)]
     pub no_splink: bool,
+    /// link-companies: a CSV file to deduplicate, with an id, a name and a true cluster column
+    /// (default: PATSTAT-like company records generated with --records and --seed).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// link-companies: id column of --file.
+    #[arg(long, default_value = "person_id")]
+    pub id_column: String,
+    /// link-companies: name column of --file (for the first-word baseline).
+    #[arg(long, default_value = "person_name")]
+    pub name_column: String,
+    /// link-companies: true cluster column of --file (left out of the linkage, used to score).
+    #[arg(long, default_value = "cluster")]
+    pub cluster_column: String,
     /// serve: offered request rates (requests/s), one step each, in increasing order.
     #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
     pub rates: Vec<u32>,
@@ -468,6 +482,10 @@ impl BenchArgs {
             seed: self.seed,
             work: self.work.clone(),
             no_splink: self.no_splink,
+            file: self.file.clone(),
+            id_column: self.id_column.clone(),
+            name_column: self.name_column.clone(),
+            cluster_column: self.cluster_column.clone(),
             rates: self.rates.clone(),
             step_seconds: self.step_seconds,
             kinds: self.kinds.clone(),

@@ -254,9 +254,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match a.what.as_str() {
                 "risk" => borderlens_bench::risk(&a.to_options(), cli.json, &bars)?,
                 "link" => borderlens_bench::link(&a.to_options(), cli.json, &bars)?,
+                "link-companies" => {
+                    borderlens_bench::link_companies(&a.to_options(), cli.json, &bars)?
+                }
                 "serve" => borderlens_bench::serve(&a.to_options(), cli.json, &bars)?,
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link` or `bench serve`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies` or `bench serve`"
                 ),
             }
             Ok(ExitCode::SUCCESS)

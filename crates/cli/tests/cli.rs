@@ -1523,6 +1523,116 @@ fn link_benchmark_runs_on_generated_data() {
 }
 
 #[test]
+fn link_benchmark_runs_splink_from_any_folder() {
+    // A stand-in for Python with Splink: writes the result file the script would.
+    let dir = TempDir::new().unwrap();
+    let python = dir.path().join("fake-python");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = --out ]; then out=$2; fi; shift; done\n\
+         test -f \"$(dirname \"$out\")/bench_splink.py\" || exit 3\n\
+         echo '{\"f1\": 0.5, \"train_wall_s\": 1, \"predict_wall_s\": 1}' > \"$out\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = dir.path().join("bench");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let run = |python: &str| {
+        borderlens_in(
+            Some(&elsewhere),
+            &db_in(&dir),
+            &[
+                "--json",
+                "bench",
+                "link",
+                "--records",
+                "200",
+                "--python",
+                python,
+                "--work",
+                path_str(&work),
+            ],
+        )
+    };
+    let result = run(path_str(&python));
+    assert_exit(&result, 0);
+    assert_eq!(json(&result)["splink"]["f1"], 0.5, "{}", stderr(&result));
+    // A Python that cannot run is said in the report, not only on stderr.
+    let result = run("/nonexistent/python");
+    assert_exit(&result, 0);
+    let skipped = json(&result)["splink"]["skipped"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(skipped.contains("/nonexistent/python"), "{skipped}");
+}
+
+#[test]
+fn company_dedupe_benchmark_reports_bcubed_scores() {
+    let dir = TempDir::new().unwrap();
+    let work = dir.path().join("bench");
+    let result = borderlens(
+        &db_in(&dir),
+        &[
+            "--json",
+            "bench",
+            "link-companies",
+            "--records",
+            "3000",
+            "--work",
+            path_str(&work),
+        ],
+    );
+    assert_exit(&result, 0);
+    let report = json(&result);
+    let ours = &report["borderlens"];
+    // PATSTAT-like names (legal forms first or last, case, accents, 0.0 for no coordinates):
+    // before company normalisation, name blocking, missing values and the dedupe prior, F1 was
+    // 0.62 here.
+    assert!(ours["f1"].as_f64().unwrap() > 0.7, "{report}");
+    assert!(ours["precision"].as_f64().unwrap() > 0.9, "{report}");
+    assert!(
+        ours["candidate_pairs"].as_u64().unwrap() < 100_000,
+        "{report}"
+    );
+    assert!(report["first_token_baseline"]["f1"].as_f64().unwrap() > 0.0);
+    assert!(work.join("companies-3000-42/bench.json").exists());
+}
+
+#[test]
+fn settings_that_do_not_fit_the_data_name_the_settings_file() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("people.csv");
+    std::fs::write(&data, "id,name\n1,Acme\n2,Acme Ltd\n").unwrap();
+    let settings = dir.path().join("my-settings.toml");
+    std::fs::write(
+        &settings,
+        "link_type = \"dedupe_only\"\n[[blocking_rules]]\ncolumns = [\"name\"]\n\
+         [[comparisons]]\ncolumn = \"surname\"\nkind = \"exact\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let result = borderlens(
+        &db_in(&dir),
+        &[
+            "link",
+            "--left",
+            path_str(&data),
+            "--id-column",
+            "id",
+            "--settings",
+            path_str(&settings),
+            "--out",
+            path_str(&out),
+        ],
+    );
+    assert_exit(&result, 2);
+    assert_error(&result, &["my-settings.toml", "surname"]);
+}
+
+#[test]
 fn linkage_bad_input_is_refused_before_any_work() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("never");
