@@ -381,6 +381,16 @@ pub fn simulation(r: &SimulationReport, weekly: bool, json: bool) -> anyhow::Res
         ]);
     }
     outln!("{t}");
+    if r.largest_frauds_duty_share.is_finite() {
+        outln!(
+            "revenue: the largest 1% of the frauds hold {:.0}% of their duty at stake; exploring \
+             policies spend {:.0}% of the capacity on declarations drawn for uncertainty or at \
+             random, not for duty, so ranked by probability their revenue shares differ by the \
+             few large consignments a draw happens to hit (rank by expected_revenue to target duty)",
+            r.largest_frauds_duty_share * 100.0,
+            r.options.explore_share * 100.0
+        );
+    }
     if weekly {
         for (name, p) in &r.policies {
             outln!("\n{name}, week by week:");

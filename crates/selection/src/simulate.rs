@@ -229,6 +229,11 @@ pub struct SimulationReport {
     pub true_rate: f64,
     /// Duty at stake of all frauds over the counted weeks.
     pub revenue_total: f64,
+    /// Share of that duty held by the largest 1% of those frauds (at least one): how much a
+    /// revenue share depends on catching a handful of consignments. Exploration draws for
+    /// uncertainty (or at random), not for duty, so where this is high, revenue shares of
+    /// policies ranked by probability differ by which few consignments a draw happened to hit.
+    pub largest_frauds_duty_share: f64,
     /// Per policy name.
     pub policies: BTreeMap<String, PolicySummary>,
 }
@@ -342,11 +347,19 @@ pub fn simulate(
         .iter()
         .filter(|d| positive(d))
         .count();
-    let revenue_total = items[counted.clone()]
+    let mut fraud_duties: Vec<f64> = items[counted.clone()]
         .iter()
         .filter(|d| positive(d))
         .map(DeclarationItem::duty_at_stake)
-        .sum();
+        .collect();
+    let revenue_total: f64 = fraud_duties.iter().sum();
+    fraud_duties.sort_by(|a, b| b.total_cmp(a));
+    let largest = fraud_duties.len().div_ceil(100);
+    let largest_frauds_duty_share = if revenue_total > 0.0 {
+        fraud_duties[..largest].iter().sum::<f64>() / revenue_total
+    } else {
+        f64::NAN
+    };
     Ok(SimulationReport {
         options: options.clone(),
         declarations: items.len(),
@@ -354,6 +367,7 @@ pub fn simulate(
         frauds,
         true_rate: frauds as f64 / counted.len().max(1) as f64,
         revenue_total,
+        largest_frauds_duty_share,
         policies,
     })
 }

@@ -204,3 +204,32 @@ fn bad_inputs_are_refused_before_any_work() {
     assert!(matches!(stopped, SimulationError::Interrupted));
     assert!(learner.shown.lock().unwrap().len() < 12);
 }
+
+#[test]
+fn the_report_says_how_much_fraud_duty_the_largest_frauds_hold() {
+    let mut options = SimulationOptions::standard();
+    options.strategies = vec![Strategy::Random];
+    options.warmup_weeks = 2;
+    let items = traffic();
+    let learner = ImporterRate {
+        shown: Mutex::new(Vec::new()),
+    };
+    let report = simulate(&items, &learner, &options, &|_, _| true).unwrap();
+    // Recomputed from the counted weeks (after the 2 warm-up weeks of 200 declarations).
+    let mut duties: Vec<f64> = items[400..]
+        .iter()
+        .filter(|d| d.label.is_some_and(|l| l.fraud))
+        .map(DeclarationItem::duty_at_stake)
+        .collect();
+    duties.sort_by(|a, b| b.total_cmp(a));
+    let total: f64 = duties.iter().sum();
+    let top = duties.len().div_ceil(100);
+    let expected = duties[..top].iter().sum::<f64>() / total;
+    assert!((report.revenue_total - total).abs() < 1e-6 * total);
+    assert!(
+        (report.largest_frauds_duty_share - expected).abs() < 1e-12,
+        "{} vs {expected}",
+        report.largest_frauds_duty_share
+    );
+    assert!(report.largest_frauds_duty_share > 0.0 && report.largest_frauds_duty_share < 1.0);
+}
