@@ -334,6 +334,12 @@ pub(crate) struct QueueQuery {
     lane: Option<String>,
     office: Option<String>,
     sort: Option<String>,
+    /// Declaration id or importer id (part of it, case-insensitive).
+    search: Option<String>,
+    /// Page, from 1; only with `page_size`.
+    page: Option<usize>,
+    /// Rows per page; every row when absent.
+    page_size: Option<usize>,
 }
 
 pub(crate) async fn queue(
@@ -358,12 +364,20 @@ pub(crate) async fn queue(
             fields: vec![FieldError::new("lane", e.to_string())],
             ..ApiError::unprocessable(format!("lane: {e}"))
         })?;
+    if query.page.is_some() && query.page_size.is_none() {
+        return Err(ApiError {
+            fields: vec![FieldError::new("page", "give page_size with page")],
+            ..ApiError::unprocessable("page: give page_size with page")
+        });
+    }
     let filter = app::QueueFilter {
         day: query.day,
         lane,
         office: query.office,
         sort,
-        ..app::QueueFilter::default()
+        search: query.search,
+        page_size: query.page_size,
+        page: query.page.unwrap_or(1),
     };
     let queue = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::queue(store, &filter)

@@ -376,6 +376,23 @@ pub fn routes() -> Vec<Route> {
                     "Order: lane then score (default), score, pi (rarest first) or id",
                     serde_json::json!({"type": "string", "enum": ["lane", "score", "pi", "id"]}),
                 ),
+                query_parameter(
+                    "search",
+                    "Only declarations whose id or importer id contains this text \
+                     (case-insensitive; blank means all)",
+                    serde_json::json!({"type": "string", "maxLength": app::QUEUE_SEARCH_MAX}),
+                ),
+                query_parameter(
+                    "page_size",
+                    "Rows per page; every row on one page when absent",
+                    serde_json::json!({"type": "integer", "minimum": 1,
+                                       "maximum": app::QUEUE_PAGE_SIZE_MAX}),
+                ),
+                query_parameter(
+                    "page",
+                    "Page to show, from 1 (needs page_size; a page past the last shows the last)",
+                    serde_json::json!({"type": "integer", "minimum": 1}),
+                ),
             ],
             request_body: None,
             responses: vec![(200, "The queue", Content::json::<app::Queue>())],

@@ -1541,6 +1541,94 @@ async fn estimates_are_split_by_the_dimension_asked(kind: StoreKind) {
 }
 on_both_stores!(estimates_are_split_by_the_dimension_asked);
 
+async fn the_queue_answers_a_page_and_a_search(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let admin = app.token(Role::Admin);
+    let select = app
+        .post(
+            "/api/v1/select",
+            &admin,
+            &json!({"policy": "port-default", "model": "s",
+                    "from": "2020-01-01", "to": "2020-01-03"}),
+        )
+        .await;
+    assert_eq!(select.status, StatusCode::OK, "{}", select.text);
+    let all = app.get("/api/v1/queue?sort=id", &admin).await.json();
+    let ids = |queue: &Value| -> Vec<String> {
+        queue["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["declaration_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let every = ids(&all);
+    assert!(every.len() > 4, "{} rows", every.len());
+    assert_eq!(all["pages"], 1);
+
+    // The second page of two rows is the third and fourth row of the whole queue.
+    let page = app
+        .get("/api/v1/queue?sort=id&page_size=2&page=2", &admin)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let page = page.json();
+    assert_eq!(ids(&page), every[2..4].to_vec());
+    assert_eq!(page["page"], 2);
+    assert_eq!(page["pages"], every.len().div_ceil(2));
+    assert_eq!(page["matching"], every.len());
+
+    // A search by part of a declaration id, in any case, finds that declaration.
+    let wanted = &every[every.len() / 2];
+    let part = &wanted[1..wanted.len() - 1];
+    let found = app
+        .get(&format!("/api/v1/queue?search={part}"), &admin)
+        .await
+        .json();
+    let found_ids = ids(&found);
+    assert!(found_ids.contains(wanted), "{found_ids:?}");
+    for row in found["rows"].as_array().unwrap() {
+        let id = row["declaration_id"].as_str().unwrap().to_lowercase();
+        let importer = row["importer"].as_str().unwrap().to_lowercase();
+        assert!(
+            id.contains(&part.to_lowercase()) || importer.contains(&part.to_lowercase()),
+            "{row}"
+        );
+    }
+    assert!(found_ids.len() < every.len(), "the search filtered nothing");
+    assert_eq!(found["matching"], found_ids.len());
+
+    // A page without its size, a size of 0 or past the bound, and a search of 101 characters
+    // are refused naming the parameter.
+    for (url, field) in [
+        ("/api/v1/queue?page=2", "page"),
+        ("/api/v1/queue?page_size=0", "page size"),
+        ("/api/v1/queue?page_size=501", "page size"),
+        ("/api/v1/queue?page_size=ten", "page_size"),
+    ] {
+        let answer = app.get(url, &admin).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {}",
+            answer.text
+        );
+        assert!(answer.error().contains(field), "{url}: {}", answer.text);
+    }
+    let long = "9".repeat(101);
+    let answer = app
+        .get(&format!("/api/v1/queue?search={long}"), &admin)
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.text
+    );
+    assert!(answer.error().contains("search"), "{}", answer.text);
+    app.stop().await;
+}
+on_both_stores!(the_queue_answers_a_page_and_a_search);
+
 async fn unknown_routes_and_methods_answer_json_errors(kind: StoreKind) {
     let app = spawn_app(kind).await;
     let missing = app.get("/api/v1/nothing-here", &Auth::None).await;
