@@ -90,6 +90,9 @@ pub enum Command {
     /// API tokens for machines: `token create NAME` prints one, once; `token list`, `token revoke ID`.
     #[command(subcommand)]
     Token(crate::service_cmds::TokenCommand),
+    /// Goods descriptions and HS codes: suggest, check a declared code, batch, evaluate, train.
+    #[command(subcommand)]
+    Hs(crate::hs_cmds::HsCommand),
     /// Benchmarks.
     Bench(BenchArgs),
     /// The whole job on the bundled sample: import, train, evaluate, score, explain, charts.

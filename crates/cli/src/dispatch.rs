@@ -264,6 +264,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Hs(c) => crate::hs_cmds::run(c, cli.json, &bars),
         Command::Serve(a) => {
             crate::service_cmds::serve(&cli.db, cli.database_url.as_deref(), a, cli.json)
         }

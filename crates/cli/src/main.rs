@@ -7,6 +7,7 @@
 mod args;
 mod demo;
 mod dispatch;
+mod hs_cmds;
 mod loop_cmds;
 mod output;
 mod progress;
