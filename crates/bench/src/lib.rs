@@ -7,6 +7,7 @@
 //! - [`link_companies`]: deduplication of company names (PATSTAT-like generated applicants, or a
 //!   CSV file with a cluster column), B-cubed precision, recall and F1 beside the baseline of
 //!   grouping on the first word of the name.
+//! - [`hs`]: throughput of the lexical HS model (descriptions/s) on real descriptions.
 //! - [`serve`]: an open-loop load test of `borderlens serve` on loopback (a reqwest client on a
 //!   single-threaded tokio runtime), with the store read back afterwards.
 //!
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod dedupe;
+mod hs;
 mod link;
 mod risk;
 mod serve;
@@ -27,6 +29,7 @@ mod serve;
 use std::path::PathBuf;
 
 pub use dedupe::{bcubed, first_token_groups, link_companies};
+pub use hs::hs;
 pub use link::link;
 pub use risk::risk;
 pub use serve::serve;

@@ -394,7 +394,8 @@ pub struct ExportArgs {
 #[derive(Args)]
 pub struct BenchArgs {
     /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data),
-    /// link-companies (company-name deduplication, B-cubed F1) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
+    /// link-companies (company-name deduplication, B-cubed F1), hs (descriptions/s of the lexical HS model;
+    /// --records descriptions, --data may hold cross_atlas_validation.jsonl) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
     /// rates).
     pub what: String,
     /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.

@@ -258,8 +258,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     borderlens_bench::link_companies(&a.to_options(), cli.json, &bars)?
                 }
                 "serve" => borderlens_bench::serve(&a.to_options(), cli.json, &bars)?,
+                "hs" => borderlens_bench::hs(&a.to_options(), cli.json, &bars)?,
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies` or `bench serve`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve` or `bench hs`"
                 ),
             }
             Ok(ExitCode::SUCCESS)

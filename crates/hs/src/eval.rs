@@ -767,3 +767,99 @@ mod tests {
         assert!(matches!(stopped, Err(HsError::Interrupted)));
     }
 }
+
+#[cfg(test)]
+mod tuning {
+    use super::*;
+    /// Compares index settings by the held-out NLL of the calibration halves only (the scored
+    /// halves and the CBP rulings are not looked at). `cargo test -p borderlens-hs tuning -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn settings_by_calibration_nll() {
+        let nom = Nomenclature::hs2022();
+        let files = data::uk_shipped(nom);
+        let all: Vec<&Labelled> = files.iter().flat_map(|(r, _)| r.iter()).collect();
+        let variants: Vec<(&str, LexicalConfig)> = vec![
+            ("default", LexicalConfig::default()),
+            (
+                "all postings",
+                LexicalConfig {
+                    max_df_share: 1.0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "df 0.05",
+                LexicalConfig {
+                    max_df_share: 0.05,
+                    ..Default::default()
+                },
+            ),
+            (
+                "word 0.8",
+                LexicalConfig {
+                    word_weight: 0.8,
+                    ..Default::default()
+                },
+            ),
+            (
+                "examples 2",
+                LexicalConfig {
+                    example_weight: 2.0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "children 0.5",
+                LexicalConfig {
+                    child_weight: 0.5,
+                    ..Default::default()
+                },
+            ),
+            (
+                "keep x2",
+                LexicalConfig {
+                    keep: [600, 1600, 6000],
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (name, config) in variants {
+            let mut line = format!("{name:12}");
+            for held_source in [Source::ExtraReferences, Source::SearchReferences] {
+                let index_rows: Vec<&Labelled> = all
+                    .iter()
+                    .copied()
+                    .filter(|l| l.source != held_source)
+                    .collect();
+                let fit: Vec<&Labelled> = all
+                    .iter()
+                    .copied()
+                    .filter(|l| l.source == held_source && in_split(&l.text, "calibration", 0.5))
+                    .collect();
+                let index = LexicalIndex::build(nom, &examples_of(nom, &index_rows), &config);
+                let cal = Calibration::fit(
+                    nom,
+                    &held_out_scores(&index, nom, &fit),
+                    &Calibration::start(1),
+                );
+                let mut t = Tally::default();
+                for l in &fit {
+                    if let Some(y) = nom.hs6_idx(l.hs6) {
+                        let s = index.level_scores(&l.text);
+                        t.add(nom, &cal.probabilities(nom, &[&s]), y);
+                    }
+                }
+                let r = t.result("x").metrics;
+                line += &format!(
+                    " | NLL {:.3} ch1 {:.3} 6d1 {:.3} entries {}",
+                    cal.nll,
+                    r.chapter_top1,
+                    r.hs6_top1,
+                    index.stored_entries()
+                );
+            }
+            println!("{line}");
+        }
+    }
+}

@@ -286,6 +286,15 @@ impl HsModel {
     /// Ranked suggestions for a description: `k` subheadings, the back-off decision, vagueness
     /// and readability. Never panics; unreadable input gets `cannot_read` and no candidates.
     pub fn suggest(&self, description: &str, k: usize) -> Suggestion {
+        self.suggest_with_probabilities(description, k).0
+    }
+
+    /// [`HsModel::suggest`] with the probabilities behind it (none when unreadable).
+    pub fn suggest_with_probabilities(
+        &self,
+        description: &str,
+        k: usize,
+    ) -> (Suggestion, Option<Probabilities>) {
         let readability = self.readability(description);
         if !readability.readable {
             let status = if readability.reason.as_deref() == Some("empty description") {
@@ -293,7 +302,7 @@ impl HsModel {
             } else {
                 Status::CannotRead
             };
-            return Suggestion {
+            let s = Suggestion {
                 status,
                 message: readability.reason.clone().unwrap_or_default(),
                 code: None,
@@ -305,22 +314,20 @@ impl HsModel {
                 readability,
                 model: self.id(),
             };
+            return (s, None);
         }
         let (capped, _) = text::cap(description);
         let p = self.probabilities(capped);
         let vague_probability = self.vague.probability(&VagueInput::new(capped));
-        build_suggestion(&p, k, vague_probability, readability, self.id())
+        let s = build_suggestion(&p, k, vague_probability, readability, self.id());
+        (s, Some(p))
     }
 
     /// Checks a declared code against a description: the suggestion and the mismatch at each
     /// level the code has (`None` when the description cannot be read).
     pub fn check(&self, declared: Code, description: &str, k: usize) -> Check {
-        let suggestion = self.suggest(description, k);
-        let mismatch = if matches!(suggestion.status, Status::CannotRead | Status::Empty) {
-            None
-        } else {
-            Some(mismatch(&self.probabilities(description), declared))
-        };
+        let (suggestion, p) = self.suggest_with_probabilities(description, k);
+        let mismatch = p.map(|p| mismatch(&p, declared));
         Check {
             declared,
             suggestion,
@@ -331,16 +338,11 @@ impl HsModel {
     /// Compares a sender's description with a cleaned one (broker, postal operator): how far
     /// apart their code distributions are at each level.
     pub fn compare(&self, sender: &str, cleaned: &str) -> Comparison {
-        let a = self.suggest(sender, 3);
-        let b = self.suggest(cleaned, 3);
-        let unreadable = |s: &Suggestion| matches!(s.status, Status::CannotRead | Status::Empty);
-        let disagreement = if unreadable(&a) || unreadable(&b) {
-            None
-        } else {
-            Some(disagreement(
-                &self.probabilities(sender),
-                &self.probabilities(cleaned),
-            ))
+        let (a, pa) = self.suggest_with_probabilities(sender, 3);
+        let (b, pb) = self.suggest_with_probabilities(cleaned, 3);
+        let disagreement = match (pa, pb) {
+            (Some(pa), Some(pb)) => Some(disagreement(&pa, &pb)),
+            _ => None,
         };
         Comparison {
             sender: a,

@@ -132,16 +132,21 @@ pub struct Probabilities {
 impl Probabilities {
     /// Indices of the `k` most probable entries of a level, best first (ties: lower index).
     pub fn top(p: &[f64], k: usize) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..p.len()).collect();
+        // One pass keeping the k best in order (k is a handful; sorting 5,612 would cost more).
         let k = k.min(p.len());
+        let mut best: Vec<usize> = Vec::with_capacity(k + 1);
         if k == 0 {
-            return Vec::new();
+            return best;
         }
-        let cmp = |a: &usize, b: &usize| p[*b].total_cmp(&p[*a]).then(a.cmp(b));
-        idx.select_nth_unstable_by(k - 1, cmp);
-        idx.truncate(k);
-        idx.sort_by(cmp);
-        idx
+        for (i, v) in p.iter().enumerate() {
+            if best.len() == k && p[best[k - 1]].total_cmp(v).is_ge() {
+                continue;
+            }
+            let at = best.partition_point(|&j| p[j].total_cmp(v).is_ge());
+            best.insert(at, i);
+            best.truncate(k);
+        }
+        best
     }
 }
 
@@ -163,6 +168,26 @@ fn softmax_in_place(z: &mut [f64]) {
         }
     }
 }
+
+/// Softmax in place with single-precision exponentials: for the 5,612 subheadings of every
+/// suggestion, where seven significant digits are plenty and `expf` is about twice as fast.
+fn softmax_fast(z: &mut [f64]) {
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in z.iter_mut() {
+        *v = ((*v - max) as f32).exp() as f64;
+        sum += *v;
+    }
+    if sum > 0.0 {
+        for v in z.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+/// Heading probability below which its subheadings share its mass evenly (see
+/// [`Calibration::probabilities`]).
+pub const NEGLIGIBLE: f64 = 1e-12;
 
 /// One level's fitting data: per description, the feature vectors of the candidates (siblings)
 /// and the index of the true one among them.
@@ -187,44 +212,59 @@ impl Calibration {
 
     /// Probabilities from one score set per model (in the order the calibration was fitted).
     pub fn probabilities(&self, nom: &Nomenclature, scores: &[&LevelScores]) -> Probabilities {
-        let ev = Evidence::new(nom, scores);
-        let mut f = Vec::new();
-        let mut p2: Vec<f64> = (0..nom.chapters.len())
-            .map(|c| {
-                ev.chapter(c, &mut f);
-                dot(&self.chapter, &f)
-            })
-            .collect();
-        softmax_in_place(&mut p2);
-        let mut p4 = vec![0.0; nom.headings.len()];
+        // The same logits as the fit's `Evidence` features, computed level by level without
+        // per-candidate vectors (this is the hot path of every suggestion).
+        let (n2, n4, n6) = (
+            nom.chapters.len(),
+            nom.headings.len(),
+            nom.subheadings.len(),
+        );
+        let mut z2 = vec![0.0f64; n2];
+        let mut z4 = vec![0.0f64; n4];
+        let mut z6 = vec![0.0f64; n6];
+        let mut best6_h = vec![0.0f32; n4];
+        for (m, s) in scores.iter().enumerate() {
+            for (h, r) in nom.heading_subheadings.iter().enumerate() {
+                best6_h[h] = s.s6[r.clone()].iter().copied().fold(0.0f32, f32::max);
+            }
+            for (c, r) in nom.chapter_headings.iter().enumerate() {
+                let b4 = s.s4[r.clone()].iter().copied().fold(0.0f32, f32::max);
+                let b6 = best6_h[r.clone()].iter().copied().fold(0.0f32, f32::max);
+                z2[c] += self.chapter[3 * m] * s.s2[c] as f64;
+                z2[c] += self.chapter[3 * m + 1] * b4 as f64;
+                z2[c] += self.chapter[3 * m + 2] * b6 as f64;
+            }
+            for h in 0..n4 {
+                z4[h] += self.heading[2 * m] * s.s4[h] as f64;
+                z4[h] += self.heading[2 * m + 1] * best6_h[h] as f64;
+            }
+            for c in 0..n6 {
+                z6[c] += self.hs6[m] * s.s6[c] as f64;
+            }
+        }
+        softmax_in_place(&mut z2);
+        let p2 = z2;
         for (c, r) in nom.chapter_headings.iter().enumerate() {
-            let mut z: Vec<f64> = r
-                .clone()
-                .map(|h| {
-                    ev.heading(h, &mut f);
-                    dot(&self.heading, &f)
-                })
-                .collect();
-            softmax_in_place(&mut z);
-            for (h, p) in r.clone().zip(z) {
-                p4[h] = p2[c] * p;
+            softmax_in_place(&mut z4[r.clone()]);
+            for p in &mut z4[r.clone()] {
+                *p *= p2[c];
             }
         }
-        let mut p6 = vec![0.0; nom.subheadings.len()];
+        let p4 = z4;
         for (h, r) in nom.heading_subheadings.iter().enumerate() {
-            let mut z: Vec<f64> = r
-                .clone()
-                .map(|s| {
-                    ev.hs6(s, &mut f);
-                    dot(&self.hs6, &f)
-                })
-                .collect();
-            softmax_in_place(&mut z);
-            for (s, p) in r.clone().zip(z) {
-                p6[s] = p4[h] * p;
+            if p4[h] < NEGLIGIBLE {
+                // No subheading of a negligible heading can matter: spread its mass evenly
+                // rather than spend an exponential on each.
+                let share = p4[h] / r.len() as f64;
+                z6[r.clone()].iter_mut().for_each(|p| *p = share);
+                continue;
+            }
+            softmax_fast(&mut z6[r.clone()]);
+            for p in &mut z6[r.clone()] {
+                *p *= p4[h];
             }
         }
-        Probabilities { p6, p4, p2 }
+        Probabilities { p6: z6, p4, p2 }
     }
 
     /// Fits the weights by maximum likelihood on held-out descriptions: `examples` holds each
@@ -467,6 +507,49 @@ mod tests {
         assert!((p.p6.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!((p.p2.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!((p.p4.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fast_probabilities_match_the_fit_features() {
+        let nom = Nomenclature::hs2022();
+        let index = crate::lexical::LexicalIndex::build(nom, &[], &Default::default());
+        let s = index.level_scores("frozen boneless bovine meat");
+        let cal = Calibration {
+            chapter: vec![6.0, 3.0, 9.0],
+            heading: vec![7.0, 11.0],
+            hs6: vec![12.0],
+            nll: 0.0,
+            fitted_on: 0,
+        };
+        let fast = cal.probabilities(nom, &[&s]);
+        // the reference: Evidence features and dot products, as in the fit
+        let refs = [&s];
+        let ev = Evidence::new(nom, &refs);
+        let mut f = Vec::new();
+        let mut z2: Vec<f64> = (0..nom.chapters.len())
+            .map(|c| {
+                ev.chapter(c, &mut f);
+                dot(&cal.chapter, &f)
+            })
+            .collect();
+        softmax_in_place(&mut z2);
+        for (a, b) in fast.p2.iter().zip(&z2) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let h = nom.hs6_heading[Probabilities::top(&fast.p6, 1)[0]];
+        let r = nom.heading_subheadings[h].clone();
+        let mut z6: Vec<f64> = r
+            .clone()
+            .map(|c| {
+                ev.hs6(c, &mut f);
+                dot(&cal.hs6, &f)
+            })
+            .collect();
+        softmax_in_place(&mut z6);
+        for (c, p) in r.zip(z6) {
+            assert!((fast.p6[c] / fast.p4[h] - p).abs() < 1e-6);
+        }
+        assert_eq!(nom.chapters[Probabilities::top(&fast.p2, 1)[0]].code, "02");
     }
 
     proptest! {

@@ -160,6 +160,11 @@ pub struct Readability {
 
 /// Least share of Latin letters for a text to be read.
 pub const MIN_LATIN_SHARE: f64 = 0.7;
+/// Largest share of letters from Latin Extended-A/B and Extended Additional (ă, đ, ơ, ư, ạ, ł…)
+/// for a text to be read: English, and the Western European words of Latin-1 (é, ü, ñ), have
+/// almost none; Vietnamese has one in five.
+pub const MAX_EXTENDED_LATIN_SHARE: f64 = 0.1;
+
 /// Least share of known words (of three letters or more) for a text to be read.
 pub const MIN_KNOWN_SHARE: f64 = 0.34;
 
@@ -184,6 +189,7 @@ pub fn readability(text: &str, known: &dyn Fn(&str) -> bool) -> Readability {
     }
     let mut control = 0usize;
     let mut latin = 0usize;
+    let mut extended = 0usize;
     let mut others: Vec<(&'static str, usize)> = Vec::new();
     for c in capped.chars() {
         if c == '\u{FFFD}' || (c.is_control() && !c.is_whitespace()) {
@@ -191,7 +197,12 @@ pub fn readability(text: &str, known: &dyn Fn(&str) -> bool) -> Readability {
         } else if c.is_alphabetic() {
             r.letters += 1;
             match script(c) {
-                "Latin" => latin += 1,
+                "Latin" => {
+                    latin += 1;
+                    if matches!(c as u32, 0x0100..=0x024F | 0x1E00..=0x1EFF) {
+                        extended += 1;
+                    }
+                }
                 s => match others.iter_mut().find(|(name, _)| *name == s) {
                     Some((_, n)) => *n += 1,
                     None => others.push((s, 1)),
@@ -217,6 +228,14 @@ pub fn readability(text: &str, known: &dyn Fn(&str) -> bool) -> Readability {
             "cannot read: {:.0}% of the letters are {} script, which the models were not trained on",
             100.0 * (1.0 - r.latin_share),
             r.other_script.as_deref().unwrap_or("non-Latin")
+        ));
+        return r;
+    }
+    let extended_share = extended as f64 / r.letters as f64;
+    if extended_share > MAX_EXTENDED_LATIN_SHARE {
+        r.reason = Some(format!(
+            "cannot read: {:.0}% of the letters carry diacritics of a language the models were not trained on (such as Vietnamese)",
+            100.0 * extended_share
         ));
         return r;
     }
@@ -298,6 +317,8 @@ mod tests {
         assert!(!readability("ab\u{0}\u{1}cd", &all).readable);
         assert!(!readability("cotton shirt", &none).readable);
         assert!(!readability("12345 678", &all).readable);
+        assert!(!readability("điện thoại thông minh", &all).readable);
+        assert!(readability("crème brûlée, café au lait", &all).readable);
         let huge = "shirt ".repeat(200_000);
         let r = readability(&huge, &all);
         assert!(r.readable && r.truncated);

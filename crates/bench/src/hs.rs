@@ -1,0 +1,103 @@
+//! `borderlens bench hs`: throughput of the lexical HS model on real descriptions (the shipped
+//! UK references, and the CBP rulings when the folder has them), one thread and all threads,
+//! for the whole suggestion (readability, scores, calibrated probabilities, vague detector,
+//! top-k) and for the declared-code check.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use borderlens_app::Progress;
+use borderlens_hs::{data, HsModel, Nomenclature};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::{outln, BenchOptions};
+
+/// Runs the benchmark: `records` descriptions (the real ones repeated), best of `repeat` runs.
+pub fn hs(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<()> {
+    let _ = bars;
+    let nom = Nomenclature::hs2022();
+    let started = Instant::now();
+    let model = HsModel::shipped().context("the shipped HS model")?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let mut texts: Vec<(String, String)> = data::uk_shipped(nom)
+        .into_iter()
+        .flat_map(|(rows, _)| rows.into_iter().map(|l| (l.text, l.hs6.to_string())))
+        .collect();
+    let cbp = a.data.join("cross_atlas_validation.jsonl");
+    if let Ok((rows, _)) = data::read_cbp(nom, &cbp) {
+        texts.extend(rows.into_iter().map(|l| (l.text, l.hs6.to_string())));
+    }
+    let distinct = texts.len();
+    let n = a.records.max(1);
+    let sample: Vec<&(String, String)> = texts.iter().cycle().take(n).collect();
+    let codes: Vec<borderlens_hs::Code> = sample
+        .iter()
+        .map(|(_, c)| nom.parse_code(c))
+        .collect::<Result<_, _>>()?;
+    let repeat = a.repeat.max(1);
+    let best = |f: &dyn Fn() -> usize| -> f64 {
+        (0..repeat)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let one = best(&|| {
+        sample
+            .iter()
+            .map(|(t, _)| model.suggest(t, 3).candidates.len())
+            .sum()
+    });
+    let all = best(&|| {
+        sample
+            .par_iter()
+            .map(|(t, _)| model.suggest(t, 3).candidates.len())
+            .sum()
+    });
+    let check = best(&|| {
+        sample
+            .par_iter()
+            .zip(&codes)
+            .map(|((t, _), c)| model.check(*c, t, 3).mismatch.is_some() as usize)
+            .sum()
+    });
+    let threads = rayon::current_num_threads();
+    let rate = |s: f64| n as f64 / s;
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "model": model.id(),
+                "descriptions": n,
+                "distinct": distinct,
+                "threads": threads,
+                "load_seconds": load_seconds,
+                "suggest_per_second_1_thread": rate(one),
+                "suggest_per_second_all_threads": rate(all),
+                "check_per_second_all_threads": rate(check),
+            }))?
+        );
+    } else {
+        outln!(
+            "model {} loaded in {:.3} s; {n} descriptions ({distinct} distinct, real), best of {repeat}",
+            model.id(),
+            load_seconds
+        );
+        outln!(
+            "suggest, 1 thread:        {:>9.0} descriptions/s",
+            rate(one)
+        );
+        outln!(
+            "suggest, {threads} threads:       {:>9.0} descriptions/s",
+            rate(all)
+        );
+        outln!(
+            "check (mismatch), {threads} thr.: {:>9.0} descriptions/s",
+            rate(check)
+        );
+    }
+    Ok(())
+}
