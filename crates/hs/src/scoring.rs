@@ -234,12 +234,12 @@ impl Calibration {
                 z2[c] += self.chapter[3 * m + 1] * b4 as f64;
                 z2[c] += self.chapter[3 * m + 2] * b6 as f64;
             }
-            for h in 0..n4 {
-                z4[h] += self.heading[2 * m] * s.s4[h] as f64;
-                z4[h] += self.heading[2 * m + 1] * best6_h[h] as f64;
+            for ((z, &own), &best) in z4.iter_mut().zip(&s.s4).zip(&best6_h) {
+                *z += self.heading[2 * m] * own as f64;
+                *z += self.heading[2 * m + 1] * best as f64;
             }
-            for c in 0..n6 {
-                z6[c] += self.hs6[m] * s.s6[c] as f64;
+            for (z, &own) in z6.iter_mut().zip(&s.s6) {
+                *z += self.hs6[m] * own as f64;
             }
         }
         softmax_in_place(&mut z2);
