@@ -259,7 +259,7 @@ impl LexicalIndex {
     }
 
     /// Whether a word (as [`text::words`] gives it) is known: it occurs in the texts the index
-    /// was built from, or at least half of its character n-grams do (plurals, compounds,
+    /// was built from, or at least half of its character 4- and 5-grams do (plurals, compounds,
     /// spelling variants read; random letters and other languages mostly do not).
     pub fn knows_word(&self, word: &str) -> bool {
         let has = |id: u32| self.feature_ids.binary_search(&id).is_ok();
@@ -267,7 +267,9 @@ impl LexicalIndex {
             return true;
         }
         let f = text::features(&[word.to_string()]);
-        !f.chars.is_empty() && 2 * f.chars.iter().filter(|&&id| has(id)).count() >= f.chars.len()
+        // `features` lists a word's 3-grams first (as many as its characters), then 4- and 5-grams.
+        let longer = f.chars.get(word.chars().count()..).unwrap_or(&[]);
+        !longer.is_empty() && 2 * longer.iter().filter(|&&id| has(id)).count() >= longer.len()
     }
 
     /// The TF-IDF vector of a description, as (vocabulary index, weight): features the index has
@@ -438,6 +440,8 @@ mod tests {
         assert_eq!(nom.subheadings[best].code, "010121");
         assert!(index.knows_word("horses"));
         assert!(!index.knows_word("zzqxv"));
+        assert!(!index.knows_word("plorq"));
+        assert!(index.knows_word("antibiotic"), "singular of a known plural");
         assert!(s.s6.iter().all(|v| (0.0..=1.01).contains(v)));
     }
 }
