@@ -2,7 +2,7 @@
 //! checks, batch files (good and bad rows), evaluation, training that reproduces the shipped
 //! model, and bad input (empty, huge, binary, other scripts, unknown codes).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -244,7 +244,7 @@ fn batch_streams_every_row_and_reports_bad_ones() {
     assert!(stderr(&out).contains("missing.csv"));
 }
 
-fn csv_writer(path: &PathBuf) -> csv_like::Writer {
+fn csv_writer(path: &Path) -> csv_like::Writer {
     csv_like::Writer::create(path)
 }
 
