@@ -466,28 +466,44 @@ fn print_evaluation(r: &EvalReport) -> anyhow::Result<()> {
     }
     for m in &r.mismatch {
         outln!("\nmismatch: {}", m.setup);
-        outln!("  chapter swaps: ROC-AUC {:.4}", m.chapter_swap_auc);
-        outln!(
-            "  swaps within the chapter ({}): ROC-AUC {:.4} (heading mismatch), {:.4} (6-digit mismatch)",
-            m.within_chapter_n,
-            m.within_chapter_auc_heading,
-            m.within_chapter_auc_hs6
-        );
-        outln!(
-            "  operating point: chapter mismatch > {:.4} flags {} of correctly coded items; known-wrong UK pairs flagged: {} of {}",
-            m.threshold,
+        let mut t = table(&[
+            "score",
+            "chapter swaps AUC",
+            "within-chapter AUC (heading)",
+            "within-chapter AUC (6-digit)",
+            "threshold (≤10% of correct)",
+            "correct flagged",
+            "known-wrong flagged",
+        ]);
+        t.add_row(vec![
+            "1 − P(declared)".to_string(),
+            format!("{:.4}", m.chapter_swap_auc),
+            format!("{:.4}", m.within_chapter_auc_heading),
+            format!("{:.4}", m.within_chapter_auc_hs6),
+            format!("{:.4}", m.threshold),
             pct(m.correct_flagged),
-            m.wrong_pairs_flagged,
-            m.wrong_pairs
-        );
+            format!("{} of {}", m.wrong_pairs_flagged, m.wrong_pairs),
+        ]);
+        let l = &m.log_ratio;
+        t.add_row(vec![
+            "ln P(best)/P(declared)".to_string(),
+            format!("{:.4}", l.chapter_swap_auc),
+            format!("{:.4}", l.within_chapter_auc_heading),
+            format!("{:.4}", l.within_chapter_auc_hs6),
+            format!("{:.4}", l.threshold),
+            pct(l.correct_flagged),
+            format!("{} of {}", l.wrong_pairs_flagged, m.wrong_pairs),
+        ]);
+        outln!("{t}");
     }
     if let Some(m) = r.mismatch.first() {
         let mut t = table(&[
             "known-wrong description",
             "declared",
             "reads as",
-            "mismatch",
-            "flagged",
+            "1 − P",
+            "ln ratio",
+            "flagged (1 − P / ratio)",
         ]);
         for p in &m.pairs {
             t.add_row(vec![
@@ -497,7 +513,14 @@ fn print_evaluation(r: &EvalReport) -> anyhow::Result<()> {
                 p.chapter_mismatch
                     .map(|v| format!("{v:.3}"))
                     .unwrap_or_default(),
-                if p.flagged { "yes".into() } else { "no".into() },
+                p.chapter_log_ratio
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_default(),
+                format!(
+                    "{} / {}",
+                    if p.flagged { "yes" } else { "no" },
+                    if p.flagged_log_ratio { "yes" } else { "no" }
+                ),
             ]);
         }
         outln!("known-wrong pairs under the first model above:\n{t}");

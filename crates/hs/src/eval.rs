@@ -106,12 +106,44 @@ pub struct MismatchReport {
     pub threshold: f64,
     /// Share of correctly coded items it flags.
     pub correct_flagged: f64,
+    /// The same figures for the log-ratio form of the mismatch, ln(P(best) / P(declared)).
+    pub log_ratio: ScoreFigures,
     /// Known-wrong UK pairs flagged at that threshold.
     pub wrong_pairs_flagged: usize,
     /// Known-wrong pairs read.
     pub wrong_pairs: usize,
     /// Each known-wrong pair.
     pub pairs: Vec<WrongPairResult>,
+}
+
+/// ROC-AUCs and the operating point of one form of the mismatch score.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScoreFigures {
+    /// Chapter swaps.
+    pub chapter_swap_auc: f64,
+    /// Swaps within the chapter, heading level.
+    pub within_chapter_auc_heading: f64,
+    /// Swaps within the chapter, 6-digit level.
+    pub within_chapter_auc_hs6: f64,
+    /// Threshold flagging at most 10% of correctly coded items (chapter level).
+    pub threshold: f64,
+    /// Share of correctly coded items flagged.
+    pub correct_flagged: f64,
+    /// Known-wrong pairs flagged.
+    pub wrong_pairs_flagged: usize,
+}
+
+/// The smallest threshold with at most 10% of `correct` strictly above it, and the share above.
+fn operating_point(correct: &mut [f64]) -> (f64, f64) {
+    correct.sort_by(|a, b| a.total_cmp(b));
+    if correct.is_empty() {
+        return (f64::INFINITY, 0.0);
+    }
+    let t = correct[((correct.len() as f64 * 0.9).ceil() as usize).min(correct.len()) - 1];
+    (
+        t,
+        correct.iter().filter(|&&m| m > t).count() as f64 / correct.len() as f64,
+    )
 }
 
 /// A known-wrong pair scored.
@@ -123,10 +155,14 @@ pub struct WrongPairResult {
     pub declared: String,
     /// Chapter mismatch.
     pub chapter_mismatch: Option<f64>,
+    /// ln(P(best chapter) / P(declared chapter)).
+    pub chapter_log_ratio: Option<f64>,
     /// Chapter the description reads as.
     pub reads_as: Option<String>,
-    /// Flagged.
+    /// Flagged by 1 − P(declared).
     pub flagged: bool,
+    /// Flagged by the log ratio.
+    pub flagged_log_ratio: bool,
 }
 
 /// The readability check and the lexical model on the micro benchmark.
@@ -584,6 +620,8 @@ fn mismatch_report(
     let mut heading_pairs = Vec::new();
     let mut hs6_pairs = Vec::new();
     let mut correct = Vec::new();
+    let mut correct_r = Vec::new();
+    let (mut chapter_r, mut heading_r, mut hs6_r) = (Vec::new(), Vec::new(), Vec::new());
     let mut within_n = 0;
     let probs = |text: &str| -> Probabilities {
         let s: LevelScores = index.level_scores(text);
@@ -596,7 +634,9 @@ fn mismatch_report(
         let p = probs(&l.text);
         let truth = mismatch(&p, Code::Hs6(l.hs6));
         correct.push(truth.chapter);
+        correct_r.push(truth.chapter_log_ratio);
         chapter_pairs.push((truth.chapter, false));
+        chapter_r.push((truth.chapter_log_ratio, false));
         let ch = nom.hs6_chapter(y);
         let other = loop {
             let c = (rng.next() % n6 as u64) as usize;
@@ -604,7 +644,9 @@ fn mismatch_report(
                 break c;
             }
         };
-        chapter_pairs.push((mismatch(&p, Code::Hs6(nom.hs6_at(other))).chapter, true));
+        let swapped = mismatch(&p, Code::Hs6(nom.hs6_at(other)));
+        chapter_pairs.push((swapped.chapter, true));
+        chapter_r.push((swapped.chapter_log_ratio, true));
         let same: Vec<usize> = (0..n6)
             .filter(|&c| c != y && nom.hs6_chapter(c) == ch)
             .collect();
@@ -615,21 +657,18 @@ fn mismatch_report(
             heading_pairs.push((swapped.heading.unwrap_or(0.0), true));
             hs6_pairs.push((truth.hs6.unwrap_or(0.0), false));
             hs6_pairs.push((swapped.hs6.unwrap_or(0.0), true));
+            heading_r.push((truth.heading_log_ratio.unwrap_or(0.0), false));
+            heading_r.push((swapped.heading_log_ratio.unwrap_or(0.0), true));
+            hs6_r.push((truth.hs6_log_ratio.unwrap_or(0.0), false));
+            hs6_r.push((swapped.hs6_log_ratio.unwrap_or(0.0), true));
             within_n += 1;
         }
         if k % 100 == 0 {
             step(progress, "mismatch", k, test.len())?;
         }
     }
-    correct.sort_by(|a, b| a.total_cmp(b));
-    // the smallest threshold with at most 10% of correct items strictly above it
-    let threshold = if correct.is_empty() {
-        1.0
-    } else {
-        correct[((correct.len() as f64 * 0.9).ceil() as usize).min(correct.len()) - 1]
-    };
-    let correct_flagged =
-        correct.iter().filter(|&&m| m > threshold).count() as f64 / correct.len().max(1) as f64;
+    let (threshold, correct_flagged) = operating_point(&mut correct);
+    let (threshold_r, correct_flagged_r) = operating_point(&mut correct_r);
     let (wrong, _) = data::wrong_pairs(nom);
     let readable = |t: &str| crate::text::readability(t, &|w| index.knows_word(w)).readable;
     let pairs: Vec<WrongPairResult> = wrong
@@ -640,8 +679,10 @@ fn mismatch_report(
                     text: w.text.clone(),
                     declared: w.declared.to_string(),
                     chapter_mismatch: None,
+                    chapter_log_ratio: None,
                     reads_as: None,
                     flagged: false,
+                    flagged_log_ratio: false,
                 };
             }
             let m = mismatch(&probs(&w.text), w.declared);
@@ -649,8 +690,10 @@ fn mismatch_report(
                 text: w.text.clone(),
                 declared: w.declared.to_string(),
                 chapter_mismatch: Some(m.chapter),
+                chapter_log_ratio: Some(m.chapter_log_ratio),
                 reads_as: Some(m.best_chapter.0.to_string()),
                 flagged: m.chapter > threshold,
+                flagged_log_ratio: m.chapter_log_ratio > threshold_r,
             }
         })
         .collect();
@@ -666,6 +709,14 @@ fn mismatch_report(
         within_chapter_n: within_n,
         threshold,
         correct_flagged,
+        log_ratio: ScoreFigures {
+            chapter_swap_auc: roc_auc(&chapter_r).unwrap_or(f64::NAN),
+            within_chapter_auc_heading: roc_auc(&heading_r).unwrap_or(f64::NAN),
+            within_chapter_auc_hs6: roc_auc(&hs6_r).unwrap_or(f64::NAN),
+            threshold: threshold_r,
+            correct_flagged: correct_flagged_r,
+            wrong_pairs_flagged: pairs.iter().filter(|p| p.flagged_log_ratio).count(),
+        },
         wrong_pairs_flagged: pairs.iter().filter(|p| p.flagged).count(),
         wrong_pairs: pairs.len(),
         pairs,

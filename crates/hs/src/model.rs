@@ -502,8 +502,11 @@ pub fn build_suggestion(
     }
 }
 
-/// How far a declared code is from what the description reads as: `1 − P(declared | text)` at
-/// each level the declared code has, with the best code of that level beside it.
+/// How far a declared code is from what the description reads as, at each level the declared
+/// code has, in two forms: `1 − P(declared | text)` (bounded, reads as a probability of being
+/// wrong) and `ln(P(best) / P(declared))` (0 when the declared code is the best reading; large
+/// only when another reading is much more likely, so a description the model is unsure about
+/// does not look like a mismatch), with the best code of each level beside.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Mismatch {
     /// 1 − P(declared chapter).
@@ -512,6 +515,12 @@ pub struct Mismatch {
     pub heading: Option<f64>,
     /// 1 − P(declared subheading), when six digits or more were declared.
     pub hs6: Option<f64>,
+    /// ln(P(best chapter) / P(declared chapter)).
+    pub chapter_log_ratio: f64,
+    /// ln(P(best heading) / P(declared heading)).
+    pub heading_log_ratio: Option<f64>,
+    /// ln(P(best subheading) / P(declared subheading)).
+    pub hs6_log_ratio: Option<f64>,
     /// The chapter the description reads as, and its probability.
     pub best_chapter: (Chapter, f64),
     /// The heading the description reads as.
@@ -536,10 +545,14 @@ pub fn mismatch(p: &Probabilities, declared: Code) -> Mismatch {
     let b2 = Probabilities::top(&p.p2, 1)[0];
     let b4 = Probabilities::top(&p.p4, 1)[0];
     let b6 = Probabilities::top(&p.p6, 1)[0];
+    let ratio = |best: f64, declared: f64| (best.max(1e-300) / declared.max(1e-300)).ln().max(0.0);
     Mismatch {
         chapter: 1.0 - pc,
         heading: ph.map(|v| 1.0 - v),
         hs6: ps.map(|v| 1.0 - v),
+        chapter_log_ratio: ratio(p.p2[b2], pc),
+        heading_log_ratio: ph.map(|v| ratio(p.p4[b4], v)),
+        hs6_log_ratio: ps.map(|v| ratio(p.p6[b6], v)),
         best_chapter: (nom.chapter_at(b2), p.p2[b2]),
         best_heading: (nom.heading_at(b4), p.p4[b4]),
         best_hs6: (nom.hs6_at(b6), p.p6[b6]),
@@ -701,6 +714,11 @@ mod tests {
             "{right:?} {wrong:?}"
         );
         assert_eq!(right.best_chapter.0, Chapter(62));
+        assert!(
+            right.chapter_log_ratio.abs() < 1e-12,
+            "declared = best reading: ratio 0"
+        );
+        assert!(wrong.chapter_log_ratio > 2.0, "{wrong:?}");
         assert!(m
             .check(nom.parse_code("61").unwrap(), "", 3)
             .mismatch
