@@ -52,9 +52,24 @@ impl ModelArg {
     }
 }
 
+/// A description from the command line, or from standard input when it is `-` (for texts too
+/// long for an argument); what is read is capped at 16 MB (the models read the first 1,024 bytes).
+fn description(text: &str) -> anyhow::Result<String> {
+    if text != "-" {
+        return Ok(text.to_string());
+    }
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(16 << 20)
+        .read_to_end(&mut buf)
+        .context("cannot read the description from standard input")?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
 #[derive(Args)]
 pub struct SuggestArgs {
-    /// The goods description.
+    /// The goods description (`-`: read it from standard input).
     text: String,
     /// Candidates to list.
     #[arg(short = 'k', long, default_value_t = 5)]
@@ -68,7 +83,7 @@ pub struct CheckArgs {
     /// The declared code: 2, 4, 6, 8 or 10 digits, dots allowed (3920.62.0000).
     #[arg(long)]
     declared: String,
-    /// The goods description.
+    /// The goods description (`-`: read it from standard input).
     text: String,
     /// Candidates to list.
     #[arg(short = 'k', long, default_value_t = 3)]
@@ -199,7 +214,7 @@ pub fn run(command: &HsCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitC
     match command {
         HsCommand::Suggest(a) => {
             let model = a.model.load()?;
-            let s = model.suggest(&a.text, a.k.clamp(1, 100));
+            let s = model.suggest(&description(&a.text)?, a.k.clamp(1, 100));
             if json {
                 print_json(&s)?;
             } else {
@@ -214,7 +229,7 @@ pub fn run(command: &HsCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitC
         HsCommand::Check(a) => {
             let model = a.model.load()?;
             let declared = Nomenclature::hs2022().parse_code(&a.declared)?;
-            let c = model.check(declared, &a.text, a.k.clamp(1, 100));
+            let c = model.check(declared, &description(&a.text)?, a.k.clamp(1, 100));
             if json {
                 print_json(&c)?;
             } else {

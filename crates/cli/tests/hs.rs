@@ -84,6 +84,36 @@ fn unreadable_descriptions_are_routed_to_review_not_guessed() {
     }
     let out = borderlens(dir.path(), &["hs", "suggest", "gift", "--json"]);
     assert_eq!(json(&out)["status"], "too_vague");
+
+    // 1 MB on standard input (too long for an argument), and invalid UTF-8 bytes
+    for (input, status) in [
+        ("leather handbag ".repeat(70_000).into_bytes(), None),
+        (
+            vec![0xff, 0xfe, 0x00, 0x41, 0x9f, 0x80, 0x80],
+            Some("cannot_read"),
+        ),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_borderlens"))
+            .current_dir(dir.path())
+            .args(["hs", "suggest", "-", "--json"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let v = json(&out);
+        match status {
+            Some(s) => assert_eq!(v["status"], s, "{v}"),
+            None => {
+                assert_eq!(code(&out), 0, "{}", stderr(&out));
+                assert_eq!(v["readability"]["truncated"], true);
+                assert_eq!(v["chapters"][0]["code"], "42", "{v}");
+            }
+        }
+    }
 }
 
 #[test]

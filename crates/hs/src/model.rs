@@ -687,6 +687,24 @@ mod tests {
         assert_eq!(mixed.status, Status::CannotRead, "{mixed:?}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_text_gets_an_answer_and_probabilities_stay_probabilities(s in "\\PC{0,120}") {
+            let m = model();
+            let sug = m.suggest(&s, 5);
+            let total: f64 = sug.candidates.iter().map(|c| c.probability).sum();
+            proptest::prop_assert!(total <= 1.0 + 1e-6);
+            proptest::prop_assert!(sug.candidates.iter().all(|c| c.probability.is_finite() && c.probability >= 0.0));
+            let unreadable = matches!(sug.status, Status::CannotRead | Status::Empty);
+            proptest::prop_assert_eq!(unreadable, sug.candidates.is_empty());
+            let c = m.check(Code::Chapter(Chapter(39)), &s, 1);
+            if let Some(x) = c.mismatch {
+                proptest::prop_assert!((0.0..=1.0 + 1e-9).contains(&x.chapter) && x.chapter_log_ratio >= 0.0);
+            }
+        }
+    }
+
     #[test]
     fn vague_descriptions_are_flagged() {
         let m = model();
