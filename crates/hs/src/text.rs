@@ -68,9 +68,28 @@ fn bucket(h: u64) -> u32 {
     ((h ^ (h >> 32)) as u32) & ((1u32 << FEATURE_BITS) - 1)
 }
 
-/// Feature id of a word unigram.
+/// A light English plural stripper for word features ("shirts" → "shirt", "boxes" → "box",
+/// "batteries" → "battery"); character n-grams cover the rest of the morphology. Written here:
+/// a full stemmer would change more than plurals and add a dependency.
+pub fn stem(word: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let n = word.len();
+    if n > 4 && word.ends_with("ies") {
+        return Cow::Owned(format!("{}y", &word[..n - 3]));
+    }
+    let es = ["sses", "xes", "ches", "shes"];
+    if n > 4 && es.iter().any(|e| word.ends_with(e)) {
+        return Cow::Borrowed(&word[..n - 2]);
+    }
+    if n > 3 && word.ends_with('s') && !["ss", "us", "is"].iter().any(|e| word.ends_with(e)) {
+        return Cow::Borrowed(&word[..n - 1]);
+    }
+    Cow::Borrowed(word)
+}
+
+/// Feature id of a word unigram (of its stem).
 pub fn word_feature(word: &str) -> u32 {
-    bucket(fnv1a(&[b"w", word.as_bytes()]))
+    bucket(fnv1a(&[b"w", stem(word).as_bytes()]))
 }
 
 /// Hashed features of a text, split in two blocks: words (unigrams and bigrams) and character
@@ -94,8 +113,8 @@ pub fn features(words: &[String]) -> Features {
         if i + 1 < words.len() {
             f.words.push(bucket(fnv1a(&[
                 b"b",
-                w.as_bytes(),
-                words[i + 1].as_bytes(),
+                stem(w).as_bytes(),
+                stem(&words[i + 1]).as_bytes(),
             ])));
         }
         let padded: Vec<char> = std::iter::once('<')
@@ -280,6 +299,22 @@ mod tests {
         );
         assert_eq!(words("Crème brûlée"), ["crème", "brûlée"]);
         assert!(words("   ").is_empty());
+    }
+
+    #[test]
+    fn plurals_share_the_word_feature() {
+        for (a, b) in [
+            ("shirts", "shirt"),
+            ("boxes", "box"),
+            ("batteries", "battery"),
+            ("watches", "watch"),
+        ] {
+            assert_eq!(stem(a), b);
+            assert_eq!(word_feature(a), word_feature(b));
+        }
+        for w in ["glass", "cactus", "analysis", "gas", "é"] {
+            assert_eq!(stem(w), w);
+        }
     }
 
     #[test]
