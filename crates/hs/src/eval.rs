@@ -17,7 +17,7 @@ use crate::nomenclature::{Code, Nomenclature};
 use crate::scoring::{
     expected_calibration_error, roc_auc, Calibration, LevelScores, Probabilities,
 };
-use crate::semantic::{Combined, SemanticIndex, TextEncoder};
+use crate::semantic::{CachedEncoder, Combined, SemanticIndex, TextEncoder};
 use crate::vague::{VagueReport, XorShift};
 use crate::HsError;
 
@@ -439,6 +439,9 @@ pub fn evaluate<E: TextEncoder + ?Sized>(
     options: &EvalOptions,
     progress: &mut ProgressFn<'_>,
 ) -> Result<EvalReport, HsError> {
+    // Three semantic indexes share most of their texts: encode each text once.
+    let cached = encoder.map(CachedEncoder::new);
+    let encoder = cached.as_ref();
     let nom = Nomenclature::hs2022();
     let files = data::uk_shipped(nom);
     let all: Vec<&Labelled> = files.iter().flat_map(|(r, _)| r.iter()).collect();

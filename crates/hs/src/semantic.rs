@@ -25,6 +25,78 @@ pub trait TextEncoder {
     fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, HsError>;
 }
 
+/// An encoder that remembers what it encoded: the evaluation builds three semantic indexes over
+/// the same nomenclature and mostly the same descriptions, and a transformer on CPU should encode
+/// each text once. Same id and vectors as the encoder it wraps.
+pub struct CachedEncoder<'a, E: TextEncoder + ?Sized> {
+    inner: &'a E,
+    cache: std::sync::Mutex<std::collections::HashMap<String, Vec<f32>>>,
+}
+
+impl<'a, E: TextEncoder + ?Sized> CachedEncoder<'a, E> {
+    /// Wraps an encoder.
+    pub fn new(inner: &'a E) -> Self {
+        CachedEncoder {
+            inner,
+            cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+    /// Texts remembered.
+    pub fn len(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+    /// Whether nothing is remembered yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<E: TextEncoder + ?Sized> TextEncoder for CachedEncoder<'_, E> {
+    fn id(&self) -> String {
+        self.inner.id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, HsError> {
+        let poisoned = |_| HsError::Encoder("cache lock poisoned".into());
+        let missing: Vec<&str> = {
+            let cache = self.cache.lock().map_err(poisoned)?;
+            let mut seen = std::collections::HashSet::new();
+            texts
+                .iter()
+                .copied()
+                .filter(|t| !cache.contains_key(*t) && seen.insert(*t))
+                .collect()
+        };
+        if !missing.is_empty() {
+            let vs = self.inner.encode(&missing)?;
+            if vs.len() != missing.len() {
+                return Err(HsError::Encoder(format!(
+                    "{} answered {} vectors for {} texts",
+                    self.inner.id(),
+                    vs.len(),
+                    missing.len()
+                )));
+            }
+            let mut cache = self.cache.lock().map_err(poisoned)?;
+            for (t, v) in missing.into_iter().zip(vs) {
+                cache.insert(t.to_string(), v);
+            }
+        }
+        let cache = self.cache.lock().map_err(poisoned)?;
+        texts
+            .iter()
+            .map(|t| {
+                cache
+                    .get(*t)
+                    .cloned()
+                    .ok_or_else(|| HsError::Encoder(format!("no vector for '{t}'")))
+            })
+            .collect()
+    }
+}
+
 /// Centroids of encoded texts per subheading, heading and chapter.
 pub struct SemanticIndex {
     /// The encoder's id.
@@ -354,6 +426,33 @@ pub(crate) mod tests {
             combined.calibration.nll,
             lexical_only.nll
         );
+    }
+
+    #[test]
+    fn the_cache_encodes_each_text_once_and_answers_the_same_vectors() {
+        struct Counting(std::sync::atomic::AtomicUsize);
+        impl TextEncoder for Counting {
+            fn id(&self) -> String {
+                BagOfCharsTestEncoder.id()
+            }
+            fn dim(&self) -> usize {
+                64
+            }
+            fn encode(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, HsError> {
+                self.0
+                    .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
+                BagOfCharsTestEncoder.encode(texts)
+            }
+        }
+        let inner = Counting(std::sync::atomic::AtomicUsize::new(0));
+        let cached = CachedEncoder::new(&inner);
+        let a = cached.encode(&["beef", "pork", "beef"]).unwrap();
+        let b = cached.encode(&["pork", "lamb"]).unwrap();
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(cached.len(), 3);
+        assert_eq!(a[0], a[2]);
+        assert_eq!(a[1], b[0]);
+        assert_eq!(b[1], BagOfCharsTestEncoder.encode(&["lamb"]).unwrap()[0]);
     }
 
     #[test]
