@@ -274,6 +274,37 @@ fn batch_streams_every_row_and_reports_bad_ones() {
     assert!(stderr(&out).contains("missing.csv"));
 }
 
+#[test]
+fn batch_reports_invalid_utf8_rows_and_goes_on() {
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("bad.csv");
+    std::fs::write(
+        &input,
+        b"description,code\nfrozen shrimp,030617\n\"bad \xff\xfe bytes\",020130\nleather handbag,4202\n",
+    )
+    .unwrap();
+    let out = borderlens(
+        dir.path(),
+        &[
+            "hs",
+            "batch",
+            input.to_str().unwrap(),
+            "--declared-column",
+            "code",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[2].starts_with("3,error,") && lines[2].contains("invalid utf-8"),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("4,"), "{text}");
+    assert!(lines[0].contains("mismatch_chapter_log_ratio"));
+}
+
 fn csv_writer(path: &Path) -> csv_like::Writer {
     csv_like::Writer::create(path)
 }
