@@ -51,6 +51,27 @@ pub fn hs(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<(
             .map(|(t, _)| model.suggest(t, 3).candidates.len())
             .sum()
     });
+    // CPU time of this thread (Linux: user + system clock ticks of /proc/thread-self/stat, at
+    // the usual 100 per second): on a machine shared with other jobs, descriptions per
+    // CPU-second say what the model costs. `None` where the file is missing.
+    let cpu_ns = || -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks * 10_000_000)
+    };
+    let cpu_rate = (|| {
+        let before = cpu_ns()?;
+        let k: usize = sample
+            .iter()
+            .map(|(t, _)| model.suggest(t, 3).candidates.len())
+            .sum();
+        std::hint::black_box(k);
+        let spent = cpu_ns()?.checked_sub(before)? as f64 / 1e9;
+        (spent > 0.0).then(|| n as f64 / spent)
+    })();
     let all = best(&|| {
         sample
             .par_iter()
@@ -76,6 +97,7 @@ pub fn hs(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<(
                 "threads": threads,
                 "load_seconds": load_seconds,
                 "suggest_per_second_1_thread": rate(one),
+                "suggest_per_cpu_second": cpu_rate,
                 "suggest_per_second_all_threads": rate(all),
                 "check_per_second_all_threads": rate(check),
             }))?
@@ -90,6 +112,9 @@ pub fn hs(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<(
             "suggest, 1 thread:        {:>9.0} descriptions/s",
             rate(one)
         );
+        if let Some(r) = cpu_rate {
+            outln!("suggest, per CPU-second:  {r:>9.0} descriptions (this thread's CPU time, 10 ms ticks)");
+        }
         outln!(
             "suggest, {threads} threads:       {:>9.0} descriptions/s",
             rate(all)

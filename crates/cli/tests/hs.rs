@@ -421,4 +421,5 @@ fn bench_hs_measures_descriptions_per_second() {
     let v = json(&out);
     assert_eq!(v["descriptions"], 300);
     assert!(v["suggest_per_second_1_thread"].as_f64().unwrap() > 0.0);
+    assert!(v.get("suggest_per_cpu_second").is_some());
 }

@@ -139,7 +139,8 @@ impl Probabilities {
             return best;
         }
         for (i, v) in p.iter().enumerate() {
-            if best.len() == k && p[best[k - 1]].total_cmp(v).is_ge() {
+            // plain comparison first (probabilities are never NaN); total order for the insert
+            if best.len() == k && p[best[k - 1]] >= *v {
                 continue;
             }
             let at = best.partition_point(|&j| p[j].total_cmp(v).is_ge());
@@ -169,9 +170,9 @@ fn softmax_in_place(z: &mut [f64]) {
     }
 }
 
-/// Softmax in place with single-precision exponentials: for the 5,612 subheadings of every
+/// Softmax in place, times `scale`, with single-precision exponentials: for the 5,612 subheadings of every
 /// suggestion, where seven significant digits are plenty and `expf` is about twice as fast.
-fn softmax_fast(z: &mut [f64]) {
+fn softmax_fast(z: &mut [f64], scale: f64) {
     let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for v in z.iter_mut() {
@@ -179,8 +180,9 @@ fn softmax_fast(z: &mut [f64]) {
         sum += *v;
     }
     if sum > 0.0 {
+        let k = scale / sum;
         for v in z.iter_mut() {
-            *v /= sum;
+            *v *= k;
         }
     }
 }
@@ -259,10 +261,7 @@ impl Calibration {
                 z6[r.clone()].iter_mut().for_each(|p| *p = share);
                 continue;
             }
-            softmax_fast(&mut z6[r.clone()]);
-            for p in &mut z6[r.clone()] {
-                *p *= p4[h];
-            }
+            softmax_fast(&mut z6[r.clone()], p4[h]);
         }
         Probabilities { p6: z6, p4, p2 }
     }
