@@ -23,7 +23,8 @@ use crate::{ControlLabel, DeclarationItem, HsCode, HsError, ItemKey};
 pub enum FieldType {
     /// A code or identifier, kept verbatim (trimmed): office, country, party id...
     Code,
-    /// Free text, kept verbatim (trimmed): a goods description.
+    /// Free text, kept verbatim, byte for byte (not trimmed, no case or space folding): a goods
+    /// description. See [`check_free_text`] for what a text may not hold.
     Text,
     /// A calendar date.
     Date,
@@ -146,6 +147,13 @@ pub enum ValueError {
         /// the largest value accepted
         max: f64,
     },
+    /// A free text longer than [`MAX_TEXT_BYTES`] (the value itself is not repeated: it may be
+    /// a megabyte).
+    #[error("{bytes} bytes of text, more than the {max} a declared text may hold", max = MAX_TEXT_BYTES)]
+    TooLong {
+        /// the length of the text, in bytes
+        bytes: usize,
+    },
     /// A control character (NUL, escape...) in a code or text; tabs and line breaks are text.
     #[error("'{}' holds the control character {} at character {}", value.escape_debug(), character.escape_unicode(), position + 1)]
     Control {
@@ -180,6 +188,34 @@ pub fn check_text(text: &str) -> Result<&str, ValueError> {
             position,
         }),
     }
+}
+
+/// The most bytes (UTF-8) a declared free text ([`FieldType::Text`]) may hold: 4,096.
+///
+/// Why this bound: the EU customs data model gives the goods description 512 characters
+/// (UCC Annex B, data element 18 05 000 000, an..512), and 512 characters of any script take
+/// at most 2,048 bytes in UTF-8; a postal CN23 line is far shorter. Twice that leaves room for
+/// national systems that allow more, while a cell of a megabyte (a file read with the wrong
+/// delimiter, a binary pasted into a column) is refused with the file, line and field named
+/// rather than stored and shown on every page.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// `text` when it may be stored as a declared free text: at most [`MAX_TEXT_BYTES`] bytes and
+/// no control character but tab, line feed and carriage return ([`control_character`]).
+///
+/// What is refused and why: NUL cannot be stored at all (PostgreSQL's `TEXT` refuses it) and,
+/// like the other C0/C1 controls (escape, backspace, bell, DEL...), it is not something a
+/// sender types: it comes from binary data or a broken export and would make a page or a
+/// terminal show something else than what is stored. Tabs and line breaks are real text: a
+/// quoted CSV field holds multi-line descriptions ("2 x shirts\n1 x belt"), kept as they are.
+/// Nothing else is changed or refused: leading and trailing spaces, case, any script, emoji
+/// and bidirectional marks are the sender's words and are kept byte for byte (pages isolate
+/// the text's direction when they show it).
+pub fn check_free_text(text: &str) -> Result<&str, ValueError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ValueError::TooLong { bytes: text.len() });
+    }
+    check_text(text)
 }
 
 /// A value given to a field of another type, or no value for a field that must be declared.
@@ -335,10 +371,17 @@ impl DeclaredField {
 
     /// Reads a declared value from text (trimmed; empty is absent, an error on a required
     /// field). Numbers must be finite, non-negative and at most [`FieldType::max`]; dates follow
-    /// the chrono `date_format` and fall in [`PLAUSIBLE_YEARS`]; codes and text hold no control
-    /// character but tabs and line breaks ([`control_character`]).
+    /// the chrono `date_format` and fall in [`PLAUSIBLE_YEARS`]; codes hold no control character
+    /// but tabs and line breaks ([`control_character`]).
+    ///
+    /// A free text ([`FieldType::Text`]) is not trimmed: it is kept byte for byte, as the sender
+    /// wrote it ([`check_free_text`] says what is refused); only an empty text is absent.
     pub fn parse(&self, text: &str, date_format: &str) -> Result<DeclaredValue, ValueError> {
-        let text = text.trim();
+        let text = if self.ty == FieldType::Text {
+            text
+        } else {
+            text.trim()
+        };
         if text.is_empty() {
             return if self.required {
                 Err(ValueError::Empty)
@@ -348,7 +391,8 @@ impl DeclaredField {
         }
         let owned = || text.to_string();
         Ok(match self.ty {
-            FieldType::Code | FieldType::Text => DeclaredValue::Text(check_text(text)?.to_string()),
+            FieldType::Code => DeclaredValue::Text(check_text(text)?.to_string()),
+            FieldType::Text => DeclaredValue::Text(check_free_text(text)?.to_string()),
             FieldType::Hs6 => DeclaredValue::Hs(HsCode::parse(text)?),
             FieldType::Date => {
                 let date =
@@ -589,8 +633,31 @@ fn standard_fields() -> Vec<DeclaredField> {
         )
         .tried()
         .watched(),
+        // The goods descriptions (issue 14): free text, kept byte for byte. Not tried by
+        // counterfactuals (a counterfactual does not propose other words for the goods) and not
+        // watched by drift (text drift will be read from what the HS room derives, not from raw
+        // strings). No KCS column: the KCS files carry no description; a file that has them
+        // maps them (`data/sample-described/mapping.json`).
+        DeclaredField::extra(
+            GOODS_DESCRIPTION,
+            "goods description (as declared by the sender)",
+            FieldType::Text,
+        ),
+        // A second description when a broker or postal operator supplied a cleaned one (often
+        // written by software from the sender's text) beside the sender's: both are kept, so
+        // that an officer sees what the sender wrote and what was made of it.
+        DeclaredField::extra(
+            GOODS_DESCRIPTION_CLEANED,
+            "cleaned goods description (broker/operator)",
+            FieldType::Text,
+        ),
     ]
 }
+
+/// The name of the sender's goods description in [`FieldRegistry::standard`].
+pub const GOODS_DESCRIPTION: &str = "goods_description";
+/// The name of the broker's or operator's cleaned description in [`FieldRegistry::standard`].
+pub const GOODS_DESCRIPTION_CLEANED: &str = "goods_description_cleaned";
 
 static STANDARD: LazyLock<FieldRegistry> = LazyLock::new(|| FieldRegistry {
     fields: standard_fields(),
@@ -749,7 +816,7 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 21);
     }
 
     #[test]
@@ -892,6 +959,76 @@ mod tests {
             note.parse("a\tb", ""),
             Ok(DeclaredValue::Text("a\tb".into()))
         );
+    }
+
+    #[test]
+    fn goods_descriptions_are_kept_byte_for_byte() {
+        let registry = FieldRegistry::standard();
+        for name in [GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED] {
+            let field = registry.get(name).unwrap();
+            assert_eq!(field.ty, FieldType::Text);
+            assert!(!field.required && !field.counterfactual && !field.drift);
+            assert_eq!(field.kcs_header, None);
+            for text in [
+                "  Mens cotton T-Shirt, size \"L\"  ",
+                "2 x shirts\r\n1 x belt\n\tleather",
+                "เสื้อยืดผ้าฝ้าย",
+                "棉质T恤 👕🎁",
+                "   ",
+                "CAFÉ au lait ",
+            ] {
+                assert_eq!(
+                    field.parse(text, ""),
+                    Ok(DeclaredValue::Text(text.to_string())),
+                    "{text:?}"
+                );
+            }
+            assert_eq!(field.parse("", ""), Ok(DeclaredValue::Absent));
+        }
+    }
+
+    #[test]
+    fn free_text_refuses_control_characters_and_huge_cells() {
+        let field = FieldRegistry::standard().get(GOODS_DESCRIPTION).unwrap();
+        assert!(matches!(
+            field.parse("shoes\0", ""),
+            Err(ValueError::Control {
+                character: '\0',
+                position: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            field.parse("a\u{85}b", ""),
+            Err(ValueError::Control { .. })
+        ));
+        let longest = "é".repeat(MAX_TEXT_BYTES / 2);
+        assert_eq!(
+            field.parse(&longest, ""),
+            Ok(DeclaredValue::Text(longest.clone()))
+        );
+        let huge = "x".repeat(1 << 20);
+        let err = field.parse(&huge, "").unwrap_err();
+        assert_eq!(err, ValueError::TooLong { bytes: 1 << 20 });
+        assert_eq!(
+            err.to_string(),
+            "1048576 bytes of text, more than the 4096 a declared text may hold"
+        );
+        assert_eq!(
+            field.parse(&format!("{longest}e"), ""),
+            Err(ValueError::TooLong {
+                bytes: MAX_TEXT_BYTES + 1
+            })
+        );
+    }
+
+    proptest::proptest! {
+        /// Any text without a refused control character, up to the bound, reads back as itself.
+        #[test]
+        fn allowed_free_text_reads_back_as_itself(text in "(?s)[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\u{9f}]{1,300}") {
+            let field = FieldRegistry::standard().get(GOODS_DESCRIPTION).unwrap();
+            proptest::prop_assert_eq!(field.parse(&text, ""), Ok(DeclaredValue::Text(text.clone())));
+        }
     }
 
     #[test]

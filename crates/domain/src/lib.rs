@@ -32,8 +32,9 @@ mod vocab;
 pub use declaration::{ControlLabel, DeclarationItem, ItemKey};
 pub use declarations::{Declaration, DeclarationError};
 pub use fields::{
-    check_text, control_character, DeclaredField, DeclaredValue, DuplicateField, FieldError,
-    FieldRegistry, FieldType, ValueError, PLAUSIBLE_YEARS,
+    check_free_text, check_text, control_character, DeclaredField, DeclaredValue, DuplicateField,
+    FieldError, FieldRegistry, FieldType, ValueError, GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED,
+    MAX_TEXT_BYTES, PLAUSIBLE_YEARS,
 };
 pub use hs::{HsCode, HsError};
 pub use ids::{iso6346_check_digit, s10_check_digit, ContainerNumber, IdError, S10ItemId};

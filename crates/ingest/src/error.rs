@@ -167,6 +167,11 @@ pub enum RecordProblem {
         /// the largest value accepted
         max: f64,
     },
+    /// A free text longer than [`borderlens_domain::MAX_TEXT_BYTES`].
+    TooLong {
+        /// its length in bytes
+        bytes: usize,
+    },
     /// A control character (NUL, escape...) in a code, a text or the declaration id.
     Control {
         /// the character
@@ -239,12 +244,17 @@ impl fmt::Display for RecordProblem {
                 "'{}' is above the plausible maximum {max:e}",
                 shown(value)
             ),
+            RecordProblem::TooLong { bytes } => write!(
+                f,
+                "{bytes} bytes of text, more than the {} a declared text may hold",
+                borderlens_domain::MAX_TEXT_BYTES
+            ),
             RecordProblem::Control {
                 character,
                 position,
             } => write!(
                 f,
-                "control character {} at character {} (codes and ids hold printable text)",
+                "control character {} at character {} (codes, ids and texts hold printable text, tabs and line breaks)",
                 character.escape_unicode(),
                 position + 1
             ),

@@ -10,8 +10,8 @@
 //!
 //! Architecture invariant: this crate only turns bytes into domain records. It touches no
 //! database (persisting is `borderlens-store`'s job, deduplication by key included) and scores
-//! nothing (that is `borderlens-risk`). Declared values are kept verbatim (trimmed), never
-//! corrected.
+//! nothing (that is `borderlens-risk`). Declared values are kept verbatim (codes trimmed, free
+//! text such as a goods description byte for byte), never corrected.
 #![deny(missing_docs)]
 
 mod error;

@@ -244,6 +244,29 @@ impl ColumnMapping {
         Ok(mapping)
     }
 
+    /// The mapping as a mapping file reads it ([`ColumnMapping::from_json_str_for`]): every
+    /// field name to its header (`null` when an optional field is unmapped), then `date_format`;
+    /// pretty-printed, one key a line, in the order of [`ColumnMapping::fields`].
+    pub fn to_json(&self) -> String {
+        let mut out = String::from("{\n");
+        for field in self.fields() {
+            let header = match self.header(field) {
+                Some(header) => serde_json::Value::from(header),
+                None => serde_json::Value::Null,
+            };
+            out.push_str(&format!(
+                "  {}: {header},\n",
+                serde_json::Value::from(self.key(field))
+            ));
+        }
+        out.push_str(&format!(
+            "  {}: {}\n}}\n",
+            serde_json::Value::from(DATE_FORMAT_KEY),
+            serde_json::Value::from(self.date_format.as_str())
+        ));
+        out
+    }
+
     /// The header name mapped to `field`, `None` when an optional field has no column.
     pub(crate) fn header(&self, field: Field) -> Option<&str> {
         match field {
@@ -412,6 +435,25 @@ mod tests {
     }
 
     #[test]
+    fn a_mapping_written_as_json_reads_back_as_itself() {
+        let mut mapping = ColumnMapping::kcs_default();
+        mapping.set_header("goods_description", Some("Goods \"Description\"".into()));
+        mapping.date_format = "%d/%m/%Y".into();
+        let text = mapping.to_json();
+        assert!(text.contains("\"seller_id\": \"Seller ID\",\n"), "{text}");
+        assert!(text.contains("\"item_no\": null,\n"), "{text}");
+        assert!(
+            text.ends_with("\"date_format\": \"%d/%m/%Y\"\n}\n"),
+            "{text}"
+        );
+        assert_eq!(ColumnMapping::from_json_str(&text).unwrap(), mapping);
+        assert_eq!(
+            ColumnMapping::from_json_str(&ColumnMapping::kcs_default().to_json()).unwrap(),
+            ColumnMapping::kcs_default()
+        );
+    }
+
+    #[test]
     fn optional_fields_may_be_absent_or_null() {
         let mut object = full_json();
         object.remove("seller_id");
@@ -512,9 +554,10 @@ D2,2020-01-01,30,B,11,21,11,10,DEC,IMP,,,440890,BE,BE,8,FEU1,G,108,1000,,,\n";
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
+        // A free text is kept as it is in the cell, spaces included.
         assert_eq!(
             items[0].extra.get("test_note"),
-            Some(&DeclaredValue::Text("fragile".into()))
+            Some(&DeclaredValue::Text(" fragile ".into()))
         );
         assert!(items[1].extra.is_empty());
     }

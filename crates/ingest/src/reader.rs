@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use borderlens_domain::{
-    check_text, ControlLabel, DeclarationItem, DeclaredValue, ItemKey, ValueError,
+    check_text, ControlLabel, DeclarationItem, DeclaredValue, FieldType, ItemKey, ValueError,
 };
 use csv::ByteRecord;
 
@@ -393,6 +393,13 @@ impl<'a, R> Fields<'a, R> {
 
     /// The trimmed text of `field`; `None` when not mapped or empty.
     fn text(&self, field: Field) -> Result<Option<&'a str>, RecordError> {
+        let text = self.raw(field)?.map(str::trim);
+        Ok(text.filter(|text| !text.is_empty()))
+    }
+
+    /// The text of `field` as it is in the file, not trimmed (a free text is kept byte for
+    /// byte); `None` when not mapped.
+    fn raw(&self, field: Field) -> Result<Option<&'a str>, RecordError> {
         let Some(i) = self.column(field) else {
             return Ok(None);
         };
@@ -407,8 +414,7 @@ impl<'a, R> Fields<'a, R> {
                 },
             )
         })?;
-        let text = text.trim();
-        Ok((!text.is_empty()).then_some(text))
+        Ok(Some(text))
     }
 
     fn required(&self, field: Field) -> Result<&'a str, RecordError> {
@@ -420,7 +426,12 @@ impl<'a, R> Fields<'a, R> {
     fn declared(&self, i: usize) -> Result<DeclaredValue, RecordError> {
         let field = Field::Declared(i);
         let spec = &self.reader.mapping.registry().fields()[i];
-        let text = self.text(field)?.unwrap_or_default();
+        // Free text is read as it is (`parse` keeps it byte for byte); other values trimmed.
+        let text = match spec.ty {
+            FieldType::Text => self.raw(field)?,
+            _ => self.text(field)?,
+        }
+        .unwrap_or_default();
         spec.parse(text, &self.reader.mapping.date_format)
             .map_err(|e| {
                 let problem = match e {
@@ -432,6 +443,7 @@ impl<'a, R> Fields<'a, R> {
                     ValueError::Hs(e) => RecordProblem::HsCode(e),
                     ValueError::DateRange { value } => RecordProblem::DateRange { value },
                     ValueError::TooLarge { value, max } => RecordProblem::TooLarge { value, max },
+                    ValueError::TooLong { bytes } => RecordProblem::TooLong { bytes },
                     ValueError::Control {
                         character,
                         position,

@@ -553,7 +553,7 @@ fn control_characters_in_ids_and_codes_are_refused_and_reading_goes_on() {
         &with_field("Declaration ID", "\u{0}97061800"),
         Some("Declaration ID"),
         "field 'Declaration ID': control character \\u{0} at character 1 \
-         (codes and ids hold printable text)",
+         (codes, ids and texts hold printable text, tabs and line breaks)",
     );
     assert_eq!(
         err.reason,
@@ -566,13 +566,13 @@ fn control_characters_in_ids_and_codes_are_refused_and_reading_goes_on() {
         &with_field("Office ID", "3\u{0}0"),
         Some("Office ID"),
         "field 'Office ID': control character \\u{0} at character 2 \
-         (codes and ids hold printable text)",
+         (codes, ids and texts hold printable text, tabs and line breaks)",
     );
     check(
         &with_field("Seller ID", "0VK\u{1b}Y"),
         Some("Seller ID"),
         "field 'Seller ID': control character \\u{1b} at character 4 \
-         (codes and ids hold printable text)",
+         (codes, ids and texts hold printable text, tabs and line breaks)",
     );
 }
 

@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 
 use borderlens_domain::{
-    ControlLabel, Declaration, DeclarationItem, DeclaredValue, FieldRegistry, FieldType, HsCode,
-    ItemKey,
+    check_free_text, ControlLabel, Declaration, DeclarationItem, DeclaredValue, FieldRegistry,
+    FieldType, HsCode, ItemKey,
 };
 use chrono::NaiveDate;
 
@@ -627,13 +627,19 @@ pub(crate) fn validate(fields: &FieldRegistry, item: &DeclarationItem) -> Result
         return Err("item number 0 (item numbers start at 1)".to_string());
     }
     for field in fields.fields() {
-        if let DeclaredValue::Number(value) = field.get(item) {
-            if !value.is_finite() || value < 0.0 {
+        match field.get(item) {
+            DeclaredValue::Number(value) if !value.is_finite() || value < 0.0 => {
                 return Err(format!(
                     "{} {value} is not a finite non-negative number",
                     field.name
                 ));
             }
+            // What a reader refuses in a free text (NUL, which PostgreSQL cannot store, other
+            // control characters, more than the bound), refused here too for items built in code.
+            DeclaredValue::Text(text) if field.ty == FieldType::Text => {
+                check_free_text(&text).map_err(|e| format!("{}: {e}", field.name))?;
+            }
+            _ => {}
         }
     }
     if let Some(label) = item.label {

@@ -261,8 +261,18 @@ const V6: &str = r#"
 ALTER TABLE decisions ADD COLUMN item_no {int} CHECK (item_no IS NULL OR item_no >= 1);
 "#;
 
+/// Version 7: the goods descriptions of an item (issue 14), the sender's and the one a broker
+/// or postal operator cleaned, both optional, stored as declared (TEXT keeps every byte of
+/// UTF-8 on both databases) and final like every declared field. NULL in the items stored
+/// before, which had none.
+const V7: &str = r#"
+ALTER TABLE declaration_items ADD COLUMN goods_description TEXT;
+ALTER TABLE declaration_items ADD COLUMN goods_description_cleaned TEXT;
+{refuse|declaration_items_descriptions_are_final|BEFORE UPDATE OF goods_description, goods_description_cleaned ON declaration_items||declared fields of declaration_items are never overwritten}
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -7,7 +7,7 @@ use std::fmt::Display;
 
 use borderlens_domain::{
     ControlLabel, DecisionSource, DeclarationItem, DeclaredField, DeclaredValue, FieldRegistry,
-    FieldType, HsCode, ItemKey, Lane,
+    FieldType, HsCode, ItemKey, Lane, GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED,
 };
 use chrono::NaiveDate;
 use tempfile::TempDir;
@@ -108,6 +108,8 @@ on_both_backends!(
     a_field_added_to_the_registry_with_its_migration_is_stored_read_and_compared,
     a_declaration_is_read_with_all_its_items_in_one_query,
     long_conflicting_values_are_shortened,
+    goods_descriptions_are_stored_byte_for_byte_final_and_compared,
+    any_allowed_description_reads_back_byte_for_byte,
 );
 
 fn a_declaration_is_read_with_all_its_items_in_one_query(store: &mut Subject) {
@@ -191,6 +193,119 @@ fn a_field_added_to_the_registry_with_its_migration_is_stored_read_and_compared(
     let mut without = note("fragile");
     without.extra.clear();
     assert_eq!(store.item(&key("NEW", 1)).unwrap().unwrap(), without);
+}
+
+/// `item(id, 1, 1, None)` with the sender's description and, when given, a cleaned one.
+fn described(id: &str, sender: &str, cleaned: Option<&str>) -> DeclarationItem {
+    let mut described = item(id, 1, 1, None);
+    described
+        .extra
+        .insert(GOODS_DESCRIPTION, DeclaredValue::Text(sender.to_string()));
+    if let Some(cleaned) = cleaned {
+        described.extra.insert(
+            GOODS_DESCRIPTION_CLEANED,
+            DeclaredValue::Text(cleaned.to_string()),
+        );
+    }
+    described
+}
+
+fn goods_descriptions_are_stored_byte_for_byte_final_and_compared(store: &mut Subject) {
+    let texts = [
+        ("A", "  2 x \"Shirts\", cotton\r\n1 x belt\tleather  ", None),
+        (
+            "B",
+            "เสื้อยืดผ้าฝ้าย 棉质T恤 👕",
+            Some("T-shirts, of cotton, knitted"),
+        ),
+        ("C", "   ", Some("Ｆｕｌｌ ｗｉｄｔｈ and é (e\u{301})")),
+    ];
+    let items: Vec<DeclarationItem> = texts
+        .iter()
+        .map(|(id, sender, cleaned)| described(id, sender, *cleaned))
+        .collect();
+    let mut all = items.clone();
+    all.push(item("D", 1, 1, None));
+    assert_eq!(import(store, "d.csv", lines(all)).unwrap().inserted, 4);
+    for expected in &items {
+        let stored = store.item(&expected.key).unwrap().unwrap();
+        assert_eq!(&stored, expected);
+    }
+    assert!(store.item(&key("D", 1)).unwrap().unwrap().extra.is_empty());
+    // The stored bytes are the declared bytes (not only equal after reading back).
+    assert_eq!(
+        store.query_text_raw(
+            "SELECT goods_description FROM declaration_items WHERE declaration_id = 'A'"
+        ),
+        Ok(Some(texts[0].1.to_string()))
+    );
+    // Final, like every declared field.
+    for column in [GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED] {
+        let err = store
+            .execute_raw(&format!(
+                "UPDATE declaration_items SET {column} = 'cleaned up' WHERE declaration_id = 'B'"
+            ))
+            .unwrap_err();
+        assert!(err.contains("never overwritten"), "{err}");
+    }
+    // Another description later is a conflict; the original stands.
+    let outcome = import(
+        store,
+        "later.csv",
+        lines(vec![described(
+            "B",
+            "T-shirts",
+            Some("T-shirts, of cotton, knitted"),
+        )]),
+    )
+    .unwrap();
+    assert_eq!(outcome.conflicts.len(), 1);
+    assert_eq!(outcome.conflicts[0].differences[0].field, GOODS_DESCRIPTION);
+    assert_eq!(store.item(&key("B", 1)).unwrap().unwrap(), items[1]);
+    // Text a reader refuses is refused here too, naming the field: NUL (PostgreSQL cannot
+    // store it), a huge cell.
+    for (bad, why) in [
+        ("shoes\0".to_string(), "control character"),
+        ("x".repeat(5000), "more than the 4096"),
+    ] {
+        let err = import(store, "bad.csv", lines(vec![described("E", &bad, None)])).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidItem { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains(GOODS_DESCRIPTION) && message.contains(why),
+            "{message}"
+        );
+    }
+    assert!(store.item(&key("E", 1)).unwrap().is_none());
+}
+
+fn any_allowed_description_reads_back_byte_for_byte(store: &mut Subject) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    // Any text but the refused control characters (tabs and line breaks allowed), any script,
+    // leading and trailing spaces; a cleaned text or none.
+    let text = "(?s)[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\u{9f}]{1,200}";
+    let strategy = (text, proptest::option::of(text));
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        ..Config::default()
+    });
+    // `run` takes an `Fn`: the store and the case number are borrowed through cells.
+    let store = std::cell::RefCell::new(store);
+    let n = std::cell::Cell::new(0u32);
+    runner
+        .run(&strategy, |(sender, cleaned)| {
+            n.set(n.get() + 1);
+            let id = format!("P{}", n.get());
+            let expected = described(&id, &sender, cleaned.as_deref());
+            let mut store = store.borrow_mut();
+            let outcome = import(&mut store, "p.csv", lines(vec![expected.clone()])).unwrap();
+            prop_assert_eq!(outcome.inserted, 1);
+            let stored = store.item(&expected.key).unwrap().unwrap();
+            prop_assert_eq!(stored, expected);
+            Ok(())
+        })
+        .unwrap();
 }
 
 fn the_same_key_twice_in_one_import_meets_the_first(store: &mut Subject) {
