@@ -678,6 +678,9 @@ pub struct DecisionTrace {
     pub decided_item: Option<u32>,
     /// Items of the declaration.
     pub items: u32,
+    /// The declared HS code and goods descriptions of `item_no`, verbatim, side by side (shown
+    /// whether or not a model has scored it).
+    pub goods: crate::GoodsText,
     /// Score, contributions and counterfactual of `item_no` by the model that decided; for a
     /// declaration not decided yet, by the newest model in the registry; absent when there is
     /// no model.
@@ -842,6 +845,7 @@ pub fn explain_decision(
         item_no: item.key.item_no,
         decided_item: decided,
         items,
+        goods: crate::GoodsText::of(&item),
         explanation,
         decisions: decisions.into_iter().map(DecisionEntry::from).collect(),
         results: results

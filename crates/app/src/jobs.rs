@@ -603,6 +603,7 @@ pub fn explain(
         declaration_id: item.key.declaration_id.clone(),
         item_no: item.key.item_no,
         declared: declared_values(&item),
+        goods: crate::GoodsText::of(&item),
         score: explanation.probability,
         base_log_odds: explanation.base_log_odds,
         log_odds: explanation.raw,

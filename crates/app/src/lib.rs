@@ -15,6 +15,8 @@ behave the same:
 - `users.rs`: users and roles, argon2id password hashes, API tokens, login sessions and the
   login rate limit ([`add_user`], [`create_token`], [`login`], [`session_caller`],
   [`token_caller`]), counted in the store so that it holds across server instances;
+- `sample.rs`: [`describe_sample`], the sample declarations with goods descriptions
+  (constructed data, made by `borderlens_synth::described`);
 - `views.rs`: what the pages show ([`queue`], [`declaration`], [`dashboard`], [`audit_log`]);
 - `cache.rs`: models by the SHA-256 of their bytes, dashboards until the store's newest audit
   entry changes.
@@ -31,7 +33,7 @@ become the JSON that `--json` prints and the API serves.
 
 Architecture invariant: no printing, no argument parsing, no HTTP, no HTML and no SQL here; files
 are read and written only where a job is about files (imports, feature exports, linkage inputs
-and outputs). Long jobs take a [`Progress`] so the caller draws bars and can interrupt; an
+and outputs, the described sample). Long jobs take a [`Progress`] so the caller draws bars and can interrupt; an
 interrupted job keeps nothing.
 */
 #![deny(missing_docs)]
@@ -42,10 +44,13 @@ mod jobs;
 mod linking;
 mod monitoring;
 mod reports;
+mod sample;
 mod simulation;
 mod users;
 mod views;
 
+/// The settings of [`describe_sample`] (seed and rates).
+pub use borderlens_synth::described::DescribeOptions;
 pub use decisions::*;
 pub use jobs::{
     anomaly, evaluate, explain, export_features, export_items, import_bytes, import_files,
@@ -58,6 +63,10 @@ pub use linking::{
 };
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
+pub use sample::{
+    describe_sample, described_mapping, DescribeSampleReport, DescribeSampleRequest,
+    DescribedFileReport, MAPPING_FILE, SAMPLE_FILES, TRUTH_FILE,
+};
 pub use simulation::{simulate, RiskLearner, SimulateRequest};
 pub use users::{
     add_user, create_token, list_tokens, login, login_at, login_keys, logout, new_secret,

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use borderlens_domain::LabelKind;
+use borderlens_domain::{
+    DeclarationItem, DeclaredValue, LabelKind, GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED,
+};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -278,6 +280,36 @@ pub struct CounterfactualReport {
     pub changes: Vec<Change>,
 }
 
+/// The goods descriptions of an item exactly as declared, beside the HS code declared with
+/// them: what an officer compares (dual visibility). Nothing here is derived; suggestions from
+/// the text (an HS code read from the description, a mismatch score) will sit beside this,
+/// never in it.
+#[derive(Clone, PartialEq, Debug, Serialize, JsonSchema)]
+pub struct GoodsText {
+    /// The declared HS6 code.
+    pub hs6: String,
+    /// The sender's goods description, byte for byte as declared; `None` when none was declared.
+    pub description: Option<String>,
+    /// A cleaned description a broker or postal operator supplied beside the sender's, byte for
+    /// byte as declared; `None` when none was.
+    pub description_cleaned: Option<String>,
+}
+
+impl GoodsText {
+    /// The declared code and descriptions of `item`.
+    pub fn of(item: &DeclarationItem) -> GoodsText {
+        let text = |name: &str| match item.extra.get(name) {
+            Some(DeclaredValue::Text(text)) => Some(text.clone()),
+            _ => None,
+        };
+        GoodsText {
+            hs6: item.hs6.as_str().to_string(),
+            description: text(GOODS_DESCRIPTION),
+            description_cleaned: text(GOODS_DESCRIPTION_CLEANED),
+        }
+    }
+}
+
 /// Result of `explain` for one declaration item.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ExplainReport {
@@ -291,6 +323,8 @@ pub struct ExplainReport {
     pub item_no: u32,
     /// The declared values, verbatim.
     pub declared: BTreeMap<String, String>,
+    /// The declared HS code and goods descriptions, verbatim, side by side.
+    pub goods: GoodsText,
     /// Calibrated probability.
     pub score: f64,
     /// Log-odds of an average declaration.

@@ -95,6 +95,10 @@ pub enum Command {
     Hs(crate::hs_cmds::HsCommand),
     /// Benchmarks.
     Bench(BenchArgs),
+    /// Sample data sets: `sample describe` attaches UK parcel goods descriptions to the sample
+    /// declarations (constructed data, misdeclarations planted at known rates).
+    #[command(subcommand)]
+    Sample(SampleCommand),
     /// The whole job on the bundled sample: import, train, evaluate, score, explain, charts.
     Demo(DemoArgs),
 }
@@ -503,9 +507,44 @@ impl BenchArgs {
     }
 }
 
+#[derive(clap::Subcommand)]
+pub enum SampleCommand {
+    /// Attach real UK parcel goods descriptions to the sample declarations by HS code (exact
+    /// HS6, else heading, else chapter), plant misdeclarations (a description of another
+    /// chapter) at known rates, add a broker's cleaned description on a share of rows; writes
+    /// the files, their mapping.json, truth/descriptions.csv and a README (CONSTRUCTED data).
+    Describe(DescribeArgs),
+}
+
+#[derive(Args)]
+pub struct DescribeArgs {
+    /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.
+    #[arg(long, default_value = "data/sample")]
+    pub sample: PathBuf,
+    /// Folder with the UK descriptions and the HS 2022 nomenclature.
+    #[arg(long, default_value = "data/hs")]
+    pub hs: PathBuf,
+    /// Folder to write.
+    #[arg(long, default_value = "data/sample-described")]
+    pub out: PathBuf,
+    /// Seed of every draw (the shipped folder's: 2026).
+    #[arg(long, default_value_t = borderlens_app::DescribeOptions::RECORDED.seed)]
+    pub seed: u64,
+    /// Probability that a row labelled Fraud = 1 gets a description of another chapter.
+    #[arg(long, default_value_t = borderlens_app::DescribeOptions::RECORDED.misdeclared_fraud_rate)]
+    pub misdeclared_fraud_rate: f64,
+    /// Probability that any other row gets a description of another chapter.
+    #[arg(long, default_value_t = borderlens_app::DescribeOptions::RECORDED.misdeclared_clean_rate)]
+    pub misdeclared_clean_rate: f64,
+    /// Probability that a row also gets a cleaned description (the HS 2022 text of its code).
+    #[arg(long, default_value_t = borderlens_app::DescribeOptions::RECORDED.cleaned_rate)]
+    pub cleaned_rate: f64,
+}
+
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Folder with the sample CSV files.
+    /// Folder with the sample CSV files (read through its mapping.json when it has one, as
+    /// data/sample-described does).
     #[arg(long, default_value = "data/sample")]
     pub data: PathBuf,
     /// Folder for charts.

@@ -39,13 +39,15 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
         files[1].display(),
         cli.db.display()
     );
-    let reports = app::import_files(
-        &mut store,
-        &files,
-        &ColumnMapping::kcs_default(),
-        false,
-        bars,
-    )?;
+    // A data folder with a mapping file (the described sample's) is read through it.
+    let mapping_file = a.data.join(app::MAPPING_FILE);
+    let mapping = if mapping_file.exists() {
+        outln!("(columns mapped by {})", mapping_file.display());
+        ColumnMapping::from_json_file(&mapping_file)?
+    } else {
+        ColumnMapping::kcs_default()
+    };
+    let reports = app::import_files(&mut store, &files, &mapping, false, bars)?;
     output::import(&reports, false)?;
     outln!("\n== 2. train a fraud model on 2020 (borderlens train --label fraud --until 2020-12-31 --model demo)");
     let options = ModelOptions {

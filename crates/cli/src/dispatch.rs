@@ -272,5 +272,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(c) => crate::service_cmds::user(&mut *open()?, c, cli.json),
         Command::Token(c) => crate::service_cmds::token(&mut *open()?, c, cli.json),
         Command::Demo(a) => crate::demo::demo(&cli, a, &bars),
+        Command::Sample(crate::args::SampleCommand::Describe(a)) => {
+            let report = app::describe_sample(&app::DescribeSampleRequest {
+                sample: a.sample.clone(),
+                hs: a.hs.clone(),
+                out: a.out.clone(),
+                options: app::DescribeOptions {
+                    seed: a.seed,
+                    misdeclared_fraud_rate: a.misdeclared_fraud_rate,
+                    misdeclared_clean_rate: a.misdeclared_clean_rate,
+                    cleaned_rate: a.cleaned_rate,
+                },
+            })?;
+            output::describe_sample(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

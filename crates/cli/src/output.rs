@@ -252,6 +252,52 @@ pub fn importance(importance: &[(String, f64)], json: bool) -> anyhow::Result<()
     Ok(())
 }
 
+pub fn describe_sample(r: &borderlens_app::DescribeSampleReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "CONSTRUCTED data in {} (seed {}; misdeclared: {} of fraud rows, {} of others; cleaned text on {})",
+        r.out, r.seed, r.misdeclared_fraud_rate, r.misdeclared_clean_rate, r.cleaned_rate
+    );
+    let share = |part: u64, whole: u64| {
+        if whole == 0 {
+            "–".to_string()
+        } else {
+            format!("{part} ({:.1}%)", 100.0 * part as f64 / whole as f64)
+        }
+    };
+    let mut t = table(&[
+        "file",
+        "rows",
+        "matched HS6",
+        "heading",
+        "chapter",
+        "none",
+        "misdeclared fraud rows",
+        "misdeclared other rows",
+        "cleaned",
+    ]);
+    for f in &r.files {
+        t.add_row(vec![
+            f.file.clone(),
+            f.rows.to_string(),
+            share(f.matched_hs6, f.rows),
+            share(f.matched_heading, f.rows),
+            share(f.matched_chapter, f.rows),
+            share(f.matched_none, f.rows),
+            share(f.misdeclared_fraud, f.fraud_rows),
+            share(f.misdeclared_clean, f.rows - f.fraud_rows),
+            share(f.cleaned, f.rows),
+        ]);
+    }
+    outln!("{t}");
+    for path in &r.written {
+        outln!("wrote {path}");
+    }
+    Ok(())
+}
+
 pub fn models(models: &[ModelInfo], json: bool) -> anyhow::Result<()> {
     if json {
         let rows: Vec<serde_json::Value> = models

@@ -1755,3 +1755,175 @@ fn shared_container_numbers_link_and_invalid_ones_are_reported() {
     assert_eq!(cluster_of("B2"), cluster_of("M3"));
     assert_ne!(cluster_of("B3"), cluster_of("M2"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// goods descriptions and the sample with descriptions (constructed data)
+
+const DESCRIBED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample-described");
+
+#[test]
+fn sample_describe_reproduces_the_shipped_folder_byte_for_byte() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let out_dir = dir.path().join("described");
+
+    // Act: the defaults are the settings the shipped folder was made with.
+    let out = borderlens_in(
+        Some(Path::new(REPO_ROOT)),
+        &db_in(&dir),
+        &["--json", "sample", "describe", "--out", path_str(&out_dir)],
+    );
+
+    // Assert
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["seed"], 2026);
+    for file in report["files"].as_array().unwrap() {
+        let matched: u64 = [
+            "matched_hs6",
+            "matched_heading",
+            "matched_chapter",
+            "matched_none",
+        ]
+        .iter()
+        .map(|k| count(file, k))
+        .sum();
+        assert_eq!(matched, count(file, "rows"), "{file:#}");
+        assert!(count(file, "misdeclared_fraud") > 10 * count(file, "misdeclared_clean") / 2);
+    }
+    for name in [
+        "df_syn_train_eng.csv",
+        "df_syn_valid_eng.csv",
+        "mapping.json",
+        "truth/descriptions.csv",
+        "README.md",
+    ] {
+        let made = std::fs::read(out_dir.join(name)).unwrap();
+        let shipped = std::fs::read(Path::new(DESCRIBED).join(name)).unwrap();
+        assert!(
+            made == shipped,
+            "{name} differs from data/sample-described/{name}: the generator changed; \
+             regenerate with `borderlens sample describe` and commit the folder"
+        );
+    }
+    // Every byte of the sample is kept: each record is the sample's record plus two cells.
+    let sample = std::fs::read_to_string(SAMPLE_VALID).unwrap();
+    let described = std::fs::read_to_string(out_dir.join("df_syn_valid_eng.csv")).unwrap();
+    for (was, now) in sample.lines().zip(described.lines()).take(500) {
+        assert!(now.starts_with(&format!("{was},")), "{now:?} from {was:?}");
+    }
+}
+
+#[test]
+fn sample_describe_refuses_a_rate_that_is_not_a_probability() {
+    let dir = TempDir::new().unwrap();
+    let out = borderlens_in(
+        Some(Path::new(REPO_ROOT)),
+        &db_in(&dir),
+        &[
+            "sample",
+            "describe",
+            "--out",
+            path_str(&dir.path().join("o")),
+            "--misdeclared-fraud-rate",
+            "1.5",
+        ],
+    );
+    assert_error(&out, &["misdeclared fraud rate 1.5", "[0, 1]"]);
+    assert!(!dir.path().join("o").exists(), "nothing is written");
+}
+
+#[test]
+fn the_described_sample_imports_through_its_mapping_with_its_descriptions() {
+    // Arrange
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let mapping = format!("{DESCRIBED}/mapping.json");
+
+    // Act
+    let out = borderlens(
+        &db,
+        &[
+            "--json",
+            "import",
+            &format!("{DESCRIBED}/df_syn_valid_eng.csv"),
+            "--mapping",
+            &mapping,
+        ],
+    );
+
+    // Assert
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let file = &report["files"][0];
+    assert_eq!(count(file, "inserted"), 8134, "{report:#}");
+    let trace = json(&borderlens(
+        &db,
+        &["--json", "explain-decision", "56839011"],
+    ));
+    assert_eq!(trace["goods"]["hs6"], "760711");
+    assert_eq!(
+        trace["goods"]["description"],
+        "wrapmaster 4500 18\" aluminium fo"
+    );
+    assert_eq!(trace["goods"]["description_cleaned"], Value::Null);
+}
+
+#[test]
+fn goods_descriptions_are_imported_byte_for_byte_and_refused_with_file_line_and_field() {
+    // Arrange: the sample's layout with the two description columns; quotes, commas, line
+    // breaks, spaces at the ends, Thai, Chinese, emoji; then a NUL and a 5,000-byte cell.
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let (header, rows) = sample(4);
+    let header = format!(
+        "{},Goods Description,Cleaned Goods Description\n",
+        String::from_utf8(header).unwrap()
+    );
+    let row = |i: usize| String::from_utf8(rows[i].clone()).unwrap();
+    let sender = "  2 x \"T-Shirt\", cotton\r\n1 x กระเป๋า 包 👜 ";
+    let cleaned = "T-shirts, singlets and other vests; of cotton, knitted or crocheted";
+    let file = dir.path().join("described.csv");
+    let text = format!(
+        "{header}{},\"{}\",\"{cleaned}\"\n{},\"shoes\u{0}\",\n{},{},\n{},,\n",
+        row(0),
+        sender.replace('"', "\"\""),
+        row(1),
+        row(2),
+        "x".repeat(5000),
+        row(3),
+    );
+    std::fs::write(&file, text).unwrap();
+
+    // Act
+    let out = borderlens(
+        &db,
+        &[
+            "import",
+            path_str(&file),
+            "--mapping",
+            &format!("{DESCRIBED}/mapping.json"),
+        ],
+    );
+
+    // Assert: two bad records named by line and field, the others stored as declared.
+    assert_exit(&out, 1);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("described.csv:4: field 'Goods Description': control character \\u{0}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "described.csv:5: field 'Goods Description': 5000 bytes of text, more than the 4096"
+        ),
+        "{text}"
+    );
+    let id = fields(&rows[0])[0].clone();
+    let trace = json(&borderlens(&db, &["--json", "explain-decision", &id]));
+    assert_eq!(trace["goods"]["description"], sender);
+    assert_eq!(trace["goods"]["description_cleaned"], cleaned);
+    let id = fields(&rows[3])[0].clone();
+    let trace = json(&borderlens(&db, &["--json", "explain-decision", &id]));
+    assert_eq!(trace["goods"]["description"], Value::Null);
+}

@@ -319,6 +319,48 @@ async fn round(run: &Run<'_>) {
     }
     first.click().await.unwrap();
     assert_eq!(run.text("#decision").await, "Selection decision");
+    // The declared code beside the sender's description and, when there is one, the cleaned
+    // description, each as stored (the page shows them verbatim; WebDriver trims the ends).
+    assert_eq!(run.text("#goods").await, "Goods as declared");
+    let id = declaration.clone();
+    let item = run.app.with_store(move |store| {
+        use borderlens_store::Items as _;
+        let declaration = store.declaration(&id).unwrap().unwrap();
+        declaration.items()[0].clone()
+    });
+    let goods = borderlens_app::GoodsText::of(&item);
+    assert_eq!(run.text("[data-declared-hs6]").await, goods.hs6);
+    let sender = goods
+        .description
+        .as_deref()
+        .expect("the sample declarations are described");
+    assert_eq!(
+        run.text("bdi[data-description=sender]").await,
+        sender.trim()
+    );
+    match goods.description_cleaned.as_deref() {
+        Some(cleaned) => {
+            assert_eq!(
+                run.text("bdi[data-description=cleaned]").await,
+                cleaned.trim()
+            );
+            assert!(run
+                .text("table.goods thead")
+                .await
+                .contains("broker/operator"));
+        }
+        None => assert!(run
+            .client
+            .find_all(Locator::Css("[data-description=cleaned]"))
+            .await
+            .unwrap()
+            .is_empty()),
+    }
+    assert!(run
+        .text("table.goods thead")
+        .await
+        .contains("as declared by the sender"));
+    assert!(run.text("#hs-suggestion").await.contains("not computed"));
     assert!(run.text("#values").await.contains("Declared and derived"));
     run.shot("declaration").await;
     if phone {

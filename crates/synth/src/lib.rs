@@ -7,7 +7,9 @@
 //! the other; [`febrl_like_dedupe`] makes one source where entities appear several times. The
 //! truth is in the record ids: `rec-{k}-org` and `rec-{k}-dup-{d}` are the same entity `k`
 //! ([`entity_of`]). [`companies_dedupe`] makes PATSTAT-like company (patent applicant) records
-//! for deduplication, the entity in a `cluster` column.
+//! for deduplication, the entity in a `cluster` column. [`described`] attaches real UK parcel
+//! goods descriptions to the sample declarations by HS code and plants misdeclarations at known
+//! rates (`borderlens sample describe`), the truth in a file of its own.
 //!
 //! Values follow realistic frequency distributions, because linkage accuracy and blocking cost
 //! depend on them: Zipf-like names (a few hundred real English/Australian given names and
@@ -22,8 +24,9 @@
 //! record), whatever the number of threads used to generate it; entity `k` is the same person
 //! whatever the size of the data set.
 //!
-//! **Must not touch:** no store, no I/O besides [`write_csv`], and no linkage logic (no
-//! comparison, blocking or scoring): this crate only makes data for those who do.
+//! **Must not touch:** no store, no I/O besides [`write_csv`] ([`described`] takes and returns
+//! bytes; the app reads and writes the files), no linkage logic (no comparison, blocking or
+//! scoring) and no HS classification: this crate only makes data for those who do.
 
 #![deny(missing_docs)]
 
@@ -37,6 +40,7 @@ pub use companies::{companies_dedupe, COMPANY_COLUMNS};
 
 mod companies;
 mod corrupt;
+pub mod described;
 mod person;
 mod vocab;
 mod words;

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use borderlens_app::{self as app, Caller, DeclarationView};
 use borderlens_controls::{FieldType, FormSchema};
-use borderlens_domain::{FieldRegistry, Lane};
+use borderlens_domain::{FieldRegistry, FieldType as DeclaredType, Lane};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -121,6 +121,7 @@ fn render(
             Some(Notice::Overridden) => div.banner.ok role="status" { "Override recorded." },
             None => {},
         }
+        (goods(&trace.goods))
         section aria-labelledby="decision" {
             h2 #decision { "Selection decision" }
             @if let Some(d) = design {
@@ -261,6 +262,44 @@ fn override_form(id: &str, caller: &Caller, lane: Option<Lane>, problem: Option<
     }
 }
 
+/// The declared HS code beside the goods descriptions, each exactly as declared (escaped by
+/// maud, spaces and line breaks kept, its writing direction isolated so that it cannot reorder
+/// the page around it), each labelled with who wrote it. The HS code suggested from the text and
+/// the mismatch between text and code will be columns of this table (issue 14, the `hs` room);
+/// until then the page says they are not computed rather than show anything.
+fn goods(goods: &app::GoodsText) -> Markup {
+    let text = |text: &Option<String>, who: &str| {
+        html! {
+            @match text {
+                Some(text) => bdi.verbatim data-description=(who) { (text) },
+                None => span.muted data-description=(who) data-absent { "none declared" },
+            }
+        }
+    };
+    html! {
+        section aria-labelledby="goods" {
+            h2 #goods { "Goods as declared" }
+            div.scroll { table.goods {
+                thead { tr {
+                    th scope="col" { "Declared HS code" }
+                    th scope="col" { "Goods description, as declared by the sender" }
+                    @if goods.description_cleaned.is_some() {
+                        th scope="col" { "Cleaned description, by broker/operator" }
+                    }
+                } }
+                tbody { tr {
+                    td data-declared-hs6 { (goods.hs6) }
+                    td { (text(&goods.description, "sender")) }
+                    @if goods.description_cleaned.is_some() {
+                        td { (text(&goods.description_cleaned, "cleaned")) }
+                    }
+                } }
+            } }
+            p.muted #hs-suggestion { "HS code suggested from the description, and its mismatch with the declared code: not computed in this version." }
+        }
+    }
+}
+
 /// What was declared, verbatim, beside what the system derived from it: two lists, never one
 /// overwriting the other; later files that disagreed are shown, not applied.
 fn dual_visibility(view: &DeclarationView) -> Markup {
@@ -272,7 +311,8 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                 div {
                     h2 { "As declared (never changed)" }
                     @if let Some(declared) = declared {
-                        div.scroll { table { tbody { @for field in FieldRegistry::standard().fields() {
+                        // Free texts (the goods descriptions) are shown with the declared code above.
+                        div.scroll { table { tbody { @for field in FieldRegistry::standard().fields().iter().filter(|f| f.ty != DeclaredType::Text) {
                             @if let Some(value) = declared.get(field.name) {
                                 tr { th scope="row" { (field.words) } td { (value) } }
                             }
@@ -367,6 +407,41 @@ fn answer_words(field: &str, value: &serde_json::Value) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn goods_texts_are_shown_escaped_and_labelled_with_who_wrote_them() {
+        let goods = app::GoodsText {
+            hs6: "851713".into(),
+            description: Some("<script>alert(1)</script> 2 x \"phones\"\n& case".into()),
+            description_cleaned: None,
+        };
+        let html = goods(&goods).into_string();
+        assert!(
+            html.contains(
+                "&lt;script&gt;alert(1)&lt;/script&gt; 2 x &quot;phones&quot;\n&amp; case"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("as declared by the sender"), "{html}");
+        assert!(
+            !html.contains("broker/operator"),
+            "no cleaned column without one: {html}"
+        );
+        assert!(html.contains("<td data-declared-hs6>851713</td>"), "{html}");
+        let both = app::GoodsText {
+            description: None,
+            description_cleaned: Some("Smartphones".into()),
+            ..goods
+        };
+        let html = super::goods(&both).into_string();
+        assert!(
+            html.contains("Cleaned description, by broker/operator"),
+            "{html}"
+        );
+        assert!(html.contains("data-absent"), "{html}");
+        assert!(html.contains(">Smartphones</bdi>"), "{html}");
+    }
 
     #[test]
     fn times_read_as_minutes_in_utc_and_other_text_is_kept() {

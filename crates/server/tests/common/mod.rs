@@ -28,7 +28,10 @@ use chrono::NaiveDate;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample/");
+/// The bundled sample with goods descriptions (constructed: data/sample-described/README.md),
+/// read through its mapping: the same declarations as data/sample, each with the sender's
+/// description and on some a broker's cleaned one.
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample-described/");
 const POLICY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../data/policies/port-default.json"
@@ -103,7 +106,7 @@ pub struct Spec {
     pub select: Option<(NaiveDate, NaiveDate)>,
 }
 
-/// The store of the page and browser tests: the start of the bundled sample (early 2020 to
+/// The store of the page and browser tests: the start of the bundled sample with descriptions (early 2020 to
 /// train on, the first days of 2021 to select from), a 20-tree model, and the bundled policy
 /// applied to 2021-01-01..05.
 pub static PAGES: Fixture = Fixture::new(Spec {
@@ -180,6 +183,13 @@ async fn start(
     }
 }
 
+/// The described sample's mapping file.
+fn described_mapping() -> ColumnMapping {
+    ColumnMapping::from_json_file(Path::new(&format!("{SAMPLE}mapping.json"))).unwrap()
+}
+
+/// The first `lines` records of a sample file (the described sample has no line break inside a
+/// description: one record a line).
 fn head(file: &str, lines: usize, out: &Path) -> PathBuf {
     let text = std::fs::read_to_string(format!("{SAMPLE}{file}")).unwrap();
     let head: Vec<&str> = text.lines().take(lines + 1).collect();
@@ -244,8 +254,7 @@ impl Fixture {
         }
         let tokens = on_own_thread(&place.target(), |store| {
             let reports =
-                app::import_files(store, &paths, &ColumnMapping::kcs_default(), true, &Silent)
-                    .unwrap();
+                app::import_files(store, &paths, &described_mapping(), true, &Silent).unwrap();
             assert!(reports.iter().all(|r| !r.has_problems()));
             let mut options = TrainOptions::standard(LabelKind::Fraud);
             options.gbdt.n_trees = spec.trees;
