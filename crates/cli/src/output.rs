@@ -184,6 +184,27 @@ pub fn score(r: &ScoreReport, limit: usize, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The declared HS code and the goods descriptions as declared, quoted with Rust's escapes (a
+/// line break reads `\n`, a control or direction mark cannot act on the terminal).
+fn goods(g: &borderlens_app::GoodsText) -> anyhow::Result<()> {
+    let quoted = |text: &Option<String>| match text {
+        Some(text) => format!("{text:?}"),
+        None => "none declared".to_string(),
+    };
+    outln!(
+        "declared HS code {}; goods description as declared by the sender: {}",
+        g.hs6,
+        quoted(&g.description)
+    );
+    if g.description_cleaned.is_some() {
+        outln!(
+            "cleaned goods description (broker/operator): {}",
+            quoted(&g.description_cleaned)
+        );
+    }
+    Ok(())
+}
+
 pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(r);
@@ -200,6 +221,7 @@ pub fn explain(r: &ExplainReport, json: bool) -> anyhow::Result<()> {
             .map(|o| format!("; control outcome: {o}"))
             .unwrap_or_default()
     );
+    goods(&r.goods)?;
     outln!(
         "average declaration: {:+.3} log-odds; this one: {:+.3}",
         r.base_log_odds,
@@ -683,6 +705,7 @@ pub fn decision_trace(r: &borderlens_app::DecisionTrace, json: bool) -> anyhow::
         return print_json(r);
     }
     outln!("declaration {}", r.declaration_id);
+    goods(&r.goods)?;
     if r.items > 1 {
         outln!(
             "item {} of {}{}",

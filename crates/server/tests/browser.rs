@@ -324,7 +324,6 @@ async fn round(run: &Run<'_>) {
     assert_eq!(run.text("#goods").await, "Goods as declared");
     let id = declaration.clone();
     let item = run.app.with_store(move |store| {
-        use borderlens_store::Items as _;
         let declaration = store.declaration(&id).unwrap().unwrap();
         declaration.items()[0].clone()
     });

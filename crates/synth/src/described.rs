@@ -457,9 +457,15 @@ pub fn describe_file(
     for (n, (start, line, record)) in records.iter().enumerate() {
         let end = records.get(n + 1).map_or(input.len(), |next| next.0);
         let raw = &input[*start..end];
-        let body = raw.trim_ascii_end();
-        // What follows the record: its line end, kept as it was (none after a last record
-        // without one).
+        // What follows the record: its line end (and any empty lines after it), kept as it was;
+        // none after a last record without one. Only line breaks: a space ending the last cell
+        // is the cell's.
+        let ends = raw
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\n' || b == b'\r')
+            .count();
+        let body = &raw[..raw.len() - ends];
         let terminator = &raw[body.len()..];
         out.extend_from_slice(body);
         let (sender, cleaned) = if n == 0 {
@@ -764,7 +770,7 @@ XVI,851713,Smartphones,8517,6\n";
         .unwrap()
     }
 
-    const INPUT: &str = "Declaration ID,HS6 Code,Fraud\r\nA,610910,0\r\nB,610920,1\r\nC,611020,0\r\nD,851713,1\r\nE,010121,0\r\nF,851762,1";
+    const INPUT: &str = "Declaration ID,HS6 Code,Fraud\r\nA,610910,0\r\nB,610920,1\r\nC,611020,0\r\nD,851713,1\r\nE,010121,0 \r\nF,851762,1";
 
     fn run(options: &DescribeOptions) -> (String, FileSummary, String) {
         let mut truth = csv::Writer::from_writer(Vec::new());
@@ -833,7 +839,8 @@ XVI,851713,Smartphones,8517,6\n";
         );
         // No line end is added after a last record without one.
         assert!(!out.ends_with('\n'));
-        assert_eq!(lines[5], "E,010121,0,,");
+        // A space ending a record stays in its cell.
+        assert_eq!(lines[5], "E,010121,0 ,,");
         assert_eq!(summary.coverage, [3, 1, 1, 1]);
         assert_eq!(summary.rows, 6);
         assert_eq!(summary.fraud_rows, 3);

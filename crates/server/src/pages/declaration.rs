@@ -410,12 +410,12 @@ mod tests {
 
     #[test]
     fn goods_texts_are_shown_escaped_and_labelled_with_who_wrote_them() {
-        let goods = app::GoodsText {
+        let declared = app::GoodsText {
             hs6: "851713".into(),
             description: Some("<script>alert(1)</script> 2 x \"phones\"\n& case".into()),
             description_cleaned: None,
         };
-        let html = goods(&goods).into_string();
+        let html = goods(&declared).into_string();
         assert!(
             html.contains(
                 "&lt;script&gt;alert(1)&lt;/script&gt; 2 x &quot;phones&quot;\n&amp; case"
@@ -432,9 +432,9 @@ mod tests {
         let both = app::GoodsText {
             description: None,
             description_cleaned: Some("Smartphones".into()),
-            ..goods
+            ..declared
         };
-        let html = super::goods(&both).into_string();
+        let html = goods(&both).into_string();
         assert!(
             html.contains("Cleaned description, by broker/operator"),
             "{html}"
