@@ -637,7 +637,7 @@ pub fn readme(
     line("");
     line("| file | what |");
     line("| --- | --- |");
-    line("| `df_syn_train_eng.csv`, `df_syn_valid_eng.csv` | the sample files, every byte kept, with two columns appended to each record: `Goods Description` (the sender's text) and `Cleaned Goods Description` (a broker's or operator's text, empty on most rows) |");
+    line("| `df_syn_train_eng.csv`, `df_syn_valid_eng.csv` | the sample files, every byte kept, with two columns appended to each record: `Goods Description` (the sender's text) and `Cleaned Goods Description` (a broker's or operator's text, empty on the rows that have none) |");
     line("| `mapping.json` | the column mapping that reads them (`borderlens import --mapping`): the KCS layout plus the two descriptions |");
     line("| `truth/descriptions.csv` | one line per data row: which level matched, whether it was misdeclared, the true code and chapter, the UK code and file the description came from, the level of the cleaned text. In a folder of its own so that no import reads it |");
     line("");
@@ -647,14 +647,17 @@ pub fn readme(
     line("");
     line("1. The sender's description is drawn at random from the UK descriptions of the declared HS6 code;");
     line("   if there is none, from those of its heading (first 4 digits), else of its chapter (first 2 digits).");
-    line("   A code of a chapter without any UK description gets no description.");
+    line("   A code of a chapter without any UK description gets no description. A description found at");
+    line("   heading or chapter level is of related goods, not of the declared subheading: it still reads");
+    line("   as the declared chapter.");
     line(&format!(
         "2. With probability {} on rows labelled `Fraud = 1` and {} on the others, the row is **misdeclared**:",
         options.misdeclared_fraud_rate, options.misdeclared_clean_rate
     ));
     line("   the sender's description is drawn instead for the HS code of another row of the same file,");
     line("   of another chapter (the goods really sent; found by the same back-off). The story: the sender");
-    line("   writes what is in the parcel, the declaration carries a code of another chapter.");
+    line("   writes what is in the parcel, the declaration carries a code of another chapter. A row without");
+    line("   a description is never misdeclared, so the measured rates below are a little under the rates asked.");
     line(&format!(
         "3. With probability {}, independently, the row also gets a cleaned description: the HS 2022 text",
         options.cleaned_rate
