@@ -681,6 +681,10 @@ pub struct DecisionTrace {
     /// The declared HS code and goods descriptions of `item_no`, verbatim, side by side (shown
     /// whether or not a model has scored it).
     pub goods: crate::GoodsText,
+    /// Derived, beside `goods` and never over it: what the shipped HS model reads the sender's
+    /// description as, its mismatch with the declared code, the sender-vs-cleaned disagreement;
+    /// computed when read, with the model's id.
+    pub hs_reading: crate::HsReading,
     /// Score, contributions and counterfactual of `item_no` by the model that decided; for a
     /// declaration not decided yet, by the newest model in the registry; absent when there is
     /// no model.
@@ -846,6 +850,7 @@ pub fn explain_decision(
         decided_item: decided,
         items,
         goods: crate::GoodsText::of(&item),
+        hs_reading: crate::hs_reading(&crate::GoodsText::of(&item))?,
         explanation,
         decisions: decisions.into_iter().map(DecisionEntry::from).collect(),
         results: results

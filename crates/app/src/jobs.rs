@@ -604,6 +604,7 @@ pub fn explain(
         item_no: item.key.item_no,
         declared: declared_values(&item),
         goods: crate::GoodsText::of(&item),
+        hs_reading: crate::hs_reading(&crate::GoodsText::of(&item))?,
         score: explanation.probability,
         base_log_odds: explanation.base_log_odds,
         log_odds: explanation.raw,

@@ -17,12 +17,16 @@ behave the same:
   [`token_caller`]), counted in the store so that it holds across server instances;
 - `sample.rs`: [`describe_sample`], the sample declarations with goods descriptions
   (constructed data, made by `borderlens_synth::described`);
+- `hs_reading.rs`: the HS reading of an item's goods description ([`hs_reading`]: what the
+  shipped `borderlens-hs` model reads the sender's text as, the mismatch with the declared code
+  at chapter, heading and 6-digit level, the sender-vs-cleaned disagreement), computed on read
+  and never stored; [`hs_suggest`] and [`hs_check`] for free texts;
 - `views.rs`: what the pages show ([`queue`], [`declaration`], [`dashboard`], [`audit_log`]);
 - `cache.rs`: models by the SHA-256 of their bytes, dashboards until the store's newest audit
   entry changes.
 
 They compose the library crates: `store` (what is kept), `ingest` (what comes in), `risk` (the
-numbers), `selection`, `controls`, `monitor`, `linkage` and `charts`. Every job takes the store
+numbers), `selection`, `controls`, `monitor`, `linkage`, `charts` and `hs`. Every job takes the store
 as `&dyn Backend` or `&mut dyn Backend` (`borderlens_store`: one `Store` type on SQLite or
 PostgreSQL, its operations grouped by room in the traits `Items`, `Registry`, `Decisions`,
 `Controls`, `Accounts` and `Audit`; `Backend` is all of them), so a job runs alike on either
@@ -40,6 +44,7 @@ interrupted job keeps nothing.
 
 mod cache;
 mod decisions;
+mod hs_reading;
 mod jobs;
 mod linking;
 mod monitoring;
@@ -52,6 +57,11 @@ mod views;
 /// The settings of [`describe_sample`] (seed and rates).
 pub use borderlens_synth::described::DescribeOptions;
 pub use decisions::*;
+pub use hs_reading::{
+    hs_check, hs_model, hs_reading, hs_suggest, HsCheckReport, HsCode, HsLevelMismatch, HsOutcome,
+    HsReading, HsSuggestReport, HsSuggestion, HsTextDisagreement, HsVerdict,
+    CHAPTER_MISMATCH_THRESHOLD, HS_SUGGESTIONS, MAX_HS_TEXT_BYTES,
+};
 pub use jobs::{
     anomaly, evaluate, explain, export_features, export_items, import_bytes, import_files,
     importance, score, train, AnomalyRequest, EvaluateRequest, ExplainRequest, ExportRequest,

@@ -325,6 +325,9 @@ pub struct ExplainReport {
     pub declared: BTreeMap<String, String>,
     /// The declared HS code and goods descriptions, verbatim, side by side.
     pub goods: GoodsText,
+    /// Derived, beside `goods` and never over it: what the shipped HS model reads the sender's
+    /// description as and its mismatch with the declared code, with the model's id.
+    pub hs_reading: crate::HsReading,
     /// Calibrated probability.
     pub score: f64,
     /// Log-odds of an average declaration.

@@ -757,3 +757,84 @@ pub(crate) async fn explanation(
     .await?;
     Ok(Json(report).into_response())
 }
+
+/// Largest body of the HS routes: above the common limit so that a 1 MB description reaches
+/// the handler and is refused as a 422 naming `text`, not cut off as a 413.
+pub(crate) const HS_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// A goods description to read.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "HsSuggestRequest")]
+pub(crate) struct HsSuggestBody {
+    /// The goods description, free text (at most 64 KiB; the model reads its first 1,024
+    /// bytes).
+    #[schemars(length(min = 1, max = 65536))]
+    text: String,
+    /// How many 6-digit codes to suggest (3 when absent).
+    #[serde(default = "default_k")]
+    #[schemars(range(min = 1, max = 20))]
+    k: usize,
+}
+
+fn default_k() -> usize {
+    app::HS_SUGGESTIONS
+}
+
+/// A declared code and the description declared with it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "HsCheckRequest")]
+pub(crate) struct HsCheckBody {
+    /// The declared HS code: 2, 4, 6, 8 or 10 digits, dots and spaces allowed (`6112.49`).
+    #[schemars(length(min = 2, max = 40))]
+    declared: String,
+    /// The goods description (at most 64 KiB).
+    #[schemars(length(min = 1, max = 65536))]
+    text: String,
+}
+
+/// The body of an HS route: 413 over [`HS_BODY_BYTES`], 415 unless JSON.
+fn hs_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    typed_body(
+        headers,
+        body,
+        "application/json",
+        &format!("request body over {} MiB", HS_BODY_BYTES / (1024 * 1024)),
+    )
+}
+
+/// A refusal of the HS jobs ("field: reason") as a 422 naming the field.
+fn hs_refusal(error: app::JobError) -> ApiError {
+    match &error {
+        app::JobError::Invalid(message) => {
+            let (field, reason) = message.split_once(": ").unwrap_or(("", message));
+            ApiError {
+                fields: vec![FieldError::new(field, reason)],
+                ..ApiError::unprocessable(message.clone())
+            }
+        }
+        _ => ApiError::from(error),
+    }
+}
+
+pub(crate) async fn hs_suggest(
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = hs_body(&headers, body)?;
+    let request: HsSuggestBody = parse_json(&bytes)?;
+    // A few hundred microseconds of CPU: no store, no blocking pool.
+    let report = app::hs_suggest(&request.text, request.k).map_err(hs_refusal)?;
+    Ok(Json(report).into_response())
+}
+
+pub(crate) async fn hs_check(
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = hs_body(&headers, body)?;
+    let request: HsCheckBody = parse_json(&bytes)?;
+    let report = app::hs_check(&request.declared, &request.text).map_err(hs_refusal)?;
+    Ok(Json(report).into_response())
+}

@@ -530,6 +530,39 @@ pub fn routes() -> Vec<Route> {
             handler: |m| on(m, handlers::explanation),
         },
         Route {
+            method: Method::POST,
+            path: "/api/v1/hs/suggest",
+            access: Access::Roles(DECISION_READERS),
+            summary: "HS codes suggested from a goods description by the shipped model: the best \
+                      6-digit codes with their words and calibrated probabilities, and the \
+                      back-off outcome (`borderlens hs suggest`); a text too vague or unreadable \
+                      is routed to review, never given a guess",
+            operation_id: "hsSuggest",
+            parameters: vec![],
+            request_body: Body::json::<handlers::HsSuggestBody>(),
+            responses: vec![(200, "The reading", Content::json::<app::HsSuggestReport>())],
+            errors: vec![],
+            handler: |m| {
+                on(m, handlers::hs_suggest).layer(DefaultBodyLimit::max(handlers::HS_BODY_BYTES))
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/hs/check",
+            access: Access::Roles(DECISION_READERS),
+            summary: "A declared HS code checked against its goods description: the mismatch at \
+                      chapter, heading and 6-digit level, each flagged as agreeing or disagreeing \
+                      (`borderlens hs check`)",
+            operation_id: "hsCheck",
+            parameters: vec![],
+            request_body: Body::json::<handlers::HsCheckBody>(),
+            responses: vec![(200, "The check", Content::json::<app::HsCheckReport>())],
+            errors: vec![],
+            handler: |m| {
+                on(m, handlers::hs_check).layer(DefaultBodyLimit::max(handlers::HS_BODY_BYTES))
+            },
+        },
+        Route {
             method: Method::GET,
             path: "/api/v1/tokens",
             access: Access::Roles(ADMINS),

@@ -303,6 +303,8 @@ fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, O
         "/api/v1/select" => json!({
             "policy": "port-default", "model": "s", "from": "2020-01-01", "to": "2020-01-03"
         }),
+        "/api/v1/hs/suggest" => json!({"text": "insulated copper wire", "k": 3}),
+        "/api/v1/hs/check" => json!({"declared": "6112.49", "text": "insulated copper wire"}),
         other => panic!("no example body for {other}: add one"),
     });
     (path, body)
@@ -616,6 +618,14 @@ async fn real_answers_and_bodies_validate_against_the_documented_schemas(kind: S
             admin.clone(),
             Some(json!({"submission_id": "x", "declaration_id": DECLARATION,
                      "schema_version": "1.0.0", "values": {"outcome": "nothing-like-it"}})),
+            422,
+        ),
+        (
+            Method::POST,
+            "/api/v1/hs/check".into(),
+            "/api/v1/hs/check",
+            admin.clone(),
+            Some(json!({"declared": "999999", "text": "copper wire"})),
             422,
         ),
     ];
@@ -1840,3 +1850,151 @@ async fn a_write_while_the_store_is_busy_answers_503_with_retry_after(kind: Stor
     app.stop().await;
 }
 on_both_stores!(a_write_while_the_store_is_busy_answers_503_with_retry_after);
+
+// ---------------------------------------------------------------------------------------------
+// HS codes read from goods descriptions
+
+async fn hs_routes_read_descriptions_and_refuse_bad_input(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let officer = app.token(Role::Officer);
+
+    // A description of insulated copper wire declared as knitted garments (chapter 61): the chapter
+    // disagrees; the same text declared as copper wire agrees.
+    let check = app
+        .post(
+            "/api/v1/hs/check",
+            &officer,
+            &json!({"declared": "6112.49", "text": "insulated copper wire"}),
+        )
+        .await;
+    assert_eq!(check.status, StatusCode::OK, "{}", check.text);
+    let check = check.json();
+    assert_eq!(check["declared"]["code"], "611249");
+    assert_eq!(check["reading"]["kind"], "derived");
+    assert!(check["reading"]["model"]
+        .as_str()
+        .unwrap()
+        .starts_with("hs-lexical-"));
+    let chapter = &check["reading"]["mismatch"][0];
+    assert_eq!(chapter["level"], "chapter");
+    assert_eq!(chapter["reads_as"]["code"], "85", "{check}");
+    assert_eq!(chapter["verdict"], "disagrees", "{check}");
+    let agrees = app
+        .post(
+            "/api/v1/hs/check",
+            &officer,
+            &json!({"declared": "8544", "text": "insulated copper wire"}),
+        )
+        .await
+        .json();
+    assert_eq!(agrees["reading"]["mismatch"][0]["verdict"], "agrees");
+    assert_eq!(agrees["reading"]["mismatch"].as_array().unwrap().len(), 2);
+
+    let suggest = app
+        .post(
+            "/api/v1/hs/suggest",
+            &officer,
+            &json!({"text": "insulated copper wire", "k": 5}),
+        )
+        .await;
+    assert_eq!(suggest.status, StatusCode::OK, "{}", suggest.text);
+    let suggest = suggest.json();
+    let codes = suggest["suggestions"].as_array().unwrap();
+    assert_eq!(codes.len(), 5);
+    assert!(codes[0]["code"].as_str().unwrap().starts_with("85"));
+    assert!(codes[0]["words"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("wire"));
+    // k is 3 when absent.
+    let three = app
+        .post(
+            "/api/v1/hs/suggest",
+            &officer,
+            &json!({"text": "insulated copper wire"}),
+        )
+        .await
+        .json();
+    assert_eq!(three["suggestions"].as_array().unwrap().len(), 3);
+
+    // Unreadable text: a clear answer routed to review, no code read.
+    for text in ["\u{0}\u{1}\u{2}\u{fffd}", "เสื้อยืดผ้าฝ้าย"] {
+        let answer = app
+            .post("/api/v1/hs/suggest", &officer, &json!({"text": text}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        let answer = answer.json();
+        assert_eq!(answer["outcome"], "cannot_read", "{answer}");
+        assert_eq!(answer["routed_to_review"], true);
+        assert!(answer["reads_as"].is_null() && answer["suggestions"] == json!([]));
+    }
+
+    // Bad input: 422 naming the field, never a 500.
+    let huge = "copper wire ".repeat(90_000); // about 1 MB
+    let refused: [(&str, Value, &str); 8] = [
+        ("/api/v1/hs/suggest", json!({"text": ""}), "text"),
+        ("/api/v1/hs/suggest", json!({"text": "   "}), "text"),
+        ("/api/v1/hs/suggest", json!({"text": huge}), "text"),
+        ("/api/v1/hs/suggest", json!({"text": "wire", "k": 0}), "k"),
+        ("/api/v1/hs/suggest", json!({"text": 7}), "text"),
+        (
+            "/api/v1/hs/check",
+            json!({"declared": "999999", "text": "wire"}),
+            "declared",
+        ),
+        (
+            "/api/v1/hs/check",
+            json!({"declared": "61x2", "text": "wire"}),
+            "declared",
+        ),
+        (
+            "/api/v1/hs/check",
+            json!({"declared": "6112", "text": ""}),
+            "text",
+        ),
+    ];
+    for (path, body, field) in refused {
+        let answer = app.post(path, &officer, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            answer.text
+        );
+        let error = answer.json();
+        assert_eq!(error["fields"][0]["field"], field, "{path}: {error}");
+        assert!(answer.error().starts_with(field), "{}", answer.error());
+    }
+    // Bytes that are not UTF-8 are not JSON: 400, not 500.
+    let binary = app
+        .send(
+            Method::POST,
+            "/api/v1/hs/suggest",
+            &officer,
+            Some(b"{\"text\": \"\xff\xfe\x00\"}".to_vec()),
+        )
+        .await;
+    assert_eq!(binary.status, StatusCode::BAD_REQUEST, "{}", binary.text);
+
+    // Annotators may not; without credentials, 401.
+    let annotator = app
+        .post(
+            "/api/v1/hs/suggest",
+            &app.token(Role::Annotator),
+            &json!({"text": "wire"}),
+        )
+        .await;
+    assert_eq!(annotator.status, StatusCode::FORBIDDEN);
+    let anonymous = app
+        .post(
+            "/api/v1/hs/check",
+            &Auth::None,
+            &json!({"declared": "85", "text": "wire"}),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+on_both_stores!(hs_routes_read_descriptions_and_refuse_bad_input);

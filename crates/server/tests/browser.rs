@@ -18,7 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use borderlens_app::Role;
-use common::{password, user_name, Served, StoreKind, PAGES};
+use common::{
+    password, user_name, Served, StoreKind, PAGES, PLANTED, PLANTED_HS6, PLANTED_READS_AS,
+    PLANTED_TEXT,
+};
 use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -359,13 +362,55 @@ async fn round(run: &Run<'_>) {
         .text("table.goods thead")
         .await
         .contains("as declared by the sender"));
-    assert!(run.text("#hs-suggestion").await.contains("not computed"));
+    // The HS reading, labelled as derived with the model id, beside the declared code.
+    assert_eq!(
+        run.text("#hs-reading").await,
+        "HS reading of the description (derived)"
+    );
+    assert!(run.text("[data-hs-model]").await.starts_with("hs-lexical-"));
+    let reading = borderlens_app::hs_reading(&goods).unwrap();
+    let line = run.text("#hs-suggestion").await;
+    assert!(
+        line.starts_with(&format!("Declared {}", goods.hs6)),
+        "{line}"
+    );
+    if reading.routed_to_review {
+        assert!(line.contains("routed to review"), "{line}");
+    } else {
+        assert!(line.contains("Description reads as"), "{line}");
+    }
     assert!(run.text("#values").await.contains("Declared and derived"));
     run.shot("declaration").await;
     if phone {
         run.find("figure.chart svg").await;
         run.fits_the_phone("declaration").await;
     }
+    // A planted misdeclaration of the described sample (`common::PLANTED`): declared 850870,
+    // the sender describes plastic closures. The page shows the
+    // sender's text, the declared code, what the text reads as and the chapter mismatch side by
+    // side, and says "disagrees".
+    run.goto(&format!("/declarations/{PLANTED}")).await;
+    assert_eq!(run.text("[data-declared-hs6]").await, PLANTED_HS6);
+    assert_eq!(run.text("bdi[data-description=sender]").await, PLANTED_TEXT);
+    assert_eq!(run.text("[data-hs-declared]").await, PLANTED_HS6);
+    let line = run.text("#hs-suggestion").await;
+    assert!(line.contains(PLANTED_READS_AS), "{line}");
+    assert!(line.contains("chapter mismatch: disagrees"), "{line}");
+    assert_eq!(run.text("[data-hs-verdict]").await, "disagrees");
+    let chapter = run.text("tr[data-hs-level=chapter]").await;
+    assert!(chapter.contains("disagrees"), "{chapter}");
+    // The broker's cleaned text repeats the declared code's words: it reads apart from the
+    // sender's.
+    assert!(run
+        .text("#hs-sender-vs-cleaned")
+        .await
+        .contains(&format!("the cleaned as {PLANTED_HS6}")));
+    run.shot("declaration-misdeclared").await;
+    if phone {
+        run.fits_the_phone("declaration-misdeclared").await;
+    }
+    run.goto(&format!("/declarations/{declaration}")).await;
+    run.find("#decision").await;
     let records = matches!(role, Role::Officer | Role::Manager | Role::Admin);
     let overrides = run
         .client

@@ -11,7 +11,10 @@ use std::collections::BTreeSet;
 use borderlens_app::Role;
 use borderlens_domain::Lane;
 use borderlens_server::{pages, Access, Permission};
-use common::{password, user_name, Served, StoreKind, PAGES};
+use common::{
+    password, user_name, Served, StoreKind, PAGES, PLANTED, PLANTED_HS6, PLANTED_READS_AS,
+    PLANTED_TEXT,
+};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{redirect, Method, StatusCode};
 
@@ -961,3 +964,61 @@ async fn a_declaration_shows_readable_times_and_control_answers_in_words(kind: S
     app.stop().await;
 }
 on_both_stores!(a_declaration_shows_readable_times_and_control_answers_in_words);
+
+async fn a_planted_misdeclaration_shows_the_reading_beside_the_declared_code(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let (cookie, _) = session(&app, Role::Officer).await;
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("/declarations/{PLANTED}"),
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let goods = &page.text[page.text.find("id=\"goods\"").unwrap()..];
+    let reading = &goods[goods.find("id=\"hs-reading\"").expect("the reading")..];
+    // Side by side: the declared code and the sender's text, then the reading, derived.
+    assert!(goods.contains(&format!("<td data-declared-hs6>{PLANTED_HS6}</td>")));
+    assert!(goods.contains(&format!(">{PLANTED_TEXT}</bdi>")));
+    assert!(reading.contains("(derived)"), "{reading}");
+    assert!(reading.contains("data-hs-model>hs-lexical-1+"), "{reading}");
+    let line = &reading[reading.find("id=\"hs-suggestion\"").unwrap()..];
+    let line = &line[..line.find("</p>").unwrap()];
+    assert!(
+        line.contains(&format!("data-hs-declared>{PLANTED_HS6}</span>")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("data-hs-reads-as>{PLANTED_READS_AS} ")),
+        "{line}"
+    );
+    assert!(line.contains("chapter mismatch: "), "{line}");
+    assert!(line.contains("data-hs-verdict=\"disagrees\""), "{line}");
+    assert!(reading.contains("data-hs-level=\"chapter\""), "{reading}");
+    assert!(reading.contains("id=\"hs-sender-vs-cleaned\""), "{reading}");
+    // The decision trace carries the same reading apart from the declared goods.
+    let trace = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/declarations/{PLANTED}/decision"),
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert_eq!(trace.status, StatusCode::OK, "{}", trace.text);
+    let trace: serde_json::Value = serde_json::from_str(&trace.text).unwrap();
+    assert_eq!(
+        trace["goods"]["hs6"], PLANTED_HS6,
+        "the declared code is kept"
+    );
+    assert_eq!(trace["hs_reading"]["kind"], "derived");
+    assert_eq!(trace["hs_reading"]["mismatch"][0]["verdict"], "disagrees");
+    assert_eq!(
+        trace["hs_reading"]["suggestions"][0]["code"],
+        PLANTED_READS_AS
+    );
+    app.stop().await;
+}
+on_both_stores!(a_planted_misdeclaration_shows_the_reading_beside_the_declared_code);

@@ -122,6 +122,7 @@ fn render(
             None => {},
         }
         (goods(&trace.goods))
+        (hs_reading(&trace.goods, &trace.hs_reading))
         section aria-labelledby="decision" {
             h2 #decision { "Selection decision" }
             @if let Some(d) = design {
@@ -264,9 +265,8 @@ fn override_form(id: &str, caller: &Caller, lane: Option<Lane>, problem: Option<
 
 /// The declared HS code beside the goods descriptions, each exactly as declared (escaped by
 /// maud, spaces and line breaks kept, its writing direction isolated so that it cannot reorder
-/// the page around it), each labelled with who wrote it. The HS code suggested from the text and
-/// the mismatch between text and code will be columns of this table (issue 14, the `hs` room);
-/// until then the page says they are not computed rather than show anything.
+/// the page around it), each labelled with who wrote it. What the HS model reads the text as is
+/// shown below it, apart and labelled as derived ([`hs_reading`]).
 fn goods(goods: &app::GoodsText) -> Markup {
     let text = |text: &Option<String>, who: &str| {
         html! {
@@ -295,7 +295,114 @@ fn goods(goods: &app::GoodsText) -> Markup {
                     }
                 } }
             } }
-            p.muted #hs-suggestion { "HS code suggested from the description, and its mismatch with the declared code: not computed in this version." }
+        }
+    }
+}
+
+/// A code with its nomenclature words.
+fn hs_code_words(code: &app::HsCode) -> Markup {
+    html! {
+        span.code { (code.code) }
+        @if let Some(words) = &code.words { " " span.muted { (words) } }
+    }
+}
+
+fn verdict_words(verdict: app::HsVerdict) -> &'static str {
+    match verdict {
+        app::HsVerdict::Agrees => "agrees",
+        app::HsVerdict::Disagrees => "disagrees",
+        app::HsVerdict::Unsure => "unsure",
+    }
+}
+
+fn level_words(level: &str) -> &str {
+    match level {
+        "hs6" => "6-digit",
+        other => other,
+    }
+}
+
+/// The HS reading of the sender's description, derived and labelled so, beside the declared
+/// code and the sender's text: one summary line ("Declared … · Description reads as … ·
+/// chapter mismatch: disagrees (score …)"), the mismatch per level, the best three codes and
+/// the sender-vs-cleaned disagreement. Without a description it says so; a text too vague or
+/// unreadable is said to be routed to review, with no code read from it.
+fn hs_reading(goods: &app::GoodsText, r: &app::HsReading) -> Markup {
+    let chapter = r.mismatch.iter().find(|m| m.level == "chapter");
+    let outcome = serde_json::to_value(r.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    html! {
+        section aria-labelledby="hs-reading" {
+            h2 #hs-reading { "HS reading of the description (derived)" }
+            p.muted { "Read from the sender's description by the model " span data-hs-model { (r.model) }
+                "; computed when this page is shown, never written over the declared code." }
+            p #hs-suggestion data-outcome=(outcome) {
+                "Declared " span data-hs-declared { (goods.hs6) }
+                @if let Some(d) = &r.declared { @if let Some(words) = &d.words {
+                    " (" @if d.code != goods.hs6 { (d.code) ": " } (words) ")"
+                } }
+                " · "
+                @match r.outcome {
+                    app::HsOutcome::NoDescription => {
+                        span data-hs-reads-as { "no goods description was declared: nothing to compare the code with" }
+                    }
+                    app::HsOutcome::TooVague | app::HsOutcome::CannotRead => {
+                        strong data-hs-review { "routed to review" } ": " (r.message)
+                    }
+                    _ => {
+                        "Description reads as "
+                        span data-hs-reads-as {
+                            @match &r.reads_as {
+                                Some(a) => { (a.code) " " (a.words) " (p=" (format!("{:.2}", a.probability)) ")" }
+                                None => { "no likely code (" (r.message) ")" }
+                            }
+                        }
+                        @if let Some(c) = chapter {
+                            " · chapter mismatch: "
+                            strong data-hs-verdict=(verdict_words(c.verdict)) { (verdict_words(c.verdict)) }
+                            " (score " (format!("{:.2}", c.score)) ")"
+                        }
+                    }
+                }
+            }
+            @if !r.mismatch.is_empty() {
+                div.scroll { table.hs-mismatch {
+                    caption.muted { "Declared code against the description, per level. Chapter: disagrees above the operating point "
+                        (format!("{:.3}", app::CHAPTER_MISMATCH_THRESHOLD))
+                        " of 1 − P(declared); heading and 6-digit: disagrees when another code is likely (P ≥ 0.5)." }
+                    thead { tr {
+                        th scope="col" { "Level" }
+                        th scope="col" { "Declared" }
+                        th scope="col" { "Description reads as" }
+                        th scope="col" { "Mismatch" }
+                    } }
+                    tbody { @for m in &r.mismatch {
+                        tr data-hs-level=(m.level) {
+                            td { (level_words(&m.level)) }
+                            td { (hs_code_words(&m.declared)) }
+                            td { (hs_code_words(&m.reads_as)) " (p=" (format!("{:.2}", m.reads_as_probability)) ")" }
+                            td { strong { (verdict_words(m.verdict)) } " (" (format!("{:.2}", m.score)) ")" }
+                        }
+                    } }
+                } }
+            }
+            @if !r.suggestions.is_empty() && !r.routed_to_review {
+                p.muted { "Best 6-digit readings:" }
+                ol.hs-suggestions { @for s in &r.suggestions {
+                    li { span.code { (s.code) } " " (s.words) " (p=" (format!("{:.2}", s.probability)) ")" }
+                } }
+            }
+            @if let Some(d) = &r.sender_vs_cleaned {
+                p #hs-sender-vs-cleaned {
+                    "Sender's and cleaned descriptions read apart by "
+                    (format!("{:.2}", d.chapter)) " at chapter, "
+                    (format!("{:.2}", d.heading)) " at heading, "
+                    (format!("{:.2}", d.hs6)) " at 6 digits (0 = same reading, 1 = disjoint): the sender's reads as "
+                    (d.sender_reads_as.code) ", the cleaned as " (d.cleaned_reads_as.code) "."
+                }
+            }
         }
     }
 }

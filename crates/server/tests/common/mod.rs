@@ -428,3 +428,16 @@ impl Drop for WriteLock {
         }
     }
 }
+
+/// A planted misdeclaration of the described sample (`truth/descriptions.csv`, line 218 of
+/// `df_syn_train_eng.csv`, `misdeclared` 1, `fraud` 1): declared 850870 (parts of vacuum
+/// cleaners, which the broker's cleaned text repeats), while the sender wrote what is in the
+/// parcel: plastic closures (true code 392350). In every fixture (line 218 < 300).
+pub const PLANTED: &str = "27011547";
+/// Its declared code.
+pub const PLANTED_HS6: &str = "850870";
+/// The sender's description.
+pub const PLANTED_TEXT: &str = "stoppers, lids and bottle caps, plastic";
+/// What the shipped HS model reads the sender's text as (`borderlens hs check --declared 850870
+/// "stoppers, lids and bottle caps, plastic"`: 392350 at 95.6%, chapter mismatch 1.000).
+pub const PLANTED_READS_AS: &str = "392350";
