@@ -369,9 +369,6 @@ fn hs_reading(goods: &app::GoodsText, r: &app::HsReading) -> Markup {
             }
             @if !r.mismatch.is_empty() {
                 div.scroll { table.hs-mismatch {
-                    caption.muted { "Declared code against the description, per level. Chapter: disagrees above the operating point "
-                        (format!("{:.3}", app::CHAPTER_MISMATCH_THRESHOLD))
-                        " of 1 − P(declared); heading and 6-digit: disagrees when another code is likely (P ≥ 0.5)." }
                     thead { tr {
                         th scope="col" { "Level" }
                         th scope="col" { "Declared" }
@@ -387,6 +384,9 @@ fn hs_reading(goods: &app::GoodsText, r: &app::HsReading) -> Markup {
                         }
                     } }
                 } }
+                p.muted { "Declared code against the description, per level. Chapter: disagrees above the operating point "
+                    (format!("{:.3}", app::CHAPTER_MISMATCH_THRESHOLD))
+                    " of 1 − P(declared); heading and 6-digit: disagrees when another code is likely (P ≥ 0.5)." }
             }
             @if !r.suggestions.is_empty() && !r.routed_to_review {
                 p.muted { "Best 6-digit readings:" }
@@ -548,6 +548,33 @@ mod tests {
         );
         assert!(html.contains("data-absent"), "{html}");
         assert!(html.contains(">Smartphones</bdi>"), "{html}");
+    }
+
+    #[test]
+    fn the_hs_reading_says_when_there_is_nothing_to_read_and_never_guesses_on_review() {
+        let shown = |description: Option<&str>| {
+            let goods = app::GoodsText {
+                hs6: "611249".into(),
+                description: description.map(str::to_string),
+                description_cleaned: None,
+            };
+            hs_reading(&goods, &app::hs_reading(&goods).unwrap()).into_string()
+        };
+        let none = shown(None);
+        assert!(none.contains("no goods description was declared"), "{none}");
+        assert!(!none.contains("data-hs-verdict") && !none.contains("hs-mismatch"));
+        let thai = shown(Some("เสื้อยืดผ้าฝ้าย"));
+        assert!(thai.contains("routed to review"), "{thai}");
+        assert!(thai.contains("data-outcome=\"cannot_read\""), "{thai}");
+        assert!(!thai.contains("data-hs-verdict") && !thai.contains("hs-suggestions"));
+        let wire = shown(Some("insulated copper wire"));
+        assert!(wire.starts_with("<section"), "{wire}");
+        assert!(
+            wire.contains("Declared <span data-hs-declared>611249</span> ("),
+            "{wire}"
+        );
+        assert!(wire.contains("data-hs-verdict=\"disagrees\""), "{wire}");
+        assert!(wire.contains("hs-lexical-1+"), "{wire}");
     }
 
     #[test]
