@@ -11,7 +11,8 @@ pub enum Permission {
     /// Use a session: log out, ask who one is, the home page.
     Session,
     /// Read decisions: the risk queue, declarations, decision traces, saved scores and
-    /// explanations, the dashboard's latest control results.
+    /// explanations, the dashboard's latest control results, and the HS reading of goods
+    /// descriptions (`hs/suggest`, `hs/check`: what a declaration page shows, for any text).
     ReadDecisions,
     /// Record control results and override decisions.
     Record,
