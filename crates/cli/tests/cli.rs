@@ -1590,14 +1590,17 @@ fn company_dedupe_benchmark_reports_bcubed_scores() {
     let ours = &report["borderlens"];
     // PATSTAT-like names (legal forms first or last, case, accents, 0.0 for no coordinates):
     // before company normalisation, name blocking, missing values and the dedupe prior, F1 was
-    // 0.62 here.
-    assert!(ours["f1"].as_f64().unwrap() > 0.7, "{report}");
-    assert!(ours["precision"].as_f64().unwrap() > 0.9, "{report}");
+    // 0.62 here; while EM trained on the coordinate rules (firms sharing a city-centre geocode
+    // taught it that sharing a place is a match) 0.74, below grouping on the first word (0.89).
+    let baseline = report["first_token_baseline"]["f1"].as_f64().unwrap();
+    assert!(ours["f1"].as_f64().unwrap() > 0.88, "{report}");
+    assert!(ours["f1"].as_f64().unwrap() > baseline, "{report}");
+    assert!(ours["precision"].as_f64().unwrap() > 0.95, "{report}");
     assert!(
         ours["candidate_pairs"].as_u64().unwrap() < 100_000,
         "{report}"
     );
-    assert!(report["first_token_baseline"]["f1"].as_f64().unwrap() > 0.0);
+    assert!(baseline > 0.0);
     assert!(work.join("companies-3000-42/bench.json").exists());
 }
 

@@ -19,6 +19,11 @@ pub struct ColumnProfile {
     pub name: String,
     /// Share of non-empty values.
     pub fill: f64,
+    /// Share of values that are known: non-empty and not one of the [`placeholders`]
+    /// (an ungeocoded `0.0` is filled but not known).
+    ///
+    /// [`placeholders`]: ColumnProfile::placeholders
+    pub known: f64,
     /// Distinct normalised values / non-empty values.
     pub distinct: f64,
     /// Mean characters of non-empty values.
@@ -106,6 +111,7 @@ fn profile_column(name: &str, values: &[&str]) -> ColumnProfile {
     let mut p = ColumnProfile {
         name: name.to_string(),
         fill: present.len() as f64 / values.len().max(1) as f64,
+        known: 0.0,
         distinct: distinct.len() as f64 / n,
         mean_length: length / n,
         mean_tokens: tokens / n,
@@ -120,8 +126,8 @@ fn profile_column(name: &str, values: &[&str]) -> ColumnProfile {
     p.kind = classify(&p, distinct.len());
     let common = |count: f64| count >= 2.0 && count >= 0.02 * n;
     let mut found: Vec<String> = placeholders
-        .into_iter()
-        .filter(|&(_, count)| common(count))
+        .iter()
+        .filter(|&(_, &count)| common(count))
         .map(|(p, _)| p.to_string())
         .collect();
     found.sort();
@@ -130,8 +136,50 @@ fn profile_column(name: &str, values: &[&str]) -> ColumnProfile {
     if p.kind == "amount" && common(zeros) {
         found.insert(0, "0".into());
     }
+    let unknown: f64 = placeholders
+        .iter()
+        .filter(|(v, _)| found.iter().any(|f| f == *v))
+        .map(|(_, count)| *count)
+        .sum::<f64>()
+        + if found.iter().any(|f| f == "0") {
+            zeros
+        } else {
+            0.0
+        };
+    p.known = (present.len() as f64 - unknown).max(0.0) / values.len().max(1) as f64;
     p.placeholders = found;
     p
+}
+
+/// Below this share of known values, a column's rules block but do not train.
+const TRAINING_KNOWN: f64 = 0.7;
+
+/// The rules EM learns m on: those whose columns are known for most records. A rule on a column
+/// that most records lack sees a biased share of the data, and one whose shared values are
+/// placeholders-turned-defaults (firms geocoded to their city centre) teaches EM that sharing
+/// the default is a match: on PATSTAT-like company records, training on the coordinate rules
+/// made m(name differs) 0.45 and cost a third of the recall (docs/linkage.md). Blocking still
+/// uses every rule; with no rule left to train on, all of them train.
+fn training_rules(rules: &[BlockingRule], profiles: &[ColumnProfile]) -> Vec<BlockingRule> {
+    let known = |spec: &String| {
+        let column = KeyPart::parse(spec)
+            .map(|p| p.column().to_string())
+            .unwrap_or_default();
+        profiles
+            .iter()
+            .find(|p| p.name == column)
+            .is_none_or(|p| p.known >= TRAINING_KNOWN)
+    };
+    let kept: Vec<BlockingRule> = rules
+        .iter()
+        .filter(|r| r.columns.iter().all(known))
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        rules.to_vec()
+    } else {
+        kept
+    }
 }
 
 /// Values that commonly stand for "not known" in trade files.
@@ -530,13 +578,14 @@ pub fn infer_settings(full_left: &Table, full_right: Option<&Table>) -> Settings
             });
         }
     }
+    let training_blocking_rules = training_rules(&rules, &profiles);
     Settings {
         link_type: if right.is_some() {
             LinkType::LinkOnly
         } else {
             LinkType::DedupeOnly
         },
-        training_blocking_rules: rules.clone(),
+        training_blocking_rules,
         blocking_rules: rules,
         comparisons,
         identifiers: identifier_columns(left, right),

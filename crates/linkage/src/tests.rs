@@ -580,6 +580,47 @@ fn company_names_are_profiled_as_companies_and_blocked_on_their_words() {
 }
 
 #[test]
+fn placeholders_are_filled_but_not_known_and_their_columns_block_without_training() {
+    // Half the firms are ungeocoded (0.0); the other half sit on 40 city centres.
+    let mut t = Table {
+        name: "t".into(),
+        columns: vec!["name".into(), "lat".into()],
+        values: vec![crate::table::Column::new(), crate::table::Column::new()],
+        ..Table::default()
+    };
+    for r in 0..400 {
+        t.ids.push(&format!("r{r}"));
+        t.values[0].push(&format!(
+            "{}{} {}",
+            FIRST[r % 12],
+            LAST[(r / 12) % 10],
+            r / 3
+        ));
+        let centre = format!("{:.4}", 50.0 + (r % 80) as f64 * 0.01);
+        t.values[1].push(if r % 2 == 0 { "0.0" } else { &centre });
+    }
+    let profiles = profile::profile(&t, None);
+    let lat = profiles.iter().find(|p| p.name == "lat").unwrap();
+    assert_eq!(lat.fill, 1.0);
+    assert!((lat.known - 0.5).abs() < 1e-9, "known {}", lat.known);
+    let name = profiles.iter().find(|p| p.name == "name").unwrap();
+    assert_eq!(name.known, 1.0);
+    let s = profile::infer_settings(&t, None);
+    let on_lat = |r: &BlockingRule| r.columns.iter().any(|c| c == "lat");
+    assert!(
+        s.blocking_rules.iter().any(on_lat),
+        "{:?}",
+        s.blocking_rules
+    );
+    assert!(!s.training_blocking_rules.is_empty());
+    assert!(
+        !s.training_blocking_rules.iter().any(on_lat),
+        "{:?}",
+        s.training_blocking_rules
+    );
+}
+
+#[test]
 fn word_keys_and_large_blocks() {
     let first = settings::KeyPart::parse("first_word(n)").unwrap();
     let sorted = settings::KeyPart::parse("sorted_words(n)").unwrap();
