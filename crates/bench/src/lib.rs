@@ -8,6 +8,8 @@
 //!   CSV file with a cluster column), B-cubed precision, recall and F1 beside the baseline of
 //!   grouping on the first word of the name.
 //! - [`hs`]: throughput of the lexical HS model (descriptions/s) on real descriptions.
+//! - [`import()`]: whether `borderlens import` streams: peak memory of a child process importing
+//!   N/10 and N described items.
 //! - [`serve`]: an open-loop load test of `borderlens serve` on loopback (a reqwest client on a
 //!   single-threaded tokio runtime), with the store read back afterwards.
 //!
@@ -22,6 +24,7 @@
 
 mod dedupe;
 mod hs;
+mod import;
 mod link;
 mod risk;
 mod serve;
@@ -30,6 +33,7 @@ use std::path::PathBuf;
 
 pub use dedupe::{bcubed, first_token_groups, link_companies};
 pub use hs::hs;
+pub use import::import;
 pub use link::link;
 pub use risk::risk;
 pub use serve::serve;

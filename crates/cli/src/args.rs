@@ -399,7 +399,8 @@ pub struct ExportArgs {
 pub struct BenchArgs {
     /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data),
     /// link-companies (company-name deduplication, B-cubed F1), hs (descriptions/s of the lexical HS model;
-    /// --records descriptions, --data may hold cross_atlas_validation.jsonl) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
+    /// --records descriptions, --data may hold cross_atlas_validation.jsonl), import (peak memory of importing --records/10 and --records
+    /// described items: does the import stream?; --file: the rows to copy) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
     /// rates).
     pub what: String,
     /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.

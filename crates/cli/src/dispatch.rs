@@ -259,8 +259,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 "serve" => borderlens_bench::serve(&a.to_options(), cli.json, &bars)?,
                 "hs" => borderlens_bench::hs(&a.to_options(), cli.json, &bars)?,
+                "import" => borderlens_bench::import(&a.to_options(), cli.json, &bars)?,
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve` or `bench hs`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs` or `bench import`"
                 ),
             }
             Ok(ExitCode::SUCCESS)

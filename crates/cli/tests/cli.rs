@@ -1605,6 +1605,48 @@ fn company_dedupe_benchmark_reports_bcubed_scores() {
 }
 
 #[test]
+fn import_benchmark_imports_every_generated_item_twice_and_compares_peak_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("bench");
+    let template = format!("{DESCRIBED}/df_syn_valid_eng.csv");
+    let result = borderlens(
+        &db_in(&dir),
+        &[
+            "--json",
+            "bench",
+            "import",
+            "--records",
+            "3000",
+            "--file",
+            &template,
+            "--work",
+            path_str(&work),
+        ],
+    );
+    assert_exit(&result, 0);
+    let report = json(&result);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{report}");
+    for (run, items) in runs.iter().zip([300, 3000]) {
+        assert_eq!(run["items"], items, "{report}");
+        let file = &run["report"]["files"][0];
+        assert_eq!(file["inserted"], items, "{report}");
+        assert_eq!(file["rejected"].as_array().unwrap().len(), 0, "{report}");
+        assert!(run["peak_memory_mib"].as_f64().unwrap() > 1.0, "{report}");
+    }
+    assert!(report["peak_memory_ratio"].as_f64().unwrap() > 0.0);
+    // The sample's rows nearly all carry a sender's description, and so do the copies.
+    assert!(
+        report["items_with_a_description"].as_f64().unwrap() > 0.9,
+        "{report}"
+    );
+    // Too few items to take a tenth of: refused, naming the option.
+    let few = borderlens(&db_in(&dir), &["bench", "import", "--records", "5"]);
+    assert_ne!(code(&few), 0);
+    assert!(stderr(&few).contains("--records"), "{}", stderr(&few));
+}
+
+#[test]
 fn settings_that_do_not_fit_the_data_name_the_settings_file() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("people.csv");
