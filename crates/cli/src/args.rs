@@ -108,7 +108,9 @@ pub struct ImportArgs {
     /// CSV files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Column-mapping JSON for other layouts (our field → your header).
+    /// Column-mapping JSON for other layouts (our field → your header). Without it: the KCS
+    /// layout, plus the goods descriptions when every file has the columns "Goods Description"
+    /// (and "Cleaned Goods Description").
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     /// Refuse a whole file if any record is bad.

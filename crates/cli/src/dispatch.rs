@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => {
             let mapping = match &a.mapping {
                 Some(path) => ColumnMapping::from_json_file(path)?,
-                None => ColumnMapping::kcs_default(),
+                None => ColumnMapping::kcs_default_for_files(&a.files),
             };
             let mut store = open()?;
             let reports = app::import_files(&mut *store, &a.files, &mapping, a.strict, &bars)?;

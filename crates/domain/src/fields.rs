@@ -658,6 +658,11 @@ fn standard_fields() -> Vec<DeclaredField> {
 pub const GOODS_DESCRIPTION: &str = "goods_description";
 /// The name of the broker's or operator's cleaned description in [`FieldRegistry::standard`].
 pub const GOODS_DESCRIPTION_CLEANED: &str = "goods_description_cleaned";
+/// The usual header of the sender's description in a KCS-layout file that carries one (the
+/// KCS files themselves carry none): an import without a mapping file reads it when present.
+pub const GOODS_DESCRIPTION_HEADER: &str = "Goods Description";
+/// The usual header of the cleaned description beside [`GOODS_DESCRIPTION_HEADER`].
+pub const GOODS_DESCRIPTION_CLEANED_HEADER: &str = "Cleaned Goods Description";
 
 static STANDARD: LazyLock<FieldRegistry> = LazyLock::new(|| FieldRegistry {
     fields: standard_fields(),

@@ -34,7 +34,7 @@ pub use declarations::{Declaration, DeclarationError};
 pub use fields::{
     check_free_text, check_text, control_character, DeclaredField, DeclaredValue, DuplicateField,
     FieldError, FieldRegistry, FieldType, ValueError, GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED,
-    MAX_TEXT_BYTES, PLAUSIBLE_YEARS,
+    GOODS_DESCRIPTION_CLEANED_HEADER, GOODS_DESCRIPTION_HEADER, MAX_TEXT_BYTES, PLAUSIBLE_YEARS,
 };
 pub use hs::{HsCode, HsError};
 pub use ids::{iso6346_check_digit, s10_check_digit, ContainerNumber, IdError, S10ItemId};

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use borderlens_domain::FieldRegistry;
+use borderlens_domain::{
+    FieldRegistry, GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED, GOODS_DESCRIPTION_CLEANED_HEADER,
+    GOODS_DESCRIPTION_HEADER,
+};
 use chrono::format::{Item, StrftimeItems};
 
 /// A column a mapping can point at: the item's key, one of the registry's declared fields, or
@@ -68,6 +71,54 @@ impl ColumnMapping {
     /// `Declaration ID,Date,Office ID,...,Fraud,Critical Fraud`, no item number column.
     pub fn kcs_default() -> ColumnMapping {
         ColumnMapping::kcs_for(FieldRegistry::standard())
+    }
+
+    /// The layout an import without a mapping file reads: the KCS layout, plus the goods
+    /// descriptions when the file's header row (`headers`) has their usual columns
+    /// ([`GOODS_DESCRIPTION_HEADER`], [`GOODS_DESCRIPTION_CLEANED_HEADER`]), so that a described
+    /// file uploaded as is keeps its descriptions. A file without them reads as KCS.
+    pub fn kcs_default_for_headers<S: AsRef<str>>(headers: &[S]) -> ColumnMapping {
+        let mut mapping = ColumnMapping::kcs_default();
+        for (field, header) in [
+            (GOODS_DESCRIPTION, GOODS_DESCRIPTION_HEADER),
+            (GOODS_DESCRIPTION_CLEANED, GOODS_DESCRIPTION_CLEANED_HEADER),
+        ] {
+            if headers.iter().any(|h| h.as_ref().trim() == header) {
+                mapping.set_header(field, Some(header.to_string()));
+            }
+        }
+        mapping
+    }
+
+    /// [`ColumnMapping::kcs_default_for_headers`] on the header row of a CSV file's bytes (a
+    /// file whose header cannot be read gets the KCS layout, and the reader's error).
+    pub fn kcs_default_for_csv(bytes: &[u8]) -> ColumnMapping {
+        let headers = header_row(csv::ReaderBuilder::new().flexible(true).from_reader(bytes));
+        ColumnMapping::kcs_default_for_headers(&headers)
+    }
+
+    /// The mapping for files imported together without a mapping file: the descriptions are
+    /// read when every file's header row has them (files are read with one mapping, and a
+    /// mapped column missing from one file would refuse it). A file that cannot be opened
+    /// counts as not having them; its import then names the problem.
+    pub fn kcs_default_for_files(paths: &[PathBuf]) -> ColumnMapping {
+        let rows: Vec<Vec<String>> = paths
+            .iter()
+            .map(
+                |path| match csv::ReaderBuilder::new().flexible(true).from_path(path) {
+                    Ok(reader) => header_row(reader),
+                    Err(_) => Vec::new(),
+                },
+            )
+            .collect();
+        let common: Vec<&String> = match rows.first() {
+            Some(first) => first
+                .iter()
+                .filter(|h| rows.iter().all(|r| r.contains(h)))
+                .collect(),
+            None => Vec::new(),
+        };
+        ColumnMapping::kcs_default_for_headers(&common)
     }
 
     /// The KCS layout for the fields of `registry`: fields without a KCS header are unmapped.
@@ -409,6 +460,18 @@ pub(crate) fn quoted_list(items: &[String]) -> String {
         .join(", ")
 }
 
+/// The header row of a CSV reader, lossily decoded; empty when it cannot be read.
+fn header_row<R: std::io::Read>(mut reader: csv::Reader<R>) -> Vec<String> {
+    reader
+        .byte_headers()
+        .map(|row| {
+            row.iter()
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,5 +636,47 @@ D2,2020-01-01,30,B,11,21,11,10,DEC,IMP,,,440890,BE,BE,8,FEU1,G,108,1000,,,\n";
         let err = ColumnMapping::from_json_file(&path).unwrap_err();
         assert!(err.to_string().contains("mapping.json"), "{err}");
         assert!(err.to_string().contains("unknown key 'bogus'"), "{err}");
+    }
+
+    #[test]
+    fn without_a_mapping_file_the_descriptions_are_read_when_the_header_has_them() {
+        let kcs = "Declaration ID,Date,Office ID\n1,2020-01-01,30\n";
+        assert_eq!(
+            ColumnMapping::kcs_default_for_csv(kcs.as_bytes()),
+            ColumnMapping::kcs_default()
+        );
+        let described = "\u{feff}Declaration ID,Date,Goods Description,Cleaned Goods Description\n";
+        let m = ColumnMapping::kcs_default_for_csv(described.as_bytes());
+        assert_eq!(m.header_of(GOODS_DESCRIPTION), Some("Goods Description"));
+        assert_eq!(
+            m.header_of(GOODS_DESCRIPTION_CLEANED),
+            Some("Cleaned Goods Description")
+        );
+        let sender_only = ColumnMapping::kcs_default_for_headers(&["Goods Description"]);
+        assert_eq!(
+            sender_only.header_of(GOODS_DESCRIPTION),
+            Some("Goods Description")
+        );
+        assert_eq!(sender_only.header_of(GOODS_DESCRIPTION_CLEANED), None);
+        // Not a CSV header at all: the KCS layout, and the reader's error later.
+        assert_eq!(
+            ColumnMapping::kcs_default_for_csv(b"\xff\xfe\x00\x00\"unterminated"),
+            ColumnMapping::kcs_default()
+        );
+        // Files read together: only what every one of them has.
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        std::fs::write(&a, described).unwrap();
+        std::fs::write(&b, "Declaration ID,Date,Goods Description\n").unwrap();
+        let both = ColumnMapping::kcs_default_for_files(&[a.clone(), b.clone()]);
+        assert_eq!(both.header_of(GOODS_DESCRIPTION), Some("Goods Description"));
+        assert_eq!(both.header_of(GOODS_DESCRIPTION_CLEANED), None);
+        let missing = dir.path().join("missing.csv");
+        let with_missing = ColumnMapping::kcs_default_for_files(&[a, missing]);
+        assert_eq!(with_missing, ColumnMapping::kcs_default());
+        assert_eq!(
+            ColumnMapping::kcs_default_for_files(&[]),
+            ColumnMapping::kcs_default()
+        );
     }
 }

@@ -661,7 +661,7 @@ pub(crate) async fn import(
             store,
             &source,
             &bytes,
-            &borderlens_ingest::ColumnMapping::kcs_default(),
+            &borderlens_ingest::ColumnMapping::kcs_default_for_csv(&bytes),
             query.strict,
             &app::Silent,
         )

@@ -1774,6 +1774,72 @@ async fn an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_s
 }
 on_both_stores!(an_uploaded_file_is_imported_once_with_bad_records_named_and_the_rest_stored);
 
+/// An upload of a described file kept no description: the route read the KCS layout only.
+/// Now the descriptions are stored byte for byte when the header has their usual columns.
+async fn an_uploaded_described_file_keeps_its_goods_descriptions(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let token = app.token(Role::Analyst);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/sample-described/df_syn_valid_eng.csv"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    // Fresh declaration ids, so that the fixture's own items are not met again.
+    let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let id = headers.iter().position(|h| h == "Declaration ID").unwrap();
+    let described = headers
+        .iter()
+        .position(|h| h == "Goods Description")
+        .unwrap();
+    let cleaned = headers
+        .iter()
+        .position(|h| h == "Cleaned Goods Description")
+        .unwrap();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(&headers).unwrap();
+    let mut expected = Vec::new();
+    for (n, row) in rows.records().take(60).enumerate() {
+        let row = row.unwrap();
+        let fresh = format!("U{n:07}");
+        let fields: Vec<&str> = row
+            .iter()
+            .enumerate()
+            .map(|(c, v)| if c == id { fresh.as_str() } else { v })
+            .collect();
+        out.write_record(&fields).unwrap();
+        let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        expected.push((fresh, some(&row[described]), some(&row[cleaned])));
+    }
+    let body = out.into_inner().unwrap();
+    let answer = app
+        .send_typed(
+            Method::POST,
+            "/api/v1/imports?name=described.csv",
+            &token,
+            Some((body, "text/csv")),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json()["inserted"], 60, "{}", answer.text);
+    assert!(expected.iter().any(|e| e.1.is_some()) && expected.iter().any(|e| e.2.is_some()));
+    for (declaration, sender, broker) in expected {
+        let item = app.with_store(|store| {
+            store
+                .declaration(&declaration)
+                .unwrap()
+                .unwrap()
+                .first()
+                .clone()
+        });
+        let goods = borderlens_app::GoodsText::of(&item);
+        assert_eq!(goods.description, sender, "{declaration}");
+        assert_eq!(goods.description_cleaned, broker, "{declaration}");
+    }
+    app.stop().await;
+}
+on_both_stores!(an_uploaded_described_file_keeps_its_goods_descriptions);
+
 /// An override reason of NULs answered 500 (PostgreSQL refuses NUL in text); one character and
 /// zero-width characters were taken. Now: 422 naming the field, nothing stored, on both stores.
 async fn override_reasons_are_checked_before_anything_is_stored(kind: StoreKind) {

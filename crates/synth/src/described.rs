@@ -31,10 +31,11 @@ use std::collections::BTreeMap;
 use borderlens_domain::rng::Rng;
 use borderlens_domain::{check_free_text, FieldRegistry};
 
-/// The header of the sender's description in the described files.
-pub const DESCRIPTION_HEADER: &str = "Goods Description";
+/// The header of the sender's description in the described files (the usual one, which an
+/// import without a mapping file reads).
+pub const DESCRIPTION_HEADER: &str = borderlens_domain::GOODS_DESCRIPTION_HEADER;
 /// The header of the cleaned description in the described files.
-pub const CLEANED_HEADER: &str = "Cleaned Goods Description";
+pub const CLEANED_HEADER: &str = borderlens_domain::GOODS_DESCRIPTION_CLEANED_HEADER;
 /// The header of the declaration id (KCS layout), copied to the truth file.
 pub const ID_HEADER: &str = "Declaration ID";
 /// The header of the label column the planting rates depend on (KCS layout).
