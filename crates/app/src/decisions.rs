@@ -850,7 +850,11 @@ pub fn explain_decision(
         decided_item: decided,
         items,
         goods: crate::GoodsText::of(&item),
-        hs_reading: crate::hs_reading(&crate::GoodsText::of(&item))?,
+        // The explanation carries the same reading: read once.
+        hs_reading: match &explanation {
+            Some(e) => e.hs_reading.clone(),
+            None => crate::hs_reading::item_hs_reading(store, &item)?,
+        },
         explanation,
         decisions: decisions.into_iter().map(DecisionEntry::from).collect(),
         results: results

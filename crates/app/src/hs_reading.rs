@@ -1,17 +1,26 @@
 //! The HS reading of a declaration item's goods description: what the shipped `hs` model reads
 //! the sender's text as, beside the declared code, with the mismatch at chapter, heading and
 //! 6-digit level and the disagreement of the sender's and the cleaned text (dual visibility,
-//! issue 14). Computed on read from the model compiled into the binary (loaded once per
-//! process); never stored, never written over the declared code.
+//! issue 14), from the model compiled into the binary (loaded once per process). Readings are
+//! stored as derived values per item and model version ([`annotate`], run by every import),
+//! never written over the declared code; the pages and explanations read the stored reading
+//! and compute one only for an item not read yet. Their numbers are the risk model's text
+//! signals ([`text_signals`]).
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Instant;
+
+use borderlens_domain::{DeclarationItem, ItemKey};
+use borderlens_risk::features::{TextSignalMap, TextSignals};
+use borderlens_store::{Backend, HsSignals, NewHsReading};
 
 use borderlens_hs::model::{Candidate, MODEL_VERSION, SURE};
 use borderlens_hs::{Code, HsModel, Nomenclature, Status};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{GoodsText, JobError};
+use crate::{GoodsText, JobError, Progress};
 
 /// Threshold of the chapter mismatch `1 − P(declared chapter | text)` above which the declared
 /// chapter "disagrees" with the description: the operating point `borderlens hs evaluate` finds
@@ -37,7 +46,7 @@ pub fn hs_model() -> Result<&'static HsModel, JobError> {
 }
 
 /// What the model made of the description.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HsOutcome {
     /// A 6-digit code is likely (P ≥ 0.5).
@@ -64,7 +73,7 @@ impl HsOutcome {
 }
 
 /// A code with its words in the HS 2022 nomenclature.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HsCode {
     /// The code (6, 4 or 2 digits).
     pub code: String,
@@ -73,7 +82,7 @@ pub struct HsCode {
 }
 
 /// A suggested code with its calibrated probability.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HsSuggestion {
     /// The code (6, 4 or 2 digits).
     pub code: String,
@@ -95,7 +104,7 @@ impl From<&Candidate> for HsSuggestion {
 }
 
 /// Whether the declared code agrees with the description at one level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HsVerdict {
     /// The declared code is what the description reads as (or, at chapter level, its mismatch
@@ -110,7 +119,7 @@ pub enum HsVerdict {
 }
 
 /// The mismatch of the declared code at one level.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HsLevelMismatch {
     /// `chapter`, `heading` or `hs6`.
     pub level: String,
@@ -132,7 +141,7 @@ pub struct HsLevelMismatch {
 
 /// How far the sender's and the cleaned descriptions read apart: the total variation distance
 /// of their code distributions (0 = same reading, 1 = disjoint).
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HsTextDisagreement {
     /// At chapter level.
     #[schemars(range(min = 0.0, max = 1.0))]
@@ -151,7 +160,7 @@ pub struct HsTextDisagreement {
 
 /// The HS reading of an item's goods: derived by the shipped model from the sender's
 /// description, shown beside the declared code and never written over it.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HsReading {
     /// Always `derived`: nothing here was declared.
     pub kind: String,
@@ -356,6 +365,213 @@ fn level_mismatches(
         });
     }
     rows
+}
+
+/// The reading of an item and its signals as stored (the signals are what the risk model reads).
+pub fn reading_of_item(item: &DeclarationItem) -> Result<(HsReading, HsSignals), JobError> {
+    let goods = GoodsText::of(item);
+    let declared = declared_code(Nomenclature::hs2022(), &goods.hs6);
+    let (reading, suggestion) = read(
+        declared,
+        goods.description.as_deref(),
+        goods.description_cleaned.as_deref(),
+        HS_SUGGESTIONS,
+    )?;
+    let level = |name: &str| reading.mismatch.iter().find(|m| m.level == name);
+    let probability = |p: f64| p.clamp(0.0, 1.0);
+    let signals = HsSignals {
+        key: item.key.clone(),
+        model: reading.model.clone(),
+        model_version: reading.model_version.clone(),
+        outcome: serde_json::to_value(reading.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        suggestions: reading
+            .suggestions
+            .iter()
+            .map(|s| (s.code.clone(), probability(s.probability)))
+            .collect(),
+        chapter_mismatch: level("chapter").map(|m| probability(m.score)),
+        heading_mismatch: level("heading").map(|m| probability(m.score)),
+        hs6_mismatch: level("hs6").map(|m| probability(m.score)),
+        reads_as_chapter: level("chapter").map(|m| m.reads_as.code.clone()),
+        reads_as_heading: level("heading").map(|m| m.reads_as.code.clone()),
+        reads_as_hs6: level("hs6").map(|m| m.reads_as.code.clone()),
+        vague_probability: suggestion.vague_probability.map(probability),
+        review: reading.routed_to_review,
+        cleaned_disagreement: reading
+            .sender_vs_cleaned
+            .as_ref()
+            .map(|d| probability(d.chapter)),
+    };
+    Ok((reading, signals))
+}
+
+/// The HS reading of a stored item: the one stored for the shipped model when there is one
+/// (no model runs), else computed now (an item imported before readings were stored, or not
+/// annotated yet).
+pub fn item_hs_reading(store: &dyn Backend, item: &DeclarationItem) -> Result<HsReading, JobError> {
+    let model = hs_model()?.id();
+    if let Some(stored) = store.hs_reading(&item.key, &model)? {
+        if let Ok(reading) = serde_json::from_str::<HsReading>(&stored.reading_json) {
+            return Ok(reading);
+        }
+    }
+    Ok(reading_of_item(item)?.0)
+}
+
+/// Items read per transaction by [`annotate`].
+const ANNOTATE_BATCH: usize = 2_000;
+
+/// What [`annotate`] did.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct AnnotateReport {
+    /// The HS model's id (recipe version and file digest) the readings are by.
+    pub model: String,
+    /// Items read and stored now.
+    pub read: u64,
+    /// Readings by this model stored in all (those read now included).
+    pub stored: u64,
+    /// Readings by other models (earlier versions), by model id: kept, never replaced.
+    pub other_models: Vec<(String, u64)>,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Reads, with the shipped HS model, every stored item that has a goods description and no
+/// reading by this model yet (new items, or items read by another model version), and stores
+/// the readings as derived values, [`ANNOTATE_BATCH`] items per transaction. The declared code
+/// and texts are never changed. Interrupting keeps the batches already stored.
+pub fn annotate(
+    store: &mut dyn Backend,
+    progress: &dyn Progress,
+) -> Result<AnnotateReport, JobError> {
+    let started = Instant::now();
+    let model = hs_model()?.id();
+    progress.start(&format!("reading goods descriptions ({model})"), None);
+    let mut read = 0u64;
+    loop {
+        if progress.interrupted() {
+            progress.finish();
+            return Err(JobError::Interrupted);
+        }
+        let items = store.items_without_hs_reading(&model, ANNOTATE_BATCH)?;
+        if items.is_empty() {
+            break;
+        }
+        let readings = read_items(&items)?;
+        store.save_hs_readings(&readings)?;
+        read += items.len() as u64;
+        progress.advance(read);
+    }
+    progress.finish();
+    let counts = store.hs_read_models()?;
+    let stored = counts
+        .iter()
+        .find(|(m, _)| *m == model)
+        .map_or(0, |(_, n)| *n);
+    Ok(AnnotateReport {
+        other_models: counts.into_iter().filter(|(m, _)| *m != model).collect(),
+        model,
+        read,
+        stored,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The readings of `items`, on every core (the model is shared, read-only).
+fn read_items(items: &[DeclarationItem]) -> Result<Vec<NewHsReading>, JobError> {
+    use rayon::prelude::*;
+    items
+        .par_iter()
+        .map(|item| {
+            let (reading, signals) = reading_of_item(item)?;
+            let reading_json = serde_json::to_string(&reading)
+                .map_err(|e| JobError::Internal(format!("HS reading as JSON: {e}")))?;
+            Ok(NewHsReading {
+                signals,
+                reading_json,
+            })
+        })
+        .collect()
+}
+
+/// The risk model's view of a reading.
+pub fn to_text_signals(s: &HsSignals) -> TextSignals {
+    TextSignals {
+        chapter_mismatch: s.chapter_mismatch,
+        heading_mismatch: s.heading_mismatch,
+        hs6_mismatch: s.hs6_mismatch,
+        reads_as: [
+            s.reads_as_chapter.clone(),
+            s.reads_as_heading.clone(),
+            s.reads_as_hs6.clone(),
+        ],
+        vagueness: s.vague_probability,
+        review: s.review,
+        cleaned_disagreement: s.cleaned_disagreement,
+    }
+}
+
+/// The text signals of `items` by HS model `hs_model` (an id): the stored readings, and for an
+/// item with a description but no stored reading, one computed now when `hs_model` is the
+/// shipped model. Refuses another model's id when the store holds none of its readings (a risk
+/// model trained on readings of an HS model this build does not ship: retrain it).
+pub fn text_signals(
+    store: &dyn Backend,
+    hs_model_id: &str,
+    items: &[DeclarationItem],
+) -> Result<TextSignalMap, JobError> {
+    // A few items (one explanation): one lookup each; many: every reading of the model at once.
+    let stored: HashMap<ItemKey, HsSignals> = if items.len() <= 16 {
+        let mut stored = HashMap::new();
+        for item in items {
+            if let Some(r) = store.hs_reading(&item.key, hs_model_id)? {
+                stored.insert(item.key.clone(), r.signals);
+            }
+        }
+        stored
+    } else {
+        store
+            .hs_signals(hs_model_id)?
+            .into_iter()
+            .map(|s| (s.key.clone(), s))
+            .collect()
+    };
+    let shipped = hs_model()?.id();
+    let mut map = TextSignalMap::with_capacity(stored.len());
+    let mut missing = Vec::new();
+    for item in items {
+        match stored.get(&item.key) {
+            Some(s) => {
+                map.insert(item.key.clone(), to_text_signals(s));
+            }
+            None if GoodsText::of(item).description.is_some()
+                || GoodsText::of(item).description_cleaned.is_some() =>
+            {
+                missing.push(item.clone());
+            }
+            None => {}
+        }
+    }
+    if !missing.is_empty() {
+        if hs_model_id != shipped {
+            return Err(JobError::Invalid(format!(
+                "the risk model reads goods descriptions as HS model {hs_model_id} read them, and \
+                 {} items have no reading by it; this build ships HS model {shipped}: retrain the \
+                 risk model (`borderlens train`)",
+                missing.len()
+            )));
+        }
+        for reading in read_items(&missing)? {
+            map.insert(
+                reading.signals.key.clone(),
+                to_text_signals(&reading.signals),
+            );
+        }
+    }
+    Ok(map)
 }
 
 /// What `POST /api/v1/hs/suggest` and `borderlens`'s callers get for a free text.

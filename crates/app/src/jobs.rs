@@ -111,6 +111,7 @@ fn import_reader<R: std::io::Read>(
         labelled: 0,
         conflicts: Vec::new(),
         rejected: Vec::new(),
+        descriptions_read: 0,
     };
     let reader = match reader {
         Ok(reader) => reader,
@@ -159,6 +160,15 @@ fn import_reader<R: std::io::Read>(
     }
     match outcome {
         Ok(outcome) => {
+            // The goods descriptions of the new items are read now, so that nothing downstream
+            // (pages, training, scoring) meets an item without its reading. An interruption
+            // here keeps the items stored (and the readings already saved); the rest are read
+            // by the next import or `borderlens hs annotate`.
+            report.descriptions_read = match crate::hs_reading::annotate(store, progress) {
+                Ok(annotated) => annotated.read,
+                Err(JobError::Interrupted) => 0,
+                Err(e) => return Err(e),
+            };
             report.inserted = outcome.inserted;
             report.unchanged = outcome.unchanged;
             report.labelled = outcome.labelled;
@@ -202,6 +212,11 @@ pub struct TrainRequest {
     pub options: TrainOptions,
     /// Weight controlled declarations by 1/π of their recorded selection decision.
     pub ipw: bool,
+    /// Add the text columns (what the shipped HS model reads the goods descriptions as:
+    /// mismatch with the declared code per level, vagueness, sender-vs-cleaned disagreement, no
+    /// description) when labelled training items carry descriptions. Without descriptions the
+    /// model is trained without them either way.
+    pub text_features: bool,
 }
 
 /// Trains on every labelled item dated up to `until` (unlabelled ones are history context, as
@@ -228,11 +243,29 @@ pub fn train(
             request.until
         )));
     }
+    let described = items
+        .iter()
+        .any(|d| d.label.is_some() && borderlens_risk::features::has_description(d));
+    let hs_model_id = if request.text_features && described {
+        Some(crate::hs_model()?.id())
+    } else {
+        None
+    };
+    let text = match &hs_model_id {
+        Some(id) => {
+            // Readings missing from the store (items imported before they were stored) are
+            // stored first, so that scoring later reads the same numbers.
+            crate::hs_reading::annotate(store, progress)?;
+            Some(crate::hs_reading::text_signals(store, id, &items)?)
+        }
+        None => None,
+    };
     let max_trees = request.options.gbdt.n_trees as u64;
     progress.start("training", Some(max_trees));
-    let trained = model::train_weighted(
+    let trained = model::train_with_text(
         &items,
         weights.as_deref(),
+        text.as_ref(),
         &request.options,
         &mut |done, _| {
             progress.advance(done as u64);
@@ -262,6 +295,7 @@ pub fn train(
         "n_trees": model.summary.n_trees,
         "validation_roc_auc": model.summary.validation_roc_auc,
         "thresholds": thresholds,
+        "text_features": hs_model_id,
     });
     let version = store.save_model(&request.model, &metadata.to_string(), &bytes)?;
     Ok(TrainReport {
@@ -277,6 +311,7 @@ pub fn train(
         validation_precision_at_5: model.summary.validation_precision_at_5,
         date_range: model.summary.date_range.clone(),
         thresholds,
+        text_features: hs_model_id,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -302,11 +337,51 @@ fn inverse_probability_weights(
         .collect())
 }
 
-fn load_model(
+/// A model read from the registry, with the HS model whose readings its text columns read.
+struct Loaded {
+    model: Arc<RiskModel>,
+    version: u32,
+    /// The HS model id of the readings the model was trained on (`text_features` in its
+    /// metadata); `None` for a model without text columns.
+    hs_model: Option<String>,
+}
+
+impl Loaded {
+    /// The text signals of `items` the model reads (`None` for a model without text columns).
+    fn text(
+        &self,
+        store: &dyn Backend,
+        items: &[DeclarationItem],
+    ) -> Result<Option<borderlens_risk::features::TextSignalMap>, JobError> {
+        match (&self.hs_model, self.model.uses_text()) {
+            (Some(id), true) => Ok(Some(crate::hs_reading::text_signals(store, id, items)?)),
+            (None, true) => Err(JobError::Invalid(
+                "the model has text columns but its metadata names no HS model (text_features): \
+                 retrain it"
+                    .into(),
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn load_model(store: &dyn Backend, name: &str, version: Option<u32>) -> Result<Loaded, JobError> {
+    let (model, version, metadata) = load_model_bytes(store, name, version)?;
+    let hs_model = serde_json::from_str::<serde_json::Value>(&metadata)
+        .ok()
+        .and_then(|m| m.get("text_features")?.as_str().map(str::to_string));
+    Ok(Loaded {
+        model,
+        version,
+        hs_model,
+    })
+}
+
+fn load_model_bytes(
     store: &dyn Backend,
     name: &str,
     version: Option<u32>,
-) -> Result<(Arc<RiskModel>, u32), JobError> {
+) -> Result<(Arc<RiskModel>, u32, String), JobError> {
     let not_found = || {
         JobError::NotFound(match version {
             Some(v) => format!("no model '{name}' version {v} in the registry (see `borderlens models`)"),
@@ -320,14 +395,14 @@ fn load_model(
         .max_by_key(|m| m.version)
         .ok_or_else(not_found)?;
     if let Some(model) = MODELS.get(&info.sha256) {
-        return Ok((model, info.version));
+        return Ok((model, info.version, info.metadata_json));
     }
     let stored = store
         .load_model(name, Some(info.version))?
         .ok_or_else(not_found)?;
     let model = Arc::new(RiskModel::from_bytes(&stored.bytes)?);
     MODELS.put(stored.sha256, model.clone());
-    Ok((model, stored.version))
+    Ok((model, stored.version, stored.metadata_json))
 }
 
 /// Models read from the registry, by the SHA-256 of their bytes (so a cached model is always
@@ -354,7 +429,8 @@ pub fn evaluate(
     store: &dyn Backend,
     request: &EvaluateRequest,
 ) -> Result<(EvaluationReport, Vec<f64>, Vec<bool>), JobError> {
-    let (model, version) = load_model(store, &request.model, request.version)?;
+    let loaded = load_model(store, &request.model, request.version)?;
+    let (model, version) = (&loaded.model, loaded.version);
     let label = model.label();
     let items = store.items(&ItemFilter {
         from: None,
@@ -371,7 +447,8 @@ pub fn evaluate(
             request.from, request.to
         )));
     }
-    let (data, rows) = model.design(&items, &wanted);
+    let text = loaded.text(store, &items)?;
+    let (data, rows) = model.design_with_text(&items, &wanted, text.as_ref());
     let scores = model.score(&data);
     let duty: Vec<f64> = rows.iter().map(|&i| items[i].duty_at_stake()).collect();
     let evaluation = metrics::evaluate(&scores, &data.labels, &duty);
@@ -420,7 +497,8 @@ pub fn score(
     request: &ScoreRequest,
     progress: &dyn Progress,
 ) -> Result<ScoreReport, JobError> {
-    let (model, version) = load_model(store, &request.model, request.version)?;
+    let loaded = load_model(store, &request.model, request.version)?;
+    let (model, version) = (&loaded.model, loaded.version);
     let from = match request.from {
         Some(from) => from,
         None => NaiveDate::parse_from_str(&model.summary.date_range.1, "%Y-%m-%d")
@@ -443,10 +521,11 @@ pub fn score(
             request.to.map(|t| format!(" to {t}")).unwrap_or_default()
         )));
     }
+    let text = loaded.text(store, &items)?;
     progress.start("scoring", Some(n_wanted as u64));
-    let (data, rows) = model.design(&items, &wanted);
+    let (data, rows) = model.design_with_text(&items, &wanted, text.as_ref());
     let scores = model.score(&data);
-    let threshold = threshold_for(&model, request.rate)?;
+    let threshold = threshold_for(model, request.rate)?;
     let order = metrics::ranking(&scores);
     let explanations = if request.explain {
         model.explain_all(&data)
@@ -460,7 +539,12 @@ pub fn score(
     for (rank, &r) in order.iter().enumerate() {
         let item = &items[rows[r]];
         let reasons = match explanations.get(r) {
-            Some(explanation) => to_reasons(&explanation.contributions, request.top_reasons, item),
+            Some(explanation) => to_reasons(
+                &explanation.contributions,
+                request.top_reasons,
+                item,
+                text.as_ref().and_then(|t| t.get(&item.key)),
+            ),
             None => Vec::new(),
         };
         if rank.is_multiple_of(1000) {
@@ -483,12 +567,15 @@ pub fn score(
         .enumerate()
         .map(|(r, (&i, &s))| {
             let reasons = match explanations.get(r) {
-                Some(explanation) => {
-                    { to_reasons(&explanation.contributions, request.top_reasons, &items[i]) }
-                        .iter()
-                        .map(Reason::in_words)
-                        .collect()
-                }
+                Some(explanation) => to_reasons(
+                    &explanation.contributions,
+                    request.top_reasons,
+                    &items[i],
+                    text.as_ref().and_then(|t| t.get(&items[i].key)),
+                )
+                .iter()
+                .map(Reason::in_words)
+                .collect(),
                 None => Vec::new(),
             };
             (items[i].key.clone(), s, reasons)
@@ -517,7 +604,9 @@ fn to_reasons(
     contributions: &[model::Contribution],
     n: usize,
     item: &DeclarationItem,
+    text: Option<&borderlens_risk::features::TextSignals>,
 ) -> Vec<Reason> {
+    use borderlens_risk::features::{declared_basis, text_basis};
     contributions
         .iter()
         .take(n)
@@ -525,7 +614,8 @@ fn to_reasons(
             feature: c.feature.clone(),
             words: c.words.clone(),
             value: c.value.clone(),
-            declared: borderlens_risk::features::declared_basis(&c.feature, item),
+            declared: declared_basis(&c.feature, item)
+                .or_else(|| text_basis(&c.feature, item, text)),
             history: c.support.map(Into::into),
             log_odds: c.log_odds,
         })
@@ -571,7 +661,8 @@ pub fn explain(
     store: &dyn Backend,
     request: &ExplainRequest,
 ) -> Result<(ExplainReport, model::Explanation), JobError> {
-    let (model, version) = load_model(store, &request.model, request.version)?;
+    let loaded = load_model(store, &request.model, request.version)?;
+    let (model, version) = (&loaded.model, loaded.version);
     let item = store.item(&request.key)?.ok_or_else(|| {
         JobError::NotFound(format!(
             "no declaration {} item {} in the store",
@@ -579,24 +670,37 @@ pub fn explain(
         ))
     })?;
     let history = item_history(store, &item)?;
-    let row = model.row(&item, &history);
+    let hs_reading = crate::hs_reading::item_hs_reading(store, &item)?;
+    let text = loaded.text(store, std::slice::from_ref(&item))?;
+    let signals = text.as_ref().and_then(|t| t.get(&item.key));
+    let row = model.row_with_text(&item, &history, signals);
     let explanation = model.explain(&row);
-    let threshold = threshold_for(&model, request.rate)?;
-    let counterfactual =
-        model
-            .counterfactual(&item, &history, threshold)
-            .map(|c| CounterfactualReport {
-                score: c.probability,
-                changes: c
-                    .changes
-                    .into_iter()
-                    .map(|ch| Change {
-                        field: ch.field,
-                        from: ch.from,
-                        to: ch.to,
-                    })
-                    .collect(),
-            });
+    let threshold = threshold_for(model, request.rate)?;
+    // A changed HS code is read against the description again (by the shipped model; a model
+    // trained on another HS model's readings was refused by `text` above).
+    let reread = |changed: &DeclarationItem| {
+        if changed.key == item.key && changed.hs6 == item.hs6 {
+            return signals.cloned();
+        }
+        text.as_ref()?;
+        crate::hs_reading::reading_of_item(changed)
+            .ok()
+            .map(|(_, s)| crate::hs_reading::to_text_signals(&s))
+    };
+    let counterfactual = model
+        .counterfactual_with_text(&item, &history, &reread, threshold)
+        .map(|c| CounterfactualReport {
+            score: c.probability,
+            changes: c
+                .changes
+                .into_iter()
+                .map(|ch| Change {
+                    field: ch.field,
+                    from: ch.from,
+                    to: ch.to,
+                })
+                .collect(),
+        });
     let report = ExplainReport {
         model: request.model.clone(),
         version,
@@ -604,11 +708,11 @@ pub fn explain(
         item_no: item.key.item_no,
         declared: declared_values(&item),
         goods: crate::GoodsText::of(&item),
-        hs_reading: crate::hs_reading(&crate::GoodsText::of(&item))?,
+        hs_reading,
         score: explanation.probability,
         base_log_odds: explanation.base_log_odds,
         log_odds: explanation.raw,
-        contributions: to_reasons(&explanation.contributions, usize::MAX, &item),
+        contributions: to_reasons(&explanation.contributions, usize::MAX, &item, signals),
         threshold,
         rate: request.rate,
         counterfactual,
@@ -783,7 +887,8 @@ pub fn importance(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<(String, f64)>, JobError> {
-    let (model, _) = load_model(store, model_name, version)?;
+    let loaded = load_model(store, model_name, version)?;
+    let model = &loaded.model;
     let items = store.items(&ItemFilter {
         from: None,
         to: Some(to),
@@ -795,7 +900,8 @@ pub fn importance(
             "no declarations between {from} and {to}"
         )));
     }
-    let (data, _) = model.design(&items, &wanted);
+    let text = loaded.text(store, &items)?;
+    let (data, _) = model.design_with_text(&items, &wanted, text.as_ref());
     Ok(model.global_importance(&data))
 }
 

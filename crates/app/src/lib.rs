@@ -19,8 +19,10 @@ behave the same:
   (constructed data, made by `borderlens_synth::described`);
 - `hs_reading.rs`: the HS reading of an item's goods description ([`hs_reading`]: what the
   shipped `borderlens-hs` model reads the sender's text as, the mismatch with the declared code
-  at chapter, heading and 6-digit level, the sender-vs-cleaned disagreement), computed on read
-  and never stored; [`hs_suggest`] and [`hs_check`] for free texts;
+  at chapter, heading and 6-digit level, the sender-vs-cleaned disagreement), stored per item
+  and HS model version as derived values by [`annotate`] (every import runs it), read back by
+  the pages ([`item_hs_reading`]) and turned into the risk model's text signals
+  ([`text_signals`]); [`hs_suggest`] and [`hs_check`] for free texts;
 - `views.rs`: what the pages show ([`queue`], [`declaration`], [`dashboard`], [`audit_log`]);
 - `cache.rs`: models by the SHA-256 of their bytes, dashboards until the store's newest audit
   entry changes.
@@ -58,8 +60,9 @@ mod views;
 pub use borderlens_synth::described::DescribeOptions;
 pub use decisions::*;
 pub use hs_reading::{
-    hs_check, hs_model, hs_reading, hs_suggest, HsCheckReport, HsCode, HsLevelMismatch, HsOutcome,
-    HsReading, HsSuggestReport, HsSuggestion, HsTextDisagreement, HsVerdict,
+    annotate, hs_check, hs_model, hs_reading, hs_suggest, item_hs_reading, reading_of_item,
+    text_signals, to_text_signals, AnnotateReport, HsCheckReport, HsCode, HsLevelMismatch,
+    HsOutcome, HsReading, HsSuggestReport, HsSuggestion, HsTextDisagreement, HsVerdict,
     CHAPTER_MISMATCH_THRESHOLD, HS_SUGGESTIONS, MAX_HS_TEXT_BYTES,
 };
 pub use jobs::{

@@ -40,6 +40,10 @@ pub struct FileReport {
     pub conflicts: Vec<String>,
     /// Bad records, not stored.
     pub rejected: Vec<RecordIssue>,
+    /// Goods descriptions read by the shipped HS model after the file was stored, the readings
+    /// stored as derived values (its new items' descriptions, and any stored earlier without
+    /// a reading by this model).
+    pub descriptions_read: u64,
 }
 
 impl FileReport {
@@ -76,6 +80,9 @@ pub struct TrainReport {
     pub date_range: (String, String),
     /// Probability thresholds by inspection rate (percent).
     pub thresholds: BTreeMap<String, f64>,
+    /// The HS model whose readings of the goods descriptions are the model's text columns;
+    /// `None` when trained without them (no descriptions, or `--no-text-features`).
+    pub text_features: Option<String>,
     /// Seconds spent.
     pub seconds: f64,
 }

@@ -10,6 +10,9 @@
 //! - [`hs`]: throughput of the lexical HS model (descriptions/s) on real descriptions.
 //! - [`import()`]: whether `borderlens import` streams: peak memory of a child process importing
 //!   N/10 and N described items.
+//! - [`text_features`]: the risk model with the goods descriptions' text columns against the
+//!   same model without them, on the described sample, trained on earlier dates and measured on
+//!   a later period.
 //! - [`serve`]: an open-loop load test of `borderlens serve` on loopback (a reqwest client on a
 //!   single-threaded tokio runtime), with the store read back afterwards.
 //!
@@ -28,6 +31,7 @@ mod import;
 mod link;
 mod risk;
 mod serve;
+mod text_features;
 
 use std::path::PathBuf;
 
@@ -37,6 +41,7 @@ pub use import::import;
 pub use link::link;
 pub use risk::risk;
 pub use serve::serve;
+pub use text_features::text_features;
 
 /// `println!` that ends the process quietly when stdout is closed (`borderlens ... | head`), as
 /// the CLI's own output does.

@@ -557,6 +557,7 @@ fn prepare(
             until,
             options,
             ipw: false,
+            text_features: true,
         },
         &app::Silent,
     )

@@ -93,6 +93,9 @@ pub enum Command {
     /// Goods descriptions and HS codes: suggest, check a declared code, batch, evaluate, train.
     #[command(subcommand)]
     Hs(crate::hs_cmds::HsCommand),
+    /// Read the goods descriptions of stored items not read yet by the shipped HS model (or read
+    /// by another version) and store the readings beside the declared codes (imports do this).
+    Annotate,
     /// Benchmarks.
     Bench(BenchArgs),
     /// Sample data sets: `sample describe` attaches UK parcel goods descriptions to the sample
@@ -176,6 +179,10 @@ pub struct TrainArgs {
     /// decision weigh 1).
     #[arg(long)]
     pub ipw: bool,
+    /// Train without the text columns (what the shipped HS model reads the goods descriptions
+    /// as), even when the items carry descriptions.
+    #[arg(long)]
+    pub no_text_features: bool,
     #[command(flatten)]
     pub options: ModelOptions,
 }
@@ -402,7 +409,8 @@ pub struct BenchArgs {
     /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data),
     /// link-companies (company-name deduplication, B-cubed F1), hs (descriptions/s of the lexical HS model;
     /// --records descriptions, --data may hold cross_atlas_validation.jsonl), import (peak memory of importing --records/10 and --records
-    /// described items: does the import stream?; --file: the rows to copy) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
+    /// described items: does the import stream?; --file: the rows to copy), text-features (risk model with
+    /// and without the goods descriptions' text columns on --data data/sample-described, --seed) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
     /// rates).
     pub what: String,
     /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.

@@ -65,6 +65,7 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
         until: date("2020-12-31")?,
         options: options.to_options()?,
         ipw: false,
+        text_features: true,
     };
     let trained = app::train(&mut store, &request, bars)?;
     output::train(&trained, false)?;

@@ -54,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 until: a.until,
                 options: a.options.to_options()?,
                 ipw: a.ipw,
+                text_features: !a.no_text_features,
             };
             let report = app::train(&mut *store, &request, &bars)?;
             output::train(&report, cli.json)?;
@@ -260,13 +261,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "serve" => borderlens_bench::serve(&a.to_options(), cli.json, &bars)?,
                 "hs" => borderlens_bench::hs(&a.to_options(), cli.json, &bars)?,
                 "import" => borderlens_bench::import(&a.to_options(), cli.json, &bars)?,
+                "text-features" => {
+                    borderlens_bench::text_features(&a.to_options(), cli.json, &bars)?
+                }
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs` or `bench import`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench import` or `bench text-features`"
                 ),
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Hs(c) => crate::hs_cmds::run(c, cli.json, &bars),
+        Command::Annotate => {
+            let mut store = open()?;
+            let report = app::annotate(&mut *store, &bars)?;
+            output::annotate(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(a) => {
             crate::service_cmds::serve(&cli.db, cli.database_url.as_deref(), a, cli.json)
         }

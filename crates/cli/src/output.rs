@@ -51,6 +51,7 @@ pub fn import(reports: &[FileReport], json: bool) -> anyhow::Result<()> {
         "labelled",
         "conflicts",
         "rejected",
+        "descriptions read",
     ]);
     for r in reports {
         match &r.file_error {
@@ -58,6 +59,7 @@ pub fn import(reports: &[FileReport], json: bool) -> anyhow::Result<()> {
                 t.add_row(vec![
                     r.file.clone(),
                     "refused".into(),
+                    "-".into(),
                     "-".into(),
                     "-".into(),
                     "-".into(),
@@ -75,6 +77,7 @@ pub fn import(reports: &[FileReport], json: bool) -> anyhow::Result<()> {
                     r.labelled.to_string(),
                     r.conflicts.len().to_string(),
                     r.rejected.len().to_string(),
+                    r.descriptions_read.to_string(),
                 ]);
             }
         }
@@ -103,7 +106,28 @@ pub fn train(r: &TrainReport, json: bool) -> anyhow::Result<()> {
         }
         _ => outln!("no held-out rows with both classes: no early stopping, no calibration"),
     }
+    match &r.text_features {
+        Some(hs) => outln!("text features: goods descriptions as read by HS model {hs}"),
+        None => outln!("text features: none (no goods descriptions, or --no-text-features)"),
+    }
     outln!("sha256 {}", r.sha256);
+    Ok(())
+}
+
+pub fn annotate(r: &borderlens_app::AnnotateReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "HS model {}: {} descriptions read now, {} readings stored in all ({:.1}s)",
+        r.model,
+        r.read,
+        r.stored,
+        r.seconds
+    );
+    for (model, n) in &r.other_models {
+        outln!("kept: {n} readings by HS model {model}");
+    }
     Ok(())
 }
 

@@ -5,14 +5,19 @@
 //!   (`HistoryState` is advanced day by day, after the day's features are taken);
 //! - category vocabularies are fixed when the model is trained; a code first seen later maps to the
 //!   "unseen" code, which no categorical split sends left;
-//! - nothing reads the label of the item being described.
+//! - nothing reads the label of the item being described;
+//! - text signals ([`TextSignals`]: what an HS model read the item's own goods descriptions as)
+//!   are derived from that item's declared texts and code only, never from a label; they are
+//!   computed outside this crate (which knows no HS model) and passed in per item.
 //!
 //! High-cardinality parties (importer, seller) are described by their history rather than by
 //! their identity: counts, smoothed past fraud rate and seniority.
 
 use std::collections::HashMap;
 
-use borderlens_domain::{DeclarationItem, FieldRegistry, LabelKind};
+use borderlens_domain::{
+    DeclarationItem, DeclaredValue, FieldRegistry, ItemKey, LabelKind, GOODS_DESCRIPTION,
+};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
@@ -90,11 +95,80 @@ impl HistorySupport {
     }
 }
 
+/// What an HS model read one item's goods descriptions as (issue 14): derived values, computed
+/// by the caller (the app reads them from the stored HS readings), never declared. `risk`
+/// knows no HS model; it turns these numbers into the text columns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TextSignals {
+    /// `1 − P(declared chapter | sender's text)`; `None` when not read (routed to review, a
+    /// declared code outside the nomenclature).
+    pub chapter_mismatch: Option<f64>,
+    /// `1 − P(declared heading | sender's text)`.
+    pub heading_mismatch: Option<f64>,
+    /// `1 − P(declared subheading | sender's text)`.
+    pub hs6_mismatch: Option<f64>,
+    /// The chapter, heading and 6-digit code the text reads as best (for explanations).
+    pub reads_as: [Option<String>; 3],
+    /// Probability that the sender's text is too vague to classify.
+    pub vagueness: Option<f64>,
+    /// Whether the text is routed to an officer's review (too vague or unreadable).
+    pub review: bool,
+    /// How far the sender's and the cleaned texts read apart (0 to 1), when both exist.
+    pub cleaned_disagreement: Option<f64>,
+}
+
+/// Text signals per item, for the items that have them.
+pub type TextSignalMap = HashMap<ItemKey, TextSignals>;
+
+/// The text columns, appended after the history columns in a pipeline fitted with text:
+/// (column name, business words).
+const TEXT_COLUMNS: [(&str, &str); 7] = [
+    ("no_description", "no goods description declared"),
+    (
+        "description_chapter_mismatch",
+        "description reads as another HS chapter than declared (1 − P(declared chapter))",
+    ),
+    (
+        "description_heading_mismatch",
+        "description reads as another HS heading than declared (1 − P(declared heading))",
+    ),
+    (
+        "description_hs6_mismatch",
+        "description reads as another HS code than declared (1 − P(declared code))",
+    ),
+    (
+        "description_vagueness",
+        "description too vague to classify (probability)",
+    ),
+    (
+        "description_routed_to_review",
+        "description too vague or unreadable: routed to review",
+    ),
+    (
+        "description_cleaned_disagreement",
+        "sender's and cleaned descriptions read as different goods (0 to 1)",
+    ),
+];
+
+/// Whether `item` carries a sender's goods description (not empty, not only blanks).
+pub fn has_description(item: &DeclarationItem) -> bool {
+    matches!(item.extra.get(GOODS_DESCRIPTION), Some(DeclaredValue::Text(t)) if !t.trim().is_empty())
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
 /// The fitted pipeline: category vocabularies learned at training time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeaturePipeline {
     /// Sorted distinct codes per categorical column, in [`CATEGORICALS`] order.
     vocabularies: Vec<Vec<String>>,
+    /// Whether the text columns ([`TEXT_COLUMNS`]) follow the history columns. Absent (false)
+    /// in models saved before they existed, and left out of the bytes when false, so that a
+    /// model without them is saved as before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    text: bool,
 }
 
 /// Running statistics of everything dated before the day being described.
@@ -120,6 +194,11 @@ struct EntityStats {
 impl FeaturePipeline {
     /// Learns the vocabularies from the training items.
     pub fn fit(items: &[DeclarationItem]) -> FeaturePipeline {
+        FeaturePipeline::fit_with_text(items, false)
+    }
+
+    /// [`FeaturePipeline::fit`], with the text columns when `text`.
+    pub fn fit_with_text(items: &[DeclarationItem], text: bool) -> FeaturePipeline {
         let vocabularies = CATEGORICALS
             .iter()
             .map(|(_, _, get)| {
@@ -132,7 +211,12 @@ impl FeaturePipeline {
                 codes
             })
             .collect();
-        FeaturePipeline { vocabularies }
+        FeaturePipeline { vocabularies, text }
+    }
+
+    /// Whether the pipeline has the text columns (it reads [`TextSignals`]).
+    pub fn uses_text(&self) -> bool {
+        self.text
     }
 
     /// Column descriptions, in column order.
@@ -162,6 +246,14 @@ impl FeaturePipeline {
                 });
             }
         }
+        if self.text {
+            for (name, _) in TEXT_COLUMNS {
+                features.push(FeatureInfo {
+                    name: name.to_string(),
+                    kind: FeatureKind::Numeric,
+                });
+            }
+        }
         features
     }
 
@@ -174,6 +266,9 @@ impl FeaturePipeline {
         }
         if let Some(i) = NUMERIC_NAMES.iter().position(|n| n == name) {
             return NUMERIC_WORDS[i].to_string();
+        }
+        if let Some((_, words)) = TEXT_COLUMNS.iter().find(|(n, _)| n == name) {
+            return words.to_string();
         }
         for (entity, words, _) in HISTORIES {
             for (suffix, suffix_words) in HISTORY_SUFFIXES.iter().zip(HISTORY_WORDS) {
@@ -239,8 +334,21 @@ impl FeaturePipeline {
         }
     }
 
-    /// One item's columns given the history before its date.
+    /// One item's columns given the history before its date (and, for a pipeline with text
+    /// columns, no text signals: see [`FeaturePipeline::row_with_text`]).
     pub fn row(&self, item: &DeclarationItem, history: &HistoryState) -> Vec<f64> {
+        self.row_with_text(item, history, None)
+    }
+
+    /// One item's columns given the history before its date and what its descriptions were
+    /// read as. Without signals, an item with a description has its text columns missing
+    /// (NaN); one without has `no_description` 1 and the rest missing.
+    pub fn row_with_text(
+        &self,
+        item: &DeclarationItem,
+        history: &HistoryState,
+        text: Option<&TextSignals>,
+    ) -> Vec<f64> {
         let mut row = Vec::with_capacity(CATEGORICALS.len() + NUMERIC_NAMES.len() + 16);
         for (column, (_, _, get)) in CATEGORICALS.iter().enumerate() {
             row.push(self.code(column, get(item)));
@@ -275,6 +383,21 @@ impl FeaturePipeline {
                 ]),
             }
         }
+        if self.text {
+            let number = |v: Option<f64>| v.unwrap_or(f64::NAN);
+            row.push(f64::from(u8::from(!has_description(item))));
+            match text {
+                Some(t) => row.extend([
+                    number(t.chapter_mismatch),
+                    number(t.heading_mismatch),
+                    number(t.hs6_mismatch),
+                    number(t.vagueness),
+                    f64::from(u8::from(t.review)),
+                    number(t.cleaned_disagreement),
+                ]),
+                None => row.extend([f64::NAN; TEXT_COLUMNS.len() - 1]),
+            }
+        }
         row
     }
 
@@ -288,6 +411,18 @@ impl FeaturePipeline {
         items: &[DeclarationItem],
         wanted: &[bool],
         label: LabelKind,
+    ) -> (Dataset, Vec<usize>) {
+        self.transform_with_text(items, wanted, label, None)
+    }
+
+    /// [`FeaturePipeline::transform`] with the items' text signals (by item key), read by a
+    /// pipeline with text columns.
+    pub fn transform_with_text(
+        &self,
+        items: &[DeclarationItem],
+        wanted: &[bool],
+        label: LabelKind,
+        text: Option<&TextSignalMap>,
     ) -> (Dataset, Vec<usize>) {
         let mut data = Dataset {
             features: self.features(),
@@ -307,7 +442,8 @@ impl FeaturePipeline {
                     .count();
             for i in day_start..day_end {
                 if wanted[i] {
-                    let row = self.row(&items[i], &history);
+                    let signals = text.and_then(|t| t.get(&items[i].key));
+                    let row = self.row_with_text(&items[i], &history, signals);
                     let positive = items[i].label.is_some_and(|l| label.is_positive(l));
                     data.push_row(&row, positive, 1.0);
                     rows_for.push(i);
@@ -394,6 +530,63 @@ pub fn declared_basis(column: &str, item: &DeclarationItem) -> Option<String> {
         "hs_chapter" | "hs_heading" => declared("hs6"),
         _ => return None,
     })
+}
+
+/// What a text column's value comes from, in business words beside the declared values:
+/// `description reads as chapter 85, declared chapter 39` for a chapter mismatch. `None` for
+/// columns that are not text columns, and when the item has no signals.
+pub fn text_basis(
+    column: &str,
+    item: &DeclarationItem,
+    text: Option<&TextSignals>,
+) -> Option<String> {
+    let declared_text = |name: &str| match item.extra.get(name) {
+        Some(DeclaredValue::Text(t)) => Some(shortened(t, 60)),
+        _ => None,
+    };
+    if column == "no_description" {
+        return Some(match declared_text(GOODS_DESCRIPTION) {
+            Some(t) => format!("goods description \"{t}\""),
+            None => "no goods description".to_string(),
+        });
+    }
+    let t = text?;
+    let code = item.hs6.as_str();
+    let level = |i: usize, words: &str, digits: usize| {
+        let reads = t.reads_as[i].as_deref()?;
+        let declared = code.get(..digits).unwrap_or(code);
+        Some(format!(
+            "description reads as {words}{reads}, declared {words}{declared}"
+        ))
+    };
+    match column {
+        "description_chapter_mismatch" => level(0, "chapter ", 2),
+        "description_heading_mismatch" => level(1, "heading ", 4),
+        "description_hs6_mismatch" => level(2, "", 6),
+        "description_vagueness" | "description_routed_to_review" => {
+            declared_text(GOODS_DESCRIPTION).map(|d| format!("goods description \"{d}\""))
+        }
+        "description_cleaned_disagreement" => {
+            match (
+                declared_text(GOODS_DESCRIPTION),
+                declared_text(borderlens_domain::GOODS_DESCRIPTION_CLEANED),
+            ) {
+                (Some(sender), Some(cleaned)) => Some(format!(
+                    "sender's description \"{sender}\", cleaned description \"{cleaned}\""
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `text` cut to `max` characters (ending in `…`) when longer.
+fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
 }
 
 fn log_unit_value(item: &DeclarationItem) -> Option<f64> {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::anomaly::{IsolationForest, IsolationForestConfig};
 use crate::data::{Dataset, FeatureInfo, FeatureKind};
-use crate::features::{FeaturePipeline, HistoryState};
+use crate::features::{FeaturePipeline, HistoryState, TextSignalMap, TextSignals};
 use crate::gbdt::{Booster, GbdtConfig};
 use crate::metrics::{self, INSPECTION_RATES};
 use crate::resample;
@@ -128,7 +128,13 @@ pub enum RiskError {
 /// versions existed (the same model JSON at the top level), which still loads. A change to what
 /// the model JSON holds that an older build would misread needs a new version, and
 /// [`RiskModel::from_bytes`] must keep reading every earlier one (`tests/model_format.rs`).
-pub const MODEL_FORMAT: u32 = 1;
+///
+/// Version 2 is version 1 with text columns in the pipeline (`"text":true`: the model reads what
+/// an HS model made of the goods descriptions, issue 14). An older build would ignore the flag
+/// and build rows without those columns, so a model that has them is written as version 2 and
+/// refused by older builds; a model without them is still written as version 1, byte for byte
+/// as before.
+pub const MODEL_FORMAT: u32 = 2;
 
 /// Version 1 of the registry bytes, as written.
 #[derive(Serialize)]
@@ -395,12 +401,25 @@ pub fn train_weighted(
     options: &TrainOptions,
     on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
 ) -> Result<RiskModel, RiskError> {
+    train_with_text(items, weights, None, options, on_iteration)
+}
+
+/// [`train_weighted`], with the text columns when `text` is given: what an HS model read each
+/// item's goods descriptions as, by item key (items without an entry have their text columns
+/// missing, but `no_description`). The model then reads text signals wherever it scores.
+pub fn train_with_text(
+    items: &[DeclarationItem],
+    weights: Option<&[f64]>,
+    text: Option<&TextSignalMap>,
+    options: &TrainOptions,
+    on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
+) -> Result<RiskModel, RiskError> {
     let TrainingDesign {
         items,
         pipeline,
         anomaly,
         data,
-    } = training_design_weighted(items, weights, options)?;
+    } = training_design_weighted(items, weights, text, options)?;
     let positives = data.labels.iter().filter(|&&y| y).count();
     let n = data.n_rows();
     let n_valid = ((n as f64 * options.validation_share).round() as usize).min(n / 2);
@@ -525,12 +544,22 @@ pub fn training_design(
     items: &[DeclarationItem],
     options: &TrainOptions,
 ) -> Result<TrainingDesign, RiskError> {
-    training_design_weighted(items, None, options)
+    training_design_weighted(items, None, None, options)
+}
+
+/// [`training_design`] with the text columns when `text` is given (see [`train_with_text`]).
+pub fn training_design_with_text(
+    items: &[DeclarationItem],
+    text: Option<&TextSignalMap>,
+    options: &TrainOptions,
+) -> Result<TrainingDesign, RiskError> {
+    training_design_weighted(items, None, text, options)
 }
 
 fn training_design_weighted(
     all_items: &[DeclarationItem],
     weights: Option<&[f64]>,
+    text: Option<&TextSignalMap>,
     options: &TrainOptions,
 ) -> Result<TrainingDesign, RiskError> {
     let label = options.label;
@@ -563,8 +592,8 @@ fn training_design_weighted(
     if all_items.windows(2).any(|w| w[0].date > w[1].date) {
         return Err(RiskError::Data("items are not sorted by date".into()));
     }
-    let pipeline = FeaturePipeline::fit(all_items);
-    let (mut data, rows) = pipeline.transform(all_items, &wanted, label);
+    let pipeline = FeaturePipeline::fit_with_text(all_items, text.is_some());
+    let (mut data, rows) = pipeline.transform_with_text(all_items, &wanted, label, text);
     if let Some(weights) = weights {
         data.weights = rows.iter().map(|&i| weights[i]).collect();
     }
@@ -601,7 +630,19 @@ pub fn design_with(
     wanted: &[bool],
     label: LabelKind,
 ) -> (Dataset, Vec<usize>) {
-    let (mut data, rows) = pipeline.transform(items, wanted, label);
+    design_with_text(pipeline, anomaly, items, wanted, label, None)
+}
+
+/// [`design_with`], with the items' text signals for a pipeline with text columns.
+pub fn design_with_text(
+    pipeline: &FeaturePipeline,
+    anomaly: Option<&IsolationForest>,
+    items: &[DeclarationItem],
+    wanted: &[bool],
+    label: LabelKind,
+    text: Option<&TextSignalMap>,
+) -> (Dataset, Vec<usize>) {
+    let (mut data, rows) = pipeline.transform_with_text(items, wanted, label, text);
     if let Some(forest) = anomaly {
         let scores = forest.score_all(&data);
         append_anomaly_column(&mut data, scores);
@@ -685,18 +726,45 @@ impl RiskModel {
     /// Model columns for the `wanted` items of `items` (sorted by date; earlier items, with their
     /// labels, are history), plus the index in `items` of each row.
     pub fn design(&self, items: &[DeclarationItem], wanted: &[bool]) -> (Dataset, Vec<usize>) {
-        design_with(
+        self.design_with_text(items, wanted, None)
+    }
+
+    /// [`RiskModel::design`] with the items' text signals (read when
+    /// [`RiskModel::uses_text`]).
+    pub fn design_with_text(
+        &self,
+        items: &[DeclarationItem],
+        wanted: &[bool],
+        text: Option<&TextSignalMap>,
+    ) -> (Dataset, Vec<usize>) {
+        design_with_text(
             &self.pipeline,
             self.anomaly.as_ref(),
             items,
             wanted,
             self.options.label,
+            text,
         )
+    }
+
+    /// Whether the model reads text signals (it was trained with the text columns).
+    pub fn uses_text(&self) -> bool {
+        self.pipeline.uses_text()
     }
 
     /// One item's model columns given its history.
     pub fn row(&self, item: &DeclarationItem, history: &HistoryState) -> Vec<f64> {
-        let mut row = self.pipeline.row(item, history);
+        self.row_with_text(item, history, None)
+    }
+
+    /// One item's model columns given its history and its text signals.
+    pub fn row_with_text(
+        &self,
+        item: &DeclarationItem,
+        history: &HistoryState,
+        text: Option<&TextSignals>,
+    ) -> Vec<f64> {
+        let mut row = self.pipeline.row_with_text(item, history, text);
         if let Some(forest) = &self.anomaly {
             let score = forest.score_row(&row);
             row.push(score);
@@ -809,7 +877,29 @@ impl RiskModel {
         history: &HistoryState,
         threshold: f64,
     ) -> Option<Counterfactual> {
-        let original = self.score_row(&self.row(item, history));
+        self.counterfactual_with_text(item, history, &|_| None, threshold)
+    }
+
+    /// [`RiskModel::counterfactual`] for a model with text columns: `text` reads an item (the
+    /// declared one, or one with a changed field) as the caller's HS model does, so that a
+    /// changed HS code is compared with the description again (a reclassification that the
+    /// description supports lowers the mismatch).
+    pub fn counterfactual_with_text(
+        &self,
+        item: &DeclarationItem,
+        history: &HistoryState,
+        text: &dyn Fn(&DeclarationItem) -> Option<TextSignals>,
+        threshold: f64,
+    ) -> Option<Counterfactual> {
+        let declared_text = text(item);
+        let row_of = |changed: &DeclarationItem| {
+            if changed.hs6 == item.hs6 {
+                self.row_with_text(changed, history, declared_text.as_ref())
+            } else {
+                self.row_with_text(changed, history, text(changed).as_ref())
+            }
+        };
+        let original = self.score_row(&row_of(item));
         if original < threshold {
             return None;
         }
@@ -849,7 +939,7 @@ impl RiskModel {
             let current = current.to_string();
             for value in candidates.into_iter().filter(|v| *v != current) {
                 if let Some(changed) = with_field(item, field.name, &value) {
-                    let score = self.score_row(&self.row(&changed, history));
+                    let score = self.score_row(&row_of(&changed));
                     let change = FieldChange {
                         field: field.name.to_string(),
                         from: current.clone(),
@@ -881,7 +971,7 @@ impl RiskModel {
                 let Some(both) = with_field(&first.2, &second.1.field, &second.1.to) else {
                     continue;
                 };
-                let score = self.score_row(&self.row(&both, history));
+                let score = self.score_row(&row_of(&both));
                 if score < threshold && best.as_ref().is_none_or(|b| score < b.probability) {
                     best = Some(Counterfactual {
                         threshold,
@@ -895,10 +985,12 @@ impl RiskModel {
         best
     }
 
-    /// Canonical bytes for the registry: JSON in format version [`MODEL_FORMAT`]; deterministic.
+    /// Canonical bytes for the registry: JSON in format version 1, or 2 for a model with text
+    /// columns (see [`MODEL_FORMAT`]); deterministic.
     pub fn to_bytes(&self) -> Vec<u8> {
+        // The lowest version that holds the model: one without text columns is version 1.
         let versioned = VersionedRef {
-            format: MODEL_FORMAT,
+            format: if self.uses_text() { 2 } else { 1 },
             model: self,
         };
         // Serialising plain structs, vectors and BTreeMaps cannot fail.
@@ -913,7 +1005,7 @@ impl RiskModel {
         let probe: FormatProbe = serde_json::from_slice(bytes).map_err(decode_error)?;
         match probe.format {
             None => serde_json::from_slice(bytes).map_err(decode_error),
-            Some(1) => serde_json::from_slice::<Versioned>(bytes)
+            Some(1 | 2) => serde_json::from_slice::<Versioned>(bytes)
                 .map(|versioned| versioned.model)
                 .map_err(decode_error),
             Some(version) if version > u64::from(MODEL_FORMAT) => {
@@ -1257,7 +1349,9 @@ mod tests {
         let model = train(&items, &options, &mut |_, _| true).unwrap();
         let bytes = model.to_bytes();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(value["format"], MODEL_FORMAT);
+        // Without text columns: version 1, as before they existed (no `text` key either).
+        assert_eq!(value["format"], 1);
+        assert!(value["model"]["pipeline"].get("text").is_none());
         assert_eq!(RiskModel::from_bytes(&bytes).unwrap(), model);
         // Written before versions existed: the model's JSON alone.
         let unversioned = serde_json::to_vec(&model).unwrap();
@@ -1272,9 +1366,143 @@ mod tests {
             assert!(matches!(error, RiskError::Format(_)), "{kind}: {error:?}");
         }
         assert!(matches!(
-            RiskModel::from_bytes(br#"{"format":2,"model":{}}"#),
-            Err(RiskError::NewerFormat(2))
+            RiskModel::from_bytes(br#"{"format":3,"model":{}}"#),
+            Err(RiskError::NewerFormat(3))
         ));
+    }
+
+    /// Text signals of the test items: a description on every item; the chapter mismatch is
+    /// high on most risky items (the planted story: the text reads as other goods) and low
+    /// elsewhere; every fifth item has no description.
+    fn described(items: &mut [DeclarationItem]) -> TextSignalMap {
+        let mut rng = crate::rng::Rng::new(11);
+        let mut text = TextSignalMap::new();
+        for (i, item) in items.iter_mut().enumerate() {
+            if i % 5 == 4 {
+                continue;
+            }
+            item.extra.insert(
+                borderlens_domain::GOODS_DESCRIPTION,
+                borderlens_domain::DeclaredValue::Text("cotton t-shirt".into()),
+            );
+            let fraud = item.label.is_some_and(|l| l.fraud);
+            let mismatch = if fraud && rng.next_f64() < 0.8 {
+                0.99
+            } else {
+                0.1 * rng.next_f64()
+            };
+            text.insert(
+                item.key.clone(),
+                TextSignals {
+                    chapter_mismatch: Some(mismatch),
+                    heading_mismatch: Some(mismatch),
+                    hs6_mismatch: Some(mismatch),
+                    reads_as: [
+                        Some("85".into()),
+                        Some("8544".into()),
+                        Some("854411".into()),
+                    ],
+                    vagueness: Some(0.1),
+                    review: false,
+                    cleaned_disagreement: None,
+                },
+            );
+        }
+        text
+    }
+
+    #[test]
+    fn text_columns_are_learnt_saved_as_format_2_and_read_where_the_model_scores() {
+        let mut items = items();
+        let text = described(&mut items);
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 30;
+        let with = train_with_text(&items, None, Some(&text), &options, &mut |_, _| true).unwrap();
+        let without = train(&items, &options, &mut |_, _| true).unwrap();
+        assert!(with.uses_text() && !without.uses_text());
+        let n = without.pipeline.features().len();
+        let names: Vec<String> = with.pipeline.features()[n..]
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        assert_eq!(names[0], "no_description");
+        assert!(names.contains(&"description_chapter_mismatch".to_string()));
+        // Saved as version 2 and read back as it was.
+        let bytes = with.to_bytes();
+        assert!(bytes.starts_with(br#"{"format":2,"#));
+        assert_eq!(RiskModel::from_bytes(&bytes).unwrap(), with);
+        // The signal carries the fraud it was planted on: the mismatch column leads.
+        let wanted = vec![true; items.len()];
+        let (data, _) = with.design_with_text(&items, &wanted, Some(&text));
+        let importance = with.global_importance(&data);
+        assert!(
+            importance[0].0.contains("another HS chapter")
+                || importance[0].0.contains("another HS heading")
+                || importance[0].0.contains("another HS code"),
+            "{importance:?}"
+        );
+        let scores = with.score(&data);
+        let auc = |scores: &[f64]| {
+            metrics::evaluate(scores, &data.labels, &vec![1.0; scores.len()]).roc_auc
+        };
+        let (plain, _) = without.design(&items, &wanted);
+        assert!(auc(&scores) > auc(&without.score(&plain)) + 0.02);
+        // One row: the same as in the design; without signals the text columns are missing.
+        let history = HistoryState::as_of(&items, items[10].date);
+        let row = with.row_with_text(&items[10], &history, text.get(&items[10].key));
+        assert_eq!(row.len(), data.features.len());
+        assert_eq!(row[n], 0.0, "item 10 has a description");
+        let bare = with.row(&items[10], &history);
+        assert!(bare[n + 1].is_nan());
+        let none = with.row(&items[4], &history);
+        assert_eq!(none[n], 1.0, "item 4 has no description");
+        // Explanations name the column in business words.
+        let explanation = with.explain(&row);
+        assert!(explanation.contributions.iter().any(|c| c
+            .words
+            .starts_with("description reads as another HS chapter")));
+    }
+
+    #[test]
+    fn a_text_column_says_what_the_description_reads_as_beside_the_declared_code() {
+        let mut items = items();
+        let text = described(&mut items);
+        let item = &items[0];
+        let signals = text.get(&item.key);
+        let basis = |c| crate::features::text_basis(c, item, signals);
+        assert_eq!(
+            basis("description_chapter_mismatch").as_deref(),
+            Some(
+                format!(
+                    "description reads as chapter 85, declared chapter {}",
+                    item.hs6.chapter()
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            basis("description_hs6_mismatch").as_deref(),
+            Some(
+                format!(
+                    "description reads as 854411, declared {}",
+                    item.hs6.as_str()
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            basis("no_description").as_deref(),
+            Some("goods description \"cotton t-shirt\"")
+        );
+        assert_eq!(
+            crate::features::text_basis("no_description", &items[4], None).as_deref(),
+            Some("no goods description")
+        );
+        assert_eq!(basis("origin_country"), None);
+        assert_eq!(
+            crate::features::text_basis("description_chapter_mismatch", item, None),
+            None
+        );
     }
 
     #[test]

@@ -11,9 +11,10 @@ use borderlens_domain::{Declaration, DeclarationItem, ItemKey, Lane};
 use chrono::NaiveDate;
 
 use crate::{
-    AuditEntry, ImportOutcome, ItemFilter, LabelCounts, LoginGate, ModelInfo, NewControlResult,
-    NewDecision, Recorded, RecordedConflict, SharingFilter, Store, StoreError, StoredControlResult,
-    StoredDecision, StoredModel, StoredScore, StoredSession, StoredToken, StoredUser,
+    AuditEntry, HsSignals, ImportOutcome, ItemFilter, LabelCounts, LoginGate, ModelInfo,
+    NewControlResult, NewDecision, NewHsReading, Recorded, RecordedConflict, SharingFilter, Store,
+    StoreError, StoredControlResult, StoredDecision, StoredHsReading, StoredModel, StoredScore,
+    StoredSession, StoredToken, StoredUser,
 };
 
 /// Declaration items as declared: import (insert, idempotent re-import, late labels,
@@ -243,8 +244,35 @@ pub trait Audit {
     fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
+/// HS readings of goods descriptions: derived values per item and HS model, kept beside the
+/// declared code and never written over it (`hs_readings.rs`).
+pub trait HsReadings {
+    /// Saves readings in one transaction; a reading of an item by a model that already has one
+    /// is left as it is (readings are written once). Refuses the whole call, keeping nothing,
+    /// when an item is not stored, a reading's JSON is not valid, its model is empty or a
+    /// probability is outside 0 to 1. Writes one `save_hs_readings` audit entry when anything
+    /// was saved. Returns the number of readings saved.
+    fn save_hs_readings(&mut self, readings: &[NewHsReading]) -> Result<usize, StoreError>;
+    /// The reading of item `key` by model `model` (its id), if there is one.
+    fn hs_reading(&self, key: &ItemKey, model: &str)
+        -> Result<Option<StoredHsReading>, StoreError>;
+    /// The signals of every reading by model `model`, by declaration id then item number.
+    fn hs_signals(&self, model: &str) -> Result<Vec<HsSignals>, StoreError>;
+    /// Up to `limit` items with a sender's or a cleaned description and no reading by model
+    /// `model`, by declaration id then item number: what an annotation still has to read.
+    fn items_without_hs_reading(
+        &self,
+        model: &str,
+        limit: usize,
+    ) -> Result<Vec<DeclarationItem>, StoreError>;
+    /// How many readings each model made, by model id.
+    fn hs_read_models(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
 /// Every room of the store, on whichever database: what jobs, the server and the CLI hold.
-pub trait Backend: Items + Registry + Decisions + Controls + Accounts + Audit + Send {
+pub trait Backend:
+    Items + Registry + Decisions + Controls + Accounts + Audit + HsReadings + Send
+{
     /// `sqlite` or `postgresql`.
     fn kind(&self) -> &'static str;
     /// Where the data lives: the SQLite file, or the PostgreSQL URL without its password.

@@ -186,7 +186,7 @@ impl Store {
     }
 
     /// Items of one query: `sql` selects `{columns}` (replaced by [`item_columns`]).
-    fn read_items(
+    pub(crate) fn read_items(
         &self,
         what: impl FnOnce() -> String,
         sql: &str,

@@ -7,7 +7,7 @@
 //! its row mapping run over a small executor (`sql`: `$N` placeholders, values bound to the
 //! type each database expects, a few dialect hooks such as the current time). The operations
 //! are grouped by room, one trait each: [`Items`], [`Registry`], [`Decisions`], [`Controls`],
-//! [`Accounts`], [`Audit`]; [`Backend`] is all of them, what jobs, the server and the CLI hold.
+//! [`Accounts`], [`Audit`], [`HsReadings`]; [`Backend`] is all of them, what jobs, the server and the CLI hold.
 //! The schema is the one part written per database (`schema`): the same tables, the same rules
 //! as triggers, in each one's DDL.
 //!
@@ -25,6 +25,8 @@
 //! - [`Accounts`]: users with a role and an argon2id password hash, API tokens and login
 //!   sessions kept as SHA-256 digests of the secrets (the hashing is the caller's), the login
 //!   rate limit's failures.
+//! - [`HsReadings`]: what an HS model read each item's goods descriptions as, derived values
+//!   per item and model, beside the declared code and never over it.
 //! - [`Audit`]: the audit log; every write above audits in its own transaction.
 //!
 //! Architecture invariant: this crate owns persistence (schema, migrations, transactions, the
@@ -38,6 +40,7 @@ mod audit;
 mod controls;
 mod decisions;
 mod error;
+mod hs_readings;
 mod items;
 pub mod pg;
 mod registry;
@@ -51,11 +54,12 @@ use borderlens_domain::{FieldRegistry, ItemKey};
 use rusqlite::TransactionBehavior;
 
 pub use accounts::{LoginGate, StoredSession, StoredToken, StoredUser, ROLES};
-pub use api::{Accounts, Audit, Backend, Controls, Decisions, Items, Registry};
+pub use api::{Accounts, Audit, Backend, Controls, Decisions, HsReadings, Items, Registry};
 pub use audit::AuditEntry;
 pub use controls::{NewControlResult, Recorded, StoredControlResult};
 pub use decisions::{NewDecision, StoredDecision};
 pub use error::StoreError;
+pub use hs_readings::{HsSignals, NewHsReading, StoredHsReading};
 pub use items::{
     FieldDifference, ImportConflict, ImportOutcome, ItemFilter, LabelCounts, RecordedConflict,
     SharingFilter,

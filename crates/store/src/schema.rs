@@ -271,8 +271,44 @@ ALTER TABLE declaration_items ADD COLUMN goods_description_cleaned TEXT;
 {refuse|declaration_items_descriptions_are_final|BEFORE UPDATE OF goods_description, goods_description_cleaned ON declaration_items||declared fields of declaration_items are never overwritten}
 "#;
 
+/// Version 8: the HS readings of items' goods descriptions (issue 14), derived values kept
+/// beside the declared code and never written over it: per item and HS model (its id names
+/// the recipe version and the file's digest), the best three codes with their probabilities,
+/// the declared code's mismatch at chapter, heading and 6-digit level (`1 − P(declared code)`,
+/// NULL where the declared code has no such level or the text is routed to review), the code
+/// the text reads as at each level, the probability that the text is too vague, whether it is
+/// routed to an officer's review, the disagreement of the sender's and the cleaned texts (NULL
+/// unless both were declared and read), the whole reading as JSON for the pages, and when it
+/// was computed. A reading is a pure function of the item's declared text and the model, so
+/// it is written once per item and model and never updated.
+const V8: &str = r#"
+CREATE TABLE hs_readings (
+    declaration_id       {key}   NOT NULL,
+    item_no              {int}   NOT NULL,
+    model                {key}   NOT NULL CHECK (length(model) > 0),
+    model_version        TEXT    NOT NULL CHECK (length(model_version) > 0),
+    outcome              TEXT    NOT NULL CHECK (length(outcome) > 0),
+    suggestions_json     TEXT    NOT NULL CHECK ({json_array:suggestions_json}),
+    chapter_mismatch     {real}  CHECK (chapter_mismatch BETWEEN 0 AND 1),
+    heading_mismatch     {real}  CHECK (heading_mismatch BETWEEN 0 AND 1),
+    hs6_mismatch         {real}  CHECK (hs6_mismatch BETWEEN 0 AND 1),
+    reads_as_chapter     TEXT,
+    reads_as_heading     TEXT,
+    reads_as_hs6         TEXT,
+    vague_probability    {real}  CHECK (vague_probability BETWEEN 0 AND 1),
+    review               {int}   NOT NULL CHECK (review IN (0, 1)),
+    cleaned_disagreement {real}  CHECK (cleaned_disagreement BETWEEN 0 AND 1),
+    reading_json         TEXT    NOT NULL CHECK ({json:reading_json}),
+    computed_at          TEXT    NOT NULL,
+    PRIMARY KEY (declaration_id, item_no, model),
+    FOREIGN KEY (declaration_id, item_no) REFERENCES declaration_items (declaration_id, item_no)
+){sqlite_only| WITHOUT ROWID};
+CREATE INDEX hs_readings_by_model ON hs_readings (model);
+{refuse|hs_readings_no_update|BEFORE UPDATE ON hs_readings||an HS reading is derived once per item and model: it is never updated}
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

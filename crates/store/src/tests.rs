@@ -13,9 +13,9 @@ use chrono::NaiveDate;
 use tempfile::TempDir;
 
 use crate::{
-    Accounts, Audit, Controls, Decisions, FieldDifference, ImportOutcome, ItemFilter, Items,
-    LoginGate, NewControlResult, NewDecision, Recorded, Registry, SharingFilter, Store, StoreError,
-    SCHEMA_VERSION,
+    Accounts, Audit, Controls, Decisions, FieldDifference, HsReadings, HsSignals, ImportOutcome,
+    ItemFilter, Items, LoginGate, NewControlResult, NewDecision, NewHsReading, Recorded, Registry,
+    SharingFilter, Store, StoreError, SCHEMA_VERSION,
 };
 
 /// The store under test (SQLite or PostgreSQL: the same type).
@@ -110,7 +110,105 @@ on_both_backends!(
     long_conflicting_values_are_shortened,
     goods_descriptions_are_stored_byte_for_byte_final_and_compared,
     any_allowed_description_reads_back_byte_for_byte,
+    hs_readings_are_derived_once_per_item_and_model_beside_the_declared_code,
 );
+
+/// A reading of item `id`/1 by `model`: chapter mismatch `chapter`, read as chapter 85.
+fn hs_reading(id: &str, model: &str, chapter: Option<f64>) -> NewHsReading {
+    NewHsReading {
+        signals: HsSignals {
+            key: key(id, 1),
+            model: model.into(),
+            model_version: "hs-lexical-1".into(),
+            outcome: "classified".into(),
+            suggestions: vec![("854411".into(), 0.7), ("854442".into(), 0.2)],
+            chapter_mismatch: chapter,
+            heading_mismatch: chapter.map(|c| (c + 1.0) / 2.0),
+            hs6_mismatch: Some(1.0),
+            reads_as_chapter: Some("85".into()),
+            reads_as_heading: Some("8544".into()),
+            reads_as_hs6: Some("854411".into()),
+            vague_probability: Some(0.05),
+            review: false,
+            cleaned_disagreement: None,
+        },
+        reading_json: format!(r#"{{"kind":"derived","model":"{model}"}}"#),
+    }
+}
+
+fn hs_readings_are_derived_once_per_item_and_model_beside_the_declared_code(store: &mut Subject) {
+    let items = vec![
+        described("A", "insulated copper wire", None),
+        described("B", "cotton t-shirt", Some("T-shirts, of cotton, knitted")),
+        item("C", 1, 1, None),
+    ];
+    import(store, "d.csv", lines(items)).unwrap();
+    // What is left to read: the items with a description, not those without.
+    let todo = store.items_without_hs_reading("m1", 10).unwrap();
+    let ids: Vec<&str> = todo.iter().map(|d| d.key.declaration_id.as_str()).collect();
+    assert_eq!(ids, ["A", "B"]);
+    assert_eq!(store.items_without_hs_reading("m1", 1).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .save_hs_readings(&[hs_reading("A", "m1", Some(0.98))])
+            .unwrap(),
+        1
+    );
+    let stored = store.hs_reading(&key("A", 1), "m1").unwrap().unwrap();
+    assert_eq!(stored.signals, hs_reading("A", "m1", Some(0.98)).signals);
+    assert_eq!(stored.reading_json, r#"{"kind":"derived","model":"m1"}"#);
+    assert!(!stored.computed_at.is_empty());
+    assert_eq!(store.hs_reading(&key("A", 1), "m2").unwrap(), None);
+    let todo = store.items_without_hs_reading("m1", 10).unwrap();
+    assert_eq!(todo.len(), 1);
+    assert_eq!(todo[0].key, key("B", 1));
+    // Another model version reads everything again.
+    assert_eq!(store.items_without_hs_reading("m2", 10).unwrap().len(), 2);
+    // Written once: the same item and model again keeps the first reading.
+    assert_eq!(
+        store
+            .save_hs_readings(&[
+                hs_reading("A", "m1", Some(0.1)),
+                hs_reading("B", "m1", None),
+                hs_reading("A", "m2", Some(0.5)),
+            ])
+            .unwrap(),
+        2
+    );
+    let signals = store.hs_signals("m1").unwrap();
+    assert_eq!(signals.len(), 2);
+    assert_eq!(signals[0].chapter_mismatch, Some(0.98));
+    assert_eq!(signals[1].chapter_mismatch, None);
+    assert_eq!(signals[1].heading_mismatch, None);
+    assert_eq!(
+        store.hs_read_models().unwrap(),
+        vec![("m1".to_string(), 2), ("m2".to_string(), 1)]
+    );
+    // The declared code and text are untouched.
+    let a = store.item(&key("A", 1)).unwrap().unwrap();
+    assert_eq!(a, described("A", "insulated copper wire", None));
+    // Refused, keeping nothing: an unknown item, a non-probability, bad JSON.
+    let err = store
+        .save_hs_readings(&[hs_reading("C", "m3", None), hs_reading("Z", "m3", None)])
+        .unwrap_err();
+    assert!(err.to_string().contains("Z/1"), "{err}");
+    assert!(err.to_string().contains("not in the store"), "{err}");
+    assert!(store.hs_signals("m3").unwrap().is_empty());
+    let err = store
+        .save_hs_readings(&[hs_reading("C", "m3", Some(1.5))])
+        .unwrap_err();
+    assert!(err.to_string().contains("chapter_mismatch"), "{err}");
+    let mut bad = hs_reading("C", "m3", None);
+    bad.reading_json = "{".into();
+    assert!(store.save_hs_readings(&[bad]).is_err());
+    // Never updated.
+    let err = store
+        .execute_raw("UPDATE hs_readings SET chapter_mismatch = 0")
+        .unwrap_err();
+    assert!(err.contains("never updated"), "{err}");
+    let audit = store.audit_entries(10).unwrap();
+    assert!(audit.iter().any(|e| e.action == "save_hs_readings"));
+}
 
 fn a_declaration_is_read_with_all_its_items_in_one_query(store: &mut Subject) {
     let items = vec![

@@ -82,6 +82,7 @@ fn sample_store(store: &mut dyn Backend, dir: &Path) {
             until: day(14),
             options,
             ipw: false,
+            text_features: true,
         },
         &Silent,
     )

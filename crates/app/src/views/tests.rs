@@ -52,6 +52,7 @@ fn store_trained_until(until: NaiveDate, dir: &std::path::Path) -> Store {
         until,
         options,
         ipw: false,
+        text_features: true,
     };
     crate::train(&mut store, &train, &Silent).unwrap();
     let score = ScoreRequest {

@@ -266,6 +266,7 @@ impl Fixture {
                     until: NaiveDate::from_ymd_opt(2020, 12, 31).unwrap(),
                     options,
                     ipw: false,
+                    text_features: true,
                 },
                 &Silent,
             )
