@@ -678,14 +678,22 @@ pub fn explain(
     let threshold = threshold_for(model, request.rate)?;
     // A changed HS code is read against the description again (by the shipped model; a model
     // trained on another HS model's readings was refused by `text` above).
+    // The search tries the same few codes again in pairs: each is read once.
+    let reread_codes = std::cell::RefCell::new(BTreeMap::new());
     let reread = |changed: &DeclarationItem| {
-        if changed.key == item.key && changed.hs6 == item.hs6 {
+        if changed.hs6 == item.hs6 {
             return signals.cloned();
         }
         text.as_ref()?;
-        crate::hs_reading::reading_of_item(changed)
-            .ok()
-            .map(|(_, s)| crate::hs_reading::to_text_signals(&s))
+        reread_codes
+            .borrow_mut()
+            .entry(changed.hs6.as_str().to_string())
+            .or_insert_with(|| {
+                crate::hs_reading::reading_of_item(changed)
+                    .ok()
+                    .map(|(_, s)| crate::hs_reading::to_text_signals(&s))
+            })
+            .clone()
     };
     let counterfactual = model
         .counterfactual_with_text(&item, &history, &reread, threshold)

@@ -1972,3 +1972,113 @@ fn goods_descriptions_are_imported_byte_for_byte_and_refused_with_file_line_and_
     let trace = json(&borderlens(&db, &["--json", "explain-decision", &id]));
     assert_eq!(trace["goods"]["description"], Value::Null);
 }
+
+#[test]
+fn a_model_trained_on_the_described_sample_names_the_description_mismatch_of_a_planted_misdeclaration(
+) {
+    // Arrange: declaration 27011547 is planted (truth/descriptions.csv line 218): declared
+    // 850870 (vacuum cleaner parts), the sender wrote "stoppers, lids and bottle caps, plastic"
+    // (chapter 39), labelled fraud.
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let mapping = format!("{DESCRIBED}/mapping.json");
+    let truth = std::fs::read_to_string(format!("{DESCRIBED}/truth/descriptions.csv")).unwrap();
+    assert!(truth.lines().any(
+        |l| l.starts_with("df_syn_train_eng.csv,218,27011547,850870,1,")
+            && l.contains(",1,392350,39,")
+    ));
+
+    // Act: the import reads every description; training uses them.
+    let import = json(&borderlens(
+        &db,
+        &[
+            "--json",
+            "import",
+            &format!("{DESCRIBED}/df_syn_train_eng.csv"),
+            &format!("{DESCRIBED}/df_syn_valid_eng.csv"),
+            "--mapping",
+            &mapping,
+        ],
+    ));
+    let train = borderlens(
+        &db,
+        &[
+            "--json",
+            "train",
+            "--until",
+            "2020-12-31",
+            "--model",
+            "t",
+            "--trees",
+            "300",
+        ],
+    );
+    assert_exit(&train, 0);
+    let train = json(&train);
+    let explain = borderlens(
+        &db,
+        &[
+            "--json",
+            "explain",
+            "--model",
+            "t",
+            "--declaration",
+            "27011547",
+        ],
+    );
+    assert_exit(&explain, 0);
+    let explain = json(&explain);
+
+    // Assert: every item with a description was read on import and stored.
+    let read: u64 = import["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| count(f, "descriptions_read"))
+        .sum();
+    // 45,235 rows carry a sender's description (README); a few more only a cleaned one.
+    assert!((45_235..45_519).contains(&read), "{import:#}");
+    let annotate = json(&borderlens(&db, &["--json", "annotate"]));
+    assert_eq!(
+        count(&annotate, "read"),
+        0,
+        "nothing left to read: {annotate:#}"
+    );
+    assert_eq!(count(&annotate, "stored"), read);
+    assert!(train["text_features"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("hs-lexical-")));
+    // The explanation names the mismatch in business words, beside the declared code, and it
+    // raises the score.
+    let contributions = explain["contributions"].as_array().unwrap();
+    let text: Vec<&Value> = contributions
+        .iter()
+        .filter(|c| c["feature"].as_str().unwrap().contains("mismatch"))
+        .collect();
+    assert_eq!(text.len(), 3, "{contributions:#?}");
+    let strongest = text
+        .iter()
+        .max_by(|a, b| {
+            a["log_odds"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["log_odds"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert!(strongest["log_odds"].as_f64().unwrap() > 0.1, "{text:#?}");
+    let declared: Vec<&str> = text
+        .iter()
+        .map(|c| c["declared"].as_str().unwrap())
+        .collect();
+    assert!(
+        declared.contains(&"description reads as chapter 39, declared chapter 85"),
+        "{declared:?}"
+    );
+    assert!(strongest["words"]
+        .as_str()
+        .unwrap()
+        .starts_with("description reads as another HS"));
+    // The page's reading is the stored one, derived, never over the declared code.
+    assert_eq!(explain["hs_reading"]["kind"], "derived");
+    assert_eq!(explain["declared"]["hs6"], "850870");
+}
