@@ -461,7 +461,14 @@ pub fn annotate(
             break;
         }
         let readings = read_items(&items)?;
-        store.save_hs_readings(&readings)?;
+        // Every item listed has no reading by `model`, so each is saved; none saved would list
+        // the same items again for ever.
+        if store.save_hs_readings(&readings)? == 0 {
+            return Err(JobError::Internal(format!(
+                "HS readings of {} items by {model} were not saved",
+                items.len()
+            )));
+        }
         read += items.len() as u64;
         progress.advance(read);
     }
