@@ -761,6 +761,60 @@ mod tests {
         assert!(s.suggestions[0].code.starts_with("85"), "{s:#?}");
     }
 
+    #[test]
+    fn an_import_stores_each_reading_once_and_the_risk_signals_read_the_stored_ones() {
+        // The first 300 rows of the described sample; row 218 is the planted 27011547
+        // (declared 850870, the sender's text is of plastic caps, chapter 39).
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample-described");
+        let text = std::fs::read_to_string(format!("{root}/df_syn_train_eng.csv")).unwrap();
+        let head: String = text.lines().take(301).map(|l| format!("{l}\n")).collect();
+        let mapping = borderlens_ingest::ColumnMapping::from_json_file(std::path::Path::new(
+            &format!("{root}/mapping.json"),
+        ))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = borderlens_store::Store::open(&dir.path().join("t.db")).unwrap();
+        let report = crate::import_bytes(
+            &mut store,
+            "head.csv",
+            head.as_bytes(),
+            &mapping,
+            true,
+            &crate::Silent,
+        )
+        .unwrap();
+        assert!(!report.has_problems(), "{report:?}");
+        assert!(
+            (290..=300).contains(&report.descriptions_read),
+            "{report:?}"
+        );
+        let store: &mut dyn Backend = &mut store;
+        let again = annotate(store, &crate::Silent).unwrap();
+        assert_eq!((again.read, again.stored), (0, report.descriptions_read));
+        let model = hs_model().unwrap().id();
+        let key = ItemKey {
+            declaration_id: "27011547".into(),
+            item_no: 1,
+        };
+        let item = store.item(&key).unwrap().unwrap();
+        assert_eq!(item.hs6.as_str(), "850870", "the declared code is kept");
+        let stored = store.hs_reading(&key, &model).unwrap().unwrap();
+        assert_eq!(stored.signals.reads_as_chapter.as_deref(), Some("39"));
+        assert!(stored.signals.chapter_mismatch.unwrap() > CHAPTER_MISMATCH_THRESHOLD);
+        // The page reads the stored reading: the same as computing it now.
+        assert_eq!(
+            item_hs_reading(store, &item).unwrap(),
+            reading_of_item(&item).unwrap().0
+        );
+        let items = store.items(&Default::default()).unwrap();
+        let signals = text_signals(store, &model, &items).unwrap();
+        assert_eq!(signals.len() as u64, report.descriptions_read);
+        assert_eq!(signals[&key].reads_as[0].as_deref(), Some("39"));
+        // Readings of an HS model this build does not ship cannot be made up: refused.
+        let err = text_signals(store, "hs-lexical-0+000000000000", &items).unwrap_err();
+        assert!(err.to_string().contains("retrain"), "{err}");
+    }
+
     proptest::proptest! {
         #[test]
         fn any_text_and_code_get_an_answer(text in "\\PC{0,80}", code in "[0-9]{0,10}") {
