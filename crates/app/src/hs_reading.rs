@@ -272,13 +272,15 @@ fn read(
         _ => Vec::new(),
     };
     let sender_vs_cleaned = match (sender, cleaned) {
-        (Some(sender), Some(cleaned)) => {
-            let c = model.compare(sender, cleaned);
-            match (
-                c.disagreement,
-                c.sender.candidates.first(),
-                c.cleaned.candidates.first(),
-            ) {
+        (Some(_), Some(cleaned)) => {
+            // As `HsModel::compare`, without reading the sender's text a second time (an
+            // import reads every item: this is a third of its model time when both exist).
+            let (other, other_probabilities) = model.suggest_with_probabilities(cleaned, 1);
+            let d = probabilities
+                .as_ref()
+                .zip(other_probabilities.as_ref())
+                .map(|(a, b)| borderlens_hs::model::disagreement(a, b));
+            match (d, suggestion.candidates.first(), other.candidates.first()) {
                 (Some(d), Some(a), Some(b)) => Some(HsTextDisagreement {
                     chapter: d.chapter,
                     heading: d.heading,
