@@ -1,4 +1,4 @@
-//! The benchmarks behind `borderlens bench risk|link|serve`, kept out of the product commands.
+//! The benchmarks behind `borderlens bench risk|link|link-companies|hs|embed|serve`, kept out of the product commands.
 //!
 //! - [`risk`]: our GBDT and TreeSHAP against LightGBM + shap on the same features and model
 //!   size, in the same run (`scripts/bench_lightgbm.py`), reported as ratios.
@@ -13,6 +13,8 @@
 //! - [`text_features`]: the risk model with the goods descriptions' text columns against the
 //!   same model without them, on the described sample, trained on earlier dates and measured on
 //!   a later period.
+//! - [`embed`]: throughput of the all-MiniLM-L6-v2 sentence encoder (`borderlens-embed`) on CPU,
+//!   and of the combined suggestion when it is saved.
 //! - [`serve`]: an open-loop load test of `borderlens serve` on loopback (a reqwest client on a
 //!   single-threaded tokio runtime), with the store read back afterwards.
 //!
@@ -26,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod dedupe;
+mod embed;
 mod hs;
 mod import;
 mod link;
@@ -36,6 +39,7 @@ mod text_features;
 use std::path::PathBuf;
 
 pub use dedupe::{bcubed, first_token_groups, link_companies};
+pub use embed::embed;
 pub use hs::hs;
 pub use import::import;
 pub use link::link;

@@ -408,7 +408,8 @@ pub struct ExportArgs {
 pub struct BenchArgs {
     /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data),
     /// link-companies (company-name deduplication, B-cubed F1), hs (descriptions/s of the lexical HS model;
-    /// --records descriptions, --data may hold cross_atlas_validation.jsonl), import (peak memory of importing --records/10 and --records
+    /// --records descriptions, --data may hold cross_atlas_validation.jsonl), embed (descriptions/s of
+    /// the all-MiniLM-L6-v2 encoder, --encoder DIR, at most 5,000 of --records), import (peak memory of importing --records/10 and --records
     /// described items: does the import stream?; --file: the rows to copy), text-features (risk model with
     /// and without the goods descriptions' text columns on --data data/sample-described, --seed) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
     /// rates).
@@ -486,6 +487,10 @@ pub struct BenchArgs {
     /// serve: the whole load test stops scheduling steps after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub max_seconds: u64,
+    /// embed: folder of the all-MiniLM-L6-v2 encoder (default: $BORDERLENS_MINILM_DIR, else
+    /// models/all-MiniLM-L6-v2 found from here or the repository root).
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
 }
 
 impl BenchArgs {

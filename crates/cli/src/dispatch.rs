@@ -260,12 +260,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 "serve" => borderlens_bench::serve(&a.to_options(), cli.json, &bars)?,
                 "hs" => borderlens_bench::hs(&a.to_options(), cli.json, &bars)?,
+                "embed" => {
+                    borderlens_bench::embed(&a.to_options(), a.encoder.as_ref(), cli.json, &bars)?
+                }
                 "import" => borderlens_bench::import(&a.to_options(), cli.json, &bars)?,
                 "text-features" => {
                     borderlens_bench::text_features(&a.to_options(), cli.json, &bars)?
                 }
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench import` or `bench text-features`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench embed`, `bench import` or `bench text-features`"
                 ),
             }
             Ok(ExitCode::SUCCESS)

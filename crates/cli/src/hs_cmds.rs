@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use borderlens_app::Progress;
+use borderlens_embed::SentenceEncoder;
 use borderlens_hs::batch::{self, BatchOptions, Format};
 use borderlens_hs::eval::{self, EvalOptions, EvalReport};
-use borderlens_hs::{HsModel, Nomenclature, Status, Suggestion, TextEncoder};
+use borderlens_hs::{CombinedModel, HsModel, Nomenclature, Status, Suggestion};
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
@@ -67,6 +68,52 @@ fn description(text: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// The sentence encoder, when asked for.
+#[derive(Args)]
+pub struct EncoderArg {
+    /// Folder of the all-MiniLM-L6-v2 sentence encoder (`scripts/install-minilm.sh` puts it in
+    /// models/all-MiniLM-L6-v2): adds the semantic model and answers with the combination. The
+    /// first run encodes the nomenclature and the labelled descriptions (minutes on CPU) and
+    /// saves the combination in DIR/borderlens/.
+    #[arg(long, value_name = "DIR")]
+    encoder: Option<PathBuf>,
+}
+
+impl EncoderArg {
+    fn load(&self) -> anyhow::Result<Option<SentenceEncoder>> {
+        self.encoder
+            .as_ref()
+            .map(|d| SentenceEncoder::load(d).context("the sentence encoder (--encoder)"))
+            .transpose()
+    }
+}
+
+/// The lexical model combined with the encoder, loaded from DIR/borderlens/ or trained there.
+fn combined<'a>(
+    model: &'a HsModel,
+    encoder: &'a SentenceEncoder,
+    bars: &Bars,
+) -> anyhow::Result<CombinedModel<'a, SentenceEncoder>> {
+    let mut started = false;
+    let (m, _) = CombinedModel::load_or_train(
+        model,
+        encoder,
+        &encoder.dir().join("borderlens"),
+        &mut |done, total| {
+            if !started {
+                bars.start(
+                    "encoding the nomenclature and the labelled descriptions (once per encoder)",
+                    Some(total as u64),
+                );
+                started = true;
+            }
+            bars.advance(done as u64);
+        },
+    )?;
+    bars.finish();
+    Ok(m)
+}
+
 #[derive(Args)]
 pub struct SuggestArgs {
     /// The goods description (`-`: read it from standard input).
@@ -76,6 +123,8 @@ pub struct SuggestArgs {
     k: usize,
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    encoder: EncoderArg,
 }
 
 #[derive(Args)]
@@ -90,6 +139,8 @@ pub struct CheckArgs {
     k: usize,
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    encoder: EncoderArg,
 }
 
 #[derive(Args)]
@@ -135,6 +186,8 @@ pub struct EvaluateArgs {
     seed: u64,
     #[command(flatten)]
     model: ModelArg,
+    #[command(flatten)]
+    encoder: EncoderArg,
 }
 
 #[derive(Args)]
@@ -196,25 +249,16 @@ fn print_suggestion(s: &Suggestion) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// No sentence encoder in this build: the type that says so to the generic evaluation.
-enum NoEncoder {}
-impl TextEncoder for NoEncoder {
-    fn id(&self) -> String {
-        match *self {}
-    }
-    fn dim(&self) -> usize {
-        match *self {}
-    }
-    fn encode(&self, _: &[&str]) -> Result<Vec<Vec<f32>>, borderlens_hs::HsError> {
-        match *self {}
-    }
-}
-
 pub fn run(command: &HsCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
     match command {
         HsCommand::Suggest(a) => {
             let model = a.model.load()?;
-            let s = model.suggest(&description(&a.text)?, a.k.clamp(1, 100));
+            let text = description(&a.text)?;
+            let k = a.k.clamp(1, 100);
+            let s = match a.encoder.load()? {
+                Some(enc) => combined(&model, &enc, bars)?.suggest(&text, k)?,
+                None => model.suggest(&text, k),
+            };
             if json {
                 print_json(&s)?;
             } else {
@@ -229,7 +273,12 @@ pub fn run(command: &HsCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitC
         HsCommand::Check(a) => {
             let model = a.model.load()?;
             let declared = Nomenclature::hs2022().parse_code(&a.declared)?;
-            let c = model.check(declared, &description(&a.text)?, a.k.clamp(1, 100));
+            let text = description(&a.text)?;
+            let k = a.k.clamp(1, 100);
+            let c = match a.encoder.load()? {
+                Some(enc) => combined(&model, &enc, bars)?.check(declared, &text, k)?,
+                None => model.check(declared, &text, k),
+            };
             if json {
                 print_json(&c)?;
             } else {
@@ -363,12 +412,10 @@ pub fn run(command: &HsCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitC
                 cbp_dir: Some(a.data.clone()),
                 seed: a.seed,
             };
+            let encoder = a.encoder.load()?;
             let mut phase = String::new();
-            let report = eval::evaluate(
-                &model,
-                None::<&NoEncoder>,
-                &options,
-                &mut |p, done, total| {
+            let report =
+                eval::evaluate(&model, encoder.as_ref(), &options, &mut |p, done, total| {
                     if p != phase {
                         bars.finish();
                         bars.start(p, Some(total));
@@ -376,8 +423,7 @@ pub fn run(command: &HsCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitC
                     }
                     bars.advance(done);
                     !bars.interrupted()
-                },
-            )?;
+                })?;
             bars.finish();
             if json {
                 print_json(&report)?;
@@ -439,6 +485,9 @@ pub fn run(command: &HsCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitC
 
 fn print_evaluation(r: &EvalReport) -> anyhow::Result<()> {
     outln!("model {}", r.model);
+    if let Some(e) = &r.encoder {
+        outln!("encoder {e}");
+    }
     for set in &r.sets {
         outln!("\n{}\n  {}", set.name, set.setup);
         let mut t = table(&[

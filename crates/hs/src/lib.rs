@@ -3,13 +3,14 @@
 //! file format and calibration), the vague-description detector, the readability check, the
 //! mismatch between a declared code and a description (and between a sender's and a cleaned
 //! description), the seam for sentence encoders ([`TextEncoder`]) with the semantic model and the
-//! combination over it, batch scoring of CSV files, and the evaluation harness.
+//! combination over it (trained and saved beside the encoder: [`CombinedModel`]), batch scoring of CSV files, and the evaluation harness.
 //!
 //! Must not touch: storage, HTTP, the risk model, declared values (a suggestion never replaces
 //! a declared code; callers store it beside). Reads only the data shipped in `data/hs/` and, for
 //! evaluation, a folder it is given.
 
 pub mod batch;
+pub mod combined;
 pub mod data;
 pub mod eval;
 mod io;
@@ -21,6 +22,7 @@ pub mod semantic;
 pub mod text;
 pub mod vague;
 
+pub use combined::CombinedModel;
 pub use model::{Check, Comparison, HsModel, Mismatch, Status, Suggestion};
 pub use nomenclature::{Chapter, Code, Heading, Hs6, Nomenclature};
 pub use semantic::TextEncoder;

@@ -235,6 +235,47 @@ impl SemanticIndex {
         })
     }
 
+    /// Writes the centroids (the encoder id and length are the caller's to record).
+    pub(crate) fn write(&self, w: &mut crate::io::Writer) {
+        w.f32s(&self.c6);
+        w.f32s(&self.c4);
+        w.f32s(&self.c2);
+    }
+
+    /// Reads centroids written by [`SemanticIndex::write`], checking their sizes against the
+    /// nomenclature and that they are finite.
+    pub(crate) fn read(
+        r: &mut crate::io::Reader<'_>,
+        encoder: String,
+        dim: usize,
+    ) -> Result<SemanticIndex, HsError> {
+        let nom = Nomenclature::hs2022();
+        let (c6, c4, c2) = (r.f32s()?, r.f32s()?, r.f32s()?);
+        let sizes = [
+            (c6.len(), nom.subheadings.len()),
+            (c4.len(), nom.headings.len()),
+            (c2.len(), nom.chapters.len()),
+        ];
+        if dim == 0
+            || sizes.iter().any(|(got, n)| *got != n * dim)
+            || [&c6, &c4, &c2]
+                .iter()
+                .any(|c| c.iter().any(|x| !x.is_finite()))
+        {
+            return Err(HsError::Model(format!(
+                "semantic index of {encoder}: centroid sizes {:?} do not fit the nomenclature at {dim} numbers, or not finite",
+                sizes.map(|s| s.0)
+            )));
+        }
+        Ok(SemanticIndex {
+            encoder,
+            dim,
+            c6,
+            c4,
+            c2,
+        })
+    }
+
     /// Similarities of an encoded description to every centroid.
     pub fn level_scores(&self, v: &[f32]) -> LevelScores {
         let dots = |m: &[f32]| {
