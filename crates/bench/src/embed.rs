@@ -58,7 +58,20 @@ pub fn embed(
         .map(|t| enc.tokens(t).map(|v| v.len()).unwrap_or(0))
         .sum::<usize>() as f64
         / n as f64;
+    // CPU time of the whole process, every thread (Linux: user + system clock ticks of
+    // /proc/self/stat, at the usual 100 per second): on a machine shared with other jobs the
+    // wall-clock rate says more about the load than about the encoder; descriptions per
+    // CPU-second say what the encoder costs. `None` where the file is missing.
+    let cpu_seconds = || -> Option<f64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    };
     let repeat = a.repeat.max(1);
+    let cpu_before = cpu_seconds();
     let mut best_batched = f64::INFINITY;
     for r in 0..repeat {
         bars.start(
@@ -74,6 +87,11 @@ pub fn embed(
             anyhow::bail!("stopped on request");
         }
     }
+    let per_cpu_second = cpu_before
+        .zip(cpu_seconds())
+        .map(|(b, a)| a - b)
+        .filter(|spent| *spent > 0.0)
+        .map(|spent| (n * repeat) as f64 / spent);
     let singles = sample.len().min(500);
     let t = Instant::now();
     for text in &sample[..singles] {
@@ -115,6 +133,7 @@ pub fn embed(
                 "cpus": threads,
                 "load_seconds": load_seconds,
                 "encode_batched_per_second": batched_rate,
+                "encode_batched_per_cpu_second": per_cpu_second,
                 "encode_one_at_a_time_per_second": single_rate,
                 "combined_suggest_one_at_a_time_per_second": combined_rate,
                 "combined_model_file": saved,
@@ -126,6 +145,9 @@ pub fn embed(
             enc.id()
         );
         outln!("encode, batches of 64 (sorted by length): {batched_rate:>7.0} descriptions/s");
+        if let Some(r) = per_cpu_second {
+            outln!("encode, batches, per CPU-second (all threads): {r:>7.0} descriptions");
+        }
         outln!("encode, one description per call:         {single_rate:>7.0} descriptions/s ({singles} descriptions)");
         match combined_rate {
             Some(r) => outln!(
