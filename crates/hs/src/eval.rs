@@ -389,7 +389,7 @@ fn uk_split<E: TextEncoder + ?Sized>(
         combined: None,
     };
     match encoder {
-        None => not_run.push("semantic and combination: no sentence encoder in this build (crate `embed` plugs in through hs::TextEncoder)".to_string()),
+        None => not_run.push("semantic and combination: no sentence encoder given (`hs evaluate --encoder DIR`, see docs/embed.md)".to_string()),
         Some(enc) => {
             let sem = SemanticIndex::build(enc, nom, &examples_of(nom, index_rows), &config, &mut |d, t| {
                 let _ = progress("encoding", d as u64, t as u64);
@@ -492,7 +492,7 @@ pub fn evaluate<E: TextEncoder + ?Sized>(
                     let mut not_run = Vec::new();
                     match encoder {
                         None => not_run.push(
-                            "semantic and combination: no sentence encoder in this build"
+                            "semantic and combination: no sentence encoder given (`hs evaluate --encoder DIR`)"
                                 .to_string(),
                         ),
                         Some(enc) => {
