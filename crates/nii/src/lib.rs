@@ -1,0 +1,41 @@
+//! The X-ray reference library of borderlens (non-intrusive inspection, NII).
+//!
+//! What this crate owns:
+//! - the **scan model** ([`scan`]): a scan with views, each with one or two energies stored as
+//!   16-bit transmission images; its metadata (ids validated as ISO 6346 / UPU S10), provenance
+//!   (real, staged, synthetic with every generator parameter and seed, projected threats), licence
+//!   and redistribution flag, and the true objects of generated or projected scans;
+//! - the **library folder** ([`library`]): images stored losslessly as 16-bit PNG named by their
+//!   SHA-256, a catalogue file (`catalogue.jsonl`) and annotators' boxes (`annotations.jsonl`),
+//!   every file read back with checks that name the file, line and field at fault;
+//! - the **synthetic generator** ([`generate`]): bags, parcels and containers with clutter and
+//!   threat objects of known materials ([`materials`]), projected with Beer–Lambert, detector
+//!   blur and Poisson noise, seedable, parameters explicit;
+//! - **threat image projection** ([`tip`]) in transmission space;
+//! - **consensus and agreement** of several annotators ([`consensus`], [`agreement`]);
+//! - the **quality report** of a library ([`report`]).
+//!
+//! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
+//! is a file in the library folder for now), DICOS/DICOM, COCO/YOLO, anonymisation, API routes and
+//! pages.
+//!
+//! Architecture invariant: no HTTP and no store; knows declarations only by the identifiers a
+//! scan carries (container number, postal item id). Pixel data is handled as transmission per
+//! energy, never as pseudo-colour.
+#![deny(missing_docs)]
+
+pub mod agreement;
+pub mod consensus;
+pub mod generate;
+pub mod geometry;
+pub mod image;
+pub mod library;
+pub mod materials;
+pub mod report;
+pub mod scan;
+pub mod tip;
+
+pub use geometry::BoxPx;
+pub use image::Image16;
+pub use library::{Library, LibraryError};
+pub use scan::{Energy, ScanRecord};

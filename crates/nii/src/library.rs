@@ -1,0 +1,754 @@
+//! The library folder: content-addressed images, the catalogue and annotators' boxes.
+//!
+//! Layout of a library folder `LIB`:
+//! - `LIB/library.json`: `{"format": "borderlens-nii-library", "version": 1}`;
+//! - `LIB/images/ab/abcdef….png`: every image (16-bit transmission or 8-bit mask) as lossless PNG,
+//!   named by the SHA-256 of its bytes — the same pixels are stored once;
+//! - `LIB/catalogue.jsonl`: one [`ScanRecord`] per line (metadata, views, provenance, truth);
+//! - `LIB/annotations.jsonl`: one [`AnnotationRecord`] per line (an annotator's boxes on a scan).
+//!
+//! The catalogue is a file of the library in this slice; the store's catalogue (with links to
+//! declarations) comes later. Writes are append-only and whole: images first (written to a
+//! temporary name, then renamed), then the catalogue line, so an interrupted run leaves a
+//! library whose every line is complete and whose every referenced image exists.
+//! Reading checks everything it reads and names the file, line and field at fault.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::consensus::AnnotatedObject;
+use crate::generate::GeneratedScan;
+use crate::image::{Image16, ImageError, Mask8};
+use crate::scan::{Channel, Energy, ImageRef, ScanRecord, View};
+
+/// Marker file of a library folder.
+pub const LIBRARY_FILE: &str = "library.json";
+/// The catalogue.
+pub const CATALOGUE_FILE: &str = "catalogue.jsonl";
+/// The annotations.
+pub const ANNOTATIONS_FILE: &str = "annotations.jsonl";
+/// Largest catalogue or annotation line read (bytes).
+pub const MAX_LINE: usize = 4 * 1024 * 1024;
+
+/// A problem with a library file: which file, line and field, and why.
+#[derive(Debug)]
+pub struct LibraryError {
+    /// the file at fault
+    pub file: PathBuf,
+    /// 1-based line, for JSON Lines files
+    pub line: Option<usize>,
+    /// the field at fault (dotted path)
+    pub field: Option<String>,
+    /// what is wrong
+    pub reason: String,
+}
+
+impl fmt::Display for LibraryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field {field}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl std::error::Error for LibraryError {}
+
+fn fail(
+    file: &Path,
+    line: Option<usize>,
+    field: Option<&str>,
+    reason: impl Into<String>,
+) -> LibraryError {
+    LibraryError {
+        file: file.to_path_buf(),
+        line,
+        field: field.map(str::to_string),
+        reason: reason.into(),
+    }
+}
+
+/// One annotator's objects on one scan: a line of `annotations.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnotationRecord {
+    /// the scan (must be in the catalogue)
+    pub scan_id: String,
+    /// who annotated
+    pub annotator: String,
+    /// which view (index into the scan's views)
+    #[serde(default)]
+    pub view: usize,
+    /// the objects drawn (empty: the annotator saw nothing)
+    pub objects: Vec<AnnotatedObject>,
+    /// time the annotation took, seconds
+    pub seconds: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Marker {
+    format: String,
+    version: u32,
+}
+
+const FORMAT: &str = "borderlens-nii-library";
+
+/// A scan ready to be stored: its record and the PNG bytes it references.
+pub struct Prepared {
+    /// the catalogue record
+    pub record: ScanRecord,
+    /// `(sha256, png bytes)` of each image
+    pub blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// SHA-256 of `bytes` as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    borderlens_domain::hex::encode(&Sha256::digest(bytes))
+}
+
+fn image_ref(png: &[u8], width: u32, height: u32) -> (ImageRef, String) {
+    let sha = sha256_hex(png);
+    (
+        ImageRef {
+            sha256: sha.clone(),
+            width,
+            height,
+        },
+        sha,
+    )
+}
+
+/// Encodes and hashes a generated scan's images (no I/O; can run on many threads).
+pub fn prepare(scan: GeneratedScan) -> Result<Prepared, ImageError> {
+    let mut blobs = Vec::with_capacity(3);
+    let mut channels = Vec::with_capacity(2);
+    for (energy, image) in [(Energy::Low, &scan.low), (Energy::High, &scan.high)] {
+        let png = image.to_png()?;
+        let (r, sha) = image_ref(&png, image.width, image.height);
+        channels.push(Channel { energy, image: r });
+        blobs.push((sha, png));
+    }
+    let mask = if scan.truth.is_empty() {
+        None
+    } else {
+        let png = scan.mask.to_png()?;
+        let (r, sha) = image_ref(&png, scan.mask.width, scan.mask.height);
+        blobs.push((sha, png));
+        Some(r)
+    };
+    Ok(Prepared {
+        record: ScanRecord {
+            metadata: scan.metadata,
+            views: vec![View {
+                name: "top".to_string(),
+                channels,
+            }],
+            provenance: scan.provenance,
+            truth: scan.truth,
+            mask,
+            clutter: Some(scan.clutter),
+        },
+        blobs,
+    })
+}
+
+/// Encodes and hashes given images into a record (for projected or imported scans).
+pub fn prepare_record(
+    mut record: ScanRecord,
+    views: &[(String, Vec<(Energy, Image16)>)],
+    mask: Option<&Mask8>,
+) -> Result<Prepared, ImageError> {
+    let mut blobs = Vec::new();
+    record.views = Vec::new();
+    for (name, channels) in views {
+        let mut out = Vec::new();
+        for (energy, image) in channels {
+            let png = image.to_png()?;
+            let (r, sha) = image_ref(&png, image.width, image.height);
+            out.push(Channel {
+                energy: *energy,
+                image: r,
+            });
+            blobs.push((sha, png));
+        }
+        record.views.push(View {
+            name: name.clone(),
+            channels: out,
+        });
+    }
+    record.mask = match mask {
+        Some(m) => {
+            let png = m.to_png()?;
+            let (r, sha) = image_ref(&png, m.width, m.height);
+            blobs.push((sha, png));
+            Some(r)
+        }
+        None => None,
+    };
+    Ok(Prepared { record, blobs })
+}
+
+/// An open library folder.
+pub struct Library {
+    root: PathBuf,
+    records: Vec<ScanRecord>,
+    index: HashMap<String, usize>,
+    annotations: Vec<AnnotationRecord>,
+}
+
+impl Library {
+    /// Opens the library at `root`, creating the folder and its files when missing.
+    pub fn create(root: &Path) -> Result<Library, LibraryError> {
+        let marker = root.join(LIBRARY_FILE);
+        if !marker.exists() {
+            if root.exists()
+                && fs::read_dir(root)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            {
+                return Err(fail(
+                    root,
+                    None,
+                    None,
+                    format!("is a folder that is not empty and has no {LIBRARY_FILE}; pick an empty or new folder"),
+                ));
+            }
+            fs::create_dir_all(root.join("images"))
+                .map_err(|e| fail(root, None, None, e.to_string()))?;
+            let text = serde_json::to_string_pretty(&Marker {
+                format: FORMAT.to_string(),
+                version: 1,
+            })
+            .map_err(|e| fail(&marker, None, None, e.to_string()))?;
+            fs::write(&marker, text + "\n")
+                .map_err(|e| fail(&marker, None, None, e.to_string()))?;
+        }
+        Library::open(root)
+    }
+
+    /// Opens an existing library, reading and checking its catalogue and annotations.
+    pub fn open(root: &Path) -> Result<Library, LibraryError> {
+        let marker_path = root.join(LIBRARY_FILE);
+        let text = fs::read_to_string(&marker_path).map_err(|e| {
+            fail(
+                &marker_path,
+                None,
+                None,
+                format!("not a library folder ({e})"),
+            )
+        })?;
+        let marker: Marker = serde_json::from_str(&text)
+            .map_err(|e| fail(&marker_path, None, None, e.to_string()))?;
+        if marker.format != FORMAT || marker.version != 1 {
+            return Err(fail(
+                &marker_path,
+                None,
+                Some("format"),
+                format!(
+                    "'{}' version {}; this build reads {FORMAT} version 1",
+                    marker.format, marker.version
+                ),
+            ));
+        }
+        let mut library = Library {
+            root: root.to_path_buf(),
+            records: Vec::new(),
+            index: HashMap::new(),
+            annotations: Vec::new(),
+        };
+        let catalogue = root.join(CATALOGUE_FILE);
+        for (line, text) in read_lines(&catalogue)? {
+            let record: ScanRecord =
+                serde_json::from_str(&text).map_err(|e| json_error(&catalogue, line, &e))?;
+            record
+                .validate()
+                .map_err(|e| fail(&catalogue, Some(line), Some(&e.field), e.reason))?;
+            if library.index.contains_key(&record.metadata.scan_id) {
+                return Err(fail(
+                    &catalogue,
+                    Some(line),
+                    Some("metadata.scan_id"),
+                    format!("scan '{}' appears twice", record.metadata.scan_id),
+                ));
+            }
+            for (field, image) in record.images() {
+                if !library.image_path(&image.sha256).is_file() {
+                    return Err(fail(
+                        &catalogue,
+                        Some(line),
+                        Some(&format!("{field}.sha256")),
+                        format!("image {} is missing from the library", image.sha256),
+                    ));
+                }
+            }
+            library
+                .index
+                .insert(record.metadata.scan_id.clone(), library.records.len());
+            library.records.push(record);
+        }
+        let annotations = root.join(ANNOTATIONS_FILE);
+        for (line, text) in read_lines(&annotations)? {
+            let record: AnnotationRecord =
+                serde_json::from_str(&text).map_err(|e| json_error(&annotations, line, &e))?;
+            library
+                .check_annotation(&record)
+                .map_err(|(field, reason)| fail(&annotations, Some(line), Some(&field), reason))?;
+            library.annotations.push(record);
+        }
+        Ok(library)
+    }
+
+    fn check_annotation(&self, record: &AnnotationRecord) -> Result<(), (String, String)> {
+        let Some(scan) = self.get(&record.scan_id) else {
+            return Err((
+                "scan_id".into(),
+                format!("scan '{}' is not in the catalogue", record.scan_id),
+            ));
+        };
+        if record.annotator.trim().is_empty() {
+            return Err(("annotator".into(), "is empty".into()));
+        }
+        let Some(view) = scan.views.get(record.view) else {
+            return Err((
+                "view".into(),
+                format!("scan '{}' has no view {}", record.scan_id, record.view),
+            ));
+        };
+        let image = &view.channels[0].image;
+        for (i, object) in record.objects.iter().enumerate() {
+            if !object.bbox.inside(image.width, image.height) {
+                return Err((
+                    format!("objects[{i}].bbox"),
+                    format!(
+                        "box {:?} lies outside the {} × {} image",
+                        <[f64; 4]>::from(object.bbox),
+                        image.width,
+                        image.height
+                    ),
+                ));
+            }
+            if object.label.trim().is_empty() {
+                return Err((format!("objects[{i}].label"), "is empty".into()));
+            }
+        }
+        if let Some(s) = record.seconds {
+            if !(s.is_finite() && s >= 0.0) {
+                return Err(("seconds".into(), format!("{s} is not a duration")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every scan, in catalogue order.
+    pub fn records(&self) -> &[ScanRecord] {
+        &self.records
+    }
+
+    /// The scan with this id.
+    pub fn get(&self, scan_id: &str) -> Option<&ScanRecord> {
+        self.index.get(scan_id).map(|&i| &self.records[i])
+    }
+
+    /// Every annotation line, in file order.
+    pub fn annotations(&self) -> &[AnnotationRecord] {
+        &self.annotations
+    }
+
+    /// Where the image with this hash is stored.
+    pub fn image_path(&self, sha256: &str) -> PathBuf {
+        let prefix = sha256.get(..2).unwrap_or("xx");
+        self.root
+            .join("images")
+            .join(prefix)
+            .join(format!("{sha256}.png"))
+    }
+
+    /// Stores a prepared scan: its images (once per content), then its catalogue line.
+    pub fn commit(&mut self, prepared: Prepared) -> Result<&ScanRecord, LibraryError> {
+        let catalogue = self.root.join(CATALOGUE_FILE);
+        let record = prepared.record;
+        record.validate().map_err(|e| {
+            fail(
+                &catalogue,
+                None,
+                Some(&e.field),
+                format!("scan '{}': {}", record.metadata.scan_id, e.reason),
+            )
+        })?;
+        if self.index.contains_key(&record.metadata.scan_id) {
+            return Err(fail(
+                &catalogue,
+                None,
+                Some("metadata.scan_id"),
+                format!(
+                    "scan '{}' is already in the library",
+                    record.metadata.scan_id
+                ),
+            ));
+        }
+        for (sha, bytes) in &prepared.blobs {
+            let path = self.image_path(sha);
+            if path.is_file() {
+                continue;
+            }
+            let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+            fs::create_dir_all(&dir).map_err(|e| fail(&dir, None, None, e.to_string()))?;
+            let tmp = dir.join(format!(".{sha}.tmp"));
+            fs::write(&tmp, bytes).map_err(|e| fail(&tmp, None, None, e.to_string()))?;
+            fs::rename(&tmp, &path).map_err(|e| fail(&path, None, None, e.to_string()))?;
+        }
+        let line = serde_json::to_string(&record)
+            .map_err(|e| fail(&catalogue, None, None, e.to_string()))?;
+        append_line(&catalogue, &line)?;
+        self.index
+            .insert(record.metadata.scan_id.clone(), self.records.len());
+        self.records.push(record);
+        Ok(&self.records[self.records.len() - 1])
+    }
+
+    /// Appends an annotator's objects on a scan (checked like the file's lines).
+    pub fn add_annotation(&mut self, record: AnnotationRecord) -> Result<(), LibraryError> {
+        let path = self.root.join(ANNOTATIONS_FILE);
+        self.check_annotation(&record)
+            .map_err(|(field, reason)| fail(&path, None, Some(&field), reason))?;
+        let line =
+            serde_json::to_string(&record).map_err(|e| fail(&path, None, None, e.to_string()))?;
+        append_line(&path, &line)?;
+        self.annotations.push(record);
+        Ok(())
+    }
+
+    fn read_checked(&self, image: &ImageRef) -> Result<(PathBuf, Vec<u8>), LibraryError> {
+        let path = self.image_path(&image.sha256);
+        let bytes = fs::read(&path).map_err(|e| fail(&path, None, None, e.to_string()))?;
+        let found = sha256_hex(&bytes);
+        if found != image.sha256 {
+            return Err(fail(
+                &path,
+                None,
+                Some("sha256"),
+                format!("content hash is {found}: the file was changed or damaged"),
+            ));
+        }
+        Ok((path, bytes))
+    }
+
+    /// Reads a transmission image back: hash checked, 16-bit grayscale, size as recorded.
+    pub fn read_image(&self, image: &ImageRef) -> Result<Image16, LibraryError> {
+        let (path, bytes) = self.read_checked(image)?;
+        let decoded = Image16::from_png(&bytes)
+            .map_err(|e| fail(&path, None, Some("pixels"), e.to_string()))?;
+        check_dims(&path, image, decoded.width, decoded.height)?;
+        Ok(decoded)
+    }
+
+    /// Reads a mask back: hash checked, 8-bit grayscale, size as recorded.
+    pub fn read_mask(&self, image: &ImageRef) -> Result<Mask8, LibraryError> {
+        let (path, bytes) = self.read_checked(image)?;
+        let decoded = Mask8::from_png(&bytes)
+            .map_err(|e| fail(&path, None, Some("pixels"), e.to_string()))?;
+        check_dims(&path, image, decoded.width, decoded.height)?;
+        Ok(decoded)
+    }
+
+    /// The low and high channels of a scan's view (`None` for an energy it lacks).
+    pub fn read_view(
+        &self,
+        record: &ScanRecord,
+        view: usize,
+    ) -> Result<[Option<Image16>; 2], LibraryError> {
+        let mut out = [None, None];
+        if let Some(v) = record.views.get(view) {
+            for c in &v.channels {
+                let slot = match c.energy {
+                    Energy::Low => 0,
+                    Energy::High => 1,
+                };
+                out[slot] = Some(self.read_image(&c.image)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads every image of every scan back and checks it; returns the problems found.
+    pub fn verify(&self) -> Vec<LibraryError> {
+        let mut problems = Vec::new();
+        for record in &self.records {
+            for (field, image) in record.images() {
+                let result = if field == "mask" {
+                    self.read_mask(image).map(|_| ())
+                } else {
+                    self.read_image(image).map(|_| ())
+                };
+                if let Err(mut e) = result {
+                    e.reason = format!("scan '{}', {field}: {}", record.metadata.scan_id, e.reason);
+                    problems.push(e);
+                }
+            }
+        }
+        problems
+    }
+}
+
+fn check_dims(path: &Path, image: &ImageRef, width: u32, height: u32) -> Result<(), LibraryError> {
+    if (width, height) != (image.width, image.height) {
+        return Err(fail(
+            path,
+            None,
+            Some("size"),
+            format!(
+                "{width} × {height} pixels, the catalogue says {} × {}",
+                image.width, image.height
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn json_error(file: &Path, line: usize, e: &serde_json::Error) -> LibraryError {
+    // serde_json names the field in its message ("missing field `scan_id`", "unknown field ...",
+    // "invalid type ... at column N").
+    fail(file, Some(line), None, format!("not a valid record: {e}"))
+}
+
+fn append_line(path: &Path, line: &str) -> Result<(), LibraryError> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| fail(path, None, None, e.to_string()))?;
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.flush())
+        .map_err(|e| fail(path, None, None, e.to_string()))
+}
+
+/// The non-empty lines of a JSON Lines file (none when it does not exist), numbered from 1.
+fn read_lines(path: &Path) -> Result<Vec<(usize, String)>, LibraryError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(fail(path, None, None, e.to_string())),
+    };
+    let mut reader = BufReader::new(file);
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut line = 0;
+    loop {
+        buf.clear();
+        line += 1;
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| fail(path, Some(line), None, e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        if buf.len() > MAX_LINE {
+            return Err(fail(
+                path,
+                Some(line),
+                None,
+                format!("line longer than {MAX_LINE} bytes"),
+            ));
+        }
+        let text = String::from_utf8(std::mem::take(&mut buf))
+            .map_err(|_| fail(path, Some(line), None, "not UTF-8 text"))?;
+        if !text.trim().is_empty() {
+            out.push((line, text));
+        }
+    }
+    Ok(out)
+}
+
+use std::io::Read as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{generate_scan, GeneratorParams};
+    use crate::geometry::BoxPx;
+
+    fn params() -> GeneratorParams {
+        GeneratorParams {
+            width: 64,
+            height: 64,
+            threat_rate: 1.0,
+            threat_scale: [0.2, 0.3],
+            ..GeneratorParams::default()
+        }
+    }
+
+    fn library_with(n: u64) -> (tempfile::TempDir, Library) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lib");
+        let mut lib = Library::create(&root).unwrap();
+        for i in 0..n {
+            lib.commit(prepare(generate_scan(&params(), 1, i)).unwrap())
+                .unwrap();
+        }
+        (dir, lib)
+    }
+
+    #[test]
+    fn scans_round_trip_through_the_folder() {
+        let (_dir, lib) = library_with(3);
+        let again = Library::open(lib.root()).unwrap();
+        assert_eq!(again.records(), lib.records());
+        let scan = generate_scan(&params(), 1, 1);
+        let record = again.get("syn-1-000001").unwrap();
+        let [low, high] = again.read_view(record, 0).unwrap();
+        assert_eq!(low.unwrap(), scan.low);
+        assert_eq!(high.unwrap(), scan.high);
+        assert!(again.verify().is_empty());
+    }
+
+    #[test]
+    fn a_duplicate_scan_is_refused() {
+        let (_dir, mut lib) = library_with(1);
+        let err = lib
+            .commit(prepare(generate_scan(&params(), 1, 0)).unwrap())
+            .unwrap_err();
+        assert!(err.to_string().contains("already in the library"), "{err}");
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_file_and_field() {
+        let (_dir, lib) = library_with(2);
+        let root = lib.root().to_path_buf();
+        let record = lib.records()[0].clone();
+        // A changed image: the hash check names the file.
+        let path = lib.image_path(&record.views[0].channels[0].image.sha256);
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n / 2] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let err = lib
+            .read_image(&record.views[0].channels[0].image)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&record.views[0].channels[0].image.sha256) && err.contains("sha256"),
+            "{err}"
+        );
+        assert_eq!(lib.verify().len(), 1);
+        // An 8-bit image stored under a transmission channel's name: refused as the wrong depth.
+        let mask = Mask8 {
+            width: 64,
+            height: 64,
+            data: vec![0; 64 * 64],
+        };
+        let png = mask.to_png().unwrap();
+        let sha = sha256_hex(&png);
+        let p = lib.image_path(&sha);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, &png).unwrap();
+        let fake = ImageRef {
+            sha256: sha,
+            width: 64,
+            height: 64,
+        };
+        let err = lib.read_image(&fake).unwrap_err().to_string();
+        assert!(
+            err.contains("field pixels") && err.contains("8-bit"),
+            "{err}"
+        );
+
+        // Catalogue lines: a box outside the image, a bad container number, a missing field.
+        let catalogue = root.join(CATALOGUE_FILE);
+        let good = fs::read_to_string(&catalogue).unwrap();
+        let mut bad = record.clone();
+        bad.metadata.scan_id = "other".into();
+        bad.truth = vec![crate::scan::TruthObject {
+            class: "knife".into(),
+            bbox: BoxPx::new(10.0, 10.0, 80.0, 20.0).unwrap(),
+            material: "steel".into(),
+            rotation_deg: 0.0,
+            view: 0,
+            mask_value: 1,
+            source: crate::scan::TruthSource::Generator,
+        }];
+        fs::write(
+            &catalogue,
+            format!("{good}{}\n", serde_json::to_string(&bad).unwrap()),
+        )
+        .unwrap();
+        let err = Library::open(&root).err().unwrap().to_string();
+        assert!(
+            err.contains("catalogue.jsonl:3")
+                && err.contains("truth[0].bbox")
+                && err.contains("outside"),
+            "{err}"
+        );
+        bad.truth.clear();
+        bad.metadata.container_id = Some("CSQU3054384".into());
+        fs::write(
+            &catalogue,
+            format!("{good}{}\n", serde_json::to_string(&bad).unwrap()),
+        )
+        .unwrap();
+        let err = Library::open(&root).err().unwrap().to_string();
+        assert!(
+            err.contains("metadata.container_id") && err.contains("check digit"),
+            "{err}"
+        );
+        fs::write(&catalogue, format!("{good}{{\"metadata\": {{}}}}\n")).unwrap();
+        let err = Library::open(&root).err().unwrap().to_string();
+        assert!(
+            err.contains("catalogue.jsonl:3") && err.contains("missing field"),
+            "{err}"
+        );
+        fs::write(&catalogue, &good).unwrap();
+
+        // An annotation of a scan the catalogue does not have.
+        let annotations = root.join(ANNOTATIONS_FILE);
+        fs::write(
+            &annotations,
+            "{\"scan_id\": \"nope\", \"annotator\": \"a\", \"objects\": [], \"seconds\": 3}\n",
+        )
+        .unwrap();
+        let err = Library::open(&root).err().unwrap().to_string();
+        assert!(
+            err.contains("annotations.jsonl:1")
+                && err.contains("field scan_id")
+                && err.contains("nope"),
+            "{err}"
+        );
+        fs::write(
+            &annotations,
+            format!(
+                "{{\"scan_id\": \"{}\", \"annotator\": \"a\", \"objects\": [{{\"label\": \"knife\", \"bbox\": [0, 0, 65, 10]}}], \"seconds\": 3}}\n",
+                record.metadata.scan_id
+            ),
+        )
+        .unwrap();
+        let err = Library::open(&root).err().unwrap().to_string();
+        assert!(err.contains("objects[0].bbox"), "{err}");
+    }
+
+    #[test]
+    fn a_non_library_folder_is_not_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let err = Library::create(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("not empty"), "{err}");
+    }
+}
