@@ -7,6 +7,8 @@
 //! - [`link_companies`]: deduplication of company names (PATSTAT-like generated applicants, or a
 //!   CSV file with a cluster column), B-cubed precision, recall and F1 beside the baseline of
 //!   grouping on the first word of the name.
+//! - [`nii`]: scans per second of the synthetic dual-energy X-ray generator (drawing, PNG +
+//!   SHA-256, into a library folder).
 //! - [`hs`]: throughput of the lexical HS model (descriptions/s) on real descriptions.
 //! - [`import()`]: whether `borderlens import` streams: peak memory of a child process importing
 //!   N/10 and N described items.
@@ -32,6 +34,7 @@ mod embed;
 mod hs;
 mod import;
 mod link;
+mod nii;
 mod risk;
 mod serve;
 mod text_features;
@@ -43,6 +46,7 @@ pub use embed::embed;
 pub use hs::hs;
 pub use import::import;
 pub use link::link;
+pub use nii::nii;
 pub use risk::risk;
 pub use serve::serve;
 pub use text_features::text_features;
@@ -78,7 +82,8 @@ pub struct BenchOptions {
     pub python: String,
     /// link: records per side of the generated FEBRL-like data.
     pub records: usize,
-    /// link: seed of the generated data; serve: seed of the order of the declarations.
+    /// link: seed of the generated data; serve: seed of the order of the declarations; nii: seed of
+    /// the scans.
     pub seed: u64,
     /// link: folder for the generated data and both tools' outputs (default target/bench-link).
     /// serve: folder for the databases, server logs, bench-serve.json and bench-serve.svg
@@ -114,4 +119,8 @@ pub struct BenchOptions {
     pub timeout_ms: u64,
     /// serve: the whole load test stops scheduling steps after this many seconds.
     pub max_seconds: u64,
+    /// nii: scans generated per stage.
+    pub scans: usize,
+    /// nii: image width and height, pixels.
+    pub size: u32,
 }

@@ -96,6 +96,10 @@ pub enum Command {
     /// Read the goods descriptions of stored items not read yet by the shipped HS model (or read
     /// by another version) and store the readings beside the declared codes (imports do this).
     Annotate,
+    /// The X-ray reference library (non-intrusive inspection): generate synthetic dual-energy
+    /// scans, project threats, quality report, annotators' agreement.
+    #[command(subcommand)]
+    Nii(crate::nii_cmds::NiiCommand),
     /// Benchmarks.
     Bench(BenchArgs),
     /// Sample data sets: `sample describe` attaches UK parcel goods descriptions to the sample
@@ -407,7 +411,7 @@ pub struct ExportArgs {
 #[derive(Args)]
 pub struct BenchArgs {
     /// What to benchmark: risk (GBDT vs LightGBM + shap), link (vs Splink on generated data),
-    /// link-companies (company-name deduplication, B-cubed F1), hs (descriptions/s of the lexical HS model;
+    /// link-companies (company-name deduplication, B-cubed F1), nii (synthetic X-ray scans/s; --scans, --size), hs (descriptions/s of the lexical HS model;
     /// --records descriptions, --data may hold cross_atlas_validation.jsonl), embed (descriptions/s of
     /// the all-MiniLM-L6-v2 encoder, --encoder DIR, at most 5,000 of --records), import (peak memory of importing --records/10 and --records
     /// described items: does the import stream?; --file: the rows to copy), text-features (risk model with
@@ -434,7 +438,7 @@ pub struct BenchArgs {
     /// generated PATSTAT-like data.
     #[arg(long, default_value_t = 100_000)]
     pub records: usize,
-    /// link: seed of the generated data.
+    /// link: seed of the generated data; nii: seed of the scans.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// link: folder for the generated data and both tools' outputs (data is reused; default
@@ -491,6 +495,12 @@ pub struct BenchArgs {
     /// models/all-MiniLM-L6-v2 found from here or the repository root).
     #[arg(long, value_name = "DIR")]
     pub encoder: Option<PathBuf>,
+    /// nii: scans generated per stage.
+    #[arg(long, default_value_t = 400)]
+    pub scans: usize,
+    /// nii: image width and height, pixels.
+    #[arg(long, default_value_t = 512)]
+    pub size: u32,
 }
 
 impl BenchArgs {
@@ -519,6 +529,8 @@ impl BenchArgs {
             connections: self.connections,
             timeout_ms: self.timeout_ms,
             max_seconds: self.max_seconds,
+            scans: self.scans,
+            size: self.size,
         }
     }
 }

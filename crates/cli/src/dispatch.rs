@@ -267,8 +267,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "text-features" => {
                     borderlens_bench::text_features(&a.to_options(), cli.json, &bars)?
                 }
+                "nii" => borderlens_bench::nii(&a.to_options(), cli.json, &bars)?,
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench embed`, `bench import` or `bench text-features`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench embed`, `bench import`, `bench text-features` or `bench nii`"
                 ),
             }
             Ok(ExitCode::SUCCESS)
@@ -280,6 +281,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::annotate(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Nii(c) => crate::nii_cmds::run(c, cli.json, &bars),
         Command::Serve(a) => {
             crate::service_cmds::serve(&cli.db, cli.database_url.as_deref(), a, cli.json)
         }

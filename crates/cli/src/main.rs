@@ -9,6 +9,7 @@ mod demo;
 mod dispatch;
 mod hs_cmds;
 mod loop_cmds;
+mod nii_cmds;
 mod output;
 mod progress;
 mod service_cmds;

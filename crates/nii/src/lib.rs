@@ -13,7 +13,8 @@
 //!   blur and Poisson noise, seedable, parameters explicit;
 //! - **threat image projection** ([`tip`]) in transmission space;
 //! - **consensus and agreement** of several annotators ([`consensus`], [`agreement`]);
-//! - the **quality report** of a library ([`report`]).
+//! - the **quality report** of a library ([`report`]);
+//! - batch jobs on a library ([`batch`]): generate on every core, project into many scans.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
 //! is a file in the library folder for now), DICOS/DICOM, COCO/YOLO, anonymisation, API routes and
@@ -25,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod agreement;
+pub mod batch;
 pub mod consensus;
 pub mod generate;
 pub mod geometry;

@@ -23,7 +23,9 @@
 use borderlens_domain::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::generate::{blur, normal, object_bounds, threat_parts, Canvas, Placement, ThreatClass};
+use crate::generate::{
+    blur, main_material, normal, object_bounds, threat_parts, Canvas, Placement, ThreatClass,
+};
 use crate::geometry::BoxPx;
 use crate::image::Image16;
 
@@ -32,6 +34,8 @@ use crate::image::Image16;
 pub struct ThreatPatch {
     /// class name
     pub class: String,
+    /// main material
+    pub material: String,
     /// width, px
     pub width: usize,
     /// height, px
@@ -143,6 +147,7 @@ pub fn threat_patch(
     }
     ThreatPatch {
         class: class.word().to_string(),
+        material: main_material(&parts).to_string(),
         width,
         height,
         atten,

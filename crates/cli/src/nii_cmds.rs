@@ -1,0 +1,525 @@
+//! `borderlens nii ...`: the X-ray reference library (generate, project threats, report,
+//! agreement, verify), over `borderlens-nii`. Parsing and printing only.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use borderlens_app::Progress;
+use borderlens_nii::agreement::{agreement, AgreementInput, AgreementReport};
+use borderlens_nii::batch::{generate_into, project_into, BatchSummary, ProjectOptions};
+use borderlens_nii::generate::{GeneratorParams, ThreatClass};
+use borderlens_nii::report::{quality_report, Count, QualityReport};
+use borderlens_nii::tip::TipLimits;
+use borderlens_nii::Library;
+use clap::{Args, Subcommand};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use crate::output::outln;
+use crate::progress::Bars;
+
+#[derive(Subcommand)]
+pub enum NiiCommand {
+    /// Generate synthetic dual-energy scans (16-bit PNG, content-addressed) into a library
+    /// folder, with their true boxes, masks, metadata and full provenance; seedable, on every
+    /// core; Ctrl-C stops cleanly and the same command continues.
+    Generate(GenerateArgs),
+    /// Project threats (threat image projection) into scans of a library: new scans whose
+    /// provenance says "projected", never counted as real.
+    Tip(TipArgs),
+    /// The quality report of a library: size, class balance (rare classes named), diversity,
+    /// resolution, real/staged/synthetic/projected shares, annotation coverage, agreement,
+    /// disputed share, privacy status; --charts writes SVG bar charts.
+    Report(ReportArgs),
+    /// Consensus and agreement of annotators from a JSON file: Krippendorff's α (boxes with
+    /// 1 − IoU, labels nominal; per class and overall), pairwise F1 and mean IoU, disputed objects.
+    Agreement(AgreementArgs),
+    /// Read every image of a library back and check its hash, depth and size.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Scans to generate (scans already in the library are skipped).
+    #[arg(long)]
+    count: u64,
+    /// Seed of the run (scan i of seed s is always the same scan).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Library folder (created when missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Generator parameters as JSON (every field of the `params` object of a scan's provenance;
+    /// default: the built-in parameters). The flags below override it.
+    #[arg(long)]
+    params: Option<PathBuf>,
+    /// Image width and height, pixels.
+    #[arg(long)]
+    size: Option<u32>,
+    /// Clutter density range, objects per 10,000 px², e.g. 0.5,2.
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    clutter_density: Option<Vec<f64>>,
+    /// Largest threat rotation, degrees (0–180).
+    #[arg(long)]
+    max_rotation: Option<f64>,
+    /// Largest IoU between two threats of a scan (0–1).
+    #[arg(long)]
+    max_overlap: Option<f64>,
+    /// Probability that a scan holds a threat.
+    #[arg(long)]
+    threat_rate: Option<f64>,
+    /// Threat classes to draw, comma-separated (default: all): knife, gun, blade, bottle,
+    /// drug_bricks, cigarette_cartons, ammunition, ied, scissors.
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+pub struct TipArgs {
+    /// Library folder.
+    library: PathBuf,
+    /// Projected scans to make.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Seed of the choice of scans, threats, transforms, positions and noise.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threat classes, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
+    /// Photons per pixel (low,high) of scans without a generator record; default: estimated
+    /// from each scan's noise.
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    i0: Option<Vec<f64>>,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Library folder.
+    library: PathBuf,
+    /// Folder for the SVG charts.
+    #[arg(long)]
+    charts: Option<PathBuf>,
+    /// Also read every image back and check it (slower).
+    #[arg(long)]
+    verify: bool,
+}
+
+#[derive(Args)]
+pub struct AgreementArgs {
+    /// JSON file: {"iou_threshold": 0.5, "quorum": 2, "scans": [{"scan_id": "s1",
+    /// "annotations": [{"annotator": "a", "objects": [{"label": "knife", "bbox": [x0, y0, x1, y1]}]}]}]}
+    file: PathBuf,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Library folder.
+    library: PathBuf,
+}
+
+fn classes(words: &Option<Vec<String>>) -> anyhow::Result<Vec<ThreatClass>> {
+    words
+        .iter()
+        .flatten()
+        .map(|w| ThreatClass::parse(w.trim()).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(header.to_vec());
+    t
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
+}
+
+fn params_from(a: &GenerateArgs) -> anyhow::Result<GeneratorParams> {
+    let mut p = match &a.params {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not generator parameters", path.display()))?
+        }
+        None => GeneratorParams::default(),
+    };
+    if let Some(s) = a.size {
+        p.width = s;
+        p.height = s;
+    }
+    if let Some(v) = &a.clutter_density {
+        p.clutter_density = [v[0], v[1]];
+    }
+    if let Some(v) = a.max_rotation {
+        p.max_rotation_deg = v;
+    }
+    if let Some(v) = a.max_overlap {
+        p.max_overlap = v;
+    }
+    if let Some(v) = a.threat_rate {
+        p.threat_rate = v;
+    }
+    let chosen = classes(&a.classes)?;
+    if !chosen.is_empty() {
+        p.threat_mix = chosen.into_iter().map(|c| (c, 1.0)).collect();
+    }
+    p.validate()
+        .map_err(anyhow::Error::msg)
+        .context("generator parameters")?;
+    Ok(p)
+}
+
+fn summary_out(what: &str, s: &BatchSummary, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(s)?;
+    } else {
+        outln!(
+            "{what}: {} written, {} already there, {} not possible, {:.1} s{}",
+            s.written,
+            s.skipped,
+            s.failed.len(),
+            s.seconds,
+            if s.interrupted {
+                " (stopped; run the same command again to continue)"
+            } else {
+                ""
+            }
+        );
+        for f in &s.failed {
+            outln!("  {f}");
+        }
+    }
+    Ok(if s.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn open(path: &Path) -> anyhow::Result<Library> {
+    Ok(Library::open(path)?)
+}
+
+pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
+    match command {
+        NiiCommand::Generate(a) => {
+            let params = params_from(a)?;
+            let mut library = Library::create(&a.out)?;
+            bars.start("generating scans", Some(a.count));
+            let result = generate_into(
+                &mut library,
+                &params,
+                a.seed,
+                a.count,
+                &|done| bars.advance(done),
+                &|| bars.interrupted(),
+            );
+            bars.finish();
+            let s = result?;
+            if !json && s.written > 0 {
+                outln!(
+                    "{:.1} scans/s ({}×{} dual-energy, PNG written and hashed)",
+                    s.written as f64 / s.seconds.max(1e-9),
+                    params.width,
+                    params.height
+                );
+            }
+            summary_out(&format!("library {}", a.out.display()), &s, json)
+        }
+        NiiCommand::Tip(a) => {
+            let mut library = open(&a.library)?;
+            let options = ProjectOptions {
+                count: a.count,
+                seed: a.seed,
+                classes: classes(&a.classes)?,
+                limits: TipLimits::default(),
+                i0: a.i0.as_ref().map(|v| [v[0], v[1]]),
+            };
+            if let Some(v) = &a.i0 {
+                if !v.iter().all(|x| x.is_finite() && *x > 0.0) {
+                    bail!("--i0 must be two positive numbers (photons per pixel, low,high)");
+                }
+            }
+            bars.start("projecting threats", Some(a.count as u64));
+            let result = project_into(&mut library, &options, &|done| bars.advance(done), &|| {
+                bars.interrupted()
+            });
+            bars.finish();
+            summary_out(&format!("library {}", a.library.display()), &result?, json)
+        }
+        NiiCommand::Report(a) => {
+            let library = open(&a.library)?;
+            if a.verify {
+                let problems = library.verify();
+                if !problems.is_empty() {
+                    for p in &problems {
+                        eprintln!("borderlens: {p}");
+                    }
+                    bail!("{} image(s) failed the check", problems.len());
+                }
+            }
+            let report = quality_report(&library);
+            if let Some(dir) = &a.charts {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                for (name, svg) in report.charts() {
+                    let path = dir.join(&name);
+                    std::fs::write(&path, svg)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+            }
+            if json {
+                print_json(&report)?;
+            } else {
+                print_report(&report, &a.library, a.charts.as_deref())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NiiCommand::Agreement(a) => {
+            let file = &a.file;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let input: AgreementInput = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not an agreement input", file.display()))?;
+            input
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{}: field {e}", file.display()))?;
+            let report = agreement(&input);
+            if json {
+                print_json(&report)?;
+            } else {
+                print_agreement(&report)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NiiCommand::Verify(a) => {
+            let library = open(&a.library)?;
+            let problems = library.verify();
+            if json {
+                let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                print_json(&serde_json::json!({
+                    "scans": library.records().len(),
+                    "problems": list,
+                }))?;
+            } else {
+                for p in &problems {
+                    outln!("{p}");
+                }
+                outln!(
+                    "{} scans, {} problem(s)",
+                    library.records().len(),
+                    problems.len()
+                );
+            }
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn counts_line(items: &[Count]) -> String {
+    if items.is_empty() {
+        return "none".to_string();
+    }
+    items
+        .iter()
+        .map(|c| format!("{} {} ({:.0}%)", c.name, c.count, 100.0 * c.share))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_report(r: &QualityReport, lib: &Path, charts: Option<&Path>) -> anyhow::Result<()> {
+    outln!("quality report of {}", lib.display());
+    let mut t = table(&["attribute", "value"]);
+    t.add_row(vec![
+        "size".to_string(),
+        format!("{} scans, {} images", r.scans, r.images),
+    ]);
+    t.add_row(vec!["provenance".to_string(), counts_line(&r.provenance)]);
+    t.add_row(vec![
+        "counts as real".to_string(),
+        format!("{} scans", r.counts_as_real),
+    ]);
+    t.add_row(vec![
+        "class balance".to_string(),
+        counts_line(&r.balance.classes),
+    ]);
+    t.add_row(vec![
+        "rare classes".to_string(),
+        if r.balance.rare.is_empty() {
+            "none".to_string()
+        } else {
+            r.balance.rare.join(", ")
+        },
+    ]);
+    t.add_row(vec![
+        "imbalance (max/min)".to_string(),
+        opt(r.balance.imbalance_ratio),
+    ]);
+    t.add_row(vec![
+        "scans with / without threat".to_string(),
+        format!(
+            "{} / {}",
+            r.balance.scans_with_threat, r.balance.scans_without_threat
+        ),
+    ]);
+    let d = &r.diversity;
+    t.add_row(vec!["cargo".to_string(), counts_line(&d.cargo)]);
+    t.add_row(vec![
+        "clutter density".to_string(),
+        counts_line(&d.clutter_density),
+    ]);
+    t.add_row(vec![
+        "clutter materials".to_string(),
+        counts_line(&d.clutter_materials),
+    ]);
+    t.add_row(vec!["orientation".to_string(), counts_line(&d.orientation)]);
+    t.add_row(vec![
+        "threat materials".to_string(),
+        counts_line(&d.threat_materials),
+    ]);
+    t.add_row(vec!["scanners".to_string(), counts_line(&d.scanners)]);
+    t.add_row(vec!["locations".to_string(), counts_line(&d.locations)]);
+    t.add_row(vec![
+        "image sizes".to_string(),
+        counts_line(&r.resolution.sizes),
+    ]);
+    t.add_row(vec![
+        "mm per pixel".to_string(),
+        counts_line(&r.resolution.mm_per_pixel),
+    ]);
+    t.add_row(vec![
+        "dual energy".to_string(),
+        format!("{} of {} scans", r.resolution.dual_energy, r.scans),
+    ]);
+    let an = &r.annotation;
+    t.add_row(vec![
+        "annotation coverage".to_string(),
+        format!(
+            "{} scans ({:.1}%), {} by 2+ annotators, {} annotators; exact truth on {} scans",
+            an.scans_annotated,
+            100.0 * an.coverage,
+            an.scans_multi_annotated,
+            an.annotators,
+            an.scans_with_truth
+        ),
+    ]);
+    t.add_row(vec![
+        "annotation time".to_string(),
+        format!(
+            "median {} s, {} images per hour",
+            opt(an.median_seconds),
+            opt(an.images_per_hour)
+        ),
+    ]);
+    match &r.agreement {
+        Some(a) => {
+            t.add_row(vec![
+                "agreement".to_string(),
+                format!(
+                    "α boxes {}, α labels {}, mean F1 {}, mean IoU {}",
+                    opt(a.alpha_boxes),
+                    opt(a.alpha_labels),
+                    opt(a.mean_f1),
+                    opt(a.mean_iou)
+                ),
+            ]);
+            t.add_row(vec![
+                "disputed".to_string(),
+                format!(
+                    "{} of {} objects ({:.1}%)",
+                    a.disputed,
+                    a.objects,
+                    100.0 * a.disputed_share
+                ),
+            ]);
+        }
+        None => {
+            t.add_row(vec![
+                "agreement".to_string(),
+                "no scan annotated by two or more annotators".to_string(),
+            ]);
+        }
+    }
+    let p = &r.privacy;
+    t.add_row(vec![
+        "privacy".to_string(),
+        format!(
+            "{} redistributable, {} not; licences: {}; {} real/staged scans with free text to review (anonymisation comes later)",
+            p.redistributable,
+            p.not_redistributable,
+            counts_line(&p.licences),
+            p.free_text_to_review
+        ),
+    ]);
+    outln!("{t}");
+    if let Some(dir) = charts {
+        outln!("charts written to {}", dir.display());
+    }
+    Ok(())
+}
+
+fn print_agreement(r: &AgreementReport) -> anyhow::Result<()> {
+    outln!(
+        "{} scans, {} annotators, {} merged objects ({} accepted, {} disputed), IoU threshold {}",
+        r.scans,
+        r.annotators.len(),
+        r.objects,
+        r.accepted,
+        r.disputed,
+        r.iou_threshold
+    );
+    outln!(
+        "Krippendorff's α: boxes (1 − IoU) {}, labels (nominal) {}",
+        opt(r.alpha_boxes),
+        opt(r.alpha_labels)
+    );
+    let mut t = table(&["class", "objects", "α boxes", "α labels"]);
+    for c in &r.per_class {
+        t.add_row(vec![
+            c.class.clone(),
+            c.units.to_string(),
+            opt(c.alpha_boxes),
+            opt(c.alpha_labels),
+        ]);
+    }
+    outln!("{t}");
+    let mut t = table(&["annotators", "scans", "matched", "F1", "mean IoU"]);
+    for p in &r.pairwise {
+        t.add_row(vec![
+            format!("{} – {}", p.a, p.b),
+            p.scans.to_string(),
+            p.matched.to_string(),
+            opt(p.f1),
+            opt(p.mean_iou),
+        ]);
+    }
+    outln!("{t}");
+    if !r.disputes.is_empty() {
+        let mut t = table(&["scan", "label", "box", "score", "why"]);
+        for d in &r.disputes {
+            let b = d.object.bbox;
+            t.add_row(vec![
+                d.scan_id.clone(),
+                d.object.label.clone(),
+                format!("[{:.1}, {:.1}, {:.1}, {:.1}]", b.x0, b.y0, b.x1, b.y1),
+                format!("{:.2}", d.object.score),
+                d.object.disputes.join("; "),
+            ]);
+        }
+        outln!("review queue:\n{t}");
+    }
+    Ok(())
+}
