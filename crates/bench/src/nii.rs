@@ -74,6 +74,7 @@ pub fn nii(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<
         std::fs::remove_dir_all(&folder)?;
     }
     let mut library = Library::create(&folder)?;
+    let cpu_before = process_cpu_seconds();
     bars.start("generate into a library folder", Some(n));
     let summary = generate_into(
         &mut library,
@@ -83,8 +84,10 @@ pub fn nii(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<
         &|d| bars.advance(d),
         &|| bars.interrupted(),
     )?;
+    let cpu_after = process_cpu_seconds();
     bars.finish();
     let bytes: u64 = walk_bytes(&folder.join("images"));
+    let cpu_full = cpu_after.zip(cpu_before).map(|(a, b)| a - b);
     let written = summary.written as f64;
     let full = summary.seconds;
     std::fs::remove_dir_all(&folder)?;
@@ -104,6 +107,8 @@ pub fn nii(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<
                 "generate_png_sha256_per_second_all_threads": rate(n as f64, encode_all),
                 "library_per_second_all_threads": rate(written, full),
                 "library_bytes_per_scan": if written > 0.0 { bytes as f64 / written } else { 0.0 },
+                "library_cpu_seconds": cpu_full,
+                "library_per_cpu_second": cpu_full.filter(|c| *c > 0.0).map(|c| written / c),
                 "interrupted": summary.interrupted,
             }))?
         );
@@ -134,8 +139,24 @@ pub fn nii(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<
                 0.0
             }
         );
+        if let Some(c) = cpu_full.filter(|c| *c > 0.0) {
+            outln!(
+                "into a library folder, per CPU-second:  {:>7.1} scans (process CPU time; on a shared machine this says what a scan costs)",
+                written / c
+            );
+        }
     }
     Ok(())
+}
+
+/// CPU time (user + system) of this process so far, seconds (Linux: `/proc/self/stat`, at the
+/// usual 100 clock ticks per second); `None` where the file is missing.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 fn walk_bytes(dir: &std::path::Path) -> u64 {
