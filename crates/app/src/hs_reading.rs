@@ -453,6 +453,10 @@ pub fn annotate(
     let model = hs_model()?.id();
     progress.start(&format!("reading goods descriptions ({model})"), None);
     let mut read = 0u64;
+    // The items of a batch of which no reading was saved: another import or `annotate` running
+    // beside this one read them first, and the next listing moves on. The same items listed
+    // again after saving nothing would be listed for ever: that is an error.
+    let mut unsaved: Option<Vec<ItemKey>> = None;
     loop {
         if progress.interrupted() {
             progress.finish();
@@ -462,16 +466,17 @@ pub fn annotate(
         if items.is_empty() {
             break;
         }
-        let readings = read_items(&items)?;
-        // Every item listed has no reading by `model`, so each is saved; none saved would list
-        // the same items again for ever.
-        if store.save_hs_readings(&readings)? == 0 {
+        let keys: Vec<ItemKey> = items.iter().map(|i| i.key.clone()).collect();
+        if unsaved.as_ref() == Some(&keys) {
             return Err(JobError::Internal(format!(
                 "HS readings of {} items by {model} were not saved",
                 items.len()
             )));
         }
-        read += items.len() as u64;
+        let readings = read_items(&items)?;
+        let saved = store.save_hs_readings(&readings)?;
+        unsaved = (saved == 0).then_some(keys);
+        read += saved as u64;
         progress.advance(read);
     }
     progress.finish();

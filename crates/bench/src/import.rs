@@ -225,6 +225,7 @@ fn import_once(
     bars: &dyn Progress,
 ) -> anyhow::Result<Run> {
     let exe = std::env::current_exe().context("cannot find the borderlens executable")?;
+    let (out_file, err_file) = (db.with_extension("out.json"), db.with_extension("err.txt"));
     let started = Instant::now();
     let mut child = Command::new(exe)
         .arg("--json")
@@ -234,23 +235,31 @@ fn import_once(
         .arg("--mapping")
         .arg(mapping)
         .arg(file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        // To files, not pipes: a long report (many rejected rows of a --file) would fill a pipe
+        // that is read only after the child exits, and both would wait for ever.
+        .stdout(
+            std::fs::File::create(&out_file)
+                .with_context(|| format!("cannot write {}", out_file.display()))?,
+        )
+        .stderr(
+            std::fs::File::create(&err_file)
+                .with_context(|| format!("cannot write {}", err_file.display()))?,
+        )
         .spawn()
         .context("cannot run borderlens import")?;
     let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
     let mut peak: Option<f64> = None;
     // VmHWM is the peak so far: the last reading before the child exits is its peak, give or
     // take the final sampling interval.
-    let output = loop {
+    let status = loop {
         if let Some(kib) = std::fs::read_to_string(&status_file)
             .ok()
             .and_then(|s| vm_hwm_kib(&s))
         {
             peak = Some(peak.unwrap_or(0.0).max(kib / 1024.0));
         }
-        if child.try_wait()?.is_some() {
-            break child.wait_with_output()?;
+        if let Some(status) = child.try_wait()? {
+            break status;
         }
         if bars.interrupted() {
             let _ = child.kill();
@@ -260,15 +269,17 @@ fn import_once(
         std::thread::sleep(Duration::from_millis(20));
     };
     let seconds = started.elapsed().as_secs_f64();
-    if !output.status.success() {
+    if !status.success() {
         bail!(
             "borderlens import of {} failed: {}",
             file.display(),
-            String::from_utf8_lossy(&output.stderr)
+            std::fs::read_to_string(&err_file).unwrap_or_default()
         );
     }
-    let imported: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .context("borderlens import printed no JSON report")?;
+    let stdout =
+        std::fs::read(&out_file).with_context(|| format!("cannot read {}", out_file.display()))?;
+    let imported: serde_json::Value =
+        serde_json::from_slice(&stdout).context("borderlens import printed no JSON report")?;
     Ok(Run {
         items,
         seconds,

@@ -57,7 +57,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     size: Option<u32>,
     /// Clutter density range, objects per 10,000 px², e.g. 0.5,2.
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',')]
     clutter_density: Option<Vec<f64>>,
     /// Largest threat rotation, degrees (0–180).
     #[arg(long)]
@@ -89,7 +89,7 @@ pub struct TipArgs {
     classes: Option<Vec<String>>,
     /// Photons per pixel (low,high) of scans without a generator record; default: estimated
     /// from each scan's noise.
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',')]
     i0: Option<Vec<f64>>,
 }
 
@@ -157,7 +157,10 @@ fn params_from(a: &GenerateArgs) -> anyhow::Result<GeneratorParams> {
         p.height = s;
     }
     if let Some(v) = &a.clutter_density {
-        p.clutter_density = [v[0], v[1]];
+        let [low, high] = v[..] else {
+            bail!("--clutter-density takes two numbers, low,high (e.g. 0.5,2)");
+        };
+        p.clutter_density = [low, high];
     }
     if let Some(v) = a.max_rotation {
         p.max_rotation_deg = v;
@@ -237,18 +240,22 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
         }
         NiiCommand::Tip(a) => {
             let mut library = open(&a.library)?;
+            let i0 = match a.i0.as_deref() {
+                None => None,
+                Some(&[low, high]) if [low, high].iter().all(|x| x.is_finite() && *x > 0.0) => {
+                    Some([low, high])
+                }
+                Some(_) => {
+                    bail!("--i0 must be two positive numbers (photons per pixel, low,high)")
+                }
+            };
             let options = ProjectOptions {
                 count: a.count,
                 seed: a.seed,
                 classes: classes(&a.classes)?,
                 limits: TipLimits::default(),
-                i0: a.i0.as_ref().map(|v| [v[0], v[1]]),
+                i0,
             };
-            if let Some(v) = &a.i0 {
-                if !v.iter().all(|x| x.is_finite() && *x > 0.0) {
-                    bail!("--i0 must be two positive numbers (photons per pixel, low,high)");
-                }
-            }
             bars.start("projecting threats", Some(a.count as u64));
             let result = project_into(&mut library, &options, &|done| bars.advance(done), &|| {
                 bars.interrupted()

@@ -49,6 +49,43 @@ fn generate_project_report_and_verify() {
     );
     let summary = stdout_json(&out);
     assert_eq!(summary["written"], 12);
+    // Ranges as the docs write them: two numbers, comma-separated; one number is refused.
+    let ranged = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "generate",
+            "--count",
+            "1",
+            "--out",
+            "ranged",
+            "--size",
+            "64",
+            "--clutter-density",
+            "0.5,1.5",
+            "--json",
+        ],
+    ));
+    assert_eq!(ranged["written"], 1);
+    let one = borderlens(
+        d,
+        &[
+            "nii",
+            "generate",
+            "--count",
+            "1",
+            "--out",
+            "ranged",
+            "--clutter-density",
+            "0.5",
+        ],
+    );
+    assert!(!one.status.success());
+    assert!(
+        String::from_utf8_lossy(&one.stderr).contains("--clutter-density"),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
     // The same command again writes nothing new.
     let again = stdout_json(&borderlens(
         d,
@@ -84,10 +121,13 @@ fn generate_project_report_and_verify() {
             "5",
             "--classes",
             "blade",
+            "--i0",
+            "15000,30000",
             "--json",
         ],
     ));
     let projected = tip["written"].as_u64().unwrap();
+    assert!(projected > 0, "{tip}");
     let report = stdout_json(&borderlens(
         d,
         &[
@@ -111,12 +151,10 @@ fn generate_project_report_and_verify() {
         shares.contains(&("synthetic".to_string(), 12)),
         "{shares:?}"
     );
-    if projected > 0 {
-        assert!(
-            shares.contains(&("projected".to_string(), projected)),
-            "{shares:?}"
-        );
-    }
+    assert!(
+        shares.contains(&("projected".to_string(), projected)),
+        "{shares:?}"
+    );
     for chart in [
         "class_balance.svg",
         "provenance.svg",

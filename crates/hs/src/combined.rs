@@ -199,7 +199,12 @@ impl<'a, E: TextEncoder + ?Sized> CombinedModel<'a, E> {
             }
         }
         let m = Self::train(lexical, encoder, progress)?;
-        let _ = std::fs::create_dir_all(folder).and_then(|_| std::fs::write(&path, m.to_bytes()));
+        // Written beside and renamed: a reader never sees half a file (which it would refuse
+        // by its digest and train again, for minutes).
+        let partial = path.with_extension("partial");
+        let _ = std::fs::create_dir_all(folder)
+            .and_then(|_| std::fs::write(&partial, m.to_bytes()))
+            .and_then(|_| std::fs::rename(&partial, &path));
         Ok((m, true))
     }
 
@@ -255,6 +260,8 @@ mod tests {
     fn trains_saves_loads_and_refuses_another_encoder() {
         let lexical = HsModel::shipped().unwrap();
         let dir = std::env::temp_dir().join(format!("borderlens-combined-{}", std::process::id()));
+        // A folder left by an earlier failed run of a process with the same id starts afresh.
+        let _ = std::fs::remove_dir_all(&dir);
         let (m, trained) =
             CombinedModel::load_or_train(&lexical, &BagOfCharsTestEncoder, &dir, &mut |_, _| {})
                 .unwrap();

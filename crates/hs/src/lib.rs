@@ -7,7 +7,8 @@
 //!
 //! Must not touch: storage, HTTP, the risk model, declared values (a suggestion never replaces
 //! a declared code; callers store it beside). Reads only the data shipped in `data/hs/` and, for
-//! evaluation, a folder it is given.
+//! evaluation, a folder it is given; writes only the trained combination, into the encoder
+//! folder it is given.
 
 pub mod batch;
 pub mod combined;
