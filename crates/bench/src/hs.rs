@@ -36,15 +36,7 @@ pub fn hs(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<(
         .map(|(_, c)| nom.parse_code(c))
         .collect::<Result<_, _>>()?;
     let repeat = a.repeat.max(1);
-    let best = |f: &dyn Fn() -> usize| -> f64 {
-        (0..repeat)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
+    let best = |f: &dyn Fn() -> usize| crate::best_seconds(repeat, f);
     let one = best(&|| {
         sample
             .iter()

@@ -66,6 +66,17 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// The shortest of `repeat` timed runs of `f`, in seconds (its result kept from the optimiser).
+pub(crate) fn best_seconds(repeat: usize, f: &dyn Fn() -> usize) -> f64 {
+    (0..repeat.max(1))
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// Settings of the benchmarks (`borderlens bench --help`); each benchmark reads its own.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {

@@ -5,8 +5,6 @@
 //! `borderlens nii generate` job into a fresh library folder (files written). One thread and all
 //! threads; best of `repeat` runs for the in-memory stages.
 
-use std::time::Instant;
-
 use borderlens_app::Progress;
 use borderlens_nii::batch::generate_into;
 use borderlens_nii::generate::{generate_scan, GeneratorParams};
@@ -27,15 +25,7 @@ pub fn nii(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result<
     };
     params.validate().map_err(anyhow::Error::msg)?;
     let repeat = a.repeat.max(1);
-    let best = |f: &dyn Fn() -> usize| -> f64 {
-        (0..repeat)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
+    let best = |f: &dyn Fn() -> usize| crate::best_seconds(repeat, f);
     let seed = a.seed;
     let one_n = (n / 4).max(1);
     bars.start("generate, 1 thread", None);

@@ -12,11 +12,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Labelled, Source};
+use crate::data::{self, Labelled};
 use crate::io::{Reader, Writer};
 use crate::lexical::{LexicalConfig, LexicalIndex};
 use crate::model::{
-    build_suggestion, examples_of, in_split, mismatch, Check, HsModel, Status, Suggestion,
+    build_suggestion, calibration_split, examples_of, mismatch, Check, HsModel, Status, Suggestion,
 };
 use crate::nomenclature::{Code, Nomenclature};
 use crate::scoring::{Calibration, Probabilities};
@@ -58,13 +58,7 @@ impl<'a, E: TextEncoder + ?Sized> CombinedModel<'a, E> {
         let nom = Nomenclature::hs2022();
         let files = data::uk_shipped(nom);
         let all: Vec<&Labelled> = files.iter().flat_map(|(r, _)| r.iter()).collect();
-        let (index_rows, fit_rows): (Vec<&Labelled>, Vec<&Labelled>) = all
-            .iter()
-            .partition(|l| l.source != Source::ExtraReferences);
-        let fit_rows: Vec<&Labelled> = fit_rows
-            .into_iter()
-            .filter(|l| in_split(&l.text, "calibration", 0.5))
-            .collect();
+        let (index_rows, fit_rows) = calibration_split(&all);
         let config = LexicalConfig::default();
         let cached = CachedEncoder::new(encoder);
         let fit_lexical = LexicalIndex::build(nom, &examples_of(nom, &index_rows), &config);

@@ -104,6 +104,20 @@ pub fn in_split(text: &str, salt: &str, share: f64) -> bool {
     ((h >> 11) as f64 / (1u64 << 53) as f64) < share
 }
 
+/// The calibration split of the UK labelled descriptions: the rows an index is built from (every
+/// source but the extra references) and the rows the weights are fitted on (half of the extra
+/// references, by text hash). The lexical model and the combination fit on the same rows.
+pub fn calibration_split<'a>(all: &[&'a Labelled]) -> (Vec<&'a Labelled>, Vec<&'a Labelled>) {
+    let (index_rows, fit_rows): (Vec<&Labelled>, Vec<&Labelled>) = all
+        .iter()
+        .partition(|l| l.source != Source::ExtraReferences);
+    let fit_rows = fit_rows
+        .into_iter()
+        .filter(|l| in_split(&l.text, "calibration", 0.5))
+        .collect();
+    (index_rows, fit_rows)
+}
+
 /// Index entries of labelled descriptions.
 pub fn examples_of<'a>(nom: &Nomenclature, rows: &[&'a Labelled]) -> Vec<Example<'a>> {
     rows.iter()
@@ -136,13 +150,7 @@ impl HsModel {
         let nom = Nomenclature::hs2022();
         let files = data::uk_shipped(nom);
         let all: Vec<&Labelled> = files.iter().flat_map(|(rows, _)| rows.iter()).collect();
-        let (fit_index_rows, fit_rows): (Vec<&Labelled>, Vec<&Labelled>) = all
-            .iter()
-            .partition(|l| l.source != Source::ExtraReferences);
-        let fit_rows: Vec<&Labelled> = fit_rows
-            .into_iter()
-            .filter(|l| in_split(&l.text, "calibration", 0.5))
-            .collect();
+        let (fit_index_rows, fit_rows) = calibration_split(&all);
         let config = LexicalConfig::default();
         let fit_index = LexicalIndex::build(nom, &examples_of(nom, &fit_index_rows), &config);
         let calibration = Calibration::fit(

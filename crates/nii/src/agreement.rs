@@ -396,22 +396,7 @@ pub fn agreement(input: &AgreementInput) -> AgreementReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::AnnotatedObject;
-
-    fn obj(label: &str, b: [f64; 4]) -> AnnotatedObject {
-        AnnotatedObject {
-            label: label.into(),
-            bbox: BoxPx::new(b[0], b[1], b[2], b[3]).unwrap(),
-            score: 1.0,
-        }
-    }
-
-    fn who(name: &str, objects: Vec<AnnotatedObject>) -> AnnotatorObjects {
-        AnnotatorObjects {
-            annotator: name.into(),
-            objects,
-        }
-    }
+    use crate::consensus::tests::{obj, who};
 
     #[test]
     fn nominal_alpha_of_a_textbook_case() {

@@ -233,10 +233,10 @@ pub fn consensus(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn obj(label: &str, b: [f64; 4]) -> AnnotatedObject {
+    pub(crate) fn obj(label: &str, b: [f64; 4]) -> AnnotatedObject {
         AnnotatedObject {
             label: label.into(),
             bbox: BoxPx::new(b[0], b[1], b[2], b[3]).unwrap(),
@@ -244,7 +244,7 @@ mod tests {
         }
     }
 
-    fn who(name: &str, objects: Vec<AnnotatedObject>) -> AnnotatorObjects {
+    pub(crate) fn who(name: &str, objects: Vec<AnnotatedObject>) -> AnnotatorObjects {
         AnnotatorObjects {
             annotator: name.into(),
             objects,
