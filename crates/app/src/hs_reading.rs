@@ -822,6 +822,47 @@ mod tests {
         assert!(err.to_string().contains("retrain"), "{err}");
     }
 
+    #[test]
+    fn a_reading_that_fails_after_the_import_keeps_the_files_report_and_its_items() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample-described");
+        let text = std::fs::read_to_string(format!("{root}/df_syn_train_eng.csv")).unwrap();
+        let head: String = text.lines().take(51).map(|l| format!("{l}\n")).collect();
+        let mapping = borderlens_ingest::ColumnMapping::from_json_file(std::path::Path::new(
+            &format!("{root}/mapping.json"),
+        ))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let mut store = borderlens_store::Store::open(&db).unwrap();
+        // The readings cannot be saved (as on a full disk): a trigger refuses them.
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER planted_failure BEFORE INSERT ON hs_readings
+                 BEGIN SELECT RAISE(ABORT, 'planted failure'); END;",
+            )
+            .unwrap();
+        let report = crate::import_bytes(
+            &mut store,
+            "head.csv",
+            head.as_bytes(),
+            &mapping,
+            false,
+            &crate::Silent,
+        )
+        .unwrap();
+        assert_eq!(report.inserted, 50, "{report:?}");
+        assert_eq!(report.descriptions_read, 0);
+        let error = report.descriptions_error.as_deref().unwrap();
+        assert!(
+            error.contains("planted failure") && error.contains("annotate"),
+            "{error}"
+        );
+        assert!(report.has_problems());
+        use borderlens_store::Items as _;
+        assert_eq!(store.count_items().unwrap(), 50, "the items stay stored");
+    }
+
     proptest::proptest! {
         #[test]
         fn any_text_and_code_get_an_answer(text in "\\PC{0,80}", code in "[0-9]{0,10}") {

@@ -112,6 +112,7 @@ fn import_reader<R: std::io::Read>(
         conflicts: Vec::new(),
         rejected: Vec::new(),
         descriptions_read: 0,
+        descriptions_error: None,
     };
     let reader = match reader {
         Ok(reader) => reader,
@@ -164,10 +165,18 @@ fn import_reader<R: std::io::Read>(
             // (pages, training, scoring) meets an item without its reading. An interruption
             // here keeps the items stored (and the readings already saved); the rest are read
             // by the next import or `borderlens hs annotate`.
+            // A failure of the reading is reported with the file, never in place of its report:
+            // the file's items are committed already.
             report.descriptions_read = match crate::hs_reading::annotate(store, progress) {
                 Ok(annotated) => annotated.read,
                 Err(JobError::Interrupted) => 0,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    report.descriptions_error = Some(format!(
+                        "the items are stored, but reading their goods descriptions failed \
+                         (run `borderlens annotate` once fixed): {e}"
+                    ));
+                    0
+                }
             };
             report.inserted = outcome.inserted;
             report.unchanged = outcome.unchanged;

@@ -71,8 +71,8 @@ pub use jobs::{
     ScoreRequest, TrainRequest,
 };
 pub use linking::{
-    explain_link, link_files, process_usage, read_table, LinkReport, LinkRequest, LinkSeconds,
-    PairReport,
+    explain_link, link_files, link_parties, party_links, process_usage, read_table, LinkReport,
+    LinkRequest, LinkSeconds, PairReport, SavedPartyLinks,
 };
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
@@ -90,8 +90,9 @@ pub use users::{
 };
 pub use views::{
     audit_log, dashboard, declaration, declaration_exists, declaration_scores, queue, ConflictView,
-    Dashboard, DashboardParts, DeclarationView, DerivedValue, ItemScore, Queue, QueueFilter,
-    QueueRow, QueueSort, RecentResult, RelatedRow, LANES, QUEUE_PAGE_SIZE_MAX, QUEUE_SEARCH_MAX,
+    Dashboard, DashboardParts, DeclarationView, DerivedValue, ItemScore, LinkedPartyView, Queue,
+    QueueFilter, QueueRow, QueueSort, RecentResult, RelatedRow, LANES, QUEUE_PAGE_SIZE_MAX,
+    QUEUE_SEARCH_MAX,
 };
 
 /// Progress reporting and interruption for long jobs.

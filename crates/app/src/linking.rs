@@ -1,12 +1,13 @@
 //! The linkage job: CSV files in, `clusters.csv`, `pairs.csv`, `settings.toml` and `model.json`
 //! out, with `borderlens-linkage` doing the linking.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use borderlens_linkage::table::Column;
 use borderlens_linkage::{link_with, LinkOptions, LinkResult, Settings, Table};
+use borderlens_store::{Backend, PartyLink};
 use serde::Serialize;
 
 use crate::{JobError, Progress};
@@ -59,6 +60,8 @@ pub struct LinkReport {
     pub label_check: Option<borderlens_linkage::LabelCheck>,
     /// The settings used, as written to `settings.toml`.
     pub settings_toml: String,
+    /// The party links saved in the store (`borderlens link --save-party-links`), if asked.
+    pub saved_party_links: Option<SavedPartyLinks>,
     /// Seconds: reading, preparing, blocking, training, prediction.
     pub seconds: LinkSeconds,
     /// CPU seconds of the process so far, all threads (Linux only).
@@ -256,8 +259,112 @@ fn write_csv(
     })
 }
 
+/// What `--save-party-links` saved.
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedPartyLinks {
+    /// Parties linked to at least one other party.
+    pub parties: usize,
+    /// Groups of two or more parties (one firm each).
+    pub groups: usize,
+    /// The run's name in the store.
+    pub run: String,
+}
+
 /// Links the files and writes the results.
 pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<LinkReport, JobError> {
+    link_files_then(request, progress, |_, _| Ok(None))
+}
+
+/// Deduplicates a register of trade parties (one file, ids as declarations carry them in
+/// their importer and declarant fields), writes the results as [`link_files`] does, and
+/// replaces the store's party links with the groups found: the declaration page then lists the
+/// declarations of linked parties among the related records. Two files are refused: party
+/// links are found within one register.
+pub fn link_parties(
+    store: &mut dyn Backend,
+    request: &LinkRequest,
+    progress: &dyn Progress,
+) -> Result<LinkReport, JobError> {
+    if request.right.is_some() {
+        return Err(JobError::Invalid(
+            "--save-party-links deduplicates one register of parties: give --left only".into(),
+        ));
+    }
+    let run = format!("{} -> {}", request.left.display(), request.out.display());
+    link_files_then(request, progress, |left, result| {
+        let links = party_links(left, result);
+        store.replace_party_links(&run, &links)?;
+        let groups: HashSet<&str> = links.iter().map(|l| l.group_id.as_str()).collect();
+        Ok(Some(SavedPartyLinks {
+            parties: links.len(),
+            groups: groups.len(),
+            run: run.clone(),
+        }))
+    })
+}
+
+/// The party links of a deduplication: every record of a cluster of two or more, with its
+/// group (the cluster's smallest id), the record it is most strongly linked to and that link's
+/// probability (1 for a link through a shared valid identifier, which is not scored).
+pub fn party_links(left: &Table, result: &LinkResult) -> Vec<PartyLink> {
+    let probability: HashMap<(u32, u32), f64> = result
+        .pairs
+        .iter()
+        .map(|p| ((p.left, p.right), p.probability))
+        .collect();
+    // The strongest link of each record: (probability, partner).
+    let mut best: HashMap<u32, (f64, u32)> = HashMap::new();
+    for &(a, b) in &result.links {
+        let p = probability
+            .get(&(a, b))
+            .or_else(|| probability.get(&(b, a)))
+            .copied()
+            .unwrap_or(1.0);
+        for (from, to) in [(a, b), (b, a)] {
+            let entry = best.entry(from).or_insert((p, to));
+            let better =
+                p > entry.0 || (p == entry.0 && left.ids[to as usize] < left.ids[entry.1 as usize]);
+            if better {
+                *entry = (p, to);
+            }
+        }
+    }
+    let mut members: HashMap<usize, Vec<u32>> = HashMap::new();
+    for (record, &cluster) in result.clusters.iter().take(left.len()).enumerate() {
+        members.entry(cluster).or_default().push(record as u32);
+    }
+    let mut links = Vec::new();
+    for records in members.values().filter(|m| m.len() > 1) {
+        let group = records
+            .iter()
+            .map(|&r| &left.ids[r as usize])
+            .min()
+            .map(str::to_string)
+            .unwrap_or_default();
+        for &r in records {
+            // A record of a cluster of two or more has a link (clusters are the links'
+            // connected components).
+            if let Some(&(p, to)) = best.get(&r) {
+                links.push(PartyLink {
+                    party_id: left.ids[r as usize].to_string(),
+                    group_id: group.clone(),
+                    linked_to: left.ids[to as usize].to_string(),
+                    probability: p.clamp(0.0, 1.0),
+                });
+            }
+        }
+    }
+    links.sort_by(|a, b| a.party_id.cmp(&b.party_id));
+    links
+}
+
+/// [`link_files`], then `then` on the left table and the result (before the outputs are
+/// written); what it returns goes into the report.
+fn link_files_then(
+    request: &LinkRequest,
+    progress: &dyn Progress,
+    then: impl FnOnce(&Table, &LinkResult) -> Result<Option<SavedPartyLinks>, JobError>,
+) -> Result<LinkReport, JobError> {
     let started = std::time::Instant::now();
     progress.start("reading", None);
     let mut left = read_table(&request.left, &request.id_column)?;
@@ -325,6 +432,7 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
         },
     )?;
     progress.finish();
+    let saved_party_links = then(&left, &result)?;
     let started = std::time::Instant::now();
     std::fs::create_dir_all(&request.out)
         .map_err(|e| JobError::Invalid(format!("cannot create {}: {e}", request.out.display())))?;
@@ -355,6 +463,7 @@ pub fn link_files(request: &LinkRequest, progress: &dyn Progress) -> Result<Link
         inferred_settings: inferred,
         label_check,
         settings_toml: settings.to_toml(),
+        saved_party_links,
         cpu_seconds,
         peak_memory_mib,
         files,

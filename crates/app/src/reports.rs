@@ -44,12 +44,19 @@ pub struct FileReport {
     /// stored as derived values (its new items' descriptions, and any stored earlier without
     /// a reading by this model).
     pub descriptions_read: u64,
+    /// Reading the goods descriptions failed after the file's items were stored: the items
+    /// stay stored (and the readings saved before the failure); `borderlens annotate` reads
+    /// the rest once the cause is fixed.
+    pub descriptions_error: Option<String>,
 }
 
 impl FileReport {
     /// Whether anything in this file needs the user's attention.
     pub fn has_problems(&self) -> bool {
-        self.file_error.is_some() || !self.rejected.is_empty() || !self.conflicts.is_empty()
+        self.file_error.is_some()
+            || !self.rejected.is_empty()
+            || !self.conflicts.is_empty()
+            || self.descriptions_error.is_some()
     }
 }
 

@@ -387,6 +387,26 @@ pub struct RelatedRow {
     pub label: Option<String>,
 }
 
+/// A party a linkage run found to be the same firm as this declaration's importer or
+/// declarant (`borderlens link --save-party-links`).
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkedPartyView {
+    /// Whose group: `importer` or `declarant`.
+    pub role: String,
+    /// This declaration's party.
+    pub party_id: String,
+    /// The linked party.
+    pub linked_id: String,
+    /// The party of the group it is most strongly linked to, and that link's probability.
+    pub linked_to: String,
+    /// See `linked_to`.
+    pub probability: f64,
+    /// The linkage run, and when it was saved.
+    pub run: String,
+    /// See `run`.
+    pub linked_at: String,
+}
+
 /// Everything the declaration page shows, of the item the selection decided on (`trace.item_no`,
 /// item 1 for a declaration not decided yet or decided before the item was recorded).
 #[derive(Clone, Debug, Serialize)]
@@ -397,8 +417,11 @@ pub struct DeclarationView {
     pub derived: Vec<DerivedValue>,
     /// Later files that disagreed with the stored item.
     pub conflicts: Vec<ConflictView>,
-    /// Declarations of the same importer or declarant, newest first.
+    /// Declarations of the same importer or declarant, or of a party linked to them, newest
+    /// first.
     pub related: Vec<RelatedRow>,
+    /// The parties linked to the importer and the declarant by the last linkage run.
+    pub linked_parties: Vec<LinkedPartyView>,
     /// The lane in force.
     pub lane: Option<Lane>,
 }
@@ -457,12 +480,32 @@ pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<Declarat
             label: crate::decisions::label_words(other.label),
         })
         .collect();
+    let mut linked_parties = Vec::new();
+    for (role, party) in [
+        ("importer", &item.importer_id),
+        ("declarant", &item.declarant_id),
+    ] {
+        for l in store.party_group(party)? {
+            if l.link.party_id != *party {
+                linked_parties.push(LinkedPartyView {
+                    role: role.to_string(),
+                    party_id: party.clone(),
+                    linked_id: l.link.party_id,
+                    linked_to: l.link.linked_to,
+                    probability: l.link.probability,
+                    run: l.run,
+                    linked_at: l.linked_at,
+                });
+            }
+        }
+    }
     let lane = trace.decisions.last().map(|d| d.lane);
     Ok(DeclarationView {
         trace,
         derived,
         conflicts,
         related,
+        linked_parties,
         lane,
     })
 }

@@ -319,6 +319,12 @@ pub struct LinkArgs {
     /// Estimate m from the --labels pairs instead of EM (u and the prior as usual).
     #[arg(long)]
     pub train_on_labels: bool,
+    /// --left is a register of trade parties whose ids are the importer and declarant ids of
+    /// the declarations: save the groups found (one firm under several ids) in the store
+    /// (--db / --database-url), replacing the previous run's. The declaration page then lists
+    /// the declarations of linked parties.
+    #[arg(long, conflicts_with = "right")]
+    pub save_party_links: bool,
 }
 
 #[derive(Args)]

@@ -192,20 +192,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (Some(left), Some(id_column), Some(out)) = (&a.left, &a.id_column, &a.out) else {
                 bail!("link needs --left, --id-column and --out");
             };
-            let report = app::link_files(
-                &app::LinkRequest {
-                    left: left.clone(),
-                    right: a.right.clone(),
-                    settings: a.settings.clone(),
-                    id_column: id_column.clone(),
-                    out: out.clone(),
-                    min_pair_probability: a.min_pair_probability,
-                    ignore: a.ignore_columns.clone(),
-                    labels: a.labels.clone(),
-                    train_on_labels: a.train_on_labels,
-                },
-                &bars,
-            )?;
+            let request = app::LinkRequest {
+                left: left.clone(),
+                right: a.right.clone(),
+                settings: a.settings.clone(),
+                id_column: id_column.clone(),
+                out: out.clone(),
+                min_pair_probability: a.min_pair_probability,
+                ignore: a.ignore_columns.clone(),
+                labels: a.labels.clone(),
+                train_on_labels: a.train_on_labels,
+            };
+            let report = if a.save_party_links {
+                app::link_parties(&mut *open()?, &request, &bars)?
+            } else {
+                app::link_files(&request, &bars)?
+            };
             output::link(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -87,6 +87,9 @@ pub fn import(reports: &[FileReport], json: bool) -> anyhow::Result<()> {
         for conflict in &r.conflicts {
             eprintln!("conflict (stored original kept): {conflict}");
         }
+        if let Some(e) = &r.descriptions_error {
+            eprintln!("{}: {e}", r.file);
+        }
     }
     outln!("{t}");
     Ok(())
@@ -924,6 +927,14 @@ pub fn link(r: &borderlens_app::LinkReport, json: bool) -> anyhow::Result<()> {
             "{} links through a shared valid identifier; {} invalid identifiers reported (invalid_identifiers.csv), not used",
             r.identifier_links,
             r.invalid_identifiers
+        );
+    }
+    if let Some(saved) = &r.saved_party_links {
+        outln!(
+            "saved in the store: {} parties linked in {} groups (run '{}'), replacing the previous run's links; the declaration page lists their declarations as related",
+            saved.parties,
+            saved.groups,
+            saved.run
         );
     }
     if let Some(c) = &r.label_check {

@@ -1801,6 +1801,181 @@ fn shared_container_numbers_link_and_invalid_ones_are_reported() {
     assert_ne!(cluster_of("B3"), cluster_of("M2"));
 }
 
+/// A register of the parties of the first `n` sample records: one firm per importer id, but
+/// importers 0 and 1 are one firm spelled two ways, and importers 2 and 3 share a customs
+/// registration number (EORI) under different names. Returns the file and the importer ids.
+fn party_register(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
+    let (_, rows) = sample(n);
+    let importer = 9; // "Importer ID"
+    let mut ids: Vec<String> = Vec::new();
+    for row in &rows {
+        let id = field(row, importer);
+        if !ids.contains(&id) && ids.len() < 120 {
+            ids.push(id);
+        }
+    }
+    // 120 distinct names: each FIRST × SECOND pair once.
+    const FIRST: [&str; 12] = [
+        "Nordic", "Baltic", "Alpine", "Coastal", "Golden", "Silver", "Eastern", "Western", "Royal",
+        "Pacific", "Atlas", "Summit",
+    ];
+    const SECOND: [&str; 10] = [
+        "Timber",
+        "Foods",
+        "Steel",
+        "Textiles",
+        "Electronics",
+        "Chemicals",
+        "Motors",
+        "Paper",
+        "Glass",
+        "Plastics",
+    ];
+    const CITIES: [&str; 7] = [
+        "Busan", "Incheon", "Seoul", "Daegu", "Ulsan", "Gwangju", "Suwon",
+    ];
+    const FORMS: [&str; 4] = ["Co. Ltd", "Inc.", "Trading Corp.", "Industries Ltd"];
+    let mut csv = String::from("party_id,name,address,eori\n");
+    for (i, id) in ids.iter().enumerate() {
+        let (name, address, eori) = match i {
+            0 => (
+                "Hanbit Precision Trading Co. Ltd".to_string(),
+                "17 Haeundae-ro, Busan".to_string(),
+                "KR0000000000100".to_string(),
+            ),
+            1 => (
+                "HANBIT PRECISION TRADING COMPANY LIMITED".to_string(),
+                "17 HAEUNDAE RO BUSAN".to_string(),
+                "KR0000000000101".to_string(),
+            ),
+            3 => (
+                "Daehan Logistics".to_string(),
+                "Port Area 5, Incheon".to_string(),
+                "KR0000000000102".to_string(),
+            ),
+            _ => (
+                format!(
+                    "{} {} {}",
+                    FIRST[i % FIRST.len()],
+                    SECOND[(i / FIRST.len()) % SECOND.len()],
+                    FORMS[i % FORMS.len()]
+                ),
+                format!(
+                    "{} {} Street, {}",
+                    3 + i * 7,
+                    SECOND[i % SECOND.len()],
+                    CITIES[i % CITIES.len()]
+                ),
+                format!("KR{:013}", 1000 + i),
+            ),
+        };
+        let eori = if i == 2 {
+            "KR0000000000102".to_string()
+        } else {
+            eori
+        };
+        csv.push_str(&format!("{id},{name},\"{address}\",{eori}\n"));
+    }
+    let path = dir.join("parties.csv");
+    std::fs::write(&path, csv).unwrap();
+    (path, ids)
+}
+
+#[test]
+fn party_links_are_saved_in_the_store_and_replaced_by_the_next_run() {
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let (header, rows) = sample(400);
+    let declarations = write_csv(dir.path(), "declarations.csv", &header, &rows);
+    assert_exit(&borderlens(&db, &["import", path_str(&declarations)]), 0);
+    let (register, ids) = party_register(dir.path(), 400);
+    assert_eq!(ids.len(), 120, "importers in the register");
+    let out = dir.path().join("parties");
+    let run = |register: &Path| {
+        borderlens(
+            &db,
+            &[
+                "--json",
+                "link",
+                "--left",
+                path_str(register),
+                "--id-column",
+                "party_id",
+                "--out",
+                path_str(&out),
+                "--save-party-links",
+            ],
+        )
+    };
+    let result = run(&register);
+    assert_exit(&result, 0);
+    let report = json(&result);
+    let clusters = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
+    let cluster_of = |id: &str| {
+        clusters
+            .lines()
+            .find(|l| l.starts_with(&format!("{id},")))
+            .unwrap()
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    // The same firm spelled two ways, and two names sharing a registration number.
+    assert_eq!(cluster_of(&ids[0]), cluster_of(&ids[1]), "{report:#}");
+    assert_eq!(cluster_of(&ids[2]), cluster_of(&ids[3]), "{report:#}");
+    assert_ne!(cluster_of(&ids[0]), cluster_of(&ids[2]));
+    // Every party of a cluster of two or more is saved, no other.
+    let mut sizes = std::collections::HashMap::<String, usize>::new();
+    for line in clusters.lines().skip(1) {
+        *sizes
+            .entry(line.split(',').nth(1).unwrap().to_string())
+            .or_default() += 1;
+    }
+    let linked: usize = sizes.values().filter(|&&n| n > 1).sum();
+    let groups = sizes.values().filter(|&&n| n > 1).count();
+    let saved = &report["saved_party_links"];
+    assert_eq!(saved["parties"], linked as u64, "{report:#}");
+    assert_eq!(saved["groups"], groups as u64, "{report:#}");
+    assert!(groups >= 2 && linked < ids.len() / 4, "{report:#}");
+
+    // A register without the duplicates replaces the links: none is left.
+    let text = std::fs::read_to_string(&register).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ![&ids[1], &ids[3]]
+                .iter()
+                .any(|id| l.starts_with(&format!("{id},")))
+        })
+        .collect();
+    let smaller = dir.path().join("parties-2.csv");
+    std::fs::write(&smaller, kept.join("\n") + "\n").unwrap();
+    let again = run(&smaller);
+    assert_exit(&again, 0);
+    let report = json(&again);
+    assert_eq!(report["saved_party_links"]["parties"], 0, "{report:#}");
+
+    // Party links come from one register: two files are refused before any work.
+    let refused = borderlens(
+        &db,
+        &[
+            "link",
+            "--left",
+            path_str(&register),
+            "--right",
+            path_str(&smaller),
+            "--id-column",
+            "party_id",
+            "--out",
+            path_str(&out),
+            "--save-party-links",
+        ],
+    );
+    assert_exit(&refused, 2);
+    assert!(stderr(&refused).contains("--right"), "{}", stderr(&refused));
+}
+
 // ---------------------------------------------------------------------------------------------
 // goods descriptions and the sample with descriptions (constructed data)
 

@@ -21,6 +21,11 @@ pub enum IdentifierKind {
     /// A transport document number (bill of lading, air waybill): letters and digits, 6 to 35
     /// characters after removing spaces, dashes, dots and slashes; no check digit.
     TransportDocument,
+    /// A trader's registration number (EORI, VAT, TIN, company register): letters and digits,
+    /// 5 to 35 characters after removing spaces, dashes, dots and slashes, at least one digit;
+    /// no check digit (each scheme has its own, most have none). One number is one legal
+    /// entity, so two parties sharing one are one firm.
+    Registration,
 }
 
 /// A column holding identifiers of one kind.
@@ -57,6 +62,27 @@ pub fn canonical(kind: IdentifierKind, value: &str) -> Result<String, String> {
         IdentifierKind::S10 => S10ItemId::parse(value)
             .map(|s| s.as_str().to_string())
             .map_err(|e| e.to_string()),
+        IdentifierKind::Registration => {
+            let cleaned: String = value
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
+                .flat_map(char::to_uppercase)
+                .collect();
+            if !(5..=35).contains(&cleaned.len()) {
+                Err(format!(
+                    "registration number '{value}' has {} characters, expected 5 to 35",
+                    cleaned.len()
+                ))
+            } else if !cleaned.chars().all(|c| c.is_ascii_alphanumeric()) {
+                Err(format!(
+                    "registration number '{value}' has characters other than letters and digits"
+                ))
+            } else if !cleaned.chars().any(|c| c.is_ascii_digit()) {
+                Err(format!("registration number '{value}' has no digit"))
+            } else {
+                Ok(cleaned)
+            }
+        }
         IdentifierKind::TransportDocument => {
             let cleaned: String = value
                 .chars()
@@ -198,5 +224,11 @@ mod tests {
         );
         assert!(canonical(IdentifierKind::TransportDocument, "12").is_err());
         assert!(canonical(IdentifierKind::TransportDocument, "ABC#12345").is_err());
+        assert_eq!(
+            canonical(IdentifierKind::Registration, "de 123.456-789").unwrap(),
+            "DE123456789"
+        );
+        assert!(canonical(IdentifierKind::Registration, "ACME LTD").is_err());
+        assert!(canonical(IdentifierKind::Registration, "DE12").is_err());
     }
 }

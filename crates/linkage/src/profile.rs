@@ -388,8 +388,37 @@ fn key_specs(p: &ColumnProfile) -> Vec<String> {
     }
 }
 
+/// Header words that name a trader's registration number (EORI, VAT, TIN, tax id, company
+/// register numbers): the shape of such numbers (letters and digits) is too common to find
+/// them by their values alone, so their header says what they are.
+const REGISTRATION_WORDS: [&str; 8] = [
+    "eori",
+    "vat",
+    "tin",
+    "taxid",
+    "registration",
+    "siren",
+    "siret",
+    "ust",
+];
+
+/// Whether a column's header names a registration number: one of [`REGISTRATION_WORDS`] as a
+/// word of the header (`eori`, `VAT number`, `tax_id`, `Company registration`), never inside
+/// another word (`destination` is no `tin`).
+fn names_registration(header: &str) -> bool {
+    let lower = header.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().any(|w| REGISTRATION_WORDS.contains(w))
+        || words.windows(2).any(|w| w.concat() == "taxid")
+}
+
 /// Columns where at least half of the non-empty values (and two or more) are valid ISO 6346
-/// container numbers or UPU S10 ids: shared valid ones link outright, invalid ones are reported.
+/// container numbers or UPU S10 ids, or whose header names a registration number
+/// ([`names_registration`]) and at least half of whose values have its shape: shared valid
+/// ones link outright, invalid ones are reported.
 fn identifier_columns(left: &Table, right: Option<&Table>) -> Vec<IdentifierColumn> {
     let mut found = Vec::new();
     for name in &left.columns {
@@ -407,7 +436,16 @@ fn identifier_columns(left: &Table, right: Option<&Table>) -> Vec<IdentifierColu
         if values.is_empty() {
             continue;
         }
-        for kind in [IdentifierKind::Iso6346, IdentifierKind::S10] {
+        let registration = names_registration(name).then_some(IdentifierKind::Registration);
+        for kind in [IdentifierKind::Iso6346, IdentifierKind::S10]
+            .into_iter()
+            .chain(registration)
+        {
+            if kind == IdentifierKind::Registration
+                && found.iter().any(|c: &IdentifierColumn| c.column == *name)
+            {
+                continue;
+            }
             let valid = values
                 .iter()
                 .filter(|v| identifiers::canonical(kind, v).is_ok())

@@ -1,6 +1,7 @@
 use borderlens_domain::rng::Rng;
 
 use super::*;
+use crate::identifiers::IdentifierKind;
 use crate::settings::{BlockingRule, Comparison, ComparisonKind, LinkType};
 
 const FIRST: [&str; 12] = [
@@ -640,4 +641,43 @@ fn word_keys_and_large_blocks() {
     blocking::drop_large_blocks(&mut left, Some(&mut right), 1);
     assert_eq!(left, vec![0, 0, 0, 0, 0]);
     assert_eq!(right, vec![0, 0, 3]);
+}
+
+#[test]
+fn registration_numbers_are_found_by_their_header_and_link_outright() {
+    let mut t = Table {
+        name: "parties".into(),
+        columns: vec!["name".into(), "EORI number".into(), "destination".into()],
+        values: vec![crate::table::Column::new(); 3],
+        ..Table::default()
+    };
+    let rows = [
+        (
+            "p1",
+            "Hanbit Precision Trading",
+            "KR123456789000",
+            "DE10234567",
+        ),
+        ("p2", "Daehan Logistics", "kr-1234 5678 9000", "DE10234567"),
+        ("p3", "Nordic Timber", "KR987654321000", "FR20234567"),
+        ("p4", "Baltic Foods", "n/a", "FR20234568"),
+    ];
+    for (id, name, eori, destination) in rows {
+        t.ids.push(id);
+        t.values[0].push(name);
+        t.values[1].push(eori);
+        t.values[2].push(destination);
+    }
+    let s = profile::infer_settings(&t, None);
+    let kinds: Vec<(&str, IdentifierKind)> = s
+        .identifiers
+        .iter()
+        .map(|c| (c.column.as_str(), c.kind))
+        .collect();
+    // `destination` has the shape of a registration number, but its header does not say so.
+    assert_eq!(kinds, [("EORI number", IdentifierKind::Registration)]);
+    let result = link(&t, None, &s).unwrap();
+    assert!(result.links.contains(&(0, 1)) || result.links.contains(&(1, 0)));
+    assert_eq!(result.identifier_links, 1);
+    assert_eq!(result.invalid_identifiers.len(), 1, "n/a is reported");
 }

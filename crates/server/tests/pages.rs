@@ -1022,3 +1022,61 @@ async fn a_planted_misdeclaration_shows_the_reading_beside_the_declared_code(kin
     app.stop().await;
 }
 on_both_stores!(a_planted_misdeclaration_shows_the_reading_beside_the_declared_code);
+
+async fn a_declaration_lists_the_declarations_of_parties_a_linkage_run_linked(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let id = decided(&app)[0].clone();
+    // Link this declaration's importer with the importer of a declaration that shares neither
+    // its importer nor its declarant, as `borderlens link --save-party-links` would.
+    let (importer, other) = app.with_store(|store| {
+        let mine = store.declaration(&id).unwrap().unwrap().first().clone();
+        let other = store
+            .items(&Default::default())
+            .unwrap()
+            .into_iter()
+            // The newest such item: the related records list the newest first.
+            .rev()
+            .find(|d| {
+                d.importer_id != mine.importer_id
+                    && d.declarant_id != mine.declarant_id
+                    && d.key.declaration_id != id
+            })
+            .unwrap();
+        let links = [
+            borderlens_store::PartyLink {
+                party_id: mine.importer_id.clone(),
+                group_id: "G".into(),
+                linked_to: other.importer_id.clone(),
+                probability: 0.987,
+            },
+            borderlens_store::PartyLink {
+                party_id: other.importer_id.clone(),
+                group_id: "G".into(),
+                linked_to: mine.importer_id.clone(),
+                probability: 0.987,
+            },
+        ];
+        store
+            .replace_party_links("parties.csv -> out", &links)
+            .unwrap();
+        (mine.importer_id, other)
+    });
+    let (cookie, _) = session(&app, Role::Officer).await;
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("/declarations/{id}"),
+        Some(&cookie),
+        "",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let related = &page.text[page.text.find("id=\"related\"").unwrap()..];
+    let related = &related[..related.find("id=\"results\"").unwrap()];
+    assert!(related.contains("id=\"linked-parties\""), "{related}");
+    assert!(related.contains(&importer) && related.contains(&other.importer_id));
+    assert!(related.contains("0.987") && related.contains("parties.csv -&gt; out"));
+    assert!(related.contains("linked importer"), "{related}");
+    app.stop().await;
+}
+on_both_stores!(a_declaration_lists_the_declarations_of_parties_a_linkage_run_linked);

@@ -12,9 +12,9 @@ use chrono::NaiveDate;
 
 use crate::{
     AuditEntry, HsSignals, ImportOutcome, ItemFilter, LabelCounts, LoginGate, ModelInfo,
-    NewControlResult, NewDecision, NewHsReading, Recorded, RecordedConflict, SharingFilter, Store,
-    StoreError, StoredControlResult, StoredDecision, StoredHsReading, StoredModel, StoredScore,
-    StoredSession, StoredToken, StoredUser,
+    NewControlResult, NewDecision, NewHsReading, PartyLink, Recorded, RecordedConflict,
+    SharingFilter, Store, StoreError, StoredControlResult, StoredDecision, StoredHsReading,
+    StoredModel, StoredPartyLink, StoredScore, StoredSession, StoredToken, StoredUser,
 };
 
 /// Declaration items as declared: import (insert, idempotent re-import, late labels,
@@ -41,8 +41,9 @@ pub trait Items {
     /// Every stored item of declaration `id` (one query), `None` when it has none.
     fn declaration(&self, id: &str) -> Result<Option<Declaration>, StoreError>;
     /// Up to `limit` items of other declarations (`exclude` left out) that share the importer
-    /// or the declarant, newest first, each with what links it (`importer`, `declarant`, or
-    /// `importer, declarant`).
+    /// or the declarant, or whose importer (declarant) a linkage run linked to this importer
+    /// (declarant) ([`PartyLinks`]), newest first, each with what links it: `importer`,
+    /// `linked importer`, `declarant`, `linked declarant`, joined by `, `.
     fn related_items(
         &self,
         importer_id: &str,
@@ -269,9 +270,25 @@ pub trait HsReadings {
     fn hs_read_models(&self) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
+/// Party links: parties (importer, declarant ids) that a record-linkage run found to be one
+/// firm under several ids (`party_links.rs`). Derived values, replaced whole by each run.
+pub trait PartyLinks {
+    /// Replaces every stored party link by `links`, found by linkage run `run`, in one
+    /// transaction, and writes a `replace_party_links` audit entry. Refuses the whole call,
+    /// keeping the previous links, when an id or the run is empty, a party appears twice, a
+    /// party is linked to itself or to a party outside its group, or a probability is outside
+    /// 0 to 1. Returns the number of links saved.
+    fn replace_party_links(&mut self, run: &str, links: &[PartyLink]) -> Result<usize, StoreError>;
+    /// Every party of `party_id`'s group (itself included), by party id; empty when it is
+    /// linked to no other party.
+    fn party_group(&self, party_id: &str) -> Result<Vec<StoredPartyLink>, StoreError>;
+    /// How many parties are linked, in how many groups.
+    fn party_link_counts(&self) -> Result<(u64, u64), StoreError>;
+}
+
 /// Every room of the store, on whichever database: what jobs, the server and the CLI hold.
 pub trait Backend:
-    Items + Registry + Decisions + Controls + Accounts + Audit + HsReadings + Send
+    Items + Registry + Decisions + Controls + Accounts + Audit + HsReadings + PartyLinks + Send
 {
     /// `sqlite` or `postgresql`.
     fn kind(&self) -> &'static str;

@@ -371,25 +371,45 @@ impl Items for Store {
         exclude: &str,
         limit: usize,
     ) -> Result<Vec<(DeclarationItem, String)>, StoreError> {
+        use crate::PartyLinks as _;
+        // The parties a linkage run found to be the same firm as the importer (declarant):
+        // their declarations are related too, in the same role.
+        let group = |party: &str| -> Result<std::collections::HashSet<String>, StoreError> {
+            Ok(self
+                .party_group(party)?
+                .into_iter()
+                .map(|l| l.link.party_id)
+                .filter(|id| id != party)
+                .collect())
+        };
+        let (importers, declarants) = (group(importer_id)?, group(declarant_id)?);
         let items = self.read_items(
             || format!("reading the declarations related to '{exclude}'"),
             "SELECT {columns} FROM declaration_items
-                 WHERE (importer_id = $1 OR declarant_id = $2) AND declaration_id <> $3
+                 WHERE (importer_id = $1 OR declarant_id = $2
+                        OR importer_id IN (SELECT party_id FROM party_links WHERE group_id =
+                            (SELECT group_id FROM party_links WHERE party_id = $1))
+                        OR declarant_id IN (SELECT party_id FROM party_links WHERE group_id =
+                            (SELECT group_id FROM party_links WHERE party_id = $2)))
+                   AND declaration_id <> $3
                  ORDER BY date DESC, declaration_id, item_no LIMIT $4",
             &[&importer_id, &declarant_id, &exclude, &limit],
         )?;
         Ok(items
             .into_iter()
             .map(|item| {
-                let link = match (
-                    item.importer_id == importer_id,
-                    item.declarant_id == declarant_id,
-                ) {
-                    (true, true) => "importer, declarant",
-                    (true, false) => "importer",
-                    _ => "declarant",
-                };
-                (item, link.to_string())
+                let mut links: Vec<&str> = Vec::new();
+                if item.importer_id == importer_id {
+                    links.push("importer");
+                } else if importers.contains(&item.importer_id) {
+                    links.push("linked importer");
+                }
+                if item.declarant_id == declarant_id {
+                    links.push("declarant");
+                } else if declarants.contains(&item.declarant_id) {
+                    links.push("linked declarant");
+                }
+                (item, links.join(", "))
             })
             .collect())
     }

@@ -7,7 +7,7 @@
 //! its row mapping run over a small executor (`sql`: `$N` placeholders, values bound to the
 //! type each database expects, a few dialect hooks such as the current time). The operations
 //! are grouped by room, one trait each: [`Items`], [`Registry`], [`Decisions`], [`Controls`],
-//! [`Accounts`], [`Audit`], [`HsReadings`]; [`Backend`] is all of them, what jobs, the server and the CLI hold.
+//! [`Accounts`], [`Audit`], [`HsReadings`], [`PartyLinks`]; [`Backend`] is all of them, what jobs, the server and the CLI hold.
 //! The schema is the one part written per database (`schema`): the same tables, the same rules
 //! as triggers, in each one's DDL.
 //!
@@ -27,6 +27,8 @@
 //!   rate limit's failures.
 //! - [`HsReadings`]: what an HS model read each item's goods descriptions as, derived values
 //!   per item and model, beside the declared code and never over it.
+//! - [`PartyLinks`]: parties (importer, declarant ids) a linkage run found to be one firm,
+//!   replaced whole by each run; the related declarations of a declaration include them.
 //! - [`Audit`]: the audit log; every write above audits in its own transaction.
 //!
 //! Architecture invariant: this crate owns persistence (schema, migrations, transactions, the
@@ -42,6 +44,7 @@ mod decisions;
 mod error;
 mod hs_readings;
 mod items;
+mod party_links;
 pub mod pg;
 mod registry;
 mod schema;
@@ -54,7 +57,9 @@ use borderlens_domain::{FieldRegistry, ItemKey};
 use rusqlite::TransactionBehavior;
 
 pub use accounts::{LoginGate, StoredSession, StoredToken, StoredUser, ROLES};
-pub use api::{Accounts, Audit, Backend, Controls, Decisions, HsReadings, Items, Registry};
+pub use api::{
+    Accounts, Audit, Backend, Controls, Decisions, HsReadings, Items, PartyLinks, Registry,
+};
 pub use audit::AuditEntry;
 pub use controls::{NewControlResult, Recorded, StoredControlResult};
 pub use decisions::{NewDecision, StoredDecision};
@@ -64,6 +69,7 @@ pub use items::{
     FieldDifference, ImportConflict, ImportOutcome, ItemFilter, LabelCounts, RecordedConflict,
     SharingFilter,
 };
+pub use party_links::{PartyLink, StoredPartyLink};
 pub use registry::{ModelInfo, StoredModel, StoredScore};
 pub use schema::SCHEMA_VERSION;
 pub use sql::DbError;

@@ -307,8 +307,27 @@ CREATE INDEX hs_readings_by_model ON hs_readings (model);
 {refuse|hs_readings_no_update|BEFORE UPDATE ON hs_readings||an HS reading is derived once per item and model: it is never updated}
 "#;
 
+/// Version 9: party links (issue 13), what a record-linkage run over a register of trade
+/// parties found: parties (importer, declarant ids) that are one firm under several ids. One
+/// row per party in a group of two or more: the group (its smallest party id), the party it is
+/// most strongly linked to and that link's match probability (1 for a shared valid
+/// identifier), the run and when it was saved. Derived values: a new run replaces every row of
+/// the previous one in one transaction; a row is never updated.
+const V9: &str = r#"
+CREATE TABLE party_links (
+    party_id    {key}   NOT NULL PRIMARY KEY CHECK (length(party_id) > 0),
+    group_id    {key}   NOT NULL CHECK (length(group_id) > 0),
+    linked_to   {key}   NOT NULL CHECK (length(linked_to) > 0 AND linked_to <> party_id),
+    probability {real}  NOT NULL CHECK (probability BETWEEN 0 AND 1),
+    run         TEXT    NOT NULL CHECK (length(run) > 0),
+    linked_at   TEXT    NOT NULL
+){sqlite_only| WITHOUT ROWID};
+CREATE INDEX party_links_by_group ON party_links (group_id);
+{refuse|party_links_no_update|BEFORE UPDATE ON party_links||party links are replaced by a new linkage run, never updated}
+"#;
+
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

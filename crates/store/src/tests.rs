@@ -14,8 +14,8 @@ use tempfile::TempDir;
 
 use crate::{
     Accounts, Audit, Controls, Decisions, FieldDifference, HsReadings, HsSignals, ImportOutcome,
-    ItemFilter, Items, LoginGate, NewControlResult, NewDecision, NewHsReading, Recorded, Registry,
-    SharingFilter, Store, StoreError, SCHEMA_VERSION,
+    ItemFilter, Items, LoginGate, NewControlResult, NewDecision, NewHsReading, PartyLink,
+    PartyLinks, Recorded, Registry, SharingFilter, Store, StoreError, SCHEMA_VERSION,
 };
 
 /// The store under test (SQLite or PostgreSQL: the same type).
@@ -111,7 +111,121 @@ on_both_backends!(
     goods_descriptions_are_stored_byte_for_byte_final_and_compared,
     any_allowed_description_reads_back_byte_for_byte,
     hs_readings_are_derived_once_per_item_and_model_beside_the_declared_code,
+    party_links_are_replaced_whole_and_relate_declarations_of_linked_parties,
 );
+
+fn party_link(party: &str, group: &str, to: &str, p: f64) -> PartyLink {
+    PartyLink {
+        party_id: party.into(),
+        group_id: group.into(),
+        linked_to: to.into(),
+        probability: p,
+    }
+}
+
+fn party_links_are_replaced_whole_and_relate_declarations_of_linked_parties(store: &mut Subject) {
+    let with = |id: &str, day: u32, importer: &str, declarant: &str| {
+        let mut d = item(id, 1, day, None);
+        d.importer_id = importer.into();
+        d.declarant_id = declarant.into();
+        d
+    };
+    let items = vec![
+        with("P", 9, "IMP-A", "DEC-A"),  // the declaration asked about
+        with("I", 3, "IMP-A", "DEC-X"),  // same importer
+        with("J", 4, "IMP-A2", "DEC-X"), // importer linked to IMP-A
+        with("K", 5, "IMP-Z", "DEC-A2"), // declarant linked to DEC-A
+        with("M", 6, "DEC-A2", "DEC-X"), // a linked declarant as importer: another role
+        with("N", 7, "IMP-Z", "DEC-X"),  // nothing shared
+    ];
+    import(store, "a.csv", lines(items)).unwrap();
+    let related = |store: &Subject| -> Vec<(String, String)> {
+        store
+            .related_items("IMP-A", "DEC-A", "P", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(d, link)| (d.key.declaration_id, link))
+            .collect()
+    };
+    assert_eq!(related(store), [("I".to_string(), "importer".to_string())]);
+    assert!(store.party_group("IMP-A").unwrap().is_empty());
+
+    let links = [
+        party_link("IMP-A", "IMP-A", "IMP-A2", 0.97),
+        party_link("IMP-A2", "IMP-A", "IMP-A", 0.97),
+        party_link("DEC-A", "DEC-A", "DEC-A2", 1.0),
+        party_link("DEC-A2", "DEC-A", "DEC-A", 1.0),
+    ];
+    assert_eq!(store.replace_party_links("run 1", &links).unwrap(), 4);
+    assert_eq!(store.party_link_counts().unwrap(), (4, 2));
+    let group = store.party_group("IMP-A2").unwrap();
+    assert_eq!(group.len(), 2);
+    assert_eq!(group[0].link, links[0]);
+    assert_eq!(group[0].run, "run 1");
+    assert_eq!(
+        related(store),
+        [
+            ("K".to_string(), "linked declarant".to_string()),
+            ("J".to_string(), "linked importer".to_string()),
+            ("I".to_string(), "importer".to_string()),
+        ],
+        "newest first; a linked party counts in its own role only"
+    );
+
+    // Bad links refuse the whole run and keep the previous one.
+    for (bad, field) in [
+        (vec![party_link("IMP-A", "G", "IMP-A", 0.9)], "linked_to"),
+        (
+            vec![
+                party_link("A", "G", "B", 0.9),
+                party_link("B", "G", "A", 0.9),
+                party_link("A", "G", "B", 0.9),
+            ],
+            "appears twice",
+        ),
+        (vec![party_link("A", "G", "B", 0.9)], "linked_to"),
+        (
+            vec![
+                party_link("A", "G", "B", 1.5),
+                party_link("B", "G", "A", 1.5),
+            ],
+            "probability",
+        ),
+    ] {
+        let error = store.replace_party_links("bad", &bad).unwrap_err();
+        assert!(error.to_string().contains(field), "{error}");
+    }
+    assert_eq!(store.party_link_counts().unwrap(), (4, 2));
+
+    // A new run replaces the previous one whole.
+    let second = [
+        party_link("IMP-A", "IMP-A", "IMP-Z", 0.8),
+        party_link("IMP-Z", "IMP-A", "IMP-A", 0.8),
+    ];
+    store.replace_party_links("run 2", &second).unwrap();
+    assert_eq!(store.party_link_counts().unwrap(), (2, 1));
+    assert!(store.party_group("DEC-A").unwrap().is_empty());
+    assert_eq!(
+        related(store),
+        [
+            ("N".to_string(), "linked importer".to_string()),
+            ("K".to_string(), "linked importer".to_string()),
+            ("I".to_string(), "importer".to_string()),
+        ]
+    );
+    // Links are never updated in place; each run is audited.
+    assert!(store
+        .execute_raw("UPDATE party_links SET probability = 0")
+        .is_err());
+    let audit = store.audit_entries(50).unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "replace_party_links")
+            .count(),
+        2
+    );
+}
 
 /// A reading of item `id`/1 by `model`: chapter mismatch `chapter`, read as chapter 85.
 fn hs_reading(id: &str, model: &str, chapter: Option<f64>) -> NewHsReading {

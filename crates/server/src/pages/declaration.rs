@@ -181,7 +181,18 @@ fn render(
         (dual_visibility(view))
         section aria-labelledby="related" {
             h2 #related { "Linked records" }
-            p.muted { "Declarations sharing this importer or declarant (exact links), newest first." }
+            p.muted { "Declarations sharing this importer or declarant, or of a party a linkage run found to be the same firm (\"linked\"), newest first." }
+            @if !view.linked_parties.is_empty() {
+                div.scroll { table #linked-parties {
+                    thead { tr { th { "Role" } th { "This party" } th { "Linked party" } th { "Strongest link" } th { "Match probability" } th { "Linkage run" } } }
+                    tbody { @for l in &view.linked_parties { tr {
+                        td { (l.role) } td.id { (l.party_id) } td.id { (l.linked_id) }
+                        td.id { "with " (l.linked_to) }
+                        td { (format!("{:.3}", l.probability)) }
+                        td { (l.run) " · " (when(&l.linked_at)) }
+                    } } }
+                } }
+            }
             @if view.related.is_empty() { p { "None." } } @else {
                 div.scroll { table {
                     thead { tr { th { "Declaration" } th { "Link" } th { "Date" } th { "HS" } th { "Origin" } th { "Outcome" } } }
