@@ -77,8 +77,9 @@ pub use linking::{
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use reports::*;
 pub use sample::{
-    describe_sample, described_mapping, DescribeSampleReport, DescribeSampleRequest,
-    DescribedFileReport, MAPPING_FILE, SAMPLE_FILES, TRUTH_FILE,
+    describe_sample, described_mapping, sample_parties, DescribeSampleReport,
+    DescribeSampleRequest, DescribedFileReport, PartiesSampleReport, MAPPING_FILE, PARTIES_FILE,
+    PARTIES_TRUTH_FILE, SAMPLE_FILES, TRUTH_FILE,
 };
 pub use simulation::{simulate, RiskLearner, SimulateRequest};
 pub use users::{

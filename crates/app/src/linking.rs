@@ -312,9 +312,15 @@ pub fn party_links(left: &Table, result: &LinkResult) -> Vec<PartyLink> {
         .iter()
         .map(|p| ((p.left, p.right), p.probability))
         .collect();
-    // The strongest link of each record: (probability, partner).
+    // The strongest link of each record within its cluster: (probability, partner). (The
+    // clustering may leave two linked records apart; such a link does not make a group.)
     let mut best: HashMap<u32, (f64, u32)> = HashMap::new();
-    for &(a, b) in &result.links {
+    let cluster = |r: u32| result.clusters.get(r as usize).copied();
+    for &(a, b) in result
+        .links
+        .iter()
+        .filter(|&&(a, b)| cluster(a) == cluster(b))
+    {
         let p = probability
             .get(&(a, b))
             .or_else(|| probability.get(&(b, a)))
@@ -342,8 +348,8 @@ pub fn party_links(left: &Table, result: &LinkResult) -> Vec<PartyLink> {
             .map(str::to_string)
             .unwrap_or_default();
         for &r in records {
-            // A record of a cluster of two or more has a link (clusters are the links'
-            // connected components).
+            // A record of a cluster of two or more has a link within it, unless the clustering
+            // joined it by other means: such a record is left out rather than given a link.
             if let Some(&(p, to)) = best.get(&r) {
                 links.push(PartyLink {
                     party_id: left.ids[r as usize].to_string(),

@@ -191,3 +191,95 @@ pub fn describe_sample(request: &DescribeSampleRequest) -> Result<DescribeSample
             .collect(),
     })
 }
+
+/// The register file `sample parties` writes, and its truth (pairs of ids of one firm), in a
+/// folder of its own.
+pub const PARTIES_FILE: &str = "parties.csv";
+/// See [`PARTIES_FILE`].
+pub const PARTIES_TRUTH_FILE: &str = "truth/same-firm.csv";
+
+/// What `sample parties` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartiesSampleReport {
+    /// Parties in the register: every importer and declarant id of the sample.
+    pub parties: usize,
+    /// Firms holding two of those ids (the planted duplicates).
+    pub two_id_firms: usize,
+    /// The seed.
+    pub seed: u64,
+    /// The register, then the truth.
+    pub written: Vec<String>,
+}
+
+/// Writes a constructed register of the trade parties of the sample declarations in `data`
+/// (every importer and declarant id of its files, [`SAMPLE_FILES`] through their mapping, if
+/// any), with names, addresses and EORI numbers made by `borderlens_synth::parties_register`:
+/// a share `two_id_share` of the firms hold two ids. The register goes to `out/parties.csv`,
+/// the pairs of ids of one firm to `out/truth/same-firm.csv` (a `--labels` file for
+/// `borderlens link`). Constructed data: the sample itself has no names.
+pub fn sample_parties(
+    data: &Path,
+    out: &Path,
+    two_id_share: f64,
+    seed: u64,
+) -> Result<PartiesSampleReport, JobError> {
+    if !(0.0..=1.0).contains(&two_id_share) {
+        return Err(JobError::Invalid(format!(
+            "--two-id-share {two_id_share}: a share is between 0 and 1"
+        )));
+    }
+    let mapping_file = data.join(MAPPING_FILE);
+    let mapping = if mapping_file.exists() {
+        ColumnMapping::from_json_file(&mapping_file)
+            .map_err(|e| JobError::Invalid(e.to_string()))?
+    } else {
+        ColumnMapping::kcs_default()
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for name in SAMPLE_FILES {
+        let path = data.join(name);
+        let reader = borderlens_ingest::read_declarations(&path, &mapping)
+            .map_err(|e| JobError::Invalid(e.to_string()))?;
+        for record in reader {
+            let item = record.map_err(|e| JobError::Invalid(e.to_string()))?;
+            ids.push(item.importer_id);
+            ids.push(item.declarant_id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let (register, pairs) = borderlens_synth::parties_register(&ids, two_id_share, seed);
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| JobError::Io { path, source }
+    };
+    let register_path = out.join(PARTIES_FILE);
+    let truth_path = out.join(PARTIES_TRUTH_FILE);
+    std::fs::create_dir_all(out.join("truth")).map_err(io(out))?;
+    let write = |path: &Path, header: &[&str], rows: &mut dyn Iterator<Item = Vec<String>>| {
+        let fail =
+            |e: csv::Error| JobError::Invalid(format!("cannot write {}: {e}", path.display()));
+        let mut w = csv::Writer::from_path(path).map_err(fail)?;
+        w.write_record(header).map_err(fail)?;
+        for row in rows {
+            w.write_record(&row).map_err(fail)?;
+        }
+        w.flush().map_err(io(path))
+    };
+    let columns: Vec<&str> = register.columns.iter().map(String::as_str).collect();
+    write(&register_path, &columns, &mut register.rows.into_iter())?;
+    write(
+        &truth_path,
+        &["party_id", "same_firm_as"],
+        &mut pairs.iter().map(|(a, b)| vec![a.clone(), b.clone()]),
+    )?;
+    Ok(PartiesSampleReport {
+        parties: ids.len(),
+        two_id_firms: pairs.len(),
+        seed,
+        written: vec![
+            register_path.display().to_string(),
+            truth_path.display().to_string(),
+        ],
+    })
+}

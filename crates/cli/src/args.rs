@@ -548,6 +548,28 @@ pub enum SampleCommand {
     /// chapter) at known rates, add a broker's cleaned description on a share of rows; writes
     /// the files, their mapping.json, truth/descriptions.csv and a README (CONSTRUCTED data).
     Describe(DescribeArgs),
+    /// Write a register of the sample's trade parties (every importer and declarant id, with
+    /// names, addresses and EORI numbers) where a share of the firms hold two ids, and the
+    /// pairs of ids of one firm in truth/same-firm.csv (CONSTRUCTED data): the input of
+    /// `borderlens link --save-party-links`.
+    Parties(PartiesArgs),
+}
+
+#[derive(Args)]
+pub struct PartiesArgs {
+    /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv (read through its
+    /// mapping.json when it has one).
+    #[arg(long, default_value = "data/sample")]
+    pub data: PathBuf,
+    /// Folder to write: parties.csv and truth/same-firm.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Share of the firms that hold two ids.
+    #[arg(long, default_value_t = 0.05)]
+    pub two_id_share: f64,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Args)]

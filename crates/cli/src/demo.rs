@@ -123,6 +123,7 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     output::write_importance(&chart, &importance)?;
     outln!("\nglobal importance chart: {}", chart.display());
     demo_loop(&mut store, a, bars)?;
+    demo_parties(&mut store, a, bars)?;
     outln!("\nlater: `borderlens simulate --capacity 5` replays 2020-2021 week by week under four selection policies (about a minute)");
     if a.no_serve {
         return Ok(ExitCode::SUCCESS);
@@ -130,7 +131,7 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
     let users = crate::service_cmds::demo_users(&mut store)?;
     drop(store);
     outln!(
-        "\n== 10. the pages: risk queue, declarations, control form, dashboard (borderlens serve)"
+        "\n== 11. the pages: risk queue, declarations, control form, dashboard (borderlens serve)"
     );
     outln!("log in as one of (new passwords each run):");
     for (name, password) in &users {
@@ -155,6 +156,35 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
         },
         cli.json,
     )
+}
+
+/// Demo step 10: link the sample's trade parties (a constructed register where some firms hold
+/// two ids) and keep the groups in the store, so that declaration pages list the declarations
+/// of linked importers and declarants.
+fn demo_parties(store: &mut Store, a: &DemoArgs, bars: &Bars) -> anyhow::Result<()> {
+    let folder = a.out.join("parties");
+    outln!(
+        "\n== 10. link the trade parties (borderlens sample parties --out {0}; borderlens link --left {0}/{1} --id-column party_id --out {0}/linked --labels {0}/{2} --save-party-links)",
+        folder.display(),
+        app::PARTIES_FILE,
+        app::PARTIES_TRUTH_FILE
+    );
+    let register = app::sample_parties(&a.data, &folder, 0.05, 42)?;
+    output::sample_parties(&register, false)?;
+    let request = app::LinkRequest {
+        left: folder.join(app::PARTIES_FILE),
+        right: None,
+        settings: None,
+        id_column: "party_id".into(),
+        out: folder.join("linked"),
+        min_pair_probability: 0.01,
+        ignore: Vec::new(),
+        labels: Some(folder.join(app::PARTIES_TRUTH_FILE)),
+        train_on_labels: false,
+    };
+    let report = app::link_parties(store, &request, bars)?;
+    output::link(&report, false)?;
+    Ok(())
 }
 
 /// The default policy the demo stores (also `data/policies/port-default.json`).

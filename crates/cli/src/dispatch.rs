@@ -305,5 +305,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::describe_sample(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sample(crate::args::SampleCommand::Parties(a)) => {
+            let report = app::sample_parties(&a.data, &a.out, a.two_id_share, a.seed)?;
+            output::sample_parties(&report, cli.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

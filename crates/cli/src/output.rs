@@ -1007,3 +1007,17 @@ pub fn link_explain(r: &borderlens_app::PairReport, json: bool) -> anyhow::Resul
     outln!("{t}");
     Ok(())
 }
+
+pub fn sample_parties(r: &borderlens_app::PartiesSampleReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    outln!(
+        "register of {} parties (CONSTRUCTED names, addresses and EORI numbers; seed {}): {} firms hold two ids",
+        r.parties, r.seed, r.two_id_firms
+    );
+    for file in &r.written {
+        outln!("wrote {file}");
+    }
+    Ok(())
+}

@@ -419,3 +419,76 @@ pub fn companies_dedupe(n_records: usize, seed: u64) -> Records {
         rows,
     }
 }
+
+/// Columns of [`parties_register`].
+pub const PARTY_COLUMNS: [&str; 5] = ["party_id", "name", "address", "country", "eori"];
+
+const STREAM_PARTY: u64 = 0x5041_5254;
+
+/// A register of trade parties for the given ids (importer and declarant ids as declarations
+/// carry them), PATSTAT-like firm names and addresses as [`companies_dedupe`] makes them, and a
+/// known truth: a share `two_id_share` of the firms hold two ids, spelled as two filings of
+/// one applicant (case, legal form, accents, typos, an address missing or of another site).
+/// EORI numbers: a firm's own (its country and 12 digits), missing for about a third of the
+/// ids; a firm's second id carries the same number half the time, else none; two firms never
+/// share one. Returns the rows ([`PARTY_COLUMNS`], in the order of `ids`) and the pairs of ids
+/// of one firm.
+///
+/// The same arguments always give the same output.
+pub fn parties_register(
+    ids: &[String],
+    two_id_share: f64,
+    seed: u64,
+) -> (Records, Vec<(String, String)>) {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    Rng::new(seed ^ STREAM_PARTY).shuffle(&mut order);
+    // Firm k holds the ids at `order[start..start + n]`.
+    let mut firm_of = vec![(0usize, 0usize); ids.len()];
+    let mut pairs = Vec::new();
+    let (mut p, mut k) = (0, 0);
+    while p < order.len() {
+        let two = p + 1 < order.len()
+            && entity_rng(seed, STREAM_PARTY ^ 1, k, 0).next_f64() < two_id_share;
+        firm_of[order[p]] = (k, 0);
+        if two {
+            firm_of[order[p + 1]] = (k, 1);
+            pairs.push((ids[order[p]].clone(), ids[order[p + 1]].clone()));
+        }
+        p += if two { 2 } else { 1 };
+        k += 1;
+    }
+    let rows = rows_in_parallel(ids.len(), |i| {
+        let (k, j) = firm_of[i];
+        let mut firm_rng = entity_rng(seed, STREAM_PARTY, k, 0);
+        let mut a = applicant(&mut firm_rng);
+        // A register holds thousands of firms: three-syllable brands (48^3 of them) keep
+        // distinct firms from sharing a name far more often than real registers do.
+        a.core[0] = (0..3)
+            .map(|_| *pick(&mut firm_rng, &SYLLABLES))
+            .collect::<String>()
+            .to_uppercase();
+        let eori = format!("{}{:012}", a.country, firm_rng.below(1_000_000_000_000));
+        let mut rng = entity_rng(seed, STREAM_PARTY, k, j + 1);
+        let filed = filing(&a, ids[i].clone(), k, &mut rng);
+        let eori = match j {
+            0 if rng.next_f64() < 0.35 => String::new(),
+            0 => eori,
+            _ if rng.next_f64() < 0.5 => eori,
+            _ => String::new(),
+        };
+        vec![
+            ids[i].clone(),
+            filed[1].clone(),
+            filed[2].clone(),
+            filed[3].clone(),
+            eori,
+        ]
+    });
+    (
+        Records {
+            columns: PARTY_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+            rows,
+        },
+        pairs,
+    )
+}

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use borderlens_domain::rng::Rng;
 
-pub use companies::{companies_dedupe, COMPANY_COLUMNS};
+pub use companies::{companies_dedupe, parties_register, COMPANY_COLUMNS, PARTY_COLUMNS};
 
 mod companies;
 mod corrupt;
