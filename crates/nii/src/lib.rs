@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod agreement;
+pub mod anonymise;
 pub mod batch;
 pub mod consensus;
 pub mod generate;
@@ -33,6 +34,7 @@ pub mod geometry;
 pub mod image;
 pub mod library;
 pub mod materials;
+pub mod package;
 pub mod report;
 pub mod scan;
 pub mod tip;

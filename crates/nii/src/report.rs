@@ -142,9 +142,10 @@ pub struct Privacy {
     pub not_redistributable: usize,
     /// licences
     pub licences: Vec<Count>,
-    /// real or staged scans with free-text metadata (declared contents, actions) that may hold
-    /// personal data and have not been through anonymisation (which comes in a later slice)
-    pub free_text_to_review: usize,
+    /// scans not anonymised that need it: personal data in their metadata (the fields of
+    /// [`crate::scan::PERSONAL_FIELDS`]), or real or staged scans never anonymised
+    /// ([`crate::scan::ScanRecord::privacy_problem`]); an export for sharing refuses them
+    pub to_anonymise: usize,
 }
 
 /// The whole report.
@@ -181,7 +182,12 @@ fn bump(map: &mut BTreeMap<String, usize>, key: impl Into<String>) {
 pub fn library_annotations(library: &Library) -> AgreementInput {
     let mut scans: Vec<ScanAnnotations> = Vec::new();
     let mut index: HashMap<(String, usize), usize> = HashMap::new();
-    for r in library.annotations() {
+    // Reviewers' decisions are a source of their own, not one of the annotators agreed on.
+    for r in library
+        .annotations()
+        .iter()
+        .filter(|r| r.role.is_annotator())
+    {
         let key = (r.scan_id.clone(), r.view);
         let i = *index.entry(key).or_insert_with(|| {
             scans.push(ScanAnnotations {
@@ -279,8 +285,7 @@ pub fn quality_report(library: &Library) -> QualityReport {
         if r.provenance.redistributable {
             redistributable += 1;
         }
-        let real_like = r.provenance.source != crate::scan::Source::Synthetic;
-        if real_like && (r.metadata.declared_contents.is_some() || !r.metadata.actions.is_empty()) {
+        if r.privacy_problem().is_some() {
             free_text += 1;
         }
     }
@@ -426,7 +431,7 @@ pub fn quality_report(library: &Library) -> QualityReport {
             redistributable,
             not_redistributable: scans - redistributable,
             licences: counts(licences),
-            free_text_to_review: free_text,
+            to_anonymise: free_text,
         },
     }
 }
@@ -569,6 +574,7 @@ mod tests {
             lib.add_annotation(AnnotationRecord {
                 scan_id: first.clone(),
                 annotator: who.into(),
+                role: Default::default(),
                 view: 0,
                 objects: vec![AnnotatedObject {
                     label: label.into(),
