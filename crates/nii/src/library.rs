@@ -21,12 +21,13 @@
 //! error naming the file, line and field.
 //! Reading checks everything it reads and names the file, line and field at fault.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -451,46 +452,95 @@ impl Library {
 
     /// Stores a prepared scan: its images (once per content), then its catalogue line.
     pub fn commit(&mut self, prepared: Prepared) -> Result<&ScanRecord, LibraryError> {
+        self.commit_all(vec![prepared])?;
+        Ok(&self.records[self.records.len() - 1])
+    }
+
+    /// Stores several prepared scans with one flush per step (group commit): every scan is
+    /// checked first (nothing is written if one fails); the new images are written to
+    /// temporary names and flushed together (in parallel), renamed, their folders flushed;
+    /// then all the catalogue lines are appended in one write and the catalogue flushed once.
+    /// The order keeps the rule of [`Library::commit`]: a line is written only when its images
+    /// are on disk, and an image's final name only ever holds its whole content.
+    pub fn commit_all(&mut self, batch: Vec<Prepared>) -> Result<(), LibraryError> {
         let catalogue = self.root.join(CATALOGUE_FILE);
-        let record = prepared.record;
-        record.validate().map_err(|e| {
-            fail(
-                &catalogue,
-                None,
-                Some(&e.field),
-                format!("scan '{}': {}", record.metadata.scan_id, e.reason),
-            )
-        })?;
-        if self.index.contains_key(&record.metadata.scan_id) {
-            return Err(fail(
-                &catalogue,
-                None,
-                Some("metadata.scan_id"),
-                format!(
-                    "scan '{}' is already in the library",
-                    record.metadata.scan_id
-                ),
-            ));
+        let mut ids = HashSet::new();
+        for prepared in &batch {
+            let record = &prepared.record;
+            record.validate().map_err(|e| {
+                fail(
+                    &catalogue,
+                    None,
+                    Some(&e.field),
+                    format!("scan '{}': {}", record.metadata.scan_id, e.reason),
+                )
+            })?;
+            if self.index.contains_key(&record.metadata.scan_id)
+                || !ids.insert(record.metadata.scan_id.as_str())
+            {
+                return Err(fail(
+                    &catalogue,
+                    None,
+                    Some("metadata.scan_id"),
+                    format!(
+                        "scan '{}' is already in the library",
+                        record.metadata.scan_id
+                    ),
+                ));
+            }
         }
-        for (sha, bytes) in &prepared.blobs {
+        // New images: written to temporary names, flushed, renamed, folders flushed.
+        let mut pending: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut dirs = std::collections::BTreeSet::new();
+        for (sha, bytes) in batch.iter().flat_map(|p| &p.blobs) {
             let path = self.image_path(sha);
-            if path.is_file() {
+            if !seen.insert(sha.as_str()) || path.is_file() {
                 continue;
             }
             let dir = path.parent().unwrap_or(&self.root).to_path_buf();
             if !dir.is_dir() {
                 fs::create_dir_all(&dir).map_err(|e| fail(&dir, None, None, e.to_string()))?;
-                sync_dir(dir.parent().unwrap_or(&self.root))?;
+                dirs.insert(dir.parent().unwrap_or(&self.root).to_path_buf());
             }
-            write_durable(&path, bytes)?;
+            let tmp = dir.join(format!(".{sha}.png.tmp"));
+            fs::write(&tmp, bytes).map_err(|e| fail(&tmp, None, None, e.to_string()))?;
+            dirs.insert(dir);
+            pending.push((tmp, path));
         }
-        let line = serde_json::to_string(&record)
-            .map_err(|e| fail(&catalogue, None, None, e.to_string()))?;
-        self.append(&catalogue, &line)?;
-        self.index
-            .insert(record.metadata.scan_id.clone(), self.records.len());
-        self.records.push(record);
-        Ok(&self.records[self.records.len() - 1])
+        pending.par_iter().try_for_each(|(tmp, _)| {
+            File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| fail(tmp, None, None, e.to_string()))
+        })?;
+        for (tmp, path) in &pending {
+            fs::rename(tmp, path).map_err(|e| fail(path, None, None, e.to_string()))?;
+        }
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+        // The catalogue lines, in one append.
+        let mut text = String::new();
+        for prepared in &batch {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(
+                &serde_json::to_string(&prepared.record)
+                    .map_err(|e| fail(&catalogue, None, None, e.to_string()))?,
+            );
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.append(&catalogue, &text)?;
+        for prepared in batch {
+            let record = prepared.record;
+            self.index
+                .insert(record.metadata.scan_id.clone(), self.records.len());
+            self.records.push(record);
+        }
+        Ok(())
     }
 
     /// Appends an annotator's objects on a scan (checked like the file's lines).
@@ -1118,6 +1168,45 @@ mod tests {
         fs::write(&catalogue, &bad).unwrap();
         let err = Library::open(&root).err().unwrap().to_string();
         assert!(err.contains("catalogue.jsonl:4"), "{err}");
+    }
+
+    #[test]
+    fn a_group_commit_writes_all_or_nothing_it_refuses() {
+        let (_dir, mut lib) = library_with(1);
+        let root = lib.root().to_path_buf();
+        let before = fs::read(root.join(CATALOGUE_FILE)).unwrap();
+        // A batch with a scan twice is refused before anything is written.
+        let batch = vec![
+            prepare(generate_scan(&params(), 1, 7)).unwrap(),
+            prepare(generate_scan(&params(), 1, 7)).unwrap(),
+        ];
+        let err = lib.commit_all(batch).unwrap_err().to_string();
+        assert!(err.contains("syn-1-000007"), "{err}");
+        assert_eq!(fs::read(root.join(CATALOGUE_FILE)).unwrap(), before);
+        assert!(!lib
+            .image_path(&prepare(generate_scan(&params(), 1, 7)).unwrap().blobs[0].0)
+            .exists());
+        // A good batch: every scan, every image, in one append.
+        let batch: Vec<_> = (1..5)
+            .map(|i| prepare(generate_scan(&params(), 1, i)).unwrap())
+            .collect();
+        lib.commit_all(batch).unwrap();
+        let again = Library::open(&root).unwrap();
+        assert_eq!(again.records().len(), 5);
+        assert!(again.verify().is_empty());
+        // No temporary file is left behind.
+        let leftovers = fs::read_dir(root.join("images"))
+            .unwrap()
+            .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
     }
 
     #[test]

@@ -511,6 +511,17 @@ pub fn export_package(
         manifest_scans.push(shared);
         summary.scans += 1;
     }
+    // Every image on disk before the files that name them.
+    {
+        use rayon::prelude::*;
+        image_list.par_iter().try_for_each(|i| {
+            let path = out.join(&i.path);
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| fail(&path, None, e.to_string()))
+        })?;
+        crate::library::sync_dir(&images_dir)?;
+    }
     let annotations = PackageAnnotations {
         format: ANNOTATIONS_FORMAT.to_string(),
         version: PACKAGE_VERSION,
@@ -568,7 +579,9 @@ fn add_image(
         return Ok(());
     }
     let rel = format!("images/{}.png", image.sha256);
-    write_durable(&out.join(&rel), bytes)?;
+    // Flushed together before the manifest is written (see `export_package`).
+    let path = out.join(&rel);
+    fs::write(&path, bytes).map_err(|e| fail(&path, None, e.to_string()))?;
     summary.images += 1;
     summary.image_bytes += bytes.len() as u64;
     list.push(PackageImage {
