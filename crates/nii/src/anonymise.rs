@@ -165,8 +165,7 @@ impl Anonymiser {
             masked: Vec::new(),
             annotators_pseudonymised: 0,
         });
-        log.at = at.to_string();
-        log.key_id = self.key_id();
+        let earlier = log.changes.len() + log.masked.len();
         for field in PERSONAL_FIELDS {
             if synthetic && !field.synthetic_too {
                 continue;
@@ -225,6 +224,11 @@ impl Anonymiser {
                     height: h,
                 });
             }
+        }
+        // The log names the key (and time) of the last anonymisation that changed something.
+        if record.anonymisation.is_none() || log.changes.len() + log.masked.len() > earlier {
+            log.at = at.to_string();
+            log.key_id = self.key_id();
         }
         out.anonymisation = Some(log);
         Ok(out)
