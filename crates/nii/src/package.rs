@@ -889,6 +889,10 @@ pub fn import_package(library: &mut Library, dir: &Path) -> Result<ImportSummary
         .iter()
         .map(|i| (i.sha256.as_str(), i))
         .collect();
+    // Written in groups (one flush per step per group) of at most 64 scans or 256 MB of images.
+    let mut group: Vec<Prepared> = Vec::new();
+    let mut group_bytes = 0usize;
+    let mut new_images = HashSet::new();
     for record in &checked.manifest.scans {
         if library.get(&record.metadata.scan_id).is_some() {
             summary.scans_present += 1;
@@ -896,22 +900,35 @@ pub fn import_package(library: &mut Library, dir: &Path) -> Result<ImportSummary
         }
         let mut blobs = Vec::new();
         for (_, image) in record.images() {
-            if library.image_path(&image.sha256).is_file() {
+            if library.image_path(&image.sha256).is_file() || !new_images.insert(&image.sha256) {
                 continue;
             }
             let entry = entries[image.sha256.as_str()];
             let path = dir.join(&entry.path);
             let bytes = fs::read(&path).map_err(|e| fail(&path, None, e.to_string()))?;
-            // Checked again: the file may have changed since the first pass.
-            check_image_bytes(&path, entry, &bytes)?;
+            // The same bytes as checked in the first pass (the file may have changed since).
+            let found = sha256_hex(&bytes);
+            if found != entry.sha256 {
+                return Err(fail(
+                    &path,
+                    Some("sha256"),
+                    format!("content hash is {found}, the manifest says {}: the file changed during the import", entry.sha256),
+                ));
+            }
+            group_bytes += bytes.len();
             blobs.push((image.sha256.clone(), bytes));
         }
-        library.commit(Prepared {
+        group.push(Prepared {
             record: record.clone(),
             blobs,
-        })?;
+        });
         summary.scans_added += 1;
+        if group.len() >= 64 || group_bytes >= 256 << 20 {
+            library.commit_all(std::mem::take(&mut group))?;
+            group_bytes = 0;
+        }
     }
+    library.commit_all(group)?;
     let known: HashSet<String> = library
         .annotations()
         .iter()
