@@ -1209,6 +1209,54 @@ mod tests {
         assert_eq!(leftovers, 0);
     }
 
+    /// A crash can cut the catalogue at any byte: whatever the cut, the library opens, holds
+    /// exactly the lines completed before it, and reports the rest; the next write moves the
+    /// rest to `catalogue.jsonl.torn` byte for byte.
+    #[test]
+    fn a_cut_at_any_byte_opens_with_the_complete_lines_and_reports_the_rest() {
+        let (_dir, lib) = library_with(3);
+        let root = lib.root().to_path_buf();
+        let catalogue = root.join(CATALOGUE_FILE);
+        let full = fs::read(&catalogue).unwrap();
+        let ends: Vec<usize> = full
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        let mut cut = 0;
+        while cut <= full.len() {
+            fs::write(&catalogue, &full[..cut]).unwrap();
+            let opened = Library::open(&root).unwrap();
+            let complete = ends.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(opened.records().len(), complete, "cut at {cut}");
+            let start = ends.iter().rev().find(|&&e| e <= cut).copied().unwrap_or(0);
+            match opened.recovered() {
+                [] => assert_eq!(start, cut, "cut at {cut}"),
+                [r] => {
+                    assert_eq!((r.offset, r.bytes), (start as u64, (cut - start) as u64));
+                    assert_eq!(r.line, complete + 1);
+                }
+                more => panic!("{more:?}"),
+            }
+            cut += 1;
+        }
+        // The next write after a cut inside line 2.
+        let cut = ends[0] + 50;
+        fs::write(&catalogue, &full[..cut]).unwrap();
+        let _ = fs::remove_file(torn_path(&catalogue));
+        let mut opened = Library::open(&root).unwrap();
+        opened
+            .commit(prepare(generate_scan(&params(), 1, 9)).unwrap())
+            .unwrap();
+        let mut expected = full[ends[0]..cut].to_vec();
+        expected.push(b'\n');
+        assert_eq!(fs::read(torn_path(&catalogue)).unwrap(), expected);
+        let reopened = Library::open(&root).unwrap();
+        assert!(reopened.recovered().is_empty());
+        assert_eq!(reopened.records().len(), 2);
+    }
+
     #[test]
     fn whitespace_after_the_last_line_is_not_a_torn_line() {
         let (_dir, lib) = library_with(1);
