@@ -614,10 +614,11 @@ fn print_report(r: &QualityReport, lib: &Path, charts: Option<&Path>) -> anyhow:
     t.add_row(vec![
         "privacy".to_string(),
         format!(
-            "{} redistributable, {} not; licences: {}; {} scans to anonymise before sharing (personal metadata, or real/staged never anonymised)",
+            "{} redistributable, {} not; licences: {}; {} anonymised, {} to anonymise before sharing (personal metadata, or real/staged never anonymised)",
             p.redistributable,
             p.not_redistributable,
             counts_line(&p.licences),
+            p.anonymised,
             p.to_anonymise
         ),
     ]);

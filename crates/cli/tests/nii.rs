@@ -421,6 +421,11 @@ fn export_anonymise_and_import_a_scan_package() {
     assert_eq!(second["scans_added"], 0);
     assert_eq!(second["scans_present"], 2);
     assert!(borderlens(d, &["nii", "verify", "other"]).status.success());
+    let report = stdout_json(&borderlens(d, &["nii", "report", "other", "--json"]));
+    assert_eq!(report["privacy"]["anonymised"], 2);
+    assert_eq!(report["privacy"]["to_anonymise"], 0);
+    let report = stdout_json(&borderlens(d, &["nii", "report", "lib", "--json"]));
+    assert_eq!(report["privacy"]["to_anonymise"], 1);
 
     // A damaged package is refused with file and field, exit 1, nothing written.
     let image = walk(&d.join("pkg").join("images")).pop().unwrap();

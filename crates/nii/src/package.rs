@@ -696,6 +696,16 @@ fn check_package(library: &Library, dir: &Path) -> Result<Checked, LibraryError>
                 format!("scan '{id}' appears twice"),
             ));
         }
+        if !record.provenance.redistributable {
+            return Err(fail(
+                &manifest_path,
+                Some(&format!("scans[{s}].provenance.redistributable")),
+                format!(
+                    "scan '{id}' is marked as not redistributable (licence '{}'); a package holds only scans that may be shared",
+                    record.provenance.licence
+                ),
+            ));
+        }
         for (field, image) in record.images() {
             let field = format!("scans[{s}].{field}");
             let Some((i, entry)) = images.get(image.sha256.as_str()) else {
@@ -1451,6 +1461,14 @@ mod tests {
             m["images"][0]["bit_depth"] = 8.into();
         });
         assert!(err.contains("field images[0].bit_depth"), "{err}");
+        // A scan that may not be shared has no place in a package.
+        let err = import_error(|_, m, _| {
+            m["scans"][3]["provenance"]["redistributable"] = false.into();
+        });
+        assert!(
+            err.contains("field scans[3].provenance.redistributable"),
+            "{err}"
+        );
         // A bad record in the manifest: field path inside the scan.
         let err = import_error(|_, m, _| {
             m["scans"][1]["metadata"]["origin"] = "Italy".into();

@@ -146,6 +146,8 @@ pub struct Privacy {
     /// [`crate::scan::PERSONAL_FIELDS`]), or real or staged scans never anonymised
     /// ([`crate::scan::ScanRecord::privacy_problem`]); an export for sharing refuses them
     pub to_anonymise: usize,
+    /// scans that went through anonymisation (they carry its log)
+    pub anonymised: usize,
 }
 
 /// The whole report.
@@ -240,7 +242,7 @@ pub fn quality_report(library: &Library) -> QualityReport {
         BTreeMap::new(),
     );
     let (mut with_threat, mut images, mut dual, mut views, mut truth_scans) = (0, 0, 0, 0, 0);
-    let (mut redistributable, mut free_text) = (0, 0);
+    let (mut redistributable, mut free_text, mut anonymised) = (0, 0, 0);
     for r in records {
         bump(&mut provenance, r.provenance.share());
         bump(&mut cargo, r.metadata.cargo_type.word());
@@ -287,6 +289,9 @@ pub fn quality_report(library: &Library) -> QualityReport {
         }
         if r.privacy_problem().is_some() {
             free_text += 1;
+        }
+        if r.anonymisation.is_some() {
+            anonymised += 1;
         }
     }
 
@@ -432,6 +437,7 @@ pub fn quality_report(library: &Library) -> QualityReport {
             not_redistributable: scans - redistributable,
             licences: counts(licences),
             to_anonymise: free_text,
+            anonymised,
         },
     }
 }
