@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use borderlens_app::Progress;
 use borderlens_nii::agreement::{agreement, AgreementInput, AgreementReport};
+use borderlens_nii::anonymise::{Anonymiser, MaskRect};
 use borderlens_nii::batch::{generate_into, project_into, BatchSummary, ProjectOptions};
 use borderlens_nii::generate::{GeneratorParams, ThreatClass};
+use borderlens_nii::package::{export_package, import_package, ExportOptions};
 use borderlens_nii::report::{quality_report, Count, QualityReport};
 use borderlens_nii::tip::TipLimits;
 use borderlens_nii::Library;
@@ -36,6 +38,50 @@ pub enum NiiCommand {
     Agreement(AgreementArgs),
     /// Read every image of a library back and check its hash, depth and size.
     Verify(VerifyArgs),
+    /// Export scans as a scan package (manifest.json + images/<sha256>.png + annotations.json),
+    /// the exchange format between administrations. Scans whose licence forbids redistribution
+    /// or that are not anonymised are left out and listed (exit 1); --anonymise-key-file
+    /// anonymises on the way out (keyed pseudonyms, free text removed, --mask regions set to
+    /// air in every energy channel, a log kept with each scan).
+    Export(ExportArgs),
+    /// Import a scan package into a library: the whole package is checked first (hashes,
+    /// images, bit depth, boxes, scans named by the annotations) and nothing is written unless
+    /// all of it passes; importing the same package again changes nothing.
+    ImportPackage(ImportPackageArgs),
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Library folder.
+    #[arg(long)]
+    lib: PathBuf,
+    /// Package folder to write (new or empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only these scans (comma-separated ids; default: every scan).
+    #[arg(long, value_delimiter = ',')]
+    scans: Option<Vec<String>>,
+    /// Anonymise with the key in this file (at least 16 bytes; e.g. `head -c 32 /dev/urandom > key`):
+    /// names, addresses and phone numbers become keyed pseudonyms, free text is removed,
+    /// annotators' names become pseudonyms.
+    #[arg(long)]
+    anonymise_key_file: Option<PathBuf>,
+    /// Image region to mask in every view, x,y,w,h in pixels (repeat for several); needs
+    /// --anonymise-key-file.
+    #[arg(long = "mask", value_name = "X,Y,W,H")]
+    masks: Vec<String>,
+    /// Name of the exporting administration or unit, written in the manifest.
+    #[arg(long)]
+    organisation: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImportPackageArgs {
+    /// Library folder (created when missing).
+    #[arg(long)]
+    lib: PathBuf,
+    /// The package folder.
+    package: PathBuf,
 }
 
 #[derive(Args)]
@@ -208,8 +254,18 @@ fn summary_out(what: &str, s: &BatchSummary, json: bool) -> anyhow::Result<ExitC
     })
 }
 
+/// Opens a library; a torn last line (left by a crash mid-write) is not read and is said on
+/// stderr (`nii verify` lists it and exits 1).
 fn open(path: &Path) -> anyhow::Result<Library> {
-    Ok(Library::open(path)?)
+    let library = Library::open(path)?;
+    warn_recovered(&library);
+    Ok(library)
+}
+
+fn warn_recovered(library: &Library) {
+    for r in library.recovered() {
+        eprintln!("borderlens: warning: {r}");
+    }
 }
 
 pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
@@ -217,6 +273,7 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
         NiiCommand::Generate(a) => {
             let params = params_from(a)?;
             let mut library = Library::create(&a.out)?;
+            warn_recovered(&library);
             bars.start("generating scans", Some(a.count));
             let result = generate_into(
                 &mut library,
@@ -308,14 +365,52 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
             }
             Ok(ExitCode::SUCCESS)
         }
+        NiiCommand::Export(a) => export(a, json),
+        NiiCommand::ImportPackage(a) => {
+            let mut library = Library::create(&a.lib)?;
+            warn_recovered(&library);
+            match import_package(&mut library, &a.package) {
+                Ok(s) => {
+                    if json {
+                        print_json(&s)?;
+                    } else {
+                        outln!(
+                            "package {} into {}: {} scans added, {} already there; {} annotations added, {} already there",
+                            a.package.display(),
+                            a.lib.display(),
+                            s.scans_added,
+                            s.scans_present,
+                            s.annotations_added,
+                            s.annotations_present
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                // A package that fails its checks is rejected input: nothing was written.
+                Err(e) => {
+                    if json {
+                        print_json(&serde_json::json!({
+                            "rejected": e.to_string(),
+                            "file": e.file,
+                            "field": e.field,
+                            "reason": e.reason,
+                        }))?;
+                    }
+                    eprintln!("borderlens: package refused, nothing imported: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         NiiCommand::Verify(a) => {
-            let library = open(&a.library)?;
-            let problems = library.verify();
+            let library = Library::open(&a.library)?;
+            let mut problems: Vec<String> =
+                library.verify().iter().map(|p| p.to_string()).collect();
+            problems.extend(library.recovered().iter().map(|r| r.to_string()));
             if json {
-                let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
                 print_json(&serde_json::json!({
                     "scans": library.records().len(),
-                    "problems": list,
+                    "problems": problems,
+                    "recovered": library.recovered(),
                 }))?;
             } else {
                 for p in &problems {
@@ -334,6 +429,61 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
             })
         }
     }
+}
+
+fn export(a: &ExportArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let library = open(&a.lib)?;
+    let masks = a
+        .masks
+        .iter()
+        .map(|m| MaskRect::parse(m).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let anonymiser = match &a.anonymise_key_file {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read the key file {}", path.display()))?;
+            Some(
+                Anonymiser::new(Anonymiser::key_from_file_bytes(&bytes), masks)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("{}", path.display()))?,
+            )
+        }
+        None if !masks.is_empty() => {
+            bail!("--mask needs --anonymise-key-file: masking is part of anonymising, and its log names the key")
+        }
+        None => None,
+    };
+    let options = ExportOptions {
+        scans: a.scans.clone(),
+        anonymiser,
+        organisation: a.organisation.clone(),
+    };
+    let s = export_package(&library, &options, &a.out)?;
+    if json {
+        print_json(&s)?;
+    } else {
+        match &s.package {
+            Some(p) => outln!(
+                "package {}: {} scans ({} anonymised, {} regions masked), {} images ({:.1} MB), {} annotations",
+                p.display(),
+                s.scans,
+                s.anonymised,
+                s.masked_regions,
+                s.images,
+                s.image_bytes as f64 / 1e6,
+                s.annotations
+            ),
+            None => outln!("no scan could be exported; nothing written"),
+        }
+        for r in &s.refused {
+            outln!("  {r}");
+        }
+    }
+    Ok(if s.refused.is_empty() && s.package.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn counts_line(items: &[Count]) -> String {
@@ -464,11 +614,12 @@ fn print_report(r: &QualityReport, lib: &Path, charts: Option<&Path>) -> anyhow:
     t.add_row(vec![
         "privacy".to_string(),
         format!(
-            "{} redistributable, {} not; licences: {}; {} real/staged scans with free text to review (anonymisation comes later)",
+            "{} redistributable, {} not; licences: {}; {} anonymised, {} to anonymise before sharing (personal metadata, or real/staged never anonymised)",
             p.redistributable,
             p.not_redistributable,
             counts_line(&p.licences),
-            p.free_text_to_review
+            p.anonymised,
+            p.to_anonymise
         ),
     ]);
     outln!("{t}");

@@ -216,3 +216,243 @@ fn agreement_of_a_hand_computed_case_and_bad_input() {
         "{err}"
     );
 }
+
+#[test]
+fn a_torn_catalogue_line_is_reported_by_verify_and_set_aside_by_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = |count: &str| {
+        borderlens(
+            d,
+            &[
+                "nii", "generate", "--count", count, "--out", "lib", "--size", "64", "--json",
+            ],
+        )
+    };
+    assert_eq!(stdout_json(&gen("2"))["written"], 2);
+    // A crash in the middle of appending a line: the first half of a copy of line 1.
+    let catalogue = d.join("lib").join("catalogue.jsonl");
+    let text = std::fs::read_to_string(&catalogue).unwrap();
+    let half = &text.lines().next().unwrap()[..100];
+    std::fs::write(&catalogue, format!("{text}{half}")).unwrap();
+
+    let out = borderlens(d, &["nii", "verify", "lib", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["scans"], 2);
+    assert_eq!(v["recovered"][0]["line"], 3);
+    assert_eq!(v["recovered"][0]["bytes"], 100);
+    // Other commands read the library and warn.
+    let out = borderlens(d, &["nii", "report", "lib", "--json"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unterminated last line"));
+
+    // The next write moves the torn bytes to catalogue.jsonl.torn and goes on.
+    let out = gen("3");
+    assert_eq!(stdout_json(&out)["written"], 1);
+    let torn = std::fs::read_to_string(d.join("lib").join("catalogue.jsonl.torn")).unwrap();
+    assert_eq!(torn, format!("{half}\n"));
+    let out = borderlens(d, &["nii", "verify", "lib", "--json"]);
+    let v = stdout_json(&out);
+    assert_eq!(v["scans"], 3);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn export_anonymise_and_import_a_scan_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "generate",
+            "--count",
+            "3",
+            "--seed",
+            "4",
+            "--out",
+            "lib",
+            "--size",
+            "64",
+            "--threat-rate",
+            "0",
+            "--json",
+        ],
+    ));
+    assert_eq!(gen["written"], 3);
+    // Turn the first scan into a real one carrying personal data, the second into one whose
+    // licence forbids sharing (as an import of real scans would write them).
+    let catalogue = d.join("lib").join("catalogue.jsonl");
+    let text = std::fs::read_to_string(&catalogue).unwrap();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines[0]["provenance"]["source"] = "real".into();
+    lines[0]["provenance"]["generator"] = Value::Null;
+    lines[0]["metadata"]["consignee_name"] = "Greta Lindqvist".into();
+    lines[0]["metadata"]["contact_phone"] = "+46 70 123 45 67".into();
+    lines[0]["metadata"]["consignee_address"] = "Storgatan 12, 111 22 Stockholm".into();
+    lines[1]["provenance"]["redistributable"] = false.into();
+    lines[1]["provenance"]["licence"] = "internal use only".into();
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&catalogue, text).unwrap();
+    let real_id = lines[0]["metadata"]["scan_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restricted_id = lines[1]["metadata"]["scan_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Without a key: the real scan and the restricted one are refused, named, exit 1.
+    let out = borderlens(
+        d,
+        &["nii", "export", "--lib", "lib", "--out", "plain", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["scans"], 1);
+    let refused = s["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2);
+    assert_eq!(refused[0]["scan_id"], real_id.as_str());
+    assert_eq!(refused[0]["field"], "metadata.consignee_name");
+    assert_eq!(refused[1]["scan_id"], restricted_id.as_str());
+    assert_eq!(refused[1]["field"], "provenance.redistributable");
+
+    // With a key and a mask: the real scan goes out anonymised.
+    std::fs::write(d.join("key"), "correct horse battery staple 42\n").unwrap();
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "export",
+            "--lib",
+            "lib",
+            "--out",
+            "pkg",
+            "--anonymise-key-file",
+            "key",
+            "--mask",
+            "0,0,64,8",
+            "--organisation",
+            "Customs lab",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the restricted scan is still refused"
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["scans"], 2);
+    assert_eq!(s["anonymised"], 2);
+    for entry in walk(&d.join("pkg")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for planted in [
+            "Greta Lindqvist",
+            "+46 70 123 45 67",
+            "Storgatan 12",
+            "Stockholm",
+        ] {
+            assert!(
+                !bytes
+                    .windows(planted.len())
+                    .any(|w| w == planted.as_bytes()),
+                "{} holds {planted}",
+                entry.display()
+            );
+        }
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(d.join("pkg").join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["producer"]["organisation"], "Customs lab");
+    let real = manifest["scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["metadata"]["scan_id"] == real_id.as_str())
+        .unwrap();
+    assert!(real["metadata"]["consignee_name"]
+        .as_str()
+        .unwrap()
+        .starts_with("name-"));
+    assert_eq!(real["anonymisation"]["masked"][0]["height"], 8);
+
+    // A mask without a key, a short key: errors (exit 2).
+    let out = borderlens(
+        d,
+        &[
+            "nii", "export", "--lib", "lib", "--out", "x", "--mask", "0,0,4,4",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(d.join("short"), "abc").unwrap();
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "export",
+            "--lib",
+            "lib",
+            "--out",
+            "x",
+            "--anonymise-key-file",
+            "short",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+
+    // Import into a new library, twice: the second time changes nothing.
+    let first = stdout_json(&borderlens(
+        d,
+        &["nii", "import-package", "--lib", "other", "pkg", "--json"],
+    ));
+    assert_eq!(first["scans_added"], 2);
+    let second = stdout_json(&borderlens(
+        d,
+        &["nii", "import-package", "--lib", "other", "pkg", "--json"],
+    ));
+    assert_eq!(second["scans_added"], 0);
+    assert_eq!(second["scans_present"], 2);
+    assert!(borderlens(d, &["nii", "verify", "other"]).status.success());
+    let report = stdout_json(&borderlens(d, &["nii", "report", "other", "--json"]));
+    assert_eq!(report["privacy"]["anonymised"], 2);
+    assert_eq!(report["privacy"]["to_anonymise"], 0);
+    let report = stdout_json(&borderlens(d, &["nii", "report", "lib", "--json"]));
+    assert_eq!(report["privacy"]["to_anonymise"], 1);
+
+    // A damaged package is refused with file and field, exit 1, nothing written.
+    let image = walk(&d.join("pkg").join("images")).pop().unwrap();
+    let mut bytes = std::fs::read(&image).unwrap();
+    let n = bytes.len();
+    bytes[n - 20] ^= 0xff;
+    std::fs::write(&image, bytes).unwrap();
+    let out = borderlens(d, &["nii", "import-package", "--lib", "third", "pkg"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&image.file_name().unwrap().to_string_lossy().to_string())
+            && err.contains("field sha256"),
+        "{err}"
+    );
+    assert!(!d.join("third").join("catalogue.jsonl").exists());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -77,11 +77,14 @@ pub fn generate_into(
             .par_iter()
             .map(|&i| prepare(generate_scan(params, seed, i)))
             .collect();
-        for p in prepared {
-            let p = p.map_err(|e| BatchError::Params(e.to_string()))?;
-            library.commit(p)?;
-            summary.written += 1;
-        }
+        let prepared = prepared
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BatchError::Params(e.to_string()))?;
+        let n = prepared.len();
+        // One flush per step for the whole chunk (group commit).
+        library.commit_all(prepared)?;
+        summary.written += n;
         done += chunk.len() as u64;
         progress(done);
     }

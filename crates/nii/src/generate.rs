@@ -1110,6 +1110,13 @@ pub fn generate_scan(params: &GeneratorParams, seed: u64, index: u64) -> Generat
             .to_string(),
         ),
         actions: Vec::new(),
+        consignor_name: None,
+        consignor_address: None,
+        consignee_name: None,
+        consignee_address: None,
+        contact_phone: None,
+        driver_name: None,
+        notes: None,
     };
     let provenance = Provenance {
         source: Source::Synthetic,

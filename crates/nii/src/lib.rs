@@ -14,11 +14,15 @@
 //! - **threat image projection** ([`tip`]) in transmission space;
 //! - **consensus and agreement** of several annotators ([`consensus`], [`agreement`]);
 //! - the **quality report** of a library ([`report`]);
-//! - batch jobs on a library ([`batch`]): generate on every core, project into many scans.
+//! - batch jobs on a library ([`batch`]): generate on every core, project into many scans;
+//! - **anonymisation** ([`anonymise`]): keyed pseudonyms for the personal fields
+//!   ([`scan::PERSONAL_FIELDS`]), free text removed, image regions masked, a log with the scan;
+//! - the **scan package** ([`package`]), the exchange format between administrations: export
+//!   (refusing scans not redistributable or not anonymised) and import (checked in full first,
+//!   idempotent).
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
-//! is a file in the library folder for now), DICOS/DICOM, COCO/YOLO, anonymisation, API routes and
-//! pages.
+//! is a file in the library folder for now), DICOS/DICOM, COCO/YOLO, API routes and pages.
 //!
 //! Architecture invariant: no HTTP and no store; knows declarations only by the identifiers a
 //! scan carries (container number, postal item id). Pixel data is handled as transmission per
@@ -26,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod agreement;
+pub mod anonymise;
 pub mod batch;
 pub mod consensus;
 pub mod generate;
@@ -33,6 +38,7 @@ pub mod geometry;
 pub mod image;
 pub mod library;
 pub mod materials;
+pub mod package;
 pub mod report;
 pub mod scan;
 pub mod tip;

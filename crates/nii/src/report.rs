@@ -142,9 +142,12 @@ pub struct Privacy {
     pub not_redistributable: usize,
     /// licences
     pub licences: Vec<Count>,
-    /// real or staged scans with free-text metadata (declared contents, actions) that may hold
-    /// personal data and have not been through anonymisation (which comes in a later slice)
-    pub free_text_to_review: usize,
+    /// scans not anonymised that need it: personal data in their metadata (the fields of
+    /// [`crate::scan::PERSONAL_FIELDS`]), or real or staged scans never anonymised
+    /// ([`crate::scan::ScanRecord::privacy_problem`]); an export for sharing refuses them
+    pub to_anonymise: usize,
+    /// scans that went through anonymisation (they carry its log)
+    pub anonymised: usize,
 }
 
 /// The whole report.
@@ -181,7 +184,12 @@ fn bump(map: &mut BTreeMap<String, usize>, key: impl Into<String>) {
 pub fn library_annotations(library: &Library) -> AgreementInput {
     let mut scans: Vec<ScanAnnotations> = Vec::new();
     let mut index: HashMap<(String, usize), usize> = HashMap::new();
-    for r in library.annotations() {
+    // Reviewers' decisions are a source of their own, not one of the annotators agreed on.
+    for r in library
+        .annotations()
+        .iter()
+        .filter(|r| r.role.is_annotator())
+    {
         let key = (r.scan_id.clone(), r.view);
         let i = *index.entry(key).or_insert_with(|| {
             scans.push(ScanAnnotations {
@@ -234,7 +242,7 @@ pub fn quality_report(library: &Library) -> QualityReport {
         BTreeMap::new(),
     );
     let (mut with_threat, mut images, mut dual, mut views, mut truth_scans) = (0, 0, 0, 0, 0);
-    let (mut redistributable, mut free_text) = (0, 0);
+    let (mut redistributable, mut free_text, mut anonymised) = (0, 0, 0);
     for r in records {
         bump(&mut provenance, r.provenance.share());
         bump(&mut cargo, r.metadata.cargo_type.word());
@@ -279,9 +287,11 @@ pub fn quality_report(library: &Library) -> QualityReport {
         if r.provenance.redistributable {
             redistributable += 1;
         }
-        let real_like = r.provenance.source != crate::scan::Source::Synthetic;
-        if real_like && (r.metadata.declared_contents.is_some() || !r.metadata.actions.is_empty()) {
+        if r.privacy_problem().is_some() {
             free_text += 1;
+        }
+        if r.anonymisation.is_some() {
+            anonymised += 1;
         }
     }
 
@@ -426,7 +436,8 @@ pub fn quality_report(library: &Library) -> QualityReport {
             redistributable,
             not_redistributable: scans - redistributable,
             licences: counts(licences),
-            free_text_to_review: free_text,
+            to_anonymise: free_text,
+            anonymised,
         },
     }
 }
@@ -569,6 +580,7 @@ mod tests {
             lib.add_annotation(AnnotationRecord {
                 scan_id: first.clone(),
                 annotator: who.into(),
+                role: Default::default(),
                 view: 0,
                 objects: vec![AnnotatedObject {
                     label: label.into(),

@@ -129,6 +129,225 @@ pub struct Metadata {
     /// subsequent actions (seizure, release, referral, ...)
     #[serde(default)]
     pub actions: Vec<String>,
+    /// sender's name (**personal**: pseudonymised by anonymisation)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignor_name: Option<String>,
+    /// sender's postal address (**personal**: pseudonymised)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignor_address: Option<String>,
+    /// recipient's name (**personal**: pseudonymised)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignee_name: Option<String>,
+    /// recipient's postal address (**personal**: pseudonymised)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consignee_address: Option<String>,
+    /// a contact phone number (**personal**: pseudonymised)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_phone: Option<String>,
+    /// driver's name, for a truck or container (**personal**: pseudonymised)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_name: Option<String>,
+    /// the officer's free-text notes (**personal**: may hold anything; removed)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// What kind of personal data a field holds; also the prefix of its pseudonyms, so that the
+/// same person named as sender on one scan and recipient on another gets the same pseudonym.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonalKind {
+    /// a person's or company's name
+    Name,
+    /// a postal address
+    Address,
+    /// a phone number
+    Phone,
+    /// free text, which may hold any of these
+    FreeText,
+}
+
+impl PersonalKind {
+    /// The word used in files and pseudonyms.
+    pub fn word(self) -> &'static str {
+        match self {
+            PersonalKind::Name => "name",
+            PersonalKind::Address => "address",
+            PersonalKind::Phone => "phone",
+            PersonalKind::FreeText => "free_text",
+        }
+    }
+}
+
+/// What anonymisation does to a personal field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Treatment {
+    /// replaced by a keyed pseudonym (HMAC-SHA256 under the user's key): the same value under
+    /// the same key always gives the same pseudonym, so scans of one sender stay linked
+    Pseudonymise,
+    /// removed
+    Remove,
+}
+
+/// One personal field of the metadata: the one table anonymisation, validation, the export's
+/// refusals and the quality report's privacy figures all read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PersonalField {
+    /// field name in `metadata`
+    pub name: &'static str,
+    /// what it holds
+    pub kind: PersonalKind,
+    /// what anonymisation does to it
+    pub treatment: Treatment,
+    /// whether it counts on synthetic scans too; `false` for `declared_contents`, which the
+    /// generator draws from a fixed list of goods (on real and staged scans it is the sender's
+    /// free text)
+    pub synthetic_too: bool,
+}
+
+/// The personal fields of [`Metadata`]. The other fields (ids of the container or postal item,
+/// weight, volume, countries, carrier, location, purpose, flags, outcome, actions) describe
+/// goods, sites and procedures, not people, and are kept.
+pub const PERSONAL_FIELDS: &[PersonalField] = &[
+    PersonalField {
+        name: "consignor_name",
+        kind: PersonalKind::Name,
+        treatment: Treatment::Pseudonymise,
+        synthetic_too: true,
+    },
+    PersonalField {
+        name: "consignor_address",
+        kind: PersonalKind::Address,
+        treatment: Treatment::Pseudonymise,
+        synthetic_too: true,
+    },
+    PersonalField {
+        name: "consignee_name",
+        kind: PersonalKind::Name,
+        treatment: Treatment::Pseudonymise,
+        synthetic_too: true,
+    },
+    PersonalField {
+        name: "consignee_address",
+        kind: PersonalKind::Address,
+        treatment: Treatment::Pseudonymise,
+        synthetic_too: true,
+    },
+    PersonalField {
+        name: "contact_phone",
+        kind: PersonalKind::Phone,
+        treatment: Treatment::Pseudonymise,
+        synthetic_too: true,
+    },
+    PersonalField {
+        name: "driver_name",
+        kind: PersonalKind::Name,
+        treatment: Treatment::Pseudonymise,
+        synthetic_too: true,
+    },
+    PersonalField {
+        name: "notes",
+        kind: PersonalKind::FreeText,
+        treatment: Treatment::Remove,
+        synthetic_too: true,
+    },
+    PersonalField {
+        name: "declared_contents",
+        kind: PersonalKind::FreeText,
+        treatment: Treatment::Remove,
+        synthetic_too: false,
+    },
+];
+
+impl Metadata {
+    /// The value of a personal field of [`PERSONAL_FIELDS`] (`None` for any other name).
+    pub fn personal(&self, name: &str) -> Option<&String> {
+        match name {
+            "consignor_name" => self.consignor_name.as_ref(),
+            "consignor_address" => self.consignor_address.as_ref(),
+            "consignee_name" => self.consignee_name.as_ref(),
+            "consignee_address" => self.consignee_address.as_ref(),
+            "contact_phone" => self.contact_phone.as_ref(),
+            "driver_name" => self.driver_name.as_ref(),
+            "notes" => self.notes.as_ref(),
+            "declared_contents" => self.declared_contents.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The slot of a personal field of [`PERSONAL_FIELDS`].
+    pub fn personal_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "consignor_name" => &mut self.consignor_name,
+            "consignor_address" => &mut self.consignor_address,
+            "consignee_name" => &mut self.consignee_name,
+            "consignee_address" => &mut self.consignee_address,
+            "contact_phone" => &mut self.contact_phone,
+            "driver_name" => &mut self.driver_name,
+            "notes" => &mut self.notes,
+            "declared_contents" => &mut self.declared_contents,
+            _ => return None,
+        })
+    }
+}
+
+/// A keyed pseudonym as anonymisation writes it: `<kind>-<32 lower-case hex>`.
+pub fn is_pseudonym(value: &str, kind: PersonalKind) -> bool {
+    value
+        .strip_prefix(kind.word())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// What anonymisation did to one field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldChange {
+    /// dotted path, e.g. `metadata.consignee_name`
+    pub field: String,
+    /// `pseudonymise` or `remove`
+    pub action: Treatment,
+}
+
+/// An image region anonymisation set to full transmission (air) in every energy channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskedRegion {
+    /// which view (index into `views`)
+    pub view: usize,
+    /// left column
+    pub x: u32,
+    /// top row
+    pub y: u32,
+    /// width, pixels (clipped to the image)
+    pub width: u32,
+    /// height, pixels (clipped to the image)
+    pub height: u32,
+}
+
+/// The log of an anonymisation, kept with the scan: what was changed, never the values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymisationLog {
+    /// when, UTC, RFC 3339
+    pub at: String,
+    /// what was used: `hmac-sha256`
+    pub method: String,
+    /// fingerprint of the key (HMAC of a fixed text under it, 16 hex): which key, not the key
+    pub key_id: String,
+    /// each metadata field pseudonymised or removed
+    pub changes: Vec<FieldChange>,
+    /// each image region masked
+    pub masked: Vec<MaskedRegion>,
+    /// annotators whose names were replaced by pseudonyms in the annotations shipped with it
+    #[serde(default)]
+    pub annotators_pseudonymised: usize,
 }
 
 /// Where a scan's pixels come from. A projected threat does not change this: see
@@ -253,6 +472,10 @@ pub struct ScanRecord {
     /// what the generator put in (clutter density, materials), for the diversity report
     #[serde(default)]
     pub clutter: Option<ClutterSummary>,
+    /// present once the scan was anonymised: what was changed (the scan is then in its
+    /// anonymised form; see [`ScanRecord::privacy_problem`])
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymisation: Option<AnonymisationLog>,
 }
 
 /// What clutter a generated scan holds.
@@ -381,6 +604,25 @@ impl ScanRecord {
             }
             _ => {}
         }
+        if let Some(log) = &self.anonymisation {
+            if let Some(f) = self.personal_fields_present().first() {
+                return Err(err(
+                    format!("metadata.{}", f.name),
+                    format!(
+                        "the scan is marked anonymised (key {}) but this field holds a value that is not a pseudonym",
+                        log.key_id
+                    ),
+                ));
+            }
+            for (i, m) in log.masked.iter().enumerate() {
+                if m.view >= self.views.len() {
+                    return Err(err(
+                        format!("anonymisation.masked[{i}].view"),
+                        format!("no view {}", m.view),
+                    ));
+                }
+            }
+        }
         if self.views.is_empty() {
             return Err(err("views", "a scan has at least one view"));
         }
@@ -450,6 +692,49 @@ impl ScanRecord {
             }
         }
         Ok(())
+    }
+
+    /// The personal fields of [`PERSONAL_FIELDS`] that hold a value that is not a pseudonym
+    /// (on a synthetic scan, only those that count on synthetic scans).
+    pub fn personal_fields_present(&self) -> Vec<&'static PersonalField> {
+        let synthetic = self.provenance.source == Source::Synthetic;
+        PERSONAL_FIELDS
+            .iter()
+            .filter(|f| f.synthetic_too || !synthetic)
+            .filter(|f| {
+                self.metadata
+                    .personal(f.name)
+                    .is_some_and(|v| f.treatment == Treatment::Remove || !is_pseudonym(v, f.kind))
+            })
+            .collect()
+    }
+
+    /// Why this scan may not leave the administration as it is, or `None` when it may:
+    /// personal data in its metadata, or a real or staged scan not anonymised (its images may
+    /// show burned-in text or a driver's cab, which only a person can judge, and its declared
+    /// contents are the sender's free text).
+    pub fn privacy_problem(&self) -> Option<String> {
+        let present = self.personal_fields_present();
+        if !present.is_empty() {
+            let names: Vec<&str> = present.iter().map(|f| f.name).collect();
+            return Some(format!(
+                "metadata field(s) {} hold personal data; anonymise it (a key, and masks of image regions where needed)",
+                names.join(", ")
+            ));
+        }
+        if self.provenance.source != Source::Synthetic && self.anonymisation.is_none() {
+            return Some(format!(
+                "a {} scan that was not anonymised (its images may show burned-in text or a driver's cab); anonymise it with a key, and masks where needed",
+                self.provenance.source.word()
+            ));
+        }
+        None
+    }
+
+    /// Whether the scan may be shared as far as personal data goes (see
+    /// [`ScanRecord::privacy_problem`]); the licence is another question.
+    pub fn anonymised(&self) -> bool {
+        self.privacy_problem().is_none()
     }
 
     /// Every image the record references (channels, then the mask).

@@ -1,0 +1,1514 @@
+//! The scan package: the exchange format between administrations.
+//!
+//! A package is a folder:
+//! - `manifest.json`: format and version, producer, creation time, every scan in full (the
+//!   catalogue record: metadata, views, provenance with licence and redistribution flag, true
+//!   objects, anonymisation log) and every image (`images/<sha256>.png`, its SHA-256, size in
+//!   bytes, bit depth, width and height);
+//! - `images/<sha256>.png`: the images as stored in the library (16-bit transmission, 8-bit
+//!   object masks), named by the SHA-256 of their bytes;
+//! - `annotations.json`: per scan and view, the annotators' objects, the consensus merged from
+//!   them, and the reviewers' decisions.
+//!
+//! JSON Schemas of both files are in `schemas/nii-package-manifest.schema.json` and
+//! `schemas/nii-package-annotations.schema.json` (a test validates exported packages against
+//! them). [`export_package`] refuses scans whose licence forbids redistribution or that are not
+//! anonymised, naming the scan and the reason; it can anonymise them on the way out
+//! ([`crate::anonymise::Anonymiser`]). [`import_package`] checks the whole package before it
+//! writes anything, and importing the same package again changes nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::anonymise::{mask_pixels, Anonymiser};
+use crate::consensus::{consensus, AnnotatedObject, AnnotatorObjects, ConsensusOptions};
+use crate::geometry::BoxPx;
+use crate::image::{Image16, Mask8};
+use crate::library::{
+    check_annotation_on, sha256_hex, write_durable, AnnotationRecord, AnnotationRole, Library,
+    LibraryError, Prepared,
+};
+use crate::scan::{ImageRef, ScanRecord};
+
+/// `format` of `manifest.json`.
+pub const PACKAGE_FORMAT: &str = "borderlens-nii-package";
+/// `format` of `annotations.json`.
+pub const ANNOTATIONS_FORMAT: &str = "borderlens-nii-package-annotations";
+/// Version of both files this build writes and reads.
+pub const PACKAGE_VERSION: u32 = 1;
+/// The manifest's file name.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The annotations' file name.
+pub const PACKAGE_ANNOTATIONS_FILE: &str = "annotations.json";
+/// Largest `manifest.json` or `annotations.json` read, bytes.
+pub const MAX_JSON_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Who made a package.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Producer {
+    /// the program (`borderlens`)
+    pub software: String,
+    /// its version
+    pub version: String,
+    /// the administration or unit that exported it, when given
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+}
+
+/// One image file of a package.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageImage {
+    /// SHA-256 of the file's bytes, lower-case hex
+    pub sha256: String,
+    /// `images/<sha256>.png`
+    pub path: String,
+    /// size of the file, bytes
+    pub bytes: u64,
+    /// 16 (transmission) or 8 (object mask)
+    pub bit_depth: u8,
+    /// width, pixels
+    pub width: u32,
+    /// height, pixels
+    pub height: u32,
+}
+
+/// `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`PACKAGE_FORMAT`]
+    pub format: String,
+    /// [`PACKAGE_VERSION`]
+    pub version: u32,
+    /// who made it
+    pub producer: Producer,
+    /// when, UTC, RFC 3339
+    pub created: String,
+    /// the scans, in full
+    pub scans: Vec<ScanRecord>,
+    /// every image file
+    pub images: Vec<PackageImage>,
+}
+
+/// One source's objects on a scan's view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceObjects {
+    /// the annotator or reviewer (a pseudonym when the export was anonymised)
+    pub annotator: String,
+    /// the objects drawn
+    pub objects: Vec<AnnotatedObject>,
+    /// seconds the annotation took
+    #[serde(default)]
+    pub seconds: Option<f64>,
+}
+
+/// One object of the consensus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusObject {
+    /// most voted label
+    pub label: String,
+    /// fused box
+    pub bbox: BoxPx,
+    /// consensus score (sum of members' scores / annotators assigned)
+    pub score: f64,
+    /// whether its label reached the quorum with no tie
+    pub accepted: bool,
+    /// why it is disputed (empty: not disputed)
+    pub disputes: Vec<String>,
+    /// the annotators whose boxes it merges
+    pub annotators: Vec<String>,
+}
+
+/// The consensus of a scan's view, as computed by the exporting library.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageConsensus {
+    /// boxes match at this IoU
+    pub iou_threshold: f64,
+    /// votes needed to accept an object
+    pub quorum: usize,
+    /// merged objects
+    pub objects: Vec<ConsensusObject>,
+}
+
+/// The annotations of one view of one scan, per source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanAnnotations {
+    /// the scan (in the manifest)
+    pub scan_id: String,
+    /// which view
+    pub view: usize,
+    /// the annotators' objects
+    pub annotators: Vec<SourceObjects>,
+    /// merged from the annotators (informative: an importing library computes its own)
+    pub consensus: Option<PackageConsensus>,
+    /// the reviewers' decisions
+    #[serde(default)]
+    pub reviewers: Vec<SourceObjects>,
+}
+
+/// `annotations.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageAnnotations {
+    /// [`ANNOTATIONS_FORMAT`]
+    pub format: String,
+    /// [`PACKAGE_VERSION`]
+    pub version: u32,
+    /// per scan and view
+    pub scans: Vec<ScanAnnotations>,
+}
+
+/// What to export and how.
+#[derive(Debug, Default)]
+pub struct ExportOptions {
+    /// the scans (`None`: every scan of the library)
+    pub scans: Option<Vec<String>>,
+    /// anonymise on the way out (key and masks)
+    pub anonymiser: Option<Anonymiser>,
+    /// the producer's organisation, written in the manifest
+    pub organisation: Option<String>,
+}
+
+/// A scan an export left out, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Refusal {
+    /// the scan
+    pub scan_id: String,
+    /// the field behind the refusal
+    pub field: String,
+    /// why
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "scan '{}' not exported: field {}: {}",
+            self.scan_id, self.field, self.reason
+        )
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExportSummary {
+    /// the package folder (`None` when nothing could be exported and nothing was written)
+    pub package: Option<PathBuf>,
+    /// scans written
+    pub scans: usize,
+    /// image files written
+    pub images: usize,
+    /// bytes of image files
+    pub image_bytes: u64,
+    /// annotation lines (annotators and reviewers) written
+    pub annotations: usize,
+    /// scans anonymised on the way out
+    pub anonymised: usize,
+    /// image regions masked, over all scans and views
+    pub masked_regions: usize,
+    /// scans left out, each with its reason
+    pub refused: Vec<Refusal>,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ImportSummary {
+    /// scans added to the library
+    pub scans_added: usize,
+    /// scans already in the library, identical
+    pub scans_present: usize,
+    /// annotation lines added
+    pub annotations_added: usize,
+    /// annotation lines already in the library
+    pub annotations_present: usize,
+}
+
+fn fail(file: &Path, field: Option<&str>, reason: impl Into<String>) -> LibraryError {
+    LibraryError {
+        file: file.to_path_buf(),
+        line: None,
+        field: field.map(str::to_string),
+        reason: reason.into(),
+    }
+}
+
+fn now_utc() -> String {
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The annotation lines of the library per (scan, view), the latest line of each annotator
+/// (as the report reads them), annotators before reviewers, in file order.
+fn annotations_by_view(library: &Library) -> BTreeMap<(String, usize), Vec<AnnotationRecord>> {
+    let mut out: BTreeMap<(String, usize), Vec<AnnotationRecord>> = BTreeMap::new();
+    for r in library.annotations() {
+        let list = out.entry((r.scan_id.clone(), r.view)).or_default();
+        match list
+            .iter_mut()
+            .find(|a| a.annotator == r.annotator && a.role == r.role)
+        {
+            Some(existing) => *existing = r.clone(),
+            None => list.push(r.clone()),
+        }
+    }
+    out
+}
+
+/// Exports scans of a library as a package into `out`, a new or empty folder.
+///
+/// Each selected scan is checked first: a licence that forbids redistribution
+/// (`provenance.redistributable` false) or personal data not anonymised
+/// ([`ScanRecord::privacy_problem`]) leaves it out, with the reason in
+/// [`ExportSummary::refused`]; with an [`Anonymiser`], scans are anonymised on the way out
+/// (pseudonyms, free text removed, masks burned into every energy channel, annotators'
+/// names pseudonymised, the log kept with each scan) and the library itself is unchanged.
+/// When no scan is left, nothing is written. Errors: an unknown scan in the selection, a
+/// damaged image in the library, a folder that cannot be written.
+pub fn export_package(
+    library: &Library,
+    options: &ExportOptions,
+    out: &Path,
+) -> Result<ExportSummary, LibraryError> {
+    let catalogue = library.root().join(crate::library::CATALOGUE_FILE);
+    let selected: Vec<&ScanRecord> = match &options.scans {
+        None => library.records().iter().collect(),
+        Some(ids) => {
+            let mut seen = HashSet::new();
+            let mut list = Vec::new();
+            for id in ids {
+                let record = library.get(id).ok_or_else(|| {
+                    fail(
+                        &catalogue,
+                        Some("metadata.scan_id"),
+                        format!("scan '{id}' is not in the library"),
+                    )
+                })?;
+                if seen.insert(id.as_str()) {
+                    list.push(record);
+                }
+            }
+            list
+        }
+    };
+    let at = now_utc();
+    let mut refused = Vec::new();
+    let mut records = Vec::new();
+    for record in selected {
+        let id = record.metadata.scan_id.clone();
+        if !record.provenance.redistributable {
+            refused.push(Refusal {
+                scan_id: id,
+                field: "provenance.redistributable".into(),
+                reason: format!(
+                    "its licence ('{}') does not allow giving it to another administration",
+                    record.provenance.licence
+                ),
+            });
+            continue;
+        }
+        let shared = match &options.anonymiser {
+            Some(a) => match a.apply(record, &at) {
+                Ok(r) => r,
+                Err((field, reason)) => {
+                    refused.push(Refusal {
+                        scan_id: id,
+                        field,
+                        reason,
+                    });
+                    continue;
+                }
+            },
+            None => record.clone(),
+        };
+        if let Some(reason) = shared.privacy_problem() {
+            let field = shared
+                .personal_fields_present()
+                .first()
+                .map_or("anonymisation".to_string(), |f| {
+                    format!("metadata.{}", f.name)
+                });
+            refused.push(Refusal {
+                scan_id: id,
+                field,
+                reason,
+            });
+            continue;
+        }
+        records.push((record, shared));
+    }
+    let mut summary = ExportSummary {
+        package: None,
+        scans: 0,
+        images: 0,
+        image_bytes: 0,
+        annotations: 0,
+        anonymised: 0,
+        masked_regions: 0,
+        refused,
+    };
+    if records.is_empty() {
+        return Ok(summary);
+    }
+
+    // The folder: new or empty.
+    if out.exists()
+        && fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(fail(
+            out,
+            None,
+            "is not an empty folder; a package is written into a new or empty one",
+        ));
+    }
+    let images_dir = out.join("images");
+    fs::create_dir_all(&images_dir).map_err(|e| fail(&images_dir, None, e.to_string()))?;
+
+    // Annotations, per scan and view, with annotators pseudonymised when anonymising.
+    let by_view = annotations_by_view(library);
+    let mut scans_out = Vec::new();
+    let mut image_list: Vec<PackageImage> = Vec::new();
+    let mut written: HashSet<String> = HashSet::new();
+    let mut manifest_scans = Vec::new();
+    for (original, mut shared) in records {
+        let id = original.metadata.scan_id.clone();
+        // Images: copied as stored, or masked and encoded again.
+        let regions = shared
+            .anonymisation
+            .as_ref()
+            .map(|l| l.masked.clone())
+            .unwrap_or_default();
+        for v in 0..original.views.len() {
+            for c in 0..original.views[v].channels.len() {
+                let source = &original.views[v].channels[c].image;
+                // Masking again a region burned in by an earlier anonymisation changes nothing.
+                let masked_here =
+                    options.anonymiser.is_some() && regions.iter().any(|r| r.view == v);
+                let (image_ref, bytes) = if masked_here {
+                    let mut image = library.read_image(source)?;
+                    mask_pixels(&mut image, v, &regions);
+                    let png = image
+                        .to_png()
+                        .map_err(|e| fail(&images_dir, None, e.to_string()))?;
+                    let sha = sha256_hex(&png);
+                    (
+                        ImageRef {
+                            sha256: sha,
+                            width: image.width,
+                            height: image.height,
+                        },
+                        png,
+                    )
+                } else {
+                    let bytes = read_library_image(library, source)?;
+                    (source.clone(), bytes)
+                };
+                add_image(
+                    out,
+                    &image_ref,
+                    &bytes,
+                    16,
+                    &mut written,
+                    &mut image_list,
+                    &mut summary,
+                )?;
+                shared.views[v].channels[c].image = image_ref;
+            }
+        }
+        if let Some(mask) = &original.mask {
+            let bytes = read_library_image(library, mask)?;
+            add_image(
+                out,
+                mask,
+                &bytes,
+                8,
+                &mut written,
+                &mut image_list,
+                &mut summary,
+            )?;
+        }
+        // Annotations of this scan.
+        let mut pseudonymised = HashSet::new();
+        for ((scan_id, view), lines) in by_view.range((id.clone(), 0)..=(id.clone(), usize::MAX)) {
+            debug_assert_eq!(scan_id, &id);
+            let name = |n: &str| match &options.anonymiser {
+                Some(a) => a.annotator(n),
+                None => n.to_string(),
+            };
+            let mut entry = ScanAnnotations {
+                scan_id: id.clone(),
+                view: *view,
+                annotators: Vec::new(),
+                consensus: None,
+                reviewers: Vec::new(),
+            };
+            for line in lines {
+                if options.anonymiser.is_some() {
+                    pseudonymised.insert(line.annotator.clone());
+                }
+                let source = SourceObjects {
+                    annotator: name(&line.annotator),
+                    objects: line.objects.clone(),
+                    seconds: line.seconds,
+                };
+                summary.annotations += 1;
+                match line.role {
+                    AnnotationRole::Annotator => entry.annotators.push(source),
+                    AnnotationRole::Reviewer => entry.reviewers.push(source),
+                }
+            }
+            if !entry.annotators.is_empty() {
+                let input: Vec<AnnotatorObjects> = entry
+                    .annotators
+                    .iter()
+                    .map(|a| AnnotatorObjects {
+                        annotator: a.annotator.clone(),
+                        objects: a.objects.clone(),
+                    })
+                    .collect();
+                let opts = ConsensusOptions::default();
+                let merged = consensus(&input, &opts);
+                entry.consensus = Some(PackageConsensus {
+                    iou_threshold: opts.iou_threshold,
+                    quorum: opts.quorum_for(input.len()),
+                    objects: merged
+                        .into_iter()
+                        .map(|m| ConsensusObject {
+                            label: m.label,
+                            bbox: m.bbox,
+                            score: m.score,
+                            accepted: m.accepted,
+                            disputes: m.disputes,
+                            annotators: m.members.into_iter().map(|x| x.annotator).collect(),
+                        })
+                        .collect(),
+                });
+            }
+            scans_out.push(entry);
+        }
+        if let Some(log) = shared.anonymisation.as_mut() {
+            if options.anonymiser.is_some() {
+                log.annotators_pseudonymised = pseudonymised.len();
+                summary.anonymised += 1;
+                summary.masked_regions += regions.len();
+            }
+        }
+        shared
+            .validate()
+            .map_err(|e| fail(&out.join(MANIFEST_FILE), Some(&e.field), e.reason))?;
+        manifest_scans.push(shared);
+        summary.scans += 1;
+    }
+    // Every image on disk before the files that name them.
+    {
+        use rayon::prelude::*;
+        image_list.par_iter().try_for_each(|i| {
+            let path = out.join(&i.path);
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| fail(&path, None, e.to_string()))
+        })?;
+        crate::library::sync_dir(&images_dir)?;
+    }
+    let annotations = PackageAnnotations {
+        format: ANNOTATIONS_FORMAT.to_string(),
+        version: PACKAGE_VERSION,
+        scans: scans_out,
+    };
+    let path = out.join(PACKAGE_ANNOTATIONS_FILE);
+    let text =
+        serde_json::to_string_pretty(&annotations).map_err(|e| fail(&path, None, e.to_string()))?;
+    write_durable(&path, (text + "\n").as_bytes())?;
+    let manifest = Manifest {
+        format: PACKAGE_FORMAT.to_string(),
+        version: PACKAGE_VERSION,
+        producer: Producer {
+            software: "borderlens".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            organisation: options.organisation.clone(),
+        },
+        created: at,
+        scans: manifest_scans,
+        images: image_list,
+    };
+    // The manifest last: a package with a manifest is complete.
+    let path = out.join(MANIFEST_FILE);
+    let text =
+        serde_json::to_string_pretty(&manifest).map_err(|e| fail(&path, None, e.to_string()))?;
+    write_durable(&path, (text + "\n").as_bytes())?;
+    summary.package = Some(out.to_path_buf());
+    Ok(summary)
+}
+
+fn read_library_image(library: &Library, image: &ImageRef) -> Result<Vec<u8>, LibraryError> {
+    let path = library.image_path(&image.sha256);
+    let bytes = fs::read(&path).map_err(|e| fail(&path, None, e.to_string()))?;
+    let found = sha256_hex(&bytes);
+    if found != image.sha256 {
+        return Err(fail(
+            &path,
+            Some("sha256"),
+            format!("content hash is {found}: the file was changed or damaged"),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn add_image(
+    out: &Path,
+    image: &ImageRef,
+    bytes: &[u8],
+    bit_depth: u8,
+    written: &mut HashSet<String>,
+    list: &mut Vec<PackageImage>,
+    summary: &mut ExportSummary,
+) -> Result<(), LibraryError> {
+    if !written.insert(image.sha256.clone()) {
+        return Ok(());
+    }
+    let rel = format!("images/{}.png", image.sha256);
+    // Flushed together before the manifest is written (see `export_package`).
+    let path = out.join(&rel);
+    fs::write(&path, bytes).map_err(|e| fail(&path, None, e.to_string()))?;
+    summary.images += 1;
+    summary.image_bytes += bytes.len() as u64;
+    list.push(PackageImage {
+        sha256: image.sha256.clone(),
+        path: rel,
+        bytes: bytes.len() as u64,
+        bit_depth,
+        width: image.width,
+        height: image.height,
+    });
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LibraryError> {
+    let meta = fs::metadata(path).map_err(|e| fail(path, None, format!("cannot read: {e}")))?;
+    if meta.len() > MAX_JSON_BYTES {
+        return Err(fail(
+            path,
+            None,
+            format!("{} bytes, more than {MAX_JSON_BYTES}", meta.len()),
+        ));
+    }
+    let bytes = fs::read(path).map_err(|e| fail(path, None, format!("cannot read: {e}")))?;
+    // serde_json names the field it met (`unknown field`, `missing field`, `invalid type`)
+    // with the line and column.
+    serde_json::from_slice(&bytes).map_err(|e| fail(path, None, format!("not a valid file: {e}")))
+}
+
+/// A package checked in full, ready to be written.
+struct Checked {
+    manifest: Manifest,
+    annotations: Vec<AnnotationRecord>,
+}
+
+fn check_package(library: &Library, dir: &Path) -> Result<Checked, LibraryError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest: Manifest = read_json(&manifest_path)?;
+    if manifest.format != PACKAGE_FORMAT {
+        return Err(fail(
+            &manifest_path,
+            Some("format"),
+            format!("'{}'; expected '{PACKAGE_FORMAT}'", manifest.format),
+        ));
+    }
+    if manifest.version != PACKAGE_VERSION {
+        return Err(fail(
+            &manifest_path,
+            Some("version"),
+            format!(
+                "{}; this build reads version {PACKAGE_VERSION}",
+                manifest.version
+            ),
+        ));
+    }
+    // The image table.
+    let mut images: HashMap<&str, (usize, &PackageImage)> = HashMap::new();
+    for (i, image) in manifest.images.iter().enumerate() {
+        let field = |f: &str| format!("images[{i}].{f}");
+        let expected = format!("images/{}.png", image.sha256);
+        if image.sha256.len() != 64
+            || !image
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(fail(
+                &manifest_path,
+                Some(&field("sha256")),
+                format!("'{}' is not a lower-case hex SHA-256", image.sha256),
+            ));
+        }
+        if image.path != expected {
+            return Err(fail(
+                &manifest_path,
+                Some(&field("path")),
+                format!("'{}'; an image's path is '{expected}'", image.path),
+            ));
+        }
+        if image.bit_depth != 16 && image.bit_depth != 8 {
+            return Err(fail(
+                &manifest_path,
+                Some(&field("bit_depth")),
+                format!(
+                    "{}; images are 16-bit transmission or 8-bit masks",
+                    image.bit_depth
+                ),
+            ));
+        }
+        if images.insert(&image.sha256, (i, image)).is_some() {
+            return Err(fail(
+                &manifest_path,
+                Some(&field("sha256")),
+                format!("image {} is listed twice", image.sha256),
+            ));
+        }
+    }
+    // The scans.
+    let mut ids = HashSet::new();
+    for (s, record) in manifest.scans.iter().enumerate() {
+        let id = &record.metadata.scan_id;
+        record.validate().map_err(|e| {
+            fail(
+                &manifest_path,
+                Some(&format!("scans[{s}].{}", e.field)),
+                e.reason,
+            )
+        })?;
+        if !ids.insert(id.as_str()) {
+            return Err(fail(
+                &manifest_path,
+                Some(&format!("scans[{s}].metadata.scan_id")),
+                format!("scan '{id}' appears twice"),
+            ));
+        }
+        if !record.provenance.redistributable {
+            return Err(fail(
+                &manifest_path,
+                Some(&format!("scans[{s}].provenance.redistributable")),
+                format!(
+                    "scan '{id}' is marked as not redistributable (licence '{}'); a package holds only scans that may be shared",
+                    record.provenance.licence
+                ),
+            ));
+        }
+        for (field, image) in record.images() {
+            let field = format!("scans[{s}].{field}");
+            let Some((i, entry)) = images.get(image.sha256.as_str()) else {
+                return Err(fail(
+                    &manifest_path,
+                    Some(&format!("{field}.sha256")),
+                    format!("image {} is not in the manifest's images", image.sha256),
+                ));
+            };
+            let depth = if field.ends_with(".mask") { 8 } else { 16 };
+            if entry.bit_depth != depth {
+                return Err(fail(
+                    &manifest_path,
+                    Some(&format!("images[{i}].bit_depth")),
+                    format!(
+                        "{}-bit, but {field} needs a {depth}-bit image",
+                        entry.bit_depth
+                    ),
+                ));
+            }
+            if (entry.width, entry.height) != (image.width, image.height) {
+                return Err(fail(
+                    &manifest_path,
+                    Some(&format!("images[{i}].width")),
+                    format!(
+                        "{} × {}, but {field} says {} × {}",
+                        entry.width, entry.height, image.width, image.height
+                    ),
+                ));
+            }
+        }
+        if let Some(existing) = library.get(id) {
+            if existing != record {
+                return Err(fail(
+                    &manifest_path,
+                    Some(&format!("scans[{s}].metadata.scan_id")),
+                    format!("scan '{id}' is already in the library with other content; import refused (nothing written)"),
+                ));
+            }
+        }
+    }
+    // Every image file: present, its hash, its depth and size.
+    for (i, entry) in manifest.images.iter().enumerate() {
+        let path = dir.join(&entry.path);
+        let bytes = fs::read(&path).map_err(|e| {
+            fail(
+                &path,
+                Some(&format!("manifest images[{i}]")),
+                format!("missing or unreadable: {e}"),
+            )
+        })?;
+        check_image_bytes(&path, entry, &bytes)?;
+    }
+    // The annotations.
+    let annotations_path = dir.join(PACKAGE_ANNOTATIONS_FILE);
+    let mut lines = Vec::new();
+    if annotations_path.exists() {
+        let file: PackageAnnotations = read_json(&annotations_path)?;
+        if file.format != ANNOTATIONS_FORMAT || file.version != PACKAGE_VERSION {
+            return Err(fail(
+                &annotations_path,
+                Some("format"),
+                format!(
+                    "'{}' version {}; expected '{ANNOTATIONS_FORMAT}' version {PACKAGE_VERSION}",
+                    file.format, file.version
+                ),
+            ));
+        }
+        let scans: HashMap<&str, &ScanRecord> = manifest
+            .scans
+            .iter()
+            .map(|r| (r.metadata.scan_id.as_str(), r))
+            .collect();
+        for (s, entry) in file.scans.iter().enumerate() {
+            let Some(scan) = scans.get(entry.scan_id.as_str()) else {
+                return Err(fail(
+                    &annotations_path,
+                    Some(&format!("scans[{s}].scan_id")),
+                    format!("scan '{}' is not in the manifest", entry.scan_id),
+                ));
+            };
+            let sources = entry
+                .annotators
+                .iter()
+                .map(|a| ("annotators", AnnotationRole::Annotator, a))
+                .chain(
+                    entry
+                        .reviewers
+                        .iter()
+                        .map(|a| ("reviewers", AnnotationRole::Reviewer, a)),
+                );
+            let mut per_source = [0usize; 2];
+            for (list, role, source) in sources {
+                let j = &mut per_source[role as usize];
+                let record = AnnotationRecord {
+                    scan_id: entry.scan_id.clone(),
+                    annotator: source.annotator.clone(),
+                    role,
+                    view: entry.view,
+                    objects: source.objects.clone(),
+                    seconds: source.seconds,
+                };
+                check_annotation_on(scan, &record).map_err(|(field, reason)| {
+                    let field = if field == "view" {
+                        format!("scans[{s}].view")
+                    } else {
+                        format!("scans[{s}].{list}[{j}].{field}")
+                    };
+                    fail(&annotations_path, Some(&field), reason)
+                })?;
+                *j += 1;
+                lines.push(record);
+            }
+            if let Some(c) = &entry.consensus {
+                let image = &scan.views[entry.view].channels[0].image;
+                for (k, object) in c.objects.iter().enumerate() {
+                    if !object.bbox.inside(image.width, image.height) {
+                        return Err(fail(
+                            &annotations_path,
+                            Some(&format!("scans[{s}].consensus.objects[{k}].bbox")),
+                            format!(
+                                "box {:?} lies outside the {} × {} image",
+                                <[f64; 4]>::from(object.bbox),
+                                image.width,
+                                image.height
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Checked {
+        manifest,
+        annotations: lines,
+    })
+}
+
+fn check_image_bytes(path: &Path, entry: &PackageImage, bytes: &[u8]) -> Result<(), LibraryError> {
+    if bytes.len() as u64 != entry.bytes {
+        return Err(fail(
+            path,
+            Some("bytes"),
+            format!("{} bytes, the manifest says {}", bytes.len(), entry.bytes),
+        ));
+    }
+    let found = sha256_hex(bytes);
+    if found != entry.sha256 {
+        return Err(fail(
+            path,
+            Some("sha256"),
+            format!(
+                "content hash is {found}, the manifest says {}: the file was changed or damaged",
+                entry.sha256
+            ),
+        ));
+    }
+    let (width, height) = if entry.bit_depth == 16 {
+        let i =
+            Image16::from_png(bytes).map_err(|e| fail(path, Some("bit_depth"), e.to_string()))?;
+        (i.width, i.height)
+    } else {
+        let m = Mask8::from_png(bytes).map_err(|e| fail(path, Some("bit_depth"), e.to_string()))?;
+        (m.width, m.height)
+    };
+    if (width, height) != (entry.width, entry.height) {
+        return Err(fail(
+            path,
+            Some("width"),
+            format!(
+                "{width} × {height} pixels, the manifest says {} × {}",
+                entry.width, entry.height
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Imports a package into a library. The whole package is checked first — manifest and
+/// annotations against their format, every scan record, every image (present, hash, bit depth,
+/// size), every annotation (scan in the manifest, boxes inside the image), scans already in the
+/// library identical — and nothing is written unless all of it passes; an error names the file
+/// and field. Scans and annotation lines already in the library are skipped, so importing the
+/// same package twice changes nothing.
+pub fn import_package(library: &mut Library, dir: &Path) -> Result<ImportSummary, LibraryError> {
+    let checked = check_package(library, dir)?;
+    let mut summary = ImportSummary::default();
+    let entries: HashMap<&str, &PackageImage> = checked
+        .manifest
+        .images
+        .iter()
+        .map(|i| (i.sha256.as_str(), i))
+        .collect();
+    // Written in groups (one flush per step per group) of at most 64 scans or 256 MB of images.
+    let mut group: Vec<Prepared> = Vec::new();
+    let mut group_bytes = 0usize;
+    let mut new_images = HashSet::new();
+    for record in &checked.manifest.scans {
+        if library.get(&record.metadata.scan_id).is_some() {
+            summary.scans_present += 1;
+            continue;
+        }
+        let mut blobs = Vec::new();
+        for (_, image) in record.images() {
+            if library.image_path(&image.sha256).is_file() || !new_images.insert(&image.sha256) {
+                continue;
+            }
+            let entry = entries[image.sha256.as_str()];
+            let path = dir.join(&entry.path);
+            let bytes = fs::read(&path).map_err(|e| fail(&path, None, e.to_string()))?;
+            // The same bytes as checked in the first pass (the file may have changed since).
+            let found = sha256_hex(&bytes);
+            if found != entry.sha256 {
+                return Err(fail(
+                    &path,
+                    Some("sha256"),
+                    format!("content hash is {found}, the manifest says {}: the file changed during the import", entry.sha256),
+                ));
+            }
+            group_bytes += bytes.len();
+            blobs.push((image.sha256.clone(), bytes));
+        }
+        group.push(Prepared {
+            record: record.clone(),
+            blobs,
+        });
+        summary.scans_added += 1;
+        if group.len() >= 64 || group_bytes >= 256 << 20 {
+            library.commit_all(std::mem::take(&mut group))?;
+            group_bytes = 0;
+        }
+    }
+    library.commit_all(group)?;
+    let known: HashSet<String> = library
+        .annotations()
+        .iter()
+        .filter_map(|a| serde_json::to_string(a).ok())
+        .collect();
+    for line in checked.annotations {
+        let text = serde_json::to_string(&line).unwrap_or_default();
+        if known.contains(&text) {
+            summary.annotations_present += 1;
+        } else {
+            library.add_annotation(line)?;
+            summary.annotations_added += 1;
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anonymise::MaskRect;
+    use crate::generate::{generate_scan, GeneratorParams};
+    use crate::library::{prepare, ANNOTATIONS_FILE, CATALOGUE_FILE};
+    use crate::scan::Source;
+
+    const SIZE: u32 = 48;
+
+    fn params(threat_rate: f64) -> GeneratorParams {
+        GeneratorParams {
+            width: SIZE,
+            height: SIZE,
+            threat_rate,
+            threat_scale: [0.2, 0.3],
+            ..GeneratorParams::default()
+        }
+    }
+
+    /// Planted personal data: none of it may appear in an anonymised package.
+    const PLANTED: &[&str] = &[
+        "Maria Rossi",
+        "maria rossi",
+        "Jan Kowalski",
+        "+39 06 1234 5678",
+        "0612345678",
+        "Via Roma 1",
+        "00100 Roma",
+        "ul. Długa 5",
+        "Gdańsk",
+        "+48 601 234 567",
+        "secret gift for",
+        "officer Anna Schmidt",
+    ];
+
+    /// Two synthetic scans with threats, two "real" scans carrying personal data, annotated by
+    /// two annotators and a reviewer.
+    fn library() -> (tempfile::TempDir, Library) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lib = Library::create(&dir.path().join("lib")).unwrap();
+        for i in 0..2 {
+            lib.commit(prepare(generate_scan(&params(1.0), 7, i)).unwrap())
+                .unwrap();
+        }
+        for i in 0..2u64 {
+            let mut p = prepare(generate_scan(&params(0.0), 8, i)).unwrap();
+            let r = &mut p.record;
+            r.metadata.scan_id = format!("real-{i}");
+            r.provenance.source = Source::Real;
+            r.provenance.generator = None;
+            r.clutter = None;
+            r.provenance.licence = "CC-BY-4.0".into();
+            let m = &mut r.metadata;
+            if i == 0 {
+                m.consignee_name = Some("Maria Rossi".into());
+                m.consignor_name = Some("Jan Kowalski".into());
+                m.contact_phone = Some("+39 06 1234 5678".into());
+                m.consignee_address = Some("Via Roma 1, 00100 Roma".into());
+                m.declared_contents = Some("secret gift for maria rossi, call 0612345678".into());
+            } else {
+                m.driver_name = Some("Jan Kowalski".into());
+                m.consignor_address = Some("ul. Długa 5, Gdańsk".into());
+                m.contact_phone = Some("+48 601 234 567".into());
+                m.notes = Some("officer Anna Schmidt: driver Jan Kowalski nervous".into());
+            }
+            lib.commit(p).unwrap();
+        }
+        let ids: Vec<String> = lib
+            .records()
+            .iter()
+            .map(|r| r.metadata.scan_id.clone())
+            .collect();
+        for id in &ids {
+            for (who, role, dx) in [
+                ("officer Anna Schmidt", AnnotationRole::Annotator, 0.0),
+                ("Jan Kowalski", AnnotationRole::Annotator, 1.0),
+                ("Maria Rossi", AnnotationRole::Reviewer, 0.0),
+            ] {
+                lib.add_annotation(AnnotationRecord {
+                    scan_id: id.clone(),
+                    annotator: who.into(),
+                    role,
+                    view: 0,
+                    objects: vec![AnnotatedObject {
+                        label: "knife".into(),
+                        bbox: BoxPx::new(2.0 + dx, 30.0, 12.0, 40.0).unwrap(),
+                        score: 1.0,
+                    }],
+                    seconds: Some(30.0),
+                })
+                .unwrap();
+            }
+        }
+        (dir, lib)
+    }
+
+    fn anonymiser(masks: &[&str]) -> Anonymiser {
+        Anonymiser::new(
+            b"a key of at least sixteen bytes",
+            masks.iter().map(|m| MaskRect::parse(m).unwrap()).collect(),
+        )
+        .unwrap()
+    }
+
+    fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(all_files(&path));
+            } else {
+                let bytes = fs::read(&path).unwrap();
+                out.push((path, bytes));
+            }
+        }
+        out
+    }
+
+    fn validate_against_schema(schema_file: &str, instance: &serde_json::Value) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schemas")
+            .join(schema_file);
+        let schema: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{schema_file} is not a valid schema: {e}"));
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{schema_file}: {errors:#?}");
+    }
+
+    fn package_json(dir: &Path) -> (serde_json::Value, serde_json::Value) {
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_slice(&fs::read(dir.join(f)).unwrap()).unwrap()
+        };
+        (read(MANIFEST_FILE), read(PACKAGE_ANNOTATIONS_FILE))
+    }
+
+    #[test]
+    fn an_anonymised_package_holds_none_of_the_planted_personal_data() {
+        let (dir, lib) = library();
+        let out = dir.path().join("pkg");
+        let options = ExportOptions {
+            anonymiser: Some(anonymiser(&["0,0,48,6"])),
+            ..ExportOptions::default()
+        };
+        let summary = export_package(&lib, &options, &out).unwrap();
+        assert_eq!(summary.scans, 4, "{:?}", summary.refused);
+        assert_eq!(summary.anonymised, 4);
+        assert_eq!(summary.masked_regions, 4);
+        assert_eq!(summary.annotations, 12);
+        let files = all_files(&out);
+        assert!(files.len() >= 2 + 4 * 2, "{}", files.len());
+        for (path, bytes) in &files {
+            for planted in PLANTED {
+                let needle = planted.as_bytes();
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds '{planted}'",
+                    path.display()
+                );
+                // JSON may escape non-ASCII characters: look for the escaped form too.
+                let escaped = serde_json::to_string(planted).unwrap();
+                let escaped = escaped.trim_matches('"').as_bytes();
+                assert!(
+                    !bytes.windows(escaped.len()).any(|w| w == escaped),
+                    "{} holds '{planted}' escaped",
+                    path.display()
+                );
+            }
+        }
+        let (manifest, annotations) = package_json(&out);
+        validate_against_schema("nii-package-manifest.schema.json", &manifest);
+        validate_against_schema("nii-package-annotations.schema.json", &annotations);
+        // The log says what changed, and the masked rows are air in every energy channel.
+        let m: Manifest = serde_json::from_value(manifest).unwrap();
+        let real = m
+            .scans
+            .iter()
+            .find(|s| s.metadata.scan_id == "real-0")
+            .unwrap();
+        let log = real.anonymisation.as_ref().unwrap();
+        let changed: Vec<&str> = log.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            changed,
+            [
+                "metadata.consignor_name",
+                "metadata.consignee_name",
+                "metadata.consignee_address",
+                "metadata.contact_phone",
+                "metadata.declared_contents"
+            ]
+        );
+        assert_eq!(log.annotators_pseudonymised, 3);
+        assert!(real.anonymised());
+        for channel in &real.views[0].channels {
+            let bytes = fs::read(out.join(format!("images/{}.png", channel.image.sha256))).unwrap();
+            let image = Image16::from_png(&bytes).unwrap();
+            assert!(image.data[..(SIZE * 6) as usize]
+                .iter()
+                .all(|&v| v == u16::MAX));
+            assert!(image.data[(SIZE * 6) as usize..].iter().any(|&v| v < 60000));
+        }
+        // The library itself is unchanged.
+        let again = Library::open(lib.root()).unwrap();
+        assert_eq!(again.records(), lib.records());
+    }
+
+    /// Burned-in text: the bytes of a name written as pixel values along the top rows of a
+    /// real scan, in both energy channels. Masking those rows leaves no trace of it in the
+    /// exported images' pixels; without the mask it would be there.
+    #[test]
+    fn a_masked_region_takes_burned_in_text_out_of_every_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lib = Library::create(&dir.path().join("lib")).unwrap();
+        let mut scan = generate_scan(&params(0.0), 11, 0);
+        let text: Vec<u16> = "Maria Rossi +39 06 1234 5678"
+            .bytes()
+            .map(|b| u16::from(b) * 257)
+            .collect();
+        for image in [&mut scan.low, &mut scan.high] {
+            for row in 1..4usize {
+                let start = row * SIZE as usize + 2;
+                image.data[start..start + text.len()].copy_from_slice(&text);
+            }
+        }
+        let mut p = prepare(scan).unwrap();
+        p.record.metadata.scan_id = "burned".into();
+        p.record.provenance.source = Source::Real;
+        p.record.provenance.generator = None;
+        lib.commit(p).unwrap();
+        let holds = |image: &Image16| image.data.windows(text.len()).any(|w| w == text);
+        let [low, high] = lib.read_view(&lib.records()[0], 0).unwrap();
+        assert!(holds(&low.unwrap()) && holds(&high.unwrap()));
+
+        for (name, masks, expect) in [("plain", vec![], true), ("masked", vec!["0,0,48,5"], false)]
+        {
+            let out = dir.path().join(name);
+            let options = ExportOptions {
+                anonymiser: Some(anonymiser(&masks)),
+                ..ExportOptions::default()
+            };
+            let summary = export_package(&lib, &options, &out).unwrap();
+            assert_eq!(summary.scans, 1);
+            let m: Manifest =
+                serde_json::from_slice(&fs::read(out.join(MANIFEST_FILE)).unwrap()).unwrap();
+            for channel in &m.scans[0].views[0].channels {
+                let bytes =
+                    fs::read(out.join(format!("images/{}.png", channel.image.sha256))).unwrap();
+                let image = Image16::from_png(&bytes).unwrap();
+                assert_eq!(holds(&image), expect, "{name} {:?}", channel.energy);
+            }
+        }
+    }
+
+    #[test]
+    fn export_refuses_unshareable_scans_naming_scan_and_reason() {
+        let (dir, mut lib) = library();
+        let mut p = prepare(generate_scan(&params(0.0), 9, 0)).unwrap();
+        p.record.metadata.scan_id = "restricted".into();
+        p.record.provenance.redistributable = false;
+        p.record.provenance.licence = "academic use only".into();
+        lib.commit(p).unwrap();
+        let out = dir.path().join("pkg");
+        let summary = export_package(&lib, &ExportOptions::default(), &out).unwrap();
+        assert_eq!(summary.scans, 2);
+        let refused: Vec<String> = summary.refused.iter().map(|r| r.to_string()).collect();
+        assert_eq!(refused.len(), 3, "{refused:#?}");
+        assert!(
+            refused[0].contains("'real-0'")
+                && refused[0].contains("metadata.consignor_name")
+                && refused[0].contains("personal data"),
+            "{}",
+            refused[0]
+        );
+        assert!(refused[1].contains("'real-1'"), "{}", refused[1]);
+        assert!(
+            refused[2].contains("'restricted'")
+                && refused[2].contains("provenance.redistributable")
+                && refused[2].contains("academic use only"),
+            "{}",
+            refused[2]
+        );
+        // A real scan with no personal field but never anonymised is refused too.
+        let mut p = prepare(generate_scan(&params(0.0), 9, 1)).unwrap();
+        p.record.metadata.scan_id = "real-plain".into();
+        p.record.provenance.source = Source::Real;
+        p.record.provenance.generator = None;
+        p.record.metadata.declared_contents = None;
+        lib.commit(p).unwrap();
+        let options = ExportOptions {
+            scans: Some(vec!["real-plain".into(), "restricted".into()]),
+            ..ExportOptions::default()
+        };
+        let none = dir.path().join("none");
+        let summary = export_package(&lib, &options, &none).unwrap();
+        assert_eq!(summary.scans, 0);
+        assert!(summary.refused[0].reason.contains("not anonymised"));
+        assert!(summary.package.is_none() && !none.exists());
+        // A mask over a true object is refused for that scan.
+        let options = ExportOptions {
+            anonymiser: Some(anonymiser(&["0,0,48,48"])),
+            ..ExportOptions::default()
+        };
+        let masked = dir.path().join("masked");
+        let summary = export_package(&lib, &options, &masked).unwrap();
+        assert!(summary
+            .refused
+            .iter()
+            .any(|r| r.field.starts_with("truth[") && r.reason.contains("true object")));
+        // An unknown scan in the selection is an error.
+        let options = ExportOptions {
+            scans: Some(vec!["nope".into()]),
+            ..ExportOptions::default()
+        };
+        let err = export_package(&lib, &options, &dir.path().join("x")).unwrap_err();
+        assert!(err.to_string().contains("'nope'"), "{err}");
+    }
+
+    #[test]
+    fn import_round_trips_and_is_idempotent() {
+        let (dir, lib) = library();
+        let out = dir.path().join("pkg");
+        let options = ExportOptions {
+            anonymiser: Some(anonymiser(&[])),
+            organisation: Some("Customs lab A".into()),
+            ..ExportOptions::default()
+        };
+        let summary = export_package(&lib, &options, &out).unwrap();
+        assert_eq!(summary.scans, 4);
+        let (manifest, annotations) = package_json(&out);
+        validate_against_schema("nii-package-manifest.schema.json", &manifest);
+        validate_against_schema("nii-package-annotations.schema.json", &annotations);
+
+        let target = dir.path().join("other");
+        let mut other = Library::create(&target).unwrap();
+        let first = import_package(&mut other, &out).unwrap();
+        assert_eq!(
+            first,
+            ImportSummary {
+                scans_added: 4,
+                scans_present: 0,
+                annotations_added: 12,
+                annotations_present: 0
+            }
+        );
+        let m: Manifest = serde_json::from_value(manifest).unwrap();
+        assert_eq!(other.records(), &m.scans[..]);
+        assert!(other.verify().is_empty());
+        assert!(other.records().iter().all(ScanRecord::anonymised));
+        // Reviewers stay reviewers.
+        assert_eq!(
+            other
+                .annotations()
+                .iter()
+                .filter(|a| a.role == AnnotationRole::Reviewer)
+                .count(),
+            4
+        );
+        // Synthetic scans come through byte for byte (no mask: same images, same hashes).
+        let syn = lib.records()[0].clone();
+        assert_eq!(other.get(&syn.metadata.scan_id).unwrap().views, syn.views);
+
+        let catalogue = fs::read(target.join(CATALOGUE_FILE)).unwrap();
+        let annotations = fs::read(target.join(ANNOTATIONS_FILE)).unwrap();
+        let second = import_package(&mut other, &out).unwrap();
+        assert_eq!(
+            second,
+            ImportSummary {
+                scans_added: 0,
+                scans_present: 4,
+                annotations_added: 0,
+                annotations_present: 12
+            }
+        );
+        assert_eq!(fs::read(target.join(CATALOGUE_FILE)).unwrap(), catalogue);
+        assert_eq!(
+            fs::read(target.join(ANNOTATIONS_FILE)).unwrap(),
+            annotations
+        );
+
+        // The anonymised scans can be exported again from there without a key.
+        let again =
+            export_package(&other, &ExportOptions::default(), &dir.path().join("p2")).unwrap();
+        assert_eq!(again.scans, 4, "{:?}", again.refused);
+    }
+
+    /// Exports a fresh package, breaks it with `damage`, imports it into an empty library and
+    /// returns the error text; checks that nothing was written.
+    fn import_error(
+        damage: impl FnOnce(&Path, &mut serde_json::Value, &mut serde_json::Value),
+    ) -> String {
+        let (dir, lib) = library();
+        let out = dir.path().join("pkg");
+        let options = ExportOptions {
+            anonymiser: Some(anonymiser(&[])),
+            ..ExportOptions::default()
+        };
+        export_package(&lib, &options, &out).unwrap();
+        let (mut manifest, mut annotations) = package_json(&out);
+        damage(&out, &mut manifest, &mut annotations);
+        fs::write(out.join(MANIFEST_FILE), manifest.to_string()).unwrap();
+        fs::write(out.join(PACKAGE_ANNOTATIONS_FILE), annotations.to_string()).unwrap();
+        let target = dir.path().join("target");
+        let mut other = Library::create(&target).unwrap();
+        let err = import_package(&mut other, &out).unwrap_err().to_string();
+        assert!(!target.join(CATALOGUE_FILE).exists(), "{err}");
+        assert!(!target.join(ANNOTATIONS_FILE).exists(), "{err}");
+        assert_eq!(
+            fs::read_dir(target.join("images")).unwrap().count(),
+            0,
+            "{err}"
+        );
+        err
+    }
+
+    #[test]
+    fn import_checks_the_whole_package_before_writing_anything() {
+        // A changed image: hash mismatch, naming the file.
+        let err = import_error(|dir, m, _| {
+            let path = dir.join(m["images"][3]["path"].as_str().unwrap());
+            let mut bytes = fs::read(&path).unwrap();
+            let n = bytes.len();
+            bytes[n / 2] ^= 0x55;
+            fs::write(&path, bytes).unwrap();
+        });
+        assert!(
+            err.contains("images/") && err.contains("field sha256"),
+            "{err}"
+        );
+        // A missing image.
+        let err = import_error(|dir, m, _| {
+            fs::remove_file(dir.join(m["images"][5]["path"].as_str().unwrap())).unwrap();
+        });
+        assert!(
+            err.contains("missing or unreadable") && err.contains("images[5]"),
+            "{err}"
+        );
+        // An annotation of a scan the package does not hold.
+        let err = import_error(|_, _, a| {
+            a["scans"][2]["scan_id"] = "ghost".into();
+        });
+        assert!(
+            err.contains("annotations.json")
+                && err.contains("field scans[2].scan_id")
+                && err.contains("'ghost'"),
+            "{err}"
+        );
+        // A box outside the image.
+        let err = import_error(|_, _, a| {
+            a["scans"][1]["annotators"][1]["objects"][0]["bbox"] =
+                serde_json::json!([10, 10, 49, 20]);
+        });
+        assert!(
+            err.contains("field scans[1].annotators[1].objects[0].bbox") && err.contains("outside"),
+            "{err}"
+        );
+        let err = import_error(|_, _, a| {
+            a["scans"][0]["reviewers"][0]["objects"][0]["bbox"] =
+                serde_json::json!([0, 0, 10, 100]);
+        });
+        assert!(
+            err.contains("field scans[0].reviewers[0].objects[0].bbox"),
+            "{err}"
+        );
+        // A wrong bit depth: an 8-bit image where a transmission channel needs 16 bits.
+        let err = import_error(|dir, m, _| {
+            let mask = Mask8 {
+                width: SIZE,
+                height: SIZE,
+                data: vec![3; (SIZE * SIZE) as usize],
+            };
+            let png = mask.to_png().unwrap();
+            let sha = sha256_hex(&png);
+            fs::write(dir.join(format!("images/{sha}.png")), &png).unwrap();
+            let old = m["scans"][0]["views"][0]["channels"][0]["image"]["sha256"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let entry = m["images"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|i| i["sha256"] == old.as_str())
+                .unwrap();
+            entry["sha256"] = sha.clone().into();
+            entry["path"] = format!("images/{sha}.png").into();
+            entry["bytes"] = png.len().into();
+            m["scans"][0]["views"][0]["channels"][0]["image"]["sha256"] = sha.into();
+        });
+        assert!(
+            err.contains("field bit_depth") && err.contains("8-bit"),
+            "{err}"
+        );
+        // ... and a manifest that calls a transmission image 8-bit.
+        let err = import_error(|_, m, _| {
+            m["images"][0]["bit_depth"] = 8.into();
+        });
+        assert!(err.contains("field images[0].bit_depth"), "{err}");
+        // A scan that may not be shared has no place in a package.
+        let err = import_error(|_, m, _| {
+            m["scans"][3]["provenance"]["redistributable"] = false.into();
+        });
+        assert!(
+            err.contains("field scans[3].provenance.redistributable"),
+            "{err}"
+        );
+        // A bad record in the manifest: field path inside the scan.
+        let err = import_error(|_, m, _| {
+            m["scans"][1]["metadata"]["origin"] = "Italy".into();
+        });
+        assert!(
+            err.contains("manifest.json: field scans[1].metadata.origin"),
+            "{err}"
+        );
+        // An anonymised scan that still holds a name.
+        let err = import_error(|_, m, _| {
+            m["scans"][2]["metadata"]["driver_name"] = "Jan Kowalski".into();
+        });
+        assert!(err.contains("field scans[2].metadata.driver_name"), "{err}");
+        // Not a manifest at all.
+        let err = import_error(|_, m, _| {
+            m["format"] = "something-else".into();
+        });
+        assert!(err.contains("manifest.json: field format"), "{err}");
+    }
+
+    #[test]
+    fn import_refuses_a_scan_the_library_holds_with_other_content() {
+        let (dir, mut lib) = library();
+        let out = dir.path().join("pkg");
+        export_package(
+            &lib,
+            &ExportOptions {
+                anonymiser: Some(anonymiser(&[])),
+                ..ExportOptions::default()
+            },
+            &out,
+        )
+        .unwrap();
+        // Back into the library it came from: the originals hold the personal data.
+        let before = fs::read(lib.root().join(CATALOGUE_FILE)).unwrap();
+        let err = import_package(&mut lib, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("already in the library with other content"),
+            "{err}"
+        );
+        assert_eq!(fs::read(lib.root().join(CATALOGUE_FILE)).unwrap(), before);
+    }
+}
