@@ -3,7 +3,7 @@
 //! ([`grow_tree`] over a [`NodeRows`] that asks the parties), then broadcasts each tree.
 //!
 //! Rounds: every call is a round with its own number and a fresh nonce; every answer is checked
-//! (decodes, digest, party, round, nonce, kind) before it is read, and every sum is checked for
+//! (decodes, checksum, party, round, nonce, kind) before it is read, and every sum is checked for
 //! range (lengths, row counts that add up, hessians not negative, magnitudes the rows' weights
 //! allow). A party that does not answer, answers garbage, a replayed or stale message, or
 //! refuses, is a fault named with the party, the round and the stage (tree and node): training
@@ -37,6 +37,15 @@ pub trait Transport {
 
     /// Sends `call` to `party`; its answer as bytes (an [`Envelope`]).
     fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable>;
+
+    /// Sends `call` to each of `parties`; their answers in the same order. One after the other
+    /// unless the transport knows better (in process, the parties answer in parallel).
+    fn call_all(&mut self, parties: &[PartyId], call: &Call) -> Vec<Result<Vec<u8>, Unreachable>> {
+        parties
+            .iter()
+            .map(|&party| self.call(party, call))
+            .collect()
+    }
 }
 
 /// Parties in the coordinator's process.
@@ -73,6 +82,23 @@ impl Transport for InProcess {
             .find(|p| p.id() == party)
             .map(|p| p.handle(call))
             .ok_or_else(|| Unreachable(format!("no party {party}")))
+    }
+
+    fn call_all(&mut self, parties: &[PartyId], call: &Call) -> Vec<Result<Vec<u8>, Unreachable>> {
+        use rayon::prelude::*;
+        let mut answers: Vec<Option<Vec<u8>>> = self
+            .parties
+            .par_iter_mut()
+            .map(|p| parties.contains(&p.id()).then(|| p.handle(call)))
+            .collect();
+        parties
+            .iter()
+            .map(|&party| {
+                let at = self.parties.iter().position(|p| p.id() == party);
+                at.and_then(|at| answers[at].take())
+                    .ok_or_else(|| Unreachable(format!("no party {party}")))
+            })
+            .collect()
     }
 }
 
@@ -371,8 +397,9 @@ impl<T: Transport> Coordinator<T> {
         words: Option<usize>,
     ) -> Result<Vec<(PartyId, Envelope)>, Fault> {
         let mut answers = Vec::with_capacity(call.members.len());
-        for &party in &call.members {
-            let bytes = self.transport.call(party, call).map_err(|e| Fault {
+        let replies = self.transport.call_all(&call.members, call);
+        for (&party, reply) in call.members.iter().zip(replies) {
+            let bytes = reply.map_err(|e| Fault {
                 party,
                 what: format!("no answer ({e}): the party is dead or unreachable"),
             })?;

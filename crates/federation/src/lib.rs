@@ -17,7 +17,7 @@ histogram GBDT, and secure aggregation.
 - Secure aggregation ([`secagg`]): pairwise additive masks over wrapping `u64` arithmetic, seeded
   per pair by X25519 key agreement and per round by the round number and nonce: the coordinator
   learns sums only.
-- Messages ([`message`]) carry the party, the round and its nonce, with a digest: garbage,
+- Messages ([`message`]) carry the party, the round and its nonce, with a checksum: garbage,
   replayed or stale messages, sums out of range and dead parties are faults named with the party
   and round, which abort training or drop the party ([`OnFault`]).
 - The coordinator reaches the parties through a [`Transport`]; [`InProcess`] is the one there is
