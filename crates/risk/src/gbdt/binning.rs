@@ -490,4 +490,60 @@ mod tests {
         assert_eq!(bin_of(&mapper, 3.0), 3);
         assert_eq!(bin_of(&mapper, f64::NAN), 0);
     }
+
+    /// Bins from the union of several holders' summaries are the bins of all their rows: many
+    /// distinct values (quantile cuts across holders), 0 and -0, missing values, categories
+    /// beyond the vocabulary's size; summaries that do not fit are refused.
+    #[test]
+    fn bins_from_merged_summaries_are_the_bins_of_the_pooled_rows() {
+        use crate::data::FeatureInfo;
+        let mut rng = crate::rng::Rng::new(4);
+        let n = 3000;
+        let mut data = Dataset {
+            features: vec![
+                FeatureInfo {
+                    name: "x".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureInfo {
+                    name: "c".into(),
+                    kind: FeatureKind::Categorical { cardinality: 40 },
+                },
+            ],
+            columns: vec![Vec::new(), Vec::new()],
+            labels: Vec::new(),
+            weights: Vec::new(),
+        };
+        for i in 0..n {
+            let x = match i % 10 {
+                0 => f64::NAN,
+                1 => 0.0,
+                2 => -0.0,
+                _ => (rng.next_f64() * 500.0).round() / 4.0,
+            };
+            let c = (rng.next_f64() * rng.next_f64() * 40.0).floor();
+            data.push_row(&[x, c], false, 1.0);
+        }
+        for max_bin in [16, 255] {
+            let pooled = Binning::from_data(&data, max_bin);
+            let parts: Vec<Vec<FeatureSummary>> = [0..700, 700..701, 701..2100, 2100..n]
+                .into_iter()
+                .map(|range| FeatureSummary::of_data(&data.select_rows(&range.collect::<Vec<_>>())))
+                .collect();
+            let merged = Binning::from_summaries(&parts, max_bin).unwrap();
+            assert_eq!(merged, pooled, "max_bin {max_bin}");
+        }
+        let one = FeatureSummary::of_data(&data);
+        assert!(Binning::from_summaries(&[], 255).is_err());
+        assert!(Binning::from_summaries(&[one.clone(), one[..1].to_vec()], 255).is_err());
+        let swapped = vec![one[1].clone(), one[0].clone()];
+        assert!(Binning::from_summaries(&[one.clone(), swapped], 255).is_err());
+        let descending = vec![
+            FeatureSummary::Numeric {
+                values: vec![(2.0, 1), (1.0, 1)],
+            },
+            one[1].clone(),
+        ];
+        assert!(Binning::from_summaries(&[descending], 255).is_err());
+    }
 }
