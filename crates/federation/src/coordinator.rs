@@ -11,6 +11,11 @@
 //! ([`OnFault::Drop`], the reason recorded in [`FederatedModel::dropped`]). Faults while the
 //! features are agreed always abort. No party's model changes in a failed round: a tree reaches
 //! the parties only once it is whole ([`Request::Apply`]).
+//!
+//! A dropped party's masks are not unmasked in training: its rows are in the histograms of the
+//! tree's earlier nodes, so the tree is regrown by the survivors from the root, in fresh rounds
+//! whose masks are theirs only. [`crate::secagg::unmask`] (survivors reveal a round's seeds,
+//! [`Request::Reveal`]) recovers a single round's sum, as pooled statistics will need.
 
 use std::collections::BTreeMap;
 

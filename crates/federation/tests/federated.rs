@@ -473,3 +473,73 @@ fn a_party_refuses_a_replayed_call() {
     let why = String::from_utf8(again.payload).unwrap();
     assert!(why.contains("round 5 is not after round 5"), "{why}");
 }
+
+/// A party drops out of a masked round after the others have masked with it: the survivors
+/// reveal that round's seeds of their pairs with it, and the coordinator unmasks their exact sum.
+#[test]
+fn survivors_reveal_round_seeds_and_their_sum_is_recovered() {
+    let items = sample_items();
+    let mut parties = parties();
+    let members: Vec<PartyId> = vec![0, 1, 2];
+    let mut round = 0;
+    let mut call_all = |parties: &mut [LocalParty], request: Request| {
+        round += 1;
+        let call = Call {
+            round,
+            nonce: [round as u8; 16],
+            members: members.clone(),
+            request,
+        };
+        let answers: Vec<Envelope> = parties
+            .iter_mut()
+            .map(|p| Envelope::decode(&p.handle(&call)).unwrap())
+            .collect();
+        (call, answers)
+    };
+    let (_, answers) = call_all(&mut parties, Request::PublicKey);
+    let keys: Vec<(PartyId, [u8; 32])> = answers
+        .iter()
+        .map(|e| (e.party, e.payload.clone().try_into().unwrap()))
+        .collect();
+    call_all(&mut parties, Request::Peers { keys });
+    let pipeline = FeaturePipeline::fit(&items);
+    call_all(&mut parties, Request::Pipeline { pipeline });
+    let (sums_call, answers) = call_all(&mut parties, Request::LabelSums);
+    // Party 1's answer is lost: the others' masked words do not sum to anything.
+    let survivors = [0usize, 2];
+    let masked: Vec<Vec<u64>> = survivors
+        .iter()
+        .map(|&p| bytes_to_words(&answers[p].payload).unwrap())
+        .collect();
+    let partial = secagg::sum(&masked).unwrap();
+    let mut expected = LabelSums::default();
+    for &p in &survivors {
+        let data = parties[p].dataset().unwrap();
+        expected.add(&LabelSums::of(&data.labels, &data.weights));
+    }
+    let plain = vec![
+        expected.n_rows,
+        expected.weight as u64,
+        expected.positive_weight as u64,
+    ];
+    assert_ne!(partial, plain);
+    // The survivors reveal their round seeds with party 1 (in a later round).
+    let (_, revealed) = call_all(
+        &mut parties,
+        Request::Reveal {
+            dropped: 1,
+            round: sums_call.round,
+            nonce: sums_call.nonce,
+        },
+    );
+    let seeds: Vec<(PartyId, [u8; 32])> = survivors
+        .iter()
+        .map(|&p| {
+            (
+                p as PartyId,
+                revealed[p].payload.clone().try_into().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(secagg::unmask(&partial, 1, &seeds), plain);
+}
