@@ -20,9 +20,10 @@ pub const FIXED_ONE: f64 = 4_294_967_296.0;
 /// `x` in fixed point (a multiple of 2^-32, rounded to nearest): the form every gradient and
 /// hessian is summed in, so that sums are exact and do not depend on the order of the additions
 /// (pooled rows in any order, or the histograms of several holders of rows added up, give the
-/// same bits). Sums stay exact while their magnitude stays below 2^31: training checks that the
-/// rows' weights sum to less ([`crate::gbdt::LabelSums::check`]), which bounds every gradient
-/// and hessian sum.
+/// same bits). Sums stay exact while their magnitude stays below 2^31 (the range of `i64` in
+/// units of 2^-32): training checks that the rows' weights sum to less than 2^30
+/// ([`crate::gbdt::LabelSums::check`]), which bounds every gradient and hessian sum, and the
+/// difference of two, with room to spare.
 pub fn to_fixed(x: f64) -> i64 {
     (x * FIXED_ONE).round() as i64
 }

@@ -50,7 +50,7 @@ impl LabelSums {
     }
 
     /// Whether histograms of these rows stay exact: the weights are not negative and sum to less
-    /// than 2^31, so that no gradient or hessian sum leaves the fixed-point range.
+    /// than 2^30 (about 1.07e9), so that no gradient or hessian sum leaves the fixed-point range.
     pub fn check(&self) -> Result<(), String> {
         if self.weight < 0 || self.positive_weight < 0 || self.positive_weight > self.weight {
             return Err(format!(
@@ -61,7 +61,7 @@ impl LabelSums {
         }
         if self.weight >= i64::MAX / 2 {
             return Err(format!(
-                "weights sum to {} or more, at most 2^31 (fixed-point histograms)",
+                "weights sum to {} or more, they must sum to less than 2^30 (fixed-point histograms)",
                 from_fixed(self.weight)
             ));
         }
