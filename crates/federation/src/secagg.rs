@@ -2,7 +2,10 @@
 //! double masking): the coordinator learns the sum of the parties' vectors, not one of them.
 //!
 //! Every pair of parties `i < j` shares a secret agreed by X25519 key exchange ([`KeyPair`],
-//! [`KeyPair::agree`]); the coordinator relays the public keys and never learns the secret. For
+//! [`KeyPair::agree`]); the coordinator relays the public keys and never learns the secret. It
+//! relays them unauthenticated in this step: a dishonest coordinator could hand out keys of its
+//! own and unmask; partners pinning each other's public keys (with the per-partner credentials
+//! of HTTP nodes) is what closes that. For
 //! each round, a pair's secret, the round number and the round's nonce seed a ChaCha12 stream
 //! (12 rounds, as `rand`'s `StdRng`; ChaCha20 was the largest cost of federated training)
 //! ([`round_seed`], [`mask_stream`]); party `i` adds the stream of every pair it is in to its
