@@ -214,6 +214,33 @@ impl FeaturePipeline {
         FeaturePipeline { vocabularies, text }
     }
 
+    /// The pipeline of the union of the items the `parts` were fitted on: every categorical
+    /// column's vocabulary is the union of theirs, so that [`FeaturePipeline::fit`] of all the
+    /// items together gives this pipeline. Holders of items in several places (the nodes of a
+    /// federation) agree on category codes this way, sharing vocabularies but no item. `None`
+    /// when `parts` is empty or the parts disagree on the text columns.
+    pub fn union(parts: &[FeaturePipeline]) -> Option<FeaturePipeline> {
+        let first = parts.first()?;
+        if parts.iter().any(|p| p.text != first.text) {
+            return None;
+        }
+        let vocabularies = (0..CATEGORICALS.len())
+            .map(|column| {
+                let mut codes: Vec<String> = parts
+                    .iter()
+                    .flat_map(|p| p.vocabularies.get(column).into_iter().flatten().cloned())
+                    .collect();
+                codes.sort_unstable();
+                codes.dedup();
+                codes
+            })
+            .collect();
+        Some(FeaturePipeline {
+            vocabularies,
+            text: first.text,
+        })
+    }
+
     /// Whether the pipeline has the text columns (it reads [`TextSignals`]).
     pub fn uses_text(&self) -> bool {
         self.text

@@ -426,6 +426,7 @@ pub fn train_with_text(
     let fit_rows: Vec<usize> = (0..n - n_valid).collect();
     let valid_rows: Vec<usize> = (n - n_valid..n).collect();
     let fit_data = rebalance(&data.select_rows(&fit_rows), options);
+    check_weights(&fit_data)?;
     let valid = data.select_rows(&valid_rows);
     let has_valid =
         n_valid > 0 && valid.labels.iter().any(|&y| y) && valid.labels.iter().any(|&y| !y);
@@ -451,7 +452,9 @@ pub fn train_with_text(
         let mut config = options.gbdt.clone();
         config.n_trees = first.trees.len().max(1);
         config.early_stopping_rounds = None;
-        Booster::train(&rebalance(&data, options), &config, None, on_iteration)
+        let all = rebalance(&data, options);
+        check_weights(&all)?;
+        Booster::train(&all, &config, None, on_iteration)
     } else {
         first
     };
@@ -490,6 +493,14 @@ pub fn train_with_text(
         model.thresholds.insert(rate, scores[order[k - 1]]);
     }
     Ok(model)
+}
+
+/// Histograms sum in fixed point ([`crate::gbdt::to_fixed`]): refuses weights that sum to 2^30
+/// or more (or are negative) before boosting, which would panic on them.
+fn check_weights(data: &Dataset) -> Result<(), RiskError> {
+    crate::gbdt::LabelSums::of(&data.labels, &data.weights)
+        .check()
+        .map_err(RiskError::Data)
 }
 
 /// Why calibrated `scores` no longer rank as their `raw` scores do, if they do not: most scores
@@ -1074,6 +1085,23 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// Weights whose sum leaves the fixed-point range of the histograms are refused with the
+    /// reason, before boosting (which would panic on them); large weights within it train.
+    #[test]
+    fn weights_beyond_the_fixed_point_range_are_refused() {
+        let items = items();
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 3;
+        let huge = vec![1e7; items.len()];
+        let error = train_weighted(&items, Some(&huge), &options, &mut |_, _| true).unwrap_err();
+        assert!(
+            matches!(&error, RiskError::Data(why) if why.contains("2^30")),
+            "{error}"
+        );
+        let large = vec![1e5; items.len()];
+        assert!(train_weighted(&items, Some(&large), &options, &mut |_, _| true).is_ok());
     }
 
     /// The loss [`Calibration::fit`] minimises, at `c`.

@@ -4,7 +4,8 @@
 
 use borderlens_risk::data::{Dataset, FeatureInfo, FeatureKind};
 use borderlens_risk::gbdt::{
-    grow_tree, BinSplit, Binning, Booster, FeatureBins, GbdtConfig, LocalRows, NodeHistogram,
+    add_leaf_values, grow_tree, log_loss_gradients, round_sample, to_fixed, BinSplit, Binning,
+    Booster, FeatureBins, FeatureSummary, GbdtConfig, LabelSums, LocalRows, NodeHistogram,
     NodeRows, Split, Tree,
 };
 use borderlens_risk::rng::Rng;
@@ -88,13 +89,15 @@ struct Federated<'a> {
 }
 
 impl NodeRows for Federated<'_> {
-    fn root(&mut self) -> NodeHistogram {
+    type Error = std::convert::Infallible;
+
+    fn root(&mut self) -> Result<NodeHistogram, Self::Error> {
         let mut holders = self.holders.iter_mut();
-        let mut sum = holders.next().unwrap().root();
+        let mut sum = holders.next().unwrap().root()?;
         for holder in holders {
-            sum.add(&holder.root());
+            sum.add(&holder.root()?);
         }
-        sum
+        Ok(sum)
     }
 
     fn split(
@@ -104,20 +107,22 @@ impl NodeRows for Federated<'_> {
         split: &BinSplit,
         left: usize,
         right: usize,
-    ) -> (usize, usize) {
-        self.holders
-            .iter_mut()
-            .map(|holder| holder.split(node, feature, split, left, right))
-            .fold((0, 0), |(l, r), (hl, hr)| (l + hl, r + hr))
+    ) -> Result<(usize, usize), Self::Error> {
+        let mut counts = (0, 0);
+        for holder in &mut self.holders {
+            let (l, r) = holder.split(node, feature, split, left, right)?;
+            counts = (counts.0 + l, counts.1 + r);
+        }
+        Ok(counts)
     }
 
-    fn histogram(&mut self, node: usize) -> NodeHistogram {
+    fn histogram(&mut self, node: usize) -> Result<NodeHistogram, Self::Error> {
         let mut holders = self.holders.iter_mut();
-        let mut sum = holders.next().unwrap().histogram(node);
+        let mut sum = holders.next().unwrap().histogram(node)?;
         for holder in holders {
-            sum.add(&holder.histogram(node));
+            sum.add(&holder.histogram(node)?);
         }
-        sum
+        Ok(sum)
     }
 }
 
@@ -131,13 +136,9 @@ fn n_leaves(tree: &Tree) -> usize {
 
 /// Trees grown on the sum of two halves' histograms, each half binned on its own with the same
 /// given bins, are the trees grown on all the rows: the same splits, covers, gains and leaf
-/// values, bit for bit.
-///
-/// Exact because the gradients and hessians here are multiples of 1/16 small enough that every
-/// sum of them is exact in `f64`, whatever the order of the additions: adding two halves'
-/// histograms, or the rows one by one, or in two halves of a node's rows as training does from
-/// 4,096 rows on, gives the same bits. With arbitrary gradients the sums would agree to rounding
-/// only (see the next test).
+/// values, bit for bit. Exact for any gradients: histograms sum in fixed point, so the order of
+/// the additions (two halves' histograms, the rows one by one, or two halves of a node's rows as
+/// training does from 4,096 rows on) does not change a bit.
 #[test]
 fn trees_grown_from_summed_half_histograms_equal_trees_grown_on_all_rows() {
     let data = dataset(21, 12_000);
@@ -151,11 +152,11 @@ fn trees_grown_from_summed_half_histograms_equal_trees_grown_on_all_rows() {
     let mut rng = Rng::new(8);
     let (mut categorical, mut missing_left) = (0, 0);
     for round in 0..6 {
-        let gradients: Vec<f64> = (0..data.n_rows())
-            .map(|_| (rng.below(33) as f64 - 16.0) / 16.0)
+        let gradients: Vec<i64> = (0..data.n_rows())
+            .map(|_| to_fixed(rng.next_f64() * 2.0 - 1.0))
             .collect();
-        let hessians: Vec<f64> = (0..data.n_rows())
-            .map(|_| (1 + rng.below(8)) as f64 / 16.0)
+        let hessians: Vec<i64> = (0..data.n_rows())
+            .map(|_| to_fixed(0.01 + rng.next_f64() / 4.0))
             .collect();
         let mut config = GbdtConfig::standard();
         config.num_leaves = [31, 8, 63][round % 3];
@@ -166,8 +167,8 @@ fn trees_grown_from_summed_half_histograms_equal_trees_grown_on_all_rows() {
         let allowed = vec![true; data.n_features()];
 
         let mut local = LocalRows::new(&binning, &binned, &gradients, &hessians, all_rows(&data));
-        let whole_root = local.root();
-        let whole = grow_tree(&binning, &config, &allowed, &mut local);
+        let whole_root = local.root().unwrap();
+        let whole = grow_tree(&binning, &config, &allowed, &mut local).unwrap();
 
         let holders = vec![
             LocalRows::new(
@@ -187,11 +188,11 @@ fn trees_grown_from_summed_half_histograms_equal_trees_grown_on_all_rows() {
         ];
         let mut federated = Federated { holders };
         assert_eq!(
-            federated.root(),
+            federated.root().unwrap(),
             whole_root,
             "round {round}: root histograms"
         );
-        let summed = grow_tree(&binning, &config, &allowed, &mut federated);
+        let summed = grow_tree(&binning, &config, &allowed, &mut federated).unwrap();
 
         assert!(n_leaves(&whole) >= 8, "round {round}: a real tree");
         assert_eq!(summed, whole, "round {round}");
@@ -208,69 +209,59 @@ fn trees_grown_from_summed_half_histograms_equal_trees_grown_on_all_rows() {
     assert!(categorical > 0 && missing_left > 0);
 }
 
-/// Federated boosting with log-loss gradients: each half keeps its own scores and gradients, the
-/// trees are grown on the sum of the halves' histograms, and they are the trees that
-/// `Booster::train_with_binning` grows on all the rows with the same bins.
-///
-/// Not bit for bit: the halves' sums are added in another order than training adds the rows, so
-/// they differ in the last bits. Gains, leaf values and every row's score agree to 1e-9
-/// (relative); splits and covers are the same, except that where a node holds only two codes of
-/// a categorical feature, "code a left" and "code b left" are the same partition with mirrored
-/// children and equal gains, and which of the two is kept depends on the last bits.
+/// Federated boosting with log-loss gradients: each half keeps its own scores and gradients and
+/// runs the steps of a boosting round that training runs (starting score from summed
+/// [`LabelSums`], gradients, the round's features, leaf values added to its own rows' scores);
+/// the trees are grown on the sum of the halves' histograms, and they are the trees that
+/// `Booster::train_with_binning` grows on all the rows with the same bins, bit for bit.
 #[test]
 fn federated_boosting_on_summed_histograms_grows_the_trees_of_all_rows() {
-    let data = dataset(5, 9_000);
+    let mut data = dataset(5, 9_000);
+    // Weights that are not multiples of a power of two: floating-point sums of them would depend
+    // on the order of the additions.
+    data.weights = (0..data.n_rows())
+        .map(|i| 1.0 + (i % 7) as f64 / 3.0)
+        .collect();
     let half = 4_000;
     let parts = [
         data.select_rows(&(0..half).collect::<Vec<_>>()),
         data.select_rows(&(half..data.n_rows()).collect::<Vec<_>>()),
     ];
-    let binning = agreed_binning();
     let mut config = GbdtConfig::standard();
     config.n_trees = 12;
     config.learning_rate = 0.2;
-    config.feature_fraction = 1.0;
-    let booster =
-        Booster::train_with_binning(&data, &config, &binning, None, &mut |_, _| true).unwrap();
+    config.feature_fraction = 0.8;
+    // Bins agreed from the halves' summaries are the bins learned from all the rows.
+    let summaries: Vec<Vec<FeatureSummary>> = parts.iter().map(FeatureSummary::of_data).collect();
+    let binning = Binning::from_summaries(&summaries, config.max_bin).unwrap();
+    assert_eq!(binning, Binning::from_data(&data, config.max_bin));
+    let booster = Booster::train(&data, &config, None, &mut |_, _| true);
     assert_eq!(booster.trees.len(), config.n_trees);
 
     let binned: Vec<_> = parts.iter().map(|part| binning.bin_rows(part)).collect();
-    let labels: Vec<Vec<f64>> = parts
-        .iter()
-        .map(|part| {
-            part.labels
-                .iter()
-                .map(|&y| f64::from(u8::from(y)))
-                .collect()
-        })
-        .collect();
-    // The starting score is a function of two sums (of weights and of weighted labels) that the
-    // holders would add up too; taken from the booster here.
+    let mut sums = LabelSums::default();
+    for part in &parts {
+        sums.add(&LabelSums::of(&part.labels, &part.weights));
+    }
+    assert_eq!(sums.init_score(), booster.init_score);
     let mut scores: Vec<Vec<f64>> = parts
         .iter()
-        .map(|part| vec![booster.init_score; part.n_rows()])
+        .map(|part| vec![sums.init_score(); part.n_rows()])
         .collect();
-    let allowed = vec![true; data.n_features()];
-    let rows: Vec<Vec<f64>> = (0..data.n_rows()).map(|i| data.row(i)).collect();
-    let mut mirrored = 0;
     for (round, expected) in booster.trees.iter().enumerate() {
-        // Log-loss gradients, as training computes them (weights are 1).
         let mut gradients = Vec::new();
         let mut hessians = Vec::new();
-        for (scores, labels) in scores.iter().zip(&labels) {
-            let p: Vec<f64> = scores.iter().map(|s| 1.0 / (1.0 + (-s).exp())).collect();
-            gradients.push(
-                p.iter()
-                    .zip(labels)
-                    .map(|(p, y)| p - y)
-                    .collect::<Vec<f64>>(),
-            );
-            hessians.push(
-                p.iter()
-                    .map(|p| (p * (1.0 - p)).max(1e-16))
-                    .collect::<Vec<f64>>(),
-            );
+        for (part, scores) in parts.iter().zip(&scores) {
+            let (mut g, mut h) = (vec![0; part.n_rows()], vec![0; part.n_rows()]);
+            log_loss_gradients(scores, &part.labels, &part.weights, &mut g, &mut h);
+            gradients.push(g);
+            hessians.push(h);
         }
+        let (_, allowed) = round_sample(&config, 0, data.n_features(), round);
+        assert!(
+            allowed.iter().any(|a| !a),
+            "round {round}: a feature left out"
+        );
         let holders = (0..2)
             .map(|i| {
                 LocalRows::new(
@@ -282,67 +273,20 @@ fn federated_boosting_on_summed_histograms_grows_the_trees_of_all_rows() {
                 )
             })
             .collect();
-        let tree = grow_tree(&binning, &config, &allowed, &mut Federated { holders });
+        let mut federated = Federated { holders };
+        let tree = grow_tree(&binning, &config, &allowed, &mut federated).unwrap();
         assert!(n_leaves(expected) >= 8, "round {round}: a real tree");
-        assert_eq!(tree.nodes.len(), expected.nodes.len(), "round {round}");
-        let all: Vec<usize> = (0..rows.len()).collect();
-        mirrored += same_tree((&tree, 0), (expected, 0), &rows, all, round);
-        for (i, row) in rows.iter().enumerate() {
-            let (now, want) = (tree.predict(row), expected.predict(row));
-            assert!(close(now, want), "round {round}, row {i}: {now} != {want}");
-        }
-        for (part, scores) in parts.iter().zip(scores.iter_mut()) {
-            for (i, score) in scores.iter_mut().enumerate() {
-                *score += tree.predict(&part.row(i));
-            }
+        assert_eq!(&tree, expected, "round {round}");
+        for (holder, scores) in federated.holders.into_iter().zip(scores.iter_mut()) {
+            add_leaf_values(&tree, &holder.into_leaves(), scores);
         }
     }
-    assert!(mirrored < 10, "{mirrored} mirrored splits");
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)
-}
-
-/// Asserts that the subtrees at `a` and `b`, which the rows `reach` of `rows` reach, are the same
-/// (up to mirrored categorical splits, see above: those send every row that reaches them the
-/// other way); returns the number of mirrored splits.
-fn same_tree(
-    (tree, a): (&Tree, usize),
-    (expected, b): (&Tree, usize),
-    rows: &[Vec<f64>],
-    reach: Vec<usize>,
-    round: usize,
-) -> usize {
-    let (node, want) = (&tree.nodes[a], &expected.nodes[b]);
-    let at = format!("round {round}, node {b}");
-    assert_eq!(node.cover, want.cover, "{at}: cover");
-    assert_eq!(node.cover, reach.len() as f64, "{at}: cover");
-    assert!(close(node.value, want.value), "{at}: {node:?} {want:?}");
-    assert!(close(node.gain, want.gain), "{at}: {node:?} {want:?}");
-    let (Some(split), Some(wanted)) = (&node.split, &want.split) else {
-        assert_eq!(node.split, want.split, "{at}");
-        return 0;
-    };
-    let goes_left = |i: usize| split.goes_left(rows[i][split.feature()]);
-    let (left, right): (Vec<usize>, Vec<usize>) = reach.iter().partition(|&&i| goes_left(i));
-    let children = |mirror: bool| {
-        let (l, r) = (node.left as usize, node.right as usize);
-        let (wl, wr) = (want.left as usize, want.right as usize);
-        let (wl, wr) = if mirror { (wr, wl) } else { (wl, wr) };
-        same_tree((tree, l), (expected, wl), rows, left.clone(), round)
-            + same_tree((tree, r), (expected, wr), rows, right.clone(), round)
-    };
-    if split == wanted {
-        return children(false);
+    // The holders' running scores are the booster's predictions, up to the order in which the
+    // trees' values are added (init first here, last in prediction).
+    let raw = booster.predict_raw_all(&data);
+    for (i, (held, raw)) in scores.concat().iter().zip(&raw).enumerate() {
+        assert!((held - raw).abs() < 1e-12, "row {i}: {held} != {raw}");
     }
-    let mirror = matches!(split, Split::Categorical { .. })
-        && split.feature() == wanted.feature()
-        && reach
-            .iter()
-            .all(|&i| wanted.goes_left(rows[i][split.feature()]) != goes_left(i));
-    assert!(mirror, "{at}: split {split:?}, expected {wanted:?}");
-    1 + children(true)
 }
 
 /// Training with bins given is training with the bins it would have learned; bins that do not

@@ -3,10 +3,128 @@
 //! A [`Binning`] says how every feature's values map to bins. Training learns one from its rows
 //! ([`Binning::from_data`]) unless it is given one ([`Binning::new`]): nodes of a federation that
 //! add up their histograms must all bin with the same edges and vocabularies.
+//!
+//! Bins are learned from summaries of the rows, never from the rows themselves
+//! ([`FeatureSummary`]: a numeric feature's distinct values with their counts, a categorical
+//! feature's codes with their counts). Summaries of disjoint rows merge into the summary of all
+//! of them, exactly, so holders of rows in several places get, from the union of their
+//! summaries ([`Binning::from_summaries`]), the bins that pooled training learns from all the
+//! rows: pooled training takes the same path, with the summary of its own rows.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, FeatureKind};
+
+/// What one holder of rows says about a feature's values so that bins can be agreed without
+/// rows: its distinct non-missing values (or category codes) with how many rows have each.
+///
+/// Exact, not a sketch: the bins learned from merged summaries are those learned from the pooled
+/// rows. What it discloses: the holder's distinct values and their counts (no row, no label, no
+/// link between features).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FeatureSummary {
+    /// Distinct values, ascending (`f64::total_cmp`, equal values merged), with their counts.
+    Numeric {
+        /// (value, rows).
+        values: Vec<(f64, u64)>,
+    },
+    /// Category codes, ascending, with their counts.
+    Categorical {
+        /// (code, rows).
+        counts: Vec<(u32, u64)>,
+    },
+}
+
+impl FeatureSummary {
+    /// The summary of one column of the given kind.
+    pub fn of(column: &[f64], kind: FeatureKind) -> FeatureSummary {
+        match kind {
+            FeatureKind::Numeric => {
+                let mut values: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
+                values.sort_by(f64::total_cmp);
+                FeatureSummary::Numeric {
+                    values: merge_runs(values.into_iter().map(|v| (v, 1))),
+                }
+            }
+            FeatureKind::Categorical { .. } => {
+                let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+                for &v in column {
+                    if !v.is_nan() && v >= 0.0 {
+                        *counts.entry(v as u32).or_default() += 1;
+                    }
+                }
+                FeatureSummary::Categorical {
+                    counts: counts.into_iter().collect(),
+                }
+            }
+        }
+    }
+
+    /// The summaries of every column of `data`, in column order.
+    pub fn of_data(data: &Dataset) -> Vec<FeatureSummary> {
+        use rayon::prelude::*;
+        data.features
+            .par_iter()
+            .zip(data.columns.par_iter())
+            .map(|(info, column)| FeatureSummary::of(column, info.kind))
+            .collect()
+    }
+
+    /// The summary of the union of the rows `parts` summarise: as [`FeatureSummary::of`] the
+    /// pooled column. `None` when the parts are not all of the same kind, or one is ill-formed
+    /// (values not ascending, or NaN).
+    pub fn merge(parts: &[&FeatureSummary]) -> Option<FeatureSummary> {
+        match parts.first()? {
+            FeatureSummary::Numeric { .. } => {
+                let mut all: Vec<(f64, u64)> = Vec::new();
+                for part in parts {
+                    let FeatureSummary::Numeric { values } = part else {
+                        return None;
+                    };
+                    let ascending = values.windows(2).all(|w| w[0].0.total_cmp(&w[1].0).is_lt());
+                    if !ascending || values.iter().any(|(v, _)| v.is_nan()) {
+                        return None;
+                    }
+                    all.extend(values);
+                }
+                // Stable: of equal values (0 and -0), the first in total order comes first, as
+                // when the pooled column is sorted.
+                all.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Some(FeatureSummary::Numeric {
+                    values: merge_runs(all.into_iter()),
+                })
+            }
+            FeatureSummary::Categorical { .. } => {
+                let mut counts: BTreeMap<u32, u64> = BTreeMap::new();
+                for part in parts {
+                    let FeatureSummary::Categorical { counts: part } = part else {
+                        return None;
+                    };
+                    for &(code, n) in part {
+                        *counts.entry(code).or_default() += n;
+                    }
+                }
+                Some(FeatureSummary::Categorical {
+                    counts: counts.into_iter().collect(),
+                })
+            }
+        }
+    }
+}
+
+/// Sorted values with counts, equal values (`==`: 0 and -0 too) merged into the first.
+fn merge_runs(sorted: impl Iterator<Item = (f64, u64)>) -> Vec<(f64, u64)> {
+    let mut distinct: Vec<(f64, u64)> = Vec::new();
+    for (v, n) in sorted {
+        match distinct.last_mut() {
+            Some((last, count)) if *last == v => *count += n,
+            _ => distinct.push((v, n)),
+        }
+    }
+    distinct
+}
 
 /// How one feature's values map to bins.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,20 +235,49 @@ impl Binning {
 
     /// Learns the bins from `data`'s rows: numeric features in at most `max_bin - 1` quantile
     /// bins over distinct values, categorical ones with a bin for each of the `max_bin - 2` most
-    /// frequent codes and an "other" bin for the rest (`max_bin` clamped to 3..=256).
+    /// frequent codes and an "other" bin for the rest (`max_bin` clamped to 3..=256). This is
+    /// [`Binning::from_summaries`] of the one summary of `data`'s rows.
     pub fn from_data(data: &Dataset, max_bin: usize) -> Binning {
-        use rayon::prelude::*;
+        let summary = FeatureSummary::of_data(data);
+        Binning::from_summaries(&[summary], max_bin)
+            .unwrap_or_else(|e| unreachable!("the summary of one dataset merges: {e}"))
+    }
+
+    /// Learns the bins from the summaries of rows held in several places (one list per holder,
+    /// one summary per feature in each): the bins [`Binning::from_data`] learns from all their
+    /// rows together. Fails when the holders do not summarise the same features.
+    pub fn from_summaries(
+        holders: &[Vec<FeatureSummary>],
+        max_bin: usize,
+    ) -> Result<Binning, BinningError> {
         let max_bin = max_bin.clamp(3, 256);
-        let features = data
-            .features
-            .par_iter()
-            .zip(data.columns.par_iter())
-            .map(|(info, column)| match info.kind {
-                FeatureKind::Numeric => numeric_mapper(column, max_bin - 1),
-                FeatureKind::Categorical { .. } => categorical_mapper(column, max_bin - 2),
+        let Some(first) = holders.first() else {
+            return Err(BinningError("no summary".into()));
+        };
+        if let Some(h) = holders.iter().position(|s| s.len() != first.len()) {
+            return Err(BinningError(format!(
+                "summary {h} has {} features, summary 0 {}",
+                holders[h].len(),
+                first.len()
+            )));
+        }
+        let features = (0..first.len())
+            .map(|j| {
+                let parts: Vec<&FeatureSummary> = holders.iter().map(|s| &s[j]).collect();
+                match FeatureSummary::merge(&parts) {
+                    Some(FeatureSummary::Numeric { values }) => {
+                        Ok(numeric_mapper(&values, max_bin - 1))
+                    }
+                    Some(FeatureSummary::Categorical { counts }) => {
+                        Ok(categorical_mapper(counts, max_bin - 2))
+                    }
+                    None => Err(BinningError(format!(
+                        "feature {j}: summaries of different kinds, or ill-formed"
+                    ))),
+                }
             })
-            .collect();
-        Binning::with_offsets(features)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Binning::with_offsets(features))
     }
 
     /// The bins of every feature, in feature order.
@@ -202,6 +349,11 @@ pub struct BinnedRows {
 }
 
 impl BinnedRows {
+    /// The bins of feature `feature`, row by row.
+    pub fn column(&self, feature: usize) -> &[u8] {
+        &self.bins[feature]
+    }
+
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
         self.bins.first().map_or(0, Vec::len)
@@ -231,32 +383,24 @@ fn bin_of(mapper: &FeatureBins, value: f64) -> u8 {
     }
 }
 
-/// Quantile bins over distinct values: each distinct value gets its own bin while there are few;
-/// otherwise boundaries split the sorted values into near-equal counts, never inside a run of
-/// equal values.
-fn numeric_mapper(column: &[f64], max_value_bins: usize) -> FeatureBins {
-    let mut values: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
-    if values.is_empty() {
+/// Quantile bins over distinct values (ascending, with their counts): each distinct value gets
+/// its own bin while there are few; otherwise boundaries split the sorted values into near-equal
+/// counts, never inside a run of equal values.
+fn numeric_mapper(distinct: &[(f64, u64)], max_value_bins: usize) -> FeatureBins {
+    if distinct.is_empty() {
         return FeatureBins::Numeric {
             upper_bounds: vec![f64::INFINITY],
         };
     }
-    values.sort_by(f64::total_cmp);
-    let mut distinct: Vec<(f64, usize)> = Vec::new();
-    for v in values.iter().copied() {
-        match distinct.last_mut() {
-            Some((last, count)) if *last == v => *count += 1,
-            _ => distinct.push((v, 1)),
-        }
-    }
+    let n_values: u64 = distinct.iter().map(|(_, n)| n).sum();
     let mut upper_bounds = Vec::new();
     if distinct.len() <= max_value_bins {
         for w in distinct.windows(2) {
             upper_bounds.push(midpoint(w[0].0, w[1].0));
         }
     } else {
-        let per_bin = values.len() as f64 / max_value_bins as f64;
-        let mut seen = 0usize;
+        let per_bin = n_values as f64 / max_value_bins as f64;
+        let mut seen = 0u64;
         let mut next_cut = per_bin;
         for w in distinct.windows(2) {
             seen += w[0].1;
@@ -281,16 +425,10 @@ fn midpoint(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Categories by descending frequency (ties by code, for determinism); the rarest beyond
-/// `max_categories` share one "other" bin.
-fn categorical_mapper(column: &[f64], max_categories: usize) -> FeatureBins {
-    let mut counts: HashMap<u32, usize> = HashMap::new();
-    for &v in column {
-        if !v.is_nan() && v >= 0.0 {
-            *counts.entry(v as u32).or_default() += 1;
-        }
-    }
-    let mut by_freq: Vec<(u32, usize)> = counts.into_iter().collect();
+/// Categories (codes with their counts) by descending frequency (ties by code, for
+/// determinism); the rarest beyond `max_categories` share one "other" bin.
+fn categorical_mapper(counts: Vec<(u32, u64)>, max_categories: usize) -> FeatureBins {
+    let mut by_freq = counts;
     by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let has_other = by_freq.len() > max_categories;
     by_freq.truncate(max_categories);
@@ -304,13 +442,20 @@ fn categorical_mapper(column: &[f64], max_categories: usize) -> FeatureBins {
 mod tests {
     use super::*;
 
+    fn numeric(column: &[f64], max_value_bins: usize) -> FeatureBins {
+        match FeatureSummary::of(column, FeatureKind::Numeric) {
+            FeatureSummary::Numeric { values } => numeric_mapper(&values, max_value_bins),
+            FeatureSummary::Categorical { .. } => unreachable!(),
+        }
+    }
+
     #[test]
     fn numeric_bins_respect_order_and_missing() {
         let column: Vec<f64> = (0..1000)
             .map(|i| (i % 100) as f64)
             .chain([f64::NAN])
             .collect();
-        let mapper = numeric_mapper(&column, 16);
+        let mapper = numeric(&column, 16);
         assert!(mapper.n_bins() <= 17);
         assert_eq!(bin_of(&mapper, f64::NAN), 0);
         let mut last = 0;
@@ -324,7 +469,7 @@ mod tests {
     #[test]
     fn few_distinct_values_get_own_bins() {
         let column = [1.0, 2.0, 2.0, 5.0];
-        let mapper = numeric_mapper(&column, 255);
+        let mapper = numeric(&column, 255);
         let bins: Vec<u8> = column.iter().map(|&v| bin_of(&mapper, v)).collect();
         assert_eq!(bins, vec![1, 2, 2, 3]);
         assert_eq!(bin_of(&mapper, 100.0), 3);
@@ -333,11 +478,72 @@ mod tests {
     #[test]
     fn rare_categories_share_other_bin() {
         let column = [0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 3.0];
-        let mapper = categorical_mapper(&column, 2);
+        let FeatureSummary::Categorical { counts } =
+            FeatureSummary::of(&column, FeatureKind::Categorical { cardinality: 4 })
+        else {
+            unreachable!()
+        };
+        let mapper = categorical_mapper(counts, 2);
         assert_eq!(bin_of(&mapper, 0.0), 1);
         assert_eq!(bin_of(&mapper, 1.0), 2);
         assert_eq!(bin_of(&mapper, 2.0), 3);
         assert_eq!(bin_of(&mapper, 3.0), 3);
         assert_eq!(bin_of(&mapper, f64::NAN), 0);
+    }
+
+    /// Bins from the union of several holders' summaries are the bins of all their rows: many
+    /// distinct values (quantile cuts across holders), 0 and -0, missing values, categories
+    /// beyond the vocabulary's size; summaries that do not fit are refused.
+    #[test]
+    fn bins_from_merged_summaries_are_the_bins_of_the_pooled_rows() {
+        use crate::data::FeatureInfo;
+        let mut rng = crate::rng::Rng::new(4);
+        let n = 3000;
+        let mut data = Dataset {
+            features: vec![
+                FeatureInfo {
+                    name: "x".into(),
+                    kind: FeatureKind::Numeric,
+                },
+                FeatureInfo {
+                    name: "c".into(),
+                    kind: FeatureKind::Categorical { cardinality: 40 },
+                },
+            ],
+            columns: vec![Vec::new(), Vec::new()],
+            labels: Vec::new(),
+            weights: Vec::new(),
+        };
+        for i in 0..n {
+            let x = match i % 10 {
+                0 => f64::NAN,
+                1 => 0.0,
+                2 => -0.0,
+                _ => (rng.next_f64() * 500.0).round() / 4.0,
+            };
+            let c = (rng.next_f64() * rng.next_f64() * 40.0).floor();
+            data.push_row(&[x, c], false, 1.0);
+        }
+        for max_bin in [16, 255] {
+            let pooled = Binning::from_data(&data, max_bin);
+            let parts: Vec<Vec<FeatureSummary>> = [0..700, 700..701, 701..2100, 2100..n]
+                .into_iter()
+                .map(|range| FeatureSummary::of_data(&data.select_rows(&range.collect::<Vec<_>>())))
+                .collect();
+            let merged = Binning::from_summaries(&parts, max_bin).unwrap();
+            assert_eq!(merged, pooled, "max_bin {max_bin}");
+        }
+        let one = FeatureSummary::of_data(&data);
+        assert!(Binning::from_summaries(&[], 255).is_err());
+        assert!(Binning::from_summaries(&[one.clone(), one[..1].to_vec()], 255).is_err());
+        let swapped = vec![one[1].clone(), one[0].clone()];
+        assert!(Binning::from_summaries(&[one.clone(), swapped], 255).is_err());
+        let descending = vec![
+            FeatureSummary::Numeric {
+                values: vec![(2.0, 1), (1.0, 1)],
+            },
+            one[1].clone(),
+        ];
+        assert!(Binning::from_summaries(&[descending], 255).is_err());
     }
 }

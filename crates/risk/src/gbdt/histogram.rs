@@ -13,15 +13,36 @@ use rayon::prelude::*;
 use super::binning::{BinnedRows, Binning, FeatureBins};
 use super::GbdtConfig;
 
-/// Gradient and hessian sums of a bin (or of a node). Row counts are not kept per bin (as in
-/// LightGBM): a side's count is estimated from its hessian share of the node; node covers, which
-/// TreeSHAP needs exactly, are counted rows ([`NodeHistogram::n_rows`]).
-#[derive(Clone, Copy, Default, Debug, PartialEq)]
+/// Scale of the fixed-point gradient and hessian sums: each row's gradient and hessian are
+/// rounded to a multiple of 2^-32 ([`to_fixed`]) before they are summed.
+pub const FIXED_ONE: f64 = 4_294_967_296.0;
+
+/// `x` in fixed point (a multiple of 2^-32, rounded to nearest): the form every gradient and
+/// hessian is summed in, so that sums are exact and do not depend on the order of the additions
+/// (pooled rows in any order, or the histograms of several holders of rows added up, give the
+/// same bits). Sums stay exact while their magnitude stays below 2^31 (the range of `i64` in
+/// units of 2^-32): training checks that the rows' weights sum to less than 2^30
+/// ([`crate::gbdt::LabelSums::check`]), which bounds every gradient and hessian sum, and the
+/// difference of two, with room to spare.
+pub fn to_fixed(x: f64) -> i64 {
+    (x * FIXED_ONE).round() as i64
+}
+
+/// A fixed-point value ([`to_fixed`]) as `f64`.
+pub fn from_fixed(x: i64) -> f64 {
+    x as f64 / FIXED_ONE
+}
+
+/// Gradient and hessian sums of a bin (or of a node), in fixed point ([`to_fixed`]): exact, so
+/// that they add and subtract in any order to the same bits. Row counts are not kept per bin
+/// (as in LightGBM): a side's count is estimated from its hessian share of the node; node
+/// covers, which TreeSHAP needs exactly, are counted rows ([`NodeHistogram::n_rows`]).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct BinStat {
-    /// Sum of the rows' gradients.
-    pub g: f64,
-    /// Sum of the rows' hessians.
-    pub h: f64,
+    /// Sum of the rows' gradients, in units of 2^-32.
+    pub g: i64,
+    /// Sum of the rows' hessians, in units of 2^-32.
+    pub h: i64,
 }
 
 impl BinStat {
@@ -38,6 +59,16 @@ impl BinStat {
             h: self.h - other.h,
         }
     }
+
+    /// The gradient sum as a number.
+    pub fn gradient(&self) -> f64 {
+        from_fixed(self.g)
+    }
+
+    /// The hessian sum as a number.
+    pub fn hessian(&self) -> f64 {
+        from_fixed(self.h)
+    }
 }
 
 /// Leaves with fewer rows build their histogram on one thread (a second buffer to zero and merge
@@ -49,8 +80,8 @@ const PARALLEL_MIN_ROWS: usize = 4096;
 ///
 /// Histograms of disjoint row sets add up to the histogram of their union
 /// ([`NodeHistogram::add`]); a node's histogram less one child's is the other child's
-/// ([`NodeHistogram::subtract`]). Sums are exact up to floating-point rounding, which depends on
-/// the order rows and histograms are added in.
+/// ([`NodeHistogram::subtract`]). Sums are exact (fixed point, [`to_fixed`]): the same bits
+/// whatever the order rows and histograms are added in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeHistogram {
     bins: Vec<BinStat>,
@@ -66,18 +97,19 @@ impl NodeHistogram {
         }
     }
 
-    /// The histogram of `rows` (indices into `binned`, and into `gradients` and `hessians`).
+    /// The histogram of `rows` (indices into `binned`, and into `gradients` and `hessians`, in
+    /// fixed point: [`to_fixed`]).
     ///
-    /// Row by row, in the order given, over the row-major bins: each row's gradient, hessian and
-    /// bins are read once (column by column would re-read the gradients once per feature). From
-    /// 4,096 rows on, the rows are summed in two fixed halves that are added at the end, so the
-    /// result depends on the rows only, never on the threads.
+    /// Row by row over the row-major bins: each row's gradient, hessian and bins are read once
+    /// (column by column would re-read the gradients once per feature). From 4,096 rows on, the
+    /// rows are summed in two halves on two threads; the sums are exact, so the result depends
+    /// on the rows only, never on their order or the threads.
     pub fn build(
         binning: &Binning,
         binned: &BinnedRows,
         rows: &[u32],
-        gradients: &[f64],
-        hessians: &[f64],
+        gradients: &[i64],
+        hessians: &[i64],
     ) -> NodeHistogram {
         let one_part = |part: &[u32]| {
             let mut hist = vec![BinStat::default(); binning.total_bins];
@@ -146,6 +178,49 @@ impl NodeHistogram {
     /// Number of rows summed.
     pub fn n_rows(&self) -> usize {
         self.n_rows
+    }
+
+    /// The histogram as words: the row count, then each bin's gradient and hessian sums (two's
+    /// complement). Words of several histograms added with wrapping arithmetic are the words of
+    /// their sum (what secure aggregation adds, masked).
+    pub fn to_words(&self) -> Vec<u64> {
+        let mut words = Vec::with_capacity(1 + 2 * self.bins.len());
+        words.push(self.n_rows as u64);
+        for stat in &self.bins {
+            words.push(stat.g as u64);
+            words.push(stat.h as u64);
+        }
+        words
+    }
+
+    /// The histogram [`NodeHistogram::to_words`] wrote, for `binning`; `None` when the words are
+    /// not a histogram of that binning: another length, or sums out of range (a row count above
+    /// `max_rows`, a negative hessian sum, or a sum whose magnitude is above `max_abs`, in fixed
+    /// point: rows whose weights sum to `W` have gradient and hessian sums of at most `W` plus
+    /// one unit per row).
+    pub fn from_words(
+        binning: &Binning,
+        words: &[u64],
+        max_rows: usize,
+        max_abs: i64,
+    ) -> Option<NodeHistogram> {
+        if words.len() != 1 + 2 * binning.total_bins {
+            return None;
+        }
+        let n_rows = usize::try_from(words[0]).ok().filter(|&n| n <= max_rows)?;
+        let bins: Vec<BinStat> = words[1..]
+            .chunks_exact(2)
+            .map(|w| BinStat {
+                g: w[0] as i64,
+                h: w[1] as i64,
+            })
+            .collect();
+        let in_range = |stat: &BinStat| {
+            (0..=max_abs).contains(&stat.h) && (-max_abs..=max_abs).contains(&stat.g)
+        };
+        bins.iter()
+            .all(in_range)
+            .then_some(NodeHistogram { bins, n_rows })
     }
 
     /// The sums of feature `feature`'s bins, bin 0 (missing) first.
@@ -229,13 +304,13 @@ pub fn find_split(
     allowed: &[bool],
 ) -> Option<SplitCandidate> {
     let n_rows = histogram.n_rows();
-    if n_rows < 2 * config.min_data_in_leaf || total.h <= 0.0 {
+    if n_rows < 2 * config.min_data_in_leaf || total.h <= 0 {
         return None;
     }
     let finder = SplitFinder {
         config,
         total,
-        rows_per_hessian: n_rows as f64 / total.h,
+        rows_per_hessian: n_rows as f64 / total.hessian(),
     };
     let one_feature = |feature: usize| {
         if !allowed[feature] {
@@ -274,20 +349,20 @@ impl SplitFinder<'_> {
     fn gain(&self, left: &BinStat, right: &BinStat, extra_l2: f64) -> f64 {
         let total = self.total;
         let l2 = self.config.lambda_l2 + extra_l2;
-        left.g * left.g / (left.h + l2) + right.g * right.g / (right.h + l2)
-            - total.g * total.g / (total.h + l2)
+        let term = |s: &BinStat| s.gradient() * s.gradient() / (s.hessian() + l2);
+        term(left) + term(right) - term(total)
     }
 
     /// Whether a side has enough rows (estimated from its hessian) and hessian.
     fn admissible(&self, side: &BinStat) -> bool {
-        side.h * self.rows_per_hessian >= self.config.min_data_in_leaf as f64 - 1e-9
-            && side.h >= self.config.min_sum_hessian
+        side.hessian() * self.rows_per_hessian >= self.config.min_data_in_leaf as f64 - 1e-9
+            && side.hessian() >= self.config.min_sum_hessian
     }
 
     fn numeric_split(&self, feature: usize, hist: &[BinStat]) -> Option<SplitCandidate> {
         let total = self.total;
         let missing = hist[0];
-        let directions: &[bool] = if missing.h > 0.0 {
+        let directions: &[bool] = if missing.h > 0 {
             &[false, true]
         } else {
             &[false]
@@ -300,13 +375,15 @@ impl SplitFinder<'_> {
                 BinStat::default()
             };
             for (b, stat) in hist.iter().enumerate().skip(1) {
-                if stat.h == 0.0 {
+                if stat.h == 0 {
                     // Same partition as the previous threshold: its gain was already seen.
                     continue;
                 }
                 left.add(stat);
                 let right = total.minus(&left);
-                if right.h * self.rows_per_hessian < self.config.min_data_in_leaf as f64 - 1e-9 {
+                if right.hessian() * self.rows_per_hessian
+                    < self.config.min_data_in_leaf as f64 - 1e-9
+                {
                     break;
                 }
                 if !self.admissible(&left) || !self.admissible(&right) {
@@ -338,7 +415,7 @@ impl SplitFinder<'_> {
         let n_bins = hist.len();
         // The "other" bin (rare categories) never joins the left set: unseen codes go right too.
         let last_eligible = if has_other { n_bins - 1 } else { n_bins };
-        let present: Vec<usize> = (0..last_eligible).filter(|&b| hist[b].h > 0.0).collect();
+        let present: Vec<usize> = (0..last_eligible).filter(|&b| hist[b].h > 0).collect();
         let mut best: Option<SplitCandidate> = None;
         let mut consider = |set: &[usize], extra_l2: f64| {
             let mut left = BinStat::default();
@@ -370,8 +447,15 @@ impl SplitFinder<'_> {
         }
         let mut keyed: Vec<(f64, usize)> = present
             .into_iter()
-            .filter(|&b| hist[b].h * self.rows_per_hessian >= config.min_data_per_group as f64)
-            .map(|b| (hist[b].g / (hist[b].h + config.cat_smooth), b))
+            .filter(|&b| {
+                hist[b].hessian() * self.rows_per_hessian >= config.min_data_per_group as f64
+            })
+            .map(|b| {
+                (
+                    hist[b].gradient() / (hist[b].hessian() + config.cat_smooth),
+                    b,
+                )
+            })
             .collect();
         keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut sorted: Vec<usize> = keyed.into_iter().map(|(_, b)| b).collect();
@@ -389,10 +473,14 @@ impl SplitFinder<'_> {
 
 /// The rows of a tree's nodes, as the grower sees them: it never reads rows, it splits nodes and
 /// asks for their histograms. Node ids are the grower's: the root is 0, and a split of node `n`
-/// names its children.
+/// names its children. Answers may fail (rows held elsewhere, asked over a network); the grower
+/// then stops and returns the error.
 pub trait NodeRows {
+    /// Why an answer failed ([`std::convert::Infallible`] for rows in memory).
+    type Error;
+
     /// The histogram of the root (every row the tree is grown on).
-    fn root(&mut self) -> NodeHistogram;
+    fn root(&mut self) -> Result<NodeHistogram, Self::Error>;
 
     /// Sends node `node`'s rows to children `left` and `right` by `split` of feature `feature`;
     /// returns the children's row counts.
@@ -403,10 +491,10 @@ pub trait NodeRows {
         split: &BinSplit,
         left: usize,
         right: usize,
-    ) -> (usize, usize);
+    ) -> Result<(usize, usize), Self::Error>;
 
     /// The histogram of node `node`'s rows (a node made by [`NodeRows::split`]).
-    fn histogram(&mut self, node: usize) -> NodeHistogram;
+    fn histogram(&mut self, node: usize) -> Result<NodeHistogram, Self::Error>;
 }
 
 /// Rows in memory, with their gradients and hessians: the [`NodeRows`] training uses, and what
@@ -414,20 +502,20 @@ pub trait NodeRows {
 pub struct LocalRows<'a> {
     binning: &'a Binning,
     binned: &'a BinnedRows,
-    gradients: &'a [f64],
-    hessians: &'a [f64],
+    gradients: &'a [i64],
+    hessians: &'a [i64],
     /// Rows of each node not split yet, by node id (ascending row indices).
     rows: Vec<Option<Vec<u32>>>,
 }
 
 impl<'a> LocalRows<'a> {
-    /// A tree's rows: `rows` (ascending indices into `binned`, `gradients` and `hessians`) are
-    /// the root's.
+    /// A tree's rows: `rows` (ascending indices into `binned`, `gradients` and `hessians`, the
+    /// latter two in fixed point: [`to_fixed`]) are the root's.
     pub fn new(
         binning: &'a Binning,
         binned: &'a BinnedRows,
-        gradients: &'a [f64],
-        hessians: &'a [f64],
+        gradients: &'a [i64],
+        hessians: &'a [i64],
         rows: Vec<u32>,
     ) -> LocalRows<'a> {
         LocalRows {
@@ -457,7 +545,9 @@ impl<'a> LocalRows<'a> {
 }
 
 impl NodeRows for LocalRows<'_> {
-    fn root(&mut self) -> NodeHistogram {
+    type Error = std::convert::Infallible;
+
+    fn root(&mut self) -> Result<NodeHistogram, Self::Error> {
         self.histogram(0)
     }
 
@@ -468,7 +558,7 @@ impl NodeRows for LocalRows<'_> {
         split: &BinSplit,
         left: usize,
         right: usize,
-    ) -> (usize, usize) {
+    ) -> Result<(usize, usize), Self::Error> {
         let rows = self
             .rows
             .get_mut(node)
@@ -485,16 +575,16 @@ impl NodeRows for LocalRows<'_> {
         }
         self.rows[left] = Some(left_rows);
         self.rows[right] = Some(right_rows);
-        counts
+        Ok(counts)
     }
 
-    fn histogram(&mut self, node: usize) -> NodeHistogram {
-        NodeHistogram::build(
+    fn histogram(&mut self, node: usize) -> Result<NodeHistogram, Self::Error> {
+        Ok(NodeHistogram::build(
             self.binning,
             self.binned,
             self.rows(node),
             self.gradients,
             self.hessians,
-        )
+        ))
     }
 }

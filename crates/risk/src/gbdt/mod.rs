@@ -13,18 +13,24 @@
 //!
 //! Histograms hold gradient and hessian sums only, built row by row (each row's gradients and bins
 //! are read once); split constraints estimate row counts from hessian shares, as LightGBM does,
-//! while node covers (TreeSHAP's weights) are exact row counts.
+//! while node covers (TreeSHAP's weights) are exact row counts. Gradients and hessians are
+//! summed in fixed point (each rounded to a multiple of 2^-32, [`to_fixed`]), so that every sum
+//! is exact and the same bits whatever the order of the additions.
 //!
 //! The seam for federated training: a tree is grown from node histograms only ([`grow_tree`]
 //! asks a [`NodeRows`] for them; [`find_split`] turns one into a split). [`NodeHistogram`]s of
-//! disjoint rows binned with the same [`Binning`] add up, and a `Binning` can be learned from
-//! local rows ([`Binning::from_data`], what [`Booster::train`] does) or given
-//! ([`Binning::new`], [`Booster::train_with_binning`]), so that rows held in several places can
-//! grow one tree from the sum of their histograms.
+//! disjoint rows binned with the same [`Binning`] add up, exactly, and a `Binning` is learned from
+//! summaries of the rows ([`FeatureSummary`]; [`Binning::from_data`] is what [`Booster::train`]
+//! does, [`Binning::from_summaries`] merges the summaries of rows held in several places into the
+//! same bins) or given ([`Binning::new`], [`Booster::train_with_binning`]). One boosting round is
+//! made of public steps that training itself runs: the starting score from [`LabelSums`],
+//! [`log_loss_gradients`], [`round_sample`], [`grow_tree`], [`add_leaf_values`]; rows held in
+//! several places running them, with the histograms summed, grow the trees of all their rows, bit
+//! for bit (without bagging, whose row draws are the pooled rows').
 //!
-//! Determinism: a histogram is summed in row order, in at most two halves fixed by the row count,
-//! ties resolve to the lowest index, and sampling uses the seeded [`crate::rng::Rng`], so the same
-//! data, configuration and seed give the same trees bit for bit, on any number of threads.
+//! Determinism: histogram sums are exact, ties resolve to the lowest index, and sampling uses the
+//! seeded [`crate::rng::Rng`], so the same data, configuration and seed give the same trees bit
+//! for bit, on any number of threads.
 
 mod binning;
 mod compiled;
@@ -37,12 +43,13 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, FeatureInfo};
-pub use binning::{BinnedRows, Binning, BinningError, FeatureBins};
+pub use binning::{BinnedRows, Binning, BinningError, FeatureBins, FeatureSummary};
 pub use compiled::CompiledForest;
 pub use histogram::{
-    find_split, BinSplit, BinStat, LocalRows, NodeHistogram, NodeRows, SplitCandidate,
+    find_split, from_fixed, to_fixed, BinSplit, BinStat, LocalRows, NodeHistogram, NodeRows,
+    SplitCandidate, FIXED_ONE,
 };
-pub use train::grow_tree;
+pub use train::{add_leaf_values, grow_tree, log_loss_gradients, round_sample, LabelSums};
 pub use tree::{Node, Split, Tree};
 
 /// Training options. No `Default`: [`GbdtConfig::standard`] is the tuned starting point.

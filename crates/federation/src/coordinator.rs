@@ -1,0 +1,618 @@
+//! The coordinator: agrees the features from the parties' summaries, runs the rounds of
+//! boosting, sums the parties' masked histograms and picks the splits with `risk`'s own code
+//! ([`grow_tree`] over a [`NodeRows`] that asks the parties), then broadcasts each tree.
+//!
+//! Rounds: every call is a round with its own number and a fresh nonce; every answer is checked
+//! (decodes, checksum, party, round, nonce, kind) before it is read, and every sum is checked for
+//! range (lengths, row counts that add up, hessians not negative, magnitudes the rows' weights
+//! allow). A party that does not answer, answers garbage, a replayed or stale message, or
+//! refuses, is a fault named with the party, the round and the stage (tree and node): training
+//! aborts ([`OnFault::Abort`]) or drops the party and regrows the current tree with the others
+//! ([`OnFault::Drop`], the reason recorded in [`FederatedModel::dropped`]). Faults while the
+//! features are agreed always abort. No party's model changes in a failed round: a tree reaches
+//! the parties only once it is whole ([`Request::Apply`]).
+//!
+//! A dropped party's masks are not unmasked in training: its rows are in the histograms of the
+//! tree's earlier nodes, so the tree is regrown by the survivors from the root, in fresh rounds
+//! whose masks are theirs only. [`crate::secagg::unmask`] (survivors reveal a round's seeds,
+//! [`Request::Reveal`]) recovers a single round's sum, as pooled statistics will need.
+
+use std::collections::BTreeMap;
+
+use borderlens_risk::features::FeaturePipeline;
+use borderlens_risk::gbdt::{
+    grow_tree, round_sample, BinSplit, Binning, Booster, FeatureSummary, GbdtConfig, LabelSums,
+    NodeHistogram, NodeRows, Tree,
+};
+
+use crate::message::{bytes_to_words, Call, Envelope, Kind, Request};
+use crate::party::LocalParty;
+use crate::secagg::{self, Nonce};
+use crate::PartyId;
+
+/// A party that could not be reached.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unreachable: {0}")]
+pub struct Unreachable(pub String);
+
+/// How the coordinator reaches the parties: in process ([`InProcess`]) or, later, over HTTP.
+pub trait Transport {
+    /// The parties' ids, ascending.
+    fn parties(&self) -> Vec<PartyId>;
+
+    /// Sends `call` to `party`; its answer as bytes (an [`Envelope`]).
+    fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable>;
+
+    /// Sends `call` to each of `parties`; their answers in the same order. One after the other
+    /// unless the transport knows better (in process, the parties answer in parallel).
+    fn call_all(&mut self, parties: &[PartyId], call: &Call) -> Vec<Result<Vec<u8>, Unreachable>> {
+        parties
+            .iter()
+            .map(|&party| self.call(party, call))
+            .collect()
+    }
+}
+
+/// Parties in the coordinator's process.
+pub struct InProcess {
+    parties: Vec<LocalParty>,
+}
+
+impl InProcess {
+    /// The parties (distinct ids).
+    pub fn new(mut parties: Vec<LocalParty>) -> InProcess {
+        parties.sort_by_key(LocalParty::id);
+        InProcess { parties }
+    }
+
+    /// Party `id`.
+    pub fn party(&self, id: PartyId) -> Option<&LocalParty> {
+        self.parties.iter().find(|p| p.id() == id)
+    }
+
+    /// Every party.
+    pub fn all(&self) -> &[LocalParty] {
+        &self.parties
+    }
+}
+
+impl Transport for InProcess {
+    fn parties(&self) -> Vec<PartyId> {
+        self.parties.iter().map(LocalParty::id).collect()
+    }
+
+    fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable> {
+        self.parties
+            .iter_mut()
+            .find(|p| p.id() == party)
+            .map(|p| p.handle(call))
+            .ok_or_else(|| Unreachable(format!("no party {party}")))
+    }
+
+    fn call_all(&mut self, parties: &[PartyId], call: &Call) -> Vec<Result<Vec<u8>, Unreachable>> {
+        use rayon::prelude::*;
+        let mut answers: Vec<Option<Vec<u8>>> = self
+            .parties
+            .par_iter_mut()
+            .map(|p| parties.contains(&p.id()).then(|| p.handle(call)))
+            .collect();
+        parties
+            .iter()
+            .map(|&party| {
+                let at = self.parties.iter().position(|p| p.id() == party);
+                at.and_then(|at| answers[at].take())
+                    .ok_or_else(|| Unreachable(format!("no party {party}")))
+            })
+            .collect()
+    }
+}
+
+/// What to do when a party fails in a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFault {
+    /// Stop training with an error naming the party, round and stage.
+    Abort,
+    /// Drop the party (the reason recorded), regrow the current tree with the others; abort
+    /// when fewer than two parties are left.
+    Drop,
+}
+
+/// Federated training options.
+#[derive(Clone, Debug)]
+pub struct FederationOptions {
+    /// Boosting options. Bagging is refused (its row draws are the pooled rows'); early
+    /// stopping is not run (no validation rows are pooled).
+    pub gbdt: GbdtConfig,
+    /// What a fault does.
+    pub on_fault: OnFault,
+}
+
+/// A party dropped during training.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    /// Which.
+    pub party: PartyId,
+    /// In which round.
+    pub round: u64,
+    /// Why, with the stage.
+    pub reason: String,
+}
+
+/// The result of federated training: what every party got.
+#[derive(Clone, Debug)]
+pub struct FederatedModel {
+    /// The agreed feature pipeline.
+    pub pipeline: FeaturePipeline,
+    /// The agreed bins.
+    pub binning: Binning,
+    /// The trees.
+    pub booster: Booster,
+    /// Parties dropped, in order.
+    pub dropped: Vec<Dropped>,
+    /// Rounds run.
+    pub rounds: u64,
+}
+
+/// Why federated training failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FederationError {
+    /// A party failed: it did not answer, or its answer was refused.
+    #[error("round {round} ({stage}): party {party}: {what}")]
+    Party {
+        /// Which party.
+        party: PartyId,
+        /// Which round.
+        round: u64,
+        /// Tree and node, or setup step.
+        stage: String,
+        /// What went wrong.
+        what: String,
+    },
+    /// The sum of the parties' answers is not what their rows can give.
+    #[error("round {round} ({stage}): the parties' summed answer is out of range: {what}")]
+    OutOfRange {
+        /// Which round.
+        round: u64,
+        /// Tree and node, or setup step.
+        stage: String,
+        /// What is out of range.
+        what: String,
+    },
+    /// Training cannot go on (options, too few parties).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A party's fault in a round, before the policy is applied.
+struct Fault {
+    party: PartyId,
+    what: String,
+}
+
+/// Runs federated training over a [`Transport`].
+pub struct Coordinator<T: Transport> {
+    transport: T,
+    options: FederationOptions,
+    round: u64,
+    members: Vec<PartyId>,
+    dropped: Vec<Dropped>,
+    /// The tree being grown.
+    tree: Option<usize>,
+}
+
+impl<T: Transport> Coordinator<T> {
+    /// A coordinator of the transport's parties.
+    pub fn new(transport: T, options: FederationOptions) -> Coordinator<T> {
+        let members = transport.parties();
+        Coordinator {
+            transport,
+            options,
+            round: 0,
+            members,
+            dropped: Vec::new(),
+            tree: None,
+        }
+    }
+
+    /// The transport (e.g. to look at in-process parties).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Rounds run so far.
+    pub fn rounds(&self) -> u64 {
+        self.round
+    }
+
+    /// Trains: agrees keys, vocabularies and bins, then boosts `options.gbdt.n_trees` trees.
+    pub fn train(&mut self) -> Result<FederatedModel, FederationError> {
+        let config = self.options.gbdt.clone();
+        if config.bagging_fraction < 1.0 {
+            return Err(FederationError::Refused(
+                "bagging is not supported in federated training (bagging_fraction must be 1)"
+                    .into(),
+            ));
+        }
+        if self.members.len() < 2 {
+            return Err(FederationError::Refused(format!(
+                "{} parties: federated training needs at least 2",
+                self.members.len()
+            )));
+        }
+        // Keys: each party's public key, relayed to all.
+        let keys = self.collect_setup(Request::PublicKey)?;
+        let keys: Vec<(PartyId, [u8; 32])> = keys
+            .into_iter()
+            .map(
+                |(party, e)| match <[u8; 32]>::try_from(e.payload.as_slice()) {
+                    Ok(key) => Ok((party, key)),
+                    Err(_) => Err(self.party_error(party, "public key", "not 32 bytes".into())),
+                },
+            )
+            .collect::<Result<_, _>>()?;
+        self.collect_setup(Request::Peers { keys })?;
+        // Vocabularies, then summaries of the rows described with the union.
+        let pipelines = self.collect_setup(Request::Vocabulary)?;
+        let mut parts = Vec::new();
+        for (party, e) in pipelines {
+            let pipeline: FeaturePipeline = serde_json::from_slice(&e.payload).map_err(|err| {
+                self.party_error(party, "vocabularies", format!("not a pipeline: {err}"))
+            })?;
+            parts.push(pipeline);
+        }
+        let pipeline = FeaturePipeline::union(&parts).ok_or_else(|| {
+            FederationError::Refused("the parties' pipelines disagree on text columns".into())
+        })?;
+        let answers = self.collect_setup(Request::Pipeline {
+            pipeline: pipeline.clone(),
+        })?;
+        let mut summaries = Vec::new();
+        for (party, e) in answers {
+            let summary: Vec<FeatureSummary> =
+                serde_json::from_slice(&e.payload).map_err(|err| {
+                    self.party_error(party, "feature summaries", format!("not summaries: {err}"))
+                })?;
+            summaries.push(summary);
+        }
+        let binning = Binning::from_summaries(&summaries, config.max_bin)
+            .map_err(|e| FederationError::Refused(format!("feature summaries: {e}")))?;
+        let n_features = binning.features().len();
+        if n_features != pipeline.features().len() {
+            return Err(FederationError::Refused(format!(
+                "summaries of {n_features} features, the pipeline has {}",
+                pipeline.features().len()
+            )));
+        }
+        self.collect_setup(Request::Binning {
+            binning: binning.clone(),
+            config: config.clone(),
+        })?;
+        // The starting score from the masked label sums.
+        let words = self.sum_setup(Request::LabelSums, 3)?;
+        let sums = LabelSums {
+            n_rows: words[0],
+            weight: words[1] as i64,
+            positive_weight: words[2] as i64,
+        };
+        sums.check().map_err(|what| FederationError::OutOfRange {
+            round: self.round,
+            stage: Request::LabelSums.name(),
+            what,
+        })?;
+        let init_score = sums.init_score();
+        self.collect_setup(Request::Init { init_score })?;
+        let limits = Limits {
+            max_rows: usize::try_from(sums.n_rows).unwrap_or(usize::MAX),
+            max_abs: sums
+                .weight
+                .saturating_add(sums.n_rows as i64)
+                .saturating_add(1),
+        };
+
+        let mut trees: Vec<Tree> = Vec::new();
+        let mut iteration = 0;
+        while iteration < config.n_trees {
+            self.tree = Some(iteration);
+            let (_, allowed) = round_sample(&config, 0, n_features, iteration);
+            let mut rows = Rounds {
+                coordinator: self,
+                binning: &binning,
+                iteration,
+                limits,
+                counts: BTreeMap::new(),
+            };
+            let tree = match grow_tree(&binning, &config, &allowed, &mut rows) {
+                Ok(tree) => tree,
+                Err(Step::Abort(e)) => return Err(e),
+                // A party was dropped: grow this tree again with the others.
+                Err(Step::Dropped) => continue,
+            };
+            // Applying is idempotent: after a drop, the survivors that applied it already
+            // acknowledge again, the others apply it.
+            loop {
+                let request = Request::Apply {
+                    iteration,
+                    tree: tree.clone(),
+                };
+                match self.collect_boosting(request, None) {
+                    Ok(_) => break,
+                    Err(Step::Abort(e)) => return Err(e),
+                    Err(Step::Dropped) => {}
+                }
+            }
+            trees.push(tree);
+            iteration += 1;
+        }
+        self.tree = None;
+        Ok(FederatedModel {
+            booster: Booster::new(pipeline.features(), init_score, trees),
+            pipeline,
+            binning,
+            dropped: self.dropped.clone(),
+            rounds: self.round,
+        })
+    }
+
+    fn next_call(&mut self, request: Request) -> Call {
+        self.round += 1;
+        let mut nonce: Nonce = [0; 16];
+        if getrandom::fill(&mut nonce).is_err() {
+            // No OS randomness: a nonce from the round alone still differs per round.
+            nonce[..8].copy_from_slice(&self.round.to_le_bytes());
+        }
+        Call {
+            round: self.round,
+            nonce,
+            members: self.members.clone(),
+            request,
+        }
+    }
+
+    /// The stage of a call, in words: the tree being grown, if any, and the request.
+    fn stage(&self, call: &Call) -> String {
+        match (self.tree, &call.request) {
+            (_, Request::Root { .. }) | (None, _) => call.request.name(),
+            (Some(tree), request) => format!("tree {tree}, {}", request.name()),
+        }
+    }
+
+    fn party_error(&self, party: PartyId, stage: &str, what: String) -> FederationError {
+        FederationError::Party {
+            party,
+            round: self.round,
+            stage: stage.to_string(),
+            what,
+        }
+    }
+
+    fn abort(&self, fault: Fault, call: &Call) -> FederationError {
+        FederationError::Party {
+            party: fault.party,
+            round: call.round,
+            stage: self.stage(call),
+            what: fault.what,
+        }
+    }
+
+    /// Sends `call` to every member; their checked answers (for masked words, `words` of them
+    /// each), or the first fault.
+    fn collect(
+        &mut self,
+        call: &Call,
+        words: Option<usize>,
+    ) -> Result<Vec<(PartyId, Envelope)>, Fault> {
+        let mut answers = Vec::with_capacity(call.members.len());
+        let replies = self.transport.call_all(&call.members, call);
+        for (&party, reply) in call.members.iter().zip(replies) {
+            let bytes = reply.map_err(|e| Fault {
+                party,
+                what: format!("no answer ({e}): the party is dead or unreachable"),
+            })?;
+            let envelope = Envelope::decode(&bytes).map_err(|what| Fault {
+                party,
+                what: format!("malformed message: {what}"),
+            })?;
+            envelope
+                .check(party, call)
+                .map_err(|what| Fault { party, what })?;
+            if envelope.kind == Kind::Refused {
+                return Err(Fault {
+                    party,
+                    what: format!("refused: {}", String::from_utf8_lossy(&envelope.payload)),
+                });
+            }
+            if let Some(words) = words {
+                if envelope.payload.len() != 8 * words {
+                    return Err(Fault {
+                        party,
+                        what: format!(
+                            "out of range: {} bytes of masked words, expected {words} words",
+                            envelope.payload.len()
+                        ),
+                    });
+                }
+            }
+            answers.push((party, envelope));
+        }
+        Ok(answers)
+    }
+
+    /// A setup call: any fault aborts.
+    fn collect_setup(
+        &mut self,
+        request: Request,
+    ) -> Result<Vec<(PartyId, Envelope)>, FederationError> {
+        let call = self.next_call(request);
+        self.collect(&call, None).map_err(|f| self.abort(f, &call))
+    }
+
+    /// A setup call of masked words: their sum; any fault aborts.
+    fn sum_setup(&mut self, request: Request, words: usize) -> Result<Vec<u64>, FederationError> {
+        let call = self.next_call(request);
+        let answers = self
+            .collect(&call, Some(words))
+            .map_err(|f| self.abort(f, &call))?;
+        Ok(sum_masked(&answers, words))
+    }
+
+    /// A boosting call: its answers (for masked words, their sum); a fault aborts or drops the
+    /// party, as the options say.
+    fn collect_boosting(
+        &mut self,
+        request: Request,
+        words: Option<usize>,
+    ) -> Result<(Call, Vec<u64>), Step> {
+        let call = self.next_call(request);
+        match self.collect(&call, words) {
+            Ok(answers) => Ok((call, sum_masked(&answers, words.unwrap_or(0)))),
+            Err(fault) => Err(self.fault(fault, &call)),
+        }
+    }
+
+    fn fault(&mut self, fault: Fault, call: &Call) -> Step {
+        match self.options.on_fault {
+            OnFault::Abort => Step::Abort(self.abort(fault, call)),
+            OnFault::Drop => {
+                let stage = self.stage(call);
+                self.members.retain(|&m| m != fault.party);
+                self.dropped.push(Dropped {
+                    party: fault.party,
+                    round: call.round,
+                    reason: format!("{stage}: {}", fault.what),
+                });
+                if self.members.len() < 2 {
+                    return Step::Abort(FederationError::Party {
+                        party: fault.party,
+                        round: call.round,
+                        stage,
+                        what: format!("{}; dropped, and fewer than 2 parties are left", fault.what),
+                    });
+                }
+                Step::Dropped
+            }
+        }
+    }
+}
+
+/// The wrapping sum of checked answers of `len` masked words each.
+fn sum_masked(answers: &[(PartyId, Envelope)], len: usize) -> Vec<u64> {
+    let messages: Vec<Vec<u64>> = answers
+        .iter()
+        .map(|(_, e)| bytes_to_words(&e.payload).unwrap_or_default())
+        .collect();
+    secagg::sum(&messages).unwrap_or_else(|| vec![0; len])
+}
+
+/// Bounds of any sum of the parties' rows.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_rows: usize,
+    max_abs: i64,
+}
+
+/// Why a round of boosting stopped.
+enum Step {
+    Abort(FederationError),
+    /// A party was dropped: the tree is grown again.
+    Dropped,
+}
+
+/// The parties' rows of the tree being grown, as the grower sees them: each question is a round.
+struct Rounds<'a, T: Transport> {
+    coordinator: &'a mut Coordinator<T>,
+    binning: &'a Binning,
+    iteration: usize,
+    limits: Limits,
+    /// Row count of each node known so far.
+    counts: BTreeMap<usize, usize>,
+}
+
+impl<T: Transport> Rounds<'_, T> {
+    fn out_of_range(&self, call: &Call, what: String) -> Step {
+        Step::Abort(FederationError::OutOfRange {
+            round: call.round,
+            stage: self.coordinator.stage(call),
+            what,
+        })
+    }
+
+    fn masked_histogram(&mut self, request: Request, node: usize) -> Result<NodeHistogram, Step> {
+        let len = 1 + 2 * self
+            .binning
+            .features()
+            .iter()
+            .map(|f| f.n_bins())
+            .sum::<usize>();
+        let (call, words) = self.coordinator.collect_boosting(request, Some(len))?;
+        let histogram = NodeHistogram::from_words(
+            self.binning,
+            &words,
+            self.limits.max_rows,
+            self.limits.max_abs,
+        )
+        .ok_or_else(|| {
+            self.out_of_range(
+                &call,
+                format!(
+                    "node {node}: row count or gradient/hessian sums beyond what the rows can give"
+                ),
+            )
+        })?;
+        if let Some(&expected) = self.counts.get(&node) {
+            if histogram.n_rows() != expected {
+                return Err(self.out_of_range(
+                    &call,
+                    format!(
+                        "node {node}: a histogram of {} rows, the node has {expected}",
+                        histogram.n_rows()
+                    ),
+                ));
+            }
+        }
+        self.counts.insert(node, histogram.n_rows());
+        Ok(histogram)
+    }
+}
+
+impl<T: Transport> NodeRows for Rounds<'_, T> {
+    type Error = Step;
+
+    fn root(&mut self) -> Result<NodeHistogram, Step> {
+        let iteration = self.iteration;
+        self.masked_histogram(Request::Root { iteration }, 0)
+    }
+
+    fn split(
+        &mut self,
+        node: usize,
+        feature: usize,
+        split: &BinSplit,
+        left: usize,
+        right: usize,
+    ) -> Result<(usize, usize), Step> {
+        let request = Request::Split {
+            node,
+            feature,
+            split: split.clone(),
+            left,
+            right,
+        };
+        let (call, words) = self.coordinator.collect_boosting(request, Some(2))?;
+        let (l, r) = (words[0], words[1]);
+        let parent = self.counts.get(&node).map(|&n| n as u64);
+        if parent != Some(l.wrapping_add(r)) || l > parent.unwrap_or(0) {
+            return Err(self.out_of_range(
+                &call,
+                format!("node {node} of {parent:?} rows split into {l} and {r} rows"),
+            ));
+        }
+        let (l, r) = (l as usize, r as usize);
+        self.counts.insert(left, l);
+        self.counts.insert(right, r);
+        Ok((l, r))
+    }
+
+    fn histogram(&mut self, node: usize) -> Result<NodeHistogram, Step> {
+        self.masked_histogram(Request::Histogram { node }, node)
+    }
+}

@@ -1,0 +1,44 @@
+/*!
+Federation: several administrations train one risk model without sharing rows.
+
+What this crate owns: the protocol and the maths of federated horizontal training of `risk`'s
+histogram GBDT, and secure aggregation.
+- Parties ([`LocalParty`]) hold their own declaration items; they agree on features through the
+  coordinator without sharing rows: category vocabularies are unioned
+  ([`borderlens_risk::features::FeaturePipeline::union`]) and bins are learned from the union of
+  the parties' feature summaries ([`borderlens_risk::gbdt::FeatureSummary`],
+  [`borderlens_risk::gbdt::Binning::from_summaries`]), the same bins pooled training learns from
+  all the rows. History features are computed by each party from its own items.
+- The [`Coordinator`] runs the boosting rounds: per node of the tree being grown, each party
+  sends the gradient and hessian histogram of its rows, masked; the coordinator sums them and
+  chooses the split with `risk`'s own grower ([`borderlens_risk::gbdt::grow_tree`]), then
+  broadcasts the tree. Histograms are exact fixed-point sums, so the trees are those pooled
+  training grows on the union of the parties' rows, bit for bit.
+- Secure aggregation ([`secagg`]): pairwise additive masks over wrapping `u64` arithmetic, seeded
+  per pair by X25519 key agreement and per round by the round number and nonce: the coordinator
+  learns sums only.
+- Messages ([`message`]) carry the party, the round and its nonce, with a checksum: garbage,
+  replayed or stale messages, sums out of range and dead parties are faults named with the party
+  and round, which abort training or drop the party ([`OnFault`]).
+- The coordinator reaches the parties through a [`Transport`]; [`InProcess`] is the one there is
+  (HTTP nodes come later).
+
+What it must not touch: the store (it takes items and returns models; jobs in `app` read and
+write stores), another party's rows (a party answers with summaries and masked sums, never with
+rows), and selection.
+*/
+#![deny(missing_docs)]
+
+pub mod coordinator;
+pub mod message;
+pub mod party;
+pub mod secagg;
+
+pub use coordinator::{
+    Coordinator, Dropped, FederatedModel, FederationError, FederationOptions, InProcess, OnFault,
+    Transport, Unreachable,
+};
+pub use party::LocalParty;
+
+/// A party's id in a federation.
+pub type PartyId = u32;

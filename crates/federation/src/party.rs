@@ -1,0 +1,385 @@
+//! A party of the federation (a node, in process): it holds its declaration items and answers
+//! the coordinator's calls with summaries and masked sums, never with rows.
+//!
+//! State: what was agreed (pipeline, bins, options, peers' secrets), its rows as model columns,
+//! the model so far (the starting score, the trees applied, its rows' scores) and the scratch of
+//! the tree being grown (gradients, the rows of each node). Only [`Request::Apply`] changes the
+//! model: a round that fails, or a tree abandoned, leaves the model as it was after the last
+//! tree applied.
+
+use std::collections::BTreeMap;
+
+use borderlens_domain::{DeclarationItem, LabelKind};
+use borderlens_risk::data::Dataset;
+use borderlens_risk::features::FeaturePipeline;
+use borderlens_risk::gbdt::{
+    add_leaf_values, log_loss_gradients, BinnedRows, Binning, Booster, FeatureSummary, LabelSums,
+    NodeHistogram, Tree,
+};
+
+use crate::message::{words_to_bytes, Call, Envelope, Kind, Request};
+use crate::secagg::{self, KeyPair};
+use crate::PartyId;
+
+/// What was agreed and built before boosting.
+struct Agreed {
+    binning: Binning,
+    binned: BinnedRows,
+}
+
+/// The model so far: changed by [`Request::Init`] and [`Request::Apply`] only.
+#[derive(Clone, Debug, PartialEq)]
+struct Model {
+    init_score: f64,
+    trees: Vec<Tree>,
+    scores: Vec<f64>,
+}
+
+/// The tree being grown.
+struct Scratch {
+    gradients: Vec<i64>,
+    hessians: Vec<i64>,
+    /// Rows of each node not split yet, by node id.
+    rows: Vec<Option<Vec<u32>>>,
+}
+
+/// A party holding its own declaration items.
+pub struct LocalParty {
+    id: PartyId,
+    items: Vec<DeclarationItem>,
+    label: LabelKind,
+    keys: KeyPair,
+    /// Secret shared with each other party.
+    shared: BTreeMap<PartyId, [u8; 32]>,
+    /// Last round answered: a call of that round or an earlier one is refused.
+    last_round: Option<u64>,
+    pipeline: Option<FeaturePipeline>,
+    data: Option<Dataset>,
+    agreed: Option<Agreed>,
+    model: Option<Model>,
+    scratch: Option<Scratch>,
+}
+
+impl LocalParty {
+    /// A party with `items` (sorted by date; the labelled ones become its rows, all of them its
+    /// history), learning `label`, with a key pair from the operating system's randomness.
+    pub fn new(
+        id: PartyId,
+        items: Vec<DeclarationItem>,
+        label: LabelKind,
+    ) -> Result<LocalParty, String> {
+        Ok(LocalParty::with_keys(
+            id,
+            items,
+            label,
+            KeyPair::generate()?,
+        ))
+    }
+
+    /// [`LocalParty::new`] with a given key pair.
+    pub fn with_keys(
+        id: PartyId,
+        items: Vec<DeclarationItem>,
+        label: LabelKind,
+        keys: KeyPair,
+    ) -> LocalParty {
+        LocalParty {
+            id,
+            items,
+            label,
+            keys,
+            shared: BTreeMap::new(),
+            last_round: None,
+            pipeline: None,
+            data: None,
+            agreed: None,
+            model: None,
+            scratch: None,
+        }
+    }
+
+    /// The party's id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+
+    /// Its rows as model columns, once the pipeline is agreed.
+    pub fn dataset(&self) -> Option<&Dataset> {
+        self.data.as_ref()
+    }
+
+    /// The agreed pipeline.
+    pub fn pipeline(&self) -> Option<&FeaturePipeline> {
+        self.pipeline.as_ref()
+    }
+
+    /// Its model so far: the starting score and the trees applied (every party's is the same).
+    pub fn booster(&self) -> Option<Booster> {
+        let (data, model) = (self.data.as_ref()?, self.model.as_ref()?);
+        Some(Booster::new(
+            data.features.clone(),
+            model.init_score,
+            model.trees.clone(),
+        ))
+    }
+
+    /// Its rows' raw scores under the model so far (kept as boosting goes).
+    pub fn scores(&self) -> Option<&[f64]> {
+        self.model.as_ref().map(|m| m.scores.as_slice())
+    }
+
+    /// Answers one call, as bytes (an [`Envelope`]); a call it cannot answer gets a refusal
+    /// saying why.
+    pub fn handle(&mut self, call: &Call) -> Vec<u8> {
+        let (kind, payload) = match self.answer(call) {
+            Ok(answer) => answer,
+            Err(why) => (Kind::Refused, why.into_bytes()),
+        };
+        Envelope {
+            party: self.id,
+            round: call.round,
+            nonce: call.nonce,
+            kind,
+            payload,
+        }
+        .encode()
+    }
+
+    fn answer(&mut self, call: &Call) -> Result<(Kind, Vec<u8>), String> {
+        if let Some(last) = self.last_round {
+            if call.round <= last {
+                return Err(format!(
+                    "round {} is not after round {last}, already answered: a replayed call",
+                    call.round
+                ));
+            }
+        }
+        if !call.members.contains(&self.id) {
+            return Err(format!(
+                "party {} is not a member of round {}",
+                self.id, call.round
+            ));
+        }
+        self.last_round = Some(call.round);
+        let ack = Ok((Kind::Ack, Vec::new()));
+        match &call.request {
+            Request::PublicKey => Ok((Kind::PublicKey, self.keys.public().to_vec())),
+            Request::Peers { keys } => {
+                let mut shared = BTreeMap::new();
+                for (peer, key) in keys.iter().filter(|(p, _)| *p != self.id) {
+                    let secret = self
+                        .keys
+                        .agree(key)
+                        .ok_or_else(|| format!("party {peer}'s public key is of low order"))?;
+                    shared.insert(*peer, secret);
+                }
+                self.shared = shared;
+                ack
+            }
+            Request::Vocabulary => {
+                let own = FeaturePipeline::fit(&self.items);
+                let json = serde_json::to_vec(&own).map_err(|e| e.to_string())?;
+                Ok((Kind::Pipeline, json))
+            }
+            Request::Pipeline { pipeline } => {
+                let wanted: Vec<bool> = self.items.iter().map(|d| d.label.is_some()).collect();
+                let (data, _) = pipeline.transform(&self.items, &wanted, self.label);
+                let summaries = FeatureSummary::of_data(&data);
+                self.pipeline = Some(pipeline.clone());
+                self.data = Some(data);
+                self.agreed = None;
+                self.model = None;
+                self.scratch = None;
+                let json = serde_json::to_vec(&summaries).map_err(|e| e.to_string())?;
+                Ok((Kind::Summaries, json))
+            }
+            // The options are the coordinator's to apply; a party only bins.
+            Request::Binning { binning, .. } => {
+                let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
+                binning.check(data).map_err(|e| e.to_string())?;
+                self.agreed = Some(Agreed {
+                    binned: binning.bin_rows(data),
+                    binning: binning.clone(),
+                });
+                ack
+            }
+            Request::LabelSums => {
+                let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
+                let sums = LabelSums::of(&data.labels, &data.weights);
+                let words = [sums.n_rows, sums.weight as u64, sums.positive_weight as u64];
+                self.masked(call, &words)
+            }
+            Request::Init { init_score } => {
+                let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
+                if !init_score.is_finite() {
+                    return Err(format!("starting score {init_score}"));
+                }
+                self.model = Some(Model {
+                    init_score: *init_score,
+                    trees: Vec::new(),
+                    scores: vec![*init_score; data.n_rows()],
+                });
+                ack
+            }
+            Request::Root { iteration } => {
+                let (data, model) = match (&self.data, &self.model) {
+                    (Some(data), Some(model)) => (data, model),
+                    _ => return Err("no starting score yet".into()),
+                };
+                if *iteration != model.trees.len() {
+                    return Err(format!(
+                        "tree {iteration} asked, {} trees applied",
+                        model.trees.len()
+                    ));
+                }
+                let n = data.n_rows();
+                let (mut gradients, mut hessians) = (vec![0; n], vec![0; n]);
+                log_loss_gradients(
+                    &model.scores,
+                    &data.labels,
+                    &data.weights,
+                    &mut gradients,
+                    &mut hessians,
+                );
+                self.scratch = Some(Scratch {
+                    gradients,
+                    hessians,
+                    rows: vec![Some((0..n as u32).collect())],
+                });
+                let words = self.histogram_words(0)?;
+                self.masked(call, &words)
+            }
+            Request::Split {
+                node,
+                feature,
+                split,
+                left,
+                right,
+            } => {
+                let agreed = self.agreed.as_ref().ok_or("no binning agreed yet")?;
+                let scratch = self.scratch.as_mut().ok_or("no tree started")?;
+                if *feature >= agreed.binning.features().len() {
+                    return Err(format!("feature {feature} does not exist"));
+                }
+                let n_bins = agreed.binning.features()[*feature].n_bins();
+                if let borderlens_risk::gbdt::BinSplit::Categorical { left } = split {
+                    if left.len() != n_bins {
+                        return Err(format!(
+                            "a split of feature {feature} over {} bins, it has {n_bins}",
+                            left.len()
+                        ));
+                    }
+                }
+                if left == right || *left <= *node || *right <= *node {
+                    return Err(format!("children {left} and {right} of node {node}"));
+                }
+                let free = |id: usize| scratch.rows.get(id).is_none_or(Option::is_none);
+                if !free(*left) || !free(*right) {
+                    return Err(format!("node {left} or {right} exists already"));
+                }
+                let rows = scratch
+                    .rows
+                    .get_mut(*node)
+                    .and_then(Option::take)
+                    .ok_or_else(|| {
+                        format!("node {node} has no rows (split already, or unknown)")
+                    })?;
+                let column = agreed.binned.column(*feature);
+                let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = rows
+                    .iter()
+                    .partition(|&&r| split.goes_left(column[r as usize]));
+                let counts = [left_rows.len() as u64, right_rows.len() as u64];
+                let needed = (*left).max(*right) + 1;
+                if scratch.rows.len() < needed {
+                    scratch.rows.resize(needed, None);
+                }
+                scratch.rows[*left] = Some(left_rows);
+                scratch.rows[*right] = Some(right_rows);
+                self.masked(call, &counts)
+            }
+            Request::Histogram { node } => {
+                let words = self.histogram_words(*node)?;
+                self.masked(call, &words)
+            }
+            Request::Apply { iteration, tree } => {
+                let model = self.model.as_mut().ok_or("no starting score yet")?;
+                if *iteration + 1 == model.trees.len() && model.trees.last() == Some(tree) {
+                    return ack;
+                }
+                if *iteration != model.trees.len() {
+                    return Err(format!(
+                        "tree {iteration} to apply, {} trees applied",
+                        model.trees.len()
+                    ));
+                }
+                let scratch = self.scratch.take().ok_or("no tree grown")?;
+                let leaves: Vec<(usize, Vec<u32>)> = scratch
+                    .rows
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(node, rows)| rows.map(|rows| (node, rows)))
+                    .collect();
+                let fits = leaves.iter().all(|(node, _)| {
+                    tree.nodes
+                        .get(*node)
+                        .is_some_and(|n| n.split.is_none() && n.value.is_finite())
+                });
+                if !fits {
+                    return Err("the tree's leaves are not the nodes grown".into());
+                }
+                add_leaf_values(tree, &leaves, &mut model.scores);
+                model.trees.push(tree.clone());
+                ack
+            }
+            Request::Reveal {
+                dropped,
+                round,
+                nonce,
+            } => {
+                if *round >= call.round {
+                    return Err(format!("round {round} is not over"));
+                }
+                let shared = self
+                    .shared
+                    .get(dropped)
+                    .ok_or_else(|| format!("no secret shared with party {dropped}"))?;
+                Ok((
+                    Kind::Seed,
+                    secagg::round_seed(shared, *round, nonce).to_vec(),
+                ))
+            }
+        }
+    }
+
+    fn histogram_words(&self, node: usize) -> Result<Vec<u64>, String> {
+        let agreed = self.agreed.as_ref().ok_or("no binning agreed yet")?;
+        let scratch = self.scratch.as_ref().ok_or("no tree started")?;
+        let rows = scratch
+            .rows
+            .get(node)
+            .and_then(Option::as_deref)
+            .ok_or_else(|| format!("node {node} has no rows (split already, or unknown)"))?;
+        Ok(NodeHistogram::build(
+            &agreed.binning,
+            &agreed.binned,
+            rows,
+            &scratch.gradients,
+            &scratch.hessians,
+        )
+        .to_words())
+    }
+
+    /// `words` masked with the round's members.
+    fn masked(&self, call: &Call, words: &[u64]) -> Result<(Kind, Vec<u8>), String> {
+        let mut peers = Vec::new();
+        for &member in call.members.iter().filter(|&&m| m != self.id) {
+            let shared = self
+                .shared
+                .get(&member)
+                .ok_or_else(|| format!("no secret shared with party {member}"))?;
+            peers.push((member, *shared));
+        }
+        let masked = secagg::mask(self.id, words, &peers, call.round, &call.nonce);
+        Ok((Kind::Masked, words_to_bytes(&masked)))
+    }
+}

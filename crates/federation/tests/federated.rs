@@ -1,0 +1,546 @@
+//! Federated training on the sample declarations split by customs office between three parties:
+//! the model equals pooled training's, the coordinator sees masked messages only, and faults stop
+//! training (or drop the party) with the party and round named, leaving every party's model
+//! whole.
+
+use std::time::Instant;
+
+use borderlens_domain::{DeclarationItem, LabelKind};
+use borderlens_federation::message::{bytes_to_words, words_to_bytes, Call, Envelope, Request};
+use borderlens_federation::secagg::{self, KeyPair};
+use borderlens_federation::{
+    Coordinator, FederatedModel, FederationError, FederationOptions, InProcess, LocalParty,
+    OnFault, PartyId, Transport, Unreachable,
+};
+use borderlens_ingest::{read_declarations, ColumnMapping};
+use borderlens_risk::data::Dataset;
+use borderlens_risk::features::FeaturePipeline;
+use borderlens_risk::gbdt::{
+    log_loss_gradients, Binning, Booster, GbdtConfig, LabelSums, NodeHistogram,
+};
+
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../data/sample/df_syn_valid_eng.csv"
+);
+
+/// The sample's items, sorted by date.
+fn sample_items() -> Vec<DeclarationItem> {
+    let reader =
+        read_declarations(std::path::Path::new(SAMPLE), &ColumnMapping::kcs_default()).unwrap();
+    let mut items: Vec<DeclarationItem> = reader.map(Result::unwrap).collect();
+    items.sort_by_key(|d| d.date);
+    items
+}
+
+/// The items split by customs office: office 40, office 20, every other office.
+fn split_by_office(items: &[DeclarationItem]) -> [Vec<DeclarationItem>; 3] {
+    let mut parts: [Vec<DeclarationItem>; 3] = Default::default();
+    for item in items {
+        let party = match item.office_id.as_str() {
+            "40" => 0,
+            "20" => 1,
+            _ => 2,
+        };
+        parts[party].push(item.clone());
+    }
+    parts
+}
+
+/// Party `id`'s key pair, known to the tests (to take a message's masks away).
+fn keys(id: PartyId) -> KeyPair {
+    KeyPair::from_secret([id as u8 + 1; 32])
+}
+
+fn parties() -> Vec<LocalParty> {
+    let items = sample_items();
+    split_by_office(&items)
+        .into_iter()
+        .enumerate()
+        .map(|(id, items)| {
+            let id = id as PartyId;
+            LocalParty::with_keys(id, items, LabelKind::Fraud, keys(id))
+        })
+        .collect()
+}
+
+fn config() -> GbdtConfig {
+    let mut config = GbdtConfig::standard();
+    config.n_trees = 30;
+    config.learning_rate = 0.1;
+    config
+}
+
+fn options(on_fault: OnFault) -> FederationOptions {
+    FederationOptions {
+        gbdt: config(),
+        on_fault,
+    }
+}
+
+/// The parties' rows together, party after party: what pooled training reads.
+fn pooled(parties: &[LocalParty]) -> Dataset {
+    let mut pooled = parties[0].dataset().unwrap().clone();
+    for party in &parties[1..] {
+        let data = party.dataset().unwrap();
+        for i in 0..data.n_rows() {
+            pooled.push_row(&data.row(i), data.labels[i], data.weights[i]);
+        }
+    }
+    pooled
+}
+
+/// The federated model's scores equal the pooled model's on every declaration: the same bins,
+/// the same trees, bit for bit.
+#[test]
+fn federated_training_gives_the_pooled_model_on_every_declaration() {
+    let items = sample_items();
+    let started = Instant::now();
+    let mut coordinator = Coordinator::new(InProcess::new(parties()), options(OnFault::Abort));
+    let model = coordinator.train().unwrap();
+    let federated_time = started.elapsed();
+    let parties = coordinator.transport().all();
+    assert_eq!(parties.len(), 3);
+    assert!(parties.iter().all(|p| p.dataset().unwrap().n_rows() > 1000));
+
+    // Features agreed without rows are those of pooled fitting.
+    assert_eq!(model.pipeline, FeaturePipeline::fit(&items));
+    let pooled = pooled(parties);
+    let config = config();
+    assert_eq!(model.binning, Binning::from_data(&pooled, config.max_bin));
+
+    let started = Instant::now();
+    let reference = Booster::train(&pooled, &config, None, &mut |_, _| true);
+    let pooled_time = started.elapsed();
+    assert_eq!(model.booster.trees.len(), config.n_trees);
+    assert_eq!(model.booster.init_score, reference.init_score);
+    assert_eq!(
+        model.booster, reference,
+        "the federated trees are the pooled trees"
+    );
+
+    let federated = model.booster.predict_raw_all(&pooled);
+    let expected = reference.predict_raw_all(&pooled);
+    let max_delta = federated
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    println!(
+        "{} declarations, max |score difference| {max_delta:e}; federated {:.2?} \
+         ({} rounds), pooled {:.2?}",
+        pooled.n_rows(),
+        federated_time,
+        model.rounds,
+        pooled_time
+    );
+    assert!(max_delta < 1e-9, "max |Δ| {max_delta}");
+    assert!(
+        expected
+            .iter()
+            .any(|&s| (s - reference.init_score).abs() > 0.1),
+        "a real model"
+    );
+    // Every party got the same model.
+    for party in parties {
+        assert_eq!(
+            party.booster().unwrap(),
+            model.booster,
+            "party {}",
+            party.id()
+        );
+    }
+}
+
+/// Records every call and answer going through, in process.
+struct Recording {
+    inner: InProcess,
+    log: Vec<(PartyId, Call, Vec<u8>)>,
+}
+
+impl Transport for Recording {
+    fn parties(&self) -> Vec<PartyId> {
+        self.inner.parties()
+    }
+
+    fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable> {
+        let answer = self.inner.call(party, call)?;
+        self.log.push((party, call.clone(), answer.clone()));
+        Ok(answer)
+    }
+}
+
+/// Chi-square statistics of words against uniform: over the 256 byte values (255 degrees of
+/// freedom), and over the 64 bit positions' counts of ones (64 degrees of freedom).
+fn chi_square(words: &[u64]) -> (f64, f64) {
+    let bytes = words_to_bytes(words);
+    let mut counts = [0u64; 256];
+    bytes.iter().for_each(|&b| counts[b as usize] += 1);
+    let expected = bytes.len() as f64 / 256.0;
+    let byte_chi: f64 = counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    let n = words.len() as f64;
+    let bit_chi: f64 = (0..64)
+        .map(|bit| {
+            let ones = words.iter().filter(|&&w| w >> bit & 1 == 1).count() as f64;
+            // Ones and zeros against n/2 each.
+            2.0 * (ones - n / 2.0).powi(2) / (n / 2.0)
+        })
+        .sum();
+    (byte_chi, bit_chi)
+}
+
+/// Far beyond chance for uniform words: p ≈ 1e-9 at 255 degrees of freedom (bytes), 2e-7 at 64
+/// (bits), by the Wilson–Hilferty approximation.
+const BYTE_LIMIT: f64 = 420.0;
+const BIT_LIMIT: f64 = 140.0;
+
+/// What the coordinator receives from one party is indistinguishable from uniform noise, while
+/// the same message without its masks is not (so the test can fail); the masks cancel and the
+/// sum is exactly the pooled rows' histogram.
+#[test]
+fn the_coordinator_sees_uniform_noise_from_each_party_and_exact_sums() {
+    let recording = Recording {
+        inner: InProcess::new(parties()),
+        log: Vec::new(),
+    };
+    let mut options = options(OnFault::Abort);
+    options.gbdt.n_trees = 1;
+    let mut coordinator = Coordinator::new(recording, options);
+    let model = coordinator.train().unwrap();
+    let recording = coordinator.transport();
+    let roots: Vec<&(PartyId, Call, Vec<u8>)> = recording
+        .log
+        .iter()
+        .filter(|(_, call, _)| matches!(call.request, Request::Root { iteration: 0 }))
+        .collect();
+    assert_eq!(roots.len(), 3);
+    let parties = recording.inner.all();
+    let pooled = pooled(parties);
+    let binning = &model.binning;
+
+    let mut masked_messages = Vec::new();
+    let mut plain_messages = Vec::new();
+    for (party, call, bytes) in &roots {
+        let envelope = Envelope::decode(bytes).unwrap();
+        assert_eq!((envelope.party, envelope.round), (*party, call.round));
+        let masked = bytes_to_words(&envelope.payload).unwrap();
+        // The party's own histogram, computed here from its rows.
+        let data = parties[*party as usize].dataset().unwrap();
+        let n = data.n_rows();
+        let init = vec![model.booster.init_score; n];
+        let (mut g, mut h) = (vec![0; n], vec![0; n]);
+        log_loss_gradients(&init, &data.labels, &data.weights, &mut g, &mut h);
+        let all: Vec<u32> = (0..n as u32).collect();
+        let plain = NodeHistogram::build(binning, &binning.bin_rows(data), &all, &g, &h).to_words();
+        // Taking the masks away (the tests know the keys; the coordinator does not) gives it.
+        let peers: Vec<(PartyId, [u8; 32])> = call
+            .members
+            .iter()
+            .filter(|&&m| m != *party)
+            .map(|&m| (m, keys(*party).agree(&keys(m).public()).unwrap()))
+            .collect();
+        let masks = secagg::mask(
+            *party,
+            &vec![0; masked.len()],
+            &peers,
+            call.round,
+            &call.nonce,
+        );
+        let unmasked: Vec<u64> = masked
+            .iter()
+            .zip(&masks)
+            .map(|(m, k)| m.wrapping_sub(*k))
+            .collect();
+        assert_eq!(unmasked, plain, "party {party}");
+
+        let (byte_chi, bit_chi) = chi_square(&masked);
+        let (plain_byte_chi, plain_bit_chi) = chi_square(&plain);
+        println!(
+            "party {party}: {} words; masked chi-square bytes {byte_chi:.1} (255 df), bits \
+             {bit_chi:.1} (64 df); unmasked bytes {plain_byte_chi:.3e}, bits {plain_bit_chi:.3e}",
+            masked.len()
+        );
+        assert!(masked.len() > 2000, "enough words to test");
+        assert!(
+            byte_chi < BYTE_LIMIT && bit_chi < BIT_LIMIT,
+            "party {party}: masked"
+        );
+        assert!(
+            plain_byte_chi > BYTE_LIMIT && plain_bit_chi > BIT_LIMIT,
+            "party {party}: unmasked"
+        );
+        masked_messages.push(masked);
+        plain_messages.push(plain);
+    }
+    // The masks cancel: the sum is exact, and it is the histogram of the pooled rows.
+    let sum = secagg::sum(&masked_messages).unwrap();
+    assert_eq!(sum, secagg::sum(&plain_messages).unwrap());
+    let n = pooled.n_rows();
+    let sums = LabelSums::of(&pooled.labels, &pooled.weights);
+    let init = vec![sums.init_score(); n];
+    let (mut g, mut h) = (vec![0; n], vec![0; n]);
+    log_loss_gradients(&init, &pooled.labels, &pooled.weights, &mut g, &mut h);
+    let all: Vec<u32> = (0..n as u32).collect();
+    let whole = NodeHistogram::build(binning, &binning.bin_rows(&pooled), &all, &g, &h);
+    assert_eq!(sum, whole.to_words());
+}
+
+/// What goes wrong, where.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// Random bytes instead of the answer.
+    Garbage,
+    /// The party's answer of the previous round instead of this one's.
+    Replay,
+    /// No answer, from then on.
+    Dead,
+    /// A well-formed answer with masked words added to (the sum goes out of range).
+    Tampered,
+}
+
+/// Parties in process; `party` goes wrong at its first node histogram of tree `tree`.
+struct Faulty {
+    inner: InProcess,
+    fault: Fault,
+    party: PartyId,
+    tree: usize,
+    roots: usize,
+    struck: Option<u64>,
+    last_answer: Option<Vec<u8>>,
+}
+
+impl Faulty {
+    fn new(fault: Fault, party: PartyId, tree: usize) -> Faulty {
+        Faulty {
+            inner: InProcess::new(parties()),
+            fault,
+            party,
+            tree,
+            roots: 0,
+            struck: None,
+            last_answer: None,
+        }
+    }
+}
+
+impl Transport for Faulty {
+    fn parties(&self) -> Vec<PartyId> {
+        self.inner.parties()
+    }
+
+    fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable> {
+        if party == self.party && matches!(call.request, Request::Root { .. }) {
+            self.roots += 1;
+        }
+        let strike = party == self.party
+            && self.roots == self.tree + 1
+            && matches!(call.request, Request::Histogram { .. });
+        if self.fault == Fault::Dead && party == self.party && self.struck.is_some() {
+            return Err(Unreachable("connection refused".into()));
+        }
+        if !strike || self.struck.is_some() {
+            let answer = self.inner.call(party, call)?;
+            if party == self.party {
+                self.last_answer = Some(answer.clone());
+            }
+            return Ok(answer);
+        }
+        self.struck = Some(call.round);
+        match self.fault {
+            Fault::Garbage => Ok((0..5000u32).map(|i| (i * 7919 % 251) as u8).collect()),
+            Fault::Replay => Ok(self.last_answer.clone().unwrap()),
+            Fault::Dead => Err(Unreachable("connection refused".into())),
+            Fault::Tampered => {
+                let answer = self.inner.call(party, call)?;
+                let mut envelope = Envelope::decode(&answer).unwrap();
+                let mut words = bytes_to_words(&envelope.payload).unwrap();
+                words[0] = words[0].wrapping_add(1 << 40);
+                envelope.payload = words_to_bytes(&words);
+                Ok(envelope.encode())
+            }
+        }
+    }
+}
+
+/// The clean run's model, to compare the parties' models with.
+fn clean_model() -> FederatedModel {
+    let mut coordinator = Coordinator::new(InProcess::new(parties()), options(OnFault::Abort));
+    coordinator.train().unwrap()
+}
+
+/// Every party holds the first `n` trees of the clean model and nothing else, and the scores of
+/// its rows under them.
+fn parties_hold_the_first_trees(parties: &[LocalParty], clean: &FederatedModel, n: usize) {
+    for party in parties {
+        let booster = party.booster().unwrap();
+        assert_eq!(
+            booster.trees,
+            clean.booster.trees[..n],
+            "party {}",
+            party.id()
+        );
+        let data = party.dataset().unwrap();
+        let raw = booster.predict_raw_all(data);
+        for (held, raw) in party.scores().unwrap().iter().zip(raw) {
+            assert!((held - raw).abs() < 1e-12, "party {}", party.id());
+        }
+    }
+}
+
+/// A party sending garbage, a replayed message, or none (dead mid-round), and a sum out of
+/// range: training stops with the party (where it can be known), the round and the tree named,
+/// and every party's model is the clean model's first trees.
+#[test]
+fn faults_stop_training_naming_party_and_round_and_leave_every_model_whole() {
+    let clean = clean_model();
+    for (fault, expect) in [
+        (Fault::Garbage, "malformed message"),
+        (Fault::Replay, "replayed message of round"),
+        (Fault::Dead, "dead or unreachable"),
+        (Fault::Tampered, "out of range"),
+    ] {
+        let (party, tree) = (1, 2);
+        let mut coordinator =
+            Coordinator::new(Faulty::new(fault, party, tree), options(OnFault::Abort));
+        let error = coordinator.train().unwrap_err();
+        let transport = coordinator.transport();
+        let round = transport.struck.unwrap();
+        let message = error.to_string();
+        println!("{fault:?}: {message}");
+        assert!(message.contains(expect), "{fault:?}: {message}");
+        assert!(message.contains(&format!("round {round}")), "{message}");
+        assert!(
+            message.contains(&format!("tree {tree}, histogram of node")),
+            "{message}"
+        );
+        match error {
+            FederationError::Party { party: p, .. } => assert_eq!(p, party, "{message}"),
+            FederationError::OutOfRange { .. } => assert_eq!(fault, Fault::Tampered),
+            FederationError::Refused(_) => panic!("{message}"),
+        }
+        parties_hold_the_first_trees(transport.inner.all(), &clean, tree);
+    }
+}
+
+/// With the drop policy, a party dead mid-round is dropped with the reason recorded; the tree
+/// being grown is grown again by the others, training completes, and the survivors hold the
+/// same model, whose first trees are the clean model's.
+#[test]
+fn a_dead_party_is_dropped_and_the_others_finish_training() {
+    let clean = clean_model();
+    let (party, tree) = (2, 3);
+    let mut coordinator = Coordinator::new(
+        Faulty::new(Fault::Dead, party, tree),
+        options(OnFault::Drop),
+    );
+    let model = coordinator.train().unwrap();
+    let transport = coordinator.transport();
+    let round = transport.struck.unwrap();
+    assert_eq!(model.dropped.len(), 1);
+    let dropped = &model.dropped[0];
+    assert_eq!((dropped.party, dropped.round), (party, round));
+    assert!(
+        dropped.reason.contains(&format!("tree {tree}")) && dropped.reason.contains("dead"),
+        "{}",
+        dropped.reason
+    );
+    assert_eq!(model.booster.trees.len(), config().n_trees);
+    assert_eq!(model.booster.trees[..tree], clean.booster.trees[..tree]);
+    assert_ne!(model.booster.trees[tree], clean.booster.trees[tree]);
+    for survivor in transport.inner.all().iter().filter(|p| p.id() != party) {
+        assert_eq!(survivor.booster().unwrap(), model.booster);
+    }
+    // The dead party kept the trees it applied before it died.
+    let dead = transport.inner.party(party).unwrap();
+    assert_eq!(dead.booster().unwrap().trees, clean.booster.trees[..tree]);
+}
+
+/// A party refuses a replayed call (a round it answered already), naming the rounds.
+#[test]
+fn a_party_refuses_a_replayed_call() {
+    let mut party = parties().remove(0);
+    let call = Call {
+        round: 5,
+        nonce: [1; 16],
+        members: vec![0, 1, 2],
+        request: Request::PublicKey,
+    };
+    let first = Envelope::decode(&party.handle(&call)).unwrap();
+    assert_eq!(first.payload, keys(0).public().to_vec());
+    let again = Envelope::decode(&party.handle(&call)).unwrap();
+    let why = String::from_utf8(again.payload).unwrap();
+    assert!(why.contains("round 5 is not after round 5"), "{why}");
+}
+
+/// A party drops out of a masked round after the others have masked with it: the survivors
+/// reveal that round's seeds of their pairs with it, and the coordinator unmasks their exact sum.
+#[test]
+fn survivors_reveal_round_seeds_and_their_sum_is_recovered() {
+    let items = sample_items();
+    let mut parties = parties();
+    let members: Vec<PartyId> = vec![0, 1, 2];
+    let mut round = 0;
+    let mut call_all = |parties: &mut [LocalParty], request: Request| {
+        round += 1;
+        let call = Call {
+            round,
+            nonce: [round as u8; 16],
+            members: members.clone(),
+            request,
+        };
+        let answers: Vec<Envelope> = parties
+            .iter_mut()
+            .map(|p| Envelope::decode(&p.handle(&call)).unwrap())
+            .collect();
+        (call, answers)
+    };
+    let (_, answers) = call_all(&mut parties, Request::PublicKey);
+    let keys: Vec<(PartyId, [u8; 32])> = answers
+        .iter()
+        .map(|e| (e.party, e.payload.clone().try_into().unwrap()))
+        .collect();
+    call_all(&mut parties, Request::Peers { keys });
+    let pipeline = FeaturePipeline::fit(&items);
+    call_all(&mut parties, Request::Pipeline { pipeline });
+    let (sums_call, answers) = call_all(&mut parties, Request::LabelSums);
+    // Party 1's answer is lost: the others' masked words do not sum to anything.
+    let survivors = [0usize, 2];
+    let masked: Vec<Vec<u64>> = survivors
+        .iter()
+        .map(|&p| bytes_to_words(&answers[p].payload).unwrap())
+        .collect();
+    let partial = secagg::sum(&masked).unwrap();
+    let mut expected = LabelSums::default();
+    for &p in &survivors {
+        let data = parties[p].dataset().unwrap();
+        expected.add(&LabelSums::of(&data.labels, &data.weights));
+    }
+    let plain = vec![
+        expected.n_rows,
+        expected.weight as u64,
+        expected.positive_weight as u64,
+    ];
+    assert_ne!(partial, plain);
+    // The survivors reveal their round seeds with party 1 (in a later round).
+    let (_, revealed) = call_all(
+        &mut parties,
+        Request::Reveal {
+            dropped: 1,
+            round: sums_call.round,
+            nonce: sums_call.nonce,
+        },
+    );
+    let seeds: Vec<(PartyId, [u8; 32])> = survivors
+        .iter()
+        .map(|&p| {
+            (
+                p as PartyId,
+                revealed[p].payload.clone().try_into().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(secagg::unmask(&partial, 1, &seeds), plain);
+}
