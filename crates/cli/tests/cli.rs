@@ -830,7 +830,7 @@ fn demo_writes_its_charts() {
     let figure = |name: &str| -> f64 {
         let at = check.find(name).unwrap() + name.len();
         check[at..]
-            .split(|c: char| c == ' ' || c == ',')
+            .split([' ', ','])
             .next()
             .unwrap()
             .parse()
