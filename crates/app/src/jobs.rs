@@ -164,7 +164,7 @@ fn import_reader<R: std::io::Read>(
             // The goods descriptions of the new items are read now, so that nothing downstream
             // (pages, training, scoring) meets an item without its reading. An interruption
             // here keeps the items stored (and the readings already saved); the rest are read
-            // by the next import or `borderlens hs annotate`.
+            // by the next import or `borderlens annotate`.
             // A failure of the reading is reported with the file, never in place of its report:
             // the file's items are committed already.
             report.descriptions_read = match crate::hs_reading::annotate(store, progress) {

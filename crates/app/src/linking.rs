@@ -316,16 +316,26 @@ pub fn party_links(left: &Table, result: &LinkResult) -> Vec<PartyLink> {
     // clustering may leave two linked records apart; such a link does not make a group.)
     let mut best: HashMap<u32, (f64, u32)> = HashMap::new();
     let cluster = |r: u32| result.clusters.get(r as usize).copied();
+    // A shared valid identifier links outright, whatever the pair's score.
+    let outright: HashSet<(u32, u32)> = result
+        .identifier_pairs
+        .iter()
+        .flat_map(|&(a, b)| [(a, b), (b, a)])
+        .collect();
     for &(a, b) in result
         .links
         .iter()
         .filter(|&&(a, b)| cluster(a) == cluster(b))
     {
-        let p = probability
-            .get(&(a, b))
-            .or_else(|| probability.get(&(b, a)))
-            .copied()
-            .unwrap_or(1.0);
+        let p = if outright.contains(&(a, b)) {
+            1.0
+        } else {
+            probability
+                .get(&(a, b))
+                .or_else(|| probability.get(&(b, a)))
+                .copied()
+                .unwrap_or(1.0)
+        };
         for (from, to) in [(a, b), (b, a)] {
             let entry = best.entry(from).or_insert((p, to));
             let better =
@@ -364,7 +374,7 @@ pub fn party_links(left: &Table, result: &LinkResult) -> Vec<PartyLink> {
     links
 }
 
-/// [`link_files`], then `then` on the left table and the result (before the outputs are
+/// [`link_files`], then `then` on the left table and the result (after the outputs are
 /// written); what it returns goes into the report.
 fn link_files_then(
     request: &LinkRequest,
@@ -438,11 +448,12 @@ fn link_files_then(
         },
     )?;
     progress.finish();
-    let saved_party_links = then(&left, &result)?;
     let started = std::time::Instant::now();
     std::fs::create_dir_all(&request.out)
         .map_err(|e| JobError::Invalid(format!("cannot create {}: {e}", request.out.display())))?;
     let files = write_outputs(request, &left, right.as_ref(), &settings, &result)?;
+    // Last: a run whose outputs could not be written keeps the store's previous links.
+    let saved_party_links = then(&left, &result)?;
     let LinkResult {
         timings,
         clusters,
@@ -732,6 +743,37 @@ pub fn explain_link(out: &Path, left_id: &str, right_id: &str) -> Result<PairRep
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn party_links_of_a_shared_registration_number_are_certain_and_stay_in_their_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("parties.csv");
+        // P1/P2: one firm spelled two ways (a scored link); P3/P4: different names, one EORI
+        // (an outright link, however it scores); P5: alone.
+        std::fs::write(
+            &path,
+            "party_id,name,address,eori\n\
+             P1,Hanbit Precision Trading Co. Ltd,17 Haeundae-ro Busan,\n\
+             P2,HANBIT PRECISION TRADING COMPANY LIMITED,17 HAEUNDAE RO BUSAN,\n\
+             P3,Daehan Logistics,Port Area 5 Incheon,KR123456789012\n\
+             P4,Seoul Glassworks,88 Jong-ro Seoul,KR-1234-5678-9012\n\
+             P5,Nordic Timber AB,3 Kungsgatan Stockholm,SE556677889900\n",
+        )
+        .unwrap();
+        let table = read_table(&path, "party_id").unwrap();
+        let settings = borderlens_linkage::profile::infer_settings(&table, None);
+        let result = borderlens_linkage::link(&table, None, &settings).unwrap();
+        let links = party_links(&table, &result);
+        let of = |id: &str| links.iter().find(|l| l.party_id == id);
+        let p3 = of("P3").expect("P3 is linked");
+        assert_eq!((p3.linked_to.as_str(), p3.probability), ("P4", 1.0));
+        assert_eq!(of("P4").unwrap().group_id, "P3");
+        assert!(of("P5").is_none());
+        for l in &links {
+            let partner = of(&l.linked_to).expect("a party's partner is saved too");
+            assert_eq!(partner.group_id, l.group_id);
+        }
+    }
 
     const FEBRL4: [&str; 2] = [
         concat!(

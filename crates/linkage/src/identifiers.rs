@@ -79,6 +79,16 @@ pub fn canonical(kind: IdentifierKind, value: &str) -> Result<String, String> {
                 ))
             } else if !cleaned.chars().any(|c| c.is_ascii_digit()) {
                 Err(format!("registration number '{value}' has no digit"))
+            } else if {
+                let mut digits = cleaned.chars().filter(char::is_ascii_digit);
+                let first = digits.next();
+                digits.clone().count() >= 4 && digits.all(|d| Some(d) == first)
+            } {
+                // `DE000000000`, `99999`: a placeholder, which would link every record
+                // carrying it.
+                Err(format!(
+                    "registration number '{value}' is one digit repeated: a placeholder"
+                ))
             } else {
                 Ok(cleaned)
             }
@@ -230,5 +240,8 @@ mod tests {
         );
         assert!(canonical(IdentifierKind::Registration, "ACME LTD").is_err());
         assert!(canonical(IdentifierKind::Registration, "DE12").is_err());
+        assert!(canonical(IdentifierKind::Registration, "DE 000 000 000").is_err());
+        assert!(canonical(IdentifierKind::Registration, "99999").is_err());
+        assert!(canonical(IdentifierKind::Registration, "DE100000000").is_ok());
     }
 }

@@ -142,6 +142,8 @@ pub struct LinkResult {
     pub candidates: usize,
     /// Links through a shared valid identifier (also in `links`).
     pub identifier_links: usize,
+    /// The pairs sharing a valid identifier (left, right), whether or not they were also scored.
+    pub identifier_pairs: Vec<(u32, u32)>,
     /// Identifiers that failed their check (not used).
     pub invalid_identifiers: Vec<identifiers::InvalidIdentifier>,
     /// The links checked against the labels, when some were given.
@@ -356,6 +358,7 @@ pub fn link_with(
         model: trained,
         candidates: patterns.candidates,
         identifier_links: exact.len(),
+        identifier_pairs: exact,
         invalid_identifiers,
         pairs,
         links,

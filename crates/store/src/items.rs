@@ -383,17 +383,42 @@ impl Items for Store {
                 .collect())
         };
         let (importers, declarants) = (group(importer_id)?, group(declarant_id)?);
+        // One IN list per role, of the party and its linked parties (read above): both
+        // databases then read the importer and declarant indexes, and the labels below are of
+        // the very groups the query used.
+        let importer_ids: Vec<&str> = std::iter::once(importer_id)
+            .chain(importers.iter().map(String::as_str))
+            .collect();
+        let declarant_ids: Vec<&str> = std::iter::once(declarant_id)
+            .chain(declarants.iter().map(String::as_str))
+            .collect();
+        let mut params: Vec<&dyn crate::sql::ToParam> = Vec::new();
+        fn list<'a>(ids: &'a [&'a str], params: &mut Vec<&'a dyn crate::sql::ToParam>) -> String {
+            let start = params.len();
+            for id in ids {
+                params.push(id);
+            }
+            (start + 1..=params.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        let importer_list = list(&importer_ids, &mut params);
+        let declarant_list = list(&declarant_ids, &mut params);
+        params.push(&exclude);
+        let exclude_at = params.len();
+        params.push(&limit);
+        let limit_at = params.len();
+        let sql = format!(
+            "SELECT {{columns}} FROM declaration_items
+                 WHERE (importer_id IN ({importer_list}) OR declarant_id IN ({declarant_list}))
+                   AND declaration_id <> ${exclude_at}
+                 ORDER BY date DESC, declaration_id, item_no LIMIT ${limit_at}"
+        );
         let items = self.read_items(
             || format!("reading the declarations related to '{exclude}'"),
-            "SELECT {columns} FROM declaration_items
-                 WHERE (importer_id = $1 OR declarant_id = $2
-                        OR importer_id IN (SELECT party_id FROM party_links WHERE group_id =
-                            (SELECT group_id FROM party_links WHERE party_id = $1))
-                        OR declarant_id IN (SELECT party_id FROM party_links WHERE group_id =
-                            (SELECT group_id FROM party_links WHERE party_id = $2)))
-                   AND declaration_id <> $3
-                 ORDER BY date DESC, declaration_id, item_no LIMIT $4",
-            &[&importer_id, &declarant_id, &exclude, &limit],
+            &sql,
+            &params,
         )?;
         Ok(items
             .into_iter()

@@ -312,12 +312,14 @@ CREATE INDEX hs_readings_by_model ON hs_readings (model);
 /// row per party in a group of two or more: the group (its smallest party id), the party it is
 /// most strongly linked to and that link's match probability (1 for a shared valid
 /// identifier), the run and when it was saved. Derived values: a new run replaces every row of
-/// the previous one in one transaction; a row is never updated.
+/// the previous one in one transaction; a row is never updated. The ids are plain `TEXT`, as
+/// the items' importer and declarant ids are: compared with another collation, PostgreSQL
+/// could not use the items' indexes.
 const V9: &str = r#"
 CREATE TABLE party_links (
-    party_id    {key}   NOT NULL PRIMARY KEY CHECK (length(party_id) > 0),
-    group_id    {key}   NOT NULL CHECK (length(group_id) > 0),
-    linked_to   {key}   NOT NULL CHECK (length(linked_to) > 0 AND linked_to <> party_id),
+    party_id    TEXT    NOT NULL PRIMARY KEY CHECK (length(party_id) > 0),
+    group_id    TEXT    NOT NULL CHECK (length(group_id) > 0),
+    linked_to   TEXT    NOT NULL CHECK (length(linked_to) > 0 AND linked_to <> party_id),
     probability {real}  NOT NULL CHECK (probability BETWEEN 0 AND 1),
     run         TEXT    NOT NULL CHECK (length(run) > 0),
     linked_at   TEXT    NOT NULL

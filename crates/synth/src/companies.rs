@@ -430,8 +430,8 @@ const STREAM_PARTY: u64 = 0x5041_5254;
 /// known truth: a share `two_id_share` of the firms hold two ids, spelled as two filings of
 /// one applicant (case, legal form, accents, typos, an address missing or of another site).
 /// EORI numbers: a firm's own (its country and 12 digits), missing for about a third of the
-/// ids; a firm's second id carries the same number half the time, else none; two firms never
-/// share one. Returns the rows ([`PARTY_COLUMNS`], in the order of `ids`) and the pairs of ids
+/// ids; a firm's second id carries the same number half the time, else none; two firms share
+/// one only by chance (12 random digits). Returns the rows ([`PARTY_COLUMNS`], in the order of `ids`) and the pairs of ids
 /// of one firm.
 ///
 /// The same arguments always give the same output.
