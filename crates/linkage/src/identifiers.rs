@@ -53,6 +53,12 @@ pub struct InvalidIdentifier {
     pub reason: String,
 }
 
+/// Whether the digits of `s` are five or more of one digit (`DE000000000`, `99999`).
+fn one_digit_repeated(s: &str) -> bool {
+    let digits: Vec<char> = s.chars().filter(char::is_ascii_digit).collect();
+    digits.len() >= 5 && digits.iter().all(|&d| d == digits[0])
+}
+
 /// Canonical form of a valid identifier, or why it is not one.
 pub fn canonical(kind: IdentifierKind, value: &str) -> Result<String, String> {
     match kind {
@@ -79,11 +85,7 @@ pub fn canonical(kind: IdentifierKind, value: &str) -> Result<String, String> {
                 ))
             } else if !cleaned.chars().any(|c| c.is_ascii_digit()) {
                 Err(format!("registration number '{value}' has no digit"))
-            } else if {
-                let mut digits = cleaned.chars().filter(char::is_ascii_digit);
-                let first = digits.next();
-                digits.clone().count() >= 4 && digits.all(|d| Some(d) == first)
-            } {
+            } else if one_digit_repeated(&cleaned) {
                 // `DE000000000`, `99999`: a placeholder, which would link every record
                 // carrying it.
                 Err(format!(
