@@ -759,12 +759,18 @@ pub struct ExportRequest {
     pub options: TrainOptions,
     /// Output directory.
     pub out: PathBuf,
+    /// Add the text columns when the training items carry goods descriptions, as `train` does.
+    pub text_features: bool,
 }
 
-/// Writes `train.csv`, `test.csv` and `meta.json`: exactly the columns the model trains on.
+/// Writes `train.csv`, `test.csv` and `meta.json`: exactly the columns the model trains on,
+/// the text columns included when `train` would include them (the training items carry goods
+/// descriptions and `text_features` is set); readings missing from the store are stored first,
+/// as `train` does.
 pub fn export_features(
-    store: &dyn Backend,
+    store: &mut dyn Backend,
     request: &ExportRequest,
+    progress: &dyn Progress,
 ) -> Result<(usize, usize), JobError> {
     let training = store.items(&ItemFilter {
         from: None,
@@ -776,28 +782,49 @@ pub fn export_features(
         to: Some(request.to),
         labelled_only: false,
     })?;
-    export_items(&training, &items, request)
+    let described = training
+        .iter()
+        .any(borderlens_risk::features::has_description);
+    let text = if request.text_features && described {
+        let id = crate::hs_model()?.id();
+        crate::hs_reading::annotate(store, progress)?;
+        let mut signals = crate::hs_reading::text_signals(store, &id, &training)?;
+        signals.extend(crate::hs_reading::text_signals(store, &id, &items)?);
+        Some((id, signals))
+    } else {
+        None
+    };
+    export_items(
+        &training,
+        &items,
+        request,
+        text.as_ref().map(|(id, signals)| (id.as_str(), signals)),
+    )
 }
 
 /// [`export_features`] on items already in memory: `training` (labelled, sorted, up to `until`)
-/// and `items` (sorted, everything up to `to`, the history of the test rows).
+/// and `items` (sorted, everything up to `to`, the history of the test rows), with the text
+/// columns from `text` (the HS model's id and the items' signals) when given.
 pub fn export_items(
     training: &[DeclarationItem],
     items: &[DeclarationItem],
     request: &ExportRequest,
+    text: Option<(&str, &borderlens_risk::features::TextSignalMap)>,
 ) -> Result<(usize, usize), JobError> {
-    let design = model::training_design(training, &request.options)?;
+    let signals = text.map(|(_, signals)| signals);
+    let design = model::training_design_with_text(training, signals, &request.options)?;
     let label = request.options.label;
     let wanted: Vec<bool> = items
         .iter()
         .map(|d| d.date >= request.from && d.date <= request.to && d.label.is_some())
         .collect();
-    let (test, rows) = model::design_with(
+    let (test, rows) = model::design_with_text(
         &design.pipeline,
         design.anomaly.as_ref(),
         items,
         &wanted,
         label,
+        signals,
     );
     std::fs::create_dir_all(&request.out).map_err(|source| JobError::Io {
         path: request.out.display().to_string(),
@@ -837,6 +864,7 @@ pub fn export_items(
         .collect();
     let meta = serde_json::json!({
         "label": request.options.label,
+        "text_features": text.map(|(id, _)| id),
         "features": features,
         "params": {
             "n_trees": g.n_trees, "learning_rate": g.learning_rate, "num_leaves": g.num_leaves,

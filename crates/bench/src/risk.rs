@@ -89,8 +89,9 @@ pub fn risk(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::Result
         to,
         options: options.clone(),
         out: dir.clone(),
+        text_features: false,
     };
-    app::export_items(&training, &items, &request)?;
+    app::export_items(&training, &items, &request, None)?;
     let lightgbm = run_python(&a.python, &dir, repeat);
     let _ = std::fs::remove_dir_all(&dir);
     let (lightgbm, ratios) = match lightgbm {

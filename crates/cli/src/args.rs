@@ -410,6 +410,11 @@ pub struct ExportArgs {
     pub to: NaiveDate,
     #[arg(long)]
     pub out: PathBuf,
+    /// Leave out the text columns (what the shipped HS model reads the goods descriptions as),
+    /// even when the items carry descriptions; `train` adds them then, so they are exported by
+    /// default.
+    #[arg(long)]
+    pub no_text_features: bool,
     #[command(flatten)]
     pub options: ModelOptions,
 }

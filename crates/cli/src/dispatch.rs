@@ -140,15 +140,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ExportFeatures(a) => {
-            let store = open()?;
+            let mut store = open()?;
             let request = app::ExportRequest {
                 until: a.until,
                 from: a.from,
                 to: a.to,
                 options: a.options.to_options()?,
                 out: a.out.clone(),
+                text_features: !a.no_text_features,
             };
-            let (n_train, n_test) = app::export_features(&*store, &request)?;
+            let (n_train, n_test) = app::export_features(&mut *store, &request, &bars)?;
             if cli.json {
                 outln!(
                     "{}",

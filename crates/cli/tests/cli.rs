@@ -2276,4 +2276,42 @@ fn a_model_trained_on_the_described_sample_names_the_description_mismatch_of_a_p
     // The page's reading is the stored one, derived, never over the declared code.
     assert_eq!(explain["hs_reading"]["kind"], "derived");
     assert_eq!(explain["declared"]["hs6"], "850870");
+
+    // export-features writes the columns `train` trains on: the text columns too, unless
+    // asked not to.
+    let export = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "export-features",
+            "--until",
+            "2020-12-31",
+            "--from",
+            "2021-01-01",
+            "--to",
+            "2021-03-31",
+            "--out",
+            path_str(out),
+            "--trees",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        assert_exit(&borderlens(&db, &args), 0);
+        let header = std::fs::read_to_string(out.join("test.csv"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        let meta: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+        (header, meta)
+    };
+    let (header, meta) = export(&dir.path().join("with"), &[]);
+    assert!(
+        header.contains("no_description") && header.contains("chapter_mismatch"),
+        "{header}"
+    );
+    assert_eq!(meta["text_features"], train["text_features"]);
+    let (header, meta) = export(&dir.path().join("without"), &["--no-text-features"]);
+    assert!(!header.contains("chapter_mismatch"), "{header}");
+    assert!(meta["text_features"].is_null());
 }
