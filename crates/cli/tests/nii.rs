@@ -567,6 +567,23 @@ fn export_coco_and_import_it_back_as_a_source() {
             .collect()
     };
     assert_eq!(boxes(&file), boxes(&back));
+    // The imported source is an annotator: alone, its boxes are the consensus (the default).
+    stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "coco-consensus",
+            "--json",
+        ],
+    ));
+    let merged: Value =
+        serde_json::from_slice(&std::fs::read(d.join("coco-consensus/annotations.json")).unwrap())
+            .unwrap();
+    assert_eq!(boxes(&file), boxes(&merged));
     // A box outside its image: refused (exit 1), naming the file, annotation and field.
     let mut bad = file.clone();
     bad["annotations"][0]["bbox"][2] = 500.0.into();
@@ -606,4 +623,30 @@ fn export_coco_and_import_it_back_as_a_source() {
         ],
     );
     assert_eq!(out.status.code(), Some(2));
+    // A scan whose licence forbids sharing is left out and named (exit 1).
+    let catalogue = d.join("lib/catalogue.jsonl");
+    let text = std::fs::read_to_string(&catalogue).unwrap();
+    let first = text.lines().next().unwrap();
+    let closed = first.replace("\"redistributable\":true", "\"redistributable\":false");
+    assert_ne!(first, closed);
+    std::fs::write(&catalogue, text.replacen(first, &closed, 1)).unwrap();
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "coco-some",
+            "--source",
+            "truth",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["scans"], 3);
+    assert_eq!(s["refused"][0]["scan_id"], "syn-5-000000");
+    assert_eq!(s["refused"][0]["field"], "provenance.redistributable");
 }
