@@ -9,6 +9,7 @@ use borderlens_app::Progress;
 use borderlens_nii::agreement::{agreement, AgreementInput, AgreementReport};
 use borderlens_nii::anonymise::{Anonymiser, MaskRect};
 use borderlens_nii::batch::{generate_into, project_into, BatchSummary, ProjectOptions};
+use borderlens_nii::coco::{export_coco, import_coco, CocoExportOptions, CocoSource};
 use borderlens_nii::generate::{GeneratorParams, ThreatClass};
 use borderlens_nii::package::{export_package, import_package, ExportOptions};
 use borderlens_nii::report::{quality_report, Count, QualityReport};
@@ -48,6 +49,44 @@ pub enum NiiCommand {
     /// images, bit depth, boxes, scans named by the annotations) and nothing is written unless
     /// all of it passes; importing the same package again changes nothing.
     ImportPackage(ImportPackageArgs),
+    /// Export scans in the COCO object-detection format: annotations.json and one 8-bit PNG per
+    /// view (images/<scan>-<view>.png, the high-energy transmission; the 16-bit originals stay
+    /// in the library and the scan package). Scans not redistributable or not anonymised are
+    /// left out and listed (exit 1).
+    ExportCoco(ExportCocoArgs),
+    /// Import a COCO file's boxes for scans already in the library as a new annotator source
+    /// (a model's or another tool's), compared and merged by the consensus like a person's;
+    /// the whole file is checked first; importing it again changes nothing.
+    ImportCoco(ImportCocoArgs),
+}
+
+#[derive(Args)]
+pub struct ExportCocoArgs {
+    /// Library folder.
+    #[arg(long)]
+    lib: PathBuf,
+    /// Folder to write (new or empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// Which boxes: `consensus` (the annotators' accepted consensus), `truth` (generated or
+    /// projected objects) or an annotator's name.
+    #[arg(long, default_value = "consensus")]
+    source: String,
+    /// Only these scans (comma-separated ids; default: every scan).
+    #[arg(long, value_delimiter = ',')]
+    scans: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+pub struct ImportCocoArgs {
+    /// Library folder.
+    #[arg(long)]
+    lib: PathBuf,
+    /// The COCO annotations file.
+    file: PathBuf,
+    /// Name of the annotator source the boxes are written as (e.g. `detector-v1`).
+    #[arg(long)]
+    source: String,
 }
 
 #[derive(Args)]
@@ -397,6 +436,75 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
                         }))?;
                     }
                     eprintln!("borderlens: package refused, nothing imported: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        NiiCommand::ExportCoco(a) => {
+            let library = open(&a.lib)?;
+            let options = CocoExportOptions {
+                scans: a.scans.clone(),
+                source: CocoSource::parse(&a.source),
+            };
+            let s = export_coco(&library, &options, &a.out)?;
+            if json {
+                print_json(&s)?;
+            } else {
+                match &s.folder {
+                    Some(p) => outln!(
+                        "COCO {}: {} scans, {} images (8-bit), {} boxes ({}), {} categories",
+                        p.display(),
+                        s.scans,
+                        s.images,
+                        s.annotations,
+                        s.source,
+                        s.categories
+                    ),
+                    None => outln!("no scan could be exported; nothing written"),
+                }
+                for r in &s.refused {
+                    outln!("  {r}");
+                }
+            }
+            Ok(if s.refused.is_empty() && s.folder.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        NiiCommand::ImportCoco(a) => {
+            let mut library = open(&a.lib)?;
+            match import_coco(&mut library, &a.file, &a.source) {
+                Ok(s) => {
+                    if json {
+                        print_json(&s)?;
+                    } else {
+                        outln!(
+                            "COCO {} into {} as '{}': {} images, {} boxes; {} lines added, {} already there",
+                            a.file.display(),
+                            a.lib.display(),
+                            s.source,
+                            s.images,
+                            s.annotations,
+                            s.lines_added,
+                            s.lines_present
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                // A file that fails its checks is refused input: nothing was written. Other
+                // errors (the library cannot be written) are errors (exit 2).
+                Err(e) if e.file != a.file => Err(e.into()),
+                Err(e) => {
+                    if json {
+                        print_json(&serde_json::json!({
+                            "rejected": e.to_string(),
+                            "file": e.file,
+                            "field": e.field,
+                            "reason": e.reason,
+                        }))?;
+                    }
+                    eprintln!("borderlens: COCO file refused, nothing imported: {e}");
                     Ok(ExitCode::from(1))
                 }
             }

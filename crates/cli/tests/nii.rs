@@ -456,3 +456,197 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn export_coco_and_import_it_back_as_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "generate",
+            "--count",
+            "4",
+            "--seed",
+            "5",
+            "--out",
+            "lib",
+            "--size",
+            "160",
+            "--threat-rate",
+            "1",
+            "--json",
+        ],
+    ));
+    let s = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "coco",
+            "--source",
+            "truth",
+            "--json",
+        ],
+    ));
+    assert_eq!(s["scans"], 4);
+    assert!(s["annotations"].as_u64().unwrap() >= 1, "{s}");
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(d.join("coco/annotations.json")).unwrap()).unwrap();
+    for image in file["images"].as_array().unwrap() {
+        let name = image["file_name"].as_str().unwrap();
+        let png = std::fs::read(d.join("coco/images").join(name)).unwrap();
+        // An 8-bit grayscale PNG: IHDR bit depth 8, colour type 0.
+        assert_eq!((png[24], png[25]), (8, 0), "{name}");
+    }
+    // Back in as a model's source, then out again from that source: the same boxes.
+    let imported = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "import-coco",
+            "--lib",
+            "lib",
+            "coco/annotations.json",
+            "--source",
+            "model",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        imported["lines_added"],
+        file["images"].as_array().unwrap().len()
+    );
+    let again = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "import-coco",
+            "--lib",
+            "lib",
+            "coco/annotations.json",
+            "--source",
+            "model",
+            "--json",
+        ],
+    ));
+    assert_eq!(again["lines_added"], 0);
+    stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "coco-model",
+            "--source",
+            "model",
+            "--json",
+        ],
+    ));
+    let back: Value =
+        serde_json::from_slice(&std::fs::read(d.join("coco-model/annotations.json")).unwrap())
+            .unwrap();
+    let boxes = |v: &Value| -> Vec<(Value, Value, Value)> {
+        v["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["image_id"].clone(),
+                    a["category_id"].clone(),
+                    a["bbox"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(boxes(&file), boxes(&back));
+    // The imported source is an annotator: alone, its boxes are the consensus (the default).
+    stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "coco-consensus",
+            "--json",
+        ],
+    ));
+    let merged: Value =
+        serde_json::from_slice(&std::fs::read(d.join("coco-consensus/annotations.json")).unwrap())
+            .unwrap();
+    assert_eq!(boxes(&file), boxes(&merged));
+    // A box outside its image: refused (exit 1), naming the file, annotation and field.
+    let mut bad = file.clone();
+    bad["annotations"][0]["bbox"][2] = 500.0.into();
+    std::fs::write(d.join("bad.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "import-coco",
+            "--lib",
+            "lib",
+            "bad.json",
+            "--source",
+            "other",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.json")
+            && stderr.contains("field annotations[0].bbox")
+            && stderr.contains("annotation id 1"),
+        "{stderr}"
+    );
+    // An annotator with no annotations: an error (exit 2).
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "none",
+            "--source",
+            "nobody",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    // A scan whose licence forbids sharing is left out and named (exit 1).
+    let catalogue = d.join("lib/catalogue.jsonl");
+    let text = std::fs::read_to_string(&catalogue).unwrap();
+    let first = text.lines().next().unwrap();
+    let closed = first.replace("\"redistributable\":true", "\"redistributable\":false");
+    assert_ne!(first, closed);
+    std::fs::write(&catalogue, text.replacen(first, &closed, 1)).unwrap();
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "coco-some",
+            "--source",
+            "truth",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["scans"], 3);
+    assert_eq!(s["refused"][0]["scan_id"], "syn-5-000000");
+    assert_eq!(s["refused"][0]["field"], "provenance.redistributable");
+}

@@ -19,10 +19,12 @@
 //!   ([`scan::PERSONAL_FIELDS`]), free text removed, image regions masked, a log with the scan;
 //! - the **scan package** ([`package`]), the exchange format between administrations: export
 //!   (refusing scans not redistributable or not anonymised) and import (checked in full first,
-//!   idempotent).
+//!   idempotent);
+//! - **COCO** export and import ([`coco`]): 8-bit views and boxes for ordinary detection tools,
+//!   and a tool's or model's boxes back as an annotator source.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
-//! is a file in the library folder for now), DICOS/DICOM, COCO/YOLO, API routes and pages.
+//! is a file in the library folder for now), DICOS/DICOM, YOLO, API routes and pages.
 //!
 //! Architecture invariant: no HTTP and no store; knows declarations only by the identifiers a
 //! scan carries (container number, postal item id). Pixel data is handled as transmission per
@@ -32,6 +34,7 @@
 pub mod agreement;
 pub mod anonymise;
 pub mod batch;
+pub mod coco;
 pub mod consensus;
 pub mod generate;
 pub mod geometry;
