@@ -198,6 +198,10 @@ pub struct Coordinator<T: Transport> {
     dropped: Vec<Dropped>,
     /// The tree being grown.
     tree: Option<usize>,
+    /// Whether a masked sum of the tree being grown was revealed: a party dropped after that
+    /// cannot be dropped, for regrowing the tree without it would give the sum without it, and
+    /// the difference is its own histogram.
+    summed_in_tree: bool,
 }
 
 impl<T: Transport> Coordinator<T> {
@@ -211,6 +215,7 @@ impl<T: Transport> Coordinator<T> {
             members,
             dropped: Vec::new(),
             tree: None,
+            summed_in_tree: false,
         }
     }
 
@@ -313,6 +318,7 @@ impl<T: Transport> Coordinator<T> {
         let mut iteration = 0;
         while iteration < config.n_trees {
             self.tree = Some(iteration);
+            self.summed_in_tree = false;
             let (_, allowed) = round_sample(&config, 0, n_features, iteration);
             let mut rows = Rounds {
                 coordinator: self,
@@ -322,7 +328,11 @@ impl<T: Transport> Coordinator<T> {
                 counts: BTreeMap::new(),
             };
             let tree = match grow_tree(&binning, &config, &allowed, &mut rows) {
-                Ok(tree) => tree,
+                // Grown: a party dropped while it is applied is not regrown without.
+                Ok(tree) => {
+                    self.summed_in_tree = false;
+                    tree
+                }
                 Err(Step::Abort(e)) => return Err(e),
                 // A party was dropped: grow this tree again with the others.
                 Err(Step::Dropped) => continue,
@@ -464,7 +474,12 @@ impl<T: Transport> Coordinator<T> {
     ) -> Result<(Call, Vec<u64>), Step> {
         let call = self.next_call(request);
         match self.collect(&call, words) {
-            Ok(answers) => Ok((call, sum_masked(&answers, words.unwrap_or(0)))),
+            Ok(answers) => {
+                if words.is_some_and(|w| w > 0) {
+                    self.summed_in_tree = true;
+                }
+                Ok((call, sum_masked(&answers, words.unwrap_or(0))))
+            }
             Err(fault) => Err(self.fault(fault, &call)),
         }
     }
@@ -472,6 +487,18 @@ impl<T: Transport> Coordinator<T> {
     fn fault(&mut self, fault: Fault, call: &Call) -> Step {
         match self.options.on_fault {
             OnFault::Abort => Step::Abort(self.abort(fault, call)),
+            // Regrowing the tree without a party whose histograms are in a sum already revealed
+            // would reveal the sum without it: the difference is its own. Abort instead.
+            OnFault::Drop if self.summed_in_tree && self.tree.is_some() => {
+                let mut error = self.abort(fault, call);
+                if let FederationError::Party { what, .. } = &mut error {
+                    what.push_str(
+                        "; not dropped: its histograms of this tree are in a sum already seen, \
+                         and the tree regrown without it would reveal them by difference",
+                    );
+                }
+                Step::Abort(error)
+            }
             OnFault::Drop => {
                 let stage = self.stage(call);
                 self.members.retain(|&m| m != fault.party);

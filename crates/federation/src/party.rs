@@ -339,6 +339,13 @@ impl LocalParty {
                 if *round >= call.round {
                     return Err(format!("round {round} is not over"));
                 }
+                // Only a party that left may be unmasked, or the coordinator could read a
+                // live party's answer.
+                if call.members.contains(dropped) {
+                    return Err(format!(
+                        "party {dropped} is still a member: its seed is not revealed"
+                    ));
+                }
                 let shared = self
                     .shared
                     .get(dropped)
@@ -378,6 +385,14 @@ impl LocalParty {
                 .get(&member)
                 .ok_or_else(|| format!("no secret shared with party {member}"))?;
             peers.push((member, *shared));
+        }
+        // Alone, a party's "sum" is its own histogram: never send it.
+        if peers.is_empty() {
+            return Err(format!(
+                "round {} lists this party alone: a masked sum needs other parties, or the \
+                 coordinator learns this party's histogram",
+                call.round
+            ));
         }
         let masked = secagg::mask(self.id, words, &peers, call.round, &call.nonce);
         Ok((Kind::Masked, words_to_bytes(&masked)))

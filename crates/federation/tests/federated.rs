@@ -308,6 +308,9 @@ struct Faulty {
     party: PartyId,
     tree: usize,
     roots: usize,
+    /// Strike at the tree's first call (its root), before any of its sums, instead of at its
+    /// first node histogram.
+    at_root: bool,
     struck: Option<u64>,
     last_answer: Option<Vec<u8>>,
 }
@@ -320,9 +323,15 @@ impl Faulty {
             party,
             tree,
             roots: 0,
+            at_root: false,
             struck: None,
             last_answer: None,
         }
+    }
+
+    fn at_root(mut self) -> Faulty {
+        self.at_root = true;
+        self
     }
 }
 
@@ -337,7 +346,11 @@ impl Transport for Faulty {
         }
         let strike = party == self.party
             && self.roots == self.tree + 1
-            && matches!(call.request, Request::Histogram { .. });
+            && if self.at_root {
+                matches!(call.request, Request::Root { .. })
+            } else {
+                matches!(call.request, Request::Histogram { .. })
+            };
         if self.fault == Fault::Dead && party == self.party && self.struck.is_some() {
             return Err(Unreachable("connection refused".into()));
         }
@@ -432,8 +445,9 @@ fn faults_stop_training_naming_party_and_round_and_leave_every_model_whole() {
 fn a_dead_party_is_dropped_and_the_others_finish_training() {
     let clean = clean_model();
     let (party, tree) = (2, 3);
+    // Dead at the start of tree 3, before any sum of it.
     let mut coordinator = Coordinator::new(
-        Faulty::new(Fault::Dead, party, tree),
+        Faulty::new(Fault::Dead, party, tree).at_root(),
         options(OnFault::Drop),
     );
     let model = coordinator.train().unwrap();
@@ -456,6 +470,23 @@ fn a_dead_party_is_dropped_and_the_others_finish_training() {
     // The dead party kept the trees it applied before it died.
     let dead = transport.inner.party(party).unwrap();
     assert_eq!(dead.booster().unwrap().trees, clean.booster.trees[..tree]);
+}
+
+/// A party that dies after its histograms of a tree were summed is not dropped: the tree regrown
+/// without it would reveal its histograms by difference. Training stops, saying why.
+#[test]
+fn a_party_dead_after_a_sum_of_its_tree_stops_training_instead_of_being_dropped() {
+    let (party, tree) = (2, 3);
+    let mut coordinator = Coordinator::new(
+        Faulty::new(Fault::Dead, party, tree),
+        options(OnFault::Drop),
+    );
+    let error = coordinator.train().unwrap_err().to_string();
+    assert!(
+        error.contains("party 2") && error.contains("tree 3") && error.contains("not dropped"),
+        "{error}"
+    );
+    assert!(coordinator.transport().struck.is_some());
 }
 
 /// A party refuses a replayed call (a round it answered already), naming the rounds.
@@ -524,22 +555,28 @@ fn survivors_reveal_round_seeds_and_their_sum_is_recovered() {
         expected.positive_weight as u64,
     ];
     assert_ne!(partial, plain);
-    // The survivors reveal their round seeds with party 1 (in a later round).
-    let (_, revealed) = call_all(
-        &mut parties,
-        Request::Reveal {
+    // The survivors reveal their round seeds with party 1, in a later round of which party 1
+    // is no member (a party refuses to reveal the seed of a member).
+    let reveal = |members: Vec<PartyId>, round: u64| Call {
+        round,
+        nonce: [0xEE; 16],
+        members,
+        request: Request::Reveal {
             dropped: 1,
             round: sums_call.round,
             nonce: sums_call.nonce,
         },
-    );
+    };
+    let refused = Envelope::decode(&parties[0].handle(&reveal(vec![0, 1, 2], 1_000))).unwrap();
+    assert!(String::from_utf8(refused.payload)
+        .unwrap()
+        .contains("still a member"),);
+    let call = reveal(vec![0, 2], 1_001);
     let seeds: Vec<(PartyId, [u8; 32])> = survivors
         .iter()
         .map(|&p| {
-            (
-                p as PartyId,
-                revealed[p].payload.clone().try_into().unwrap(),
-            )
+            let answer = Envelope::decode(&parties[p].handle(&call)).unwrap();
+            (p as PartyId, answer.payload.try_into().unwrap())
         })
         .collect();
     assert_eq!(secagg::unmask(&partial, 1, &seeds), plain);

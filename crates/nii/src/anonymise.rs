@@ -241,8 +241,9 @@ pub fn mask_pixels(image: &mut Image16, view: usize, regions: &[MaskedRegion]) -
     let mut any = false;
     let width = image.width as usize;
     for r in regions.iter().filter(|r| r.view == view) {
-        let x1 = (r.x + r.width).min(image.width) as usize;
-        let y1 = (r.y + r.height).min(image.height) as usize;
+        // Saturating: a region read from an imported log may be any size.
+        let x1 = r.x.saturating_add(r.width).min(image.width) as usize;
+        let y1 = r.y.saturating_add(r.height).min(image.height) as usize;
         for row in r.y as usize..y1 {
             let start = row * width + r.x as usize;
             if start < row * width + x1 {

@@ -57,7 +57,17 @@ impl CocoSource {
         }
     }
 
-    /// The word written in `info`.
+    /// The kind of source written in `info.description`: `consensus`, `truth` or `annotator`
+    /// (never a person's name).
+    pub fn kind_word(&self) -> &str {
+        match self {
+            CocoSource::Consensus => "consensus",
+            CocoSource::Truth => "truth",
+            CocoSource::Annotator(_) => "annotator",
+        }
+    }
+
+    /// The source's word: `consensus`, `truth` or the annotator's name.
     pub fn word(&self) -> &str {
         match self {
             CocoSource::Consensus => "consensus",
@@ -544,16 +554,16 @@ pub fn export_coco(
     let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
     let file = CocoFile {
         info: Some(CocoInfo {
+            // Not the library's path (it may name a user's home folder), nor an annotator's name.
             description: format!(
-                "borderlens X-ray library {}: {} objects, 8-bit views of the high-energy transmission",
-                library.root().display(),
-                options.source.word()
+                "borderlens X-ray library: {} objects, 8-bit views of the high-energy transmission",
+                options.source.kind_word()
             ),
             version: env!("CARGO_PKG_VERSION").to_string(),
             year: now.format("%Y").to_string().parse().unwrap_or(0),
             contributor: "borderlens".to_string(),
             date_created: now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            borderlens_source: Some(options.source.word().to_string()),
+            borderlens_source: Some(options.source.kind_word().to_string()),
         }),
         licenses,
         images,
@@ -1040,7 +1050,7 @@ mod tests {
             let file = read(&out.join(COCO_FILE));
             assert_eq!(
                 file.info.as_ref().unwrap().borderlens_source.as_deref(),
-                Some(source.word())
+                Some(source.kind_word())
             );
             assert_same(&boxes_of(&file), &expected(&lib, &source));
         }

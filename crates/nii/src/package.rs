@@ -820,7 +820,25 @@ fn check_package(library: &Library, dir: &Path) -> Result<Checked, LibraryError>
                 lines.push(record);
             }
             if let Some(c) = &entry.consensus {
-                let image = &scan.views[entry.view].channels[0].image;
+                let Some(view) = scan.views.get(entry.view) else {
+                    return Err(fail(
+                        &annotations_path,
+                        Some(&format!("scans[{s}].view")),
+                        format!(
+                            "view {} of a scan with {} view(s)",
+                            entry.view,
+                            scan.views.len()
+                        ),
+                    ));
+                };
+                let Some(channel) = view.channels.first() else {
+                    return Err(fail(
+                        &annotations_path,
+                        Some(&format!("scans[{s}].view")),
+                        format!("view {} has no image", entry.view),
+                    ));
+                };
+                let image = &channel.image;
                 for (k, object) in c.objects.iter().enumerate() {
                     if !object.bbox.inside(image.width, image.height) {
                         return Err(fail(
