@@ -1428,6 +1428,21 @@ mod tests {
                 && err.contains("'ghost'"),
             "{err}"
         );
+        // A consensus of a view the scan does not have, with no annotator line to check the
+        // view first (a panic before).
+        let err = import_error(|_, _, a| {
+            let entry = &mut a["scans"][1];
+            entry["view"] = 7.into();
+            entry["annotators"] = serde_json::json!([]);
+            entry["reviewers"] = serde_json::json!([]);
+            if entry["consensus"].is_null() {
+                entry["consensus"] = serde_json::json!({"objects": []});
+            }
+        });
+        assert!(
+            err.contains("field scans[1].view") && err.contains("view 7"),
+            "{err}"
+        );
         // A box outside the image.
         let err = import_error(|_, _, a| {
             a["scans"][1]["annotators"][1]["objects"][0]["bbox"] =
