@@ -426,18 +426,7 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
                     Ok(ExitCode::SUCCESS)
                 }
                 // A package that fails its checks is rejected input: nothing was written.
-                Err(e) => {
-                    if json {
-                        print_json(&serde_json::json!({
-                            "rejected": e.to_string(),
-                            "file": e.file,
-                            "field": e.field,
-                            "reason": e.reason,
-                        }))?;
-                    }
-                    eprintln!("borderlens: package refused, nothing imported: {e}");
-                    Ok(ExitCode::from(1))
-                }
+                Err(e) => refused_input("package", &e, json),
             }
         }
         NiiCommand::ExportCoco(a) => {
@@ -495,18 +484,7 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
                 // A file that fails its checks is refused input: nothing was written. Other
                 // errors (the library cannot be written) are errors (exit 2).
                 Err(e) if e.file != a.file => Err(e.into()),
-                Err(e) => {
-                    if json {
-                        print_json(&serde_json::json!({
-                            "rejected": e.to_string(),
-                            "file": e.file,
-                            "field": e.field,
-                            "reason": e.reason,
-                        }))?;
-                    }
-                    eprintln!("borderlens: COCO file refused, nothing imported: {e}");
-                    Ok(ExitCode::from(1))
-                }
+                Err(e) => refused_input("COCO file", &e, json),
             }
         }
         NiiCommand::Verify(a) => {
@@ -788,4 +766,23 @@ fn print_agreement(r: &AgreementReport) -> anyhow::Result<()> {
         outln!("review queue:\n{t}");
     }
     Ok(())
+}
+
+/// Reports input refused whole by its checks (nothing was written): the error, as JSON too
+/// with `--json`; exit status 1.
+fn refused_input(
+    what: &str,
+    e: &borderlens_nii::LibraryError,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(&serde_json::json!({
+            "rejected": e.to_string(),
+            "file": e.file,
+            "field": e.field,
+            "reason": e.reason,
+        }))?;
+    }
+    eprintln!("borderlens: {what} refused, nothing imported: {e}");
+    Ok(ExitCode::from(1))
 }

@@ -1756,6 +1756,18 @@ fn linkage_bad_input_is_refused_before_any_work() {
     );
 }
 
+/// The cluster of record `id` in a linkage run's `clusters.csv` text.
+fn cluster_in(clusters: &str, id: &str) -> String {
+    clusters
+        .lines()
+        .find(|l| l.starts_with(&format!("{id},")))
+        .unwrap_or_else(|| panic!("no record {id} in clusters.csv"))
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn shared_container_numbers_link_and_invalid_ones_are_reported() {
     let dir = TempDir::new().unwrap();
@@ -1799,16 +1811,7 @@ fn shared_container_numbers_link_and_invalid_ones_are_reported() {
     let invalid = std::fs::read_to_string(out.join("invalid_identifiers.csv")).unwrap();
     assert!(invalid.contains("B3,container,CSQU3054384"), "{invalid}");
     let clusters = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
-    let cluster_of = |id: &str| {
-        clusters
-            .lines()
-            .find(|l| l.starts_with(&format!("{id},")))
-            .unwrap()
-            .split(',')
-            .nth(1)
-            .unwrap()
-            .to_string()
-    };
+    let cluster_of = |id: &str| cluster_in(&clusters, id);
     let pairs = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
     assert!(
         pairs
@@ -1931,16 +1934,7 @@ fn party_links_are_saved_in_the_store_and_replaced_by_the_next_run() {
     assert_exit(&result, 0);
     let report = json(&result);
     let clusters = std::fs::read_to_string(out.join("clusters.csv")).unwrap();
-    let cluster_of = |id: &str| {
-        clusters
-            .lines()
-            .find(|l| l.starts_with(&format!("{id},")))
-            .unwrap()
-            .split(',')
-            .nth(1)
-            .unwrap()
-            .to_string()
-    };
+    let cluster_of = |id: &str| cluster_in(&clusters, id);
     // The same firm spelled two ways, and two names sharing a registration number.
     assert_eq!(cluster_of(&ids[0]), cluster_of(&ids[1]), "{report:#}");
     assert_eq!(cluster_of(&ids[2]), cluster_of(&ids[3]), "{report:#}");

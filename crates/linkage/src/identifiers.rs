@@ -53,6 +53,34 @@ pub struct InvalidIdentifier {
     pub reason: String,
 }
 
+/// `value` upper-cased without spaces, dashes, dots and slashes, if it is then `lengths`
+/// letters and digits; else why not, naming it as `what`.
+fn letters_and_digits(
+    value: &str,
+    what: &str,
+    lengths: std::ops::RangeInclusive<usize>,
+) -> Result<String, String> {
+    let cleaned: String = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
+        .flat_map(char::to_uppercase)
+        .collect();
+    if !lengths.contains(&cleaned.len()) {
+        Err(format!(
+            "{what} '{value}' has {} characters, expected {} to {}",
+            cleaned.len(),
+            lengths.start(),
+            lengths.end()
+        ))
+    } else if !cleaned.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Err(format!(
+            "{what} '{value}' has characters other than letters and digits"
+        ))
+    } else {
+        Ok(cleaned)
+    }
+}
+
 /// Whether the digits of `s` are five or more of one digit (`DE000000000`, `99999`).
 fn one_digit_repeated(s: &str) -> bool {
     let digits: Vec<char> = s.chars().filter(char::is_ascii_digit).collect();
@@ -69,21 +97,8 @@ pub fn canonical(kind: IdentifierKind, value: &str) -> Result<String, String> {
             .map(|s| s.as_str().to_string())
             .map_err(|e| e.to_string()),
         IdentifierKind::Registration => {
-            let cleaned: String = value
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
-                .flat_map(char::to_uppercase)
-                .collect();
-            if !(5..=35).contains(&cleaned.len()) {
-                Err(format!(
-                    "registration number '{value}' has {} characters, expected 5 to 35",
-                    cleaned.len()
-                ))
-            } else if !cleaned.chars().all(|c| c.is_ascii_alphanumeric()) {
-                Err(format!(
-                    "registration number '{value}' has characters other than letters and digits"
-                ))
-            } else if !cleaned.chars().any(|c| c.is_ascii_digit()) {
+            let cleaned = letters_and_digits(value, "registration number", 5..=35)?;
+            if !cleaned.chars().any(|c| c.is_ascii_digit()) {
                 Err(format!("registration number '{value}' has no digit"))
             } else if one_digit_repeated(&cleaned) {
                 // `DE000000000`, `99999`: a placeholder, which would link every record
@@ -96,23 +111,7 @@ pub fn canonical(kind: IdentifierKind, value: &str) -> Result<String, String> {
             }
         }
         IdentifierKind::TransportDocument => {
-            let cleaned: String = value
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
-                .flat_map(char::to_uppercase)
-                .collect();
-            if !(6..=35).contains(&cleaned.len()) {
-                Err(format!(
-                    "transport document number '{value}' has {} characters, expected 6 to 35",
-                    cleaned.len()
-                ))
-            } else if !cleaned.chars().all(|c| c.is_ascii_alphanumeric()) {
-                Err(format!(
-                    "transport document number '{value}' has characters other than letters and digits"
-                ))
-            } else {
-                Ok(cleaned)
-            }
+            letters_and_digits(value, "transport document number", 6..=35)
         }
     }
 }

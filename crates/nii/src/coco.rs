@@ -30,7 +30,10 @@ use crate::image::Mask8;
 use crate::library::{
     check_annotation_on, write_durable, AnnotationRecord, AnnotationRole, Library, LibraryError,
 };
-use crate::package::{Refusal, MAX_JSON_BYTES};
+use crate::package::{
+    annotations_by_view, fail, new_export_folder, select_scans, sharing_refusal, Refusal,
+    MAX_JSON_BYTES,
+};
 use crate::scan::{check_scan_id, Energy, ScanRecord};
 
 /// The annotation file's name in an export.
@@ -247,15 +250,6 @@ pub struct CocoFile {
     pub categories: Vec<CocoCategory>,
 }
 
-fn fail(file: &Path, field: Option<&str>, reason: impl Into<String>) -> LibraryError {
-    LibraryError {
-        file: file.to_path_buf(),
-        line: None,
-        field: field.map(str::to_string),
-        reason: reason.into(),
-    }
-}
-
 /// The name of a view in file names: its name when that is a safe file-name word, else its index.
 fn view_word(record: &ScanRecord, view: usize) -> String {
     let name = &record.views[view].name;
@@ -273,22 +267,6 @@ pub fn image_file_name(record: &ScanRecord, view: usize) -> String {
         record.metadata.scan_id,
         view_word(record, view)
     )
-}
-
-/// The latest line of each (scan, view, annotator, role), in file order.
-fn latest_lines(library: &Library) -> BTreeMap<(String, usize), Vec<AnnotationRecord>> {
-    let mut out: BTreeMap<(String, usize), Vec<AnnotationRecord>> = BTreeMap::new();
-    for r in library.annotations() {
-        let list = out.entry((r.scan_id.clone(), r.view)).or_default();
-        match list
-            .iter_mut()
-            .find(|a| a.annotator == r.annotator && a.role == r.role)
-        {
-            Some(existing) => *existing = r.clone(),
-            None => list.push(r.clone()),
-        }
-    }
-    out
 }
 
 /// The objects of a view from a source.
@@ -373,27 +351,7 @@ pub fn export_coco(
     options: &CocoExportOptions,
     out: &Path,
 ) -> Result<CocoExportSummary, LibraryError> {
-    let catalogue = library.root().join(crate::library::CATALOGUE_FILE);
-    let selected: Vec<&ScanRecord> = match &options.scans {
-        None => library.records().iter().collect(),
-        Some(ids) => {
-            let mut seen = HashSet::new();
-            let mut list = Vec::new();
-            for id in ids {
-                let record = library.get(id).ok_or_else(|| {
-                    fail(
-                        &catalogue,
-                        Some("metadata.scan_id"),
-                        format!("scan '{id}' is not in the library"),
-                    )
-                })?;
-                if seen.insert(id.as_str()) {
-                    list.push(record);
-                }
-            }
-            list
-        }
-    };
+    let selected = select_scans(library, options.scans.as_deref())?;
     if let CocoSource::Annotator(name) = &options.source {
         if !library.annotations().iter().any(|a| &a.annotator == name) {
             return Err(fail(
@@ -406,33 +364,10 @@ pub fn export_coco(
     let mut refused = Vec::new();
     let mut records = Vec::new();
     for record in selected {
-        let id = record.metadata.scan_id.clone();
-        if !record.provenance.redistributable {
-            refused.push(Refusal {
-                scan_id: id,
-                field: "provenance.redistributable".into(),
-                reason: format!(
-                    "its licence ('{}') does not allow giving it to another administration",
-                    record.provenance.licence
-                ),
-            });
-            continue;
+        match sharing_refusal(record, true) {
+            Some(refusal) => refused.push(refusal),
+            None => records.push(record),
         }
-        if let Some(reason) = record.privacy_problem() {
-            let field = record
-                .personal_fields_present()
-                .first()
-                .map_or("anonymisation".to_string(), |f| {
-                    format!("metadata.{}", f.name)
-                });
-            refused.push(Refusal {
-                scan_id: id,
-                field,
-                reason,
-            });
-            continue;
-        }
-        records.push(record);
     }
     let mut summary = CocoExportSummary {
         folder: None,
@@ -446,22 +381,10 @@ pub fn export_coco(
     if records.is_empty() {
         return Ok(summary);
     }
-    if out.exists()
-        && fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(fail(
-            out,
-            None,
-            "is not an empty folder; a COCO export is written into a new or empty one",
-        ));
-    }
-    let images_dir = out.join("images");
-    fs::create_dir_all(&images_dir).map_err(|e| fail(&images_dir, None, e.to_string()))?;
+    let images_dir = new_export_folder(out, "a COCO export")?;
 
     // Objects first, so that the categories are known.
-    let lines = latest_lines(library);
+    let lines = annotations_by_view(library);
     let mut per_view: Vec<(&ScanRecord, usize, Vec<AnnotatedObject>)> = Vec::new();
     let mut other_labels = BTreeSet::new();
     for record in &records {
@@ -797,7 +720,7 @@ pub fn import_coco(
             });
     }
     // Lines to write, each checked like the library's own.
-    let latest = latest_lines(library);
+    let latest = annotations_by_view(library);
     let mut summary = CocoImportSummary {
         source: source_name.to_string(),
         images: coco.images.len(),
@@ -906,7 +829,7 @@ mod tests {
     }
 
     fn expected(lib: &Library, source: &CocoSource) -> Vec<(String, usize, Vec<AnnotatedObject>)> {
-        let lines = latest_lines(lib);
+        let lines = crate::package::annotations_by_view(lib);
         let mut out = Vec::new();
         for r in lib.records() {
             if r.metadata.scan_id == "closed" || r.metadata.scan_id == "real-0" {

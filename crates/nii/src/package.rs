@@ -233,13 +233,87 @@ pub struct ImportSummary {
     pub annotations_present: usize,
 }
 
-fn fail(file: &Path, field: Option<&str>, reason: impl Into<String>) -> LibraryError {
+pub(crate) fn fail(file: &Path, field: Option<&str>, reason: impl Into<String>) -> LibraryError {
     LibraryError {
         file: file.to_path_buf(),
         line: None,
         field: field.map(str::to_string),
         reason: reason.into(),
     }
+}
+
+/// The scans an export reads: every scan of the library, or those of `ids` in their order (each
+/// once); an id the library does not hold is an error naming it.
+pub(crate) fn select_scans<'a>(
+    library: &'a Library,
+    ids: Option<&[String]>,
+) -> Result<Vec<&'a ScanRecord>, LibraryError> {
+    let Some(ids) = ids else {
+        return Ok(library.records().iter().collect());
+    };
+    let catalogue = library.root().join(crate::library::CATALOGUE_FILE);
+    let mut seen = HashSet::new();
+    let mut list = Vec::new();
+    for id in ids {
+        let record = library.get(id).ok_or_else(|| {
+            fail(
+                &catalogue,
+                Some("metadata.scan_id"),
+                format!("scan '{id}' is not in the library"),
+            )
+        })?;
+        if seen.insert(id.as_str()) {
+            list.push(record);
+        }
+    }
+    Ok(list)
+}
+
+/// Why `record` may not leave the library as it is, if it may not: a licence that forbids
+/// redistribution, or personal data not anonymised ([`ScanRecord::privacy_problem`]).
+pub(crate) fn sharing_refusal(record: &ScanRecord, check_privacy: bool) -> Option<Refusal> {
+    let scan_id = record.metadata.scan_id.clone();
+    if !record.provenance.redistributable {
+        return Some(Refusal {
+            scan_id,
+            field: "provenance.redistributable".into(),
+            reason: format!(
+                "its licence ('{}') does not allow giving it to another administration",
+                record.provenance.licence
+            ),
+        });
+    }
+    let reason = record.privacy_problem().filter(|_| check_privacy)?;
+    let field = record
+        .personal_fields_present()
+        .first()
+        .map_or("anonymisation".to_string(), |f| {
+            format!("metadata.{}", f.name)
+        });
+    Some(Refusal {
+        scan_id,
+        field,
+        reason,
+    })
+}
+
+/// Refuses an `out` folder that exists and is not empty (`what` is written into a new or empty
+/// one), then makes `out/images`, which it returns.
+pub(crate) fn new_export_folder(out: &Path, what: &str) -> Result<PathBuf, LibraryError> {
+    if out.exists()
+        && fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(fail(
+            out,
+            None,
+            format!("is not an empty folder; {what} is written into a new or empty one"),
+        ));
+    }
+    let images_dir = out.join("images");
+    fs::create_dir_all(&images_dir).map_err(|e| fail(&images_dir, None, e.to_string()))?;
+    Ok(images_dir)
 }
 
 fn now_utc() -> String {
@@ -250,7 +324,9 @@ fn now_utc() -> String {
 
 /// The annotation lines of the library per (scan, view), the latest line of each annotator
 /// (as the report reads them), annotators before reviewers, in file order.
-fn annotations_by_view(library: &Library) -> BTreeMap<(String, usize), Vec<AnnotationRecord>> {
+pub(crate) fn annotations_by_view(
+    library: &Library,
+) -> BTreeMap<(String, usize), Vec<AnnotationRecord>> {
     let mut out: BTreeMap<(String, usize), Vec<AnnotationRecord>> = BTreeMap::new();
     for r in library.annotations() {
         let list = out.entry((r.scan_id.clone(), r.view)).or_default();
@@ -280,41 +356,13 @@ pub fn export_package(
     options: &ExportOptions,
     out: &Path,
 ) -> Result<ExportSummary, LibraryError> {
-    let catalogue = library.root().join(crate::library::CATALOGUE_FILE);
-    let selected: Vec<&ScanRecord> = match &options.scans {
-        None => library.records().iter().collect(),
-        Some(ids) => {
-            let mut seen = HashSet::new();
-            let mut list = Vec::new();
-            for id in ids {
-                let record = library.get(id).ok_or_else(|| {
-                    fail(
-                        &catalogue,
-                        Some("metadata.scan_id"),
-                        format!("scan '{id}' is not in the library"),
-                    )
-                })?;
-                if seen.insert(id.as_str()) {
-                    list.push(record);
-                }
-            }
-            list
-        }
-    };
+    let selected = select_scans(library, options.scans.as_deref())?;
     let at = now_utc();
     let mut refused = Vec::new();
     let mut records = Vec::new();
     for record in selected {
-        let id = record.metadata.scan_id.clone();
-        if !record.provenance.redistributable {
-            refused.push(Refusal {
-                scan_id: id,
-                field: "provenance.redistributable".into(),
-                reason: format!(
-                    "its licence ('{}') does not allow giving it to another administration",
-                    record.provenance.licence
-                ),
-            });
+        if let Some(refusal) = sharing_refusal(record, false) {
+            refused.push(refusal);
             continue;
         }
         let shared = match &options.anonymiser {
@@ -322,7 +370,7 @@ pub fn export_package(
                 Ok(r) => r,
                 Err((field, reason)) => {
                     refused.push(Refusal {
-                        scan_id: id,
+                        scan_id: record.metadata.scan_id.clone(),
                         field,
                         reason,
                     });
@@ -331,18 +379,8 @@ pub fn export_package(
             },
             None => record.clone(),
         };
-        if let Some(reason) = shared.privacy_problem() {
-            let field = shared
-                .personal_fields_present()
-                .first()
-                .map_or("anonymisation".to_string(), |f| {
-                    format!("metadata.{}", f.name)
-                });
-            refused.push(Refusal {
-                scan_id: id,
-                field,
-                reason,
-            });
+        if let Some(refusal) = sharing_refusal(&shared, true) {
+            refused.push(refusal);
             continue;
         }
         records.push((record, shared));
@@ -361,20 +399,7 @@ pub fn export_package(
         return Ok(summary);
     }
 
-    // The folder: new or empty.
-    if out.exists()
-        && fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(fail(
-            out,
-            None,
-            "is not an empty folder; a package is written into a new or empty one",
-        ));
-    }
-    let images_dir = out.join("images");
-    fs::create_dir_all(&images_dir).map_err(|e| fail(&images_dir, None, e.to_string()))?;
+    let images_dir = new_export_folder(out, "a package")?;
 
     // Annotations, per scan and view, with annotators pseudonymised when anonymising.
     let by_view = annotations_by_view(library);
