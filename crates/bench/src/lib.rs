@@ -35,6 +35,7 @@ mod hs;
 mod import;
 mod link;
 mod nii;
+mod nii_detector;
 mod risk;
 mod serve;
 mod text_features;
@@ -47,6 +48,7 @@ pub use hs::hs;
 pub use import::import;
 pub use link::link;
 pub use nii::nii;
+pub use nii_detector::nii_detector;
 pub use risk::risk;
 pub use serve::serve;
 pub use text_features::text_features;
@@ -134,4 +136,12 @@ pub struct BenchOptions {
     pub scans: usize,
     /// nii: image width and height, pixels.
     pub size: u32,
+    /// nii-detector: scans of each held-out set.
+    pub test_scans: usize,
+    /// nii-detector: training epochs.
+    pub epochs: usize,
+    /// nii-detector: the network's input side, pixels.
+    pub side: usize,
+    /// nii-detector: channels of the network's first layer.
+    pub width: usize,
 }

@@ -512,6 +512,19 @@ pub struct BenchArgs {
     /// nii: image width and height, pixels.
     #[arg(long, default_value_t = 512)]
     pub size: u32,
+    /// nii-detector: scans of each held-out set (the training set is --scans; the figures in
+    /// docs/nii-detector.md use --scans 1500).
+    #[arg(long, default_value_t = 600)]
+    pub test_scans: usize,
+    /// nii-detector: training epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// nii-detector: the network's input side, pixels (a multiple of 8).
+    #[arg(long, default_value_t = 128)]
+    pub side: usize,
+    /// nii-detector: channels of the network's first layer.
+    #[arg(long, default_value_t = 16)]
+    pub width: usize,
 }
 
 impl BenchArgs {
@@ -542,6 +555,10 @@ impl BenchArgs {
             max_seconds: self.max_seconds,
             scans: self.scans,
             size: self.size,
+            test_scans: self.test_scans,
+            epochs: self.epochs,
+            side: self.side,
+            width: self.width,
         }
     }
 }

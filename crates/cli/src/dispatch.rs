@@ -271,8 +271,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     borderlens_bench::text_features(&a.to_options(), cli.json, &bars)?
                 }
                 "nii" => borderlens_bench::nii(&a.to_options(), cli.json, &bars)?,
+                "nii-detector" => borderlens_bench::nii_detector(&a.to_options(), cli.json, &bars)?,
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench embed`, `bench import`, `bench text-features` or `bench nii`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench embed`, `bench import`, `bench text-features`, `bench nii` or `bench nii-detector`"
                 ),
             }
             Ok(ExitCode::SUCCESS)

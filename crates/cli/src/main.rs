@@ -6,6 +6,7 @@
 
 mod args;
 mod demo;
+mod detector_cmds;
 mod dispatch;
 mod hs_cmds;
 mod loop_cmds;

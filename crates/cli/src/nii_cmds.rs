@@ -58,6 +58,18 @@ pub enum NiiCommand {
     /// (a model's or another tool's), compared and merged by the consensus like a person's;
     /// the whole file is checked first; importing it again changes nothing.
     ImportCoco(ImportCocoArgs),
+    /// Train the threat detector (a small convolutional network on the CPU) on a library's
+    /// labelled views: boxes from the truth, the consensus or one annotator; seedable (same seed,
+    /// same model); the model folder records the training set's digest, mix, classes and the
+    /// figures on each --eval library. Ctrl-C stops and writes nothing.
+    Train(crate::detector_cmds::TrainArgs),
+    /// Figures of a detector on a labelled library it did not train on: AP@0.5 per class and
+    /// mAP, the detection rate at 1 % and 5 % false alarms per view, the Grad-CAM pointing game,
+    /// views per second.
+    Evaluate(crate::detector_cmds::EvaluateArgs),
+    /// Run a detector on scans: boxes, classes, scores and each view's alarm as JSON, and with
+    /// --out one PNG per detection with its Grad-CAM heat map over the scan.
+    Detect(crate::detector_cmds::DetectArgs),
 }
 
 #[derive(Args)]
@@ -216,7 +228,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_header(header.to_vec());
@@ -309,6 +321,9 @@ fn warn_recovered(library: &Library) {
 
 pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
     match command {
+        NiiCommand::Train(a) => crate::detector_cmds::train(a, json, bars),
+        NiiCommand::Evaluate(a) => crate::detector_cmds::evaluate_cmd(a, json, bars),
+        NiiCommand::Detect(a) => crate::detector_cmds::detect(a, json),
         NiiCommand::Generate(a) => {
             let params = params_from(a)?;
             let mut library = Library::create(&a.out)?;

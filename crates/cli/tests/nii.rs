@@ -650,3 +650,216 @@ fn export_coco_and_import_it_back_as_a_source() {
     assert_eq!(s["refused"][0]["scan_id"], "syn-5-000000");
     assert_eq!(s["refused"][0]["field"], "provenance.redistributable");
 }
+
+/// The detector from the command line: train with a held-out evaluation kept in the model,
+/// evaluate again, detect with heat maps and pre-annotations; and the refusals.
+#[test]
+fn train_evaluate_and_detect_with_heat_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (lib, seed, count) in [("train", "3", "24"), ("test", "4", "8")] {
+        stdout_json(&borderlens(
+            d,
+            &[
+                "nii",
+                "generate",
+                "--count",
+                count,
+                "--seed",
+                seed,
+                "--out",
+                lib,
+                "--size",
+                "128",
+                "--threat-rate",
+                "0.8",
+                "--json",
+            ],
+        ));
+    }
+    let args = [
+        "nii",
+        "train",
+        "--library",
+        "train",
+        "--out",
+        "model",
+        "--eval",
+        "test",
+        "--epochs",
+        "2",
+        "--side",
+        "64",
+        "--width",
+        "4",
+        "--batch",
+        "8",
+        "--seed",
+        "9",
+        "--json",
+    ];
+    let meta = stdout_json(&borderlens(d, &args));
+    assert_eq!(meta["format"], "borderlens-nii-detector");
+    let id = meta["model_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("det-") && id.len() == 16, "{id}");
+    assert_eq!(meta["training"]["views"], 24);
+    assert_eq!(meta["training"]["label_source"], "truth");
+    assert_eq!(meta["training"]["digest"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        meta["training"]["loss_by_epoch"].as_array().unwrap().len(),
+        2
+    );
+    let e = &meta["evaluations"][0];
+    assert_eq!(e["set"], "test");
+    assert_eq!(e["views"], 8);
+    assert!(d.join("model/detector.safetensors").is_file());
+    // A model is never overwritten.
+    let again = borderlens(d, &args);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a model"));
+    // The same seed gives the same model.
+    let mut same = args.to_vec();
+    same[5] = "model2";
+    let meta2 = stdout_json(&borderlens(d, &same));
+    assert_eq!(meta2["model_id"], meta["model_id"]);
+
+    let e = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "evaluate",
+            "--model",
+            "model",
+            "--library",
+            "test",
+            "--json",
+        ],
+    ));
+    assert_eq!(e["views"], 8);
+    assert_eq!(
+        e["per_class"].as_array().unwrap().len(),
+        meta["classes"].as_array().unwrap().len()
+    );
+    let own = borderlens(
+        d,
+        &["nii", "evaluate", "--model", "model", "--library", "train"],
+    );
+    assert!(own.status.success());
+    assert!(String::from_utf8_lossy(&own.stderr).contains("own training set"));
+
+    let lib: Value = serde_json::from_str(
+        std::fs::read_to_string(d.join("test/catalogue.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let scan = lib["metadata"]["scan_id"].as_str().unwrap().to_string();
+    let out = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "detect",
+            "--model",
+            "model",
+            "--library",
+            "test",
+            &scan,
+            "--min-score",
+            "0.0",
+            "--out",
+            "found",
+            "--pre-annotate",
+            "--json",
+        ],
+    ));
+    let view = &out["views"][0];
+    assert_eq!(view["scan_id"], scan.as_str());
+    let dets = view["detections"].as_array().unwrap();
+    assert!(!dets.is_empty(), "at score 0 every class has a peak");
+    assert_eq!(out["heat_map_grid_side"], 16);
+    for det in dets {
+        let png = d.join("found").join(det["heat_map"].as_str().unwrap());
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        assert_eq!(det["heat_map_grid"].as_array().unwrap().len(), 16 * 16);
+    }
+    assert!(d.join("found/detections.json").is_file());
+    // The pre-annotation is a machine source: in the library, not in the consensus.
+    let lines = std::fs::read_to_string(d.join("test/annotations.jsonl")).unwrap();
+    assert!(lines.contains("\"role\":\"machine\""), "{lines}");
+    assert!(lines.contains(&format!("model:{id}")));
+    let report = stdout_json(&borderlens(d, &["nii", "report", "test", "--json"]));
+    assert_eq!(
+        report["annotation"]["annotators"], 0,
+        "{}",
+        report["annotation"]
+    );
+    assert_eq!(report["annotation"]["scans_annotated"], 0);
+
+    // Refusals name what is wrong.
+    let bad = borderlens(
+        d,
+        &[
+            "nii",
+            "detect",
+            "--model",
+            "model",
+            "--library",
+            "test",
+            "nope",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("scan 'nope' is not in"));
+    std::fs::write(d.join("model/detector.json"), "{\"format\": 1}").unwrap();
+    let bad = borderlens(
+        d,
+        &[
+            "nii",
+            "detect",
+            "--model",
+            "model",
+            "--library",
+            "test",
+            &scan,
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert!(
+        err.contains("detector.json") && err.contains("line 1"),
+        "{err}"
+    );
+    let bad = borderlens(
+        d,
+        &[
+            "nii",
+            "train",
+            "--library",
+            "train",
+            "--out",
+            "m3",
+            "--side",
+            "60",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("side must be a multiple of 8"));
+    let bad = borderlens(
+        d,
+        &[
+            "nii",
+            "train",
+            "--library",
+            "train",
+            "--out",
+            "m3",
+            "--labels",
+            "nobody",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("labelled by 'nobody'"));
+}

@@ -270,7 +270,7 @@ pub fn image_file_name(record: &ScanRecord, view: usize) -> String {
 }
 
 /// The objects of a view from a source.
-fn objects_of(
+pub(crate) fn objects_of(
     record: &ScanRecord,
     view: usize,
     source: &CocoSource,

@@ -21,7 +21,10 @@
 //!   (refusing scans not redistributable or not anonymised) and import (checked in full first,
 //!   idempotent);
 //! - **COCO** export and import ([`coco`]): 8-bit views and boxes for ordinary detection tools,
-//!   and a tool's or model's boxes back as an annotator source.
+//!   and a tool's or model's boxes back as an annotator source;
+//! - the **threat detector** ([`detector`]): a small convolutional network on candle (CPU),
+//!   trained on a labelled library (deterministic for a seed), evaluated (AP@0.5, detection rate
+//!   at a false-alarm rate per view, pointing game), explained by Grad-CAM heat maps.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
 //! is a file in the library folder for now), DICOS/DICOM, YOLO, API routes and pages.
@@ -36,6 +39,7 @@ pub mod anonymise;
 pub mod batch;
 pub mod coco;
 pub mod consensus;
+pub mod detector;
 pub mod generate;
 pub mod geometry;
 pub mod image;

@@ -135,6 +135,10 @@ pub enum AnnotationRole {
     Annotator,
     /// a reviewer
     Reviewer,
+    /// a model's pre-annotation (`borderlens nii detect --pre-annotate`), offered to annotators
+    /// and never counted as one: left out of the consensus, the agreement, the annotation
+    /// coverage of the quality report and the scan package
+    Machine,
 }
 
 impl AnnotationRole {

@@ -316,7 +316,7 @@ pub(crate) fn new_export_folder(out: &Path, what: &str) -> Result<PathBuf, Libra
     Ok(images_dir)
 }
 
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
@@ -488,11 +488,13 @@ pub fn export_package(
                     objects: line.objects.clone(),
                     seconds: line.seconds,
                 };
-                summary.annotations += 1;
                 match line.role {
                     AnnotationRole::Annotator => entry.annotators.push(source),
                     AnnotationRole::Reviewer => entry.reviewers.push(source),
+                    // A model's proposals are not reference labels: not exchanged.
+                    AnnotationRole::Machine => continue,
                 }
+                summary.annotations += 1;
             }
             if !entry.annotators.is_empty() {
                 let input: Vec<AnnotatorObjects> = entry

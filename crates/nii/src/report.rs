@@ -297,26 +297,22 @@ pub fn quality_report(library: &Library) -> QualityReport {
 
     // Annotations and agreement.
     let input = library_annotations(library);
-    let annotated: std::collections::HashSet<&str> = library
-        .annotations()
-        .iter()
-        .map(|a| a.scan_id.as_str())
-        .collect();
-    let annotators: std::collections::HashSet<&str> = library
-        .annotations()
-        .iter()
-        .map(|a| a.annotator.as_str())
-        .collect();
+    // A model's pre-annotations are not annotations by a person.
+    let human = || {
+        library
+            .annotations()
+            .iter()
+            .filter(|a| a.role != crate::library::AnnotationRole::Machine)
+    };
+    let annotated: std::collections::HashSet<&str> = human().map(|a| a.scan_id.as_str()).collect();
+    let annotators: std::collections::HashSet<&str> =
+        human().map(|a| a.annotator.as_str()).collect();
     let multi = input
         .scans
         .iter()
         .filter(|s| s.annotations.len() >= 2)
         .count();
-    let mut seconds: Vec<f64> = library
-        .annotations()
-        .iter()
-        .filter_map(|a| a.seconds)
-        .collect();
+    let mut seconds: Vec<f64> = human().filter_map(|a| a.seconds).collect();
     seconds.sort_by(f64::total_cmp);
     let median_seconds = (!seconds.is_empty()).then(|| {
         let m = seconds.len() / 2;
@@ -426,7 +422,7 @@ pub fn quality_report(library: &Library) -> QualityReport {
             },
             scans_multi_annotated: multi,
             annotators: annotators.len(),
-            records: library.annotations().len(),
+            records: human().count(),
             scans_with_truth: truth_scans,
             median_seconds,
             images_per_hour: mean_seconds.filter(|s| *s > 0.0).map(|s| 3600.0 / s),
