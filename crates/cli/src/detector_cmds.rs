@@ -387,6 +387,20 @@ pub fn detect(a: &DetectArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let annotated = pre_annotations.len();
+    // Every line is checked before the first is written: all or nothing.
+    for record in &pre_annotations {
+        if let Some(scan) = library.get(&record.scan_id) {
+            borderlens_nii::library::check_annotation_on(scan, record).map_err(
+                |(field, reason)| {
+                    anyhow::anyhow!(
+                    "pre-annotation of scan '{}' view {}: field {field}: {reason}; nothing stored",
+                    record.scan_id,
+                    record.view
+                )
+                },
+            )?;
+        }
+    }
     for record in pre_annotations {
         library
             .add_annotation(record)

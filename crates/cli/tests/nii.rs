@@ -798,6 +798,33 @@ fn train_evaluate_and_detect_with_heat_maps() {
     );
     assert_eq!(report["annotation"]["scans_annotated"], 0);
 
+    // Nor is it exchanged: the scan package leaves machine lines out.
+    let out = borderlens(d, &["nii", "export", "--lib", "test", "--out", "pkg"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shared = std::fs::read_to_string(d.join("pkg/annotations.json")).unwrap();
+    assert!(!shared.contains("model:"), "{shared}");
+    // Nor can a model learn from, or be judged by, its own proposals.
+    let own_labels = format!("model:{id}");
+    let own = borderlens(
+        d,
+        &[
+            "nii",
+            "evaluate",
+            "--model",
+            "model",
+            "--library",
+            "test",
+            "--labels",
+            &own_labels,
+        ],
+    );
+    assert_eq!(own.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&own.stderr).contains("is labelled by 'model:"));
+
     // Refusals name what is wrong.
     let bad = borderlens(
         d,
@@ -813,6 +840,30 @@ fn train_evaluate_and_detect_with_heat_maps() {
     );
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("scan 'nope' is not in"));
+    let text = std::fs::read_to_string(d.join("model/detector.json")).unwrap();
+    std::fs::write(
+        d.join("model/detector.json"),
+        text.replace("\"width\": 4", "\"width\": 1"),
+    )
+    .unwrap();
+    let bad = borderlens(
+        d,
+        &[
+            "nii",
+            "detect",
+            "--model",
+            "model",
+            "--library",
+            "test",
+            &scan,
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert!(
+        err.contains("field shape.width: 1 is not from 4 to 256"),
+        "{err}"
+    );
     std::fs::write(d.join("model/detector.json"), "{\"format\": 1}").unwrap();
     let bad = borderlens(
         d,

@@ -479,7 +479,8 @@ pub fn export_package(
                 consensus: None,
                 reviewers: Vec::new(),
             };
-            for line in lines {
+            // A model's proposals are not reference labels: not exchanged.
+            for line in lines.iter().filter(|l| l.role != AnnotationRole::Machine) {
                 if options.anonymiser.is_some() {
                     pseudonymised.insert(line.annotator.clone());
                 }
@@ -491,7 +492,6 @@ pub fn export_package(
                 match line.role {
                     AnnotationRole::Annotator => entry.annotators.push(source),
                     AnnotationRole::Reviewer => entry.reviewers.push(source),
-                    // A model's proposals are not reference labels: not exchanged.
                     AnnotationRole::Machine => continue,
                 }
                 summary.annotations += 1;
@@ -523,7 +523,9 @@ pub fn export_package(
                         .collect(),
                 });
             }
-            scans_out.push(entry);
+            if !entry.annotators.is_empty() || !entry.reviewers.is_empty() {
+                scans_out.push(entry);
+            }
         }
         if let Some(log) = shared.anonymisation.as_mut() {
             if options.anonymiser.is_some() {

@@ -193,11 +193,15 @@ pub fn decode(
                 let cy = (r as f64 + f64::from(offset[cells + i]).clamp(0.0, 1.0)) * sy;
                 let bw = f64::from(size[i]).clamp(-3.0, 6.0).exp() * sx;
                 let bh = f64::from(size[cells + i]).clamp(-3.0, 6.0).exp() * sy;
-                let x0 = (cx - bw / 2.0).clamp(0.0, f64::from(width));
-                let x1 = (cx + bw / 2.0).clamp(0.0, f64::from(width));
-                let y0 = (cy - bh / 2.0).clamp(0.0, f64::from(height));
-                let y1 = (cy + bh / 2.0).clamp(0.0, f64::from(height));
-                let Ok(bbox) = BoxPx::new(x0, y0, x1.max(x0 + 1.0), y1.max(y0 + 1.0)) else {
+                // Inside the view and at least one pixel (or the whole view, if smaller).
+                let edges = |c: f64, half: f64, side: f64| {
+                    let lo = (c - half).clamp(0.0, side);
+                    let hi = (c + half).clamp(0.0, side).max(lo + 1.0).min(side);
+                    ((hi - 1.0).min(lo).max(0.0), hi)
+                };
+                let (x0, x1) = edges(cx, bw / 2.0, f64::from(width));
+                let (y0, y1) = edges(cy, bh / 2.0, f64::from(height));
+                let Ok(bbox) = BoxPx::new(x0, y0, x1, y1) else {
                     continue;
                 };
                 found.push(Detection {
@@ -235,16 +239,44 @@ impl Detector {
                 ),
             ));
         }
-        if meta.classes.len() != meta.shape.classes
-            || meta.classes.is_empty()
-            || meta.shape.side % 8 != 0
-            || !(32..=1024).contains(&meta.shape.side)
-            || !(1..=256).contains(&meta.shape.width)
-            || meta.shape.in_channels != CHANNELS
-        {
+        let shape = &meta.shape;
+        let problem = if meta.classes.is_empty() {
+            Some(("classes", "is empty".to_string()))
+        } else if shape.classes != meta.classes.len() {
+            Some((
+                "shape.classes",
+                format!(
+                    "is {} but {} classes are named",
+                    shape.classes,
+                    meta.classes.len()
+                ),
+            ))
+        } else if shape.side % 8 != 0 || !(32..=1024).contains(&shape.side) {
+            Some((
+                "shape.side",
+                format!("{} is not a multiple of 8 from 32 to 1024", shape.side),
+            ))
+        } else if !(min_width(shape.norm)..=256).contains(&shape.width) {
+            Some((
+                "shape.width",
+                format!(
+                    "{} is not from {} to 256",
+                    shape.width,
+                    min_width(shape.norm)
+                ),
+            ))
+        } else if shape.in_channels != CHANNELS {
+            Some((
+                "shape.in_channels",
+                format!("{} is not {CHANNELS}", shape.in_channels),
+            ))
+        } else {
+            None
+        };
+        if let Some((field, reason)) = problem {
             return Err(DetectorError::at(
                 &meta_path,
-                "field shape: does not match the classes or is out of range",
+                format!("field {field}: {reason}"),
             ));
         }
         let weights_path = dir.join(WEIGHTS_FILE);
@@ -374,10 +406,21 @@ fn sync_rename(tmp: &Path, to: &Path) -> Result<(), DetectorError> {
     std::fs::rename(tmp, to).map_err(|e| DetectorError::at(to, e.to_string()))
 }
 
-/// A `G × G` map sampled bilinearly at pixel `(x, y)` of a `width × height` view.
+/// The smallest first-layer width: with layer normalisation over the channels, one channel
+/// normalises to a constant and two keep only a sign.
+pub fn min_width(norm: bool) -> usize {
+    if norm {
+        4
+    } else {
+        1
+    }
+}
+
+/// A `G × G` map sampled bilinearly at the point `(x, y)` of a `width × height` view, in
+/// continuous pixel coordinates (pixel `i` spans `[i, i + 1)`; cell centres at `(j + 0.5)` cells).
 pub fn sample_map(map: &[f32], grid: usize, width: u32, height: u32, x: f64, y: f64) -> f32 {
-    let gx = ((x + 0.5) / f64::from(width) * grid as f64 - 0.5).clamp(0.0, (grid - 1) as f64);
-    let gy = ((y + 0.5) / f64::from(height) * grid as f64 - 0.5).clamp(0.0, (grid - 1) as f64);
+    let gx = (x / f64::from(width) * grid as f64 - 0.5).clamp(0.0, (grid - 1) as f64);
+    let gy = (y / f64::from(height) * grid as f64 - 0.5).clamp(0.0, (grid - 1) as f64);
     let (x0, y0) = (gx.floor() as usize, gy.floor() as usize);
     let (x1, y1) = ((x0 + 1).min(grid - 1), (y0 + 1).min(grid - 1));
     let (fx, fy) = ((gx - x0 as f64) as f32, (gy - y0 as f64) as f32);
@@ -418,8 +461,15 @@ pub fn overlay_png(
     for y in 0..h {
         for x in 0..w {
             let g = f32::from(input.gray[y * w + x]);
-            let v = sample_map(map, grid, input.width, input.height, x as f64, y as f64)
-                .clamp(0.0, 1.0);
+            let v = sample_map(
+                map,
+                grid,
+                input.width,
+                input.height,
+                x as f64 + 0.5,
+                y as f64 + 0.5,
+            )
+            .clamp(0.0, 1.0);
             let alpha = 0.6 * v;
             let (r, gg, b) = (255.0, 255.0 * v, 0.0);
             let p = (y * w + x) * 3;
@@ -503,6 +553,11 @@ mod tests {
             (b.y0 - 75.0).abs() < 1e-3 && (b.y1 - 175.0).abs() < 1e-3,
             "{b:?}"
         );
+        // A view narrower than the grid: boxes stay inside it, at least one pixel.
+        let tiny = decode(&raw, grid, &classes, 1, 3, 0.05);
+        let b = tiny.detections[0].bbox;
+        assert!(b.x0 >= 0.0 && b.x1 <= 1.0 && b.x1 - b.x0 >= 1.0, "{b:?}");
+        assert!(b.y0 >= 0.0 && b.y1 <= 3.0 && b.y1 > b.y0, "{b:?}");
         let none = decode(&raw, grid, &classes, 400, 400, 0.95);
         assert!(none.detections.is_empty());
         assert_eq!(none.alarm, 0.0);

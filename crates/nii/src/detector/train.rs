@@ -77,8 +77,9 @@ impl TrainOptions {
         if self.side % 8 != 0 || !(32..=1024).contains(&self.side) {
             return Err("side must be a multiple of 8 from 32 to 1024".into());
         }
-        if !(1..=256).contains(&self.width) {
-            return Err("width must be 1 to 256".into());
+        let least = super::min_width(self.norm);
+        if !(least..=256).contains(&self.width) {
+            return Err(format!("width must be {least} to 256"));
         }
         Ok(())
     }
@@ -148,9 +149,13 @@ pub fn labelled_views<'a>(library: &'a Library, source: &CocoSource) -> Vec<Labe
                     l.iter()
                         .any(|r| r.role == crate::library::AnnotationRole::Annotator)
                 }),
-                CocoSource::Annotator(name) => lines
-                    .get(&key)
-                    .is_some_and(|l| l.iter().any(|r| &r.annotator == name)),
+                // A model's pre-annotations are never labels to learn from or to be judged by
+                // (that would teach a model its own mistakes): only a person's lines count.
+                CocoSource::Annotator(name) => lines.get(&key).is_some_and(|l| {
+                    l.iter().any(|r| {
+                        &r.annotator == name && r.role != crate::library::AnnotationRole::Machine
+                    })
+                }),
             };
             if labelled {
                 out.push(LabelledView {
