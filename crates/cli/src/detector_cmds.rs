@@ -12,11 +12,10 @@ use borderlens_nii::detector::eval::{evaluate, Evaluation};
 use borderlens_nii::detector::train::{train_on_library, TrainOptions};
 use borderlens_nii::detector::{overlay_png, read_view, Detector, DEFAULT_MIN_SCORE};
 use borderlens_nii::library::{AnnotationRecord, AnnotationRole};
-use borderlens_nii::Library;
 use clap::Args;
 use serde_json::json;
 
-use crate::nii_cmds::table;
+use crate::nii_cmds::{open, table};
 use crate::output::outln;
 use crate::progress::Bars;
 
@@ -95,10 +94,6 @@ pub struct DetectArgs {
     /// annotators, never counted in the consensus, the agreement or the scan package.
     #[arg(long)]
     pre_annotate: bool,
-}
-
-fn open(path: &Path) -> anyhow::Result<Library> {
-    Library::open(path).with_context(|| format!("cannot open the library {}", path.display()))
 }
 
 fn set_name(path: &Path) -> String {

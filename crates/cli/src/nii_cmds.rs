@@ -307,7 +307,7 @@ fn summary_out(what: &str, s: &BatchSummary, json: bool) -> anyhow::Result<ExitC
 
 /// Opens a library; a torn last line (left by a crash mid-write) is not read and is said on
 /// stderr (`nii verify` lists it and exits 1).
-fn open(path: &Path) -> anyhow::Result<Library> {
+pub(crate) fn open(path: &Path) -> anyhow::Result<Library> {
     let library = Library::open(path)?;
     warn_recovered(&library);
     Ok(library)

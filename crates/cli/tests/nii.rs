@@ -651,6 +651,13 @@ fn export_coco_and_import_it_back_as_a_source() {
     assert_eq!(s["refused"][0]["field"], "provenance.redistributable");
 }
 
+/// The command failed with exit status 2 and said `needle` on stderr.
+fn refused_with(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(needle), "{err}");
+}
+
 /// The detector from the command line: train with a held-out evaluation kept in the model,
 /// evaluate again, detect with heat maps and pre-annotations; and the refusals.
 #[test]
@@ -715,8 +722,7 @@ fn train_evaluate_and_detect_with_heat_maps() {
     assert!(d.join("model/detector.safetensors").is_file());
     // A model is never overwritten.
     let again = borderlens(d, &args);
-    assert_eq!(again.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a model"));
+    refused_with(&again, "already holds a model");
     // The same seed gives the same model.
     let mut same = args.to_vec();
     same[5] = "model2";
@@ -822,8 +828,7 @@ fn train_evaluate_and_detect_with_heat_maps() {
             &own_labels,
         ],
     );
-    assert_eq!(own.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&own.stderr).contains("is labelled by 'model:"));
+    refused_with(&own, "is labelled by 'model:");
 
     // Refusals name what is wrong.
     let bad = borderlens(
@@ -838,8 +843,7 @@ fn train_evaluate_and_detect_with_heat_maps() {
             "nope",
         ],
     );
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("scan 'nope' is not in"));
+    refused_with(&bad, "scan 'nope' is not in");
     let text = std::fs::read_to_string(d.join("model/detector.json")).unwrap();
     std::fs::write(
         d.join("model/detector.json"),
@@ -858,12 +862,7 @@ fn train_evaluate_and_detect_with_heat_maps() {
             &scan,
         ],
     );
-    assert_eq!(bad.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&bad.stderr).to_string();
-    assert!(
-        err.contains("field shape.width: 1 is not from 4 to 256"),
-        "{err}"
-    );
+    refused_with(&bad, "field shape.width: 1 is not from 4 to 256");
     std::fs::write(d.join("model/detector.json"), "{\"format\": 1}").unwrap();
     let bad = borderlens(
         d,
@@ -877,12 +876,8 @@ fn train_evaluate_and_detect_with_heat_maps() {
             &scan,
         ],
     );
-    assert_eq!(bad.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&bad.stderr).to_string();
-    assert!(
-        err.contains("detector.json") && err.contains("line 1"),
-        "{err}"
-    );
+    refused_with(&bad, "detector.json");
+    refused_with(&bad, "line 1");
     let bad = borderlens(
         d,
         &[
@@ -896,8 +891,7 @@ fn train_evaluate_and_detect_with_heat_maps() {
             "60",
         ],
     );
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("side must be a multiple of 8"));
+    refused_with(&bad, "side must be a multiple of 8");
     let bad = borderlens(
         d,
         &[
@@ -911,6 +905,5 @@ fn train_evaluate_and_detect_with_heat_maps() {
             "nobody",
         ],
     );
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("labelled by 'nobody'"));
+    refused_with(&bad, "labelled by 'nobody'");
 }

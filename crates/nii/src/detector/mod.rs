@@ -288,22 +288,20 @@ impl Detector {
     }
 
     /// Writes the model folder (created if needed): weights first, then the description, each
-    /// to a temporary file renamed into place. Sets `meta.model_id` from the weights.
+    /// durably ([`crate::library::write_durable`]). Sets `meta.model_id` from the weights.
     pub fn save(&mut self, dir: &Path) -> Result<(), DetectorError> {
         std::fs::create_dir_all(dir).map_err(|e| DetectorError::at(dir, e.to_string()))?;
         let weights_path = dir.join(WEIGHTS_FILE);
-        let tmp = dir.join(format!("{WEIGHTS_FILE}.tmp"));
-        candle_core::safetensors::save(&self.net.tensors(), &tmp)
-            .map_err(|e| DetectorError::at(&tmp, e.to_string()))?;
-        let bytes = std::fs::read(&tmp).map_err(|e| DetectorError::at(&tmp, e.to_string()))?;
+        let bytes = safetensors::serialize(self.net.tensors(), None)
+            .map_err(|e| DetectorError::at(&weights_path, e.to_string()))?;
         self.meta.model_id = format!("det-{}", &crate::library::sha256_hex(&bytes)[..12]);
-        sync_rename(&tmp, &weights_path)?;
+        crate::library::write_durable(&weights_path, &bytes)
+            .map_err(|e| DetectorError::at(&weights_path, e.reason))?;
         let meta_path = dir.join(META_FILE);
-        let tmp = dir.join(format!("{META_FILE}.tmp"));
         let text = serde_json::to_string_pretty(&self.meta)
             .map_err(|e| DetectorError::at(&meta_path, e.to_string()))?;
-        std::fs::write(&tmp, text + "\n").map_err(|e| DetectorError::at(&tmp, e.to_string()))?;
-        sync_rename(&tmp, &meta_path)
+        crate::library::write_durable(&meta_path, (text + "\n").as_bytes())
+            .map_err(|e| DetectorError::at(&meta_path, e.reason))
     }
 
     /// The raw outputs of a batch of views.
@@ -397,13 +395,6 @@ impl Detector {
         }
         Ok(maps)
     }
-}
-
-fn sync_rename(tmp: &Path, to: &Path) -> Result<(), DetectorError> {
-    let f = std::fs::File::open(tmp).map_err(|e| DetectorError::at(tmp, e.to_string()))?;
-    f.sync_all()
-        .map_err(|e| DetectorError::at(tmp, e.to_string()))?;
-    std::fs::rename(tmp, to).map_err(|e| DetectorError::at(to, e.to_string()))
 }
 
 /// The smallest first-layer width: with layer normalisation over the channels, one channel

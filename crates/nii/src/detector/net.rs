@@ -259,6 +259,25 @@ impl Im2Col {
         (y >= 0 && x >= 0 && (y as usize) < self.h && (x as usize) < self.w)
             .then_some((y as usize, x as usize))
     }
+
+    /// Calls `tap(column, pixel)` for every kernel tap of one image that falls inside it: the
+    /// offset of the tap's `C` values in the image's columns and in the image itself.
+    fn each_tap(&self, mut tap: impl FnMut(usize, usize)) {
+        let (ho, wo) = self.out();
+        let (k, c) = (self.k, self.c);
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let base = (oy * wo + ox) * k * k * c;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        if let Some((y, x)) = self.source(oy, ox, ky, kx) {
+                            tap(base + (ky * k + kx) * c, (y * self.w + x) * c);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
@@ -288,20 +307,7 @@ impl CustomOp1 for Im2Col {
         dst.par_chunks_mut(per_image)
             .zip(src.par_chunks(self.h * self.w * c))
             .for_each(|(out, img)| {
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        let base = (oy * wo + ox) * row;
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                if let Some((y, x)) = self.source(oy, ox, ky, kx) {
-                                    let at = base + (ky * k + kx) * c;
-                                    let from = (y * self.w + x) * c;
-                                    out[at..at + c].copy_from_slice(&img[from..from + c]);
-                                }
-                            }
-                        }
-                    }
-                }
+                self.each_tap(|at, from| out[at..at + c].copy_from_slice(&img[from..from + c]))
             });
         Ok((CpuStorage::F32(dst), Shape::from((n, ho, wo, row))))
     }
@@ -342,23 +348,11 @@ impl CustomOp1 for Col2Im {
         dst.par_chunks_mut(per_image)
             .zip(src.par_chunks(ho * wo * row))
             .for_each(|(img, cols)| {
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        let base = (oy * wo + ox) * row;
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                if let Some((y, x)) = p.source(oy, ox, ky, kx) {
-                                    let at = base + (ky * k + kx) * c;
-                                    let to = (y * p.w + x) * c;
-                                    for (d, s) in img[to..to + c].iter_mut().zip(&cols[at..at + c])
-                                    {
-                                        *d += s;
-                                    }
-                                }
-                            }
-                        }
+                p.each_tap(|at, to| {
+                    for (d, s) in img[to..to + c].iter_mut().zip(&cols[at..at + c]) {
+                        *d += s;
                     }
-                }
+                })
             });
         Ok((CpuStorage::F32(dst), Shape::from((n, p.h, p.w, c))))
     }
