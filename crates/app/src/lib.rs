@@ -23,6 +23,9 @@ behave the same:
   and HS model version as derived values by [`annotate`] (every import runs it), read back by
   the pages ([`item_hs_reading`]) and turned into the risk model's text signals
   ([`text_signals`]); [`hs_suggest`] and [`hs_check`] for free texts;
+- `nii_desk.rs`: the X-ray annotation desk ([`NiiDesk`]) over a library folder: the active
+  detector's proposals, reviews with their recorded actions, the share reviewed without
+  proposals, and the retraining that registers a new model only when it is not worse;
 - `views.rs`: what the pages show ([`queue`], [`declaration`], [`dashboard`], [`audit_log`]);
 - `cache.rs`: models by the SHA-256 of their bytes, dashboards until the store's newest audit
   entry changes.
@@ -50,6 +53,7 @@ mod hs_reading;
 mod jobs;
 mod linking;
 mod monitoring;
+mod nii_desk;
 mod reports;
 mod sample;
 mod simulation;
@@ -75,6 +79,11 @@ pub use linking::{
     LinkRequest, LinkSeconds, PairReport, SavedPartyLinks,
 };
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
+pub use nii_desk::{
+    DeskConfig, DeskScan, DeskView, NiiDesk, RetrainState, ReviewSubmission, SavedReview,
+    ScanDetection, ScanDetections, ScanReview, ViewDetectionsReport, DESK_QUEUE_MAX,
+    MAX_REVIEW_SECONDS,
+};
 pub use reports::*;
 pub use sample::{
     describe_sample, described_mapping, sample_parties, DescribeSampleReport,

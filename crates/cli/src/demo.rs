@@ -153,6 +153,10 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
             insecure_cookies: false,
             session_minutes: borderlens_server::DEFAULT_SESSION_SECONDS / 60,
             trusted_proxies: Vec::new(),
+            nii_library: None,
+            nii_held_out: None,
+            nii_hidden_share: 0.2,
+            nii_epochs: borderlens_nii::detector::train::TrainOptions::default().epochs,
         },
         cli.json,
     )

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use borderlens_app::Progress;
+use borderlens_app::{self as app, Progress};
 use borderlens_nii::coco::CocoSource;
 use borderlens_nii::consensus::AnnotatedObject;
 use borderlens_nii::detector::eval::{evaluate, Evaluation};
@@ -176,6 +176,180 @@ fn print_evaluation(e: &Evaluation) -> anyhow::Result<()> {
         e.end_to_end_views_per_second
     );
     Ok(())
+}
+
+#[derive(Args)]
+pub struct RetrainArgs {
+    /// Library folder whose corrected set is trained on (its models are in LIB/models/).
+    #[arg(long)]
+    library: PathBuf,
+    /// Held-out library both the new and the active model are evaluated on.
+    #[arg(long)]
+    held_out: PathBuf,
+    /// Who asks (written in the registry).
+    #[arg(long, default_value = "cli")]
+    by: String,
+    /// Passes over the training views.
+    #[arg(long, default_value_t = TrainOptions::default().epochs)]
+    epochs: usize,
+    /// Seed of the weights, the order of views and their flips.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The network's input side, pixels (a multiple of 8).
+    #[arg(long, default_value_t = TrainOptions::default().side)]
+    side: usize,
+    /// Channels of the network's first layer.
+    #[arg(long, default_value_t = TrainOptions::default().width)]
+    width: usize,
+}
+
+#[derive(Args)]
+pub struct ModelsArgs {
+    /// Library folder.
+    #[arg(long)]
+    library: PathBuf,
+}
+
+fn figures_cells(f: &borderlens_nii::review::Figures) -> [String; 4] {
+    [
+        f3(f.map50),
+        f3(f.detection_rate_1),
+        f3(f.detection_rate_5),
+        f3(f.pointing_game),
+    ]
+}
+
+pub fn retrain(a: &RetrainArgs, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
+    let mut config = app::DeskConfig::new(a.library.clone());
+    config.held_out = Some(a.held_out.clone());
+    config.train = TrainOptions {
+        epochs: a.epochs,
+        seed: a.seed,
+        side: a.side,
+        width: a.width,
+        ..TrainOptions::default()
+    };
+    let desk = app::NiiDesk::new(config)?;
+    desk.claim_retrain(&a.by)?;
+    let retrained = match desk.retrain(&a.by, bars) {
+        Ok(r) => r,
+        Err(app::JobError::Interrupted) => {
+            eprintln!("borderlens: interrupted; no model registered");
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(e).context("retraining"),
+    };
+    let e = &retrained.entry;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&retrained)?);
+    } else {
+        outln!(
+            "model {} registered in {}: trained on {} views ({}) in {:.0} s",
+            e.model_id,
+            a.library.join(borderlens_nii::review::MODELS_DIR).display(),
+            e.training_views,
+            e.label_source,
+            e.training_seconds
+        );
+        let mut t = table(&["model", "mAP@0.5", "1 % FA", "5 % FA", "pointing"]);
+        let [m, r1, r5, p] = figures_cells(&e.figures);
+        t.add_row(vec![format!("{} (new)", e.model_id), m, r1, r5, p]);
+        if let Some((id, f)) = &e.compared_with {
+            let [m, r1, r5, p] = figures_cells(f);
+            t.add_row(vec![format!("{id} (active)"), m, r1, r5, p]);
+        }
+        outln!("on {}:\n{t}", e.evaluated_on);
+        outln!(
+            "{}: {}",
+            if e.promoted {
+                "now active"
+            } else {
+                "kept, not active"
+            },
+            e.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn models(a: &ModelsArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let library = open(&a.library)?;
+    let registry = borderlens_nii::review::Registry::open(&a.library)?;
+    let figures = borderlens_nii::review::review_figures(&library);
+    let active = registry.active().map(|e| e.model_id.clone());
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "active": active,
+                "models": registry.entries(),
+                "review": figures,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(&[
+        "model",
+        "status",
+        "registered",
+        "views",
+        "mAP@0.5",
+        "1 % FA",
+        "5 % FA",
+        "pointing",
+    ]);
+    for e in registry.entries().iter().rev() {
+        let status = if active.as_deref() == Some(e.model_id.as_str()) {
+            "active"
+        } else if e.promoted {
+            "replaced"
+        } else {
+            "kept"
+        };
+        let [m, r1, r5, p] = figures_cells(&e.figures);
+        t.add_row(vec![
+            e.model_id.clone(),
+            status.to_string(),
+            e.registered.clone(),
+            e.training_views.to_string(),
+            m,
+            r1,
+            r5,
+            p,
+        ]);
+    }
+    outln!("{t}");
+    let mut t = table(&[
+        "proposals",
+        "views",
+        "median s",
+        "views/hour",
+        "agree model",
+        "agree truth",
+        "actions",
+    ]);
+    for (name, arm) in [("shown", &figures.shown), ("hidden", &figures.hidden)] {
+        t.add_row(vec![
+            name.to_string(),
+            arm.views.to_string(),
+            arm.median_seconds.map_or("–".into(), |v| format!("{v:.1}")),
+            arm.views_per_hour.map_or("–".into(), |v| format!("{v:.1}")),
+            f3(arm.agreement_with_model),
+            f3(arm.agreement_with_truth),
+            arm.actions
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    outln!("{t}");
+    outln!(
+        "automation bias (agreement with the model shown minus hidden) {}; speed-up {}",
+        f3(figures.automation_bias),
+        f3(figures.speed_up)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn train(a: &TrainArgs, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
@@ -370,6 +544,7 @@ pub fn detect(a: &DetectArgs, json: bool) -> anyhow::Result<ExitCode> {
                         })
                         .collect(),
                     seconds: None,
+                    review: None,
                 });
             }
             results.push(json!({

@@ -70,6 +70,16 @@ pub enum NiiCommand {
     /// Run a detector on scans: boxes, classes, scores and each view's alarm as JSON, and with
     /// --out one PNG per detection with its Grad-CAM heat map over the scan.
     Detect(crate::detector_cmds::DetectArgs),
+    /// The hybrid loop's retraining, as the desk's button does it: train on the library's
+    /// corrected set (people's boxes where they drew, the truth elsewhere; never a model's),
+    /// evaluate the new model and the active one on the held-out library, register the new
+    /// version in LIB/models/ and make it active only when it is not worse on mAP@0.5 and on
+    /// the detection rate at 1 % false alarms. Ctrl-C stops and registers nothing.
+    Retrain(crate::detector_cmds::RetrainArgs),
+    /// The model versions of a library (LIB/models/) and the hybrid loop's figures: views
+    /// reviewed with the proposals shown and hidden, views per hour, agreement with the model
+    /// and with the truth, actions.
+    Models(crate::detector_cmds::ModelsArgs),
 }
 
 #[derive(Args)]
@@ -324,6 +334,8 @@ pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<Exit
         NiiCommand::Train(a) => crate::detector_cmds::train(a, json, bars),
         NiiCommand::Evaluate(a) => crate::detector_cmds::evaluate_cmd(a, json, bars),
         NiiCommand::Detect(a) => crate::detector_cmds::detect(a, json),
+        NiiCommand::Retrain(a) => crate::detector_cmds::retrain(a, json, bars),
+        NiiCommand::Models(a) => crate::detector_cmds::models(a, json),
         NiiCommand::Generate(a) => {
             let params = params_from(a)?;
             let mut library = Library::create(&a.out)?;

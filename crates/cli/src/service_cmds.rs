@@ -31,6 +31,35 @@ pub struct ServeArgs {
     /// behind a proxy counts as the proxy.
     #[arg(long = "trusted-proxy", value_name = "IP")]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// An X-ray library to serve at the annotation desk (`/nii`): the active model's
+    /// proposals, reviews with their recorded actions, model versions and retraining.
+    #[arg(long, value_name = "LIB")]
+    pub nii_library: Option<PathBuf>,
+    /// The held-out library every retrained model is evaluated on before it may replace the
+    /// active one (without it the desk does not retrain).
+    #[arg(long, value_name = "LIB", requires = "nii_library")]
+    pub nii_held_out: Option<PathBuf>,
+    /// Share of scans reviewed without the model's proposals, to measure automation bias and
+    /// the speed-up (0 to 1).
+    #[arg(long, default_value_t = 0.2, requires = "nii_library")]
+    pub nii_hidden_share: f64,
+    /// Passes over the corrected set when the desk retrains.
+    #[arg(long, default_value_t = borderlens_nii::detector::train::TrainOptions::default().epochs,
+          requires = "nii_library")]
+    pub nii_epochs: usize,
+}
+
+impl ServeArgs {
+    /// The desk's settings, when a library is served.
+    fn desk(&self) -> Option<app::DeskConfig> {
+        self.nii_library.as_ref().map(|library| {
+            let mut desk = app::DeskConfig::new(library.clone());
+            desk.held_out = self.nii_held_out.clone();
+            desk.hidden_share = self.nii_hidden_share;
+            desk.train.epochs = self.nii_epochs;
+            desk
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -98,6 +127,7 @@ pub fn serve(
         secure_cookies: !a.insecure_cookies,
         session_seconds: a.session_minutes.saturating_mul(60).max(60),
         trusted_proxies: a.trusted_proxies.clone(),
+        nii_desk: a.desk(),
     };
     borderlens_server::serve(config, a.addr, |local| {
         // Not `println!`: a closed stdout must not stop the server.

@@ -907,3 +907,106 @@ fn train_evaluate_and_detect_with_heat_maps() {
     );
     refused_with(&bad, "labelled by 'nobody'");
 }
+
+/// The hybrid loop's retraining from the command line: the first version becomes active, the
+/// second is compared with it on the same held-out set, `nii models` lists both; a missing
+/// held-out library is refused before anything is trained.
+#[test]
+fn retrain_registers_versions_and_models_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (lib, seed, count) in [("lib", "3", "12"), ("held", "4", "6")] {
+        stdout_json(&borderlens(
+            d,
+            &[
+                "nii",
+                "generate",
+                "--count",
+                count,
+                "--seed",
+                seed,
+                "--out",
+                lib,
+                "--size",
+                "96",
+                "--threat-rate",
+                "0.8",
+                "--json",
+            ],
+        ));
+    }
+    let retrain = |seed: &str| {
+        stdout_json(&borderlens(
+            d,
+            &[
+                "nii",
+                "retrain",
+                "--library",
+                "lib",
+                "--held-out",
+                "held",
+                "--epochs",
+                "2",
+                "--side",
+                "32",
+                "--width",
+                "4",
+                "--seed",
+                seed,
+                "--by",
+                "ann-1",
+                "--json",
+            ],
+        ))
+    };
+    let first = retrain("1");
+    assert_eq!(first["entry"]["promoted"], true);
+    assert_eq!(first["entry"]["label_source"], "corrected");
+    assert_eq!(first["entry"]["by"], "ann-1");
+    assert!(first["entry"]["compared_with"].is_null());
+    let first_id = first["entry"]["model_id"].as_str().unwrap().to_string();
+    assert!(d
+        .join("lib/models")
+        .join(&first_id)
+        .join("detector.json")
+        .is_file());
+    let second = retrain("2");
+    assert_eq!(second["entry"]["compared_with"][0], first_id.as_str());
+    assert_eq!(
+        second["entry"]["compared_with"][1], first["entry"]["figures"],
+        "the active model's figures on the same set, measured again"
+    );
+    let listed = stdout_json(&borderlens(
+        d,
+        &["nii", "models", "--library", "lib", "--json"],
+    ));
+    assert_eq!(listed["models"].as_array().unwrap().len(), 2);
+    let active = if second["entry"]["promoted"] == true {
+        second["entry"]["model_id"].clone()
+    } else {
+        Value::from(first_id.clone())
+    };
+    assert_eq!(listed["active"], active);
+    assert_eq!(listed["review"]["shown"]["views"], 0);
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "retrain",
+            "--library",
+            "lib",
+            "--held-out",
+            "nowhere",
+        ],
+    );
+    refused_with(&out, "nowhere");
+    let listed = stdout_json(&borderlens(
+        d,
+        &["nii", "models", "--library", "lib", "--json"],
+    ));
+    assert_eq!(
+        listed["models"].as_array().unwrap().len(),
+        2,
+        "nothing registered"
+    );
+}

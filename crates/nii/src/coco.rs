@@ -48,6 +48,10 @@ pub enum CocoSource {
     Truth,
     /// the latest objects of one annotator (or reviewer) by name
     Annotator(String),
+    /// the set a model is retrained on after people corrected its proposals: per view, the
+    /// annotators' consensus where people annotated it, else the true objects where the
+    /// generator knows them
+    Corrected,
 }
 
 impl CocoSource {
@@ -56,6 +60,7 @@ impl CocoSource {
         match word {
             "consensus" => CocoSource::Consensus,
             "truth" => CocoSource::Truth,
+            "corrected" => CocoSource::Corrected,
             other => CocoSource::Annotator(other.to_string()),
         }
     }
@@ -67,6 +72,7 @@ impl CocoSource {
             CocoSource::Consensus => "consensus",
             CocoSource::Truth => "truth",
             CocoSource::Annotator(_) => "annotator",
+            CocoSource::Corrected => "corrected",
         }
     }
 
@@ -76,6 +82,7 @@ impl CocoSource {
             CocoSource::Consensus => "consensus",
             CocoSource::Truth => "truth",
             CocoSource::Annotator(name) => name,
+            CocoSource::Corrected => "corrected",
         }
     }
 }
@@ -269,6 +276,11 @@ pub fn image_file_name(record: &ScanRecord, view: usize) -> String {
     )
 }
 
+/// Whether people (annotators, not reviewers or models) drew on this view.
+pub(crate) fn annotated_by_people(lines: Option<&Vec<AnnotationRecord>>) -> bool {
+    lines.is_some_and(|l| l.iter().any(|r| r.role == AnnotationRole::Annotator))
+}
+
 /// The objects of a view from a source.
 pub(crate) fn objects_of(
     record: &ScanRecord,
@@ -277,6 +289,14 @@ pub(crate) fn objects_of(
     lines: Option<&Vec<AnnotationRecord>>,
 ) -> Vec<AnnotatedObject> {
     match source {
+        CocoSource::Corrected => {
+            let source = if annotated_by_people(lines) {
+                CocoSource::Consensus
+            } else {
+                CocoSource::Truth
+            };
+            objects_of(record, view, &source, lines)
+        }
         CocoSource::Truth => record
             .truth
             .iter()
@@ -736,6 +756,7 @@ pub fn import_coco(
             view,
             objects,
             seconds: None,
+            review: None,
         };
         let record = library.get(&scan_id).expect("matched above");
         check_annotation_on(record, &line)
@@ -820,6 +841,7 @@ mod tests {
                     role: AnnotationRole::Annotator,
                     view: 0,
                     objects,
+                    review: None,
                     seconds: Some(12.0),
                 })
                 .unwrap();

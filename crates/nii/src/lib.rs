@@ -24,7 +24,10 @@
 //!   and a tool's or model's boxes back as an annotator source;
 //! - the **threat detector** ([`detector`]): a small convolutional network on candle (CPU),
 //!   trained on a labelled library (deterministic for a seed), evaluated (AP@0.5, detection rate
-//!   at a false-alarm rate per view, pointing game), explained by Grad-CAM heat maps.
+//!   at a false-alarm rate per view, pointing game), explained by Grad-CAM heat maps;
+//! - the **hybrid annotation loop** ([`review`]): the model's proposals as MACHINE lines, the
+//!   annotator's recorded actions on them, the share reviewed without them (automation bias),
+//!   and the model registry that promotes a retrained model only when it is not worse.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
 //! is a file in the library folder for now), DICOS/DICOM, YOLO, API routes and pages.
@@ -47,6 +50,7 @@ pub mod library;
 pub mod materials;
 pub mod package;
 pub mod report;
+pub mod review;
 pub mod scan;
 pub mod tip;
 

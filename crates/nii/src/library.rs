@@ -73,7 +73,7 @@ impl fmt::Display for LibraryError {
 
 impl std::error::Error for LibraryError {}
 
-fn fail(
+pub(crate) fn fail(
     file: &Path,
     line: Option<usize>,
     field: Option<&str>,
@@ -166,6 +166,10 @@ pub struct AnnotationRecord {
     pub objects: Vec<AnnotatedObject>,
     /// time the annotation took, seconds
     pub seconds: Option<f64>,
+    /// how the line came out of the hybrid loop (the model's proposals, whether they were
+    /// shown, the actions taken), when it did
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::review::Review>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -668,6 +672,22 @@ pub fn check_annotation_on(
             return Err(("seconds".into(), format!("{s} is not a duration")));
         }
     }
+    if let Some(review) = &record.review {
+        if record.role != AnnotationRole::Annotator {
+            return Err((
+                "review".into(),
+                "only an annotator's line records a review".into(),
+            ));
+        }
+        for (i, action) in review.actions.iter().enumerate() {
+            if action.proposal.is_some_and(|p| p >= review.proposals.len()) {
+                return Err((
+                    format!("review.actions[{i}].proposal"),
+                    format!("the review has {} proposals", review.proposals.len()),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -686,7 +706,7 @@ fn check_dims(path: &Path, image: &ImageRef, width: u32, height: u32) -> Result<
     Ok(())
 }
 
-fn json_error(file: &Path, line: usize, e: &serde_json::Error) -> LibraryError {
+pub(crate) fn json_error(file: &Path, line: usize, e: &serde_json::Error) -> LibraryError {
     // serde_json names the field in its message ("missing field `scan_id`", "unknown field ...",
     // "invalid type ... at column N").
     fail(file, Some(line), None, format!("not a valid record: {e}"))
@@ -736,7 +756,7 @@ pub fn torn_path(path: &Path) -> PathBuf {
 
 /// Appends one line durably. A torn last line already there (no final newline) is first moved
 /// to `<file>.torn` and cut off, and returned.
-fn append_line(path: &Path, line: &str) -> Result<Option<Recovered>, LibraryError> {
+pub(crate) fn append_line(path: &Path, line: &str) -> Result<Option<Recovered>, LibraryError> {
     let io = |e: std::io::Error| fail(path, None, None, e.to_string());
     let existed = path.exists();
     let mut file = OpenOptions::new()
@@ -848,11 +868,11 @@ fn count_newlines(file: &mut File, upto: u64) -> std::io::Result<usize> {
 }
 
 /// Lines of a file with their 1-based numbers.
-type NumberedLines = Vec<(usize, String)>;
+pub(crate) type NumberedLines = Vec<(usize, String)>;
 
 /// The non-empty lines of a JSON Lines file (none when it does not exist), numbered from 1, and
 /// its torn last line (bytes after the last newline), which is not returned as a line.
-fn read_lines(path: &Path) -> Result<(NumberedLines, Option<Recovered>), LibraryError> {
+pub(crate) fn read_lines(path: &Path) -> Result<(NumberedLines, Option<Recovered>), LibraryError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
@@ -1080,6 +1100,7 @@ mod tests {
                 score: 1.0,
             }],
             seconds: Some(4.0),
+            review: None,
         }
     }
 

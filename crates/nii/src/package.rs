@@ -836,6 +836,7 @@ fn check_package(library: &Library, dir: &Path) -> Result<Checked, LibraryError>
                     view: entry.view,
                     objects: source.objects.clone(),
                     seconds: source.seconds,
+                    review: None,
                 };
                 check_annotation_on(scan, &record).map_err(|(field, reason)| {
                     let field = if field == "view" {
@@ -1092,6 +1093,7 @@ mod tests {
                         bbox: BoxPx::new(2.0 + dx, 30.0, 12.0, 40.0).unwrap(),
                         score: 1.0,
                     }],
+                    review: None,
                     seconds: Some(30.0),
                 })
                 .unwrap();

@@ -584,6 +584,7 @@ mod tests {
                     score: 1.0,
                 }],
                 seconds: Some(400.0),
+                review: None,
             })
             .unwrap();
         }

@@ -413,6 +413,12 @@ impl Provenance {
         self.source == Source::Real && self.projections.is_empty()
     }
 
+    /// Whether the scan's true objects are known: the generator drew it, or threats were
+    /// projected into it (then a view without truth is a true negative).
+    pub fn knows_truth(&self) -> bool {
+        self.source == Source::Synthetic || !self.projections.is_empty()
+    }
+
     /// The share a report counts it in: `real`, `staged`, `synthetic`, or `projected` when a
     /// threat was projected into it (whatever its base).
     pub fn share(&self) -> &'static str {

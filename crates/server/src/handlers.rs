@@ -300,6 +300,60 @@ pub(crate) async fn estimates(
     Ok(Json(report).into_response())
 }
 
+/// The X-ray desk's library, or 404 when the server serves none.
+fn desk_of(state: &AppState) -> Result<std::sync::Arc<app::NiiDesk>, ApiError> {
+    state.desk.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this server serves no X-ray library (start it with serve --nii-library LIB)",
+        )
+    })
+}
+
+/// Runs a desk job on a blocking thread (the detector runs on the CPU).
+pub(crate) async fn on_desk<T: Send + 'static>(
+    state: &AppState,
+    job: impl FnOnce(&app::NiiDesk) -> Result<T, app::JobError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let desk = desk_of(state)?;
+    tokio::task::spawn_blocking(move || job(&desk))
+        .await
+        .map_err(|e| ApiError::internal(&format!("job failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// Where detection `n` of `view` of scan `id` is drawn as a PNG.
+pub(crate) fn heat_map_path(id: &str, view: usize, n: usize) -> String {
+    let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    format!("/api/v1/nii/scans/{id}/views/{view}/heat/{n}")
+}
+
+pub(crate) async fn scan_detections(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let report = on_desk(&state, move |desk| {
+        desk.detections(&id, &|view, n| heat_map_path(&id, view, n))
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+pub(crate) async fn detection_heat_map(
+    State(state): State<AppState>,
+    path: Result<Path<(String, usize, usize)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path((id, view, n)) =
+        path.map_err(|e| ApiError::bad_request(format!("path: {}", e.body_text())))?;
+    let png = on_desk(&state, move |desk| desk.heat_png(&id, view, n)).await?;
+    let mut response = png.into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    Ok(response)
+}
+
 /// The path's `{id}` (a declaration's or a token's), 400 when it cannot be decoded.
 pub(crate) fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     id.map(|Path(id)| id)

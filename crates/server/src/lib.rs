@@ -11,7 +11,7 @@
 //!   parse the request, call one `borderlens-app` job or view on a blocking thread and answer;
 //!   a job's error becomes a status code and a JSON error in one place (`error.rs`).
 //! - [`pages`] is the page table (`pages/`, one module per page: login, queue, declaration,
-//!   control form, dashboard, audit log): HTML rendered with maud, which escapes every
+//!   control form, dashboard, audit log, the X-ray annotation desk): HTML rendered with maud, which escapes every
 //!   interpolated value, from the app's views; the same table drives the pages' router and their
 //!   guard (login redirect, 403 page, CSRF token of every form post). One style sheet and one
 //!   script (`assets/`) that only enhance; charts are the `borderlens-charts` and
@@ -89,6 +89,9 @@ pub struct ServeConfig {
     /// header names. From any other peer the header is ignored (anyone can send it). Empty by
     /// default: every client is its TCP peer.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The X-ray library the annotation desk serves (`/nii`), with its held-out library and
+    /// settings; none: the desk's pages answer 404.
+    pub nii_desk: Option<borderlens_app::DeskConfig>,
 }
 
 impl ServeConfig {
@@ -100,6 +103,7 @@ impl ServeConfig {
             secure_cookies: true,
             session_seconds: DEFAULT_SESSION_SECONDS,
             trusted_proxies: Vec::new(),
+            nii_desk: None,
         }
     }
 }
@@ -110,6 +114,9 @@ pub enum ServeError {
     /// The store cannot be opened or migrated.
     #[error(transparent)]
     Store(#[from] borderlens_store::StoreError),
+    /// The X-ray library of the desk cannot be opened, or its settings are wrong.
+    #[error("X-ray desk: {0}")]
+    Desk(borderlens_app::JobError),
     /// The address cannot be bound, or serving failed.
     #[error("{what}: {source}")]
     Io {
@@ -126,21 +133,45 @@ pub(crate) struct AppState {
     pub(crate) pool: Arc<pool::StorePool>,
     pub(crate) config: Arc<ServeConfig>,
     pub(crate) openapi: Arc<String>,
+    /// The X-ray annotation desk, when the server serves a library.
+    pub(crate) desk: Option<Arc<borderlens_app::NiiDesk>>,
 }
 
 /// The router of the service over the store in `config.db` (or `config.database_url`), which is
 /// opened (and migrated) once here so that a bad store fails at start, not at the first request.
 pub fn app(config: ServeConfig) -> Result<Router, ServeError> {
+    Ok(build(config)?.0)
+}
+
+/// The router and the desk (which the caller stops when the service shuts down).
+fn build(
+    config: ServeConfig,
+) -> Result<(Router, Option<Arc<borderlens_app::NiiDesk>>), ServeError> {
     let pool = match &config.database_url {
         Some(url) => pool::StorePool::open_target(pool::Target::Postgres(url.clone()))?,
         None => pool::StorePool::open(&config.db)?,
+    };
+    let desk = match &config.nii_desk {
+        Some(desk) => Some(Arc::new(
+            borderlens_app::NiiDesk::new(desk.clone()).map_err(ServeError::Desk)?,
+        )),
+        None => None,
     };
     let state = AppState {
         pool: Arc::new(pool),
         config: Arc::new(config),
         openapi: Arc::new(openapi::document(&routes()).to_string()),
+        desk: desk.clone(),
     };
-    Ok(routes::router(state))
+    Ok((routes::router(state), desk))
+}
+
+/// Asks the desk's retraining, if one runs, to stop: it keeps nothing, and the runtime (which
+/// waits for its blocking threads) can end.
+fn stop_desk(desk: Option<&Arc<borderlens_app::NiiDesk>>) {
+    if let Some(desk) = desk {
+        desk.shutdown();
+    }
 }
 
 /// Serves `config` on `listener` until `shutdown` completes, then finishes the requests in
@@ -150,7 +181,10 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_router(listener, app(config)?, shutdown).await
+    let (router, desk) = build(config)?;
+    let served = serve_router(listener, router, shutdown).await;
+    stop_desk(desk.as_ref());
+    served
 }
 
 async fn serve_router(
@@ -186,7 +220,7 @@ pub fn serve(
             source,
         })?;
     runtime.block_on(async move {
-        let router = app(config)?;
+        let (router, desk) = build(config)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Io {
@@ -198,7 +232,9 @@ pub fn serve(
             source,
         })?;
         on_listening(local);
-        serve_router(listener, router, shutdown_signal()).await
+        let served = serve_router(listener, router, shutdown_signal()).await;
+        stop_desk(desk.as_ref());
+        served
     })
 }
 

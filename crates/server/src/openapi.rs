@@ -209,6 +209,10 @@ fn response(description: &str, content: Content, answers: &mut SchemaGenerator) 
             "description": description,
             "content": {"text/plain": {"schema": {"type": "string"}}}
         }),
+        Content::Png => json!({
+            "description": description,
+            "content": {"image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}
+        }),
         Content::Empty => json!({"description": description}),
     }
 }

@@ -27,6 +27,11 @@ pub enum Permission {
     Audit,
     /// Manage API tokens.
     Administer,
+    /// Annotate X-ray scans at the desk, see the model versions and retrain the detector.
+    Annotate,
+    /// Read the X-ray detector's detections and heat maps on a scan (officers and analysts on
+    /// a declaration's scans, annotators at the desk).
+    ReadScans,
 }
 
 const EVERYONE: &[Role] = &Role::ALL;
@@ -35,10 +40,11 @@ const RECORDERS: &[Role] = &[Role::Officer, Role::Manager, Role::Admin];
 const ANALYSTS: &[Role] = &[Role::Analyst, Role::Manager, Role::Admin];
 const MANAGERS: &[Role] = &[Role::Manager, Role::Admin];
 const ADMINS: &[Role] = &[Role::Admin];
+const ANNOTATORS: &[Role] = &[Role::Annotator, Role::Manager, Role::Admin];
 
 impl Permission {
     /// Every permission, in the order of the table in `docs/server.md`.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Permission::Session,
         Permission::ReadDecisions,
         Permission::Record,
@@ -47,17 +53,20 @@ impl Permission {
         Permission::Select,
         Permission::Audit,
         Permission::Administer,
+        Permission::Annotate,
+        Permission::ReadScans,
     ];
 
     /// The roles that have this permission: the table itself.
     pub const fn roles(self) -> &'static [Role] {
         match self {
-            Permission::Session => EVERYONE,
+            Permission::Session | Permission::ReadScans => EVERYONE,
             Permission::ReadDecisions => READERS,
             Permission::Record => RECORDERS,
             Permission::Monitor | Permission::Score => ANALYSTS,
             Permission::Select | Permission::Audit => MANAGERS,
             Permission::Administer => ADMINS,
+            Permission::Annotate => ANNOTATORS,
         }
     }
 

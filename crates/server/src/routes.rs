@@ -53,6 +53,8 @@ pub(crate) enum Content {
     Json(SchemaOf),
     /// `text/plain`.
     Text,
+    /// `image/png`.
+    Png,
     /// No body.
     Empty,
 }
@@ -124,6 +126,25 @@ const ESTIMATE_READERS: &[Role] = Permission::Monitor.roles();
 const SCORERS: &[Role] = Permission::Score.roles();
 const SELECTORS: &[Role] = Permission::Select.roles();
 const ADMINS: &[Role] = Permission::Administer.roles();
+const SCAN_READERS: &[Role] = Permission::ReadScans.roles();
+
+/// The OpenAPI object of the `{id}` path parameter of the X-ray routes.
+fn scan_id_parameter() -> Value {
+    serde_json::json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "Scan id in the X-ray library the server serves (`serve --nii-library`)",
+        "schema": {"type": "string"}
+    })
+}
+
+/// The OpenAPI object of a required integer path parameter.
+fn index_parameter(name: &str, description: &str) -> Value {
+    serde_json::json!({
+        "name": name, "in": "path", "required": true,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0}
+    })
+}
 
 /// The OpenAPI object of the `{id}` path parameter.
 fn id_parameter() -> Value {
@@ -608,6 +629,49 @@ pub fn routes() -> Vec<Route> {
             responses: vec![(200, "Revoked", Content::json::<app::RevokeReport>())],
             errors: vec![(404, "No token with this id")],
             handler: |m| on(m, handlers::revoke_token),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/nii/scans/{id}/detections",
+            access: Access::Roles(SCAN_READERS),
+            summary: "The active X-ray detector on every view of a scan: each view's alarm, \
+                      every detection's class, score and box, and its Grad-CAM heat map as a \
+                      grid and as a PNG over the scan (`borderlens nii detect`)",
+            operation_id: "scanDetections",
+            parameters: vec![scan_id_parameter()],
+            request_body: None,
+            responses: vec![(
+                200,
+                "The detections",
+                Content::json::<app::ScanDetections>(),
+            )],
+            errors: vec![(
+                404,
+                "No X-ray library is served, the scan is not in it, or no detector is active",
+            )],
+            handler: |m| on(m, handlers::scan_detections),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/nii/scans/{id}/views/{view}/heat/{n}",
+            access: Access::Roles(SCAN_READERS),
+            summary: "Detection `n` of a view (in the order `detections` lists them) as a PNG: \
+                      the view in grey, the Grad-CAM heat map blended in from transparent to \
+                      red and yellow, the box in cyan",
+            operation_id: "detectionHeatMap",
+            parameters: vec![
+                scan_id_parameter(),
+                index_parameter("view", "The view, from 0"),
+                index_parameter("n", "The detection, from 0, highest score first"),
+            ],
+            request_body: None,
+            responses: vec![(200, "The heat map over the scan", Content::Png)],
+            errors: vec![(
+                404,
+                "No X-ray library is served, no such scan, view or detection, or no detector \
+                 is active",
+            )],
+            handler: |m| on(m, handlers::detection_heat_map),
         },
     ]
 }

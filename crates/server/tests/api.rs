@@ -48,6 +48,34 @@ static FIXTURE: Fixture = Fixture::new(Spec {
 struct TestApp {
     served: Served,
     client: reqwest::Client,
+    /// A scan of the X-ray library the server serves ([`nii_library`]) on whose first view
+    /// the active detector finds something.
+    nii_scan: String,
+}
+
+/// The X-ray library every test server serves, with an active detector: made once per test
+/// binary under cargo's scratch folder for integration tests (only read by the API's routes).
+fn nii_library() -> &'static (borderlens_app::DeskConfig, String) {
+    static NII: std::sync::OnceLock<(borderlens_app::DeskConfig, String)> =
+        std::sync::OnceLock::new();
+    NII.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("api-nii-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = common::nii_desk(&dir);
+        let desk = borderlens_app::NiiDesk::new(config.clone()).unwrap();
+        desk.claim_retrain("setup").unwrap();
+        desk.retrain("setup", &borderlens_app::Silent).unwrap();
+        let scan = common::nii_scans(&config)
+            .into_iter()
+            .find(|s| {
+                let found = desk.detections(s, &|_, _| String::new()).unwrap();
+                !found.views[0].detections.is_empty()
+            })
+            .expect("a scan with a detection");
+        (config, scan)
+    })
 }
 
 impl Deref for TestApp {
@@ -64,6 +92,7 @@ impl TestApp {
         TestApp {
             served: self.served.another_instance().await,
             client: self.client.clone(),
+            nii_scan: self.nii_scan.clone(),
         }
     }
 }
@@ -73,9 +102,16 @@ async fn spawn_app(kind: StoreKind) -> TestApp {
 }
 
 async fn spawn_app_with(kind: StoreKind, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let (desk, nii_scan) = tokio::task::spawn_blocking(nii_library).await.unwrap();
     TestApp {
-        served: FIXTURE.serve_with(kind, configure).await,
+        served: FIXTURE
+            .serve_with(kind, |config| {
+                config.nii_desk = Some(desk.clone());
+                configure(config)
+            })
+            .await,
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        nii_scan: nii_scan.clone(),
     }
 }
 
@@ -272,6 +308,12 @@ fn example_request(route: &Route, n: usize, app: Option<&TestApp>) -> (String, O
                 },
             );
             route.path.replace("{id}", &id)
+        }
+        p if p.starts_with("/api/v1/nii/") => {
+            let scan = app.map_or("syn-5-000000", |app| app.nii_scan.as_str());
+            p.replace("{id}", scan)
+                .replace("{view}", "0")
+                .replace("{n}", "0")
         }
         _ => route.path.replace("{id}", DECLARATION),
     };
@@ -2064,3 +2106,61 @@ async fn hs_routes_read_descriptions_and_refuse_bad_input(kind: StoreKind) {
 }
 
 on_both_stores!(hs_routes_read_descriptions_and_refuse_bad_input);
+
+// ---------------------------------------------------------------------------------------------
+// X-ray detections
+
+async fn detections_come_with_heat_maps_as_grids_and_pngs(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let officer = app.token(Role::Officer);
+    let scan = app.nii_scan.clone();
+    let answer = app
+        .get(&format!("/api/v1/nii/scans/{scan}/detections"), &officer)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let found = answer.json();
+    let (config, _) = nii_library();
+    let registry = borderlens_nii::review::Registry::open(&config.library).unwrap();
+    assert_eq!(
+        found["model_id"],
+        registry.active().unwrap().model_id.as_str()
+    );
+    let grid = found["heat_map_grid_side"].as_u64().unwrap() as usize;
+    let view = &found["views"][0];
+    let first = &view["detections"][0];
+    assert_eq!(
+        first["heat_map_grid"].as_array().unwrap().len(),
+        grid * grid
+    );
+    assert_eq!(
+        view["alarm"], first["score"],
+        "the alarm is the highest score"
+    );
+    let png = app.get(first["heat_map"].as_str().unwrap(), &officer).await;
+    assert_eq!(png.status, StatusCode::OK);
+    assert_eq!(png.headers[CONTENT_TYPE], "image/png");
+    let n = view["detections"].as_array().unwrap().len();
+    for path in [
+        format!("/api/v1/nii/scans/{scan}/views/0/heat/{n}"),
+        format!("/api/v1/nii/scans/{scan}/views/9/heat/0"),
+        "/api/v1/nii/scans/no-such-scan/detections".to_string(),
+    ] {
+        let answer = app.get(&path, &officer).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!answer.error().is_empty());
+    }
+    app.stop().await;
+    // A server without an X-ray library says so.
+    let app = spawn_app_with(kind, |config| config.nii_desk = None).await;
+    let answer = app
+        .get(&format!("/api/v1/nii/scans/{scan}/detections"), &officer)
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert!(
+        answer.error().contains("no X-ray library"),
+        "{}",
+        answer.text
+    );
+    app.stop().await;
+}
+on_both_stores!(detections_come_with_heat_maps_as_grids_and_pngs);

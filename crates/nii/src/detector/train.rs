@@ -21,7 +21,7 @@ use crate::consensus::AnnotatedObject;
 use crate::generate::THREAT_CLASSES;
 use crate::library::Library;
 use crate::package::annotations_by_view;
-use crate::scan::{ScanRecord, Source};
+use crate::scan::ScanRecord;
 
 /// Settings of a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,15 +140,12 @@ pub fn labelled_views<'a>(library: &'a Library, source: &CocoSource) -> Vec<Labe
     for record in library.records() {
         for view in 0..record.views.len() {
             let key = (record.metadata.scan_id.clone(), view);
+            let knows_truth = record.provenance.knows_truth();
+            let people = crate::coco::annotated_by_people(lines.get(&key));
             let labelled = match source {
-                CocoSource::Truth => {
-                    record.provenance.source == Source::Synthetic
-                        || !record.provenance.projections.is_empty()
-                }
-                CocoSource::Consensus => lines.get(&key).is_some_and(|l| {
-                    l.iter()
-                        .any(|r| r.role == crate::library::AnnotationRole::Annotator)
-                }),
+                CocoSource::Truth => knows_truth,
+                CocoSource::Consensus => people,
+                CocoSource::Corrected => people || knows_truth,
                 // A model's pre-annotations are never labels to learn from or to be judged by
                 // (that would teach a model its own mistakes): only a person's lines count.
                 CocoSource::Annotator(name) => lines.get(&key).is_some_and(|l| {

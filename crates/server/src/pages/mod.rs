@@ -12,6 +12,7 @@ mod control;
 mod dashboard;
 mod declaration;
 mod login;
+mod nii;
 mod queue;
 
 use axum::body::{to_bytes, Body};
@@ -45,6 +46,7 @@ const EVERYONE: &[Role] = Permission::Session.roles();
 const READERS: &[Role] = Permission::ReadDecisions.roles();
 const RECORDERS: &[Role] = Permission::Record.roles();
 const AUDITORS: &[Role] = Permission::Audit.roles();
+const ANNOTATORS: &[Role] = Permission::Annotate.roles();
 
 /// One page (or form target) of the site.
 pub struct Page {
@@ -147,6 +149,44 @@ pub fn pages() -> Vec<Page> {
             Access::Roles(AUDITORS),
             "Audit log",
             |m| on(m, audit::page),
+        ),
+        page(
+            Method::GET,
+            "/nii",
+            Access::Roles(ANNOTATORS),
+            "X-ray annotation desk: the scans, the hybrid loop's figures (views per hour, \
+             agreement with the model shown and hidden), model versions, retraining",
+            |m| on(m, nii::desk),
+        ),
+        page(
+            Method::GET,
+            "/nii/scans/{id}",
+            Access::Roles(ANNOTATORS),
+            "Review a scan: the model's proposals drawn on it (or hidden for the automation-bias \
+             share), accept, move, relabel, delete or add objects",
+            |m| on(m, nii::scan),
+        ),
+        page(
+            Method::POST,
+            "/nii/scans/{id}",
+            Access::Roles(ANNOTATORS),
+            "Save a review with its recorded actions and time",
+            |m| on(m, nii::save),
+        ),
+        page(
+            Method::GET,
+            "/nii/scans/{id}/image",
+            Access::Roles(ANNOTATORS),
+            "A scan's first view as an 8-bit grey PNG",
+            |m| on(m, nii::image),
+        ),
+        page(
+            Method::POST,
+            "/nii/retrain",
+            Access::Roles(ANNOTATORS),
+            "Retrain the detector on the corrected set; the new version replaces the active one \
+             only when not worse on the held-out set",
+            |m| on(m, nii::retrain),
         ),
         page(
             Method::GET,
@@ -403,6 +443,9 @@ pub(crate) fn layout(
                                 a href="/queue" { "Queue" }
                                 a href="/dashboard" { "Dashboard" }
                             }
+                            @if ANNOTATORS.contains(&caller.role) {
+                                a href="/nii" { "X-ray desk" }
+                            }
                             @if AUDITORS.contains(&caller.role) {
                                 a href="/audit" { "Audit log" }
                             }
@@ -436,12 +479,15 @@ async fn home(auth: Authenticated) -> Response {
     if READERS.contains(&auth.caller.role) {
         return see_other("/queue");
     }
+    if ANNOTATORS.contains(&auth.caller.role) {
+        return see_other("/nii");
+    }
     let body = html! {
         h1 { "Welcome, " (auth.caller.user) }
         section {
-            p { "Your role (" (auth.caller.role.name()) ") works in the X-ray image library, \
-                 which is not part of this server yet. Risk queues, declarations and \
-                 dashboards are for officers, analysts and managers." }
+            p { "Your role (" (auth.caller.role.name()) ") has no page here. Risk queues, \
+                 declarations and dashboards are for officers, analysts and managers; the \
+                 X-ray desk for annotators." }
         }
     };
     html_response(

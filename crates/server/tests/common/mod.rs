@@ -442,3 +442,48 @@ pub const PLANTED_TEXT: &str = "stoppers, lids and bottle caps, plastic";
 /// What the shipped HS model reads the sender's text as (`borderlens hs check --declared 850870
 /// "stoppers, lids and bottle caps, plastic"`: 392350 at 95.6%, chapter mismatch 1.000).
 pub const PLANTED_READS_AS: &str = "392350";
+
+/// A small X-ray library (12 generated bags, 96 × 96, guns and bottles) and a held-out one
+/// (8 bags of another seed) under `dir`, and the desk's settings over them: half the scans
+/// reviewed without proposals, a retraining of three passes at 32 × 32 (a second or so).
+pub fn nii_desk(dir: &Path) -> app::DeskConfig {
+    use borderlens_nii::batch::generate_into;
+    use borderlens_nii::generate::{GeneratorParams, ThreatClass};
+    use borderlens_nii::Library;
+    let params = GeneratorParams {
+        width: 96,
+        height: 96,
+        cargo_mix: [1.0, 0.0, 0.0],
+        clutter_density: [0.3, 0.6],
+        threat_rate: 0.9,
+        max_threats: 1,
+        threat_mix: vec![(ThreatClass::Gun, 1.0), (ThreatClass::Bottle, 1.0)],
+        mm_per_pixel: 4.0,
+        ..GeneratorParams::default()
+    };
+    for (name, seed, count) in [("library", 5, 12), ("held-out", 6, 8)] {
+        let mut library = Library::create(&dir.join(name)).unwrap();
+        generate_into(&mut library, &params, seed, count, &|_| {}, &|| false).unwrap();
+    }
+    let mut desk = app::DeskConfig::new(dir.join("library"));
+    desk.held_out = Some(dir.join("held-out"));
+    desk.hidden_share = 0.5;
+    desk.train = borderlens_nii::detector::train::TrainOptions {
+        epochs: 3,
+        batch: 4,
+        side: 32,
+        width: 4,
+        ..Default::default()
+    };
+    desk
+}
+
+/// The scan ids of the desk's library, in catalogue order.
+pub fn nii_scans(desk: &app::DeskConfig) -> Vec<String> {
+    borderlens_nii::Library::open(&desk.library)
+        .unwrap()
+        .records()
+        .iter()
+        .map(|r| r.metadata.scan_id.clone())
+        .collect()
+}
