@@ -35,6 +35,13 @@ pub struct TrainArgs {
     /// model.
     #[arg(long = "eval")]
     eval: Vec<PathBuf>,
+    #[command(flatten)]
+    settings: TrainSettings,
+}
+
+/// How the detector trains, for `nii train` and `nii retrain`.
+#[derive(Args)]
+pub struct TrainSettings {
     /// Passes over the training views.
     #[arg(long, default_value_t = TrainOptions::default().epochs)]
     epochs: usize,
@@ -53,6 +60,24 @@ pub struct TrainArgs {
     /// Peak learning rate (AdamW; linear warm-up, cosine decay).
     #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
     learning_rate: f64,
+}
+
+impl TrainSettings {
+    /// The training options (flips and layer normalisation on), checked.
+    fn options(&self) -> anyhow::Result<TrainOptions> {
+        let options = TrainOptions {
+            epochs: self.epochs,
+            batch: self.batch,
+            learning_rate: self.learning_rate,
+            seed: self.seed,
+            side: self.side,
+            width: self.width,
+            flips: true,
+            norm: true,
+        };
+        options.validate().map_err(anyhow::Error::msg)?;
+        Ok(options)
+    }
 }
 
 #[derive(Args)]
@@ -186,21 +211,8 @@ pub struct RetrainArgs {
     /// Held-out library both the new and the active model are evaluated on.
     #[arg(long)]
     held_out: PathBuf,
-    /// Who asks (written in the registry).
-    #[arg(long, default_value = "cli")]
-    by: String,
-    /// Passes over the training views.
-    #[arg(long, default_value_t = TrainOptions::default().epochs)]
-    epochs: usize,
-    /// Seed of the weights, the order of views and their flips.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// The network's input side, pixels (a multiple of 8).
-    #[arg(long, default_value_t = TrainOptions::default().side)]
-    side: usize,
-    /// Channels of the network's first layer.
-    #[arg(long, default_value_t = TrainOptions::default().width)]
-    width: usize,
+    #[command(flatten)]
+    settings: TrainSettings,
 }
 
 #[derive(Args)]
@@ -219,19 +231,14 @@ fn figures_cells(f: &borderlens_nii::review::Figures) -> [String; 4] {
     ]
 }
 
-pub fn retrain(a: &RetrainArgs, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
+/// `actor` (the global `--actor`) is written in the registry as who asked.
+pub fn retrain(a: &RetrainArgs, actor: &str, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
     let mut config = app::DeskConfig::new(a.library.clone());
     config.held_out = Some(a.held_out.clone());
-    config.train = TrainOptions {
-        epochs: a.epochs,
-        seed: a.seed,
-        side: a.side,
-        width: a.width,
-        ..TrainOptions::default()
-    };
+    config.train = a.settings.options()?;
     let desk = app::NiiDesk::new(config)?;
-    desk.claim_retrain(&a.by)?;
-    let retrained = match desk.retrain(&a.by, bars) {
+    desk.claim_retrain(actor)?;
+    let retrained = match desk.retrain(actor, bars) {
         Ok(r) => r,
         Err(app::JobError::Interrupted) => {
             eprintln!("borderlens: interrupted; no model registered");
@@ -359,17 +366,7 @@ pub fn train(a: &TrainArgs, json: bool, bars: &Bars) -> anyhow::Result<ExitCode>
             a.out.display()
         );
     }
-    let options = TrainOptions {
-        epochs: a.epochs,
-        batch: a.batch,
-        learning_rate: a.learning_rate,
-        seed: a.seed,
-        side: a.side,
-        width: a.width,
-        flips: true,
-        norm: true,
-    };
-    options.validate().map_err(anyhow::Error::msg)?;
+    let options = a.settings.options()?;
     let labels = CocoSource::parse(&a.labels);
     let library = open(&a.library)?;
     // Held-out libraries are opened first, so that a wrong path fails before training.

@@ -285,7 +285,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::annotate(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Nii(c) => crate::nii_cmds::run(c, cli.json, &bars),
+        Command::Nii(c) => crate::nii_cmds::run(c, &cli.actor, cli.json, &bars),
         Command::Serve(a) => {
             crate::service_cmds::serve(&cli.db, cli.database_url.as_deref(), a, cli.json)
         }

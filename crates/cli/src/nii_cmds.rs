@@ -329,12 +329,12 @@ fn warn_recovered(library: &Library) {
     }
 }
 
-pub fn run(command: &NiiCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
+pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
     match command {
         NiiCommand::Train(a) => crate::detector_cmds::train(a, json, bars),
         NiiCommand::Evaluate(a) => crate::detector_cmds::evaluate_cmd(a, json, bars),
         NiiCommand::Detect(a) => crate::detector_cmds::detect(a, json),
-        NiiCommand::Retrain(a) => crate::detector_cmds::retrain(a, json, bars),
+        NiiCommand::Retrain(a) => crate::detector_cmds::retrain(a, actor, json, bars),
         NiiCommand::Models(a) => crate::detector_cmds::models(a, json),
         NiiCommand::Generate(a) => {
             let params = params_from(a)?;

@@ -953,7 +953,7 @@ fn retrain_registers_versions_and_models_lists_them() {
                 "4",
                 "--seed",
                 seed,
-                "--by",
+                "--actor",
                 "ann-1",
                 "--json",
             ],
