@@ -435,6 +435,7 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
         NiiCommand::ImportPackage(a) => {
             let mut library = Library::create(&a.lib)?;
             warn_recovered(&library);
+            let before = (library.records().len(), library.annotations().len());
             match import_package(&mut library, &a.package) {
                 Ok(s) => {
                     if json {
@@ -452,8 +453,22 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                // A package that fails its checks is rejected input: nothing was written.
-                Err(e) => refused_input("package", &e, json),
+                // A package that fails its checks is rejected input: nothing was written. A
+                // failure while writing (a disk full, a file changed under the import) may
+                // come after some scans were stored: say what was, and that the same command
+                // finishes the job (the import is idempotent).
+                Err(e) => {
+                    let after = (library.records().len(), library.annotations().len());
+                    if after == before {
+                        return refused_input("package", &e, json);
+                    }
+                    Err(anyhow::anyhow!(
+                        "{e}: the import stopped after storing {} scans and {} annotation \
+                         lines; run the same command again to finish it",
+                        after.0 - before.0,
+                        after.1 - before.1
+                    ))
+                }
             }
         }
         NiiCommand::ExportCoco(a) => {

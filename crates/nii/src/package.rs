@@ -401,8 +401,12 @@ pub fn export_package(
 
     let images_dir = new_export_folder(out, "a package")?;
 
-    // Annotations, per scan and view, with annotators pseudonymised when anonymising.
+    // Annotations, per scan and view. Annotators and reviewers are staff: their names never
+    // leave in clear. With a key they become keyed pseudonyms (the same person, the same
+    // pseudonym in every export with that key); without one, `annotator-1`, `annotator-2`… in
+    // the order they first appear in this package (the same person within the package only).
     let by_view = annotations_by_view(library);
+    let mut numbered: HashMap<String, String> = HashMap::new();
     let mut scans_out = Vec::new();
     let mut image_list: Vec<PackageImage> = Vec::new();
     let mut written: HashSet<String> = HashSet::new();
@@ -468,9 +472,15 @@ pub fn export_package(
         let mut pseudonymised = HashSet::new();
         for ((scan_id, view), lines) in by_view.range((id.clone(), 0)..=(id.clone(), usize::MAX)) {
             debug_assert_eq!(scan_id, &id);
-            let name = |n: &str| match &options.anonymiser {
+            let mut name = |n: &str| match &options.anonymiser {
                 Some(a) => a.annotator(n),
-                None => n.to_string(),
+                None => {
+                    let next = numbered.len() + 1;
+                    numbered
+                        .entry(n.trim().to_string())
+                        .or_insert_with(|| format!("annotator-{next}"))
+                        .clone()
+                }
             };
             let mut entry = ScanAnnotations {
                 scan_id: id.clone(),
@@ -1396,6 +1406,35 @@ mod tests {
         let again =
             export_package(&other, &ExportOptions::default(), &dir.path().join("p2")).unwrap();
         assert_eq!(again.scans, 4, "{:?}", again.refused);
+    }
+
+    /// Without a key, staff names still do not leave in clear: annotators and reviewers are
+    /// numbered in the order they first appear, the same person with the same number in the
+    /// whole package (and in the consensus's member lists).
+    #[test]
+    fn without_a_key_annotator_names_are_numbered_not_exported() {
+        let (dir, lib) = library();
+        let out = dir.path().join("pkg");
+        let summary = export_package(&lib, &ExportOptions::default(), &out).unwrap();
+        assert!(summary.scans >= 1, "{:?}", summary.refused);
+        let text = fs::read_to_string(out.join(PACKAGE_ANNOTATIONS_FILE)).unwrap();
+        for name in ["Anna Schmidt", "Jan Kowalski", "Maria Rossi"] {
+            assert!(!text.contains(name), "{name} left in clear");
+        }
+        let (_, annotations) = package_json(&out);
+        let mut names = std::collections::BTreeSet::new();
+        for scan in annotations["scans"].as_array().unwrap() {
+            let who: Vec<&str> = scan["annotators"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(scan["reviewers"].as_array().unwrap())
+                .map(|a| a["annotator"].as_str().unwrap())
+                .collect();
+            assert_eq!(who, ["annotator-1", "annotator-2", "annotator-3"]);
+            names.extend(who);
+        }
+        assert_eq!(names.len(), 3);
     }
 
     /// Exports a fresh package, breaks it with `damage`, imports it into an empty library and
