@@ -894,6 +894,39 @@ pub(crate) fn read_lines(path: &Path) -> Result<(NumberedLines, Option<Recovered
             break;
         }
         if buf.len() > MAX_LINE {
+            // Too long to read as a record. Find where it ends without keeping it: an
+            // unterminated tail is a torn append like any other (set aside by the next write),
+            // a whole line is an error.
+            let mut total = n as u64;
+            let mut ended = false;
+            loop {
+                let chunk = reader
+                    .fill_buf()
+                    .map_err(|e| fail(path, Some(line), None, e.to_string()))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let (used, found) = match chunk.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (chunk.len(), false),
+                };
+                total += used as u64;
+                reader.consume(used);
+                if found {
+                    ended = true;
+                    break;
+                }
+            }
+            if !ended {
+                let torn = Recovered {
+                    file: path.to_path_buf(),
+                    line,
+                    offset,
+                    bytes: total,
+                    moved_to: None,
+                };
+                return Ok((out, Some(torn)));
+            }
             return Err(fail(
                 path,
                 Some(line),
@@ -1102,6 +1135,47 @@ mod tests {
             seconds: Some(4.0),
             review: None,
         }
+    }
+
+    /// A torn tail longer than a line may be is still a torn tail: reported, the library
+    /// opens, and the next write sets all of it aside. A whole line that long is an error.
+    #[test]
+    fn a_torn_tail_over_the_line_limit_is_set_aside_not_fatal() {
+        let (_dir, lib) = library_with(1);
+        let root = lib.root().to_path_buf();
+        let catalogue = root.join(CATALOGUE_FILE);
+        let complete = fs::read(&catalogue).unwrap();
+        let mut bytes = complete.clone();
+        bytes.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        fs::write(&catalogue, &bytes).unwrap();
+        let mut again = Library::open(&root).unwrap();
+        assert_eq!(again.records().len(), 1);
+        let rec = again.recovered().to_vec();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(
+            (rec[0].line, rec[0].offset, rec[0].bytes),
+            (2, complete.len() as u64, (MAX_LINE + 10) as u64)
+        );
+        again
+            .commit(prepare(generate_scan(&params(), 1, 5)).unwrap())
+            .unwrap();
+        let mut expected = vec![b'x'; MAX_LINE + 10];
+        expected.push(b'\n');
+        assert!(
+            fs::read(torn_path(&catalogue)).unwrap() == expected,
+            "every byte kept aside, as one line"
+        );
+        assert_eq!(Library::open(&root).unwrap().records().len(), 2);
+        // A complete line over the limit is refused, naming the file and line.
+        let mut bytes = fs::read(&catalogue).unwrap();
+        bytes.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        bytes.push(b'\n');
+        fs::write(&catalogue, &bytes).unwrap();
+        let err = Library::open(&root).err().unwrap().to_string();
+        assert!(
+            err.contains("catalogue.jsonl:3") && err.contains("longer than"),
+            "{err}"
+        );
     }
 
     #[test]
