@@ -29,7 +29,7 @@ pub enum Role {
     Officer,
     /// Reads decisions and estimates.
     Analyst,
-    /// Labels data (no route yet in this version of the API).
+    /// Labels X-ray scans at the annotation desk and retrains the detector there.
     Annotator,
     /// Everything an officer and an analyst do.
     Manager,

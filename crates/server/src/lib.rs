@@ -11,8 +11,8 @@
 //!   parse the request, call one `borderlens-app` job or view on a blocking thread and answer;
 //!   a job's error becomes a status code and a JSON error in one place (`error.rs`).
 //! - [`pages`] is the page table (`pages/`, one module per page: login, queue, declaration,
-//!   control form, dashboard, audit log, the X-ray annotation desk): HTML rendered with maud, which escapes every
-//!   interpolated value, from the app's views; the same table drives the pages' router and their
+//!   control form, dashboard, audit log, the X-ray annotation desk): HTML rendered with maud,
+//!   which escapes every interpolated value, from the app's views; the same table drives the pages' router and their
 //!   guard (login redirect, 403 page, CSRF token of every form post). One style sheet and one
 //!   script (`assets/`) that only enhance; charts are the `borderlens-charts` and
 //!   `borderlens-monitor` SVGs, inlined.
