@@ -80,8 +80,8 @@ pub use linking::{
 };
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
 pub use nii_desk::{
-    DeskConfig, DeskScan, DeskView, NiiDesk, RetrainState, ReviewSubmission, SavedReview,
-    ScanDetection, ScanDetections, ScanReview, ViewDetectionsReport, DESK_QUEUE_MAX,
+    train_detector, DeskConfig, DeskScan, DeskView, NiiDesk, RetrainState, ReviewSubmission,
+    SavedReview, ScanDetection, ScanDetections, ScanReview, ViewDetectionsReport, DESK_QUEUE_MAX,
     MAX_REVIEW_SECONDS,
 };
 pub use reports::*;

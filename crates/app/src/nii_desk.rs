@@ -13,13 +13,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use borderlens_nii::consensus::AnnotatedObject;
 use borderlens_nii::detector::train::TrainOptions;
-use borderlens_nii::detector::{overlay_png, read_view, Detector, DEFAULT_MIN_SCORE};
+use borderlens_nii::detector::{
+    overlay_png, read_view, Detector, ViewDetections, ViewInput, DEFAULT_MIN_SCORE,
+};
 use borderlens_nii::generate::THREAT_CLASSES;
 use borderlens_nii::library::{check_annotation_on, AnnotationRecord, AnnotationRole, Library};
 use borderlens_nii::review::{
     self, actions_of, proposals_of, review_figures, shows_proposals, ModelEntry, RetrainStage,
     Retrained, Review, ReviewFigures, Row,
 };
+use borderlens_nii::ScanRecord;
 use serde::Serialize;
 
 use crate::{JobError, Progress};
@@ -239,6 +242,38 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The scan with this id, or a 404-like refusal naming it.
+fn record_of<'a>(library: &'a Library, scan_id: &str) -> Result<&'a ScanRecord, JobError> {
+    library
+        .get(scan_id)
+        .ok_or_else(|| JobError::NotFound(format!("scan '{scan_id}' is not in the library")))
+}
+
+/// View `view` of a scan, read at `side` for the network (a refusal when it has no such view).
+fn view_of(
+    library: &Library,
+    scan_id: &str,
+    view: usize,
+    side: usize,
+) -> Result<ViewInput, JobError> {
+    let record = record_of(library, scan_id)?;
+    if view >= record.views.len() {
+        return Err(JobError::NotFound(format!(
+            "scan '{scan_id}' has no view {view}"
+        )));
+    }
+    read_view(library, record, view, side).map_err(nii)
+}
+
+/// The detector's detections on one view (score at least [`DEFAULT_MIN_SCORE`]).
+fn detect_one(detector: &Detector, input: &ViewInput) -> Result<ViewDetections, JobError> {
+    detector
+        .detect(&[input], DEFAULT_MIN_SCORE)
+        .map_err(nii)?
+        .pop()
+        .ok_or_else(|| JobError::Internal("the detector answered no view".into()))
+}
+
 fn folder_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -369,11 +404,7 @@ impl NiiDesk {
         let view = 0;
         let detector = self.active()?;
         let mut library = self.library()?;
-        if library.get(scan_id).is_none() {
-            return Err(JobError::NotFound(format!(
-                "scan '{scan_id}' is not in the library"
-            )));
-        }
+        record_of(&library, scan_id)?;
         let mut proposals = Vec::new();
         if let Some(d) = &detector {
             let id = &d.meta.model_id;
@@ -398,11 +429,7 @@ impl NiiDesk {
                 }
             }
         }
-        let Some(record) = library.get(scan_id) else {
-            return Err(JobError::NotFound(format!(
-                "scan '{scan_id}' is not in the library"
-            )));
-        };
+        let record = record_of(&library, scan_id)?;
         let image = &record.views[view].channels[0].image;
         let shown = self.shown(scan_id);
         let model_id = detector.as_ref().map(|d| d.meta.model_id.clone());
@@ -480,18 +507,11 @@ impl NiiDesk {
     ) -> Result<ScanDetections, JobError> {
         let detector = self.active_or_refuse()?;
         let library = self.library()?;
-        let record = library
-            .get(scan_id)
-            .ok_or_else(|| JobError::NotFound(format!("scan '{scan_id}' is not in the library")))?;
-        let side = detector.meta.shape.side;
+        let record = record_of(&library, scan_id)?;
         let mut views = Vec::with_capacity(record.views.len());
         for view in 0..record.views.len() {
-            let input = read_view(&library, record, view, side).map_err(nii)?;
-            let found = detector
-                .detect(&[&input], DEFAULT_MIN_SCORE)
-                .map_err(nii)?
-                .pop()
-                .ok_or_else(|| JobError::Internal("the detector answered no view".into()))?;
+            let input = view_of(&library, scan_id, view, detector.meta.shape.side)?;
+            let found = detect_one(&detector, &input)?;
             let maps = detector.grad_cam(&input, &found.detections).map_err(nii)?;
             views.push(ViewDetectionsReport {
                 view,
@@ -530,20 +550,8 @@ impl NiiDesk {
     pub fn heat_png(&self, scan_id: &str, view: usize, n: usize) -> Result<Vec<u8>, JobError> {
         let detector = self.active_or_refuse()?;
         let library = self.library()?;
-        let record = library
-            .get(scan_id)
-            .ok_or_else(|| JobError::NotFound(format!("scan '{scan_id}' is not in the library")))?;
-        if view >= record.views.len() {
-            return Err(JobError::NotFound(format!(
-                "scan '{scan_id}' has no view {view}"
-            )));
-        }
-        let input = read_view(&library, record, view, detector.meta.shape.side).map_err(nii)?;
-        let found = detector
-            .detect(&[&input], DEFAULT_MIN_SCORE)
-            .map_err(nii)?
-            .pop()
-            .ok_or_else(|| JobError::Internal("the detector answered no view".into()))?;
+        let input = view_of(&library, scan_id, view, detector.meta.shape.side)?;
+        let found = detect_one(&detector, &input)?;
         let Some(detection) = found.detections.get(n) else {
             return Err(JobError::NotFound(format!(
                 "model {} makes {} detection(s) on scan '{scan_id}' view {view}, not {}",
@@ -568,16 +576,7 @@ impl NiiDesk {
 
     /// A view as a PNG (the high-energy or only channel in grey, 8-bit RGB).
     pub fn view_png(&self, scan_id: &str, view: usize) -> Result<Vec<u8>, JobError> {
-        let library = self.library()?;
-        let record = library
-            .get(scan_id)
-            .ok_or_else(|| JobError::NotFound(format!("scan '{scan_id}' is not in the library")))?;
-        if view >= record.views.len() {
-            return Err(JobError::NotFound(format!(
-                "scan '{scan_id}' has no view {view}"
-            )));
-        }
-        let input = read_view(&library, record, view, 8).map_err(nii)?;
+        let input = view_of(&self.library()?, scan_id, view, 8)?;
         // no heat map: an empty 1 × 1 map
         overlay_png(&input, &[0.0], 1, None).map_err(|e| JobError::Internal(e.to_string()))
     }
@@ -593,11 +592,7 @@ impl NiiDesk {
     ) -> Result<SavedReview, JobError> {
         let _writer = lock(&self.writer);
         let mut library = self.library()?;
-        let Some(record) = library.get(scan_id) else {
-            return Err(JobError::NotFound(format!(
-                "scan '{scan_id}' is not in the library"
-            )));
-        };
+        let record = record_of(&library, scan_id)?;
         let proposals: Vec<AnnotatedObject> = match &submission.model_id {
             Some(id) => proposals_of(&library, id, scan_id, submission.view)
                 .ok_or_else(|| {
@@ -719,8 +714,7 @@ impl NiiDesk {
         };
         let library = self.library()?;
         let held_out = Library::open(held_out).map_err(nii)?;
-        let stage = |text: String| lock(&self.retrain).stage = text;
-        let phase = Mutex::new(String::new());
+        let phases = Phases::new(progress);
         let report = |s: RetrainStage| {
             let (name, done, total) = match s {
                 RetrainStage::Reading(d, t) => ("reading the corrected set", d, t),
@@ -728,16 +722,8 @@ impl NiiDesk {
                 RetrainStage::Evaluating(0, d, t) => ("evaluating the new model", d, t),
                 RetrainStage::Evaluating(_, d, t) => ("evaluating the active model", d, t),
             };
-            let mut current = lock(&phase);
-            if *current != name {
-                if !current.is_empty() {
-                    progress.finish();
-                }
-                progress.start(name, Some(total));
-                *current = name.to_string();
-            }
-            progress.advance(done);
-            stage(format!("{name}: {done} of {total}"));
+            phases.at(name, done, total);
+            lock(&self.retrain).stage = format!("{name}: {done} of {total}");
         };
         let stop = || progress.interrupted() || self.stop.load(Ordering::SeqCst);
         let outcome = review::retrain(
@@ -749,11 +735,67 @@ impl NiiDesk {
             &stop,
         )
         .map_err(nii)?;
-        if !lock(&phase).is_empty() {
-            progress.finish();
-        }
+        phases.end();
         outcome.ok_or(JobError::Interrupted)
     }
+}
+
+/// A long job's phases on a [`Progress`]: a phase starts the first time it is named, and the
+/// one before is finished then.
+struct Phases<'a> {
+    progress: &'a dyn Progress,
+    current: Mutex<&'static str>,
+}
+
+impl<'a> Phases<'a> {
+    fn new(progress: &'a dyn Progress) -> Phases<'a> {
+        Phases {
+            progress,
+            current: Mutex::new(""),
+        }
+    }
+
+    /// `done` of `total` units of phase `name`.
+    fn at(&self, name: &'static str, done: u64, total: u64) {
+        let mut current = lock(&self.current);
+        if *current != name {
+            if !current.is_empty() {
+                self.progress.finish();
+            }
+            self.progress.start(name, Some(total));
+            *current = name;
+        }
+        self.progress.advance(done);
+    }
+
+    /// Finishes the last phase, if one started.
+    fn end(&self) {
+        if !lock(&self.current).is_empty() {
+            self.progress.finish();
+        }
+    }
+}
+
+/// Trains the detector on `library` under `source` (reading, then training, shown on
+/// `progress`, which can interrupt: `Ok(None)`). The one training job of `nii train` and
+/// `bench nii-detector`; `nii retrain` and the desk train through [`NiiDesk::retrain`].
+pub fn train_detector(
+    library: &Library,
+    source: &borderlens_nii::coco::CocoSource,
+    options: &TrainOptions,
+    progress: &dyn Progress,
+) -> Result<Option<Detector>, borderlens_nii::detector::DetectorError> {
+    let phases = Phases::new(progress);
+    let trained = borderlens_nii::detector::train::train_on_library(
+        library,
+        source,
+        options,
+        &|done, total| phases.at("reading the training views", done, total),
+        &|s| phases.at("training", s.step as u64, s.steps as u64),
+        &|| progress.interrupted(),
+    );
+    phases.end();
+    trained
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use borderlens_app::Progress;
 use borderlens_nii::batch::{generate_into, project_into, ProjectOptions};
 use borderlens_nii::coco::CocoSource;
 use borderlens_nii::detector::eval::{evaluate, Evaluation};
-use borderlens_nii::detector::train::{train_on_library, TrainOptions};
+use borderlens_nii::detector::train::TrainOptions;
 use borderlens_nii::generate::GeneratorParams;
 use borderlens_nii::tip::TipLimits;
 use borderlens_nii::Library;
@@ -175,24 +175,8 @@ pub fn nii_detector(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow
         width: a.width,
         ..TrainOptions::default()
     };
-    bars.start("reading the training views", Some(train_n));
     let started = std::time::Instant::now();
-    let training_bar = std::cell::Cell::new(false);
-    let trained = train_on_library(
-        &train_lib,
-        &CocoSource::Truth,
-        &options,
-        &|done, _| bars.advance(done),
-        &|s| {
-            if !training_bar.replace(true) {
-                bars.finish();
-                bars.start("training", Some(s.steps as u64));
-            }
-            bars.advance(s.step as u64);
-        },
-        &stop,
-    )?;
-    bars.finish();
+    let trained = borderlens_app::train_detector(&train_lib, &CocoSource::Truth, &options, bars)?;
     let Some(mut trained) = trained else {
         anyhow::bail!("interrupted");
     };

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use borderlens_app::{self as app, Progress};
 use borderlens_nii::coco::CocoSource;
-use borderlens_nii::consensus::AnnotatedObject;
 use borderlens_nii::detector::eval::{evaluate, Evaluation};
-use borderlens_nii::detector::train::{train_on_library, TrainOptions};
+use borderlens_nii::detector::train::TrainOptions;
 use borderlens_nii::detector::{overlay_png, read_view, Detector, DEFAULT_MIN_SCORE};
 use borderlens_nii::library::{AnnotationRecord, AnnotationRole};
 use clap::Args;
@@ -374,23 +373,7 @@ pub fn train(a: &TrainArgs, json: bool, bars: &Bars) -> anyhow::Result<ExitCode>
     for p in &held_out {
         open(p)?;
     }
-    bars.start("reading the training views", None);
-    let training_bar = std::cell::Cell::new(false);
-    let trained = train_on_library(
-        &library,
-        &labels,
-        &options,
-        &|done, _| bars.advance(done),
-        &|s| {
-            if !training_bar.replace(true) {
-                bars.finish();
-                bars.start("training", Some(s.steps as u64));
-            }
-            bars.advance(s.step as u64);
-        },
-        &|| bars.interrupted(),
-    );
-    bars.finish();
+    let trained = app::train_detector(&library, &labels, &options, bars);
     let Some(mut detector) =
         trained.with_context(|| format!("training on {}", a.library.display()))?
     else {
@@ -487,7 +470,7 @@ pub fn detect(a: &DetectArgs, json: bool) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     }
     let grid = detector.meta.shape.grid();
-    let source = format!("model:{}", detector.meta.model_id);
+    let source = borderlens_nii::review::machine_name(&detector.meta.model_id);
     let mut results = Vec::new();
     let mut pre_annotations = Vec::new();
     for id in &a.scans {
@@ -531,15 +514,7 @@ pub fn detect(a: &DetectArgs, json: bool) -> anyhow::Result<ExitCode> {
                     annotator: source.clone(),
                     role: AnnotationRole::Machine,
                     view,
-                    objects: found
-                        .detections
-                        .iter()
-                        .map(|d| AnnotatedObject {
-                            label: d.class.clone(),
-                            bbox: d.bbox,
-                            score: d.score,
-                        })
-                        .collect(),
+                    objects: found.detections.iter().map(|d| d.as_object()).collect(),
                     seconds: None,
                     review: None,
                 });

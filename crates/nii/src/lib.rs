@@ -30,7 +30,8 @@
 //!   and the model registry that promotes a retrained model only when it is not worse.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
-//! is a file in the library folder for now), DICOS/DICOM, YOLO, API routes and pages.
+//! is a file in the library folder for now), DICOS/DICOM, YOLO. The annotation desk's pages and
+//! the detections routes are the server's, over `borderlens-app`'s `NiiDesk`.
 //!
 //! Architecture invariant: no HTTP and no store; knows declarations only by the identifiers a
 //! scan carries (container number, postal item id). Pixel data is handled as transmission per

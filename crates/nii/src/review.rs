@@ -316,16 +316,7 @@ pub fn review_figures(library: &Library) -> ReviewFigures {
         }
         if let Some(record) = library.get(&line.scan_id) {
             if record.provenance.knows_truth() {
-                let truth: Vec<AnnotatedObject> = record
-                    .truth
-                    .iter()
-                    .filter(|t| t.view == line.view)
-                    .map(|t| AnnotatedObject {
-                        label: t.class.clone(),
-                        bbox: t.bbox,
-                        score: 1.0,
-                    })
-                    .collect();
+                let truth = crate::coco::objects_of(record, line.view, &CocoSource::Truth, None);
                 with_truth.push(f1_agreement(&line.objects, &truth));
             }
         }
@@ -743,13 +734,9 @@ pub fn pre_annotate(
             .map_err(|e| DetectorError::new(e.to_string()))?;
         let found = detector.detect(&[&input], DEFAULT_MIN_SCORE)?;
         let objects = found
-            .into_iter()
-            .flat_map(|v| v.detections)
-            .map(|d| AnnotatedObject {
-                label: d.class,
-                bbox: d.bbox,
-                score: d.score,
-            })
+            .iter()
+            .flat_map(|v| &v.detections)
+            .map(|d| d.as_object())
             .collect();
         out.push(AnnotationRecord {
             scan_id: scan_id.to_string(),

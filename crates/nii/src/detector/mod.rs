@@ -108,6 +108,17 @@ pub struct Detection {
     pub cell: (usize, usize),
 }
 
+impl Detection {
+    /// The detection as an object of a MACHINE annotation line (its score kept).
+    pub fn as_object(&self) -> crate::consensus::AnnotatedObject {
+        crate::consensus::AnnotatedObject {
+            label: self.class.clone(),
+            bbox: self.bbox,
+            score: self.score,
+        }
+    }
+}
+
 /// The detections of one view.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ViewDetections {
