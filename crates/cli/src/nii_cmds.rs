@@ -10,11 +10,15 @@ use borderlens_nii::agreement::{agreement, AgreementInput, AgreementReport};
 use borderlens_nii::anonymise::{Anonymiser, MaskRect};
 use borderlens_nii::batch::{generate_into, project_into, BatchSummary, ProjectOptions};
 use borderlens_nii::coco::{export_coco, import_coco, CocoExportOptions, CocoSource};
+use borderlens_nii::dicos::{
+    export_dicos, export_secondary_capture, import_dicos, DicomExportSummary,
+};
 use borderlens_nii::generate::{GeneratorParams, ThreatClass};
-use borderlens_nii::package::{export_package, import_package, ExportOptions};
+use borderlens_nii::import::import_folder;
+use borderlens_nii::package::{export_package, import_package, ExportOptions, ImportSummary};
 use borderlens_nii::report::{quality_report, Count, QualityReport};
 use borderlens_nii::tip::TipLimits;
-use borderlens_nii::Library;
+use borderlens_nii::{Library, LibraryError};
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
@@ -58,6 +62,28 @@ pub enum NiiCommand {
     /// (a model's or another tool's), compared and merged by the consensus like a person's;
     /// the whole file is checked first; importing it again changes nothing.
     ImportCoco(ImportCocoArgs),
+    /// Export scans as DICOS-structured DICOM objects (docs/nii.md, "DICOS and DICOM"): one
+    /// DICOS digital X-ray image per view and energy (16-bit transmission, metadata in
+    /// standard attributes, the full record in a private block) and one DICOS threat detection
+    /// report per source and view (annotators OPERATOR, the model MACHINE, the consensus and
+    /// the true objects GROUND TRUTH). Same refusals and anonymisation as `export` (exit 1 when
+    /// a scan is left out). DICOS-structured, not conformant.
+    ExportDicos(ExportDicosArgs),
+    /// Export one plain DICOM secondary-capture image per view (the high-energy channel, 16-bit
+    /// grayscale, air bright) that ordinary DICOM viewers open. Same refusals and anonymisation
+    /// as `export`.
+    ExportDicom(ExportArgs),
+    /// Import a DICOS folder written by `export-dicos`: every file is checked first (SOP class,
+    /// uncompressed 16-bit grayscale pixels, size, the record, every channel, report sources and
+    /// boxes) and nothing is written unless all of it passes; importing it again changes nothing.
+    ImportDicos(ImportDicosArgs),
+    /// Import scans made elsewhere: a folder of 16-bit grayscale PNG or TIFF transmission images
+    /// described by metadata.csv (one row per image: scan id, file, view, energy, then the
+    /// scan's metadata, source real or staged, licence, redistributable), with the boxes people
+    /// drew on them in an optional boxes.csv. Everything is checked first (image format, bit
+    /// depth, size, decodable; rows; boxes inside their image) and nothing is written unless all
+    /// of it passes: file, line and field named, exit 1. Importing again changes nothing.
+    ImportScans(ImportScansArgs),
     /// Train the threat detector (a small convolutional network on the CPU) on a library's
     /// labelled views: boxes from the truth, the consensus or one annotator; seedable (same seed,
     /// same model); the model folder records the training set's digest, mix, classes and the
@@ -116,7 +142,7 @@ pub struct ExportArgs {
     /// Library folder.
     #[arg(long)]
     lib: PathBuf,
-    /// Package folder to write (new or empty).
+    /// Folder to write (new or empty).
     #[arg(long)]
     out: PathBuf,
     /// Only these scans (comma-separated ids; default: every scan).
@@ -131,9 +157,37 @@ pub struct ExportArgs {
     /// --anonymise-key-file.
     #[arg(long = "mask", value_name = "X,Y,W,H")]
     masks: Vec<String>,
-    /// Name of the exporting administration or unit, written in the manifest.
+    /// Name of the exporting administration or unit, written in the manifest (`export` only).
     #[arg(long)]
     organisation: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ExportDicosArgs {
+    #[command(flatten)]
+    export: ExportArgs,
+    /// Leave out the model's proposals (MACHINE reports).
+    #[arg(long)]
+    no_model: bool,
+}
+
+#[derive(Args)]
+pub struct ImportDicosArgs {
+    /// Library folder (created when missing).
+    #[arg(long)]
+    lib: PathBuf,
+    /// The folder written by `export-dicos` (sub-folders are read; files without the DICM
+    /// prefix and dot files are skipped).
+    folder: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ImportScansArgs {
+    /// Library folder (created when missing).
+    #[arg(long)]
+    lib: PathBuf,
+    /// The folder with metadata.csv (docs/nii.md, "Bringing your own scans").
+    folder: PathBuf,
 }
 
 #[derive(Args)]
@@ -433,43 +487,26 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
         }
         NiiCommand::Export(a) => export(a, json),
         NiiCommand::ImportPackage(a) => {
-            let mut library = Library::create(&a.lib)?;
-            warn_recovered(&library);
-            let before = (library.records().len(), library.annotations().len());
-            match import_package(&mut library, &a.package) {
-                Ok(s) => {
-                    if json {
-                        print_json(&s)?;
-                    } else {
-                        outln!(
-                            "package {} into {}: {} scans added, {} already there; {} annotations added, {} already there",
-                            a.package.display(),
-                            a.lib.display(),
-                            s.scans_added,
-                            s.scans_present,
-                            s.annotations_added,
-                            s.annotations_present
-                        );
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                // A package that fails its checks is rejected input: nothing was written. A
-                // failure while writing (a disk full, a file changed under the import) may
-                // come after some scans were stored: say what was, and that the same command
-                // finishes the job (the import is idempotent).
-                Err(e) => {
-                    let after = (library.records().len(), library.annotations().len());
-                    if after == before {
-                        return refused_input("package", &e, json);
-                    }
-                    Err(anyhow::anyhow!(
-                        "{e}: the import stopped after storing {} scans and {} annotation \
-                         lines; run the same command again to finish it",
-                        after.0 - before.0,
-                        after.1 - before.1
-                    ))
-                }
-            }
+            import_into(&a.lib, &a.package, "package", json, import_package)
+        }
+        NiiCommand::ImportDicos(a) => {
+            import_into(&a.lib, &a.folder, "DICOS folder", json, import_dicos)
+        }
+        NiiCommand::ImportScans(a) => import_into(&a.lib, &a.folder, "folder", json, import_folder),
+        NiiCommand::ExportDicos(a) => {
+            no_organisation(&a.export)?;
+            let mut options = export_options(&a.export)?;
+            options.include_machine = !a.no_model;
+            let library = open(&a.export.lib)?;
+            let s = export_dicos(&library, &options, &a.export.out)?;
+            print_dicom_export(&s, "DICOS", json)
+        }
+        NiiCommand::ExportDicom(a) => {
+            no_organisation(a)?;
+            let options = export_options(a)?;
+            let library = open(&a.lib)?;
+            let s = export_secondary_capture(&library, &options, &a.out)?;
+            print_dicom_export(&s, "DICOM secondary capture", json)
         }
         NiiCommand::ExportCoco(a) => {
             let library = open(&a.lib)?;
@@ -559,8 +596,64 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
     }
 }
 
-fn export(a: &ExportArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let library = open(&a.lib)?;
+/// `import-package` and `import-dicos`: import `input` with `import`, and say what was stored
+/// when a write failed midway (the imports are idempotent: the same command finishes the job).
+fn import_into(
+    lib: &Path,
+    input: &Path,
+    what: &str,
+    json: bool,
+    import: fn(&mut Library, &Path) -> Result<ImportSummary, LibraryError>,
+) -> anyhow::Result<ExitCode> {
+    let mut library = Library::create(lib)?;
+    warn_recovered(&library);
+    let before = (library.records().len(), library.annotations().len());
+    match import(&mut library, input) {
+        Ok(s) => {
+            if json {
+                print_json(&s)?;
+            } else {
+                outln!(
+                        "{what} {} into {}: {} scans added, {} already there; {} annotations added, {} already there",
+                        input.display(),
+                        lib.display(),
+                        s.scans_added,
+                        s.scans_present,
+                        s.annotations_added,
+                        s.annotations_present
+                    );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        // A package that fails its checks is rejected input: nothing was written. A
+        // failure while writing (a disk full, a file changed under the import) may
+        // come after some scans were stored: say what was, and that the same command
+        // finishes the job (the import is idempotent).
+        Err(e) => {
+            let after = (library.records().len(), library.annotations().len());
+            if after == before {
+                return refused_input(what, &e, json);
+            }
+            Err(anyhow::anyhow!(
+                "{e}: the import stopped after storing {} scans and {} annotation \
+                     lines; run the same command again to finish it",
+                after.0 - before.0,
+                after.1 - before.1
+            ))
+        }
+    }
+}
+
+/// `--organisation` is written in a package's manifest; a DICOM export has no place for it.
+fn no_organisation(a: &ExportArgs) -> anyhow::Result<()> {
+    if a.organisation.is_some() {
+        bail!("--organisation is written in a scan package's manifest; DICOS and DICOM exports have no place for it");
+    }
+    Ok(())
+}
+
+/// The export options of `export`, `export-dicos` and `export-dicom`.
+fn export_options(a: &ExportArgs) -> anyhow::Result<ExportOptions> {
     let masks = a
         .masks
         .iter()
@@ -581,11 +674,44 @@ fn export(a: &ExportArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let options = ExportOptions {
+    Ok(ExportOptions {
         scans: a.scans.clone(),
         anonymiser,
         organisation: a.organisation.clone(),
-    };
+        include_machine: false,
+    })
+}
+
+fn print_dicom_export(s: &DicomExportSummary, what: &str, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(s)?;
+    } else {
+        match &s.folder {
+            Some(p) => outln!(
+                "{what} export {}: {} scans ({} anonymised), {} image objects, {} threat detection reports ({:.1} MB)",
+                p.display(),
+                s.scans,
+                s.anonymised,
+                s.images,
+                s.reports,
+                s.bytes as f64 / 1e6
+            ),
+            None => outln!("no scan could be exported; nothing written"),
+        }
+        for r in &s.refused {
+            outln!("  {r}");
+        }
+    }
+    Ok(if s.refused.is_empty() && s.folder.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn export(a: &ExportArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let options = export_options(a)?;
+    let library = open(&a.lib)?;
     let s = export_package(&library, &options, &a.out)?;
     if json {
         print_json(&s)?;

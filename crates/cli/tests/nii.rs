@@ -651,6 +651,271 @@ fn export_coco_and_import_it_back_as_a_source() {
     assert_eq!(s["refused"][0]["field"], "provenance.redistributable");
 }
 
+/// DICOS: export, import back (same scans, same pixels, same sources), read by pydicom
+/// (`scripts/dicos_check.py`: pixels, metadata and boxes identical to the scan package's), the
+/// secondary-capture export, and a damaged file refused by name.
+#[test]
+fn export_dicos_reads_back_in_borderlens_and_in_pydicom() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| stdout_json(&borderlens(d, args));
+    run(&[
+        "nii",
+        "generate",
+        "--count",
+        "4",
+        "--seed",
+        "5",
+        "--out",
+        "lib",
+        "--size",
+        "160",
+        "--threat-rate",
+        "1",
+        "--json",
+    ]);
+    // Two annotator sources (the truth's boxes, imported under two names), so each view has
+    // operators' reports and a consensus.
+    run(&[
+        "nii",
+        "export-coco",
+        "--lib",
+        "lib",
+        "--out",
+        "coco",
+        "--source",
+        "truth",
+        "--json",
+    ]);
+    for who in ["analyst-a", "analyst-b"] {
+        run(&[
+            "nii",
+            "import-coco",
+            "--lib",
+            "lib",
+            "coco/annotations.json",
+            "--source",
+            who,
+            "--json",
+        ]);
+    }
+    let lines = std::fs::read_to_string(d.join("lib/annotations.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(lines >= 4, "{lines}");
+    let package = run(&["nii", "export", "--lib", "lib", "--out", "pkg", "--json"]);
+    assert_eq!(package["scans"], 4);
+    let dicos = run(&[
+        "nii",
+        "export-dicos",
+        "--lib",
+        "lib",
+        "--out",
+        "dicos",
+        "--json",
+    ]);
+    assert_eq!(dicos["scans"], 4);
+    assert_eq!(dicos["images"], 8);
+    // per view: two operators, the consensus, the truth
+    assert_eq!(dicos["reports"], 16, "{dicos}");
+    let sc = run(&[
+        "nii",
+        "export-dicom",
+        "--lib",
+        "lib",
+        "--out",
+        "sc",
+        "--json",
+    ]);
+    assert_eq!(
+        (sc["images"].as_u64(), sc["reports"].as_u64()),
+        (Some(4), Some(0))
+    );
+
+    // Back into a new library: the same catalogue and annotation lines.
+    let imported = run(&["nii", "import-dicos", "--lib", "back", "dicos", "--json"]);
+    assert_eq!(imported["scans_added"], 4);
+    assert_eq!(imported["annotations_added"].as_u64(), Some(lines as u64));
+    let sorted = |path: &str| {
+        let mut v: Vec<Value> = std::fs::read_to_string(d.join(path))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        v.sort_by_key(|x| x.to_string());
+        v
+    };
+    assert_eq!(
+        sorted("back/catalogue.jsonl"),
+        sorted("lib/catalogue.jsonl")
+    );
+    // Staff names never leave in clear: without a key, numbered in order of appearance.
+    let mut renamed: Vec<Value> = sorted("lib/annotations.jsonl")
+        .into_iter()
+        .map(|mut line| {
+            let name = match line["annotator"].as_str() {
+                Some("analyst-a") => "annotator-1",
+                Some("analyst-b") => "annotator-2",
+                other => panic!("{other:?}"),
+            };
+            line["annotator"] = Value::from(name);
+            line
+        })
+        .collect();
+    renamed.sort_by_key(|x| x.to_string());
+    assert_eq!(sorted("back/annotations.jsonl"), renamed);
+    assert!(
+        renamed
+            .iter()
+            .any(|l| !l["objects"].as_array().unwrap().is_empty()),
+        "some boxes travel"
+    );
+    let again = run(&["nii", "import-dicos", "--lib", "back", "dicos", "--json"]);
+    assert_eq!(
+        (
+            again["scans_added"].as_u64(),
+            again["annotations_added"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    // pydicom reads the same pixels, metadata and boxes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let site = root.join("models/python");
+    if !site.join("pydicom/__init__.py").exists() {
+        assert!(
+            std::env::var("BORDERLENS_REQUIRE_PYDICOM").as_deref() != Ok("1"),
+            "BORDERLENS_REQUIRE_PYDICOM=1 and pydicom is not in {} (scripts/install-pydicom.sh)",
+            site.display()
+        );
+        eprintln!(
+            "pydicom not installed (scripts/install-pydicom.sh): the pydicom half is skipped"
+        );
+    } else {
+        let out = Command::new("python3")
+            .arg(root.join("scripts/dicos_check.py"))
+            .args([d.join("dicos"), d.join("pkg"), d.join("sc")])
+            .env("PYTHONPATH", &site)
+            .output()
+            .expect("run python3");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("4 scans, 8 image objects"), "{said}");
+        assert!(said.contains("16 threat detection reports"), "{said}");
+        assert!(said.contains("4 secondary-capture images"), "{said}");
+    }
+
+    // A damaged file: refused, named, nothing written.
+    let victim = d.join("dicos/syn-5-000002/v0-high.dcm");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let out = borderlens(d, &["nii", "import-dicos", "--lib", "fresh", "dicos"]);
+    // Rejected input, as for a package: exit status 1, the file named.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("nothing imported") && err.contains("syn-5-000002/v0-high.dcm"),
+        "{err}"
+    );
+    assert!(
+        !d.join("fresh/catalogue.jsonl").exists()
+            || std::fs::read_to_string(d.join("fresh/catalogue.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+}
+
+/// Bringing your own scans: a folder of 16-bit PNG with metadata.csv and boxes.csv, imported
+/// once, reported on; a pseudo-colour rendering passed as raw is refused by file, line and field.
+#[test]
+fn import_scans_from_a_folder_then_report_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two 16-bit grayscale PNG views, made by the library's own export of a generated scan.
+    stdout_json(&borderlens(
+        d,
+        &[
+            "nii", "generate", "--count", "1", "--seed", "9", "--out", "gen", "--size", "64",
+            "--json",
+        ],
+    ));
+    stdout_json(&borderlens(
+        d,
+        &["nii", "export", "--lib", "gen", "--out", "pkg", "--json"],
+    ));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(d.join("pkg/manifest.json")).unwrap()).unwrap();
+    let channels = manifest["scans"][0]["views"][0]["channels"]
+        .as_array()
+        .unwrap();
+    let folder = d.join("mine");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (name, channel) in ["low.png", "high.png"].iter().zip(channels) {
+        let sha = channel["image"]["sha256"].as_str().unwrap();
+        std::fs::copy(d.join(format!("pkg/images/{sha}.png")), folder.join(name)).unwrap();
+    }
+    std::fs::write(
+        folder.join("metadata.csv"),
+        "scan_id,file,energy,scanned_at,scanner_model,mm_per_pixel,cargo_type,licence,redistributable\n\
+         port-0001,low.png,low,2026-11-30T09:00:00,Site scanner 2,2.5,bag,internal,false\n\
+         port-0001,high.png,high,,,,,,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("boxes.csv"),
+        "scan_id,annotator,label,x0,y0,x1,y1\nport-0001,officer-7,knife,4,4,20,30\n",
+    )
+    .unwrap();
+    let s = stdout_json(&borderlens(
+        d,
+        &["nii", "import-scans", "--lib", "lib", "mine", "--json"],
+    ));
+    assert_eq!(
+        (s["scans_added"].as_u64(), s["annotations_added"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let again = stdout_json(&borderlens(
+        d,
+        &["nii", "import-scans", "--lib", "lib", "mine", "--json"],
+    ));
+    assert_eq!(again["scans_added"], 0);
+    let report = stdout_json(&borderlens(d, &["nii", "report", "lib", "--json"]));
+    assert_eq!(report["scans"], 1);
+    assert_eq!(report["counts_as_real"], 1, "{report}");
+    // An 8-bit RGB rendering in place of the raw image: refused, named, nothing written.
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, 8, 8);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header()
+            .unwrap()
+            .write_image_data(&[120; 192])
+            .unwrap();
+    }
+    std::fs::write(folder.join("high.png"), bytes).unwrap();
+    let out = borderlens(d, &["nii", "import-scans", "--lib", "fresh", "mine"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("metadata.csv:3: field file")
+            && err.contains("high.png")
+            && err.contains("pseudo-colour"),
+        "{err}"
+    );
+    assert!(
+        !d.join("fresh/catalogue.jsonl").exists()
+            || std::fs::read_to_string(d.join("fresh/catalogue.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+}
+
 /// The command failed with exit status 2 and said `needle` on stderr.
 fn refused_with(out: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);

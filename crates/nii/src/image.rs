@@ -41,6 +41,9 @@ pub enum ImageError {
     /// Encoding failed.
     #[error("cannot encode PNG: {0}")]
     Encode(String),
+    /// Not a TIFF file, or a truncated or corrupt one.
+    #[error("not a readable TIFF image: {0}")]
+    CorruptTiff(String),
 }
 
 /// A 16-bit grayscale image, row-major.
@@ -113,6 +116,65 @@ impl Image16 {
             .chunks_exact(2)
             .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
             .collect();
+        Ok(Image16 {
+            width,
+            height,
+            data,
+        })
+    }
+}
+
+impl Image16 {
+    /// Reads a 16-bit grayscale TIFF (the first image of the file; uncompressed, LZW or
+    /// Deflate); refuses anything else (8-bit, colour, palette, alpha, float). The size is
+    /// checked before the pixels are decoded. WhiteIsZero is inverted to air bright.
+    pub fn from_tiff(bytes: &[u8]) -> Result<Image16, ImageError> {
+        use tiff::decoder::{Decoder, DecodingResult, Limits};
+        use tiff::tags::Tag;
+        let corrupt = |e: tiff::TiffError| ImageError::CorruptTiff(e.to_string());
+        let mut limits = Limits::default();
+        limits.decoding_buffer_size = (MAX_PIXELS * 2) as usize;
+        limits.intermediate_buffer_size = (MAX_PIXELS * 2) as usize;
+        let mut decoder = Decoder::new(Cursor::new(bytes))
+            .map_err(corrupt)?
+            .with_limits(limits);
+        let (width, height) = decoder.dimensions().map_err(corrupt)?;
+        check_size(width, height)?;
+        let colour = decoder.colortype().map_err(corrupt)?;
+        if colour != tiff::ColorType::Gray(16) {
+            let found = match colour {
+                tiff::ColorType::Gray(bits) => format!("{bits}-bit grayscale TIFF"),
+                other => format!("{other:?} TIFF (a pseudo-colour rendering?)"),
+            };
+            return Err(ImageError::Format {
+                found,
+                expected: "16-bit grayscale transmission",
+            });
+        }
+        // PhotometricInterpretation 0: WhiteIsZero.
+        let white_is_zero = decoder
+            .get_tag_u32(Tag::PhotometricInterpretation)
+            .is_ok_and(|p| p == 0);
+        let data = match decoder.read_image().map_err(corrupt)? {
+            DecodingResult::U16(v) => v,
+            _ => {
+                return Err(ImageError::Format {
+                    found: "a TIFF whose samples are not 16-bit unsigned".to_string(),
+                    expected: "16-bit grayscale transmission",
+                })
+            }
+        };
+        if data.len() != (width as usize) * (height as usize) {
+            return Err(ImageError::CorruptTiff(format!(
+                "{} samples for {width} × {height} pixels",
+                data.len()
+            )));
+        }
+        let data = if white_is_zero {
+            data.into_iter().map(|v| u16::MAX - v).collect()
+        } else {
+            data
+        };
         Ok(Image16 {
             width,
             height,

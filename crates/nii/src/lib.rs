@@ -22,6 +22,10 @@
 //!   idempotent);
 //! - **COCO** export and import ([`coco`]): 8-bit views and boxes for ordinary detection tools,
 //!   and a tool's or model's boxes back as an annotator source;
+//! - **DICOS and DICOM** ([`dicos`]): DICOS-structured images and threat detection reports,
+//!   exported and imported through a scan package, and a plain secondary-capture export;
+//! - **import of scans made elsewhere** ([`import`]): 16-bit PNG or TIFF transmission images with
+//!   a metadata CSV and the boxes drawn on them, checked in full, imported as a package;
 //! - the **threat detector** ([`detector`]): a small convolutional network on candle (CPU),
 //!   trained on a labelled library (deterministic for a seed), evaluated (AP@0.5, detection rate
 //!   at a false-alarm rate per view, pointing game), explained by Grad-CAM heat maps;
@@ -30,8 +34,8 @@
 //!   and the model registry that promotes a retrained model only when it is not worse.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
-//! is a file in the library folder for now), DICOS/DICOM, YOLO. The annotation desk's pages and
-//! the detections routes are the server's, over `borderlens-app`'s `NiiDesk`.
+//! is a file in the library folder for now), YOLO, foreign DICOM. The annotation
+//! desk's pages and the detections routes are the server's, over `borderlens-app`'s `NiiDesk`.
 //!
 //! Architecture invariant: no HTTP and no store; knows declarations only by the identifiers a
 //! scan carries (container number, postal item id). Pixel data is handled as transmission per
@@ -44,9 +48,11 @@ pub mod batch;
 pub mod coco;
 pub mod consensus;
 pub mod detector;
+pub mod dicos;
 pub mod generate;
 pub mod geometry;
 pub mod image;
+pub mod import;
 pub mod library;
 pub mod materials;
 pub mod package;

@@ -153,6 +153,25 @@ pub struct ScanAnnotations {
     /// the reviewers' decisions
     #[serde(default)]
     pub reviewers: Vec<SourceObjects>,
+    /// a model's proposals (MACHINE lines, named by the model id), only when the export asked
+    /// for them ([`ExportOptions::include_machine`]): not reference labels, never merged into
+    /// the consensus
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<SourceObjects>,
+}
+
+impl ScanAnnotations {
+    /// The annotations of view `view` of `scan_id`, none yet.
+    pub fn new(scan_id: &str, view: usize) -> ScanAnnotations {
+        ScanAnnotations {
+            scan_id: scan_id.to_string(),
+            view,
+            annotators: Vec::new(),
+            consensus: None,
+            reviewers: Vec::new(),
+            machines: Vec::new(),
+        }
+    }
 }
 
 /// `annotations.json`.
@@ -176,6 +195,10 @@ pub struct ExportOptions {
     pub anonymiser: Option<Anonymiser>,
     /// the producer's organisation, written in the manifest
     pub organisation: Option<String>,
+    /// also export the model's proposals (MACHINE lines) of each view; off by default, since
+    /// they are not reference labels (the DICOS export turns it on: a threat detection report
+    /// of type MACHINE per model)
+    pub include_machine: bool,
 }
 
 /// A scan an export left out, and why.
@@ -298,8 +321,8 @@ pub(crate) fn sharing_refusal(record: &ScanRecord, check_privacy: bool) -> Optio
 }
 
 /// Refuses an `out` folder that exists and is not empty (`what` is written into a new or empty
-/// one), then makes `out/images`, which it returns.
-pub(crate) fn new_export_folder(out: &Path, what: &str) -> Result<PathBuf, LibraryError> {
+/// one).
+pub(crate) fn refuse_non_empty(out: &Path, what: &str) -> Result<(), LibraryError> {
     if out.exists()
         && fs::read_dir(out)
             .map(|mut d| d.next().is_some())
@@ -311,6 +334,13 @@ pub(crate) fn new_export_folder(out: &Path, what: &str) -> Result<PathBuf, Libra
             format!("is not an empty folder; {what} is written into a new or empty one"),
         ));
     }
+    Ok(())
+}
+
+/// Refuses an `out` folder that exists and is not empty (`what` is written into a new or empty
+/// one), then makes `out/images`, which it returns.
+pub(crate) fn new_export_folder(out: &Path, what: &str) -> Result<PathBuf, LibraryError> {
+    refuse_non_empty(out, what)?;
     let images_dir = out.join("images");
     fs::create_dir_all(&images_dir).map_err(|e| fail(&images_dir, None, e.to_string()))?;
     Ok(images_dir)
@@ -482,15 +512,21 @@ pub fn export_package(
                         .clone()
                 }
             };
-            let mut entry = ScanAnnotations {
-                scan_id: id.clone(),
-                view: *view,
-                annotators: Vec::new(),
-                consensus: None,
-                reviewers: Vec::new(),
-            };
-            // A model's proposals are not reference labels: not exchanged.
-            for line in lines.iter().filter(|l| l.role != AnnotationRole::Machine) {
+            let mut entry = ScanAnnotations::new(&id, *view);
+            for line in lines {
+                if line.role == AnnotationRole::Machine {
+                    // A model's proposals are not reference labels: exchanged only on request,
+                    // under the model's id (no person's name to hide).
+                    if options.include_machine {
+                        entry.machines.push(SourceObjects {
+                            annotator: line.annotator.clone(),
+                            objects: line.objects.clone(),
+                            seconds: line.seconds,
+                        });
+                        summary.annotations += 1;
+                    }
+                    continue;
+                }
                 if options.anonymiser.is_some() {
                     pseudonymised.insert(line.annotator.clone());
                 }
@@ -533,7 +569,10 @@ pub fn export_package(
                         .collect(),
                 });
             }
-            if !entry.annotators.is_empty() || !entry.reviewers.is_empty() {
+            if !entry.annotators.is_empty()
+                || !entry.reviewers.is_empty()
+                || !entry.machines.is_empty()
+            {
                 scans_out.push(entry);
             }
         }
@@ -634,7 +673,7 @@ fn add_image(
     Ok(())
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LibraryError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LibraryError> {
     let meta = fs::metadata(path).map_err(|e| fail(path, None, format!("cannot read: {e}")))?;
     if meta.len() > MAX_JSON_BYTES {
         return Err(fail(
@@ -655,7 +694,9 @@ struct Checked {
     annotations: Vec<AnnotationRecord>,
 }
 
-fn check_package(library: &Library, dir: &Path) -> Result<Checked, LibraryError> {
+/// `shared`: the package came from another administration (only redistributable scans belong
+/// in one); false for a package staged from this site's own files (`import_staged`).
+fn check_package(library: &Library, dir: &Path, shared: bool) -> Result<Checked, LibraryError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let manifest: Manifest = read_json(&manifest_path)?;
     if manifest.format != PACKAGE_FORMAT {
@@ -735,7 +776,7 @@ fn check_package(library: &Library, dir: &Path) -> Result<Checked, LibraryError>
                 format!("scan '{id}' appears twice"),
             ));
         }
-        if !record.provenance.redistributable {
+        if shared && !record.provenance.redistributable {
             return Err(fail(
                 &manifest_path,
                 Some(&format!("scans[{s}].provenance.redistributable")),
@@ -835,10 +876,20 @@ fn check_package(library: &Library, dir: &Path) -> Result<Checked, LibraryError>
                         .reviewers
                         .iter()
                         .map(|a| ("reviewers", AnnotationRole::Reviewer, a)),
+                )
+                .chain(
+                    entry
+                        .machines
+                        .iter()
+                        .map(|a| ("machines", AnnotationRole::Machine, a)),
                 );
-            let mut per_source = [0usize; 2];
+            let mut per_source = [0usize; 3];
             for (list, role, source) in sources {
-                let j = &mut per_source[role as usize];
+                let j = &mut per_source[match role {
+                    AnnotationRole::Annotator => 0,
+                    AnnotationRole::Reviewer => 1,
+                    AnnotationRole::Machine => 2,
+                }];
                 let record = AnnotationRecord {
                     scan_id: entry.scan_id.clone(),
                     annotator: source.annotator.clone(),
@@ -949,7 +1000,15 @@ fn check_image_bytes(path: &Path, entry: &PackageImage, bytes: &[u8]) -> Result<
 /// and field. Scans and annotation lines already in the library are skipped, so importing the
 /// same package twice changes nothing.
 pub fn import_package(library: &mut Library, dir: &Path) -> Result<ImportSummary, LibraryError> {
-    let checked = check_package(library, dir)?;
+    import_checked(library, dir, true)
+}
+
+fn import_checked(
+    library: &mut Library,
+    dir: &Path,
+    shared: bool,
+) -> Result<ImportSummary, LibraryError> {
+    let checked = check_package(library, dir, shared)?;
     let mut summary = ImportSummary::default();
     let entries: HashMap<&str, &PackageImage> = checked
         .manifest
@@ -1014,8 +1073,150 @@ pub fn import_package(library: &mut Library, dir: &Path) -> Result<ImportSummary
     Ok(summary)
 }
 
+/// The images of a package being staged by an import from another format, each written once.
+pub(crate) struct StagedImages {
+    dir: PathBuf,
+    written: HashSet<String>,
+    list: Vec<PackageImage>,
+}
+
+impl StagedImages {
+    /// Staging into `dir` (its `images/` made).
+    pub(crate) fn new(dir: &Path) -> Result<StagedImages, LibraryError> {
+        let images = dir.join("images");
+        fs::create_dir_all(&images).map_err(|e| fail(&images, None, e.to_string()))?;
+        Ok(StagedImages {
+            dir: dir.to_path_buf(),
+            written: HashSet::new(),
+            list: Vec::new(),
+        })
+    }
+
+    /// Writes `bytes` (a PNG) as `images/<sha256>.png` unless written already; its SHA-256.
+    pub(crate) fn add(
+        &mut self,
+        bytes: Vec<u8>,
+        bit_depth: u8,
+        width: u32,
+        height: u32,
+    ) -> Result<String, LibraryError> {
+        let sha = sha256_hex(&bytes);
+        if self.written.insert(sha.clone()) {
+            let rel = format!("images/{sha}.png");
+            let path = self.dir.join(&rel);
+            fs::write(&path, &bytes).map_err(|e| fail(&path, None, e.to_string()))?;
+            self.list.push(PackageImage {
+                sha256: sha.clone(),
+                path: rel,
+                bytes: bytes.len() as u64,
+                bit_depth,
+                width,
+                height,
+            });
+        }
+        Ok(sha)
+    }
+}
+
+/// Writes a staged package's `annotations.json` and `manifest.json` (made by `software`).
+pub(crate) fn write_staged(
+    staging: &Path,
+    software: &str,
+    scans: Vec<ScanRecord>,
+    images: StagedImages,
+    annotations: Vec<ScanAnnotations>,
+) -> Result<(), LibraryError> {
+    let annotations = PackageAnnotations {
+        format: ANNOTATIONS_FORMAT.to_string(),
+        version: PACKAGE_VERSION,
+        scans: annotations,
+    };
+    let path = staging.join(PACKAGE_ANNOTATIONS_FILE);
+    let text = serde_json::to_string(&annotations).map_err(|e| fail(&path, None, e.to_string()))?;
+    fs::write(&path, text).map_err(|e| fail(&path, None, e.to_string()))?;
+    let manifest = Manifest {
+        format: PACKAGE_FORMAT.to_string(),
+        version: PACKAGE_VERSION,
+        producer: Producer {
+            software: software.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            organisation: None,
+        },
+        created: now_utc(),
+        scans,
+        images: images.list,
+    };
+    let path = staging.join(MANIFEST_FILE);
+    let text = serde_json::to_string(&manifest).map_err(|e| fail(&path, None, e.to_string()))?;
+    fs::write(&path, text).map_err(|e| fail(&path, None, e.to_string()))
+}
+
+/// Imports what `stage` makes of `source` (a folder in another format) as a scan package: the
+/// package is staged in the library folder (`.staging-<kind>-<pid>-<time>`), imported as
+/// [`import_package`] does (checked in full, idempotent; but scans not redistributable are
+/// accepted: these are the site's own files) and removed. An error of the package check
+/// names `source` and the staged file it concerns. Staging folders left by a killed import are
+/// removed first.
+pub(crate) fn import_staged(
+    library: &mut Library,
+    source: &Path,
+    kind: &str,
+    stage: impl FnOnce(&Path) -> Result<(), LibraryError>,
+) -> Result<ImportSummary, LibraryError> {
+    sweep_stale_staging(library.root(), kind);
+    let staging = library.root().join(format!(
+        ".staging-{kind}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    // The site's own files: scans whose licence keeps them here are imported too (the
+    // exports refuse them).
+    let result = stage(&staging).and_then(|()| {
+        import_checked(library, &staging, false).map_err(|mut e| {
+            if e.file.starts_with(&staging) {
+                let inner = e
+                    .file
+                    .strip_prefix(&staging)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                e.reason = format!("{} (as read into {})", e.reason, inner.display());
+                e.file = source.to_path_buf();
+            }
+            e
+        })
+    });
+    let _ = fs::remove_dir_all(&staging);
+    result
+}
+
+/// Removes the staging folders of `kind` whose process is gone (killed before it could clean
+/// up): `.staging-<kind>-<pid>-<time>` with no process `<pid>` (Linux's /proc).
+fn sweep_stale_staging(root: &Path, kind: &str) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    let prefix = format!(".staging-{kind}-");
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let gone = cfg!(target_os = "linux")
+            && Path::new("/proc").is_dir()
+            && !Path::new("/proc").join(pid).exists();
+        if gone {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::anonymise::MaskRect;
     use crate::generate::{generate_scan, GeneratorParams};
@@ -1035,7 +1236,7 @@ mod tests {
     }
 
     /// Planted personal data: none of it may appear in an anonymised package.
-    const PLANTED: &[&str] = &[
+    pub(crate) const PLANTED: &[&str] = &[
         "Maria Rossi",
         "maria rossi",
         "Jan Kowalski",
@@ -1052,7 +1253,7 @@ mod tests {
 
     /// Two synthetic scans with threats, two "real" scans carrying personal data, annotated by
     /// two annotators and a reviewer.
-    fn library() -> (tempfile::TempDir, Library) {
+    pub(crate) fn library() -> (tempfile::TempDir, Library) {
         let dir = tempfile::tempdir().unwrap();
         let mut lib = Library::create(&dir.path().join("lib")).unwrap();
         for i in 0..2 {
@@ -1112,7 +1313,7 @@ mod tests {
         (dir, lib)
     }
 
-    fn anonymiser(masks: &[&str]) -> Anonymiser {
+    pub(crate) fn anonymiser(masks: &[&str]) -> Anonymiser {
         Anonymiser::new(
             b"a key of at least sixteen bytes",
             masks.iter().map(|m| MaskRect::parse(m).unwrap()).collect(),
@@ -1120,7 +1321,7 @@ mod tests {
         .unwrap()
     }
 
-    fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    pub(crate) fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         for entry in fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -1157,6 +1358,61 @@ mod tests {
             serde_json::from_slice(&fs::read(dir.join(f)).unwrap()).unwrap()
         };
         (read(MANIFEST_FILE), read(PACKAGE_ANNOTATIONS_FILE))
+    }
+
+    #[test]
+    fn a_models_proposals_travel_only_when_asked_under_the_model_id() {
+        let (dir, mut lib) = library();
+        lib.add_annotation(AnnotationRecord {
+            scan_id: "syn-7-000000".into(),
+            annotator: "model-abc".into(),
+            role: AnnotationRole::Machine,
+            view: 0,
+            objects: vec![AnnotatedObject {
+                label: "gun".into(),
+                bbox: BoxPx::new(1.0, 2.0, 9.0, 9.0).unwrap(),
+                score: 0.4,
+            }],
+            review: None,
+            seconds: None,
+        })
+        .unwrap();
+        let machines_of = |pkg: &Path| -> Vec<serde_json::Value> {
+            let (_, annotations) = package_json(pkg);
+            annotations["scans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["machines"].as_array().cloned().unwrap_or_default())
+                .collect()
+        };
+        let plain = dir.path().join("plain");
+        let options = |machine| ExportOptions {
+            anonymiser: Some(anonymiser(&[])),
+            include_machine: machine,
+            ..ExportOptions::default()
+        };
+        export_package(&lib, &options(false), &plain).unwrap();
+        assert!(machines_of(&plain).is_empty());
+        let with = dir.path().join("with");
+        let summary = export_package(&lib, &options(true), &with).unwrap();
+        assert_eq!(summary.annotations, 4 * 3 + 1);
+        let machines = machines_of(&with);
+        assert_eq!(machines.len(), 1);
+        // The model id is not a person's name: kept as it is, not pseudonymised.
+        assert_eq!(machines[0]["annotator"], "model-abc");
+        let (_, annotations) = package_json(&with);
+        validate_against_schema("nii-package-annotations.schema.json", &annotations);
+        let mut other = Library::create(&dir.path().join("other")).unwrap();
+        import_package(&mut other, &with).unwrap();
+        let imported: Vec<_> = other
+            .annotations()
+            .iter()
+            .filter(|a| a.role == AnnotationRole::Machine)
+            .collect();
+        assert_eq!(imported.len(), 1);
+        assert_eq!(imported[0].annotator, "model-abc");
+        assert_eq!(imported[0].objects[0].score, 0.4);
     }
 
     #[test]

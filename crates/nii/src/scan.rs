@@ -512,10 +512,16 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
     }
 }
 
-/// A scan id: 1–128 characters of letters, digits, `-`, `_` and `.` (it names files in exports).
+/// A scan id: 1–128 characters of letters, digits, `-`, `_` and `.`, not starting with `.` (it
+/// names files and folders in exports).
 pub fn check_scan_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 128 {
         return Err(format!("scan id '{id}' must have 1 to 128 characters"));
+    }
+    // A scan id names folders and files of exports: `..` or `.x` would be a parent or a hidden
+    // entry.
+    if id.starts_with('.') {
+        return Err(format!("scan id '{id}' may not start with '.'"));
     }
     if let Some(c) = id
         .chars()
@@ -755,5 +761,20 @@ impl ScanRecord {
             out.push(("mask".to_string(), mask));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_scan_id;
+
+    #[test]
+    fn scan_ids_that_would_name_a_parent_or_hidden_folder_are_refused() {
+        for good in ["syn-7-000000", "a.b", "A_1", "x"] {
+            assert!(check_scan_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", ".hidden", "a/b", "a b", &"x".repeat(129)] {
+            assert!(check_scan_id(bad).is_err(), "{bad}");
+        }
     }
 }
