@@ -596,7 +596,7 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
     }
 }
 
-/// `import-package` and `import-dicos`: import `input` with `import`, and say what was stored
+/// `import-package`, `import-dicos` and `import-scans`: import `input` with `import`, and say what was stored
 /// when a write failed midway (the imports are idempotent: the same command finishes the job).
 fn import_into(
     lib: &Path,

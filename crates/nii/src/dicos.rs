@@ -1682,7 +1682,8 @@ fn exact_objects(
 /// reviewers' and models' reports become annotation lines; GROUND TRUTH reports are not
 /// imported (the library computes its own consensus, and the record carries the true objects).
 pub fn import_dicos(library: &mut Library, dir: &Path) -> Result<ImportSummary, LibraryError> {
-    import_staged(library, dir, "dicos", |staging| {
+    // From another administration, as a package: only redistributable scans.
+    import_staged(library, dir, "dicos", true, |staging| {
         dicos_to_package(dir, staging)
     })
 }

@@ -125,12 +125,12 @@ impl Image16 {
 }
 
 impl Image16 {
-    /// Reads a 16-bit grayscale TIFF (the first image of the file; uncompressed, LZW or
-    /// Deflate); refuses anything else (8-bit, colour, palette, alpha, float). The size is
-    /// checked before the pixels are decoded. WhiteIsZero is inverted to air bright.
+    /// Reads a 16-bit grayscale TIFF (the first image of the file; uncompressed, PackBits, LZW
+    /// or Deflate); refuses anything else (8-bit, colour, palette, alpha, float). The size is
+    /// checked before the pixels are decoded. A WhiteIsZero image comes out air bright (the
+    /// decoder inverts it).
     pub fn from_tiff(bytes: &[u8]) -> Result<Image16, ImageError> {
         use tiff::decoder::{Decoder, DecodingResult, Limits};
-        use tiff::tags::Tag;
         let corrupt = |e: tiff::TiffError| ImageError::CorruptTiff(e.to_string());
         let mut limits = Limits::default();
         limits.decoding_buffer_size = (MAX_PIXELS * 2) as usize;
@@ -151,10 +151,6 @@ impl Image16 {
                 expected: "16-bit grayscale transmission",
             });
         }
-        // PhotometricInterpretation 0: WhiteIsZero.
-        let white_is_zero = decoder
-            .get_tag_u32(Tag::PhotometricInterpretation)
-            .is_ok_and(|p| p == 0);
         let data = match decoder.read_image().map_err(corrupt)? {
             DecodingResult::U16(v) => v,
             _ => {
@@ -170,11 +166,6 @@ impl Image16 {
                 data.len()
             )));
         }
-        let data = if white_is_zero {
-            data.into_iter().map(|v| u16::MAX - v).collect()
-        } else {
-            data
-        };
         Ok(Image16 {
             width,
             height,
@@ -299,7 +290,7 @@ fn decode(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sample() -> Image16 {
@@ -382,8 +373,8 @@ mod tests {
         );
     }
 
-    /// CRC-32 (the PNG chunk checksum), bitwise: only for forging a header in the test above.
-    fn crc32(bytes: &[u8]) -> u32 {
+    /// CRC-32 (the PNG chunk checksum), bitwise: only for forging headers in tests.
+    pub(crate) fn crc32(bytes: &[u8]) -> u32 {
         let mut crc = 0xFFFF_FFFFu32;
         for &b in bytes {
             crc ^= u32::from(b);

@@ -11,7 +11,6 @@
 //! pixels go to the staging package as PNG at once).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -22,7 +21,8 @@ use crate::geometry::BoxPx;
 use crate::image::Image16;
 use crate::library::{Library, LibraryError};
 use crate::package::{
-    import_staged, write_staged, ImportSummary, ScanAnnotations, SourceObjects, StagedImages,
+    import_staged, read_capped, write_staged, ImportSummary, ScanAnnotations, SourceObjects,
+    StagedImages,
 };
 use crate::scan::{Channel, Energy, ImageRef, Metadata, Provenance, ScanRecord, Source, View};
 
@@ -73,17 +73,20 @@ struct MetaRow {
 }
 
 impl MetaRow {
-    /// The scan's fields this row gives (empty cells left out), as the catalogue's JSON types.
-    fn scan_fields(&self) -> Vec<(&'static str, Value)> {
+    /// The scan's fields this row gives (empty cells left out), as the catalogue's JSON types;
+    /// words (cargo type, source, redistributable) in lower case. A number that is not finite
+    /// or a cargo type the catalogue does not know is an error naming the column.
+    fn scan_fields(&self) -> Result<Vec<(&'static str, Value)>, (&'static str, String)> {
         let mut out = Vec::new();
         let mut text = |name: &'static str, v: &Option<String>| {
             if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 out.push((name, Value::from(v)));
             }
         };
+        let lower = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_lowercase());
         text("scanned_at", &self.scanned_at);
         text("scanner_model", &self.scanner_model);
-        text("cargo_type", &self.cargo_type);
+        text("cargo_type", &lower(&self.cargo_type));
         text("container_id", &self.container_id);
         text("package_id", &self.package_id);
         text("declared_contents", &self.declared_contents);
@@ -100,19 +103,18 @@ impl MetaRow {
         text("contact_phone", &self.contact_phone);
         text("driver_name", &self.driver_name);
         text("notes", &self.notes);
-        text("source", &self.source);
+        text("source", &lower(&self.source));
         text("licence", &self.licence);
-        text("redistributable", &self.redistributable);
+        text("redistributable", &lower(&self.redistributable));
         for (name, v) in [
             ("mm_per_pixel", self.mm_per_pixel),
             ("weight_kg", self.weight_kg),
             ("volume_m3", self.volume_m3),
         ] {
             if let Some(x) = v {
-                out.push((
-                    name,
-                    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number),
-                ));
+                let number = serde_json::Number::from_f64(x)
+                    .ok_or((name, format!("{x} is not a finite number")))?;
+                out.push((name, Value::Number(number)));
             }
         }
         for (name, v) in [("risk_flags", &self.risk_flags), ("actions", &self.actions)] {
@@ -126,7 +128,12 @@ impl MetaRow {
                 out.push((name, Value::Array(list)));
             }
         }
-        out
+        if let Some((_, Value::String(c))) = out.iter().find(|(n, _)| *n == "cargo_type") {
+            if !matches!(c.as_str(), "parcel" | "bag" | "container") {
+                return Err(("cargo_type", format!("'{c}'; parcel, bag or container")));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -155,13 +162,26 @@ fn fail_at(file: &Path, line: u64, field: &str, reason: impl Into<String>) -> Li
     }
 }
 
-/// Reads a CSV file's rows as `T`, each with its line; a row that does not parse is an error
-/// naming the line and the column.
+/// Largest `metadata.csv` or `boxes.csv` read, bytes.
+pub const MAX_CSV_BYTES: u64 = 64 << 20;
+
+/// Reads a CSV file's rows as `T`, each with its line in the file (counted from the bytes, so
+/// CRLF line ends, blank lines and quoted line breaks do not shift it); a row that does not
+/// parse is an error naming the line and the column.
 fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<(u64, T)>, LibraryError> {
+    let bytes =
+        read_capped(path, MAX_CSV_BYTES).map_err(|e| crate::package::fail(path, None, e))?;
+    // The line of the record starting at `byte`: past the line ends a previous record left.
+    let line_at = |byte: u64| -> u64 {
+        let mut at = (byte as usize).min(bytes.len());
+        while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64
+    };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| crate::package::fail(path, None, format!("cannot read: {e}")))?;
+        .from_reader(bytes.as_slice());
     let headers = reader
         .headers()
         .map_err(|e| crate::package::fail(path, None, format!("no header line: {e}")))?
@@ -169,10 +189,10 @@ fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<(u64, T)
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| line_at(p.byte()));
             fail_at(path, line, "", format!("not a CSV row: {e}"))
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         let row: T = record.deserialize(Some(&headers)).map_err(|e| {
             let field = match e.kind() {
                 csv::ErrorKind::Deserialize { err, .. } => err
@@ -215,16 +235,8 @@ fn read_image(path: &Path) -> Result<Image16, String> {
             ))
         }
     };
-    let size = fs::metadata(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?
-        .len();
-    if size > MAX_IMAGE_FILE_BYTES {
-        return Err(format!(
-            "{}: {size} bytes, more than {MAX_IMAGE_FILE_BYTES}",
-            path.display()
-        ));
-    }
-    let bytes = fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let bytes =
+        read_capped(path, MAX_IMAGE_FILE_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
     decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -268,7 +280,10 @@ fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
                 views: Vec::new(),
             }
         });
-        for (name, value) in row.scan_fields() {
+        let fields = row
+            .scan_fields()
+            .map_err(|(field, reason)| fail_at(&meta_path, line, field, reason))?;
+        for (name, value) in fields {
             match draft.fields.get(name) {
                 Some(old) if *old != value => {
                     return Err(fail_at(
@@ -342,6 +357,22 @@ fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
             .map_err(|e| fail_at(&meta_path, line, "file", e.to_string()))?;
         let (width, height) = (image.width, image.height);
         drop(image);
+        if let Some(other) = draft.views[slot].1.first() {
+            if (other.image.width, other.image.height) != (width, height) {
+                return Err(fail_at(
+                    &meta_path,
+                    line,
+                    "file",
+                    format!(
+                        "{}: {width} × {height} pixels, but the {} energy image of view '{view}' has {} × {}",
+                        path.display(),
+                        other.energy.word(),
+                        other.image.width,
+                        other.image.height
+                    ),
+                ));
+            }
+        }
         let sha256 = staged.add(png, 16, width, height)?;
         draft.views[slot].1.push(Channel {
             energy,
@@ -434,7 +465,10 @@ fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
             views: draft
                 .views
                 .into_iter()
-                .map(|(name, channels)| View { name, channels })
+                .map(|(name, mut channels)| {
+                    channels.sort_by_key(|c| c.energy);
+                    View { name, channels }
+                })
                 .collect(),
             provenance: Provenance {
                 source,
@@ -497,22 +531,29 @@ fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
             if row.label.is_empty() {
                 return Err(fail_at(&boxes_path, line, "label", "empty"));
             }
-            let bbox = BoxPx::new(row.x0, row.y0, row.x1, row.y1)
-                .map_err(|e| fail_at(&boxes_path, line, "x1", e))?;
             let image = &record.views[v].channels[0].image;
-            if !bbox.inside(image.width, image.height) {
+            let (w, h) = (f64::from(image.width), f64::from(image.height));
+            let coordinate_problem = [
+                ("x0", row.x0, !(row.x0 >= 0.0 && row.x0 < w)),
+                ("y0", row.y0, !(row.y0 >= 0.0 && row.y0 < h)),
+                ("x1", row.x1, !(row.x1 > row.x0 && row.x1 <= w)),
+                ("y1", row.y1, !(row.y1 > row.y0 && row.y1 <= h)),
+            ]
+            .into_iter()
+            .find(|(_, _, bad)| *bad);
+            if let Some((field, value, _)) = coordinate_problem {
                 return Err(fail_at(
                     &boxes_path,
                     line,
-                    "x1",
+                    field,
                     format!(
-                        "box {:?} lies outside the {} × {} image",
-                        <[f64; 4]>::from(bbox),
-                        image.width,
-                        image.height
+                        "{value}: box [{}, {}, {}, {}] is empty or lies outside the {} × {} image",
+                        row.x0, row.y0, row.x1, row.y1, image.width, image.height
                     ),
                 ));
             }
+            let bbox = BoxPx::new(row.x0, row.y0, row.x1, row.y1)
+                .map_err(|e| fail_at(&boxes_path, line, "x1", e))?;
             let score = row.score.unwrap_or(1.0);
             if !(score.is_finite() && score >= 0.0) {
                 return Err(fail_at(
@@ -569,7 +610,9 @@ fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
 /// Imports an import folder (`metadata.csv`, the images it names, an optional `boxes.csv`)
 /// into a library; see the module documentation.
 pub fn import_folder(library: &mut Library, dir: &Path) -> Result<ImportSummary, LibraryError> {
-    import_staged(library, dir, "folder", |staging| {
+    // The site's own files: a scan whose licence keeps it here is imported (the exports
+    // refuse it).
+    import_staged(library, dir, "folder", false, |staging| {
         folder_to_package(dir, staging)
     })
 }
@@ -578,6 +621,7 @@ pub fn import_folder(library: &mut Library, dir: &Path) -> Result<ImportSummary,
 mod tests {
     use super::*;
     use crate::image::Mask8;
+    use std::fs;
     use std::path::PathBuf;
 
     fn gradient(width: u32, height: u32, seed: u16) -> Image16 {
@@ -714,20 +758,7 @@ mod tests {
     /// A PNG of `width` × `height`, 16-bit grayscale, whose header is valid and whose data is
     /// not there: what a 20,000-pixel image looks like to a reader that checks the size first.
     fn png_header_only(width: u32, height: u32) -> Vec<u8> {
-        fn crc(bytes: &[u8]) -> u32 {
-            let mut c = 0xffff_ffffu32;
-            for &b in bytes {
-                c ^= u32::from(b);
-                for _ in 0..8 {
-                    c = if c & 1 != 0 {
-                        0xedb8_8320 ^ (c >> 1)
-                    } else {
-                        c >> 1
-                    };
-                }
-            }
-            !c
-        }
+        use crate::image::tests::crc32 as crc;
         let mut ihdr = b"IHDR".to_vec();
         ihdr.extend_from_slice(&width.to_be_bytes());
         ihdr.extend_from_slice(&height.to_be_bytes());
@@ -807,6 +838,51 @@ mod tests {
         );
     }
 
+    /// A 16-bit WhiteIsZero TIFF (dense bright): the decoder inverts it, and it must not be
+    /// inverted twice.
+    struct WhiteIsZero16;
+
+    impl tiff::encoder::colortype::ColorType for WhiteIsZero16 {
+        type Inner = u16;
+        const TIFF_VALUE: tiff::tags::PhotometricInterpretation =
+            tiff::tags::PhotometricInterpretation::WhiteIsZero;
+        const BITS_PER_SAMPLE: &'static [u16] = &[16];
+        const SAMPLE_FORMAT: &'static [tiff::tags::SampleFormat] =
+            &[tiff::tags::SampleFormat::Uint];
+        fn horizontal_predict(row: &[u16], result: &mut Vec<u16>) {
+            result.extend_from_slice(row);
+        }
+    }
+
+    #[test]
+    fn a_white_is_zero_tiff_comes_out_air_bright() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.tif");
+        let air_bright = gradient(16, 8, 5);
+        let stored: Vec<u16> = air_bright.data.iter().map(|v| u16::MAX - v).collect();
+        let file = fs::File::create(&path).unwrap();
+        tiff::encoder::TiffEncoder::new(file)
+            .unwrap()
+            .write_image::<WhiteIsZero16>(16, 8, &stored)
+            .unwrap();
+        assert_eq!(read_image(&path).unwrap(), air_bright);
+    }
+
+    #[test]
+    fn lines_are_the_files_lines_with_crlf_and_blank_lines() {
+        let (dir, root, _) = folder();
+        let text = fs::read_to_string(root.join(BOXES_FILE)).unwrap();
+        // CRLF line ends and a blank line before the second box, which is outside its image.
+        let text = text
+            .replace("20.5,3,40,29.5", "20.5,3,41,29.5")
+            .replace('\n', "\r\n")
+            .replacen("\r\nlab-1,,", "\r\n\r\nlab-1,,", 1);
+        fs::write(root.join(BOXES_FILE), text).unwrap();
+        let mut lib = Library::create(&dir.path().join("lib")).unwrap();
+        let e = import_folder(&mut lib, &root).unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("x1")), "{e}");
+    }
+
     #[test]
     fn bad_rows_and_boxes_are_refused_naming_file_line_and_field() {
         refused(
@@ -829,6 +905,27 @@ mod tests {
             Some(3),
             "x1",
             "outside the 40 × 30 image",
+        );
+        refused(
+            |r| replace(r, BOXES_FILE, "20.5,3,40,29.5", "20.5,3,40,3"),
+            BOXES_FILE,
+            Some(3),
+            "y1",
+            "empty",
+        );
+        refused(
+            |r| replace(r, METADATA_FILE, ",1.5,container", ",1.5,boat"),
+            METADATA_FILE,
+            Some(2),
+            "cargo_type",
+            "parcel, bag or container",
+        );
+        refused(
+            |r| replace(r, METADATA_FILE, ",1.5,container", ",inf,container"),
+            METADATA_FILE,
+            Some(2),
+            "mm_per_pixel",
+            "not a finite number",
         );
         refused(
             |r| {

@@ -673,16 +673,27 @@ fn add_image(
     Ok(())
 }
 
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LibraryError> {
-    let meta = fs::metadata(path).map_err(|e| fail(path, None, format!("cannot read: {e}")))?;
-    if meta.len() > MAX_JSON_BYTES {
-        return Err(fail(
-            path,
-            None,
-            format!("{} bytes, more than {MAX_JSON_BYTES}", meta.len()),
-        ));
+/// The bytes of a regular file of at most `max` bytes (read with that bound, so a file that
+/// grows, a FIFO or a device cannot take more); the error says why, without the path.
+pub(crate) fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
     }
-    let bytes = fs::read(path).map_err(|e| fail(path, None, format!("cannot read: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("more than {max} bytes"));
+    }
+    Ok(bytes)
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LibraryError> {
+    let bytes = read_capped(path, MAX_JSON_BYTES).map_err(|e| fail(path, None, e))?;
     // serde_json names the field it met (`unknown field`, `missing field`, `invalid type`)
     // with the line and column.
     serde_json::from_slice(&bytes).map_err(|e| fail(path, None, format!("not a valid file: {e}")))
@@ -1153,14 +1164,16 @@ pub(crate) fn write_staged(
 
 /// Imports what `stage` makes of `source` (a folder in another format) as a scan package: the
 /// package is staged in the library folder (`.staging-<kind>-<pid>-<time>`), imported as
-/// [`import_package`] does (checked in full, idempotent; but scans not redistributable are
-/// accepted: these are the site's own files) and removed. An error of the package check
+/// [`import_package`] does (checked in full, idempotent) and removed. `shared`: the files came
+/// from another administration, so, as in a package, only redistributable scans are accepted;
+/// false for the site's own files, whose licence may keep them here (the exports refuse them). An error of the package check
 /// names `source` and the staged file it concerns. Staging folders left by a killed import are
 /// removed first.
 pub(crate) fn import_staged(
     library: &mut Library,
     source: &Path,
     kind: &str,
+    shared: bool,
     stage: impl FnOnce(&Path) -> Result<(), LibraryError>,
 ) -> Result<ImportSummary, LibraryError> {
     sweep_stale_staging(library.root(), kind);
@@ -1171,10 +1184,8 @@ pub(crate) fn import_staged(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     ));
-    // The site's own files: scans whose licence keeps them here are imported too (the
-    // exports refuse them).
     let result = stage(&staging).and_then(|()| {
-        import_checked(library, &staging, false).map_err(|mut e| {
+        import_checked(library, &staging, shared).map_err(|mut e| {
             if e.file.starts_with(&staging) {
                 let inner = e
                     .file
@@ -1192,7 +1203,8 @@ pub(crate) fn import_staged(
 }
 
 /// Removes the staging folders of `kind` whose process is gone (killed before it could clean
-/// up): `.staging-<kind>-<pid>-<time>` with no process `<pid>` (Linux's /proc).
+/// up): `.staging-<kind>-<pid>-<time>` with no process `<pid>` (Linux's /proc) and untouched
+/// for an hour (a library shared between hosts sees other hosts' pids as gone).
 fn sweep_stale_staging(root: &Path, kind: &str) {
     let Ok(entries) = fs::read_dir(root) else {
         return;
@@ -1209,7 +1221,13 @@ fn sweep_stale_staging(root: &Path, kind: &str) {
         let gone = cfg!(target_os = "linux")
             && Path::new("/proc").is_dir()
             && !Path::new("/proc").join(pid).exists();
-        if gone {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 3600);
+        if gone && old {
             let _ = fs::remove_dir_all(e.path());
         }
     }
