@@ -18,6 +18,7 @@ use borderlens_nii::import::import_folder;
 use borderlens_nii::package::{export_package, import_package, ExportOptions, ImportSummary};
 use borderlens_nii::report::{quality_report, Count, QualityReport};
 use borderlens_nii::tip::TipLimits;
+use borderlens_nii::yolo::{export_yolo, import_yolo};
 use borderlens_nii::{Library, LibraryError};
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -62,6 +63,15 @@ pub enum NiiCommand {
     /// (a model's or another tool's), compared and merged by the consensus like a person's;
     /// the whole file is checked first; importing it again changes nothing.
     ImportCoco(ImportCocoArgs),
+    /// Export scans in the YOLO format (Ultralytics, Darknet): images/<scan>-<view>.png (8-bit,
+    /// as for COCO), labels/<scan>-<view>.txt (`class cx cy w h`, fractions of the image),
+    /// classes.txt and data.yaml. Same boxes (--source), scans and refusals as export-coco.
+    ExportYolo(ExportCocoArgs),
+    /// Import a YOLO folder's boxes (classes.txt, labels/*.txt named <scan>-<view>.txt; an
+    /// optional sixth column is the score) for scans already in the library as a new annotator
+    /// source; every line is checked first (file, line and column named, exit 1); importing it
+    /// again changes nothing.
+    ImportYolo(ImportYoloArgs),
     /// Export scans as DICOS-structured DICOM objects (docs/nii.md, "DICOS and DICOM"): one
     /// DICOS digital X-ray image per view and energy (16-bit transmission, metadata in
     /// standard attributes, the full record in a private block) and one DICOS threat detection
@@ -123,6 +133,18 @@ pub struct ExportCocoArgs {
     /// Only these scans (comma-separated ids; default: every scan).
     #[arg(long, value_delimiter = ',')]
     scans: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+pub struct ImportYoloArgs {
+    /// Library folder.
+    #[arg(long)]
+    lib: PathBuf,
+    /// The YOLO folder (classes.txt and labels/).
+    folder: PathBuf,
+    /// Name of the annotator source the boxes are written as (e.g. `yolov8-run3`).
+    #[arg(long)]
+    source: String,
 }
 
 #[derive(Args)]
@@ -539,6 +561,64 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
             } else {
                 ExitCode::from(1)
             })
+        }
+        NiiCommand::ExportYolo(a) => {
+            let library = open(&a.lib)?;
+            let options = CocoExportOptions {
+                scans: a.scans.clone(),
+                source: CocoSource::parse(&a.source),
+            };
+            let s = export_yolo(&library, &options, &a.out)?;
+            if json {
+                print_json(&s)?;
+            } else {
+                match &s.folder {
+                    Some(p) => outln!(
+                        "YOLO {}: {} scans, {} images (8-bit) with their label files, {} boxes ({}), {} classes",
+                        p.display(),
+                        s.scans,
+                        s.images,
+                        s.boxes,
+                        s.source,
+                        s.classes
+                    ),
+                    None => outln!("no scan could be exported; nothing written"),
+                }
+                for r in &s.refused {
+                    outln!("  {r}");
+                }
+            }
+            Ok(if s.refused.is_empty() && s.folder.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        NiiCommand::ImportYolo(a) => {
+            let mut library = open(&a.lib)?;
+            match import_yolo(&mut library, &a.folder, &a.source) {
+                Ok(s) => {
+                    if json {
+                        print_json(&s)?;
+                    } else {
+                        outln!(
+                            "YOLO {} into {} as '{}': {} label files, {} boxes; {} lines added, {} already there",
+                            a.folder.display(),
+                            a.lib.display(),
+                            s.source,
+                            s.images,
+                            s.annotations,
+                            s.lines_added,
+                            s.lines_present
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                // Input that fails its checks (a file of the folder, or the folder itself) is
+                // refused input: nothing was written. Other errors are errors (exit 2).
+                Err(e) if !e.file.starts_with(&a.folder) => Err(e.into()),
+                Err(e) => refused_input("YOLO folder", &e, json),
+            }
         }
         NiiCommand::ImportCoco(a) => {
             let mut library = open(&a.lib)?;

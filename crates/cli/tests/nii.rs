@@ -649,6 +649,77 @@ fn export_coco_and_import_it_back_as_a_source() {
     assert_eq!(s["scans"], 3);
     assert_eq!(s["refused"][0]["scan_id"], "syn-5-000000");
     assert_eq!(s["refused"][0]["field"], "provenance.redistributable");
+    // As YOLO (the scan closed above is refused, exit 1), and back as another source: one
+    // line per view, then none.
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "export-yolo",
+            "--lib",
+            "lib",
+            "--out",
+            "yolo",
+            "--source",
+            "truth",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let yolo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(yolo["scans"], 3);
+    assert_eq!(yolo["refused"][0]["scan_id"], "syn-5-000000");
+    assert!(d.join("yolo/data.yaml").is_file() && d.join("yolo/classes.txt").is_file());
+    let back = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "import-yolo",
+            "--lib",
+            "lib",
+            "yolo",
+            "--source",
+            "yolo-tool",
+            "--json",
+        ],
+    ));
+    assert_eq!(back["lines_added"], 3);
+    let again_yolo = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "import-yolo",
+            "--lib",
+            "lib",
+            "yolo",
+            "--source",
+            "yolo-tool",
+            "--json",
+        ],
+    ));
+    assert_eq!(again_yolo["lines_added"], 0);
+    // A bad line: refused with file, line and column, exit 1.
+    let label = std::fs::read_dir(d.join("yolo/labels"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    std::fs::write(&label, "0 0.5 0.5 0.2 0.2\n0 2 0.5 0.2 0.2\n").unwrap();
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "import-yolo",
+            "--lib",
+            "lib",
+            "yolo",
+            "--source",
+            "x",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(".txt:2: field cx"), "{err}");
 }
 
 /// DICOS: export, import back (same scans, same pixels, same sources), read by pydicom

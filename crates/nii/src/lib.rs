@@ -21,7 +21,7 @@
 //!   (refusing scans not redistributable or not anonymised) and import (checked in full first,
 //!   idempotent);
 //! - **COCO** export and import ([`coco`]): 8-bit views and boxes for ordinary detection tools,
-//!   and a tool's or model's boxes back as an annotator source;
+//!   and a tool's or model's boxes back as an annotator source; **YOLO** the same way ([`yolo`]);
 //! - **DICOS and DICOM** ([`dicos`]): DICOS-structured images and threat detection reports,
 //!   exported and imported through a scan package, and a plain secondary-capture export;
 //! - **import of scans made elsewhere** ([`import`]): 16-bit PNG or TIFF transmission images with
@@ -34,7 +34,7 @@
 //!   and the model registry that promotes a retrained model only when it is not worse.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
-//! is a file in the library folder for now), YOLO, foreign DICOM. The annotation
+//! is a file in the library folder for now), foreign DICOM. The annotation
 //! desk's pages and the detections routes are the server's, over `borderlens-app`'s `NiiDesk`.
 //!
 //! Architecture invariant: no HTTP and no store; knows declarations only by the identifiers a
@@ -60,6 +60,7 @@ pub mod report;
 pub mod review;
 pub mod scan;
 pub mod tip;
+pub mod yolo;
 
 pub use geometry::BoxPx;
 pub use image::Image16;
