@@ -15,7 +15,9 @@ use borderlens_nii::dicos::{
 };
 use borderlens_nii::generate::{GeneratorParams, ThreatClass};
 use borderlens_nii::import::import_folder;
-use borderlens_nii::package::{export_package, import_package, ExportOptions, ImportSummary};
+use borderlens_nii::package::{
+    export_package, import_package, ExportOptions, ImportSummary, Refusal,
+};
 use borderlens_nii::report::{quality_report, Count, QualityReport};
 use borderlens_nii::tip::TipLimits;
 use borderlens_nii::yolo::{export_yolo, import_yolo};
@@ -537,30 +539,18 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
                 source: CocoSource::parse(&a.source),
             };
             let s = export_coco(&library, &options, &a.out)?;
-            if json {
-                print_json(&s)?;
-            } else {
-                match &s.folder {
-                    Some(p) => outln!(
-                        "COCO {}: {} scans, {} images (8-bit), {} boxes ({}), {} categories",
-                        p.display(),
-                        s.scans,
-                        s.images,
-                        s.annotations,
-                        s.source,
-                        s.categories
-                    ),
-                    None => outln!("no scan could be exported; nothing written"),
-                }
-                for r in &s.refused {
-                    outln!("  {r}");
-                }
-            }
-            Ok(if s.refused.is_empty() && s.folder.is_some() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            let line = s.folder.as_ref().map(|p| {
+                format!(
+                    "COCO {}: {} scans, {} images (8-bit), {} boxes ({}), {} categories",
+                    p.display(),
+                    s.scans,
+                    s.images,
+                    s.annotations,
+                    s.source,
+                    s.categories
+                )
+            });
+            export_outcome(&s, json, line, &s.refused)
         }
         NiiCommand::ExportYolo(a) => {
             let library = open(&a.lib)?;
@@ -569,30 +559,18 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
                 source: CocoSource::parse(&a.source),
             };
             let s = export_yolo(&library, &options, &a.out)?;
-            if json {
-                print_json(&s)?;
-            } else {
-                match &s.folder {
-                    Some(p) => outln!(
-                        "YOLO {}: {} scans, {} images (8-bit) with their label files, {} boxes ({}), {} classes",
-                        p.display(),
-                        s.scans,
-                        s.images,
-                        s.boxes,
-                        s.source,
-                        s.classes
-                    ),
-                    None => outln!("no scan could be exported; nothing written"),
-                }
-                for r in &s.refused {
-                    outln!("  {r}");
-                }
-            }
-            Ok(if s.refused.is_empty() && s.folder.is_some() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            let line = s.folder.as_ref().map(|p| {
+                format!(
+                    "YOLO {}: {} scans, {} images (8-bit) with their label files, {} boxes ({}), {} classes",
+                    p.display(),
+                    s.scans,
+                    s.images,
+                    s.boxes,
+                    s.source,
+                    s.classes
+                )
+            });
+            export_outcome(&s, json, line, &s.refused)
         }
         NiiCommand::ImportYolo(a) => {
             let mut library = open(&a.lib)?;
@@ -762,62 +740,65 @@ fn export_options(a: &ExportArgs) -> anyhow::Result<ExportOptions> {
     })
 }
 
-fn print_dicom_export(s: &DicomExportSummary, what: &str, json: bool) -> anyhow::Result<ExitCode> {
+/// What every export prints, and its exit status: the summary `line` (`None`: nothing could be
+/// exported, nothing was written) and each scan left out with its reason, or the summary as
+/// JSON; 0 when every selected scan left, 1 otherwise.
+fn export_outcome(
+    summary: &impl serde::Serialize,
+    json: bool,
+    line: Option<String>,
+    refused: &[Refusal],
+) -> anyhow::Result<ExitCode> {
     if json {
-        print_json(s)?;
+        print_json(summary)?;
     } else {
-        match &s.folder {
-            Some(p) => outln!(
-                "{what} export {}: {} scans ({} anonymised), {} image objects, {} threat detection reports ({:.1} MB)",
-                p.display(),
-                s.scans,
-                s.anonymised,
-                s.images,
-                s.reports,
-                s.bytes as f64 / 1e6
-            ),
+        match &line {
+            Some(l) => outln!("{l}"),
             None => outln!("no scan could be exported; nothing written"),
         }
-        for r in &s.refused {
+        for r in refused {
             outln!("  {r}");
         }
     }
-    Ok(if s.refused.is_empty() && s.folder.is_some() {
+    Ok(if refused.is_empty() && line.is_some() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
+fn print_dicom_export(s: &DicomExportSummary, what: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let line = s.folder.as_ref().map(|p| {
+        format!(
+            "{what} export {}: {} scans ({} anonymised), {} image objects, {} threat detection reports ({:.1} MB)",
+            p.display(),
+            s.scans,
+            s.anonymised,
+            s.images,
+            s.reports,
+            s.bytes as f64 / 1e6
+        )
+    });
+    export_outcome(s, json, line, &s.refused)
+}
+
 fn export(a: &ExportArgs, json: bool) -> anyhow::Result<ExitCode> {
     let options = export_options(a)?;
     let library = open(&a.lib)?;
     let s = export_package(&library, &options, &a.out)?;
-    if json {
-        print_json(&s)?;
-    } else {
-        match &s.package {
-            Some(p) => outln!(
-                "package {}: {} scans ({} anonymised, {} regions masked), {} images ({:.1} MB), {} annotations",
-                p.display(),
-                s.scans,
-                s.anonymised,
-                s.masked_regions,
-                s.images,
-                s.image_bytes as f64 / 1e6,
-                s.annotations
-            ),
-            None => outln!("no scan could be exported; nothing written"),
-        }
-        for r in &s.refused {
-            outln!("  {r}");
-        }
-    }
-    Ok(if s.refused.is_empty() && s.package.is_some() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let line = s.package.as_ref().map(|p| {
+        format!(
+            "package {}: {} scans ({} anonymised, {} regions masked), {} images ({:.1} MB), {} annotations",
+            p.display(),
+            s.scans,
+            s.anonymised,
+            s.masked_regions,
+            s.images,
+            s.image_bytes as f64 / 1e6,
+            s.annotations
+        )
+    });
+    export_outcome(&s, json, line, &s.refused)
 }
 
 fn counts_line(items: &[Count]) -> String {

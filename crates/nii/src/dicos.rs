@@ -41,16 +41,18 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::coco::{objects_of, CocoSource};
 use crate::consensus::AnnotatedObject;
 use crate::geometry::BoxPx;
 use crate::image::{Image16, Mask8, MAX_PIXELS, MAX_SIDE};
 use crate::library::{sha256_hex, sync_dir, write_durable, Library, LibraryError};
 use crate::package::{
-    export_package, fail, import_staged, read_json, refuse_non_empty, write_staged, ExportOptions,
-    ImportSummary, Manifest, PackageAnnotations, Refusal, ScanAnnotations, SourceObjects,
-    StagedImages, ANNOTATIONS_FORMAT, MANIFEST_FILE, PACKAGE_ANNOTATIONS_FILE, PACKAGE_VERSION,
+    export_package, fail, import_staged, read_json, refuse_non_empty, undo_export, write_staged,
+    ExportOptions, ImportSummary, Manifest, PackageAnnotations, Refusal, ScanAnnotations,
+    SourceObjects, StagedImages, ANNOTATIONS_FORMAT, MANIFEST_FILE, PACKAGE_ANNOTATIONS_FILE,
+    PACKAGE_VERSION,
 };
-use crate::scan::{CargoType, Energy, ScanRecord, TruthObject};
+use crate::scan::{CargoType, Energy, ScanRecord};
 
 /// The private group of the borderlens block.
 pub const PRIVATE_GROUP: u16 = 0x0071;
@@ -606,18 +608,6 @@ fn serde_word(role: ReportRole) -> String {
         .unwrap_or_default()
 }
 
-fn truth_objects(truth: &[TruthObject], view: usize) -> Vec<AnnotatedObject> {
-    truth
-        .iter()
-        .filter(|t| t.view == view)
-        .map(|t| AnnotatedObject {
-            label: t.class.clone(),
-            bbox: t.bbox,
-            score: 1.0,
-        })
-        .collect()
-}
-
 /// Writes `bytes` to `dir/name` durably and counts it.
 fn write_file(dir: &Path, name: &str, bytes: &[u8], total: &mut u64) -> Result<(), LibraryError> {
     write_durable(&dir.join(name), bytes)?;
@@ -627,23 +617,6 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8], total: &mut u64) -> Result<(
 
 fn remove_staging(dir: &Path) {
     let _ = fs::remove_dir_all(dir);
-}
-
-/// Takes back what an export wrote into `out`: the folder itself when the export created it,
-/// else its content (it was empty before).
-fn undo_export(out: &Path, created: bool) {
-    if created {
-        let _ = fs::remove_dir_all(out);
-    } else if let Ok(entries) = fs::read_dir(out) {
-        for e in entries.flatten() {
-            let path = e.path();
-            let _ = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-        }
-    }
 }
 
 /// Which objects a conversion of a package writes.
@@ -894,7 +867,7 @@ fn package_to_dicom(
                         objects: Vec::new(),
                     },
                     format!("borderlens {}", record.provenance.share()),
-                    truth_objects(&record.truth, v),
+                    objects_of(record, v, &CocoSource::Truth, None),
                 ));
             }
             let tdr_series = derived_uid(&["tdr-series", &study_uid, &v.to_string()]);
@@ -1881,7 +1854,7 @@ mod tests {
         assert_eq!(objects[0].label, "gun");
         assert_eq!(objects[0].score, f64::from(0.8731f32));
         let truth = threats_of(&open(&tdrs[5]), &tdrs[5]).unwrap();
-        let expected = truth_objects(&record.truth, 0);
+        let expected = objects_of(record, 0, &CocoSource::Truth, None);
         assert!(!expected.is_empty());
         assert_eq!(truth.len(), expected.len());
         for (t, e) in truth.iter().zip(&expected) {

@@ -337,6 +337,23 @@ pub(crate) fn refuse_non_empty(out: &Path, what: &str) -> Result<(), LibraryErro
     Ok(())
 }
 
+/// Takes back what an export wrote into `out`: the folder itself when the export created it,
+/// else its content (it was empty before: [`refuse_non_empty`]).
+pub(crate) fn undo_export(out: &Path, created: bool) {
+    if created {
+        let _ = fs::remove_dir_all(out);
+    } else if let Ok(entries) = fs::read_dir(out) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
+}
+
 /// Refuses an `out` folder that exists and is not empty (`what` is written into a new or empty
 /// one), then makes `out/images`, which it returns.
 pub(crate) fn new_export_folder(out: &Path, what: &str) -> Result<PathBuf, LibraryError> {

@@ -24,7 +24,7 @@ use crate::coco::{
     CocoFile, CocoImage, CocoImportSummary, COCO_FILE,
 };
 use crate::library::{sync_dir, write_durable, Library, LibraryError};
-use crate::package::{fail, read_capped, read_json, refuse_non_empty, Refusal};
+use crate::package::{fail, read_capped, read_json, refuse_non_empty, undo_export, Refusal};
 
 /// The class list of a YOLO folder.
 pub const CLASSES_FILE: &str = "classes.txt";
@@ -72,18 +72,7 @@ pub fn export_yolo(
     let result = coco_to_yolo(library, options, &staging, out);
     let _ = fs::remove_dir_all(&staging);
     if !matches!(&result, Ok(s) if s.folder.is_some()) {
-        if created {
-            let _ = fs::remove_dir_all(out);
-        } else if let Ok(entries) = fs::read_dir(out) {
-            for e in entries.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
-            }
-        }
+        undo_export(out, created);
     }
     result
 }
