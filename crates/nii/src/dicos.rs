@@ -1287,7 +1287,7 @@ fn source_of(
 /// Reads a DICOS folder (as [`export_dicos`] writes it) into a scan package at `staging`.
 /// Memory: one file's data set at a time (its pixels go to the staging package as PNG at
 /// once), plus the reports' objects and each study's record.
-fn dicos_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
+fn dicos_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<(), LibraryError> {
     let files = dicom_files(dir)?;
     if files.is_empty() {
         return Err(fail(
@@ -1526,6 +1526,13 @@ fn dicos_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
         record
             .validate()
             .map_err(|e| fail(json_file, Some(&format!("{RECORD}: {}", e.field)), e.reason))?;
+        if library.get(&id).is_some_and(|existing| *existing != record) {
+            return Err(fail(
+                json_file,
+                Some(RECORD),
+                format!("scan '{id}' is already in the library with other content; import refused"),
+            ));
+        }
         study_scan.insert(study.clone(), id);
         manifest_scans.push(record);
     }
@@ -1656,8 +1663,8 @@ fn exact_objects(
 /// imported (the library computes its own consensus, and the record carries the true objects).
 pub fn import_dicos(library: &mut Library, dir: &Path) -> Result<ImportSummary, LibraryError> {
     // From another administration, as a package: only redistributable scans.
-    import_staged(library, dir, "dicos", true, |staging| {
-        dicos_to_package(dir, staging)
+    import_staged(library, dir, "dicos", true, |staging, library| {
+        dicos_to_package(dir, staging, library)
     })
 }
 

@@ -252,7 +252,7 @@ struct Draft {
 }
 
 /// Reads an import folder into a scan package at `staging`.
-fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
+fn folder_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<(), LibraryError> {
     let meta_path = dir.join(METADATA_FILE);
     if !meta_path.is_file() {
         return Err(crate::package::fail(
@@ -491,6 +491,14 @@ fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
                 .unwrap_or(draft.line);
             fail_at(&meta_path, line, &e.field, e.reason)
         })?;
+        if library.get(id).is_some_and(|existing| *existing != record) {
+            return Err(fail_at(
+                &meta_path,
+                draft.line,
+                "scan_id",
+                format!("scan '{id}' is already in the library with other content; rename it or leave it out"),
+            ));
+        }
         records.push(record);
     }
     // The boxes.
@@ -612,8 +620,8 @@ fn folder_to_package(dir: &Path, staging: &Path) -> Result<(), LibraryError> {
 pub fn import_folder(library: &mut Library, dir: &Path) -> Result<ImportSummary, LibraryError> {
     // The site's own files: a scan whose licence keeps it here is imported (the exports
     // refuse it).
-    import_staged(library, dir, "folder", false, |staging| {
-        folder_to_package(dir, staging)
+    import_staged(library, dir, "folder", false, |staging, library| {
+        folder_to_package(dir, staging, library)
     })
 }
 
@@ -881,6 +889,22 @@ mod tests {
         let mut lib = Library::create(&dir.path().join("lib")).unwrap();
         let e = import_folder(&mut lib, &root).unwrap_err();
         assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("x1")), "{e}");
+    }
+
+    #[test]
+    fn a_scan_the_library_holds_with_other_content_is_refused_by_its_row() {
+        let (dir, root, _) = folder();
+        let mut lib = Library::create(&dir.path().join("lib")).unwrap();
+        import_folder(&mut lib, &root).unwrap();
+        replace(&root, METADATA_FILE, "Scanner Y", "Scanner Z");
+        let e = import_folder(&mut lib, &root).unwrap_err();
+        assert!(e.file.ends_with(METADATA_FILE), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(4), Some("scan_id")),
+            "{e}"
+        );
+        assert!(e.reason.contains("other content"), "{e}");
     }
 
     #[test]

@@ -1179,7 +1179,9 @@ pub(crate) fn write_staged(
     fs::write(&path, text).map_err(|e| fail(&path, None, e.to_string()))
 }
 
-/// Imports what `stage` makes of `source` (a folder in another format) as a scan package: the
+/// Imports what `stage` makes of `source` (a folder in another format; it is given the library,
+/// to name a scan that conflicts with one already there by its own file and line) as a scan
+/// package: the
 /// package is staged in the library folder (`.staging-<kind>-<pid>-<time>`), imported as
 /// [`import_package`] does (checked in full, idempotent) and removed. `shared`: the files came
 /// from another administration, so, as in a package, only redistributable scans are accepted;
@@ -1191,7 +1193,7 @@ pub(crate) fn import_staged(
     source: &Path,
     kind: &str,
     shared: bool,
-    stage: impl FnOnce(&Path) -> Result<(), LibraryError>,
+    stage: impl FnOnce(&Path, &Library) -> Result<(), LibraryError>,
 ) -> Result<ImportSummary, LibraryError> {
     sweep_stale_staging(library.root(), kind);
     let staging = library.root().join(format!(
@@ -1201,7 +1203,7 @@ pub(crate) fn import_staged(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     ));
-    let result = stage(&staging).and_then(|()| {
+    let result = stage(&staging, library).and_then(|()| {
         import_checked(library, &staging, shared).map_err(|mut e| {
             if e.file.starts_with(&staging) {
                 let inner = e
