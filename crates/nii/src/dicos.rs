@@ -2080,6 +2080,34 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_not_redistributable_is_refused_as_in_a_package() {
+        // Another administration's DICOS folder whose record says the scan may not be shared
+        // (every image object of the study says so): refused, nothing written.
+        let (dir, lib) = annotated();
+        let out = dir.path().join("dicos");
+        export_dicos(&lib, &options(true, true), &out).unwrap();
+        for name in ["v0-low.dcm", "v0-high.dcm"] {
+            edit(&out.join("syn-7-000001").join(name), |o| {
+                let json = private_text(o, PRIVATE_RECORD).unwrap();
+                let mut record: ScanRecord = serde_json::from_str(&json).unwrap();
+                record.provenance.redistributable = false;
+                let text = serde_json::to_string(&record).unwrap();
+                put_private(o, PRIVATE_RECORD, VR::UT, PrimitiveValue::from(text));
+            });
+        }
+        let mut target = Library::create(&dir.path().join("target")).unwrap();
+        let e = import_dicos(&mut target, &out).unwrap_err();
+        assert!(
+            e.field
+                .as_deref()
+                .is_some_and(|f| f.ends_with("provenance.redistributable")),
+            "{e}"
+        );
+        assert!(e.reason.contains("not redistributable"), "{e}");
+        assert!(target.records().is_empty() && target.annotations().is_empty());
+    }
+
+    #[test]
     fn a_file_copied_twice_and_a_missing_energy_are_refused() {
         refused(
             |d| {
