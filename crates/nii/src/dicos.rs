@@ -1421,7 +1421,7 @@ fn dicos_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<(),
     const RECORD: &str = "(0071,1000) borderlens record";
     let mut manifest_scans: Vec<ScanRecord> = Vec::new();
     let mut scan_files: HashMap<String, PathBuf> = HashMap::new();
-    let mut study_scan: HashMap<String, String> = HashMap::new();
+    let mut study_scan: HashMap<String, usize> = HashMap::new();
     let mut view_of_image: HashMap<(String, String), usize> = HashMap::new();
     for (study, list) in &images {
         let first = &list[0];
@@ -1533,26 +1533,27 @@ fn dicos_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<(),
                 format!("scan '{id}' is already in the library with other content; import refused"),
             ));
         }
-        study_scan.insert(study.clone(), id);
+        study_scan.insert(study.clone(), manifest_scans.len());
         manifest_scans.push(record);
     }
     // Reports: operators, reviewers and models become annotation lines; the ground truth is
     // informative (the library computes its own consensus; the record carries the truth).
     let mut by_view: BTreeMap<(String, usize), ScanAnnotations> = BTreeMap::new();
     for (study, path, obj) in &reports {
-        let scan_id = study_scan.get(study).ok_or_else(|| {
+        let &scan = study_scan.get(study).ok_or_else(|| {
             fail(
                 path,
                 Some("StudyInstanceUID"),
                 format!("{study}: no image object of this study was read"),
             )
         })?;
+        let record = &manifest_scans[scan];
+        let scan_id = &record.metadata.scan_id;
         let (source, name) = source_of(obj, path, study, &view_of_image)?;
         let read = threats_of(obj, path)?;
-        let image = manifest_scans
-            .iter()
-            .find(|r| &r.metadata.scan_id == scan_id)
-            .and_then(|r| r.views.get(source.view))
+        let image = record
+            .views
+            .get(source.view)
             .and_then(|v| v.channels.first())
             .map(|c| (c.image.width, c.image.height));
         let Some((width, height)) = image else {

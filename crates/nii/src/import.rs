@@ -171,13 +171,20 @@ pub const MAX_CSV_BYTES: u64 = 64 << 20;
 fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<(u64, T)>, LibraryError> {
     let bytes =
         read_capped(path, MAX_CSV_BYTES).map_err(|e| crate::package::fail(path, None, e))?;
-    // The line of the record starting at `byte`: past the line ends a previous record left.
+    // The line of the record starting at `byte`: past the line ends a previous record left,
+    // then one more than the line ends before it (found once, then searched).
+    let newlines: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
     let line_at = |byte: u64| -> u64 {
         let mut at = (byte as usize).min(bytes.len());
         while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
             at += 1;
         }
-        1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64
+        1 + newlines.partition_point(|&p| p < at) as u64
     };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
