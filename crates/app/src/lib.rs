@@ -54,6 +54,7 @@ mod jobs;
 mod linking;
 mod monitoring;
 mod nii_desk;
+mod nii_library;
 mod reports;
 mod sample;
 mod simulation;
@@ -83,6 +84,10 @@ pub use nii_desk::{
     train_detector, DeskConfig, DeskScan, DeskView, NiiDesk, RetrainState, ReviewSubmission,
     SavedReview, ScanDetection, ScanDetections, ScanReview, ViewDetectionsReport, DESK_QUEUE_MAX,
     MAX_REVIEW_SECONDS,
+};
+pub use nii_library::{
+    BrowsedScan, DisputeReview, DisputedView, FilterField, Layer, LibraryPage, ReviewDecision,
+    ScanFilter, ScanViewer, ViewerView, BROWSE_PAGE, OTHER_FILTERS,
 };
 pub use reports::*;
 pub use sample::{

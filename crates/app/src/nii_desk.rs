@@ -130,6 +130,8 @@ pub struct ScanReview {
     pub width: u32,
     /// see `width`
     pub height: u32,
+    /// the view's energies (`low`, `high`)
+    pub energies: Vec<String>,
     /// bag, parcel or container
     pub cargo_type: String,
     /// what the sender declared, as declared
@@ -230,20 +232,23 @@ pub struct ScanDetections {
 /// The annotation desk over one library.
 pub struct NiiDesk {
     config: DeskConfig,
-    writer: Mutex<()>,
+    pub(crate) writer: Mutex<()>,
     model: Mutex<Option<Arc<Detector>>>,
     retrain: Mutex<RetrainState>,
     stop: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock leaves no half-written state here (every write is one
     // durable append): carry on with the data.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The scan with this id, or a 404-like refusal naming it.
-fn record_of<'a>(library: &'a Library, scan_id: &str) -> Result<&'a ScanRecord, JobError> {
+pub(crate) fn record_of<'a>(
+    library: &'a Library,
+    scan_id: &str,
+) -> Result<&'a ScanRecord, JobError> {
     library
         .get(scan_id)
         .ok_or_else(|| JobError::NotFound(format!("scan '{scan_id}' is not in the library")))
@@ -274,19 +279,19 @@ fn detect_one(detector: &Detector, input: &ViewInput) -> Result<ViewDetections, 
         .ok_or_else(|| JobError::Internal("the detector answered no view".into()))
 }
 
-fn folder_name(path: &Path) -> String {
+pub(crate) fn folder_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
 
 /// A failure of the library, the registry or the detector: the system's, not the request's.
-fn nii(e: impl std::fmt::Display) -> JobError {
+pub(crate) fn nii(e: impl std::fmt::Display) -> JobError {
     JobError::Internal(e.to_string())
 }
 
 /// A request that cannot be met as sent (a row, a field, a folder named by the user).
-fn invalid(e: impl std::fmt::Display) -> JobError {
+pub(crate) fn invalid(e: impl std::fmt::Display) -> JobError {
     JobError::Invalid(e.to_string())
 }
 
@@ -321,7 +326,11 @@ impl NiiDesk {
         self.stop.store(true, Ordering::SeqCst);
     }
 
-    fn library(&self) -> Result<Library, JobError> {
+    pub(crate) fn config(&self) -> &DeskConfig {
+        &self.config
+    }
+
+    pub(crate) fn library(&self) -> Result<Library, JobError> {
         Library::open(&self.config.library).map_err(nii)
     }
 
@@ -477,6 +486,11 @@ impl NiiDesk {
             views: record.views.len(),
             width: image.width,
             height: image.height,
+            energies: record.views[view]
+                .channels
+                .iter()
+                .map(|c| c.energy.word().to_string())
+                .collect(),
             cargo_type: record.metadata.cargo_type.word().to_string(),
             declared_contents: record.metadata.declared_contents.clone(),
             shown,
@@ -799,13 +813,13 @@ pub fn train_detector(
 }
 
 #[cfg(test)]
-mod tests_support {
+pub(crate) mod tests_support {
     use super::*;
     use borderlens_nii::batch::generate_into;
     use borderlens_nii::generate::{GeneratorParams, ThreatClass};
     use borderlens_nii::BoxPx;
 
-    pub(super) fn desk(dir: &Path, hidden_share: f64) -> NiiDesk {
+    pub(crate) fn desk(dir: &Path, hidden_share: f64) -> NiiDesk {
         let params = GeneratorParams {
             width: 96,
             height: 96,

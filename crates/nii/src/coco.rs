@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::consensus::{consensus, AnnotatedObject, AnnotatorObjects, ConsensusOptions};
+use crate::consensus::{resolve_view, AnnotatedObject, ConsensusOptions};
 use crate::generate::THREAT_CLASSES;
 use crate::geometry::BoxPx;
 use crate::image::Mask8;
@@ -308,27 +308,8 @@ pub(crate) fn objects_of(
             })
             .collect(),
         CocoSource::Consensus => {
-            let input: Vec<AnnotatorObjects> = lines
-                .into_iter()
-                .flatten()
-                .filter(|l| l.role == AnnotationRole::Annotator)
-                .map(|l| AnnotatorObjects {
-                    annotator: l.annotator.clone(),
-                    objects: l.objects.clone(),
-                })
-                .collect();
-            if input.is_empty() {
-                return Vec::new();
-            }
-            consensus(&input, &ConsensusOptions::default())
-                .into_iter()
-                .filter(|m| m.accepted)
-                .map(|m| AnnotatedObject {
-                    label: m.label,
-                    bbox: m.bbox,
-                    score: m.score,
-                })
-                .collect()
+            let lines: Vec<&AnnotationRecord> = lines.into_iter().flatten().collect();
+            resolve_view(&lines, &ConsensusOptions::default()).objects()
         }
         CocoSource::Annotator(name) => lines
             .into_iter()

@@ -14,6 +14,14 @@
 //!    votes (by default a strict majority of the assigned annotators) and no other label ties it.
 //! 4. **Disputes.** An object is disputed when its labels differ or an assigned annotator is
 //!    absent; the reasons are listed for the review queue.
+//! 5. **Review** ([`resolve_view`]). A reviewer's line on the view is their decision on its
+//!    disputed objects, recorded as its own source: each disputed object that one of the
+//!    reviewer's boxes overlaps (IoU at the threshold, one to one, greatest overlap first) is
+//!    kept with the reviewer's label and box; one that none overlaps was rejected. A reviewer's
+//!    box that overlaps no merged object is an object the annotators missed, added. When an
+//!    annotator saved a line after the review, the review is stale: what it kept stays kept, but
+//!    nothing it did not see is taken as rejected (those objects are open again). Undisputed
+//!    objects are never changed by a review.
 //!
 //! Written here rather than taken from a crate: no Rust crate implements weighted boxes fusion
 //! with absent annotators and quorum; the algorithm is short and fully tested by hand.
@@ -21,6 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::BoxPx;
+use crate::library::{AnnotationRecord, AnnotationRole};
 
 fn one() -> f64 {
     1.0
@@ -232,6 +241,175 @@ pub fn consensus(
         .collect()
 }
 
+/// What became of a merged object of a view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Decision {
+    /// not disputed: accepted or not by the quorum alone
+    Undisputed,
+    /// disputed, and no (current) review has decided it
+    Open,
+    /// disputed; the reviewer kept it with this label and box
+    Kept {
+        /// the reviewer
+        reviewer: String,
+        /// the object as the reviewer kept it
+        object: AnnotatedObject,
+    },
+    /// disputed; the reviewer rejected it (not an object)
+    Rejected {
+        /// the reviewer
+        reviewer: String,
+    },
+}
+
+/// The consensus of one view after review: the merged objects, what became of each, the
+/// objects the reviewer added, and the final objects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedView {
+    /// the annotators counted (their latest lines), in the order of their lines
+    pub annotators: Vec<String>,
+    /// the merged objects with their decision
+    pub merged: Vec<(MergedObject, Decision)>,
+    /// objects the reviewer added (overlapping no merged object)
+    pub added: Vec<AnnotatedObject>,
+    /// the reviewer whose latest line decided, if any
+    pub reviewer: Option<String>,
+    /// an annotator saved a line after that review
+    pub stale: bool,
+}
+
+impl ResolvedView {
+    /// The final objects: undisputed or open objects the quorum accepted, disputed ones as the
+    /// reviewer kept them, and the reviewer's additions.
+    pub fn objects(&self) -> Vec<AnnotatedObject> {
+        let mut out = Vec::new();
+        for (m, decision) in &self.merged {
+            match decision {
+                Decision::Undisputed | Decision::Open if m.accepted => out.push(AnnotatedObject {
+                    label: m.label.clone(),
+                    bbox: m.bbox,
+                    score: m.score,
+                }),
+                Decision::Kept { object, .. } => out.push(object.clone()),
+                _ => {}
+            }
+        }
+        out.extend(self.added.iter().cloned());
+        out
+    }
+
+    /// Disputed objects no current review has decided.
+    pub fn open(&self) -> usize {
+        self.merged
+            .iter()
+            .filter(|(_, d)| *d == Decision::Open)
+            .count()
+    }
+
+    /// Disputed objects, decided or not.
+    pub fn disputed(&self) -> usize {
+        self.merged.iter().filter(|(m, _)| m.disputed()).count()
+    }
+}
+
+/// The consensus of one view after review, from its annotation lines **in the order they were
+/// saved** (machine lines are ignored; an annotator's or reviewer's later line replaces their
+/// earlier one). See step 5 of the module doc.
+pub fn resolve_view(lines: &[&AnnotationRecord], options: &ConsensusOptions) -> ResolvedView {
+    // the latest line of each annotator, and the position of the latest annotator line
+    let mut latest: Vec<(usize, &AnnotationRecord)> = Vec::new();
+    let mut review: Option<(usize, &AnnotationRecord)> = None;
+    for (i, line) in lines.iter().enumerate() {
+        match line.role {
+            AnnotationRole::Annotator => {
+                latest.retain(|(_, l)| l.annotator != line.annotator);
+                latest.push((i, line));
+            }
+            AnnotationRole::Reviewer => review = Some((i, line)),
+            AnnotationRole::Machine => {}
+        }
+    }
+    let input: Vec<AnnotatorObjects> = latest
+        .iter()
+        .map(|(_, l)| AnnotatorObjects {
+            annotator: l.annotator.clone(),
+            objects: l.objects.clone(),
+        })
+        .collect();
+    let merged = if input.is_empty() {
+        Vec::new()
+    } else {
+        consensus(&input, options)
+    };
+    let stale = match review {
+        Some((at, _)) => latest.iter().any(|(i, _)| *i > at),
+        None => false,
+    };
+    let mut decisions: Vec<Decision> = merged
+        .iter()
+        .map(|m| {
+            if m.disputed() {
+                Decision::Open
+            } else {
+                Decision::Undisputed
+            }
+        })
+        .collect();
+    let mut added = Vec::new();
+    if let Some((_, line)) = review {
+        // pairs (IoU, merged, reviewer object), greatest overlap first, matched one to one
+        let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+        for (m, merged) in merged.iter().enumerate() {
+            for (o, object) in line.objects.iter().enumerate() {
+                let iou = merged.bbox.iou(&object.bbox);
+                if iou >= options.iou_threshold {
+                    pairs.push((iou, m, o));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let (mut merged_used, mut object_used) =
+            (vec![false; merged.len()], vec![false; line.objects.len()]);
+        for (_, m, o) in pairs {
+            if merged_used[m] || object_used[o] {
+                continue;
+            }
+            merged_used[m] = true;
+            object_used[o] = true;
+            if merged[m].disputed() {
+                decisions[m] = Decision::Kept {
+                    reviewer: line.annotator.clone(),
+                    object: line.objects[o].clone(),
+                };
+            }
+        }
+        if !stale {
+            for (m, decision) in decisions.iter_mut().enumerate() {
+                if *decision == Decision::Open && !merged_used[m] {
+                    *decision = Decision::Rejected {
+                        reviewer: line.annotator.clone(),
+                    };
+                }
+            }
+        }
+        added = line
+            .objects
+            .iter()
+            .zip(&object_used)
+            .filter(|(_, used)| !**used)
+            .map(|(o, _)| o.clone())
+            .collect();
+    }
+    ResolvedView {
+        annotators: input.into_iter().map(|a| a.annotator).collect(),
+        merged: merged.into_iter().zip(decisions).collect(),
+        added,
+        reviewer: review.map(|(_, l)| l.annotator.clone()),
+        stale,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -350,5 +528,138 @@ pub(crate) mod tests {
         assert_eq!(merged.len(), 1);
         assert!(!merged[0].accepted && merged[0].disputed());
         assert_eq!(merged[0].label, "blade");
+    }
+
+    fn line(who: &str, role: AnnotationRole, objects: Vec<AnnotatedObject>) -> AnnotationRecord {
+        AnnotationRecord {
+            scan_id: "s".into(),
+            annotator: who.into(),
+            role,
+            view: 0,
+            objects,
+            seconds: None,
+            review: None,
+        }
+    }
+
+    #[test]
+    fn a_review_keeps_rejects_and_adds_and_never_touches_undisputed_objects() {
+        use AnnotationRole::{Annotator, Reviewer};
+        let a = line(
+            "a",
+            Annotator,
+            vec![
+                obj("knife", [0.0, 0.0, 10.0, 10.0]),
+                obj("gun", [50.0, 50.0, 70.0, 70.0]),
+                obj("bottle", [100.0, 100.0, 120.0, 120.0]),
+            ],
+        );
+        let b = line(
+            "b",
+            Annotator,
+            vec![
+                obj("blade", [0.0, 0.0, 10.0, 10.0]),
+                obj("gun", [50.0, 50.0, 70.0, 70.0]),
+            ],
+        );
+        let options = ConsensusOptions::default();
+        // Before review: knife/blade disputed (labels), gun undisputed, bottle disputed
+        // (b absent); two annotators, quorum 2: neither disputed object is accepted.
+        let before = resolve_view(&[&a, &b], &options);
+        assert_eq!(before.merged.len(), 3);
+        assert_eq!((before.disputed(), before.open()), (2, 2));
+        assert_eq!(before.objects().len(), 1, "only the gun");
+        assert_eq!(before.reviewer, None);
+        // The reviewer keeps the knife/blade object as "knife" (box nudged), draws nothing on
+        // the bottle (rejected), re-draws the gun (undisputed: unchanged, not added) and adds
+        // a cigarette carton the annotators missed.
+        let r = line(
+            "rev",
+            Reviewer,
+            vec![
+                obj("knife", [0.0, 0.0, 10.0, 11.0]),
+                obj("gun", [50.0, 50.0, 71.0, 70.0]),
+                obj("cigarettes", [200.0, 200.0, 240.0, 230.0]),
+            ],
+        );
+        let after = resolve_view(&[&a, &b, &r], &options);
+        assert!(!after.stale);
+        assert_eq!(after.reviewer.as_deref(), Some("rev"));
+        let decision = |label: &str| {
+            after
+                .merged
+                .iter()
+                .find(|(m, _)| m.members.iter().any(|x| x.label == label))
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(
+            decision("blade"),
+            Decision::Kept {
+                reviewer: "rev".into(),
+                object: obj("knife", [0.0, 0.0, 10.0, 11.0])
+            }
+        );
+        assert_eq!(
+            decision("bottle"),
+            Decision::Rejected {
+                reviewer: "rev".into()
+            }
+        );
+        assert_eq!(decision("gun"), Decision::Undisputed);
+        assert_eq!(after.open(), 0);
+        assert_eq!(
+            after.added,
+            vec![obj("cigarettes", [200.0, 200.0, 240.0, 230.0])]
+        );
+        let labels: Vec<String> = after.objects().into_iter().map(|o| o.label).collect();
+        assert_eq!(labels, ["knife", "gun", "cigarettes"]);
+        // The undisputed gun keeps the annotators' fused box, not the reviewer's.
+        let gun = after.objects()[1].bbox;
+        assert_eq!(<[f64; 4]>::from(gun), [50.0, 50.0, 70.0, 70.0]);
+    }
+
+    #[test]
+    fn a_review_made_before_a_new_annotation_keeps_what_it_kept_and_rejects_nothing_new() {
+        use AnnotationRole::{Annotator, Reviewer};
+        let a = line("a", Annotator, vec![obj("knife", [0.0, 0.0, 10.0, 10.0])]);
+        let b = line("b", Annotator, vec![obj("blade", [0.0, 0.0, 10.0, 10.0])]);
+        let r = line("rev", Reviewer, vec![obj("knife", [0.0, 0.0, 10.0, 10.0])]);
+        // c comes later and draws a bottle nobody else drew: disputed (a and b absent).
+        let c = line(
+            "c",
+            Annotator,
+            vec![
+                obj("knife", [0.0, 0.0, 10.0, 10.0]),
+                obj("bottle", [30.0, 30.0, 40.0, 40.0]),
+            ],
+        );
+        let resolved = resolve_view(&[&a, &b, &r, &c], &ConsensusOptions::default());
+        assert!(resolved.stale);
+        assert_eq!(resolved.annotators, ["a", "b", "c"]);
+        let bottle = resolved
+            .merged
+            .iter()
+            .find(|(m, _)| m.label == "bottle")
+            .unwrap();
+        assert_eq!(bottle.1, Decision::Open, "not taken as rejected");
+        let knife = resolved
+            .merged
+            .iter()
+            .find(|(m, _)| m.members.len() == 3)
+            .unwrap();
+        assert!(matches!(knife.1, Decision::Kept { .. }));
+        assert_eq!(resolved.open(), 1);
+        // An annotator's later line replaces their earlier one; machine lines are ignored.
+        let a2 = line("a", Annotator, vec![]);
+        let m = line(
+            "model",
+            AnnotationRole::Machine,
+            vec![obj("gun", [0.0, 0.0, 5.0, 5.0])],
+        );
+        let resolved = resolve_view(&[&a, &m, &a2], &ConsensusOptions::default());
+        assert_eq!(resolved.annotators, ["a"]);
+        assert!(resolved.merged.is_empty());
     }
 }

@@ -369,21 +369,18 @@ pub(crate) fn now_utc() -> String {
         .to_string()
 }
 
-/// The annotation lines of the library per (scan, view), the latest line of each annotator
-/// (as the report reads them), annotators before reviewers, in file order.
+/// The annotation lines of the library per (scan, view): the latest line of each annotator,
+/// reviewer and model (as the report reads them), in the order those lines were saved.
 pub(crate) fn annotations_by_view(
     library: &Library,
 ) -> BTreeMap<(String, usize), Vec<AnnotationRecord>> {
     let mut out: BTreeMap<(String, usize), Vec<AnnotationRecord>> = BTreeMap::new();
     for r in library.annotations() {
         let list = out.entry((r.scan_id.clone(), r.view)).or_default();
-        match list
-            .iter_mut()
-            .find(|a| a.annotator == r.annotator && a.role == r.role)
-        {
-            Some(existing) => *existing = r.clone(),
-            None => list.push(r.clone()),
-        }
+        // a later line replaces the earlier one and moves to the end: the list keeps the order
+        // the latest lines were saved in (a review is stale when an annotator saved after it)
+        list.retain(|a| !(a.annotator == r.annotator && a.role == r.role));
+        list.push(r.clone());
     }
     out
 }

@@ -152,6 +152,35 @@ pub struct Metadata {
     pub notes: Option<String>,
 }
 
+/// Every field of [`Metadata`], in its order: the fields the library browser filters on.
+pub const METADATA_FIELDS: [&str; 25] = [
+    "scan_id",
+    "scanned_at",
+    "scanner_model",
+    "mm_per_pixel",
+    "cargo_type",
+    "container_id",
+    "package_id",
+    "declared_contents",
+    "weight_kg",
+    "volume_m3",
+    "origin",
+    "destination",
+    "carrier",
+    "location",
+    "purpose",
+    "risk_flags",
+    "outcome",
+    "actions",
+    "consignor_name",
+    "consignor_address",
+    "consignee_name",
+    "consignee_address",
+    "contact_phone",
+    "driver_name",
+    "notes",
+];
+
 /// What kind of personal data a field holds; also the prefix of its pseudonyms, so that the
 /// same person named as sender on one scan and recipient on another gets the same pseudonym.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -766,7 +795,36 @@ impl ScanRecord {
 
 #[cfg(test)]
 mod tests {
-    use super::check_scan_id;
+    use super::*;
+
+    #[test]
+    fn metadata_fields_lists_every_field_of_the_metadata_in_order() {
+        // every listed name is a field (unknown fields are refused) ...
+        let mut json = serde_json::Map::new();
+        for field in METADATA_FIELDS {
+            let value = match field {
+                "mm_per_pixel" | "weight_kg" | "volume_m3" => serde_json::json!(1.0),
+                "cargo_type" => serde_json::json!("parcel"),
+                "risk_flags" | "actions" => serde_json::json!(["x"]),
+                _ => serde_json::json!("x"),
+            };
+            json.insert(field.to_string(), value);
+        }
+        let metadata: Metadata = serde_json::from_value(serde_json::Value::Object(json)).unwrap();
+        // ... and every field is listed, in the struct's order (serialised in that order)
+        let text = serde_json::to_string(&metadata).unwrap();
+        let mut at = 0;
+        for field in METADATA_FIELDS {
+            let found = text[at..]
+                .find(&format!("\"{field}\":"))
+                .unwrap_or_else(|| panic!("{field} missing or out of order in {text}"));
+            at += found;
+        }
+        let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+            .unwrap()
+            .len();
+        assert_eq!(keys, METADATA_FIELDS.len());
+    }
 
     #[test]
     fn scan_ids_that_would_name_a_parent_or_hidden_folder_are_refused() {

@@ -32,6 +32,8 @@ pub enum Permission {
     /// Read the X-ray detector's detections and heat maps on a scan (officers and analysts on
     /// a declaration's scans, annotators at the desk).
     ReadScans,
+    /// Decide the X-ray library's disputed objects (the reviewer's own source).
+    Review,
 }
 
 const EVERYONE: &[Role] = &Role::ALL;
@@ -44,7 +46,7 @@ const ANNOTATORS: &[Role] = &[Role::Annotator, Role::Manager, Role::Admin];
 
 impl Permission {
     /// Every permission, in the order of the table in `docs/server.md`.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::Session,
         Permission::ReadDecisions,
         Permission::Record,
@@ -55,6 +57,7 @@ impl Permission {
         Permission::Administer,
         Permission::Annotate,
         Permission::ReadScans,
+        Permission::Review,
     ];
 
     /// The roles that have this permission: the table itself.
@@ -64,7 +67,7 @@ impl Permission {
             Permission::ReadDecisions => READERS,
             Permission::Record => RECORDERS,
             Permission::Monitor | Permission::Score => ANALYSTS,
-            Permission::Select | Permission::Audit => MANAGERS,
+            Permission::Select | Permission::Audit | Permission::Review => MANAGERS,
             Permission::Administer => ADMINS,
             Permission::Annotate => ANNOTATORS,
         }

@@ -833,3 +833,332 @@ async fn the_hybrid_loop_proposes_records_corrections_and_retrains_in_chromium()
     run.client.close().await.unwrap();
     app.stop().await;
 }
+
+/// Logs `user` in and waits to leave the login page.
+async fn log_in(run: &Run<'_>, user: &str, password: &str) {
+    run.goto("/login").await;
+    run.fill("#user", user).await;
+    run.fill("#password", password).await;
+    run.find("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    run.left("/login").await;
+}
+
+/// A sum of the canvas's pixels: changes when the view is drawn differently.
+async fn canvas_sum(run: &Run<'_>) -> f64 {
+    run.client
+        .execute(
+            "const c = document.getElementById('vw-canvas');\
+             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;\
+             let s = 0; for (let i = 0; i < d.length; i += 1) { s += d[i] * ((i % 7) + 1); }\
+             return s;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap()
+}
+
+/// Drags on the viewer's canvas from one image point to another (image pixels), with the mouse.
+async fn drag_box(run: &Run<'_>, from: (f64, f64), to: (f64, f64)) {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    let canvas = run.find("#vw-canvas").await;
+    let size = run
+        .client
+        .execute(
+            "const c = document.getElementById('vw-canvas'); const r = c.getBoundingClientRect();\
+             const v = document.querySelector('[data-viewer]');\
+             return [r.width, r.height, Number(v.dataset.width), Number(v.dataset.height)];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let n = |i: usize| size[i].as_f64().unwrap();
+    let (css_w, css_h, w, h) = (n(0), n(1), n(2), n(3));
+    // offsets from the element's centre, in CSS pixels
+    let at = |p: (f64, f64)| (p.0 / w * css_w - css_w / 2.0, p.1 / h * css_h - css_h / 2.0);
+    let (a, b) = (at(from), at(to));
+    let actions = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: canvas.clone(),
+            duration: None,
+            x: a.0,
+            y: a.1,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveToElement {
+            element: canvas.clone(),
+            duration: Some(Duration::from_millis(100)),
+            x: (a.0 + b.0) / 2.0,
+            y: (a.1 + b.1) / 2.0,
+        })
+        .then(PointerAction::MoveToElement {
+            element: canvas,
+            duration: Some(Duration::from_millis(100)),
+            x: b.0,
+            y: b.1,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    run.client.perform_actions(actions).await.unwrap();
+}
+
+/// One annotator's round on a scan: open it from the library, adjust window and level (the
+/// drawn view changes), draw one box with the mouse (class `first`) and one with the keyboard
+/// (class `bottle`, N then arrows), submit.
+async fn annotate(run: &Run<'_>, scan: &str, first: &str) {
+    run.goto(&format!("/nii/library?scan_id={scan}")).await;
+    assert!(
+        run.text("#matched").await.starts_with("1 of 12"),
+        "{}",
+        run.text("#matched").await
+    );
+    run.find(&format!("#library-scans tr[data-scan='{scan}'] a"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    run.find("#annotate").await.click().await.unwrap();
+    run.find("[data-viewer][data-ready]").await;
+    let before = canvas_sum(run).await;
+    // window and level: a narrow window over the bright end
+    run.client
+        .execute(
+            "const w = document.getElementById('vw-window'), l = document.getElementById('vw-level');\
+             w.value = '6000'; l.value = '60000';\
+             w.dispatchEvent(new Event('input')); l.dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let windowed = canvas_sum(run).await;
+    assert_ne!(before, windowed, "window and level change the drawn view");
+    assert!(run
+        .text("#vw-status")
+        .await
+        .contains("window 6000, level 60000"));
+    run.shot("window-level").await;
+    run.find("#vw-auto").await.click().await.unwrap();
+    // a box with the mouse
+    run.select("#vw-class", first).await;
+    drag_box(run, (12.0, 14.0), (34.0, 38.0)).await;
+    assert_eq!(
+        run.find("select[name=label0]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(first)
+    );
+    let x0: f64 = run
+        .find("input[name=x0_0]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (x0 - 12.0).abs() < 1.5,
+        "the box starts where the mouse went down: {x0}"
+    );
+    // a box with the keyboard: N draws one at the centre, Shift+Right widens it by 10 px
+    run.select("#vw-class", "bottle").await;
+    let canvas = run.find("#vw-canvas").await;
+    canvas.send_keys("n").await.unwrap();
+    canvas
+        .send_keys(&format!(
+            "{}{}",
+            fantoccini::key::Key::Shift,
+            fantoccini::key::Key::Right
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        run.find("select[name=label1]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("bottle")
+    );
+    let x1: f64 = run
+        .find("input[name=x1_1]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (x1 - 64.0).abs() < 0.01,
+        "N draws 42..54, Shift+Right grows it to 64: {x1}"
+    );
+    run.shot("drawn").await;
+    run.find("#save-review").await.click().await.unwrap();
+    run.reached(&format!("saved={scan}")).await;
+}
+
+/// The X-ray library in Chromium: an annotator finds a scan with the browser's filters, opens it
+/// in the viewer, adjusts window and level, draws a box with the mouse and one with the keyboard
+/// and submits; a second annotator, on a tablet-sized screen, draws the same two objects but
+/// names the first differently; the reviewer finds the disputed object in the review queue,
+/// resolves it, and the consensus (the reviewer's class and the undisputed bottle) appears in
+/// the viewer. Screenshots go to `target/browser-screenshots/library/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_annotators_a_reviewer_and_the_consensus_in_chromium() {
+    use borderlens_nii::consensus::{resolve_view, ConsensusOptions, Decision};
+    let Some(driver) = start_driver() else {
+        return;
+    };
+    let dir = tempfile::TempDir::new().unwrap();
+    let desk = common::nii_desk(dir.path());
+    let scan = common::nii_scans(&desk)[3].clone();
+    let app = PAGES
+        .serve_with(StoreKind::Sqlite, |config| {
+            config.nii_desk = Some(desk.clone())
+        })
+        .await;
+    let second = "annotator-two";
+    let second_password = "a long enough password 2";
+    app.with_store(|store| {
+        borderlens_app::add_user(store, second, Role::Annotator, second_password).unwrap()
+    });
+    let shots = screenshots_dir().join("library");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    // The first annotator, on a desktop screen.
+    let run = Run {
+        client: browser(&driver, &dir.path().join("profile-1"), 1280, 1400).await,
+        app: &app,
+        role: Role::Annotator,
+        shots: shots.clone(),
+    };
+    log_in(
+        &run,
+        &user_name(Role::Annotator),
+        &password(Role::Annotator),
+    )
+    .await;
+    run.goto("/nii/library?share=synthetic&annotation=none")
+        .await;
+    let matched = run.text("#matched").await;
+    assert!(matched.starts_with("12 of 12"), "{matched}");
+    run.shot("library").await;
+    run.goto(&format!("/nii/library/scans/{scan}")).await;
+    run.find("[data-viewer][data-ready]").await;
+    assert!(
+        run.count("#vw-pseudo").await == 1,
+        "a dual-energy view offers pseudo-colour"
+    );
+    let colour = canvas_sum(&run).await;
+    run.find("#vw-pseudo").await.click().await.unwrap();
+    assert_ne!(
+        canvas_sum(&run).await,
+        colour,
+        "pseudo-colour off draws grey"
+    );
+    run.find("#vw-zoom-in").await.click().await.unwrap();
+    assert!(run.text("#vw-status").await.contains("zoom 1.3×"));
+    run.shot("viewer").await;
+    annotate(&run, &scan, "gun").await;
+    run.client.close().await.unwrap();
+
+    // The second annotator, on a tablet.
+    let run = Run {
+        client: browser(&driver, &dir.path().join("profile-2"), 800, 1280).await,
+        app: &app,
+        role: Role::Annotator,
+        shots: shots.join("tablet"),
+    };
+    std::fs::create_dir_all(&run.shots).unwrap();
+    log_in(&run, second, second_password).await;
+    annotate(&run, &scan, "knife").await;
+    run.goto(&format!("/nii/library/scans/{scan}")).await;
+    run.find("[data-viewer][data-ready]").await;
+    run.shot("viewer").await;
+    run.client.close().await.unwrap();
+
+    // The reviewer (a manager) resolves the disputed object.
+    let run = Run {
+        client: browser(&driver, &dir.path().join("profile-3"), 1280, 1400).await,
+        app: &app,
+        role: Role::Manager,
+        shots: shots.clone(),
+    };
+    log_in(&run, &user_name(Role::Manager), &password(Role::Manager)).await;
+    run.goto("/nii/disputes").await;
+    let row = run
+        .text(&format!("#dispute-queue tr[data-scan='{scan}']"))
+        .await;
+    assert!(row.contains("labels differ: gun ×1, knife ×1"), "{row}");
+    assert_eq!(run.count("#dispute-queue tbody tr").await, 1);
+    run.shot("disputes").await;
+    run.find(&format!("#dispute-queue tr[data-scan='{scan}'] a"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    run.find("[data-viewer][data-ready]").await;
+    assert_eq!(run.count("#disputed-objects tbody tr").await, 1);
+    assert!(run.text("#disputed-objects").await.contains("open"));
+    run.shot("dispute").await;
+    run.find("input[name=keep0]").await.click().await.unwrap();
+    run.select("select[name=label0]", "gun").await;
+    run.find("#save-decision").await.click().await.unwrap();
+    run.reached("decided=1").await;
+    let consensus = run.text("#layers tr[data-kind=consensus]").await;
+    assert!(
+        consensus.contains("1: gun") && consensus.contains("2: bottle"),
+        "{consensus}"
+    );
+    run.find("[data-viewer][data-ready]").await;
+    run.shot("consensus").await;
+    run.goto("/nii/disputes").await;
+    assert!(run
+        .text(&format!("#dispute-queue tr[data-scan='{scan}']"))
+        .await
+        .contains("manager"));
+    run.goto("/nii/report").await;
+    assert!(run.count("figure.chart svg").await >= 3);
+    run.shot("report").await;
+    run.client.close().await.unwrap();
+
+    // What the library holds: two annotator lines with their times, the reviewer's own line,
+    // and a consensus that follows it.
+    let library = borderlens_nii::Library::open(&desk.library).unwrap();
+    let lines: Vec<_> = library
+        .annotations()
+        .iter()
+        .filter(|l| l.scan_id == scan)
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[..2]
+        .iter()
+        .all(|l| l.seconds.is_some() && l.objects.len() == 2));
+    assert_eq!(
+        lines[2].role,
+        borderlens_nii::library::AnnotationRole::Reviewer
+    );
+    let resolved = resolve_view(&lines, &ConsensusOptions::default());
+    assert_eq!(resolved.open(), 0);
+    assert!(resolved
+        .merged
+        .iter()
+        .any(|(_, d)| matches!(d, Decision::Kept { object, .. } if object.label == "gun")));
+    let labels: Vec<String> = resolved.objects().into_iter().map(|o| o.label).collect();
+    assert_eq!(labels.len(), 2);
+    assert!(labels.contains(&"gun".to_string()) && labels.contains(&"bottle".to_string()));
+    app.stop().await;
+}

@@ -13,6 +13,7 @@ mod dashboard;
 mod declaration;
 mod login;
 mod nii;
+mod nii_library;
 mod queue;
 
 use axum::body::{to_bytes, Body};
@@ -47,6 +48,8 @@ const READERS: &[Role] = Permission::ReadDecisions.roles();
 const RECORDERS: &[Role] = Permission::Record.roles();
 const AUDITORS: &[Role] = Permission::Audit.roles();
 const ANNOTATORS: &[Role] = Permission::Annotate.roles();
+const SCAN_READERS: &[Role] = Permission::ReadScans.roles();
+const REVIEWERS: &[Role] = Permission::Review.roles();
 
 /// One page (or form target) of the site.
 pub struct Page {
@@ -176,9 +179,61 @@ pub fn pages() -> Vec<Page> {
         page(
             Method::GET,
             "/nii/scans/{id}/image",
-            Access::Roles(ANNOTATORS),
-            "A scan's first view as an 8-bit grey PNG",
+            Access::Roles(SCAN_READERS),
+            "A scan's view (`?view=N`, the first by default) as an 8-bit grey PNG",
             |m| on(m, nii::image),
+        ),
+        page(
+            Method::GET,
+            "/nii/library",
+            Access::Roles(SCAN_READERS),
+            "X-ray library: the scans, with filters on every metadata field, the provenance and \
+             the annotation state",
+            |m| on(m, nii_library::browse),
+        ),
+        page(
+            Method::GET,
+            "/nii/library/scans/{id}",
+            Access::Roles(SCAN_READERS),
+            "A scan in the viewer: window and level on the 16-bit data, zoom and pan, \
+             pseudo-colour, each source's objects and the consensus as layers; metadata and \
+             provenance",
+            |m| on(m, nii_library::scan),
+        ),
+        page(
+            Method::GET,
+            "/nii/library/scans/{id}/raw",
+            Access::Roles(SCAN_READERS),
+            "One energy channel of a view as raw 16-bit samples, for the viewer",
+            |m| on(m, nii_library::raw),
+        ),
+        page(
+            Method::GET,
+            "/nii/report",
+            Access::Roles(SCAN_READERS),
+            "The library's quality report, with charts",
+            |m| on(m, nii_library::report),
+        ),
+        page(
+            Method::GET,
+            "/nii/disputes",
+            Access::Roles(REVIEWERS),
+            "Review queue: views with disputed objects, open ones first",
+            |m| on(m, nii_library::disputes),
+        ),
+        page(
+            Method::GET,
+            "/nii/disputes/{id}",
+            Access::Roles(REVIEWERS),
+            "A view's disputed objects, each annotator's boxes, and the decision form",
+            |m| on(m, nii_library::dispute),
+        ),
+        page(
+            Method::POST,
+            "/nii/disputes/{id}",
+            Access::Roles(REVIEWERS),
+            "Record a reviewer's decision (its own source; the consensus follows it)",
+            |m| on(m, nii_library::decide),
         ),
         page(
             Method::POST,
@@ -201,6 +256,13 @@ pub fn pages() -> Vec<Page> {
             Access::Public,
             "Script (progressive enhancement only)",
             |m| on(m, script),
+        ),
+        page(
+            Method::GET,
+            "/static/nii.js",
+            Access::Public,
+            "The X-ray viewer and box drawing (progressive enhancement only)",
+            |m| on(m, nii_script),
         ),
     ]
 }
@@ -431,6 +493,7 @@ pub(crate) fn layout(
                 title { (title) " · borderlens" }
                 link rel="stylesheet" href="/static/app.css";
                 script src="/static/app.js" defer {}
+                script src="/static/nii.js" defer {}
             }
             // The user names the device's drafts (app.js), which logging out removes.
             body data-user=[caller.map(|c| c.user.as_str())] {
@@ -446,6 +509,7 @@ pub(crate) fn layout(
                             @if ANNOTATORS.contains(&caller.role) {
                                 a href="/nii" { "X-ray desk" }
                             }
+                            a href="/nii/library" { "X-ray library" }
                             @if AUDITORS.contains(&caller.role) {
                                 a href="/audit" { "Audit log" }
                             }
@@ -509,6 +573,13 @@ async fn stylesheet() -> Response {
     asset(
         "text/css; charset=utf-8",
         include_str!("../../assets/app.css"),
+    )
+}
+
+async fn nii_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/nii.js"),
     )
 }
 

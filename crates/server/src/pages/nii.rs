@@ -262,13 +262,18 @@ pub(crate) async fn image(
     State(state): State<AppState>,
     auth: Authenticated,
     id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let caller = caller_of(&auth);
     let id = match path_id(id) {
         Ok(id) => id,
         Err(error) => return error_page(Some(caller), &error),
     };
-    match on_desk(&state, move |d| d.view_png(&id, 0)).await {
+    let view = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "view")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    match on_desk(&state, move |d| d.view_png(&id, view)).await {
         Ok(png) => {
             let mut response = png.into_response();
             let headers = response.headers_mut();
@@ -499,6 +504,9 @@ fn render(
             p #proposals-state { "The model proposes " (review.proposals.len())
                 " object(s), numbered on the image: accept, correct or delete each, and add what it missed." }
         }
+        div.viewer data-viewer="" data-editable="1" data-width=(w) data-height=(h)
+            data-raw=(format!("/nii/library/scans/{}/raw?view={}", encode(&review.scan_id), review.view))
+            data-energies=(review.energies.join(",")) data-layers="[]" {
         figure.scan {
             svg viewBox=(format!("0 0 {w} {h}")) role="img"
                 aria-label=(format!("X-ray view of scan {} with {} proposed box(es)", review.scan_id, starting.len())) {
@@ -515,6 +523,7 @@ fn render(
                     }
                 }
             }
+        }
         }
         form.card #review method="post" action={ "/nii/scans/" (encode(&review.scan_id)) } {
             input type="hidden" name="csrf_token" value=(csrf);
