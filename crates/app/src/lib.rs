@@ -86,8 +86,8 @@ pub use nii_desk::{
     MAX_REVIEW_SECONDS,
 };
 pub use nii_library::{
-    BrowsedScan, DisputeReview, DisputedView, FilterField, Layer, LibraryPage, ReviewDecision,
-    ScanFilter, ScanViewer, ViewerView, BROWSE_PAGE, OTHER_FILTERS,
+    scan_filter_fields, BrowsedScan, DisputeQueue, DisputeReview, DisputedView, FilterField, Layer,
+    LibraryPage, ReviewDecision, ScanFilter, ScanViewer, ViewerView, BROWSE_PAGE, OTHER_FILTERS,
 };
 pub use reports::*;
 pub use sample::{

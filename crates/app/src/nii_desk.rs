@@ -16,7 +16,7 @@ use borderlens_nii::detector::train::TrainOptions;
 use borderlens_nii::detector::{
     overlay_png, read_view, Detector, ViewDetections, ViewInput, DEFAULT_MIN_SCORE,
 };
-use borderlens_nii::generate::THREAT_CLASSES;
+use borderlens_nii::guideline::{self, Guideline};
 use borderlens_nii::library::{check_annotation_on, AnnotationRecord, AnnotationRole, Library};
 use borderlens_nii::review::{
     self, actions_of, proposals_of, review_figures, shows_proposals, ModelEntry, RetrainStage,
@@ -146,8 +146,10 @@ pub struct ScanReview {
     /// their latest objects): each object with the proposal it started from, so that saving
     /// again records the actions against the same proposals
     pub yours: Option<Vec<(Option<usize>, AnnotatedObject)>>,
-    /// the classes offered
+    /// the classes offered: the guideline's, then any other the model proposes
     pub classes: Vec<String>,
+    /// the guideline in force (its classes' definitions and example scans)
+    pub guideline: Guideline,
 }
 
 /// A review as sent from the page.
@@ -470,10 +472,8 @@ impl NiiDesk {
                 }
                 None => None,
             });
-        let mut classes: Vec<String> = THREAT_CLASSES
-            .iter()
-            .map(|c| c.word().to_string())
-            .collect();
+        let guideline = guideline::current(&library).map_err(nii)?;
+        let mut classes = guideline.names();
         for c in detector.iter().flat_map(|d| d.meta.classes.iter()) {
             if !classes.contains(c) {
                 classes.push(c.clone());
@@ -498,6 +498,7 @@ impl NiiDesk {
             proposals: if shown { proposals } else { Vec::new() },
             yours,
             classes,
+            guideline,
         })
     }
 

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use borderlens_nii::consensus::{resolve_view, AnnotatedObject, ConsensusOptions, ResolvedView};
-use borderlens_nii::generate::THREAT_CLASSES;
+use borderlens_nii::guideline;
 use borderlens_nii::library::{check_annotation_on, AnnotationRecord, AnnotationRole, Library};
 use borderlens_nii::report::{quality_report, QualityReport};
 use borderlens_nii::scan::{Energy, METADATA_FIELDS, PERSONAL_FIELDS};
@@ -24,7 +24,8 @@ const LIST_AT_MOST: usize = 40;
 
 /// The browser's filters: `field` → text, every one to hold. A metadata field (any of
 /// [`METADATA_FIELDS`]) matches when its value contains the text, case aside (a list field when
-/// one item does); `share` (real, staged, synthetic, projected), `licence`, `redistributable`
+/// one item does), or equals it when the field is offered as a list (few values, never a
+/// personal field); `share` (real, staged, synthetic, projected), `licence`, `redistributable`
 /// and `anonymised` (yes/no) filter the provenance; `class` a label of the truth or the
 /// consensus; `annotation` the state (`none`, `annotated`, `disputed` with an open dispute,
 /// `reviewed`).
@@ -46,8 +47,17 @@ pub const OTHER_FILTERS: [&str; 6] = [
     "annotation",
 ];
 
+/// Every field the browser filters on: the metadata fields, then [`OTHER_FILTERS`].
+pub fn scan_filter_fields() -> Vec<&'static str> {
+    METADATA_FIELDS
+        .iter()
+        .chain(OTHER_FILTERS.iter())
+        .copied()
+        .collect()
+}
+
 /// One filter of the browser's form: a list of the values found, or free text.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct FilterField {
     /// the field's name
     pub name: String,
@@ -58,7 +68,7 @@ pub struct FilterField {
 }
 
 /// One scan in the browser.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct BrowsedScan {
     /// scan id
     pub scan_id: String,
@@ -91,7 +101,7 @@ pub struct BrowsedScan {
 }
 
 /// A page of the browser.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct LibraryPage {
     /// the library folder's name
     pub library: String,
@@ -160,7 +170,7 @@ pub struct ScanViewer {
 }
 
 /// One view with disputed objects, in the review queue.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct DisputedView {
     /// scan id
     pub scan_id: String,
@@ -180,6 +190,15 @@ pub struct DisputedView {
     pub stale: bool,
 }
 
+/// The review queue as the API answers it.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct DisputeQueue {
+    /// disputed objects no current review decided, over every view
+    pub open: usize,
+    /// the views with disputed objects, those with open disputes first
+    pub views: Vec<DisputedView>,
+}
+
 /// A view to review: its consensus after review, its size and the guideline's classes.
 #[derive(Clone, Debug, Serialize)]
 pub struct DisputeReview {
@@ -193,7 +212,10 @@ pub struct DisputeReview {
     pub height: u32,
     /// the consensus with each merged object's decision
     pub resolved: ResolvedView,
-    /// classes to choose from
+    /// lines saved on the view so far: the decision form sends it back, and a decision made
+    /// on an older state is refused (another annotator or reviewer saved meanwhile)
+    pub lines: usize,
+    /// classes to choose from: the guideline's, then any other an annotator gave
     pub classes: Vec<String>,
 }
 
@@ -207,6 +229,8 @@ pub struct ReviewDecision {
     pub kept: Vec<AnnotatedObject>,
     /// seconds the review took
     pub seconds: Option<f64>,
+    /// the lines on the view when the reviewer's page was drawn ([`DisputeReview::lines`])
+    pub seen_lines: Option<usize>,
 }
 
 fn contains(haystack: &str, needle: &str) -> bool {
@@ -339,7 +363,7 @@ impl NiiDesk {
         }
         let lines = lines_by_view(&library);
         let mut values: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        let mut kept = Vec::new();
+        let mut scanned = Vec::new();
         for record in library.records() {
             let json = serde_json::to_value(&record.metadata).map_err(nii)?;
             let facts = facts_of(record, &lines);
@@ -362,11 +386,31 @@ impl NiiDesk {
                     set.extend(value.iter().filter(|v| !v.is_empty()).cloned());
                 }
             }
+            scanned.push((record, facts, texts));
+        }
+        // A field offered as a list (few values; never a personal one, whose values are not
+        // listed in bulk) matches a value exactly, case aside; any other, as a substring.
+        let listed = |field: &str| {
+            field != "scan_id"
+                && !is_personal(field)
+                && values.get(field).is_some_and(|v| v.len() <= LIST_AT_MOST)
+        };
+        let mut kept = Vec::new();
+        for (record, facts, texts) in scanned {
             let keep = terms.iter().all(|(field, wanted)| {
+                let exact = listed(field);
                 texts
                     .iter()
                     .find(|(f, _)| f == field)
-                    .is_some_and(|(_, value)| value.iter().any(|v| contains(v, wanted)))
+                    .is_some_and(|(_, value)| {
+                        value.iter().any(|v| {
+                            if exact {
+                                v.to_lowercase() == wanted.to_lowercase()
+                            } else {
+                                contains(v, wanted)
+                            }
+                        })
+                    })
             });
             if keep {
                 kept.push((record, facts));
@@ -414,14 +458,12 @@ impl NiiDesk {
             .iter()
             .filter(|f| personal || !is_personal(f))
             .chain(OTHER_FILTERS.iter())
-            .map(|name| {
-                let found = values.remove(name).unwrap_or_default();
-                FilterField {
-                    name: name.to_string(),
-                    values: (found.len() <= LIST_AT_MOST && *name != "scan_id")
-                        .then(|| found.into_iter().collect()),
-                    current: current(name),
-                }
+            .map(|name| FilterField {
+                name: name.to_string(),
+                values: listed(name)
+                    .then(|| values.get(name).cloned().unwrap_or_default())
+                    .map(|v| v.into_iter().collect()),
+                current: current(name),
             })
             .collect();
         Ok(LibraryPage {
@@ -469,6 +511,17 @@ impl NiiDesk {
                 format!(
                     "{} {}, seed {}, scan {}",
                     g.name, g.version, g.seed, g.index
+                ),
+            ));
+        }
+        if let Some(r) = &p.rendering {
+            provenance.push((
+                "pixels".to_string(),
+                format!(
+                    "approximated from an 8-bit {} {} rendering ({}), not the scanner's transmission",
+                    if r.colour { "pseudo-colour" } else { "gray" },
+                    r.format.to_uppercase(),
+                    r.method
                 ),
             ));
         }
@@ -616,6 +669,15 @@ impl NiiDesk {
         Ok(out)
     }
 
+    /// The review queue with its count of open objects (the API's answer).
+    pub fn dispute_queue(&self) -> Result<DisputeQueue, JobError> {
+        let views = self.disputes()?;
+        Ok(DisputeQueue {
+            open: views.iter().map(|d| d.open).sum(),
+            views,
+        })
+    }
+
     /// A view to review: its consensus after review and the classes to choose from.
     pub fn dispute(&self, scan_id: &str, view: usize) -> Result<DisputeReview, JobError> {
         let library = self.library()?;
@@ -626,11 +688,9 @@ impl NiiDesk {
             )));
         };
         let lines = lines_by_view(&library);
-        let resolved = resolved_of(lines.get(&(scan_id, view)));
-        let mut classes: Vec<String> = THREAT_CLASSES
-            .iter()
-            .map(|c| c.word().to_string())
-            .collect();
+        let view_lines = lines.get(&(scan_id, view));
+        let resolved = resolved_of(view_lines);
+        let mut classes = guideline::current(&library).map_err(nii)?.names();
         for line in library.annotations() {
             for o in &line.objects {
                 if !classes.contains(&o.label) {
@@ -645,6 +705,7 @@ impl NiiDesk {
             height: v.channels[0].image.height,
             resolved,
             classes,
+            lines: view_lines.map_or(0, Vec::len),
         })
     }
 
@@ -659,6 +720,20 @@ impl NiiDesk {
         let _writer = lock(&self.writer);
         let mut library = self.library()?;
         let record = record_of(&library, scan_id)?;
+        if let Some(seen) = decision.seen_lines {
+            let now = library
+                .annotations()
+                .iter()
+                .filter(|l| l.scan_id == scan_id && l.view == decision.view)
+                .count();
+            if now != seen {
+                return Err(JobError::Invalid(format!(
+                    "the annotations of this view changed since the page was drawn ({seen} \
+                     line(s) then, {now} now: another annotator or reviewer saved): look at it \
+                     again and decide"
+                )));
+            }
+        }
         let line = AnnotationRecord {
             scan_id: scan_id.to_string(),
             annotator: reviewer.to_string(),
@@ -788,6 +863,25 @@ mod tests {
                 .matched,
             11
         );
+        // a field offered as a list matches a whole value (case aside); free text, a part
+        assert_eq!(
+            desk.browse(&filter(&[("cargo_type", "PARCEL")]), true)
+                .unwrap()
+                .matched,
+            12
+        );
+        assert_eq!(
+            desk.browse(&filter(&[("cargo_type", "parc")]), true)
+                .unwrap()
+                .matched,
+            0
+        );
+        assert_eq!(
+            desk.browse(&filter(&[("scan_id", "syn-1-")]), true)
+                .unwrap()
+                .matched,
+            12
+        );
         // two filters must both hold
         assert_eq!(
             desk.browse(
@@ -831,6 +925,27 @@ mod tests {
         );
         let review = desk.dispute(&scan, 0).unwrap();
         assert!(review.classes.contains(&"knife".to_string()));
+        assert_eq!(review.lines, 2);
+        let open = |desk: &NiiDesk| desk.quality().unwrap().agreement.unwrap().open;
+        assert_eq!(open(&desk), 1, "the quality report counts the open dispute");
+        // a decision on a page drawn before another annotator saved is refused
+        let older = desk.resolve(
+            &scan,
+            "rev",
+            ReviewDecision {
+                view: 0,
+                kept: Vec::new(),
+                seconds: None,
+                seen_lines: Some(1),
+            },
+        );
+        assert!(
+            older
+                .unwrap_err()
+                .to_string()
+                .contains("changed since the page was drawn"),
+            "refused"
+        );
         // a box outside the view is refused by its field, and nothing is written
         let outside = desk.resolve(
             &scan,
@@ -839,6 +954,7 @@ mod tests {
                 view: 0,
                 kept: vec![obj("knife", [0.0, 0.0, 500.0, 10.0])],
                 seconds: None,
+                seen_lines: None,
             },
         );
         assert!(outside
@@ -854,10 +970,12 @@ mod tests {
                     view: 0,
                     kept: vec![obj("knife", [0.5, 0.0, 10.5, 10.0])],
                     seconds: Some(12.0),
+                    seen_lines: Some(review.lines),
                 },
             )
             .unwrap();
         assert_eq!(resolved.open(), 0);
+        assert_eq!(open(&desk), 0);
         let queue = desk.disputes().unwrap();
         assert_eq!(
             (queue[0].open, queue[0].reviewer.as_deref()),

@@ -14,7 +14,7 @@ use borderlens_nii::dicos::{
     export_dicos, export_secondary_capture, import_dicos, DicomExportSummary,
 };
 use borderlens_nii::generate::{GeneratorParams, ThreatClass};
-use borderlens_nii::import::import_folder;
+use borderlens_nii::import::{import_folder_with, ImportOptions};
 use borderlens_nii::package::{
     export_package, import_package, ExportOptions, ImportSummary, Refusal,
 };
@@ -46,6 +46,10 @@ pub enum NiiCommand {
     Agreement(AgreementArgs),
     /// Read every image of a library back and check its hash, depth and size.
     Verify(VerifyArgs),
+    /// The annotation guideline of a library: its threat and benign classes with definitions
+    /// and example scans. --publish FILE (JSON: {"classes": [{"name", "kind", "definition",
+    /// "examples"}]}) publishes a new version, checked in full first; --history lists them all.
+    Guideline(GuidelineArgs),
     /// Export scans as a scan package (manifest.json + images/<sha256>.png + annotations.json),
     /// the exchange format between administrations. Scans whose licence forbids redistribution
     /// or that are not anonymised are left out and listed (exit 1); --anonymise-key-file
@@ -212,6 +216,11 @@ pub struct ImportScansArgs {
     lib: PathBuf,
     /// The folder with metadata.csv (docs/nii.md, "Bringing your own scans").
     folder: PathBuf,
+    /// Take 8-bit JPEG and PNG renderings too (public sets such as SIXray and PIDray):
+    /// approximated back to transmission, a colour one giving both energies, and marked so in
+    /// each scan's provenance. Without it they are refused.
+    #[arg(long)]
+    renderings: bool,
 }
 
 #[derive(Args)]
@@ -301,6 +310,44 @@ pub struct AgreementArgs {
 pub struct VerifyArgs {
     /// Library folder.
     library: PathBuf,
+}
+
+#[derive(Args)]
+pub struct GuidelineArgs {
+    /// Library folder.
+    library: PathBuf,
+    /// Publish a new version from this JSON file.
+    #[arg(long)]
+    publish: Option<PathBuf>,
+    /// Every version, oldest first.
+    #[arg(long, conflicts_with = "publish")]
+    history: bool,
+}
+
+/// What `nii guideline --publish` reads.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuidelineFile {
+    classes: Vec<borderlens_nii::guideline::GuidelineClass>,
+}
+
+fn print_guideline(g: &borderlens_nii::guideline::Guideline) -> anyhow::Result<()> {
+    if g.version == 0 {
+        outln!("guideline version 0 (built in: none published yet)");
+    } else {
+        outln!(
+            "guideline version {} (published {})",
+            g.version,
+            g.published
+        );
+    }
+    for c in &g.classes {
+        outln!("  {} ({}): {}", c.name, c.kind.word(), c.definition);
+        if !c.examples.is_empty() {
+            outln!("    examples: {}", c.examples.join(", "));
+        }
+    }
+    Ok(())
 }
 
 fn classes(words: &Option<Vec<String>>) -> anyhow::Result<Vec<ThreatClass>> {
@@ -516,7 +563,14 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
         NiiCommand::ImportDicos(a) => {
             import_into(&a.lib, &a.folder, "DICOS folder", json, import_dicos)
         }
-        NiiCommand::ImportScans(a) => import_into(&a.lib, &a.folder, "folder", json, import_folder),
+        NiiCommand::ImportScans(a) => {
+            let options = ImportOptions {
+                renderings: a.renderings,
+            };
+            import_into(&a.lib, &a.folder, "folder", json, |library, dir| {
+                import_folder_with(library, dir, options)
+            })
+        }
         NiiCommand::ExportDicos(a) => {
             no_organisation(&a.export)?;
             let mut options = export_options(&a.export)?;
@@ -624,6 +678,53 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
                 Err(e) => refused_input("COCO file", &e, json),
             }
         }
+        NiiCommand::Guideline(a) => {
+            use borderlens_nii::guideline;
+            let library = Library::open(&a.library)?;
+            if let Some(file) = &a.publish {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                let parsed: GuidelineFile = match serde_json::from_str(&text) {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        eprintln!(
+                            "borderlens: guideline refused, nothing published: {}:{}:{}: {e}",
+                            file.display(),
+                            e.line(),
+                            e.column()
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                };
+                if let Err((field, reason)) = guideline::check_classes(&parsed.classes, &library) {
+                    eprintln!(
+                        "borderlens: guideline refused, nothing published: {}: field {field}: {reason}",
+                        file.display()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                let published = guideline::publish(&library, parsed.classes)?;
+                if json {
+                    print_json(&published)?;
+                } else {
+                    print_guideline(&published)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let versions = if a.history {
+                guideline::history(&library)?
+            } else {
+                vec![guideline::current(&library)?]
+            };
+            if json {
+                print_json(&versions)?;
+            } else {
+                for g in &versions {
+                    print_guideline(g)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         NiiCommand::Verify(a) => {
             let library = Library::open(&a.library)?;
             let mut problems: Vec<String> =
@@ -661,7 +762,7 @@ fn import_into(
     input: &Path,
     what: &str,
     json: bool,
-    import: fn(&mut Library, &Path) -> Result<ImportSummary, LibraryError>,
+    import: impl FnOnce(&mut Library, &Path) -> Result<ImportSummary, LibraryError>,
 ) -> anyhow::Result<ExitCode> {
     let mut library = Library::create(lib)?;
     warn_recovered(&library);
@@ -824,6 +925,15 @@ fn print_report(r: &QualityReport, lib: &Path, charts: Option<&Path>) -> anyhow:
         "counts as real".to_string(),
         format!("{} scans", r.counts_as_real),
     ]);
+    if r.from_renderings > 0 {
+        t.add_row(vec![
+            "approximated".to_string(),
+            format!(
+                "{} scans from 8-bit renderings (pixels not the scanner's)",
+                r.from_renderings
+            ),
+        ]);
+    }
     t.add_row(vec![
         "class balance".to_string(),
         counts_line(&r.balance.classes),
@@ -911,10 +1021,11 @@ fn print_report(r: &QualityReport, lib: &Path, charts: Option<&Path>) -> anyhow:
             t.add_row(vec![
                 "disputed".to_string(),
                 format!(
-                    "{} of {} objects ({:.1}%)",
+                    "{} of {} objects ({:.1}%), {} not yet decided by a reviewer",
                     a.disputed,
                     a.objects,
-                    100.0 * a.disputed_share
+                    100.0 * a.disputed_share,
+                    a.open
                 ),
             ]);
         }

@@ -987,6 +987,218 @@ fn import_scans_from_a_folder_then_report_on_them() {
     );
 }
 
+#[test]
+fn a_copy_of_a_public_set_in_8_bit_jpeg_is_imported_with_renderings_then_reported() {
+    // A SIXray-like copy: pseudo-colour JPEG pictures of scans, with their boxes. Made here from
+    // generated scans through the viewer's own palette, so the true transmission is known.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout_json(&borderlens(
+        d,
+        &[
+            "nii", "generate", "--count", "2", "--seed", "1", "--out", "gen", "--size", "128",
+            "--json",
+        ],
+    ));
+    let generated = borderlens_nii::library::Library::open(&d.join("gen")).unwrap();
+    let folder = d.join("sixray");
+    std::fs::create_dir_all(&folder).unwrap();
+    let voc = d.join("sixray-annotations");
+    std::fs::create_dir_all(&voc).unwrap();
+    let mut originals = Vec::new();
+    let mut truth_boxes = 0;
+    for (i, record) in generated.records().iter().enumerate() {
+        let [low, high] = generated.read_view(record, 0).unwrap();
+        let (low, high) = (low.unwrap(), high.unwrap());
+        let picture = borderlens_nii::rendering::render(&high, Some(&low));
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 90)
+            .encode(
+                &picture.data,
+                picture.width as u16,
+                picture.height as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .unwrap();
+        let id = format!("P{:05}", i + 1);
+        std::fs::write(folder.join(format!("{id}.jpg")), jpeg).unwrap();
+        // Pascal VOC, as SIXray ships its boxes: 1-based, inclusive.
+        let mut xml = format!(
+            "<annotation><filename>{id}.jpg</filename><size><width>128</width><height>128</height></size>"
+        );
+        // One box drawn past the image's edges: clipped to it.
+        xml.push_str("<object><name>Gun</name><bndbox><xmin>0</xmin><ymin>1</ymin><xmax>500</xmax><ymax>20</ymax></bndbox></object>");
+        for t in record.truth.iter().filter(|t| t.view == 0) {
+            let b = &t.bbox;
+            xml.push_str(&format!(
+                "<object><name>{}</name><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>",
+                t.class, b.x0 + 1.0, b.y0 + 1.0, b.x1, b.y1
+            ));
+        }
+        xml.push_str("</annotation>");
+        std::fs::write(voc.join(format!("{id}.xml")), xml).unwrap();
+        truth_boxes += 1;
+        truth_boxes += record.truth.iter().filter(|t| t.view == 0).count();
+        originals.push((id, high, record.truth.clone()));
+    }
+    // The boxes of an image this copy does not hold (another split): skipped.
+    std::fs::write(
+        voc.join("P09999.xml"),
+        "<annotation><filename>P09999.jpg</filename><object><name>knife</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>",
+    )
+    .unwrap();
+    // The script README points to writes metadata.csv and boxes.csv from the set's files.
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/public_set_to_import.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&folder)
+        .args([
+            "--licence",
+            "SIXray (academic use only)",
+            "--scanned-at",
+            "2019-01-01T00:00:00",
+            "--annotator",
+            "sixray",
+        ])
+        .arg("--voc")
+        .arg(&voc)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 boxes skipped (other images)"), "{said}");
+    let boxes = std::fs::read_to_string(folder.join("boxes.csv")).unwrap();
+    assert_eq!(boxes.lines().count(), truth_boxes + 1, "{boxes}");
+    assert!(
+        boxes.contains("P00001,sixray,gun,0.0,0.0,128.0,20.0"),
+        "{boxes}"
+    );
+
+    // As they are: refused, with the way out named.
+    let out = borderlens(d, &["nii", "import-scans", "--lib", "lib", "sixray"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("metadata.csv:2: field file")
+            && err.contains("P00001.jpg")
+            && err.contains("--renderings"),
+        "{err}"
+    );
+    // With --renderings: two dual-energy scans, marked as approximated.
+    let s = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "import-scans",
+            "--lib",
+            "lib",
+            "sixray",
+            "--renderings",
+            "--json",
+        ],
+    ));
+    assert_eq!(s["scans_added"], 2, "{s}");
+    assert!(s["annotations_added"].as_u64().unwrap() >= 1, "{s}");
+    let again = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "import-scans",
+            "--lib",
+            "lib",
+            "sixray",
+            "--renderings",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (
+            again["scans_added"].as_u64(),
+            again["annotations_added"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let library = borderlens_nii::library::Library::open(&d.join("lib")).unwrap();
+    for (id, original, truth) in &originals {
+        // The set's boxes are the library's: the truth's, in our 0-based exclusive pixels.
+        let drawn: Vec<_> = library
+            .annotations()
+            .iter()
+            .filter(|a| a.scan_id == *id && a.annotator == "sixray")
+            .flat_map(|a| a.objects.clone())
+            .collect();
+        for t in truth.iter().filter(|t| t.view == 0) {
+            assert!(
+                drawn.iter().any(|o| {
+                    let (a, b) = (&o.bbox, &t.bbox);
+                    o.label == t.class
+                        && [a.x0 - b.x0, a.y0 - b.y0, a.x1 - b.x1, a.y1 - b.y1]
+                            .iter()
+                            .all(|d| d.abs() < 1e-9)
+                }),
+                "{id}: {t:?} not in {drawn:?}"
+            );
+        }
+        let record = library.get(id).unwrap();
+        let rendering = record.provenance.rendering.as_ref().expect("marked");
+        assert_eq!(
+            (rendering.format.as_str(), rendering.colour),
+            ("jpeg", true)
+        );
+        let [low, high] = library.read_view(record, 0).unwrap();
+        assert!(low.is_some(), "a colour rendering gives both energies");
+        let high = high.unwrap();
+        // The brightness is the high channel's transmission, within the JPEG's noise.
+        let error: f64 = original
+            .data
+            .iter()
+            .zip(&high.data)
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs() / 65535.0)
+            .sum::<f64>()
+            / original.data.len() as f64;
+        assert!(error < 0.03, "{id}: mean |ΔT| {error}");
+    }
+    let report = stdout_json(&borderlens(d, &["nii", "report", "lib", "--json"]));
+    assert_eq!(
+        (report["scans"].as_u64(), report["from_renderings"].as_u64()),
+        (Some(2), Some(2)),
+        "{report}"
+    );
+    assert_eq!(report["resolution"]["dual_energy"], 2, "{report}");
+    let text = borderlens(d, &["nii", "report", "lib"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("2 scans from 8-bit renderings"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    let verify = borderlens(d, &["nii", "verify", "lib"]);
+    assert_eq!(verify.status.code(), Some(0));
+    // Its licence keeps it here: an export leaves every scan out, naming why.
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "export-coco",
+            "--lib",
+            "lib",
+            "--out",
+            "coco",
+            "--source",
+            "sixray",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("P00001")
+            || String::from_utf8_lossy(&out.stdout).contains("P00001")
+    );
+}
+
 /// The command failed with exit status 2 and said `needle` on stderr.
 fn refused_with(out: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1344,5 +1556,65 @@ fn retrain_registers_versions_and_models_lists_them() {
         listed["models"].as_array().unwrap().len(),
         2,
         "nothing registered"
+    );
+}
+
+/// The guideline: the built-in one until a version is published; a file naming a scan the
+/// library lacks is refused by its field and publishes nothing; versions are kept.
+#[test]
+fn publish_the_annotation_guideline_and_read_its_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let generated = borderlens(
+        d,
+        &[
+            "nii", "generate", "--count", "2", "--seed", "4", "--out", "lib", "--size", "64",
+        ],
+    );
+    assert!(generated.status.success());
+    let built_in = stdout_json(&borderlens(d, &["nii", "guideline", "lib", "--json"]));
+    assert_eq!(built_in[0]["version"], 0);
+    assert_eq!(built_in[0]["classes"][0]["name"], "knife");
+    std::fs::write(
+        d.join("bad.json"),
+        r#"{"classes": [{"name": "gun", "kind": "threat", "definition": "a gun of any kind",
+            "examples": ["syn-4-999999"]}]}"#,
+    )
+    .unwrap();
+    let refused = borderlens(d, &["nii", "guideline", "lib", "--publish", "bad.json"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("bad.json: field classes[0].examples[0]: scan 'syn-4-999999'"),
+        "{stderr}"
+    );
+    assert!(!d.join("lib/guideline.jsonl").exists());
+    std::fs::write(
+        d.join("g.json"),
+        r#"{"classes": [
+            {"name": "knife", "kind": "threat", "definition": "a knife with a handle",
+             "examples": ["syn-4-000001"]},
+            {"name": "laptop", "kind": "benign", "definition": "a laptop, closed or open"}]}"#,
+    )
+    .unwrap();
+    for version in [1, 2] {
+        let published = stdout_json(&borderlens(
+            d,
+            &["nii", "guideline", "lib", "--publish", "g.json", "--json"],
+        ));
+        assert_eq!(published["version"], version);
+        assert_eq!(published["classes"][1]["kind"], "benign");
+    }
+    let history = stdout_json(&borderlens(
+        d,
+        &["nii", "guideline", "lib", "--history", "--json"],
+    ));
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    let text = borderlens(d, &["nii", "guideline", "lib"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("guideline version 2"), "{text}");
+    assert!(
+        text.contains("laptop (benign): a laptop, closed or open"),
+        "{text}"
     );
 }

@@ -19,9 +19,10 @@
 //!    reviewer's boxes overlaps (IoU at the threshold, one to one, greatest overlap first) is
 //!    kept with the reviewer's label and box; one that none overlaps was rejected. A reviewer's
 //!    box that overlaps no merged object is an object the annotators missed, added. When an
-//!    annotator saved a line after the review, the review is stale: what it kept stays kept, but
-//!    nothing it did not see is taken as rejected (those objects are open again). Undisputed
-//!    objects are never changed by a review.
+//!    annotator saved a line after the review, the review is stale: each disputed object keeps
+//!    the decision taken on the object the review saw at its place (kept or rejected), and an
+//!    object the review did not see is open (never taken as rejected) unless the reviewer had
+//!    added one there. Undisputed objects are never changed by a review.
 //!
 //! Written here rather than taken from a crate: no Rust crate implements weighted boxes fusion
 //! with absent annotators and quorum; the algorithm is short and fully tested by hand.
@@ -313,99 +314,169 @@ impl ResolvedView {
     }
 }
 
-/// The consensus of one view after review, from its annotation lines **in the order they were
-/// saved** (machine lines are ignored; an annotator's or reviewer's later line replaces their
-/// earlier one). See step 5 of the module doc.
-pub fn resolve_view(lines: &[&AnnotationRecord], options: &ConsensusOptions) -> ResolvedView {
-    // the latest line of each annotator, and the position of the latest annotator line
-    let mut latest: Vec<(usize, &AnnotationRecord)> = Vec::new();
-    let mut review: Option<(usize, &AnnotationRecord)> = None;
-    for (i, line) in lines.iter().enumerate() {
-        match line.role {
-            AnnotationRole::Annotator => {
-                latest.retain(|(_, l)| l.annotator != line.annotator);
-                latest.push((i, line));
-            }
-            AnnotationRole::Reviewer => review = Some((i, line)),
-            AnnotationRole::Machine => {}
-        }
+/// The latest line of each annotator among `lines` (in save order).
+fn latest_annotators<'a>(lines: &[&'a AnnotationRecord]) -> Vec<&'a AnnotationRecord> {
+    let mut latest: Vec<&AnnotationRecord> = Vec::new();
+    for line in lines.iter().filter(|l| l.role == AnnotationRole::Annotator) {
+        latest.retain(|l| l.annotator != line.annotator);
+        latest.push(line);
     }
+    latest
+}
+
+fn merge(latest: &[&AnnotationRecord], options: &ConsensusOptions) -> Vec<MergedObject> {
     let input: Vec<AnnotatorObjects> = latest
         .iter()
-        .map(|(_, l)| AnnotatorObjects {
+        .map(|l| AnnotatorObjects {
             annotator: l.annotator.clone(),
             objects: l.objects.clone(),
         })
         .collect();
-    let merged = if input.is_empty() {
+    if input.is_empty() {
         Vec::new()
     } else {
         consensus(&input, options)
-    };
-    let stale = match review {
-        Some((at, _)) => latest.iter().any(|(i, _)| *i > at),
-        None => false,
-    };
-    let mut decisions: Vec<Decision> = merged
-        .iter()
-        .map(|m| {
-            if m.disputed() {
-                Decision::Open
-            } else {
-                Decision::Undisputed
+    }
+}
+
+/// A review applied to the merged objects it saw: each one's decision, and the reviewer's
+/// boxes that overlap none of them (additions).
+fn decide(
+    merged: &[MergedObject],
+    review: &AnnotationRecord,
+    options: &ConsensusOptions,
+) -> (Vec<Decision>, Vec<AnnotatedObject>) {
+    // pairs (IoU, merged, reviewer object), greatest overlap first, matched one to one
+    let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+    for (m, object_m) in merged.iter().enumerate() {
+        for (o, object) in review.objects.iter().enumerate() {
+            let iou = object_m.bbox.iou(&object.bbox);
+            if iou >= options.iou_threshold {
+                pairs.push((iou, m, o));
             }
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut matched: Vec<Option<usize>> = vec![None; merged.len()];
+    let mut used = vec![false; review.objects.len()];
+    for (_, m, o) in pairs {
+        if matched[m].is_none() && !used[o] {
+            matched[m] = Some(o);
+            used[o] = true;
+        }
+    }
+    let decisions = merged
+        .iter()
+        .zip(&matched)
+        .map(|(m, o)| match (m.disputed(), o) {
+            (false, _) => Decision::Undisputed,
+            (true, Some(o)) => Decision::Kept {
+                reviewer: review.annotator.clone(),
+                object: review.objects[*o].clone(),
+            },
+            (true, None) => Decision::Rejected {
+                reviewer: review.annotator.clone(),
+            },
         })
         .collect();
-    let mut added = Vec::new();
-    if let Some((_, line)) = review {
-        // pairs (IoU, merged, reviewer object), greatest overlap first, matched one to one
-        let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
-        for (m, merged) in merged.iter().enumerate() {
-            for (o, object) in line.objects.iter().enumerate() {
-                let iou = merged.bbox.iou(&object.bbox);
-                if iou >= options.iou_threshold {
-                    pairs.push((iou, m, o));
-                }
-            }
-        }
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let (mut merged_used, mut object_used) =
-            (vec![false; merged.len()], vec![false; line.objects.len()]);
-        for (_, m, o) in pairs {
-            if merged_used[m] || object_used[o] {
-                continue;
-            }
-            merged_used[m] = true;
-            object_used[o] = true;
-            if merged[m].disputed() {
-                decisions[m] = Decision::Kept {
-                    reviewer: line.annotator.clone(),
-                    object: line.objects[o].clone(),
+    let added = review
+        .objects
+        .iter()
+        .zip(&used)
+        .filter(|(_, used)| !**used)
+        .map(|(o, _)| o.clone())
+        .collect();
+    (decisions, added)
+}
+
+/// The consensus of one view after review, from its annotation lines **in the order they were
+/// saved** (machine lines are ignored; an annotator's or reviewer's later line replaces their
+/// earlier one). See step 5 of the module doc.
+///
+/// The latest reviewer line decides the objects it saw: the consensus of the annotator lines
+/// saved before it. When annotators saved since (the review is stale), each disputed object of
+/// today's consensus takes the decision of the object the review saw at its place (greatest
+/// IoU at the threshold); one the review did not see is open, unless the reviewer added an
+/// object there (then it is that object, counted once).
+pub fn resolve_view(lines: &[&AnnotationRecord], options: &ConsensusOptions) -> ResolvedView {
+    let latest = latest_annotators(lines);
+    let merged = merge(&latest, options);
+    let annotators: Vec<String> = latest.iter().map(|l| l.annotator.clone()).collect();
+    let review = lines
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| l.role == AnnotationRole::Reviewer);
+    let Some((at, review)) = review else {
+        let merged = merged
+            .into_iter()
+            .map(|m| {
+                let d = if m.disputed() {
+                    Decision::Open
+                } else {
+                    Decision::Undisputed
                 };
-            }
-        }
-        if !stale {
-            for (m, decision) in decisions.iter_mut().enumerate() {
-                if *decision == Decision::Open && !merged_used[m] {
-                    *decision = Decision::Rejected {
-                        reviewer: line.annotator.clone(),
-                    };
-                }
-            }
-        }
-        added = line
-            .objects
-            .iter()
-            .zip(&object_used)
-            .filter(|(_, used)| !**used)
-            .map(|(o, _)| o.clone())
+                (m, d)
+            })
             .collect();
+        return ResolvedView {
+            annotators,
+            merged,
+            added: Vec::new(),
+            reviewer: None,
+            stale: false,
+        };
+    };
+    let stale = lines[at + 1..]
+        .iter()
+        .any(|l| l.role == AnnotationRole::Annotator);
+    if !stale {
+        let (decisions, added) = decide(&merged, review, options);
+        return ResolvedView {
+            annotators,
+            merged: merged.into_iter().zip(decisions).collect(),
+            added,
+            reviewer: Some(review.annotator.clone()),
+            stale,
+        };
+    }
+    let seen = merge(&latest_annotators(&lines[..at]), options);
+    let (seen_decisions, mut added) = decide(&seen, review, options);
+    let mut decisions = Vec::with_capacity(merged.len());
+    for m in &merged {
+        if !m.disputed() {
+            decisions.push(Decision::Undisputed);
+            continue;
+        }
+        let place = seen
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.bbox.iou(&m.bbox), i))
+            .filter(|(iou, _)| *iou >= options.iou_threshold)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let decision = match place {
+            Some((_, i)) => match &seen_decisions[i] {
+                d @ (Decision::Kept { .. } | Decision::Rejected { .. }) => d.clone(),
+                _ => Decision::Open,
+            },
+            None => match added
+                .iter()
+                .position(|a| a.bbox.iou(&m.bbox) >= options.iou_threshold)
+            {
+                Some(k) => Decision::Kept {
+                    reviewer: review.annotator.clone(),
+                    object: added.remove(k),
+                },
+                None => Decision::Open,
+            },
+        };
+        decisions.push(decision);
     }
     ResolvedView {
-        annotators: input.into_iter().map(|a| a.annotator).collect(),
+        annotators,
         merged: merged.into_iter().zip(decisions).collect(),
         added,
-        reviewer: review.map(|(_, l)| l.annotator.clone()),
+        reviewer: Some(review.annotator.clone()),
         stale,
     }
 }
@@ -661,5 +732,65 @@ pub(crate) mod tests {
         let resolved = resolve_view(&[&a, &m, &a2], &ConsensusOptions::default());
         assert_eq!(resolved.annotators, ["a"]);
         assert!(resolved.merged.is_empty());
+    }
+
+    #[test]
+    fn a_stale_review_keeps_its_rejections_and_counts_an_added_object_once() {
+        use AnnotationRole::{Annotator, Reviewer};
+        let a = line(
+            "a",
+            Annotator,
+            vec![
+                obj("knife", [0.0, 0.0, 10.0, 10.0]),
+                obj("bottle", [30.0, 30.0, 40.0, 40.0]),
+            ],
+        );
+        let b = line("b", Annotator, vec![obj("knife", [0.0, 0.0, 10.0, 10.0])]);
+        // the reviewer rejects the bottle (b absent) and adds a gun nobody drew
+        let r = line("rev", Reviewer, vec![obj("gun", [60.0, 60.0, 80.0, 80.0])]);
+        let options = ConsensusOptions::default();
+        let fresh = resolve_view(&[&a, &b, &r], &options);
+        assert!(!fresh.stale);
+        let labels = |v: &ResolvedView| -> Vec<String> {
+            v.objects().into_iter().map(|o| o.label).collect()
+        };
+        assert_eq!(labels(&fresh), ["knife", "gun"]);
+        // b saves again, unchanged, and c draws the bottle and the gun: the bottle (now two
+        // votes of three, accepted by the quorum) stays rejected, the gun is counted once
+        let b2 = line("b", Annotator, vec![obj("knife", [0.0, 0.0, 10.0, 10.0])]);
+        let c = line(
+            "c",
+            Annotator,
+            vec![
+                obj("knife", [0.0, 0.0, 10.0, 10.0]),
+                obj("bottle", [30.0, 30.0, 40.0, 40.0]),
+                obj("gun", [60.0, 60.0, 79.0, 80.0]),
+            ],
+        );
+        let stale = resolve_view(&[&a, &b, &r, &b2, &c], &options);
+        assert!(stale.stale);
+        let bottle = stale
+            .merged
+            .iter()
+            .find(|(m, _)| m.label == "bottle")
+            .unwrap();
+        assert!(bottle.0.accepted, "two votes of three");
+        assert_eq!(
+            bottle.1,
+            Decision::Rejected {
+                reviewer: "rev".into()
+            }
+        );
+        let gun = stale.merged.iter().find(|(m, _)| m.label == "gun").unwrap();
+        assert_eq!(
+            gun.1,
+            Decision::Kept {
+                reviewer: "rev".into(),
+                object: obj("gun", [60.0, 60.0, 80.0, 80.0])
+            }
+        );
+        assert!(stale.added.is_empty());
+        assert_eq!(stale.open(), 0);
+        assert_eq!(labels(&stale), ["knife", "gun"]);
     }
 }

@@ -396,11 +396,30 @@ fn image_object(
         tags::IMAGE_TYPE,
         VR::CS,
         &[
-            "ORIGINAL".into(),
+            // Pixels approximated from a rendering are derived, not what the scanner measured.
+            if record.provenance.rendering.is_some() {
+                "DERIVED".into()
+            } else {
+                "ORIGINAL".into()
+            },
             "PRIMARY".into(),
             energy.word().to_uppercase(),
         ],
     );
+    if let Some(r) = &record.provenance.rendering {
+        put_str(
+            &mut obj,
+            tags::DERIVATION_DESCRIPTION,
+            VR::ST,
+            &format!(
+                "approximated from an 8-bit {} rendering ({})",
+                r.format, r.method
+            ),
+        );
+        if r.format == "jpeg" {
+            put_str(&mut obj, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "01");
+        }
+    }
     if let Some((date, time, dt)) = dicom_date_time(&record.metadata.scanned_at) {
         put_str(&mut obj, tags::ACQUISITION_DATE_TIME, VR::DT, &dt);
         put_str(&mut obj, tags::CONTENT_DATE, VR::DA, &date);
@@ -1950,6 +1969,55 @@ mod tests {
         let s = export_dicos(&lib, &only_real, &none).unwrap();
         assert!(s.folder.is_none());
         assert_eq!(fs::read_dir(&none).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn pixels_from_a_rendering_are_exported_as_derived_and_read_back_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("in");
+        std::fs::create_dir_all(&folder).unwrap();
+        let params = crate::generate::GeneratorParams {
+            width: 64,
+            height: 64,
+            ..Default::default()
+        };
+        let scan = crate::generate::generate_scan(&params, 3, 0);
+        let picture = crate::rendering::render(&scan.high, Some(&scan.low));
+        std::fs::write(folder.join("a.png"), picture.to_png().unwrap()).unwrap();
+        std::fs::write(
+            folder.join("metadata.csv"),
+            "scan_id,file,scanned_at,scanner_model,mm_per_pixel,cargo_type,licence,redistributable\n\
+             set-1,a.png,2019-01-01T00:00:00,unknown,1.0,bag,CC-BY-4.0,true\n",
+        )
+        .unwrap();
+        let mut lib = Library::create(&dir.path().join("lib")).unwrap();
+        let renderings = crate::import::ImportOptions { renderings: true };
+        crate::import::import_folder_with(&mut lib, &folder, renderings).unwrap();
+        let out = dir.path().join("dicos");
+        // A real scan leaves only anonymised.
+        let s = export_dicos(&lib, &options(false, false), &out).unwrap();
+        assert_eq!(s.scans, 1);
+        for energy in ["low", "high"] {
+            let obj = open(&out.join("set-1").join(format!("v0-{energy}.dcm")));
+            let image_type = obj
+                .get(tags::IMAGE_TYPE)
+                .and_then(|e| e.to_multi_str().ok())
+                .unwrap();
+            assert_eq!(image_type[0].trim(), "DERIVED");
+            let how = text_of(&obj, tags::DERIVATION_DESCRIPTION).unwrap();
+            assert!(how.contains("8-bit png rendering"), "{how}");
+            assert!(
+                text_of(&obj, tags::LOSSY_IMAGE_COMPRESSION).is_none(),
+                "a PNG is lossless"
+            );
+        }
+        let mut back = Library::create(&dir.path().join("back")).unwrap();
+        import_dicos(&mut back, &out).unwrap();
+        assert_eq!(
+            back.get("set-1").unwrap().provenance.rendering,
+            lib.get("set-1").unwrap().provenance.rendering
+        );
+        assert!(back.get("set-1").unwrap().provenance.rendering.is_some());
     }
 
     #[test]

@@ -1130,6 +1130,7 @@ pub fn generate_scan(params: &GeneratorParams, seed: u64, index: u64) -> Generat
         projections: Vec::new(),
         licence: SYNTHETIC_LICENCE.to_string(),
         redistributable: true,
+        rendering: None,
     };
     GeneratedScan {
         metadata,

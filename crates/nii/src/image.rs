@@ -2,7 +2,8 @@
 //!
 //! A transmission image holds `I / I0` per pixel as `round(T · 65535)`: 65535 is air (nothing in
 //! the beam), 0 is opaque. Only 16-bit grayscale PNG is accepted for it: an 8-bit image or a
-//! pseudo-colour (RGB) rendering has lost the physics and is refused, never converted.
+//! pseudo-colour (RGB) rendering has lost the physics and is refused here, never converted
+//! silently (`rendering.rs` approximates one when asked, and the provenance says so).
 //! Decoding checks the header first, so an oversized image is refused before any pixel buffer is
 //! allocated ([`MAX_SIDE`], [`MAX_PIXELS`]).
 

@@ -9,6 +9,10 @@
 //! nothing is written unless all of it passes, and importing the same folder again changes
 //! nothing. An error names the file, the line and the field. Memory: one image at a time (its
 //! pixels go to the staging package as PNG at once).
+//!
+//! With [`ImportOptions::renderings`], 8-bit JPEG and PNG pictures (the public sets SIXray,
+//! PIDray…) are taken too, approximated back to transmission by [`crate::rendering`] and marked
+//! so in the scan's provenance; a colour rendering gives both energies of its view.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -24,6 +28,7 @@ use crate::package::{
     import_staged, read_capped, write_staged, ImportSummary, ScanAnnotations, SourceObjects,
     StagedImages,
 };
+use crate::rendering::{self, RenderingRecord};
 use crate::scan::{Channel, Energy, ImageRef, Metadata, Provenance, ScanRecord, Source, View};
 
 /// The metadata file of an import folder.
@@ -220,6 +225,62 @@ fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<(u64, T)
     Ok(out)
 }
 
+/// How an import folder is read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImportOptions {
+    /// take 8-bit JPEG and PNG renderings too, approximated back to transmission
+    /// ([`crate::rendering`]); without it they are refused
+    pub renderings: bool,
+}
+
+/// What one image file gave.
+enum Read {
+    /// 16-bit transmission, as the scanner wrote it
+    Transmission(Image16),
+    /// an 8-bit rendering's approximation: the high channel, the low one for colour
+    Rendering(Image16, Option<Image16>, RenderingRecord),
+}
+
+/// Whether a PNG file's header says 16-bit grayscale (the transmission a scanner writes).
+fn png_is_transmission(bytes: &[u8]) -> bool {
+    png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_header_info()
+        .is_ok_and(|h| {
+            h.bit_depth == png::BitDepth::Sixteen && h.color_type == png::ColorType::Grayscale
+        })
+}
+
+/// Reads one image file: 16-bit transmission (grayscale PNG or TIFF), or, with
+/// `renderings`, an 8-bit JPEG or PNG rendering approximated back to transmission.
+fn read_file(path: &Path, renderings: bool) -> Result<Read, String> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let format = match ext.as_str() {
+        "jpg" | "jpeg" if renderings => "jpeg",
+        "png" if renderings => "png",
+        _ => return read_image(path).map(Read::Transmission),
+    };
+    let bytes =
+        read_capped(path, MAX_IMAGE_FILE_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
+    if format == "png" && png_is_transmission(&bytes) {
+        return Image16::from_png(&bytes)
+            .map(Read::Transmission)
+            .map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let picture =
+        rendering::decode(&bytes, format).map_err(|e| format!("{}: {e}", path.display()))?;
+    drop(bytes);
+    let (high, low) = rendering::approximate(&picture);
+    let record = RenderingRecord {
+        format: format.to_string(),
+        colour: low.is_some(),
+        method: rendering::METHOD.to_string(),
+    };
+    Ok(Read::Rendering(high, low, record))
+}
+
 /// Reads one image file as 16-bit transmission: a 16-bit grayscale PNG or TIFF.
 fn read_image(path: &Path) -> Result<Image16, String> {
     let ext = path
@@ -231,7 +292,7 @@ fn read_image(path: &Path) -> Result<Image16, String> {
         "tif" | "tiff" => Image16::from_tiff,
         "jpg" | "jpeg" => {
             return Err(format!(
-                "{}: a JPEG is 8-bit and lossy, a rendering, not transmission; bring the scanner's 16-bit PNG or TIFF",
+                "{}: a JPEG is 8-bit and lossy, a rendering, not transmission; bring the scanner's 16-bit PNG or TIFF, or import with --renderings to approximate it (marked so in the provenance)",
                 path.display()
             ))
         }
@@ -244,7 +305,17 @@ fn read_image(path: &Path) -> Result<Image16, String> {
     };
     let bytes =
         read_capped(path, MAX_IMAGE_FILE_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
-    decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    decode(&bytes).map_err(|e| match e {
+        crate::image::ImageError::Format { ref found, .. }
+            if ext == "png" && found.starts_with("8-bit") =>
+        {
+            format!(
+                "{}: {e}; an 8-bit rendering is approximated with --renderings (marked so in the provenance)",
+                path.display()
+            )
+        }
+        e => format!("{}: {e}", path.display()),
+    })
 }
 
 /// One annotator's boxes on one view, and the seconds the annotation took.
@@ -256,10 +327,19 @@ struct Draft {
     fields: Map<String, Value>,
     field_lines: HashMap<String, u64>,
     views: Vec<(String, Vec<Channel>)>,
+    /// the rendering its images were approximated from, with the line of the first; or the
+    /// line of its first 16-bit image
+    rendering: Option<(RenderingRecord, u64)>,
+    transmission: Option<u64>,
 }
 
 /// Reads an import folder into a scan package at `staging`.
-fn folder_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<(), LibraryError> {
+fn folder_to_package(
+    dir: &Path,
+    staging: &Path,
+    library: &Library,
+    options: ImportOptions,
+) -> Result<(), LibraryError> {
     let meta_path = dir.join(METADATA_FILE);
     if !meta_path.is_file() {
         return Err(crate::package::fail(
@@ -285,6 +365,8 @@ fn folder_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<()
                 fields: Map::new(),
                 field_lines: HashMap::new(),
                 views: Vec::new(),
+                rendering: None,
+                transmission: None,
             }
         });
         let fields = row
@@ -317,13 +399,13 @@ fn folder_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<()
             .filter(|v| !v.is_empty())
             .unwrap_or("top")
             .to_string();
-        let energy = match row
+        let energy_given = row
             .energy
             .as_deref()
             .map(|e| e.trim().to_lowercase())
-            .as_deref()
-        {
-            None | Some("") | Some("high") => Energy::High,
+            .filter(|e| !e.is_empty());
+        let energy = match energy_given.as_deref() {
+            None | Some("high") => Energy::High,
             Some("low") => Energy::Low,
             Some(other) => {
                 return Err(fail_at(
@@ -341,54 +423,101 @@ fn folder_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<()
                 draft.views.len() - 1
             }
         };
-        if draft.views[slot].1.iter().any(|c| c.energy == energy) {
-            return Err(fail_at(
-                &meta_path,
-                line,
-                "energy",
-                format!(
-                    "view '{view}' of scan '{id}' has its {} energy image already",
-                    energy.word()
-                ),
-            ));
-        }
         let file = Path::new(row.file.trim());
         let path = if file.is_absolute() {
             file.to_path_buf()
         } else {
             dir.join(file)
         };
-        let image = read_image(&path).map_err(|e| fail_at(&meta_path, line, "file", e))?;
-        let png = image
-            .to_png()
-            .map_err(|e| fail_at(&meta_path, line, "file", e.to_string()))?;
-        let (width, height) = (image.width, image.height);
-        drop(image);
-        if let Some(other) = draft.views[slot].1.first() {
-            if (other.image.width, other.image.height) != (width, height) {
+        let images = match read_file(&path, options.renderings)
+            .map_err(|e| fail_at(&meta_path, line, "file", e))?
+        {
+            Read::Transmission(image) => {
+                if let Some((_, first)) = &draft.rendering {
+                    return Err(fail_at(&meta_path, line, "file", format!(
+                        "{}: 16-bit transmission, but scan '{id}' was given as a rendering on line {first}; a scan is one or the other",
+                        path.display()
+                    )));
+                }
+                draft.transmission.get_or_insert(line);
+                vec![(energy, image)]
+            }
+            Read::Rendering(high, low, record) => {
+                if let Some(first) = draft.transmission {
+                    return Err(fail_at(&meta_path, line, "file", format!(
+                        "{}: a rendering, but scan '{id}' was given as 16-bit transmission on line {first}; a scan is one or the other",
+                        path.display()
+                    )));
+                }
+                match &draft.rendering {
+                    Some((first, _)) if first.colour != record.colour => {
+                        return Err(fail_at(&meta_path, line, "file", format!(
+                            "{}: a {} rendering, but scan '{id}' has {} ones; a scan's renderings are all colour or all gray",
+                            path.display(),
+                            if record.colour { "colour" } else { "gray" },
+                            if first.colour { "colour" } else { "gray" },
+                        )));
+                    }
+                    Some(_) => {}
+                    None => draft.rendering = Some((record, line)),
+                }
+                match low {
+                    // One colour picture holds both energies of its view.
+                    Some(low) => {
+                        if let Some(given) = energy_given {
+                            return Err(fail_at(&meta_path, line, "energy", format!(
+                                "'{given}' given for a colour rendering, which holds both energies of its view: leave it empty"
+                            )));
+                        }
+                        vec![(Energy::Low, low), (Energy::High, high)]
+                    }
+                    None => vec![(energy, high)],
+                }
+            }
+        };
+        for (energy, image) in images {
+            if draft.views[slot].1.iter().any(|c| c.energy == energy) {
                 return Err(fail_at(
                     &meta_path,
                     line,
-                    "file",
+                    "energy",
                     format!(
-                        "{}: {width} × {height} pixels, but the {} energy image of view '{view}' has {} × {}",
-                        path.display(),
-                        other.energy.word(),
-                        other.image.width,
-                        other.image.height
+                        "view '{view}' of scan '{id}' has its {} energy image already",
+                        energy.word()
                     ),
                 ));
             }
+            let png = image
+                .to_png()
+                .map_err(|e| fail_at(&meta_path, line, "file", e.to_string()))?;
+            let (width, height) = (image.width, image.height);
+            drop(image);
+            if let Some(other) = draft.views[slot].1.first() {
+                if (other.image.width, other.image.height) != (width, height) {
+                    return Err(fail_at(
+                        &meta_path,
+                        line,
+                        "file",
+                        format!(
+                            "{}: {width} × {height} pixels, but the {} energy image of view '{view}' has {} × {}",
+                            path.display(),
+                            other.energy.word(),
+                            other.image.width,
+                            other.image.height
+                        ),
+                    ));
+                }
+            }
+            let sha256 = staged.add(png, 16, width, height)?;
+            draft.views[slot].1.push(Channel {
+                energy,
+                image: ImageRef {
+                    sha256,
+                    width,
+                    height,
+                },
+            });
         }
-        let sha256 = staged.add(png, 16, width, height)?;
-        draft.views[slot].1.push(Channel {
-            energy,
-            image: ImageRef {
-                sha256,
-                width,
-                height,
-            },
-        });
     }
     // The records.
     let mut records: Vec<ScanRecord> = Vec::new();
@@ -483,6 +612,7 @@ fn folder_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<()
                 projections: Vec::new(),
                 licence,
                 redistributable,
+                rendering: draft.rendering.take().map(|(record, _)| record),
             },
             truth: Vec::new(),
             mask: None,
@@ -625,10 +755,19 @@ fn folder_to_package(dir: &Path, staging: &Path, library: &Library) -> Result<()
 /// Imports an import folder (`metadata.csv`, the images it names, an optional `boxes.csv`)
 /// into a library; see the module documentation.
 pub fn import_folder(library: &mut Library, dir: &Path) -> Result<ImportSummary, LibraryError> {
+    import_folder_with(library, dir, ImportOptions::default())
+}
+
+/// [`import_folder`] with options (renderings taken or not).
+pub fn import_folder_with(
+    library: &mut Library,
+    dir: &Path,
+    options: ImportOptions,
+) -> Result<ImportSummary, LibraryError> {
     // The site's own files: a scan whose licence keeps it here is imported (the exports
     // refuse it).
     import_staged(library, dir, "folder", false, |staging, library| {
-        folder_to_package(dir, staging, library)
+        folder_to_package(dir, staging, library, options)
     })
 }
 
@@ -762,6 +901,73 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some(field), "{e}");
         assert!(e.reason.contains(says), "{e}");
         assert!(lib.records().is_empty() && lib.annotations().is_empty());
+    }
+
+    #[test]
+    fn renderings_are_taken_only_when_asked_and_marked_in_the_provenance() {
+        let (dir, root, images) = folder();
+        // lab-1's two 16-bit PNGs become one colour JPEG of its view; lab-2 stays a TIFF.
+        let low = &images[0];
+        let high = &images[1];
+        let picture = crate::rendering::render(high, Some(low));
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 95)
+            .encode(&picture.data, 40, 30, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        fs::write(root.join("img/lab-1.jpg"), jpeg).unwrap();
+        replace(
+            &root,
+            METADATA_FILE,
+            "img/lab-1-low.png,top,low",
+            "img/lab-1.jpg,top,",
+        );
+        let text = fs::read_to_string(root.join(METADATA_FILE)).unwrap();
+        let without_high: String = text
+            .lines()
+            .filter(|l| !l.contains("lab-1-high"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(root.join(METADATA_FILE), without_high).unwrap();
+        let mut lib = Library::create(&dir.path().join("lib")).unwrap();
+        let e = import_folder(&mut lib, &root).unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("file")), "{e}");
+        assert!(e.reason.contains("--renderings"), "{e}");
+        let renderings = ImportOptions { renderings: true };
+        import_folder_with(&mut lib, &root, renderings).unwrap();
+        let one = lib.get("lab-1").unwrap();
+        let record = one.provenance.rendering.as_ref().unwrap();
+        assert_eq!((record.format.as_str(), record.colour), ("jpeg", true));
+        assert_eq!(
+            one.views[0].channels.len(),
+            2,
+            "both energies from one picture"
+        );
+        assert!(lib.get("lab-2").unwrap().provenance.rendering.is_none());
+        // A colour picture with an energy, and a scan mixing a picture and 16-bit images.
+        let (dir, root, _) = folder();
+        let picture = crate::rendering::render(&images[1], Some(&images[0]))
+            .to_png()
+            .unwrap();
+        fs::write(root.join("img/lab-1.png"), picture).unwrap();
+        replace(&root, METADATA_FILE, "img/lab-1-low.png", "img/lab-1.png");
+        let mut lib = Library::create(&dir.path().join("lib")).unwrap();
+        let e = import_folder_with(&mut lib, &root, renderings).unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(2), Some("energy")),
+            "{e}"
+        );
+        assert!(e.reason.contains("leave it empty"), "{e}");
+        replace(
+            &root,
+            METADATA_FILE,
+            "img/lab-1.png,top,low",
+            "img/lab-1.png,top,",
+        );
+        let e = import_folder_with(&mut lib, &root, renderings).unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("file")), "{e}");
+        assert!(e.reason.contains("one or the other"), "{e}");
+        assert!(lib.records().is_empty());
     }
 
     fn replace(root: &Path, file: &str, from: &str, to: &str) {

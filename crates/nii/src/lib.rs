@@ -12,7 +12,11 @@
 //!   threat objects of known materials ([`materials`]), projected with Beer–Lambert, detector
 //!   blur and Poisson noise, seedable, parameters explicit;
 //! - **threat image projection** ([`tip`]) in transmission space;
-//! - **consensus and agreement** of several annotators ([`consensus`], [`agreement`]);
+//! - **consensus and agreement** of several annotators ([`consensus`], [`agreement`]), and the
+//!   reviewer's decision on disputed objects as a source of its own
+//!   ([`consensus::resolve_view`], which every consumer of "the consensus" goes through);
+//! - the **annotation guideline** as data ([`guideline`]): threat and benign classes with
+//!   definitions and example scans, versioned in the library folder;
 //! - the **quality report** of a library ([`report`]);
 //! - batch jobs on a library ([`batch`]): generate on every core, project into many scans;
 //! - **anonymisation** ([`anonymise`]): keyed pseudonyms for the personal fields
@@ -25,7 +29,9 @@
 //! - **DICOS and DICOM** ([`dicos`]): DICOS-structured images and threat detection reports,
 //!   exported and imported through a scan package, and a plain secondary-capture export;
 //! - **import of scans made elsewhere** ([`import`]): 16-bit PNG or TIFF transmission images with
-//!   a metadata CSV and the boxes drawn on them, checked in full, imported as a package;
+//!   a metadata CSV and the boxes drawn on them, checked in full, imported as a package; on
+//!   request 8-bit renderings (public sets), approximated back to transmission ([`rendering`])
+//!   and marked so in the provenance;
 //! - the **threat detector** ([`detector`]): a small convolutional network on candle (CPU),
 //!   trained on a labelled library (deterministic for a seed), evaluated (AP@0.5, detection rate
 //!   at a false-alarm rate per view, pointing game), explained by Grad-CAM heat maps;
@@ -34,8 +40,10 @@
 //!   and the model registry that promotes a retrained model only when it is not worse.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
-//! is a file in the library folder for now), foreign DICOM. The annotation
-//! desk's pages and the detections routes are the server's, over `borderlens-app`'s `NiiDesk`.
+//! is a file in the library folder for now), foreign DICOM, polygons and the
+//! assignment of scans to annotators. The annotation
+//! desk's and the library's pages and the detections routes are the server's, over
+//! `borderlens-app`'s `NiiDesk`.
 //!
 //! Architecture invariant: no HTTP and no store; knows declarations only by the identifiers a
 //! scan carries (container number, postal item id). Pixel data is handled as transmission per
@@ -51,11 +59,13 @@ pub mod detector;
 pub mod dicos;
 pub mod generate;
 pub mod geometry;
+pub mod guideline;
 pub mod image;
 pub mod import;
 pub mod library;
 pub mod materials;
 pub mod package;
+pub mod rendering;
 pub mod report;
 pub mod review;
 pub mod scan;

@@ -123,6 +123,10 @@ pub struct AgreementSummary {
     pub disputed: usize,
     /// disputed / objects
     pub disputed_share: f64,
+    /// disputed objects that no current review decided (the review queue's open objects;
+    /// see [`crate::consensus::resolve_view`])
+    #[serde(default)]
+    pub open: usize,
     /// Krippendorff's α, boxes
     pub alpha_boxes: Option<f64>,
     /// Krippendorff's α, labels
@@ -161,6 +165,9 @@ pub struct QualityReport {
     pub provenance: Vec<Count>,
     /// scans that count as real traffic (real, nothing projected)
     pub counts_as_real: usize,
+    /// scans whose pixels were approximated from 8-bit renderings (`import-scans --renderings`)
+    #[serde(default)]
+    pub from_renderings: usize,
     /// class balance
     pub balance: Balance,
     /// diversity
@@ -324,9 +331,25 @@ pub fn quality_report(library: &Library) -> QualityReport {
     });
     let mean_seconds =
         (!seconds.is_empty()).then(|| seconds.iter().sum::<f64>() / seconds.len() as f64);
+    // the consensus of each view after review, in save order
+    let by_view = crate::package::annotations_by_view(library);
+    let resolved: Vec<(&str, crate::consensus::ResolvedView)> = by_view
+        .iter()
+        .map(|((scan, _), lines)| {
+            let lines: Vec<&crate::library::AnnotationRecord> = lines.iter().collect();
+            (
+                scan.as_str(),
+                crate::consensus::resolve_view(
+                    &lines,
+                    &crate::consensus::ConsensusOptions::default(),
+                ),
+            )
+        })
+        .collect();
     let agreement_summary = (multi > 0).then(|| {
         let report = agreement(&input);
         AgreementSummary {
+            open: resolved.iter().map(|(_, r)| r.open()).sum(),
             objects: report.objects,
             disputed: report.disputed,
             disputed_share: if report.objects > 0 {
@@ -340,24 +363,19 @@ pub fn quality_report(library: &Library) -> QualityReport {
             mean_iou: report.mean_iou,
         }
     });
-    // Accepted consensus objects of annotated scans without truth count in the class balance.
-    if !input.scans.is_empty() {
-        let options = crate::consensus::ConsensusOptions::default();
-        for scan in &input.scans {
-            let has_truth = library
-                .get(&scan.scan_id)
-                .is_some_and(|r| !r.truth.is_empty());
-            if has_truth {
-                continue;
-            }
-            let merged = crate::consensus::consensus(&scan.annotations, &options);
-            let accepted: Vec<_> = merged.iter().filter(|m| m.accepted).collect();
-            for m in &accepted {
-                bump(&mut classes, m.label.clone());
-            }
-            if !accepted.is_empty() {
-                with_threat += 1;
-            }
+    // The consensus objects (after review) of annotated views of scans without truth count in
+    // the class balance.
+    for (scan, view) in &resolved {
+        let has_truth = library.get(scan).is_some_and(|r| !r.truth.is_empty());
+        if has_truth || view.annotators.is_empty() {
+            continue;
+        }
+        let objects = view.objects();
+        for o in &objects {
+            bump(&mut classes, o.label.clone());
+        }
+        if !objects.is_empty() {
+            with_threat += 1;
         }
     }
 
@@ -389,6 +407,10 @@ pub fn quality_report(library: &Library) -> QualityReport {
         counts_as_real: records
             .iter()
             .filter(|r| r.provenance.counts_as_real())
+            .count(),
+        from_renderings: records
+            .iter()
+            .filter(|r| r.provenance.rendering.is_some())
             .count(),
         provenance: counts(provenance),
         balance: Balance {

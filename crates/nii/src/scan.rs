@@ -434,6 +434,10 @@ pub struct Provenance {
     pub licence: String,
     /// whether the licence allows giving the scan to another administration
     pub redistributable: bool,
+    /// the 8-bit rendering its pixels were approximated from, when the scanner's transmission
+    /// was not available (`nii import-scans --renderings`; [`crate::rendering`])
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendering: Option<crate::rendering::RenderingRecord>,
 }
 
 impl Provenance {

@@ -7,9 +7,9 @@
 // - zoom (buttons, wheel, pinch, + and -) and pan (drag in the pan tool, arrow keys);
 // - every source's objects as layers that can be shown or hidden;
 // - on the annotation page, boxes are drawn with the mouse, a finger or a pen (drag in the box
-//   tool) or the keyboard (N: a new box at the centre; arrows move the selected box, Shift+arrows
-//   grow it, Alt+arrows shrink it, Delete removes it), written into the form's rows, which stay
-//   the one thing that is sent.
+//   tool) or the keyboard (N: a new box at the centre; arrows move the selected box by 1 px,
+//   Shift+arrows grow it and Alt+arrows shrink it by 10 px, Delete removes it), written into the
+//   form's rows, which stay the one thing that is sent.
 "use strict";
 
 (function () {
@@ -98,13 +98,15 @@
       shownLayers[i] = box.checked;
       draw();
     });
-    var l = el("label", { style: "color:" + layer.colour });
+    var l = el("label", {});
+    // (a style set through the CSSOM: the pages' policy refuses style attributes)
+    l.style.color = layer.colour;
     l.appendChild(box);
     l.appendChild(document.createTextNode(" " + layer.name + " (" + layer.kind + ", " +
       layer.objects.length + ")"));
     layerBox.appendChild(l);
   });
-  var status = el("output", { id: "vw-status", "aria-live": "polite" });
+  var status = el("output", { id: "vw-status", "aria-live": "off" });
   var canvas = el("canvas", { id: "vw-canvas", width: String(W), height: String(H), tabindex: "0",
     role: "img", "aria-label": "X-ray view; + and - zoom, arrows pan" +
       (editable ? "; N draws a box, arrows move the selected box, Delete removes it" : "") });
@@ -297,6 +299,10 @@
         input.remove();
       } else {
         input.value = "";
+      }
+      var label = input.getAttribute("aria-label");
+      if (label) {
+        input.setAttribute("aria-label", label.replace(/row \d+/, "row " + (n + 1)));
       }
     });
     copy.querySelectorAll("a").forEach(function (a) {
@@ -529,7 +535,10 @@
       if (b && event.shiftKey) {
         setRow(selected, { x0: b.x0, y0: b.y0, x1: b.x1 + m[0] * step, y1: b.y1 + m[1] * step });
       } else if (b && event.altKey) {
-        setRow(selected, { x0: b.x0, y0: b.y0, x1: b.x1 - m[0] * step, y1: b.y1 - m[1] * step });
+        // shrink, whichever way the arrow points, down to 2 px
+        setRow(selected, { x0: b.x0, y0: b.y0,
+          x1: Math.max(b.x0 + 2, b.x1 - Math.abs(m[0]) * step),
+          y1: Math.max(b.y0 + 2, b.y1 - Math.abs(m[1]) * step) });
       } else if (b) {
         setRow(selected, { x0: b.x0 + m[0] * step, y0: b.y0 + m[1] * step,
           x1: b.x1 + m[0] * step, y1: b.y1 + m[1] * step });

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Authenticated, ClientIp};
 use crate::error::ApiError;
 use crate::pool::blocking;
+use crate::roles::Permission;
 use crate::{AppState, MAX_BODY_BYTES, SESSION_COOKIE};
 
 /// The confidence level of the intervals the estimates route reports.
@@ -352,6 +353,47 @@ pub(crate) async fn detection_heat_map(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
     Ok(response)
+}
+
+/// A page of the X-ray library's scans: every query parameter but `page` is a filter
+/// (`app::ScanFilter`); `page` counts from 1. Personal fields may be filtered on only by the
+/// roles that read declarations.
+pub(crate) async fn nii_scans(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut filter = app::ScanFilter::default();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if key == "page" {
+            filter.page = match value.parse::<usize>() {
+                Ok(n) if n >= 1 => n - 1,
+                _ => {
+                    let reason = format!(
+                        "'{}' is not a page number: use 1, 2, ...",
+                        value.chars().take(40).collect::<String>()
+                    );
+                    return Err(ApiError {
+                        fields: vec![FieldError::new("page", reason.clone())],
+                        ..ApiError::unprocessable(format!("page: {reason}"))
+                    });
+                }
+            };
+        } else {
+            filter.terms.push((key.into_owned(), value.into_owned()));
+        }
+    }
+    let personal = Permission::ReadDecisions
+        .roles()
+        .contains(&auth.caller.role);
+    let page = on_desk(&state, move |desk| desk.browse(&filter, personal)).await?;
+    Ok(Json(page).into_response())
+}
+
+/// The review queue of the X-ray library: views with disputed objects, open ones first.
+pub(crate) async fn nii_disputes(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let queue = on_desk(&state, |desk| desk.dispute_queue()).await?;
+    Ok(Json(queue).into_response())
 }
 
 /// The path's `{id}` (a declaration's or a token's), 400 when it cannot be decoded.

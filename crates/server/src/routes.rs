@@ -127,6 +127,7 @@ const SCORERS: &[Role] = Permission::Score.roles();
 const SELECTORS: &[Role] = Permission::Select.roles();
 const ADMINS: &[Role] = Permission::Administer.roles();
 const SCAN_READERS: &[Role] = Permission::ReadScans.roles();
+const SCAN_REVIEWERS: &[Role] = Permission::Review.roles();
 
 /// The OpenAPI object of the `{id}` path parameter of the X-ray routes.
 fn scan_id_parameter() -> Value {
@@ -629,6 +630,57 @@ pub fn routes() -> Vec<Route> {
             responses: vec![(200, "Revoked", Content::json::<app::RevokeReport>())],
             errors: vec![(404, "No token with this id")],
             handler: |m| on(m, handlers::revoke_token),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/nii/scans",
+            access: Access::Roles(SCAN_READERS),
+            summary: "The X-ray library's scans, 100 a page, with the filters of the library \
+                      page: a metadata field's text is contained in its value (case aside), a \
+                      field offered as a list (`filters[].values`) matches one value exactly; \
+                      personal fields only for the roles that read declarations",
+            operation_id: "niiScans",
+            parameters: app::scan_filter_fields()
+                .into_iter()
+                .map(|name| {
+                    query_parameter(
+                        name,
+                        "Keep the scans whose field matches this text (blank: no filter)",
+                        serde_json::json!({"type": "string"}),
+                    )
+                })
+                .chain(std::iter::once(query_parameter(
+                    "page",
+                    "Page, from 1 (a page past the last shows the last)",
+                    serde_json::json!({"type": "integer", "minimum": 1}),
+                )))
+                .collect(),
+            request_body: None,
+            responses: vec![(
+                200,
+                "A page of scans, the counts and the filters with their values",
+                Content::json::<app::LibraryPage>(),
+            )],
+            errors: vec![(404, "No X-ray library is served")],
+            handler: |m| on(m, handlers::nii_scans),
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/nii/disputes",
+            access: Access::Roles(SCAN_REVIEWERS),
+            summary: "The review queue of the X-ray library: every view with disputed objects \
+                      (labels differ, or an annotator did not draw it), open ones first, with \
+                      the reviewer whose decision holds",
+            operation_id: "niiDisputes",
+            parameters: vec![],
+            request_body: None,
+            responses: vec![(
+                200,
+                "The queue and its count of open objects",
+                Content::json::<app::DisputeQueue>(),
+            )],
+            errors: vec![(404, "No X-ray library is served")],
+            handler: |m| on(m, handlers::nii_disputes),
         },
         Route {
             method: Method::GET,

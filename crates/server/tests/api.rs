@@ -2164,3 +2164,126 @@ async fn detections_come_with_heat_maps_as_grids_and_pngs(kind: StoreKind) {
     app.stop().await;
 }
 on_both_stores!(detections_come_with_heat_maps_as_grids_and_pngs);
+
+async fn the_library_browser_and_review_queue_answer_json_with_their_filters(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let officer = app.token(Role::Officer);
+    let annotator = app.token(Role::Annotator);
+    let scan = app.nii_scan.clone();
+    let all = app.get("/api/v1/nii/scans", &annotator).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let all = all.json();
+    let total = all["total"].as_u64().unwrap();
+    assert!(total >= 2, "{all}");
+    assert_eq!(all["matched"], total);
+    // One scan by its id; then a listed field, matched exactly.
+    let one = app
+        .get(&format!("/api/v1/nii/scans?scan_id={scan}"), &annotator)
+        .await
+        .json();
+    assert_eq!(one["matched"], 1, "{one}");
+    assert_eq!(one["scans"][0]["scan_id"], scan.as_str());
+    let cargo = one["scans"][0]["cargo_type"].as_str().unwrap().to_string();
+    let filter = all["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "cargo_type")
+        .expect("a cargo_type filter");
+    assert!(filter["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == cargo.as_str()));
+    let same = app
+        .get(
+            &format!("/api/v1/nii/scans?cargo_type={cargo}&page=1"),
+            &annotator,
+        )
+        .await
+        .json();
+    let kept = same["scans"].as_array().unwrap();
+    assert!(!kept.is_empty());
+    assert!(
+        kept.iter().all(|s| s["cargo_type"] == cargo.as_str()),
+        "{same}"
+    );
+    assert_eq!(
+        same["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "cargo_type")
+            .unwrap()["current"],
+        cargo.as_str()
+    );
+    // A listed field matches whole values only: a part of one keeps nothing.
+    let part = &cargo[..cargo.len() - 1];
+    let none = app
+        .get(&format!("/api/v1/nii/scans?cargo_type={part}"), &annotator)
+        .await
+        .json();
+    assert_eq!(none["matched"], 0, "{none}");
+    assert!(none["scans"].as_array().unwrap().is_empty());
+    // Bad queries are 422 naming what is wrong; personal fields are not every role's.
+    for (query, auth, field) in [
+        ("page=0", &annotator, "page"),
+        ("page=two", &officer, "page"),
+        ("no_such_field=1", &officer, "no_such_field"),
+        ("consignor_name=x", &annotator, "consignor_name"),
+    ] {
+        let answer = app.get(&format!("/api/v1/nii/scans?{query}"), auth).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {}",
+            answer.text
+        );
+        assert!(
+            answer.error().starts_with(field),
+            "{query}: {}",
+            answer.error()
+        );
+    }
+    let personal = app
+        .get("/api/v1/nii/scans?consignor_name=x", &officer)
+        .await;
+    assert_eq!(personal.status, StatusCode::OK, "{}", personal.text);
+    assert!(
+        !all["filters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "consignor_name"),
+        "annotators are not offered personal fields"
+    );
+    // The review queue: managers only; its count is the sum of its views'.
+    let queue = app
+        .get("/api/v1/nii/disputes", &app.token(Role::Manager))
+        .await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.text);
+    let queue = queue.json();
+    let open: u64 = queue["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["open"].as_u64().unwrap())
+        .sum();
+    assert_eq!(queue["open"], open);
+    let refused = app.get("/api/v1/nii/disputes", &annotator).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+    // A server without an X-ray library says so.
+    let app = spawn_app_with(kind, |config| config.nii_desk = None).await;
+    for path in ["/api/v1/nii/scans", "/api/v1/nii/disputes"] {
+        let answer = app.get(path, &app.token(Role::Admin)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            answer.error().contains("no X-ray library"),
+            "{}",
+            answer.text
+        );
+    }
+    app.stop().await;
+}
+on_both_stores!(the_library_browser_and_review_queue_answer_json_with_their_filters);

@@ -927,6 +927,8 @@ async fn annotate(run: &Run<'_>, scan: &str, first: &str) {
         .unwrap();
     run.find("#annotate").await.click().await.unwrap();
     run.find("[data-viewer][data-ready]").await;
+    let guideline = run.text("#guideline summary").await;
+    assert!(guideline.starts_with("Guideline, version 0"), "{guideline}");
     let before = canvas_sum(run).await;
     // window and level: a narrow window over the bright end
     run.client
@@ -1125,6 +1127,24 @@ async fn two_annotators_a_reviewer_and_the_consensus_in_chromium() {
     );
     run.find("[data-viewer][data-ready]").await;
     run.shot("consensus").await;
+    // each layer wears its colour (set through the CSSOM: the page's policy refuses style
+    // attributes), and hiding one redraws the view without it
+    let colour = run
+        .client
+        .execute(
+            "return document.querySelector('.viewer-layers label').style.color;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!colour.as_str().unwrap_or_default().is_empty(), "{colour}");
+    let with = canvas_sum(&run).await;
+    run.find("#vw-layer-0").await.click().await.unwrap();
+    assert_ne!(
+        canvas_sum(&run).await,
+        with,
+        "the first annotator's layer hidden"
+    );
     run.goto("/nii/disputes").await;
     assert!(run
         .text(&format!("#dispute-queue tr[data-scan='{scan}']"))
@@ -1132,6 +1152,7 @@ async fn two_annotators_a_reviewer_and_the_consensus_in_chromium() {
         .contains("manager"));
     run.goto("/nii/report").await;
     assert!(run.count("figure.chart svg").await >= 3);
+    assert_eq!(run.text("#open-disputes").await, "0");
     run.shot("report").await;
     run.client.close().await.unwrap();
 

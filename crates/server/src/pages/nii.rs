@@ -467,7 +467,17 @@ fn render(
             .map(|(i, p)| (Some(i), p))
             .collect(),
     };
-    let rows = starting.len() + BLANK_ROWS;
+    // after a refusal, as many rows as were sent (the viewer's script adds rows as boxes are
+    // drawn), so that nothing typed or drawn is lost
+    let sent_rows = match problem {
+        Some(_) => sent
+            .get("rows")
+            .and_then(|r| r.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(MAX_ROWS),
+        None => 0,
+    };
+    let rows = (starting.len() + BLANK_ROWS).max(sent_rows);
     let value = |name: String, default: String| -> String {
         match sent.get(&name) {
             Some(v) if problem.is_some() => v.to_string(),
@@ -507,6 +517,24 @@ fn render(
         div.viewer data-viewer="" data-editable="1" data-width=(w) data-height=(h)
             data-raw=(format!("/nii/library/scans/{}/raw?view={}", encode(&review.scan_id), review.view))
             data-energies=(review.energies.join(",")) data-layers="[]" {
+        details.card #guideline {
+            summary { "Guideline, version " (review.guideline.version) ": "
+                      (review.guideline.classes.len()) " classes" }
+            dl {
+                @for c in &review.guideline.classes {
+                    dt { (c.name) " (" (c.kind.word()) ")" }
+                    dd {
+                        (c.definition)
+                        @if !c.examples.is_empty() {
+                            " Examples: "
+                            @for e in &c.examples {
+                                a href={ "/nii/library/scans/" (encode(e)) } target="_blank" rel="noopener" { (e) } " "
+                            }
+                        }
+                    }
+                }
+            }
+        }
         figure.scan {
             svg viewBox=(format!("0 0 {w} {h}")) role="img"
                 aria-label=(format!("X-ray view of scan {} with {} proposed box(es)", review.scan_id, starting.len())) {

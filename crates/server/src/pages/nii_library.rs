@@ -366,6 +366,10 @@ pub(crate) async fn report(State(state): State<AppState>, auth: Authenticated) -
                 div.scroll { table #quality-figures { tbody {
                     tr { th scope="row" { "Scans" } td.num { (report.scans) } }
                     tr { th scope="row" { "Counted as real traffic" } td.num { (report.counts_as_real) } }
+                    @if report.from_renderings > 0 {
+                        tr { th scope="row" { "Approximated from 8-bit renderings" }
+                             td.num { (report.from_renderings) } }
+                    }
                     @for c in &report.provenance {
                         tr { th scope="row" { "Share: " (c.name) } td.num { (c.count) } }
                     }
@@ -376,6 +380,7 @@ pub(crate) async fn report(State(state): State<AppState>, auth: Authenticated) -
                     @if let Some(g) = &report.agreement {
                         tr { th scope="row" { "Merged objects (disputed)" }
                              td.num { (g.objects) " (" (g.disputed) ", " (format!("{:.1}", g.disputed_share * 100.0)) " %)" } }
+                        tr { th scope="row" { "Disputed, not yet decided by a reviewer" } td.num #open-disputes { (g.open) } }
                         tr { th scope="row" { "Krippendorff's α, boxes / labels" }
                              td.num { (g.alpha_boxes.map(|x| format!("{x:.3}")).unwrap_or("–".into())) " / "
                                       (g.alpha_labels.map(|x| format!("{x:.3}")).unwrap_or("–".into())) } }
@@ -456,7 +461,7 @@ pub(crate) async fn dispute(
     })
     .await;
     match pages {
-        Ok((review, scan)) => dispute_page(StatusCode::OK, caller, &review, &scan, None),
+        Ok((review, scan)) => dispute_page(StatusCode::OK, caller, &review, &scan, None, None),
         Err(error) => error_page(Some(caller), &error),
     }
 }
@@ -496,16 +501,25 @@ fn decision_rows(review: &DisputeReview) -> Vec<(Option<usize>, AnnotatedObject,
     rows
 }
 
+/// The decision form's page; after a refusal (`sent`), its rows hold what was sent.
 fn dispute_page(
     status: StatusCode,
     caller: &Caller,
     review: &DisputeReview,
     scan: &ScanViewer,
     problem: Option<&str>,
+    sent: Option<&Form>,
 ) -> Response {
     let csrf = caller.csrf_token.clone().unwrap_or_default();
     let rows = decision_rows(review);
     let total = rows.len() + 1;
+    // what a row's field shows: what was sent, after a refusal; else `default`
+    let value = |name: String, default: String| -> String {
+        match sent.and_then(|f| f.get(&name)) {
+            Some(v) => v.to_string(),
+            None => default,
+        }
+    };
     let v = &scan.views[review.view.min(scan.views.len() - 1)];
     let r = &review.resolved;
     let body = html! {
@@ -550,7 +564,8 @@ fn dispute_page(
         form.card #decide method="post" action={ "/nii/disputes/" (encode(&review.scan_id)) } {
             input type="hidden" name="csrf_token" value=(csrf);
             input type="hidden" name="view" value=(review.view);
-            input type="hidden" name="opened_at" value=(now_ms());
+            input type="hidden" name="lines" value=(review.lines);
+            input type="hidden" name="opened_at" value=(sent.and_then(|f| f.get("opened_at")).map_or(now_ms().to_string(), str::to_string));
             input type="hidden" name="rows" value=(total);
             table #decisions {
                 thead { tr { th scope="col" { "#" } th scope="col" { "Keep" } th scope="col" { "Class" }
@@ -561,21 +576,23 @@ fn dispute_page(
                             Some((m, o, k)) => (*m, Some(o), *k),
                             None => (None, None, false),
                         };
+                        @let keep = match sent { Some(f) => f.get(&format!("keep{i}")).is_some(), None => keep };
+                        @let label = value(format!("label{i}"), object.map(|o| o.label.clone()).unwrap_or_default());
                         tr data-row=(i) data-decides=[merged] {
                             td { @match merged { Some(n) => { "object " (n + 1) }, None => @if object.is_some() { "added" } @else { "new" } } }
                             td { input type="checkbox" name={ "keep" (i) } value="1" checked[keep]
                                  aria-label={ "Keep row " (i + 1) }; }
                             td { select name={ "label" (i) } aria-label={ "Class of row " (i + 1) } {
-                                option value="" selected[object.is_none()] { "—" }
+                                option value="" selected[label.is_empty()] { "—" }
                                 @for c in &review.classes {
-                                    option value=(c) selected[object.is_some_and(|o| &o.label == c)] { (c) }
+                                    option value=(c) selected[&label == c] { (c) }
                                 }
                             } }
-                            @for (name, value) in [("x0_", object.map(|o| o.bbox.x0)), ("y0_", object.map(|o| o.bbox.y0)),
+                            @for (name, corner) in [("x0_", object.map(|o| o.bbox.x0)), ("y0_", object.map(|o| o.bbox.y0)),
                                                    ("x1_", object.map(|o| o.bbox.x1)), ("y1_", object.map(|o| o.bbox.y1))] {
                                 td { input type="number" step="0.1" min="0" name={ (name) (i) }
                                      aria-label={ (name.trim_end_matches('_')) " of row " (i + 1) }
-                                     value=(value.map(number).unwrap_or_default()); }
+                                     value=(value(format!("{name}{i}"), corner.map(number).unwrap_or_default())); }
                             }
                         }
                     }
@@ -628,6 +645,12 @@ fn kept_of(form: &Form) -> Result<Vec<AnnotatedObject>, String> {
                 })?;
         }
         let bbox = BoxPx::new(v[0], v[1], v[2], v[3]).map_err(|e| format!("row {}: {e}", i + 1))?;
+        if bbox.x1 <= bbox.x0 || bbox.y1 <= bbox.y0 {
+            return Err(format!(
+                "row {}: the box is empty (x1 must exceed x0 and y1 exceed y0)",
+                i + 1
+            ));
+        }
         kept.push(AnnotatedObject {
             label: label.to_string(),
             bbox,
@@ -656,6 +679,7 @@ pub(crate) async fn decide(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let seconds = (opened > 0).then(|| (now_ms() - opened) as f64 / 1000.0);
+    let seen_lines = form.get("lines").and_then(|v| v.parse().ok());
     let user = caller.user.clone();
     let scan_id = id.clone();
     let saved = match kept_of(&form) {
@@ -668,6 +692,7 @@ pub(crate) async fn decide(
                         view,
                         kept,
                         seconds,
+                        seen_lines,
                     },
                 )
             })
@@ -684,8 +709,18 @@ pub(crate) async fn decide(
             })
             .await
             {
+                // a changed view is drawn afresh; any other refusal keeps what was sent
                 Ok((review, scan)) => {
-                    dispute_page(error.status, caller, &review, &scan, Some(&error.message))
+                    let changed = error.message.contains("changed since the page was drawn");
+                    let sent = (!changed).then_some(&form);
+                    dispute_page(
+                        error.status,
+                        caller,
+                        &review,
+                        &scan,
+                        Some(&error.message),
+                        sent,
+                    )
                 }
                 Err(other) => error_page(Some(caller), &other),
             }
