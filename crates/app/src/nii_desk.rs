@@ -75,6 +75,10 @@ pub struct DeskScan {
     pub views: usize,
     /// whether the caller already reviewed it
     pub reviewed_by_you: bool,
+    /// whether it is assigned to the caller (`nii assign`)
+    pub assigned_to_you: bool,
+    /// annotators it is assigned to (0: not assigned)
+    pub assigned: usize,
     /// people who reviewed it
     pub reviewers: usize,
     /// whether its proposals are shown (false: the automation-bias arm)
@@ -361,8 +365,9 @@ impl NiiDesk {
         shows_proposals(scan_id, self.config.hidden_share, &self.config.salt)
     }
 
-    /// The desk: the queue (scans the caller has not reviewed first, at most
-    /// [`DESK_QUEUE_MAX`]), the model versions, the loop's figures and the retraining.
+    /// The desk: the queue (scans the caller has not reviewed first, those assigned to them
+    /// ahead of the others; at most [`DESK_QUEUE_MAX`]), the model versions, the loop's figures
+    /// and the retraining.
     pub fn desk(&self, user: &str) -> Result<DeskView, JobError> {
         let library = self.library()?;
         let registry = review::Registry::open(&self.config.library).map_err(nii)?;
@@ -375,12 +380,17 @@ impl NiiDesk {
                     .insert(line.annotator.as_str());
             }
         }
+        let assignments = borderlens_nii::assignment::current(&library).map_err(nii)?;
         let mut queue: Vec<DeskScan> = library
             .records()
             .iter()
             .map(|r| {
                 let who = reviewers.get(r.metadata.scan_id.as_str());
+                let assigned = assignments.get(&r.metadata.scan_id);
                 DeskScan {
+                    assigned_to_you: assigned
+                        .is_some_and(|a| a.annotators.iter().any(|n| n == user)),
+                    assigned: assigned.map_or(0, |a| a.annotators.len()),
                     scan_id: r.metadata.scan_id.clone(),
                     cargo_type: r.metadata.cargo_type.word().to_string(),
                     share: r.provenance.share().to_string(),
@@ -391,8 +401,9 @@ impl NiiDesk {
                 }
             })
             .collect();
-        // stable: catalogue order within each group
-        queue.sort_by_key(|s| s.reviewed_by_you);
+        // Yours to do first, then the rest not done by you, then what you did; stable:
+        // catalogue order within each group.
+        queue.sort_by_key(|s| (s.reviewed_by_you, !s.assigned_to_you));
         queue.truncate(DESK_QUEUE_MAX);
         let mut models = registry.entries().to_vec();
         models.reverse();
@@ -663,12 +674,24 @@ impl NiiDesk {
                 done.insert(l.scan_id.as_str());
             }
         }
-        let next = library
+        // The caller's assigned scans first, as on the desk.
+        let assignments = borderlens_nii::assignment::current(&library).map_err(nii)?;
+        let mine = |id: &str| {
+            assignments
+                .get(id)
+                .is_some_and(|a| a.annotators.iter().any(|n| n == user))
+        };
+        let open: Vec<&str> = library
             .records()
             .iter()
             .map(|r| r.metadata.scan_id.as_str())
-            .find(|id| !done.contains(id))
-            .map(str::to_string);
+            .filter(|id| !done.contains(id))
+            .collect();
+        let next = open
+            .iter()
+            .find(|id| mine(id))
+            .or(open.first())
+            .map(|id| id.to_string());
         Ok(SavedReview { next, ..saved })
     }
 
@@ -913,6 +936,38 @@ mod tests {
             .annotations()
             .len();
         assert_eq!(lines, 1, "the refused review wrote nothing");
+    }
+
+    /// Scans assigned to the caller come first, marked; others see them assigned elsewhere.
+    #[test]
+    fn the_scans_assigned_to_an_annotator_come_first_on_their_desk() {
+        let dir = tempfile::tempdir().unwrap();
+        let desk = desk(dir.path(), 0.0);
+        let before = desk.desk("ann").unwrap().queue;
+        assert!(before.iter().all(|s| !s.assigned_to_you && s.assigned == 0));
+        let last = before.last().unwrap().scan_id.clone();
+        let library = Library::open(&dir.path().join("lib")).unwrap();
+        let team = ["ann".to_string(), "bob".to_string()];
+        borderlens_nii::assignment::assign(
+            &library,
+            &team,
+            2,
+            Some(std::slice::from_ref(&last)),
+            false,
+            "lead",
+        )
+        .unwrap();
+        let mine = desk.desk("ann").unwrap().queue;
+        assert_eq!(mine[0].scan_id, last);
+        assert!(mine[0].assigned_to_you && mine[0].assigned == 2);
+        assert!(mine[1..].iter().all(|s| !s.assigned_to_you));
+        let theirs = desk.desk("cho").unwrap().queue;
+        let it = theirs.iter().find(|s| s.scan_id == last).unwrap();
+        assert!(!it.assigned_to_you && it.assigned == 2);
+        assert_ne!(
+            theirs[0].scan_id, last,
+            "not assigned to cho: catalogue order"
+        );
     }
 
     /// With a model and every scan hidden: the page shows no proposal though the model ran

@@ -50,6 +50,11 @@ pub enum NiiCommand {
     /// and example scans. --publish FILE (JSON: {"classes": [{"name", "kind", "definition",
     /// "examples"}]}) publishes a new version, checked in full first; --history lists them all.
     Guideline(GuidelineArgs),
+    /// Assign scans to annotators: each scan without an assignment (or --scans, or every one
+    /// with --reassign) to --k of --annotators, the load kept even (the library's assignments
+    /// counted). Without --annotators: each annotator's progress (assigned, done). The desk
+    /// shows each annotator their scans first.
+    Assign(AssignArgs),
     /// Export scans as a scan package (manifest.json + images/<sha256>.png + annotations.json),
     /// the exchange format between administrations. Scans whose licence forbids redistribution
     /// or that are not anonymised are left out and listed (exit 1); --anonymise-key-file
@@ -322,6 +327,24 @@ pub struct GuidelineArgs {
     /// Every version, oldest first.
     #[arg(long, conflicts_with = "publish")]
     history: bool,
+}
+
+#[derive(Args)]
+pub struct AssignArgs {
+    /// Library folder.
+    library: PathBuf,
+    /// The team, comma-separated (the server's user names of the annotators).
+    #[arg(long, value_delimiter = ',')]
+    annotators: Vec<String>,
+    /// Annotators per scan (default 2).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Only these scans (comma-separated ids); default every scan of the library.
+    #[arg(long, value_delimiter = ',')]
+    scans: Vec<String>,
+    /// Assign again scans that have an assignment (the new one replaces it; both are kept).
+    #[arg(long)]
+    reassign: bool,
 }
 
 /// What `nii guideline --publish` reads.
@@ -677,6 +700,51 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
                 Err(e) if e.file != a.file => Err(e.into()),
                 Err(e) => refused_input("COCO file", &e, json),
             }
+        }
+        NiiCommand::Assign(a) => {
+            use borderlens_nii::assignment;
+            let library = open(&a.library)?;
+            if !a.annotators.is_empty() {
+                let k = a.k.unwrap_or(2);
+                let scans = (!a.scans.is_empty()).then_some(a.scans.as_slice());
+                if let Err((field, reason)) =
+                    assignment::plan(&library, &a.annotators, k, scans, a.reassign, actor)
+                {
+                    eprintln!(
+                        "borderlens: assignment refused, nothing written: field {field}: {reason}"
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                let done =
+                    assignment::assign(&library, &a.annotators, k, scans, a.reassign, actor)?;
+                if json {
+                    print_json(&done)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                outln!("{} scans assigned, {k} annotators each", done.len());
+            } else if !a.scans.is_empty() || a.reassign || a.k.is_some() {
+                anyhow::bail!("--k, --scans and --reassign need --annotators");
+            }
+            let progress = assignment::progress(&library)?;
+            if json {
+                print_json(&progress)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if progress.is_empty() {
+                outln!("no scan is assigned yet: nii assign LIB --annotators a,b,c --k 2");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(&["annotator", "assigned", "done", "to do"]);
+            for p in &progress {
+                t.add_row(vec![
+                    p.annotator.clone(),
+                    p.assigned.to_string(),
+                    p.done.to_string(),
+                    (p.assigned - p.done).to_string(),
+                ]);
+            }
+            outln!("{t}");
+            Ok(ExitCode::SUCCESS)
         }
         NiiCommand::Guideline(a) => {
             use borderlens_nii::guideline;

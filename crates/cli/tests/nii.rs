@@ -1199,6 +1199,81 @@ fn a_copy_of_a_public_set_in_8_bit_jpeg_is_imported_with_renderings_then_reporte
     );
 }
 
+#[test]
+fn assign_scans_to_annotators_then_read_their_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout_json(&borderlens(
+        d,
+        &[
+            "nii", "generate", "--count", "6", "--seed", "2", "--out", "lib", "--size", "64",
+            "--json",
+        ],
+    ));
+    // Refused whole: more annotators per scan than the team.
+    let out = borderlens(
+        d,
+        &[
+            "nii",
+            "assign",
+            "lib",
+            "--annotators",
+            "ana,ben",
+            "--k",
+            "3",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("field k"), "{err}");
+    assert!(!d.join("lib/assignments.jsonl").exists());
+    let done = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "assign",
+            "lib",
+            "--annotators",
+            "ana,ben,cho",
+            "--k",
+            "2",
+            "--json",
+        ],
+    ));
+    let done = done.as_array().unwrap();
+    assert_eq!(done.len(), 6);
+    assert!(done
+        .iter()
+        .all(|a| a["annotators"].as_array().unwrap().len() == 2));
+    // Again: every scan has its annotators already.
+    let again = stdout_json(&borderlens(
+        d,
+        &[
+            "nii",
+            "assign",
+            "lib",
+            "--annotators",
+            "ana,ben,cho",
+            "--json",
+        ],
+    ));
+    assert!(again.as_array().unwrap().is_empty());
+    let progress = stdout_json(&borderlens(d, &["nii", "assign", "lib", "--json"]));
+    let progress = progress.as_array().unwrap();
+    assert_eq!(progress.len(), 3);
+    // 12 slots over 3: 4 each, none done yet
+    for p in progress {
+        assert_eq!(
+            (p["assigned"].as_u64(), p["done"].as_u64()),
+            (Some(4), Some(0)),
+            "{p}"
+        );
+    }
+    let text = borderlens(d, &["nii", "assign", "lib"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("ana") && text.contains("to do"), "{text}");
+}
+
 /// The command failed with exit status 2 and said `needle` on stderr.
 fn refused_with(out: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);

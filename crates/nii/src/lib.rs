@@ -17,6 +17,8 @@
 //!   ([`consensus::resolve_view`], which every consumer of "the consensus" goes through);
 //! - the **annotation guideline** as data ([`guideline`]): threat and benign classes with
 //!   definitions and example scans, versioned in the library folder;
+//! - the **assignment** of scans to annotators ([`assignment`]): each scan to `k` of a team,
+//!   the load even, with each annotator's progress;
 //! - the **quality report** of a library ([`report`]);
 //! - batch jobs on a library ([`batch`]): generate on every core, project into many scans;
 //! - **anonymisation** ([`anonymise`]): keyed pseudonyms for the personal fields
@@ -40,8 +42,7 @@
 //!   and the model registry that promotes a retrained model only when it is not worse.
 //!
 //! Not in this crate yet (later slices of issue 15): the store catalogue (the library's catalogue
-//! is a file in the library folder for now), foreign DICOM, polygons and the
-//! assignment of scans to annotators. The annotation
+//! is a file in the library folder for now), foreign DICOM, polygons. The annotation
 //! desk's and the library's pages and the detections routes are the server's, over
 //! `borderlens-app`'s `NiiDesk`.
 //!
@@ -52,6 +53,7 @@
 
 pub mod agreement;
 pub mod anonymise;
+pub mod assignment;
 pub mod batch;
 pub mod coco;
 pub mod consensus;

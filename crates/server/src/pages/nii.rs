@@ -213,6 +213,7 @@ fn desk_page(caller: &Caller, view: &DeskView, saved: Option<&str>) -> Markup {
                 thead { tr {
                     th scope="col" { "Scan" } th scope="col" { "Cargo" } th scope="col" { "Share" }
                     th scope="col" { "Views" } th scope="col" { "Reviewers" }
+                    th scope="col" { "Assigned" }
                     th scope="col" { "You" } th scope="col" { "Proposals" }
                 } }
                 tbody {
@@ -221,6 +222,11 @@ fn desk_page(caller: &Caller, view: &DeskView, saved: Option<&str>) -> Markup {
                             td { a href={ "/nii/scans/" (encode(&s.scan_id)) } { (s.scan_id) } }
                             td { (s.cargo_type) } td { (s.share) } td.num { (s.views) }
                             td.num { (s.reviewers) }
+                            td data-assigned=(s.assigned_to_you) {
+                                @if s.assigned_to_you { strong { "to you" } " (of " (s.assigned) ")" }
+                                @else if s.assigned > 0 { "to " (s.assigned) " others" }
+                                @else { "–" }
+                            }
                             td { @if s.reviewed_by_you { "reviewed" } @else { "to do" } }
                             td { @if s.shown { "shown" } @else { "hidden" } }
                         }
