@@ -720,6 +720,17 @@ impl NiiDesk {
         let _writer = lock(&self.writer);
         let mut library = self.library()?;
         let record = record_of(&library, scan_id)?;
+        // A reviewer decides disputes; a view without one has nothing to decide (and a
+        // reviewer line there would silently override the annotators' agreed consensus).
+        {
+            let lines = lines_by_view(&library);
+            if resolved_of(lines.get(&(scan_id, decision.view))).disputed() == 0 {
+                return Err(JobError::Invalid(format!(
+                    "view {} of scan '{scan_id}' has no disputed object to decide",
+                    decision.view
+                )));
+            }
+        }
         if let Some(seen) = decision.seen_lines {
             let now = library
                 .annotations()
@@ -903,6 +914,24 @@ mod tests {
             .scan_id
             .clone();
         assert!(desk.disputes().unwrap().is_empty());
+        // nothing disputed yet: no decision to record
+        let early = desk.resolve(
+            &scan,
+            "rev",
+            ReviewDecision {
+                view: 0,
+                kept: Vec::new(),
+                seconds: None,
+                seen_lines: None,
+            },
+        );
+        assert!(
+            early
+                .unwrap_err()
+                .to_string()
+                .contains("no disputed object"),
+            "refused"
+        );
         annotate(
             &desk,
             &scan,
