@@ -722,21 +722,19 @@ impl NiiDesk {
         let record = record_of(&library, scan_id)?;
         // A reviewer decides disputes; a view without one has nothing to decide (and a
         // reviewer line there would silently override the annotators' agreed consensus).
-        {
-            let lines = lines_by_view(&library);
-            if resolved_of(lines.get(&(scan_id, decision.view))).disputed() == 0 {
-                return Err(JobError::Invalid(format!(
-                    "view {} of scan '{scan_id}' has no disputed object to decide",
-                    decision.view
-                )));
-            }
+        let lines: Vec<&AnnotationRecord> = library
+            .annotations()
+            .iter()
+            .filter(|l| l.scan_id == scan_id && l.view == decision.view)
+            .collect();
+        if resolved_of(Some(&lines)).disputed() == 0 {
+            return Err(JobError::Invalid(format!(
+                "view {} of scan '{scan_id}' has no disputed object to decide",
+                decision.view
+            )));
         }
         if let Some(seen) = decision.seen_lines {
-            let now = library
-                .annotations()
-                .iter()
-                .filter(|l| l.scan_id == scan_id && l.view == decision.view)
-                .count();
+            let now = lines.len();
             if now != seen {
                 return Err(JobError::Invalid(format!(
                     "the annotations of this view changed since the page was drawn ({seen} \

@@ -707,16 +707,23 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
             if !a.annotators.is_empty() {
                 let k = a.k.unwrap_or(2);
                 let scans = (!a.scans.is_empty()).then_some(a.scans.as_slice());
-                if let Err((field, reason)) =
-                    assignment::plan(&library, &a.annotators, k, scans, a.reassign, actor)
-                {
-                    eprintln!(
-                        "borderlens: assignment refused, nothing written: field {field}: {reason}"
-                    );
-                    return Ok(ExitCode::from(1));
-                }
-                let done =
-                    assignment::assign(&library, &a.annotators, k, scans, a.reassign, actor)?;
+                let planned = match assignment::plan(
+                    &library,
+                    &a.annotators,
+                    k,
+                    scans,
+                    a.reassign,
+                    actor,
+                ) {
+                    Ok(planned) => planned,
+                    Err((field, reason)) => {
+                        eprintln!(
+                                "borderlens: assignment refused, nothing written: field {field}: {reason}"
+                            );
+                        return Ok(ExitCode::from(1));
+                    }
+                };
+                let done = assignment::write(&library, planned)?;
                 if json {
                     print_json(&done)?;
                     return Ok(ExitCode::SUCCESS);

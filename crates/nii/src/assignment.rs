@@ -213,9 +213,21 @@ pub fn assign(
     reassign: bool,
     by: &str,
 ) -> Result<Vec<Assignment>, LibraryError> {
+    let planned =
+        plan(library, annotators, k, scans, reassign, by).map_err(|(field, reason)| {
+            fail(
+                &library.root().join(ASSIGNMENTS_FILE),
+                None,
+                Some(&field),
+                reason,
+            )
+        })?;
+    write(library, planned)
+}
+
+/// Writes planned assignments (from [`plan`]) and returns them.
+pub fn write(library: &Library, planned: Vec<Assignment>) -> Result<Vec<Assignment>, LibraryError> {
     let path = library.root().join(ASSIGNMENTS_FILE);
-    let planned = plan(library, annotators, k, scans, reassign, by)
-        .map_err(|(field, reason)| fail(&path, None, Some(&field), reason))?;
     if planned.is_empty() {
         return Ok(planned);
     }
