@@ -9,7 +9,7 @@ use std::time::Instant;
 use borderlens_domain::{DeclarationItem, FieldRegistry, ItemKey, LabelKind};
 use borderlens_ingest::{read_declarations, ColumnMapping, DeclarationReader, FileError};
 use borderlens_risk::data::{Dataset, FeatureKind};
-use borderlens_risk::features::HistoryState;
+use borderlens_risk::features::{Firms, HistoryState};
 use borderlens_risk::metrics;
 use borderlens_risk::model::{self, RiskModel, TrainOptions};
 use borderlens_store::{Backend, ItemFilter, SharingFilter};
@@ -226,6 +226,27 @@ pub struct TrainRequest {
     /// description) when labelled training items carry descriptions. Without descriptions the
     /// model is trained without them either way.
     pub text_features: bool,
+    /// Add the firm columns (issue 13) when the store holds party links: the history of every
+    /// id a linkage run found to be the importer's (declarant's) firm, summed, so that a firm
+    /// that changes id keeps its past. The model keeps the groups it was trained with.
+    pub firm_history: bool,
+}
+
+/// The firms of the store's party links (`None` when there are none): every group of the last
+/// linkage run that saved links.
+pub fn stored_firms(store: &dyn Backend) -> Result<Option<Firms>, JobError> {
+    let links = store.party_links()?;
+    let Some(run) = links.first().map(|l| l.run.clone()) else {
+        return Ok(None);
+    };
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in links {
+        groups
+            .entry(l.link.group_id)
+            .or_default()
+            .push(l.link.party_id);
+    }
+    Ok(Some(Firms::new(&run, groups.into_values().collect())))
 }
 
 /// Trains on every labelled item dated up to `until` (unlabelled ones are history context, as
@@ -269,12 +290,26 @@ pub fn train(
         }
         None => None,
     };
+    let firms = if request.firm_history {
+        stored_firms(store)?
+    } else {
+        None
+    };
+    let firm_history = firms.as_ref().map(|f| {
+        let (parties, groups) = f.counts();
+        FirmHistory {
+            run: f.run().to_string(),
+            parties,
+            groups,
+        }
+    });
     let max_trees = request.options.gbdt.n_trees as u64;
     progress.start("training", Some(max_trees));
-    let trained = model::train_with_text(
+    let trained = model::train_with_firms(
         &items,
         weights.as_deref(),
         text.as_ref(),
+        firms,
         &request.options,
         &mut |done, _| {
             progress.advance(done as u64);
@@ -305,6 +340,7 @@ pub fn train(
         "validation_roc_auc": model.summary.validation_roc_auc,
         "thresholds": thresholds,
         "text_features": hs_model_id,
+        "firm_history": firm_history,
     });
     let version = store.save_model(&request.model, &metadata.to_string(), &bytes)?;
     Ok(TrainReport {
@@ -321,6 +357,7 @@ pub fn train(
         date_range: model.summary.date_range.clone(),
         thresholds,
         text_features: hs_model_id,
+        firm_history,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -549,6 +586,7 @@ pub fn score(
         let item = &items[rows[r]];
         let reasons = match explanations.get(r) {
             Some(explanation) => to_reasons(
+                model,
                 &explanation.contributions,
                 request.top_reasons,
                 item,
@@ -577,6 +615,7 @@ pub fn score(
         .map(|(r, (&i, &s))| {
             let reasons = match explanations.get(r) {
                 Some(explanation) => to_reasons(
+                    model,
                     &explanation.contributions,
                     request.top_reasons,
                     &items[i],
@@ -610,6 +649,7 @@ fn threshold_for(model: &RiskModel, rate: u32) -> Result<f64, JobError> {
 }
 
 fn to_reasons(
+    model: &RiskModel,
     contributions: &[model::Contribution],
     n: usize,
     item: &DeclarationItem,
@@ -624,7 +664,8 @@ fn to_reasons(
             words: c.words.clone(),
             value: c.value.clone(),
             declared: declared_basis(&c.feature, item)
-                .or_else(|| text_basis(&c.feature, item, text)),
+                .or_else(|| text_basis(&c.feature, item, text))
+                .or_else(|| model.firm_basis(&c.feature, item)),
             history: c.support.map(Into::into),
             log_odds: c.log_odds,
         })
@@ -648,13 +689,21 @@ pub struct ExplainRequest {
 /// size of those pasts: on the 45,519-item sample the most common HS code has 2,145 items, the
 /// median far fewer; a store where one code has millions would want the per-key counts and
 /// unit-value sums aggregated in SQL instead.
-pub fn item_history(store: &dyn Backend, item: &DeclarationItem) -> Result<HistoryState, JobError> {
+///
+/// `linked` are the ids linked to the importer and declarant whose past a model's firm columns
+/// read ([`RiskModel::linked_parties`]); empty for a model without them.
+pub fn item_history(
+    store: &dyn Backend,
+    item: &DeclarationItem,
+    linked: Vec<String>,
+) -> Result<HistoryState, JobError> {
     let related = store.items_sharing(&SharingFilter {
         before: item.date,
         importer_id: item.importer_id.clone(),
         declarant_id: item.declarant_id.clone(),
         seller_id: item.seller_id.clone(),
         hs6: item.hs6.as_str().to_string(),
+        linked_party_ids: linked,
     })?;
     let counts = store.label_counts(item.date)?;
     Ok(HistoryState::for_one_item(
@@ -678,7 +727,7 @@ pub fn explain(
             request.key.declaration_id, request.key.item_no
         ))
     })?;
-    let history = item_history(store, &item)?;
+    let history = item_history(store, &item, model.linked_parties(&item))?;
     let hs_reading = crate::hs_reading::item_hs_reading(store, &item)?;
     let text = loaded.text(store, std::slice::from_ref(&item))?;
     let signals = text.as_ref().and_then(|t| t.get(&item.key));
@@ -729,7 +778,13 @@ pub fn explain(
         score: explanation.probability,
         base_log_odds: explanation.base_log_odds,
         log_odds: explanation.raw,
-        contributions: to_reasons(&explanation.contributions, usize::MAX, &item, signals),
+        contributions: to_reasons(
+            model,
+            &explanation.contributions,
+            usize::MAX,
+            &item,
+            signals,
+        ),
         threshold,
         rate: request.rate,
         counterfactual,
@@ -1170,7 +1225,8 @@ mod tests {
 
     /// One item's history read through `items_sharing` and `label_counts` gives the very row
     /// that the history of every earlier item gives: for items early and late, labelled or not,
-    /// with and without a seller.
+    /// with and without a seller, and for a model with firm columns, whose linked ids' past
+    /// `items_sharing` must also read.
     #[test]
     fn one_items_history_gives_the_row_of_the_whole_history() {
         let dir = tempfile::tempdir().unwrap();
@@ -1193,11 +1249,34 @@ mod tests {
         options.gbdt.n_trees = 3;
         options.gbdt.early_stopping_rounds = None;
         let model = model::train(&all, &options, &mut |_, _| true).unwrap();
+        // Firms of two: every importer (declarant) with the next one in sorted order.
+        let mut parties: Vec<String> = all
+            .iter()
+            .flat_map(|d| [d.importer_id.clone(), d.declarant_id.clone()])
+            .collect();
+        parties.sort_unstable();
+        parties.dedup();
+        let groups = parties.chunks(2).map(<[String]>::to_vec).collect();
+        let firms = Firms::new("test-run", groups);
+        let with_firms =
+            model::train_with_firms(&all, None, None, Some(firms), &options, &mut |_, _| true)
+                .unwrap();
         let mut checked = 0;
         let mut with_history = 0;
+        let mut with_linked_past = 0;
         for item in all.iter().step_by(23) {
             let whole = model.row(item, &HistoryState::as_of(&all, item.date));
-            let one = model.row(item, &item_history(&store, item).unwrap());
+            let one = model.row(item, &item_history(&store, item, Vec::new()).unwrap());
+            let linked = with_firms.linked_parties(item);
+            let whole_firm = with_firms.row(item, &HistoryState::as_of(&all, item.date));
+            let one_firm =
+                with_firms.row(item, &item_history(&store, item, linked.clone()).unwrap());
+            let bits = |row: &[f64]| row.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one_firm), bits(&whole_firm), "{:?}", item.key);
+            with_linked_past += usize::from(all.iter().any(|d| {
+                d.date < item.date
+                    && (linked.contains(&d.importer_id) || linked.contains(&d.declarant_id))
+            }));
             let bits = |row: &[f64]| row.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&one), bits(&whole), "{:?}", item.key);
             checked += 1;
@@ -1209,8 +1288,8 @@ mod tests {
             }));
         }
         assert!(
-            checked > 100 && with_history > 50,
-            "{checked} items, {with_history} with history"
+            checked > 100 && with_history > 50 && with_linked_past > 20,
+            "{checked} items, {with_history} with history, {with_linked_past} with a linked id's past"
         );
     }
 }

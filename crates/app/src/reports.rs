@@ -90,8 +90,22 @@ pub struct TrainReport {
     /// The HS model whose readings of the goods descriptions are the model's text columns;
     /// `None` when trained without them (no descriptions, or `--no-text-features`).
     pub text_features: Option<String>,
+    /// The party links whose firms the model's firm columns read; `None` when trained without
+    /// them (no party links in the store, or `--no-firm-history`).
+    pub firm_history: Option<FirmHistory>,
     /// Seconds spent.
     pub seconds: f64,
+}
+
+/// The party links a model's firm columns read (see `TrainRequest::firm_history`).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FirmHistory {
+    /// The linkage run that saved them.
+    pub run: String,
+    /// Linked parties.
+    pub parties: usize,
+    /// Groups (firms of two ids or more).
+    pub groups: usize,
 }
 
 /// Result of `evaluate`: targeting quality on a labelled period.

@@ -558,6 +558,7 @@ fn prepare(
             options,
             ipw: false,
             text_features: true,
+            firm_history: true,
         },
         &app::Silent,
     )

@@ -65,6 +65,7 @@ pub fn text_features(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyho
                 options: options.clone(),
                 ipw: false,
                 text_features,
+                firm_history: false,
             },
             bars,
         )?;

@@ -187,6 +187,10 @@ pub struct TrainArgs {
     /// as), even when the items carry descriptions.
     #[arg(long)]
     pub no_text_features: bool,
+    /// Train without the firm columns (the summed past of every id that the saved party links
+    /// join to the importer's and the declarant's), even when the store holds party links.
+    #[arg(long)]
+    pub no_firm_history: bool,
     #[command(flatten)]
     pub options: ModelOptions,
 }

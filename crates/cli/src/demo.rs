@@ -66,6 +66,7 @@ pub fn demo(cli: &Cli, a: &DemoArgs, bars: &Bars) -> anyhow::Result<ExitCode> {
         options: options.to_options()?,
         ipw: false,
         text_features: true,
+        firm_history: true,
     };
     let trained = app::train(&mut store, &request, bars)?;
     output::train(&trained, false)?;

@@ -55,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 options: a.options.to_options()?,
                 ipw: a.ipw,
                 text_features: !a.no_text_features,
+                firm_history: !a.no_firm_history,
             };
             let report = app::train(&mut *store, &request, &bars)?;
             output::train(&report, cli.json)?;

@@ -113,6 +113,15 @@ pub fn train(r: &TrainReport, json: bool) -> anyhow::Result<()> {
         Some(hs) => outln!("text features: goods descriptions as read by HS model {hs}"),
         None => outln!("text features: none (no goods descriptions, or --no-text-features)"),
     }
+    match &r.firm_history {
+        Some(f) => outln!(
+            "firm history: {} linked parties in {} firms, from linkage run {}",
+            f.parties,
+            f.groups,
+            f.run
+        ),
+        None => outln!("firm history: none (no saved party links, or --no-firm-history)"),
+    }
     outln!("sha256 {}", r.sha256);
     Ok(())
 }

@@ -1953,6 +1953,60 @@ fn party_links_are_saved_in_the_store_and_replaced_by_the_next_run() {
     assert_eq!(saved["groups"], groups as u64, "{report:#}");
     assert!(groups >= 2 && linked < ids.len() / 4, "{report:#}");
 
+    // Training reads the links as firms: their ids' summed past are the firm columns, and an
+    // explanation names the linked ids behind them.
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "train",
+            "--model",
+            "f",
+            "--until",
+            "2020-12-31",
+            "--trees",
+            "5",
+        ];
+        args.extend_from_slice(extra);
+        let out = borderlens(&db, &args);
+        assert_exit(&out, 0);
+        json(&out)
+    };
+    let trained = train(&[]);
+    let firms = &trained["firm_history"];
+    assert_eq!(firms["parties"], linked as u64, "{trained:#}");
+    assert_eq!(firms["groups"], groups as u64, "{trained:#}");
+    assert!(!firms["run"].as_str().unwrap().is_empty(), "{trained:#}");
+    let row = rows
+        .iter()
+        .find(|row| field(row, 9) == ids[1])
+        .expect("the register's second id imports");
+    let explained = borderlens(
+        &db,
+        &[
+            "--json",
+            "explain",
+            "--model",
+            "f",
+            "--declaration",
+            &field(row, 0),
+        ],
+    );
+    assert_exit(&explained, 0);
+    let explanation = json(&explained);
+    let firm_rate = explanation["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feature"] == "importer_firm_past_fraud_rate")
+        .unwrap_or_else(|| panic!("no firm column: {explanation:#}"));
+    let basis = firm_rate["declared"].as_str().unwrap();
+    assert!(
+        basis.contains(&ids[1]) && basis.contains(&format!("linked ids {}", ids[0])),
+        "{basis}"
+    );
+    let plain = train(&["--no-firm-history"]);
+    assert!(plain["firm_history"].is_null(), "{plain:#}");
+
     // A register without the duplicates replaces the links: none is left.
     let text = std::fs::read_to_string(&register).unwrap();
     let kept: Vec<&str> = text

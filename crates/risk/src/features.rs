@@ -11,7 +11,10 @@
 //!   computed outside this crate (which knows no HS model) and passed in per item.
 //!
 //! High-cardinality parties (importer, seller) are described by their history rather than by
-//! their identity: counts, smoothed past fraud rate and seniority.
+//! their identity: counts, smoothed past fraud rate and seniority. A pipeline fitted with
+//! [`Firms`] (issue 13) also describes the importer's and the declarant's *firm*: every id a
+//! record-linkage run found to be that firm, so that a firm which changes id does not shed its
+//! past. The links come from names and addresses, never from labels.
 
 use std::collections::HashMap;
 
@@ -159,6 +162,105 @@ fn is_false(value: &bool) -> bool {
     !value
 }
 
+/// Parties that a record-linkage run found to be one firm under several ids (the store's party
+/// links), frozen into a pipeline when it is fitted, as the vocabularies are: the model scores
+/// with the groups it was trained on, and a later linkage run reaches it at its next training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "FirmsWire", into = "FirmsWire")]
+pub struct Firms {
+    /// The linkage run the groups come from.
+    run: String,
+    /// Each group's party ids, sorted; the groups sorted by their first id.
+    groups: Vec<Vec<String>>,
+    /// Party id → index in `groups` (rebuilt from `groups`, never saved).
+    index: HashMap<String, usize>,
+}
+
+/// How [`Firms`] are saved: the groups only.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirmsWire {
+    run: String,
+    groups: Vec<Vec<String>>,
+}
+
+impl From<FirmsWire> for Firms {
+    fn from(wire: FirmsWire) -> Firms {
+        Firms::new(&wire.run, wire.groups)
+    }
+}
+
+impl From<Firms> for FirmsWire {
+    fn from(firms: Firms) -> FirmsWire {
+        FirmsWire {
+            run: firms.run,
+            groups: firms.groups,
+        }
+    }
+}
+
+impl Firms {
+    /// The firms of linkage run `run` from its groups of party ids. Groups of fewer than two
+    /// distinct ids link nothing and are dropped; an id in several groups is kept in the first
+    /// (by sorted order) only, so that every party belongs to one firm at most.
+    pub fn new(run: &str, groups: Vec<Vec<String>>) -> Firms {
+        let mut groups: Vec<Vec<String>> = groups
+            .into_iter()
+            .map(|mut g| {
+                g.sort_unstable();
+                g.dedup();
+                g
+            })
+            .collect();
+        groups.sort_unstable();
+        let mut index = HashMap::new();
+        let mut kept = Vec::with_capacity(groups.len());
+        for group in groups {
+            let group: Vec<String> = group
+                .into_iter()
+                .filter(|id| !index.contains_key(id))
+                .collect();
+            if group.len() < 2 {
+                continue;
+            }
+            for id in &group {
+                index.insert(id.clone(), kept.len());
+            }
+            kept.push(group);
+        }
+        Firms {
+            run: run.to_string(),
+            groups: kept,
+            index,
+        }
+    }
+
+    /// The linkage run the groups come from.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// How many parties are linked, in how many groups.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.index.len(), self.groups.len())
+    }
+
+    /// The ids of `party`'s firm, itself included (sorted); `None` when it is linked to no other.
+    pub fn group(&self, party: &str) -> Option<&[String]> {
+        self.index
+            .get(party)
+            .and_then(|&g| self.groups.get(g))
+            .map(Vec::as_slice)
+    }
+}
+
+/// The history entities ([`HISTORIES`] indexes) whose firm a pipeline with [`Firms`] also
+/// describes: (index, column name prefix, business words).
+const FIRM_HISTORIES: [(usize, &str, &str); 2] = [
+    (0, "importer_firm", "importer's firm (all its linked ids)"),
+    (1, "declarant_firm", "declarant's firm (all its linked ids)"),
+];
+
 /// The fitted pipeline: category vocabularies learned at training time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeaturePipeline {
@@ -169,6 +271,10 @@ pub struct FeaturePipeline {
     /// model without them is saved as before.
     #[serde(default, skip_serializing_if = "is_false")]
     text: bool,
+    /// The firms whose history the firm columns ([`FIRM_HISTORIES`]) read, after the text
+    /// columns. Absent in models trained without them, and then left out of the bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    firms: Option<Firms>,
 }
 
 /// Running statistics of everything dated before the day being described.
@@ -211,7 +317,44 @@ impl FeaturePipeline {
                 codes
             })
             .collect();
-        FeaturePipeline { vocabularies, text }
+        FeaturePipeline {
+            vocabularies,
+            text,
+            firms: None,
+        }
+    }
+
+    /// The pipeline with the firm columns, reading the history of `firms`.
+    pub fn with_firms(mut self, firms: Firms) -> FeaturePipeline {
+        self.firms = Some(firms);
+        self
+    }
+
+    /// The firms the firm columns read (`None` for a pipeline without them).
+    pub fn firms(&self) -> Option<&Firms> {
+        self.firms.as_ref()
+    }
+
+    /// The other ids of the firms of `item`'s importer and declarant (linked ids whose past the
+    /// firm columns read), sorted; empty without firm columns or links.
+    pub fn linked_parties(&self, item: &DeclarationItem) -> Vec<String> {
+        let Some(firms) = &self.firms else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = [&item.importer_id, &item.declarant_id]
+            .into_iter()
+            .flat_map(|party| {
+                firms
+                    .group(party)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(move |id| *id != party)
+                    .cloned()
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// The pipeline of the union of the items the `parts` were fitted on: every categorical
@@ -221,7 +364,10 @@ impl FeaturePipeline {
     /// when `parts` is empty or the parts disagree on the text columns.
     pub fn union(parts: &[FeaturePipeline]) -> Option<FeaturePipeline> {
         let first = parts.first()?;
-        if parts.iter().any(|p| p.text != first.text) {
+        if parts
+            .iter()
+            .any(|p| p.text != first.text || p.firms != first.firms)
+        {
             return None;
         }
         let vocabularies = (0..CATEGORICALS.len())
@@ -238,6 +384,7 @@ impl FeaturePipeline {
         Some(FeaturePipeline {
             vocabularies,
             text: first.text,
+            firms: first.firms.clone(),
         })
     }
 
@@ -281,6 +428,16 @@ impl FeaturePipeline {
                 });
             }
         }
+        if self.firms.is_some() {
+            for (_, name, _) in FIRM_HISTORIES {
+                for suffix in HISTORY_SUFFIXES {
+                    features.push(FeatureInfo {
+                        name: format!("{name}_{suffix}"),
+                        kind: FeatureKind::Numeric,
+                    });
+                }
+            }
+        }
         features
     }
 
@@ -304,7 +461,41 @@ impl FeaturePipeline {
                 }
             }
         }
+        for (_, entity, words) in FIRM_HISTORIES {
+            for (suffix, suffix_words) in HISTORY_SUFFIXES.iter().zip(HISTORY_WORDS) {
+                if *name == format!("{entity}_{suffix}") {
+                    return format!("{words}: {suffix_words}");
+                }
+            }
+        }
         name.clone()
+    }
+
+    /// The linked ids a firm column of `item` reads, in words beside the value: `importer
+    /// IMP1 with its linked ids IMP7, IMP9 (linkage run R)`, or `importer IMP1 (linked to no
+    /// other id)`. `None` for other columns.
+    pub fn firm_basis(&self, column: &str, item: &DeclarationItem) -> Option<String> {
+        let firms = self.firms.as_ref()?;
+        let (index, _, _) = FIRM_HISTORIES
+            .iter()
+            .find(|(_, entity, _)| column.starts_with(&format!("{entity}_")))?;
+        let (_, role, get) = HISTORIES[*index];
+        let party = get(item)?;
+        Some(match firms.group(party) {
+            Some(group) => {
+                let others: Vec<&str> = group
+                    .iter()
+                    .filter(|id| *id != party)
+                    .map(String::as_str)
+                    .collect();
+                format!(
+                    "{role} {party} with its linked ids {} (linkage run {})",
+                    others.join(", "),
+                    firms.run
+                )
+            }
+            None => format!("{role} {party} (linked to no other id)"),
+        })
     }
 
     /// What history column `column` of `row` rests on: for a past fraud rate, the party's past
@@ -313,10 +504,20 @@ impl FeaturePipeline {
     /// row's own count columns, so the model's columns stay as they are.
     pub fn history_support(&self, column: usize, row: &[f64]) -> Option<HistorySupport> {
         let first = CATEGORICALS.len() + NUMERIC_NAMES.len();
-        let offset = column.checked_sub(first)?;
-        if offset >= HISTORIES.len() * HISTORY_SUFFIXES.len() {
-            return None;
-        }
+        let histories = HISTORIES.len() * HISTORY_SUFFIXES.len();
+        let first_firm = first + histories + if self.text { TEXT_COLUMNS.len() } else { 0 };
+        let firm_columns = if self.firms.is_some() {
+            FIRM_HISTORIES.len() * HISTORY_SUFFIXES.len()
+        } else {
+            0
+        };
+        let (first, offset) = match column.checked_sub(first) {
+            Some(offset) if offset < histories => (first, offset),
+            _ => match column.checked_sub(first_firm) {
+                Some(offset) if offset < firm_columns => (first_firm, offset),
+                _ => return None,
+            },
+        };
         let entity = first + offset / HISTORY_SUFFIXES.len() * HISTORY_SUFFIXES.len();
         let (count_column, counted) = match HISTORY_SUFFIXES[offset % HISTORY_SUFFIXES.len()] {
             "past_controls" | "past_fraud_rate" => (entity + 1, "past controls"),
@@ -396,19 +597,20 @@ impl FeaturePipeline {
             item.departure_country != item.origin_country,
         )));
         let prior = history.prior_rate();
+        let history_columns = |stats: Option<&EntityStats>| match stats {
+            None => [0.0, 0.0, prior, f64::NAN],
+            Some(s) => [
+                s.declarations,
+                s.controlled,
+                (s.frauds + PRIOR_STRENGTH * prior) / (s.controlled + PRIOR_STRENGTH),
+                s.first_seen
+                    .map(|first| (item.date - first).num_days() as f64)
+                    .unwrap_or(f64::NAN),
+            ],
+        };
         for (entity_index, (_, _, get)) in HISTORIES.iter().enumerate() {
             let stats = get(item).and_then(|key| history.entities.get(entity_index)?.get(key));
-            match stats {
-                None => row.extend([0.0, 0.0, prior, f64::NAN]),
-                Some(s) => row.extend([
-                    s.declarations,
-                    s.controlled,
-                    (s.frauds + PRIOR_STRENGTH * prior) / (s.controlled + PRIOR_STRENGTH),
-                    s.first_seen
-                        .map(|first| (item.date - first).num_days() as f64)
-                        .unwrap_or(f64::NAN),
-                ]),
-            }
+            row.extend(history_columns(stats));
         }
         if self.text {
             let number = |v: Option<f64>| v.unwrap_or(f64::NAN);
@@ -423,6 +625,23 @@ impl FeaturePipeline {
                     number(t.cleaned_disagreement),
                 ]),
                 None => row.extend([f64::NAN; TEXT_COLUMNS.len() - 1]),
+            }
+        }
+        if let Some(firms) = &self.firms {
+            for (entity_index, _, _) in FIRM_HISTORIES {
+                let (_, _, get) = HISTORIES[entity_index];
+                let firm = get(item).map(|party| match firms.group(party) {
+                    Some(group) => history.firm_stats(entity_index, group),
+                    // A party linked to no other id is a firm of one.
+                    None => history
+                        .entities
+                        .get(entity_index)
+                        .and_then(|e| e.get(party))
+                        .cloned()
+                        .unwrap_or_default(),
+                });
+                let firm = firm.filter(|s| s.declarations > 0.0);
+                row.extend(history_columns(firm.as_ref()));
             }
         }
         row
@@ -690,6 +909,25 @@ impl HistoryState {
         }
     }
 
+    /// The summed history of the ids of one firm in role `entity_index` (a [`HISTORIES`]
+    /// index): every id's declarations, controls and frauds, first seen the earliest.
+    fn firm_stats(&self, entity_index: usize, group: &[String]) -> EntityStats {
+        let mut firm = EntityStats::default();
+        let Some(entities) = self.entities.get(entity_index) else {
+            return firm;
+        };
+        for stats in group.iter().filter_map(|id| entities.get(id)) {
+            firm.declarations += stats.declarations;
+            firm.controlled += stats.controlled;
+            firm.frauds += stats.frauds;
+            firm.first_seen = match (firm.first_seen, stats.first_seen) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        firm
+    }
+
     fn prior_rate(&self) -> f64 {
         (self.frauds + 1.0) / (self.controlled + 2.0)
     }
@@ -819,5 +1057,109 @@ mod tests {
             counted: "past declarations",
         };
         assert_eq!(one.in_words(), "from 1 past declaration (few)");
+    }
+
+    /// A firm that declared under IMP-OLD, was caught three times out of four, and now declares
+    /// under IMP1: the importer's own columns see a newcomer, the firm columns see its past.
+    #[test]
+    fn firm_columns_read_the_past_of_every_linked_id() {
+        use borderlens_domain::ControlLabel;
+        let item = sample_item();
+        // Twenty clean controls of other firms first, so that the prior rate is low.
+        let past: Vec<DeclarationItem> = (0..24)
+            .map(|i| {
+                let mut d = item.clone();
+                d.key.declaration_id = format!("P{i}");
+                let firm = i >= 20;
+                d.importer_id = if firm { "IMP-OLD" } else { "OTHER" }.into();
+                d.declarant_id = if i == 20 { "IMP1" } else { "DEC2" }.into();
+                d.date = item.date - chrono::Duration::days(if firm { 50 - i } else { 100 });
+                d.label = Some(ControlLabel {
+                    fraud: i > 20,
+                    critical: 0,
+                });
+                d
+            })
+            .collect();
+        let history = HistoryState::as_of(&past, item.date);
+        let firms = Firms::new(
+            "run-1",
+            vec![
+                vec!["IMP1".into(), "IMP-OLD".into(), "IMP1".into()],
+                vec!["LONE".into()],
+            ],
+        );
+        assert_eq!(firms.counts(), (2, 1), "a group of one links nothing");
+        let plain = FeaturePipeline::fit(&past);
+        let pipeline = plain.clone().with_firms(firms.clone());
+        let row = pipeline.row(&item, &history);
+        let features = pipeline.features();
+        assert_eq!(features.len(), plain.features().len() + 8);
+        let column = |name: &str| features.iter().position(|f| f.name == name).unwrap();
+        let value = |name: &str| row[column(name)];
+        assert_eq!(value("importer_past_declarations"), 0.0);
+        // Only the importer role counts: IMP1 declared P0 as a declarant, not as an importer.
+        assert_eq!(value("importer_firm_past_declarations"), 4.0);
+        assert_eq!(value("importer_firm_past_controls"), 4.0);
+        assert_eq!(value("importer_firm_days_known"), 30.0);
+        let prior = value("importer_past_fraud_rate");
+        let firm_rate = value("importer_firm_past_fraud_rate");
+        assert!(firm_rate > 2.0 * prior, "{firm_rate} against {prior}");
+        // The declarant DEC1 is linked to nobody: its firm is itself, with no past here.
+        assert_eq!(value("declarant_firm_past_declarations"), 0.0);
+        // The columns before the firm columns are those of the pipeline without them.
+        assert_eq!(
+            row[..plain.features().len()]
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>(),
+            plain
+                .row(&item, &history)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        );
+        // Words, what they rest on, and which ids.
+        assert_eq!(
+            pipeline.describe(column("importer_firm_past_fraud_rate")),
+            "importer's firm (all its linked ids): past fraud rate (smoothed)"
+        );
+        let support = pipeline
+            .history_support(column("importer_firm_past_fraud_rate"), &row)
+            .unwrap();
+        assert_eq!(support.in_words(), "from 4 past controls (few)");
+        assert_eq!(
+            pipeline
+                .firm_basis("importer_firm_past_fraud_rate", &item)
+                .as_deref(),
+            Some("importer IMP1 with its linked ids IMP-OLD (linkage run run-1)")
+        );
+        assert_eq!(
+            pipeline
+                .firm_basis("declarant_firm_past_controls", &item)
+                .as_deref(),
+            Some("declarant DEC1 (linked to no other id)")
+        );
+        assert_eq!(pipeline.firm_basis("importer_past_controls", &item), None);
+        assert_eq!(pipeline.linked_parties(&item), ["IMP-OLD"]);
+        assert!(plain.linked_parties(&item).is_empty());
+        // Saved and read back with its groups; a pipeline without firms is saved as before.
+        let bytes = serde_json::to_string(&pipeline).unwrap();
+        let back: FeaturePipeline = serde_json::from_str(&bytes).unwrap();
+        assert_eq!(back, pipeline);
+        assert_eq!(
+            back.firms().unwrap().group("IMP-OLD").unwrap(),
+            ["IMP-OLD", "IMP1"]
+        );
+        assert!(!serde_json::to_string(&plain).unwrap().contains("firms"));
+        // Federated nodes must agree on the firms as on the text columns.
+        assert_eq!(
+            FeaturePipeline::union(&[plain.clone(), pipeline.clone()]),
+            None
+        );
+        assert_eq!(
+            FeaturePipeline::union(&[pipeline.clone(), pipeline.clone()]),
+            Some(pipeline)
+        );
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::anomaly::{IsolationForest, IsolationForestConfig};
 use crate::data::{Dataset, FeatureInfo, FeatureKind};
-use crate::features::{FeaturePipeline, HistoryState, TextSignalMap, TextSignals};
+use crate::features::{FeaturePipeline, Firms, HistoryState, TextSignalMap, TextSignals};
 use crate::gbdt::{Booster, GbdtConfig};
 use crate::metrics::{self, INSPECTION_RATES};
 use crate::resample;
@@ -134,7 +134,11 @@ pub enum RiskError {
 /// and build rows without those columns, so a model that has them is written as version 2 and
 /// refused by older builds; a model without them is still written as version 1, byte for byte
 /// as before.
-pub const MODEL_FORMAT: u32 = 2;
+///
+/// Version 3 is version 2 with firm columns in the pipeline (`"firms":{..}`: the linked ids
+/// whose summed past the model reads, issue 13), which an older build would likewise ignore.
+/// A model with them is written as version 3; one without, as before.
+pub const MODEL_FORMAT: u32 = 3;
 
 /// Version 1 of the registry bytes, as written.
 #[derive(Serialize)]
@@ -414,12 +418,26 @@ pub fn train_with_text(
     options: &TrainOptions,
     on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
 ) -> Result<RiskModel, RiskError> {
+    train_with_firms(items, weights, text, None, options, on_iteration)
+}
+
+/// [`train_with_text`], with the firm columns when `firms` is given: the history of every id a
+/// linkage run found to be the importer's (declarant's) firm, summed. The model keeps the
+/// firms it was trained with and scores with them.
+pub fn train_with_firms(
+    items: &[DeclarationItem],
+    weights: Option<&[f64]>,
+    text: Option<&TextSignalMap>,
+    firms: Option<Firms>,
+    options: &TrainOptions,
+    on_iteration: &mut dyn FnMut(usize, Option<f64>) -> bool,
+) -> Result<RiskModel, RiskError> {
     let TrainingDesign {
         items,
         pipeline,
         anomaly,
         data,
-    } = training_design_weighted(items, weights, text, options)?;
+    } = training_design_weighted(items, weights, text, firms, options)?;
     let positives = data.labels.iter().filter(|&&y| y).count();
     let n = data.n_rows();
     let n_valid = ((n as f64 * options.validation_share).round() as usize).min(n / 2);
@@ -555,7 +573,7 @@ pub fn training_design(
     items: &[DeclarationItem],
     options: &TrainOptions,
 ) -> Result<TrainingDesign, RiskError> {
-    training_design_weighted(items, None, None, options)
+    training_design_weighted(items, None, None, None, options)
 }
 
 /// [`training_design`] with the text columns when `text` is given (see [`train_with_text`]).
@@ -564,13 +582,14 @@ pub fn training_design_with_text(
     text: Option<&TextSignalMap>,
     options: &TrainOptions,
 ) -> Result<TrainingDesign, RiskError> {
-    training_design_weighted(items, None, text, options)
+    training_design_weighted(items, None, text, None, options)
 }
 
 fn training_design_weighted(
     all_items: &[DeclarationItem],
     weights: Option<&[f64]>,
     text: Option<&TextSignalMap>,
+    firms: Option<Firms>,
     options: &TrainOptions,
 ) -> Result<TrainingDesign, RiskError> {
     let label = options.label;
@@ -603,7 +622,10 @@ fn training_design_weighted(
     if all_items.windows(2).any(|w| w[0].date > w[1].date) {
         return Err(RiskError::Data("items are not sorted by date".into()));
     }
-    let pipeline = FeaturePipeline::fit_with_text(all_items, text.is_some());
+    let mut pipeline = FeaturePipeline::fit_with_text(all_items, text.is_some());
+    if let Some(firms) = firms {
+        pipeline = pipeline.with_firms(firms);
+    }
     let (mut data, rows) = pipeline.transform_with_text(all_items, &wanted, label, text);
     if let Some(weights) = weights {
         data.weights = rows.iter().map(|&i| weights[i]).collect();
@@ -761,6 +783,22 @@ impl RiskModel {
     /// Whether the model reads text signals (it was trained with the text columns).
     pub fn uses_text(&self) -> bool {
         self.pipeline.uses_text()
+    }
+
+    /// The firms its firm columns read (`None` for a model trained without them).
+    pub fn firms(&self) -> Option<&Firms> {
+        self.pipeline.firms()
+    }
+
+    /// The ids linked to `item`'s importer and declarant whose past its firm columns read
+    /// (see [`FeaturePipeline::linked_parties`]): what one item's history must also hold.
+    pub fn linked_parties(&self, item: &DeclarationItem) -> Vec<String> {
+        self.pipeline.linked_parties(item)
+    }
+
+    /// The linked ids behind a firm column, in words (see [`FeaturePipeline::firm_basis`]).
+    pub fn firm_basis(&self, column: &str, item: &DeclarationItem) -> Option<String> {
+        self.pipeline.firm_basis(column, item)
     }
 
     /// One item's model columns given its history.
@@ -996,12 +1034,20 @@ impl RiskModel {
         best
     }
 
-    /// Canonical bytes for the registry: JSON in format version 1, or 2 for a model with text
-    /// columns (see [`MODEL_FORMAT`]); deterministic.
+    /// Canonical bytes for the registry: JSON in format version 1, 2 for a model with text
+    /// columns, 3 for one with firm columns (see [`MODEL_FORMAT`]); deterministic.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // The lowest version that holds the model: one without text columns is version 1.
+        // The lowest version that holds the model: one without text or firm columns is
+        // version 1.
+        let format = if self.firms().is_some() {
+            3
+        } else if self.uses_text() {
+            2
+        } else {
+            1
+        };
         let versioned = VersionedRef {
-            format: if self.uses_text() { 2 } else { 1 },
+            format,
             model: self,
         };
         // Serialising plain structs, vectors and BTreeMaps cannot fail.
@@ -1016,7 +1062,7 @@ impl RiskModel {
         let probe: FormatProbe = serde_json::from_slice(bytes).map_err(decode_error)?;
         match probe.format {
             None => serde_json::from_slice(bytes).map_err(decode_error),
-            Some(1 | 2) => serde_json::from_slice::<Versioned>(bytes)
+            Some(1..=3) => serde_json::from_slice::<Versioned>(bytes)
                 .map(|versioned| versioned.model)
                 .map_err(decode_error),
             Some(version) if version > u64::from(MODEL_FORMAT) => {
@@ -1355,6 +1401,71 @@ mod tests {
         assert!(found > 0, "no counterfactual at all");
     }
 
+    /// Fraud is a trait of the firm, and every firm takes a new id every month (the old
+    /// one is left behind): the firm columns carry a firm's caught past over to its new id,
+    /// which the importer's own columns see as a newcomer. Trained to October, scored on
+    /// November and December.
+    #[test]
+    fn firm_columns_carry_a_firms_past_across_a_change_of_id() {
+        let mut rng = Rng::new(9);
+        let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let n_firms = 300;
+        // A tenth of the firms cheat often; each firm changes id on its own days.
+        let bad: Vec<bool> = (0..n_firms).map(|_| rng.next_f64() < 0.1).collect();
+        let offset: Vec<i64> = (0..n_firms).map(|_| rng.below(30) as i64).collect();
+        let id = |firm: usize, day: i64| format!("F{firm}-{}", (day + offset[firm]) / 30);
+        let base = items()[0].clone();
+        let mut all: Vec<DeclarationItem> = (0..12_000)
+            .map(|i| {
+                let firm = rng.below(n_firms);
+                let day = rng.below(366) as i64;
+                let fraud = rng.next_f64() < if bad[firm] { 0.5 } else { 0.04 };
+                let mut d = base.clone();
+                d.key.declaration_id = format!("F{i:05}");
+                d.date = start + chrono::Duration::days(day);
+                d.importer_id = id(firm, day);
+                d.declarant_id = format!("DCL{}", rng.below(30));
+                d.origin_country = ["CN", "US", "JP"][rng.below(3)].into();
+                d.departure_country = d.origin_country.clone();
+                d.net_mass = 10.0 + rng.next_f64() * 100.0;
+                d.item_price = 1000.0 + rng.next_f64() * 10_000.0;
+                d.label = Some(ControlLabel { fraud, critical: 0 });
+                d
+            })
+            .collect();
+        all.sort_by(|a, b| a.date.cmp(&b.date).then(a.key.cmp(&b.key)));
+        let cut = NaiveDate::from_ymd_opt(2020, 10, 31).unwrap();
+        let training: Vec<DeclarationItem> =
+            all.iter().filter(|d| d.date <= cut).cloned().collect();
+        let groups = (0..n_firms)
+            .map(|f| (0..=13).map(|month| id(f, month * 30)).collect())
+            .collect();
+        let firms = Firms::new("run-1", groups);
+        let mut options = TrainOptions::standard(LabelKind::Fraud);
+        options.gbdt.n_trees = 200;
+        let test_auc = |model: &RiskModel| {
+            let wanted: Vec<bool> = all.iter().map(|d| d.date > cut).collect();
+            let (data, _) = model.design(&all, &wanted);
+            metrics::roc_auc(&model.score(&data), &data.labels)
+        };
+        let plain = train(&training, &options, &mut |_, _| true).unwrap();
+        let with_firms =
+            train_with_firms(&training, None, None, Some(firms), &options, &mut |_, _| {
+                true
+            })
+            .unwrap();
+        let (without, with) = (test_auc(&plain), test_auc(&with_firms));
+        assert!(
+            with > without + 0.05 && with > 0.75,
+            "ROC-AUC on Nov–Dec: {without:.3} without firm columns, {with:.3} with"
+        );
+        // Saved as format 3 and read back whole.
+        let bytes = with_firms.to_bytes();
+        assert!(bytes.starts_with(br#"{"format":3,"#));
+        assert_eq!(RiskModel::from_bytes(&bytes).unwrap(), with_firms);
+        assert!(plain.to_bytes().starts_with(br#"{"format":1,"#));
+    }
+
     #[test]
     fn same_data_and_seed_give_same_bytes() {
         let items = items();
@@ -1394,8 +1505,8 @@ mod tests {
             assert!(matches!(error, RiskError::Format(_)), "{kind}: {error:?}");
         }
         assert!(matches!(
-            RiskModel::from_bytes(br#"{"format":3,"model":{}}"#),
-            Err(RiskError::NewerFormat(3))
+            RiskModel::from_bytes(br#"{"format":4,"model":{}}"#),
+            Err(RiskError::NewerFormat(4))
         ));
     }
 

@@ -282,6 +282,8 @@ pub trait PartyLinks {
     /// Every party of `party_id`'s group (itself included), by party id; empty when it is
     /// linked to no other party.
     fn party_group(&self, party_id: &str) -> Result<Vec<StoredPartyLink>, StoreError>;
+    /// Every stored party link, by group then party id.
+    fn party_links(&self) -> Result<Vec<StoredPartyLink>, StoreError>;
     /// How many parties are linked, in how many groups.
     fn party_link_counts(&self) -> Result<(u64, u64), StoreError>;
 }

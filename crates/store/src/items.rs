@@ -141,8 +141,11 @@ pub struct SharingFilter {
     pub declarant_id: String,
     /// ... or of this seller (none when `None`) ...
     pub seller_id: Option<String>,
-    /// ... or of this HS code.
+    /// ... or of this HS code ...
     pub hs6: String,
+    /// ... or whose importer or declarant is one of these ids (the ids a linkage run linked to
+    /// the importer or the declarant, whose past a model's firm columns read).
+    pub linked_party_ids: Vec<String>,
 }
 
 /// How many items are labelled, and how many of them as fraud ([`Items::label_counts`]).
@@ -440,19 +443,38 @@ impl Items for Store {
     }
 
     fn items_sharing(&self, filter: &SharingFilter) -> Result<Vec<DeclarationItem>, StoreError> {
+        let before = filter.before.format(DATE_FORMAT).to_string();
+        let mut params: Vec<&dyn crate::sql::ToParam> = vec![
+            &before,
+            &filter.importer_id,
+            &filter.declarant_id,
+            &filter.seller_id,
+            &filter.hs6,
+        ];
+        // Linked ids: one IN list, read for both roles (both indexes serve it).
+        let linked = if filter.linked_party_ids.is_empty() {
+            String::new()
+        } else {
+            let start = params.len();
+            for id in &filter.linked_party_ids {
+                params.push(id);
+            }
+            let list = (start + 1..=params.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(" OR importer_id IN ({list}) OR declarant_id IN ({list})")
+        };
+        let sql = format!(
+            "SELECT {{columns}} FROM declaration_items
+                 WHERE date < $1 AND (importer_id = $2 OR declarant_id = $3 OR seller_id = $4
+                       OR hs6 = $5{linked})
+                 ORDER BY date, declaration_id, item_no"
+        );
         self.read_items(
             || "reading the items that share a party or an HS code".to_string(),
-            "SELECT {columns} FROM declaration_items
-                 WHERE date < $1 AND (importer_id = $2 OR declarant_id = $3 OR seller_id = $4
-                       OR hs6 = $5)
-                 ORDER BY date, declaration_id, item_no",
-            &[
-                &filter.before.format(DATE_FORMAT).to_string(),
-                &filter.importer_id,
-                &filter.declarant_id,
-                &filter.seller_id,
-                &filter.hs6,
-            ],
+            &sql,
+            &params,
         )
     }
 

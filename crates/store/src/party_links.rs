@@ -146,6 +146,19 @@ impl PartyLinks for Store {
         .ctx(|| format!("reading the parties linked to '{party_id}'"))
     }
 
+    fn party_links(&self) -> Result<Vec<StoredPartyLink>, StoreError> {
+        self.read(|exec| {
+            exec.query(
+                &format!("SELECT {COLUMNS} FROM party_links ORDER BY group_id, party_id"),
+                &[],
+            )?
+            .iter()
+            .map(read_link)
+            .collect()
+        })
+        .ctx(|| "reading the party links".to_string())
+    }
+
     fn party_link_counts(&self) -> Result<(u64, u64), StoreError> {
         self.read(|exec| {
             let row = exec.query_opt(

@@ -1574,6 +1574,7 @@ fn items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date(stor
         with("S", 4, None, |d| d.seller_id = Some("SELL".into())),
         with("H", 1, None, |d| d.hs6 = HsCode::parse("440890").unwrap()),
         with("X", 5, label(0), |_| {}), // nothing shared
+        with("Y", 6, None, |_| {}),     // nothing shared
         with("L", 9, None, |d| d.importer_id = "IMP-P".into()), // same day: not before
     ];
     import(store, "a.csv", lines(items)).unwrap();
@@ -1583,6 +1584,7 @@ fn items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date(stor
         declarant_id: "DEC-P".into(),
         seller_id: Some("SELL".into()),
         hs6: "440890".into(),
+        linked_party_ids: Vec::new(),
     };
     let ids = |filter: &SharingFilter| -> Vec<String> {
         store
@@ -1606,6 +1608,12 @@ fn items_sharing_a_party_or_code_and_label_counts_look_only_before_the_date(stor
         ["H", "D", "I"],
         "no seller matches no seller"
     );
+    // Linked ids bring their items, in either role.
+    let linked = SharingFilter {
+        linked_party_ids: vec!["IMP-X".into(), "DEC-Y".into(), "IMP-L".into()],
+        ..filter.clone()
+    };
+    assert_eq!(ids(&linked), ["H", "D", "I", "S", "X", "Y"]);
     let counts = store
         .label_counts(NaiveDate::from_ymd_opt(2020, 1, 9).unwrap())
         .unwrap();

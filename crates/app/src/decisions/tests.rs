@@ -83,6 +83,7 @@ fn sample_store(store: &mut dyn Backend, dir: &Path) {
             options,
             ipw: false,
             text_features: true,
+            firm_history: true,
         },
         &Silent,
     )

@@ -53,6 +53,7 @@ fn store_trained_until(until: NaiveDate, dir: &std::path::Path) -> Store {
         options,
         ipw: false,
         text_features: true,
+        firm_history: true,
     };
     crate::train(&mut store, &train, &Silent).unwrap();
     let score = ScoreRequest {

@@ -267,6 +267,7 @@ impl Fixture {
                     options,
                     ipw: false,
                     text_features: true,
+                    firm_history: true,
                 },
                 &Silent,
             )
