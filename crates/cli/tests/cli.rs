@@ -421,6 +421,123 @@ fn importing_the_same_file_twice_changes_nothing() {
     assert_eq!(second["conflicts"].as_array().unwrap().len(), 0);
 }
 
+/// Ctrl-C (SIGINT sent to the process) while the second of three files is read: the first file
+/// was committed and stays, the second is rolled back, the third is never read, and the error
+/// names each. The second file is a named pipe, so the signal lands while it is being read.
+#[cfg(target_os = "linux")]
+#[test]
+fn sigint_during_an_import_of_several_files_names_what_was_saved() {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new().unwrap();
+    let db = db_in(&dir);
+    let (header, rows) = sample(300);
+    let first = write_csv(dir.path(), "first.csv", &header, &rows[..100]);
+    let third = write_csv(dir.path(), "third.csv", &header, &rows[200..]);
+    let second = dir.path().join("second.csv");
+    let made = Command::new("mkfifo").arg(&second).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_borderlens"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "import",
+            path_str(&first),
+            path_str(&second),
+            path_str(&third),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stderr, line by line as it comes: the handler says it is stopping once its flag is set.
+    let (lines, said) = std::sync::mpsc::channel::<String>();
+    let stderr_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    // The pipe opens for writing once the import reads it, that is after the first file is
+    // committed. O_NONBLOCK (Linux's 0o4000): the open fails at once while nobody reads.
+    let started = Instant::now();
+    let mut pipe = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000)
+            .open(&second)
+        {
+            Ok(pipe) => break pipe,
+            Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the import ended early"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("the import never read the second file: {e}"),
+        }
+    };
+    let mut part = header.clone();
+    part.push(b'\n');
+    for row in &rows[100..150] {
+        part.extend_from_slice(row);
+        part.push(b'\n');
+    }
+    pipe.write_all(&part).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut message = String::new();
+    while !message.contains("stopping") {
+        let line = said
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the import never said it was stopping");
+        message.push_str(&line);
+        message.push('\n');
+    }
+    // More records after the signal: the reader sees the flag at the next one.
+    let mut rest = Vec::new();
+    for row in &rows[150..200] {
+        rest.extend_from_slice(row);
+        rest.push(b'\n');
+    }
+    let _ = pipe.write_all(&rest);
+    drop(pipe);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    message.extend(said.try_iter().map(|line| line + "\n"));
+
+    assert_eq!(status.code(), Some(2), "{message}");
+    assert!(
+        message.contains(&format!(
+            "interrupted: saved {}; not saved: {}, {}",
+            first.display(),
+            second.display(),
+            third.display()
+        )),
+        "{message}"
+    );
+    // The first file is stored whole; nothing of the second or the third is.
+    let (_, again) = import_json(&db, &first);
+    assert_eq!(count(&again, "unchanged"), 100, "{again:#}");
+    let read_part = write_csv(dir.path(), "second-part.csv", &header, &rows[100..150]);
+    let (_, part) = import_json(&db, &read_part);
+    assert_eq!(count(&part, "inserted"), 50, "{part:#}");
+    let (_, third_report) = import_json(&db, &third);
+    assert_eq!(count(&third_report, "inserted"), 100, "{third_report:#}");
+}
+
 #[test]
 fn strict_import_refuses_the_whole_file_for_one_bad_record() {
     // Arrange
