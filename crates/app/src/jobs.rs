@@ -664,8 +664,8 @@ fn to_reasons(
             words: c.words.clone(),
             value: c.value.clone(),
             declared: declared_basis(&c.feature, item)
-                .or_else(|| text_basis(&c.feature, item, text))
-                .or_else(|| model.firm_basis(&c.feature, item)),
+                .or_else(|| text_basis(&c.feature, item, text)),
+            linked: model.firm_basis(&c.feature, item),
             history: c.support.map(Into::into),
             log_odds: c.log_odds,
         })
@@ -1273,9 +1273,20 @@ mod tests {
                 with_firms.row(item, &item_history(&store, item, linked.clone()).unwrap());
             let bits = |row: &[f64]| row.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&one_firm), bits(&whole_firm), "{:?}", item.key);
+            // (The firm columns read a linked id's past in the same role.)
+            let firm_of = |party: &str| {
+                with_firms
+                    .firms()
+                    .and_then(|f| f.group(party))
+                    .unwrap_or_default()
+                    .to_vec()
+            };
+            let (importers, declarants) = (firm_of(&item.importer_id), firm_of(&item.declarant_id));
             with_linked_past += usize::from(all.iter().any(|d| {
                 d.date < item.date
-                    && (linked.contains(&d.importer_id) || linked.contains(&d.declarant_id))
+                    && ((d.importer_id != item.importer_id && importers.contains(&d.importer_id))
+                        || (d.declarant_id != item.declarant_id
+                            && declarants.contains(&d.declarant_id)))
             }));
             let bits = |row: &[f64]| row.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&one), bits(&whole), "{:?}", item.key);

@@ -53,6 +53,7 @@ mod hs_reading;
 mod jobs;
 mod linking;
 mod monitoring;
+mod nii_catalogue;
 mod nii_desk;
 mod nii_library;
 mod reports;
@@ -80,6 +81,11 @@ pub use linking::{
     LinkRequest, LinkSeconds, PairReport, SavedPartyLinks,
 };
 pub use monitoring::{bias_audit, drift_report, hit_rate_series, DriftRequest};
+pub use nii_catalogue::{
+    catalogue_if_changed, catalogue_library, catalogued, declarations_of_scan, library_key,
+    scans_of_declaration, transport_ids, CatalogueReport, DeclarationScan, ScanDeclaration,
+    TransportId, SCAN_DECLARATIONS_SHOWN,
+};
 pub use nii_desk::{
     train_detector, DeskConfig, DeskScan, DeskView, NiiDesk, RetrainState, ReviewSubmission,
     SavedReview, ScanDetection, ScanDetections, ScanReview, ViewDetectionsReport, DESK_QUEUE_MAX,

@@ -193,6 +193,10 @@ pub struct Reason {
     /// For a history feature (a party's past fraud rate, counts, seniority): what it rests on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryBasis>,
+    /// For a firm column: the ids whose past it sums (`importer IMP1 with its linked ids IMP7
+    /// (linkage run R)`), derived from the saved party links, not declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked: Option<String>,
     /// Contribution in log-odds (positive raises the risk).
     pub log_odds: f64,
 }
@@ -246,10 +250,14 @@ impl Reason {
     /// What the value comes from: `declared: item price 10000` for a derived value, `from 2
     /// past controls (few)` for a history one; `None` for a declared code as it is.
     pub fn basis(&self) -> Option<String> {
-        match (&self.declared, &self.history) {
+        let basis = match (&self.declared, &self.history) {
             (Some(declared), _) => Some(format!("declared: {declared}")),
             (None, Some(history)) => Some(history.words.clone()),
             (None, None) => None,
+        };
+        match (basis, &self.linked) {
+            (Some(basis), Some(linked)) => Some(format!("{basis}; {linked}")),
+            (basis, linked) => basis.or_else(|| linked.clone()),
         }
     }
 }

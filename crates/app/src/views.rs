@@ -351,6 +351,8 @@ pub struct DerivedValue {
     pub declared: Option<String>,
     /// For a history value, what it rests on (see [`crate::Reason::history`]).
     pub history: Option<crate::HistoryBasis>,
+    /// For a firm column, the ids whose past it sums (see [`crate::Reason::linked`]).
+    pub linked: Option<String>,
     /// Its contribution to the score, in log-odds.
     pub log_odds: f64,
 }
@@ -422,6 +424,10 @@ pub struct DeclarationView {
     pub related: Vec<RelatedRow>,
     /// The parties linked to the importer and the declarant by the last linkage run.
     pub linked_parties: Vec<LinkedPartyView>,
+    /// The container numbers and postal item ids its items declare, as declared.
+    pub transport: Vec<crate::TransportId>,
+    /// The catalogued X-ray scans of those containers and parcels, newest first.
+    pub scans: Vec<crate::DeclarationScan>,
     /// The lane in force.
     pub lane: Option<Lane>,
 }
@@ -447,6 +453,7 @@ pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<Declarat
                     value: c.value.clone(),
                     declared: c.declared.clone(),
                     history: c.history.clone(),
+                    linked: c.linked.clone(),
                     log_odds: c.log_odds,
                 })
                 .collect()
@@ -499,6 +506,11 @@ pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<Declarat
             }
         }
     }
+    let items = match store.declaration(declaration_id)? {
+        Some(declaration) => declaration.items().to_vec(),
+        None => vec![item],
+    };
+    let (transport, scans) = crate::scans_of_declaration(store, &items)?;
     let lane = trace.decisions.last().map(|d| d.lane);
     Ok(DeclarationView {
         trace,
@@ -506,6 +518,8 @@ pub fn declaration(store: &dyn Backend, declaration_id: &str) -> Result<Declarat
         conflicts,
         related,
         linked_parties,
+        transport,
+        scans,
         lane,
     })
 }

@@ -286,6 +286,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output::annotate(&report, cli.json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Nii(crate::nii_cmds::NiiCommand::Catalogue(a)) => {
+            crate::nii_cmds::catalogue(&mut *open()?, a, cli.json)
+        }
         Command::Nii(c) => crate::nii_cmds::run(c, &cli.actor, cli.json, &bars),
         Command::Serve(a) => {
             crate::service_cmds::serve(&cli.db, cli.database_url.as_deref(), a, cli.json)

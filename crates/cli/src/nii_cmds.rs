@@ -55,6 +55,12 @@ pub enum NiiCommand {
     /// counted). Without --annotators: each annotator's progress (assigned, done). The desk
     /// shows each annotator their scans first.
     Assign(AssignArgs),
+    /// Catalogue a library in the store (--db / --database-url): its scans' rows (ids,
+    /// container numbers and postal item ids, purpose, outcome, provenance; no personal field)
+    /// replace the library's previous ones, so that declarations naming a scan's container or
+    /// parcel show the scan, and the scan its declarations. `serve` catalogues the library it
+    /// serves at start; run this after the library changes.
+    Catalogue(CatalogueArgs),
     /// Export scans as a scan package (manifest.json + images/<sha256>.png + annotations.json),
     /// the exchange format between administrations. Scans whose licence forbids redistribution
     /// or that are not anonymised are left out and listed (exit 1); --anonymise-key-file
@@ -327,6 +333,38 @@ pub struct GuidelineArgs {
     /// Every version, oldest first.
     #[arg(long, conflicts_with = "publish")]
     history: bool,
+}
+
+#[derive(Args)]
+pub struct CatalogueArgs {
+    /// Library folder.
+    library: PathBuf,
+}
+
+/// `borderlens nii catalogue LIB`: the library's scans into the store.
+pub fn catalogue(
+    store: &mut dyn borderlens_store::Backend,
+    a: &CatalogueArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let report = borderlens_app::catalogue_library(store, &a.library)?;
+    if json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "catalogued {} scans of {} ({} with a container number, {} with a postal item id) in {:.1}s",
+        report.scans,
+        report.library,
+        report.with_container,
+        report.with_postal_item,
+        report.seconds
+    );
+    outln!(
+        "{} declarations in the store name one of their containers or parcels",
+        report.linked_declarations
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -700,6 +738,9 @@ pub fn run(command: &NiiCommand, actor: &str, json: bool, bars: &Bars) -> anyhow
                 Err(e) if e.file != a.file => Err(e.into()),
                 Err(e) => refused_input("COCO file", &e, json),
             }
+        }
+        NiiCommand::Catalogue(_) => {
+            bail!("nii catalogue needs the store: it is run by the dispatcher")
         }
         NiiCommand::Assign(a) => {
             use borderlens_nii::assignment;

@@ -1693,3 +1693,77 @@ fn publish_the_annotation_guideline_and_read_its_versions() {
         "{text}"
     );
 }
+
+/// `nii catalogue` puts a library's scans in the store and counts the declarations that name
+/// their containers or parcels (in any spelling of a valid id); running it again replaces the
+/// rows, and an id with a wrong check digit links nothing.
+#[test]
+fn catalogue_links_scans_to_the_declarations_of_their_containers_and_parcels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let generated = stdout_json(&borderlens(
+        d,
+        &[
+            "nii", "generate", "--count", "12", "--seed", "1", "--out", "lib", "--size", "96",
+            "--json",
+        ],
+    ));
+    assert_eq!(generated["written"], 12);
+    let catalogue = std::fs::read_to_string(d.join("lib/catalogue.jsonl")).unwrap();
+    let records: Vec<Value> = catalogue
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids = |field: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter_map(|r| r["metadata"][field].as_str().map(str::to_string))
+            .collect()
+    };
+    let (containers, parcels) = (ids("container_id"), ids("package_id"));
+    assert!(
+        !containers.is_empty() && parcels.len() >= 2,
+        "{containers:?} {parcels:?}"
+    );
+    let row = "2021-01-01,40,B,11,11,11,40,76NV527,SHHZGSL,249LO7A,,760711,CN,CN,7.2,FCN1,E,901.2,415092.72,0,0";
+    let c = &containers[0];
+    let spaced = format!("{} {}-{}", &c[..4], &c[4..10], &c[10..]).to_lowercase();
+    let p = &parcels[1];
+    let wrong = format!(
+        "{}{}{}",
+        &p[..10],
+        (p.as_bytes()[10] - b'0' + 1) % 10,
+        &p[11..]
+    );
+    let csv = format!(
+        "Declaration ID,Date,Office ID,Process Type,Import Type,Import Use,Payment Type,Mode of Transport,Declarant ID,Importer ID,Seller ID,Courier ID,HS6 Code,Country of Departure,Country of Origin,Tax Rate,Tax Type,Country of Origin Indicator,Net Mass,Item Price,Fraud,Critical Fraud,Container Number,Postal Item ID\n\
+         D-C,{row},{spaced},\n\
+         D-P,{row},,{}\n\
+         D-W,{row},,{wrong}\n\
+         D-N,{row},,\n",
+        parcels[0]
+    );
+    std::fs::write(d.join("declarations.csv"), csv).unwrap();
+    let imported = stdout_json(&borderlens(d, &["--json", "import", "declarations.csv"]));
+    assert_eq!(imported["files"][0]["inserted"], 4, "{imported:#}");
+    let report = stdout_json(&borderlens(d, &["--json", "nii", "catalogue", "lib"]));
+    assert_eq!(report["scans"], 12, "{report:#}");
+    assert_eq!(report["with_container"], containers.len() as u64);
+    assert_eq!(report["with_postal_item"], parcels.len() as u64);
+    assert_eq!(report["linked_declarations"], 2, "{report:#}");
+    assert!(
+        Path::new(report["library"].as_str().unwrap()).ends_with("lib"),
+        "{report:#}"
+    );
+    // Again: the rows are replaced, not added.
+    let again = stdout_json(&borderlens(d, &["--json", "nii", "catalogue", "lib"]));
+    assert_eq!(again["scans"], 12);
+    // A folder that is no library is refused, naming it.
+    let out = borderlens(d, &["nii", "catalogue", "nowhere"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nowhere"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

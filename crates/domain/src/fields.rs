@@ -651,6 +651,15 @@ fn standard_fields() -> Vec<DeclaredField> {
             "cleaned goods description (broker/operator)",
             FieldType::Text,
         ),
+        // The transport unit the goods travel in (issue 15): kept as declared, like every
+        // code; a valid ISO 6346 container number or UPU S10 postal item id links the item to
+        // the X-ray scans of that container or parcel (an invalid one is shown, not linked).
+        DeclaredField::extra(
+            CONTAINER_NUMBER,
+            "container number (ISO 6346)",
+            FieldType::Code,
+        ),
+        DeclaredField::extra(POSTAL_ITEM_ID, "postal item id (UPU S10)", FieldType::Code),
     ]
 }
 
@@ -663,6 +672,14 @@ pub const GOODS_DESCRIPTION_CLEANED: &str = "goods_description_cleaned";
 pub const GOODS_DESCRIPTION_HEADER: &str = "Goods Description";
 /// The usual header of the cleaned description beside [`GOODS_DESCRIPTION_HEADER`].
 pub const GOODS_DESCRIPTION_CLEANED_HEADER: &str = "Cleaned Goods Description";
+/// The name of an item's declared container number in [`FieldRegistry::standard`].
+pub const CONTAINER_NUMBER: &str = "container_number";
+/// The name of an item's declared postal item id in [`FieldRegistry::standard`].
+pub const POSTAL_ITEM_ID: &str = "postal_item_id";
+/// The usual header of [`CONTAINER_NUMBER`] in a KCS-layout file that carries one.
+pub const CONTAINER_NUMBER_HEADER: &str = "Container Number";
+/// The usual header of [`POSTAL_ITEM_ID`] in a KCS-layout file that carries one.
+pub const POSTAL_ITEM_ID_HEADER: &str = "Postal Item ID";
 
 static STANDARD: LazyLock<FieldRegistry> = LazyLock::new(|| FieldRegistry {
     fields: standard_fields(),
@@ -821,7 +838,7 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 21);
+        assert_eq!(names.len(), 23);
     }
 
     #[test]

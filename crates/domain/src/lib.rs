@@ -33,8 +33,10 @@ pub use declaration::{ControlLabel, DeclarationItem, ItemKey};
 pub use declarations::{Declaration, DeclarationError};
 pub use fields::{
     check_free_text, check_text, control_character, DeclaredField, DeclaredValue, DuplicateField,
-    FieldError, FieldRegistry, FieldType, ValueError, GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED,
-    GOODS_DESCRIPTION_CLEANED_HEADER, GOODS_DESCRIPTION_HEADER, MAX_TEXT_BYTES, PLAUSIBLE_YEARS,
+    FieldError, FieldRegistry, FieldType, ValueError, CONTAINER_NUMBER, CONTAINER_NUMBER_HEADER,
+    GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED, GOODS_DESCRIPTION_CLEANED_HEADER,
+    GOODS_DESCRIPTION_HEADER, MAX_TEXT_BYTES, PLAUSIBLE_YEARS, POSTAL_ITEM_ID,
+    POSTAL_ITEM_ID_HEADER,
 };
 pub use hs::{HsCode, HsError};
 pub use ids::{iso6346_check_digit, s10_check_digit, ContainerNumber, IdError, S10ItemId};

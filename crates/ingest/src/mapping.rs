@@ -4,8 +4,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use borderlens_domain::{
-    FieldRegistry, GOODS_DESCRIPTION, GOODS_DESCRIPTION_CLEANED, GOODS_DESCRIPTION_CLEANED_HEADER,
-    GOODS_DESCRIPTION_HEADER,
+    FieldRegistry, CONTAINER_NUMBER, CONTAINER_NUMBER_HEADER, GOODS_DESCRIPTION,
+    GOODS_DESCRIPTION_CLEANED, GOODS_DESCRIPTION_CLEANED_HEADER, GOODS_DESCRIPTION_HEADER,
+    POSTAL_ITEM_ID, POSTAL_ITEM_ID_HEADER,
 };
 use chrono::format::{Item, StrftimeItems};
 
@@ -74,14 +75,18 @@ impl ColumnMapping {
     }
 
     /// The layout an import without a mapping file reads: the KCS layout, plus the goods
-    /// descriptions when the file's header row (`headers`) has their usual columns
-    /// ([`GOODS_DESCRIPTION_HEADER`], [`GOODS_DESCRIPTION_CLEANED_HEADER`]), so that a described
-    /// file uploaded as is keeps its descriptions. A file without them reads as KCS.
+    /// descriptions, the container number and the postal item id when the file's header row
+    /// (`headers`) has their usual columns ([`GOODS_DESCRIPTION_HEADER`],
+    /// [`GOODS_DESCRIPTION_CLEANED_HEADER`], [`CONTAINER_NUMBER_HEADER`],
+    /// [`POSTAL_ITEM_ID_HEADER`]), so that such a file uploaded as is keeps them. A file
+    /// without them reads as KCS.
     pub fn kcs_default_for_headers<S: AsRef<str>>(headers: &[S]) -> ColumnMapping {
         let mut mapping = ColumnMapping::kcs_default();
         for (field, header) in [
             (GOODS_DESCRIPTION, GOODS_DESCRIPTION_HEADER),
             (GOODS_DESCRIPTION_CLEANED, GOODS_DESCRIPTION_CLEANED_HEADER),
+            (CONTAINER_NUMBER, CONTAINER_NUMBER_HEADER),
+            (POSTAL_ITEM_ID, POSTAL_ITEM_ID_HEADER),
         ] {
             if headers.iter().any(|h| h.as_ref().trim() == header) {
                 mapping.set_header(field, Some(header.to_string()));

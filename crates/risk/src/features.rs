@@ -858,8 +858,10 @@ impl HistoryState {
     }
 
     /// The history one item needs, without reading every earlier item: `related` holds the
-    /// items dated before `date` that share the item's importer, declarant, seller or HS code
-    /// (in date order; others may be there too, they change nothing the item reads), and
+    /// items dated before `date` that share the item's importer, declarant, seller or HS code,
+    /// and for a pipeline with firm columns those of its linked ids
+    /// ([`FeaturePipeline::linked_parties`]) (in date order; others may be there too, they
+    /// change nothing the item reads), and
     /// `controlled` / `frauds` count every labelled and every fraudulent item before `date`
     /// (the prior of the smoothed rates). For that item, [`FeaturePipeline::row`] gives the
     /// same row as with [`HistoryState::as_of`] over every item.

@@ -135,6 +135,9 @@ pub(crate) struct AppState {
     pub(crate) openapi: Arc<String>,
     /// The X-ray annotation desk, when the server serves a library.
     pub(crate) desk: Option<Arc<borderlens_app::NiiDesk>>,
+    /// The served library's name in the store's X-ray catalogue (`app::library_key`): a
+    /// declaration's scans in it link to the viewer.
+    pub(crate) nii_library: Option<String>,
 }
 
 /// The router of the service over the store in `config.db` (or `config.database_url`), which is
@@ -157,11 +160,36 @@ fn build(
         )),
         None => None,
     };
+    // The served library is catalogued in the store at start when its rows changed, so that
+    // declarations find its scans by container number or postal item id (`borderlens nii
+    // catalogue` does it again after the library changes). A catalogue that cannot be written
+    // now (a long import holds the writers' lock) is said and left as it was: the service
+    // starts. (On a thread of its own: the router may be built inside an async runtime, where
+    // the PostgreSQL client, which blocks, may not run.)
+    let nii_library = config.nii_desk.as_ref().map(|desk| {
+        let outcome = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    pool.with_store(None, |store| {
+                        borderlens_app::catalogue_if_changed(store, &desk.library)
+                    })
+                })
+                .join()
+        });
+        if let Ok(Err(e)) = outcome {
+            eprintln!(
+                "borderlens-server: the X-ray catalogue of {} was not updated: {e}",
+                desk.library.display()
+            );
+        }
+        borderlens_app::library_key(&desk.library)
+    });
     let state = AppState {
         pool: Arc::new(pool),
         config: Arc::new(config),
         openapi: Arc::new(openapi::document(&routes()).to_string()),
         desk: desk.clone(),
+        nii_library,
     };
     Ok((routes::router(state), desk))
 }

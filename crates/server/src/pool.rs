@@ -70,7 +70,7 @@ impl StorePool {
 
     /// Runs `job` on a store whose audit actor is `actor` (the calling user, or the store's
     /// default for anonymous requests), then returns the store to the pool.
-    fn with_store<T>(
+    pub(crate) fn with_store<T>(
         &self,
         actor: Option<&str>,
         job: impl FnOnce(&mut dyn Backend) -> Result<T, JobError>,

@@ -1120,3 +1120,145 @@ async fn a_declaration_lists_the_declarations_of_parties_a_linkage_run_linked(ki
     app.stop().await;
 }
 on_both_stores!(a_declaration_lists_the_declarations_of_parties_a_linkage_run_linked);
+
+/// A declaration naming a container or parcel that the served X-ray library scanned shows the
+/// scan (linked to the viewer), whatever spelling of the id it declared; an id with a wrong
+/// check digit is shown with why it links nothing; the scan's page lists its declarations for
+/// those who may read declarations, and not for an annotator. The catalogue is written when
+/// the server starts.
+async fn a_declaration_shows_the_scans_of_its_container_and_a_scan_its_declarations(
+    kind: StoreKind,
+) {
+    use borderlens_nii::batch::generate_into;
+    use borderlens_nii::generate::GeneratorParams;
+    let dir = tempfile::TempDir::new().unwrap();
+    let params = GeneratorParams {
+        width: 96,
+        height: 96,
+        cargo_mix: [0.5, 0.0, 0.5],
+        ..GeneratorParams::default()
+    };
+    let root = dir.path().join("library");
+    let mut library = borderlens_nii::Library::create(&root).unwrap();
+    generate_into(&mut library, &params, 3, 8, &|_| {}, &|| false).unwrap();
+    let records = borderlens_nii::Library::open(&root)
+        .unwrap()
+        .records()
+        .to_vec();
+    let container_scan = records
+        .iter()
+        .find(|r| r.metadata.container_id.is_some())
+        .expect("a container among 8 scans");
+    let parcel_scan = records
+        .iter()
+        .find(|r| r.metadata.package_id.is_some())
+        .expect("a parcel among 8 scans");
+    let container = container_scan.metadata.container_id.clone().unwrap();
+    let parcel = parcel_scan.metadata.package_id.clone().unwrap();
+    // Declared in lower case with spaces: it still links.
+    let spelled = format!(
+        "{} {} {}",
+        container[..4].to_lowercase(),
+        &container[4..10],
+        &container[10..]
+    );
+    let wrong_digit = format!(
+        "{}{}",
+        &parcel[..10],
+        (parcel.as_bytes()[10] - b'0' + 1) % 10
+    );
+    let wrong = format!("{wrong_digit}{}", &parcel[11..]);
+    let row = "2021-01-01,40,B,11,11,11,40,76NV527,SHHZGSL,249LO7A,,760711,CN,CN,7.2,FCN1,E,901.2,415092.72,0,0";
+    let csv = format!(
+        "Declaration ID,Date,Office ID,Process Type,Import Type,Import Use,Payment Type,Mode of Transport,Declarant ID,Importer ID,Seller ID,Courier ID,HS6 Code,Country of Departure,Country of Origin,Tax Rate,Tax Type,Country of Origin Indicator,Net Mass,Item Price,Fraud,Critical Fraud,Container Number,Postal Item ID\n\
+         XRAY-C,{row},{spelled},\n\
+         XRAY-P,{row},,{parcel}\n\
+         XRAY-W,{row},,{wrong}\n"
+    );
+    let mut desk = borderlens_app::DeskConfig::new(root.clone());
+    desk.hidden_share = 0.0;
+    let app = PAGES
+        .serve_with(kind, |config| config.nii_desk = Some(desk))
+        .await;
+    app.with_store(|store| {
+        let mapping = borderlens_ingest::ColumnMapping::kcs_default_for_csv(csv.as_bytes());
+        let report = borderlens_app::import_bytes(
+            store,
+            "xray.csv",
+            csv.as_bytes(),
+            &mapping,
+            true,
+            &borderlens_app::Silent,
+        )
+        .unwrap();
+        assert_eq!(report.inserted, 3, "{report:?}");
+    });
+    let (officer, _) = session(&app, Role::Officer).await;
+    let page = send(
+        &app,
+        Method::GET,
+        "/declarations/XRAY-C",
+        Some(&officer),
+        "",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let link = format!(
+        "href=\"/nii/library/scans/{}\"",
+        container_scan.metadata.scan_id
+    );
+    assert!(page.text.contains("id=\"xray-scans\""), "{}", page.text);
+    assert!(page.text.contains(&link), "{}", page.text);
+    assert!(page.text.contains(&format!("container {container}")));
+    let page = send(
+        &app,
+        Method::GET,
+        "/declarations/XRAY-P",
+        Some(&officer),
+        "",
+    )
+    .await;
+    assert!(page.text.contains(&format!(
+        "href=\"/nii/library/scans/{}\"",
+        parcel_scan.metadata.scan_id
+    )));
+    let page = send(
+        &app,
+        Method::GET,
+        "/declarations/XRAY-W",
+        Some(&officer),
+        "",
+    )
+    .await;
+    assert!(page.text.contains("links no scan"), "{}", page.text);
+    assert!(page.text.contains("No catalogued scan."), "{}", page.text);
+    // A declaration naming no container or parcel has no such section.
+    let ids = decided(&app);
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("/declarations/{}", ids[0]),
+        Some(&officer),
+        "",
+    )
+    .await;
+    assert!(!page.text.contains("id=\"xray-scans\""));
+
+    // The scan's page lists its declarations for an officer, not for an annotator.
+    let scan_page = format!("/nii/library/scans/{}", container_scan.metadata.scan_id);
+    let page = send(&app, Method::GET, &scan_page, Some(&officer), "").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains("id=\"scan-declarations\""),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("href=\"/declarations/XRAY-C\""));
+    assert!(!page.text.contains("href=\"/declarations/XRAY-P\""));
+    let (annotator, _) = session(&app, Role::Annotator).await;
+    let page = send(&app, Method::GET, &scan_page, Some(&annotator), "").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains("XRAY-C"));
+    app.stop().await;
+}
+on_both_stores!(a_declaration_shows_the_scans_of_its_container_and_a_scan_its_declarations);

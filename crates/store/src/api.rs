@@ -11,10 +11,10 @@ use borderlens_domain::{Declaration, DeclarationItem, ItemKey, Lane};
 use chrono::NaiveDate;
 
 use crate::{
-    AuditEntry, HsSignals, ImportOutcome, ItemFilter, LabelCounts, LoginGate, ModelInfo,
-    NewControlResult, NewDecision, NewHsReading, PartyLink, Recorded, RecordedConflict,
+    AuditEntry, CataloguedScan, HsSignals, ImportOutcome, ItemFilter, LabelCounts, LoginGate,
+    ModelInfo, NewControlResult, NewDecision, NewHsReading, PartyLink, Recorded, RecordedConflict,
     SharingFilter, Store, StoreError, StoredControlResult, StoredDecision, StoredHsReading,
-    StoredModel, StoredPartyLink, StoredScore, StoredSession, StoredToken, StoredUser,
+    StoredModel, StoredPartyLink, StoredScan, StoredScore, StoredSession, StoredToken, StoredUser,
 };
 
 /// Declaration items as declared: import (insert, idempotent re-import, late labels,
@@ -288,9 +288,53 @@ pub trait PartyLinks {
     fn party_link_counts(&self) -> Result<(u64, u64), StoreError>;
 }
 
+/// The X-ray catalogue (`nii_catalogue.rs`): the scans of reference libraries, with the ids
+/// that link them to declarations. A library's rows are replaced whole from its folder.
+pub trait NiiCatalogue {
+    /// Replaces the rows of library `library` by `scans` in one transaction, with a
+    /// `catalogue_nii_library` audit entry. Refuses the whole call, keeping the previous rows,
+    /// when the library or a scan id is empty, a scan id appears twice, a required field is
+    /// empty or a scan has no view. Returns the number of scans catalogued.
+    fn replace_nii_catalogue(
+        &mut self,
+        library: &str,
+        scans: &[CataloguedScan],
+    ) -> Result<usize, StoreError>;
+    /// The catalogued scans of any of `container_ids` or `package_ids` (canonical forms), in
+    /// every library, newest first.
+    fn nii_scans_of(
+        &self,
+        container_ids: &[String],
+        package_ids: &[String],
+    ) -> Result<Vec<StoredScan>, StoreError>;
+    /// How many scans each catalogued library holds, by library.
+    fn nii_catalogue_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+    /// The catalogued scans of library `library`, by scan id (a read: no lock taken).
+    fn nii_catalogue_of(&self, library: &str) -> Result<Vec<CataloguedScan>, StoreError>;
+    /// Up to `limit` items whose declared container number is one of `container_ids`, or
+    /// whose postal item id is one of `package_ids` (canonical forms; the declared value is
+    /// compared in upper case without spaces and hyphens), newest first: the declarations of
+    /// the transport units of a scan.
+    fn items_of_transport(
+        &self,
+        container_ids: &[String],
+        package_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<DeclarationItem>, StoreError>;
+}
+
 /// Every room of the store, on whichever database: what jobs, the server and the CLI hold.
 pub trait Backend:
-    Items + Registry + Decisions + Controls + Accounts + Audit + HsReadings + PartyLinks + Send
+    Items
+    + Registry
+    + Decisions
+    + Controls
+    + Accounts
+    + Audit
+    + HsReadings
+    + PartyLinks
+    + NiiCatalogue
+    + Send
 {
     /// `sqlite` or `postgresql`.
     fn kind(&self) -> &'static str;

@@ -7,7 +7,7 @@
 //! its row mapping run over a small executor (`sql`: `$N` placeholders, values bound to the
 //! type each database expects, a few dialect hooks such as the current time). The operations
 //! are grouped by room, one trait each: [`Items`], [`Registry`], [`Decisions`], [`Controls`],
-//! [`Accounts`], [`Audit`], [`HsReadings`], [`PartyLinks`]; [`Backend`] is all of them, what jobs, the server and the CLI hold.
+//! [`Accounts`], [`Audit`], [`HsReadings`], [`PartyLinks`], [`NiiCatalogue`]; [`Backend`] is all of them, what jobs, the server and the CLI hold.
 //! The schema is the one part written per database (`schema`): the same tables, the same rules
 //! as triggers, in each one's DDL.
 //!
@@ -29,6 +29,8 @@
 //!   per item and model, beside the declared code and never over it.
 //! - [`PartyLinks`]: parties (importer, declarant ids) a linkage run found to be one firm,
 //!   replaced whole by each run; the related declarations of a declaration include them.
+//! - [`NiiCatalogue`]: the scans of X-ray reference libraries, with the container numbers and
+//!   postal item ids that link them to declarations, replaced whole from each library's folder.
 //! - [`Audit`]: the audit log; every write above audits in its own transaction.
 //!
 //! Architecture invariant: this crate owns persistence (schema, migrations, transactions, the
@@ -44,6 +46,7 @@ mod decisions;
 mod error;
 mod hs_readings;
 mod items;
+mod nii_catalogue;
 mod party_links;
 pub mod pg;
 mod registry;
@@ -58,7 +61,8 @@ use rusqlite::TransactionBehavior;
 
 pub use accounts::{LoginGate, StoredSession, StoredToken, StoredUser, ROLES};
 pub use api::{
-    Accounts, Audit, Backend, Controls, Decisions, HsReadings, Items, PartyLinks, Registry,
+    Accounts, Audit, Backend, Controls, Decisions, HsReadings, Items, NiiCatalogue, PartyLinks,
+    Registry,
 };
 pub use audit::AuditEntry;
 pub use controls::{NewControlResult, Recorded, StoredControlResult};
@@ -69,6 +73,7 @@ pub use items::{
     FieldDifference, ImportConflict, ImportOutcome, ItemFilter, LabelCounts, RecordedConflict,
     SharingFilter,
 };
+pub use nii_catalogue::{CataloguedScan, StoredScan};
 pub use party_links::{PartyLink, StoredPartyLink};
 pub use registry::{ModelInfo, StoredModel, StoredScore};
 pub use schema::SCHEMA_VERSION;

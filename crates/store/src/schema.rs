@@ -329,7 +329,45 @@ CREATE INDEX party_links_by_group ON party_links (group_id);
 "#;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+/// Version 10: the transport unit an item travels in (issue 15), as declared and final like
+/// every declared field (NULL in the items stored before), indexed on its canonical form
+/// (upper case, without spaces and hyphens: [`TRANSPORT_CANONICAL`]) so that an X-ray scan
+/// finds its declarations; and the X-ray catalogue (`nii_catalogue.rs`): one row per scan of a
+/// reference library, replaced whole from the library's folder, never updated.
+const V10: &str = r#"
+ALTER TABLE declaration_items ADD COLUMN container_number TEXT;
+ALTER TABLE declaration_items ADD COLUMN postal_item_id TEXT;
+{refuse|declaration_items_transport_ids_are_final|BEFORE UPDATE OF container_number, postal_item_id ON declaration_items||declared fields of declaration_items are never overwritten}
+CREATE INDEX declaration_items_by_container ON declaration_items ((upper(replace(replace(container_number, ' ', ''), '-', ''))));
+CREATE INDEX declaration_items_by_postal_item ON declaration_items ((upper(replace(replace(postal_item_id, ' ', ''), '-', ''))));
+CREATE TABLE nii_scans (
+    library         TEXT    NOT NULL CHECK (length(library) > 0),
+    scan_id         TEXT    NOT NULL CHECK (length(scan_id) > 0),
+    scanned_at      TEXT    NOT NULL CHECK (length(scanned_at) > 0),
+    cargo_type      TEXT    NOT NULL CHECK (length(cargo_type) > 0),
+    container_id    TEXT    CHECK (container_id IS NULL OR length(container_id) > 0),
+    package_id      TEXT    CHECK (package_id IS NULL OR length(package_id) > 0),
+    purpose         TEXT    NOT NULL,
+    outcome         TEXT,
+    source          TEXT    NOT NULL CHECK (length(source) > 0),
+    projected       {int}   NOT NULL CHECK (projected IN (0, 1)),
+    licence         TEXT    NOT NULL,
+    redistributable {int}   NOT NULL CHECK (redistributable IN (0, 1)),
+    views           {int}   NOT NULL CHECK (views >= 1),
+    catalogued_at   TEXT    NOT NULL,
+    PRIMARY KEY (library, scan_id)
+){sqlite_only| WITHOUT ROWID};
+CREATE INDEX nii_scans_by_container ON nii_scans (container_id);
+CREATE INDEX nii_scans_by_package ON nii_scans (package_id);
+{refuse|nii_scans_no_update|BEFORE UPDATE ON nii_scans||the X-ray catalogue is replaced from its library, never updated}
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+
+/// The canonical form of a declared container number or postal item id column in SQL, as the
+/// version 10 indexes compute it (`{column}` is replaced by the column's name): a query that
+/// compares this expression uses the index.
+pub(crate) const TRANSPORT_CANONICAL: &str = "upper(replace(replace({column}, ' ', ''), '-', ''))";
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -112,7 +112,157 @@ on_both_backends!(
     any_allowed_description_reads_back_byte_for_byte,
     hs_readings_are_derived_once_per_item_and_model_beside_the_declared_code,
     party_links_are_replaced_whole_and_relate_declarations_of_linked_parties,
+    the_xray_catalogue_is_replaced_per_library_and_found_by_container_or_parcel,
 );
+
+fn scan(id: &str, container: Option<&str>, package: Option<&str>) -> crate::CataloguedScan {
+    crate::CataloguedScan {
+        scan_id: id.into(),
+        scanned_at: format!("2026-03-0{}T10:00:00", id.len() % 9 + 1),
+        cargo_type: if container.is_some() {
+            "container"
+        } else {
+            "parcel"
+        }
+        .into(),
+        container_id: container.map(str::to_string),
+        package_id: package.map(str::to_string),
+        purpose: "risk".into(),
+        outcome: None,
+        source: "real".into(),
+        projected: false,
+        licence: "internal".into(),
+        redistributable: false,
+        views: 1,
+    }
+}
+
+fn the_xray_catalogue_is_replaced_per_library_and_found_by_container_or_parcel(
+    store: &mut Subject,
+) {
+    use crate::NiiCatalogue as _;
+    // Items carry their container number and postal item id as declared, final.
+    let mut boxed = item("C1", 1, 1, None);
+    boxed.extra.insert(
+        borderlens_domain::CONTAINER_NUMBER,
+        DeclaredValue::Text("csqu 305438 3".into()),
+    );
+    let mut posted = item("P1", 1, 2, None);
+    posted.extra.insert(
+        borderlens_domain::POSTAL_ITEM_ID,
+        DeclaredValue::Text("RR473124829GB".into()),
+    );
+    import(store, "t.csv", lines(vec![boxed.clone(), posted.clone()])).unwrap();
+    assert_eq!(store.item(&key("C1", 1)).unwrap().unwrap(), boxed);
+    assert_eq!(store.item(&key("P1", 1)).unwrap().unwrap(), posted);
+    for column in ["container_number", "postal_item_id"] {
+        let err = store
+            .execute_raw(&format!(
+                "UPDATE declaration_items SET {column} = 'X' WHERE declaration_id = 'C1'"
+            ))
+            .unwrap_err();
+        assert!(err.contains("never overwritten"), "{err}");
+    }
+
+    let a = vec![
+        scan("S1", Some("CSQU3054383"), None),
+        scan("S22", None, Some("RR473124829GB")),
+        scan("S333", None, None),
+    ];
+    assert_eq!(store.replace_nii_catalogue("/lib/a", &a).unwrap(), 3);
+    assert_eq!(
+        store
+            .replace_nii_catalogue("/lib/b", &[scan("S1", Some("CSQU3054383"), None)])
+            .unwrap(),
+        1
+    );
+    let found = |c: &[&str], p: &[&str]| -> Vec<(String, String)> {
+        let c: Vec<String> = c.iter().map(|s| s.to_string()).collect();
+        let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+        store
+            .nii_scans_of(&c, &p)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.library, s.scan.scan_id))
+            .collect()
+    };
+    assert_eq!(
+        found(&["CSQU3054383"], &[]),
+        [
+            ("/lib/a".to_string(), "S1".to_string()),
+            ("/lib/b".into(), "S1".into())
+        ]
+    );
+    assert_eq!(
+        found(&[], &["RR473124829GB"]),
+        [("/lib/a".into(), "S22".into())]
+    );
+    assert_eq!(found(&["CSQU3054383"], &["RR473124829GB"]).len(), 3);
+    assert!(found(&[], &[]).is_empty());
+    assert!(found(&["MSCU1234565"], &[]).is_empty());
+    let stored = store.nii_scans_of(&[], &["RR473124829GB".into()]).unwrap();
+    assert_eq!(stored[0].scan, a[1]);
+    let mut sorted = a.clone();
+    sorted.sort_by(|x, y| x.scan_id.cmp(&y.scan_id));
+    assert_eq!(store.nii_catalogue_of("/lib/a").unwrap(), sorted);
+    assert!(store.nii_catalogue_of("/lib/none").unwrap().is_empty());
+    // A scan finds its declarations: the declared value is compared in canonical form.
+    let of = |c: &[&str], p: &[&str]| -> Vec<String> {
+        let c: Vec<String> = c.iter().map(|s| s.to_string()).collect();
+        let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+        store
+            .items_of_transport(&c, &p, 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.key.declaration_id)
+            .collect()
+    };
+    assert_eq!(of(&["CSQU3054383"], &[]), ["C1"]);
+    assert_eq!(of(&["CSQU3054383"], &["RR473124829GB"]), ["P1", "C1"]);
+    assert!(of(&[], &[]).is_empty());
+    assert!(of(&["CSQU305438"], &[]).is_empty());
+    // Replaced whole: the library's other rows go.
+    store
+        .replace_nii_catalogue("/lib/a", &[scan("S4", None, None)])
+        .unwrap();
+    assert_eq!(
+        store.nii_catalogue_counts().unwrap(),
+        [("/lib/a".to_string(), 1), ("/lib/b".to_string(), 1)]
+    );
+    // Refused whole, naming what, keeping the rows.
+    for (bad, field) in [
+        (
+            vec![scan("S5", None, None), scan("S5", None, None)],
+            "scan_id",
+        ),
+        (vec![scan("", None, None)], "scan_id"),
+        (vec![scan("S6", Some(""), None)], "container_id"),
+        (
+            vec![crate::CataloguedScan {
+                views: 0,
+                ..scan("S7", None, None)
+            }],
+            "views",
+        ),
+    ] {
+        let err = store.replace_nii_catalogue("/lib/a", &bad).unwrap_err();
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    assert!(store.replace_nii_catalogue(" ", &a).is_err());
+    assert_eq!(store.nii_catalogue_counts().unwrap()[0].1, 1);
+    // Never updated in place; each replacement audited.
+    let err = store
+        .execute_raw("UPDATE nii_scans SET outcome = 'seized'")
+        .unwrap_err();
+    assert!(err.contains("never updated"), "{err}");
+    let audited = store
+        .audit_entries(100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "catalogue_nii_library")
+        .count();
+    assert_eq!(audited, 3);
+}
 
 fn party_link(party: &str, group: &str, to: &str, p: f64) -> PartyLink {
     PartyLink {

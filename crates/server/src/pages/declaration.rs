@@ -57,7 +57,14 @@ pub(crate) async fn page(
                     .map(Notice::Recorded)
                     .or(s.overridden.map(|_| Notice::Overridden))
             });
-            render(StatusCode::OK, caller, &view, notice, None)
+            render(
+                StatusCode::OK,
+                caller,
+                &view,
+                notice,
+                None,
+                state.nii_library.as_deref(),
+            )
         }
         Err(error) => error_page(Some(caller), &error),
     }
@@ -89,7 +96,14 @@ pub(crate) async fn override_lane(
     match done {
         Ok(_) => see_other(&format!("/declarations/{}?overridden=1", encode(&id))),
         Err(error) => match load(&state, caller, id).await {
-            Ok(view) => render(error.status, caller, &view, None, Some(&error.message)),
+            Ok(view) => render(
+                error.status,
+                caller,
+                &view,
+                None,
+                Some(&error.message),
+                state.nii_library.as_deref(),
+            ),
             Err(_) => error_page(Some(caller), &error),
         },
     }
@@ -106,6 +120,7 @@ fn render(
     view: &DeclarationView,
     notice: Option<Notice>,
     override_problem: Option<&str>,
+    served_library: Option<&str>,
 ) -> Response {
     let trace = &view.trace;
     let id = &trace.declaration_id;
@@ -204,6 +219,7 @@ fn render(
                 } }
             }
         }
+        (xray_scans(view, served_library))
         section aria-labelledby="results" {
             h2 #results { "Control results" }
             @if trace.results.is_empty() { p { "None recorded." } }
@@ -431,7 +447,9 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                     @if let Some(declared) = declared {
                         // Free texts (the goods descriptions) are shown with the declared code above.
                         div.scroll { table { tbody { @for field in FieldRegistry::standard().fields().iter().filter(|f| f.ty != DeclaredType::Text) {
-                            @if let Some(value) = declared.get(field.name) {
+                            // (An optional field the item did not declare, such as a container
+                            // number, is left out rather than shown empty.)
+                            @if let Some(value) = declared.get(field.name).filter(|v| field.required || !v.is_empty()) {
                                 tr { th scope="row" { (field.words) } td { (value) } }
                             }
                         } } } }
@@ -451,6 +469,7 @@ fn dual_visibility(view: &DeclarationView) -> Markup {
                                     @else if let Some(history) = &d.history {
                                         span.few[history.few] data-history-count=(history.count) { (history.words) }
                                     }
+                                    @if let Some(linked) = &d.linked { br; span.muted { (linked) } }
                                 }
                                 td { (format!("{:+.3}", d.log_odds)) }
                             }
@@ -520,6 +539,53 @@ fn answer_words(field: &str, value: &serde_json::Value) -> (String, String) {
         other => one(other),
     };
     (label, text)
+}
+
+/// A catalogued library's folder name (not its path on the server) for the page.
+fn library_name(library: &str) -> &str {
+    std::path::Path::new(library)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(library)
+}
+
+/// The X-ray scans of the declaration's containers and parcels (issue 15): the ids as declared
+/// (an invalid one says why it links nothing), then the catalogued scans, linked to the viewer
+/// when they are in the library this server serves.
+fn xray_scans(view: &DeclarationView, served_library: Option<&str>) -> Markup {
+    if view.transport.is_empty() {
+        return html! {};
+    }
+    html! {
+        section aria-labelledby="xray" #xray-scans {
+            h2 #xray { "X-ray scans" }
+            p.muted { "Scans of the containers and parcels this declaration names, from the X-ray libraries catalogued in the store, newest first." }
+            ul { @for t in &view.transport {
+                li { "Item " (t.item_no) ", " (t.kind) " " span.id { (t.declared) }
+                    @match (&t.canonical, &t.problem) {
+                        (Some(c), _) if *c != t.declared => { " (" (c) ")" },
+                        (_, Some(problem)) => { " — " span.few { (problem) ": links no scan" } },
+                        _ => {},
+                    }
+                }
+            } }
+            @if view.scans.is_empty() { p { "No catalogued scan." } } @else {
+                div.scroll { table #scans {
+                    thead { tr { th { "Scan" } th { "Scanned" } th { "Of" } th { "Purpose" } th { "Outcome" } th { "Source" } } }
+                    tbody { @for s in &view.scans { tr {
+                        td { @if served_library == Some(s.library.as_str()) {
+                                a href={ "/nii/library/scans/" (encode(&s.scan_id)) } { (s.scan_id) }
+                            } @else {
+                                span.id { (s.scan_id) } br; span.muted { "in library " (library_name(&s.library)) }
+                            } }
+                        td { (s.scanned_at) } td { (s.cargo_type) " · " (s.via) }
+                        td { (s.purpose) } td { (s.outcome.clone().unwrap_or_else(|| "–".into())) }
+                        td { (s.share) }
+                    } } }
+                } }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -223,7 +223,35 @@ pub(crate) async fn scan(
         .any(|(k, _)| k == "decided");
     match on_desk(&state, move |d| d.viewer(&id, personal)).await {
         Ok(scan) if view < scan.views.len() => {
-            html_response(StatusCode::OK, scan_page(caller, &scan, view, decided))
+            // The declarations of its container or parcel, for those who may read declarations.
+            let declarations = if personal {
+                let field = |name: &str| {
+                    scan.metadata
+                        .iter()
+                        .find(|(f, v)| f == name && !v.is_empty())
+                        .map(|(_, v)| v.clone())
+                };
+                let (container, parcel) = (field("container_id"), field("package_id"));
+                let found =
+                    crate::pool::blocking(&state.pool, Some(caller.user.clone()), move |store| {
+                        borderlens_app::declarations_of_scan(
+                            store,
+                            container.as_deref(),
+                            parcel.as_deref(),
+                        )
+                    })
+                    .await;
+                match found {
+                    Ok(found) => Some(found),
+                    Err(error) => return error_page(Some(caller), &error),
+                }
+            } else {
+                None
+            };
+            html_response(
+                StatusCode::OK,
+                scan_page(caller, &scan, view, decided, declarations.as_deref()),
+            )
         }
         Ok(scan) => error_page(
             Some(caller),
@@ -236,7 +264,13 @@ pub(crate) async fn scan(
     }
 }
 
-fn scan_page(caller: &Caller, scan: &ScanViewer, view: usize, decided: bool) -> Markup {
+fn scan_page(
+    caller: &Caller,
+    scan: &ScanViewer,
+    view: usize,
+    decided: bool,
+    declarations: Option<&[borderlens_app::ScanDeclaration]>,
+) -> Markup {
     let v = &scan.views[view];
     let body = html! {
         h1 { "Scan " (scan.scan_id) }
@@ -282,6 +316,27 @@ fn scan_page(caller: &Caller, scan: &ScanViewer, view: usize, decided: bool) -> 
                                 td.num { (l.seconds.map(number).unwrap_or_default()) }
                             }
                         }
+                    }
+                }
+            }
+        }
+        @if let Some(declarations) = declarations {
+            section aria-labelledby="declarations-h" {
+                h2 #declarations-h { "Declarations of this container or parcel" }
+                @if declarations.is_empty() {
+                    p { "None in the store (no declared container number or postal item id matches this scan's)." }
+                } @else {
+                    div.scroll { table #scan-declarations {
+                        thead { tr { th scope="col" { "Declaration" } th scope="col" { "Item" } th scope="col" { "Date" }
+                                     th scope="col" { "Importer" } th scope="col" { "HS" } th scope="col" { "As declared" } } }
+                        tbody { @for d in declarations { tr {
+                            td { a href={ "/declarations/" (encode(&d.declaration_id)) } { (d.declaration_id) } }
+                            td { (d.item_no) } td { (d.date) } td.id { (d.importer_id) } td { (d.hs6) }
+                            td.id { (d.declared) }
+                        } } }
+                    } }
+                    @if declarations.len() == borderlens_app::SCAN_DECLARATIONS_SHOWN {
+                        p.muted { "The newest " (borderlens_app::SCAN_DECLARATIONS_SHOWN) " are shown." }
                     }
                 }
             }
