@@ -88,8 +88,8 @@ pub use nii_catalogue::{
 };
 pub use nii_desk::{
     train_detector, DeskConfig, DeskScan, DeskView, NiiDesk, RetrainState, ReviewSubmission,
-    SavedReview, ScanDetection, ScanDetections, ScanReview, ViewDetectionsReport, DESK_QUEUE_MAX,
-    MAX_REVIEW_SECONDS,
+    SavedReview, ScanAlarm, ScanDetection, ScanDetections, ScanReview, ViewDetectionsReport,
+    DESK_QUEUE_MAX, MAX_REVIEW_SECONDS,
 };
 pub use nii_library::{
     scan_filter_fields, BrowsedScan, DisputeQueue, DisputeReview, DisputedView, FilterField, Layer,

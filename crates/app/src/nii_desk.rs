@@ -235,6 +235,43 @@ pub struct ScanDetections {
     pub views: Vec<ViewDetectionsReport>,
 }
 
+/// A scan's alarm for a page that shows it beside a declaration (issue 16): the highest view
+/// alarm, and the strongest detection with where its heat map is drawn.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ScanAlarm {
+    /// the model that detected
+    pub model_id: String,
+    /// the highest alarm score of the scan's views (0 when nothing was detected)
+    pub alarm: f64,
+    /// the strongest detection: class, score, view name, heat map PNG
+    pub top: Option<(String, f64, String, String)>,
+}
+
+impl ScanDetections {
+    /// The scan's alarm: the highest view alarm and the strongest detection.
+    pub fn alarm(&self) -> ScanAlarm {
+        let alarm = self.views.iter().map(|v| v.alarm).fold(0.0, f64::max);
+        let top = self
+            .views
+            .iter()
+            .flat_map(|v| v.detections.iter().map(move |d| (v, d)))
+            .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+            .map(|(v, d)| {
+                (
+                    d.class.clone(),
+                    d.score,
+                    v.view_name.clone(),
+                    d.heat_map.clone(),
+                )
+            });
+        ScanAlarm {
+            model_id: self.model_id.clone(),
+            alarm,
+            top,
+        }
+    }
+}
+
 /// The annotation desk over one library.
 pub struct NiiDesk {
     config: DeskConfig,

@@ -1175,8 +1175,23 @@ async fn a_declaration_shows_the_scans_of_its_container_and_a_scan_its_declarati
          XRAY-P,{row},,{parcel}\n\
          XRAY-W,{row},,{wrong}\n"
     );
+    // An active detector (issue 16): trained on the library, evaluated on a held-out one.
+    let held_out = dir.path().join("held-out");
+    let mut other = borderlens_nii::Library::create(&held_out).unwrap();
+    generate_into(&mut other, &params, 4, 6, &|_| {}, &|| false).unwrap();
     let mut desk = borderlens_app::DeskConfig::new(root.clone());
     desk.hidden_share = 0.0;
+    desk.held_out = Some(held_out);
+    desk.train = borderlens_nii::detector::train::TrainOptions {
+        epochs: 3,
+        batch: 4,
+        side: 32,
+        width: 4,
+        ..Default::default()
+    };
+    let trainer = borderlens_app::NiiDesk::new(desk.clone()).unwrap();
+    trainer.claim_retrain("setup").unwrap();
+    trainer.retrain("setup", &borderlens_app::Silent).unwrap();
     let app = PAGES
         .serve_with(kind, |config| config.nii_desk = Some(desk))
         .await;
@@ -1210,6 +1225,25 @@ async fn a_declaration_shows_the_scans_of_its_container_and_a_scan_its_declarati
     assert!(page.text.contains("id=\"xray-scans\""), "{}", page.text);
     assert!(page.text.contains(&link), "{}", page.text);
     assert!(page.text.contains(&format!("container {container}")));
+    // The active detector's alarm on the scan, with its heat map when it detected something.
+    let expected = trainer
+        .detections(&container_scan.metadata.scan_id, &|_, _| String::new())
+        .unwrap()
+        .alarm();
+    assert!(
+        page.text
+            .contains(&format!("data-alarm=\"{:.3}\"", expected.alarm)),
+        "{}",
+        page.text
+    );
+    let heat = page.text.find("src=\"/api/v1/nii/scans/");
+    assert_eq!(heat.is_some(), expected.top.is_some(), "{}", page.text);
+    if let Some(at) = heat {
+        let src = &page.text[at + 5..];
+        let src = &src[..src.find('"').unwrap()];
+        let png = send(&app, Method::GET, src, Some(&officer), "").await;
+        assert_eq!(png.status, StatusCode::OK, "{src}");
+    }
     let page = send(
         &app,
         Method::GET,

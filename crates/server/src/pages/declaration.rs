@@ -63,7 +63,7 @@ pub(crate) async fn page(
                 &view,
                 notice,
                 None,
-                state.nii_library.as_deref(),
+                &xray_of(&state, &view).await,
             )
         }
         Err(error) => error_page(Some(caller), &error),
@@ -102,7 +102,7 @@ pub(crate) async fn override_lane(
                 &view,
                 None,
                 Some(&error.message),
-                state.nii_library.as_deref(),
+                &xray_of(&state, &view).await,
             ),
             Err(_) => error_page(Some(caller), &error),
         },
@@ -114,13 +114,42 @@ enum Notice {
     Overridden,
 }
 
+/// What the page shows of the served X-ray library: its name in the catalogue and, for each of
+/// the declaration's scans in it, the active detector's alarm (issue 16).
+pub(crate) struct Xray {
+    served: Option<String>,
+    alarms: std::collections::BTreeMap<String, app::ScanAlarm>,
+}
+
+/// The detector's alarm on each of `view`'s scans in the served library. A scan the detector
+/// cannot read, or no active detector, shows no alarm: the declaration page still shows.
+async fn xray_of(state: &AppState, view: &DeclarationView) -> Xray {
+    let mut alarms = std::collections::BTreeMap::new();
+    let served = state.nii_library.clone();
+    for scan in view
+        .scans
+        .iter()
+        .filter(|s| Some(&s.library) == served.as_ref())
+    {
+        let id = scan.scan_id.clone();
+        let found = crate::handlers::on_desk(state, move |desk| {
+            desk.detections(&id, &|v, n| crate::handlers::heat_map_path(&id, v, n))
+        })
+        .await;
+        if let Ok(found) = found {
+            alarms.insert(scan.scan_id.clone(), found.alarm());
+        }
+    }
+    Xray { served, alarms }
+}
+
 fn render(
     status: StatusCode,
     caller: &Caller,
     view: &DeclarationView,
     notice: Option<Notice>,
     override_problem: Option<&str>,
-    served_library: Option<&str>,
+    xray: &Xray,
 ) -> Response {
     let trace = &view.trace;
     let id = &trace.declaration_id;
@@ -219,7 +248,7 @@ fn render(
                 } }
             }
         }
-        (xray_scans(view, served_library))
+        (xray_scans(view, xray))
         section aria-labelledby="results" {
             h2 #results { "Control results" }
             @if trace.results.is_empty() { p { "None recorded." } }
@@ -552,7 +581,8 @@ fn library_name(library: &str) -> &str {
 /// The X-ray scans of the declaration's containers and parcels (issue 15): the ids as declared
 /// (an invalid one says why it links nothing), then the catalogued scans, linked to the viewer
 /// when they are in the library this server serves.
-fn xray_scans(view: &DeclarationView, served_library: Option<&str>) -> Markup {
+fn xray_scans(view: &DeclarationView, xray: &Xray) -> Markup {
+    let served_library = xray.served.as_deref();
     if view.transport.is_empty() {
         return html! {};
     }
@@ -571,7 +601,7 @@ fn xray_scans(view: &DeclarationView, served_library: Option<&str>) -> Markup {
             } }
             @if view.scans.is_empty() { p { "No catalogued scan." } } @else {
                 div.scroll { table #scans {
-                    thead { tr { th { "Scan" } th { "Scanned" } th { "Of" } th { "Purpose" } th { "Outcome" } th { "Source" } } }
+                    thead { tr { th { "Scan" } th { "Scanned" } th { "Of" } th { "Purpose" } th { "Outcome" } th { "Source" } th { "Detector alarm" } } }
                     tbody { @for s in &view.scans { tr {
                         td { @if served_library == Some(s.library.as_str()) {
                                 a href={ "/nii/library/scans/" (encode(&s.scan_id)) } { (s.scan_id) }
@@ -581,8 +611,23 @@ fn xray_scans(view: &DeclarationView, served_library: Option<&str>) -> Markup {
                         td { (s.scanned_at) } td { (s.cargo_type) " · " (s.via) }
                         td { (s.purpose) } td { (s.outcome.clone().unwrap_or_else(|| "–".into())) }
                         td { (s.share) }
+                        td { @match xray.alarms.get(&s.scan_id) {
+                            Some(alarm) => {
+                                span data-alarm=(format!("{:.3}", alarm.alarm)) { "alarm " (format!("{:.2}", alarm.alarm)) }
+                                @if let Some((class, score, view_name, heat_map)) = &alarm.top {
+                                    br; (class) " " (format!("{score:.2}")) " in " (view_name)
+                                    br; a href=(heat_map) {
+                                        img.heat src=(heat_map) width="160" loading="lazy"
+                                            alt={ "Grad-CAM heat map of the " (class) " detection on scan " (s.scan_id) };
+                                    }
+                                }
+                                br; span.muted { "model " (alarm.model_id) }
+                            },
+                            None => span.muted { "–" },
+                        } }
                     } } }
                 } }
+                p.muted { "The alarm is the active X-ray detector's highest score on the scan's views; the heat map shows where it looked (Grad-CAM). It is a hint for the officer, not a finding." }
             }
         }
     }
