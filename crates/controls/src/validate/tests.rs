@@ -193,6 +193,36 @@ fn follow_up_not_asked_is_refused_naming_it() {
     );
 }
 
+/// An X-ray alarm is recorded with the control (issue 16): asked when the goods were scanned,
+/// who raised it asked when there was one; never asked without a scan.
+#[test]
+fn an_xray_alarm_is_recorded_when_the_goods_were_scanned() {
+    let values = with(
+        cocaine_values(),
+        json!({"nii_alarm": "Alarm", "nii_alarm_by": "both", "nii_scan_id": "syn-1-000010"}),
+    );
+    let result = schema().validate(&submission(values)).unwrap();
+    assert_eq!(result.code("nii_alarm"), Some("alarm"));
+    assert_eq!(result.code("nii_alarm_by"), Some("both"));
+    let errors = errors_of(with(
+        cocaine_values(),
+        json!({"nii_alarm": "no_alarm", "nii_alarm_by": "detector"}),
+    ));
+    assert_eq!(
+        errors.to_string(),
+        "nii_alarm_by: only asked when nii_alarm is alarm"
+    );
+    let errors = errors_of(with(
+        cocaine_values(),
+        json!({"inspection_method": ["physical_full"], "nii_alarm": "alarm"}),
+    ));
+    assert_eq!(errors.fields(), ["nii_alarm"]);
+    assert_eq!(
+        errors.to_string(),
+        "nii_alarm: only asked when inspection_method is xray_scan"
+    );
+}
+
 #[test]
 fn missing_inspected_at_is_named() {
     let errors = errors_of(with(cocaine_values(), json!({"inspected_at": null})));
