@@ -97,14 +97,10 @@ pub fn catalogue_library(
     let parcels: Vec<String> = scans.iter().filter_map(|s| s.package_id.clone()).collect();
     let mut declarations = BTreeSet::new();
     for chunk in containers.chunks(IDS_PER_QUERY) {
-        for item in store.items_of_transport(chunk, &[], usize::MAX >> 1)? {
-            declarations.insert(item.key.declaration_id);
-        }
+        declarations.extend(store.declarations_of_transport(chunk, &[])?);
     }
     for chunk in parcels.chunks(IDS_PER_QUERY) {
-        for item in store.items_of_transport(&[], chunk, usize::MAX >> 1)? {
-            declarations.insert(item.key.declaration_id);
-        }
+        declarations.extend(store.declarations_of_transport(&[], chunk)?);
     }
     Ok(CatalogueReport {
         library: key,

@@ -1182,13 +1182,7 @@ async fn a_declaration_shows_the_scans_of_its_container_and_a_scan_its_declarati
     let mut desk = borderlens_app::DeskConfig::new(root.clone());
     desk.hidden_share = 0.0;
     desk.held_out = Some(held_out);
-    desk.train = borderlens_nii::detector::train::TrainOptions {
-        epochs: 3,
-        batch: 4,
-        side: 32,
-        width: 4,
-        ..Default::default()
-    };
+    desk.train = common::nii_train_options();
     let trainer = borderlens_app::NiiDesk::new(desk.clone()).unwrap();
     trainer.claim_retrain("setup").unwrap();
     trainer.retrain("setup", &borderlens_app::Silent).unwrap();

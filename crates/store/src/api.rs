@@ -321,6 +321,13 @@ pub trait NiiCatalogue {
         package_ids: &[String],
         limit: usize,
     ) -> Result<Vec<DeclarationItem>, StoreError>;
+    /// The declaration ids of the items [`NiiCatalogue::items_of_transport`] finds (every one,
+    /// ids only), sorted: what a catalogue run counts.
+    fn declarations_of_transport(
+        &self,
+        container_ids: &[String],
+        package_ids: &[String],
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Every room of the store, on whichever database: what jobs, the server and the CLI hold.

@@ -239,6 +239,33 @@ impl NiiCatalogue for Store {
         .ctx(|| format!("reading the catalogue of the X-ray library '{library}'"))
     }
 
+    fn declarations_of_transport(
+        &self,
+        container_ids: &[String],
+        package_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if container_ids.is_empty() && package_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut params: Vec<&dyn ToParam> = Vec::new();
+        let containers = in_list(container_ids, &mut params);
+        let packages = in_list(package_ids, &mut params);
+        let container = TRANSPORT_CANONICAL.replace("{column}", "container_number");
+        let postal = TRANSPORT_CANONICAL.replace("{column}", "postal_item_id");
+        let sql = format!(
+            "SELECT DISTINCT declaration_id FROM declaration_items
+             WHERE {container} IN ({containers}) OR {postal} IN ({packages})
+             ORDER BY declaration_id"
+        );
+        self.read(|exec| {
+            exec.query(&sql, &params)?
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        })
+        .ctx(|| "reading the declarations of catalogued containers and parcels".to_string())
+    }
+
     fn items_of_transport(
         &self,
         container_ids: &[String],

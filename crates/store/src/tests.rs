@@ -219,6 +219,16 @@ fn the_xray_catalogue_is_replaced_per_library_and_found_by_container_or_parcel(
     };
     assert_eq!(of(&["CSQU3054383"], &[]), ["C1"]);
     assert_eq!(of(&["CSQU3054383"], &["RR473124829GB"]), ["P1", "C1"]);
+    assert_eq!(
+        store
+            .declarations_of_transport(&["CSQU3054383".into()], &["RR473124829GB".into()])
+            .unwrap(),
+        ["C1", "P1"]
+    );
+    assert!(store
+        .declarations_of_transport(&[], &[])
+        .unwrap()
+        .is_empty());
     assert!(of(&[], &[]).is_empty());
     assert!(of(&["CSQU305438"], &[]).is_empty());
     // Replaced whole: the library's other rows go.

@@ -115,10 +115,21 @@ enum Notice {
 }
 
 /// What the page shows of the served X-ray library: its name in the catalogue and, for each of
-/// the declaration's scans in it, the active detector's alarm (issue 16).
+/// the declaration's scans in it (by scan id: the served library's scans only), the active
+/// detector's alarm (issue 16).
 pub(crate) struct Xray {
     served: Option<String>,
     alarms: std::collections::BTreeMap<String, app::ScanAlarm>,
+}
+
+impl Xray {
+    /// The alarm of `scan` when it is in the served library.
+    fn alarm_of(&self, scan: &app::DeclarationScan) -> Option<&app::ScanAlarm> {
+        if self.served.as_deref() != Some(scan.library.as_str()) {
+            return None;
+        }
+        self.alarms.get(&scan.scan_id)
+    }
 }
 
 /// The detector's alarm on each of `view`'s scans in the served library. A scan the detector
@@ -611,7 +622,7 @@ fn xray_scans(view: &DeclarationView, xray: &Xray) -> Markup {
                         td { (s.scanned_at) } td { (s.cargo_type) " · " (s.via) }
                         td { (s.purpose) } td { (s.outcome.clone().unwrap_or_else(|| "–".into())) }
                         td { (s.share) }
-                        td { @match xray.alarms.get(&s.scan_id) {
+                        td { @match xray.alarm_of(s) {
                             Some(alarm) => {
                                 span data-alarm=(format!("{:.3}", alarm.alarm)) { "alarm " (format!("{:.2}", alarm.alarm)) }
                                 @if let Some((class, score, view_name, heat_map)) = &alarm.top {

@@ -469,14 +469,19 @@ pub fn nii_desk(dir: &Path) -> app::DeskConfig {
     let mut desk = app::DeskConfig::new(dir.join("library"));
     desk.held_out = Some(dir.join("held-out"));
     desk.hidden_share = 0.5;
-    desk.train = borderlens_nii::detector::train::TrainOptions {
+    desk.train = nii_train_options();
+    desk
+}
+
+/// A retraining of three passes at 32 × 32 (a second or so): enough for a test's detector.
+pub fn nii_train_options() -> borderlens_nii::detector::train::TrainOptions {
+    borderlens_nii::detector::train::TrainOptions {
         epochs: 3,
         batch: 4,
         side: 32,
         width: 4,
         ..Default::default()
-    };
-    desk
+    }
 }
 
 /// The scan ids of the desk's library, in catalogue order.
