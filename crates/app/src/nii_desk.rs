@@ -681,6 +681,8 @@ impl NiiDesk {
         let seconds = submission
             .seconds
             .filter(|s| s.is_finite() && (0.0..=MAX_REVIEW_SECONDS).contains(s));
+        // The guideline the annotator worked under is recorded with the line.
+        let guideline_version = guideline::current(&library).map_err(nii)?.version;
         let line = AnnotationRecord {
             scan_id: scan_id.to_string(),
             annotator: user.to_string(),
@@ -688,6 +690,7 @@ impl NiiDesk {
             view: submission.view,
             objects,
             seconds,
+            guideline: Some(guideline_version),
             review: Some(Review {
                 model_id: submission.model_id.clone(),
                 shown,
@@ -968,11 +971,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("objects[0].bbox"), "{err}");
-        let lines = Library::open(&dir.path().join("lib"))
-            .unwrap()
-            .annotations()
-            .len();
-        assert_eq!(lines, 1, "the refused review wrote nothing");
+        let library = Library::open(&dir.path().join("lib")).unwrap();
+        assert_eq!(
+            library.annotations().len(),
+            1,
+            "the refused review wrote nothing"
+        );
+        // The line records the guideline it was drawn under: the built-in version 0, then the
+        // version published since.
+        assert_eq!(library.annotations()[0].guideline, Some(0));
+        let published =
+            guideline::publish(&library, guideline::default_guideline().classes).unwrap();
+        assert_eq!(published.version, 1);
+        let other = saved.next.clone().unwrap();
+        desk.save(
+            &other,
+            "ann",
+            ReviewSubmission {
+                view: 0,
+                model_id: None,
+                rows: vec![row(None, 2.0)],
+                seconds: Some(3.0),
+            },
+        )
+        .unwrap();
+        let library = Library::open(&dir.path().join("lib")).unwrap();
+        assert_eq!(library.annotations()[1].guideline, Some(1));
     }
 
     /// Scans assigned to the caller come first, marked; others see them assigned elsewhere.

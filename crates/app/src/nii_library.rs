@@ -752,6 +752,7 @@ impl NiiDesk {
             seconds: decision
                 .seconds
                 .filter(|s| s.is_finite() && (0.0..=MAX_REVIEW_SECONDS).contains(s)),
+            guideline: Some(guideline::current(&library).map_err(nii)?.version),
             review: None,
         };
         check_annotation_on(record, &line)
@@ -801,6 +802,7 @@ mod tests {
                 view: 0,
                 objects,
                 seconds: Some(5.0),
+                guideline: None,
                 review: None,
             })
             .unwrap();

@@ -516,6 +516,7 @@ pub fn detect(a: &DetectArgs, json: bool) -> anyhow::Result<ExitCode> {
                     view,
                     objects: found.detections.iter().map(|d| d.as_object()).collect(),
                     seconds: None,
+                    guideline: None,
                     review: None,
                 });
             }

@@ -356,6 +356,7 @@ mod tests {
                 score: 1.0,
             }],
             seconds: Some(12.0),
+            guideline: None,
             review: None,
         })
         .unwrap();

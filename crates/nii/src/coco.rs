@@ -737,6 +737,7 @@ pub fn import_coco(
             view,
             objects,
             seconds: None,
+            guideline: None,
             review: None,
         };
         let record = library.get(&scan_id).expect("matched above");
@@ -822,6 +823,7 @@ mod tests {
                     role: AnnotationRole::Annotator,
                     view: 0,
                     objects,
+                    guideline: None,
                     review: None,
                     seconds: Some(12.0),
                 })

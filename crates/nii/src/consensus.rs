@@ -609,6 +609,7 @@ pub(crate) mod tests {
             view: 0,
             objects,
             seconds: None,
+            guideline: None,
             review: None,
         }
     }

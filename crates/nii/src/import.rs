@@ -741,6 +741,7 @@ fn folder_to_package(
                 annotator: who,
                 objects,
                 seconds,
+                guideline: None,
             });
     }
     write_staged(

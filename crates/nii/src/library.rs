@@ -166,6 +166,11 @@ pub struct AnnotationRecord {
     pub objects: Vec<AnnotatedObject>,
     /// time the annotation took, seconds
     pub seconds: Option<f64>,
+    /// the version of the annotation guideline the line was drawn under (the library's current
+    /// one when the desk saved it); absent in lines written before it was recorded, and in
+    /// lines of other sources (imports, the model)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guideline: Option<u32>,
     /// how the line came out of the hybrid loop (the model's proposals, whether they were
     /// shown, the actions taken), when it did
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1133,6 +1138,7 @@ mod tests {
                 score: 1.0,
             }],
             seconds: Some(4.0),
+            guideline: None,
             review: None,
         }
     }

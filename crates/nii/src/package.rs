@@ -106,6 +106,9 @@ pub struct SourceObjects {
     /// seconds the annotation took
     #[serde(default)]
     pub seconds: Option<f64>,
+    /// the version of the annotation guideline it was drawn under, when recorded
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guideline: Option<u32>,
 }
 
 /// One object of the consensus.
@@ -536,6 +539,7 @@ pub fn export_package(
                             annotator: line.annotator.clone(),
                             objects: line.objects.clone(),
                             seconds: line.seconds,
+                            guideline: line.guideline,
                         });
                         summary.annotations += 1;
                     }
@@ -548,6 +552,7 @@ pub fn export_package(
                     annotator: name(&line.annotator),
                     objects: line.objects.clone(),
                     seconds: line.seconds,
+                    guideline: line.guideline,
                 };
                 match line.role {
                     AnnotationRole::Annotator => entry.annotators.push(source),
@@ -922,6 +927,7 @@ fn check_package(library: &Library, dir: &Path, shared: bool) -> Result<Checked,
                     view: entry.view,
                     objects: source.objects.clone(),
                     seconds: source.seconds,
+                    guideline: source.guideline,
                     review: None,
                 };
                 check_annotation_on(scan, &record).map_err(|(field, reason)| {
@@ -1338,6 +1344,7 @@ pub(crate) mod tests {
                         bbox: BoxPx::new(2.0 + dx, 30.0, 12.0, 40.0).unwrap(),
                         score: 1.0,
                     }],
+                    guideline: (role == AnnotationRole::Annotator).then_some(2),
                     review: None,
                     seconds: Some(30.0),
                 })
@@ -1407,6 +1414,7 @@ pub(crate) mod tests {
                 bbox: BoxPx::new(1.0, 2.0, 9.0, 9.0).unwrap(),
                 score: 0.4,
             }],
+            guideline: None,
             review: None,
             seconds: None,
         })
@@ -1661,7 +1669,7 @@ pub(crate) mod tests {
         assert_eq!(other.records(), &m.scans[..]);
         assert!(other.verify().is_empty());
         assert!(other.records().iter().all(ScanRecord::anonymised));
-        // Reviewers stay reviewers.
+        // Reviewers stay reviewers; the guideline version an annotator worked under travels.
         assert_eq!(
             other
                 .annotations()
@@ -1670,6 +1678,10 @@ pub(crate) mod tests {
                 .count(),
             4
         );
+        for a in other.annotations() {
+            let expected = (a.role == AnnotationRole::Annotator).then_some(2);
+            assert_eq!(a.guideline, expected, "{a:?}");
+        }
         // Synthetic scans come through byte for byte (no mask: same images, same hashes).
         let syn = lib.records()[0].clone();
         assert_eq!(other.get(&syn.metadata.scan_id).unwrap().views, syn.views);

@@ -606,6 +606,7 @@ mod tests {
                     score: 1.0,
                 }],
                 seconds: Some(400.0),
+                guideline: None,
                 review: None,
             })
             .unwrap();

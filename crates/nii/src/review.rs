@@ -745,6 +745,7 @@ pub fn pre_annotate(
             view,
             objects,
             seconds: None,
+            guideline: None,
             review: None,
         });
     }
@@ -1020,6 +1021,7 @@ mod tests {
             view: 0,
             objects,
             seconds: None,
+            guideline: None,
             review: None,
         };
         library
