@@ -79,17 +79,23 @@ pub struct CatalogueReport {
 /// Ids per query of [`catalogue_library`]'s count of linked declarations.
 const IDS_PER_QUERY: usize = 500;
 
-/// Catalogues the library at `root` in the store: its rows are replaced by the library's
-/// scans in one transaction (audited), and the declarations they link to are counted.
-pub fn catalogue_library(
-    store: &mut dyn Backend,
-    root: &Path,
-) -> Result<CatalogueReport, JobError> {
-    let started = Instant::now();
+/// The library at `root`'s name in the catalogue and its rows, by scan id (one read of the
+/// library).
+fn catalogue_rows(root: &Path) -> Result<(String, Vec<CataloguedScan>), JobError> {
     let library = Library::open(root).map_err(invalid)?;
-    let key = library_key(root);
-    let scans: Vec<CataloguedScan> = library.records().iter().map(catalogued).collect();
-    store.replace_nii_catalogue(&key, &scans)?;
+    let mut scans: Vec<CataloguedScan> = library.records().iter().map(catalogued).collect();
+    scans.sort_by(|a, b| a.scan_id.cmp(&b.scan_id));
+    Ok((library_key(root), scans))
+}
+
+/// Replaces library `key`'s rows by `scans` and counts the declarations they link to.
+fn write_catalogue(
+    store: &mut dyn Backend,
+    key: String,
+    scans: &[CataloguedScan],
+    started: Instant,
+) -> Result<CatalogueReport, JobError> {
+    store.replace_nii_catalogue(&key, scans)?;
     let containers: Vec<String> = scans
         .iter()
         .filter_map(|s| s.container_id.clone())
@@ -112,6 +118,17 @@ pub fn catalogue_library(
     })
 }
 
+/// Catalogues the library at `root` in the store: its rows are replaced by the library's
+/// scans in one transaction (audited), and the declarations they link to are counted.
+pub fn catalogue_library(
+    store: &mut dyn Backend,
+    root: &Path,
+) -> Result<CatalogueReport, JobError> {
+    let started = Instant::now();
+    let (key, scans) = catalogue_rows(root)?;
+    write_catalogue(store, key, &scans, started)
+}
+
 /// Catalogues the library at `root` unless the store already holds exactly its rows: a read
 /// only, no lock and no audit entry, when nothing changed (what a server does at start, so
 /// that a second instance starts while a long import holds the writers' lock). `None` when
@@ -120,13 +137,12 @@ pub fn catalogue_if_changed(
     store: &mut dyn Backend,
     root: &Path,
 ) -> Result<Option<CatalogueReport>, JobError> {
-    let library = Library::open(root).map_err(invalid)?;
-    let mut scans: Vec<CataloguedScan> = library.records().iter().map(catalogued).collect();
-    scans.sort_by(|a, b| a.scan_id.cmp(&b.scan_id));
-    if store.nii_catalogue_of(&library_key(root))? == scans {
+    let started = Instant::now();
+    let (key, scans) = catalogue_rows(root)?;
+    if store.nii_catalogue_of(&key)? == scans {
         return Ok(None);
     }
-    catalogue_library(store, root).map(Some)
+    write_catalogue(store, key, &scans, started).map(Some)
 }
 
 /// A container number or postal item id as an item declared it.

@@ -14,6 +14,21 @@ use crate::sql::{DbError, Row, ToParam};
 use crate::{Lock, NiiCatalogue, Store, StoreError};
 use borderlens_domain::DeclarationItem;
 
+/// The condition on `declaration_items` of [`NiiCatalogue::items_of_transport`]: the declared
+/// container number's or postal item id's canonical form in the lists (their parameters pushed
+/// onto `params`).
+fn transport_condition<'a>(
+    container_ids: &'a [String],
+    package_ids: &'a [String],
+    params: &mut Vec<&'a dyn ToParam>,
+) -> String {
+    let containers = in_list(container_ids, params);
+    let packages = in_list(package_ids, params);
+    let container = TRANSPORT_CANONICAL.replace("{column}", "container_number");
+    let postal = TRANSPORT_CANONICAL.replace("{column}", "postal_item_id");
+    format!("{container} IN ({containers}) OR {postal} IN ({packages})")
+}
+
 /// `$n, $m, ...` for `ids` pushed onto `params`, or `NULL` (which matches nothing) for none.
 fn in_list<'a>(ids: &'a [String], params: &mut Vec<&'a dyn ToParam>) -> String {
     if ids.is_empty() {
@@ -248,13 +263,9 @@ impl NiiCatalogue for Store {
             return Ok(Vec::new());
         }
         let mut params: Vec<&dyn ToParam> = Vec::new();
-        let containers = in_list(container_ids, &mut params);
-        let packages = in_list(package_ids, &mut params);
-        let container = TRANSPORT_CANONICAL.replace("{column}", "container_number");
-        let postal = TRANSPORT_CANONICAL.replace("{column}", "postal_item_id");
+        let condition = transport_condition(container_ids, package_ids, &mut params);
         let sql = format!(
-            "SELECT DISTINCT declaration_id FROM declaration_items
-             WHERE {container} IN ({containers}) OR {postal} IN ({packages})
+            "SELECT DISTINCT declaration_id FROM declaration_items WHERE {condition}
              ORDER BY declaration_id"
         );
         self.read(|exec| {
@@ -276,15 +287,11 @@ impl NiiCatalogue for Store {
             return Ok(Vec::new());
         }
         let mut params: Vec<&dyn ToParam> = Vec::new();
-        let containers = in_list(container_ids, &mut params);
-        let packages = in_list(package_ids, &mut params);
+        let condition = transport_condition(container_ids, package_ids, &mut params);
         params.push(&limit);
         let limit_at = params.len();
-        let container = TRANSPORT_CANONICAL.replace("{column}", "container_number");
-        let postal = TRANSPORT_CANONICAL.replace("{column}", "postal_item_id");
         let sql = format!(
-            "SELECT {{columns}} FROM declaration_items
-             WHERE {container} IN ({containers}) OR {postal} IN ({packages})
+            "SELECT {{columns}} FROM declaration_items WHERE {condition}
              ORDER BY date DESC, declaration_id, item_no LIMIT ${limit_at}"
         );
         self.read_items(
