@@ -49,6 +49,7 @@ interrupted job keeps nothing.
 
 mod cache;
 mod decisions;
+mod federation;
 mod hs_reading;
 mod jobs;
 mod linking;
@@ -65,6 +66,10 @@ mod views;
 /// The settings of [`describe_sample`] (seed and rates).
 pub use borderlens_synth::described::DescribeOptions;
 pub use decisions::*;
+pub use federation::{
+    federate_train, AbortSession, FederateReport, FederateRequest, FederationNode, FinishSession,
+    Finished, LocalNodes, NodeLinks, NodeOutcome, OpenSession,
+};
 pub use hs_reading::{
     annotate, hs_check, hs_model, hs_reading, hs_suggest, item_hs_reading, reading_of_item,
     text_signals, to_text_signals, AnnotateReport, HsCheckReport, HsCode, HsLevelMismatch,

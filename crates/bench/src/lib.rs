@@ -17,6 +17,8 @@
 //!   a later period.
 //! - [`embed`]: throughput of the all-MiniLM-L6-v2 sentence encoder (`borderlens-embed`) on CPU,
 //!   and of the combined suggestion when it is saved.
+//! - [`federation`]: federated training over HTTP (three `borderlens node serve` processes on
+//!   loopback, the sample split by customs office) against pooled training of the same trees.
 //! - [`serve`]: an open-loop load test of `borderlens serve` on loopback (a reqwest client on a
 //!   single-threaded tokio runtime), with the store read back afterwards.
 //!
@@ -31,6 +33,7 @@
 
 mod dedupe;
 mod embed;
+mod federation;
 mod hs;
 mod import;
 mod link;
@@ -44,6 +47,7 @@ use std::path::PathBuf;
 
 pub use dedupe::{bcubed, first_token_groups, link_companies};
 pub use embed::embed;
+pub use federation::federation;
 pub use hs::hs;
 pub use import::import;
 pub use link::link;

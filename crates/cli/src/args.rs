@@ -84,6 +84,13 @@ pub enum Command {
     /// Run the HTTP API on this database: JSON under /api/v1, the OpenAPI document at
     /// /api/v1/openapi.json, GET /healthz; Ctrl-C stops it after the requests in flight.
     Serve(crate::service_cmds::ServeArgs),
+    /// A federation node over this store: `node serve --partners FILE` answers trusted
+    /// coordinators' training sessions (rows never leave); `node token` makes a token.
+    #[command(subcommand)]
+    Node(crate::federation_cmds::NodeCommand),
+    /// Federated training across nodes: `federate train --nodes FILE --until DATE --model NAME`.
+    #[command(subcommand)]
+    Federate(crate::federation_cmds::FederateCommand),
     /// Users of the service (argon2id password hashes): `user add NAME --role ROLE`.
     #[command(subcommand)]
     User(crate::service_cmds::UserCommand),
@@ -431,7 +438,8 @@ pub struct BenchArgs {
     /// the all-MiniLM-L6-v2 encoder, --encoder DIR, at most 5,000 of --records), import (peak memory of importing --records/10 and --records
     /// described items: does the import stream?; --file: the rows to copy), text-features (risk model with
     /// and without the goods descriptions' text columns on --data data/sample-described, --seed) or serve (load test of `borderlens serve` on loopback: submissions and reads at increasing
-    /// rates).
+    /// rates) or federation (federated training over HTTP on three `node serve` processes
+    /// against pooled training of the same trees, --trees, --repeat).
     pub what: String,
     /// Folder with df_syn_train_eng.csv and df_syn_valid_eng.csv.
     #[arg(long, default_value = "data/sample")]

@@ -263,6 +263,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     borderlens_bench::link_companies(&a.to_options(), cli.json, &bars)?
                 }
                 "serve" => borderlens_bench::serve(&a.to_options(), cli.json, &bars)?,
+                "federation" => borderlens_bench::federation(&a.to_options(), cli.json, &bars)?,
                 "hs" => borderlens_bench::hs(&a.to_options(), cli.json, &bars)?,
                 "embed" => {
                     borderlens_bench::embed(&a.to_options(), a.encoder.as_ref(), cli.json, &bars)?
@@ -274,7 +275,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "nii" => borderlens_bench::nii(&a.to_options(), cli.json, &bars)?,
                 "nii-detector" => borderlens_bench::nii_detector(&a.to_options(), cli.json, &bars)?,
                 other => bail!(
-                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench hs`, `bench embed`, `bench import`, `bench text-features`, `bench nii` or `bench nii-detector`"
+                    "unknown benchmark '{other}': use `borderlens bench risk`, `bench link`, `bench link-companies`, `bench serve`, `bench federation`, `bench hs`, `bench embed`, `bench import`, `bench text-features`, `bench nii` or `bench nii-detector`"
                 ),
             }
             Ok(ExitCode::SUCCESS)
@@ -293,6 +294,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => {
             crate::service_cmds::serve(&cli.db, cli.database_url.as_deref(), a, cli.json)
         }
+        Command::Node(c) => {
+            crate::federation_cmds::node(&cli.db, cli.database_url.as_deref(), c, cli.json)
+        }
+        Command::Federate(c) => crate::federation_cmds::federate(c, cli.json, &bars),
         Command::User(c) => crate::service_cmds::user(&mut *open()?, c, cli.json),
         Command::Token(c) => crate::service_cmds::token(&mut *open()?, c, cli.json),
         Command::Demo(a) => crate::demo::demo(&cli, a, &bars),

@@ -8,6 +8,7 @@ mod args;
 mod demo;
 mod detector_cmds;
 mod dispatch;
+mod federation_cmds;
 mod hs_cmds;
 mod loop_cmds;
 mod nii_cmds;
@@ -22,7 +23,11 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     // The server handles Ctrl-C itself (graceful shutdown); every other job polls this flag.
-    if !matches!(cli.command, args::Command::Serve(_)) {
+    if !matches!(
+        cli.command,
+        args::Command::Serve(_)
+            | args::Command::Node(crate::federation_cmds::NodeCommand::Serve(_))
+    ) {
         progress::install_interrupt_handler();
     }
     match dispatch::run(cli) {

@@ -181,6 +181,9 @@ pub enum FederationError {
     /// Training cannot go on (options, too few parties).
     #[error("{0}")]
     Refused(String),
+    /// Stopped by the caller after this many trees.
+    #[error("interrupted after {0} trees")]
+    Interrupted(usize),
 }
 
 /// A party's fault in a round, before the policy is applied.
@@ -224,13 +227,33 @@ impl<T: Transport> Coordinator<T> {
         &self.transport
     }
 
+    /// The transport, to reach the parties outside the rounds (sessions of HTTP nodes).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// Rounds run so far.
     pub fn rounds(&self) -> u64 {
         self.round
     }
 
+    /// The parties still taking part, ascending.
+    pub fn members(&self) -> &[PartyId] {
+        &self.members
+    }
+
     /// Trains: agrees keys, vocabularies and bins, then boosts `options.gbdt.n_trees` trees.
     pub fn train(&mut self) -> Result<FederatedModel, FederationError> {
+        self.train_with(&mut |_| true)
+    }
+
+    /// [`Coordinator::train`], calling `on_tree` with the number of trees every party has
+    /// applied after each tree; training stops ([`FederationError::Interrupted`]) when it
+    /// answers `false`. The parties keep the trees applied so far.
+    pub fn train_with(
+        &mut self,
+        on_tree: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<FederatedModel, FederationError> {
         let config = self.options.gbdt.clone();
         if config.bagging_fraction < 1.0 {
             return Err(FederationError::Refused(
@@ -326,6 +349,7 @@ impl<T: Transport> Coordinator<T> {
                 iteration,
                 limits,
                 counts: BTreeMap::new(),
+                histograms: BTreeMap::new(),
             };
             let tree = match grow_tree(&binning, &config, &allowed, &mut rows) {
                 // Grown: a party dropped while it is applied is not regrown without.
@@ -352,6 +376,10 @@ impl<T: Transport> Coordinator<T> {
             }
             trees.push(tree);
             iteration += 1;
+            if !on_tree(iteration) {
+                self.tree = None;
+                return Err(FederationError::Interrupted(iteration));
+            }
         }
         self.tree = None;
         Ok(FederatedModel {
@@ -552,6 +580,10 @@ struct Rounds<'a, T: Transport> {
     limits: Limits,
     /// Row count of each node known so far.
     counts: BTreeMap<usize, usize>,
+    /// Summed histogram of each node not split yet: a split's round answers with the left
+    /// child's, the right child's is its parent's less the left's, so no node needs a round of
+    /// its own.
+    histograms: BTreeMap<usize, NodeHistogram>,
 }
 
 impl<T: Transport> Rounds<'_, T> {
@@ -563,7 +595,11 @@ impl<T: Transport> Rounds<'_, T> {
         })
     }
 
-    fn masked_histogram(&mut self, request: Request, node: usize) -> Result<NodeHistogram, Step> {
+    fn masked_histogram(
+        &mut self,
+        request: Request,
+        node: usize,
+    ) -> Result<(Call, NodeHistogram), Step> {
         let len = 1 + 2 * self
             .binning
             .features()
@@ -597,7 +633,7 @@ impl<T: Transport> Rounds<'_, T> {
             }
         }
         self.counts.insert(node, histogram.n_rows());
-        Ok(histogram)
+        Ok((call, histogram))
     }
 }
 
@@ -606,9 +642,14 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
 
     fn root(&mut self) -> Result<NodeHistogram, Step> {
         let iteration = self.iteration;
-        self.masked_histogram(Request::Root { iteration }, 0)
+        let (_, histogram) = self.masked_histogram(Request::Root { iteration }, 0)?;
+        self.histograms.insert(0, histogram.clone());
+        Ok(histogram)
     }
 
+    /// One round: the parties split their rows and answer with the left child's histogram,
+    /// whose row count is the left child's; the right child's histogram and count are the
+    /// parent's less the left's.
     fn split(
         &mut self,
         node: usize,
@@ -617,6 +658,12 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
         left: usize,
         right: usize,
     ) -> Result<(usize, usize), Step> {
+        let Some(mut right_histogram) = self.histograms.remove(&node) else {
+            return Err(Step::Abort(FederationError::Refused(format!(
+                "tree {}: node {node} has no histogram to split",
+                self.iteration
+            ))));
+        };
         let request = Request::Split {
             node,
             feature,
@@ -624,22 +671,42 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
             left,
             right,
         };
-        let (call, words) = self.coordinator.collect_boosting(request, Some(2))?;
-        let (l, r) = (words[0], words[1]);
-        let parent = self.counts.get(&node).map(|&n| n as u64);
-        if parent != Some(l.wrapping_add(r)) || l > parent.unwrap_or(0) {
+        let (call, left_histogram) = self.masked_histogram(request, left)?;
+        let (parent, l) = (right_histogram.n_rows(), left_histogram.n_rows());
+        if l > parent {
             return Err(self.out_of_range(
                 &call,
-                format!("node {node} of {parent:?} rows split into {l} and {r} rows"),
+                format!("node {node} of {parent} rows has a left child of {l} rows"),
             ));
         }
-        let (l, r) = (l as usize, r as usize);
-        self.counts.insert(left, l);
+        right_histogram.subtract(&left_histogram);
+        // The right child's sums must be what rows can give too (hessians not negative...).
+        let words = right_histogram.to_words();
+        let checked = NodeHistogram::from_words(
+            self.binning,
+            &words,
+            self.limits.max_rows,
+            self.limits.max_abs,
+        );
+        if checked.is_none() {
+            return Err(self.out_of_range(
+                &call,
+                format!("node {node}: the left child's sums exceed the node's"),
+            ));
+        }
+        let r = parent - l;
         self.counts.insert(right, r);
+        self.histograms.insert(left, left_histogram);
+        self.histograms.insert(right, right_histogram);
         Ok((l, r))
     }
 
     fn histogram(&mut self, node: usize) -> Result<NodeHistogram, Step> {
-        self.masked_histogram(Request::Histogram { node }, node)
+        self.histograms.get(&node).cloned().ok_or_else(|| {
+            Step::Abort(FederationError::Refused(format!(
+                "tree {}: node {node} has no histogram",
+                self.iteration
+            )))
+        })
     }
 }

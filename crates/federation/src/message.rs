@@ -14,12 +14,13 @@
 
 use borderlens_risk::features::FeaturePipeline;
 use borderlens_risk::gbdt::{BinSplit, Binning, GbdtConfig, Tree};
+use serde::{Deserialize, Serialize};
 
 use crate::secagg::Nonce;
 use crate::PartyId;
 
 /// What the coordinator asks of a party.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
     /// The party's public key for mask agreement ([`Kind::PublicKey`]).
     PublicKey,
@@ -56,7 +57,8 @@ pub enum Request {
         /// Which tree.
         iteration: usize,
     },
-    /// Split node `node` ([`Kind::Masked`]: the children's row counts, masked).
+    /// Split node `node` ([`Kind::Masked`]: the left child's histogram, masked; its row count
+    /// is the left child's, and the right child's histogram is the node's less the left's).
     Split {
         /// Node split.
         node: usize,
@@ -134,7 +136,7 @@ impl Request {
 
 /// A request in its round: the round number (increasing), the round's nonce, and the members
 /// taking part (their masks cancel in the round's sum).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Call {
     /// Round number, increasing by one per round.
     pub round: u64,
@@ -144,6 +146,19 @@ pub struct Call {
     pub members: Vec<PartyId>,
     /// What is asked.
     pub request: Request,
+}
+
+impl Call {
+    /// The call as bytes for a transport (JSON; floats round-trip exactly, bin bounds travel as
+    /// bits).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a call serialises")
+    }
+
+    /// Reads a call; says what is wrong with bytes that are not one.
+    pub fn decode(bytes: &[u8]) -> Result<Call, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("not a call: {e}"))
+    }
 }
 
 /// What kind of answer an envelope carries.
@@ -332,6 +347,44 @@ pub fn bytes_to_words(bytes: &[u8]) -> Option<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_travel_as_bytes_and_garbage_is_named() {
+        let calls = [
+            Request::Init {
+                init_score: -3.141_592_653_589_793e-3,
+            },
+            Request::Split {
+                node: 4,
+                feature: 7,
+                split: BinSplit::Categorical {
+                    left: vec![true, false, true],
+                },
+                left: 9,
+                right: 10,
+            },
+            Request::Peers {
+                keys: vec![(0, [1; 32]), (2, [255; 32])],
+            },
+            Request::Reveal {
+                dropped: 1,
+                round: 12,
+                nonce: [7; 16],
+            },
+        ];
+        for request in calls {
+            let call = Call {
+                round: u64::MAX - 1,
+                nonce: [9; 16],
+                members: vec![0, 1, 2],
+                request,
+            };
+            let back = Call::decode(&call.encode()).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{call:?}"));
+        }
+        let err = Call::decode(b"{\"round\": 1}").unwrap_err();
+        assert!(err.starts_with("not a call"), "{err}");
+    }
 
     #[test]
     fn envelopes_round_trip_and_corruption_is_caught() {

@@ -41,6 +41,9 @@ struct Scratch {
     hessians: Vec<i64>,
     /// Rows of each node not split yet, by node id.
     rows: Vec<Option<Vec<u32>>>,
+    /// This party's histogram of each node not split yet (a split builds its smaller child's
+    /// and takes the other from the parent's, as pooled training does).
+    histograms: Vec<Option<NodeHistogram>>,
 }
 
 /// A party holding its own declaration items.
@@ -101,6 +104,16 @@ impl LocalParty {
     /// The party's id.
     pub fn id(&self) -> PartyId {
         self.id
+    }
+
+    /// Its declaration items (the labelled ones are its rows, all of them its history).
+    pub fn items(&self) -> &[DeclarationItem] {
+        &self.items
+    }
+
+    /// The label it learns.
+    pub fn label(&self) -> LabelKind {
+        self.label
     }
 
     /// Its rows as model columns, once the pipeline is agreed.
@@ -241,12 +254,22 @@ impl LocalParty {
                     &mut gradients,
                     &mut hessians,
                 );
+                let agreed = self.agreed.as_ref().ok_or("no binning agreed yet")?;
+                let rows: Vec<u32> = (0..n as u32).collect();
+                let root = NodeHistogram::build(
+                    &agreed.binning,
+                    &agreed.binned,
+                    &rows,
+                    &gradients,
+                    &hessians,
+                );
+                let words = root.to_words();
                 self.scratch = Some(Scratch {
                     gradients,
                     hessians,
-                    rows: vec![Some((0..n as u32).collect())],
+                    rows: vec![Some(rows)],
+                    histograms: vec![Some(root)],
                 });
-                let words = self.histogram_words(0)?;
                 self.masked(call, &words)
             }
             Request::Split {
@@ -284,18 +307,46 @@ impl LocalParty {
                     .ok_or_else(|| {
                         format!("node {node} has no rows (split already, or unknown)")
                     })?;
+                let parent = scratch
+                    .histograms
+                    .get_mut(*node)
+                    .and_then(Option::take)
+                    .ok_or_else(|| format!("node {node} has no histogram"))?;
                 let column = agreed.binned.column(*feature);
                 let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = rows
                     .iter()
                     .partition(|&&r| split.goes_left(column[r as usize]));
-                let counts = [left_rows.len() as u64, right_rows.len() as u64];
+                // The smaller child's histogram is built, the other's is the parent's less it.
+                let small_is_left = left_rows.len() <= right_rows.len();
+                let small = NodeHistogram::build(
+                    &agreed.binning,
+                    &agreed.binned,
+                    if small_is_left {
+                        &left_rows
+                    } else {
+                        &right_rows
+                    },
+                    &scratch.gradients,
+                    &scratch.hessians,
+                );
+                let mut large = parent;
+                large.subtract(&small);
+                let (left_histogram, right_histogram) = if small_is_left {
+                    (small, large)
+                } else {
+                    (large, small)
+                };
+                let words = left_histogram.to_words();
                 let needed = (*left).max(*right) + 1;
                 if scratch.rows.len() < needed {
                     scratch.rows.resize(needed, None);
+                    scratch.histograms.resize(needed, None);
                 }
                 scratch.rows[*left] = Some(left_rows);
                 scratch.rows[*right] = Some(right_rows);
-                self.masked(call, &counts)
+                scratch.histograms[*left] = Some(left_histogram);
+                scratch.histograms[*right] = Some(right_histogram);
+                self.masked(call, &words)
             }
             Request::Histogram { node } => {
                 let words = self.histogram_words(*node)?;

@@ -349,7 +349,7 @@ impl Transport for Faulty {
             && if self.at_root {
                 matches!(call.request, Request::Root { .. })
             } else {
-                matches!(call.request, Request::Histogram { .. })
+                matches!(call.request, Request::Split { .. })
             };
         if self.fault == Fault::Dead && party == self.party && self.struck.is_some() {
             return Err(Unreachable("connection refused".into()));
@@ -426,13 +426,15 @@ fn faults_stop_training_naming_party_and_round_and_leave_every_model_whole() {
         assert!(message.contains(expect), "{fault:?}: {message}");
         assert!(message.contains(&format!("round {round}")), "{message}");
         assert!(
-            message.contains(&format!("tree {tree}, histogram of node")),
+            message.contains(&format!("tree {tree}, split of node")),
             "{message}"
         );
         match error {
             FederationError::Party { party: p, .. } => assert_eq!(p, party, "{message}"),
             FederationError::OutOfRange { .. } => assert_eq!(fault, Fault::Tampered),
-            FederationError::Refused(_) => panic!("{message}"),
+            FederationError::Refused(_) | FederationError::Interrupted(_) => {
+                panic!("{message}")
+            }
         }
         parties_hold_the_first_trees(transport.inner.all(), &clean, tree);
     }

@@ -513,6 +513,58 @@ pub fn train_with_firms(
     Ok(model)
 }
 
+/// The risk model one node of a federation keeps from federated training: the agreed pipeline
+/// and the trees every node got, with the identity calibration (no validation rows are pooled to
+/// fit one), and what only the node's own rows can give: its thresholds (the top `rate`% of its
+/// own labelled rows, `data`), the frequent values its counterfactuals try (its own `items`) and
+/// its training figures. Refused, like [`train`]'s, when the scores collapse.
+pub fn federated(
+    options: &TrainOptions,
+    pipeline: FeaturePipeline,
+    booster: Booster,
+    items: &[DeclarationItem],
+    data: &Dataset,
+) -> Result<RiskModel, RiskError> {
+    let labelled: Vec<&DeclarationItem> = items.iter().filter(|d| d.label.is_some()).collect();
+    let (Some(first), Some(last)) = (labelled.first(), labelled.last()) else {
+        return Err(RiskError::Data(
+            "no labelled declarations on this node".into(),
+        ));
+    };
+    let mut model = RiskModel {
+        options: options.clone(),
+        pipeline,
+        anomaly: None,
+        booster,
+        calibration: Calibration::IDENTITY,
+        thresholds: BTreeMap::new(),
+        counterfactual_values: counterfactual_values(items),
+        summary: TrainingSummary {
+            n_rows: data.n_rows(),
+            positives: data.labels.iter().filter(|&&y| y).count(),
+            n_trees: 0,
+            validation_roc_auc: None,
+            validation_precision_at_5: None,
+            date_range: (first.date.to_string(), last.date.to_string()),
+        },
+    };
+    model.summary.n_trees = model.booster.trees.len();
+    let raw = model.booster.predict_raw_all(data);
+    let scores: Vec<f64> = raw.iter().map(|&r| model.calibration.apply(r)).collect();
+    if let Some(reason) = collapse(&raw, &scores) {
+        return Err(RiskError::Collapsed(format!(
+            "{reason}; the model would not rank declarations"
+        )));
+    }
+    let order = metrics::ranking(&scores);
+    let n = scores.len();
+    for rate in INSPECTION_RATES {
+        let k = metrics::selection_size(n, rate as f64).max(1);
+        model.thresholds.insert(rate, scores[order[k - 1]]);
+    }
+    Ok(model)
+}
+
 /// Histograms sum in fixed point ([`crate::gbdt::to_fixed`]): refuses weights that sum to 2^30
 /// or more (or are negative) before boosting, which would panic on them.
 fn check_weights(data: &Dataset) -> Result<(), RiskError> {

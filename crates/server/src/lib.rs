@@ -39,6 +39,7 @@
 
 mod auth;
 mod error;
+pub mod federation;
 mod handlers;
 mod openapi;
 mod pages;

@@ -126,13 +126,16 @@ fn merge_runs(sorted: impl Iterator<Item = (f64, u64)>) -> Vec<(f64, u64)> {
     distinct
 }
 
-/// How one feature's values map to bins.
-#[derive(Clone, Debug, PartialEq)]
+/// How one feature's values map to bins. Serialised with numeric bounds as their IEEE-754 bits
+/// (learned bounds end with `+inf`, which JSON has no number for), so that a binning sent to the
+/// nodes of a federation arrives bit for bit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FeatureBins {
     /// `upper_bounds[b - 1]` is the largest value in bin `b` (bins 1..=len are value bins); values
     /// above the last bound fall in the last bin.
     Numeric {
         /// Ascending upper bounds of the value bins (learned ones end with `+inf`).
+        #[serde(with = "f64_bits")]
         upper_bounds: Vec<f64>,
     },
     /// `categories[b - 1]` is the category code of bin `b`; codes not listed fall in the last bin
@@ -163,6 +166,21 @@ impl FeatureBins {
     }
 }
 
+/// `f64`s as their bits, for formats without infinities.
+mod f64_bits {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+        bits.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let bits = Vec::<u64>::deserialize(d)?;
+        Ok(bits.into_iter().map(f64::from_bits).collect())
+    }
+}
+
 /// A binning that does not fit its features or its data.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("invalid binning: {0}")]
@@ -173,13 +191,30 @@ pub struct BinningError(String);
 ///
 /// Invariant: every feature has at most 256 bins (bins are `u8`), numeric bounds ascend strictly,
 /// categories are distinct.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Serialised as its features only; reading one checks it ([`Binning::new`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<FeatureBins>", into = "Vec<FeatureBins>")]
 pub struct Binning {
     features: Vec<FeatureBins>,
     /// Start of each feature's bins in a flat histogram.
     pub(crate) offsets: Vec<usize>,
     /// Bins of all features.
     pub(crate) total_bins: usize,
+}
+
+impl TryFrom<Vec<FeatureBins>> for Binning {
+    type Error = BinningError;
+
+    fn try_from(features: Vec<FeatureBins>) -> Result<Binning, BinningError> {
+        Binning::new(features)
+    }
+}
+
+impl From<Binning> for Vec<FeatureBins> {
+    fn from(binning: Binning) -> Vec<FeatureBins> {
+        binning.features
+    }
 }
 
 impl Binning {
@@ -464,6 +499,31 @@ mod tests {
             assert!(b >= last && b >= 1, "value {v} bin {b} after {last}");
             last = b;
         }
+    }
+
+    #[test]
+    fn a_binning_travels_as_json_bit_for_bit_and_is_checked_when_read() {
+        let binning = Binning::new(vec![
+            numeric(&[0.1, 0.2, 0.30000000000000004, 7.5, -3.0], 255),
+            FeatureBins::Categorical {
+                categories: vec![4, 1, 9],
+                has_other: true,
+            },
+        ])
+        .unwrap();
+        let json = serde_json::to_string(&binning).unwrap();
+        let back: Binning = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, binning);
+        assert_eq!(back.offsets, binning.offsets);
+        let FeatureBins::Numeric { upper_bounds } = &back.features()[0] else {
+            unreachable!()
+        };
+        assert_eq!(upper_bounds.last(), Some(&f64::INFINITY));
+        // Bounds out of order are refused on reading.
+        let mut bad: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let bounds = bad[0]["Numeric"]["upper_bounds"].as_array_mut().unwrap();
+        bounds.swap(0, 1);
+        assert!(serde_json::from_value::<Binning>(bad).is_err());
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl NodeHistogram {
 
 /// How a split routes bins: the form splits are found in, before they become a
 /// [`super::Split`] in raw units.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum BinSplit {
     /// Bins `1..=threshold_bin` go left; missing (bin 0) goes left iff `default_left`.
     Numeric {

@@ -1,0 +1,671 @@
+//! Federated training between administrations (issue 17), over `borderlens-federation`:
+//!
+//! - [`FederationNode`]: one administration's node. A partner (a coordinator it trusts) opens a
+//!   training session ([`OpenSession`]): the node reads its own labelled items up to a date from
+//!   its store and becomes a party of `borderlens_federation` ([`LocalParty`]), which answers
+//!   the coordinator's calls with summaries and masked sums only. Every round is written to the
+//!   node's audit log (one `federation_rounds` entry per tree and per setup, listing each round's
+//!   number, nonce, request and answer), and when the coordinator finishes ([`FinishSession`])
+//!   the node saves the model every party got in its own registry. A session aborted, replaced
+//!   or finished is audited too.
+//! - [`federate_train`]: the coordinator's job over [`NodeLinks`] (HTTP nodes in the server
+//!   crate, or [`LocalNodes`] in one process): opens a session on every node, runs
+//!   [`Coordinator::train_with`], then finishes on the nodes still taking part (or aborts on all
+//!   of them, with the reason), and checks that every node saved the same trees.
+//!
+//! The node holds one session at a time; a partner's new session ends its earlier one (audited
+//! as replaced) and a session belongs to the partner that opened it.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use borderlens_domain::LabelKind;
+use borderlens_federation::message::{Call, Envelope, Kind, Request};
+use borderlens_federation::{
+    Coordinator, FederationError, FederationOptions, LocalParty, OnFault, PartyId, Transport,
+    Unreachable,
+};
+use borderlens_risk::gbdt::GbdtConfig;
+use borderlens_risk::model::{Imbalance, TrainOptions};
+use borderlens_store::{Backend, ItemFilter};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{JobError, Progress};
+
+/// A partner's request to open a training session on a node.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OpenSession {
+    /// The session's id, chosen by the coordinator (letters, digits, `-`, at most 64).
+    pub session: String,
+    /// The node's party id in this federation.
+    pub party: PartyId,
+    /// The label learnt.
+    pub label: LabelKind,
+    /// The node trains on its labelled items dated up to this day (unlabelled ones are history).
+    #[schemars(with = "String")]
+    pub until: NaiveDate,
+}
+
+/// The coordinator's word that training is over: save the model under `model`.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FinishSession {
+    /// The session.
+    pub session: String,
+    /// Registry name the model is saved under.
+    pub model: String,
+    /// The boosting options trained with (kept in the model's options).
+    #[schemars(with = "serde_json::Value")]
+    pub gbdt: GbdtConfig,
+    /// Parties that took part to the end.
+    pub parties: Vec<PartyId>,
+    /// Rounds run.
+    pub rounds: u64,
+    /// Parties dropped, with the round and reason.
+    pub dropped: Vec<String>,
+}
+
+/// The coordinator's word that training stopped: nothing is saved.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AbortSession {
+    /// The session.
+    pub session: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// What a node saved at the end of a session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Finished {
+    /// Registry version saved.
+    pub version: u32,
+    /// SHA-256 of the saved model's bytes (differs between nodes: thresholds and
+    /// counterfactual values are each node's own).
+    pub sha256: String,
+    /// SHA-256 of the trees and starting score (the same on every node).
+    pub trees_sha256: String,
+}
+
+/// A round as the node's audit log keeps it.
+#[derive(Clone, Debug, Serialize)]
+struct RoundRecord {
+    round: u64,
+    nonce: String,
+    request: String,
+    answer: String,
+}
+
+struct Session {
+    id: String,
+    partner: String,
+    party: LocalParty,
+    until: NaiveDate,
+    /// Rounds answered since the last audit entry.
+    rounds: Vec<RoundRecord>,
+    /// Trees applied (to name the audit entries).
+    trees: usize,
+}
+
+/// One administration's node: answers a trusted partner's training session over its own store.
+#[derive(Default)]
+pub struct FederationNode {
+    session: Mutex<Option<Session>>,
+}
+
+fn check_session_id(id: &str) -> Result<(), JobError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(JobError::Invalid(format!(
+            "session id {id:?}: 1 to 64 letters, digits or '-'"
+        )))
+    }
+}
+
+fn actor(partner: &str) -> String {
+    format!("federation:{partner}")
+}
+
+impl FederationNode {
+    /// A node with no session.
+    pub fn new() -> FederationNode {
+        FederationNode::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens a session for `partner`: reads the store's items dated up to `open.until` (the
+    /// labelled ones are the node's rows). An earlier session is ended (audited as replaced).
+    pub fn open(
+        &self,
+        store: &mut dyn Backend,
+        partner: &str,
+        open: &OpenSession,
+    ) -> Result<(), JobError> {
+        check_session_id(&open.session)?;
+        let items = store.items(&ItemFilter {
+            from: None,
+            to: Some(open.until),
+            labelled_only: false,
+        })?;
+        let rows = items.iter().filter(|d| d.label.is_some()).count();
+        if rows == 0 {
+            return Err(JobError::Invalid(format!(
+                "no labelled declarations dated up to {} on this node",
+                open.until
+            )));
+        }
+        let party = LocalParty::new(open.party, items, open.label).map_err(JobError::Internal)?;
+        let mut slot = self.lock();
+        if let Some(old) = slot.take() {
+            end_session(
+                store,
+                old,
+                "federation_replaced",
+                "a new session was opened",
+            )?;
+        }
+        store.append_audit(
+            &actor(partner),
+            "federation_open",
+            &open.session,
+            &serde_json::json!({
+                "party": open.party,
+                "label": open.label,
+                "until": open.until.to_string(),
+                "rows": rows,
+            })
+            .to_string(),
+        )?;
+        *slot = Some(Session {
+            id: open.session.clone(),
+            partner: partner.to_string(),
+            party,
+            until: open.until,
+            rounds: Vec::new(),
+            trees: 0,
+        });
+        Ok(())
+    }
+
+    /// Answers one call of `partner`'s session (`call` as bytes, [`Call::encode`]); the answer
+    /// is an envelope as bytes. A tree applied writes the rounds since the last entry to the
+    /// audit log.
+    pub fn call(
+        &self,
+        store: &mut dyn Backend,
+        partner: &str,
+        session: &str,
+        call: &[u8],
+    ) -> Result<Vec<u8>, JobError> {
+        let call = Call::decode(call).map_err(JobError::Invalid)?;
+        let mut slot = self.lock();
+        let current = own_session(&mut slot, partner, session)?;
+        let answer = current.party.handle(&call);
+        let (kind, what) = match Envelope::decode(&answer) {
+            Ok(e) if e.kind == Kind::Refused => (
+                e.kind,
+                format!("refused: {}", String::from_utf8_lossy(&e.payload)),
+            ),
+            Ok(e) => (e.kind, format!("{:?}", e.kind)),
+            Err(e) => (Kind::Refused, e),
+        };
+        current.rounds.push(RoundRecord {
+            round: call.round,
+            nonce: hex(&call.nonce),
+            request: call.request.name(),
+            answer: what,
+        });
+        // One audit entry for the setup (keys, features, bins, starting score), then one per
+        // tree.
+        if kind == Kind::Ack {
+            match call.request {
+                Request::Init { .. } => flush_rounds(store, current, "setup")?,
+                Request::Apply { iteration, .. } => {
+                    current.trees = iteration + 1;
+                    flush_rounds(store, current, &format!("tree {iteration}"))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Ends `partner`'s session by saving the model every party got under `finish.model`.
+    pub fn finish(
+        &self,
+        store: &mut dyn Backend,
+        partner: &str,
+        finish: &FinishSession,
+    ) -> Result<Finished, JobError> {
+        let mut slot = self.lock();
+        let current = own_session(&mut slot, partner, &finish.session)?;
+        flush_rounds(store, current, "end")?;
+        let party = &current.party;
+        let (Some(pipeline), Some(data), Some(booster)) =
+            (party.pipeline(), party.dataset(), party.booster())
+        else {
+            return Err(JobError::Invalid(
+                "the session has no model yet: no tree was applied".into(),
+            ));
+        };
+        if booster.trees.is_empty() {
+            return Err(JobError::Invalid(
+                "the session has no model yet: no tree was applied".into(),
+            ));
+        }
+        let options = TrainOptions {
+            label: party.label(),
+            imbalance: Imbalance::None,
+            anomaly_feature: false,
+            validation_share: 0.0,
+            refit: false,
+            gbdt: finish.gbdt.clone(),
+        };
+        let trees_sha256 = trees_digest(&booster);
+        let model = borderlens_risk::model::federated(
+            &options,
+            pipeline.clone(),
+            booster,
+            party.items(),
+            data,
+        )?;
+        let bytes = model.to_bytes();
+        let sha256 = model.digest();
+        let metadata = serde_json::json!({
+            "label": model.options.label,
+            "until": current.until.to_string(),
+            "imbalance": model.options.imbalance.name(),
+            "sha256": sha256,
+            "n_rows": model.summary.n_rows,
+            "positives": model.summary.positives,
+            "n_trees": model.summary.n_trees,
+            "thresholds": model.thresholds.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+            "federated": {
+                "session": current.id,
+                "coordinator": current.partner,
+                "party": party.id(),
+                "parties": finish.parties,
+                "rounds": finish.rounds,
+                "dropped": finish.dropped,
+                "trees_sha256": trees_sha256,
+            },
+        });
+        let version = store.save_model(&finish.model, &metadata.to_string(), &bytes)?;
+        let done = slot.take().expect("the session was checked above");
+        end_session(
+            store,
+            done,
+            "federation_finish",
+            &format!("saved as {} version {version}", finish.model),
+        )?;
+        Ok(Finished {
+            version,
+            sha256,
+            trees_sha256,
+        })
+    }
+
+    /// Ends `partner`'s session without saving anything, recording why.
+    pub fn abort(
+        &self,
+        store: &mut dyn Backend,
+        partner: &str,
+        abort: &AbortSession,
+    ) -> Result<(), JobError> {
+        let mut slot = self.lock();
+        own_session(&mut slot, partner, &abort.session)?;
+        let done = slot.take().expect("the session was checked above");
+        end_session(store, done, "federation_abort", &abort.reason)
+    }
+}
+
+fn own_session<'a>(
+    slot: &'a mut Option<Session>,
+    partner: &str,
+    session: &str,
+) -> Result<&'a mut Session, JobError> {
+    match slot {
+        Some(s) if s.id == session && s.partner == partner => Ok(s),
+        _ => Err(JobError::NotFound(format!(
+            "no open session {session:?} of partner {partner}"
+        ))),
+    }
+}
+
+fn flush_rounds(
+    store: &mut dyn Backend,
+    session: &mut Session,
+    stage: &str,
+) -> Result<(), JobError> {
+    if session.rounds.is_empty() {
+        return Ok(());
+    }
+    let detail = serde_json::json!({ "stage": stage, "rounds": session.rounds });
+    store.append_audit(
+        &actor(&session.partner),
+        "federation_rounds",
+        &session.id,
+        &detail.to_string(),
+    )?;
+    session.rounds.clear();
+    Ok(())
+}
+
+fn end_session(
+    store: &mut dyn Backend,
+    mut session: Session,
+    action: &str,
+    reason: &str,
+) -> Result<(), JobError> {
+    flush_rounds(store, &mut session, "end")?;
+    store.append_audit(
+        &actor(&session.partner),
+        action,
+        &session.id,
+        &serde_json::json!({ "reason": reason, "trees": session.trees }).to_string(),
+    )?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a booster's starting score and trees (its JSON without the feature names'
+/// descriptions): equal on every node of a federation.
+fn trees_digest(booster: &borderlens_risk::gbdt::Booster) -> String {
+    let json = serde_json::to_vec(&(booster.init_score, &booster.trees)).expect("trees serialise");
+    hex(&Sha256::digest(json))
+}
+
+/// How the coordinator reaches its nodes: the federation's [`Transport`] for the rounds, plus
+/// opening, finishing and aborting a session on each.
+pub trait NodeLinks: Transport {
+    /// Party `party`'s name (for reports).
+    fn name(&self, party: PartyId) -> String;
+    /// Opens the session on `party`.
+    fn open(&mut self, party: PartyId, open: &OpenSession) -> Result<(), Unreachable>;
+    /// Finishes the session on `party`: it saves the model.
+    fn finish(&mut self, party: PartyId, finish: &FinishSession) -> Result<Finished, Unreachable>;
+    /// Aborts the session on `party`.
+    fn abort(&mut self, party: PartyId, abort: &AbortSession) -> Result<(), Unreachable>;
+}
+
+/// Nodes in the coordinator's process, each over its own store (tests, benchmarks).
+pub struct LocalNodes {
+    nodes: Vec<(String, FederationNode, Box<dyn Backend>)>,
+    session: String,
+}
+
+impl LocalNodes {
+    /// Nodes named and with their stores, party ids 0, 1, 2... in this order.
+    pub fn new(stores: Vec<(String, Box<dyn Backend>)>) -> LocalNodes {
+        LocalNodes {
+            nodes: stores
+                .into_iter()
+                .map(|(name, store)| (name, FederationNode::new(), store))
+                .collect(),
+            session: String::new(),
+        }
+    }
+
+    /// The stores back, in order.
+    pub fn into_stores(self) -> Vec<Box<dyn Backend>> {
+        self.nodes.into_iter().map(|(_, _, store)| store).collect()
+    }
+
+    fn node(
+        &mut self,
+        party: PartyId,
+    ) -> Result<&mut (String, FederationNode, Box<dyn Backend>), Unreachable> {
+        self.nodes
+            .get_mut(party as usize)
+            .ok_or_else(|| Unreachable(format!("no party {party}")))
+    }
+}
+
+const LOCAL_PARTNER: &str = "local";
+
+impl Transport for LocalNodes {
+    fn parties(&self) -> Vec<PartyId> {
+        (0..self.nodes.len() as PartyId).collect()
+    }
+
+    fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable> {
+        let session = self.session.clone();
+        let (_, node, store) = self.node(party)?;
+        node.call(store.as_mut(), LOCAL_PARTNER, &session, &call.encode())
+            .map_err(|e| Unreachable(e.to_string()))
+    }
+}
+
+impl NodeLinks for LocalNodes {
+    fn name(&self, party: PartyId) -> String {
+        self.nodes
+            .get(party as usize)
+            .map_or_else(|| format!("party {party}"), |(name, _, _)| name.clone())
+    }
+
+    fn open(&mut self, party: PartyId, open: &OpenSession) -> Result<(), Unreachable> {
+        self.session = open.session.clone();
+        let (_, node, store) = self.node(party)?;
+        node.open(store.as_mut(), LOCAL_PARTNER, open)
+            .map_err(|e| Unreachable(e.to_string()))
+    }
+
+    fn finish(&mut self, party: PartyId, finish: &FinishSession) -> Result<Finished, Unreachable> {
+        let (_, node, store) = self.node(party)?;
+        node.finish(store.as_mut(), LOCAL_PARTNER, finish)
+            .map_err(|e| Unreachable(e.to_string()))
+    }
+
+    fn abort(&mut self, party: PartyId, abort: &AbortSession) -> Result<(), Unreachable> {
+        let (_, node, store) = self.node(party)?;
+        node.abort(store.as_mut(), LOCAL_PARTNER, abort)
+            .map_err(|e| Unreachable(e.to_string()))
+    }
+}
+
+/// What `borderlens federate train` asks.
+#[derive(Clone, Debug)]
+pub struct FederateRequest {
+    /// The label learnt.
+    pub label: LabelKind,
+    /// Every node trains on its labelled items up to this day.
+    pub until: NaiveDate,
+    /// Registry name each node saves the model under.
+    pub model: String,
+    /// Boosting options (no bagging, no early stopping).
+    pub gbdt: GbdtConfig,
+    /// What a node's fault does.
+    pub on_fault: OnFault,
+}
+
+/// One node's outcome.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct NodeOutcome {
+    /// Party id.
+    pub party: PartyId,
+    /// Name (from the nodes file).
+    pub name: String,
+    /// What it saved, when it took part to the end.
+    pub saved: Option<Finished>,
+    /// Why it did not, when it was dropped or failed to save.
+    pub problem: Option<String>,
+}
+
+/// The coordinator's report.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct FederateReport {
+    /// Session id.
+    pub session: String,
+    /// Model name on the nodes.
+    pub model: String,
+    /// Label.
+    pub label: LabelKind,
+    /// Training data up to.
+    #[schemars(with = "String")]
+    pub until: NaiveDate,
+    /// Trees grown.
+    pub n_trees: usize,
+    /// Rounds run.
+    pub rounds: u64,
+    /// Each node.
+    pub nodes: Vec<NodeOutcome>,
+    /// Whether every node that saved the model saved the same trees.
+    pub same_trees: bool,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Runs federated training over `links`: opens a session on every node, trains, then makes the
+/// nodes still taking part save the model (the others are told to abort). Training that fails
+/// or is interrupted aborts the session on every node, saving nothing, and says why.
+pub fn federate_train<L: NodeLinks>(
+    links: L,
+    request: &FederateRequest,
+    progress: &dyn Progress,
+) -> Result<FederateReport, JobError> {
+    let started = Instant::now();
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| JobError::Internal(format!("randomness: {e}")))?;
+    let session = format!("fed-{}", hex(&id));
+    let parties = links.parties();
+    let mut coordinator = Coordinator::new(
+        links,
+        FederationOptions {
+            gbdt: request.gbdt.clone(),
+            on_fault: request.on_fault,
+        },
+    );
+    // The transport is the coordinator's now; sessions are opened through it.
+    for &party in &parties {
+        let open = OpenSession {
+            session: session.clone(),
+            party,
+            label: request.label,
+            until: request.until,
+        };
+        if let Err(e) = coordinator.transport_mut().open(party, &open) {
+            let name = coordinator.transport().name(party);
+            abort_all(
+                &mut coordinator,
+                &parties,
+                &session,
+                &format!("{name} did not open: {e}"),
+            );
+            return Err(JobError::Invalid(format!(
+                "node {name} (party {party}) did not open the session: {e}"
+            )));
+        }
+    }
+    progress.start("federated training", Some(request.gbdt.n_trees as u64));
+    let trained = coordinator.train_with(&mut |trees| {
+        progress.advance(trees as u64);
+        !progress.interrupted()
+    });
+    progress.finish();
+    let model = match trained {
+        Ok(model) => model,
+        Err(e) => {
+            abort_all(&mut coordinator, &parties, &session, &e.to_string());
+            return Err(match e {
+                FederationError::Interrupted(_) => JobError::Interrupted,
+                e => JobError::Invalid(format!("federated training failed: {e}")),
+            });
+        }
+    };
+    let dropped: BTreeMap<PartyId, String> = model
+        .dropped
+        .iter()
+        .map(|d| (d.party, format!("round {}: {}", d.round, d.reason)))
+        .collect();
+    let finish = FinishSession {
+        session: session.clone(),
+        model: request.model.clone(),
+        gbdt: request.gbdt.clone(),
+        parties: coordinator.members().to_vec(),
+        rounds: model.rounds,
+        dropped: dropped
+            .iter()
+            .map(|(party, why)| format!("party {party}: {why}"))
+            .collect(),
+    };
+    let mut nodes = Vec::new();
+    for &party in &parties {
+        let name = coordinator.transport().name(party);
+        let outcome = if let Some(why) = dropped.get(&party) {
+            let _ = coordinator.transport_mut().abort(
+                party,
+                &AbortSession {
+                    session: session.clone(),
+                    reason: format!("dropped: {why}"),
+                },
+            );
+            NodeOutcome {
+                party,
+                name,
+                saved: None,
+                problem: Some(format!("dropped in {why}")),
+            }
+        } else {
+            match coordinator.transport_mut().finish(party, &finish) {
+                Ok(saved) => NodeOutcome {
+                    party,
+                    name,
+                    saved: Some(saved),
+                    problem: None,
+                },
+                Err(e) => NodeOutcome {
+                    party,
+                    name,
+                    saved: None,
+                    problem: Some(format!("did not save the model: {e}")),
+                },
+            }
+        };
+        nodes.push(outcome);
+    }
+    let digests: Vec<&str> = nodes
+        .iter()
+        .filter_map(|n| n.saved.as_ref().map(|s| s.trees_sha256.as_str()))
+        .collect();
+    let same_trees = digests.windows(2).all(|w| w[0] == w[1]);
+    Ok(FederateReport {
+        session,
+        model: request.model.clone(),
+        label: request.label,
+        until: request.until,
+        n_trees: model.booster.trees.len(),
+        rounds: model.rounds,
+        nodes,
+        same_trees,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn abort_all<L: NodeLinks>(
+    coordinator: &mut Coordinator<L>,
+    parties: &[PartyId],
+    session: &str,
+    reason: &str,
+) {
+    for &party in parties {
+        // A node that cannot be told ends the session when a new one opens.
+        let _ = coordinator.transport_mut().abort(
+            party,
+            &AbortSession {
+                session: session.to_string(),
+                reason: reason.to_string(),
+            },
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! `borderlens node …` and `borderlens federate …`: a federation node over this store, and the
+//! coordinator of federated training. Glue only: the node and the coordinator's client are
+//! `borderlens-server`'s, the sessions and the training job `borderlens-app`'s.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use borderlens_app as app;
+use borderlens_domain::LabelKind;
+use borderlens_federation::OnFault;
+use borderlens_risk::gbdt::GbdtConfig;
+use borderlens_server::federation::{HttpNodes, NodeConfig, NodesFile, Partners};
+use chrono::NaiveDate;
+use clap::{Args, Subcommand};
+
+use crate::output::outln;
+use crate::progress::Bars;
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Serve this store as a federation node: trusted partners (coordinators) open training
+    /// sessions; the node answers with summaries and masked sums only, audits every round and
+    /// saves the model at the end. Ctrl-C stops it.
+    Serve(NodeServeArgs),
+    /// Print a new random token and its SHA-256: the token goes into the coordinator's nodes
+    /// file, the SHA-256 into this node's partners file.
+    Token,
+}
+
+#[derive(Args)]
+pub struct NodeServeArgs {
+    /// Address to listen on (port 0: any free port; the address bound is printed).
+    #[arg(long, default_value = "127.0.0.1:7301")]
+    pub addr: SocketAddr,
+    /// Partners file (TOML): `[[partner]]` tables with `name`, `token_sha256` (of the token the
+    /// partner presents) and `node_token` (the token this node answers with).
+    #[arg(long, value_name = "FILE")]
+    pub partners: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum FederateCommand {
+    /// Train one risk model across the nodes without moving rows: features agreed from
+    /// summaries, masked histograms summed per tree node; every node saves the same trees.
+    Train(FederateTrainArgs),
+}
+
+#[derive(Args)]
+pub struct FederateTrainArgs {
+    /// Nodes file (TOML): `[[node]]` tables with `name`, `url`, `token` and `node_token`; party
+    /// ids follow the order of the file.
+    #[arg(long, value_name = "FILE")]
+    pub nodes: PathBuf,
+    /// Label to learn: fraud or critical.
+    #[arg(long, default_value_t = LabelKind::Fraud)]
+    pub label: LabelKind,
+    /// Every node trains on its labelled declarations up to this day (inclusive).
+    #[arg(long)]
+    pub until: NaiveDate,
+    /// Registry name every node saves the model under.
+    #[arg(long)]
+    pub model: String,
+    /// Number of trees (no early stopping: no validation rows are pooled).
+    #[arg(long, default_value_t = GbdtConfig::standard().n_trees)]
+    pub trees: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = GbdtConfig::standard().learning_rate)]
+    pub learning_rate: f64,
+    /// What a node's fault does: abort (stop, nothing saved) or drop (go on without it while
+    /// at least two nodes are left).
+    #[arg(long, default_value = "abort")]
+    pub on_fault: String,
+    /// Seconds a node may take to answer one request.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_seconds: u64,
+}
+
+pub fn node(
+    db: &Path,
+    database_url: Option<&str>,
+    command: &NodeCommand,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let a = match command {
+        NodeCommand::Token => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| anyhow::anyhow!("the system's random source failed: {e}"))?;
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let sha = borderlens_server::federation::token_sha256(&token);
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::json!({ "token": token, "token_sha256": sha })
+                );
+            } else {
+                outln!("token:        {token}");
+                outln!("token_sha256: {sha}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        NodeCommand::Serve(a) => a,
+    };
+    let partners = Partners::read(&a.partners).map_err(anyhow::Error::msg)?;
+    if !a.addr.ip().is_loopback() {
+        eprintln!(
+            "borderlens: warning: serving the federation node in plain HTTP on {}, beyond this \
+             machine: put a TLS proxy in front (tokens travel in clear otherwise)",
+            a.addr
+        );
+    }
+    let n_partners = partners.partners.len();
+    let config = NodeConfig {
+        db: db.to_path_buf(),
+        database_url: database_url.map(str::to_string),
+        partners,
+    };
+    borderlens_server::federation::serve_node(config, a.addr, |local| {
+        let mut out = std::io::stdout();
+        let _ = if json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"listening": format!("http://{local}"), "partners": n_partners})
+            )
+        } else {
+            writeln!(
+                out,
+                "borderlens: federation node listening on http://{local}, {n_partners} partner(s) \
+                 (Ctrl-C stops)"
+            )
+        };
+        let _ = out.flush();
+    })
+    .with_context(|| match database_url {
+        Some(url) => format!("cannot serve {}", borderlens_store::pg::redact_url(url)),
+        None => format!("cannot serve {}", db.display()),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn federate(command: &FederateCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
+    let FederateCommand::Train(a) = command;
+    let on_fault = match a.on_fault.as_str() {
+        "abort" => OnFault::Abort,
+        "drop" => OnFault::Drop,
+        other => bail!("--on-fault {other:?}: abort or drop"),
+    };
+    if a.trees == 0 {
+        bail!("--trees must be at least 1");
+    }
+    if !(a.learning_rate > 0.0 && a.learning_rate <= 1.0) {
+        bail!("--learning-rate must be in (0, 1]");
+    }
+    let nodes = NodesFile::read(&a.nodes).map_err(anyhow::Error::msg)?;
+    let links = HttpNodes::new(nodes, Duration::from_secs(a.timeout_seconds.max(1)))
+        .map_err(anyhow::Error::msg)?;
+    let mut gbdt = GbdtConfig::standard();
+    gbdt.n_trees = a.trees;
+    gbdt.learning_rate = a.learning_rate;
+    let request = app::FederateRequest {
+        label: a.label,
+        until: a.until,
+        model: a.model.clone(),
+        gbdt,
+        on_fault,
+    };
+    let report = app::federate_train(links, &request, bars)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        outln!(
+            "federated model {} ({} label, up to {}): {} trees in {} rounds, {:.1} s, session {}",
+            report.model,
+            report.label,
+            report.until,
+            report.n_trees,
+            report.rounds,
+            report.seconds,
+            report.session
+        );
+        for n in &report.nodes {
+            match (&n.saved, &n.problem) {
+                (Some(s), _) => outln!(
+                    "  party {} {}: saved version {} (trees {})",
+                    n.party,
+                    n.name,
+                    s.version,
+                    &s.trees_sha256[..16]
+                ),
+                (None, Some(p)) => outln!("  party {} {}: {p}", n.party, n.name),
+                (None, None) => outln!("  party {} {}: nothing saved", n.party, n.name),
+            }
+        }
+        if report.same_trees {
+            outln!("every node that saved the model holds the same trees");
+        } else {
+            outln!("WARNING: the nodes saved different trees");
+        }
+    }
+    let all_saved = report.nodes.iter().all(|n| n.saved.is_some());
+    Ok(if report.same_trees && all_saved {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,527 @@
+//! A federation node over HTTP (`borderlens node serve`) and the coordinator's client of such
+//! nodes ([`HttpNodes`], for `borderlens federate train`), over `borderlens-app`'s
+//! [`FederationNode`] and [`NodeLinks`].
+//!
+//! Routes, all `POST` under `/federation/v1`, each with `Authorization: Bearer <token>` of a
+//! partner the node lists ([`Partner`]):
+//! - `/sessions` (JSON [`OpenSession`]) opens a training session (204);
+//! - `/sessions/{id}/call` (a call's bytes) answers one round (an envelope's bytes);
+//! - `/sessions/{id}/finish` (JSON [`FinishSession`]) saves the model (JSON [`Finished`]);
+//! - `/sessions/{id}/abort` (JSON [`AbortSession`]) ends the session, saving nothing (204).
+//!
+//! Tokens are mutual: the node keeps only the SHA-256 of each partner's token (compared in
+//! constant time) and answers every authenticated request with its own token for that partner in
+//! `x-borderlens-node-token`, which the coordinator checks before it reads the answer, so that
+//! neither side talks to an impostor that lacks the other's secret. TLS is not in this step:
+//! run nodes on loopback or behind a TLS proxy.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use borderlens_app::{
+    AbortSession, FederationNode, FinishSession, Finished, NodeLinks, OpenSession,
+};
+use borderlens_federation::message::Call;
+use borderlens_federation::{PartyId, Transport, Unreachable};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+
+use crate::error::ApiError;
+use crate::pool::{self, StorePool, Target};
+use crate::ServeError;
+
+/// The header a node answers with its own token.
+pub const NODE_TOKEN_HEADER: &str = "x-borderlens-node-token";
+
+/// The largest request a node reads: the agreed pipeline and binning of a wide model.
+const MAX_NODE_BODY: usize = 64 * 1024 * 1024;
+
+/// A partner allowed to run training sessions on this node.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Partner {
+    /// Its name (the audit actor is `federation:NAME`).
+    pub name: String,
+    /// SHA-256 (hex) of the token it presents.
+    pub token_sha256: String,
+    /// The token this node presents back to it.
+    pub node_token: String,
+}
+
+/// The partners file of `borderlens node serve --partners FILE` (TOML, `[[partner]]` tables).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Partners {
+    /// The partners.
+    #[serde(rename = "partner", default)]
+    pub partners: Vec<Partner>,
+}
+
+impl Partners {
+    /// Reads and checks a partners file; errors name the file and the partner at fault.
+    pub fn read(path: &std::path::Path) -> Result<Partners, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let partners: Partners =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if partners.partners.is_empty() {
+            return Err(format!("{}: no [[partner]] listed", path.display()));
+        }
+        for (i, p) in partners.partners.iter().enumerate() {
+            let at = format!("{}: partner {} ({:?})", path.display(), i + 1, p.name);
+            if p.name.is_empty() {
+                return Err(format!("{at}: field name is empty"));
+            }
+            if decode_hex32(&p.token_sha256).is_none() {
+                return Err(format!(
+                    "{at}: field token_sha256 is not 64 hexadecimal digits"
+                ));
+            }
+            if p.node_token.len() < 16 || HeaderValue::from_str(&p.node_token).is_err() {
+                return Err(format!(
+                    "{at}: field node_token must be at least 16 printable characters"
+                ));
+            }
+        }
+        Ok(partners)
+    }
+}
+
+fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// SHA-256 of a token, in hex (what a partners file lists).
+pub fn token_sha256(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What `borderlens node serve` runs on.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// SQLite store (when `database_url` is not set).
+    pub db: PathBuf,
+    /// PostgreSQL store.
+    pub database_url: Option<String>,
+    /// Who may coordinate.
+    pub partners: Partners,
+}
+
+#[derive(Clone)]
+struct NodeState {
+    pool: Arc<StorePool>,
+    node: Arc<FederationNode>,
+    partners: Arc<Vec<(Partner, [u8; 32])>>,
+}
+
+/// The node's router over the store of `config`, opened (and migrated) here.
+pub fn node_app(config: NodeConfig) -> Result<Router, ServeError> {
+    let pool = match &config.database_url {
+        Some(url) => StorePool::open_target(Target::Postgres(url.clone()))?,
+        None => StorePool::open(&config.db)?,
+    };
+    let partners = config
+        .partners
+        .partners
+        .into_iter()
+        .filter_map(|p| decode_hex32(&p.token_sha256).map(|h| (p, h)))
+        .collect();
+    let state = NodeState {
+        pool: Arc::new(pool),
+        node: Arc::new(FederationNode::new()),
+        partners: Arc::new(partners),
+    };
+    Ok(Router::new()
+        .route("/federation/v1/sessions", post(open))
+        .route("/federation/v1/sessions/{id}/call", post(call))
+        .route("/federation/v1/sessions/{id}/finish", post(finish))
+        .route("/federation/v1/sessions/{id}/abort", post(abort))
+        .layer(DefaultBodyLimit::max(MAX_NODE_BODY))
+        .with_state(state))
+}
+
+/// Serves a node on a listener the caller bound, until `shutdown` completes.
+pub async fn run_node(
+    listener: TcpListener,
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let router = node_app(config)?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Io {
+            what: "serving the federation node".to_string(),
+            source,
+        })
+}
+
+/// Serves a node on `addr` until Ctrl-C or SIGTERM; `on_listening` gets the address bound.
+pub fn serve_node(
+    config: NodeConfig,
+    addr: SocketAddr,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .build()
+        .map_err(|source| ServeError::Io {
+            what: "cannot start the async runtime".to_string(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Io {
+                what: format!("cannot listen on {addr}"),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| ServeError::Io {
+            what: format!("cannot read the address bound for {addr}"),
+            source,
+        })?;
+        on_listening(local);
+        run_node(listener, config, crate::shutdown_signal()).await
+    })
+}
+
+/// The partner whose token the request bears.
+fn partner(state: &NodeState, headers: &HeaderMap) -> Result<Partner, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthenticated("a partner's bearer token is required"))?;
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut found = None;
+    for (p, hash) in state.partners.iter() {
+        if bool::from(hash.ct_eq(&digest)) {
+            found = Some(p.clone());
+        }
+    }
+    found.ok_or_else(|| ApiError::unauthenticated("unknown partner token"))
+}
+
+fn signed(partner: &Partner, mut response: Response) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&partner.node_token) {
+        response.headers_mut().insert(NODE_TOKEN_HEADER, value);
+    }
+    response
+}
+
+async fn open(
+    State(state): State<NodeState>,
+    headers: HeaderMap,
+    Json(open): Json<OpenSession>,
+) -> Result<Response, ApiError> {
+    let partner = partner(&state, &headers)?;
+    let node = Arc::clone(&state.node);
+    let name = partner.name.clone();
+    let out = pool::blocking(
+        &state.pool,
+        Some(format!("federation:{name}")),
+        move |store| node.open(store, &name, &open),
+    )
+    .await;
+    Ok(signed(
+        &partner,
+        answer(out.map(|()| StatusCode::NO_CONTENT)),
+    ))
+}
+
+async fn call(
+    State(state): State<NodeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let partner = partner(&state, &headers)?;
+    let node = Arc::clone(&state.node);
+    let name = partner.name.clone();
+    let out = pool::blocking(
+        &state.pool,
+        Some(format!("federation:{name}")),
+        move |store| node.call(store, &name, &id, &body),
+    )
+    .await
+    .map(|bytes| ([(header::CONTENT_TYPE, "application/octet-stream")], bytes));
+    Ok(signed(&partner, answer(out)))
+}
+
+async fn finish(
+    State(state): State<NodeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(finish): Json<FinishSession>,
+) -> Result<Response, ApiError> {
+    let partner = partner(&state, &headers)?;
+    if finish.session != id {
+        return Err(ApiError::bad_request("the body names another session"));
+    }
+    let node = Arc::clone(&state.node);
+    let name = partner.name.clone();
+    let out = pool::blocking(
+        &state.pool,
+        Some(format!("federation:{name}")),
+        move |store| node.finish(store, &name, &finish),
+    )
+    .await
+    .map(Json);
+    Ok(signed(&partner, answer(out)))
+}
+
+async fn abort(
+    State(state): State<NodeState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(abort): Json<AbortSession>,
+) -> Result<Response, ApiError> {
+    let partner = partner(&state, &headers)?;
+    if abort.session != id {
+        return Err(ApiError::bad_request("the body names another session"));
+    }
+    let node = Arc::clone(&state.node);
+    let name = partner.name.clone();
+    let out = pool::blocking(
+        &state.pool,
+        Some(format!("federation:{name}")),
+        move |store| node.abort(store, &name, &abort),
+    )
+    .await;
+    Ok(signed(
+        &partner,
+        answer(out.map(|()| StatusCode::NO_CONTENT)),
+    ))
+}
+
+fn answer<T: IntoResponse>(out: Result<T, ApiError>) -> Response {
+    match out {
+        Ok(ok) => ok.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A node in the coordinator's nodes file (`borderlens federate train --nodes FILE`, TOML,
+/// `[[node]]` tables; party ids are the order in the file, from 0).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct NodeEntry {
+    /// Its name in reports.
+    pub name: String,
+    /// Base URL, e.g. `http://127.0.0.1:7301`.
+    pub url: String,
+    /// The token presented to it.
+    pub token: String,
+    /// The token it must answer with.
+    pub node_token: String,
+}
+
+/// The coordinator's nodes file.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct NodesFile {
+    /// The nodes, party 0 first.
+    #[serde(rename = "node", default)]
+    pub nodes: Vec<NodeEntry>,
+}
+
+impl NodesFile {
+    /// Reads and checks a nodes file; errors name the file and the node at fault.
+    pub fn read(path: &std::path::Path) -> Result<NodesFile, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let file: NodesFile =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if file.nodes.len() < 2 {
+            return Err(format!(
+                "{}: {} [[node]] listed, federated training needs at least 2",
+                path.display(),
+                file.nodes.len()
+            ));
+        }
+        for (i, n) in file.nodes.iter().enumerate() {
+            let at = format!("{}: node {} ({:?})", path.display(), i + 1, n.name);
+            if !(n.url.starts_with("http://") || n.url.starts_with("https://")) {
+                return Err(format!(
+                    "{at}: field url must start with http:// or https://"
+                ));
+            }
+            if HeaderValue::from_str(&format!("Bearer {}", n.token)).is_err() || n.token.is_empty()
+            {
+                return Err(format!("{at}: field token is empty or not printable"));
+            }
+            if n.node_token.is_empty() {
+                return Err(format!("{at}: field node_token is empty"));
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// The coordinator's HTTP client of its nodes: every answer must bear the node's token.
+pub struct HttpNodes {
+    client: reqwest::blocking::Client,
+    nodes: Vec<NodeEntry>,
+    session: String,
+}
+
+impl HttpNodes {
+    /// A client of `nodes` (party ids in their order); `timeout` bounds each request.
+    pub fn new(nodes: NodesFile, timeout: Duration) -> Result<HttpNodes, String> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpNodes {
+            client,
+            nodes: nodes.nodes,
+            session: String::new(),
+        })
+    }
+
+    fn node(&self, party: PartyId) -> Result<&NodeEntry, Unreachable> {
+        self.nodes
+            .get(party as usize)
+            .ok_or_else(|| Unreachable(format!("no party {party}")))
+    }
+
+    /// Posts `body` to `path` of `party`; the answer's bytes once its status is a success and
+    /// it bears the node's token.
+    fn post(
+        &self,
+        party: PartyId,
+        path: &str,
+        body: Vec<u8>,
+        json: bool,
+    ) -> Result<Vec<u8>, Unreachable> {
+        post_to(&self.client, self.node(party)?, path, body, json)
+    }
+}
+
+fn post_to(
+    client: &reqwest::blocking::Client,
+    node: &NodeEntry,
+    path: &str,
+    body: Vec<u8>,
+    json: bool,
+) -> Result<Vec<u8>, Unreachable> {
+    let url = format!("{}{path}", node.url.trim_end_matches('/'));
+    let content_type = if json {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    let response = client
+        .post(&url)
+        .bearer_auth(&node.token)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .map_err(|e| Unreachable(format!("{}: {e}", node.name)))?;
+    let presented = response
+        .headers()
+        .get(NODE_TOKEN_HEADER)
+        .map(|v| v.as_bytes().to_vec());
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .map_err(|e| Unreachable(format!("{}: reading the answer: {e}", node.name)))?;
+    let genuine = presented.is_some_and(|t| bool::from(t.ct_eq(node.node_token.as_bytes())));
+    if !genuine {
+        return Err(Unreachable(format!(
+            "{}: the answer does not bear the node's token (HTTP {status}): not the node \
+             listed, or it does not know this coordinator",
+            node.name
+        )));
+    }
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        return Err(Unreachable(format!(
+            "{}: HTTP {status}: {message}",
+            node.name
+        )));
+    }
+    Ok(bytes.to_vec())
+}
+
+impl Transport for HttpNodes {
+    fn parties(&self) -> Vec<PartyId> {
+        (0..self.nodes.len() as PartyId).collect()
+    }
+
+    fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable> {
+        let path = format!("/federation/v1/sessions/{}/call", self.session);
+        self.post(party, &path, call.encode(), false)
+    }
+
+    /// The nodes answer in parallel, one thread each.
+    fn call_all(&mut self, parties: &[PartyId], call: &Call) -> Vec<Result<Vec<u8>, Unreachable>> {
+        let body = call.encode();
+        let path = format!("/federation/v1/sessions/{}/call", self.session);
+        let this: &HttpNodes = self;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = parties
+                .iter()
+                .map(|&party| {
+                    let (body, path) = (body.clone(), &path);
+                    scope.spawn(move || this.post(party, path, body, false))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Unreachable("the request thread failed".into())))
+                })
+                .collect()
+        })
+    }
+}
+
+impl NodeLinks for HttpNodes {
+    fn name(&self, party: PartyId) -> String {
+        self.nodes
+            .get(party as usize)
+            .map_or_else(|| format!("party {party}"), |n| n.name.clone())
+    }
+
+    fn open(&mut self, party: PartyId, open: &OpenSession) -> Result<(), Unreachable> {
+        self.session = open.session.clone();
+        let body = serde_json::to_vec(open).map_err(|e| Unreachable(e.to_string()))?;
+        self.post(party, "/federation/v1/sessions", body, true)
+            .map(|_| ())
+    }
+
+    fn finish(&mut self, party: PartyId, finish: &FinishSession) -> Result<Finished, Unreachable> {
+        let body = serde_json::to_vec(finish).map_err(|e| Unreachable(e.to_string()))?;
+        let path = format!("/federation/v1/sessions/{}/finish", finish.session);
+        let bytes = self.post(party, &path, body, true)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Unreachable(format!("{}: not a finish answer: {e}", self.name(party))))
+    }
+
+    fn abort(&mut self, party: PartyId, abort: &AbortSession) -> Result<(), Unreachable> {
+        let body = serde_json::to_vec(abort).map_err(|e| Unreachable(e.to_string()))?;
+        let path = format!("/federation/v1/sessions/{}/abort", abort.session);
+        self.post(party, &path, body, true).map(|_| ())
+    }
+}

@@ -1,0 +1,426 @@
+//! Federation over HTTP, black box: three `node serve` nodes on loopback, each over its own
+//! SQLite store holding one customs office's declarations (split by
+//! `scripts/federation-split.sh`), and the coordinator's client (`HttpNodes`) running
+//! `federate_train`. The model every node saves equals the model trained on the pooled rows;
+//! every round is in every node's audit log; tokens are mutual; a node killed mid-training is
+//! dropped or aborts training, and no node keeps a half model.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use borderlens_app::{self as app, FederateRequest, Progress, Silent};
+use borderlens_domain::LabelKind;
+use borderlens_federation::OnFault;
+use borderlens_ingest::ColumnMapping;
+use borderlens_risk::data::Dataset;
+use borderlens_risk::gbdt::{Booster, GbdtConfig};
+use borderlens_risk::model::RiskModel;
+use borderlens_server::federation::{
+    run_node, token_sha256, HttpNodes, NodeConfig, NodeEntry, NodesFile, Partner, Partners,
+};
+use borderlens_store::{Audit, ItemFilter, Items, Registry, Store};
+use chrono::NaiveDate;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const TOKEN: &str = "coordinator-token-0123456789abcdef";
+const NAMES: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+fn node_token(name: &str) -> String {
+    format!("{name}-answers-with-this-token")
+}
+
+/// Three nodes serving on loopback, each over its own store.
+struct Nodes {
+    runtime: tokio::runtime::Runtime,
+    addrs: Vec<SocketAddr>,
+    stops: Vec<Option<tokio::sync::oneshot::Sender<()>>>,
+    served: Vec<Option<tokio::task::JoinHandle<()>>>,
+    stores: Vec<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl Nodes {
+    /// Splits the sample's 2021-Q1 declarations by office with the script, imports each part
+    /// into its node's store, and serves the three nodes.
+    fn start() -> Nodes {
+        let dir = tempfile::tempdir().unwrap();
+        let split = dir.path().join("split");
+        let sample = Path::new(ROOT).join("data/sample/df_syn_valid_eng.csv");
+        let status = std::process::Command::new("bash")
+            .arg(Path::new(ROOT).join("scripts/federation-split.sh"))
+            .arg(&split)
+            .arg(&sample)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the split script failed");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut nodes = Nodes {
+            runtime,
+            addrs: Vec::new(),
+            stops: Vec::new(),
+            served: Vec::new(),
+            stores: Vec::new(),
+            _dir: dir,
+        };
+        for name in NAMES {
+            let db = nodes._dir.path().join(format!("{name}.db"));
+            let mut store = Store::open(&db).unwrap();
+            let reports = app::import_files(
+                &mut store,
+                &[split.join(name).join("df_syn_valid_eng.csv")],
+                &ColumnMapping::kcs_default(),
+                true,
+                &Silent,
+            )
+            .unwrap();
+            assert!(
+                reports[0].inserted > 2000,
+                "{name}: {}",
+                reports[0].inserted
+            );
+            drop(store);
+            let config = NodeConfig {
+                db: db.clone(),
+                database_url: None,
+                partners: Partners {
+                    partners: vec![Partner {
+                        name: "coordinator".into(),
+                        token_sha256: token_sha256(TOKEN),
+                        node_token: node_token(name),
+                    }],
+                },
+            };
+            let listener = nodes
+                .runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .unwrap();
+            nodes.addrs.push(listener.local_addr().unwrap());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let served = nodes.runtime.spawn(async move {
+                run_node(listener, config, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+            nodes.stops.push(Some(stop));
+            nodes.served.push(Some(served));
+            nodes.stores.push(db);
+        }
+        nodes
+    }
+
+    /// The coordinator's nodes file for these nodes.
+    fn file(&self) -> NodesFile {
+        NodesFile {
+            nodes: NAMES
+                .iter()
+                .zip(&self.addrs)
+                .map(|(name, addr)| NodeEntry {
+                    name: name.to_string(),
+                    url: format!("http://{addr}"),
+                    token: TOKEN.into(),
+                    node_token: node_token(name),
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops node `i` and waits until it no longer serves.
+    fn kill(&mut self, i: usize) {
+        if let Some(stop) = self.stops[i].take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served[i].take() {
+            self.runtime.block_on(served).unwrap();
+        }
+    }
+
+    fn store(&self, i: usize) -> Store {
+        Store::open(&self.stores[i]).unwrap()
+    }
+}
+
+fn config() -> GbdtConfig {
+    let mut gbdt = GbdtConfig::standard();
+    gbdt.n_trees = 30;
+    gbdt.learning_rate = 0.1;
+    gbdt
+}
+
+fn request(model: &str, on_fault: OnFault) -> FederateRequest {
+    FederateRequest {
+        label: LabelKind::Fraud,
+        until: NaiveDate::from_ymd_opt(2021, 3, 31).unwrap(),
+        model: model.into(),
+        gbdt: config(),
+        on_fault,
+    }
+}
+
+/// Runs the coordinator off the nodes' runtime (its client blocks).
+fn federate(
+    file: NodesFile,
+    request: &FederateRequest,
+    progress: &(dyn Progress + Sync),
+) -> Result<app::FederateReport, app::JobError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let links = HttpNodes::new(file, Duration::from_secs(60)).unwrap();
+                app::federate_train(links, request, progress)
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// The entries of `store`'s audit log about `session`.
+fn session_log(store: &Store, session: &str) -> Vec<(String, serde_json::Value)> {
+    store
+        .audit_entries(100_000)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .filter(|e| e.subject == session)
+        .map(|e| (e.action, serde_json::from_str(&e.detail_json).unwrap()))
+        .collect()
+}
+
+/// Three nodes over HTTP train the model pooled training gives on the union of their rows: the
+/// same trees, every declaration's score within 1e-9 (exactly equal, in fact), saved in every
+/// node's registry; every round is in every node's audit log.
+#[test]
+fn three_nodes_over_http_train_the_pooled_model_and_audit_every_round() {
+    let nodes = Nodes::start();
+    let report = federate(nodes.file(), &request("federated", OnFault::Abort), &Silent).unwrap();
+    assert_eq!(report.n_trees, 30);
+    assert!(report.same_trees, "{report:?}");
+    assert!(report.nodes.iter().all(|n| n.saved.is_some()), "{report:?}");
+
+    // The pooled model: the nodes' rows together (each with its own history), trained in one
+    // place with the same options.
+    let mut pooled: Option<Dataset> = None;
+    let mut saved = Vec::new();
+    for i in 0..3 {
+        let store = nodes.store(i);
+        let stored = store.load_model("federated", None).unwrap().unwrap();
+        let model = RiskModel::from_bytes(&stored.bytes).unwrap();
+        let items = store
+            .items(&ItemFilter {
+                from: None,
+                to: None,
+                labelled_only: false,
+            })
+            .unwrap();
+        let wanted: Vec<bool> = items.iter().map(|d| d.label.is_some()).collect();
+        let (data, _) = model.design(&items, &wanted);
+        match &mut pooled {
+            None => pooled = Some(data),
+            Some(p) => {
+                for r in 0..data.n_rows() {
+                    p.push_row(&data.row(r), data.labels[r], data.weights[r]);
+                }
+            }
+        }
+        saved.push(model);
+    }
+    let pooled = pooled.unwrap();
+    assert_eq!(pooled.n_rows(), 8134);
+    let reference = Booster::train(&pooled, &config(), None, &mut |_, _| true);
+    let expected = reference.predict_raw_all(&pooled);
+    for (i, model) in saved.iter().enumerate() {
+        assert_eq!(model.booster, reference, "{}: the pooled trees", NAMES[i]);
+        let got = model.booster.predict_raw_all(&pooled);
+        let max_delta = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(max_delta < 1e-9, "{}: max |Δ| {max_delta}", NAMES[i]);
+    }
+    assert!(
+        expected
+            .iter()
+            .any(|&s| (s - reference.init_score).abs() > 0.1),
+        "a real model"
+    );
+
+    // Every round, in every node's audit log, under the coordinator's name.
+    for (i, name) in NAMES.iter().enumerate() {
+        let store = nodes.store(i);
+        let log = session_log(&store, &report.session);
+        let actions: Vec<&str> = log.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(actions.first(), Some(&"federation_open"), "{}", name);
+        assert_eq!(actions.last(), Some(&"federation_finish"), "{}", name);
+        let mut rounds: Vec<u64> = log
+            .iter()
+            .filter(|(a, _)| a == "federation_rounds")
+            .flat_map(|(_, d)| d["rounds"].as_array().unwrap().clone())
+            .map(|r| r["round"].as_u64().unwrap())
+            .collect();
+        rounds.sort_unstable();
+        assert_eq!(
+            rounds,
+            (1..=report.rounds).collect::<Vec<_>>(),
+            "{}: every round audited once",
+            name
+        );
+        let entries = store.audit_entries(100_000).unwrap();
+        assert!(entries
+            .iter()
+            .filter(|e| e.subject == report.session)
+            .all(|e| e.actor == "federation:coordinator"));
+    }
+}
+
+/// Counts trees and runs `at_tree` once, when the `n`th tree is applied.
+struct AtTree {
+    n: u64,
+    action: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Progress for AtTree {
+    fn start(&self, _: &str, _: Option<u64>) {}
+    fn advance(&self, done: u64) {
+        if done == self.n {
+            if let Some(action) = self.action.lock().unwrap().take() {
+                action();
+            }
+        }
+    }
+    fn finish(&self) {}
+    fn interrupted(&self) -> bool {
+        false
+    }
+}
+
+/// A wrong token on either side stops training before any round, naming the node; a node
+/// killed mid-training aborts it (nothing saved, every node's session ended in its audit log)
+/// or, when told to drop, training goes on with the two others, who save the model.
+#[test]
+fn tokens_are_mutual_and_a_node_killed_mid_training_aborts_or_is_dropped() {
+    let nodes = Nodes::start();
+
+    // The coordinator presents a token node-b does not know.
+    let mut file = nodes.file();
+    file.nodes[1].token = "not-the-partner-token".into();
+    let err = federate(file, &request("wrong-token", OnFault::Abort), &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("node-b") && err.contains("401"), "{err}");
+    // A node that does not answer with the token the coordinator expects is not believed.
+    let mut file = nodes.file();
+    file.nodes[2].node_token = "an-impostor-would-not-know".into();
+    let err = federate(file, &request("impostor", OnFault::Abort), &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("node-c") && err.contains("does not bear the node's token"),
+        "{err}"
+    );
+    for (i, name) in NAMES.iter().enumerate() {
+        let models = nodes.store(i).list_models().unwrap();
+        assert!(models.is_empty(), "{name}: {models:?}");
+    }
+
+    // node-b dies after tree 3, with Drop: the two others finish and save the model.
+    let shared = Arc::new(Mutex::new(nodes));
+    let to_kill = Arc::clone(&shared);
+    let kill_b = AtTree {
+        n: 3,
+        action: Mutex::new(Some(Box::new(move || to_kill.lock().unwrap().kill(1)))),
+    };
+    let file = shared.lock().unwrap().file();
+    let report = federate(file, &request("dropped", OnFault::Drop), &kill_b).unwrap();
+    drop(kill_b);
+    let nodes = Arc::into_inner(shared).unwrap().into_inner().unwrap();
+    assert_eq!(report.n_trees, 30);
+    let b = &report.nodes[1];
+    assert!(b.saved.is_none(), "{report:?}");
+    assert!(
+        b.problem.as_deref().unwrap().contains("dropped"),
+        "{report:?}"
+    );
+    assert!(report.nodes[0].saved.is_some() && report.nodes[2].saved.is_some());
+    assert!(report.same_trees);
+    for i in [0, 2] {
+        let store = nodes.store(i);
+        let stored = store.load_model("dropped", None).unwrap().unwrap();
+        let meta: serde_json::Value = serde_json::from_str(&stored.metadata_json).unwrap();
+        assert_eq!(meta["federated"]["parties"], serde_json::json!([0, 2]));
+        let dropped = meta["federated"]["dropped"].to_string();
+        assert!(dropped.contains("party 1"), "{dropped}");
+    }
+    // node-b's store kept no model, and its audit log says its session opened and stopped
+    // at tree 3.
+    let b_store = nodes.store(1);
+    assert!(b_store.load_model("dropped", None).unwrap().is_none());
+    let log = session_log(&b_store, &report.session);
+    assert_eq!(log[0].0, "federation_open");
+    assert!(log
+        .iter()
+        .any(|(a, d)| a == "federation_rounds" && d["stage"] == "tree 2"));
+
+    // A dead node cannot open a session: training does not start.
+    let err = federate(
+        nodes.file(),
+        &request("not-opened", OnFault::Abort),
+        &Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("node-b") && err.contains("did not open"),
+        "{err}"
+    );
+
+    // With Abort, a node dying mid-training stops it: nothing saved, the other's session
+    // ended in its audit log with the reason.
+    let mut file = nodes.file();
+    file.nodes.remove(1);
+    let shared = Arc::new(Mutex::new(nodes));
+    let to_kill = Arc::clone(&shared);
+    let kill_c = AtTree {
+        n: 2,
+        action: Mutex::new(Some(Box::new(move || to_kill.lock().unwrap().kill(2)))),
+    };
+    let err = federate(file, &request("aborted", OnFault::Abort), &kill_c)
+        .unwrap_err()
+        .to_string();
+    drop(kill_c);
+    let nodes = Arc::into_inner(shared).unwrap().into_inner().unwrap();
+    assert!(
+        err.contains("party 1") && err.contains("no answer"),
+        "{err}"
+    );
+    for i in [0, 2] {
+        assert!(nodes
+            .store(i)
+            .load_model("aborted", None)
+            .unwrap()
+            .is_none());
+    }
+    let entries = nodes.store(0).audit_entries(5).unwrap();
+    let abort = entries
+        .iter()
+        .find(|e| e.action == "federation_abort")
+        .expect("node-a's session ended");
+    assert!(
+        abort.detail_json.contains("no answer"),
+        "{}",
+        abort.detail_json
+    );
+    assert!(
+        abort.detail_json.contains("\"trees\":2"),
+        "{}",
+        abort.detail_json
+    );
+}
