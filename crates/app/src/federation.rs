@@ -669,3 +669,121 @@ fn abort_all<L: NodeLinks>(
         );
     }
 }
+
+/// One training session as this node's audit log tells it: the manager's view of what the node
+/// took part in and what it shared.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct SessionSummary {
+    /// Session id.
+    pub session: String,
+    /// The partner that coordinated (the audit actor without `federation:`).
+    pub partner: String,
+    /// When it opened (UTC).
+    pub opened_at: String,
+    /// This node's party id, label, training end date and rows, as opened.
+    pub party: Option<u64>,
+    /// Label learnt.
+    pub label: Option<String>,
+    /// Rows up to.
+    pub until: Option<String>,
+    /// Labelled rows this node trained on (never sent).
+    pub rows: Option<u64>,
+    /// Rounds this node answered.
+    pub rounds: usize,
+    /// Trees applied.
+    pub trees: usize,
+    /// What this node sent, by kind of answer, with counts (refusals included).
+    pub shared: BTreeMap<String, usize>,
+    /// How it ended: `finished`, `aborted`, `replaced`, or `open` (no end recorded yet).
+    pub outcome: String,
+    /// The end's details: the model saved, or the reason.
+    pub detail: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+}
+
+/// What an answer kind discloses, in words.
+fn shared_as(answer: &str) -> String {
+    match answer {
+        "Masked" => "masked sums (histograms, label sums): the coordinator sees totals only".into(),
+        "Pipeline" => "vocabularies (category codes seen)".into(),
+        "Summaries" => "feature summaries (distinct values with their counts, no labels)".into(),
+        "PublicKey" => "public key for mask agreement".into(),
+        "Seed" => "a round seed (to unmask the survivors' sum after a party dropped)".into(),
+        "Ack" => "acknowledgements".into(),
+        other if other.starts_with("refused") => "refusals".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The federation sessions in this node's audit log (its latest `limit` entries), newest first.
+pub fn federation_sessions(
+    store: &dyn Backend,
+    limit: usize,
+) -> Result<Vec<SessionSummary>, JobError> {
+    let mut sessions: BTreeMap<String, SessionSummary> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let entries = store.audit_entries(limit)?;
+    for e in entries.iter().rev() {
+        if !e.action.starts_with("federation_") {
+            continue;
+        }
+        let detail: serde_json::Value =
+            serde_json::from_str(&e.detail_json).unwrap_or(serde_json::Value::Null);
+        let summary = sessions.entry(e.subject.clone()).or_insert_with(|| {
+            order.push(e.subject.clone());
+            SessionSummary {
+                session: e.subject.clone(),
+                partner: e
+                    .actor
+                    .strip_prefix("federation:")
+                    .unwrap_or(&e.actor)
+                    .to_string(),
+                opened_at: e.at.clone(),
+                party: None,
+                label: None,
+                until: None,
+                rows: None,
+                rounds: 0,
+                trees: 0,
+                shared: BTreeMap::new(),
+                outcome: "open".into(),
+                detail: None,
+                ended_at: None,
+            }
+        });
+        match e.action.as_str() {
+            "federation_open" => {
+                summary.opened_at = e.at.clone();
+                summary.party = detail["party"].as_u64();
+                summary.label = detail["label"].as_str().map(str::to_string);
+                summary.until = detail["until"].as_str().map(str::to_string);
+                summary.rows = detail["rows"].as_u64();
+            }
+            "federation_rounds" => {
+                for round in detail["rounds"].as_array().into_iter().flatten() {
+                    summary.rounds += 1;
+                    let answer = round["answer"].as_str().unwrap_or("?");
+                    *summary.shared.entry(shared_as(answer)).or_default() += 1;
+                }
+            }
+            "federation_finish" | "federation_abort" | "federation_replaced" => {
+                summary.outcome = match e.action.as_str() {
+                    "federation_finish" => "finished",
+                    "federation_abort" => "aborted",
+                    _ => "replaced",
+                }
+                .into();
+                summary.detail = detail["reason"].as_str().map(str::to_string);
+                summary.trees = detail["trees"].as_u64().unwrap_or_default() as usize;
+                summary.ended_at = Some(e.at.clone());
+            }
+            _ => {}
+        }
+    }
+    Ok(order
+        .into_iter()
+        .rev()
+        .filter_map(|id| sessions.remove(&id))
+        .collect())
+}

@@ -273,6 +273,22 @@ fn three_nodes_over_http_train_the_pooled_model_and_audit_every_round() {
             "{}: every round audited once",
             name
         );
+        // The manager's page reads the same log: the session, its rounds, what was shared.
+        let sessions = app::federation_sessions(&store, 100_000).unwrap();
+        let seen = &sessions[0];
+        assert_eq!(seen.session, report.session);
+        assert_eq!(seen.partner, "coordinator");
+        assert_eq!(seen.outcome, "finished");
+        assert_eq!(seen.rounds as u64, report.rounds);
+        assert_eq!(seen.trees, 30);
+        assert_eq!(seen.party, Some(i as u64));
+        let masked = seen
+            .shared
+            .iter()
+            .find(|(what, _)| what.starts_with("masked sums"))
+            .map(|(_, n)| *n);
+        // Label sums, one root per tree and one per split.
+        assert!(masked.unwrap_or(0) > 30, "{:?}", seen.shared);
         let entries = store.audit_entries(100_000).unwrap();
         assert!(entries
             .iter()
@@ -423,4 +439,58 @@ fn tokens_are_mutual_and_a_node_killed_mid_training_aborts_or_is_dropped() {
         "{}",
         abort.detail_json
     );
+}
+
+/// Dies (panics) when the `n`th tree is applied, as a coordinator process killed then would.
+struct DiesAt(u64);
+
+impl Progress for DiesAt {
+    fn start(&self, _: &str, _: Option<u64>) {}
+    fn advance(&self, done: u64) {
+        if done == self.0 {
+            panic!("the coordinator dies after tree {done}");
+        }
+    }
+    fn finish(&self) {}
+    fn interrupted(&self) -> bool {
+        false
+    }
+}
+
+/// A coordinator that dies mid-training leaves no model on any node; restarted, its new
+/// session replaces the dead one on every node (audited, with the trees the dead one had
+/// applied), trains and saves; the nodes hold the new model only.
+#[test]
+fn a_coordinator_dying_mid_training_leaves_no_model_and_a_restart_trains_cleanly() {
+    let nodes = Nodes::start();
+    let died = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let links = HttpNodes::new(nodes.file(), Duration::from_secs(60)).unwrap();
+                app::federate_train(links, &request("first", OnFault::Abort), &DiesAt(3))
+            })
+            .join()
+    });
+    assert!(died.is_err(), "the coordinator died");
+    for i in 0..3 {
+        assert!(nodes.store(i).list_models().unwrap().is_empty());
+    }
+    let report = federate(nodes.file(), &request("second", OnFault::Abort), &Silent).unwrap();
+    assert!(report.same_trees && report.nodes.iter().all(|n| n.saved.is_some()));
+    for (i, name) in NAMES.iter().enumerate() {
+        let store = nodes.store(i);
+        let sessions = app::federation_sessions(&store, 100_000).unwrap();
+        assert_eq!(sessions.len(), 2, "{name}");
+        assert_eq!(sessions[0].session, report.session);
+        assert_eq!(sessions[0].outcome, "finished");
+        assert_eq!(sessions[1].outcome, "replaced", "{name}: {:?}", sessions[1]);
+        assert_eq!(sessions[1].trees, 3, "{name}");
+        let models: Vec<String> = store
+            .list_models()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(models, ["second"], "{name}");
+    }
 }

@@ -11,6 +11,7 @@ mod audit;
 mod control;
 mod dashboard;
 mod declaration;
+mod federation;
 mod login;
 mod nii;
 mod nii_library;
@@ -152,6 +153,14 @@ pub fn pages() -> Vec<Page> {
             Access::Roles(AUDITORS),
             "Audit log",
             |m| on(m, audit::page),
+        ),
+        page(
+            Method::GET,
+            "/federation",
+            Access::Roles(AUDITORS),
+            "Federated training: the partners, the sessions this node took part in, their \
+             rounds, what was shared and the privacy budget",
+            |m| on(m, federation::page),
         ),
         page(
             Method::GET,
@@ -512,6 +521,7 @@ pub(crate) fn layout(
                             a href="/nii/library" { "X-ray library" }
                             @if AUDITORS.contains(&caller.role) {
                                 a href="/audit" { "Audit log" }
+                                a href="/federation" { "Federation" }
                             }
                         }
                         span.muted { (caller.user) " (" (caller.role.name()) ")" }

@@ -1,0 +1,227 @@
+//! `borderlens node …` and `borderlens federate …`, black box: three `node serve` processes on
+//! loopback over stores holding the sample's 2021-Q1 split by office (the split script), one
+//! `federate train`, and the model each node saved used by `evaluate`; bad partners and nodes
+//! files are refused naming the file, the entry and the field.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn borderlens(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_borderlens"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A `node serve` child, stopped (SIGTERM) when dropped.
+struct Node(Child, String);
+
+impl Node {
+    fn start(db: &Path, partners: &Path) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_borderlens"))
+            .arg("--db")
+            .arg(db)
+            .args([
+                "--json",
+                "node",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--partners",
+            ])
+            .arg(partners)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        Node(child, v["listening"].as_str().unwrap().to_string())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn three_node_processes_train_one_model_that_each_node_uses() {
+    let dir = TempDir::new().unwrap();
+    let split = dir.path().join("split");
+    let status = Command::new("bash")
+        .arg(Path::new(ROOT).join("scripts/federation-split.sh"))
+        .arg(&split)
+        .arg(Path::new(ROOT).join("data/sample/df_syn_valid_eng.csv"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let token = borderlens(&["--json", "node", "token"]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+    let (secret, sha) = (
+        token["token"].as_str().unwrap(),
+        token["token_sha256"].as_str().unwrap(),
+    );
+    assert_eq!(secret.len(), 64);
+    let mut nodes = Vec::new();
+    let mut nodes_toml = String::new();
+    let mut dbs = Vec::new();
+    for name in ["node-a", "node-b", "node-c"] {
+        let db = dir.path().join(format!("{name}.db"));
+        let csv = split.join(name).join("df_syn_valid_eng.csv");
+        let out = borderlens(&[
+            "--db",
+            db.to_str().unwrap(),
+            "import",
+            csv.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let answer = format!("{name}-answers-with-this");
+        let partners = write(
+            dir.path(),
+            &format!("{name}.toml"),
+            &format!(
+                "[[partner]]\nname = \"hq\"\ntoken_sha256 = \"{sha}\"\nnode_token = \"{answer}\"\n"
+            ),
+        );
+        let node = Node::start(&db, &partners);
+        nodes_toml.push_str(&format!(
+            "[[node]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"{secret}\"\nnode_token = \"{answer}\"\n\n",
+            node.1
+        ));
+        nodes.push(node);
+        dbs.push(db);
+    }
+    let nodes_file = write(dir.path(), "nodes.toml", &nodes_toml);
+    let out = borderlens(&[
+        "--json",
+        "federate",
+        "train",
+        "--nodes",
+        nodes_file.to_str().unwrap(),
+        "--until",
+        "2021-02-28",
+        "--model",
+        "together",
+        "--trees",
+        "5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["n_trees"], 5);
+    assert_eq!(report["same_trees"], true);
+    drop(nodes);
+    // Each node scores its own later month with the model it saved.
+    for db in &dbs {
+        let out = borderlens(&[
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "evaluate",
+            "--model",
+            "together",
+            "--from",
+            "2021-03-01",
+            "--to",
+            "2021-03-31",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(e["roc_auc"].as_f64().unwrap() > 0.6, "{e}");
+    }
+}
+
+#[test]
+fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("n.db");
+    let partners = write(
+        dir.path(),
+        "partners.toml",
+        "[[partner]]\nname = \"hq\"\ntoken_sha256 = \"abc\"\nnode_token = \"long enough answer\"\n",
+    );
+    let out = borderlens(&[
+        "--db",
+        db.to_str().unwrap(),
+        "node",
+        "serve",
+        "--partners",
+        partners.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("partners.toml: partner 1 (\"hq\"): field token_sha256"),
+        "{err}"
+    );
+    let nodes = write(
+        dir.path(),
+        "nodes.toml",
+        "[[node]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\nnode_token = \"n\"\n\n\
+         [[node]]\nname = \"b\"\nurl = \"ftp://x\"\ntoken = \"t\"\nnode_token = \"n\"\n",
+    );
+    let out = borderlens(&[
+        "federate",
+        "train",
+        "--nodes",
+        nodes.to_str().unwrap(),
+        "--until",
+        "2021-01-31",
+        "--model",
+        "m",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("nodes.toml: node 2 (\"b\"): field url"),
+        "{err}"
+    );
+    // A node that does not answer: named, nothing trained.
+    let nodes = write(
+        dir.path(),
+        "nodes.toml",
+        "[[node]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\nnode_token = \"n\"\n\n\
+         [[node]]\nname = \"b\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\nnode_token = \"n\"\n",
+    );
+    let out = borderlens(&[
+        "federate",
+        "train",
+        "--nodes",
+        nodes.to_str().unwrap(),
+        "--until",
+        "2021-01-31",
+        "--model",
+        "m",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("node a (party 0) did not open the session"),
+        "{err}"
+    );
+}

@@ -1,0 +1,79 @@
+//! The manager's page of federated training (`/federation`): the sessions this node took part
+//! in, with the partner that coordinated, the rounds answered, what was shared and how each
+//! ended, read from the node's audit log (`app::federation_sessions`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use borderlens_app as app;
+use maud::html;
+
+use super::{caller_of, error_page, html_response, layout};
+use crate::auth::Authenticated;
+use crate::pool::blocking;
+use crate::AppState;
+
+/// Audit entries read for the page.
+const ENTRIES_READ: usize = 100_000;
+
+pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> Response {
+    let caller = caller_of(&auth);
+    let sessions = match blocking(&state.pool, Some(caller.user.clone()), move |store| {
+        app::federation_sessions(store, ENTRIES_READ)
+    })
+    .await
+    {
+        Ok(sessions) => sessions,
+        Err(error) => return error_page(Some(caller), &error),
+    };
+    let partners: std::collections::BTreeSet<&str> =
+        sessions.iter().map(|s| s.partner.as_str()).collect();
+    let body = html! {
+        h1 { "Federated training" }
+        p { "The training sessions this node took part in, newest first, from its audit log. "
+            "A node sends no row: only what is listed under \"shared\". Serve the node with "
+            code { "borderlens node serve --partners FILE" } "; the partners file says who may "
+            "coordinate." }
+        p #privacy { strong { "Privacy budget: " } "no differential-privacy noise is added yet: "
+            "the sums the coordinator sees are exact (ε not bounded). Secure aggregation hides "
+            "this node's own sums from the coordinator." }
+        h2 { "Partners that coordinated" }
+        @if partners.is_empty() {
+            p.muted { "None yet." }
+        } @else {
+            ul #partners { @for p in &partners { li { (p) } } }
+        }
+        h2 { "Sessions" }
+        @if sessions.is_empty() {
+            p.muted { "No federated training yet." }
+        } @else {
+            div.scroll { table #sessions {
+                thead { tr {
+                    th { "Opened (UTC)" } th { "Partner" } th { "Session" } th { "Party" }
+                    th { "Label, up to" } th { "Rows (kept here)" } th { "Rounds" }
+                    th { "Trees" } th { "Shared" } th { "Outcome" }
+                } }
+                tbody { @for s in &sessions { tr {
+                    td { (s.opened_at) }
+                    td { (s.partner) }
+                    td { code { (s.session) } }
+                    td { @if let Some(p) = s.party { (p) } @else { "–" } }
+                    td { (s.label.as_deref().unwrap_or("–")) ", " (s.until.as_deref().unwrap_or("–")) }
+                    td { @if let Some(r) = s.rows { (r) } @else { "–" } }
+                    td { (s.rounds) }
+                    td { (s.trees) }
+                    td { ul { @for (what, n) in &s.shared { li { (n) " × " (what) } } } }
+                    td {
+                        strong { (s.outcome) }
+                        @if let Some(d) = &s.detail { br; span.muted { (d) } }
+                        @if let Some(at) = &s.ended_at { br; span.muted { (at) } }
+                    }
+                } } }
+            } }
+        }
+    };
+    html_response(
+        StatusCode::OK,
+        layout("Federated training", Some(caller), None, body),
+    )
+}
