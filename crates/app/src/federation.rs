@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use borderlens_domain::LabelKind;
 use borderlens_federation::message::{Call, Envelope, Kind, Request};
+use borderlens_federation::secagg::KeyPair;
 use borderlens_federation::{
     Coordinator, FederationError, FederationOptions, LocalParty, OnFault, PartyId, Transport,
     Unreachable,
@@ -108,10 +109,22 @@ struct Session {
     trees: usize,
 }
 
+/// A node's key material for mask agreement: its long-term secret, so that partners can pin
+/// its public key (a fresh key per session without it), and the partners' public keys it pins
+/// (none: it accepts the keys the coordinator relays).
+#[derive(Clone, Debug, Default)]
+pub struct NodeIdentity {
+    /// The node's X25519 secret.
+    pub secret: Option<[u8; 32]>,
+    /// The other nodes' public keys it accepts.
+    pub pinned: Vec<[u8; 32]>,
+}
+
 /// One administration's node: answers a trusted partner's training session over its own store.
 #[derive(Default)]
 pub struct FederationNode {
     session: Mutex<Option<Session>>,
+    identity: NodeIdentity,
 }
 
 fn check_session_id(id: &str) -> Result<(), JobError> {
@@ -132,9 +145,17 @@ fn actor(partner: &str) -> String {
 }
 
 impl FederationNode {
-    /// A node with no session.
+    /// A node with no session, a fresh key per session and no pinned keys.
     pub fn new() -> FederationNode {
         FederationNode::default()
+    }
+
+    /// A node with its own key and the partners' public keys it pins.
+    pub fn with_identity(identity: NodeIdentity) -> FederationNode {
+        FederationNode {
+            session: Mutex::default(),
+            identity,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
@@ -162,7 +183,15 @@ impl FederationNode {
                 open.until
             )));
         }
-        let party = LocalParty::new(open.party, items, open.label).map_err(JobError::Internal)?;
+        let mut party = match self.identity.secret {
+            Some(secret) => {
+                LocalParty::with_keys(open.party, items, open.label, KeyPair::from_secret(secret))
+            }
+            None => LocalParty::new(open.party, items, open.label).map_err(JobError::Internal)?,
+        };
+        if !self.identity.pinned.is_empty() {
+            party = party.pin_peers(self.identity.pinned.iter().copied());
+        }
         let mut slot = self.lock();
         if let Some(old) = slot.take() {
             end_session(

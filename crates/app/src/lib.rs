@@ -68,8 +68,8 @@ pub use borderlens_synth::described::DescribeOptions;
 pub use decisions::*;
 pub use federation::{
     federate_train, federation_sessions, AbortSession, FederateReport, FederateRequest,
-    FederationNode, FinishSession, Finished, LocalNodes, NodeLinks, NodeOutcome, OpenSession,
-    SessionSummary,
+    FederationNode, FinishSession, Finished, LocalNodes, NodeIdentity, NodeLinks, NodeOutcome,
+    OpenSession, SessionSummary,
 };
 pub use hs_reading::{
     annotate, hs_check, hs_model, hs_reading, hs_suggest, item_hs_reading, reading_of_item,

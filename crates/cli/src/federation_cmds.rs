@@ -29,6 +29,14 @@ pub enum NodeCommand {
     /// Print a new random token and its SHA-256: the token goes into the coordinator's nodes
     /// file, the SHA-256 into this node's partners file.
     Token,
+    /// Print this node's public key (what the other nodes pin in their partners files'
+    /// `[[peer]]` tables), creating the secret key file when it is missing.
+    Key {
+        /// The node's secret key file (64 hexadecimal digits; created, readable by its owner
+        /// only, when missing).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -37,9 +45,42 @@ pub struct NodeServeArgs {
     #[arg(long, default_value = "127.0.0.1:7301")]
     pub addr: SocketAddr,
     /// Partners file (TOML): `[[partner]]` tables with `name`, `token_sha256` (of the token the
-    /// partner presents) and `node_token` (the token this node answers with).
+    /// partner presents) and `node_token` (the token this node answers with); optional
+    /// `[[peer]]` tables with `name` and `public_key` pin the other nodes' keys.
     #[arg(long, value_name = "FILE")]
     pub partners: PathBuf,
+    /// The node's secret key file (`node key` makes one): its sessions use this key, so that
+    /// the other nodes can pin it. Without it each session uses a fresh key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// The node's secret key from `path`, made (owner-only) when the file is missing.
+fn node_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => borderlens_server::federation::decode_key(&text).with_context(|| {
+            format!(
+                "{}: line 1: not a key (64 hexadecimal digits)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret)
+                .map_err(|e| anyhow::anyhow!("the system's random source failed: {e}"))?;
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(file, "{hex}").with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(secret)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 #[derive(Subcommand)]
@@ -103,6 +144,15 @@ pub fn node(
             }
             return Ok(ExitCode::SUCCESS);
         }
+        NodeCommand::Key { key } => {
+            let public = borderlens_server::federation::public_key_hex(node_key(key)?);
+            if json {
+                outln!("{}", serde_json::json!({ "public_key": public }));
+            } else {
+                outln!("public_key: {public}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         NodeCommand::Serve(a) => a,
     };
     let partners = Partners::read(&a.partners).map_err(anyhow::Error::msg)?;
@@ -114,10 +164,12 @@ pub fn node(
         );
     }
     let n_partners = partners.partners.len();
+    let key = a.key.as_deref().map(node_key).transpose()?;
     let config = NodeConfig {
         db: db.to_path_buf(),
         database_url: database_url.map(str::to_string),
         partners,
+        key,
     };
     borderlens_server::federation::serve_node(config, a.addr, |local| {
         let mut out = std::io::stdout();

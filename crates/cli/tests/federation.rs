@@ -1,7 +1,8 @@
 //! `borderlens node …` and `borderlens federate …`, black box: three `node serve` processes on
 //! loopback over stores holding the sample's 2021-Q1 split by office (the split script), one
-//! `federate train`, and the model each node saved used by `evaluate`; bad partners and nodes
-//! files are refused naming the file, the entry and the field.
+//! `federate train` with every node pinning the others' public keys, and the model each node
+//! saved used by `evaluate`; bad partners and nodes files are refused naming the file, the
+//! entry and the field.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ fn text(bytes: &[u8]) -> String {
 struct Node(Child, String);
 
 impl Node {
-    fn start(db: &Path, partners: &Path) -> Node {
+    fn start(db: &Path, partners: &Path, key: &Path) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_borderlens"))
             .arg("--db")
             .arg(db)
@@ -40,6 +41,8 @@ impl Node {
                 "--partners",
             ])
             .arg(partners)
+            .arg("--key")
+            .arg(key)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -88,10 +91,26 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
         token["token_sha256"].as_str().unwrap(),
     );
     assert_eq!(secret.len(), 64);
+    // Each node's long-term key; every node pins the two others'.
+    let names = ["node-a", "node-b", "node-c"];
+    let public: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let key = dir.path().join(format!("{name}.key"));
+            let out = borderlens(&["--json", "node", "key", "--key", key.to_str().unwrap()]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            // Asked again, the same key.
+            let again = borderlens(&["--json", "node", "key", "--key", key.to_str().unwrap()]);
+            assert_eq!(again.stdout, out.stdout);
+            v["public_key"].as_str().unwrap().to_string()
+        })
+        .collect();
     let mut nodes = Vec::new();
     let mut nodes_toml = String::new();
     let mut dbs = Vec::new();
-    for name in ["node-a", "node-b", "node-c"] {
+    let mut addresses = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
         let db = dir.path().join(format!("{name}.db"));
         let csv = split.join(name).join("df_syn_valid_eng.csv");
         let out = borderlens(&[
@@ -102,14 +121,18 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let answer = format!("{name}-answers-with-this");
-        let partners = write(
-            dir.path(),
-            &format!("{name}.toml"),
-            &format!(
-                "[[partner]]\nname = \"hq\"\ntoken_sha256 = \"{sha}\"\nnode_token = \"{answer}\"\n"
-            ),
+        let mut partners_toml = format!(
+            "[[partner]]\nname = \"hq\"\ntoken_sha256 = \"{sha}\"\nnode_token = \"{answer}\"\n"
         );
-        let node = Node::start(&db, &partners);
+        for (j, peer) in names.iter().enumerate().filter(|(j, _)| *j != i) {
+            partners_toml.push_str(&format!(
+                "\n[[peer]]\nname = \"{peer}\"\npublic_key = \"{}\"\n",
+                public[j]
+            ));
+        }
+        let partners = write(dir.path(), &format!("{name}.toml"), &partners_toml);
+        let node = Node::start(&db, &partners, &dir.path().join(format!("{name}.key")));
+        addresses.push(node.1.clone());
         nodes_toml.push_str(&format!(
             "[[node]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"{secret}\"\nnode_token = \"{answer}\"\n\n",
             node.1
@@ -135,6 +158,36 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["n_trees"], 5);
     assert_eq!(report["same_trees"], true);
+    // node-c restarted pinning another key for node-a (as if a coordinator had substituted
+    // node-a's): it refuses the session's keys, training stops naming it, nothing is saved.
+    let c_partners = dir.path().join("node-c.toml");
+    let pinned = std::fs::read_to_string(&c_partners).unwrap();
+    let wrong = pinned.replace(&public[0], &public[2]);
+    assert_ne!(pinned, wrong);
+    std::fs::write(&c_partners, wrong).unwrap();
+    drop(nodes.pop());
+    let restarted = Node::start(&dbs[2], &c_partners, &dir.path().join("node-c.key"));
+    let nodes_toml = nodes_toml.replace(&addresses[2], &restarted.1);
+    let nodes_file = write(dir.path(), "nodes.toml", &nodes_toml);
+    let out = borderlens(&[
+        "federate",
+        "train",
+        "--nodes",
+        nodes_file.to_str().unwrap(),
+        "--until",
+        "2021-02-28",
+        "--model",
+        "substituted",
+        "--trees",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("party 2") && err.contains("is not one this party pins"),
+        "{err}"
+    );
+    nodes.push(restarted);
     drop(nodes);
     // Each node scores its own later month with the model it saved.
     for db in &dbs {

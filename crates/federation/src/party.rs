@@ -54,6 +54,9 @@ pub struct LocalParty {
     keys: KeyPair,
     /// Secret shared with each other party.
     shared: BTreeMap<PartyId, [u8; 32]>,
+    /// The peers' public keys this party accepts, when it pins them: a relayed key not among
+    /// them is refused (a coordinator substituting its own keys could otherwise unmask).
+    pinned: Option<std::collections::BTreeSet<[u8; 32]>>,
     /// Last round answered: a call of that round or an earlier one is refused.
     last_round: Option<u64>,
     pipeline: Option<FeaturePipeline>,
@@ -92,6 +95,7 @@ impl LocalParty {
             label,
             keys,
             shared: BTreeMap::new(),
+            pinned: None,
             last_round: None,
             pipeline: None,
             data: None,
@@ -99,6 +103,13 @@ impl LocalParty {
             model: None,
             scratch: None,
         }
+    }
+
+    /// Pins the peers' public keys: the keys the coordinator relays for the other members must
+    /// be among `keys` (partners exchange them beforehand), or the party refuses the round.
+    pub fn pin_peers(mut self, keys: impl IntoIterator<Item = [u8; 32]>) -> LocalParty {
+        self.pinned = Some(keys.into_iter().collect());
+        self
     }
 
     /// The party's id.
@@ -178,6 +189,27 @@ impl LocalParty {
         match &call.request {
             Request::PublicKey => Ok((Kind::PublicKey, self.keys.public().to_vec())),
             Request::Peers { keys } => {
+                // Its own key as the others get it: altered, the others would mask with a key
+                // the coordinator holds.
+                let own = keys.iter().find(|(p, _)| *p == self.id).map(|(_, k)| *k);
+                if own != Some(self.keys.public()) {
+                    return Err(
+                        "this party's own public key is missing or altered in the keys relayed"
+                            .into(),
+                    );
+                }
+                if let Some(pinned) = &self.pinned {
+                    for (peer, key) in keys.iter().filter(|(p, _)| *p != self.id) {
+                        if !pinned.contains(key) {
+                            let short: String =
+                                key[..4].iter().map(|b| format!("{b:02x}")).collect();
+                            return Err(format!(
+                                "party {peer}'s public key ({short}…) is not one this party \
+                                 pins: the keys relayed are not the partners'"
+                            ));
+                        }
+                    }
+                }
                 let mut shared = BTreeMap::new();
                 for (peer, key) in keys.iter().filter(|(p, _)| *p != self.id) {
                     let secret = self

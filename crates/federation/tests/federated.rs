@@ -583,3 +583,76 @@ fn survivors_reveal_round_seeds_and_their_sum_is_recovered() {
         .collect();
     assert_eq!(secagg::unmask(&partial, 1, &seeds), plain);
 }
+
+/// Relays the parties' public keys with party 2's replaced by one the coordinator holds: what a
+/// dishonest coordinator would do to unmask party 2's sums.
+struct Substituting {
+    inner: InProcess,
+    attacker: KeyPair,
+}
+
+impl Transport for Substituting {
+    fn parties(&self) -> Vec<PartyId> {
+        self.inner.parties()
+    }
+
+    fn call(&mut self, party: PartyId, call: &Call) -> Result<Vec<u8>, Unreachable> {
+        let mut call = call.clone();
+        if let Request::Peers { keys } = &mut call.request {
+            for (p, key) in keys.iter_mut() {
+                if *p == 2 {
+                    *key = self.attacker.public();
+                }
+            }
+        }
+        self.inner.call(party, &call)
+    }
+}
+
+/// Parties that pin each other's public keys train as before; a coordinator relaying a key of
+/// its own in place of a party's is refused (by the pinning parties, and by the party whose
+/// key was altered even without pins), before any sum is sent.
+#[test]
+fn pinned_keys_train_and_a_substituted_key_is_refused() {
+    let pins: Vec<[u8; 32]> = (0..3).map(|id| keys(id).public()).collect();
+    let pinned = || -> Vec<LocalParty> {
+        parties()
+            .into_iter()
+            .map(|p| p.pin_peers(pins.clone()))
+            .collect()
+    };
+    let mut short = options(OnFault::Abort);
+    short.gbdt.n_trees = 3;
+    let mut coordinator = Coordinator::new(InProcess::new(pinned()), short.clone());
+    let model = coordinator.train().unwrap();
+    assert_eq!(model.booster.trees.len(), 3);
+
+    let mut coordinator = Coordinator::new(
+        Substituting {
+            inner: InProcess::new(pinned()),
+            attacker: KeyPair::from_secret([99; 32]),
+        },
+        short.clone(),
+    );
+    let error = coordinator.train().unwrap_err().to_string();
+    assert!(
+        error.contains("party 0") && error.contains("is not one this party pins"),
+        "{error}"
+    );
+    let mut coordinator = Coordinator::new(
+        Substituting {
+            inner: InProcess::new(parties()),
+            attacker: KeyPair::from_secret([99; 32]),
+        },
+        short,
+    );
+    let error = coordinator.train().unwrap_err().to_string();
+    assert!(
+        error.contains("party 2") && error.contains("own public key is missing or altered"),
+        "{error}"
+    );
+    // No party got as far as a sum.
+    for party in coordinator.transport().inner.all() {
+        assert!(party.booster().is_none(), "party {}", party.id());
+    }
+}

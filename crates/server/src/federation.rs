@@ -57,12 +57,25 @@ pub struct Partner {
     pub node_token: String,
 }
 
-/// The partners file of `borderlens node serve --partners FILE` (TOML, `[[partner]]` tables).
+/// Another node whose public key this node pins (`[[peer]]`).
 #[derive(Clone, Debug, serde::Deserialize)]
+pub struct Peer {
+    /// Its name.
+    pub name: String,
+    /// Its X25519 public key (64 hexadecimal digits, `borderlens node key`).
+    pub public_key: String,
+}
+
+/// The partners file of `borderlens node serve --partners FILE` (TOML, `[[partner]]` tables
+/// and, to pin the other nodes' keys, `[[peer]]` tables).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct Partners {
     /// The partners.
     #[serde(rename = "partner", default)]
     pub partners: Vec<Partner>,
+    /// The other nodes whose public keys are pinned (none: the relayed keys are accepted).
+    #[serde(rename = "peer", default)]
+    pub peers: Vec<Peer>,
 }
 
 impl Partners {
@@ -91,8 +104,40 @@ impl Partners {
                 ));
             }
         }
+        for (i, p) in partners.peers.iter().enumerate() {
+            if decode_hex32(&p.public_key).is_none() {
+                return Err(format!(
+                    "{}: peer {} ({:?}): field public_key is not 64 hexadecimal digits",
+                    path.display(),
+                    i + 1,
+                    p.name
+                ));
+            }
+        }
         Ok(partners)
     }
+
+    /// The pinned peers' public keys.
+    pub fn pinned(&self) -> Vec<[u8; 32]> {
+        self.peers
+            .iter()
+            .filter_map(|p| decode_hex32(&p.public_key))
+            .collect()
+    }
+}
+
+/// Reads 64 hexadecimal digits.
+pub fn decode_key(text: &str) -> Option<[u8; 32]> {
+    decode_hex32(text.trim())
+}
+
+/// The public key of a node's secret, in hex (what its peers pin).
+pub fn public_key_hex(secret: [u8; 32]) -> String {
+    borderlens_federation::secagg::KeyPair::from_secret(secret)
+        .public()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn decode_hex32(text: &str) -> Option<[u8; 32]> {
@@ -121,8 +166,10 @@ pub struct NodeConfig {
     pub db: PathBuf,
     /// PostgreSQL store.
     pub database_url: Option<String>,
-    /// Who may coordinate.
+    /// Who may coordinate, and the peers' keys pinned.
     pub partners: Partners,
+    /// The node's long-term X25519 secret (a fresh key per session without it).
+    pub key: Option<[u8; 32]>,
 }
 
 #[derive(Clone)]
@@ -138,6 +185,10 @@ pub fn node_app(config: NodeConfig) -> Result<Router, ServeError> {
         Some(url) => StorePool::open_target(Target::Postgres(url.clone()))?,
         None => StorePool::open(&config.db)?,
     };
+    let identity = borderlens_app::NodeIdentity {
+        secret: config.key,
+        pinned: config.partners.pinned(),
+    };
     let partners = config
         .partners
         .partners
@@ -146,7 +197,7 @@ pub fn node_app(config: NodeConfig) -> Result<Router, ServeError> {
         .collect();
     let state = NodeState {
         pool: Arc::new(pool),
-        node: Arc::new(FederationNode::new()),
+        node: Arc::new(FederationNode::with_identity(identity)),
         partners: Arc::new(partners),
     };
     Ok(Router::new()

@@ -95,7 +95,9 @@ impl Nodes {
                         token_sha256: token_sha256(TOKEN),
                         node_token: node_token(name),
                     }],
+                    peers: Vec::new(),
                 },
+                key: None,
             };
             let listener = nodes
                 .runtime
