@@ -26,6 +26,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use borderlens_app::{
     AbortSession, FederationNode, FinishSession, Finished, NodeLinks, OpenSession,
@@ -216,6 +217,11 @@ pub async fn run_node(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let router = node_app(config)?;
+    // Every round is a small request and an answer of tens of kilobytes: without TCP_NODELAY
+    // the answer's last segment waits for the coordinator's delayed acknowledgement.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
