@@ -107,6 +107,18 @@ struct Session {
     rounds: Vec<RoundRecord>,
     /// Trees applied (to name the audit entries).
     trees: usize,
+    /// When the coordinator last called.
+    last_seen: Instant,
+}
+
+/// How long another partner's silent session keeps a partner from opening one.
+const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The longest reason or drop note kept from a coordinator.
+const MAX_NOTE: usize = 2000;
+
+fn note(text: &str) -> String {
+    text.chars().take(MAX_NOTE).collect()
 }
 
 /// A node's key material for mask agreement: its long-term secret, so that partners can pin
@@ -193,6 +205,14 @@ impl FederationNode {
             party = party.pin_peers(self.identity.pinned.iter().copied());
         }
         let mut slot = self.lock();
+        if let Some(old) = slot.as_ref() {
+            if old.partner != partner && old.last_seen.elapsed() < SESSION_IDLE {
+                return Err(JobError::Invalid(format!(
+                    "partner {}'s session is running on this node: try again later",
+                    old.partner
+                )));
+            }
+        }
         if let Some(old) = slot.take() {
             end_session(
                 store,
@@ -220,6 +240,7 @@ impl FederationNode {
             until: open.until,
             rounds: Vec::new(),
             trees: 0,
+            last_seen: Instant::now(),
         });
         Ok(())
     }
@@ -237,6 +258,7 @@ impl FederationNode {
         let call = Call::decode(call).map_err(JobError::Invalid)?;
         let mut slot = self.lock();
         let current = own_session(&mut slot, partner, session)?;
+        current.last_seen = Instant::now();
         let answer = current.party.handle(&call);
         let (kind, what) = match Envelope::decode(&answer) {
             Ok(e) if e.kind == Kind::Refused => (
@@ -277,6 +299,19 @@ impl FederationNode {
         let mut slot = self.lock();
         let current = own_session(&mut slot, partner, &finish.session)?;
         flush_rounds(store, current, "end")?;
+        // A name of the registry that federation did not write is not a partner's to add
+        // versions to: the node's own models stay its own.
+        if let Some(existing) = store.load_model(&finish.model, None)? {
+            let metadata: serde_json::Value =
+                serde_json::from_str(&existing.metadata_json).unwrap_or_default();
+            if metadata.get("federated").is_none() {
+                return Err(JobError::Invalid(format!(
+                    "model {} exists in this node's registry and was not trained by \
+                     federation: choose another name",
+                    finish.model
+                )));
+            }
+        }
         let party = &current.party;
         let (Some(pipeline), Some(data), Some(booster)) =
             (party.pipeline(), party.dataset(), party.booster())
@@ -323,7 +358,7 @@ impl FederationNode {
                 "party": party.id(),
                 "parties": finish.parties,
                 "rounds": finish.rounds,
-                "dropped": finish.dropped,
+                "dropped": finish.dropped.iter().take(64).map(|d| note(d)).collect::<Vec<_>>(),
                 "trees_sha256": trees_sha256,
             },
         });
@@ -352,7 +387,7 @@ impl FederationNode {
         let mut slot = self.lock();
         own_session(&mut slot, partner, &abort.session)?;
         let done = slot.take().expect("the session was checked above");
-        end_session(store, done, "federation_abort", &abort.reason)
+        end_session(store, done, "federation_abort", &note(&abort.reason))
     }
 }
 
@@ -549,7 +584,7 @@ pub struct FederateReport {
     pub rounds: u64,
     /// Each node.
     pub nodes: Vec<NodeOutcome>,
-    /// Whether every node that saved the model saved the same trees.
+    /// Whether every node that saved the model saved the coordinator's own trees.
     pub same_trees: bool,
     /// Wall-clock seconds.
     pub seconds: f64,
@@ -663,11 +698,12 @@ pub fn federate_train<L: NodeLinks>(
         };
         nodes.push(outcome);
     }
-    let digests: Vec<&str> = nodes
+    // Every node that saved must hold the coordinator's own trees.
+    let own = trees_digest(&model.booster);
+    let same_trees = nodes
         .iter()
-        .filter_map(|n| n.saved.as_ref().map(|s| s.trees_sha256.as_str()))
-        .collect();
-    let same_trees = digests.windows(2).all(|w| w[0] == w[1]);
+        .filter_map(|n| n.saved.as_ref())
+        .all(|s| s.trees_sha256 == own);
     Ok(FederateReport {
         session,
         model: request.model.clone(),
@@ -750,8 +786,9 @@ pub fn federation_sessions(
     store: &dyn Backend,
     limit: usize,
 ) -> Result<Vec<SessionSummary>, JobError> {
-    let mut sessions: BTreeMap<String, SessionSummary> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
+    // By partner and session id: two partners choosing the same id stay apart.
+    let mut sessions: BTreeMap<(String, String), SessionSummary> = BTreeMap::new();
+    let mut order: Vec<(String, String)> = Vec::new();
     let entries = store.audit_entries(limit)?;
     for e in entries.iter().rev() {
         if !e.action.starts_with("federation_") {
@@ -759,8 +796,9 @@ pub fn federation_sessions(
         }
         let detail: serde_json::Value =
             serde_json::from_str(&e.detail_json).unwrap_or(serde_json::Value::Null);
-        let summary = sessions.entry(e.subject.clone()).or_insert_with(|| {
-            order.push(e.subject.clone());
+        let key = (e.actor.clone(), e.subject.clone());
+        let summary = sessions.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
             SessionSummary {
                 session: e.subject.clone(),
                 partner: e
@@ -815,4 +853,85 @@ pub fn federation_sessions(
         .rev()
         .filter_map(|id| sessions.remove(&id))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderlens_ingest::ColumnMapping;
+    use borderlens_store::{Audit, Registry, Store};
+
+    /// A node's store holding the sample's 2021-Q1.
+    fn node_store(dir: &std::path::Path) -> Store {
+        let mut store = Store::open(&dir.join("node.db")).unwrap();
+        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/sample/df_syn_valid_eng.csv");
+        crate::import_files(
+            &mut store,
+            &[sample],
+            &ColumnMapping::kcs_default(),
+            true,
+            &crate::Silent,
+        )
+        .unwrap();
+        store
+    }
+
+    fn open(session: &str) -> OpenSession {
+        OpenSession {
+            session: session.into(),
+            party: 0,
+            label: LabelKind::Fraud,
+            until: NaiveDate::from_ymd_opt(2021, 3, 31).unwrap(),
+        }
+    }
+
+    /// A partner cannot end another partner's live session; the same partner can (a restarted
+    /// coordinator), audited as replaced. A partner cannot add a version to a model of the
+    /// node's own registry.
+    #[test]
+    fn sessions_belong_to_their_partner_and_the_nodes_own_models_stay_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = node_store(dir.path());
+        let node = FederationNode::new();
+        node.open(&mut store, "hq", &open("s-1")).unwrap();
+        let err = node
+            .open(&mut store, "rival", &open("s-2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("partner hq's session is running"), "{err}");
+        // The rival cannot call or finish hq's session either.
+        let finish = FinishSession {
+            session: "s-1".into(),
+            model: "production".into(),
+            gbdt: GbdtConfig::standard(),
+            parties: vec![0, 1],
+            rounds: 0,
+            dropped: Vec::new(),
+        };
+        let err = node.finish(&mut store, "rival", &finish).unwrap_err();
+        assert!(err.to_string().contains("no open session"), "{err}");
+        node.open(&mut store, "hq", &open("s-3")).unwrap();
+        let replaced = store
+            .audit_entries(10)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.action == "federation_replaced")
+            .unwrap();
+        assert_eq!(replaced.subject, "s-1");
+
+        store
+            .save_model("production", "{}", b"not federated")
+            .unwrap();
+        let finish = FinishSession {
+            session: "s-3".into(),
+            ..finish
+        };
+        let err = node.finish(&mut store, "hq", &finish).unwrap_err();
+        assert!(
+            err.to_string().contains("was not trained by federation"),
+            "{err}"
+        );
+        assert_eq!(store.list_models().unwrap().len(), 1);
+    }
 }

@@ -242,7 +242,7 @@ pub fn federate(command: &FederateCommand, json: bool, bars: &Bars) -> anyhow::R
                     n.party,
                     n.name,
                     s.version,
-                    &s.trees_sha256[..16]
+                    s.trees_sha256.get(..16).unwrap_or(&s.trees_sha256)
                 ),
                 (None, Some(p)) => outln!("  party {} {}: {p}", n.party, n.name),
                 (None, None) => outln!("  party {} {}: nothing saved", n.party, n.name),

@@ -20,6 +20,17 @@ fn borderlens(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `borderlens [EXTRA...] federate train --nodes NODES --until UNTIL --model MODEL` (the
+/// global `--json` goes before the subcommand, the others after).
+fn federate(nodes: &Path, until: &str, model: &str, extra: &[&str]) -> Output {
+    let (global, after): (Vec<&str>, Vec<&str>) = extra.iter().partition(|a| **a == "--json");
+    let mut args = global;
+    args.extend(["federate", "train", "--nodes", nodes.to_str().unwrap()]);
+    args.extend(["--until", until, "--model", model]);
+    args.extend(after);
+    borderlens(&args)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -141,19 +152,12 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
         dbs.push(db);
     }
     let nodes_file = write(dir.path(), "nodes.toml", &nodes_toml);
-    let out = borderlens(&[
-        "--json",
-        "federate",
-        "train",
-        "--nodes",
-        nodes_file.to_str().unwrap(),
-        "--until",
+    let out = federate(
+        &nodes_file,
         "2021-02-28",
-        "--model",
         "together",
-        "--trees",
-        "5",
-    ]);
+        &["--json", "--trees", "5"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["n_trees"], 5);
@@ -169,18 +173,7 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
     let restarted = Node::start(&dbs[2], &c_partners, &dir.path().join("node-c.key"));
     let nodes_toml = nodes_toml.replace(&addresses[2], &restarted.1);
     let nodes_file = write(dir.path(), "nodes.toml", &nodes_toml);
-    let out = borderlens(&[
-        "federate",
-        "train",
-        "--nodes",
-        nodes_file.to_str().unwrap(),
-        "--until",
-        "2021-02-28",
-        "--model",
-        "substituted",
-        "--trees",
-        "5",
-    ]);
+    let out = federate(&nodes_file, "2021-02-28", "substituted", &["--trees", "5"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -238,16 +231,7 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
         "[[node]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\nnode_token = \"n\"\n\n\
          [[node]]\nname = \"b\"\nurl = \"ftp://x\"\ntoken = \"t\"\nnode_token = \"n\"\n",
     );
-    let out = borderlens(&[
-        "federate",
-        "train",
-        "--nodes",
-        nodes.to_str().unwrap(),
-        "--until",
-        "2021-01-31",
-        "--model",
-        "m",
-    ]);
+    let out = federate(&nodes, "2021-01-31", "m", &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -261,16 +245,7 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
         "[[node]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\nnode_token = \"n\"\n\n\
          [[node]]\nname = \"b\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\nnode_token = \"n\"\n",
     );
-    let out = borderlens(&[
-        "federate",
-        "train",
-        "--nodes",
-        nodes.to_str().unwrap(),
-        "--until",
-        "2021-01-31",
-        "--model",
-        "m",
-    ]);
+    let out = federate(&nodes, "2021-01-31", "m", &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(

@@ -267,18 +267,26 @@ impl<T: Transport> Coordinator<T> {
                 self.members.len()
             )));
         }
-        // Keys: each party's public key, relayed to all.
-        let keys = self.collect_setup(Request::PublicKey)?;
-        let keys: Vec<(PartyId, [u8; 32])> = keys
-            .into_iter()
-            .map(
-                |(party, e)| match <[u8; 32]>::try_from(e.payload.as_slice()) {
-                    Ok(key) => Ok((party, key)),
-                    Err(_) => Err(self.party_error(party, "public key", "not 32 bytes".into())),
-                },
-            )
-            .collect::<Result<_, _>>()?;
-        self.collect_setup(Request::Peers { keys })?;
+        // Keys and session salts: each party's, relayed to all.
+        let answers = self.collect_setup(Request::PublicKey)?;
+        let mut keys: Vec<(PartyId, [u8; 32])> = Vec::new();
+        let mut salts: Vec<(PartyId, [u8; 32])> = Vec::new();
+        for (party, e) in answers {
+            match (e.payload.get(..32), e.payload.get(32..)) {
+                (Some(key), Some(salt)) if e.payload.len() == 64 => {
+                    keys.push((party, key.try_into().expect("32 bytes")));
+                    salts.push((party, salt.try_into().expect("32 bytes")));
+                }
+                _ => {
+                    return Err(self.party_error(
+                        party,
+                        "public key",
+                        "not 32 bytes of key and 32 of salt".into(),
+                    ))
+                }
+            }
+        }
+        self.collect_setup(Request::Peers { keys, salts })?;
         // Vocabularies, then summaries of the rows described with the union.
         let pipelines = self.collect_setup(Request::Vocabulary)?;
         let mut parts = Vec::new();

@@ -22,12 +22,16 @@ use crate::PartyId;
 /// What the coordinator asks of a party.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
-    /// The party's public key for mask agreement ([`Kind::PublicKey`]).
+    /// The party's public key for mask agreement and its fresh session salt ([`Kind::PublicKey`]:
+    /// 32 bytes of key, 32 of salt).
     PublicKey,
-    /// The members' public keys: agree a secret with each ([`Kind::Ack`]).
+    /// The members' public keys and salts: agree a secret with each ([`Kind::Ack`]).
     Peers {
         /// Every member's id and public key (the party's own included).
         keys: Vec<(PartyId, [u8; 32])>,
+        /// Every member's id and session salt (the party's own included).
+        #[serde(default)]
+        salts: Vec<(PartyId, [u8; 32])>,
     },
     /// The party's vocabularies: its own feature pipeline ([`Kind::Pipeline`], JSON).
     Vocabulary,
@@ -166,7 +170,7 @@ impl Call {
 pub enum Kind {
     /// Done, no payload.
     Ack,
-    /// A public key (32 bytes).
+    /// A public key and a session salt (32 bytes each).
     PublicKey,
     /// A feature pipeline (JSON).
     Pipeline,
@@ -365,6 +369,7 @@ mod tests {
             },
             Request::Peers {
                 keys: vec![(0, [1; 32]), (2, [255; 32])],
+                salts: vec![(0, [3; 32]), (2, [4; 32])],
             },
             Request::Reveal {
                 dropped: 1,

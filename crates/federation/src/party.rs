@@ -21,10 +21,16 @@ use crate::message::{words_to_bytes, Call, Envelope, Kind, Request};
 use crate::secagg::{self, KeyPair};
 use crate::PartyId;
 
+/// The most leaves per tree a party grows (bounds the node ids a coordinator may ask for).
+const MAX_LEAVES: usize = 1 << 12;
+
 /// What was agreed and built before boosting.
 struct Agreed {
     binning: Binning,
     binned: BinnedRows,
+    /// Node ids of a tree stay below this (two per leaf the options allow): a coordinator
+    /// cannot make the party allocate beyond it.
+    max_nodes: usize,
 }
 
 /// The model so far: changed by [`Request::Init`] and [`Request::Apply`] only.
@@ -52,8 +58,12 @@ pub struct LocalParty {
     items: Vec<DeclarationItem>,
     label: LabelKind,
     keys: KeyPair,
+    /// Fresh randomness of this session, mixed into every pair's secret.
+    salt: [u8; 32],
     /// Secret shared with each other party.
     shared: BTreeMap<PartyId, [u8; 32]>,
+    /// The members whose keys were agreed: a masked round's members must be among them.
+    agreed_members: std::collections::BTreeSet<PartyId>,
     /// The peers' public keys this party accepts, when it pins them: a relayed key not among
     /// them is refused (a coordinator substituting its own keys could otherwise unmask).
     pinned: Option<std::collections::BTreeSet<[u8; 32]>>,
@@ -89,12 +99,23 @@ impl LocalParty {
         label: LabelKind,
         keys: KeyPair,
     ) -> LocalParty {
+        let mut salt = [0u8; 32];
+        if getrandom::fill(&mut salt).is_err() {
+            // No OS randomness: a salt from the clock still differs per session.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            salt[..16].copy_from_slice(&nanos.to_le_bytes());
+        }
         LocalParty {
             id,
             items,
             label,
             keys,
+            salt,
             shared: BTreeMap::new(),
+            agreed_members: std::collections::BTreeSet::new(),
             pinned: None,
             last_round: None,
             pipeline: None,
@@ -187,8 +208,12 @@ impl LocalParty {
         self.last_round = Some(call.round);
         let ack = Ok((Kind::Ack, Vec::new()));
         match &call.request {
-            Request::PublicKey => Ok((Kind::PublicKey, self.keys.public().to_vec())),
-            Request::Peers { keys } => {
+            Request::PublicKey => {
+                let mut payload = self.keys.public().to_vec();
+                payload.extend_from_slice(&self.salt);
+                Ok((Kind::PublicKey, payload))
+            }
+            Request::Peers { keys, salts } => {
                 // Its own key as the others get it: altered, the others would mask with a key
                 // the coordinator holds.
                 let own = keys.iter().find(|(p, _)| *p == self.id).map(|(_, k)| *k);
@@ -210,15 +235,42 @@ impl LocalParty {
                         }
                     }
                 }
+                // Two members with one key would make this party's masks with both come from
+                // one secret: a coordinator holding it would unmask.
+                let mut distinct: Vec<&[u8; 32]> = keys.iter().map(|(_, k)| k).collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() != keys.len() {
+                    return Err("two members are relayed with the same public key".into());
+                }
+                let salt_of = |party: PartyId| {
+                    salts
+                        .iter()
+                        .find(|(p, _)| *p == party)
+                        .map(|(_, s)| *s)
+                        .ok_or_else(|| format!("no session salt relayed for party {party}"))
+                };
+                if salt_of(self.id)? != self.salt {
+                    return Err(
+                        "this party's own session salt is altered in the salts relayed".into(),
+                    );
+                }
                 let mut shared = BTreeMap::new();
                 for (peer, key) in keys.iter().filter(|(p, _)| *p != self.id) {
-                    let secret = self
+                    let agreed = self
                         .keys
                         .agree(key)
                         .ok_or_else(|| format!("party {peer}'s public key is of low order"))?;
-                    shared.insert(*peer, secret);
+                    let theirs = salt_of(*peer)?;
+                    let (lower, higher) = if self.id < *peer {
+                        (&self.salt, &theirs)
+                    } else {
+                        (&theirs, &self.salt)
+                    };
+                    shared.insert(*peer, secagg::pair_secret(&agreed, lower, higher));
                 }
                 self.shared = shared;
+                self.agreed_members = keys.iter().map(|(p, _)| *p).collect();
                 ack
             }
             Request::Vocabulary => {
@@ -239,12 +291,19 @@ impl LocalParty {
                 Ok((Kind::Summaries, json))
             }
             // The options are the coordinator's to apply; a party only bins.
-            Request::Binning { binning, .. } => {
+            Request::Binning { binning, config } => {
                 let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
                 binning.check(data).map_err(|e| e.to_string())?;
+                if config.num_leaves > MAX_LEAVES {
+                    return Err(format!(
+                        "{} leaves per tree asked, at most {MAX_LEAVES}",
+                        config.num_leaves
+                    ));
+                }
                 self.agreed = Some(Agreed {
                     binned: binning.bin_rows(data),
                     binning: binning.clone(),
+                    max_nodes: 2 * config.num_leaves.max(2),
                 });
                 ack
             }
@@ -325,7 +384,12 @@ impl LocalParty {
                         ));
                     }
                 }
-                if left == right || *left <= *node || *right <= *node {
+                // Children are numbered as the grower numbers them: the next two ids, left odd.
+                if *right != left.wrapping_add(1)
+                    || *left % 2 != 1
+                    || *left <= *node
+                    || *right >= agreed.max_nodes
+                {
                     return Err(format!("children {left} and {right} of node {node}"));
                 }
                 let free = |id: usize| scratch.rows.get(id).is_none_or(Option::is_none);
@@ -414,30 +478,14 @@ impl LocalParty {
                 model.trees.push(tree.clone());
                 ack
             }
-            Request::Reveal {
-                dropped,
-                round,
-                nonce,
-            } => {
-                if *round >= call.round {
-                    return Err(format!("round {round} is not over"));
-                }
-                // Only a party that left may be unmasked, or the coordinator could read a
-                // live party's answer.
-                if call.members.contains(dropped) {
-                    return Err(format!(
-                        "party {dropped} is still a member: its seed is not revealed"
-                    ));
-                }
-                let shared = self
-                    .shared
-                    .get(dropped)
-                    .ok_or_else(|| format!("no secret shared with party {dropped}"))?;
-                Ok((
-                    Kind::Seed,
-                    secagg::round_seed(shared, *round, nonce).to_vec(),
-                ))
-            }
+            // Revealing a pair's round seed lets the coordinator unmask the party left out
+            // of that round; without self-masks (double masking) it cannot tell a party that
+            // dropped from one whose answer it holds, so no seed is revealed. Training never
+            // asks: a dropped party's tree is regrown by the others.
+            Request::Reveal { dropped, .. } => Err(format!(
+                "the round seed shared with party {dropped} is not revealed: without self-masks \
+                 it could unmask a party that did answer"
+            )),
         }
     }
 
@@ -468,6 +516,20 @@ impl LocalParty {
                 .get(&member)
                 .ok_or_else(|| format!("no secret shared with party {member}"))?;
             peers.push((member, *shared));
+        }
+        // A round's members must be parties whose keys were agreed. (A coordinator that is
+        // also a party could still list this party with itself alone and take its own masks
+        // away: a party cannot tell that from a legitimate drop to two. Run the coordinator
+        // apart from the nodes; masks with a threshold would close it.)
+        if call
+            .members
+            .iter()
+            .any(|m| !self.agreed_members.contains(m))
+        {
+            return Err(format!(
+                "round {} lists a party whose key was not agreed",
+                call.round
+            ));
         }
         // Alone, a party's "sum" is its own histogram: never send it.
         if peers.is_empty() {

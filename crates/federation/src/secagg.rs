@@ -64,6 +64,19 @@ impl KeyPair {
     }
 }
 
+/// A pair's secret for one session: SHA-256 of their X25519 agreement and both parties' fresh
+/// session salts (the lower id's first). The salts make every session's masks new even when
+/// the nodes keep long-term keys (which partners pin): a coordinator choosing the same round
+/// and nonce in two sessions cannot make a party mask twice with the same stream.
+pub fn pair_secret(agreed: &[u8; 32], lower_salt: &[u8; 32], higher_salt: &[u8; 32]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"borderlens-federation/pair/v1");
+    hash.update(agreed);
+    hash.update(lower_salt);
+    hash.update(higher_salt);
+    hash.finalize().into()
+}
+
 /// The seed of a pair's masks in one round: SHA-256 of the pair's secret, the round and its
 /// nonce. Revealing it (for [`unmask`]) discloses that round's masks of that pair only.
 pub fn round_seed(shared: &[u8; 32], round: u64, nonce: &Nonce) -> [u8; 32] {

@@ -29,10 +29,11 @@ use axum::routing::post;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use borderlens_app::{
-    AbortSession, FederationNode, FinishSession, Finished, NodeLinks, OpenSession,
+    AbortSession, FederationNode, FinishSession, Finished, JobError, NodeLinks, OpenSession,
 };
 use borderlens_federation::message::Call;
 use borderlens_federation::{PartyId, Transport, Unreachable};
+use borderlens_store::Backend;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -91,6 +92,18 @@ impl Partners {
         }
         for (i, p) in partners.partners.iter().enumerate() {
             let at = format!("{}: partner {} ({:?})", path.display(), i + 1, p.name);
+            let earlier = &partners.partners[..i];
+            if earlier.iter().any(|q| q.name == p.name) {
+                return Err(format!("{at}: field name is listed twice"));
+            }
+            if earlier
+                .iter()
+                .any(|q| q.token_sha256.eq_ignore_ascii_case(&p.token_sha256))
+            {
+                return Err(format!(
+                    "{at}: field token_sha256 is another partner's: each partner needs its own token"
+                ));
+            }
             if p.name.is_empty() {
                 return Err(format!("{at}: field name is empty"));
             }
@@ -237,24 +250,8 @@ pub fn serve_node(
     addr: SocketAddr,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_io()
-        .build()
-        .map_err(|source| ServeError::Io {
-            what: "cannot start the async runtime".to_string(),
-            source,
-        })?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Io {
-                what: format!("cannot listen on {addr}"),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| ServeError::Io {
-            what: format!("cannot read the address bound for {addr}"),
-            source,
-        })?;
+    crate::runtime()?.block_on(async move {
+        let (listener, local) = crate::bind(addr).await?;
         on_listening(local);
         run_node(listener, config, crate::shutdown_signal()).await
     })
@@ -284,24 +281,49 @@ fn signed(partner: &Partner, mut response: Response) -> Response {
     response
 }
 
-async fn open(
-    State(state): State<NodeState>,
-    headers: HeaderMap,
-    Json(open): Json<OpenSession>,
-) -> Result<Response, ApiError> {
-    let partner = partner(&state, &headers)?;
+/// Runs `job` on this node for the partner the request's token names, on a pooled store with
+/// the partner as the audit actor; the answer (or the error) bears the node's token for that
+/// partner.
+async fn for_partner<T>(
+    state: &NodeState,
+    headers: &HeaderMap,
+    job: impl FnOnce(&FederationNode, &mut dyn Backend, &str) -> Result<T, JobError> + Send + 'static,
+) -> Result<Response, ApiError>
+where
+    T: IntoResponse + Send + 'static,
+{
+    let partner = partner(state, headers)?;
     let node = Arc::clone(&state.node);
     let name = partner.name.clone();
     let out = pool::blocking(
         &state.pool,
         Some(format!("federation:{name}")),
-        move |store| node.open(store, &name, &open),
+        move |store| job(&node, store, &name),
     )
     .await;
-    Ok(signed(
-        &partner,
-        answer(out.map(|()| StatusCode::NO_CONTENT)),
-    ))
+    Ok(signed(&partner, answer(out)))
+}
+
+fn same_session(body: &str, path: &str) -> Result<(), JobError> {
+    if body == path {
+        Ok(())
+    } else {
+        Err(JobError::Invalid(format!(
+            "the body names session {body:?}, the path {path:?}"
+        )))
+    }
+}
+
+async fn open(
+    State(state): State<NodeState>,
+    headers: HeaderMap,
+    Json(open): Json<OpenSession>,
+) -> Result<Response, ApiError> {
+    for_partner(&state, &headers, move |node, store, partner| {
+        node.open(store, partner, &open)
+            .map(|()| StatusCode::NO_CONTENT)
+    })
+    .await
 }
 
 async fn call(
@@ -310,17 +332,11 @@ async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let partner = partner(&state, &headers)?;
-    let node = Arc::clone(&state.node);
-    let name = partner.name.clone();
-    let out = pool::blocking(
-        &state.pool,
-        Some(format!("federation:{name}")),
-        move |store| node.call(store, &name, &id, &body),
-    )
+    for_partner(&state, &headers, move |node, store, partner| {
+        node.call(store, partner, &id, &body)
+            .map(|bytes| ([(header::CONTENT_TYPE, "application/octet-stream")], bytes))
+    })
     .await
-    .map(|bytes| ([(header::CONTENT_TYPE, "application/octet-stream")], bytes));
-    Ok(signed(&partner, answer(out)))
 }
 
 async fn finish(
@@ -329,20 +345,11 @@ async fn finish(
     headers: HeaderMap,
     Json(finish): Json<FinishSession>,
 ) -> Result<Response, ApiError> {
-    let partner = partner(&state, &headers)?;
-    if finish.session != id {
-        return Err(ApiError::bad_request("the body names another session"));
-    }
-    let node = Arc::clone(&state.node);
-    let name = partner.name.clone();
-    let out = pool::blocking(
-        &state.pool,
-        Some(format!("federation:{name}")),
-        move |store| node.finish(store, &name, &finish),
-    )
+    for_partner(&state, &headers, move |node, store, partner| {
+        same_session(&finish.session, &id)?;
+        node.finish(store, partner, &finish).map(Json)
+    })
     .await
-    .map(Json);
-    Ok(signed(&partner, answer(out)))
 }
 
 async fn abort(
@@ -351,22 +358,12 @@ async fn abort(
     headers: HeaderMap,
     Json(abort): Json<AbortSession>,
 ) -> Result<Response, ApiError> {
-    let partner = partner(&state, &headers)?;
-    if abort.session != id {
-        return Err(ApiError::bad_request("the body names another session"));
-    }
-    let node = Arc::clone(&state.node);
-    let name = partner.name.clone();
-    let out = pool::blocking(
-        &state.pool,
-        Some(format!("federation:{name}")),
-        move |store| node.abort(store, &name, &abort),
-    )
-    .await;
-    Ok(signed(
-        &partner,
-        answer(out.map(|()| StatusCode::NO_CONTENT)),
-    ))
+    for_partner(&state, &headers, move |node, store, partner| {
+        same_session(&abort.session, &id)?;
+        node.abort(store, partner, &abort)
+            .map(|()| StatusCode::NO_CONTENT)
+    })
+    .await
 }
 
 fn answer<T: IntoResponse>(out: Result<T, ApiError>) -> Response {
@@ -491,19 +488,28 @@ fn post_to(
         .body(body)
         .send()
         .map_err(|e| Unreachable(format!("{}: {e}", node.name)))?;
-    let presented = response
+    let status = response.status();
+    // The node's token first: no byte of an answer without it is read.
+    let genuine = response
         .headers()
         .get(NODE_TOKEN_HEADER)
-        .map(|v| v.as_bytes().to_vec());
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .map_err(|e| Unreachable(format!("{}: reading the answer: {e}", node.name)))?;
-    let genuine = presented.is_some_and(|t| bool::from(t.ct_eq(node.node_token.as_bytes())));
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(node.node_token.as_bytes())));
     if !genuine {
         return Err(Unreachable(format!(
             "{}: the answer does not bear the node's token (HTTP {status}): not the node \
              listed, or it does not know this coordinator",
+            node.name
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(response, MAX_NODE_BODY as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(|e| Unreachable(format!("{}: reading the answer: {e}", node.name)))?;
+    if bytes.len() > MAX_NODE_BODY {
+        return Err(Unreachable(format!(
+            "{}: an answer of more than {MAX_NODE_BODY} bytes",
             node.name
         )));
     }
@@ -517,7 +523,7 @@ fn post_to(
             node.name
         )));
     }
-    Ok(bytes.to_vec())
+    Ok(bytes)
 }
 
 impl Transport for HttpNodes {

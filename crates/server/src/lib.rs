@@ -241,30 +241,40 @@ pub fn serve(
     addr: SocketAddr,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_io()
-        .build()
-        .map_err(|source| ServeError::Io {
-            what: "cannot start the async runtime".to_string(),
-            source,
-        })?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         let (router, desk) = build(config)?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Io {
-                what: format!("cannot listen on {addr}"),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| ServeError::Io {
-            what: format!("cannot read the address bound for {addr}"),
-            source,
-        })?;
+        let (listener, local) = bind(addr).await?;
         on_listening(local);
         let served = serve_router(listener, router, shutdown_signal()).await;
         stop_desk(desk.as_ref());
         served
     })
+}
+
+/// The multi-threaded runtime `serve` and `federation::serve_node` run on.
+fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .build()
+        .map_err(|source| ServeError::Io {
+            what: "cannot start the async runtime".to_string(),
+            source,
+        })
+}
+
+/// Binds `addr`; the listener and the address bound (the port chosen when `addr` has port 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io {
+            what: format!("cannot listen on {addr}"),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Io {
+        what: format!("cannot read the address bound for {addr}"),
+        source,
+    })?;
+    Ok((listener, local))
 }
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers send).
