@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use borderlens_domain::hex::encode as hex;
 use borderlens_domain::LabelKind;
-use borderlens_federation::message::{Call, Envelope, Kind, Request};
+use borderlens_federation::message::{Call, Kind, Request};
 use borderlens_federation::secagg::KeyPair;
 use borderlens_federation::{
     Coordinator, FederationError, FederationOptions, LocalParty, OnFault, PartyId, Transport,
@@ -259,14 +260,10 @@ impl FederationNode {
         let mut slot = self.lock();
         let current = own_session(&mut slot, partner, session)?;
         current.last_seen = Instant::now();
-        let answer = current.party.handle(&call);
-        let (kind, what) = match Envelope::decode(&answer) {
-            Ok(e) if e.kind == Kind::Refused => (
-                e.kind,
-                format!("refused: {}", String::from_utf8_lossy(&e.payload)),
-            ),
-            Ok(e) => (e.kind, format!("{:?}", e.kind)),
-            Err(e) => (Kind::Refused, e),
+        let (answer, kind, refusal) = current.party.handle_telling(&call);
+        let what = match refusal {
+            Some(why) => format!("refused: {why}"),
+            None => format!("{kind:?}"),
         };
         current.rounds.push(RoundRecord {
             round: call.round,
@@ -437,10 +434,6 @@ fn end_session(
         &serde_json::json!({ "reason": reason, "trees": session.trees }).to_string(),
     )?;
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SHA-256 of a booster's starting score and trees (its JSON without the feature names'

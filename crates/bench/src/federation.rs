@@ -165,7 +165,7 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
             &partners,
             format!(
                 "[[partner]]\nname = \"bench\"\ntoken_sha256 = \"{}\"\nnode_token = \"{node_token}\"\n",
-                sha256_hex(TOKEN)
+                borderlens_nii::library::sha256_hex(TOKEN.as_bytes())
             ),
         )?;
         let node = Node::start(&exe, &db, &partners, &work.join(format!("{name}.log")))?;
@@ -305,12 +305,4 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
     }
     let _ = std::io::stdout().flush();
     Ok(())
-}
-
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

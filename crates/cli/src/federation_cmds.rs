@@ -55,6 +55,14 @@ pub struct NodeServeArgs {
     pub key: Option<PathBuf>,
 }
 
+/// 32 bytes of the operating system's randomness (tokens, keys).
+fn random32() -> anyhow::Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the system's random source failed: {e}"))?;
+    Ok(bytes)
+}
+
 /// The node's secret key from `path`, made (owner-only) when the file is missing.
 fn node_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     match std::fs::read_to_string(path) {
@@ -65,10 +73,8 @@ fn node_key(path: &Path) -> anyhow::Result<[u8; 32]> {
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret)
-                .map_err(|e| anyhow::anyhow!("the system's random source failed: {e}"))?;
-            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            let secret = random32()?;
+            let hex = borderlens_domain::hex::encode(&secret);
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -128,10 +134,7 @@ pub fn node(
 ) -> anyhow::Result<ExitCode> {
     let a = match command {
         NodeCommand::Token => {
-            let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes)
-                .map_err(|e| anyhow::anyhow!("the system's random source failed: {e}"))?;
-            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let token = borderlens_domain::hex::encode(&random32()?);
             let sha = borderlens_server::federation::token_sha256(&token);
             if json {
                 outln!(
@@ -172,26 +175,11 @@ pub fn node(
         key,
     };
     borderlens_server::federation::serve_node(config, a.addr, |local| {
-        let mut out = std::io::stdout();
-        let _ = if json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"listening": format!("http://{local}"), "partners": n_partners})
-            )
-        } else {
-            writeln!(
-                out,
-                "borderlens: federation node listening on http://{local}, {n_partners} partner(s) \
-                 (Ctrl-C stops)"
-            )
-        };
-        let _ = out.flush();
+        let what = format!("federation node for {n_partners} partner(s), listening on");
+        let extra = serde_json::json!({ "partners": n_partners });
+        crate::service_cmds::say_listening(json, local, extra, &what);
     })
-    .with_context(|| match database_url {
-        Some(url) => format!("cannot serve {}", borderlens_store::pg::redact_url(url)),
-        None => format!("cannot serve {}", db.display()),
-    })?;
+    .with_context(|| crate::service_cmds::cannot_serve(db, database_url))?;
     Ok(ExitCode::SUCCESS)
 }
 

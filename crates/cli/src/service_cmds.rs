@@ -130,27 +130,36 @@ pub fn serve(
         nii_desk: a.desk(),
     };
     borderlens_server::serve(config, a.addr, |local| {
-        // Not `println!`: a closed stdout must not stop the server.
-        let mut out = std::io::stdout();
-        let _ = if json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"listening": format!("http://{local}")})
-            )
-        } else {
-            writeln!(
-                out,
-                "borderlens: listening on http://{local} (Ctrl-C stops)"
-            )
-        };
-        let _ = out.flush();
+        say_listening(json, local, serde_json::json!({}), "listening on");
     })
-    .with_context(|| match database_url {
+    .with_context(|| cannot_serve(db, database_url))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Says where a service listens: `{"listening": URL, ...extra}` with `--json`, else
+/// `borderlens: WHAT http://ADDR (Ctrl-C stops)`. Not `println!`: a closed stdout must not stop
+/// the server.
+pub(crate) fn say_listening(json: bool, local: SocketAddr, extra: serde_json::Value, what: &str) {
+    let mut out = std::io::stdout();
+    let url = format!("http://{local}");
+    let _ = if json {
+        let mut line = serde_json::json!({ "listening": url });
+        if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
+            line.extend(extra);
+        }
+        writeln!(out, "{line}")
+    } else {
+        writeln!(out, "borderlens: {what} {url} (Ctrl-C stops)")
+    };
+    let _ = out.flush();
+}
+
+/// The context of a service that could not start on the store.
+pub(crate) fn cannot_serve(db: &Path, database_url: Option<&str>) -> String {
+    match database_url {
         Some(url) => format!("cannot serve {}", borderlens_store::pg::redact_url(url)),
         None => format!("cannot serve {}", db.display()),
-    })?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// The first line of `file`, or of standard input (prompting when it is a terminal), without

@@ -176,18 +176,25 @@ impl LocalParty {
     /// Answers one call, as bytes (an [`Envelope`]); a call it cannot answer gets a refusal
     /// saying why.
     pub fn handle(&mut self, call: &Call) -> Vec<u8> {
-        let (kind, payload) = match self.answer(call) {
-            Ok(answer) => answer,
-            Err(why) => (Kind::Refused, why.into_bytes()),
+        self.handle_telling(call).0
+    }
+
+    /// [`LocalParty::handle`], with the kind of the answer and, for a refusal, why (for a
+    /// node's audit log, without decoding the envelope again).
+    pub fn handle_telling(&mut self, call: &Call) -> (Vec<u8>, Kind, Option<String>) {
+        let (kind, payload, why) = match self.answer(call) {
+            Ok((kind, payload)) => (kind, payload, None),
+            Err(why) => (Kind::Refused, why.clone().into_bytes(), Some(why)),
         };
-        Envelope {
+        let envelope = Envelope {
             party: self.id,
             round: call.round,
             nonce: call.nonce,
             kind,
             payload,
         }
-        .encode()
+        .encode();
+        (envelope, kind, why)
     }
 
     fn answer(&mut self, call: &Call) -> Result<(Kind, Vec<u8>), String> {
@@ -226,8 +233,7 @@ impl LocalParty {
                 if let Some(pinned) = &self.pinned {
                     for (peer, key) in keys.iter().filter(|(p, _)| *p != self.id) {
                         if !pinned.contains(key) {
-                            let short: String =
-                                key[..4].iter().map(|b| format!("{b:02x}")).collect();
+                            let short = borderlens_domain::hex::encode(&key[..4]);
                             return Err(format!(
                                 "party {peer}'s public key ({short}…) is not one this party \
                                  pins: the keys relayed are not the partners'"

@@ -83,10 +83,7 @@ pub struct Partners {
 impl Partners {
     /// Reads and checks a partners file; errors name the file and the partner at fault.
     pub fn read(path: &std::path::Path) -> Result<Partners, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let partners: Partners =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let partners: Partners = read_toml(path)?;
         if partners.partners.is_empty() {
             return Err(format!("{}: no [[partner]] listed", path.display()));
         }
@@ -147,30 +144,25 @@ pub fn decode_key(text: &str) -> Option<[u8; 32]> {
 
 /// The public key of a node's secret, in hex (what its peers pin).
 pub fn public_key_hex(secret: [u8; 32]) -> String {
-    borderlens_federation::secagg::KeyPair::from_secret(secret)
-        .public()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    borderlens_domain::hex::encode(
+        &borderlens_federation::secagg::KeyPair::from_secret(secret).public(),
+    )
+}
+
+/// A TOML file read into `T`; errors name the file (and TOML's line and column).
+fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn decode_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    borderlens_domain::hex::decode(text)?.try_into().ok()
 }
 
 /// SHA-256 of a token, in hex (what a partners file lists).
 pub fn token_sha256(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    borderlens_domain::hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 /// What `borderlens node serve` runs on.
@@ -398,10 +390,7 @@ pub struct NodesFile {
 impl NodesFile {
     /// Reads and checks a nodes file; errors name the file and the node at fault.
     pub fn read(path: &std::path::Path) -> Result<NodesFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let file: NodesFile =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: NodesFile = read_toml(path)?;
         if file.nodes.len() < 2 {
             return Err(format!(
                 "{}: {} [[node]] listed, federated training needs at least 2",
