@@ -405,11 +405,18 @@ pub struct ControlImportReport {
     pub duplicates: usize,
     /// Refused, with the reason (record number and field).
     pub rejected: Vec<String>,
+    /// The sender, when the file was another administration's anonymised exchange document:
+    /// its results were stored as foreign results (pooled statistics), not as this store's.
+    pub foreign_sender: Option<String>,
 }
 
 /// Imports control results in bulk: an exchange document (`"format":
 /// "borderlens-control-results"`) or JSON lines of submissions. Each result is validated and
 /// stored on its own (idempotent by submission id), so a retry after a failure doubles nothing.
+///
+/// An anonymised exchange document is another administration's: its results name declarations
+/// by the sender's pseudonyms, so they are stored whole, in one transaction, as foreign results
+/// with their provenance ([`crate::pooled`]), where pooled statistics read them.
 pub fn import_control_results(
     store: &mut dyn Backend,
     file: &str,
@@ -421,13 +428,25 @@ pub fn import_control_results(
         recorded: 0,
         duplicates: 0,
         rejected: Vec::new(),
+        foreign_sender: None,
     };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') && trimmed.contains("\"format\"") {
+        let document = exchange::import_document(text, schema)
+            .map_err(|e| JobError::Invalid(format!("{file}: {e}")))?;
+        if document.anonymised {
+            let stored = crate::pooled::store_foreign_document(store, file, text, &document)?;
+            report.recorded = stored.recorded;
+            report.duplicates = stored.duplicates;
+            report.foreign_sender = Some(document.sender);
+            return Ok(report);
+        }
+    }
     let mut tally = |outcome: Result<RecordReport, JobError>, at: String| match outcome {
         Ok(r) if r.status == RecordStatus::Duplicate => report.duplicates += 1,
         Ok(_) => report.recorded += 1,
         Err(e) => report.rejected.push(format!("{file}: {at}: {e}")),
     };
-    let trimmed = text.trim_start();
     if trimmed.starts_with('{') && trimmed.contains("\"format\"") {
         let results = exchange::import(text, schema)
             .map_err(|e| JobError::Invalid(format!("{file}: {e}")))?;
@@ -455,7 +474,9 @@ pub fn import_control_results(
 }
 
 /// Exports every stored control result as an exchange document, anonymised with `key` when
-/// given.
+/// given. Each result carries its declaration's context (origin, route, HS chapter, the
+/// selection probability of its design decision: [`crate::pooled::declaration_context`]), so
+/// that a partner can pool hit rates by route and origin.
 pub fn export_control_results(
     store: &dyn Backend,
     sender: &str,
@@ -463,18 +484,25 @@ pub fn export_control_results(
 ) -> Result<String, JobError> {
     let schema = FormSchema::builtin();
     let mut results = Vec::new();
+    let mut contexts = Vec::new();
     for stored in store.control_results()? {
         let result = schema
             .read_stored(&stored.result.payload_json)
             .map_err(|e| JobError::Invalid(format!("stored result {}: {e}", stored.id)))?;
+        contexts.push(crate::pooled::declaration_context(
+            store,
+            result.declaration_id(),
+        )?);
         results.push(result);
     }
     let key = key
         .map(exchange::AnonymiseKey::new)
         .transpose()
         .map_err(|e| JobError::Invalid(e.to_string()))?;
-    let document = exchange::export(&results, sender, key.as_ref())
-        .map_err(|e| JobError::Invalid(e.to_string()))?;
+    let now = chrono::Utc::now();
+    let document =
+        exchange::export_with_context(schema, &results, &contexts, sender, key.as_ref(), now)
+            .map_err(|e| JobError::Invalid(e.to_string()))?;
     Ok(document.to_json())
 }
 

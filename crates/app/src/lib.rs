@@ -57,6 +57,7 @@ mod monitoring;
 mod nii_catalogue;
 mod nii_desk;
 mod nii_library;
+mod pooled;
 mod reports;
 mod sample;
 mod simulation;
@@ -100,6 +101,10 @@ pub use nii_desk::{
 pub use nii_library::{
     scan_filter_fields, BrowsedScan, DisputeQueue, DisputeReview, DisputedView, FilterField, Layer,
     LibraryPage, ReviewDecision, ScanFilter, ScanViewer, ViewerView, BROWSE_PAGE, OTHER_FILTERS,
+};
+pub use pooled::{
+    declaration_context, pooled_chart, pooled_statistics, PooledReport, PooledSegment,
+    PooledSource, Tally, WeightedRate, OWN, POOLED_DIMENSIONS,
 };
 pub use reports::*;
 pub use sample::{

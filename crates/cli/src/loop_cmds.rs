@@ -73,6 +73,10 @@ pub enum ControlsCommand {
         /// File.
         file: PathBuf,
     },
+    /// Hit rates pooled over this store's controls and the foreign results it imported
+    /// (anonymised exchange documents of other administrations), by origin, route or
+    /// concealment method.
+    Pooled(PooledArgs),
     /// Export every result as an exchange document for another administration.
     Export {
         /// Sending administration's code.
@@ -103,6 +107,19 @@ pub struct RecordArgs {
     /// numbers such as 12.5, lists of codes as a,b (or repeated), date-times with their offset.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PooledArgs {
+    /// Split by: origin, route (departure country/transport mode) or concealment.
+    #[arg(long, default_value = "origin")]
+    pub by: String,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Write the chart (pooled rate with its interval beside the own rate) to this SVG file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -289,6 +306,13 @@ pub fn controls(
             let report = app::import_control_results(store, &file.display().to_string(), &text)?;
             if json {
                 outln!("{}", serde_json::to_string(&report)?);
+            } else if let Some(sender) = &report.foreign_sender {
+                outln!(
+                    "{}: anonymised results of {sender}: {} stored as foreign results, {} already stored",
+                    report.file,
+                    report.recorded,
+                    report.duplicates,
+                );
             } else {
                 outln!(
                     "{}: {} recorded, {} already stored, {} refused",
@@ -320,6 +344,15 @@ pub fn controls(
             std::fs::write(out, document)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             outln!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ControlsCommand::Pooled(a) => {
+            let report = app::pooled_statistics(store, &a.by, a.confidence)?;
+            if let Some(path) = &a.chart {
+                std::fs::write(path, app::pooled_chart(&report))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            output::pooled(&report, json)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -736,6 +736,57 @@ pub fn estimates(r: &borderlens_app::EstimateReport, json: bool) -> anyhow::Resu
     Ok(())
 }
 
+pub fn pooled(r: &borderlens_app::PooledReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    for source in &r.sources {
+        let from = match (&source.newest_document, source.documents) {
+            (Some(newest), n) => format!(" ({n} document(s), newest made {newest})"),
+            (None, _) => String::new(),
+        };
+        outln!(
+            "{}: {} {}, {} with fraud found{from}",
+            source.source,
+            source.total.controls,
+            if r.dimension == "concealment" {
+                "findings"
+            } else {
+                "controlled declarations"
+            },
+            source.total.hits,
+        );
+    }
+    let mut header: Vec<String> = vec![r.dimension.clone()];
+    header.extend(r.sources.iter().map(|s| format!("{} hits/n", s.source)));
+    header.push(format!("pooled {} (CI)", r.measure));
+    if r.dimension != "concealment" {
+        header.push("design-weighted".into());
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = table(&header);
+    for s in &r.segments {
+        let mut row = vec![s.segment.clone()];
+        row.extend(
+            s.counts
+                .iter()
+                .map(|c| format!("{}/{}", c.hits, c.controls)),
+        );
+        row.push(interval(&s.pooled));
+        if r.dimension != "concealment" {
+            row.push(
+                s.weighted
+                    .as_ref()
+                    .map(|w| format!("{:.4} ({:.4}-{:.4})", w.rate, w.low, w.high))
+                    .unwrap_or_else(|| "n/a (π not known for all)".into()),
+            );
+        }
+        t.add_row(row);
+    }
+    outln!("{t}");
+    Ok(())
+}
+
 pub fn decision_trace(r: &borderlens_app::DecisionTrace, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(r);

@@ -2503,3 +2503,240 @@ fn a_model_trained_on_the_described_sample_names_the_description_mismatch_of_a_p
     assert!(!header.contains("chapter_mismatch"), "{header}");
     assert!(meta["text_features"].is_null());
 }
+
+/// Issue 17: another administration's anonymised exchange document is imported into a store of
+/// foreign results, shows in the pooled statistics beside the own controls, and no identifying
+/// field of the sender reaches the document, the receiving store or the statistics: every
+/// planted name, id and number is searched for in all of them, byte for byte.
+#[test]
+fn a_foreign_anonymised_document_is_pooled_and_carries_no_planted_name() {
+    let dir = TempDir::new().unwrap();
+    let (header, rows) = sample(60);
+    const IMPORTER: usize = 9;
+    // The sender's store: 30 declarations whose parties carry planted names.
+    let sender_rows: Vec<Vec<u8>> = rows[..30]
+        .iter()
+        .map(|r| {
+            let r = with_field(r, IMPORTER, "PLANTEDIMPVANDAMME");
+            with_field(&r, DECLARANT, "PLANTEDDECLPEETERS")
+        })
+        .collect();
+    let sender_csv = write_csv(dir.path(), "sender.csv", &header, &sender_rows);
+    let sender_db = dir.path().join("sender.db");
+    let (out, _) = import_json(&sender_db, &sender_csv);
+    assert_exit(&out, 0);
+    let seized = field(&sender_rows[0], 0);
+    let cleared = field(&sender_rows[1], 0);
+    let planted = [
+        "Officer Jan Planted-Jansen",
+        "Maasvlakte Planted Terminal",
+        "tip from Piet Planted-de-Vries",
+        "CSQU3054383",
+        "RR123456785NL",
+        "PLANTEDSCAN-0042",
+        "PLANTEDIMPVANDAMME",
+        "PLANTEDDECLPEETERS",
+        "planted-submission-1",
+        "planted-submission-2",
+        &seized,
+        &cleared,
+    ];
+    let seizure = serde_json::json!({
+        "submission_id": "planted-submission-1",
+        "declaration_id": seized,
+        "schema_version": "1.0.0",
+        "values": {
+            "outcome": "contraband", "contraband_type": "drugs", "drug_type": "cocaine",
+            "drug_form": "powder", "concealment_method": "false_compartment",
+            "quantity": 4.0, "quantity_unit": "kg",
+            "inspection_method": ["xray_scan", "physical_full"], "nii_alarm": "alarm",
+            "nii_scan_id": "PLANTEDSCAN-0042",
+            "inspected_at": "2020-01-02T10:30:00+01:00",
+            "place": "Maasvlakte Planted Terminal", "officer_id": "Officer Jan Planted-Jansen",
+            "container_number": "CSQU3054383", "postal_item_id": "RR123456785NL",
+            "remarks": "tip from Piet Planted-de-Vries"
+        }
+    });
+    let clean = serde_json::json!({
+        "submission_id": "planted-submission-2",
+        "declaration_id": cleared,
+        "schema_version": "1.0.0",
+        "values": {
+            "outcome": "no_irregularity", "inspection_method": ["documentary"],
+            "inspected_at": "2020-01-02T11:00:00+01:00",
+            "place": "Maasvlakte Planted Terminal", "officer_id": "Officer Jan Planted-Jansen"
+        }
+    });
+    for (name, submission) in [("seizure.json", &seizure), ("clean.json", &clean)] {
+        let out = record(&sender_db, &dir, name, &submission.to_string());
+        assert_exit(&out, 0);
+    }
+    let key = dir.path().join("key.bin");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    let document = dir.path().join("nl-results.json");
+    let out = borderlens(
+        &sender_db,
+        &[
+            "controls",
+            "export",
+            "--sender",
+            "NL",
+            "--anonymise-key",
+            path_str(&key),
+            "--out",
+            path_str(&document),
+        ],
+    );
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(&document).unwrap();
+    let exported: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(exported["format_version"], 2);
+    assert_eq!(exported["anonymised"], true);
+    let origin = field(&sender_rows[0], 14);
+    let context = &exported["results"][0]["context"];
+    assert_eq!(context["origin_country"], origin.as_str());
+    assert_eq!(
+        context["departure_country"],
+        field(&sender_rows[0], 13).as_str()
+    );
+    assert_eq!(exported["results"][0]["values"]["drug_type"], "cocaine");
+
+    // The receiving store: its own 30 labelled declarations, then the foreign document.
+    let own_csv = write_csv(dir.path(), "own.csv", &header, &rows[30..]);
+    let db = dir.path().join("receiver.db");
+    let (out, _) = import_json(&db, &own_csv);
+    assert_exit(&out, 0);
+    let out = borderlens(&db, &["--json", "controls", "import", path_str(&document)]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["foreign_sender"], "NL");
+    assert_eq!(
+        (report["recorded"].as_u64(), report["duplicates"].as_u64()),
+        (Some(2), Some(0))
+    );
+    // Again: nothing stored twice.
+    let out = borderlens(&db, &["controls", "import", path_str(&document)]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out)
+            .contains("anonymised results of NL: 0 stored as foreign results, 2 already stored"),
+        "{}",
+        stdout(&out)
+    );
+
+    let own_declarations: std::collections::BTreeSet<String> =
+        rows[30..].iter().map(|r| field(r, 0)).collect();
+    let own_frauds: std::collections::BTreeSet<String> = rows[30..]
+        .iter()
+        .filter(|r| field(r, 20) == "1")
+        .map(|r| field(r, 0))
+        .collect();
+    let chart = dir.path().join("pooled-origin.svg");
+    let out = borderlens(
+        &db,
+        &[
+            "--json",
+            "controls",
+            "pooled",
+            "--by",
+            "origin",
+            "--chart",
+            path_str(&chart),
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_svg(&chart);
+    let by_origin = json(&out);
+    let sources = by_origin["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{by_origin}");
+    assert_eq!(sources[0]["source"], "own");
+    assert_eq!(sources[0]["total"]["controls"], own_declarations.len());
+    assert_eq!(sources[0]["total"]["hits"], own_frauds.len());
+    assert_eq!(sources[1]["source"], "NL");
+    assert_eq!(sources[1]["documents"], 1);
+    assert_eq!(sources[1]["total"]["controls"], 2);
+    assert_eq!(sources[1]["total"]["hits"], 1);
+    let segment = by_origin["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["segment"] == origin.as_str())
+        .unwrap_or_else(|| panic!("no segment {origin}: {by_origin}"));
+    assert_eq!(segment["counts"][1]["hits"], 1);
+    let pooled_controls = segment["counts"][0]["controls"].as_u64().unwrap()
+        + segment["counts"][1]["controls"].as_u64().unwrap();
+    assert_eq!(
+        segment["pooled"]["inspected"].as_u64(),
+        Some(pooled_controls)
+    );
+    let out = borderlens(
+        &db,
+        &["--json", "controls", "pooled", "--by", "concealment"],
+    );
+    assert_exit(&out, 0);
+    let by_concealment = json(&out);
+    assert_eq!(by_concealment["measure"], "share of findings");
+    let compartment = by_concealment["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["segment"] == "false_compartment")
+        .unwrap_or_else(|| panic!("{by_concealment}"));
+    assert_eq!(
+        compartment["counts"][1],
+        serde_json::json!({"controls": 1, "hits": 1})
+    );
+    let out = borderlens(&db, &["controls", "pooled", "--by", "route"]);
+    assert_exit(&out, 0);
+    let route_table = stdout(&out);
+    assert!(route_table.contains("NL hits/n"), "{route_table}");
+    let out = borderlens(&db, &["controls", "pooled", "--by", "importer"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("unknown dimension 'importer'"),
+        "{}",
+        stderr(&out)
+    );
+
+    // No planted name anywhere: the document, every file of the receiving store, the
+    // statistics and the chart.
+    let mut searched = vec![("document".to_string(), text.into_bytes())];
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("receiver.db") {
+            searched.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    assert!(
+        searched.len() >= 2,
+        "the receiving store's files are searched"
+    );
+    searched.push((
+        "pooled by origin".into(),
+        by_origin.to_string().into_bytes(),
+    ));
+    searched.push((
+        "pooled by concealment".into(),
+        by_concealment.to_string().into_bytes(),
+    ));
+    searched.push(("pooled by route".into(), route_table.into_bytes()));
+    searched.push(("chart".into(), std::fs::read(&chart).unwrap()));
+    for (what, bytes) in &searched {
+        for name in planted {
+            assert!(
+                !bytes.windows(name.len()).any(|w| w == name.as_bytes()),
+                "'{name}' of the sender is in the {what}"
+            );
+        }
+    }
+    // The search itself finds what is there: the sender's own store holds them.
+    let sender_bytes = std::fs::read(&sender_db).unwrap();
+    let wal = std::fs::read(dir.path().join("sender.db-wal")).unwrap_or_default();
+    let found = |name: &str| {
+        [&sender_bytes, &wal]
+            .iter()
+            .any(|b| b.windows(name.len()).any(|w| w == name.as_bytes()))
+    };
+    assert!(found("Officer Jan Planted-Jansen") && found("PLANTEDIMPVANDAMME"));
+}

@@ -3,10 +3,17 @@
 //! An [`ExchangeDocument`] carries results of one form schema version from one sender:
 //!
 //! ```json
-//! {"format": "borderlens-control-results", "format_version": 1, "schema_version": "1.0.0",
+//! {"format": "borderlens-control-results", "format_version": 2, "schema_version": "1.0.0",
 //!  "sender": "NL", "generated_at": "2024-03-02T08:00:00Z", "anonymised": false,
-//!  "results": [{"submission_id": "...", "declaration_id": "...", "values": {...}}]}
+//!  "results": [{"submission_id": "...", "declaration_id": "...", "values": {...},
+//!               "context": {"origin_country": "CN", "transport_mode": "10", ...}}]}
 //! ```
+//!
+//! Format version 2 adds each result's optional `context` ([`ResultContext`]): the controlled
+//! declaration's origin, departure country, transport mode, HS chapter and the probability with
+//! which the selection picked it. None of them names a person or a firm; they are what a
+//! partner needs to pool hit rates by route and origin and to weigh a result by its selection.
+//! Version 1 documents (no context) are still read.
 //!
 //! [`export`] builds one from validated results, optionally anonymised with an [`AnonymiseKey`]:
 //! submission and declaration ids become keyed pseudonyms (HMAC-SHA256, so the same declaration
@@ -37,8 +44,11 @@ use crate::{ControlResult, FieldError, ValidationErrors};
 /// The value of `format` in every exchange document.
 pub const FORMAT: &str = "borderlens-control-results";
 
-/// The exchange format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The exchange format version this crate writes.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The exchange format versions this crate reads.
+pub const READ_VERSIONS: [u32; 2] = [1, 2];
 
 /// The JSON Schema (draft 2020-12) of an exchange document.
 pub const JSON_SCHEMA: &str = include_str!("../schema/exchange-v1.schema.json");
@@ -141,6 +151,113 @@ pub struct ExchangedResult {
     pub declaration_id: String,
     /// The normalised answers, by field name.
     pub values: BTreeMap<String, Value>,
+    /// What the sender knows of the controlled declaration (format version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ResultContext>,
+}
+
+/// The controlled declaration's context in an exchange document: attributes of the goods'
+/// journey and of the selection, never of a person or a firm (no ids, names, places or
+/// officers). Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultContext {
+    /// Country of origin of the goods (the declared code, e.g. `CN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_country: Option<String>,
+    /// Country the goods were shipped from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departure_country: Option<String>,
+    /// The sender's transport mode code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_mode: Option<String>,
+    /// The declared HS chapter (two digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hs_chapter: Option<String>,
+    /// The probability with which the sender's selection design picked the declaration for
+    /// control (absent for an override or a control outside the design).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_probability: Option<f64>,
+}
+
+/// Longest code accepted in a [`ResultContext`] field.
+pub const MAX_CONTEXT_CODE: usize = 16;
+
+impl ResultContext {
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == ResultContext::default()
+    }
+
+    /// The route: `departure country/transport mode`, with `?` for what is unknown.
+    pub fn route(&self) -> String {
+        format!(
+            "{}/{}",
+            self.departure_country.as_deref().unwrap_or("?"),
+            self.transport_mode.as_deref().unwrap_or("?")
+        )
+    }
+
+    /// Every problem of the fields, named `{prefix}{field}`.
+    fn problems(&self, prefix: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let codes = [
+            ("origin_country", &self.origin_country),
+            ("departure_country", &self.departure_country),
+            ("transport_mode", &self.transport_mode),
+        ];
+        for (name, value) in codes {
+            if let Some(code) = value {
+                if code.is_empty()
+                    || code.chars().count() > MAX_CONTEXT_CODE
+                    || !code.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    errors.push(FieldError::new(
+                        format!("{prefix}{name}"),
+                        format!(
+                            "'{}' is not a code (1 to {MAX_CONTEXT_CODE} letters and digits)",
+                            shorten(code, 24)
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(chapter) = &self.hs_chapter {
+            let two_digits = chapter.len() == 2 && chapter.bytes().all(|b| b.is_ascii_digit());
+            if !two_digits || chapter == "00" {
+                errors.push(FieldError::new(
+                    format!("{prefix}hs_chapter"),
+                    format!("'{}' is not an HS chapter (01 to 99)", shorten(chapter, 24)),
+                ));
+            }
+        }
+        if let Some(p) = self.selection_probability {
+            if !(p > 0.0 && p <= 1.0) {
+                errors.push(FieldError::new(
+                    format!("{prefix}selection_probability"),
+                    format!("{p} is not a probability in (0, 1]"),
+                ));
+            }
+        }
+        errors
+    }
+}
+
+/// A document read by [`import_document`]: who sent it, when, how, and its results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedDocument {
+    /// The sender's code.
+    pub sender: String,
+    /// When the sender made it.
+    pub generated_at: DateTime<Utc>,
+    /// The exchange format version it was written in.
+    pub format_version: u32,
+    /// The form schema version of its results.
+    pub schema_version: String,
+    /// Whether it is anonymised.
+    pub anonymised: bool,
+    /// The validated results, each with its context when the document gave one.
+    pub results: Vec<(ControlResult, Option<ResultContext>)>,
 }
 
 impl ExchangeDocument {
@@ -193,6 +310,36 @@ pub fn export_with_schema(
     anonymise: Option<&AnonymiseKey>,
     generated_at: DateTime<Utc>,
 ) -> Result<ExchangeDocument, ExchangeError> {
+    export_with_context(schema, results, &[], sender, anonymise, generated_at)
+}
+
+/// [`export_with_schema`] with each result's context: `contexts[i]` goes with `results[i]`
+/// (missing or empty ones are left out).
+pub fn export_with_context(
+    schema: &FormSchema,
+    results: &[ControlResult],
+    contexts: &[Option<ResultContext>],
+    sender: &str,
+    anonymise: Option<&AnonymiseKey>,
+    generated_at: DateTime<Utc>,
+) -> Result<ExchangeDocument, ExchangeError> {
+    if contexts.len() > results.len() {
+        return Err(ExchangeError::Export(format!(
+            "{} contexts for {} results",
+            contexts.len(),
+            results.len()
+        )));
+    }
+    for (i, context) in contexts.iter().enumerate() {
+        if let Some(problem) = context
+            .as_ref()
+            .and_then(|c| c.problems("").into_iter().next())
+        {
+            return Err(ExchangeError::Export(format!(
+                "results[{i}].context.{problem}"
+            )));
+        }
+    }
     if let Some(problem) = id_problem(sender, MAX_SENDER_LENGTH) {
         return Err(ExchangeError::Export(format!("sender {problem}")));
     }
@@ -213,17 +360,23 @@ pub fn export_with_schema(
     }
     let exchanged = results
         .iter()
-        .map(|result| match anonymise {
-            None => ExchangedResult {
-                submission_id: result.submission_id().to_string(),
-                declaration_id: result.declaration_id().to_string(),
-                values: result.values().clone(),
-            },
-            Some(key) => ExchangedResult {
-                submission_id: key.submission_pseudonym(result.submission_id()),
-                declaration_id: key.declaration_pseudonym(result.declaration_id()),
-                values: anonymised_values(schema, result.values()),
-            },
+        .enumerate()
+        .map(|(i, result)| {
+            let context = contexts.get(i).cloned().flatten().filter(|c| !c.is_empty());
+            match anonymise {
+                None => ExchangedResult {
+                    submission_id: result.submission_id().to_string(),
+                    declaration_id: result.declaration_id().to_string(),
+                    values: result.values().clone(),
+                    context,
+                },
+                Some(key) => ExchangedResult {
+                    submission_id: key.submission_pseudonym(result.submission_id()),
+                    declaration_id: key.declaration_pseudonym(result.declaration_id()),
+                    values: anonymised_values(schema, result.values()),
+                    context,
+                },
+            }
         })
         .collect();
     Ok(ExchangeDocument {
@@ -270,6 +423,16 @@ fn anonymised_values(
 /// version the document names. All problems are reported at once, by path; nothing is returned
 /// unless every result is valid.
 pub fn import(json: &str, schema: &FormSchema) -> Result<Vec<ControlResult>, ExchangeError> {
+    Ok(import_document(json, schema)?
+        .results
+        .into_iter()
+        .map(|(result, _)| result)
+        .collect())
+}
+
+/// [`import`], keeping what the document says of itself (sender, date, format and schema
+/// versions, anonymised) and each result's context.
+pub fn import_document(json: &str, schema: &FormSchema) -> Result<ImportedDocument, ExchangeError> {
     let document: Value =
         serde_json::from_str(json).map_err(|e| ExchangeError::Json(e.to_string()))?;
     let invalid = |errors: Vec<FieldError>| ExchangeError::Invalid(ValidationErrors(errors));
@@ -290,13 +453,20 @@ pub fn import(json: &str, schema: &FormSchema) -> Result<Vec<ControlResult>, Exc
         )),
         None => errors.push(FieldError::new("format", "required")),
     }
+    let mut format_version = FORMAT_VERSION;
     match object.get("format_version") {
-        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(FORMAT_VERSION)) => {}
+        Some(Value::Number(n))
+            if n.as_u64()
+                .is_some_and(|v| READ_VERSIONS.iter().any(|&r| u64::from(r) == v)) =>
+        {
+            format_version = n.as_u64().map_or(FORMAT_VERSION, |v| v as u32);
+        }
         Some(other) => errors.push(FieldError::new(
             "format_version",
             format!(
-                "{} is not supported (this reader knows {FORMAT_VERSION})",
-                describe(other)
+                "{} is not supported (this reader knows {})",
+                describe(other),
+                READ_VERSIONS.map(|v| v.to_string()).join(" and ")
             ),
         )),
         None => errors.push(FieldError::new("format_version", "required")),
@@ -331,11 +501,13 @@ pub fn import(json: &str, schema: &FormSchema) -> Result<Vec<ControlResult>, Exc
         return Err(invalid(errors));
     }
 
+    let mut sender_code = String::new();
     match object.get("sender") {
         Some(Value::String(sender)) => {
             if let Some(problem) = id_problem(sender, MAX_SENDER_LENGTH) {
                 errors.push(FieldError::new("sender", problem));
             }
+            sender_code = sender.clone();
         }
         Some(other) => errors.push(FieldError::new(
             "sender",
@@ -343,15 +515,15 @@ pub fn import(json: &str, schema: &FormSchema) -> Result<Vec<ControlResult>, Exc
         )),
         None => errors.push(FieldError::new("sender", "required")),
     }
+    let mut generated_at = DateTime::<Utc>::UNIX_EPOCH;
     match object.get("generated_at") {
-        Some(Value::String(text)) => {
-            if let Err(e) = DateTime::parse_from_rfc3339(text) {
-                errors.push(FieldError::new(
-                    "generated_at",
-                    format!("'{}' is not an RFC 3339 date-time ({e})", shorten(text, 40)),
-                ));
-            }
-        }
+        Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
+            Ok(at) => generated_at = at.with_timezone(&Utc),
+            Err(e) => errors.push(FieldError::new(
+                "generated_at",
+                format!("'{}' is not an RFC 3339 date-time ({e})", shorten(text, 40)),
+            )),
+        },
         Some(other) => errors.push(FieldError::new(
             "generated_at",
             format!("expected a string, got {}", kind(other)),
@@ -391,7 +563,14 @@ pub fn import(json: &str, schema: &FormSchema) -> Result<Vec<ControlResult>, Exc
             let mut first_seen: BTreeMap<&str, usize> = BTreeMap::new();
             for (i, record) in results.iter().enumerate() {
                 let prefix = format!("results[{i}].");
-                match check_record(schema, record, schema_version, mode, &prefix) {
+                match check_record(
+                    schema,
+                    record,
+                    schema_version,
+                    mode,
+                    format_version,
+                    &prefix,
+                ) {
                     Ok(result) => imported.push(result),
                     Err(ValidationErrors(found)) => errors.extend(found),
                 }
@@ -414,7 +593,14 @@ pub fn import(json: &str, schema: &FormSchema) -> Result<Vec<ControlResult>, Exc
         None => errors.push(FieldError::new("results", "required")),
     }
     if errors.is_empty() {
-        Ok(imported)
+        Ok(ImportedDocument {
+            sender: sender_code,
+            generated_at,
+            format_version,
+            schema_version: schema.version().to_string(),
+            anonymised: mode == Mode::Anonymised,
+            results: imported,
+        })
     } else {
         Err(invalid(errors))
     }
@@ -426,8 +612,9 @@ fn check_record(
     record: &Value,
     schema_version: Option<&str>,
     mode: Mode,
+    format_version: u32,
     prefix: &str,
-) -> Result<ControlResult, ValidationErrors> {
+) -> Result<(ControlResult, Option<ResultContext>), ValidationErrors> {
     let at = |key: &str| format!("{prefix}{key}");
     let Some(object) = record.as_object() else {
         return Err(ValidationErrors(vec![FieldError::new(
@@ -466,11 +653,26 @@ fn check_record(
             None
         }
     };
-    let known: BTreeSet<&str> = ["submission_id", "declaration_id", "values"].into();
+    let mut known: BTreeSet<&str> = ["submission_id", "declaration_id", "values"].into();
+    let mut context = None;
+    if format_version >= 2 {
+        known.insert("context");
+        match object.get("context").map(ResultContext::deserialize) {
+            None => {}
+            Some(Ok(found)) => {
+                errors.extend(found.problems(&format!("{prefix}context.")));
+                context = Some(found).filter(|c| !c.is_empty());
+            }
+            Some(Err(e)) => errors.push(FieldError::new(at("context"), e.to_string())),
+        }
+    }
     for key in object.keys().filter(|k| !known.contains(k.as_str())) {
         errors.push(FieldError::new(
             at(&shorten(key, 64)),
-            "unknown key (a result has submission_id, declaration_id and values)",
+            format!(
+                "unknown key (a result has {})",
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
         ));
     }
     let envelope = Envelope {
@@ -479,7 +681,9 @@ fn check_record(
         schema_version,
         values,
     };
-    schema.check(envelope, mode, prefix, errors)
+    schema
+        .check(envelope, mode, prefix, errors)
+        .map(|result| (result, context))
 }
 
 /// A JSON value quoted for a message.

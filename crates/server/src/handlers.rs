@@ -301,6 +301,31 @@ pub(crate) async fn estimates(
     Ok(Json(report).into_response())
 }
 
+pub(crate) async fn pooled(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    query: Result<Query<EstimatesQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+    let by = query.by.unwrap_or_else(|| "origin".to_string());
+    if !app::POOLED_DIMENSIONS.contains(&by.as_str()) {
+        let reason = format!(
+            "'{}' is not a dimension: use one of {}",
+            by.chars().take(40).collect::<String>(),
+            app::POOLED_DIMENSIONS.join(", ")
+        );
+        return Err(ApiError {
+            fields: vec![FieldError::new("by", reason.clone())],
+            ..ApiError::unprocessable(format!("by: {reason}"))
+        });
+    }
+    let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
+        app::pooled_statistics(store, &by, CONFIDENCE)
+    })
+    .await?;
+    Ok(Json(report).into_response())
+}
+
 /// The X-ray desk's library, or 404 when the server serves none.
 fn desk_of(state: &AppState) -> Result<std::sync::Arc<app::NiiDesk>, ApiError> {
     state.desk.clone().ok_or_else(|| {

@@ -324,6 +324,29 @@ pub fn routes() -> Vec<Route> {
             handler: |m| on(m, handlers::estimates),
         },
         Route {
+            method: Method::GET,
+            path: "/api/v1/pooled",
+            access: Access::Roles(ESTIMATE_READERS),
+            summary: "Hit rates pooled over this store's controls and the foreign results it \
+                      imported (other administrations' anonymised exchange documents), by \
+                      origin, route or concealment method, with 95% intervals \
+                      (`borderlens controls pooled`)",
+            operation_id: "pooled",
+            parameters: vec![serde_json::json!({
+                "name": "by", "in": "query", "required": false,
+                "description": "Segment dimension (default `origin`)",
+                "schema": {"type": "string", "enum": app::POOLED_DIMENSIONS}
+            })],
+            request_body: None,
+            responses: vec![(
+                200,
+                "The pooled statistics",
+                Content::json::<app::PooledReport>(),
+            )],
+            errors: vec![],
+            handler: |m| on(m, handlers::pooled),
+        },
+        Route {
             method: Method::POST,
             path: "/api/v1/imports",
             access: Access::Roles(SCORERS),

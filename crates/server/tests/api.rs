@@ -1593,6 +1593,31 @@ async fn estimates_are_split_by_the_dimension_asked(kind: StoreKind) {
 }
 on_both_stores!(estimates_are_split_by_the_dimension_asked);
 
+async fn pooled_statistics_are_split_by_the_dimension_asked(kind: StoreKind) {
+    let app = spawn_app(kind).await;
+    let analyst = app.token(Role::Analyst);
+    for by in ["origin", "route", "concealment"] {
+        let answer = app.get(&format!("/api/v1/pooled?by={by}"), &analyst).await;
+        assert_eq!(answer.status, StatusCode::OK, "{by}: {}", answer.text);
+        let report = answer.json();
+        assert_eq!(report["dimension"], by);
+        // The fixture's own labelled declarations; no foreign document imported.
+        assert_eq!(report["sources"][0]["source"], "own");
+        assert_eq!(report["sources"].as_array().unwrap().len(), 1);
+        assert!(report["sources"][0]["total"]["controls"].as_u64() > Some(0));
+    }
+    let bad = app.get("/api/v1/pooled?by=importer", &analyst).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["fields"][0]["field"], "by");
+    let officer = app.token(Role::Officer);
+    assert_eq!(
+        app.get("/api/v1/pooled", &officer).await.status,
+        StatusCode::FORBIDDEN
+    );
+    app.stop().await;
+}
+on_both_stores!(pooled_statistics_are_split_by_the_dimension_asked);
+
 async fn the_queue_answers_a_page_and_a_search(kind: StoreKind) {
     let app = spawn_app(kind).await;
     let admin = app.token(Role::Admin);

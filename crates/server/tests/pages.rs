@@ -1290,3 +1290,58 @@ async fn a_declaration_shows_the_scans_of_its_container_and_a_scan_its_declarati
     app.stop().await;
 }
 on_both_stores!(a_declaration_shows_the_scans_of_its_container_and_a_scan_its_declarations);
+
+async fn the_federation_page_lists_the_foreign_results_imported(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let (manager, _) = session(&app, Role::Manager).await;
+    let before = send(&app, Method::GET, "/federation", Some(&manager), "").await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text);
+    assert!(
+        before.text.contains("None imported yet."),
+        "{}",
+        before.text
+    );
+    // Another administration's anonymised document, as `controls import` stores it.
+    let document = serde_json::json!({
+        "format": "borderlens-control-results", "format_version": 2,
+        "schema_version": "1.0.0", "sender": "BE", "generated_at": "2024-05-01T08:00:00Z",
+        "anonymised": true,
+        "results": [{
+            "submission_id": "a".repeat(64), "declaration_id": "b".repeat(64),
+            "values": {
+                "outcome": "contraband", "contraband_type": "drugs", "drug_type": "cocaine",
+                "drug_form": "powder", "concealment_method": "false_compartment",
+                "quantity": 2.0, "quantity_unit": "kg", "inspection_method": ["physical_full"],
+                "inspected_at": "2024-04-30"
+            },
+            "context": {"origin_country": "CO", "transport_mode": "10"}
+        }]
+    })
+    .to_string();
+    app.with_store(|store| {
+        let report = borderlens_app::import_control_results(store, "be.json", &document).unwrap();
+        assert_eq!(report.foreign_sender.as_deref(), Some("BE"));
+        assert_eq!(report.recorded, 1);
+    });
+    let page = send(&app, Method::GET, "/federation", Some(&manager), "").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains(r#"id="foreign""#), "{}", page.text);
+    assert!(page.text.contains("<td>BE</td>"), "{}", page.text);
+    assert!(page.text.contains("2024-05-01T08:00:00Z"), "{}", page.text);
+    assert!(
+        page.text
+            .contains("<td>2024-05-01T08:00:00Z</td><td>1</td><td>1</td>"),
+        "{}",
+        page.text
+    );
+    // The pooled chart beside it.
+    assert!(
+        page.text.contains("Pooled hit rate by origin"),
+        "{}",
+        page.text
+    );
+    let (analyst, _) = session(&app, Role::Analyst).await;
+    let refused = send(&app, Method::GET, "/federation", Some(&analyst), "").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+on_both_stores!(the_federation_page_lists_the_foreign_results_imported);

@@ -166,6 +166,17 @@ pub trait Controls {
     ) -> Result<Vec<StoredControlResult>, StoreError>;
     /// Every control result, oldest first.
     fn control_results(&self) -> Result<Vec<StoredControlResult>, StoreError>;
+    /// Stores another administration's anonymised results (`foreign_results.rs`) in one
+    /// transaction, with their provenance, apart from this store's own results: they label no
+    /// item. Idempotent per sender and submission pseudonym: the same values again count as
+    /// duplicates; other values under a stored pseudonym refuse the whole document
+    /// ([`StoreError::Invalid`]). Audited (`foreign_results`).
+    fn record_foreign_results(
+        &mut self,
+        document: &crate::ForeignDocument,
+    ) -> Result<crate::ForeignImport, StoreError>;
+    /// Every foreign result, oldest first.
+    fn foreign_results(&self) -> Result<Vec<crate::StoredForeignResult>, StoreError>;
 }
 
 /// Users, API tokens, login sessions and the login rate limit (`accounts.rs`).

@@ -232,4 +232,15 @@ impl Controls for Store {
             &[],
         )
     }
+
+    fn record_foreign_results(
+        &mut self,
+        document: &crate::ForeignDocument,
+    ) -> Result<crate::ForeignImport, StoreError> {
+        self.store_foreign_document(document)
+    }
+
+    fn foreign_results(&self) -> Result<Vec<crate::StoredForeignResult>, StoreError> {
+        self.read_foreign_results()
+    }
 }

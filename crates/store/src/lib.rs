@@ -44,6 +44,7 @@ mod audit;
 mod controls;
 mod decisions;
 mod error;
+mod foreign_results;
 mod hs_readings;
 mod items;
 mod nii_catalogue;
@@ -68,6 +69,7 @@ pub use audit::AuditEntry;
 pub use controls::{NewControlResult, Recorded, StoredControlResult};
 pub use decisions::{NewDecision, StoredDecision};
 pub use error::StoreError;
+pub use foreign_results::{ForeignDocument, ForeignImport, NewForeignResult, StoredForeignResult};
 pub use hs_readings::{HsSignals, NewHsReading, StoredHsReading};
 pub use items::{
     FieldDifference, ImportConflict, ImportOutcome, ItemFilter, LabelCounts, RecordedConflict,

@@ -362,7 +362,42 @@ CREATE INDEX nii_scans_by_package ON nii_scans (package_id);
 {refuse|nii_scans_no_update|BEFORE UPDATE ON nii_scans||the X-ray catalogue is replaced from its library, never updated}
 "#;
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+/// Version 11: foreign control results (issue 17, `foreign_results.rs`), what other
+/// administrations shared in anonymised exchange documents: per sender and submission
+/// pseudonym, the declaration pseudonym, the outcome and label, the control's date, the
+/// answers and the declaration's context as JSON, the digest a re-import is compared by, and
+/// the provenance (format and form schema versions, when the sender made the document, the
+/// file and its SHA-256, who imported it and when). Append-only. No foreign key to the items:
+/// a pseudonym names no declaration here.
+const V11: &str = r#"
+CREATE TABLE foreign_results (
+    id              {id},
+    sender          {key}   NOT NULL CHECK (length(sender) > 0),
+    format_version  {int}   NOT NULL CHECK (format_version >= 1),
+    schema_version  TEXT    NOT NULL CHECK (length(schema_version) > 0),
+    generated_at    TEXT    NOT NULL,
+    source          TEXT    NOT NULL,
+    document_sha256 TEXT    NOT NULL CHECK (length(document_sha256) = 64),
+    submission_id   {key}   NOT NULL CHECK (length(submission_id) > 0),
+    declaration_id  TEXT    NOT NULL CHECK (length(declaration_id) > 0),
+    outcome         TEXT    NOT NULL,
+    fraud           {int}   CHECK (fraud IN (0, 1)),
+    critical_fraud  {int}   CHECK (critical_fraud IN (0, 1, 2)),
+    inspected_on    TEXT    NOT NULL,
+    values_json     TEXT    NOT NULL CHECK ({json:values_json}),
+    context_json    TEXT    CHECK (context_json IS NULL OR {json:context_json}),
+    result_sha256   TEXT    NOT NULL,
+    imported_by     TEXT    NOT NULL,
+    imported_at     TEXT    NOT NULL,
+    UNIQUE (sender, submission_id),
+    CHECK ((fraud IS NULL) = (critical_fraud IS NULL))
+);
+{refuse|foreign_results_no_update|BEFORE UPDATE ON foreign_results||foreign results are append-only}
+{refuse|foreign_results_no_delete|BEFORE DELETE ON foreign_results||foreign results are append-only}
+{no_truncate|foreign_results_no_truncate|foreign_results|foreign results are append-only}
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The canonical form of a declared container number or postal item id column in SQL, as the
 /// version 10 indexes compute it (`{column}` is replaced by the column's name): a query that

@@ -99,6 +99,7 @@ on_both_backends!(
     large_import_streams_in_one_transaction,
     decisions_are_made_once_and_overridden_beside_the_original,
     control_results_are_idempotent_and_labels_only_grow,
+    foreign_results_are_kept_apart_whole_and_idempotent,
     users_are_added_once_with_a_known_role_and_a_hash,
     api_tokens_find_their_user_until_revoked,
     sessions_carry_user_role_and_csrf_token_until_they_expire_or_end,
@@ -1663,6 +1664,81 @@ fn control_results_are_idempotent_and_labels_only_grow(store: &mut Subject) {
         .unwrap();
     assert_eq!(store.item(&a1).unwrap().unwrap().label, label(1));
     assert_eq!(store.control_results_for("A").unwrap().len(), 3);
+}
+
+fn foreign(submission: &str, values: &str) -> crate::NewForeignResult {
+    crate::NewForeignResult {
+        submission_id: submission.into(),
+        declaration_id: format!("pseudonym-of-{submission}"),
+        outcome: "seizure".into(),
+        label: label(1),
+        inspected_on: "2024-03-01".into(),
+        values_json: values.into(),
+        context_json: Some(r#"{"origin_country": "CN"}"#.into()),
+    }
+}
+
+fn foreign_document(results: Vec<crate::NewForeignResult>) -> crate::ForeignDocument {
+    crate::ForeignDocument {
+        sender: "NL".into(),
+        format_version: 2,
+        schema_version: "1.0.0".into(),
+        generated_at: "2024-03-02T08:00:00Z".into(),
+        source: "nl.json".into(),
+        document_sha256: digest(7),
+        results,
+    }
+}
+
+fn foreign_results_are_kept_apart_whole_and_idempotent(store: &mut Subject) {
+    import(store, "a.csv", lines(vec![item("A", 1, 1, None)])).unwrap();
+    let document = foreign_document(vec![foreign("p1", "{}"), foreign("p2", r#"{"x": 1}"#)]);
+    let report = store.record_foreign_results(&document).unwrap();
+    assert_eq!((report.recorded, report.duplicates), (2, 0));
+    // Again: nothing twice; one result more: only it is stored.
+    let mut more = document.clone();
+    more.results.push(foreign("p3", "{}"));
+    let report = store.record_foreign_results(&more).unwrap();
+    assert_eq!((report.recorded, report.duplicates), (1, 2));
+    let stored = store.foreign_results().unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[1].result, foreign("p2", r#"{"x": 1}"#));
+    assert_eq!(
+        (
+            stored[0].sender.as_str(),
+            stored[0].format_version,
+            stored[0].source.as_str()
+        ),
+        ("NL", 2, "nl.json")
+    );
+    // The same pseudonym with other values refuses the whole document, naming the result.
+    let mut changed = foreign_document(vec![foreign("p4", "{}"), foreign("p1", r#"{"y": 2}"#)]);
+    let err = store.record_foreign_results(&changed).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("results[1]: NL already sent submission p1"),
+        "{err}"
+    );
+    assert_eq!(store.foreign_results().unwrap().len(), 3);
+    // Another sender's pseudonym may be the same text.
+    changed.sender = "BE".into();
+    assert_eq!(store.record_foreign_results(&changed).unwrap().recorded, 2);
+    // Foreign results label no item and are not this store's results.
+    assert_eq!(store.item(&key("A", 1)).unwrap().unwrap().label, None);
+    assert!(store.control_results().unwrap().is_empty());
+    // Not JSON: refused before anything is written.
+    let err = store
+        .record_foreign_results(&foreign_document(vec![foreign("p9", "{")]))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    let entries = store.audit_entries(10).unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.action == "foreign_results")
+            .count(),
+        3
+    );
 }
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";

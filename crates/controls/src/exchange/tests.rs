@@ -225,14 +225,14 @@ fn import_checks_the_document() {
     );
 
     let err = import(
-        r#"{"format": "other", "format_version": 2, "schema_version": "2.0.0"}"#,
+        r#"{"format": "other", "format_version": 3, "schema_version": "2.0.0"}"#,
         schema(),
     )
     .unwrap_err();
     assert_eq!(
         err.to_string(),
         "exchange document: format: is 'other', expected 'borderlens-control-results'; \
-         format_version: 2 is not supported (this reader knows 1); schema_version: results were \
+         format_version: 3 is not supported (this reader knows 1 and 2); schema_version: results were \
          recorded with form schema v2.0.0, this import validates with v1.0.0: load that \
          version's schema"
     );
@@ -306,18 +306,26 @@ fn json_schema_matches_what_we_write() {
             .map(|s| s.as_str().unwrap().to_string())
             .collect()
     };
-    let document = export_at(&results(), "NL", None, at()).unwrap();
+    let results = results();
+    let contexts = vec![Some(full_context()); results.len()];
+    let document = export_with_context(schema(), &results, &contexts, "NL", None, at()).unwrap();
     let written = serde_json::to_value(&document).unwrap();
     assert_eq!(keys(&written), keys(&json_schema["properties"]));
     assert!(strings(&json_schema["required"]).is_subset(&keys(&written)));
     assert_eq!(json_schema["properties"]["format"]["const"], FORMAT);
     assert_eq!(
-        json_schema["properties"]["format_version"]["const"],
-        FORMAT_VERSION
+        json_schema["properties"]["format_version"]["enum"],
+        serde_json::json!(READ_VERSIONS)
     );
+    assert_eq!(written["format_version"], FORMAT_VERSION);
     let result_schema = &json_schema["$defs"]["result"];
+    let context_schema = &json_schema["$defs"]["context"];
     for result in written["results"].as_array().unwrap() {
         assert_eq!(keys(result), keys(&result_schema["properties"]));
+        assert_eq!(
+            keys(&result["context"]),
+            keys(&context_schema["properties"])
+        );
         for value in result["values"].as_object().unwrap().values() {
             assert!(value.is_string() || value.is_number() || value.is_array());
         }
@@ -459,4 +467,81 @@ proptest! {
         };
         let _ = import(&text, schema());
     }
+}
+
+fn full_context() -> ResultContext {
+    ResultContext {
+        origin_country: Some("CN".into()),
+        departure_country: Some("HK".into()),
+        transport_mode: Some("10".into()),
+        hs_chapter: Some("85".into()),
+        selection_probability: Some(0.25),
+    }
+}
+
+/// Format version 2 carries each result's context through an anonymised export and back;
+/// a version 1 document is still read; a context that could carry anything but codes is refused.
+#[test]
+fn context_goes_through_and_is_checked() {
+    let results = results();
+    let key = AnonymiseKey::new(b"a key of sixteen bytes").unwrap();
+    let mut contexts = vec![None; results.len()];
+    contexts[0] = Some(full_context());
+    let document =
+        export_with_context(schema(), &results, &contexts, "NL", Some(&key), at()).unwrap();
+    assert_eq!(document.format_version, 2);
+    let read = import_document(&document.to_json(), schema()).unwrap();
+    assert_eq!(read.sender, "NL");
+    assert_eq!(read.format_version, 2);
+    assert!(read.anonymised);
+    assert_eq!(read.generated_at, at());
+    assert_eq!(read.results[0].1, Some(full_context()));
+    assert_eq!(read.results[0].1.as_ref().unwrap().route(), "HK/10");
+    assert!(read.results[1..].iter().all(|(_, c)| c.is_none()));
+
+    // The same document written as version 1, without contexts, still reads.
+    let mut v1: Value = serde_json::from_str(&document.to_json()).unwrap();
+    v1["format_version"] = 1.into();
+    for result in v1["results"].as_array_mut().unwrap() {
+        result.as_object_mut().unwrap().remove("context");
+    }
+    let read = import_document(&v1.to_string(), schema()).unwrap();
+    assert_eq!(read.format_version, 1);
+    assert!(read.results.iter().all(|(_, c)| c.is_none()));
+    // ... but a version 1 document cannot carry a context.
+    v1["results"][0]["context"] = serde_json::json!({"origin_country": "CN"});
+    let err = import_document(&v1.to_string(), schema()).unwrap_err();
+    assert!(
+        err.to_string().contains("results[0].context: unknown key"),
+        "{err}"
+    );
+
+    let mut bad: Value = serde_json::from_str(&document.to_json()).unwrap();
+    bad["results"][0]["context"] = serde_json::json!({
+        "origin_country": "Jan Jansen", "hs_chapter": "8", "selection_probability": 0.0
+    });
+    bad["results"][1]["context"] = serde_json::json!({"importer": "ACME"});
+    let ExchangeError::Invalid(errors) = import_document(&bad.to_string(), schema()).unwrap_err()
+    else {
+        panic!("not a validation error")
+    };
+    assert_eq!(
+        errors.fields(),
+        [
+            "results[0].context.origin_country",
+            "results[0].context.hs_chapter",
+            "results[0].context.selection_probability",
+            "results[1].context",
+        ]
+    );
+    let mut wrong = contexts.clone();
+    wrong[1] = Some(ResultContext {
+        hs_chapter: Some("850".into()),
+        ..ResultContext::default()
+    });
+    let err = export_with_context(schema(), &results, &wrong, "NL", None, at()).unwrap_err();
+    assert!(
+        err.to_string().contains("results[1].context.hs_chapter"),
+        "{err}"
+    );
 }

@@ -8,7 +8,7 @@ use axum::response::Response;
 use borderlens_app as app;
 use maud::html;
 
-use super::{caller_of, error_page, html_response, layout};
+use super::{caller_of, chart, error_page, html_response, layout};
 use crate::auth::Authenticated;
 use crate::pool::blocking;
 use crate::AppState;
@@ -18,14 +18,22 @@ const ENTRIES_READ: usize = 100_000;
 
 pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> Response {
     let caller = caller_of(&auth);
-    let sessions = match blocking(&state.pool, Some(caller.user.clone()), move |store| {
-        app::federation_sessions(store, ENTRIES_READ)
+    let (sessions, pooled) = match blocking(&state.pool, Some(caller.user.clone()), move |store| {
+        Ok((
+            app::federation_sessions(store, ENTRIES_READ)?,
+            app::pooled_statistics(store, "origin", 0.95)?,
+        ))
     })
     .await
     {
-        Ok(sessions) => sessions,
+        Ok(read) => read,
         Err(error) => return error_page(Some(caller), &error),
     };
+    let foreign: Vec<&app::PooledSource> = pooled
+        .sources
+        .iter()
+        .filter(|s| s.source != app::OWN)
+        .collect();
     let partners: std::collections::BTreeSet<&str> =
         sessions.iter().map(|s| s.partner.as_str()).collect();
     let body = html! {
@@ -70,6 +78,30 @@ pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> 
                     }
                 } } }
             } }
+        }
+        h2 { "Control results shared with us" }
+        p { "Other administrations' anonymised exchange documents, imported with "
+            code { "borderlens controls import FILE" } ". They name declarations by the "
+            "sender's pseudonyms and carry no officer, place, remark or identifier; they are "
+            "kept apart from this store's results and pooled with them in "
+            code { "borderlens controls pooled" } "." }
+        @if foreign.is_empty() {
+            p.muted { "None imported yet." }
+        } @else {
+            div.scroll { table #foreign {
+                thead { tr {
+                    th { "Sender" } th { "Documents" } th { "Newest made (UTC)" }
+                    th { "Controlled declarations" } th { "Fraud found" }
+                } }
+                tbody { @for f in &foreign { tr {
+                    td { (f.source) }
+                    td { (f.documents) }
+                    td { (f.newest_document.as_deref().unwrap_or("–")) }
+                    td { (f.total.controls) }
+                    td { (f.total.hits) }
+                } } }
+            } }
+            (chart(&app::pooled_chart(&pooled)))
         }
     };
     html_response(
