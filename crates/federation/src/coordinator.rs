@@ -25,9 +25,9 @@ use borderlens_risk::gbdt::{
     NodeHistogram, NodeRows, Tree,
 };
 
-use crate::message::{bytes_to_words, Call, Envelope, Kind, Request};
+use crate::message::{Ahead, Call, Confirm, Envelope, Kind, Request};
 use crate::party::LocalParty;
-use crate::secagg::{self, Nonce};
+use crate::secagg::Nonce;
 use crate::PartyId;
 
 /// A party that could not be reached.
@@ -358,8 +358,13 @@ impl<T: Transport> Coordinator<T> {
                 limits,
                 counts: BTreeMap::new(),
                 histograms: BTreeMap::new(),
+                next: Vec::new(),
+                split_ahead: BTreeMap::new(),
+                confirm: Vec::new(),
             };
-            let tree = match grow_tree(&binning, &config, &allowed, &mut rows) {
+            let grown = grow_tree(&binning, &config, &allowed, &mut rows);
+            let confirm = std::mem::take(&mut rows.confirm);
+            let tree = match grown {
                 // Grown: a party dropped while it is applied is not regrown without.
                 Ok(tree) => {
                     self.summed_in_tree = false;
@@ -375,6 +380,7 @@ impl<T: Transport> Coordinator<T> {
                 let request = Request::Apply {
                     iteration,
                     tree: tree.clone(),
+                    confirm: confirm.clone(),
                 };
                 match self.collect_boosting(request, None) {
                     Ok(_) => break,
@@ -559,11 +565,14 @@ impl<T: Transport> Coordinator<T> {
 
 /// The wrapping sum of checked answers of `len` masked words each.
 fn sum_masked(answers: &[(PartyId, Envelope)], len: usize) -> Vec<u64> {
-    let messages: Vec<Vec<u64>> = answers
-        .iter()
-        .map(|(_, e)| bytes_to_words(&e.payload).unwrap_or_default())
-        .collect();
-    secagg::sum(&messages).unwrap_or_else(|| vec![0; len])
+    // Straight from the payloads (checked to be `len` words each): no copy of a message.
+    let mut total = vec![0u64; len];
+    for (_, e) in answers {
+        for (t, w) in total.iter_mut().zip(e.payload.chunks_exact(8)) {
+            *t = t.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+        }
+    }
+    total
 }
 
 /// Bounds of any sum of the parties' rows.
@@ -580,7 +589,18 @@ enum Step {
     Dropped,
 }
 
+/// How many leaves a split's round splits (the one asked and those the grower may split next).
+/// Leaf-wise trees grow mostly down one branch, so a few capture nearly all the rounds saved
+/// and splitting more ahead only adds histograms never used: on the sample's 2021-Q1, 100 trees
+/// took 3,207 rounds one at a time, 2,198 with 2, 1,981 with 4 and 1,963 with every candidate
+/// (up to 30), which built a third more histograms than 4 and was slower.
+const AHEAD: usize = 4;
+
 /// The parties' rows of the tree being grown, as the grower sees them: each question is a round.
+/// A split's round splits ahead the other leaves the grower may split next (up to the leaves
+/// left to grow), so that a tree takes a round per level of the tree rather than per split;
+/// the grower then takes those splits, in its own order, without a round, and the parties learn
+/// the children's ids with the next call.
 struct Rounds<'a, T: Transport> {
     coordinator: &'a mut Coordinator<T>,
     binning: &'a Binning,
@@ -592,6 +612,13 @@ struct Rounds<'a, T: Transport> {
     /// child's, the right child's is its parent's less the left's, so no node needs a round of
     /// its own.
     histograms: BTreeMap<usize, NodeHistogram>,
+    /// The leaves the grower may split next, best first ([`NodeRows::ahead`]).
+    next: Vec<Ahead>,
+    /// Leaves the parties split ahead: the feature, the split and the left child's summed
+    /// histogram (checked), by node.
+    split_ahead: BTreeMap<usize, (usize, BinSplit, NodeHistogram)>,
+    /// Splits the grower took since the last call: sent with the next one.
+    confirm: Vec<Confirm>,
 }
 
 impl<T: Transport> Rounds<'_, T> {
@@ -603,27 +630,27 @@ impl<T: Transport> Rounds<'_, T> {
         })
     }
 
-    fn masked_histogram(
-        &mut self,
-        request: Request,
-        node: usize,
-    ) -> Result<(Call, NodeHistogram), Step> {
-        let len = 1 + 2 * self
+    /// Words of one node's histogram.
+    fn histogram_len(&self) -> usize {
+        1 + 2 * self
             .binning
             .features()
             .iter()
             .map(|f| f.n_bins())
-            .sum::<usize>();
-        let (call, words) = self.coordinator.collect_boosting(request, Some(len))?;
+            .sum::<usize>()
+    }
+
+    /// `words` as node `node`'s summed histogram, checked against what the rows can give.
+    fn checked(&self, call: &Call, node: usize, words: &[u64]) -> Result<NodeHistogram, Step> {
         let histogram = NodeHistogram::from_words(
             self.binning,
-            &words,
+            words,
             self.limits.max_rows,
             self.limits.max_abs,
         )
         .ok_or_else(|| {
             self.out_of_range(
-                &call,
+                call,
                 format!(
                     "node {node}: row count or gradient/hessian sums beyond what the rows can give"
                 ),
@@ -632,7 +659,7 @@ impl<T: Transport> Rounds<'_, T> {
         if let Some(&expected) = self.counts.get(&node) {
             if histogram.n_rows() != expected {
                 return Err(self.out_of_range(
-                    &call,
+                    call,
                     format!(
                         "node {node}: a histogram of {} rows, the node has {expected}",
                         histogram.n_rows()
@@ -640,8 +667,41 @@ impl<T: Transport> Rounds<'_, T> {
                 ));
             }
         }
-        self.counts.insert(node, histogram.n_rows());
-        Ok((call, histogram))
+        Ok(histogram)
+    }
+
+    /// The left child's summed histogram of a split of `node`, checked: within the node's,
+    /// and leaving a right child whose sums rows can give too.
+    fn checked_left(&self, call: &Call, node: usize, words: &[u64]) -> Result<NodeHistogram, Step> {
+        let left = self.checked(call, usize::MAX, words)?;
+        let Some(parent) = self.histograms.get(&node) else {
+            return Err(Step::Abort(FederationError::Refused(format!(
+                "tree {}: node {node} has no histogram to split",
+                self.iteration
+            ))));
+        };
+        let (rows, l) = (parent.n_rows(), left.n_rows());
+        if l > rows {
+            return Err(self.out_of_range(
+                call,
+                format!("node {node} of {rows} rows has a left child of {l} rows"),
+            ));
+        }
+        let mut right = parent.clone();
+        right.subtract(&left);
+        let checked = NodeHistogram::from_words(
+            self.binning,
+            &right.to_words(),
+            self.limits.max_rows,
+            self.limits.max_abs,
+        );
+        if checked.is_none() {
+            return Err(self.out_of_range(
+                call,
+                format!("node {node}: the left child's sums exceed the node's"),
+            ));
+        }
+        Ok(left)
     }
 }
 
@@ -650,14 +710,34 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
 
     fn root(&mut self) -> Result<NodeHistogram, Step> {
         let iteration = self.iteration;
-        let (_, histogram) = self.masked_histogram(Request::Root { iteration }, 0)?;
+        let len = self.histogram_len();
+        let (call, words) = self
+            .coordinator
+            .collect_boosting(Request::Root { iteration }, Some(len))?;
+        let histogram = self.checked(&call, 0, &words)?;
+        self.counts.insert(0, histogram.n_rows());
         self.histograms.insert(0, histogram.clone());
         Ok(histogram)
     }
 
-    /// One round: the parties split their rows and answer with the left child's histogram,
-    /// whose row count is the left child's; the right child's histogram and count are the
-    /// parent's less the left's.
+    fn ahead(&mut self, candidates: &[(usize, usize, &BinSplit)]) {
+        self.next.clear();
+        self.next.extend(
+            candidates
+                .iter()
+                .take(AHEAD)
+                .map(|&(node, feature, split)| Ahead {
+                    node,
+                    feature,
+                    split: split.clone(),
+                }),
+        );
+    }
+
+    /// The left child's histogram, whose row count is the left child's, from the round that
+    /// split the node ahead, or from a round now (which splits ahead the other leaves the
+    /// grower may split next); the right child's histogram and count are the parent's less
+    /// the left's.
     fn split(
         &mut self,
         node: usize,
@@ -666,46 +746,65 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
         left: usize,
         right: usize,
     ) -> Result<(usize, usize), Step> {
+        let left_histogram = match self.split_ahead.remove(&node) {
+            Some((f, s, histogram)) if f == feature && s == *split => histogram,
+            Some(_) => {
+                return Err(Step::Abort(FederationError::Refused(format!(
+                    "tree {}: node {node} was split ahead another way",
+                    self.iteration
+                ))))
+            }
+            None => {
+                let mut ahead = vec![Ahead {
+                    node,
+                    feature,
+                    split: split.clone(),
+                }];
+                ahead.extend(
+                    self.next
+                        .iter()
+                        .filter(|a| a.node != node && !self.split_ahead.contains_key(&a.node))
+                        .cloned(),
+                );
+                let len = self.histogram_len();
+                let request = Request::Split {
+                    confirm: std::mem::take(&mut self.confirm),
+                    ahead: ahead.clone(),
+                };
+                let (call, words) = self
+                    .coordinator
+                    .collect_boosting(request, Some(len * ahead.len()))?;
+                for (a, chunk) in ahead.iter().zip(words.chunks_exact(len)) {
+                    let histogram = self.checked_left(&call, a.node, chunk)?;
+                    self.split_ahead
+                        .insert(a.node, (a.feature, a.split.clone(), histogram));
+                }
+                // The node asked is the first split ahead.
+                self.split_ahead
+                    .remove(&node)
+                    .map(|(_, _, h)| h)
+                    .ok_or_else(|| {
+                        Step::Abort(FederationError::Refused(format!(
+                            "tree {}: node {node} was not split",
+                            self.iteration
+                        )))
+                    })?
+            }
+        };
         let Some(mut right_histogram) = self.histograms.remove(&node) else {
             return Err(Step::Abort(FederationError::Refused(format!(
                 "tree {}: node {node} has no histogram to split",
                 self.iteration
             ))));
         };
-        let request = Request::Split {
-            node,
-            feature,
-            split: split.clone(),
-            left,
-            right,
-        };
-        let (call, left_histogram) = self.masked_histogram(request, left)?;
-        let (parent, l) = (right_histogram.n_rows(), left_histogram.n_rows());
-        if l > parent {
-            return Err(self.out_of_range(
-                &call,
-                format!("node {node} of {parent} rows has a left child of {l} rows"),
-            ));
-        }
+        let l = left_histogram.n_rows();
+        let r = right_histogram.n_rows() - l;
         right_histogram.subtract(&left_histogram);
-        // The right child's sums must be what rows can give too (hessians not negative...).
-        let words = right_histogram.to_words();
-        let checked = NodeHistogram::from_words(
-            self.binning,
-            &words,
-            self.limits.max_rows,
-            self.limits.max_abs,
-        );
-        if checked.is_none() {
-            return Err(self.out_of_range(
-                &call,
-                format!("node {node}: the left child's sums exceed the node's"),
-            ));
-        }
-        let r = parent - l;
+        self.counts.insert(left, l);
         self.counts.insert(right, r);
         self.histograms.insert(left, left_histogram);
         self.histograms.insert(right, right_histogram);
+        self.confirm.push(Confirm { node, left, right });
         Ok((l, r))
     }
 

@@ -61,19 +61,17 @@ pub enum Request {
         /// Which tree.
         iteration: usize,
     },
-    /// Split node `node` ([`Kind::Masked`]: the left child's histogram, masked; its row count
-    /// is the left child's, and the right child's histogram is the node's less the left's).
+    /// First take the splits `confirm` as the tree's (their children get their ids), then split
+    /// the leaves `ahead` without naming their children yet ([`Kind::Masked`]: each split's
+    /// left child's histogram, in the order asked, masked together; a left histogram's row
+    /// count is the left child's, and the right child's histogram is the node's less the
+    /// left's). A split made ahead and never confirmed is forgotten when the tree is applied:
+    /// the grower may reach its tree's leaf budget first.
     Split {
-        /// Node split.
-        node: usize,
-        /// Feature split on.
-        feature: usize,
-        /// How bins go.
-        split: BinSplit,
-        /// Left child's id.
-        left: usize,
-        /// Right child's id.
-        right: usize,
+        /// Splits made ahead in earlier rounds that the grower took: their children's ids.
+        confirm: Vec<Confirm>,
+        /// Leaves to split now.
+        ahead: Vec<Ahead>,
     },
     /// Node `node`'s masked histogram ([`Kind::Masked`]).
     Histogram {
@@ -87,6 +85,9 @@ pub enum Request {
         iteration: usize,
         /// The tree, as every party gets it.
         tree: Tree,
+        /// The splits taken since the last split round (as [`Request::Split`]'s).
+        #[serde(default)]
+        confirm: Vec<Confirm>,
     },
     /// Reveal the round seed of your pair with `dropped` for an earlier round, so that the
     /// survivors' sum of that round can be unmasked ([`Kind::Seed`]).
@@ -112,7 +113,16 @@ impl Request {
             Request::LabelSums => "label sums".into(),
             Request::Init { .. } => "starting score".into(),
             Request::Root { iteration } => format!("tree {iteration}, root histogram"),
-            Request::Split { node, .. } => format!("split of node {node}"),
+            Request::Split { ahead, .. } => match ahead.as_slice() {
+                [one] => format!("split of node {}", one.node),
+                more => format!(
+                    "split of nodes {}",
+                    more.iter()
+                        .map(|a| a.node.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
             Request::Histogram { node } => format!("histogram of node {node}"),
             Request::Apply { iteration, .. } => format!("apply tree {iteration}"),
             Request::Reveal { dropped, .. } => format!("reveal seed of party {dropped}"),
@@ -136,6 +146,29 @@ impl Request {
             | Request::Apply { .. } => Kind::Ack,
         }
     }
+}
+
+/// A split the grower took: node `node`, split ahead in an earlier round, has children `left`
+/// and `right`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirm {
+    /// The node split.
+    pub node: usize,
+    /// Its left child's id.
+    pub left: usize,
+    /// Its right child's id.
+    pub right: usize,
+}
+
+/// A leaf to split ahead: its id, the feature and how the bins go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ahead {
+    /// The leaf.
+    pub node: usize,
+    /// Feature split on.
+    pub feature: usize,
+    /// How bins go.
+    pub split: BinSplit,
 }
 
 /// A request in its round: the round number (increasing), the round's nonce, and the members
@@ -359,13 +392,18 @@ mod tests {
                 init_score: -3.141_592_653_589_793e-3,
             },
             Request::Split {
-                node: 4,
-                feature: 7,
-                split: BinSplit::Categorical {
-                    left: vec![true, false, true],
-                },
-                left: 9,
-                right: 10,
+                confirm: vec![Confirm {
+                    node: 2,
+                    left: 5,
+                    right: 6,
+                }],
+                ahead: vec![Ahead {
+                    node: 4,
+                    feature: 7,
+                    split: BinSplit::Categorical {
+                        left: vec![true, false, true],
+                    },
+                }],
             },
             Request::Peers {
                 keys: vec![(0, [1; 32]), (2, [255; 32])],

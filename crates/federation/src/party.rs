@@ -17,7 +17,7 @@ use borderlens_risk::gbdt::{
     NodeHistogram, Tree,
 };
 
-use crate::message::{words_to_bytes, Call, Envelope, Kind, Request};
+use crate::message::{words_to_bytes, Ahead, Call, Confirm, Envelope, Kind, Request};
 use crate::secagg::{self, KeyPair};
 use crate::PartyId;
 
@@ -50,6 +50,17 @@ struct Scratch {
     /// This party's histogram of each node not split yet (a split builds its smaller child's
     /// and takes the other from the parent's, as pooled training does).
     histograms: Vec<Option<NodeHistogram>>,
+    /// Leaves split ahead, not yet taken by the grower: by node, the children's rows and
+    /// histograms (left, right).
+    ahead: BTreeMap<usize, AheadSplit>,
+}
+
+/// A leaf split ahead of the grower ([`Request::Split`]).
+struct AheadSplit {
+    left_rows: Vec<u32>,
+    right_rows: Vec<u32>,
+    left: NodeHistogram,
+    right: NodeHistogram,
 }
 
 /// A party holding its own declaration items.
@@ -317,7 +328,7 @@ impl LocalParty {
                 let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
                 let sums = LabelSums::of(&data.labels, &data.weights);
                 let words = [sums.n_rows, sums.weight as u64, sums.positive_weight as u64];
-                self.masked(call, &words)
+                self.masked(call, words.to_vec())
             }
             Request::Init { init_score } => {
                 let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
@@ -366,95 +377,37 @@ impl LocalParty {
                     hessians,
                     rows: vec![Some(rows)],
                     histograms: vec![Some(root)],
+                    ahead: BTreeMap::new(),
                 });
-                self.masked(call, &words)
+                self.masked(call, words)
             }
-            Request::Split {
-                node,
-                feature,
-                split,
-                left,
-                right,
-            } => {
+            Request::Split { confirm, ahead } => {
                 let agreed = self.agreed.as_ref().ok_or("no binning agreed yet")?;
                 let scratch = self.scratch.as_mut().ok_or("no tree started")?;
-                if *feature >= agreed.binning.features().len() {
-                    return Err(format!("feature {feature} does not exist"));
+                confirm_splits(scratch, confirm, agreed.max_nodes)?;
+                if ahead.is_empty() || ahead.len() > agreed.max_nodes / 2 {
+                    return Err(format!(
+                        "{} leaves to split in one round, 1 to {} allowed",
+                        ahead.len(),
+                        agreed.max_nodes / 2
+                    ));
                 }
-                let n_bins = agreed.binning.features()[*feature].n_bins();
-                if let borderlens_risk::gbdt::BinSplit::Categorical { left } = split {
-                    if left.len() != n_bins {
-                        return Err(format!(
-                            "a split of feature {feature} over {} bins, it has {n_bins}",
-                            left.len()
-                        ));
-                    }
+                let mut words = Vec::new();
+                for a in ahead {
+                    let left = split_ahead(agreed, scratch, a)?;
+                    words.extend(left.to_words());
                 }
-                // Children are numbered as the grower numbers them: the next two ids, left odd.
-                if *right != left.wrapping_add(1)
-                    || *left % 2 != 1
-                    || *left <= *node
-                    || *right >= agreed.max_nodes
-                {
-                    return Err(format!("children {left} and {right} of node {node}"));
-                }
-                let free = |id: usize| scratch.rows.get(id).is_none_or(Option::is_none);
-                if !free(*left) || !free(*right) {
-                    return Err(format!("node {left} or {right} exists already"));
-                }
-                let rows = scratch
-                    .rows
-                    .get_mut(*node)
-                    .and_then(Option::take)
-                    .ok_or_else(|| {
-                        format!("node {node} has no rows (split already, or unknown)")
-                    })?;
-                let parent = scratch
-                    .histograms
-                    .get_mut(*node)
-                    .and_then(Option::take)
-                    .ok_or_else(|| format!("node {node} has no histogram"))?;
-                let column = agreed.binned.column(*feature);
-                let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = rows
-                    .iter()
-                    .partition(|&&r| split.goes_left(column[r as usize]));
-                // The smaller child's histogram is built, the other's is the parent's less it.
-                let small_is_left = left_rows.len() <= right_rows.len();
-                let small = NodeHistogram::build(
-                    &agreed.binning,
-                    &agreed.binned,
-                    if small_is_left {
-                        &left_rows
-                    } else {
-                        &right_rows
-                    },
-                    &scratch.gradients,
-                    &scratch.hessians,
-                );
-                let mut large = parent;
-                large.subtract(&small);
-                let (left_histogram, right_histogram) = if small_is_left {
-                    (small, large)
-                } else {
-                    (large, small)
-                };
-                let words = left_histogram.to_words();
-                let needed = (*left).max(*right) + 1;
-                if scratch.rows.len() < needed {
-                    scratch.rows.resize(needed, None);
-                    scratch.histograms.resize(needed, None);
-                }
-                scratch.rows[*left] = Some(left_rows);
-                scratch.rows[*right] = Some(right_rows);
-                scratch.histograms[*left] = Some(left_histogram);
-                scratch.histograms[*right] = Some(right_histogram);
-                self.masked(call, &words)
+                self.masked(call, words)
             }
             Request::Histogram { node } => {
                 let words = self.histogram_words(*node)?;
-                self.masked(call, &words)
+                self.masked(call, words)
             }
-            Request::Apply { iteration, tree } => {
+            Request::Apply {
+                iteration,
+                tree,
+                confirm,
+            } => {
                 let model = self.model.as_mut().ok_or("no starting score yet")?;
                 if *iteration + 1 == model.trees.len() && model.trees.last() == Some(tree) {
                     return ack;
@@ -465,7 +418,14 @@ impl LocalParty {
                         model.trees.len()
                     ));
                 }
-                let scratch = self.scratch.take().ok_or("no tree grown")?;
+                let mut scratch = self.scratch.take().ok_or("no tree grown")?;
+                let max_nodes = self.agreed.as_ref().map_or(0, |a| a.max_nodes);
+                if let Err(e) = confirm_splits(&mut scratch, confirm, max_nodes) {
+                    // Refused: the tree stays grown, so that a correct Apply still applies.
+                    self.scratch = Some(scratch);
+                    return Err(e);
+                }
+                // Splits made ahead and never taken are forgotten.
                 let leaves: Vec<(usize, Vec<u32>)> = scratch
                     .rows
                     .into_iter()
@@ -514,7 +474,7 @@ impl LocalParty {
     }
 
     /// `words` masked with the round's members.
-    fn masked(&self, call: &Call, words: &[u64]) -> Result<(Kind, Vec<u8>), String> {
+    fn masked(&self, call: &Call, words: Vec<u64>) -> Result<(Kind, Vec<u8>), String> {
         let mut peers = Vec::new();
         for &member in call.members.iter().filter(|&&m| m != self.id) {
             let shared = self
@@ -545,7 +505,111 @@ impl LocalParty {
                 call.round
             ));
         }
-        let masked = secagg::mask(self.id, words, &peers, call.round, &call.nonce);
+        let mut masked = words;
+        secagg::mask_in_place(self.id, &mut masked, &peers, call.round, &call.nonce);
         Ok((Kind::Masked, words_to_bytes(&masked)))
     }
+}
+
+/// Takes the splits `confirm` as the tree's: each names a leaf split ahead and its children's
+/// ids, numbered as the grower numbers them (the next two ids, left odd, within `max_nodes`).
+fn confirm_splits(
+    scratch: &mut Scratch,
+    confirm: &[Confirm],
+    max_nodes: usize,
+) -> Result<(), String> {
+    for c in confirm {
+        let Confirm { node, left, right } = *c;
+        if right != left.wrapping_add(1) || left % 2 != 1 || left <= node || right >= max_nodes {
+            return Err(format!("children {left} and {right} of node {node}"));
+        }
+        let free = |id: usize| scratch.rows.get(id).is_none_or(Option::is_none);
+        if !free(left) || !free(right) {
+            return Err(format!("node {left} or {right} exists already"));
+        }
+        let split = scratch
+            .ahead
+            .remove(&node)
+            .ok_or_else(|| format!("node {node} was not split ahead"))?;
+        if right >= scratch.rows.len() {
+            scratch.rows.resize(right + 1, None);
+            scratch.histograms.resize(right + 1, None);
+        }
+        scratch.rows[node] = None;
+        scratch.histograms[node] = None;
+        scratch.rows[left] = Some(split.left_rows);
+        scratch.rows[right] = Some(split.right_rows);
+        scratch.histograms[left] = Some(split.left);
+        scratch.histograms[right] = Some(split.right);
+    }
+    Ok(())
+}
+
+/// Splits leaf `a.node` ahead: its rows partitioned, the smaller child's histogram built and
+/// the other's taken from the leaf's, as pooled training does; returns the left child's.
+fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Result<NodeHistogram, String> {
+    let Ahead {
+        node,
+        feature,
+        ref split,
+    } = *a;
+    if feature >= agreed.binning.features().len() {
+        return Err(format!("feature {feature} does not exist"));
+    }
+    let n_bins = agreed.binning.features()[feature].n_bins();
+    if let borderlens_risk::gbdt::BinSplit::Categorical { left } = split {
+        if left.len() != n_bins {
+            return Err(format!(
+                "a split of feature {feature} over {} bins, it has {n_bins}",
+                left.len()
+            ));
+        }
+    }
+    if scratch.ahead.contains_key(&node) {
+        return Err(format!("node {node} is split ahead already"));
+    }
+    let rows = scratch
+        .rows
+        .get(node)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| format!("node {node} has no rows (split already, or unknown)"))?;
+    let parent = scratch
+        .histograms
+        .get(node)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| format!("node {node} has no histogram"))?;
+    let column = agreed.binned.column(feature);
+    let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = rows
+        .iter()
+        .partition(|&&r| split.goes_left(column[r as usize]));
+    let small_is_left = left_rows.len() <= right_rows.len();
+    let small = NodeHistogram::build(
+        &agreed.binning,
+        &agreed.binned,
+        if small_is_left {
+            &left_rows
+        } else {
+            &right_rows
+        },
+        &scratch.gradients,
+        &scratch.hessians,
+    );
+    let mut large = parent.clone();
+    large.subtract(&small);
+    let (left, right) = if small_is_left {
+        (small, large)
+    } else {
+        (large, small)
+    };
+    let answer = left.clone();
+    scratch.ahead.insert(
+        node,
+        AheadSplit {
+            left_rows,
+            right_rows,
+            left,
+            right,
+        },
+    );
+    Ok(answer)
 }

@@ -6,8 +6,9 @@
 //! relays them unauthenticated in this step: a dishonest coordinator could hand out keys of its
 //! own and unmask; partners pinning each other's public keys (with the per-partner credentials
 //! of HTTP nodes) is what closes that. For
-//! each round, a pair's secret, the round number and the round's nonce seed a ChaCha12 stream
-//! (12 rounds, as `rand`'s `StdRng`; ChaCha20 was the largest cost of federated training)
+//! each round, a pair's secret, the round number and the round's nonce seed a ChaCha8 stream
+//! (8 rounds: Aumasson's "Too Much Crypto" (2019) finds 8 ample, 7 being the most attacked;
+//! ChaCha20, then ChaCha12, was the largest single cost of federated training)
 //! ([`round_seed`], [`mask_stream`]); party `i` adds the stream of every pair it is in to its
 //! vector, with `+` when it is the lower id of the pair and `-` otherwise, in wrapping `u64`
 //! arithmetic. Each message on its own is the vector plus a uniformly random vector: uniform, it
@@ -21,7 +22,7 @@
 //! if it did arrive: ask for it only when it did not.
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha12Rng;
+use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -97,7 +98,7 @@ pub fn mask_stream(seed: [u8; 32], len: usize) -> Vec<u64> {
 
 /// Adds (`add`) or takes away the stream of `seed` to or from `words`, wrapping.
 fn apply(words: &mut [u64], seed: [u8; 32], add: bool) {
-    let mut rng = ChaCha12Rng::from_seed(seed);
+    let mut rng = ChaCha8Rng::from_seed(seed);
     let mut block = [0u8; 512];
     for chunk in words.chunks_mut(64) {
         let bytes = &mut block[..chunk.len() * 8];
@@ -124,10 +125,21 @@ pub fn mask(
     nonce: &Nonce,
 ) -> Vec<u64> {
     let mut masked = words.to_vec();
-    for (peer, shared) in peers {
-        apply(&mut masked, round_seed(shared, round, nonce), me < *peer);
-    }
+    mask_in_place(me, &mut masked, peers, round, nonce);
     masked
+}
+
+/// [`mask`], in place.
+pub fn mask_in_place(
+    me: PartyId,
+    words: &mut [u64],
+    peers: &[(PartyId, [u8; 32])],
+    round: u64,
+    nonce: &Nonce,
+) {
+    for (peer, shared) in peers {
+        apply(words, round_seed(shared, round, nonce), me < *peer);
+    }
 }
 
 /// The wrapping sum of several messages (masked vectors of the same length); `None` when their

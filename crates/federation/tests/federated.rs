@@ -6,7 +6,9 @@
 use std::time::Instant;
 
 use borderlens_domain::{DeclarationItem, LabelKind};
-use borderlens_federation::message::{bytes_to_words, words_to_bytes, Call, Envelope, Request};
+use borderlens_federation::message::{
+    bytes_to_words, words_to_bytes, Ahead, Call, Confirm, Envelope, Kind, Request,
+};
 use borderlens_federation::secagg::{self, KeyPair};
 use borderlens_federation::{
     Coordinator, FederatedModel, FederationError, FederationOptions, InProcess, LocalParty,
@@ -16,7 +18,8 @@ use borderlens_ingest::{read_declarations, ColumnMapping};
 use borderlens_risk::data::Dataset;
 use borderlens_risk::features::FeaturePipeline;
 use borderlens_risk::gbdt::{
-    log_loss_gradients, Binning, Booster, GbdtConfig, LabelSums, NodeHistogram,
+    log_loss_gradients, BinSplit, Binning, Booster, FeatureSummary, GbdtConfig, LabelSums,
+    NodeHistogram,
 };
 
 const SAMPLE: &str = concat!(
@@ -144,6 +147,19 @@ fn federated_training_gives_the_pooled_model_on_every_declaration() {
         pooled_time
     );
     assert!(max_delta < 1e-9, "max |Δ| {max_delta}");
+    // A round a split would take a round per split, plus a root and an apply per tree;
+    // splitting ahead the leaves the grower may split next takes fewer.
+    let splits: usize = model
+        .booster
+        .trees
+        .iter()
+        .map(|t| t.nodes.iter().filter(|n| n.split.is_some()).count())
+        .sum();
+    assert!(
+        (model.rounds as usize) < splits,
+        "{} rounds for {splits} splits",
+        model.rounds
+    );
     assert!(
         expected
             .iter()
@@ -688,4 +704,119 @@ fn pinned_keys_train_and_a_substituted_key_is_refused() {
     for party in coordinator.transport().inner.all() {
         assert!(party.booster().is_none(), "party {}", party.id());
     }
+}
+
+/// A party splits leaves ahead only as the grower may (leaves it holds, once each, at most
+/// one per leaf allowed), takes a split as the tree's only when it was made ahead and its
+/// children are numbered as the grower numbers them, and answers with one histogram per leaf
+/// split, in the order asked.
+#[test]
+fn a_party_takes_only_splits_made_ahead_with_the_children_the_grower_numbers() {
+    let mut parties = parties();
+    let members: Vec<PartyId> = vec![0, 1, 2];
+    let mut round = 0;
+    let mut call_all = |parties: &mut [LocalParty], request: Request| {
+        round += 1;
+        let call = Call {
+            round,
+            nonce: [round as u8; 16],
+            members: members.clone(),
+            request,
+        };
+        parties
+            .iter_mut()
+            .map(|p| Envelope::decode(&p.handle(&call)).unwrap())
+            .collect::<Vec<Envelope>>()
+    };
+    let answers = call_all(&mut parties, Request::PublicKey);
+    let keys = answers
+        .iter()
+        .map(|e| (e.party, e.payload[..32].try_into().unwrap()))
+        .collect();
+    let salts = answers
+        .iter()
+        .map(|e| (e.party, e.payload[32..].try_into().unwrap()))
+        .collect();
+    call_all(&mut parties, Request::Peers { keys, salts });
+    let pipeline = FeaturePipeline::fit(&sample_items());
+    let answers = call_all(&mut parties, Request::Pipeline { pipeline });
+    let summaries: Vec<Vec<FeatureSummary>> = answers
+        .iter()
+        .map(|e| serde_json::from_slice(&e.payload).unwrap())
+        .collect();
+    let config = config();
+    let binning = Binning::from_summaries(&summaries, config.max_bin).unwrap();
+    call_all(
+        &mut parties,
+        Request::Binning {
+            binning: binning.clone(),
+            config: config.clone(),
+        },
+    );
+    call_all(&mut parties, Request::Init { init_score: -2.0 });
+    let root = call_all(&mut parties, Request::Root { iteration: 0 });
+    let len = root[0].payload.len();
+    // A numeric feature split at its first bin.
+    let feature = binning
+        .features()
+        .iter()
+        .position(|f| {
+            f.n_bins() > 3 && matches!(f, borderlens_risk::gbdt::FeatureBins::Numeric { .. })
+        })
+        .unwrap();
+    let at = |node: usize| Ahead {
+        node,
+        feature,
+        split: BinSplit::Numeric {
+            threshold_bin: 1,
+            default_left: true,
+        },
+    };
+    let split = |confirm: Vec<Confirm>, ahead: Vec<Ahead>| Request::Split { confirm, ahead };
+    let refusal = |answers: &[Envelope]| {
+        assert_eq!(answers[0].kind, Kind::Refused);
+        String::from_utf8(answers[0].payload.clone()).unwrap()
+    };
+    let children = |node, left, right| Confirm { node, left, right };
+
+    let answers = call_all(&mut parties, split(vec![], vec![at(0)]));
+    assert_eq!(answers[0].kind, Kind::Masked);
+    assert_eq!(answers[0].payload.len(), len, "one histogram");
+    // The root again, before the grower took it: refused.
+    let why = refusal(&call_all(&mut parties, split(vec![], vec![at(0)])));
+    assert!(why.contains("node 0 is split ahead already"), "{why}");
+    // Children numbered otherwise than the grower: refused.
+    let why = refusal(&call_all(
+        &mut parties,
+        split(vec![children(0, 2, 3)], vec![at(1)]),
+    ));
+    assert!(why.contains("children 2 and 3 of node 0"), "{why}");
+    // A node never split ahead cannot be taken.
+    let why = refusal(&call_all(
+        &mut parties,
+        split(vec![children(4, 5, 6)], vec![at(1)]),
+    ));
+    assert!(why.contains("node 4 was not split ahead"), "{why}");
+    // Nothing to split, or more leaves than a tree may have: refused.
+    let why = refusal(&call_all(&mut parties, split(vec![], vec![])));
+    assert!(why.contains("0 leaves to split in one round"), "{why}");
+    let many: Vec<Ahead> = (0..config.num_leaves + 1).map(at).collect();
+    let why = refusal(&call_all(&mut parties, split(vec![], many)));
+    assert!(why.contains("leaves to split in one round"), "{why}");
+    // Taken as the grower numbers them, the two children are split ahead in one round: two
+    // histograms, in the order asked.
+    let answers = call_all(
+        &mut parties,
+        split(vec![children(0, 1, 2)], vec![at(2), at(1)]),
+    );
+    assert_eq!(
+        answers[0].kind,
+        Kind::Masked,
+        "{:?}",
+        String::from_utf8_lossy(&answers[0].payload)
+    );
+    assert_eq!(answers[0].payload.len(), 2 * len);
+    // The root was split: it holds no rows any more.
+    let why = refusal(&call_all(&mut parties, split(vec![], vec![at(0)])));
+    assert!(why.contains("node 0 has no rows"), "{why}");
 }

@@ -419,7 +419,10 @@ impl NodesFile {
 
 /// The coordinator's HTTP client of its nodes: every answer must bear the node's token.
 pub struct HttpNodes {
-    client: reqwest::blocking::Client,
+    /// Drives the requests: a round's requests to every node go out together on one thread
+    /// (no thread per request, no hop through a blocking client's own runtime).
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
     nodes: Vec<NodeEntry>,
     session: String,
 }
@@ -427,11 +430,17 @@ pub struct HttpNodes {
 impl HttpNodes {
     /// A client of `nodes` (party ids in their order); `timeout` bounds each request.
     pub fn new(nodes: NodesFile, timeout: Duration) -> Result<HttpNodes, String> {
-        let client = reqwest::blocking::Client::builder()
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the HTTP client's runtime: {e}"))?;
+        let client = reqwest::Client::builder()
             .timeout(timeout)
+            .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(HttpNodes {
+            runtime,
             client,
             nodes: nodes.nodes,
             session: String::new(),
@@ -453,12 +462,14 @@ impl HttpNodes {
         body: Vec<u8>,
         json: bool,
     ) -> Result<Vec<u8>, Unreachable> {
-        post_to(&self.client, self.node(party)?, path, body, json)
+        let node = self.node(party)?;
+        self.runtime
+            .block_on(post_to(&self.client, node, path, body, json))
     }
 }
 
-fn post_to(
-    client: &reqwest::blocking::Client,
+async fn post_to(
+    client: &reqwest::Client,
     node: &NodeEntry,
     path: &str,
     body: Vec<u8>,
@@ -470,12 +481,13 @@ fn post_to(
     } else {
         "application/octet-stream"
     };
-    let response = client
+    let mut response = client
         .post(&url)
         .bearer_auth(&node.token)
         .header(header::CONTENT_TYPE, content_type)
         .body(body)
         .send()
+        .await
         .map_err(|e| Unreachable(format!("{}: {e}", node.name)))?;
     let status = response.status();
     // The node's token first: no byte of an answer without it is read.
@@ -490,17 +502,26 @@ fn post_to(
             node.name
         )));
     }
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(response, MAX_NODE_BODY as u64 + 1),
-        &mut bytes,
-    )
-    .map_err(|e| Unreachable(format!("{}: reading the answer: {e}", node.name)))?;
-    if bytes.len() > MAX_NODE_BODY {
-        return Err(Unreachable(format!(
+    let too_long = || {
+        Unreachable(format!(
             "{}: an answer of more than {MAX_NODE_BODY} bytes",
             node.name
-        )));
+        ))
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > MAX_NODE_BODY as u64 {
+        return Err(too_long());
+    }
+    let mut bytes = Vec::with_capacity(announced as usize);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Unreachable(format!("{}: reading the answer: {e}", node.name)))?
+    {
+        if bytes.len() + chunk.len() > MAX_NODE_BODY {
+            return Err(too_long());
+        }
+        bytes.extend_from_slice(&chunk);
     }
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -525,27 +546,22 @@ impl Transport for HttpNodes {
         self.post(party, &path, call.encode(), false)
     }
 
-    /// The nodes answer in parallel, one thread each.
+    /// The nodes answer in parallel: every request goes out at once, and all are awaited.
     fn call_all(&mut self, parties: &[PartyId], call: &Call) -> Vec<Result<Vec<u8>, Unreachable>> {
         let body = call.encode();
         let path = format!("/federation/v1/sessions/{}/call", self.session);
-        let this: &HttpNodes = self;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = parties
-                .iter()
-                .map(|&party| {
-                    let (body, path) = (body.clone(), &path);
-                    scope.spawn(move || this.post(party, path, body, false))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Unreachable("the request thread failed".into())))
-                })
-                .collect()
-        })
+        let (client, path) = (&self.client, path.as_str());
+        let requests: Vec<_> = parties
+            .iter()
+            .map(|&party| {
+                let node = self.node(party);
+                let body = body.clone();
+                async move { post_to(client, node?, path, body, false).await }
+            })
+            .collect();
+        // Polled together on this thread: each answer is read as it arrives.
+        self.runtime
+            .block_on(futures_util::future::join_all(requests))
     }
 }
 

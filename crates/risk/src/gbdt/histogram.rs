@@ -495,6 +495,12 @@ pub trait NodeRows {
 
     /// The histogram of node `node`'s rows (a node made by [`NodeRows::split`]).
     fn histogram(&mut self, node: usize) -> Result<NodeHistogram, Self::Error>;
+
+    /// Before each split: the leaves the grower may split next, as (node, feature, split),
+    /// best gain first, as many as splits are left. The next [`NodeRows::split`] is the first
+    /// of them; the others may follow, unless their children's gains come first. Rows held
+    /// elsewhere use it to split ahead in one round; rows in memory ignore it.
+    fn ahead(&mut self, _candidates: &[(usize, usize, &BinSplit)]) {}
 }
 
 /// Rows in memory, with their gradients and hessians: the [`NodeRows`] training uses, and what

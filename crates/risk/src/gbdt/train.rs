@@ -378,6 +378,22 @@ fn grow<R: NodeRows>(
     root.best = best_split(&root);
     let mut leaves = vec![root];
     while leaves.len() < config.num_leaves.max(2) {
+        {
+            // What may be split next, best first (ties: the lower node, as the pick below).
+            let mut candidates: Vec<(usize, usize, &BinSplit, f64)> = leaves
+                .iter()
+                .filter_map(|l| {
+                    l.best
+                        .as_ref()
+                        .map(|b| (l.node, b.feature, &b.split, b.gain))
+                })
+                .collect();
+            candidates.sort_by(|a, b| b.3.total_cmp(&a.3));
+            candidates.truncate(config.num_leaves.max(2) - leaves.len());
+            let ahead: Vec<(usize, usize, &BinSplit)> =
+                candidates.iter().map(|&(n, f, s, _)| (n, f, s)).collect();
+            rows.ahead(&ahead);
+        }
         let pick = leaves
             .iter()
             .enumerate()
