@@ -76,6 +76,10 @@ pub struct AbortSession {
     pub session: String,
     /// Why, in words.
     pub reason: String,
+    /// The session did what it was opened for and saves nothing (pooled statistics): audited
+    /// as `federation_close`, not as an abort.
+    #[serde(default)]
+    pub done: bool,
 }
 
 /// What a node saved at the end of a session.
@@ -384,7 +388,12 @@ impl FederationNode {
         let mut slot = self.lock();
         own_session(&mut slot, partner, &abort.session)?;
         let done = slot.take().expect("the session was checked above");
-        end_session(store, done, "federation_abort", &note(&abort.reason))
+        let action = if abort.done {
+            "federation_close"
+        } else {
+            "federation_abort"
+        };
+        end_session(store, done, action, &note(&abort.reason))
     }
 }
 
@@ -665,6 +674,7 @@ pub fn federate_train<L: NodeLinks>(
                 &AbortSession {
                     session: session.clone(),
                     reason: format!("dropped: {why}"),
+                    done: false,
                 },
             );
             NodeOutcome {
@@ -710,6 +720,134 @@ pub fn federate_train<L: NodeLinks>(
     })
 }
 
+/// Pooled statistics across the nodes, under secure aggregation ([`federate_stats`]).
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct PooledNodesReport {
+    /// The session.
+    pub session: String,
+    /// `origin` or `route`.
+    pub dimension: String,
+    /// Each node's controlled declarations dated up to this day are counted.
+    #[schemars(with = "String")]
+    pub until: NaiveDate,
+    /// The nodes, by party id.
+    pub nodes: Vec<String>,
+    /// Per segment held by two nodes or more: the pooled counts and hit rate (Wilson
+    /// interval); no node's own counts are seen.
+    pub segments: Vec<PooledNodesSegment>,
+    /// The segments held by one node only, together (never one node's segment alone).
+    pub elsewhere: PooledNodesSegment,
+    /// Rounds run.
+    pub rounds: u64,
+}
+
+/// One segment of [`PooledNodesReport`].
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct PooledNodesSegment {
+    /// The origin country or route (`departure/transport mode`).
+    pub segment: String,
+    /// The pooled hit rate among the controlled declarations, with its interval.
+    pub pooled: borderlens_selection::estimate::RateEstimate,
+}
+
+/// Opens a session on every node, sums their controlled declarations and hits by `dimension`
+/// (`origin` or `route`) under secure aggregation, and closes the sessions (audited on each
+/// node as `federation_close`). Each node counts its labelled declarations dated up to `until`.
+pub fn federate_stats<L: NodeLinks>(
+    links: L,
+    dimension: &str,
+    until: NaiveDate,
+    confidence: f64,
+) -> Result<PooledNodesReport, JobError> {
+    if !matches!(dimension, "origin" | "route") {
+        return Err(JobError::Invalid(format!(
+            "unknown dimension '{dimension}': use origin or route"
+        )));
+    }
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| JobError::Internal(format!("randomness: {e}")))?;
+    let session = format!("stats-{}", hex(&id));
+    let parties = links.parties();
+    let mut coordinator = Coordinator::new(
+        links,
+        FederationOptions {
+            gbdt: GbdtConfig::standard(),
+            on_fault: OnFault::Abort,
+        },
+    );
+    for &party in &parties {
+        let open = OpenSession {
+            session: session.clone(),
+            party,
+            label: LabelKind::Fraud,
+            until,
+        };
+        if let Err(e) = coordinator.transport_mut().open(party, &open) {
+            let name = coordinator.transport().name(party);
+            abort_all(
+                &mut coordinator,
+                &parties,
+                &session,
+                &format!("{name} did not open: {e}"),
+            );
+            return Err(JobError::Invalid(format!(
+                "node {name} (party {party}) did not open the session: {e}"
+            )));
+        }
+    }
+    let counts = match coordinator.pooled_counts(dimension) {
+        Ok(counts) => counts,
+        Err(e) => {
+            abort_all(&mut coordinator, &parties, &session, &e.to_string());
+            return Err(JobError::Invalid(format!("pooled statistics failed: {e}")));
+        }
+    };
+    for &party in &parties {
+        // A node that cannot be told ends the session when a new one opens.
+        let _ = coordinator.transport_mut().abort(
+            party,
+            &AbortSession {
+                session: session.clone(),
+                reason: format!("pooled statistics by {dimension} computed"),
+                done: true,
+            },
+        );
+    }
+    let rate = |segment: String, n: u64, hits: u64| PooledNodesSegment {
+        segment,
+        pooled: borderlens_selection::estimate::naive(
+            n as usize,
+            hits as usize,
+            n as usize,
+            confidence,
+        ),
+    };
+    let mut segments: Vec<PooledNodesSegment> = counts
+        .segments
+        .into_iter()
+        .map(|(segment, n, hits)| rate(segment, n, hits))
+        .collect();
+    segments.sort_by(|a, b| {
+        b.pooled
+            .inspected
+            .cmp(&a.pooled.inspected)
+            .then_with(|| a.segment.cmp(&b.segment))
+    });
+    let (n, hits) = counts.elsewhere;
+    Ok(PooledNodesReport {
+        session,
+        dimension: dimension.to_string(),
+        until,
+        nodes: parties
+            .iter()
+            .map(|&p| coordinator.transport().name(p))
+            .collect(),
+        segments,
+        elsewhere: rate("at one node only".to_string(), n, hits),
+        rounds: counts.rounds,
+    })
+}
+
 fn abort_all<L: NodeLinks>(
     coordinator: &mut Coordinator<L>,
     parties: &[PartyId],
@@ -723,6 +861,7 @@ fn abort_all<L: NodeLinks>(
             &AbortSession {
                 session: session.to_string(),
                 reason: reason.to_string(),
+                done: false,
             },
         );
     }
@@ -768,6 +907,7 @@ fn shared_as(answer: &str) -> String {
         "Summaries" => "feature summaries (distinct values with their counts, no labels)".into(),
         "PublicKey" => "public key for mask agreement".into(),
         "Seed" => "a round seed (to unmask the survivors' sum after a party dropped)".into(),
+        "Segments" => "segment names (origins or routes present, no counts)".into(),
         "Ack" => "acknowledgements".into(),
         other if other.starts_with("refused") => "refusals".into(),
         other => other.to_string(),
@@ -827,10 +967,14 @@ pub fn federation_sessions(
                     *summary.shared.entry(shared_as(answer)).or_default() += 1;
                 }
             }
-            "federation_finish" | "federation_abort" | "federation_replaced" => {
+            "federation_finish"
+            | "federation_abort"
+            | "federation_replaced"
+            | "federation_close" => {
                 summary.outcome = match e.action.as_str() {
                     "federation_finish" => "finished",
                     "federation_abort" => "aborted",
+                    "federation_close" => "closed",
                     _ => "replaced",
                 }
                 .into();

@@ -68,9 +68,9 @@ mod views;
 pub use borderlens_synth::described::DescribeOptions;
 pub use decisions::*;
 pub use federation::{
-    federate_train, federation_sessions, AbortSession, FederateReport, FederateRequest,
-    FederationNode, FinishSession, Finished, LocalNodes, NodeIdentity, NodeLinks, NodeOutcome,
-    OpenSession, SessionSummary,
+    federate_stats, federate_train, federation_sessions, AbortSession, FederateReport,
+    FederateRequest, FederationNode, FinishSession, Finished, LocalNodes, NodeIdentity, NodeLinks,
+    NodeOutcome, OpenSession, PooledNodesReport, PooledNodesSegment, SessionSummary,
 };
 pub use hs_reading::{
     annotate, hs_check, hs_model, hs_reading, hs_suggest, item_hs_reading, reading_of_item,

@@ -28,7 +28,7 @@ pub struct IntervalRow {
 
 /// Estimates with intervals against a shared value axis (`value_label`), top to bottom in the
 /// caller's order; the legend names the estimate (`estimate_name`) and the compared value
-/// (`compared_name`). The axis starts at zero. Non-finite numbers are not drawn.
+/// (`compared_name`; empty: no legend entry). The axis starts at zero. Non-finite numbers are not drawn.
 pub fn intervals_svg(
     title: &str,
     rows: &[IntervalRow],
@@ -64,18 +64,26 @@ pub fn intervals_svg(
     let _ = writeln!(
         s,
         "<circle cx=\"{}\" cy=\"{y}\" r=\"4\" fill=\"{ESTIMATE}\"/>\
-         <text x=\"{}\" y=\"{ty}\">{}</text>\
-         <circle cx=\"{}\" cy=\"{y}\" r=\"4\" fill=\"none\" stroke=\"{COMPARED}\" stroke-width=\"2\"/>\
          <text x=\"{}\" y=\"{ty}\">{}</text>",
         c(left),
         c(left + 10.0),
         label(estimate_name),
-        c(left + 260.0),
-        c(left + 270.0),
-        label(compared_name),
         y = c(TOP + 4.0),
         ty = c(TOP + 8.0),
     );
+    // No value compared with: no legend entry for it.
+    if !compared_name.is_empty() {
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{}\" cy=\"{y}\" r=\"4\" fill=\"none\" stroke=\"{COMPARED}\" stroke-width=\"2\"/>\
+             <text x=\"{}\" y=\"{ty}\">{}</text>",
+            c(left + 260.0),
+            c(left + 270.0),
+            label(compared_name),
+            y = c(TOP + 4.0),
+            ty = c(TOP + 8.0),
+        );
+    }
     x_axis(&mut s, &scale, plot_bottom, plot_top, value_label);
     for (i, row) in rows.iter().enumerate() {
         let y = plot_top + i as f64 * ROW + ROW / 2.0;

@@ -94,6 +94,31 @@ pub enum FederateCommand {
     /// Train one risk model across the nodes without moving rows: features agreed from
     /// summaries, masked histograms summed per tree node; every node saves the same trees.
     Train(FederateTrainArgs),
+    /// Pooled hit rates across the nodes by origin or route, summed under secure aggregation:
+    /// no node's counts are seen, segments held by one node only are counted together.
+    Stats(FederateStatsArgs),
+}
+
+#[derive(Args)]
+pub struct FederateStatsArgs {
+    /// Nodes file (TOML), as for `federate train`.
+    #[arg(long, value_name = "FILE")]
+    pub nodes: PathBuf,
+    /// Split by: origin or route (departure country/transport mode).
+    #[arg(long, default_value = "origin")]
+    pub by: String,
+    /// Every node counts its controlled declarations up to this day (default: today).
+    #[arg(long)]
+    pub until: Option<NaiveDate>,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Write the chart of the pooled hit rates to this SVG file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Seconds a node may take to answer one request.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_seconds: u64,
 }
 
 #[derive(Args)]
@@ -184,7 +209,10 @@ pub fn node(
 }
 
 pub fn federate(command: &FederateCommand, json: bool, bars: &Bars) -> anyhow::Result<ExitCode> {
-    let FederateCommand::Train(a) = command;
+    let a = match command {
+        FederateCommand::Train(a) => a,
+        FederateCommand::Stats(a) => return federate_stats(a, json),
+    };
     let on_fault = match a.on_fault.as_str() {
         "abort" => OnFault::Abort,
         "drop" => OnFault::Drop,
@@ -248,4 +276,85 @@ pub fn federate(command: &FederateCommand, json: bool, bars: &Bars) -> anyhow::R
     } else {
         ExitCode::from(1)
     })
+}
+
+fn federate_stats(a: &FederateStatsArgs, json: bool) -> anyhow::Result<ExitCode> {
+    if !(a.confidence > 0.0 && a.confidence < 1.0) {
+        bail!("--confidence must be between 0 and 1");
+    }
+    let nodes = NodesFile::read(&a.nodes).map_err(anyhow::Error::msg)?;
+    let links = HttpNodes::new(nodes, Duration::from_secs(a.timeout_seconds.max(1)))
+        .map_err(anyhow::Error::msg)?;
+    let until = a.until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let report = app::federate_stats(links, &a.by, until, a.confidence)?;
+    if let Some(path) = &a.chart {
+        let rows: Vec<borderlens_charts::intervals::IntervalRow> = report
+            .segments
+            .iter()
+            .chain(std::iter::once(&report.elsewhere))
+            .take(30)
+            .map(|s| borderlens_charts::intervals::IntervalRow {
+                name: s.segment.clone(),
+                estimate: s.pooled.rate.is_finite().then_some((
+                    s.pooled.rate,
+                    s.pooled.low,
+                    s.pooled.high,
+                )),
+                compared: None,
+                note: format!("{}/{}", s.pooled.hits, s.pooled.inspected),
+            })
+            .collect();
+        let svg = borderlens_charts::intervals::intervals_svg(
+            &format!(
+                "Hit rate by {} pooled across {} nodes",
+                report.dimension,
+                report.nodes.len()
+            ),
+            &rows,
+            "hit rate",
+            "pooled",
+            "",
+        );
+        std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "hit rates by {} pooled across {} (declarations up to {}), {} rounds, session {}; no \
+         node's counts were seen",
+        report.dimension,
+        report.nodes.join(", "),
+        report.until,
+        report.rounds,
+        report.session
+    );
+    let mut t = crate::output::table(&[
+        &report.dimension,
+        "controlled",
+        "fraud found",
+        "hit rate (CI)",
+    ]);
+    for s in report
+        .segments
+        .iter()
+        .chain(std::iter::once(&report.elsewhere))
+    {
+        t.add_row(vec![
+            s.segment.clone(),
+            s.pooled.inspected.to_string(),
+            s.pooled.hits.to_string(),
+            if s.pooled.rate.is_finite() {
+                format!(
+                    "{:.4} ({:.4}-{:.4})",
+                    s.pooled.rate, s.pooled.low, s.pooled.high
+                )
+            } else {
+                "n/a".to_string()
+            },
+        ]);
+    }
+    outln!("{t}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
-fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_header(header.to_vec());

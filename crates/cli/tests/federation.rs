@@ -162,6 +162,79 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["n_trees"], 5);
     assert_eq!(report["same_trees"], true);
+    // Pooled statistics by origin under secure aggregation: the sums of the three nodes'
+    // controlled declarations, segment by segment, counted here from their files.
+    let mut by_origin: std::collections::BTreeMap<String, (u64, u64, usize)> = Default::default();
+    for name in names {
+        let csv = std::fs::read_to_string(split.join(name).join("df_syn_valid_eng.csv")).unwrap();
+        let mut declarations: std::collections::BTreeMap<String, (String, bool)> =
+            Default::default();
+        for line in csv.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let entry = declarations
+                .entry(f[0].to_string())
+                .or_insert((f[14].to_string(), false));
+            entry.1 |= f[20] == "1";
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (origin, hit) in declarations.into_values() {
+            let entry = by_origin.entry(origin.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(hit);
+            if seen.insert(origin) {
+                entry.2 += 1;
+            }
+        }
+    }
+    let chart = dir.path().join("pooled.svg");
+    let out = borderlens(&[
+        "--json",
+        "federate",
+        "stats",
+        "--nodes",
+        nodes_file.to_str().unwrap(),
+        "--by",
+        "origin",
+        "--until",
+        "2021-03-31",
+        "--chart",
+        chart.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["nodes"], serde_json::json!(names));
+    let segments = stats["segments"].as_array().unwrap();
+    let shared: Vec<_> = by_origin.iter().filter(|(_, (_, _, n))| *n >= 2).collect();
+    assert_eq!(segments.len(), shared.len(), "{stats}");
+    for (origin, (n, hits, _)) in shared {
+        let s = segments
+            .iter()
+            .find(|s| s["segment"] == origin.as_str())
+            .unwrap_or_else(|| panic!("{origin} missing: {stats}"));
+        assert_eq!(s["pooled"]["inspected"], *n, "{origin}");
+        assert_eq!(s["pooled"]["hits"], *hits, "{origin}");
+    }
+    let alone: u64 = by_origin
+        .values()
+        .filter(|(_, _, n)| *n < 2)
+        .map(|(c, _, _)| c)
+        .sum();
+    assert_eq!(stats["elsewhere"]["pooled"]["inspected"], alone);
+    assert!(std::fs::read_to_string(&chart).unwrap().starts_with("<svg"));
+    let out = borderlens(&[
+        "federate",
+        "stats",
+        "--nodes",
+        nodes_file.to_str().unwrap(),
+        "--by",
+        "importer",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("unknown dimension 'importer'"),
+        "{}",
+        text(&out.stderr)
+    );
     // node-c restarted pinning another key for node-a (as if a coordinator had substituted
     // node-a's): it refuses the session's keys, training stops naming it, nothing is saved.
     let c_partners = dir.path().join("node-c.toml");

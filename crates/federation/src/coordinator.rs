@@ -267,26 +267,7 @@ impl<T: Transport> Coordinator<T> {
                 self.members.len()
             )));
         }
-        // Keys and session salts: each party's, relayed to all.
-        let answers = self.collect_setup(Request::PublicKey)?;
-        let mut keys: Vec<(PartyId, [u8; 32])> = Vec::new();
-        let mut salts: Vec<(PartyId, [u8; 32])> = Vec::new();
-        for (party, e) in answers {
-            match (e.payload.get(..32), e.payload.get(32..)) {
-                (Some(key), Some(salt)) if e.payload.len() == 64 => {
-                    keys.push((party, key.try_into().expect("32 bytes")));
-                    salts.push((party, salt.try_into().expect("32 bytes")));
-                }
-                _ => {
-                    return Err(self.party_error(
-                        party,
-                        "public key",
-                        "not 32 bytes of key and 32 of salt".into(),
-                    ))
-                }
-            }
-        }
-        self.collect_setup(Request::Peers { keys, salts })?;
+        self.agree_keys()?;
         // Vocabularies, then summaries of the rows described with the union.
         let pipelines = self.collect_setup(Request::Vocabulary)?;
         let mut parts = Vec::new();
@@ -401,6 +382,104 @@ impl<T: Transport> Coordinator<T> {
             pipeline,
             binning,
             dropped: self.dropped.clone(),
+            rounds: self.round,
+        })
+    }
+
+    /// Keys and session salts: each party's, relayed to all, which agree their pair secrets.
+    fn agree_keys(&mut self) -> Result<(), FederationError> {
+        let answers = self.collect_setup(Request::PublicKey)?;
+        let mut keys: Vec<(PartyId, [u8; 32])> = Vec::new();
+        let mut salts: Vec<(PartyId, [u8; 32])> = Vec::new();
+        for (party, e) in answers {
+            match (e.payload.get(..32), e.payload.get(32..)) {
+                (Some(key), Some(salt)) if e.payload.len() == 64 => {
+                    keys.push((party, key.try_into().expect("32 bytes")));
+                    salts.push((party, salt.try_into().expect("32 bytes")));
+                }
+                _ => {
+                    return Err(self.party_error(
+                        party,
+                        "public key",
+                        "not 32 bytes of key and 32 of salt".into(),
+                    ))
+                }
+            }
+        }
+        self.collect_setup(Request::Peers { keys, salts })?;
+        Ok(())
+    }
+
+    /// Pooled statistics under secure aggregation: each party's controlled declarations and
+    /// hits by segment of `dimension` (`origin` or `route`), summed masked, so that no party's
+    /// counts are seen. The parties first say which segments they have (not how many);
+    /// segments at two parties or more are counted one by one, the others together as
+    /// "elsewhere", so that no segment's sum is one party's alone by construction.
+    pub fn pooled_counts(&mut self, dimension: &str) -> Result<PooledCounts, FederationError> {
+        if self.members.len() < 2 {
+            return Err(FederationError::Refused(format!(
+                "{} parties: pooled statistics need at least 2",
+                self.members.len()
+            )));
+        }
+        self.agree_keys()?;
+        let answers = self.collect_setup(Request::Segments {
+            dimension: dimension.to_string(),
+        })?;
+        let mut holders: BTreeMap<String, usize> = BTreeMap::new();
+        for (party, e) in answers {
+            let segments: Vec<String> = serde_json::from_slice(&e.payload).map_err(|err| {
+                self.party_error(party, "segments", format!("not a list of names: {err}"))
+            })?;
+            if segments.len() > crate::party::MAX_SEGMENTS {
+                return Err(self.party_error(
+                    party,
+                    "segments",
+                    format!(
+                        "{} segments, at most {}",
+                        segments.len(),
+                        crate::party::MAX_SEGMENTS
+                    ),
+                ));
+            }
+            let distinct: std::collections::BTreeSet<String> = segments.into_iter().collect();
+            for segment in distinct {
+                *holders.entry(segment).or_default() += 1;
+            }
+        }
+        let shared: Vec<String> = holders
+            .into_iter()
+            .filter(|(_, parties)| *parties >= 2)
+            .map(|(segment, _)| segment)
+            .collect();
+        let words = self.sum_setup(
+            Request::Counts {
+                dimension: dimension.to_string(),
+                segments: shared.clone(),
+            },
+            2 * shared.len() + 2,
+        )?;
+        // Counts are below 2^48 and hits never exceed controls: anything else is not a sum
+        // of counts.
+        let round = self.round;
+        let pairs: Vec<(u64, u64)> = words.chunks_exact(2).map(|w| (w[0], w[1])).collect();
+        if let Some((n, hits)) = pairs.iter().find(|(n, h)| *n >= 1 << 48 || h > n) {
+            return Err(FederationError::OutOfRange {
+                round,
+                stage: format!("counts by {dimension}"),
+                what: format!("{hits} hits among {n} declarations"),
+            });
+        }
+        let elsewhere = pairs.last().copied().unwrap_or((0, 0));
+        Ok(PooledCounts {
+            dimension: dimension.to_string(),
+            segments: shared
+                .into_iter()
+                .zip(pairs)
+                .map(|(segment, (controls, hits))| (segment, controls, hits))
+                .collect(),
+            elsewhere,
+            parties: self.members.clone(),
             rounds: self.round,
         })
     }
@@ -573,6 +652,21 @@ fn sum_masked(answers: &[(PartyId, Envelope)], len: usize) -> Vec<u64> {
         }
     }
     total
+}
+
+/// Pooled counts by segment ([`Coordinator::pooled_counts`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PooledCounts {
+    /// `origin` or `route`.
+    pub dimension: String,
+    /// Per segment held by two parties or more: its name, controlled declarations, hits.
+    pub segments: Vec<(String, u64, u64)>,
+    /// The declarations of segments held by one party only, together: controls, hits.
+    pub elsewhere: (u64, u64),
+    /// The parties counted.
+    pub parties: Vec<PartyId>,
+    /// Rounds run.
+    pub rounds: u64,
 }
 
 /// Bounds of any sum of the parties' rows.

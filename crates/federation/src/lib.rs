@@ -36,7 +36,7 @@ pub mod secagg;
 
 pub use coordinator::{
     Coordinator, Dropped, FederatedModel, FederationError, FederationOptions, InProcess, OnFault,
-    Transport, Unreachable,
+    PooledCounts, Transport, Unreachable,
 };
 pub use party::LocalParty;
 

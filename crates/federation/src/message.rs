@@ -89,6 +89,21 @@ pub enum Request {
         #[serde(default)]
         confirm: Vec<Confirm>,
     },
+    /// The segments of `dimension` (`origin` or `route`) your controlled declarations fall in
+    /// ([`Kind::Segments`]: a JSON list of names): which exist, never how many.
+    Segments {
+        /// `origin` or `route`.
+        dimension: String,
+    },
+    /// Your controlled declarations and those with fraud found, per segment of `dimension`
+    /// ([`Kind::Masked`]: two words per segment in the order given, then two for the
+    /// declarations in none of them).
+    Counts {
+        /// `origin` or `route`.
+        dimension: String,
+        /// The segments counted one by one.
+        segments: Vec<String>,
+    },
     /// Reveal the round seed of your pair with `dropped` for an earlier round, so that the
     /// survivors' sum of that round can be unmasked ([`Kind::Seed`]).
     Reveal {
@@ -126,6 +141,8 @@ impl Request {
             Request::Histogram { node } => format!("histogram of node {node}"),
             Request::Apply { iteration, .. } => format!("apply tree {iteration}"),
             Request::Reveal { dropped, .. } => format!("reveal seed of party {dropped}"),
+            Request::Segments { dimension } => format!("segments by {dimension}"),
+            Request::Counts { dimension, .. } => format!("counts by {dimension}"),
         }
     }
 
@@ -135,7 +152,9 @@ impl Request {
             Request::PublicKey => Kind::PublicKey,
             Request::Vocabulary => Kind::Pipeline,
             Request::Pipeline { .. } => Kind::Summaries,
+            Request::Segments { .. } => Kind::Segments,
             Request::LabelSums
+            | Request::Counts { .. }
             | Request::Root { .. }
             | Request::Split { .. }
             | Request::Histogram { .. } => Kind::Masked,
@@ -213,6 +232,8 @@ pub enum Kind {
     Masked,
     /// A round seed (32 bytes).
     Seed,
+    /// Segment names (JSON).
+    Segments,
     /// The party refuses the request: the payload says why (UTF-8).
     Refused,
 }
@@ -227,6 +248,7 @@ impl Kind {
             Kind::Masked => 4,
             Kind::Seed => 5,
             Kind::Refused => 6,
+            Kind::Segments => 7,
         }
     }
 
@@ -239,6 +261,7 @@ impl Kind {
             4 => Kind::Masked,
             5 => Kind::Seed,
             6 => Kind::Refused,
+            7 => Kind::Segments,
             _ => return None,
         })
     }

@@ -55,6 +55,9 @@ struct Scratch {
     ahead: BTreeMap<usize, AheadSplit>,
 }
 
+/// The most segments a party counts in one round.
+pub const MAX_SEGMENTS: usize = 10_000;
+
 /// A leaf split ahead of the grower ([`Request::Split`]).
 struct AheadSplit {
     left_rows: Vec<u32>,
@@ -444,6 +447,35 @@ impl LocalParty {
                 model.trees.push(tree.clone());
                 ack
             }
+            Request::Segments { dimension } => {
+                let mut segments: Vec<String> = self.controls(dimension)?.into_keys().collect();
+                segments.sort_unstable();
+                let json = serde_json::to_vec(&segments).map_err(|e| e.to_string())?;
+                Ok((Kind::Segments, json))
+            }
+            Request::Counts {
+                dimension,
+                segments,
+            } => {
+                if segments.len() > MAX_SEGMENTS {
+                    return Err(format!(
+                        "{} segments asked, at most {MAX_SEGMENTS}",
+                        segments.len()
+                    ));
+                }
+                let mut controls = self.controls(dimension)?;
+                let mut words = Vec::with_capacity(2 * segments.len() + 2);
+                for segment in segments {
+                    let (n, hits) = controls.remove(segment).unwrap_or((0, 0));
+                    words.extend([n, hits]);
+                }
+                // Whatever is in no segment asked, together.
+                let (n, hits) = controls
+                    .values()
+                    .fold((0, 0), |(n, h), (a, b)| (n + a, h + b));
+                words.extend([n, hits]);
+                self.masked(call, words)
+            }
             // Revealing a pair's round seed lets the coordinator unmask the party left out
             // of that round; without self-masks (double masking) it cannot tell a party that
             // dropped from one whose answer it holds, so no seed is revealed. Training never
@@ -453,6 +485,32 @@ impl LocalParty {
                  it could unmask a party that did answer"
             )),
         }
+    }
+
+    /// This party's controlled declarations (labelled items; a declaration is a hit when one
+    /// of its items is) by segment of `dimension`: origin country, or route (departure
+    /// country/transport mode): (declarations, hits).
+    fn controls(&self, dimension: &str) -> Result<BTreeMap<String, (u64, u64)>, String> {
+        let segment: fn(&DeclarationItem) -> String = match dimension {
+            "origin" => |d| d.origin_country.clone(),
+            "route" => |d| format!("{}/{}", d.departure_country, d.transport_mode),
+            other => return Err(format!("no statistics by {other:?}: origin or route")),
+        };
+        let mut declarations: BTreeMap<&str, (String, bool)> = BTreeMap::new();
+        for item in &self.items {
+            let Some(label) = item.label else { continue };
+            let entry = declarations
+                .entry(item.key.declaration_id.as_str())
+                .or_insert_with(|| (segment(item), false));
+            entry.1 |= label.fraud;
+        }
+        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (segment, hit) in declarations.into_values() {
+            let entry = out.entry(segment).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(hit);
+        }
+        Ok(out)
     }
 
     fn histogram_words(&self, node: usize) -> Result<Vec<u64>, String> {

@@ -820,3 +820,67 @@ fn a_party_takes_only_splits_made_ahead_with_the_children_the_grower_numbers() {
     let why = refusal(&call_all(&mut parties, split(vec![], vec![at(0)])));
     assert!(why.contains("node 0 has no rows"), "{why}");
 }
+
+/// Pooled statistics under secure aggregation: the sums by origin and by route are the counts
+/// of all the parties' controlled declarations, segment by segment; segments only one party
+/// holds are counted together, never alone.
+#[test]
+fn pooled_counts_are_the_sums_of_the_parties_counts() {
+    let parties = parties();
+    let mut expected: Vec<std::collections::BTreeMap<String, (u64, u64, usize)>> = Vec::new();
+    for dimension in ["origin", "route"] {
+        // By hand: per party, its declarations' segment and whether fraud was found.
+        let mut by_segment: std::collections::BTreeMap<String, (u64, u64, usize)> =
+            Default::default();
+        for party in &parties {
+            let mut declarations: std::collections::BTreeMap<&str, (String, bool)> =
+                Default::default();
+            for item in party.items() {
+                let Some(label) = item.label else { continue };
+                let segment = match dimension {
+                    "origin" => item.origin_country.clone(),
+                    _ => format!("{}/{}", item.departure_country, item.transport_mode),
+                };
+                let entry = declarations
+                    .entry(item.key.declaration_id.as_str())
+                    .or_insert((segment, false));
+                entry.1 |= label.fraud;
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (segment, hit) in declarations.into_values() {
+                let entry = by_segment.entry(segment.clone()).or_default();
+                entry.0 += 1;
+                entry.1 += u64::from(hit);
+                if seen.insert(segment) {
+                    entry.2 += 1;
+                }
+            }
+        }
+        expected.push(by_segment);
+    }
+    let mut coordinator = Coordinator::new(InProcess::new(parties), options(OnFault::Abort));
+    for (dimension, expected) in ["origin", "route"].into_iter().zip(expected) {
+        let counts = coordinator.pooled_counts(dimension).unwrap();
+        assert_eq!(counts.dimension, dimension);
+        let shared: Vec<(String, u64, u64)> = expected
+            .iter()
+            .filter(|(_, (_, _, parties))| *parties >= 2)
+            .map(|(s, (n, h, _))| (s.clone(), *n, *h))
+            .collect();
+        assert!(shared.len() > 3, "{dimension}: {shared:?}");
+        assert_eq!(counts.segments, shared, "{dimension}");
+        let alone = expected
+            .values()
+            .filter(|(_, _, parties)| *parties < 2)
+            .fold((0, 0), |(n, h), (a, b, _)| (n + a, h + b));
+        assert_eq!(counts.elsewhere, alone, "{dimension}");
+        let total: u64 = expected.values().map(|(n, _, _)| n).sum();
+        assert!(total > 5_000);
+    }
+    // Statistics by anything else are refused by the parties, naming the dimension.
+    let err = coordinator
+        .pooled_counts("importer")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no statistics by \"importer\""), "{err}");
+}
