@@ -735,8 +735,9 @@ pub struct PooledNodesReport {
     /// Per segment held by two nodes or more: the pooled counts and hit rate (Wilson
     /// interval); no node's own counts are seen.
     pub segments: Vec<PooledNodesSegment>,
-    /// The segments held by one node only, together (never one node's segment alone).
-    pub elsewhere: PooledNodesSegment,
+    /// The segments held by one node only, together, when two nodes or more hold such
+    /// segments (else not counted: the sum would be one node's own).
+    pub elsewhere: Option<PooledNodesSegment>,
     /// Rounds run.
     pub rounds: u64,
 }
@@ -833,7 +834,9 @@ pub fn federate_stats<L: NodeLinks>(
             .cmp(&a.pooled.inspected)
             .then_with(|| a.segment.cmp(&b.segment))
     });
-    let (n, hits) = counts.elsewhere;
+    let elsewhere = counts
+        .elsewhere
+        .map(|(n, hits)| rate("at one node only".to_string(), n, hits));
     Ok(PooledNodesReport {
         session,
         dimension: dimension.to_string(),
@@ -843,7 +846,7 @@ pub fn federate_stats<L: NodeLinks>(
             .map(|&p| coordinator.transport().name(p))
             .collect(),
         segments,
-        elsewhere: rate("at one node only".to_string(), n, hits),
+        elsewhere,
         rounds: counts.rounds,
     })
 }

@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use borderlens_controls::exchange::{ImportedDocument, ResultContext, MAX_CONTEXT_CODE};
+use borderlens_controls::exchange::{
+    is_country_code, is_transport_code, ImportedDocument, ResultContext,
+};
 use borderlens_controls::FormSchema;
 use borderlens_domain::{hex, DeclarationItem, ItemKey};
 use borderlens_selection::estimate::{self, RateEstimate};
@@ -60,19 +62,15 @@ pub fn declaration_context(
     }))
 }
 
-/// The journey attributes of an item as a context (no selection probability).
+/// The journey attributes of an item as a context (no selection probability); a code the
+/// exchange format would not take is left out.
 fn item_context(item: &DeclarationItem) -> ResultContext {
-    let code = |text: &str| {
-        let plain = !text.is_empty()
-            && text.chars().count() <= MAX_CONTEXT_CODE
-            && text.chars().all(|c| c.is_ascii_alphanumeric());
-        plain.then(|| text.to_string())
-    };
+    let code = |text: &str, valid: fn(&str) -> bool| valid(text).then(|| text.to_string());
     let chapter = &item.hs6.as_str()[..2];
     ResultContext {
-        origin_country: code(&item.origin_country),
-        departure_country: code(&item.departure_country),
-        transport_mode: code(&item.transport_mode),
+        origin_country: code(&item.origin_country, is_country_code),
+        departure_country: code(&item.departure_country, is_country_code),
+        transport_mode: code(&item.transport_mode, is_transport_code),
         hs_chapter: (chapter != "00").then(|| chapter.to_string()),
         selection_probability: None,
     }
@@ -100,8 +98,11 @@ pub(crate) fn store_foreign_document(
                 .date_naive()
                 .format("%Y-%m-%d")
                 .to_string(),
-            // Plain maps of validated JSON values serialise.
-            values_json: serde_json::to_string(result.values()).unwrap_or_default(),
+            // Only codes, numbers and dates are kept: free text (a brand, a species, a rights
+            // holder) could carry a name, and statistics read none of it. Plain maps of
+            // validated JSON values serialise.
+            values_json: serde_json::to_string(&without_text(schema, result.values()))
+                .unwrap_or_default(),
             context_json: context
                 .as_ref()
                 .map(|c| serde_json::to_string(c).unwrap_or_default()),
@@ -119,6 +120,22 @@ pub(crate) fn store_foreign_document(
         results,
     };
     Ok(store.record_foreign_results(&foreign)?)
+}
+
+/// `values` without the answers to free-text fields.
+fn without_text(
+    schema: &FormSchema,
+    values: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, serde_json::Value> {
+    values
+        .iter()
+        .filter(|(name, _)| {
+            schema
+                .field(name)
+                .is_some_and(|f| f.kind != borderlens_controls::FieldType::Text)
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// Controls and findings of one source in one segment.
@@ -330,9 +347,13 @@ pub fn pooled_statistics(
                 members.push((control.hit, control.context.selection_probability));
             }
         }
-        if concealment {
-            for (tallies, _) in segments.values_mut() {
-                tallies[i].controls = findings;
+    }
+    // By concealment method, every segment's denominator is each source's findings, whatever
+    // segments the source has.
+    if concealment {
+        for (tallies, _) in segments.values_mut() {
+            for (tally, (_, source)) in tallies.iter_mut().zip(&ordered) {
+                tally.controls = source.total.controls;
             }
         }
     }

@@ -95,7 +95,7 @@ pub enum FederateCommand {
     /// summaries, masked histograms summed per tree node; every node saves the same trees.
     Train(FederateTrainArgs),
     /// Pooled hit rates across the nodes by origin or route, summed under secure aggregation:
-    /// no node's counts are seen, segments held by one node only are counted together.
+    /// the coordinator sees sums only; segments held by one node only are counted together.
     Stats(FederateStatsArgs),
 }
 
@@ -291,7 +291,7 @@ fn federate_stats(a: &FederateStatsArgs, json: bool) -> anyhow::Result<ExitCode>
         let rows: Vec<borderlens_charts::intervals::IntervalRow> = report
             .segments
             .iter()
-            .chain(std::iter::once(&report.elsewhere))
+            .chain(report.elsewhere.iter())
             .take(30)
             .map(|s| borderlens_charts::intervals::IntervalRow {
                 name: s.segment.clone(),
@@ -322,8 +322,8 @@ fn federate_stats(a: &FederateStatsArgs, json: bool) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "hit rates by {} pooled across {} (declarations up to {}), {} rounds, session {}; no \
-         node's counts were seen",
+        "hit rates by {} pooled across {} (declarations up to {}), {} rounds, session {}; the \
+         nodes' counts were summed masked",
         report.dimension,
         report.nodes.join(", "),
         report.until,
@@ -336,11 +336,7 @@ fn federate_stats(a: &FederateStatsArgs, json: bool) -> anyhow::Result<ExitCode>
         "fraud found",
         "hit rate (CI)",
     ]);
-    for s in report
-        .segments
-        .iter()
-        .chain(std::iter::once(&report.elsewhere))
-    {
+    for s in report.segments.iter().chain(report.elsewhere.iter()) {
         t.add_row(vec![
             s.segment.clone(),
             s.pooled.inspected.to_string(),

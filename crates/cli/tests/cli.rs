@@ -2567,7 +2567,27 @@ fn a_foreign_anonymised_document_is_pooled_and_carries_no_planted_name() {
             "place": "Maasvlakte Planted Terminal", "officer_id": "Officer Jan Planted-Jansen"
         }
     });
-    for (name, submission) in [("seizure.json", &seizure), ("clean.json", &clean)] {
+    // Free text a partner's schema keeps (a brand, a rights holder) travels in the document
+    // but is not kept by the receiving store.
+    let counterfeit = serde_json::json!({
+        "submission_id": "planted-submission-3",
+        "declaration_id": field(&sender_rows[2], 0),
+        "schema_version": "1.0.0",
+        "values": {
+            "outcome": "contraband", "contraband_type": "counterfeit",
+            "goods_category": "clothing", "brand": "Planted Brand Jansen",
+            "rights_holder": "Planted Rights Holder Peeters", "quantity": 40.0,
+            "quantity_unit": "pieces", "concealment_method": "none",
+            "inspection_method": ["physical_full"],
+            "inspected_at": "2020-01-03T09:00:00+01:00",
+            "place": "Maasvlakte Planted Terminal", "officer_id": "Officer Jan Planted-Jansen"
+        }
+    });
+    for (name, submission) in [
+        ("seizure.json", &seizure),
+        ("clean.json", &clean),
+        ("counterfeit.json", &counterfeit),
+    ] {
         let out = record(&sender_db, &dir, name, &submission.to_string());
         assert_exit(&out, 0);
     }
@@ -2612,14 +2632,14 @@ fn a_foreign_anonymised_document_is_pooled_and_carries_no_planted_name() {
     assert_eq!(report["foreign_sender"], "NL");
     assert_eq!(
         (report["recorded"].as_u64(), report["duplicates"].as_u64()),
-        (Some(2), Some(0))
+        (Some(3), Some(0))
     );
     // Again: nothing stored twice.
     let out = borderlens(&db, &["controls", "import", path_str(&document)]);
     assert_exit(&out, 0);
     assert!(
         stdout(&out)
-            .contains("anonymised results of NL: 0 stored as foreign results, 2 already stored"),
+            .contains("anonymised results of NL: 0 stored as foreign results, 3 already stored"),
         "{}",
         stdout(&out)
     );
@@ -2654,8 +2674,8 @@ fn a_foreign_anonymised_document_is_pooled_and_carries_no_planted_name() {
     assert_eq!(sources[0]["total"]["hits"], own_frauds.len());
     assert_eq!(sources[1]["source"], "NL");
     assert_eq!(sources[1]["documents"], 1);
-    assert_eq!(sources[1]["total"]["controls"], 2);
-    assert_eq!(sources[1]["total"]["hits"], 1);
+    assert_eq!(sources[1]["total"]["controls"], 3);
+    assert_eq!(sources[1]["total"]["hits"], 2);
     let segment = by_origin["segments"]
         .as_array()
         .unwrap()
@@ -2682,9 +2702,14 @@ fn a_foreign_anonymised_document_is_pooled_and_carries_no_planted_name() {
         .iter()
         .find(|s| s["segment"] == "false_compartment")
         .unwrap_or_else(|| panic!("{by_concealment}"));
+    // A method's share is of each source's findings, whichever methods the source has.
     assert_eq!(
         compartment["counts"][1],
-        serde_json::json!({"controls": 1, "hits": 1})
+        serde_json::json!({"controls": 2, "hits": 1})
+    );
+    assert_eq!(
+        compartment["counts"][0],
+        serde_json::json!({"controls": own_frauds.len(), "hits": 0})
     );
     let out = borderlens(&db, &["controls", "pooled", "--by", "route"]);
     assert_exit(&out, 0);
@@ -2698,6 +2723,10 @@ fn a_foreign_anonymised_document_is_pooled_and_carries_no_planted_name() {
         stderr(&out)
     );
 
+    // The brand and rights holder travel in the document (goods information the schema keeps)
+    // but nowhere beyond it.
+    assert!(text.contains("Planted Brand Jansen"));
+    let kept_out = ["Planted Brand Jansen", "Planted Rights Holder Peeters"];
     // No planted name anywhere: the document, every file of the receiving store, the
     // statistics and the chart.
     let mut searched = vec![("document".to_string(), text.into_bytes())];
@@ -2723,7 +2752,8 @@ fn a_foreign_anonymised_document_is_pooled_and_carries_no_planted_name() {
     searched.push(("pooled by route".into(), route_table.into_bytes()));
     searched.push(("chart".into(), std::fs::read(&chart).unwrap()));
     for (what, bytes) in &searched {
-        for name in planted {
+        let extra: &[&str] = if what == "document" { &[] } else { &kept_out };
+        for name in planted.iter().chain(extra) {
             assert!(
                 !bytes.windows(name.len()).any(|w| w == name.as_bytes()),
                 "'{name}' of the sender is in the {what}"

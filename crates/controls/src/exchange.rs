@@ -180,8 +180,26 @@ pub struct ResultContext {
     pub selection_probability: Option<f64>,
 }
 
-/// Longest code accepted in a [`ResultContext`] field.
-pub const MAX_CONTEXT_CODE: usize = 16;
+/// Smallest selection probability a context may carry: a control picked with a lower one
+/// would outweigh a million others in a design-weighted rate.
+pub const MIN_SELECTION_PROBABILITY: f64 = 1e-6;
+
+/// Whether `code` is a country code a context may carry: 2 or 3 upper-case letters (ISO 3166
+/// alpha-2 or alpha-3). Nothing longer: a context never carries a name.
+pub fn is_country_code(code: &str) -> bool {
+    (2..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// Whether `code` is a transport mode code a context may carry: 1 to 4 letters or digits.
+pub fn is_transport_code(code: &str) -> bool {
+    (1..=4).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether `id` looks like a keyed pseudonym: 64 lower-case hex digits (an anonymised
+/// document's ids must).
+pub fn is_pseudonym(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 impl ResultContext {
     /// Whether no field is set.
@@ -201,23 +219,34 @@ impl ResultContext {
     /// Every problem of the fields, named `{prefix}{field}`.
     fn problems(&self, prefix: &str) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let codes = [
-            ("origin_country", &self.origin_country),
-            ("departure_country", &self.departure_country),
-            ("transport_mode", &self.transport_mode),
+        // (field, value, its rule, the rule in words)
+        type CodeRule<'a> = (&'a str, &'a Option<String>, fn(&str) -> bool, &'a str);
+        let codes: [CodeRule; 3] = [
+            (
+                "origin_country",
+                &self.origin_country,
+                is_country_code,
+                "2 or 3 upper-case letters",
+            ),
+            (
+                "departure_country",
+                &self.departure_country,
+                is_country_code,
+                "2 or 3 upper-case letters",
+            ),
+            (
+                "transport_mode",
+                &self.transport_mode,
+                is_transport_code,
+                "1 to 4 letters or digits",
+            ),
         ];
-        for (name, value) in codes {
+        for (name, value, valid, rule) in codes {
             if let Some(code) = value {
-                if code.is_empty()
-                    || code.chars().count() > MAX_CONTEXT_CODE
-                    || !code.chars().all(|c| c.is_ascii_alphanumeric())
-                {
+                if !valid(code) {
                     errors.push(FieldError::new(
                         format!("{prefix}{name}"),
-                        format!(
-                            "'{}' is not a code (1 to {MAX_CONTEXT_CODE} letters and digits)",
-                            shorten(code, 24)
-                        ),
+                        format!("'{}' is not a code ({rule})", shorten(code, 24)),
                     ));
                 }
             }
@@ -232,10 +261,10 @@ impl ResultContext {
             }
         }
         if let Some(p) = self.selection_probability {
-            if !(p > 0.0 && p <= 1.0) {
+            if !(MIN_SELECTION_PROBABILITY..=1.0).contains(&p) {
                 errors.push(FieldError::new(
                     format!("{prefix}selection_probability"),
-                    format!("{p} is not a probability in (0, 1]"),
+                    format!("{p} is not a probability in [{MIN_SELECTION_PROBABILITY}, 1]"),
                 ));
             }
         }
@@ -639,6 +668,21 @@ fn check_record(
     };
     let submission_id = string("submission_id");
     let declaration_id = string("declaration_id");
+    // An anonymised document names results and declarations by keyed pseudonyms only.
+    if mode == Mode::Anonymised {
+        for (key, id) in [
+            ("submission_id", submission_id),
+            ("declaration_id", declaration_id),
+        ] {
+            if id.is_some_and(|id| !is_pseudonym(id)) {
+                errors.push(FieldError::new(
+                    at(key),
+                    "not a keyed pseudonym (64 lower-case hex digits), as an anonymised \
+                     document's ids must be",
+                ));
+            }
+        }
+    }
     let values = match object.get("values") {
         Some(Value::Object(values)) => Some(values),
         Some(other) => {

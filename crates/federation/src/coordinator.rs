@@ -414,7 +414,10 @@ impl<T: Transport> Coordinator<T> {
     /// hits by segment of `dimension` (`origin` or `route`), summed masked, so that no party's
     /// counts are seen. The parties first say which segments they have (not how many);
     /// segments at two parties or more are counted one by one, the others together as
-    /// "elsewhere", so that no segment's sum is one party's alone by construction.
+    /// "elsewhere" when two parties or more hold some, so that no sum is one party's alone.
+    /// The coordinator is trusted to choose the segments so (honest but curious): a party
+    /// cannot tell a segment only it holds from one shared. Each party answers once per
+    /// session, and only rounds listing every party of the key agreement.
     pub fn pooled_counts(&mut self, dimension: &str) -> Result<PooledCounts, FederationError> {
         if self.members.len() < 2 {
             return Err(FederationError::Refused(format!(
@@ -427,6 +430,7 @@ impl<T: Transport> Coordinator<T> {
             dimension: dimension.to_string(),
         })?;
         let mut holders: BTreeMap<String, usize> = BTreeMap::new();
+        let mut lists: Vec<std::collections::BTreeSet<String>> = Vec::new();
         for (party, e) in answers {
             let segments: Vec<String> = serde_json::from_slice(&e.payload).map_err(|err| {
                 self.party_error(party, "segments", format!("not a list of names: {err}"))
@@ -443,21 +447,30 @@ impl<T: Transport> Coordinator<T> {
                 ));
             }
             let distinct: std::collections::BTreeSet<String> = segments.into_iter().collect();
-            for segment in distinct {
-                *holders.entry(segment).or_default() += 1;
+            for segment in &distinct {
+                *holders.entry(segment.clone()).or_default() += 1;
             }
+            lists.push(distinct);
         }
         let shared: Vec<String> = holders
-            .into_iter()
-            .filter(|(_, parties)| *parties >= 2)
-            .map(|(segment, _)| segment)
+            .iter()
+            .filter(|(_, parties)| **parties >= 2)
+            .map(|(segment, _)| segment.clone())
             .collect();
+        // The other segments together, only when two parties or more hold some: else their
+        // sum would be one party's own.
+        let holding_alone = lists
+            .iter()
+            .filter(|list| list.iter().any(|s| holders.get(s) == Some(&1)))
+            .count();
+        let elsewhere = holding_alone >= 2;
         let words = self.sum_setup(
             Request::Counts {
                 dimension: dimension.to_string(),
                 segments: shared.clone(),
+                elsewhere,
             },
-            2 * shared.len() + 2,
+            2 * shared.len() + 2 * usize::from(elsewhere),
         )?;
         // Counts are below 2^48 and hits never exceed controls: anything else is not a sum
         // of counts.
@@ -470,7 +483,11 @@ impl<T: Transport> Coordinator<T> {
                 what: format!("{hits} hits among {n} declarations"),
             });
         }
-        let elsewhere = pairs.last().copied().unwrap_or((0, 0));
+        let elsewhere = if elsewhere {
+            pairs.last().copied()
+        } else {
+            None
+        };
         Ok(PooledCounts {
             dimension: dimension.to_string(),
             segments: shared
@@ -661,8 +678,10 @@ pub struct PooledCounts {
     pub dimension: String,
     /// Per segment held by two parties or more: its name, controlled declarations, hits.
     pub segments: Vec<(String, u64, u64)>,
-    /// The declarations of segments held by one party only, together: controls, hits.
-    pub elsewhere: (u64, u64),
+    /// The declarations of segments held by one party only, together (controls, hits), when
+    /// two parties or more hold such segments (else not counted: the sum would be one
+    /// party's).
+    pub elsewhere: Option<(u64, u64)>,
     /// The parties counted.
     pub parties: Vec<PartyId>,
     /// Rounds run.

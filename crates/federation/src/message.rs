@@ -73,11 +73,6 @@ pub enum Request {
         /// Leaves to split now.
         ahead: Vec<Ahead>,
     },
-    /// Node `node`'s masked histogram ([`Kind::Masked`]).
-    Histogram {
-        /// Node.
-        node: usize,
-    },
     /// Tree `iteration` is grown: add it to your model and its leaf values to your rows' scores
     /// ([`Kind::Ack`]; again if it is applied already).
     Apply {
@@ -96,13 +91,17 @@ pub enum Request {
         dimension: String,
     },
     /// Your controlled declarations and those with fraud found, per segment of `dimension`
-    /// ([`Kind::Masked`]: two words per segment in the order given, then two for the
-    /// declarations in none of them).
+    /// ([`Kind::Masked`]: two words per segment in the order given, then, when `elsewhere`,
+    /// two for the declarations in none of them).
     Counts {
         /// `origin` or `route`.
         dimension: String,
         /// The segments counted one by one.
         segments: Vec<String>,
+        /// Whether to count the declarations of the other segments together (asked only when
+        /// two parties or more have some).
+        #[serde(default)]
+        elsewhere: bool,
     },
     /// Reveal the round seed of your pair with `dropped` for an earlier round, so that the
     /// survivors' sum of that round can be unmasked ([`Kind::Seed`]).
@@ -138,7 +137,6 @@ impl Request {
                         .join(", ")
                 ),
             },
-            Request::Histogram { node } => format!("histogram of node {node}"),
             Request::Apply { iteration, .. } => format!("apply tree {iteration}"),
             Request::Reveal { dropped, .. } => format!("reveal seed of party {dropped}"),
             Request::Segments { dimension } => format!("segments by {dimension}"),
@@ -156,8 +154,7 @@ impl Request {
             Request::LabelSums
             | Request::Counts { .. }
             | Request::Root { .. }
-            | Request::Split { .. }
-            | Request::Histogram { .. } => Kind::Masked,
+            | Request::Split { .. } => Kind::Masked,
             Request::Reveal { .. } => Kind::Seed,
             Request::Peers { .. }
             | Request::Binning { .. }

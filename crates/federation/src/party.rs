@@ -53,6 +53,9 @@ struct Scratch {
     /// Leaves split ahead, not yet taken by the grower: by node, the children's rows and
     /// histograms (left, right).
     ahead: BTreeMap<usize, AheadSplit>,
+    /// The id the grower gives the next split's left child (1, 3, 5...: it numbers nodes in
+    /// the order it splits).
+    next_child: usize,
 }
 
 /// The most segments a party counts in one round.
@@ -78,6 +81,9 @@ pub struct LocalParty {
     shared: BTreeMap<PartyId, [u8; 32]>,
     /// The members whose keys were agreed: a masked round's members must be among them.
     agreed_members: std::collections::BTreeSet<PartyId>,
+    /// Pooled statistics answered in this session (segments, counts): each once, so that
+    /// a coordinator cannot difference sums over several sets of parties.
+    stats_answered: (bool, bool),
     /// The peers' public keys this party accepts, when it pins them: a relayed key not among
     /// them is refused (a coordinator substituting its own keys could otherwise unmask).
     pinned: Option<std::collections::BTreeSet<[u8; 32]>>,
@@ -130,6 +136,7 @@ impl LocalParty {
             salt,
             shared: BTreeMap::new(),
             agreed_members: std::collections::BTreeSet::new(),
+            stats_answered: (false, false),
             pinned: None,
             last_round: None,
             pipeline: None,
@@ -381,13 +388,13 @@ impl LocalParty {
                     rows: vec![Some(rows)],
                     histograms: vec![Some(root)],
                     ahead: BTreeMap::new(),
+                    next_child: 1,
                 });
                 self.masked(call, words)
             }
             Request::Split { confirm, ahead } => {
                 let agreed = self.agreed.as_ref().ok_or("no binning agreed yet")?;
                 let scratch = self.scratch.as_mut().ok_or("no tree started")?;
-                confirm_splits(scratch, confirm, agreed.max_nodes)?;
                 if ahead.is_empty() || ahead.len() > agreed.max_nodes / 2 {
                     return Err(format!(
                         "{} leaves to split in one round, 1 to {} allowed",
@@ -395,15 +402,19 @@ impl LocalParty {
                         agreed.max_nodes / 2
                     ));
                 }
+                confirm_splits(scratch, confirm, agreed.max_nodes)?;
+                // Checked whole before any split: a refusal leaves the leaves as they were.
+                for (i, a) in ahead.iter().enumerate() {
+                    check_ahead(agreed, scratch, a)?;
+                    if ahead[..i].iter().any(|b| b.node == a.node) {
+                        return Err(format!("node {} asked twice in one round", a.node));
+                    }
+                }
                 let mut words = Vec::new();
                 for a in ahead {
-                    let left = split_ahead(agreed, scratch, a)?;
+                    let left = split_ahead(agreed, scratch, a);
                     words.extend(left.to_words());
                 }
-                self.masked(call, words)
-            }
-            Request::Histogram { node } => {
-                let words = self.histogram_words(*node)?;
                 self.masked(call, words)
             }
             Request::Apply {
@@ -421,13 +432,11 @@ impl LocalParty {
                         model.trees.len()
                     ));
                 }
-                let mut scratch = self.scratch.take().ok_or("no tree grown")?;
                 let max_nodes = self.agreed.as_ref().map_or(0, |a| a.max_nodes);
-                if let Err(e) = confirm_splits(&mut scratch, confirm, max_nodes) {
-                    // Refused: the tree stays grown, so that a correct Apply still applies.
-                    self.scratch = Some(scratch);
-                    return Err(e);
-                }
+                // Checked whole before anything changes: refused, the tree stays as grown.
+                let scratch = self.scratch.as_mut().ok_or("no tree grown")?;
+                confirm_splits(scratch, confirm, max_nodes)?;
+                let scratch = self.scratch.take().ok_or("no tree grown")?;
                 // Splits made ahead and never taken are forgotten.
                 let leaves: Vec<(usize, Vec<u32>)> = scratch
                     .rows
@@ -448,6 +457,9 @@ impl LocalParty {
                 ack
             }
             Request::Segments { dimension } => {
+                if std::mem::replace(&mut self.stats_answered.0, true) {
+                    return Err("segments were answered already in this session".into());
+                }
                 let mut segments: Vec<String> = self.controls(dimension)?.into_keys().collect();
                 segments.sort_unstable();
                 let json = serde_json::to_vec(&segments).map_err(|e| e.to_string())?;
@@ -456,7 +468,24 @@ impl LocalParty {
             Request::Counts {
                 dimension,
                 segments,
+                elsewhere,
             } => {
+                if std::mem::replace(&mut self.stats_answered.1, true) {
+                    return Err("counts were answered already in this session".into());
+                }
+                // Every party of the key agreement, none dropped: sums over other sets of
+                // parties would give one party's counts by difference.
+                let members: std::collections::BTreeSet<PartyId> =
+                    call.members.iter().copied().collect();
+                if members != self.agreed_members {
+                    return Err(format!(
+                        "round {} lists {} of the {} parties that agreed keys: counts are \
+                         summed over all of them or not at all",
+                        call.round,
+                        members.len(),
+                        self.agreed_members.len()
+                    ));
+                }
                 if segments.len() > MAX_SEGMENTS {
                     return Err(format!(
                         "{} segments asked, at most {MAX_SEGMENTS}",
@@ -470,10 +499,12 @@ impl LocalParty {
                     words.extend([n, hits]);
                 }
                 // Whatever is in no segment asked, together.
-                let (n, hits) = controls
-                    .values()
-                    .fold((0, 0), |(n, h), (a, b)| (n + a, h + b));
-                words.extend([n, hits]);
+                if *elsewhere {
+                    let (n, hits) = controls
+                        .values()
+                        .fold((0, 0), |(n, h), (a, b)| (n + a, h + b));
+                    words.extend([n, hits]);
+                }
                 self.masked(call, words)
             }
             // Revealing a pair's round seed lets the coordinator unmask the party left out
@@ -488,12 +519,26 @@ impl LocalParty {
     }
 
     /// This party's controlled declarations (labelled items; a declaration is a hit when one
-    /// of its items is) by segment of `dimension`: origin country, or route (departure
-    /// country/transport mode): (declarations, hits).
+    /// of its items is, and falls in its first item's segment) by segment of `dimension`:
+    /// origin country, or route (departure country/transport mode, `?` for what is not
+    /// declared, as `controls pooled` names them): (declarations, hits).
     fn controls(&self, dimension: &str) -> Result<BTreeMap<String, (u64, u64)>, String> {
         let segment: fn(&DeclarationItem) -> String = match dimension {
             "origin" => |d| d.origin_country.clone(),
-            "route" => |d| format!("{}/{}", d.departure_country, d.transport_mode),
+            "route" => |d| {
+                let known = |s: &str| {
+                    if s.is_empty() {
+                        "?".to_string()
+                    } else {
+                        s.to_string()
+                    }
+                };
+                format!(
+                    "{}/{}",
+                    known(&d.departure_country),
+                    known(&d.transport_mode)
+                )
+            },
             other => return Err(format!("no statistics by {other:?}: origin or route")),
         };
         let mut declarations: BTreeMap<&str, (String, bool)> = BTreeMap::new();
@@ -511,24 +556,6 @@ impl LocalParty {
             entry.1 += u64::from(hit);
         }
         Ok(out)
-    }
-
-    fn histogram_words(&self, node: usize) -> Result<Vec<u64>, String> {
-        let agreed = self.agreed.as_ref().ok_or("no binning agreed yet")?;
-        let scratch = self.scratch.as_ref().ok_or("no tree started")?;
-        let rows = scratch
-            .rows
-            .get(node)
-            .and_then(Option::as_deref)
-            .ok_or_else(|| format!("node {node} has no rows (split already, or unknown)"))?;
-        Ok(NodeHistogram::build(
-            &agreed.binning,
-            &agreed.binned,
-            rows,
-            &scratch.gradients,
-            &scratch.hessians,
-        )
-        .to_words())
     }
 
     /// `words` masked with the round's members.
@@ -570,25 +597,33 @@ impl LocalParty {
 }
 
 /// Takes the splits `confirm` as the tree's: each names a leaf split ahead and its children's
-/// ids, numbered as the grower numbers them (the next two ids, left odd, within `max_nodes`).
+/// ids, numbered as the grower numbers them (the next two ids in the order it splits: left
+/// 1, 3, 5..., right the one after, within `max_nodes`). Checked whole before any is taken.
 fn confirm_splits(
     scratch: &mut Scratch,
     confirm: &[Confirm],
     max_nodes: usize,
 ) -> Result<(), String> {
+    let mut next = scratch.next_child;
+    let mut taken = std::collections::BTreeSet::new();
     for c in confirm {
         let Confirm { node, left, right } = *c;
-        if right != left.wrapping_add(1) || left % 2 != 1 || left <= node || right >= max_nodes {
-            return Err(format!("children {left} and {right} of node {node}"));
+        if left != next || right != next + 1 || right >= max_nodes {
+            return Err(format!(
+                "children {left} and {right} of node {node}: the next are {next} and {}",
+                next + 1
+            ));
         }
-        let free = |id: usize| scratch.rows.get(id).is_none_or(Option::is_none);
-        if !free(left) || !free(right) {
-            return Err(format!("node {left} or {right} exists already"));
+        if !scratch.ahead.contains_key(&node) || !taken.insert(node) {
+            return Err(format!("node {node} was not split ahead"));
         }
-        let split = scratch
-            .ahead
-            .remove(&node)
-            .ok_or_else(|| format!("node {node} was not split ahead"))?;
+        next += 2;
+    }
+    for c in confirm {
+        let Confirm { node, left, right } = *c;
+        let Some(split) = scratch.ahead.remove(&node) else {
+            continue;
+        };
         if right >= scratch.rows.len() {
             scratch.rows.resize(right + 1, None);
             scratch.histograms.resize(right + 1, None);
@@ -600,12 +635,13 @@ fn confirm_splits(
         scratch.histograms[left] = Some(split.left);
         scratch.histograms[right] = Some(split.right);
     }
+    scratch.next_child = next;
     Ok(())
 }
 
-/// Splits leaf `a.node` ahead: its rows partitioned, the smaller child's histogram built and
-/// the other's taken from the leaf's, as pooled training does; returns the left child's.
-fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Result<NodeHistogram, String> {
+/// Whether leaf `a.node` may be split ahead: an existing feature, a split of its bins, a leaf
+/// with rows and a histogram, not split ahead already.
+fn check_ahead(agreed: &Agreed, scratch: &Scratch, a: &Ahead) -> Result<(), String> {
     let Ahead {
         node,
         feature,
@@ -615,27 +651,50 @@ fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Result<Node
         return Err(format!("feature {feature} does not exist"));
     }
     let n_bins = agreed.binning.features()[feature].n_bins();
-    if let borderlens_risk::gbdt::BinSplit::Categorical { left } = split {
-        if left.len() != n_bins {
+    match split {
+        borderlens_risk::gbdt::BinSplit::Categorical { left } if left.len() != n_bins => {
             return Err(format!(
                 "a split of feature {feature} over {} bins, it has {n_bins}",
                 left.len()
             ));
         }
+        borderlens_risk::gbdt::BinSplit::Numeric { threshold_bin, .. }
+            if usize::from(*threshold_bin) >= n_bins =>
+        {
+            return Err(format!(
+                "a split of feature {feature} after bin {threshold_bin}, it has {n_bins}"
+            ));
+        }
+        _ => {}
     }
     if scratch.ahead.contains_key(&node) {
         return Err(format!("node {node} is split ahead already"));
     }
+    let rows = scratch.rows.get(node).is_some_and(Option::is_some);
+    let histogram = scratch.histograms.get(node).is_some_and(Option::is_some);
+    if !rows || !histogram {
+        return Err(format!(
+            "node {node} has no rows (split already, or unknown)"
+        ));
+    }
+    Ok(())
+}
+
+/// Splits leaf `a.node` ahead (checked by [`check_ahead`]): its rows partitioned, the smaller
+/// child's histogram built and the other's taken from the leaf's, as pooled training does;
+/// returns the left child's.
+fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> NodeHistogram {
+    let Ahead {
+        node,
+        feature,
+        ref split,
+    } = *a;
+    let empty = Vec::new();
     let rows = scratch
         .rows
         .get(node)
         .and_then(Option::as_ref)
-        .ok_or_else(|| format!("node {node} has no rows (split already, or unknown)"))?;
-    let parent = scratch
-        .histograms
-        .get(node)
-        .and_then(Option::as_ref)
-        .ok_or_else(|| format!("node {node} has no histogram"))?;
+        .unwrap_or(&empty);
     let column = agreed.binned.column(feature);
     let (left_rows, right_rows): (Vec<u32>, Vec<u32>) = rows
         .iter()
@@ -652,7 +711,10 @@ fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Result<Node
         &scratch.gradients,
         &scratch.hessians,
     );
-    let mut large = parent.clone();
+    let mut large = match scratch.histograms.get(node).and_then(Option::as_ref) {
+        Some(parent) => parent.clone(),
+        None => NodeHistogram::empty(&agreed.binning),
+    };
     large.subtract(&small);
     let (left, right) = if small_is_left {
         (small, large)
@@ -669,5 +731,5 @@ fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Result<Node
             right,
         },
     );
-    Ok(answer)
+    answer
 }

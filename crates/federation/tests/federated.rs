@@ -794,9 +794,15 @@ fn a_party_takes_only_splits_made_ahead_with_the_children_the_grower_numbers() {
     // A node never split ahead cannot be taken.
     let why = refusal(&call_all(
         &mut parties,
-        split(vec![children(4, 5, 6)], vec![at(1)]),
+        split(vec![children(4, 1, 2)], vec![at(1)]),
     ));
     assert!(why.contains("node 4 was not split ahead"), "{why}");
+    // Ids out of the grower's order, however large: refused, never a panic.
+    let why = refusal(&call_all(
+        &mut parties,
+        split(vec![children(0, usize::MAX, 0)], vec![at(1)]),
+    ));
+    assert!(why.contains("the next are 1 and 2"), "{why}");
     // Nothing to split, or more leaves than a tree may have: refused.
     let why = refusal(&call_all(&mut parties, split(vec![], vec![])));
     assert!(why.contains("0 leaves to split in one round"), "{why}");
@@ -828,7 +834,9 @@ fn a_party_takes_only_splits_made_ahead_with_the_children_the_grower_numbers() {
 fn pooled_counts_are_the_sums_of_the_parties_counts() {
     let parties = parties();
     let mut expected: Vec<std::collections::BTreeMap<String, (u64, u64, usize)>> = Vec::new();
+    let mut held: Vec<Vec<std::collections::BTreeSet<String>>> = Vec::new();
     for dimension in ["origin", "route"] {
+        let mut sets = Vec::new();
         // By hand: per party, its declarations' segment and whether fraud was found.
         let mut by_segment: std::collections::BTreeMap<String, (u64, u64, usize)> =
             Default::default();
@@ -855,11 +863,16 @@ fn pooled_counts_are_the_sums_of_the_parties_counts() {
                     entry.2 += 1;
                 }
             }
+            sets.push(seen);
         }
         expected.push(by_segment);
+        held.push(sets);
     }
-    let mut coordinator = Coordinator::new(InProcess::new(parties), options(OnFault::Abort));
-    for (dimension, expected) in ["origin", "route"].into_iter().zip(expected) {
+    drop(parties);
+    let session = || Coordinator::new(InProcess::new(self::parties()), options(OnFault::Abort));
+    let mut coordinator = session();
+    for ((dimension, expected), sets) in ["origin", "route"].into_iter().zip(expected).zip(held) {
+        coordinator = session();
         let counts = coordinator.pooled_counts(dimension).unwrap();
         assert_eq!(counts.dimension, dimension);
         let shared: Vec<(String, u64, u64)> = expected
@@ -873,14 +886,24 @@ fn pooled_counts_are_the_sums_of_the_parties_counts() {
             .values()
             .filter(|(_, _, parties)| *parties < 2)
             .fold((0, 0), |(n, h), (a, b, _)| (n + a, h + b));
-        assert_eq!(counts.elsewhere, alone, "{dimension}");
+        // Counted together only when two parties or more hold segments of their own.
+        let holding_alone = sets
+            .iter()
+            .filter(|set| set.iter().any(|s| expected[s].2 == 1))
+            .count();
+        assert_eq!(
+            counts.elsewhere,
+            (holding_alone >= 2).then_some(alone),
+            "{dimension}: {holding_alone} parties hold segments of their own"
+        );
+        println!("{dimension}: {holding_alone} parties hold segments of their own, {alone:?}");
         let total: u64 = expected.values().map(|(n, _, _)| n).sum();
         assert!(total > 5_000);
     }
+    // Asked again in the same session (over another set of parties, say): refused.
+    let err = coordinator.pooled_counts("origin").unwrap_err().to_string();
+    assert!(err.contains("segments were answered already"), "{err}");
     // Statistics by anything else are refused by the parties, naming the dimension.
-    let err = coordinator
-        .pooled_counts("importer")
-        .unwrap_err()
-        .to_string();
+    let err = session().pooled_counts("importer").unwrap_err().to_string();
     assert!(err.contains("no statistics by \"importer\""), "{err}");
 }

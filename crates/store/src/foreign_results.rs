@@ -118,8 +118,10 @@ fn read_result(row: &Row) -> Result<StoredForeignResult, DbError> {
     })
 }
 
-/// The digest a re-import is compared by: what the sender said, not when or from where it was
-/// read.
+/// The digest a re-import is compared by: what the sender said of the control, not when or
+/// from where it was read, nor the declaration's context (which the sender computes at each
+/// export and may change, e.g. an override removing the selection probability: the first one
+/// stored is kept).
 fn result_digest(result: &NewForeignResult) -> String {
     let mut text = String::new();
     for part in [
@@ -127,7 +129,6 @@ fn result_digest(result: &NewForeignResult) -> String {
         &result.outcome,
         &result.inspected_on,
         &result.values_json,
-        result.context_json.as_deref().unwrap_or(""),
     ] {
         text.push_str(part);
         text.push('\0');

@@ -518,8 +518,9 @@ fn context_goes_through_and_is_checked() {
 
     let mut bad: Value = serde_json::from_str(&document.to_json()).unwrap();
     bad["results"][0]["context"] = serde_json::json!({
-        "origin_country": "Jan Jansen", "hs_chapter": "8", "selection_probability": 0.0
+        "origin_country": "JANSENACME", "hs_chapter": "8", "selection_probability": 1e-9
     });
+    bad["results"][2]["context"] = serde_json::json!({"transport_mode": "TRUCK1"});
     bad["results"][1]["context"] = serde_json::json!({"importer": "ACME"});
     let ExchangeError::Invalid(errors) = import_document(&bad.to_string(), schema()).unwrap_err()
     else {
@@ -532,7 +533,18 @@ fn context_goes_through_and_is_checked() {
             "results[0].context.hs_chapter",
             "results[0].context.selection_probability",
             "results[1].context",
+            "results[2].context.transport_mode",
         ]
+    );
+    // An anonymised document whose ids are not pseudonyms (a real declaration number) is
+    // refused.
+    let mut plain_ids: Value = serde_json::from_str(&document.to_json()).unwrap();
+    plain_ids["results"][0]["declaration_id"] = "24NL0001234567".into();
+    let err = import_document(&plain_ids.to_string(), schema()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("results[0].declaration_id: not a keyed pseudonym"),
+        "{err}"
     );
     let mut wrong = contexts.clone();
     wrong[1] = Some(ResultContext {
