@@ -613,26 +613,13 @@ pub fn federate_train<L: NodeLinks>(
         },
     );
     // The transport is the coordinator's now; sessions are opened through it.
-    for &party in &parties {
-        let open = OpenSession {
-            session: session.clone(),
-            party,
-            label: request.label,
-            until: request.until,
-        };
-        if let Err(e) = coordinator.transport_mut().open(party, &open) {
-            let name = coordinator.transport().name(party);
-            abort_all(
-                &mut coordinator,
-                &parties,
-                &session,
-                &format!("{name} did not open: {e}"),
-            );
-            return Err(JobError::Invalid(format!(
-                "node {name} (party {party}) did not open the session: {e}"
-            )));
-        }
-    }
+    open_all(
+        &mut coordinator,
+        &parties,
+        &session,
+        request.label,
+        request.until,
+    )?;
     progress.start("federated training", Some(request.gbdt.n_trees as u64));
     let trained = coordinator.train_with(&mut |trees| {
         progress.advance(trees as u64);
@@ -776,26 +763,13 @@ pub fn federate_stats<L: NodeLinks>(
             on_fault: OnFault::Abort,
         },
     );
-    for &party in &parties {
-        let open = OpenSession {
-            session: session.clone(),
-            party,
-            label: LabelKind::Fraud,
-            until,
-        };
-        if let Err(e) = coordinator.transport_mut().open(party, &open) {
-            let name = coordinator.transport().name(party);
-            abort_all(
-                &mut coordinator,
-                &parties,
-                &session,
-                &format!("{name} did not open: {e}"),
-            );
-            return Err(JobError::Invalid(format!(
-                "node {name} (party {party}) did not open the session: {e}"
-            )));
-        }
-    }
+    open_all(
+        &mut coordinator,
+        &parties,
+        &session,
+        LabelKind::Fraud,
+        until,
+    )?;
     let counts = match coordinator.pooled_counts(dimension) {
         Ok(counts) => counts,
         Err(e) => {
@@ -849,6 +823,37 @@ pub fn federate_stats<L: NodeLinks>(
         elsewhere,
         rounds: counts.rounds,
     })
+}
+
+/// Opens `session` on every party; when one does not open, aborts it everywhere and says which.
+fn open_all<L: NodeLinks>(
+    coordinator: &mut Coordinator<L>,
+    parties: &[PartyId],
+    session: &str,
+    label: LabelKind,
+    until: NaiveDate,
+) -> Result<(), JobError> {
+    for &party in parties {
+        let open = OpenSession {
+            session: session.to_string(),
+            party,
+            label,
+            until,
+        };
+        if let Err(e) = coordinator.transport_mut().open(party, &open) {
+            let name = coordinator.transport().name(party);
+            abort_all(
+                coordinator,
+                parties,
+                session,
+                &format!("{name} did not open: {e}"),
+            );
+            return Err(JobError::Invalid(format!(
+                "node {name} (party {party}) did not open the session: {e}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn abort_all<L: NodeLinks>(

@@ -276,24 +276,33 @@ pub(crate) struct EstimatesQuery {
     by: Option<String>,
 }
 
+/// The query's `by` (default `origin`), when it is one of `dimensions`; else 422 naming it.
+fn dimension_of(
+    query: Result<Query<EstimatesQuery>, QueryRejection>,
+    dimensions: &[&str],
+) -> Result<String, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+    let by = query.by.unwrap_or_else(|| "origin".to_string());
+    if dimensions.contains(&by.as_str()) {
+        return Ok(by);
+    }
+    let reason = format!(
+        "'{}' is not a dimension: use one of {}",
+        by.chars().take(40).collect::<String>(),
+        dimensions.join(", ")
+    );
+    Err(ApiError {
+        fields: vec![FieldError::new("by", reason.clone())],
+        ..ApiError::unprocessable(format!("by: {reason}"))
+    })
+}
+
 pub(crate) async fn estimates(
     State(state): State<AppState>,
     auth: Authenticated,
     query: Result<Query<EstimatesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
-    let by = query.by.unwrap_or_else(|| "origin".to_string());
-    if !app::DIMENSIONS.contains(&by.as_str()) {
-        let reason = format!(
-            "'{}' is not a dimension: use one of {}",
-            by.chars().take(40).collect::<String>(),
-            app::DIMENSIONS.join(", ")
-        );
-        return Err(ApiError {
-            fields: vec![FieldError::new("by", reason.clone())],
-            ..ApiError::unprocessable(format!("by: {reason}"))
-        });
-    }
+    let by = dimension_of(query, &app::DIMENSIONS)?;
     let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::estimates(store, &by, CONFIDENCE)
     })
@@ -306,19 +315,7 @@ pub(crate) async fn pooled(
     auth: Authenticated,
     query: Result<Query<EstimatesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
-    let by = query.by.unwrap_or_else(|| "origin".to_string());
-    if !app::POOLED_DIMENSIONS.contains(&by.as_str()) {
-        let reason = format!(
-            "'{}' is not a dimension: use one of {}",
-            by.chars().take(40).collect::<String>(),
-            app::POOLED_DIMENSIONS.join(", ")
-        );
-        return Err(ApiError {
-            fields: vec![FieldError::new("by", reason.clone())],
-            ..ApiError::unprocessable(format!("by: {reason}"))
-        });
-    }
+    let by = dimension_of(query, &app::POOLED_DIMENSIONS)?;
     let report = blocking(&state.pool, Some(auth.caller.user), move |store| {
         app::pooled_statistics(store, &by, CONFIDENCE)
     })
