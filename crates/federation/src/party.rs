@@ -65,8 +65,10 @@ pub const MAX_SEGMENTS: usize = 10_000;
 struct AheadSplit {
     left_rows: Vec<u32>,
     right_rows: Vec<u32>,
-    left: NodeHistogram,
-    right: NodeHistogram,
+    /// The smaller child's histogram: the other's is the leaf's less it, taken when the split
+    /// is confirmed (no copy of the leaf's kept meanwhile).
+    small: NodeHistogram,
+    small_is_left: bool,
 }
 
 /// A party holding its own declaration items.
@@ -412,8 +414,7 @@ impl LocalParty {
                 }
                 let mut words = Vec::new();
                 for a in ahead {
-                    let left = split_ahead(agreed, scratch, a);
-                    words.extend(left.to_words());
+                    words.extend(split_ahead(agreed, scratch, a));
                 }
                 self.masked(call, words)
             }
@@ -629,11 +630,20 @@ fn confirm_splits(
             scratch.histograms.resize(right + 1, None);
         }
         scratch.rows[node] = None;
-        scratch.histograms[node] = None;
+        // Checked to be there when the leaf was split ahead; it has not changed since.
+        let mut large = scratch.histograms[node]
+            .take()
+            .unwrap_or_else(|| split.small.clone());
+        large.subtract(&split.small);
+        let (left_histogram, right_histogram) = if split.small_is_left {
+            (split.small, large)
+        } else {
+            (large, split.small)
+        };
         scratch.rows[left] = Some(split.left_rows);
         scratch.rows[right] = Some(split.right_rows);
-        scratch.histograms[left] = Some(split.left);
-        scratch.histograms[right] = Some(split.right);
+        scratch.histograms[left] = Some(left_histogram);
+        scratch.histograms[right] = Some(right_histogram);
     }
     scratch.next_child = next;
     Ok(())
@@ -682,8 +692,8 @@ fn check_ahead(agreed: &Agreed, scratch: &Scratch, a: &Ahead) -> Result<(), Stri
 
 /// Splits leaf `a.node` ahead (checked by [`check_ahead`]): its rows partitioned, the smaller
 /// child's histogram built and the other's taken from the leaf's, as pooled training does;
-/// returns the left child's.
-fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> NodeHistogram {
+/// returns the left child's words.
+fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Vec<u64> {
     let Ahead {
         node,
         feature,
@@ -711,24 +721,25 @@ fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> NodeHistogr
         &scratch.gradients,
         &scratch.hessians,
     );
-    let mut large = match scratch.histograms.get(node).and_then(Option::as_ref) {
-        Some(parent) => parent.clone(),
-        None => NodeHistogram::empty(&agreed.binning),
-    };
-    large.subtract(&small);
-    let (left, right) = if small_is_left {
-        (small, large)
-    } else {
-        (large, small)
-    };
-    let answer = left.clone();
+    let mut answer = small.to_words();
+    if !small_is_left {
+        // The left child's words are the leaf's less the right child's: wrapping arithmetic
+        // on words is the arithmetic of the sums.
+        let parent = match scratch.histograms.get(node).and_then(Option::as_ref) {
+            Some(parent) => parent.to_words(),
+            None => NodeHistogram::empty(&agreed.binning).to_words(),
+        };
+        for (word, whole) in answer.iter_mut().zip(parent) {
+            *word = whole.wrapping_sub(*word);
+        }
+    }
     scratch.ahead.insert(
         node,
         AheadSplit {
             left_rows,
             right_rows,
-            left,
-            right,
+            small,
+            small_is_left,
         },
     );
     answer
