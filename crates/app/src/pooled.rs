@@ -5,7 +5,7 @@
 //! ([`declaration_context`]): attributes of the goods' journey and of the selection, never a
 //! person, a firm, a place or an officer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use borderlens_controls::exchange::{
     is_country_code, is_transport_code, ImportedDocument, ResultContext,
@@ -247,13 +247,14 @@ pub fn pooled_statistics(
         ),
     );
     let mut foreign: BTreeMap<(String, String), Control> = BTreeMap::new();
-    let mut documents: BTreeMap<String, (BTreeMap<String, ()>, String)> = BTreeMap::new();
+    // Per sender: its documents' digests and when its newest was made.
+    let mut documents: BTreeMap<String, (BTreeSet<String>, String)> = BTreeMap::new();
     for stored in store.foreign_results()? {
         let Some(label) = stored.result.label else {
             continue;
         };
         let (digests, newest) = documents.entry(stored.sender.clone()).or_default();
-        digests.insert(stored.document_sha256.clone(), ());
+        digests.insert(stored.document_sha256.clone());
         if stored.generated_at > *newest {
             newest.clone_from(&stored.generated_at);
         }
@@ -280,12 +281,15 @@ pub fn pooled_statistics(
     }
     for ((sender, _), control) in foreign {
         let entry = sources.entry(sender.clone()).or_insert_with(|| {
-            let (digests, newest) = documents.get(&sender).cloned().unwrap_or_default();
+            let (digests, newest) = documents
+                .get(&sender)
+                .map(|(d, newest)| (d.len(), newest.clone()))
+                .unwrap_or_default();
             (
                 Vec::new(),
                 PooledSource {
                     source: sender.clone(),
-                    documents: digests.len(),
+                    documents: digests,
                     total: Tally::default(),
                     newest_document: Some(newest),
                 },

@@ -542,31 +542,37 @@ fn a_party_refuses_a_replayed_call() {
     assert!(why.contains("round 5 is not after round 5"), "{why}");
 }
 
-/// A party drops out of a masked round after the others have masked with it: the survivors'
-/// masked words sum to noise; with their round seeds of the pairs with it the exact sum comes
-/// back (`secagg::unmask`), but a party refuses to reveal a seed (no self-masks yet).
-#[test]
-fn survivors_sum_is_recovered_from_the_round_seeds_which_no_party_reveals() {
-    let items = sample_items();
-    let mut parties = parties();
-    let members: Vec<PartyId> = vec![0, 1, 2];
-    let mut round = 0;
-    let mut call_all = |parties: &mut [LocalParty], request: Request| {
-        round += 1;
+/// Calls straight to parties 0, 1 and 2, rounds numbered from 1.
+#[derive(Default)]
+struct Calls {
+    round: u64,
+}
+
+impl Calls {
+    /// `request` in the next round, every party a member: the call and each party's answer.
+    fn all(&mut self, parties: &mut [LocalParty], request: Request) -> (Call, Vec<Envelope>) {
+        self.round += 1;
         let call = Call {
-            round,
-            nonce: [round as u8; 16],
-            members: members.clone(),
+            round: self.round,
+            nonce: [self.round as u8; 16],
+            members: vec![0, 1, 2],
             request,
         };
-        let answers: Vec<Envelope> = parties
+        let answers = parties
             .iter_mut()
             .map(|p| Envelope::decode(&p.handle(&call)).unwrap())
             .collect();
         (call, answers)
-    };
-    let (_, answers) = call_all(&mut parties, Request::PublicKey);
-    let keys: Vec<(PartyId, [u8; 32])> = answers
+    }
+}
+
+/// The parties' public keys and salts relayed to all, as the coordinator does; the salts.
+fn agree_keys(
+    call_all: &mut impl FnMut(&mut [LocalParty], Request) -> (Call, Vec<Envelope>),
+    parties: &mut [LocalParty],
+) -> Vec<(PartyId, [u8; 32])> {
+    let (_, answers) = call_all(parties, Request::PublicKey);
+    let keys = answers
         .iter()
         .map(|e| (e.party, e.payload[..32].try_into().unwrap()))
         .collect();
@@ -575,12 +581,25 @@ fn survivors_sum_is_recovered_from_the_round_seeds_which_no_party_reveals() {
         .map(|e| (e.party, e.payload[32..].try_into().unwrap()))
         .collect();
     call_all(
-        &mut parties,
+        parties,
         Request::Peers {
             keys,
             salts: salts.clone(),
         },
     );
+    salts
+}
+
+/// A party drops out of a masked round after the others have masked with it: the survivors'
+/// masked words sum to noise; with their round seeds of the pairs with it the exact sum comes
+/// back (`secagg::unmask`), but a party refuses to reveal a seed (no self-masks yet).
+#[test]
+fn survivors_sum_is_recovered_from_the_round_seeds_which_no_party_reveals() {
+    let items = sample_items();
+    let mut parties = parties();
+    let mut calls = Calls::default();
+    let mut call_all = |parties: &mut [LocalParty], request| calls.all(parties, request);
+    let salts = agree_keys(&mut call_all, &mut parties);
     let pipeline = FeaturePipeline::fit(&items);
     call_all(&mut parties, Request::Pipeline { pipeline });
     let (sums_call, answers) = call_all(&mut parties, Request::LabelSums);
@@ -713,31 +732,9 @@ fn pinned_keys_train_and_a_substituted_key_is_refused() {
 #[test]
 fn a_party_takes_only_splits_made_ahead_with_the_children_the_grower_numbers() {
     let mut parties = parties();
-    let members: Vec<PartyId> = vec![0, 1, 2];
-    let mut round = 0;
-    let mut call_all = |parties: &mut [LocalParty], request: Request| {
-        round += 1;
-        let call = Call {
-            round,
-            nonce: [round as u8; 16],
-            members: members.clone(),
-            request,
-        };
-        parties
-            .iter_mut()
-            .map(|p| Envelope::decode(&p.handle(&call)).unwrap())
-            .collect::<Vec<Envelope>>()
-    };
-    let answers = call_all(&mut parties, Request::PublicKey);
-    let keys = answers
-        .iter()
-        .map(|e| (e.party, e.payload[..32].try_into().unwrap()))
-        .collect();
-    let salts = answers
-        .iter()
-        .map(|e| (e.party, e.payload[32..].try_into().unwrap()))
-        .collect();
-    call_all(&mut parties, Request::Peers { keys, salts });
+    let mut calls = Calls::default();
+    agree_keys(&mut |p, r| calls.all(p, r), &mut parties);
+    let mut call_all = |parties: &mut [LocalParty], request| calls.all(parties, request).1;
     let pipeline = FeaturePipeline::fit(&sample_items());
     let answers = call_all(&mut parties, Request::Pipeline { pipeline });
     let summaries: Vec<Vec<FeatureSummary>> = answers
