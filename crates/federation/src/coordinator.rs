@@ -25,7 +25,7 @@ use borderlens_risk::gbdt::{
     NodeHistogram, NodeRows, Tree,
 };
 
-use crate::message::{Ahead, Call, Confirm, Envelope, Kind, Request};
+use crate::message::{Ahead, Call, Confirm, Kind, Received, Request};
 use crate::party::LocalParty;
 use crate::secagg::Nonce;
 use crate::PartyId;
@@ -272,7 +272,7 @@ impl<T: Transport> Coordinator<T> {
         let pipelines = self.collect_setup(Request::Vocabulary)?;
         let mut parts = Vec::new();
         for (party, e) in pipelines {
-            let pipeline: FeaturePipeline = serde_json::from_slice(&e.payload).map_err(|err| {
+            let pipeline: FeaturePipeline = serde_json::from_slice(e.payload()).map_err(|err| {
                 self.party_error(party, "vocabularies", format!("not a pipeline: {err}"))
             })?;
             parts.push(pipeline);
@@ -286,7 +286,7 @@ impl<T: Transport> Coordinator<T> {
         let mut summaries = Vec::new();
         for (party, e) in answers {
             let summary: Vec<FeatureSummary> =
-                serde_json::from_slice(&e.payload).map_err(|err| {
+                serde_json::from_slice(e.payload()).map_err(|err| {
                     self.party_error(party, "feature summaries", format!("not summaries: {err}"))
                 })?;
             summaries.push(summary);
@@ -335,6 +335,7 @@ impl<T: Transport> Coordinator<T> {
             let mut rows = Rounds {
                 coordinator: self,
                 binning: &binning,
+                features: crate::summed_features(&config, n_features, iteration),
                 iteration,
                 limits,
                 counts: BTreeMap::new(),
@@ -392,8 +393,8 @@ impl<T: Transport> Coordinator<T> {
         let mut keys: Vec<(PartyId, [u8; 32])> = Vec::new();
         let mut salts: Vec<(PartyId, [u8; 32])> = Vec::new();
         for (party, e) in answers {
-            match (e.payload.get(..32), e.payload.get(32..)) {
-                (Some(key), Some(salt)) if e.payload.len() == 64 => {
+            match (e.payload().get(..32), e.payload().get(32..)) {
+                (Some(key), Some(salt)) if e.payload().len() == 64 => {
                     keys.push((party, key.try_into().expect("32 bytes")));
                     salts.push((party, salt.try_into().expect("32 bytes")));
                 }
@@ -432,7 +433,7 @@ impl<T: Transport> Coordinator<T> {
         let mut holders: BTreeMap<String, usize> = BTreeMap::new();
         let mut lists: Vec<std::collections::BTreeSet<String>> = Vec::new();
         for (party, e) in answers {
-            let segments: Vec<String> = serde_json::from_slice(&e.payload).map_err(|err| {
+            let segments: Vec<String> = serde_json::from_slice(e.payload()).map_err(|err| {
                 self.party_error(party, "segments", format!("not a list of names: {err}"))
             })?;
             if segments.len() > crate::party::MAX_SEGMENTS {
@@ -548,7 +549,7 @@ impl<T: Transport> Coordinator<T> {
         &mut self,
         call: &Call,
         words: Option<usize>,
-    ) -> Result<Vec<(PartyId, Envelope)>, Fault> {
+    ) -> Result<Vec<(PartyId, Received)>, Fault> {
         let mut answers = Vec::with_capacity(call.members.len());
         let replies = self.transport.call_all(&call.members, call);
         for (&party, reply) in call.members.iter().zip(replies) {
@@ -556,26 +557,27 @@ impl<T: Transport> Coordinator<T> {
                 party,
                 what: format!("no answer ({e}): the party is dead or unreachable"),
             })?;
-            let envelope = Envelope::decode(&bytes).map_err(|what| Fault {
+            let envelope = Received::read(bytes).map_err(|what| Fault {
                 party,
                 what: format!("malformed message: {what}"),
             })?;
             envelope
+                .envelope()
                 .check(party, call)
                 .map_err(|what| Fault { party, what })?;
             if envelope.kind == Kind::Refused {
                 return Err(Fault {
                     party,
-                    what: format!("refused: {}", String::from_utf8_lossy(&envelope.payload)),
+                    what: format!("refused: {}", String::from_utf8_lossy(envelope.payload())),
                 });
             }
             if let Some(words) = words {
-                if envelope.payload.len() != 8 * words {
+                if envelope.payload().len() != 8 * words {
                     return Err(Fault {
                         party,
                         what: format!(
                             "out of range: {} bytes of masked words, expected {words} words",
-                            envelope.payload.len()
+                            envelope.payload().len()
                         ),
                     });
                 }
@@ -589,7 +591,7 @@ impl<T: Transport> Coordinator<T> {
     fn collect_setup(
         &mut self,
         request: Request,
-    ) -> Result<Vec<(PartyId, Envelope)>, FederationError> {
+    ) -> Result<Vec<(PartyId, Received)>, FederationError> {
         let call = self.next_call(request);
         self.collect(&call, None).map_err(|f| self.abort(f, &call))
     }
@@ -660,11 +662,11 @@ impl<T: Transport> Coordinator<T> {
 }
 
 /// The wrapping sum of checked answers of `len` masked words each.
-fn sum_masked(answers: &[(PartyId, Envelope)], len: usize) -> Vec<u64> {
+fn sum_masked(answers: &[(PartyId, Received)], len: usize) -> Vec<u64> {
     // Straight from the payloads (checked to be `len` words each): no copy of a message.
     let mut total = vec![0u64; len];
     for (_, e) in answers {
-        for (t, w) in total.iter_mut().zip(e.payload.chunks_exact(8)) {
+        for (t, w) in total.iter_mut().zip(e.payload().chunks_exact(8)) {
             *t = t.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
         }
     }
@@ -717,6 +719,8 @@ const AHEAD: usize = 4;
 struct Rounds<'a, T: Transport> {
     coordinator: &'a mut Coordinator<T>,
     binning: &'a Binning,
+    /// The features whose bins the parties send for this tree ([`crate::summed_features`]).
+    features: Vec<usize>,
     iteration: usize,
     limits: Limits,
     /// Row count of each node known so far.
@@ -727,9 +731,9 @@ struct Rounds<'a, T: Transport> {
     histograms: BTreeMap<usize, NodeHistogram>,
     /// The leaves the grower may split next, best first ([`NodeRows::ahead`]).
     next: Vec<Ahead>,
-    /// Leaves the parties split ahead: the feature, the split and the left child's summed
-    /// histogram (checked), by node.
-    split_ahead: BTreeMap<usize, (usize, BinSplit, NodeHistogram)>,
+    /// Leaves the parties split ahead: the feature, the split and the children's summed
+    /// histograms (checked), by node.
+    split_ahead: BTreeMap<usize, (usize, BinSplit, [NodeHistogram; 2])>,
     /// Splits the grower took since the last call: sent with the next one.
     confirm: Vec<Confirm>,
 }
@@ -745,18 +749,14 @@ impl<T: Transport> Rounds<'_, T> {
 
     /// Words of one node's histogram.
     fn histogram_len(&self) -> usize {
-        1 + 2 * self
-            .binning
-            .features()
-            .iter()
-            .map(|f| f.n_bins())
-            .sum::<usize>()
+        NodeHistogram::words_len(self.binning, &self.features)
     }
 
     /// `words` as node `node`'s summed histogram, checked against what the rows can give.
     fn checked(&self, call: &Call, node: usize, words: &[u64]) -> Result<NodeHistogram, Step> {
-        let histogram = NodeHistogram::from_words(
+        let histogram = NodeHistogram::from_words_of(
             self.binning,
+            &self.features,
             words,
             self.limits.max_rows,
             self.limits.max_abs,
@@ -783,9 +783,14 @@ impl<T: Transport> Rounds<'_, T> {
         Ok(histogram)
     }
 
-    /// The left child's summed histogram of a split of `node`, checked: within the node's,
-    /// and leaving a right child whose sums rows can give too.
-    fn checked_left(&self, call: &Call, node: usize, words: &[u64]) -> Result<NodeHistogram, Step> {
+    /// The children's summed histograms of a split of `node` from the left child's words,
+    /// checked: the left within the node's, leaving a right child whose sums rows can give too.
+    fn checked_children(
+        &self,
+        call: &Call,
+        node: usize,
+        words: &[u64],
+    ) -> Result<[NodeHistogram; 2], Step> {
         let left = self.checked(call, usize::MAX, words)?;
         let Some(parent) = self.histograms.get(&node) else {
             return Err(Step::Abort(FederationError::Refused(format!(
@@ -802,19 +807,13 @@ impl<T: Transport> Rounds<'_, T> {
         }
         let mut right = parent.clone();
         right.subtract(&left);
-        let checked = NodeHistogram::from_words(
-            self.binning,
-            &right.to_words(),
-            self.limits.max_rows,
-            self.limits.max_abs,
-        );
-        if checked.is_none() {
+        if !right.within(self.limits.max_rows, self.limits.max_abs) {
             return Err(self.out_of_range(
                 call,
                 format!("node {node}: the left child's sums exceed the node's"),
             ));
         }
-        Ok(left)
+        Ok([left, right])
     }
 }
 
@@ -847,10 +846,9 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
         );
     }
 
-    /// The left child's histogram, whose row count is the left child's, from the round that
-    /// split the node ahead, or from a round now (which splits ahead the other leaves the
-    /// grower may split next); the right child's histogram and count are the parent's less
-    /// the left's.
+    /// The children's histograms, from the round that split the node ahead, or from a round
+    /// now (which splits ahead the other leaves the grower may split next): the parties send
+    /// the left child's, the right child's is the parent's less the left's.
     fn split(
         &mut self,
         node: usize,
@@ -859,8 +857,8 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
         left: usize,
         right: usize,
     ) -> Result<(usize, usize), Step> {
-        let left_histogram = match self.split_ahead.remove(&node) {
-            Some((f, s, histogram)) if f == feature && s == *split => histogram,
+        let [left_histogram, right_histogram] = match self.split_ahead.remove(&node) {
+            Some((f, s, children)) if f == feature && s == *split => children,
             Some(_) => {
                 return Err(Step::Abort(FederationError::Refused(format!(
                     "tree {}: node {node} was split ahead another way",
@@ -888,9 +886,9 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
                     .coordinator
                     .collect_boosting(request, Some(len * ahead.len()))?;
                 for (a, chunk) in ahead.iter().zip(words.chunks_exact(len)) {
-                    let histogram = self.checked_left(&call, a.node, chunk)?;
+                    let children = self.checked_children(&call, a.node, chunk)?;
                     self.split_ahead
-                        .insert(a.node, (a.feature, a.split.clone(), histogram));
+                        .insert(a.node, (a.feature, a.split.clone(), children));
                 }
                 // The node asked is the first split ahead.
                 self.split_ahead
@@ -904,15 +902,13 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
                     })?
             }
         };
-        let Some(mut right_histogram) = self.histograms.remove(&node) else {
+        if self.histograms.remove(&node).is_none() {
             return Err(Step::Abort(FederationError::Refused(format!(
                 "tree {}: node {node} has no histogram to split",
                 self.iteration
             ))));
-        };
-        let l = left_histogram.n_rows();
-        let r = right_histogram.n_rows() - l;
-        right_histogram.subtract(&left_histogram);
+        }
+        let (l, r) = (left_histogram.n_rows(), right_histogram.n_rows());
         self.counts.insert(left, l);
         self.counts.insert(right, r);
         self.histograms.insert(left, left_histogram);

@@ -20,8 +20,10 @@ histogram GBDT, and secure aggregation.
 - Messages ([`message`]) carry the party, the round and its nonce, with a checksum: garbage,
   replayed or stale messages, sums out of range and dead parties are faults named with the party
   and round, which abort training or drop the party ([`OnFault`]).
-- The coordinator reaches the parties through a [`Transport`]; [`InProcess`] is the one there is
-  (HTTP nodes come later).
+- The coordinator reaches the parties through a [`Transport`]: [`InProcess`] here, HTTP nodes
+  in `server`.
+- Only the bins a tree reads travel: those of the features drawn for it and of the first
+  feature, which gives a node's totals ([`summed_features`]).
 
 What it must not touch: the store (it takes items and returns models; jobs in `app` read and
 write stores), another party's rows (a party answers with summaries and masked sums, never with
@@ -42,3 +44,17 @@ pub use party::LocalParty;
 
 /// A party's id in a federation.
 pub type PartyId = u32;
+
+/// The features whose bins the parties send for tree `iteration` (ascending): those the tree
+/// may split on, drawn by `risk`'s [`borderlens_risk::gbdt::round_sample`] as pooled training
+/// draws them, and the first, whose bins give a node's totals
+/// ([`borderlens_risk::gbdt::NodeHistogram::total`]). The other features' sums would never be
+/// looked at.
+pub fn summed_features(
+    config: &borderlens_risk::gbdt::GbdtConfig,
+    n_features: usize,
+    iteration: usize,
+) -> Vec<usize> {
+    let (_, allowed) = borderlens_risk::gbdt::round_sample(config, 0, n_features, iteration);
+    (0..n_features).filter(|&f| f == 0 || allowed[f]).collect()
+}

@@ -264,27 +264,74 @@ impl Kind {
     }
 }
 
-const MAGIC: &[u8; 4] = b"BLF1";
+const MAGIC: &[u8; 4] = b"BLF2";
 /// Magic, party, round, nonce, kind, payload length.
 const HEADER: usize = 4 + 4 + 8 + 16 + 1 + 4;
 const DIGEST: usize = 8;
 
-/// A 64-bit checksum of `bytes` (length included): word by word, multiply and rotate.
+/// A 64-bit checksum of `bytes` (length included): word by word, multiply and rotate, in four
+/// lanes (a chain of multiplications one word after another is bound by their latency: four
+/// independent ones run together), folded at the end.
 fn checksum(bytes: &[u8]) -> [u8; DIGEST] {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(29);
-    let mut h = mix(0x6C62_272E_07BB_0142, bytes.len() as u64);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        h = mix(h, u64::from_le_bytes(chunk.try_into().unwrap()));
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+    let mut lanes = [
+        mix(0x6C62_272E_07BB_0142, bytes.len() as u64),
+        0x243F_6A88_85A3_08D3,
+        0x1319_8A2E_0370_7344,
+        0xA409_3822_299F_31D0,
+    ];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, c) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            *lane = mix(*lane, word(c));
+        }
+    }
+    let mut h = lanes[0];
+    let mut words = blocks.remainder().chunks_exact(8);
+    for c in &mut words {
+        h = mix(h, word(c));
     }
     let mut last = [0u8; 8];
-    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
     h = mix(h, u64::from_le_bytes(last));
+    for lane in &lanes[1..] {
+        h = mix(h, *lane);
+    }
     // Final avalanche (SplitMix64's).
     h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (h ^ (h >> 31)).to_le_bytes()
+}
+
+/// What an answer carries: bytes, or words (masked sums), written little-endian straight into
+/// the envelope without a copy of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// Bytes as they are.
+    Bytes(&'a [u8]),
+    /// Words, 8 little-endian bytes each.
+    Words(&'a [u64]),
+    /// Words masked as they are written ([`crate::secagg::mask_into`]): `me`'s words, with
+    /// its peers' secrets, for the round and nonce of the envelope.
+    Masked {
+        /// The party masking.
+        me: PartyId,
+        /// Its words before masking.
+        words: &'a [u64],
+        /// The other members and the secret shared with each.
+        peers: &'a [(PartyId, [u8; 32])],
+    },
+}
+
+impl Payload<'_> {
+    fn byte_len(&self) -> usize {
+        match self {
+            Payload::Bytes(b) => b.len(),
+            Payload::Words(w) | Payload::Masked { words: w, .. } => 8 * w.len(),
+        }
+    }
 }
 
 /// A party's answer to one call.
@@ -302,17 +349,63 @@ pub struct Envelope {
     pub payload: Vec<u8>,
 }
 
+/// An envelope read in place ([`Envelope::parse`]): its payload is a slice of the bytes read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvelopeRef<'a> {
+    /// Who answers.
+    pub party: PartyId,
+    /// The round answered.
+    pub round: u64,
+    /// The nonce of the round answered.
+    pub nonce: Nonce,
+    /// What the payload is.
+    pub kind: Kind,
+    /// The answer.
+    pub payload: &'a [u8],
+}
+
 impl Envelope {
     /// The envelope as bytes, checksum last.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(HEADER + self.payload.len() + DIGEST);
+        Envelope::write(
+            self.party,
+            self.round,
+            self.nonce,
+            self.kind,
+            Payload::Bytes(&self.payload),
+        )
+    }
+
+    /// An envelope of `payload` as bytes, checksum last ([`Envelope::encode`] without making
+    /// an [`Envelope`] first).
+    pub fn write(
+        party: PartyId,
+        round: u64,
+        nonce: Nonce,
+        kind: Kind,
+        payload: Payload<'_>,
+    ) -> Vec<u8> {
+        let len = payload.byte_len();
+        let mut bytes = Vec::with_capacity(HEADER + len + DIGEST);
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&self.party.to_le_bytes());
-        bytes.extend_from_slice(&self.round.to_le_bytes());
-        bytes.extend_from_slice(&self.nonce);
-        bytes.push(self.kind.code());
-        bytes.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&self.payload);
+        bytes.extend_from_slice(&party.to_le_bytes());
+        bytes.extend_from_slice(&round.to_le_bytes());
+        bytes.extend_from_slice(&nonce);
+        bytes.push(kind.code());
+        bytes.extend_from_slice(&(len as u32).to_le_bytes());
+        match payload {
+            Payload::Bytes(b) => bytes.extend_from_slice(b),
+            Payload::Words(words) => {
+                let start = bytes.len();
+                bytes.resize(start + 8 * words.len(), 0);
+                for (b, w) in bytes[start..].chunks_exact_mut(8).zip(words) {
+                    b.copy_from_slice(&w.to_le_bytes());
+                }
+            }
+            Payload::Masked { me, words, peers } => {
+                crate::secagg::mask_into(me, words, peers, round, &nonce, &mut bytes)
+            }
+        }
         let digest = checksum(&bytes);
         bytes.extend_from_slice(&digest);
         bytes
@@ -320,6 +413,18 @@ impl Envelope {
 
     /// Reads an envelope; says what is wrong with bytes that are not one.
     pub fn decode(bytes: &[u8]) -> Result<Envelope, String> {
+        let e = Envelope::parse(bytes)?;
+        Ok(Envelope {
+            party: e.party,
+            round: e.round,
+            nonce: e.nonce,
+            kind: e.kind,
+            payload: e.payload.to_vec(),
+        })
+    }
+
+    /// [`Envelope::decode`] without copying the payload.
+    pub fn parse(bytes: &[u8]) -> Result<EnvelopeRef<'_>, String> {
         if bytes.len() < HEADER + DIGEST {
             return Err(format!("{} bytes, not an envelope", bytes.len()));
         }
@@ -343,15 +448,74 @@ impl Envelope {
                 body.len() - HEADER
             ));
         }
-        Ok(Envelope {
+        Ok(EnvelopeRef {
             party,
             round,
             nonce,
             kind,
-            payload: body[HEADER..].to_vec(),
+            payload: &body[HEADER..],
         })
     }
 
+    /// Whether this envelope answers `call` as `party` should ([`EnvelopeRef::check`]).
+    pub fn check(&self, party: PartyId, call: &Call) -> Result<(), String> {
+        EnvelopeRef {
+            party: self.party,
+            round: self.round,
+            nonce: self.nonce,
+            kind: self.kind,
+            payload: &self.payload,
+        }
+        .check(party, call)
+    }
+}
+
+/// An envelope read from bytes it keeps ([`Received::read`]): the payload is not copied out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Who answers.
+    pub party: PartyId,
+    /// The round answered.
+    pub round: u64,
+    /// The nonce of the round answered.
+    pub nonce: Nonce,
+    /// What the payload is.
+    pub kind: Kind,
+    bytes: Vec<u8>,
+}
+
+impl Received {
+    /// Reads an envelope ([`Envelope::parse`]), keeping its bytes.
+    pub fn read(bytes: Vec<u8>) -> Result<Received, String> {
+        let e = Envelope::parse(&bytes)?;
+        let (party, round, nonce, kind) = (e.party, e.round, e.nonce, e.kind);
+        Ok(Received {
+            party,
+            round,
+            nonce,
+            kind,
+            bytes,
+        })
+    }
+
+    /// The answer.
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[HEADER..self.bytes.len() - DIGEST]
+    }
+
+    /// The envelope read in place.
+    pub fn envelope(&self) -> EnvelopeRef<'_> {
+        EnvelopeRef {
+            party: self.party,
+            round: self.round,
+            nonce: self.nonce,
+            kind: self.kind,
+            payload: self.payload(),
+        }
+    }
+}
+
+impl EnvelopeRef<'_> {
     /// Whether this envelope answers `call` as `party` should: its id, the call's round and
     /// nonce, and the kind asked for (or a refusal). Says what does not match: an earlier round
     /// is a replayed message.
@@ -467,5 +631,24 @@ mod tests {
         }
         assert!(Envelope::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(Envelope::decode(b"hello").is_err());
+        // Words written straight into an envelope are the bytes of their words; read in
+        // place, the payload is the same.
+        let words = [1, 2, u64::MAX];
+        let written = Envelope::write(2, 17, [5; 16], Kind::Masked, Payload::Words(&words));
+        assert_eq!(written, bytes);
+        let received = Received::read(written).unwrap();
+        assert_eq!(received.payload(), envelope.payload.as_slice());
+        assert_eq!((received.party, received.round), (2, 17));
+        // Every length (the checksum's lanes and tail), every flipped byte caught.
+        for len in 0..70 {
+            let payload: Vec<u8> = (0..len as u8).collect();
+            let bytes = Envelope::write(1, 3, [0; 16], Kind::Pipeline, Payload::Bytes(&payload));
+            assert_eq!(Envelope::parse(&bytes).unwrap().payload, payload.as_slice());
+            for at in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[at] ^= 0x80;
+                assert!(Envelope::parse(&bad).is_err(), "length {len}, flip at {at}");
+            }
+        }
     }
 }

@@ -13,13 +13,23 @@ use borderlens_domain::{DeclarationItem, LabelKind};
 use borderlens_risk::data::Dataset;
 use borderlens_risk::features::FeaturePipeline;
 use borderlens_risk::gbdt::{
-    add_leaf_values, log_loss_gradients, BinnedRows, Binning, Booster, FeatureSummary, LabelSums,
-    NodeHistogram, Tree,
+    add_leaf_values, log_loss_gradients, BinnedRows, Binning, Booster, FeatureSummary, GbdtConfig,
+    LabelSums, NodeHistogram, Tree,
 };
 
-use crate::message::{words_to_bytes, Ahead, Call, Confirm, Envelope, Kind, Request};
+use crate::message::{Ahead, Call, Confirm, Envelope, Kind, Payload, Request};
 use crate::secagg::{self, KeyPair};
 use crate::PartyId;
+
+/// A party's answer before it goes into an envelope.
+enum Answer {
+    Bytes(Vec<u8>),
+    /// Words to mask with the peers' secrets as they are written into the envelope.
+    Masked {
+        words: Vec<u64>,
+        peers: Vec<(PartyId, [u8; 32])>,
+    },
+}
 
 /// The most leaves per tree a party grows (bounds the node ids a coordinator may ask for).
 const MAX_LEAVES: usize = 1 << 12;
@@ -28,6 +38,8 @@ const MAX_LEAVES: usize = 1 << 12;
 struct Agreed {
     binning: Binning,
     binned: BinnedRows,
+    /// The options agreed (the features drawn for each tree are their seed's).
+    config: GbdtConfig,
     /// Node ids of a tree stay below this (two per leaf the options allow): a coordinator
     /// cannot make the party allocate beyond it.
     max_nodes: usize,
@@ -43,6 +55,8 @@ struct Model {
 
 /// The tree being grown.
 struct Scratch {
+    /// The features whose bins this tree's answers carry ([`crate::summed_features`]).
+    features: Vec<usize>,
     gradients: Vec<i64>,
     hessians: Vec<i64>,
     /// Rows of each node not split yet, by node id.
@@ -205,22 +219,27 @@ impl LocalParty {
     /// [`LocalParty::handle`], with the kind of the answer and, for a refusal, why (for a
     /// node's audit log, without decoding the envelope again).
     pub fn handle_telling(&mut self, call: &Call) -> (Vec<u8>, Kind, Option<String>) {
-        let (kind, payload, why) = match self.answer(call) {
-            Ok((kind, payload)) => (kind, payload, None),
-            Err(why) => (Kind::Refused, why.clone().into_bytes(), Some(why)),
+        let (kind, answer, why) = match self.answer(call) {
+            Ok((kind, answer)) => (kind, answer, None),
+            Err(why) => (
+                Kind::Refused,
+                Answer::Bytes(why.clone().into_bytes()),
+                Some(why),
+            ),
         };
-        let envelope = Envelope {
-            party: self.id,
-            round: call.round,
-            nonce: call.nonce,
-            kind,
-            payload,
-        }
-        .encode();
+        let payload = match &answer {
+            Answer::Bytes(bytes) => Payload::Bytes(bytes),
+            Answer::Masked { words, peers } => Payload::Masked {
+                me: self.id,
+                words,
+                peers,
+            },
+        };
+        let envelope = Envelope::write(self.id, call.round, call.nonce, kind, payload);
         (envelope, kind, why)
     }
 
-    fn answer(&mut self, call: &Call) -> Result<(Kind, Vec<u8>), String> {
+    fn answer(&mut self, call: &Call) -> Result<(Kind, Answer), String> {
         if let Some(last) = self.last_round {
             if call.round <= last {
                 return Err(format!(
@@ -236,12 +255,12 @@ impl LocalParty {
             ));
         }
         self.last_round = Some(call.round);
-        let ack = Ok((Kind::Ack, Vec::new()));
+        let ack = Ok((Kind::Ack, Answer::Bytes(Vec::new())));
         match &call.request {
             Request::PublicKey => {
                 let mut payload = self.keys.public().to_vec();
                 payload.extend_from_slice(&self.salt);
-                Ok((Kind::PublicKey, payload))
+                Ok((Kind::PublicKey, Answer::Bytes(payload)))
             }
             Request::Peers { keys, salts } => {
                 // Its own key as the others get it: altered, the others would mask with a key
@@ -305,7 +324,7 @@ impl LocalParty {
             Request::Vocabulary => {
                 let own = FeaturePipeline::fit(&self.items);
                 let json = serde_json::to_vec(&own).map_err(|e| e.to_string())?;
-                Ok((Kind::Pipeline, json))
+                Ok((Kind::Pipeline, Answer::Bytes(json)))
             }
             Request::Pipeline { pipeline } => {
                 let wanted: Vec<bool> = self.items.iter().map(|d| d.label.is_some()).collect();
@@ -317,7 +336,7 @@ impl LocalParty {
                 self.model = None;
                 self.scratch = None;
                 let json = serde_json::to_vec(&summaries).map_err(|e| e.to_string())?;
-                Ok((Kind::Summaries, json))
+                Ok((Kind::Summaries, Answer::Bytes(json)))
             }
             // The options are the coordinator's to apply; a party only bins.
             Request::Binning { binning, config } => {
@@ -332,6 +351,7 @@ impl LocalParty {
                 self.agreed = Some(Agreed {
                     binned: binning.bin_rows(data),
                     binning: binning.clone(),
+                    config: config.clone(),
                     max_nodes: 2 * config.num_leaves.max(2),
                 });
                 ack
@@ -383,8 +403,15 @@ impl LocalParty {
                     &gradients,
                     &hessians,
                 );
-                let words = root.to_words();
+                let features = crate::summed_features(
+                    &agreed.config,
+                    agreed.binning.features().len(),
+                    *iteration,
+                );
+                let mut words = Vec::new();
+                root.extend_words_of(&agreed.binning, &features, &mut words);
                 self.scratch = Some(Scratch {
+                    features,
                     gradients,
                     hessians,
                     rows: vec![Some(rows)],
@@ -412,9 +439,11 @@ impl LocalParty {
                         return Err(format!("node {} asked twice in one round", a.node));
                     }
                 }
-                let mut words = Vec::new();
+                let mut words = Vec::with_capacity(
+                    ahead.len() * NodeHistogram::words_len(&agreed.binning, &scratch.features),
+                );
                 for a in ahead {
-                    words.extend(split_ahead(agreed, scratch, a));
+                    split_ahead(agreed, scratch, a, &mut words);
                 }
                 self.masked(call, words)
             }
@@ -464,7 +493,7 @@ impl LocalParty {
                 let mut segments: Vec<String> = self.controls(dimension)?.into_keys().collect();
                 segments.sort_unstable();
                 let json = serde_json::to_vec(&segments).map_err(|e| e.to_string())?;
-                Ok((Kind::Segments, json))
+                Ok((Kind::Segments, Answer::Bytes(json)))
             }
             Request::Counts {
                 dimension,
@@ -560,7 +589,7 @@ impl LocalParty {
     }
 
     /// `words` masked with the round's members.
-    fn masked(&self, call: &Call, words: Vec<u64>) -> Result<(Kind, Vec<u8>), String> {
+    fn masked(&self, call: &Call, words: Vec<u64>) -> Result<(Kind, Answer), String> {
         let mut peers = Vec::new();
         for &member in call.members.iter().filter(|&&m| m != self.id) {
             let shared = self
@@ -591,9 +620,8 @@ impl LocalParty {
                 call.round
             ));
         }
-        let mut masked = words;
-        secagg::mask_in_place(self.id, &mut masked, &peers, call.round, &call.nonce);
-        Ok((Kind::Masked, words_to_bytes(&masked)))
+        // Masked as the envelope is written (the round and nonce are the call's).
+        Ok((Kind::Masked, Answer::Masked { words, peers }))
     }
 }
 
@@ -692,8 +720,8 @@ fn check_ahead(agreed: &Agreed, scratch: &Scratch, a: &Ahead) -> Result<(), Stri
 
 /// Splits leaf `a.node` ahead (checked by [`check_ahead`]): its rows partitioned, the smaller
 /// child's histogram built and the other's taken from the leaf's, as pooled training does;
-/// returns the left child's words.
-fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Vec<u64> {
+/// appends the left child's words to `words`.
+fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead, words: &mut Vec<u64>) {
     let Ahead {
         node,
         feature,
@@ -721,17 +749,21 @@ fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Vec<u64> {
         &scratch.gradients,
         &scratch.hessians,
     );
-    let mut answer = small.to_words();
-    if !small_is_left {
+    let features = &scratch.features;
+    if small_is_left {
+        small.extend_words_of(&agreed.binning, features, words);
+    } else {
         // The left child's words are the leaf's less the right child's: wrapping arithmetic
         // on words is the arithmetic of the sums.
+        let empty;
         let parent = match scratch.histograms.get(node).and_then(Option::as_ref) {
-            Some(parent) => parent.to_words(),
-            None => NodeHistogram::empty(&agreed.binning).to_words(),
+            Some(parent) => parent,
+            None => {
+                empty = NodeHistogram::empty(&agreed.binning);
+                &empty
+            }
         };
-        for (word, whole) in answer.iter_mut().zip(parent) {
-            *word = whole.wrapping_sub(*word);
-        }
+        parent.extend_words_less(&small, &agreed.binning, features, words);
     }
     scratch.ahead.insert(
         node,
@@ -742,5 +774,4 @@ fn split_ahead(agreed: &Agreed, scratch: &mut Scratch, a: &Ahead) -> Vec<u64> {
             small_is_left,
         },
     );
-    answer
 }

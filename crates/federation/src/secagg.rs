@@ -142,6 +142,52 @@ pub fn mask_in_place(
     }
 }
 
+/// [`mask_in_place`] of `words`, appended to `out` as little-endian bytes: one pass over the
+/// words (the streams are added 64 words at a time while they are in the cache), and the
+/// message is written without a copy of its own.
+pub fn mask_into(
+    me: PartyId,
+    words: &[u64],
+    peers: &[(PartyId, [u8; 32])],
+    round: u64,
+    nonce: &Nonce,
+    out: &mut Vec<u8>,
+) {
+    let mut streams: Vec<(ChaCha8Rng, bool)> = peers
+        .iter()
+        .map(|(peer, shared)| {
+            let rng = ChaCha8Rng::from_seed(round_seed(shared, round, nonce));
+            (rng, me < *peer)
+        })
+        .collect();
+    out.reserve(8 * words.len());
+    let mut block = [0u8; 512];
+    let mut buffer = [0u64; 64];
+    let mut bytes = [0u8; 512];
+    // Each stream is drawn in the blocks `apply` draws it in: the same masks.
+    for chunk in words.chunks(64) {
+        let buffer = &mut buffer[..chunk.len()];
+        buffer.copy_from_slice(chunk);
+        for (rng, add) in &mut streams {
+            let block = &mut block[..chunk.len() * 8];
+            rng.fill_bytes(block);
+            for (w, m) in buffer.iter_mut().zip(block.chunks_exact(8)) {
+                let m = u64::from_le_bytes(m.try_into().unwrap_or([0; 8]));
+                *w = if *add {
+                    w.wrapping_add(m)
+                } else {
+                    w.wrapping_sub(m)
+                };
+            }
+        }
+        let bytes = &mut bytes[..chunk.len() * 8];
+        for (b, w) in bytes.chunks_exact_mut(8).zip(buffer.iter()) {
+            b.copy_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(bytes);
+    }
+}
+
 /// The wrapping sum of several messages (masked vectors of the same length); `None` when their
 /// lengths differ.
 pub fn sum(messages: &[Vec<u64>]) -> Option<Vec<u64>> {
@@ -188,6 +234,24 @@ mod tests {
             .filter(|&&p| p != me)
             .map(|&p| (p as PartyId, keys[me].agree(&keys[p].public()).unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn masking_into_bytes_gives_the_masks_of_masking_in_place() {
+        let peers = [(0, [7u8; 32]), (2, [9u8; 32])];
+        for len in [0, 1, 63, 64, 65, 200] {
+            let words: Vec<u64> = (0..len as u64).map(|i| i.wrapping_mul(0x9E37)).collect();
+            let mut in_place = words.clone();
+            mask_in_place(1, &mut in_place, &peers, 5, &[3; 16]);
+            let mut out = vec![0xAA];
+            mask_into(1, &words, &peers, 5, &[3; 16], &mut out);
+            assert_eq!(out[0], 0xAA);
+            assert_eq!(
+                crate::message::bytes_to_words(&out[1..]).unwrap(),
+                in_place,
+                "{len} words"
+            );
+        }
     }
 
     #[test]

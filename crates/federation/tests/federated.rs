@@ -233,6 +233,7 @@ fn the_coordinator_sees_uniform_noise_from_each_party_and_exact_sums() {
     };
     let mut options = options(OnFault::Abort);
     options.gbdt.n_trees = 1;
+    let config = options.gbdt.clone();
     let mut coordinator = Coordinator::new(recording, options);
     let model = coordinator.train().unwrap();
     let recording = coordinator.transport();
@@ -245,6 +246,14 @@ fn the_coordinator_sees_uniform_noise_from_each_party_and_exact_sums() {
     let parties = recording.inner.all();
     let pooled = pooled(parties);
     let binning = &model.binning;
+    // The bins of the features the first tree reads, the first feature's among them.
+    let features = borderlens_federation::summed_features(&config, binning.features().len(), 0);
+    assert!(features.len() < binning.features().len() && features[0] == 0);
+    let words_of = |histogram: NodeHistogram| {
+        let mut words = Vec::new();
+        histogram.extend_words_of(binning, &features, &mut words);
+        words
+    };
     let salts = recording
         .log
         .iter()
@@ -267,7 +276,13 @@ fn the_coordinator_sees_uniform_noise_from_each_party_and_exact_sums() {
         let (mut g, mut h) = (vec![0; n], vec![0; n]);
         log_loss_gradients(&init, &data.labels, &data.weights, &mut g, &mut h);
         let all: Vec<u32> = (0..n as u32).collect();
-        let plain = NodeHistogram::build(binning, &binning.bin_rows(data), &all, &g, &h).to_words();
+        let plain = words_of(NodeHistogram::build(
+            binning,
+            &binning.bin_rows(data),
+            &all,
+            &g,
+            &h,
+        ));
         // Taking the masks away (the tests know the keys; the coordinator does not) gives it.
         let peers: Vec<(PartyId, [u8; 32])> = call
             .members
@@ -318,7 +333,7 @@ fn the_coordinator_sees_uniform_noise_from_each_party_and_exact_sums() {
     log_loss_gradients(&init, &pooled.labels, &pooled.weights, &mut g, &mut h);
     let all: Vec<u32> = (0..n as u32).collect();
     let whole = NodeHistogram::build(binning, &binning.bin_rows(&pooled), &all, &g, &h);
-    assert_eq!(sum, whole.to_words());
+    assert_eq!(sum, words_of(whole));
 }
 
 /// What goes wrong, where.

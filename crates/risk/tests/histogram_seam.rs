@@ -335,3 +335,80 @@ fn given_bins_are_checked_and_learned_bins_give_the_usual_model() {
         assert!(Binning::new(vec![bad.clone()]).is_err(), "{bad:?}");
     }
 }
+
+/// The words of some features only (what a federation's parties send for a tree that reads
+/// those features): they give back those features' bins exactly and zeros elsewhere, the
+/// "less" words are the other child's, and words that are not such a histogram are refused.
+#[test]
+fn the_words_of_some_features_round_trip_and_the_rest_reads_as_zero() {
+    let data = dataset(5, 3_000);
+    let binning = agreed_binning();
+    let binned = binning.bin_rows(&data);
+    let n = data.n_rows();
+    let scores = vec![0.3; n];
+    let (mut g, mut h) = (vec![0; n], vec![0; n]);
+    log_loss_gradients(&scores, &data.labels, &data.weights, &mut g, &mut h);
+    let all = all_rows(&data);
+    let whole = NodeHistogram::build(&binning, &binned, &all, &g, &h);
+    let part_rows: Vec<u32> = all.iter().copied().filter(|r| r % 3 == 0).collect();
+    let part = NodeHistogram::build(&binning, &binned, &part_rows, &g, &h);
+    let features = [0, 2, 4];
+    let (max_rows, max_abs) = (n, to_fixed(n as f64) + n as i64);
+
+    let mut words = Vec::new();
+    part.extend_words_of(&binning, &features, &mut words);
+    assert_eq!(words.len(), NodeHistogram::words_len(&binning, &features));
+    let back = NodeHistogram::from_words_of(&binning, &features, &words, max_rows, max_abs)
+        .expect("a histogram");
+    assert_eq!(back.n_rows(), part.n_rows());
+    for f in 0..binning.features().len() {
+        if features.contains(&f) {
+            assert_eq!(
+                back.feature(&binning, f),
+                part.feature(&binning, f),
+                "feature {f}"
+            );
+        } else {
+            assert!(back
+                .feature(&binning, f)
+                .iter()
+                .all(|b| b.g == 0 && b.h == 0));
+        }
+    }
+    assert_eq!(back.total(&binning), part.total(&binning));
+    // All the features: the words of to_words.
+    let every: Vec<usize> = (0..binning.features().len()).collect();
+    let mut all_words = Vec::new();
+    part.extend_words_of(&binning, &every, &mut all_words);
+    assert_eq!(all_words, part.to_words());
+
+    // The whole less the part is the rest's histogram.
+    let rest_rows: Vec<u32> = all.iter().copied().filter(|r| r % 3 != 0).collect();
+    let rest = NodeHistogram::build(&binning, &binned, &rest_rows, &g, &h);
+    let (mut less, mut direct) = (Vec::new(), Vec::new());
+    whole.extend_words_less(&part, &binning, &features, &mut less);
+    rest.extend_words_of(&binning, &features, &mut direct);
+    assert_eq!(less, direct);
+
+    // Not such a histogram: refused.
+    let of = |features: &[usize], words: &[u64]| {
+        NodeHistogram::from_words_of(&binning, features, words, max_rows, max_abs)
+    };
+    assert!(of(&features, &words[1..]).is_none(), "a word short");
+    assert!(of(&[2, 0, 4], &words).is_none(), "features not ascending");
+    assert!(of(&[0, 2, 9], &words).is_none(), "no feature 9");
+    let mut bad = words.clone();
+    bad[0] = (n + 1) as u64;
+    assert!(of(&features, &bad).is_none(), "more rows than there are");
+    let mut bad = words.clone();
+    bad[2] = u64::MAX; // a hessian sum of -1
+    assert!(of(&features, &bad).is_none(), "a negative hessian sum");
+    let mut bad = words;
+    bad[1] = (max_abs + 1) as u64;
+    assert!(
+        of(&features, &bad).is_none(),
+        "a gradient sum beyond the rows'"
+    );
+    assert!(part.within(max_rows, max_abs));
+    assert!(!whole.within(n - 1, max_abs), "more rows than allowed");
+}

@@ -60,6 +60,12 @@ impl BinStat {
         }
     }
 
+    /// Whether rows whose sums are bounded by `max_abs` can give these: a hessian sum in
+    /// `0..=max_abs`, a gradient sum in `-max_abs..=max_abs`.
+    pub fn within(&self, max_abs: i64) -> bool {
+        (0..=max_abs).contains(&self.h) && (-max_abs..=max_abs).contains(&self.g)
+    }
+
     /// The gradient sum as a number.
     pub fn gradient(&self) -> f64 {
         from_fixed(self.g)
@@ -215,12 +221,97 @@ impl NodeHistogram {
                 h: w[1] as i64,
             })
             .collect();
-        let in_range = |stat: &BinStat| {
-            (0..=max_abs).contains(&stat.h) && (-max_abs..=max_abs).contains(&stat.g)
-        };
         bins.iter()
-            .all(in_range)
+            .all(|b| b.within(max_abs))
             .then_some(NodeHistogram { bins, n_rows })
+    }
+
+    /// Words of a histogram of features `features` only ([`NodeHistogram::extend_words_of`]).
+    pub fn words_len(binning: &Binning, features: &[usize]) -> usize {
+        1 + 2 * features
+            .iter()
+            .map(|&f| binning.features()[f].n_bins())
+            .sum::<usize>()
+    }
+
+    /// Appends [`NodeHistogram::to_words`]'s words of features `features` only (ascending):
+    /// the row count, then those features' bins. What a holder of rows sends for a tree that
+    /// reads those features only: the others' sums would never be looked at.
+    pub fn extend_words_of(&self, binning: &Binning, features: &[usize], out: &mut Vec<u64>) {
+        out.reserve(NodeHistogram::words_len(binning, features));
+        out.push(self.n_rows as u64);
+        for &f in features {
+            for stat in self.feature(binning, f) {
+                out.push(stat.g as u64);
+                out.push(stat.h as u64);
+            }
+        }
+    }
+
+    /// [`NodeHistogram::extend_words_of`] of this histogram less `part` (a child's rows): the
+    /// other child's words, without building its histogram. Wrapping, as words add.
+    pub fn extend_words_less(
+        &self,
+        part: &NodeHistogram,
+        binning: &Binning,
+        features: &[usize],
+        out: &mut Vec<u64>,
+    ) {
+        out.reserve(NodeHistogram::words_len(binning, features));
+        out.push((self.n_rows as u64).wrapping_sub(part.n_rows as u64));
+        for &f in features {
+            for (whole, part) in self
+                .feature(binning, f)
+                .iter()
+                .zip(part.feature(binning, f))
+            {
+                out.push(whole.g.wrapping_sub(part.g) as u64);
+                out.push(whole.h.wrapping_sub(part.h) as u64);
+            }
+        }
+    }
+
+    /// The histogram [`NodeHistogram::extend_words_of`] wrote for `features` (the other
+    /// features' bins are zero), checked as [`NodeHistogram::from_words`] checks; `None` also
+    /// when `features` are not ascending features of `binning`.
+    pub fn from_words_of(
+        binning: &Binning,
+        features: &[usize],
+        words: &[u64],
+        max_rows: usize,
+        max_abs: i64,
+    ) -> Option<NodeHistogram> {
+        let n_features = binning.features().len();
+        let ascending = features.windows(2).all(|w| w[0] < w[1]);
+        if !ascending || features.last().is_some_and(|&f| f >= n_features) {
+            return None;
+        }
+        if words.len() != NodeHistogram::words_len(binning, features) {
+            return None;
+        }
+        let n_rows = usize::try_from(words[0]).ok().filter(|&n| n <= max_rows)?;
+        let mut bins = vec![BinStat::default(); binning.total_bins];
+        let mut pairs = words[1..].chunks_exact(2);
+        for &f in features {
+            let start = binning.offsets[f];
+            for stat in &mut bins[start..start + binning.features()[f].n_bins()] {
+                let w = pairs.next()?;
+                *stat = BinStat {
+                    g: w[0] as i64,
+                    h: w[1] as i64,
+                };
+                if !stat.within(max_abs) {
+                    return None;
+                }
+            }
+        }
+        Some(NodeHistogram { bins, n_rows })
+    }
+
+    /// Whether every bin's sums are what rows can give ([`NodeHistogram::from_words`]'s
+    /// check) and the row count is at most `max_rows`.
+    pub fn within(&self, max_rows: usize, max_abs: i64) -> bool {
+        self.n_rows <= max_rows && self.bins.iter().all(|b| b.within(max_abs))
     }
 
     /// The sums of feature `feature`'s bins, bin 0 (missing) first.
