@@ -705,6 +705,9 @@ struct Client {
 impl Client {
     fn new(addr: &str, token: &str, connections: usize) -> anyhow::Result<Client> {
         let connections = connections.max(1);
+        // reqwest is built with rustls and no provider of its own: install ring's.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)

@@ -53,6 +53,13 @@ pub struct NodeServeArgs {
     /// the other nodes can pin it. Without it each session uses a fresh key.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, the node's certificate first); with
+    /// --tls-key. Coordinators then name the node `https://…` with the `ca` that signed it.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// 32 bytes of the operating system's randomness (tokens, keys).
@@ -184,13 +191,21 @@ pub fn node(
         NodeCommand::Serve(a) => a,
     };
     let partners = Partners::read(&a.partners).map_err(anyhow::Error::msg)?;
-    if !a.addr.ip().is_loopback() {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            borderlens_server::federation::NodeTls::read(cert, key).map_err(anyhow::Error::msg)?,
+        ),
+        _ => None,
+    };
+    if !a.addr.ip().is_loopback() && tls.is_none() {
         eprintln!(
             "borderlens: warning: serving the federation node in plain HTTP on {}, beyond this \
-             machine: put a TLS proxy in front (tokens travel in clear otherwise)",
+             machine: give it --tls-cert and --tls-key, or put a TLS proxy in front (tokens \
+             travel in clear otherwise)",
             a.addr
         );
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let n_partners = partners.partners.len();
     let key = a.key.as_deref().map(node_key).transpose()?;
     let config = NodeConfig {
@@ -198,11 +213,13 @@ pub fn node(
         database_url: database_url.map(str::to_string),
         partners,
         key,
+        tls,
     };
     borderlens_server::federation::serve_node(config, a.addr, |local| {
         let what = format!("federation node for {n_partners} partner(s), listening on");
         let extra = serde_json::json!({ "partners": n_partners });
-        crate::service_cmds::say_listening(json, local, extra, &what);
+        let url = format!("{scheme}://{local}");
+        crate::service_cmds::say_listening(json, &url, extra, &what);
     })
     .with_context(|| crate::service_cmds::cannot_serve(db, database_url))?;
     Ok(ExitCode::SUCCESS)

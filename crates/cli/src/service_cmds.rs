@@ -130,7 +130,12 @@ pub fn serve(
         nii_desk: a.desk(),
     };
     borderlens_server::serve(config, a.addr, |local| {
-        say_listening(json, local, serde_json::json!({}), "listening on");
+        say_listening(
+            json,
+            &format!("http://{local}"),
+            serde_json::json!({}),
+            "listening on",
+        );
     })
     .with_context(|| cannot_serve(db, database_url))?;
     Ok(ExitCode::SUCCESS)
@@ -139,9 +144,8 @@ pub fn serve(
 /// Says where a service listens: `{"listening": URL, ...extra}` with `--json`, else
 /// `borderlens: WHAT http://ADDR (Ctrl-C stops)`. Not `println!`: a closed stdout must not stop
 /// the server.
-pub(crate) fn say_listening(json: bool, local: SocketAddr, extra: serde_json::Value, what: &str) {
+pub(crate) fn say_listening(json: bool, url: &str, extra: serde_json::Value, what: &str) {
     let mut out = std::io::stdout();
-    let url = format!("http://{local}");
     let _ = if json {
         let mut line = serde_json::json!({ "listening": url });
         if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {

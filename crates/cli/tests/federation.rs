@@ -1,7 +1,7 @@
 //! `borderlens node …` and `borderlens federate …`, black box: three `node serve` processes on
 //! loopback over stores holding the sample's 2021-Q1 split by office (the split script), one
-//! `federate train` with every node pinning the others' public keys, and the model each node
-//! saved used by `evaluate`; bad partners and nodes files are refused naming the file, the
+//! `federate train` with every node pinning the others' public keys (one node serving HTTPS),
+//! and the model each node saved used by `evaluate`; bad partners and nodes files are refused naming the file, the
 //! entry and the field.
 
 use std::io::{BufRead, BufReader};
@@ -38,9 +38,18 @@ fn text(bytes: &[u8]) -> String {
 /// A `node serve` child, stopped (SIGTERM) when dropped.
 struct Node(Child, String);
 
+/// The TLS fixtures of the server's tests (`scripts/make-test-certs.sh`).
+fn tls_fixture(name: &str) -> PathBuf {
+    Path::new(ROOT)
+        .join("crates/server/tests/fixtures/tls")
+        .join(name)
+}
+
 impl Node {
-    fn start(db: &Path, partners: &Path, key: &Path) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_borderlens"))
+    /// Serves over `db`; with `tls`, HTTPS with the test authority's node certificate.
+    fn start(db: &Path, partners: &Path, key: &Path, tls: bool) -> Node {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_borderlens"));
+        command
             .arg("--db")
             .arg(db)
             .args([
@@ -53,7 +62,15 @@ impl Node {
             ])
             .arg(partners)
             .arg("--key")
-            .arg(key)
+            .arg(key);
+        if tls {
+            command
+                .arg("--tls-cert")
+                .arg(tls_fixture("node.pem"))
+                .arg("--tls-key")
+                .arg(tls_fixture("node.key"));
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -142,10 +159,17 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
             ));
         }
         let partners = write(dir.path(), &format!("{name}.toml"), &partners_toml);
-        let node = Node::start(&db, &partners, &dir.path().join(format!("{name}.key")));
+        // node-b serves HTTPS: the coordinator trusts the test authority for it alone.
+        let tls = name == "node-b";
+        let node = Node::start(&db, &partners, &dir.path().join(format!("{name}.key")), tls);
+        assert_eq!(node.1.starts_with("https://"), tls, "{}", node.1);
         addresses.push(node.1.clone());
+        let ca = match tls {
+            true => format!("ca = {:?}\n", tls_fixture("ca.pem").to_str().unwrap()),
+            false => String::new(),
+        };
         nodes_toml.push_str(&format!(
-            "[[node]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"{secret}\"\nnode_token = \"{answer}\"\n\n",
+            "[[node]]\nname = \"{name}\"\nurl = \"{}\"\ntoken = \"{secret}\"\nnode_token = \"{answer}\"\n{ca}\n",
             node.1
         ));
         nodes.push(node);
@@ -246,7 +270,7 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
     assert_ne!(pinned, wrong);
     std::fs::write(&c_partners, wrong).unwrap();
     drop(nodes.pop());
-    let restarted = Node::start(&dbs[2], &c_partners, &dir.path().join("node-c.key"));
+    let restarted = Node::start(&dbs[2], &c_partners, &dir.path().join("node-c.key"), false);
     let nodes_toml = nodes_toml.replace(&addresses[2], &restarted.1);
     let nodes_file = write(dir.path(), "nodes.toml", &nodes_toml);
     let out = federate(&nodes_file, "2021-02-28", "substituted", &["--trees", "5"]);
@@ -326,6 +350,42 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
     let err = text(&out.stderr);
     assert!(
         err.contains("node a (party 0) did not open the session"),
+        "{err}"
+    );
+    // TLS: a certificate without its key is a usage error; a key that is not one is named.
+    let good = write(
+        dir.path(),
+        "good-partners.toml",
+        &format!(
+            "[[partner]]\nname = \"hq\"\ntoken_sha256 = \"{}\"\nnode_token = \"long enough answer\"\n",
+            "ab".repeat(32)
+        ),
+    );
+    let cert = tls_fixture("node.pem");
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["--db", db.to_str().unwrap(), "node", "serve", "--partners"];
+        args.push(good.to_str().unwrap());
+        args.extend([
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+        ]);
+        args.extend(extra);
+        borderlens(&args)
+    };
+    let out = serve(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--tls-key"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = serve(&["--tls-key", partners.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("partners.toml: not a PEM private key"),
         "{err}"
     );
 }

@@ -12,8 +12,13 @@
 //! Tokens are mutual: the node keeps only the SHA-256 of each partner's token (compared in
 //! constant time) and answers every authenticated request with its own token for that partner in
 //! `x-borderlens-node-token`, which the coordinator checks before it reads the answer, so that
-//! neither side talks to an impostor that lacks the other's secret. TLS is not in this step:
-//! run nodes on loopback or behind a TLS proxy.
+//! neither side talks to an impostor that lacks the other's secret.
+//!
+//! TLS where certificates are given: `node serve --tls-cert FILE --tls-key FILE` serves HTTPS
+//! ([`NodeTls`], rustls with ring; handshakes run beside the accepting loop, bounded in time),
+//! and a nodes file entry with an `https://` URL names the `ca` (PEM) the coordinator trusts
+//! for that node, and nothing else: no system roots, one client per node. Without certificates
+//! a node speaks plain HTTP (loopback, or behind a TLS proxy).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -176,6 +181,8 @@ pub struct NodeConfig {
     pub partners: Partners,
     /// The node's long-term X25519 secret (a fresh key per session without it).
     pub key: Option<[u8; 32]>,
+    /// Serve HTTPS with this identity (plain HTTP without).
+    pub tls: Option<NodeTls>,
 }
 
 #[derive(Clone)]
@@ -221,19 +228,35 @@ pub async fn run_node(
     config: NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let tls = config.tls.clone();
     let router = node_app(config)?;
-    // Every round is a small request and an answer of tens of kilobytes: without TCP_NODELAY
-    // the answer's last segment waits for the coordinator's delayed acknowledgement.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Io {
-            what: "serving the federation node".to_string(),
-            source,
-        })
+    let served = match tls {
+        Some(tls) => {
+            let listener = TlsListener {
+                tcp: listener,
+                acceptor: tokio_rustls::TlsAcceptor::from(tls.config),
+                handshakes: tokio::task::JoinSet::new(),
+            };
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            // Every round is a small request and an answer of tens of kilobytes: without
+            // TCP_NODELAY the answer's last segment waits for the coordinator's delayed
+            // acknowledgement.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.map_err(|source| ServeError::Io {
+        what: "serving the federation node".to_string(),
+        source,
+    })
 }
 
 /// Serves a node on `addr` until Ctrl-C or SIGTERM; `on_listening` gets the address bound.
@@ -371,12 +394,168 @@ fn answer<T: IntoResponse>(out: Result<T, ApiError>) -> Response {
 pub struct NodeEntry {
     /// Its name in reports.
     pub name: String,
-    /// Base URL, e.g. `http://127.0.0.1:7301`.
+    /// Base URL, e.g. `http://127.0.0.1:7301`, or `https://…` with `ca`.
     pub url: String,
     /// The token presented to it.
     pub token: String,
     /// The token it must answer with.
     pub node_token: String,
+    /// For an `https://` URL: the certificate (PEM) of the authority that signed the node's
+    /// certificate, or the node's own self-signed one; relative to the nodes file's folder.
+    /// The only certificate trusted for this node.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+/// A node's TLS identity: its certificate chain and private key (PEM files), as rustls serves
+/// them.
+#[derive(Clone)]
+pub struct NodeTls {
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl NodeTls {
+    /// Reads the certificate chain (the node's first) and the private key; errors name the file.
+    pub fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<NodeTls, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in it", cert.display()));
+        }
+        let private = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(ring_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs, private)
+            .map_err(|e| {
+                format!(
+                    "{} and {}: the key does not serve this certificate: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        Ok(NodeTls {
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl std::fmt::Debug for NodeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeTls")
+    }
+}
+
+/// Installs rustls' ring provider ([`ring_provider`]) as this process's default, once (a
+/// provider installed already stays): reqwest is built with rustls and no provider of its own,
+/// and a client built without one would panic.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ring_provider().install_default();
+    });
+}
+
+/// A reqwest client builder (plain HTTP; TLS with this process's rustls provider, installed
+/// first): every reqwest client of the workspace starts here.
+pub fn http_client() -> reqwest::ClientBuilder {
+    install_tls_provider();
+    reqwest::Client::builder()
+}
+
+/// rustls' ring provider: TLS 1.2 and 1.3 with X25519 and the NIST curves, without the hybrid
+/// post-quantum key exchange (X25519MLKEM768) that rustls offers only with aws-lc-rs, whose C
+/// build would add minutes to every cold build (rustls marks ring's provider deprecated for
+/// that reason).
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The certificates of a PEM file, as the only roots a client trusts; errors name the file.
+fn trusted_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", path.display()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: not a usable certificate: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
+/// How long a client may take over its TLS handshake before the node drops it.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A listener whose connections are TLS: each handshake runs as a task of its own (bounded by
+/// [`HANDSHAKE_TIMEOUT`]), so that a slow or silent client never holds up the others; a failed
+/// handshake is logged and dropped.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handshakes: tokio::task::JoinSet<
+        Option<(
+            tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+            SocketAddr,
+        )>,
+    >,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((tcp, addr)) => {
+                        let _ = tcp.set_nodelay(true);
+                        let acceptor = self.acceptor.clone();
+                        self.handshakes.spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                                Ok(Ok(tls)) => Some((tls, addr)),
+                                Ok(Err(e)) => {
+                                    eprintln!("borderlens node: TLS handshake with {addr} failed: {e}");
+                                    None
+                                }
+                                Err(_) => {
+                                    eprintln!("borderlens node: TLS handshake with {addr} timed out");
+                                    None
+                                }
+                            }
+                        });
+                    }
+                    // Out of descriptors and the like: wait a little, as axum's own listener does.
+                    Err(e) => {
+                        eprintln!("borderlens node: accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    if let Ok(Some(connection)) = done {
+                        return connection;
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 /// The coordinator's nodes file.
@@ -390,7 +569,7 @@ pub struct NodesFile {
 impl NodesFile {
     /// Reads and checks a nodes file; errors name the file and the node at fault.
     pub fn read(path: &std::path::Path) -> Result<NodesFile, String> {
-        let file: NodesFile = read_toml(path)?;
+        let mut file: NodesFile = read_toml(path)?;
         if file.nodes.len() < 2 {
             return Err(format!(
                 "{}: {} [[node]] listed, federated training needs at least 2",
@@ -398,12 +577,32 @@ impl NodesFile {
                 file.nodes.len()
             ));
         }
-        for (i, n) in file.nodes.iter().enumerate() {
+        let folder = path.parent().unwrap_or(std::path::Path::new("."));
+        for (i, n) in file.nodes.iter_mut().enumerate() {
             let at = format!("{}: node {} ({:?})", path.display(), i + 1, n.name);
             if !(n.url.starts_with("http://") || n.url.starts_with("https://")) {
                 return Err(format!(
                     "{at}: field url must start with http:// or https://"
                 ));
+            }
+            match (n.url.starts_with("https://"), &n.ca) {
+                (true, None) => {
+                    return Err(format!(
+                        "{at}: an https:// node needs field ca, the certificate (PEM) of the \
+                         authority that signed the node's certificate"
+                    ))
+                }
+                (false, Some(_)) => {
+                    return Err(format!(
+                        "{at}: field ca is given but the url is http://: use https://"
+                    ))
+                }
+                (true, Some(ca)) => {
+                    let ca = folder.join(ca);
+                    trusted_roots(&ca).map_err(|e| format!("{at}: field ca: {e}"))?;
+                    n.ca = Some(ca);
+                }
+                (false, None) => {}
             }
             if HeaderValue::from_str(&format!("Bearer {}", n.token)).is_err() || n.token.is_empty()
             {
@@ -422,7 +621,8 @@ pub struct HttpNodes {
     /// Drives the requests: a round's requests to every node go out together on one thread
     /// (no thread per request, no hop through a blocking client's own runtime).
     runtime: tokio::runtime::Runtime,
-    client: reqwest::Client,
+    /// One client per node: an https:// node's trusts its `ca` only.
+    clients: Vec<reqwest::Client>,
     nodes: Vec<NodeEntry>,
     session: String,
 }
@@ -434,23 +634,38 @@ impl HttpNodes {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the HTTP client's runtime: {e}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let mut clients = Vec::new();
+        for node in &nodes.nodes {
+            let mut builder = http_client().timeout(timeout).tcp_nodelay(true);
+            if let Some(ca) = &node.ca {
+                let roots = trusted_roots(ca).map_err(|e| format!("node {}: {e}", node.name))?;
+                let tls = rustls::ClientConfig::builder_with_provider(Arc::new(ring_provider()))
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("TLS: {e}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                builder = builder.tls_backend_preconfigured(tls).https_only(true);
+            }
+            clients.push(
+                builder
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
+            );
+        }
         Ok(HttpNodes {
             runtime,
-            client,
+            clients,
             nodes: nodes.nodes,
             session: String::new(),
         })
     }
 
-    fn node(&self, party: PartyId) -> Result<&NodeEntry, Unreachable> {
-        self.nodes
-            .get(party as usize)
-            .ok_or_else(|| Unreachable(format!("no party {party}")))
+    fn node(&self, party: PartyId) -> Result<(&reqwest::Client, &NodeEntry), Unreachable> {
+        let i = party as usize;
+        match (self.clients.get(i), self.nodes.get(i)) {
+            (Some(client), Some(node)) => Ok((client, node)),
+            _ => Err(Unreachable(format!("no party {party}"))),
+        }
     }
 
     /// Posts `body` to `path` of `party`; the answer's bytes once its status is a success and
@@ -462,10 +677,26 @@ impl HttpNodes {
         body: Vec<u8>,
         json: bool,
     ) -> Result<Vec<u8>, Unreachable> {
-        let node = self.node(party)?;
+        let (client, node) = self.node(party)?;
         self.runtime
-            .block_on(post_to(&self.client, node, path, body, json))
+            .block_on(post_to(client, node, path, body, json))
     }
+}
+
+/// An error and its causes, outermost first: reqwest's own message ("error sending request")
+/// says nothing of a certificate refused or a connection reset.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 async fn post_to(
@@ -488,7 +719,7 @@ async fn post_to(
         .body(body)
         .send()
         .await
-        .map_err(|e| Unreachable(format!("{}: {e}", node.name)))?;
+        .map_err(|e| Unreachable(format!("{}: {}", node.name, with_causes(&e))))?;
     let status = response.status();
     // The node's token first: no byte of an answer without it is read.
     let genuine = response
@@ -513,11 +744,13 @@ async fn post_to(
         return Err(too_long());
     }
     let mut bytes = Vec::with_capacity(announced as usize);
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| Unreachable(format!("{}: reading the answer: {e}", node.name)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        Unreachable(format!(
+            "{}: reading the answer: {}",
+            node.name,
+            with_causes(&e)
+        ))
+    })? {
         if bytes.len() + chunk.len() > MAX_NODE_BODY {
             return Err(too_long());
         }
@@ -550,13 +783,16 @@ impl Transport for HttpNodes {
     fn call_all(&mut self, parties: &[PartyId], call: &Call) -> Vec<Result<Vec<u8>, Unreachable>> {
         let body = call.encode();
         let path = format!("/federation/v1/sessions/{}/call", self.session);
-        let (client, path) = (&self.client, path.as_str());
+        let path = path.as_str();
         let requests: Vec<_> = parties
             .iter()
             .map(|&party| {
                 let node = self.node(party);
                 let body = body.clone();
-                async move { post_to(client, node?, path, body, false).await }
+                async move {
+                    let (client, node) = node?;
+                    post_to(client, node, path, body, false).await
+                }
             })
             .collect();
         // Polled together on this thread: each answer is read as it arrives.

@@ -255,6 +255,8 @@ pub fn serve(
 fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_io()
+        // TLS handshakes of federation nodes are bounded in time.
+        .enable_time()
         .build()
         .map_err(|source| ServeError::Io {
             what: "cannot start the async runtime".to_string(),

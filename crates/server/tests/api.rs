@@ -110,7 +110,10 @@ async fn spawn_app_with(kind: StoreKind, configure: impl FnOnce(&mut ServeConfig
                 configure(config)
             })
             .await,
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        client: borderlens_server::federation::http_client()
+            .no_proxy()
+            .build()
+            .unwrap(),
         nii_scan: nii_scan.clone(),
     }
 }
@@ -1728,7 +1731,7 @@ async fn the_server_stops_when_asked_and_finishes_cleanly(kind: StoreKind) {
     );
     let base = app.base.clone();
     app.stop().await;
-    let after = reqwest::Client::builder()
+    let after = borderlens_server::federation::http_client()
         .no_proxy()
         .build()
         .unwrap()

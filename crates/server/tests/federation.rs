@@ -18,7 +18,7 @@ use borderlens_risk::data::Dataset;
 use borderlens_risk::gbdt::{Booster, GbdtConfig};
 use borderlens_risk::model::RiskModel;
 use borderlens_server::federation::{
-    run_node, token_sha256, HttpNodes, NodeConfig, NodeEntry, NodesFile, Partner, Partners,
+    run_node, token_sha256, HttpNodes, NodeConfig, NodeEntry, NodeTls, NodesFile, Partner, Partners,
 };
 use borderlens_store::{Audit, ItemFilter, Items, Registry, Store};
 use chrono::NaiveDate;
@@ -38,13 +38,27 @@ struct Nodes {
     stops: Vec<Option<tokio::sync::oneshot::Sender<()>>>,
     served: Vec<Option<tokio::task::JoinHandle<()>>>,
     stores: Vec<PathBuf>,
+    /// Whether the nodes serve HTTPS (with the test authority's certificate).
+    tls: bool,
     _dir: tempfile::TempDir,
+}
+
+/// The TLS fixtures (`scripts/make-test-certs.sh`).
+fn tls_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
 }
 
 impl Nodes {
     /// Splits the sample's 2021-Q1 declarations by office with the script, imports each part
     /// into its node's store, and serves the three nodes.
     fn start() -> Nodes {
+        Nodes::start_serving(false)
+    }
+
+    /// [`Nodes::start`], the nodes serving HTTPS when `tls`.
+    fn start_serving(tls: bool) -> Nodes {
         let dir = tempfile::tempdir().unwrap();
         let split = dir.path().join("split");
         let sample = Path::new(ROOT).join("data/sample/df_syn_valid_eng.csv");
@@ -67,6 +81,7 @@ impl Nodes {
             stops: Vec::new(),
             served: Vec::new(),
             stores: Vec::new(),
+            tls,
             _dir: dir,
         };
         for name in NAMES {
@@ -98,6 +113,9 @@ impl Nodes {
                     peers: Vec::new(),
                 },
                 key: None,
+                tls: tls.then(|| {
+                    NodeTls::read(&tls_fixture("node.pem"), &tls_fixture("node.key")).unwrap()
+                }),
             };
             let listener = nodes
                 .runtime
@@ -127,9 +145,13 @@ impl Nodes {
                 .zip(&self.addrs)
                 .map(|(name, addr)| NodeEntry {
                     name: name.to_string(),
-                    url: format!("http://{addr}"),
+                    url: match self.tls {
+                        true => format!("https://{addr}"),
+                        false => format!("http://{addr}"),
+                    },
                     token: TOKEN.into(),
                     node_token: node_token(name),
+                    ca: self.tls.then(|| tls_fixture("ca.pem")),
                 })
                 .collect(),
         }
@@ -297,6 +319,87 @@ fn three_nodes_over_http_train_the_pooled_model_and_audit_every_round() {
             .filter(|e| e.subject == report.session)
             .all(|e| e.actor == "federation:coordinator"));
     }
+}
+
+/// Nodes serving HTTPS train with a coordinator that trusts their authority (the same trees on
+/// every node); a coordinator that trusts another authority, or speaks plain HTTP to them, is
+/// refused before any round, naming the node; a nodes file naming no authority for an https://
+/// node, or an authority that is no certificate, is refused naming the file, node and field.
+#[test]
+fn nodes_serving_tls_train_and_a_coordinator_trusting_another_authority_is_refused() {
+    let nodes = Nodes::start_serving(true);
+    let mut request = request("over-tls", OnFault::Abort);
+    request.gbdt.n_trees = 5;
+    let report = federate(nodes.file(), &request, &Silent).unwrap();
+    assert_eq!(report.n_trees, 5);
+    assert!(report.same_trees, "{report:?}");
+    assert!(report.nodes.iter().all(|n| n.saved.is_some()), "{report:?}");
+    for i in 0..3 {
+        assert!(nodes
+            .store(i)
+            .load_model("over-tls", None)
+            .unwrap()
+            .is_some());
+    }
+
+    // Another authority: the handshake fails, nothing runs.
+    let mut file = nodes.file();
+    file.nodes[1].ca = Some(tls_fixture("other-ca.pem"));
+    let error = federate(file, &request, &Silent).unwrap_err().to_string();
+    println!("trusting another authority: {error}");
+    assert!(
+        error.contains("node-b") && error.contains("certificate"),
+        "{error}"
+    );
+    // Plain HTTP to a TLS node: no answer either.
+    let mut file = nodes.file();
+    file.nodes[2].url = file.nodes[2].url.replace("https://", "http://");
+    file.nodes[2].ca = None;
+    let error = federate(file, &request, &Silent).unwrap_err().to_string();
+    println!("plain HTTP to a TLS node: {error}");
+    assert!(error.contains("node-c"), "{error}");
+
+    // Nodes files: the authority is required for https:// and must be a certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |body: &str| {
+        let path = dir.path().join("nodes.toml");
+        std::fs::write(&path, body).unwrap();
+        NodesFile::read(&path)
+    };
+    let entry = |name: &str, url: &str, ca: Option<&str>| {
+        let ca = ca.map(|c| format!("ca = {c:?}\n")).unwrap_or_default();
+        format!("[[node]]\nname = {name:?}\nurl = {url:?}\ntoken = \"t\"\nnode_token = \"n\"\n{ca}")
+    };
+    let ok = entry("a", "http://127.0.0.1:1", None);
+    let error = write(&format!("{ok}{}", entry("b", "https://127.0.0.1:2", None))).unwrap_err();
+    assert!(
+        error.contains("node 2 (\"b\")") && error.contains("field ca"),
+        "{error}"
+    );
+    std::fs::write(dir.path().join("not-a-cert.pem"), "hello").unwrap();
+    let bad = entry("b", "https://127.0.0.1:2", Some("not-a-cert.pem"));
+    let error = write(&format!("{ok}{bad}")).unwrap_err();
+    assert!(
+        error.contains("field ca") && error.contains("not-a-cert.pem"),
+        "{error}"
+    );
+    let plain = entry("b", "http://127.0.0.1:2", Some("ca.pem"));
+    let error = write(&format!("{ok}{plain}")).unwrap_err();
+    assert!(error.contains("use https://"), "{error}");
+    // A relative authority is read beside the nodes file.
+    std::fs::copy(tls_fixture("ca.pem"), dir.path().join("ca.pem")).unwrap();
+    let good = entry("b", "https://127.0.0.1:2", Some("ca.pem"));
+    let file = write(&format!("{ok}{good}")).unwrap();
+    assert_eq!(
+        file.nodes[1].ca.as_deref(),
+        Some(dir.path().join("ca.pem").as_path())
+    );
+    // A node's key that does not serve its certificate is refused naming both files.
+    let error = NodeTls::read(&tls_fixture("other-ca.pem"), &tls_fixture("node.key")).unwrap_err();
+    assert!(
+        error.contains("other-ca.pem") && error.contains("node.key"),
+        "{error}"
+    );
 }
 
 /// Counts trees and runs `at_tree` once, when the `n`th tree is applied.

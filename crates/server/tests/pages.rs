@@ -21,7 +21,7 @@ use reqwest::{redirect, Method, StatusCode};
 const SERVER_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/server.md");
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    borderlens_server::federation::http_client()
         .no_proxy()
         .redirect(redirect::Policy::none())
         .build()
