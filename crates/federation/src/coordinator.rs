@@ -335,7 +335,7 @@ impl<T: Transport> Coordinator<T> {
             let mut rows = Rounds {
                 coordinator: self,
                 binning: &binning,
-                features: crate::summed_features(&config, n_features, iteration),
+                features: crate::summed_features(&allowed),
                 iteration,
                 limits,
                 counts: BTreeMap::new(),
@@ -823,9 +823,13 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
     fn root(&mut self) -> Result<NodeHistogram, Step> {
         let iteration = self.iteration;
         let len = self.histogram_len();
-        let (call, words) = self
-            .coordinator
-            .collect_boosting(Request::Root { iteration }, Some(len))?;
+        let (call, words) = self.coordinator.collect_boosting(
+            Request::Root {
+                iteration,
+                features: self.features.clone(),
+            },
+            Some(len),
+        )?;
         let histogram = self.checked(&call, 0, &words)?;
         self.counts.insert(0, histogram.n_rows());
         self.histograms.insert(0, histogram.clone());

@@ -45,16 +45,14 @@ pub use party::LocalParty;
 /// A party's id in a federation.
 pub type PartyId = u32;
 
-/// The features whose bins the parties send for tree `iteration` (ascending): those the tree
-/// may split on, drawn by `risk`'s [`borderlens_risk::gbdt::round_sample`] as pooled training
-/// draws them, and the first, whose bins give a node's totals
+/// The features whose bins the parties send for a tree (ascending): those it may split on
+/// (`allowed`, drawn by `risk`'s [`borderlens_risk::gbdt::round_sample`] as pooled training
+/// draws them) and the first, whose bins give a node's totals
 /// ([`borderlens_risk::gbdt::NodeHistogram::total`]). The other features' sums would never be
-/// looked at.
-pub fn summed_features(
-    config: &borderlens_risk::gbdt::GbdtConfig,
-    n_features: usize,
-    iteration: usize,
-) -> Vec<usize> {
-    let (_, allowed) = borderlens_risk::gbdt::round_sample(config, 0, n_features, iteration);
-    (0..n_features).filter(|&f| f == 0 || allowed[f]).collect()
+/// looked at. The coordinator draws them and names them in the tree's first call
+/// ([`message::Request::Root`]): the parties never draw on their own.
+pub fn summed_features(allowed: &[bool]) -> Vec<usize> {
+    (0..allowed.len())
+        .filter(|&f| f == 0 || allowed[f])
+        .collect()
 }

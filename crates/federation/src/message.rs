@@ -8,8 +8,8 @@
 //! quarter of federated training's time.
 //!
 //! The coordinator reads an answer only if it decodes, its checksum matches, and it names the
-//! party asked, the current round and the current nonce ([`Envelope::decode`],
-//! [`Envelope::check`]): garbage, an answer of an earlier round (replayed) or for another nonce
+//! party asked, the current round and the current nonce ([`Received::read`], in place, and
+//! [`EnvelopeRef::check`]): garbage, an answer of an earlier round (replayed) or for another nonce
 //! (stale) is refused with the party and round named.
 
 use borderlens_risk::features::FeaturePipeline;
@@ -56,10 +56,15 @@ pub enum Request {
         init_score: f64,
     },
     /// Start tree `iteration` (from 0): compute your gradients, all your rows in the root;
-    /// answer with the root's masked histogram ([`Kind::Masked`]).
+    /// answer with the root's masked histogram ([`Kind::Masked`]). This tree's histograms
+    /// (the root's and every split's) carry the bins of `features` only
+    /// ([`crate::summed_features`]).
     Root {
         /// Which tree.
         iteration: usize,
+        /// The features whose bins this tree's histograms carry: ascending, the first
+        /// feature among them (its bins give a node's totals).
+        features: Vec<usize>,
     },
     /// First take the splits `confirm` as the tree's (their children get their ids), then split
     /// the leaves `ahead` without naming their children yet ([`Kind::Masked`]: each split's
@@ -126,7 +131,7 @@ impl Request {
             Request::Binning { .. } => "binning".into(),
             Request::LabelSums => "label sums".into(),
             Request::Init { .. } => "starting score".into(),
-            Request::Root { iteration } => format!("tree {iteration}, root histogram"),
+            Request::Root { iteration, .. } => format!("tree {iteration}, root histogram"),
             Request::Split { ahead, .. } => match ahead.as_slice() {
                 [one] => format!("split of node {}", one.node),
                 more => format!(

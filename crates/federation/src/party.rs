@@ -13,8 +13,8 @@ use borderlens_domain::{DeclarationItem, LabelKind};
 use borderlens_risk::data::Dataset;
 use borderlens_risk::features::FeaturePipeline;
 use borderlens_risk::gbdt::{
-    add_leaf_values, log_loss_gradients, BinnedRows, Binning, Booster, FeatureSummary, GbdtConfig,
-    LabelSums, NodeHistogram, Tree,
+    add_leaf_values, log_loss_gradients, BinnedRows, Binning, Booster, FeatureSummary, LabelSums,
+    NodeHistogram, Tree,
 };
 
 use crate::message::{Ahead, Call, Confirm, Envelope, Kind, Payload, Request};
@@ -38,8 +38,6 @@ const MAX_LEAVES: usize = 1 << 12;
 struct Agreed {
     binning: Binning,
     binned: BinnedRows,
-    /// The options agreed (the features drawn for each tree are their seed's).
-    config: GbdtConfig,
     /// Node ids of a tree stay below this (two per leaf the options allow): a coordinator
     /// cannot make the party allocate beyond it.
     max_nodes: usize,
@@ -351,7 +349,6 @@ impl LocalParty {
                 self.agreed = Some(Agreed {
                     binned: binning.bin_rows(data),
                     binning: binning.clone(),
-                    config: config.clone(),
                     max_nodes: 2 * config.num_leaves.max(2),
                 });
                 ack
@@ -374,7 +371,10 @@ impl LocalParty {
                 });
                 ack
             }
-            Request::Root { iteration } => {
+            Request::Root {
+                iteration,
+                features,
+            } => {
                 let (data, model) = match (&self.data, &self.model) {
                     (Some(data), Some(model)) => (data, model),
                     _ => return Err("no starting score yet".into()),
@@ -403,11 +403,18 @@ impl LocalParty {
                     &gradients,
                     &hessians,
                 );
-                let features = crate::summed_features(
-                    &agreed.config,
-                    agreed.binning.features().len(),
-                    *iteration,
-                );
+                let n_features = agreed.binning.features().len();
+                let ascending = features.windows(2).all(|w| w[0] < w[1]);
+                if features.first() != Some(&0)
+                    || !ascending
+                    || features.last().is_some_and(|&f| f >= n_features)
+                {
+                    return Err(format!(
+                        "the features of tree {iteration} must ascend from the first and be \
+                         below {n_features}: {features:?}"
+                    ));
+                }
+                let features = features.clone();
                 let mut words = Vec::new();
                 root.extend_words_of(&agreed.binning, &features, &mut words);
                 self.scratch = Some(Scratch {

@@ -240,14 +240,15 @@ fn the_coordinator_sees_uniform_noise_from_each_party_and_exact_sums() {
     let roots: Vec<&(PartyId, Call, Vec<u8>)> = recording
         .log
         .iter()
-        .filter(|(_, call, _)| matches!(call.request, Request::Root { iteration: 0 }))
+        .filter(|(_, call, _)| matches!(call.request, Request::Root { iteration: 0, .. }))
         .collect();
     assert_eq!(roots.len(), 3);
     let parties = recording.inner.all();
     let pooled = pooled(parties);
     let binning = &model.binning;
     // The bins of the features the first tree reads, the first feature's among them.
-    let features = borderlens_federation::summed_features(&config, binning.features().len(), 0);
+    let (_, allowed) = borderlens_risk::gbdt::round_sample(&config, 0, binning.features().len(), 0);
+    let features = borderlens_federation::summed_features(&allowed);
     assert!(features.len() < binning.features().len() && features[0] == 0);
     let words_of = |histogram: NodeHistogram| {
         let mut words = Vec::new();
@@ -766,7 +767,27 @@ fn a_party_takes_only_splits_made_ahead_with_the_children_the_grower_numbers() {
         },
     );
     call_all(&mut parties, Request::Init { init_score: -2.0 });
-    let root = call_all(&mut parties, Request::Root { iteration: 0 });
+    let every: Vec<usize> = (0..binning.features().len()).collect();
+    // Features that do not ascend from the first are refused.
+    for features in [vec![1, 2], vec![0, 2, 1], vec![0, every.len()]] {
+        let answers = call_all(
+            &mut parties,
+            Request::Root {
+                iteration: 0,
+                features,
+            },
+        );
+        assert_eq!(answers[0].kind, Kind::Refused);
+        let why = String::from_utf8(answers[0].payload.clone()).unwrap();
+        assert!(why.contains("must ascend from the first"), "{why}");
+    }
+    let root = call_all(
+        &mut parties,
+        Request::Root {
+            iteration: 0,
+            features: every,
+        },
+    );
     let len = root[0].payload.len();
     // A numeric feature split at its first bin.
     let feature = binning

@@ -232,11 +232,7 @@ pub async fn run_node(
     let router = node_app(config)?;
     let served = match tls {
         Some(tls) => {
-            let listener = TlsListener {
-                tcp: listener,
-                acceptor: tokio_rustls::TlsAcceptor::from(tls.config),
-                handshakes: tokio::task::JoinSet::new(),
-            };
+            let listener = TlsListener::new(listener, tls);
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -401,8 +397,8 @@ pub struct NodeEntry {
     /// The token it must answer with.
     pub node_token: String,
     /// For an `https://` URL: the certificate (PEM) of the authority that signed the node's
-    /// certificate, or the node's own self-signed one; relative to the nodes file's folder.
-    /// The only certificate trusted for this node.
+    /// certificate, relative to the nodes file's folder. The only certificate trusted for this
+    /// node.
     #[serde(default)]
     pub ca: Option<PathBuf>,
 }
@@ -499,18 +495,58 @@ fn trusted_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String
 /// How long a client may take over its TLS handshake before the node drops it.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes a node runs at once; a connection beyond them is closed at once (a client
+/// opening silent connections cannot take every descriptor).
+const MAX_HANDSHAKES: usize = 64;
+
+type Handshake = Result<
+    (
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    ),
+    String,
+>;
+
 /// A listener whose connections are TLS: each handshake runs as a task of its own (bounded by
-/// [`HANDSHAKE_TIMEOUT`]), so that a slow or silent client never holds up the others; a failed
-/// handshake is logged and dropped.
+/// [`HANDSHAKE_TIMEOUT`], at most [`MAX_HANDSHAKES`] at once), so that a slow or silent client
+/// never holds up the others; a failed handshake is dropped, and logged at most once a second
+/// (with how many were not).
 struct TlsListener {
     tcp: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-    handshakes: tokio::task::JoinSet<
-        Option<(
-            tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-            SocketAddr,
-        )>,
-    >,
+    handshakes: tokio::task::JoinSet<Handshake>,
+    /// When a failure was last logged, and the failures since that were not.
+    logged: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl TlsListener {
+    fn new(tcp: TcpListener, tls: NodeTls) -> TlsListener {
+        TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(tls.config),
+            handshakes: tokio::task::JoinSet::new(),
+            logged: None,
+            unlogged: 0,
+        }
+    }
+
+    fn log(&mut self, what: &str) {
+        let now = std::time::Instant::now();
+        if self
+            .logged
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        let more = match std::mem::take(&mut self.unlogged) {
+            0 => String::new(),
+            n => format!(" ({n} more since the last line)"),
+        };
+        eprintln!("borderlens node: {what}{more}");
+        self.logged = Some(now);
+    }
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -521,32 +557,34 @@ impl axum::serve::Listener for TlsListener {
         loop {
             tokio::select! {
                 accepted = self.tcp.accept() => match accepted {
+                    Ok((tcp, addr)) if self.handshakes.len() >= MAX_HANDSHAKES => {
+                        drop(tcp);
+                        self.log(&format!(
+                            "{MAX_HANDSHAKES} TLS handshakes running: closed {addr}'s connection"
+                        ));
+                    }
                     Ok((tcp, addr)) => {
                         let _ = tcp.set_nodelay(true);
                         let acceptor = self.acceptor.clone();
                         self.handshakes.spawn(async move {
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                                Ok(Ok(tls)) => Some((tls, addr)),
-                                Ok(Err(e)) => {
-                                    eprintln!("borderlens node: TLS handshake with {addr} failed: {e}");
-                                    None
-                                }
-                                Err(_) => {
-                                    eprintln!("borderlens node: TLS handshake with {addr} timed out");
-                                    None
-                                }
+                                Ok(Ok(tls)) => Ok((tls, addr)),
+                                Ok(Err(e)) => Err(format!("TLS handshake with {addr} failed: {e}")),
+                                Err(_) => Err(format!("TLS handshake with {addr} timed out")),
                             }
                         });
                     }
                     // Out of descriptors and the like: wait a little, as axum's own listener does.
                     Err(e) => {
-                        eprintln!("borderlens node: accepting a connection failed: {e}");
+                        self.log(&format!("accepting a connection failed: {e}"));
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
                 Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
-                    if let Ok(Some(connection)) = done {
-                        return connection;
+                    match done {
+                        Ok(Ok(connection)) => return connection,
+                        Ok(Err(why)) => self.log(&why),
+                        Err(e) => self.log(&format!("a TLS handshake task failed: {e}")),
                     }
                 }
             }
@@ -636,21 +674,35 @@ impl HttpNodes {
             .map_err(|e| format!("cannot start the HTTP client's runtime: {e}"))?;
         let mut clients = Vec::new();
         for node in &nodes.nodes {
-            let mut builder = http_client().timeout(timeout).tcp_nodelay(true);
-            if let Some(ca) = &node.ca {
-                let roots = trusted_roots(ca).map_err(|e| format!("node {}: {e}", node.name))?;
-                let tls = rustls::ClientConfig::builder_with_provider(Arc::new(ring_provider()))
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| format!("TLS: {e}"))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                builder = builder.tls_backend_preconfigured(tls).https_only(true);
-            }
-            clients.push(
-                builder
-                    .build()
-                    .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
-            );
+            let https = node.url.starts_with("https://");
+            // The node's `ca` is the only root: an http:// node's client trusts none (a
+            // redirect to https:// would find no system roots), and redirects are not followed.
+            let roots = match (&node.ca, https) {
+                (Some(ca), true) => {
+                    trusted_roots(ca).map_err(|e| format!("node {}: {e}", node.name))?
+                }
+                (None, false) => rustls::RootCertStore::empty(),
+                _ => {
+                    return Err(format!(
+                        "node {}: an https:// url needs a ca, and only an https:// url takes one",
+                        node.name
+                    ))
+                }
+            };
+            let tls = rustls::ClientConfig::builder_with_provider(Arc::new(ring_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("node {}: TLS: {e}", node.name))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let client = http_client()
+                .timeout(timeout)
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .tls_backend_preconfigured(tls)
+                .https_only(https)
+                .build()
+                .map_err(|e| format!("node {}: cannot build the HTTP client: {e}", node.name))?;
+            clients.push(client);
         }
         Ok(HttpNodes {
             runtime,

@@ -357,7 +357,18 @@ fn nodes_serving_tls_train_and_a_coordinator_trusting_another_authority_is_refus
     file.nodes[2].ca = None;
     let error = federate(file, &request, &Silent).unwrap_err().to_string();
     println!("plain HTTP to a TLS node: {error}");
-    assert!(error.contains("node-c"), "{error}");
+    assert!(
+        error.contains("node-c") && error.contains("http://127.0.0.1"),
+        "{error}"
+    );
+    // Built in code, an https:// node without its authority is refused too (no system roots).
+    let mut file = nodes.file();
+    file.nodes[0].ca = None;
+    let error = HttpNodes::new(file, Duration::from_secs(5)).err().unwrap();
+    assert!(
+        error.contains("node-a") && error.contains("needs a ca"),
+        "{error}"
+    );
 
     // Nodes files: the authority is required for https:// and must be a certificate.
     let dir = tempfile::tempdir().unwrap();
