@@ -101,16 +101,23 @@ fn apply(words: &mut [u64], seed: [u8; 32], add: bool) {
     let mut rng = ChaCha8Rng::from_seed(seed);
     let mut block = [0u8; 512];
     for chunk in words.chunks_mut(64) {
-        let bytes = &mut block[..chunk.len() * 8];
-        rng.fill_bytes(bytes);
-        for (w, m) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
-            let m = u64::from_le_bytes(m.try_into().unwrap());
-            *w = if add {
-                w.wrapping_add(m)
-            } else {
-                w.wrapping_sub(m)
-            };
-        }
+        add_block(chunk, &mut rng, &mut block, add);
+    }
+}
+
+/// Adds (`add`) or takes away the next `chunk.len()` words (64 at most) of `rng`'s stream to or
+/// from `chunk`, wrapping: streams are always drawn in these blocks, so every way of masking
+/// draws the same masks.
+fn add_block(chunk: &mut [u64], rng: &mut ChaCha8Rng, block: &mut [u8; 512], add: bool) {
+    let bytes = &mut block[..chunk.len() * 8];
+    rng.fill_bytes(bytes);
+    for (w, m) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
+        let m = u64::from_le_bytes(m.try_into().unwrap_or([0; 8]));
+        *w = if add {
+            w.wrapping_add(m)
+        } else {
+            w.wrapping_sub(m)
+        };
     }
 }
 
@@ -164,21 +171,12 @@ pub fn mask_into(
     let mut block = [0u8; 512];
     let mut buffer = [0u64; 64];
     let mut bytes = [0u8; 512];
-    // Each stream is drawn in the blocks `apply` draws it in: the same masks.
+    // Each stream is drawn in the blocks `apply` draws it in ([`add_block`]): the same masks.
     for chunk in words.chunks(64) {
         let buffer = &mut buffer[..chunk.len()];
         buffer.copy_from_slice(chunk);
         for (rng, add) in &mut streams {
-            let block = &mut block[..chunk.len() * 8];
-            rng.fill_bytes(block);
-            for (w, m) in buffer.iter_mut().zip(block.chunks_exact(8)) {
-                let m = u64::from_le_bytes(m.try_into().unwrap_or([0; 8]));
-                *w = if *add {
-                    w.wrapping_add(m)
-                } else {
-                    w.wrapping_sub(m)
-                };
-            }
+            add_block(buffer, rng, &mut block, *add);
         }
         let bytes = &mut bytes[..chunk.len() * 8];
         for (b, w) in bytes.chunks_exact_mut(8).zip(buffer.iter()) {

@@ -414,13 +414,8 @@ impl NodeTls {
     /// Reads the certificate chain (the node's first) and the private key; errors name the file.
     pub fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<NodeTls, String> {
         use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .and_then(|certs| certs.collect::<Result<_, _>>())
-            .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
-        if certs.is_empty() {
-            return Err(format!("{}: no certificate in it", cert.display()));
-        }
+        use rustls::pki_types::PrivateKeyDer;
+        let certs = pem_certificates(cert)?;
         let private = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(ring_provider()))
@@ -473,8 +468,10 @@ fn ring_provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-/// The certificates of a PEM file, as the only roots a client trusts; errors name the file.
-fn trusted_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+/// The certificates of a PEM file, in order (one at least); errors name the file.
+fn pem_certificates(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
@@ -483,8 +480,13 @@ fn trusted_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String
     if certs.is_empty() {
         return Err(format!("{}: no certificate in it", path.display()));
     }
+    Ok(certs)
+}
+
+/// The certificates of a PEM file, as the only roots a client trusts; errors name the file.
+fn trusted_roots(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
+    for cert in pem_certificates(path)? {
         roots
             .add(cert)
             .map_err(|e| format!("{}: not a usable certificate: {e}", path.display()))?;
