@@ -142,7 +142,7 @@ pub fn serve(
 }
 
 /// Says where a service listens: `{"listening": URL, ...extra}` with `--json`, else
-/// `borderlens: WHAT http://ADDR (Ctrl-C stops)`. Not `println!`: a closed stdout must not stop
+/// `borderlens: WHAT URL (Ctrl-C stops)`. Not `println!`: a closed stdout must not stop
 /// the server.
 pub(crate) fn say_listening(json: bool, url: &str, extra: serde_json::Value, what: &str) {
     let mut out = std::io::stdout();
