@@ -186,10 +186,9 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
     gbdt.num_leaves = a.leaves;
     let until = "2020-12-31";
     let repeat = a.repeat.max(1);
-    bars.start("federated training over HTTP", Some(repeat as u64));
-    let mut federated = f64::INFINITY;
-    let mut rounds = 0;
-    for r in 0..repeat {
+    // Federated and pooled runs alternate, so that each pair meets the same load on this
+    // shared machine: the ratio of each pair is reported beside the best times of each.
+    let federate = || -> anyhow::Result<(f64, u64)> {
         let out = Command::new(&exe)
             .args(["--json", "federate", "train", "--nodes"])
             .arg(&nodes_file)
@@ -205,16 +204,13 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
             );
         }
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        federated = federated.min(report["seconds"].as_f64().unwrap_or(f64::INFINITY));
-        rounds = report["rounds"].as_u64().unwrap_or_default();
-        bars.advance(r as u64 + 1);
-    }
-    bars.finish();
-    drop(running);
-
-    // Pooled: the same rows in one process.
+        Ok((
+            report["seconds"].as_f64().unwrap_or(f64::INFINITY),
+            report["rounds"].as_u64().unwrap_or_default(),
+        ))
+    };
+    // Pooled: the same rows in one process, described as the nodes describe theirs.
     let mut node_items = Vec::new();
-    let mut saved: Option<RiskModel> = None;
     for db in &stores {
         let store = Store::open(db)?;
         node_items.push(store.items(&borderlens_store::ItemFilter {
@@ -222,16 +218,8 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
             to: Some(chrono::NaiveDate::parse_from_str(until, "%Y-%m-%d")?),
             labelled_only: false,
         })?);
-        if saved.is_none() {
-            let stored = store
-                .load_model("bench", None)?
-                .context("node-a saved no model")?;
-            saved = Some(RiskModel::from_bytes(&stored.bytes)?);
-        }
     }
-    let saved = saved.context("no node")?;
-    let label = saved.options.label;
-    let features = || -> Dataset {
+    let features = |label| -> Dataset {
         let all: Vec<_> = node_items.iter().flatten().cloned().collect();
         let pipeline = FeaturePipeline::fit(&all);
         let mut pooled: Option<Dataset> = None;
@@ -249,22 +237,43 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
         }
         pooled.expect("three nodes")
     };
-    bars.start("pooled training", Some(repeat as u64));
+    bars.start(
+        "federated and pooled training, alternately",
+        Some(repeat as u64),
+    );
+    let (mut federated, mut rounds) = (f64::INFINITY, 0);
     let mut pooled_all = f64::INFINITY;
     let mut pooled_boost = f64::INFINITY;
+    let mut ratios: Vec<(f64, f64)> = Vec::new();
     let mut reference = None;
+    let mut saved: Option<RiskModel> = None;
     let mut n_rows = 0;
     for r in 0..repeat {
+        let (seconds, n_rounds) = federate()?;
+        federated = federated.min(seconds);
+        rounds = n_rounds;
+        if saved.is_none() {
+            let stored = Store::open(&stores[0])?
+                .load_model("bench", None)?
+                .context("node-a saved no model")?;
+            saved = Some(RiskModel::from_bytes(&stored.bytes)?);
+        }
+        let label = saved.as_ref().context("no node")?.options.label;
         let t = Instant::now();
-        let data = features();
+        let data = features(label);
         let t_boost = Instant::now();
         let booster = Booster::train(&data, &gbdt, None, &mut |_, _| true);
-        pooled_boost = pooled_boost.min(t_boost.elapsed().as_secs_f64());
-        pooled_all = pooled_all.min(t.elapsed().as_secs_f64());
+        let boost = t_boost.elapsed().as_secs_f64();
+        let all = t.elapsed().as_secs_f64();
+        pooled_boost = pooled_boost.min(boost);
+        pooled_all = pooled_all.min(all);
+        ratios.push((seconds / all, seconds / boost));
         n_rows = data.n_rows();
         reference = Some(booster);
         bars.advance(r as u64 + 1);
     }
+    drop(running);
+    let saved = saved.context("no node")?;
     bars.finish();
     let same_trees = reference.as_ref() == Some(&saved.booster);
     let result = serde_json::json!({
@@ -278,9 +287,11 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
         "pooled_seconds_boosting": pooled_boost,
         "ratio_to_pooled_with_features": federated / pooled_all,
         "ratio_to_pooled_boosting": federated / pooled_boost,
+        "pair_ratios_with_features": ratios.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "pair_ratios_boosting": ratios.iter().map(|r| r.1).collect::<Vec<_>>(),
         "same_trees": same_trees,
         "work": work.display().to_string(),
-        "note": "the three nodes, the coordinator and the pooled run share this machine's cores; best of repeat each",
+        "note": "the three nodes, the coordinator and the pooled run share this machine's cores; best of repeat each; runs alternate, a federated run then a pooled one, and each pair's ratio is given",
     });
     if json {
         outln!("{}", serde_json::to_string_pretty(&result)?);
@@ -298,6 +309,14 @@ pub fn federation(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow::
             "  ratio: {:.2}x (to pooled with features), {:.2}x (to boosting alone); the same trees: {same_trees}",
             federated / pooled_all,
             federated / pooled_boost
+        );
+        let pairs: Vec<String> = ratios
+            .iter()
+            .map(|(all, boost)| format!("{all:.2}x ({boost:.2}x)"))
+            .collect();
+        outln!(
+            "  each pair, a federated run then a pooled one: {}",
+            pairs.join(", ")
         );
     }
     if !same_trees {
