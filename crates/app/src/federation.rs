@@ -601,25 +601,12 @@ pub fn federate_train<L: NodeLinks>(
     progress: &dyn Progress,
 ) -> Result<FederateReport, JobError> {
     let started = Instant::now();
-    let mut id = [0u8; 8];
-    getrandom::fill(&mut id).map_err(|e| JobError::Internal(format!("randomness: {e}")))?;
-    let session = format!("fed-{}", hex(&id));
-    let parties = links.parties();
-    let mut coordinator = Coordinator::new(
-        links,
-        FederationOptions {
-            gbdt: request.gbdt.clone(),
-            on_fault: request.on_fault,
-        },
-    );
-    // The transport is the coordinator's now; sessions are opened through it.
-    open_all(
-        &mut coordinator,
-        &parties,
-        &session,
-        request.label,
-        request.until,
-    )?;
+    let options = FederationOptions {
+        gbdt: request.gbdt.clone(),
+        on_fault: request.on_fault,
+    };
+    let (mut coordinator, parties, session) =
+        start_sessions(links, "fed", options, request.label, request.until)?;
     progress.start("federated training", Some(request.gbdt.n_trees as u64));
     let trained = coordinator.train_with(&mut |trees| {
         progress.advance(trees as u64);
@@ -752,24 +739,12 @@ pub fn federate_stats<L: NodeLinks>(
             "unknown dimension '{dimension}': use origin or route"
         )));
     }
-    let mut id = [0u8; 8];
-    getrandom::fill(&mut id).map_err(|e| JobError::Internal(format!("randomness: {e}")))?;
-    let session = format!("stats-{}", hex(&id));
-    let parties = links.parties();
-    let mut coordinator = Coordinator::new(
-        links,
-        FederationOptions {
-            gbdt: GbdtConfig::standard(),
-            on_fault: OnFault::Abort,
-        },
-    );
-    open_all(
-        &mut coordinator,
-        &parties,
-        &session,
-        LabelKind::Fraud,
-        until,
-    )?;
+    let options = FederationOptions {
+        gbdt: GbdtConfig::standard(),
+        on_fault: OnFault::Abort,
+    };
+    let (mut coordinator, parties, session) =
+        start_sessions(links, "stats", options, LabelKind::Fraud, until)?;
     let counts = match coordinator.pooled_counts(dimension) {
         Ok(counts) => counts,
         Err(e) => {
@@ -823,6 +798,26 @@ pub fn federate_stats<L: NodeLinks>(
         elsewhere,
         rounds: counts.rounds,
     })
+}
+
+/// A coordinator over `links` with `options`, and a session (`PREFIX-` and 16 random hex
+/// digits) opened on every node: the parties and the session's id. A node that does not open
+/// aborts the session on all ([`open_all`]).
+fn start_sessions<L: NodeLinks>(
+    links: L,
+    prefix: &str,
+    options: FederationOptions,
+    label: LabelKind,
+    until: NaiveDate,
+) -> Result<(Coordinator<L>, Vec<PartyId>, String), JobError> {
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| JobError::Internal(format!("randomness: {e}")))?;
+    let session = format!("{prefix}-{}", hex(&id));
+    let parties = links.parties();
+    let mut coordinator = Coordinator::new(links, options);
+    // The transport is the coordinator's now; sessions are opened through it.
+    open_all(&mut coordinator, &parties, &session, label, until)?;
+    Ok((coordinator, parties, session))
 }
 
 /// Opens `session` on every party; when one does not open, aborts it everywhere and says which.

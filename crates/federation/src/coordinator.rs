@@ -338,7 +338,6 @@ impl<T: Transport> Coordinator<T> {
                 features: crate::summed_features(&allowed),
                 iteration,
                 limits,
-                counts: BTreeMap::new(),
                 histograms: BTreeMap::new(),
                 next: Vec::new(),
                 split_ahead: BTreeMap::new(),
@@ -723,8 +722,6 @@ struct Rounds<'a, T: Transport> {
     features: Vec<usize>,
     iteration: usize,
     limits: Limits,
-    /// Row count of each node known so far.
-    counts: BTreeMap<usize, usize>,
     /// Summed histogram of each node not split yet: a split's round answers with the left
     /// child's, the right child's is its parent's less the left's, so no node needs a round of
     /// its own.
@@ -752,9 +749,10 @@ impl<T: Transport> Rounds<'_, T> {
         NodeHistogram::words_len(self.binning, &self.features)
     }
 
-    /// `words` as node `node`'s summed histogram, checked against what the rows can give.
-    fn checked(&self, call: &Call, node: usize, words: &[u64]) -> Result<NodeHistogram, Step> {
-        let histogram = NodeHistogram::from_words_of(
+    /// `words` as the summed histogram of `what` (for messages), checked against what the rows
+    /// can give.
+    fn checked(&self, call: &Call, what: &str, words: &[u64]) -> Result<NodeHistogram, Step> {
+        NodeHistogram::from_words_of(
             self.binning,
             &self.features,
             words,
@@ -764,23 +762,9 @@ impl<T: Transport> Rounds<'_, T> {
         .ok_or_else(|| {
             self.out_of_range(
                 call,
-                format!(
-                    "node {node}: row count or gradient/hessian sums beyond what the rows can give"
-                ),
+                format!("{what}: row count or gradient/hessian sums beyond what the rows can give"),
             )
-        })?;
-        if let Some(&expected) = self.counts.get(&node) {
-            if histogram.n_rows() != expected {
-                return Err(self.out_of_range(
-                    call,
-                    format!(
-                        "node {node}: a histogram of {} rows, the node has {expected}",
-                        histogram.n_rows()
-                    ),
-                ));
-            }
-        }
-        Ok(histogram)
+        })
     }
 
     /// The children's summed histograms of a split of `node` from the left child's words,
@@ -791,7 +775,7 @@ impl<T: Transport> Rounds<'_, T> {
         node: usize,
         words: &[u64],
     ) -> Result<[NodeHistogram; 2], Step> {
-        let left = self.checked(call, usize::MAX, words)?;
+        let left = self.checked(call, &format!("the left child of node {node}"), words)?;
         let Some(parent) = self.histograms.get(&node) else {
             return Err(Step::Abort(FederationError::Refused(format!(
                 "tree {}: node {node} has no histogram to split",
@@ -830,8 +814,7 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
             },
             Some(len),
         )?;
-        let histogram = self.checked(&call, 0, &words)?;
-        self.counts.insert(0, histogram.n_rows());
+        let histogram = self.checked(&call, "the root", &words)?;
         self.histograms.insert(0, histogram.clone());
         Ok(histogram)
     }
@@ -913,8 +896,6 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
             ))));
         }
         let (l, r) = (left_histogram.n_rows(), right_histogram.n_rows());
-        self.counts.insert(left, l);
-        self.counts.insert(right, r);
         self.histograms.insert(left, left_histogram);
         self.histograms.insert(right, right_histogram);
         self.confirm.push(Confirm { node, left, right });

@@ -310,14 +310,12 @@ fn checksum(bytes: &[u8]) -> [u8; DIGEST] {
     (h ^ (h >> 31)).to_le_bytes()
 }
 
-/// What an answer carries: bytes, or words (masked sums), written little-endian straight into
+/// What an answer carries: bytes, or masked words (sums), written little-endian straight into
 /// the envelope without a copy of their own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Payload<'a> {
     /// Bytes as they are.
     Bytes(&'a [u8]),
-    /// Words, 8 little-endian bytes each.
-    Words(&'a [u64]),
     /// Words masked as they are written ([`crate::secagg::mask_into`]): `me`'s words, with
     /// its peers' secrets, for the round and nonce of the envelope.
     Masked {
@@ -334,7 +332,7 @@ impl Payload<'_> {
     fn byte_len(&self) -> usize {
         match self {
             Payload::Bytes(b) => b.len(),
-            Payload::Words(w) | Payload::Masked { words: w, .. } => 8 * w.len(),
+            Payload::Masked { words, .. } => 8 * words.len(),
         }
     }
 }
@@ -400,13 +398,6 @@ impl Envelope {
         bytes.extend_from_slice(&(len as u32).to_le_bytes());
         match payload {
             Payload::Bytes(b) => bytes.extend_from_slice(b),
-            Payload::Words(words) => {
-                let start = bytes.len();
-                bytes.resize(start + 8 * words.len(), 0);
-                for (b, w) in bytes[start..].chunks_exact_mut(8).zip(words) {
-                    b.copy_from_slice(&w.to_le_bytes());
-                }
-            }
             Payload::Masked { me, words, peers } => {
                 crate::secagg::mask_into(me, words, peers, round, &nonce, &mut bytes)
             }
@@ -639,7 +630,13 @@ mod tests {
         // Words written straight into an envelope are the bytes of their words; read in
         // place, the payload is the same.
         let words = [1, 2, u64::MAX];
-        let written = Envelope::write(2, 17, [5; 16], Kind::Masked, Payload::Words(&words));
+        // (masked with no peer: the words as they are)
+        let unmasked = Payload::Masked {
+            me: 2,
+            words: &words,
+            peers: &[],
+        };
+        let written = Envelope::write(2, 17, [5; 16], Kind::Masked, unmasked);
         assert_eq!(written, bytes);
         let received = Received::read(written).unwrap();
         assert_eq!(received.payload(), envelope.payload.as_slice());
