@@ -22,11 +22,12 @@ use std::time::Instant;
 
 use borderlens_domain::hex::encode as hex;
 use borderlens_domain::LabelKind;
+use borderlens_federation::dp::{PrivacyPolicy, Spent};
 use borderlens_federation::message::{Call, Kind, Request};
 use borderlens_federation::secagg::KeyPair;
 use borderlens_federation::{
-    Coordinator, FederationError, FederationOptions, LocalParty, OnFault, PartyId, Transport,
-    Unreachable,
+    Coordinator, FederationError, FederationOptions, LocalParty, OnFault, PartyId, Privacy,
+    Transport, Unreachable,
 };
 use borderlens_risk::gbdt::GbdtConfig;
 use borderlens_risk::model::{Imbalance, TrainOptions};
@@ -135,6 +136,45 @@ pub struct NodeIdentity {
     pub secret: Option<[u8; 32]>,
     /// The other nodes' public keys it accepts.
     pub pinned: Vec<[u8; 32]>,
+    /// Its rule on differential privacy (none: it adds the noise a coordinator asks for, if
+    /// any).
+    pub privacy: Option<PrivacyPolicy>,
+}
+
+/// The δ at which a node reports the ε it spent when its policy names none.
+pub const DEFAULT_DELTA: f64 = 1e-6;
+
+/// The privacy a session spent on a node, as its audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SessionPrivacy {
+    /// The noise multiplier (σ over a release's sensitivity).
+    pub noise_multiplier: f64,
+    /// Noisy releases (label sums, roots, splits).
+    pub releases: u64,
+    /// Their ρ (zero-concentrated DP), summed.
+    pub rho: f64,
+    /// ε at `delta`.
+    pub epsilon: f64,
+    /// The δ of `epsilon`.
+    pub delta: f64,
+}
+
+impl SessionPrivacy {
+    fn of(spent: Spent, delta: f64) -> SessionPrivacy {
+        SessionPrivacy {
+            noise_multiplier: spent.noise_multiplier,
+            releases: spent.releases,
+            rho: spent.rho,
+            epsilon: spent.epsilon(delta),
+            delta,
+        }
+    }
+
+    /// What `party` spent so far, at its policy's δ ([`DEFAULT_DELTA`] without one).
+    fn of_party(party: &LocalParty) -> Option<SessionPrivacy> {
+        let delta = party.privacy_policy().map_or(DEFAULT_DELTA, |p| p.delta);
+        party.privacy_spent().map(|s| SessionPrivacy::of(s, delta))
+    }
 }
 
 /// One administration's node: answers a trusted partner's training session over its own store.
@@ -208,6 +248,11 @@ impl FederationNode {
         };
         if !self.identity.pinned.is_empty() {
             party = party.pin_peers(self.identity.pinned.iter().copied());
+        }
+        if let Some(policy) = &self.identity.privacy {
+            party = party
+                .with_privacy(policy.clone())
+                .map_err(JobError::Invalid)?;
         }
         let mut slot = self.lock();
         if let Some(old) = slot.as_ref() {
@@ -361,6 +406,7 @@ impl FederationNode {
                 "rounds": finish.rounds,
                 "dropped": finish.dropped.iter().take(64).map(|d| note(d)).collect::<Vec<_>>(),
                 "trees_sha256": trees_sha256,
+                "privacy": SessionPrivacy::of_party(party),
             },
         });
         let version = store.save_model(&finish.model, &metadata.to_string(), &bytes)?;
@@ -418,7 +464,12 @@ fn flush_rounds(
     if session.rounds.is_empty() {
         return Ok(());
     }
-    let detail = serde_json::json!({ "stage": stage, "rounds": session.rounds });
+    let mut detail = serde_json::json!({ "stage": stage, "rounds": session.rounds });
+    // The privacy spent so far, written as it is spent: a node that dies mid-session still
+    // has it on record.
+    if let Some(privacy) = SessionPrivacy::of_party(&session.party) {
+        detail["privacy"] = serde_json::to_value(privacy).unwrap_or_default();
+    }
     store.append_audit(
         &actor(&session.partner),
         "federation_rounds",
@@ -436,11 +487,16 @@ fn end_session(
     reason: &str,
 ) -> Result<(), JobError> {
     flush_rounds(store, &mut session, "end")?;
+    // What was released is spent however the session ended.
+    let mut detail = serde_json::json!({ "reason": reason, "trees": session.trees });
+    if let Some(privacy) = SessionPrivacy::of_party(&session.party) {
+        detail["privacy"] = serde_json::to_value(privacy).unwrap_or_default();
+    }
     store.append_audit(
         &actor(&session.partner),
         action,
         &session.id,
-        &serde_json::json!({ "reason": reason, "trees": session.trees }).to_string(),
+        &detail.to_string(),
     )?;
     Ok(())
 }
@@ -553,6 +609,8 @@ pub struct FederateRequest {
     pub gbdt: GbdtConfig,
     /// What a node's fault does.
     pub on_fault: OnFault,
+    /// Differential privacy: the noise each node adds (none: exact sums).
+    pub privacy: Option<Privacy>,
 }
 
 /// One node's outcome.
@@ -588,6 +646,9 @@ pub struct FederateReport {
     pub nodes: Vec<NodeOutcome>,
     /// Whether every node that saved the model saved the coordinator's own trees.
     pub same_trees: bool,
+    /// With differential privacy, what each node that took part to the end spent (its own
+    /// account may be at another δ).
+    pub privacy: Option<SessionPrivacy>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -604,6 +665,7 @@ pub fn federate_train<L: NodeLinks>(
     let options = FederationOptions {
         gbdt: request.gbdt.clone(),
         on_fault: request.on_fault,
+        privacy: request.privacy,
     };
     let (mut coordinator, parties, session) =
         start_sessions(links, "fed", options, request.label, request.until)?;
@@ -690,6 +752,7 @@ pub fn federate_train<L: NodeLinks>(
         rounds: model.rounds,
         nodes,
         same_trees,
+        privacy: model.privacy.map(|p| SessionPrivacy::of(p.spent, p.delta)),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -742,6 +805,7 @@ pub fn federate_stats<L: NodeLinks>(
     let options = FederationOptions {
         gbdt: GbdtConfig::standard(),
         on_fault: OnFault::Abort,
+        privacy: None,
     };
     let (mut coordinator, parties, session) =
         start_sessions(links, "stats", options, LabelKind::Fraud, until)?;
@@ -900,6 +964,52 @@ pub struct SessionSummary {
     pub detail: Option<String>,
     /// When it ended.
     pub ended_at: Option<String>,
+    /// With differential privacy, what it spent (the latest record: the end's, or the last
+    /// tree's while it runs).
+    pub privacy: Option<SessionPrivacy>,
+}
+
+impl SessionSummary {
+    /// Whether the node sent masked sums in this session (histograms, label sums, counts).
+    pub fn sent_sums(&self) -> bool {
+        self.shared.contains_key(&shared_as("Masked"))
+    }
+}
+
+/// A node's privacy budget over its sessions ([`privacy_budget`]).
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct PrivacyBudget {
+    /// Sessions that added noise.
+    pub noisy_sessions: usize,
+    /// Sessions that sent masked sums without noise (training or pooled statistics): their
+    /// sums are exact, so no ε bounds what the partners could learn from them.
+    pub exact_sessions: usize,
+    /// ρ (zero-concentrated DP) of the noisy sessions, summed: sessions over the same rows
+    /// compose by adding their ρ.
+    pub rho: f64,
+    /// ε of that ρ at `delta`.
+    pub epsilon: f64,
+    /// The δ of `epsilon` (the newest noisy session's).
+    pub delta: f64,
+}
+
+/// The privacy this node spent over `sessions` ([`federation_sessions`]).
+pub fn privacy_budget(sessions: &[SessionSummary]) -> PrivacyBudget {
+    let noisy: Vec<&SessionPrivacy> = sessions.iter().filter_map(|s| s.privacy.as_ref()).collect();
+    let exact_sessions = sessions
+        .iter()
+        .filter(|s| s.privacy.is_none() && s.sent_sums())
+        .count();
+    let rho: f64 = noisy.iter().map(|p| p.rho).sum();
+    // Sessions come newest first.
+    let delta = noisy.first().map_or(DEFAULT_DELTA, |p| p.delta);
+    PrivacyBudget {
+        noisy_sessions: noisy.len(),
+        exact_sessions,
+        rho,
+        epsilon: borderlens_federation::dp::epsilon(rho, delta),
+        delta,
+    }
 }
 
 /// What an answer kind discloses, in words.
@@ -953,8 +1063,12 @@ pub fn federation_sessions(
                 outcome: "open".into(),
                 detail: None,
                 ended_at: None,
+                privacy: None,
             }
         });
+        if let Ok(privacy) = serde_json::from_value::<SessionPrivacy>(detail["privacy"].clone()) {
+            summary.privacy = Some(privacy);
+        }
         match e.action.as_str() {
             "federation_open" => {
                 summary.opened_at = e.at.clone();

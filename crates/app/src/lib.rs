@@ -68,9 +68,10 @@ mod views;
 pub use borderlens_synth::described::DescribeOptions;
 pub use decisions::*;
 pub use federation::{
-    federate_stats, federate_train, federation_sessions, AbortSession, FederateReport,
-    FederateRequest, FederationNode, FinishSession, Finished, LocalNodes, NodeIdentity, NodeLinks,
-    NodeOutcome, OpenSession, PooledNodesReport, PooledNodesSegment, SessionSummary,
+    federate_stats, federate_train, federation_sessions, privacy_budget, AbortSession,
+    FederateReport, FederateRequest, FederationNode, FinishSession, Finished, LocalNodes,
+    NodeIdentity, NodeLinks, NodeOutcome, OpenSession, PooledNodesReport, PooledNodesSegment,
+    PrivacyBudget, SessionPrivacy, SessionSummary, DEFAULT_DELTA,
 };
 pub use hs_reading::{
     annotate, hs_check, hs_model, hs_reading, hs_suggest, item_hs_reading, reading_of_item,

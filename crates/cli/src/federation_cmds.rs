@@ -149,6 +149,24 @@ pub struct FederateTrainArgs {
     /// Learning rate.
     #[arg(long, default_value_t = GbdtConfig::standard().learning_rate)]
     pub learning_rate: f64,
+    /// Most leaves per tree (small trees take fewer rounds, so fewer noisy releases with
+    /// --dp-noise).
+    #[arg(long, default_value_t = GbdtConfig::standard().num_leaves)]
+    pub num_leaves: usize,
+    /// Most bins per feature (fewer bins carry less noise per split with --dp-noise).
+    #[arg(long, default_value_t = GbdtConfig::standard().max_bin)]
+    pub max_bin: usize,
+    /// L2 regularisation of the leaf values (a larger one tames noisy leaves with --dp-noise).
+    #[arg(long, default_value_t = GbdtConfig::standard().lambda_l2)]
+    pub lambda_l2: f64,
+    /// Differential privacy: every node adds Gaussian noise of this multiplier (σ over what
+    /// one declaration can change) to each sum it sends, and accounts the ε it spends. The
+    /// trees then differ from pooled training's. None by default: exact sums.
+    #[arg(long, value_name = "MULTIPLIER")]
+    pub dp_noise: Option<f64>,
+    /// The δ at which the ε spent is reported (with --dp-noise).
+    #[arg(long, default_value_t = app::DEFAULT_DELTA, requires = "dp_noise")]
+    pub dp_delta: f64,
     /// What a node's fault does: abort (stop, nothing saved) or drop (go on without it while
     /// at least two nodes are left).
     #[arg(long, default_value = "abort")]
@@ -241,18 +259,43 @@ pub fn federate(command: &FederateCommand, json: bool, bars: &Bars) -> anyhow::R
     if !(a.learning_rate > 0.0 && a.learning_rate <= 1.0) {
         bail!("--learning-rate must be in (0, 1]");
     }
+    if !(2..=4096).contains(&a.num_leaves) {
+        bail!("--num-leaves must be between 2 and 4096");
+    }
+    if !(3..=256).contains(&a.max_bin) {
+        bail!("--max-bin must be between 3 and 256");
+    }
+    if !(a.lambda_l2.is_finite() && a.lambda_l2 >= 0.0) {
+        bail!("--lambda-l2 must be a number of at least 0");
+    }
+    if let Some(z) = a.dp_noise {
+        borderlens_federation::dp::check_multiplier(z)
+            .map_err(|e| anyhow::anyhow!("--dp-noise: {e}"))?;
+        if !(a.dp_delta > 0.0 && a.dp_delta < 1.0) {
+            bail!("--dp-delta must be between 0 and 1");
+        }
+    }
     let nodes = NodesFile::read(&a.nodes).map_err(anyhow::Error::msg)?;
     let links = HttpNodes::new(nodes, Duration::from_secs(a.timeout_seconds.max(1)))
         .map_err(anyhow::Error::msg)?;
     let mut gbdt = GbdtConfig::standard();
     gbdt.n_trees = a.trees;
     gbdt.learning_rate = a.learning_rate;
+    gbdt.max_bin = a.max_bin;
+    gbdt.num_leaves = a.num_leaves;
+    gbdt.lambda_l2 = a.lambda_l2;
     let request = app::FederateRequest {
         label: a.label,
         until: a.until,
         model: a.model.clone(),
         gbdt,
         on_fault,
+        privacy: a
+            .dp_noise
+            .map(|noise_multiplier| borderlens_federation::Privacy {
+                noise_multiplier,
+                delta: a.dp_delta,
+            }),
     };
     let report = app::federate_train(links, &request, bars)?;
     if json {
@@ -280,6 +323,18 @@ pub fn federate(command: &FederateCommand, json: bool, bars: &Bars) -> anyhow::R
                 (None, Some(p)) => outln!("  party {} {}: {p}", n.party, n.name),
                 (None, None) => outln!("  party {} {}: nothing saved", n.party, n.name),
             }
+        }
+        match &report.privacy {
+            Some(p) => outln!(
+                "differential privacy: noise multiplier {}, {} noisy releases per node, \
+                 epsilon {:.3} at delta {:e} (zCDP rho {:.4})",
+                p.noise_multiplier,
+                p.releases,
+                p.epsilon,
+                p.delta,
+                p.rho
+            ),
+            None => outln!("no differential-privacy noise: the sums were exact"),
         }
         if report.same_trees {
             outln!("every node that saved the model holds the same trees");

@@ -388,4 +388,36 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
         err.contains("partners.toml: not a PEM private key"),
         "{err}"
     );
+    // A privacy rule with a δ that is no probability: named with the file and table.
+    let private = write(
+        dir.path(),
+        "private-partners.toml",
+        &format!(
+            "[[partner]]\nname = \"hq\"\ntoken_sha256 = \"{}\"\nnode_token = \"long enough \
+             answer\"\n\n[privacy]\nmin_noise_multiplier = 2.0\ndelta = 1.5\n",
+            "ab".repeat(32)
+        ),
+    );
+    let out = borderlens(&[
+        "--db",
+        db.to_str().unwrap(),
+        "node",
+        "serve",
+        "--partners",
+        private.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("private-partners.toml: [privacy]: delta 1.5: it must be in (0, 1)"),
+        "{err}"
+    );
+    // Noise too small to be noise: refused before any node is called.
+    let out = federate(&nodes, "2021-01-31", "m", &["--dp-noise", "0.01"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--dp-noise: noise multiplier 0.01: it must be a number of at least 0.1"),
+        "{err}"
+    );
 }

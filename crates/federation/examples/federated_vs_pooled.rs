@@ -37,6 +37,7 @@ fn main() {
     let options = FederationOptions {
         gbdt: config.clone(),
         on_fault: OnFault::Abort,
+        privacy: None,
     };
     let best = |times: &mut Vec<Duration>| times.iter().min().copied().unwrap();
     let (mut federated_times, mut pooled_times) = (Vec::new(), Vec::new());

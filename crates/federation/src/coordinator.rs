@@ -125,6 +125,30 @@ pub struct FederationOptions {
     pub gbdt: GbdtConfig,
     /// What a fault does.
     pub on_fault: OnFault,
+    /// Differential privacy: the noise every party adds to what it releases ([`crate::dp`]);
+    /// `None`, exact sums (the trees are the pooled ones).
+    pub privacy: Option<Privacy>,
+}
+
+/// The noise asked of the parties, and the δ at which the privacy spent is reported.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Privacy {
+    /// σ of each party's noise over a release's sensitivity ([`crate::dp`]).
+    pub noise_multiplier: f64,
+    /// The δ of the (ε, δ) reported.
+    pub delta: f64,
+}
+
+/// The privacy a training spent, per party (each party adds its own noise and answered every
+/// noisy round while a member): the noise, the releases and their (ε, δ).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PrivacySpent {
+    /// The releases and their ρ.
+    pub spent: crate::dp::Spent,
+    /// The δ of `epsilon`.
+    pub delta: f64,
+    /// ε at `delta`.
+    pub epsilon: f64,
 }
 
 /// A party dropped during training.
@@ -151,6 +175,8 @@ pub struct FederatedModel {
     pub dropped: Vec<Dropped>,
     /// Rounds run.
     pub rounds: u64,
+    /// With differential privacy, what a party that answered every round spent.
+    pub privacy: Option<PrivacySpent>,
 }
 
 /// Why federated training failed.
@@ -205,6 +231,8 @@ pub struct Coordinator<T: Transport> {
     /// cannot be dropped, for regrowing the tree without it would give the sum without it, and
     /// the difference is its own histogram.
     summed_in_tree: bool,
+    /// Rounds that summed noisy releases (with differential privacy).
+    releases: u64,
 }
 
 impl<T: Transport> Coordinator<T> {
@@ -219,6 +247,7 @@ impl<T: Transport> Coordinator<T> {
             dropped: Vec::new(),
             tree: None,
             summed_in_tree: false,
+            releases: 0,
         }
     }
 
@@ -267,6 +296,16 @@ impl<T: Transport> Coordinator<T> {
                 self.members.len()
             )));
         }
+        let noise = self.options.privacy.map(|p| p.noise_multiplier);
+        if let Some(p) = self.options.privacy {
+            crate::dp::check_multiplier(p.noise_multiplier).map_err(FederationError::Refused)?;
+            if !(p.delta > 0.0 && p.delta < 1.0) {
+                return Err(FederationError::Refused(format!(
+                    "delta {}: it must be in (0, 1)",
+                    p.delta
+                )));
+            }
+        }
         self.agree_keys()?;
         // Vocabularies, then summaries of the rows described with the union.
         let pipelines = self.collect_setup(Request::Vocabulary)?;
@@ -303,19 +342,34 @@ impl<T: Transport> Coordinator<T> {
         self.collect_setup(Request::Binning {
             binning: binning.clone(),
             config: config.clone(),
+            noise,
         })?;
         // The starting score from the masked label sums.
         let words = self.sum_setup(Request::LabelSums, 3)?;
-        let sums = LabelSums {
-            n_rows: words[0],
-            weight: words[1] as i64,
-            positive_weight: words[2] as i64,
-        };
-        sums.check().map_err(|what| FederationError::OutOfRange {
-            round: self.round,
+        let out_of_range = |round, what| FederationError::OutOfRange {
+            round,
             stage: Request::LabelSums.name(),
             what,
-        })?;
+        };
+        let sums = match noise {
+            None => LabelSums {
+                n_rows: words[0],
+                weight: words[1] as i64,
+                positive_weight: words[2] as i64,
+            },
+            Some(z) => {
+                self.releases += 1;
+                let (rows, abs) = crate::dp::tolerance(
+                    z,
+                    crate::dp::label_sums_sensitivity(),
+                    self.members.len(),
+                );
+                noisy_label_sums(&words, rows, abs)
+                    .map_err(|what| out_of_range(self.round, what))?
+            }
+        };
+        sums.check()
+            .map_err(|what| out_of_range(self.round, what))?;
         let init_score = sums.init_score();
         self.collect_setup(Request::Init { init_score })?;
         let limits = Limits {
@@ -324,6 +378,7 @@ impl<T: Transport> Coordinator<T> {
                 .weight
                 .saturating_add(sums.n_rows as i64)
                 .saturating_add(1),
+            noise,
         };
 
         let mut trees: Vec<Tree> = Vec::new();
@@ -383,6 +438,17 @@ impl<T: Transport> Coordinator<T> {
             binning,
             dropped: self.dropped.clone(),
             rounds: self.round,
+            privacy: self.options.privacy.map(|p| {
+                let mut spent = crate::dp::Spent::new(p.noise_multiplier);
+                for _ in 0..self.releases {
+                    spent = spent.after_release();
+                }
+                PrivacySpent {
+                    spent,
+                    delta: p.delta,
+                    epsilon: spent.epsilon(p.delta),
+                }
+            }),
         })
     }
 
@@ -616,6 +682,9 @@ impl<T: Transport> Coordinator<T> {
             Ok(answers) => {
                 if words.is_some_and(|w| w > 0) {
                     self.summed_in_tree = true;
+                    if self.options.privacy.is_some() {
+                        self.releases += 1;
+                    }
                 }
                 Ok((call, sum_masked(&answers, words.unwrap_or(0))))
             }
@@ -694,6 +763,28 @@ pub struct PooledCounts {
 struct Limits {
     max_rows: usize,
     max_abs: i64,
+    /// The parties' noise multiplier (differential privacy): sums may stray by their noise.
+    noise: Option<f64>,
+}
+
+/// Noisy label sums (differential privacy), read as signed: refused beyond the noise's
+/// tolerance (`rows` for the count, `abs` in fixed point for the weights), else clamped to
+/// sums rows can give (at least one row of weight, the positive weight within the weight).
+fn noisy_label_sums(words: &[u64], rows: u64, abs: i64) -> Result<LabelSums, String> {
+    let (n, weight, positive) = (words[0] as i64, words[1] as i64, words[2] as i64);
+    let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+    if n < -rows || weight < -abs || positive < -abs || positive > weight.saturating_add(abs) {
+        return Err(format!(
+            "noisy label sums beyond their noise: {n} rows, weight {weight}, positive weight              {positive} (fixed point)"
+        ));
+    }
+    let n_rows = n.max(1) as u64;
+    let weight = weight.max(borderlens_risk::gbdt::to_fixed(1.0));
+    Ok(LabelSums {
+        n_rows,
+        weight,
+        positive_weight: positive.clamp(0, weight),
+    })
 }
 
 /// Why a round of boosting stopped.
@@ -752,13 +843,27 @@ impl<T: Transport> Rounds<'_, T> {
     /// `words` as the summed histogram of `what` (for messages), checked against what the rows
     /// can give.
     fn checked(&self, call: &Call, what: &str, words: &[u64]) -> Result<NodeHistogram, Step> {
-        NodeHistogram::from_words_of(
-            self.binning,
-            &self.features,
-            words,
-            self.limits.max_rows,
-            self.limits.max_abs,
-        )
+        match self.limits.noise {
+            None => NodeHistogram::from_words_of(
+                self.binning,
+                &self.features,
+                words,
+                self.limits.max_rows,
+                self.limits.max_abs,
+            ),
+            Some(z) => NodeHistogram::from_noisy_words_of(
+                self.binning,
+                &self.features,
+                words,
+                self.limits.max_rows,
+                self.limits.max_abs,
+                crate::dp::tolerance(
+                    z,
+                    crate::dp::histogram_sensitivity(self.features.len()),
+                    self.coordinator.members.len(),
+                ),
+            ),
+        }
         .ok_or_else(|| {
             self.out_of_range(
                 call,
@@ -775,13 +880,21 @@ impl<T: Transport> Rounds<'_, T> {
         node: usize,
         words: &[u64],
     ) -> Result<[NodeHistogram; 2], Step> {
-        let left = self.checked(call, &format!("the left child of node {node}"), words)?;
+        let mut left = self.checked(call, &format!("the left child of node {node}"), words)?;
         let Some(parent) = self.histograms.get(&node) else {
             return Err(Step::Abort(FederationError::Refused(format!(
                 "tree {}: node {node} has no histogram to split",
                 self.iteration
             ))));
         };
+        if self.limits.noise.is_some() {
+            // Noisy sums: the left child's rows within its parent's, the right child what is
+            // left (post-processing of the noisy sums).
+            left.clamp_rows(parent.n_rows());
+            let mut right = parent.clone();
+            right.subtract(&left);
+            return Ok([left, right]);
+        }
         let (rows, l) = (parent.n_rows(), left.n_rows());
         if l > rows {
             return Err(self.out_of_range(

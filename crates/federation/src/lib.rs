@@ -22,6 +22,10 @@ histogram GBDT, and secure aggregation.
   and round, which abort training or drop the party ([`OnFault`]).
 - The coordinator reaches the parties through a [`Transport`]: [`InProcess`] here, HTTP nodes
   in `server`.
+- Differential privacy, optional ([`dp`]): each party adds Gaussian noise to what it releases,
+  before masking, at the multiplier the coordinator asks and at least its own policy's, and
+  accounts the privacy it spends (zCDP, reported as (ε, δ)). Trees grown from noisy sums are no
+  longer the pooled ones.
 - Only the bins a tree reads travel: those of the features drawn for it and of the first
   feature, which gives a node's totals ([`summed_features`]).
 
@@ -32,13 +36,14 @@ rows), and selection.
 #![deny(missing_docs)]
 
 pub mod coordinator;
+pub mod dp;
 pub mod message;
 pub mod party;
 pub mod secagg;
 
 pub use coordinator::{
     Coordinator, Dropped, FederatedModel, FederationError, FederationOptions, InProcess, OnFault,
-    PooledCounts, Transport, Unreachable,
+    PooledCounts, Privacy, PrivacySpent, Transport, Unreachable,
 };
 pub use party::LocalParty;
 

@@ -47,6 +47,10 @@ pub enum Request {
         binning: Binning,
         /// Training options.
         config: GbdtConfig,
+        /// Differential privacy: the noise multiplier of what the party releases from now on
+        /// ([`crate::dp`]); none, exact sums. A party whose policy asks for more refuses.
+        #[serde(default)]
+        noise: Option<f64>,
     },
     /// The masked sums of your rows' weights and labels ([`Kind::Masked`]).
     LabelSums,

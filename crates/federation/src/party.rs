@@ -17,6 +17,7 @@ use borderlens_risk::gbdt::{
     NodeHistogram, Tree,
 };
 
+use crate::dp::{self, Noise, PrivacyPolicy, Spent};
 use crate::message::{Ahead, Call, Confirm, Envelope, Kind, Payload, Request};
 use crate::secagg::{self, KeyPair};
 use crate::PartyId;
@@ -108,6 +109,12 @@ pub struct LocalParty {
     agreed: Option<Agreed>,
     model: Option<Model>,
     scratch: Option<Scratch>,
+    /// The party's own rule on differential privacy, if it has one.
+    policy: Option<PrivacyPolicy>,
+    /// The noise the session asked for (at least the policy's), once the bins are agreed.
+    noise: Option<Noise>,
+    /// The privacy spent in this party's life (noisy releases), never reset.
+    spent: Option<Spent>,
 }
 
 impl LocalParty {
@@ -158,6 +165,66 @@ impl LocalParty {
             agreed: None,
             model: None,
             scratch: None,
+            policy: None,
+            noise: None,
+            spent: None,
+        }
+    }
+
+    /// Gives the party a rule on differential privacy (checked): it refuses a session asking
+    /// for less noise than the policy's, and any release beyond its budget.
+    pub fn with_privacy(mut self, policy: PrivacyPolicy) -> Result<LocalParty, String> {
+        policy.check()?;
+        self.policy = Some(policy);
+        Ok(self)
+    }
+
+    /// The privacy this party spent so far (`None`: it never added noise).
+    pub fn privacy_spent(&self) -> Option<Spent> {
+        self.spent
+    }
+
+    /// Its rule on differential privacy.
+    pub fn privacy_policy(&self) -> Option<&PrivacyPolicy> {
+        self.policy.as_ref()
+    }
+
+    /// Checks that one more release fits the party's budget: the privacy spent after it, or
+    /// `None` when the party adds no noise.
+    fn next_release(&self) -> Result<Option<Spent>, String> {
+        let (Some(noise), Some(spent)) = (&self.noise, &self.spent) else {
+            return Ok(None);
+        };
+        let mut next = spent.after_release();
+        next.noise_multiplier = noise.multiplier();
+        if let Some(policy) = &self.policy {
+            if let Some(max) = policy.max_epsilon {
+                let epsilon = next.epsilon(policy.delta);
+                if epsilon > max {
+                    return Err(format!(
+                        "privacy budget: one more release would bring this node's ε to \
+                         {epsilon:.3} (δ = {}), beyond its limit of {max} per session; it \
+                         answers no more",
+                        policy.delta
+                    ));
+                }
+            }
+        }
+        Ok(Some(next))
+    }
+
+    /// Adds noise to histogram words (`chunk_len` words per histogram of `n_features`
+    /// features) and records the release checked by [`LocalParty::next_release`].
+    fn release_histograms(
+        &mut self,
+        next: Option<Spent>,
+        words: &mut [u64],
+        chunk_len: usize,
+        n_features: usize,
+    ) {
+        if let (Some(next), Some(noise)) = (next, self.noise.as_mut()) {
+            noise.add_to_histograms(words, chunk_len, dp::histogram_sensitivity(n_features));
+            self.spent = Some(next);
         }
     }
 
@@ -337,7 +404,11 @@ impl LocalParty {
                 Ok((Kind::Summaries, Answer::Bytes(json)))
             }
             // The options are the coordinator's to apply; a party only bins.
-            Request::Binning { binning, config } => {
+            Request::Binning {
+                binning,
+                config,
+                noise,
+            } => {
                 let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
                 binning.check(data).map_err(|e| e.to_string())?;
                 if config.num_leaves > MAX_LEAVES {
@@ -345,6 +416,36 @@ impl LocalParty {
                         "{} leaves per tree asked, at most {MAX_LEAVES}",
                         config.num_leaves
                     ));
+                }
+                match (noise, &self.policy) {
+                    (None, Some(policy)) => {
+                        return Err(format!(
+                            "this node adds differential-privacy noise of multiplier {} at \
+                             least; the coordinator asked for none",
+                            policy.min_noise_multiplier
+                        ))
+                    }
+                    (Some(z), Some(policy)) if *z < policy.min_noise_multiplier => {
+                        return Err(format!(
+                            "this node adds differential-privacy noise of multiplier {} at \
+                             least; the coordinator asked for {z}",
+                            policy.min_noise_multiplier
+                        ))
+                    }
+                    _ => {}
+                }
+                if let Some(z) = noise {
+                    // The sensitivity assumes rows of weight 1 (as the pipeline gives them).
+                    if data.weights.iter().any(|&w| w != 1.0) {
+                        return Err("differential privacy needs rows of weight 1".into());
+                    }
+                    let noise = Noise::new(*z)?;
+                    let mut spent = self.spent.unwrap_or(Spent::new(*z));
+                    spent.noise_multiplier = *z;
+                    self.noise = Some(noise);
+                    self.spent = Some(spent);
+                } else {
+                    self.noise = None;
                 }
                 self.agreed = Some(Agreed {
                     binned: binning.bin_rows(data),
@@ -356,7 +457,12 @@ impl LocalParty {
             Request::LabelSums => {
                 let data = self.data.as_ref().ok_or("no pipeline agreed yet")?;
                 let sums = LabelSums::of(&data.labels, &data.weights);
-                let words = [sums.n_rows, sums.weight as u64, sums.positive_weight as u64];
+                let mut words = [sums.n_rows, sums.weight as u64, sums.positive_weight as u64];
+                let next = self.next_release()?;
+                if let (Some(next), Some(noise)) = (next, self.noise.as_mut()) {
+                    noise.add_to_label_sums(&mut words);
+                    self.spent = Some(next);
+                }
                 self.masked(call, words.to_vec())
             }
             Request::Init { init_score } => {
@@ -417,6 +523,9 @@ impl LocalParty {
                 let features = features.clone();
                 let mut words = Vec::new();
                 root.extend_words_of(&agreed.binning, &features, &mut words);
+                let next = self.next_release()?;
+                let chunk_len = words.len();
+                self.release_histograms(next, &mut words, chunk_len, features.len());
                 self.scratch = Some(Scratch {
                     features,
                     gradients,
@@ -429,6 +538,7 @@ impl LocalParty {
                 self.masked(call, words)
             }
             Request::Split { confirm, ahead } => {
+                let next = self.next_release()?;
                 let agreed = self.agreed.as_ref().ok_or("no binning agreed yet")?;
                 let scratch = self.scratch.as_mut().ok_or("no tree started")?;
                 if ahead.is_empty() || ahead.len() > agreed.max_nodes / 2 {
@@ -446,12 +556,13 @@ impl LocalParty {
                         return Err(format!("node {} asked twice in one round", a.node));
                     }
                 }
-                let mut words = Vec::with_capacity(
-                    ahead.len() * NodeHistogram::words_len(&agreed.binning, &scratch.features),
-                );
+                let chunk_len = NodeHistogram::words_len(&agreed.binning, &scratch.features);
+                let n_features = scratch.features.len();
+                let mut words = Vec::with_capacity(ahead.len() * chunk_len);
                 for a in ahead {
                     split_ahead(agreed, scratch, a, &mut words);
                 }
+                self.release_histograms(next, &mut words, chunk_len, n_features);
                 self.masked(call, words)
             }
             Request::Apply {

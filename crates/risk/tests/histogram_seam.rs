@@ -412,3 +412,62 @@ fn the_words_of_some_features_round_trip_and_the_rest_reads_as_zero() {
     assert!(part.within(max_rows, max_abs));
     assert!(!whole.within(n - 1, max_abs), "more rows than allowed");
 }
+
+/// Noisy words (differential privacy): sums a little beyond what rows can give are read (the
+/// row count clamped back), sums beyond the noise's tolerance are refused, and sums within
+/// range read as `from_words_of` reads them.
+#[test]
+fn noisy_words_within_the_tolerance_are_clamped_and_beyond_it_refused() {
+    let data = dataset(7, 1_000);
+    let binning = agreed_binning();
+    let binned = binning.bin_rows(&data);
+    let n = data.n_rows();
+    let scores = vec![-0.2; n];
+    let (mut g, mut h) = (vec![0; n], vec![0; n]);
+    log_loss_gradients(&scores, &data.labels, &data.weights, &mut g, &mut h);
+    let rows: Vec<u32> = all_rows(&data).into_iter().filter(|r| r % 2 == 0).collect();
+    let part = NodeHistogram::build(&binning, &binned, &rows, &g, &h);
+    let features = [0, 1, 3];
+    let (max_rows, max_abs) = (n, to_fixed(n as f64) + n as i64);
+    let tolerance = (50u64, to_fixed(50.0));
+    let mut words = Vec::new();
+    part.extend_words_of(&binning, &features, &mut words);
+    let noisy = |words: &[u64]| {
+        NodeHistogram::from_noisy_words_of(&binning, &features, words, max_rows, max_abs, tolerance)
+    };
+    // In range: the same histogram as the exact reading.
+    let exact = NodeHistogram::from_words_of(&binning, &features, &words, max_rows, max_abs);
+    assert_eq!(noisy(&words), exact);
+
+    // Noise pushed the row count below zero and a hessian sum below zero: the count is
+    // clamped to zero, the bin kept as it is (clamped bins would bias the totals).
+    let mut pushed = words.clone();
+    pushed[0] = (-30i64) as u64;
+    pushed[2] = (-to_fixed(10.0)) as u64;
+    let back = noisy(&pushed).expect("within the tolerance");
+    assert_eq!(back.n_rows(), 0);
+    assert_eq!(back.feature(&binning, 0)[0].h, -to_fixed(10.0));
+    // Above the rows there are, within the tolerance: clamped to the rows there are.
+    pushed[0] = (n + 40) as u64;
+    pushed[1] = (max_abs + to_fixed(40.0)) as u64;
+    let back = noisy(&pushed).expect("within the tolerance");
+    assert_eq!(back.n_rows(), n);
+    assert_eq!(back.feature(&binning, 0)[0].g, max_abs + to_fixed(40.0));
+    let mut fewer = back.clone();
+    fewer.clamp_rows(10);
+    assert_eq!(fewer.n_rows(), 10);
+
+    // Beyond the tolerance: no noise of this scale gives it.
+    for (word, value) in [
+        (0, (n + 51) as u64),
+        (0, (-51i64) as u64),
+        (2, (-to_fixed(51.0)) as u64),
+        (1, (max_abs + to_fixed(51.0)) as u64),
+        (1, (-max_abs - to_fixed(51.0)) as u64),
+    ] {
+        let mut bad = words.clone();
+        bad[word] = value;
+        assert!(noisy(&bad).is_none(), "word {word} = {value}");
+    }
+    assert!(noisy(&words[1..]).is_none(), "a word short");
+}

@@ -73,8 +73,9 @@ pub struct Peer {
     pub public_key: String,
 }
 
-/// The partners file of `borderlens node serve --partners FILE` (TOML, `[[partner]]` tables
-/// and, to pin the other nodes' keys, `[[peer]]` tables).
+/// The partners file of `borderlens node serve --partners FILE` (TOML, `[[partner]]` tables;
+/// to pin the other nodes' keys, `[[peer]]` tables; for the node's rule on differential
+/// privacy, a `[privacy]` table: `min_noise_multiplier`, `delta`, optional `max_epsilon`).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct Partners {
     /// The partners.
@@ -83,6 +84,10 @@ pub struct Partners {
     /// The other nodes whose public keys are pinned (none: the relayed keys are accepted).
     #[serde(rename = "peer", default)]
     pub peers: Vec<Peer>,
+    /// The node's rule on differential privacy: the least noise it adds and the most ε a
+    /// session may spend (none: it adds what a coordinator asks for, if anything).
+    #[serde(default)]
+    pub privacy: Option<borderlens_federation::dp::PrivacyPolicy>,
 }
 
 impl Partners {
@@ -119,6 +124,11 @@ impl Partners {
                     "{at}: field node_token must be at least 16 printable characters"
                 ));
             }
+        }
+        if let Some(policy) = &partners.privacy {
+            policy
+                .check()
+                .map_err(|e| format!("{}: [privacy]: {e}", path.display()))?;
         }
         for (i, p) in partners.peers.iter().enumerate() {
             if decode_hex32(&p.public_key).is_none() {
@@ -201,6 +211,7 @@ pub fn node_app(config: NodeConfig) -> Result<Router, ServeError> {
     let identity = borderlens_app::NodeIdentity {
         secret: config.key,
         pinned: config.partners.pinned(),
+        privacy: config.partners.privacy.clone(),
     };
     let partners = config
         .partners

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use borderlens_app::{self as app, FederateRequest, Progress, Silent};
 use borderlens_domain::LabelKind;
-use borderlens_federation::OnFault;
+use borderlens_federation::dp::{self, PrivacyPolicy};
+use borderlens_federation::{OnFault, Privacy};
 use borderlens_ingest::ColumnMapping;
 use borderlens_risk::data::Dataset;
 use borderlens_risk::gbdt::{Booster, GbdtConfig};
@@ -59,6 +60,11 @@ impl Nodes {
 
     /// [`Nodes::start`], the nodes serving HTTPS when `tls`.
     fn start_serving(tls: bool) -> Nodes {
+        Nodes::start_with(tls, &[None, None, None])
+    }
+
+    /// [`Nodes::start_serving`], each node with its own rule on differential privacy.
+    fn start_with(tls: bool, privacy: &[Option<PrivacyPolicy>; 3]) -> Nodes {
         let dir = tempfile::tempdir().unwrap();
         let split = dir.path().join("split");
         let sample = Path::new(ROOT).join("data/sample/df_syn_valid_eng.csv");
@@ -84,7 +90,7 @@ impl Nodes {
             tls,
             _dir: dir,
         };
-        for name in NAMES {
+        for (name, privacy) in NAMES.iter().zip(privacy) {
             let db = nodes._dir.path().join(format!("{name}.db"));
             let mut store = Store::open(&db).unwrap();
             let reports = app::import_files(
@@ -111,6 +117,7 @@ impl Nodes {
                         node_token: node_token(name),
                     }],
                     peers: Vec::new(),
+                    privacy: privacy.clone(),
                 },
                 key: None,
                 tls: tls.then(|| {
@@ -186,6 +193,7 @@ fn request(model: &str, on_fault: OnFault) -> FederateRequest {
         model: model.into(),
         gbdt: config(),
         on_fault,
+        privacy: None,
     }
 }
 
@@ -608,5 +616,93 @@ fn a_coordinator_dying_mid_training_leaves_no_model_and_a_restart_trains_cleanly
             .map(|m| m.name)
             .collect();
         assert_eq!(models, ["second"], "{name}");
+    }
+}
+
+/// A node with a rule on differential privacy refuses a session asking for no noise (naming
+/// its rule) before it sends any sum; with noise, every node saves the same noisy trees, and
+/// each records the ε it spent, at its own δ, in its audit log and its model's metadata, which
+/// the manager's budget adds up.
+#[test]
+fn a_node_with_a_privacy_rule_refuses_exact_sums_and_every_node_records_the_privacy_spent() {
+    let policy = PrivacyPolicy {
+        min_noise_multiplier: 0.5,
+        delta: 1e-5,
+        max_epsilon: None,
+    };
+    let nodes = Nodes::start_with(false, &[Some(policy), None, None]);
+    let mut exact = request("exact", OnFault::Abort);
+    exact.gbdt.n_trees = 5;
+    let error = federate(nodes.file(), &exact, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("party 0")
+            && error.contains("noise of multiplier 0.5 at least; the coordinator asked for none"),
+        "{error}"
+    );
+
+    let mut noisy = exact.clone();
+    noisy.model = "noisy".into();
+    noisy.privacy = Some(Privacy {
+        noise_multiplier: 1.0,
+        delta: 1e-6,
+    });
+    let report = federate(nodes.file(), &noisy, &Silent).unwrap();
+    assert!(report.same_trees, "{report:?}");
+    assert!(report.nodes.iter().all(|n| n.saved.is_some()), "{report:?}");
+    let spent = report.privacy.clone().expect("privacy reported");
+    assert_eq!(spent.noise_multiplier, 1.0);
+    // The label sums, a root per tree and the split rounds.
+    assert!(
+        spent.releases > 5 && spent.releases < report.rounds,
+        "{spent:?}"
+    );
+    assert!((spent.rho - spent.releases as f64 / 2.0).abs() < 1e-9);
+    assert!((spent.epsilon - dp::epsilon(spent.rho, 1e-6)).abs() < 1e-9);
+
+    for (i, name) in NAMES.iter().enumerate() {
+        let store = nodes.store(i);
+        // At the node's own δ: its rule's, else the default.
+        let delta = if i == 0 { 1e-5 } else { app::DEFAULT_DELTA };
+        let log = session_log(&store, &report.session);
+        let (action, end) = log.last().unwrap();
+        assert_eq!(action, "federation_finish", "{name}");
+        let recorded: app::SessionPrivacy = serde_json::from_value(end["privacy"].clone()).unwrap();
+        assert_eq!(recorded.releases, spent.releases, "{name}");
+        assert_eq!(recorded.delta, delta, "{name}");
+        assert!((recorded.epsilon - dp::epsilon(spent.rho, delta)).abs() < 1e-9);
+        // Written per tree as it is spent, not only at the end.
+        assert!(
+            log.iter()
+                .filter(|(a, _)| a == "federation_rounds")
+                .any(|(_, d)| d["privacy"]["releases"]
+                    .as_u64()
+                    .is_some_and(|r| r > 0 && r < spent.releases)),
+            "{name}"
+        );
+        let stored = store.load_model("noisy", None).unwrap().unwrap();
+        let metadata: serde_json::Value = serde_json::from_str(&stored.metadata_json).unwrap();
+        assert_eq!(
+            metadata["federated"]["privacy"]["releases"].as_u64(),
+            Some(spent.releases),
+            "{name}"
+        );
+
+        // The manager's view: the refused session sent nothing; the noisy one is the budget.
+        let sessions = app::federation_sessions(&store, 100_000).unwrap();
+        assert_eq!(sessions.len(), 2, "{name}");
+        assert_eq!(sessions[0].privacy.as_ref(), Some(&recorded), "{name}");
+        assert!(
+            sessions[1].privacy.is_none() && !sessions[1].sent_sums(),
+            "{name}"
+        );
+        let budget = app::privacy_budget(&sessions);
+        assert_eq!(
+            (budget.noisy_sessions, budget.exact_sessions),
+            (1, 0),
+            "{name}"
+        );
+        assert!((budget.epsilon - recorded.epsilon).abs() < 1e-9, "{name}");
     }
 }

@@ -1345,3 +1345,66 @@ async fn the_federation_page_lists_the_foreign_results_imported(kind: StoreKind)
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
 on_both_stores!(the_federation_page_lists_the_foreign_results_imported);
+
+/// The manager's federation page adds up the privacy the node's sessions spent, as the node's
+/// audit log records it, and says which sessions sent exact sums.
+async fn the_federation_page_shows_the_privacy_budget_spent(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let (manager, _) = session(&app, Role::Manager).await;
+    let rounds = |n: u64| {
+        serde_json::json!((1..=n)
+            .map(|r| serde_json::json!({
+                "round": r, "nonce": "00", "request": "label sums", "answer": "Masked"
+            }))
+            .collect::<Vec<_>>())
+    };
+    let privacy = |releases: u64, rho: f64| {
+        serde_json::json!({
+            "noise_multiplier": 10.0, "releases": releases, "rho": rho,
+            "epsilon": borderlens_federation::dp::epsilon(rho, 1e-6), "delta": 1e-6
+        })
+    };
+    app.with_store(|store| {
+        let actor = "federation:coordinator";
+        for (session, noisy) in [("s-exact", false), ("s-noisy", true)] {
+            let open = serde_json::json!({"party": 0, "label": "fraud", "until": "2021-03-31", "rows": 100});
+            store.append_audit(actor, "federation_open", session, &open.to_string()).unwrap();
+            let mut detail = serde_json::json!({"stage": "setup", "rounds": rounds(4)});
+            let mut end = serde_json::json!({"reason": "saved as m version 1", "trees": 1});
+            if noisy {
+                detail["privacy"] = privacy(2, 0.01);
+                end["privacy"] = privacy(4, 0.02);
+            }
+            store.append_audit(actor, "federation_rounds", session, &detail.to_string()).unwrap();
+            store.append_audit(actor, "federation_finish", session, &end.to_string()).unwrap();
+        }
+    });
+    let page = send(&app, Method::GET, "/federation", Some(&manager), "").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let epsilon = format!("{:.3}", borderlens_federation::dp::epsilon(0.02, 1e-6));
+    assert!(
+        page.text.contains(&format!(
+            "1 session(s) added noise: ε = {epsilon} at δ = 1e-6"
+        )),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("1 session(s) sent exact sums"),
+        "{}",
+        page.text
+    );
+    // Each session's own row: the noisy one's ε from its end, the exact one says so.
+    assert!(
+        page.text.contains(&format!("ε {epsilon} (δ 1e-6)")),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("4 noisy releases, noise multiplier 10"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("<td>exact sums</td>"), "{}", page.text);
+}
+on_both_stores!(the_federation_page_shows_the_privacy_budget_spent);

@@ -308,6 +308,65 @@ impl NodeHistogram {
         Some(NodeHistogram { bins, n_rows })
     }
 
+    /// [`NodeHistogram::from_words_of`] for sums with noise added to them (differential
+    /// privacy): the words are read as signed, and every sum may stray up to `tolerance` beyond
+    /// what rows can give (rows for the row count; gradient and hessian sums in fixed point).
+    /// Further out, `None`: no noise of that scale gives it. Within, the bins' sums are kept as
+    /// they are (clamping each bin would bias every total built from them) and the row count
+    /// is clamped to `0..=max_rows`, which reads the noisy sums only and so spends no privacy.
+    pub fn from_noisy_words_of(
+        binning: &Binning,
+        features: &[usize],
+        words: &[u64],
+        max_rows: usize,
+        max_abs: i64,
+        tolerance: (u64, i64),
+    ) -> Option<NodeHistogram> {
+        let n_features = binning.features().len();
+        let ascending = features.windows(2).all(|w| w[0] < w[1]);
+        if !ascending || features.last().is_some_and(|&f| f >= n_features) {
+            return None;
+        }
+        if words.len() != NodeHistogram::words_len(binning, features) {
+            return None;
+        }
+        let (rows_tolerance, abs_tolerance) =
+            (i64::try_from(tolerance.0).ok()?, tolerance.1.max(0));
+        let max_rows_signed = i64::try_from(max_rows).ok()?;
+        let rows = words[0] as i64;
+        if rows < -rows_tolerance || rows > max_rows_signed.saturating_add(rows_tolerance) {
+            return None;
+        }
+        let wide = max_abs.saturating_add(abs_tolerance);
+        let mut bins = vec![BinStat::default(); binning.total_bins];
+        let mut pairs = words[1..].chunks_exact(2);
+        for &f in features {
+            let start = binning.offsets[f];
+            for stat in &mut bins[start..start + binning.features()[f].n_bins()] {
+                let w = pairs.next()?;
+                *stat = BinStat {
+                    g: w[0] as i64,
+                    h: w[1] as i64,
+                };
+                if !(-abs_tolerance..=wide).contains(&stat.h) || !(-wide..=wide).contains(&stat.g) {
+                    return None;
+                }
+            }
+        }
+        let mut histogram = NodeHistogram {
+            bins,
+            n_rows: usize::try_from(rows.max(0)).ok()?,
+        };
+        histogram.clamp_rows(max_rows);
+        Some(histogram)
+    }
+
+    /// Clamps the row count to at most `max_rows` (noisy sums: the left child of a split is
+    /// made to fit in its parent).
+    pub fn clamp_rows(&mut self, max_rows: usize) {
+        self.n_rows = self.n_rows.min(max_rows);
+    }
+
     /// Whether every bin's sums are what rows can give ([`NodeHistogram::from_words`]'s
     /// check) and the row count is at most `max_rows`.
     pub fn within(&self, max_rows: usize, max_abs: i64) -> bool {
@@ -440,7 +499,8 @@ impl SplitFinder<'_> {
     fn gain(&self, left: &BinStat, right: &BinStat, extra_l2: f64) -> f64 {
         let total = self.total;
         let l2 = self.config.lambda_l2 + extra_l2;
-        let term = |s: &BinStat| s.gradient() * s.gradient() / (s.hessian() + l2);
+        // A noisy hessian sum below 0 reads as 0 (exact ones never are: see `leaf_value`).
+        let term = |s: &BinStat| s.gradient() * s.gradient() / (s.hessian().max(0.0) + l2);
         term(left) + term(right) - term(total)
     }
 

@@ -468,6 +468,8 @@ fn grow<R: NodeRows>(
     Ok(nodes)
 }
 
+/// The leaf's output. Exact hessian sums are never negative; noisy ones (differential privacy in
+/// federated training) may be, and a negative denominator would flip the leaf's sign: read as 0.
 fn leaf_value(config: &GbdtConfig, total: &BinStat) -> f64 {
-    -total.gradient() / (total.hessian() + config.lambda_l2) * config.learning_rate
+    -total.gradient() / (total.hessian().max(0.0) + config.lambda_l2) * config.learning_rate
 }

@@ -36,15 +36,36 @@ pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> 
         .collect();
     let partners: std::collections::BTreeSet<&str> =
         sessions.iter().map(|s| s.partner.as_str()).collect();
+    let budget = app::privacy_budget(&sessions);
     let body = html! {
         h1 { "Federated training" }
         p { "The training sessions this node took part in, newest first, from its audit log. "
             "A node sends no row: only what is listed under \"shared\". Serve the node with "
             code { "borderlens node serve --partners FILE" } "; the partners file says who may "
             "coordinate." }
-        p #privacy { strong { "Privacy budget: " } "no differential-privacy noise is added yet: "
-            "the sums the coordinator sees are exact (ε not bounded). Secure aggregation hides "
-            "this node's own sums from the coordinator." }
+        div #privacy {
+            h2 { "Privacy budget" }
+            @if budget.noisy_sessions > 0 {
+                p #budget { strong { (budget.noisy_sessions) " session(s) added noise: ε = "
+                    (format!("{:.3}", budget.epsilon)) " at δ = " (format!("{:e}", budget.delta)) }
+                    " spent in all, for any one declaration of this node (their ρ, "
+                    (format!("{:.4}", budget.rho)) " in zero-concentrated DP, add up). A "
+                    "session's own ε is in its row below." }
+            }
+            @if budget.exact_sessions > 0 {
+                p #exact { strong { (budget.exact_sessions) " session(s) sent exact sums" }
+                    " (no noise): secure aggregation hides this node's own sums from the "
+                    "coordinator, but no ε bounds what the partners learn from the totals." }
+            }
+            @if budget.noisy_sessions == 0 && budget.exact_sessions == 0 {
+                p.muted { "No sums sent yet." }
+            }
+            p { "Noise is asked by the coordinator (" code { "federate train --dp-noise" }
+                "); a node's " code { "[privacy]" } " table in its partners file sets the least "
+                "noise it adds and the most ε one session may spend. ε does not cover the "
+                "vocabularies and feature summaries agreed before training, nor the counts of "
+                "pooled statistics." }
+        }
         h2 { "Partners that coordinated" }
         @if partners.is_empty() {
             p.muted { "None yet." }
@@ -59,7 +80,7 @@ pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> 
                 thead { tr {
                     th { "Opened (UTC)" } th { "Partner" } th { "Session" } th { "Party" }
                     th { "Label, up to" } th { "Rows (kept here)" } th { "Rounds" }
-                    th { "Trees" } th { "Shared" } th { "Outcome" }
+                    th { "Trees" } th { "Shared" } th { "Privacy spent" } th { "Outcome" }
                 } }
                 tbody { @for s in &sessions { tr {
                     td { (s.opened_at) }
@@ -71,6 +92,13 @@ pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> 
                     td { (s.rounds) }
                     td { (s.trees) }
                     td { ul { @for (what, n) in &s.shared { li { (n) " × " (what) } } } }
+                    td { @if let Some(p) = &s.privacy {
+                        "ε " (format!("{:.3}", p.epsilon)) " (δ " (format!("{:e}", p.delta)) ")"
+                        br; span.muted { (p.releases) " noisy releases, noise multiplier "
+                            (p.noise_multiplier) }
+                    } @else if s.sent_sums() {
+                        "exact sums"
+                    } @else { "–" } }
                     td {
                         strong { (s.outcome) }
                         @if let Some(d) = &s.detail { br; span.muted { (d) } }
