@@ -254,6 +254,8 @@ impl FederationNode {
                 .with_privacy(policy.clone())
                 .map_err(JobError::Invalid)?;
         }
+        // Its findings' concealment methods, for pooled statistics by concealment.
+        party = party.with_concealment(crate::pooled::concealment_by_declaration(store)?);
         let mut slot = self.lock();
         if let Some(old) = slot.as_ref() {
             if old.partner != partner && old.last_seen.elapsed() < SESSION_IDLE {
@@ -762,8 +764,10 @@ pub fn federate_train<L: NodeLinks>(
 pub struct PooledNodesReport {
     /// The session.
     pub session: String,
-    /// `origin` or `route`.
+    /// `origin`, `route` or `concealment`.
     pub dimension: String,
+    /// `hit rate`, or `share of findings` by concealment (as `controls pooled`).
+    pub measure: String,
     /// Each node's controlled declarations dated up to this day are counted.
     #[schemars(with = "String")]
     pub until: NaiveDate,
@@ -782,24 +786,27 @@ pub struct PooledNodesReport {
 /// One segment of [`PooledNodesReport`].
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct PooledNodesSegment {
-    /// The origin country or route (`departure/transport mode`).
+    /// The origin country, route (`departure/transport mode`) or concealment method.
     pub segment: String,
-    /// The pooled hit rate among the controlled declarations, with its interval.
+    /// The pooled hit rate among the controlled declarations (by concealment: the method's
+    /// share of the findings), with its interval.
     pub pooled: borderlens_selection::estimate::RateEstimate,
 }
 
 /// Opens a session on every node, sums their controlled declarations and hits by `dimension`
 /// (`origin` or `route`) under secure aggregation, and closes the sessions (audited on each
 /// node as `federation_close`). Each node counts its labelled declarations dated up to `until`.
+/// By `concealment`, each node's findings and those with each method (the method of its
+/// control results, "not recorded" without one): the pooled share of findings per method.
 pub fn federate_stats<L: NodeLinks>(
     links: L,
     dimension: &str,
     until: NaiveDate,
     confidence: f64,
 ) -> Result<PooledNodesReport, JobError> {
-    if !matches!(dimension, "origin" | "route") {
+    if !matches!(dimension, "origin" | "route" | "concealment") {
         return Err(JobError::Invalid(format!(
-            "unknown dimension '{dimension}': use origin or route"
+            "unknown dimension '{dimension}': use origin, route or concealment"
         )));
     }
     let options = FederationOptions {
@@ -853,6 +860,12 @@ pub fn federate_stats<L: NodeLinks>(
     Ok(PooledNodesReport {
         session,
         dimension: dimension.to_string(),
+        measure: if dimension == "concealment" {
+            "share of findings"
+        } else {
+            "hit rate"
+        }
+        .to_string(),
         until,
         nodes: parties
             .iter()

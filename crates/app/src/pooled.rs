@@ -464,12 +464,13 @@ fn weighted_rate(members: &[(bool, Option<f64>)], confidence: f64) -> Option<Wei
     })
 }
 
-/// This store's controlled declarations: every labelled one, with its first item's context,
-/// the π of its design decision when not overridden, and the concealment method of its latest
-/// recorded result that names one.
-fn own_controls(store: &dyn Backend) -> Result<Vec<Control>, JobError> {
+/// The concealment method of each declaration's latest control result that names one, by
+/// declaration id (also a federation node's, for pooled statistics by concealment).
+pub(crate) fn concealment_by_declaration(
+    store: &dyn Backend,
+) -> Result<BTreeMap<String, String>, JobError> {
     let schema = FormSchema::builtin();
-    let mut concealment: HashMap<String, String> = HashMap::new();
+    let mut concealment = BTreeMap::new();
     for stored in store.control_results()? {
         if let Ok(result) = schema.read_stored(&stored.result.payload_json) {
             if let Some(method) = result.code("concealment_method") {
@@ -477,6 +478,14 @@ fn own_controls(store: &dyn Backend) -> Result<Vec<Control>, JobError> {
             }
         }
     }
+    Ok(concealment)
+}
+
+/// This store's controlled declarations: every labelled one, with its first item's context,
+/// the π of its design decision when not overridden, and the concealment method of its latest
+/// recorded result that names one.
+fn own_controls(store: &dyn Backend) -> Result<Vec<Control>, JobError> {
+    let concealment = concealment_by_declaration(store)?;
     let mut pi: HashMap<String, Option<f64>> = HashMap::new();
     for d in store.decisions(None)? {
         let id = d.decision.declaration_id.clone();

@@ -101,7 +101,8 @@ pub enum FederateCommand {
     /// Train one risk model across the nodes without moving rows: features agreed from
     /// summaries, masked histograms summed per tree node; every node saves the same trees.
     Train(FederateTrainArgs),
-    /// Pooled hit rates across the nodes by origin or route, summed under secure aggregation:
+    /// Pooled hit rates across the nodes by origin or route (shares of findings by
+    /// concealment method), summed under secure aggregation:
     /// the coordinator sees sums only; segments held by one node only are counted together.
     Stats(FederateStatsArgs),
 }
@@ -111,7 +112,8 @@ pub struct FederateStatsArgs {
     /// Nodes file (TOML), as for `federate train`.
     #[arg(long, value_name = "FILE")]
     pub nodes: PathBuf,
-    /// Split by: origin or route (departure country/transport mode).
+    /// Split by: origin, route (departure country/transport mode) or concealment (the
+    /// methods of the findings: each method's share of the findings).
     #[arg(long, default_value = "origin")]
     pub by: String,
     /// Every node counts its controlled declarations up to this day (default: today).
@@ -378,12 +380,13 @@ fn federate_stats(a: &FederateStatsArgs, json: bool) -> anyhow::Result<ExitCode>
             .collect();
         let svg = borderlens_charts::intervals::intervals_svg(
             &format!(
-                "Hit rate by {} pooled across {} nodes",
+                "Pooled {} by {} across {} nodes",
+                report.measure,
                 report.dimension,
                 report.nodes.len()
             ),
             &rows,
-            "hit rate",
+            &report.measure,
             "pooled",
             "",
         );
@@ -394,20 +397,22 @@ fn federate_stats(a: &FederateStatsArgs, json: bool) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "hit rates by {} pooled across {} (declarations up to {}), {} rounds, session {}; the \
+        "{} by {} pooled across {} (declarations up to {}), {} rounds, session {}; the \
          nodes' counts were summed masked",
+        report.measure,
         report.dimension,
         report.nodes.join(", "),
         report.until,
         report.rounds,
         report.session
     );
-    let mut t = crate::output::table(&[
-        &report.dimension,
-        "controlled",
-        "fraud found",
-        "hit rate (CI)",
-    ]);
+    let (of, with) = if report.dimension == "concealment" {
+        ("findings", "with the method")
+    } else {
+        ("controlled", "fraud found")
+    };
+    let measure = format!("{} (CI)", report.measure);
+    let mut t = crate::output::table(&[&report.dimension, of, with, &measure]);
     for s in report.segments.iter().chain(report.elsewhere.iter()) {
         t.add_row(vec![
             s.segment.clone(),

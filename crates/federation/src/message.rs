@@ -93,17 +93,19 @@ pub enum Request {
         #[serde(default)]
         confirm: Vec<Confirm>,
     },
-    /// The segments of `dimension` (`origin` or `route`) your controlled declarations fall in
-    /// ([`Kind::Segments`]: a JSON list of names): which exist, never how many.
+    /// The segments of `dimension` (`origin`, `route`, or `concealment`: the methods of your
+    /// findings) your controlled declarations fall in ([`Kind::Segments`]: a JSON list of
+    /// names): which exist, never how many.
     Segments {
-        /// `origin` or `route`.
+        /// `origin`, `route` or `concealment`.
         dimension: String,
     },
     /// Your controlled declarations and those with fraud found, per segment of `dimension`
     /// ([`Kind::Masked`]: two words per segment in the order given, then, when `elsewhere`,
-    /// two for the declarations in none of them).
+    /// two for the declarations in none of them). By `concealment`: your findings (in every
+    /// segment, held or not) and those with the method.
     Counts {
-        /// `origin` or `route`.
+        /// `origin`, `route` or `concealment`.
         dimension: String,
         /// The segments counted one by one.
         segments: Vec<String>,

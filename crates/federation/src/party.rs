@@ -115,6 +115,9 @@ pub struct LocalParty {
     noise: Option<Noise>,
     /// The privacy spent in this party's life (noisy releases), never reset.
     spent: Option<Spent>,
+    /// The concealment method recorded for declarations where fraud was found, by
+    /// declaration id (pooled statistics by concealment).
+    concealment: BTreeMap<String, String>,
 }
 
 impl LocalParty {
@@ -168,7 +171,16 @@ impl LocalParty {
             policy: None,
             noise: None,
             spent: None,
+            concealment: BTreeMap::new(),
         }
+    }
+
+    /// Gives the party the concealment method of its findings (declaration id → method, from
+    /// its control results), for pooled statistics by concealment; a finding without one
+    /// counts as "not recorded".
+    pub fn with_concealment(mut self, methods: BTreeMap<String, String>) -> LocalParty {
+        self.concealment = methods;
+        self
     }
 
     /// Gives the party a rule on differential privacy (checked): it refuses a session asking
@@ -608,7 +620,7 @@ impl LocalParty {
                 if std::mem::replace(&mut self.stats_answered.0, true) {
                     return Err("segments were answered already in this session".into());
                 }
-                let mut segments: Vec<String> = self.controls(dimension)?.into_keys().collect();
+                let mut segments: Vec<String> = self.controls(dimension)?.0.into_keys().collect();
                 segments.sort_unstable();
                 let json = serde_json::to_vec(&segments).map_err(|e| e.to_string())?;
                 Ok((Kind::Segments, Answer::Bytes(json)))
@@ -640,10 +652,12 @@ impl LocalParty {
                         segments.len()
                     ));
                 }
-                let mut controls = self.controls(dimension)?;
+                let (mut controls, findings) = self.controls(dimension)?;
                 let mut words = Vec::with_capacity(2 * segments.len() + 2);
                 for segment in segments {
-                    let (n, hits) = controls.remove(segment).unwrap_or((0, 0));
+                    let (n, hits) = controls
+                        .remove(segment)
+                        .unwrap_or((findings.unwrap_or(0), 0));
                     words.extend([n, hits]);
                 }
                 // Whatever is in no segment asked, together.
@@ -651,7 +665,7 @@ impl LocalParty {
                     let (n, hits) = controls
                         .values()
                         .fold((0, 0), |(n, h), (a, b)| (n + a, h + b));
-                    words.extend([n, hits]);
+                    words.extend([findings.unwrap_or(n), hits]);
                 }
                 self.masked(call, words)
             }
@@ -669,8 +683,33 @@ impl LocalParty {
     /// This party's controlled declarations (labelled items; a declaration is a hit when one
     /// of its items is, and falls in its first item's segment) by segment of `dimension`:
     /// origin country, or route (departure country/transport mode, `?` for what is not
-    /// declared, as `controls pooled` names them): (declarations, hits).
-    fn controls(&self, dimension: &str) -> Result<BTreeMap<String, (u64, u64)>, String> {
+    /// declared, as `controls pooled` names them): (declarations, hits). By `concealment`,
+    /// the findings by method (as `controls pooled` counts them: a segment's share of
+    /// findings): per method (the party's findings, those with the method), and the party's
+    /// findings, every segment's denominator, even where it has none of the method.
+    #[allow(clippy::type_complexity)]
+    fn controls(
+        &self,
+        dimension: &str,
+    ) -> Result<(BTreeMap<String, (u64, u64)>, Option<u64>), String> {
+        if dimension == "concealment" {
+            let mut found: BTreeMap<&str, bool> = BTreeMap::new();
+            for item in &self.items {
+                let Some(label) = item.label else { continue };
+                *found.entry(item.key.declaration_id.as_str()).or_default() |= label.fraud;
+            }
+            let findings = found.values().filter(|&&hit| hit).count() as u64;
+            let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for (id, _) in found.into_iter().filter(|(_, hit)| *hit) {
+                let method = self
+                    .concealment
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| "not recorded".to_string());
+                out.entry(method).or_insert((findings, 0)).1 += 1;
+            }
+            return Ok((out, Some(findings)));
+        }
         let segment: fn(&DeclarationItem) -> String = match dimension {
             "origin" => |d| d.origin_country.clone(),
             "route" => |d| {
@@ -687,7 +726,11 @@ impl LocalParty {
                     known(&d.transport_mode)
                 )
             },
-            other => return Err(format!("no statistics by {other:?}: origin or route")),
+            other => {
+                return Err(format!(
+                    "no statistics by {other:?}: origin, route or concealment"
+                ))
+            }
         };
         let mut declarations: BTreeMap<&str, (String, bool)> = BTreeMap::new();
         for item in &self.items {
@@ -703,7 +746,7 @@ impl LocalParty {
             entry.0 += 1;
             entry.1 += u64::from(hit);
         }
-        Ok(out)
+        Ok((out, None))
     }
 
     /// `words` masked with the round's members.

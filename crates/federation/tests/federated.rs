@@ -1082,3 +1082,65 @@ fn a_party_refuses_too_little_noise_and_any_release_beyond_its_budget() {
         );
     }
 }
+
+/// Pooled statistics by concealment method: each party's findings (declarations with fraud
+/// found) and those with each method, summed masked; every segment's denominator is all the
+/// parties' findings, whether a party has the method or not.
+#[test]
+fn pooled_counts_by_concealment_are_shares_of_all_the_parties_findings() {
+    // A method for most findings, from the declaration id; a few have none recorded; party 2
+    // never found "in_goods" (its share still counts party 2's findings).
+    let method_of = |party: PartyId, id: &str| match id.bytes().map(u32::from).sum::<u32>() % 5 {
+        0 => None,
+        1 | 2 => Some("false_compartment"),
+        3 if party == 2 => None,
+        3 => Some("in_goods"),
+        _ => Some("body"),
+    };
+    let parties: Vec<LocalParty> = parties()
+        .into_iter()
+        .map(|party| {
+            let methods = party
+                .items()
+                .iter()
+                .filter(|d| d.label.is_some_and(|l| l.fraud))
+                .filter_map(|d| {
+                    method_of(party.id(), &d.key.declaration_id)
+                        .map(|m| (d.key.declaration_id.clone(), m.to_string()))
+                })
+                .collect();
+            party.with_concealment(methods)
+        })
+        .collect();
+    // By hand: every party's findings, and per method (or "not recorded") how many.
+    let mut findings = 0u64;
+    let mut by_method: std::collections::BTreeMap<String, u64> = Default::default();
+    for party in &parties {
+        let mut found: std::collections::BTreeMap<&str, bool> = Default::default();
+        for item in party.items() {
+            let Some(label) = item.label else { continue };
+            *found.entry(item.key.declaration_id.as_str()).or_default() |= label.fraud;
+        }
+        for (id, _) in found.into_iter().filter(|(_, hit)| *hit) {
+            findings += 1;
+            *by_method
+                .entry(
+                    method_of(party.id(), id)
+                        .unwrap_or("not recorded")
+                        .to_string(),
+                )
+                .or_default() += 1;
+        }
+    }
+    assert!(findings > 200, "{findings} findings");
+    let mut coordinator = Coordinator::new(InProcess::new(parties), options(OnFault::Abort));
+    let counts = coordinator.pooled_counts("concealment").unwrap();
+    // Every method is held by two parties or more here: each is counted on its own.
+    let expected: Vec<(String, u64, u64)> = by_method
+        .into_iter()
+        .map(|(method, n)| (method, findings, n))
+        .collect();
+    assert_eq!(expected.len(), 4);
+    assert_eq!(counts.segments, expected);
+    assert_eq!(counts.elsewhere, None);
+}

@@ -706,3 +706,99 @@ fn a_node_with_a_privacy_rule_refuses_exact_sums_and_every_node_records_the_priv
         assert!((budget.epsilon - recorded.epsilon).abs() < 1e-9, "{name}");
     }
 }
+
+/// Pooled statistics by concealment method over HTTP: the shares of findings the nodes' sums
+/// give are those of every node's own control results (`controls pooled --by concealment`)
+/// added up; a method only one node found is not counted (its sum would be that node's).
+#[test]
+fn pooled_statistics_by_concealment_add_up_the_nodes_own_findings() {
+    let nodes = Nodes::start();
+    let until = NaiveDate::from_ymd_opt(2021, 3, 31).unwrap();
+    // Control results naming a method on a few of each node's findings: false compartments at
+    // every node, body concealment at node-c only.
+    for (i, methods) in [
+        &["false_compartment", "false_compartment"][..],
+        &["false_compartment"],
+        &["false_compartment", "body", "body"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut store = nodes.store(i);
+        let items = store
+            .items(&ItemFilter {
+                from: None,
+                to: Some(until),
+                labelled_only: true,
+            })
+            .unwrap();
+        let mut found: Vec<&str> = items
+            .iter()
+            .filter(|d| d.label.is_some_and(|l| l.fraud))
+            .map(|d| d.key.declaration_id.as_str())
+            .collect();
+        found.dedup();
+        for (j, (method, id)) in methods.iter().zip(found).enumerate() {
+            let submission = serde_json::json!({
+                "declaration_id": id, "schema_version": "1.0.0",
+                "submission_id": format!("test-{i}-{j}"),
+                "values": {
+                    "outcome": "contraband", "contraband_type": "drugs", "drug_type": "cocaine",
+                    "drug_form": "powder", "concealment_method": method, "quantity": 1.0,
+                    "quantity_unit": "kg", "inspection_method": ["physical_full"],
+                    "inspected_at": "2021-03-01T10:00:00Z", "place": "Terminal 1",
+                    "officer_id": "O1"
+                }
+            });
+            app::record_control_result(&mut store, &submission.to_string(), "test").unwrap();
+        }
+    }
+    // Each node's own view, added up.
+    let mut findings = 0;
+    let mut by_method: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for i in 0..3 {
+        let own = app::pooled_statistics(&nodes.store(i), "concealment", 0.95).unwrap();
+        findings += own.sources[0].total.controls;
+        for s in &own.segments {
+            let entry = by_method.entry(s.segment.clone()).or_default();
+            entry.0 += s.counts[0].hits;
+            entry.1 += 1;
+        }
+    }
+    assert!(findings > 100, "{findings}");
+    assert_eq!(by_method["false_compartment"], (4, 3));
+    assert_eq!(by_method["body"], (2, 1));
+
+    let file = nodes.file();
+    let report = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let links = HttpNodes::new(file, Duration::from_secs(60)).unwrap();
+                app::federate_stats(links, "concealment", until, 0.95)
+            })
+            .join()
+            .unwrap()
+    })
+    .unwrap();
+    assert_eq!(report.measure, "share of findings");
+    let got: Vec<(String, usize, usize)> = report
+        .segments
+        .iter()
+        .map(|s| (s.segment.clone(), s.pooled.inspected, s.pooled.hits))
+        .collect();
+    let mut expected: Vec<(String, usize, usize)> = by_method
+        .iter()
+        .filter(|(_, (_, holders))| *holders >= 2)
+        .map(|(method, (hits, _))| (method.clone(), findings, *hits))
+        .collect();
+    expected.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    assert_eq!(got_sorted, expected, "{report:?}");
+    assert!(got.iter().any(|(m, _, _)| m == "not recorded"));
+    assert!(
+        !got.iter().any(|(m, _, _)| m == "body"),
+        "one node's own count"
+    );
+    assert!(report.elsewhere.is_none());
+}
