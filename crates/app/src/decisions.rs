@@ -15,6 +15,7 @@ use borderlens_store::{
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::Serialize;
+use sha2::Digest;
 
 use crate::{explain, ExplainReport, ExplainRequest, JobError, Progress};
 
@@ -473,15 +474,34 @@ pub fn import_control_results(
     Ok(report)
 }
 
+/// An exchange document made from this store's control results ([`export_control_results`]),
+/// with what the audit log keeps of it once it is written ([`audit_control_export`]).
+#[derive(Clone, Debug)]
+pub struct ControlExport {
+    /// The document (JSON).
+    pub json: String,
+    /// The sending administration's code.
+    pub sender: String,
+    /// Results in it.
+    pub results: usize,
+    /// Whether ids were pseudonymised and officer, place, remarks and identifiers dropped.
+    pub anonymised: bool,
+    /// SHA-256 of `json`, hex.
+    pub sha256: String,
+    /// When it was made (UTC, RFC 3339).
+    pub generated_at: String,
+}
+
 /// Exports every stored control result as an exchange document, anonymised with `key` when
 /// given. Each result carries its declaration's context (origin, route, HS chapter, the
 /// selection probability of its design decision: [`crate::pooled::declaration_context`]), so
-/// that a partner can pool hit rates by route and origin.
+/// that a partner can pool hit rates by route and origin. Nothing is written: once the
+/// document is where it goes, [`audit_control_export`] records that it left the store.
 pub fn export_control_results(
     store: &dyn Backend,
     sender: &str,
     key: Option<&[u8]>,
-) -> Result<String, JobError> {
+) -> Result<ControlExport, JobError> {
     let schema = FormSchema::builtin();
     let mut results = Vec::new();
     let mut contexts = Vec::new();
@@ -500,10 +520,86 @@ pub fn export_control_results(
         .transpose()
         .map_err(|e| JobError::Invalid(e.to_string()))?;
     let now = chrono::Utc::now();
+    let anonymised = key.is_some();
     let document =
         exchange::export_with_context(schema, &results, &contexts, sender, key.as_ref(), now)
             .map_err(|e| JobError::Invalid(e.to_string()))?;
-    Ok(document.to_json())
+    let json = document.to_json();
+    Ok(ControlExport {
+        sha256: borderlens_domain::hex::encode(&sha2::Sha256::digest(json.as_bytes())),
+        json,
+        sender: sender.to_string(),
+        results: results.len(),
+        anonymised,
+        generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+/// The audit action of a control-results export ([`audit_control_export`]).
+pub const CONTROLS_EXPORT: &str = "controls_export";
+
+/// A control-results export as the audit log keeps it ([`control_exports`]).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ExportRecord {
+    /// When it was written (UTC).
+    pub at: String,
+    /// Who wrote it.
+    pub actor: String,
+    /// The sending administration's code.
+    pub sender: String,
+    /// Results in it.
+    pub results: u64,
+    /// Whether it was anonymised.
+    pub anonymised: bool,
+    /// SHA-256 of the document.
+    pub sha256: String,
+    /// Where it was written.
+    pub destination: String,
+}
+
+/// The control-results exports in this store's audit log (its latest `limit` entries), newest
+/// first: what this administration shared.
+pub fn control_exports(store: &dyn Backend, limit: usize) -> Result<Vec<ExportRecord>, JobError> {
+    Ok(store
+        .audit_entries(limit)?
+        .into_iter()
+        .filter(|e| e.action == CONTROLS_EXPORT)
+        .map(|e| {
+            let detail: serde_json::Value =
+                serde_json::from_str(&e.detail_json).unwrap_or_default();
+            ExportRecord {
+                at: e.at,
+                actor: e.actor,
+                sender: e.subject,
+                results: detail["results"].as_u64().unwrap_or_default(),
+                anonymised: detail["anonymised"].as_bool().unwrap_or(false),
+                sha256: detail["sha256"].as_str().unwrap_or_default().to_string(),
+                destination: detail["destination"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            }
+        })
+        .collect())
+}
+
+/// Records in the audit log that `export` left the store for `destination` (a file name):
+/// what the manager's federation page lists as shared.
+pub fn audit_control_export(
+    store: &mut dyn Backend,
+    export: &ControlExport,
+    destination: &str,
+) -> Result<(), JobError> {
+    let actor = store.actor().to_string();
+    let detail = serde_json::json!({
+        "results": export.results,
+        "anonymised": export.anonymised,
+        "sha256": export.sha256,
+        "generated_at": export.generated_at,
+        "destination": destination,
+    });
+    store.append_audit(&actor, CONTROLS_EXPORT, &export.sender, &detail.to_string())?;
+    Ok(())
 }
 
 /// Non-compliance estimates from the recorded decisions and results.

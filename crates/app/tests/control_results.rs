@@ -195,8 +195,24 @@ fn the_stored_text_is_byte_for_byte_the_earlier_releases() {
             (RecordStatus::Duplicate, report.id)
         );
         // And what is stored reads back typed, for the exchange document.
-        let document: serde_json::Value =
-            serde_json::from_str(&app::export_control_results(store, "NL", None).unwrap()).unwrap();
+        let export = app::export_control_results(store, "NL", None).unwrap();
+        assert_eq!((export.results, export.anonymised), (1, false));
+        let document: serde_json::Value = serde_json::from_str(&export.json).unwrap();
+        // Made, not yet shared: the audit log lists it once it is written.
+        assert!(app::control_exports(store, 1000).unwrap().is_empty());
+        app::audit_control_export(store, &export, "nl.json").unwrap();
+        let shared = app::control_exports(store, 1000).unwrap();
+        assert_eq!(shared.len(), 1);
+        assert_eq!(
+            (
+                shared[0].sender.as_str(),
+                shared[0].results,
+                shared[0].anonymised,
+                shared[0].destination.as_str()
+            ),
+            ("NL", 1, false, "nl.json")
+        );
+        assert_eq!(shared[0].sha256, sha256(&export.json));
         let exported = &document["results"][0];
         assert_eq!(exported["submission_id"], TOBACCO_ID);
         let stored: serde_json::Value = serde_json::from_str(TOBACCO_STORED).unwrap();

@@ -340,10 +340,22 @@ pub fn controls(
                 .as_ref()
                 .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
                 .transpose()?;
-            let document = app::export_control_results(store, sender, key.as_deref())?;
-            std::fs::write(out, document)
+            let export = app::export_control_results(store, sender, key.as_deref())?;
+            std::fs::write(out, &export.json)
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            outln!("wrote {}", out.display());
+            // Written: it has left the store (the manager's federation page lists it).
+            app::audit_control_export(store, &export, &out.display().to_string())?;
+            outln!(
+                "wrote {} ({} results, {}, SHA-256 {})",
+                out.display(),
+                export.results,
+                if export.anonymised {
+                    "anonymised"
+                } else {
+                    "NOT anonymised: for this administration only"
+                },
+                export.sha256
+            );
             Ok(ExitCode::SUCCESS)
         }
         ControlsCommand::Pooled(a) => {

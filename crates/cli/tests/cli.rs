@@ -1191,6 +1191,11 @@ fn every_decision_and_result_is_traceable_and_results_are_idempotent() {
         ],
     );
     assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("NOT anonymised: for this administration only"),
+        "{}",
+        stdout(&out)
+    );
     let out = borderlens(&db, &["--json", "controls", "import", path_str(&shared)]);
     assert_exit(&out, 0);
     assert_eq!(json(&out)["duplicates"], 1);

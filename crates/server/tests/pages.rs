@@ -1408,3 +1408,41 @@ async fn the_federation_page_shows_the_privacy_budget_spent(kind: StoreKind) {
     assert!(page.text.contains("<td>exact sums</td>"), "{}", page.text);
 }
 on_both_stores!(the_federation_page_shows_the_privacy_budget_spent);
+
+/// What this administration shared: each control-results export written, newest first, with
+/// whether it was anonymised (a plain one is flagged).
+async fn the_federation_page_lists_the_control_results_we_exported(kind: StoreKind) {
+    let app = PAGES.serve(kind).await;
+    let (manager, _) = session(&app, Role::Manager).await;
+    let before = send(&app, Method::GET, "/federation", Some(&manager), "").await;
+    assert!(
+        before.text.contains("None exported yet."),
+        "{}",
+        before.text
+    );
+    let sha = app.with_store(|store| {
+        let plain = borderlens_app::export_control_results(store, "XX", None).unwrap();
+        borderlens_app::audit_control_export(store, &plain, "internal.json").unwrap();
+        let anonymised =
+            borderlens_app::export_control_results(store, "XX", Some(&[7u8; 32])).unwrap();
+        borderlens_app::audit_control_export(store, &anonymised, "for-be.json").unwrap();
+        anonymised.sha256
+    });
+    let page = send(&app, Method::GET, "/federation", Some(&manager), "").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains(r#"id="exports""#), "{}", page.text);
+    let newest = page
+        .text
+        .find("for-be.json")
+        .expect("the anonymised export");
+    let older = page.text.find("internal.json").expect("the plain export");
+    assert!(newest < older, "newest first");
+    assert!(page.text.contains(&sha[..16]), "{}", page.text);
+    assert!(
+        page.text
+            .contains("no: names, officers and places included"),
+        "{}",
+        page.text
+    );
+}
+on_both_stores!(the_federation_page_lists_the_control_results_we_exported);

@@ -18,17 +18,19 @@ const ENTRIES_READ: usize = 100_000;
 
 pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> Response {
     let caller = caller_of(&auth);
-    let (sessions, pooled) = match blocking(&state.pool, Some(caller.user.clone()), move |store| {
-        Ok((
-            app::federation_sessions(store, ENTRIES_READ)?,
-            app::pooled_statistics(store, "origin", 0.95)?,
-        ))
-    })
-    .await
-    {
-        Ok(read) => read,
-        Err(error) => return error_page(Some(caller), &error),
-    };
+    let (sessions, pooled, exports) =
+        match blocking(&state.pool, Some(caller.user.clone()), move |store| {
+            Ok((
+                app::federation_sessions(store, ENTRIES_READ)?,
+                app::pooled_statistics(store, "origin", 0.95)?,
+                app::control_exports(store, ENTRIES_READ)?,
+            ))
+        })
+        .await
+        {
+            Ok(read) => read,
+            Err(error) => return error_page(Some(caller), &error),
+        };
     let foreign: Vec<&app::PooledSource> = pooled
         .sources
         .iter()
@@ -104,6 +106,30 @@ pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> 
                         @if let Some(d) = &s.detail { br; span.muted { (d) } }
                         @if let Some(at) = &s.ended_at { br; span.muted { (at) } }
                     }
+                } } }
+            } }
+        }
+        h2 { "Control results we shared" }
+        p { "Exchange documents written from this store with "
+            code { "borderlens controls export --sender CODE [--anonymise-key FILE] --out FILE" }
+            ", newest first, from the audit log." }
+        @if exports.is_empty() {
+            p.muted { "None exported yet." }
+        } @else {
+            div.scroll { table #exports {
+                thead { tr {
+                    th { "Written (UTC)" } th { "By" } th { "Sender code" } th { "Results" }
+                    th { "Anonymised" } th { "SHA-256" } th { "Written to" }
+                } }
+                tbody { @for x in &exports { tr {
+                    td { (x.at) }
+                    td { (x.actor) }
+                    td { (x.sender) }
+                    td { (x.results) }
+                    td { @if x.anonymised { "yes" } @else {
+                        strong.bad { "no: names, officers and places included" } } }
+                    td { code title=(x.sha256) { (x.sha256.get(..16).unwrap_or(&x.sha256)) "…" } }
+                    td { (x.destination) }
                 } } }
             } }
         }
