@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use borderlens_nii::consensus::AnnotatedObject;
@@ -279,6 +279,27 @@ pub struct NiiDesk {
     model: Mutex<Option<Arc<Detector>>>,
     retrain: Mutex<RetrainState>,
     stop: AtomicBool,
+    /// What the active model found on the views asked for lately ([`NiiDesk::detections`],
+    /// [`NiiDesk::heat_png`]), newest last.
+    found: Mutex<Vec<(FoundKey, Arc<ViewFound>)>>,
+    /// Views the detector ran on since the desk opened.
+    views_run: AtomicU64,
+}
+
+/// Views whose detections the desk keeps: a declaration page runs the detector on its scans'
+/// views, then the browser asks for each heat map it shows; a view already run is not run
+/// again (about 0.5 MB each, for a 512-pixel view).
+const FOUND_KEPT: usize = 32;
+
+/// A view's detections are the same for the same model and the same images: the model, the
+/// scan, the view's index and the view itself (its images are content-addressed).
+type FoundKey = (String, String, usize, String);
+
+/// What the detector found on one view, and the Grad-CAM map of each detection.
+struct ViewFound {
+    input: ViewInput,
+    found: ViewDetections,
+    maps: Vec<Vec<f32>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -360,7 +381,54 @@ impl NiiDesk {
             model: Mutex::new(None),
             retrain: Mutex::new(RetrainState::default()),
             stop: AtomicBool::new(false),
+            found: Mutex::new(Vec::new()),
+            views_run: AtomicU64::new(0),
         })
+    }
+
+    /// How many views the detector ran on since the desk opened (a view already run by the
+    /// same model on the same images is served from what it found then).
+    pub fn views_run(&self) -> u64 {
+        self.views_run.load(Ordering::Relaxed)
+    }
+
+    /// What `detector` finds on view `view` of `record`, with every detection's Grad-CAM map:
+    /// kept for the next ask ([`FOUND_KEPT`] views), run now when not kept.
+    fn view_found(
+        &self,
+        detector: &Detector,
+        library: &Library,
+        record: &ScanRecord,
+        view: usize,
+    ) -> Result<Arc<ViewFound>, JobError> {
+        let scan_id = &record.metadata.scan_id;
+        let Some(images) = record.views.get(view) else {
+            return Err(JobError::NotFound(format!(
+                "scan '{scan_id}' has no view {view}"
+            )));
+        };
+        let key: FoundKey = (
+            detector.meta.model_id.clone(),
+            scan_id.clone(),
+            view,
+            serde_json::to_string(images).map_err(|e| JobError::Internal(e.to_string()))?,
+        );
+        if let Some((_, found)) = lock(&self.found).iter().find(|(k, _)| *k == key) {
+            return Ok(found.clone());
+        }
+        // Run without holding the lock: two asks at once may both run, and agree.
+        let input = read_view(library, record, view, detector.meta.shape.side).map_err(nii)?;
+        let found = detect_one(detector, &input)?;
+        let maps = detector.grad_cam(&input, &found.detections).map_err(nii)?;
+        self.views_run.fetch_add(1, Ordering::Relaxed);
+        let found = Arc::new(ViewFound { input, found, maps });
+        let mut kept = lock(&self.found);
+        kept.retain(|(k, _)| *k != key);
+        if kept.len() >= FOUND_KEPT {
+            kept.remove(0);
+        }
+        kept.push((key, found.clone()));
+        Ok(found)
     }
 
     /// Asks a running retraining to stop (it keeps nothing); the server calls this when it
@@ -573,9 +641,8 @@ impl NiiDesk {
         let record = record_of(&library, scan_id)?;
         let mut views = Vec::with_capacity(record.views.len());
         for view in 0..record.views.len() {
-            let input = view_of(&library, scan_id, view, detector.meta.shape.side)?;
-            let found = detect_one(&detector, &input)?;
-            let maps = detector.grad_cam(&input, &found.detections).map_err(nii)?;
+            let kept = self.view_found(&detector, &library, record, view)?;
+            let ViewFound { input, found, maps } = &*kept;
             views.push(ViewDetectionsReport {
                 view,
                 view_name: record.views[view].name.clone(),
@@ -592,7 +659,7 @@ impl NiiDesk {
                         score: d.score,
                         bbox: [d.bbox.x0, d.bbox.y0, d.bbox.x1, d.bbox.y1],
                         heat_map: heat_map(view, n),
-                        heat_map_grid: map,
+                        heat_map_grid: map.clone(),
                     })
                     .collect(),
             });
@@ -613,9 +680,10 @@ impl NiiDesk {
     pub fn heat_png(&self, scan_id: &str, view: usize, n: usize) -> Result<Vec<u8>, JobError> {
         let detector = self.active_or_refuse()?;
         let library = self.library()?;
-        let input = view_of(&library, scan_id, view, detector.meta.shape.side)?;
-        let found = detect_one(&detector, &input)?;
-        let Some(detection) = found.detections.get(n) else {
+        let record = record_of(&library, scan_id)?;
+        let kept = self.view_found(&detector, &library, record, view)?;
+        let ViewFound { input, found, maps } = &*kept;
+        let (Some(detection), Some(map)) = (found.detections.get(n), maps.get(n)) else {
             return Err(JobError::NotFound(format!(
                 "model {} makes {} detection(s) on scan '{scan_id}' view {view}, not {}",
                 detector.meta.model_id,
@@ -623,14 +691,9 @@ impl NiiDesk {
                 n + 1
             )));
         };
-        let map = detector
-            .grad_cam(&input, std::slice::from_ref(detection))
-            .map_err(nii)?
-            .pop()
-            .unwrap_or_default();
         overlay_png(
-            &input,
-            &map,
+            input,
+            map,
             detector.meta.shape.grid(),
             Some(&detection.bbox),
         )
@@ -1082,6 +1145,48 @@ mod tests {
         assert_eq!(review.proposals, machine);
         assert_eq!(review.actions.len(), 1);
         assert_eq!(review_figures(&library).hidden.views, 1);
+    }
+
+    /// A declaration page asks for a scan's detections, then the browser for each heat map: the
+    /// detector runs once per view, and the heat maps are those of the detections.
+    #[test]
+    fn detections_and_their_heat_maps_run_the_detector_once_per_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let desk = desk(dir.path(), 0.0);
+        assert!(desk.detections("x", &|_, _| String::new()).is_err());
+        desk.claim_retrain("ann").unwrap();
+        desk.retrain("ann", &crate::Silent).unwrap();
+        let library = Library::open(&dir.path().join("lib")).unwrap();
+        let ids: Vec<String> = library
+            .records()
+            .iter()
+            .map(|r| r.metadata.scan_id.clone())
+            .collect();
+        let before = desk.views_run();
+        let mut views = 0;
+        let mut maps = 0;
+        for id in &ids {
+            let found = desk.detections(id, &|_, _| String::new()).unwrap();
+            views += found.views.len() as u64;
+            for v in &found.views {
+                for n in 0..v.detections.len() {
+                    let png = desk.heat_png(id, v.view, n).unwrap();
+                    assert!(png.starts_with(b"\x89PNG"));
+                    maps += 1;
+                }
+                let beyond = desk.heat_png(id, v.view, v.detections.len());
+                assert!(beyond.unwrap_err().to_string().contains("detection(s)"));
+            }
+            // Asked again: the same detections.
+            let again = desk.detections(id, &|_, _| String::new()).unwrap();
+            assert_eq!(
+                serde_json::to_value(&again).unwrap(),
+                serde_json::to_value(&found).unwrap()
+            );
+        }
+        assert!(maps > 0, "no detection to draw");
+        // Twelve scans: within what the desk keeps.
+        assert_eq!(desk.views_run() - before, views);
     }
 }
 
