@@ -495,8 +495,8 @@ pub struct ControlExport {
 /// Exports every stored control result as an exchange document, anonymised with `key` when
 /// given. Each result carries its declaration's context (origin, route, HS chapter, the
 /// selection probability of its design decision: [`crate::pooled::declaration_context`]), so
-/// that a partner can pool hit rates by route and origin. Nothing is written: once the
-/// document is where it goes, [`audit_control_export`] records that it left the store.
+/// that a partner can pool hit rates by route and origin. Nothing is written: before the
+/// document goes anywhere, [`audit_control_export`] records that it leaves the store.
 pub fn export_control_results(
     store: &dyn Backend,
     sender: &str,
@@ -583,8 +583,9 @@ pub fn control_exports(store: &dyn Backend, limit: usize) -> Result<Vec<ExportRe
         .collect())
 }
 
-/// Records in the audit log that `export` left the store for `destination` (a file name):
-/// what the manager's federation page lists as shared.
+/// Records in the audit log that `export` leaves the store for `destination` (a file): what
+/// the manager's federation page lists as shared. Called before the document is written, so
+/// that none leaves unrecorded (a write that then fails leaves the record of an attempt).
 pub fn audit_control_export(
     store: &mut dyn Backend,
     export: &ControlExport,

@@ -1008,7 +1008,12 @@ pub struct PrivacyBudget {
 
 /// The privacy this node spent over `sessions` ([`federation_sessions`]).
 pub fn privacy_budget(sessions: &[SessionSummary]) -> PrivacyBudget {
-    let noisy: Vec<&SessionPrivacy> = sessions.iter().filter_map(|s| s.privacy.as_ref()).collect();
+    // A session that asked for noise but released nothing spent nothing.
+    let noisy: Vec<&SessionPrivacy> = sessions
+        .iter()
+        .filter_map(|s| s.privacy.as_ref())
+        .filter(|p| p.releases > 0)
+        .collect();
     let exact_sessions = sessions
         .iter()
         .filter(|s| s.privacy.is_none() && s.sent_sums())

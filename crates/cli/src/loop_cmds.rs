@@ -341,10 +341,12 @@ pub fn controls(
                 .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
                 .transpose()?;
             let export = app::export_control_results(store, sender, key.as_deref())?;
+            // Recorded before the file is written: a document that left the store is never
+            // missing from the audit log (the manager's federation page lists it).
+            let destination = std::path::absolute(out).unwrap_or_else(|_| out.clone());
+            app::audit_control_export(store, &export, &destination.display().to_string())?;
             std::fs::write(out, &export.json)
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            // Written: it has left the store (the manager's federation page lists it).
-            app::audit_control_export(store, &export, &out.display().to_string())?;
             outln!(
                 "wrote {} ({} results, {}, SHA-256 {})",
                 out.display(),

@@ -186,6 +186,33 @@ fn three_node_processes_train_one_model_that_each_node_uses() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["n_trees"], 5);
     assert_eq!(report["same_trees"], true);
+    assert!(report["privacy"].is_null(), "exact sums: {report}");
+    // With differential privacy: every node adds noise and the ε spent is reported.
+    let out = federate(
+        &nodes_file,
+        "2021-02-28",
+        "private",
+        &[
+            "--trees",
+            "3",
+            "--num-leaves",
+            "4",
+            "--max-bin",
+            "8",
+            "--dp-noise",
+            "5",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("differential privacy: noise multiplier 5,") && said.contains("epsilon "),
+        "{said}"
+    );
+    assert!(
+        said.contains("every node that saved the model holds the same trees"),
+        "{said}"
+    );
     // Pooled statistics by origin under secure aggregation: the sums of the three nodes'
     // controlled declarations, segment by segment, counted here from their files.
     let mut by_origin: std::collections::BTreeMap<String, (u64, u64, usize)> = Default::default();
@@ -417,7 +444,7 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains("--dp-noise: noise multiplier 0.01: it must be a number of at least 0.1"),
+        err.contains("--dp-noise: noise multiplier 0.01: it must be a number from 0.1 to 10000"),
         "{err}"
     );
 }

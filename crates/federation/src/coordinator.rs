@@ -344,7 +344,10 @@ impl<T: Transport> Coordinator<T> {
             config: config.clone(),
             noise,
         })?;
-        // The starting score from the masked label sums.
+        // The starting score from the masked label sums (a noisy release when noise is asked).
+        if noise.is_some() {
+            self.releases += 1;
+        }
         let words = self.sum_setup(Request::LabelSums, 3)?;
         let out_of_range = |round, what| FederationError::OutOfRange {
             round,
@@ -358,7 +361,6 @@ impl<T: Transport> Coordinator<T> {
                 positive_weight: words[2] as i64,
             },
             Some(z) => {
-                self.releases += 1;
                 let (rows, abs) = crate::dp::tolerance(
                     z,
                     crate::dp::label_sums_sensitivity(),
@@ -549,11 +551,24 @@ impl<T: Transport> Coordinator<T> {
                 what: format!("{hits} hits among {n} declarations"),
             });
         }
-        let elsewhere = if elsewhere {
+        let mut elsewhere = if elsewhere {
             pairs.last().copied()
         } else {
             None
         };
+        let mut pairs = pairs;
+        // By concealment the parties send each method's findings twice: the denominator of
+        // every share is the findings summed here (the methods counted, and the others
+        // together when asked), so that no party's own total is ever revealed.
+        if dimension == "concealment" {
+            let counted: u64 = pairs.iter().map(|(_, hits)| hits).sum();
+            for pair in &mut pairs {
+                pair.0 = counted;
+            }
+            if let Some(rest) = &mut elsewhere {
+                rest.0 = counted;
+            }
+        }
         Ok(PooledCounts {
             dimension: dimension.to_string(),
             segments: shared
@@ -678,13 +693,15 @@ impl<T: Transport> Coordinator<T> {
         words: Option<usize>,
     ) -> Result<(Call, Vec<u64>), Step> {
         let call = self.next_call(request);
+        // Spent once sent: a party that answers noisy sums has spent them, whether or not
+        // another party's fault then drops the round.
+        if words.is_some_and(|w| w > 0) && self.options.privacy.is_some() {
+            self.releases += 1;
+        }
         match self.collect(&call, words) {
             Ok(answers) => {
                 if words.is_some_and(|w| w > 0) {
                     self.summed_in_tree = true;
-                    if self.options.privacy.is_some() {
-                        self.releases += 1;
-                    }
                 }
                 Ok((call, sum_masked(&answers, words.unwrap_or(0))))
             }
@@ -776,7 +793,8 @@ fn noisy_label_sums(words: &[u64], rows: u64, abs: i64) -> Result<LabelSums, Str
     let rows = i64::try_from(rows).unwrap_or(i64::MAX);
     if n < -rows || weight < -abs || positive < -abs || positive > weight.saturating_add(abs) {
         return Err(format!(
-            "noisy label sums beyond their noise: {n} rows, weight {weight}, positive weight              {positive} (fixed point)"
+            "noisy label sums beyond their noise: {n} rows, weight {weight}, positive weight \
+             {positive} (fixed point)"
         ));
     }
     let n_rows = n.max(1) as u64;
@@ -1023,5 +1041,41 @@ impl<T: Transport> NodeRows for Rounds<'_, T> {
                 self.iteration
             )))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use borderlens_risk::gbdt::to_fixed;
+
+    /// Noisy label sums: within the noise's tolerance they are clamped to sums rows can give;
+    /// beyond it they are refused.
+    #[test]
+    fn noisy_label_sums_are_clamped_within_the_noise_and_refused_beyond() {
+        let (rows, abs) = (10, to_fixed(10.0));
+        let words = |n: i64, w: f64, p: f64| [n as u64, to_fixed(w) as u64, to_fixed(p) as u64];
+        let exact = noisy_label_sums(&words(100, 100.0, 7.0), rows, abs).unwrap();
+        assert_eq!(
+            (exact.n_rows, exact.weight, exact.positive_weight),
+            (100, to_fixed(100.0), to_fixed(7.0))
+        );
+        // Noise took the count below 1 and the positive weight below 0 or above the weight.
+        let low = noisy_label_sums(&words(-5, 0.5, -3.0), rows, abs).unwrap();
+        assert_eq!(
+            (low.n_rows, low.weight, low.positive_weight),
+            (1, to_fixed(1.0), 0)
+        );
+        let high = noisy_label_sums(&words(50, 50.0, 55.0), rows, abs).unwrap();
+        assert_eq!(high.positive_weight, high.weight);
+        // Beyond the tolerance: garbage.
+        for bad in [
+            words(-11, 50.0, 5.0),
+            words(50, -11.0, 5.0),
+            words(50, 50.0, -11.0),
+            words(50, 50.0, 61.0),
+        ] {
+            assert!(noisy_label_sums(&bad, rows, abs).is_err(), "{bad:?}");
+        }
     }
 }

@@ -53,17 +53,24 @@ pub fn rho_per_release(multiplier: f64) -> f64 {
     1.0 / (2.0 * multiplier * multiplier)
 }
 
-/// Whether `multiplier` is a usable noise multiplier: finite and at least 0.1 (less is no
-/// noise worth the name, and its ρ per release would be 50 or more).
+/// The largest noise multiplier: beyond it the noise no longer fits the fixed-point words it
+/// is added to (and would be read back nearly exact), while ρ per release is 5·10⁻⁹ already.
+pub const MAX_MULTIPLIER: f64 = 1e4;
+
+/// Whether `multiplier` is a usable noise multiplier: from 0.1 (less is no noise worth the
+/// name, and its ρ per release would be 50 or more) to [`MAX_MULTIPLIER`].
 pub fn check_multiplier(multiplier: f64) -> Result<(), String> {
-    if multiplier.is_finite() && multiplier >= 0.1 {
+    if (0.1..=MAX_MULTIPLIER).contains(&multiplier) {
         Ok(())
     } else {
         Err(format!(
-            "noise multiplier {multiplier}: it must be a number of at least 0.1"
+            "noise multiplier {multiplier}: it must be a number from 0.1 to {MAX_MULTIPLIER}"
         ))
     }
 }
+
+/// The largest noise a word takes (2⁶²): a draw beyond it would wrap the word it is added to.
+const MAX_DRAW: f64 = 4.611_686_018_427_388e18;
 
 /// A party's own rule on privacy, checked when the coordinator asks for the bins: the least
 /// noise it adds, and the most privacy one session may spend.
@@ -84,7 +91,8 @@ pub struct PrivacyPolicy {
 impl PrivacyPolicy {
     /// Checks the numbers: a usable multiplier, δ in (0, 1), a positive budget.
     pub fn check(&self) -> Result<(), String> {
-        check_multiplier(self.min_noise_multiplier)?;
+        check_multiplier(self.min_noise_multiplier)
+            .map_err(|e| format!("min_noise_multiplier: {e}"))?;
         if !(self.delta > 0.0 && self.delta < 1.0) {
             return Err(format!("delta {}: it must be in (0, 1)", self.delta));
         }
@@ -164,39 +172,67 @@ impl Noise {
     /// Adds noise to histogram words ([`borderlens_risk::gbdt::NodeHistogram::extend_words_of`]'s,
     /// `chunk_len` words per histogram, one or more histograms): σ = multiplier × `sensitivity`,
     /// in rows for each histogram's first word (the row count), in fixed point for the others.
-    pub fn add_to_histograms(&mut self, words: &mut [u64], chunk_len: usize, sensitivity: f64) {
+    /// Refused (nothing sent) when the noise would not fit the words.
+    pub fn add_to_histograms(
+        &mut self,
+        words: &mut [u64],
+        chunk_len: usize,
+        sensitivity: f64,
+    ) -> Result<(), String> {
         let sigma = self.multiplier * sensitivity;
+        let (rows, sums) = (self.normal(sigma)?, self.normal(sigma * FIXED_ONE)?);
         for chunk in words.chunks_mut(chunk_len.max(1)) {
-            if let Some((count, sums)) = chunk.split_first_mut() {
-                *count = count.wrapping_add(self.draw(sigma) as u64);
-                for w in sums {
-                    *w = w.wrapping_add(self.draw(sigma * FIXED_ONE) as u64);
+            if let Some((count, rest)) = chunk.split_first_mut() {
+                *count = count.wrapping_add(self.draw(&rows)? as u64);
+                for w in rest {
+                    *w = w.wrapping_add(self.draw(&sums)? as u64);
                 }
             }
         }
+        Ok(())
     }
 
     /// Adds noise to the label sums (row count; weight and positive weight in fixed point).
-    pub fn add_to_label_sums(&mut self, words: &mut [u64; 3]) {
+    pub fn add_to_label_sums(&mut self, words: &mut [u64; 3]) -> Result<(), String> {
         let sigma = self.multiplier * label_sums_sensitivity();
-        words[0] = words[0].wrapping_add(self.draw(sigma) as u64);
+        let (rows, sums) = (self.normal(sigma)?, self.normal(sigma * FIXED_ONE)?);
+        words[0] = words[0].wrapping_add(self.draw(&rows)? as u64);
         for w in &mut words[1..] {
-            *w = w.wrapping_add(self.draw(sigma * FIXED_ONE) as u64);
+            *w = w.wrapping_add(self.draw(&sums)? as u64);
         }
+        Ok(())
     }
 
-    /// One draw of N(0, σ²), rounded to an integer.
-    fn draw(&mut self, sigma: f64) -> i64 {
-        match Normal::new(0.0, sigma) {
-            Ok(normal) => normal.sample(&mut self.rng).round() as i64,
-            Err(_) => 0,
+    /// Whether noise for a release of `sensitivity` fits the sums' words.
+    pub fn fits(&self, sensitivity: f64) -> Result<(), String> {
+        self.normal(self.multiplier * sensitivity * FIXED_ONE)
+            .map(|_| ())
+    }
+
+    /// N(0, σ²), refused when σ is not a usable number.
+    fn normal(&self, sigma: f64) -> Result<Normal<f64>, String> {
+        if !(sigma.is_finite() && sigma > 0.0 && sigma < MAX_DRAW / 64.0) {
+            return Err(format!("noise of σ {sigma} does not fit the sums' words"));
+        }
+        Normal::new(0.0, sigma).map_err(|e| format!("noise of σ {sigma}: {e}"))
+    }
+
+    /// One draw, rounded to an integer; refused beyond ±2⁶² (it would wrap the word).
+    fn draw(&mut self, normal: &Normal<f64>) -> Result<i64, String> {
+        let x = normal.sample(&mut self.rng).round();
+        if x.abs() < MAX_DRAW {
+            Ok(x as i64)
+        } else {
+            Err(format!("a noise draw of {x} does not fit the sums' words"))
         }
     }
 }
 
 /// How far a sum of `parties` parties' noise of `multiplier` may stray (rows, fixed point) for
 /// a release of sensitivity `sensitivity`: nine standard deviations of the sum, which noise
-/// exceeds with probability below 10⁻¹⁸ per word. Beyond it, a sum is garbage, not noise.
+/// exceeds with probability below 10⁻¹⁸ per word. Beyond it, a sum is garbage, not noise. (The
+/// coordinator measures from its noisy row total, whose own noise eats into the margin: for
+/// a row count, about six standard deviations of the two noises together are left.)
 pub fn tolerance(multiplier: f64, sensitivity: f64, parties: usize) -> (u64, i64) {
     let sigma = multiplier * sensitivity * (parties.max(1) as f64).sqrt();
     let rows = (9.0 * sigma).ceil();
@@ -228,7 +264,9 @@ mod tests {
         let sensitivity = histogram_sensitivity(4);
         let chunk = 9;
         let mut words = vec![0u64; chunk * 4_000];
-        noise.add_to_histograms(&mut words, chunk, sensitivity);
+        noise
+            .add_to_histograms(&mut words, chunk, sensitivity)
+            .unwrap();
         let sigma = 3.0 * sensitivity;
         let stats = |values: Vec<f64>| {
             let n = values.len() as f64;
@@ -258,10 +296,24 @@ mod tests {
         assert!((sd / sigma - 1.0).abs() < 0.03, "sum sd {sd}, σ {sigma}");
         // Another seed, other noise; the same seed, the same noise.
         let mut again = vec![0u64; chunk * 4_000];
-        Noise::seeded(3.0, [7; 32]).add_to_histograms(&mut again, chunk, sensitivity);
+        Noise::seeded(3.0, [7; 32])
+            .add_to_histograms(&mut again, chunk, sensitivity)
+            .unwrap();
         assert_eq!(again, words);
         let mut other = vec![0u64; chunk * 4_000];
-        Noise::seeded(3.0, [8; 32]).add_to_histograms(&mut other, chunk, sensitivity);
+        Noise::seeded(3.0, [8; 32])
+            .add_to_histograms(&mut other, chunk, sensitivity)
+            .unwrap();
+        // The largest multiplier still fits the words; more is refused before any draw.
+        assert!(check_multiplier(MAX_MULTIPLIER).is_ok());
+        assert!(check_multiplier(MAX_MULTIPLIER * 10.0).is_err());
+        let mut big = vec![0u64; chunk];
+        Noise::seeded(MAX_MULTIPLIER, [9; 32])
+            .add_to_histograms(&mut big, chunk, histogram_sensitivity(500))
+            .unwrap();
+        let mut huge = Noise::seeded(1e300, [9; 32]);
+        assert!(huge.add_to_histograms(&mut big, chunk, 1.0).is_err());
+        assert!(huge.add_to_label_sums(&mut [0; 3]).is_err());
         assert_ne!(other, words);
     }
 

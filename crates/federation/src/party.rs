@@ -207,8 +207,8 @@ impl LocalParty {
         let (Some(noise), Some(spent)) = (&self.noise, &self.spent) else {
             return Ok(None);
         };
-        let mut next = spent.after_release();
-        next.noise_multiplier = noise.multiplier();
+        let next = spent.after_release();
+        debug_assert_eq!(next.noise_multiplier, noise.multiplier());
         if let Some(policy) = &self.policy {
             if let Some(max) = policy.max_epsilon {
                 let epsilon = next.epsilon(policy.delta);
@@ -233,11 +233,12 @@ impl LocalParty {
         words: &mut [u64],
         chunk_len: usize,
         n_features: usize,
-    ) {
+    ) -> Result<(), String> {
         if let (Some(next), Some(noise)) = (next, self.noise.as_mut()) {
-            noise.add_to_histograms(words, chunk_len, dp::histogram_sensitivity(n_features));
+            noise.add_to_histograms(words, chunk_len, dp::histogram_sensitivity(n_features))?;
             self.spent = Some(next);
         }
+        Ok(())
     }
 
     /// Pins the peers' public keys: the keys the coordinator relays for the other members must
@@ -446,16 +447,27 @@ impl LocalParty {
                     }
                     _ => {}
                 }
+                // Once noisy sums were sent, the noise stays as it was: exact sums after
+                // noisy ones would undo them.
+                if let Some(spent) = &self.spent {
+                    if *noise != Some(spent.noise_multiplier) {
+                        return Err(format!(
+                            "this party sent sums with noise of multiplier {} in this session: \
+                             the noise cannot change now",
+                            spent.noise_multiplier
+                        ));
+                    }
+                }
                 if let Some(z) = noise {
                     // The sensitivity assumes rows of weight 1 (as the pipeline gives them).
                     if data.weights.iter().any(|&w| w != 1.0) {
                         return Err("differential privacy needs rows of weight 1".into());
                     }
                     let noise = Noise::new(*z)?;
-                    let mut spent = self.spent.unwrap_or(Spent::new(*z));
-                    spent.noise_multiplier = *z;
+                    // The widest histogram (every feature) must take the noise.
+                    noise.fits(dp::histogram_sensitivity(binning.features().len()))?;
+                    self.spent.get_or_insert(Spent::new(*z));
                     self.noise = Some(noise);
-                    self.spent = Some(spent);
                 } else {
                     self.noise = None;
                 }
@@ -472,7 +484,7 @@ impl LocalParty {
                 let mut words = [sums.n_rows, sums.weight as u64, sums.positive_weight as u64];
                 let next = self.next_release()?;
                 if let (Some(next), Some(noise)) = (next, self.noise.as_mut()) {
-                    noise.add_to_label_sums(&mut words);
+                    noise.add_to_label_sums(&mut words)?;
                     self.spent = Some(next);
                 }
                 self.masked(call, words.to_vec())
@@ -537,7 +549,7 @@ impl LocalParty {
                 root.extend_words_of(&agreed.binning, &features, &mut words);
                 let next = self.next_release()?;
                 let chunk_len = words.len();
-                self.release_histograms(next, &mut words, chunk_len, features.len());
+                self.release_histograms(next, &mut words, chunk_len, features.len())?;
                 self.scratch = Some(Scratch {
                     features,
                     gradients,
@@ -574,7 +586,7 @@ impl LocalParty {
                 for a in ahead {
                     split_ahead(agreed, scratch, a, &mut words);
                 }
-                self.release_histograms(next, &mut words, chunk_len, n_features);
+                self.release_histograms(next, &mut words, chunk_len, n_features)?;
                 self.masked(call, words)
             }
             Request::Apply {
@@ -620,7 +632,7 @@ impl LocalParty {
                 if std::mem::replace(&mut self.stats_answered.0, true) {
                     return Err("segments were answered already in this session".into());
                 }
-                let mut segments: Vec<String> = self.controls(dimension)?.0.into_keys().collect();
+                let mut segments: Vec<String> = self.controls(dimension)?.into_keys().collect();
                 segments.sort_unstable();
                 let json = serde_json::to_vec(&segments).map_err(|e| e.to_string())?;
                 Ok((Kind::Segments, Answer::Bytes(json)))
@@ -652,12 +664,10 @@ impl LocalParty {
                         segments.len()
                     ));
                 }
-                let (mut controls, findings) = self.controls(dimension)?;
+                let mut controls = self.controls(dimension)?;
                 let mut words = Vec::with_capacity(2 * segments.len() + 2);
                 for segment in segments {
-                    let (n, hits) = controls
-                        .remove(segment)
-                        .unwrap_or((findings.unwrap_or(0), 0));
+                    let (n, hits) = controls.remove(segment).unwrap_or((0, 0));
                     words.extend([n, hits]);
                 }
                 // Whatever is in no segment asked, together.
@@ -665,7 +675,7 @@ impl LocalParty {
                     let (n, hits) = controls
                         .values()
                         .fold((0, 0), |(n, h), (a, b)| (n + a, h + b));
-                    words.extend([findings.unwrap_or(n), hits]);
+                    words.extend([n, hits]);
                 }
                 self.masked(call, words)
             }
@@ -683,22 +693,18 @@ impl LocalParty {
     /// This party's controlled declarations (labelled items; a declaration is a hit when one
     /// of its items is, and falls in its first item's segment) by segment of `dimension`:
     /// origin country, or route (departure country/transport mode, `?` for what is not
-    /// declared, as `controls pooled` names them): (declarations, hits). By `concealment`,
-    /// the findings by method (as `controls pooled` counts them: a segment's share of
-    /// findings): per method (the party's findings, those with the method), and the party's
-    /// findings, every segment's denominator, even where it has none of the method.
-    #[allow(clippy::type_complexity)]
-    fn controls(
-        &self,
-        dimension: &str,
-    ) -> Result<(BTreeMap<String, (u64, u64)>, Option<u64>), String> {
+    /// declared, as `controls pooled` names them): (declarations, hits). By `concealment`, its
+    /// findings (declarations with fraud found) by method, "not recorded" without one:
+    /// (findings, findings) per method. The coordinator takes the denominator of the shares
+    /// from the sums it is given, never from a party's own total: a total of all findings,
+    /// less the methods shown, would give one party's findings of a method only it holds.
+    fn controls(&self, dimension: &str) -> Result<BTreeMap<String, (u64, u64)>, String> {
         if dimension == "concealment" {
             let mut found: BTreeMap<&str, bool> = BTreeMap::new();
             for item in &self.items {
                 let Some(label) = item.label else { continue };
                 *found.entry(item.key.declaration_id.as_str()).or_default() |= label.fraud;
             }
-            let findings = found.values().filter(|&&hit| hit).count() as u64;
             let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
             for (id, _) in found.into_iter().filter(|(_, hit)| *hit) {
                 let method = self
@@ -706,9 +712,11 @@ impl LocalParty {
                     .get(id)
                     .cloned()
                     .unwrap_or_else(|| "not recorded".to_string());
-                out.entry(method).or_insert((findings, 0)).1 += 1;
+                let entry = out.entry(method).or_default();
+                entry.0 += 1;
+                entry.1 += 1;
             }
-            return Ok((out, Some(findings)));
+            return Ok(out);
         }
         let segment: fn(&DeclarationItem) -> String = match dimension {
             "origin" => |d| d.origin_country.clone(),
@@ -746,7 +754,7 @@ impl LocalParty {
             entry.0 += 1;
             entry.1 += u64::from(hit);
         }
-        Ok((out, None))
+        Ok(out)
     }
 
     /// `words` masked with the round's members.
