@@ -338,16 +338,20 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
         "partners.toml",
         "[[partner]]\nname = \"hq\"\ntoken_sha256 = \"abc\"\nnode_token = \"long enough answer\"\n",
     );
-    let out = borderlens(&[
-        "--db",
-        db.to_str().unwrap(),
-        "node",
-        "serve",
-        "--partners",
-        partners.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
+    // A node refused at start-up: exit 2, the reason on stderr.
+    let refused = |partners: &Path| {
+        let out = borderlens(&[
+            "--db",
+            db.to_str().unwrap(),
+            "node",
+            "serve",
+            "--partners",
+            partners.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        text(&out.stderr)
+    };
+    let err = refused(&partners);
     assert!(
         err.contains("partners.toml: partner 1 (\"hq\"): field token_sha256"),
         "{err}"
@@ -425,16 +429,7 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
             "ab".repeat(32)
         ),
     );
-    let out = borderlens(&[
-        "--db",
-        db.to_str().unwrap(),
-        "node",
-        "serve",
-        "--partners",
-        private.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
+    let err = refused(&private);
     assert!(
         err.contains("private-partners.toml: [privacy]: delta 1.5: it must be in (0, 1)"),
         "{err}"

@@ -94,6 +94,41 @@ pub struct NodeHistogram {
     n_rows: usize,
 }
 
+/// The bins written by [`NodeHistogram::extend_words_of`] for `features` (the other features'
+/// bins zero), each accepted by `ok`; `None` when `features` are not ascending features of
+/// `binning`, the words are not as many as those features' bins need, or a bin is refused.
+fn bins_of_words(
+    binning: &Binning,
+    features: &[usize],
+    words: &[u64],
+    ok: impl Fn(&BinStat) -> bool,
+) -> Option<Vec<BinStat>> {
+    let n_features = binning.features().len();
+    let ascending = features.windows(2).all(|w| w[0] < w[1]);
+    if !ascending || features.last().is_some_and(|&f| f >= n_features) {
+        return None;
+    }
+    if words.len() != NodeHistogram::words_len(binning, features) {
+        return None;
+    }
+    let mut bins = vec![BinStat::default(); binning.total_bins];
+    let mut pairs = words[1..].chunks_exact(2);
+    for &f in features {
+        let start = binning.offsets[f];
+        for stat in &mut bins[start..start + binning.features()[f].n_bins()] {
+            let w = pairs.next()?;
+            *stat = BinStat {
+                g: w[0] as i64,
+                h: w[1] as i64,
+            };
+            if !ok(stat) {
+                return None;
+            }
+        }
+    }
+    Some(bins)
+}
+
 impl NodeHistogram {
     /// An empty histogram (no rows) for `binning`.
     pub fn empty(binning: &Binning) -> NodeHistogram {
@@ -281,30 +316,8 @@ impl NodeHistogram {
         max_rows: usize,
         max_abs: i64,
     ) -> Option<NodeHistogram> {
-        let n_features = binning.features().len();
-        let ascending = features.windows(2).all(|w| w[0] < w[1]);
-        if !ascending || features.last().is_some_and(|&f| f >= n_features) {
-            return None;
-        }
-        if words.len() != NodeHistogram::words_len(binning, features) {
-            return None;
-        }
+        let bins = bins_of_words(binning, features, words, |stat| stat.within(max_abs))?;
         let n_rows = usize::try_from(words[0]).ok().filter(|&n| n <= max_rows)?;
-        let mut bins = vec![BinStat::default(); binning.total_bins];
-        let mut pairs = words[1..].chunks_exact(2);
-        for &f in features {
-            let start = binning.offsets[f];
-            for stat in &mut bins[start..start + binning.features()[f].n_bins()] {
-                let w = pairs.next()?;
-                *stat = BinStat {
-                    g: w[0] as i64,
-                    h: w[1] as i64,
-                };
-                if !stat.within(max_abs) {
-                    return None;
-                }
-            }
-        }
         Some(NodeHistogram { bins, n_rows })
     }
 
@@ -322,36 +335,16 @@ impl NodeHistogram {
         max_abs: i64,
         tolerance: (u64, i64),
     ) -> Option<NodeHistogram> {
-        let n_features = binning.features().len();
-        let ascending = features.windows(2).all(|w| w[0] < w[1]);
-        if !ascending || features.last().is_some_and(|&f| f >= n_features) {
-            return None;
-        }
-        if words.len() != NodeHistogram::words_len(binning, features) {
-            return None;
-        }
         let (rows_tolerance, abs_tolerance) =
             (i64::try_from(tolerance.0).ok()?, tolerance.1.max(0));
+        let wide = max_abs.saturating_add(abs_tolerance);
+        let bins = bins_of_words(binning, features, words, |stat| {
+            (-abs_tolerance..=wide).contains(&stat.h) && (-wide..=wide).contains(&stat.g)
+        })?;
         let max_rows_signed = i64::try_from(max_rows).ok()?;
         let rows = words[0] as i64;
         if rows < -rows_tolerance || rows > max_rows_signed.saturating_add(rows_tolerance) {
             return None;
-        }
-        let wide = max_abs.saturating_add(abs_tolerance);
-        let mut bins = vec![BinStat::default(); binning.total_bins];
-        let mut pairs = words[1..].chunks_exact(2);
-        for &f in features {
-            let start = binning.offsets[f];
-            for stat in &mut bins[start..start + binning.features()[f].n_bins()] {
-                let w = pairs.next()?;
-                *stat = BinStat {
-                    g: w[0] as i64,
-                    h: w[1] as i64,
-                };
-                if !(-abs_tolerance..=wide).contains(&stat.h) || !(-wide..=wide).contains(&stat.g) {
-                    return None;
-                }
-            }
         }
         let mut histogram = NodeHistogram {
             bins,
