@@ -467,8 +467,8 @@ fn flush_rounds(
         return Ok(());
     }
     let mut detail = serde_json::json!({ "stage": stage, "rounds": session.rounds });
-    // The privacy spent so far, written as it is spent: a node that dies mid-session still
-    // has it on record.
+    // The privacy spent so far, written with the setup and each tree: a node that dies
+    // mid-session has on record all but the tree it was growing.
     if let Some(privacy) = SessionPrivacy::of_party(&session.party) {
         detail["privacy"] = serde_json::to_value(privacy).unwrap_or_default();
     }

@@ -479,8 +479,9 @@ impl<T: Transport> Coordinator<T> {
     }
 
     /// Pooled statistics under secure aggregation: each party's controlled declarations and
-    /// hits by segment of `dimension` (`origin` or `route`; `concealment`: findings, and
-    /// those with each method), summed masked, so that no party's counts are seen. The parties first say which segments they have (not how many);
+    /// hits by segment of `dimension` (`origin` or `route`; by `concealment`, its findings by
+    /// method, out of the findings counted), summed masked, so that no party's counts are
+    /// seen. The parties first say which segments they have (not how many);
     /// segments at two parties or more are counted one by one, the others together as
     /// "elsewhere" when two parties or more hold some, so that no sum is one party's alone.
     /// The coordinator is trusted to choose the segments so (honest but curious): a party
@@ -764,7 +765,7 @@ pub struct PooledCounts {
     /// `origin`, `route` or `concealment`.
     pub dimension: String,
     /// Per segment held by two parties or more: its name, controlled declarations, hits (by
-    /// concealment: every party's findings, those with the method).
+    /// concealment: the findings counted in all segments, those with the method).
     pub segments: Vec<(String, u64, u64)>,
     /// The declarations of segments held by one party only, together (controls, hits), when
     /// two parties or more hold such segments (else not counted: the sum would be one

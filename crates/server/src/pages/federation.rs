@@ -50,7 +50,7 @@ pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> 
             @if budget.noisy_sessions > 0 {
                 p #budget { strong { (budget.noisy_sessions) " session(s) added noise: ε = "
                     (format!("{:.3}", budget.epsilon)) " at δ = " (format!("{:e}", budget.delta)) }
-                    " spent in all, for any one declaration of this node (their ρ, "
+                    " spent in all, for any one declaration item of this node (their ρ, "
                     (format!("{:.4}", budget.rho)) " in zero-concentrated DP, add up), over "
                     "the sessions in the latest " (ENTRIES_READ) " audit entries. A session's "
                     "own ε is in its row below." }
