@@ -227,6 +227,19 @@ pub fn node(
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let n_partners = partners.partners.len();
+    // The node's rule on differential privacy, said when it starts listening.
+    let rule = match &partners.privacy {
+        Some(p) => format!(
+            "adds differential-privacy noise of multiplier {} at least{} (delta {:e})",
+            p.min_noise_multiplier,
+            p.max_epsilon
+                .map(|e| format!(", at most epsilon {e} per session"))
+                .unwrap_or_default(),
+            p.delta
+        ),
+        None => "no privacy rule: adds the noise a coordinator asks for, if any".to_string(),
+    };
+    let privacy = serde_json::to_value(&partners.privacy).unwrap_or_default();
     let key = a.key.as_deref().map(node_key).transpose()?;
     let config = NodeConfig {
         db: db.to_path_buf(),
@@ -236,8 +249,8 @@ pub fn node(
         tls,
     };
     borderlens_server::federation::serve_node(config, a.addr, |local| {
-        let what = format!("federation node for {n_partners} partner(s), listening on");
-        let extra = serde_json::json!({ "partners": n_partners });
+        let what = format!("federation node for {n_partners} partner(s) ({rule}), listening on");
+        let extra = serde_json::json!({ "partners": n_partners, "privacy": privacy });
         let url = format!("{scheme}://{local}");
         crate::service_cmds::say_listening(json, &url, extra, &what);
     })

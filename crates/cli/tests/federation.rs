@@ -35,8 +35,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A `node serve` child, stopped (SIGTERM) when dropped.
-struct Node(Child, String);
+/// A `node serve` child, stopped (SIGTERM) when dropped: the process, its URL and the line it
+/// said when it started listening.
+struct Node(Child, String, Value);
 
 /// The TLS fixtures of the server's tests (`scripts/make-test-certs.sh`).
 fn tls_fixture(name: &str) -> PathBuf {
@@ -80,7 +81,7 @@ impl Node {
             .read_line(&mut line)
             .unwrap();
         let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        Node(child, v["listening"].as_str().unwrap().to_string())
+        Node(child, v["listening"].as_str().unwrap().to_string(), v)
     }
 }
 
@@ -434,6 +435,15 @@ fn bad_partners_and_nodes_files_are_refused_naming_file_entry_and_field() {
         err.contains("private-partners.toml: [privacy]: delta 1.5: it must be in (0, 1)"),
         "{err}"
     );
+    // A good rule: the node says it when it starts listening.
+    let text_of_private = std::fs::read_to_string(&private)
+        .unwrap()
+        .replace("delta = 1.5", "delta = 1e-5\nmax_epsilon = 8.0");
+    let private = write(dir.path(), "private-partners.toml", &text_of_private);
+    let node = Node::start(&db, &private, &dir.path().join("n.key"), false);
+    assert_eq!(node.2["privacy"]["min_noise_multiplier"], 2.0, "{}", node.2);
+    assert_eq!(node.2["privacy"]["max_epsilon"], 8.0, "{}", node.2);
+    drop(node);
     // Noise too small to be noise: refused before any node is called.
     let out = federate(&nodes, "2021-01-31", "m", &["--dp-noise", "0.01"]);
     assert_eq!(out.status.code(), Some(2));
