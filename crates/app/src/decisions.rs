@@ -557,11 +557,11 @@ pub struct ExportRecord {
     pub destination: String,
 }
 
-/// The control-results exports in this store's audit log (its latest `limit` entries), newest
+/// The control-results exports in this store's audit log (the latest `limit`), newest
 /// first: what this administration shared.
 pub fn control_exports(store: &dyn Backend, limit: usize) -> Result<Vec<ExportRecord>, JobError> {
     Ok(store
-        .audit_entries(limit)?
+        .audit_entries_of(CONTROLS_EXPORT, limit)?
         .into_iter()
         .filter(|e| e.action == CONTROLS_EXPORT)
         .map(|e| {

@@ -1045,7 +1045,8 @@ fn shared_as(answer: &str) -> String {
     }
 }
 
-/// The federation sessions in this node's audit log (its latest `limit` entries), newest first.
+/// The federation sessions in this node's audit log (its latest `limit` `federation_` entries),
+/// newest first.
 pub fn federation_sessions(
     store: &dyn Backend,
     limit: usize,
@@ -1053,7 +1054,7 @@ pub fn federation_sessions(
     // By partner and session id: two partners choosing the same id stay apart.
     let mut sessions: BTreeMap<(String, String), SessionSummary> = BTreeMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
-    let entries = store.audit_entries(limit)?;
+    let entries = store.audit_entries_of("federation_", limit)?;
     for e in entries.iter().rev() {
         if !e.action.starts_with("federation_") {
             continue;

@@ -254,6 +254,9 @@ pub trait Audit {
     ) -> Result<i64, StoreError>;
     /// The latest `limit` entries, newest first.
     fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The latest `limit` entries whose action starts with `prefix`, newest first (e.g. every
+    /// `federation_` entry, however many others were written since).
+    fn audit_entries_of(&self, prefix: &str, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// HS readings of goods descriptions: derived values per item and HS model, kept beside the

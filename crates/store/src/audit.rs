@@ -44,20 +44,44 @@ impl Audit for Store {
                 &[&limit],
             )?
             .iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    id: row.get(0)?,
-                    at: row.get(1)?,
-                    actor: row.get(2)?,
-                    action: row.get(3)?,
-                    subject: row.get(4)?,
-                    detail_json: row.get(5)?,
-                })
-            })
+            .map(entry_of)
             .collect()
         })
         .ctx(|| "reading the audit log".to_string())
     }
+
+    fn audit_entries_of(&self, prefix: &str, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        // LIKE with the prefix's own wildcards escaped: `federation_` means what it says.
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        self.read(|exec| {
+            exec.query(
+                "SELECT id, at, actor, action, subject, detail_json FROM audit_log
+                 WHERE action LIKE $1 ESCAPE '\\' ORDER BY id DESC LIMIT $2",
+                &[&pattern, &limit],
+            )?
+            .iter()
+            .map(entry_of)
+            .collect()
+        })
+        .ctx(|| format!("reading the audit log's '{prefix}' entries"))
+    }
+}
+
+fn entry_of(row: &crate::sql::Row) -> Result<AuditEntry, crate::sql::DbError> {
+    Ok(AuditEntry {
+        id: row.get(0)?,
+        at: row.get(1)?,
+        actor: row.get(2)?,
+        action: row.get(3)?,
+        subject: row.get(4)?,
+        detail_json: row.get(5)?,
+    })
 }
 
 /// Appends an entry in the transaction of `exec` (every write audits in its own transaction)

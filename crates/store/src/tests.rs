@@ -92,6 +92,7 @@ on_both_backends!(
     conflict_keeps_the_original,
     failed_import_rolls_back_everything,
     audit_log_is_append_only,
+    audit_entries_of_an_action_prefix_skip_the_others,
     declared_fields_cannot_be_updated,
     model_versions_increment,
     scores_are_replaced_per_model_version,
@@ -1225,6 +1226,45 @@ fn audit_log_is_append_only(store: &mut Subject) {
         .append_audit("officer 17", "override", "A/1", "not json")
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+}
+
+/// The entries of one kind of action, newest first, however many others came after them; the
+/// prefix's `_` and `%` are themselves, not wildcards.
+fn audit_entries_of_an_action_prefix_skip_the_others(store: &mut Subject) {
+    for (action, subject) in [
+        ("federation_open", "s1"),
+        ("federationXopen", "not-this"),
+        ("import", "a.csv"),
+        ("federation_rounds", "s1"),
+        ("controls_export", "NL"),
+        ("federation_%", "odd"),
+    ] {
+        store.append_audit("x", action, subject, "{}").unwrap();
+    }
+    for _ in 0..5 {
+        store.append_audit("x", "import", "b.csv", "{}").unwrap();
+    }
+    assert!(store
+        .audit_entries(5)
+        .unwrap()
+        .iter()
+        .all(|e| e.action == "import"));
+    let of = |prefix: &str, limit: usize| -> Vec<String> {
+        store
+            .audit_entries_of(prefix, limit)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    };
+    assert_eq!(
+        of("federation_", 10),
+        ["federation_%", "federation_rounds", "federation_open"]
+    );
+    assert_eq!(of("federation_", 1), ["federation_%"]);
+    assert_eq!(of("federation_%", 10), ["federation_%"]);
+    assert_eq!(of("controls_export", 10), ["controls_export"]);
+    assert!(of("nothing", 10).is_empty());
 }
 
 fn declared_fields_cannot_be_updated(store: &mut Subject) {

@@ -52,8 +52,8 @@ pub(crate) async fn page(State(state): State<AppState>, auth: Authenticated) -> 
                     (format!("{:.3}", budget.epsilon)) " at δ = " (format!("{:e}", budget.delta)) }
                     " spent in all, for any one declaration item of this node (their ρ, "
                     (format!("{:.4}", budget.rho)) " in zero-concentrated DP, add up), over "
-                    "the sessions in the latest " (ENTRIES_READ) " audit entries. A session's "
-                    "own ε is in its row below." }
+                    "the sessions of the latest " (ENTRIES_READ) " federation entries of the "
+                    "audit log. A session's own ε is in its row below." }
             }
             @if budget.exact_sessions > 0 {
                 p #exact { strong { (budget.exact_sessions) " session(s) sent exact sums" }
