@@ -162,7 +162,7 @@ pub struct FederateTrainArgs {
     #[arg(long, default_value_t = GbdtConfig::standard().lambda_l2)]
     pub lambda_l2: f64,
     /// Differential privacy: every node adds Gaussian noise of this multiplier (σ over what
-    /// one declaration can change) to each sum it sends, and accounts the ε it spends. The
+    /// one declaration item can change) to each sum it sends, and accounts the ε it spends. The
     /// trees then differ from pooled training's. None by default: exact sums.
     #[arg(long, value_name = "MULTIPLIER")]
     pub dp_noise: Option<f64>,
