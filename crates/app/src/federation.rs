@@ -115,6 +115,9 @@ struct Session {
     trees: usize,
     /// When the coordinator last called.
     last_seen: Instant,
+    /// Whether the party was given its findings' concealment methods (read from the store
+    /// only when statistics by concealment are asked).
+    concealment_read: bool,
 }
 
 /// How long another partner's silent session keeps a partner from opening one.
@@ -254,8 +257,6 @@ impl FederationNode {
                 .with_privacy(policy.clone())
                 .map_err(JobError::Invalid)?;
         }
-        // Its findings' concealment methods, for pooled statistics by concealment.
-        party = party.with_concealment(crate::pooled::concealment_by_declaration(store)?);
         let mut slot = self.lock();
         if let Some(old) = slot.as_ref() {
             if old.partner != partner && old.last_seen.elapsed() < SESSION_IDLE {
@@ -293,6 +294,7 @@ impl FederationNode {
             rounds: Vec::new(),
             trees: 0,
             last_seen: Instant::now(),
+            concealment_read: false,
         });
         Ok(())
     }
@@ -311,6 +313,16 @@ impl FederationNode {
         let mut slot = self.lock();
         let current = own_session(&mut slot, partner, session)?;
         current.last_seen = Instant::now();
+        let by_concealment = matches!(
+            &call.request,
+            Request::Segments { dimension } | Request::Counts { dimension, .. }
+                if dimension == "concealment"
+        );
+        if by_concealment && !current.concealment_read {
+            let methods = crate::pooled::concealment_by_declaration(store)?;
+            current.party.set_concealment(methods);
+            current.concealment_read = true;
+        }
         let (answer, kind, refusal) = current.party.handle_telling(&call);
         let what = match refusal {
             Some(why) => format!("refused: {why}"),

@@ -380,7 +380,6 @@ impl<T: Transport> Coordinator<T> {
                 .weight
                 .saturating_add(sums.n_rows as i64)
                 .saturating_add(1),
-            noise,
         };
 
         let mut trees: Vec<Tree> = Vec::new();
@@ -782,8 +781,6 @@ pub struct PooledCounts {
 struct Limits {
     max_rows: usize,
     max_abs: i64,
-    /// The parties' noise multiplier (differential privacy): sums may stray by their noise.
-    noise: Option<f64>,
 }
 
 /// Noisy label sums (differential privacy), read as signed: refused beyond the noise's
@@ -855,6 +852,11 @@ impl<T: Transport> Rounds<'_, T> {
         })
     }
 
+    /// The parties' noise multiplier (differential privacy): sums may stray by their noise.
+    fn noise(&self) -> Option<f64> {
+        self.coordinator.options.privacy.map(|p| p.noise_multiplier)
+    }
+
     /// Words of one node's histogram.
     fn histogram_len(&self) -> usize {
         NodeHistogram::words_len(self.binning, &self.features)
@@ -863,7 +865,7 @@ impl<T: Transport> Rounds<'_, T> {
     /// `words` as the summed histogram of `what` (for messages), checked against what the rows
     /// can give.
     fn checked(&self, call: &Call, what: &str, words: &[u64]) -> Result<NodeHistogram, Step> {
-        match self.limits.noise {
+        match self.noise() {
             None => NodeHistogram::from_words_of(
                 self.binning,
                 &self.features,
@@ -907,7 +909,7 @@ impl<T: Transport> Rounds<'_, T> {
                 self.iteration
             ))));
         };
-        if self.limits.noise.is_some() {
+        if self.noise().is_some() {
             // Noisy sums: the left child's rows within its parent's, the right child what is
             // left (post-processing of the noisy sums).
             left.clamp_rows(parent.n_rows());

@@ -178,9 +178,8 @@ impl LocalParty {
     /// Gives the party the concealment method of its findings (declaration id → method, from
     /// its control results), for pooled statistics by concealment; a finding without one
     /// counts as "not recorded".
-    pub fn with_concealment(mut self, methods: BTreeMap<String, String>) -> LocalParty {
+    pub fn set_concealment(&mut self, methods: BTreeMap<String, String>) {
         self.concealment = methods;
-        self
     }
 
     /// Gives the party a rule on differential privacy (checked): it refuses a session asking

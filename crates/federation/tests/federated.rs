@@ -1100,7 +1100,7 @@ fn pooled_counts_by_concealment_are_shares_of_all_the_parties_findings() {
     };
     let parties: Vec<LocalParty> = parties()
         .into_iter()
-        .map(|party| {
+        .map(|mut party| {
             let methods = party
                 .items()
                 .iter()
@@ -1110,7 +1110,8 @@ fn pooled_counts_by_concealment_are_shares_of_all_the_parties_findings() {
                         .map(|m| (d.key.declaration_id.clone(), m.to_string()))
                 })
                 .collect();
-            party.with_concealment(methods)
+            party.set_concealment(methods);
+            party
         })
         .collect();
     // By hand: every party's findings, and per method (or "not recorded") how many.
