@@ -227,7 +227,7 @@ pub fn nii_detector(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow
         );
     } else {
         outln!(
-            "trained on {} views of {}×{} ({} objects) in {:.0} s ({:.0} s in the network, {} epochs, side {}, width {}); {} threads",
+            "trained on {} views of {}×{} ({} objects) in {:.0} s ({:.0} s in the network, {} epochs, side {}, width {}, deepest stride {}, transposition {}); {} threads",
             meta.training.views,
             a.size,
             a.size,
@@ -237,6 +237,12 @@ pub fn nii_detector(a: &BenchOptions, json: bool, bars: &dyn Progress) -> anyhow
             meta.training.options.epochs,
             meta.training.options.side,
             meta.training.options.width,
+            meta.training.options.deepest_stride,
+            if meta.training.options.transpose {
+                "on"
+            } else {
+                "off"
+            },
             rayon::current_num_threads()
         );
         outln!(

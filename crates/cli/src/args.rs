@@ -529,9 +529,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 600)]
     pub test_scans: usize,
     /// nii-detector: training epochs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = borderlens_nii::detector::train::TrainOptions::default().epochs)]
     pub epochs: usize,
-    /// nii-detector: the network's input side, pixels (a multiple of 8).
+    /// nii-detector: the network's input side, pixels (a multiple of 16).
     #[arg(long, default_value_t = 128)]
     pub side: usize,
     /// nii-detector: channels of the network's first layer.

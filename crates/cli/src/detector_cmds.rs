@@ -47,7 +47,7 @@ pub struct TrainSettings {
     /// Seed of the weights, the order of views and their flips (same seed, same model).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// The network's input side, pixels (a multiple of 8).
+    /// The network's input side, pixels (a multiple of 16).
     #[arg(long, default_value_t = TrainOptions::default().side)]
     side: usize,
     /// Channels of the network's first layer.
@@ -59,10 +59,14 @@ pub struct TrainSettings {
     /// Peak learning rate (AdamW; linear warm-up, cosine decay).
     #[arg(long, default_value_t = TrainOptions::default().learning_rate)]
     learning_rate: f64,
+    /// The trunk's deepest stride: 16 (two more layers, a receptive field over the largest
+    /// threats) or 8 (the first models' network).
+    #[arg(long, default_value_t = TrainOptions::default().deepest_stride)]
+    deepest_stride: usize,
 }
 
 impl TrainSettings {
-    /// The training options (flips and layer normalisation on), checked.
+    /// The training options (flips, transposition and layer normalisation on), checked.
     fn options(&self) -> anyhow::Result<TrainOptions> {
         let options = TrainOptions {
             epochs: self.epochs,
@@ -72,7 +76,9 @@ impl TrainSettings {
             side: self.side,
             width: self.width,
             flips: true,
+            transpose: true,
             norm: true,
+            deepest_stride: self.deepest_stride,
         };
         options.validate().map_err(anyhow::Error::msg)?;
         Ok(options)

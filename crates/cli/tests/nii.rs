@@ -1514,7 +1514,7 @@ fn train_evaluate_and_detect_with_heat_maps() {
             "60",
         ],
     );
-    refused_with(&bad, "side must be a multiple of 8");
+    refused_with(&bad, "side must be a multiple of 16");
     let bad = borderlens(
         d,
         &[

@@ -36,6 +36,57 @@ pub const DEFAULT_MIN_SCORE: f64 = 0.05;
 /// At most this many detections per view.
 pub const MAX_DETECTIONS: usize = 50;
 
+/// While held, keeps the buffers of a training step in the heap. A training step allocates
+/// and frees a few dozen activation buffers of 1 to 20 MB; glibc serves blocks above its mmap
+/// threshold (128 KiB at first, raised as such blocks are freed) from fresh mappings, gives them
+/// back when freed, and trims the heap's free top past 128 KiB, so each step fetched its
+/// buffers again as zeroed pages: a third of the step (`docs/nii-detector.md`, "Training
+/// speed"). While a training runs, blocks up to 32 MiB come from the heap and its free top is
+/// kept up to 512 MiB. When the last training of the process ends, both thresholds go back to
+/// 128 KiB and the free memory is given back (`malloc_trim`), so a server that retrained keeps
+/// no more than before. Elsewhere (another C library or system) nothing changes.
+pub struct StepBuffers(());
+
+/// Trainings running in this process (the settings are the process's).
+static TRAININGS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+impl StepBuffers {
+    /// Keeps step buffers in the heap until the value is dropped.
+    pub fn keep() -> StepBuffers {
+        let mut n = TRAININGS.lock().unwrap_or_else(|e| e.into_inner());
+        if *n == 0 {
+            set_allocator_thresholds(32 << 20, 512 << 20, false);
+        }
+        *n += 1;
+        StepBuffers(())
+    }
+}
+
+impl Drop for StepBuffers {
+    fn drop(&mut self) {
+        let mut n = TRAININGS.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            set_allocator_thresholds(128 << 10, 128 << 10, true);
+        }
+    }
+}
+
+#[allow(unused_variables)]
+fn set_allocator_thresholds(mmap: i32, trim: i32, give_back: bool) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt and malloc_trim take the allocator's own locks and only change its
+    // parameters or release free memory; both values are within glibc's limits on 64-bit (a
+    // refused value leaves the setting as it was).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, mmap);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, trim);
+        if give_back {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// A detector failure: the file (if any) and what went wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("{}{reason}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
@@ -262,10 +313,18 @@ impl Detector {
                     meta.classes.len()
                 ),
             ))
-        } else if shape.side % 8 != 0 || !(32..=1024).contains(&shape.side) {
+        } else if !matches!(shape.deepest_stride, 8 | 16) {
+            Some((
+                "shape.deepest_stride",
+                format!("{} is not 8 or 16", shape.deepest_stride),
+            ))
+        } else if shape.side % shape.deepest_stride != 0 || !(32..=1024).contains(&shape.side) {
             Some((
                 "shape.side",
-                format!("{} is not a multiple of 8 from 32 to 1024", shape.side),
+                format!(
+                    "{} is not a multiple of {} from 32 to 1024",
+                    shape.side, shape.deepest_stride
+                ),
             ))
         } else if !(min_width(shape.norm)..=256).contains(&shape.width) {
             Some((

@@ -1,8 +1,8 @@
 //! The network: a small CenterNet-style convolutional detector on candle (CPU).
 //!
 //! Input `C × S × S` (attenuation per energy and a material channel, see [`super::input`]);
-//! a trunk of 3 × 3 convolutions down to stride 8, one upsampling back to stride 4 fused with the
-//! stride-4 features, then 1 × 1 heads on the stride-4 grid: one centre heat map per class
+//! a trunk of 3 × 3 convolutions down to stride 8 (or 16), the deeper features upsampled back to
+//! stride 4 and concatenated with the stride-4 ones, then 1 × 1 heads on the stride-4 grid: one centre heat map per class
 //! (logits), the box size (log width and height in grid cells) and the centre's offset inside
 //! its cell. Written by hand over candle's tensor ops rather than `candle_nn` layers because the
 //! weights must be drawn from our own seeded generator (candle_nn initialises from a thread RNG,
@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use borderlens_domain::rng::Rng;
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
 /// Shape of the network (stored with the weights).
@@ -37,12 +37,30 @@ pub struct NetShape {
     /// layer normalisation over the channels after every convolution but the heads
     #[serde(default)]
     pub norm: bool,
+    /// the trunk's deepest stride: 8 (the first models) or 16 (two more layers at stride 16,
+    /// whose receptive field covers the largest threats: see `docs/nii-detector.md`)
+    #[serde(default = "first_depth")]
+    pub deepest_stride: usize,
+}
+
+fn first_depth() -> usize {
+    8
 }
 
 impl NetShape {
     /// Cells per side of the output grid (stride 4).
     pub fn grid(&self) -> usize {
         self.side / 4
+    }
+
+    /// Channels of the joined features `fuse` reads (the deeper features upsampled beside the
+    /// stride-4 ones).
+    pub fn feature_channels(&self) -> usize {
+        if self.deepest_stride == 16 {
+            10 * self.width
+        } else {
+            6 * self.width
+        }
     }
 }
 
@@ -57,17 +75,33 @@ pub struct Net {
 /// (name, in, out, kernel, stride, dilation) of each convolution, in order.
 fn layers(s: &NetShape) -> Vec<(&'static str, usize, usize, usize, usize, usize)> {
     let w = s.width;
-    vec![
+    let mut out = vec![
         ("c1", s.in_channels, w, 3, 2, 1),
         ("c2", w, 2 * w, 3, 2, 1),
         ("c3", 2 * w, 2 * w, 3, 1, 1),
         ("c4", 2 * w, 4 * w, 3, 2, 1),
         ("c5", 4 * w, 4 * w, 3, 1, 2),
-        ("fuse", 6 * w, 3 * w, 1, 1, 1),
+    ];
+    if s.deepest_stride == 16 {
+        out.push(("c6", 4 * w, 4 * w, 3, 2, 1));
+        out.push(("c7", 4 * w, 4 * w, 3, 1, 2));
+    }
+    let features = s.feature_channels();
+    out.extend([
+        ("fuse", features, 3 * w, 1, 1, 1),
         ("heat", 3 * w, s.classes, 1, 1, 1),
         ("size", 3 * w, 2, 1, 1, 1),
         ("offset", 3 * w, 2, 1, 1, 1),
-    ]
+    ]);
+    out
+}
+
+/// Nearest-neighbour upsampling of channels-last `x` by `f`.
+fn upsample(x: &Tensor, f: usize) -> candle_core::Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    x.reshape((n, h, 1, w, 1, c))?
+        .broadcast_as((n, h, f, w, f, c))?
+        .reshape((n, f * h, f * w, c))
 }
 
 /// The output layers (no normalisation, no ReLU).
@@ -149,21 +183,27 @@ impl Net {
     }
 
     /// A convolution of channels-last `x` by layer `name` (zero padding keeps the size at
-    /// stride 1 and halves it at stride 2).
-    fn conv(&self, x: &Tensor, name: &str) -> candle_core::Result<Tensor> {
-        let (_, cin, _, k, stride, dilation) = layers(&self.shape)
+    /// stride 1 and halves it at stride 2), before its bias: a `(B·Ho·Wo, C_out)` matrix, and
+    /// the output's dimensions.
+    fn convolve(
+        &self,
+        x: &Tensor,
+        name: &str,
+    ) -> candle_core::Result<(Tensor, (usize, usize, usize, usize))> {
+        let (_, cin, cout, k, stride, dilation) = layers(&self.shape)
             .into_iter()
             .find(|l| l.0 == name)
             .ok_or_else(|| candle_core::Error::Msg(format!("no layer {name}")))?;
         let w = self.vars[&format!("{name}.weight")].as_tensor();
-        let b = self.vars[&format!("{name}.bias")].as_tensor();
         let (n, h, wd, c) = x.dims4()?;
         if c != cin {
             candle_core::bail!("layer {name} expects {cin} channels, got {c}");
         }
         let (ho, wo) = (h.div_ceil(stride), wd.div_ceil(stride));
+        // im2col gives the patches as a matrix directly: a reshape node would cost the
+        // backward pass two more passes over the largest tensor of the layer
         let patches = if k == 1 {
-            x.clone()
+            x.reshape((n * ho * wo, c))?
         } else {
             x.contiguous()?.apply_op1(Im2Col {
                 k,
@@ -174,48 +214,65 @@ impl Net {
                 c,
             })?
         };
-        let cols = patches.dim(3)?;
-        let y = patches.reshape((n * ho * wo, cols))?.matmul(w)?;
-        let mut y = y.broadcast_add(b)?;
-        if self.shape.norm && !is_head(name) {
-            let gain = self.vars[&format!("{name}.norm_gain")].as_tensor();
-            let shift = self.vars[&format!("{name}.norm_bias")].as_tensor();
-            let centred = y.broadcast_sub(&y.mean_keepdim(1)?)?;
-            let var = centred.sqr()?.mean_keepdim(1)?;
-            y = centred
-                .broadcast_div(&(var + 1e-5)?.sqrt()?)?
-                .broadcast_mul(gain)?
-                .broadcast_add(shift)?;
+        let y = patches.matmul(w)?;
+        Ok((y, (n, ho, wo, cout)))
+    }
+
+    /// An output layer: the convolution and its bias.
+    fn conv(&self, x: &Tensor, name: &str) -> candle_core::Result<Tensor> {
+        let (y, dims) = self.convolve(x, name)?;
+        y.broadcast_add(self.vars[&format!("{name}.bias")].as_tensor())?
+            .reshape(dims)
+    }
+
+    /// A hidden layer: the convolution and its bias, then layer normalisation over the channels
+    /// and ReLU as one fused op ([`NormRelu`]), or ReLU alone without normalisation.
+    fn layer(&self, x: &Tensor, name: &str) -> candle_core::Result<Tensor> {
+        if !self.shape.norm {
+            return self.conv(x, name)?.relu();
         }
-        y.reshape((n, ho, wo, w.dim(1)?))
+        let (y, dims) = self.convolve(x, name)?;
+        let gain_shift = Tensor::cat(
+            &[
+                self.vars[&format!("{name}.norm_gain")].as_tensor(),
+                self.vars[&format!("{name}.norm_bias")].as_tensor(),
+            ],
+            0,
+        )?;
+        y.apply_op3(
+            self.vars[&format!("{name}.bias")].as_tensor(),
+            &gain_shift,
+            NormRelu { out: dims },
+        )
     }
 
     /// The trunk: channels-last input `(B, S, S, C)` to the features Grad-CAM explains,
-    /// `(B, S/4, S/4, 6w)` (the stride-8 features upsampled and concatenated with the stride-4
-    /// ones).
+    /// `(B, S/4, S/4, 3w)`, the last convolutional layer before the heads (`fuse`, over the
+    /// stride-8 features upsampled and concatenated with the stride-4 ones; with a deepest
+    /// stride of 16, the stride-16 features upsampled in front).
     pub fn trunk(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let c1 = self.conv(x, "c1")?.relu()?;
-        let c2 = self.conv(&c1, "c2")?.relu()?;
-        let c3 = self.conv(&c2, "c3")?.relu()?;
-        let c4 = self.conv(&c3, "c4")?.relu()?;
-        let c5 = self.conv(&c4, "c5")?.relu()?;
-        let (n, h, w, c) = c5.dims4()?;
-        // nearest-neighbour upsampling by 2, channels-last
-        let up = c5
-            .reshape((n, h, 1, w, 1, c))?
-            .broadcast_as((n, h, 2, w, 2, c))?
-            .reshape((n, 2 * h, 2 * w, c))?;
-        Tensor::cat(&[&up, &c3], 3)
+        let c1 = self.layer(x, "c1")?;
+        let c2 = self.layer(&c1, "c2")?;
+        let c3 = self.layer(&c2, "c3")?;
+        let c4 = self.layer(&c3, "c4")?;
+        let c5 = self.layer(&c4, "c5")?;
+        let joined = if self.shape.deepest_stride == 16 {
+            let c6 = self.layer(&c5, "c6")?;
+            let c7 = self.layer(&c6, "c7")?;
+            Tensor::cat(&[&upsample(&c7, 4)?, &upsample(&c5, 2)?, &c3], 3)?
+        } else {
+            Tensor::cat(&[&upsample(&c5, 2)?, &c3], 3)?
+        };
+        self.layer(&joined, "fuse")
     }
 
-    /// The head: features to channels-last `(heat logits (B, G, G, K), size (B, G, G, 2),
-    /// offset (B, G, G, 2))`.
+    /// The heads, 1 × 1: features to channels-last `(heat logits (B, G, G, K), size (B, G, G,
+    /// 2), offset (B, G, G, 2))`.
     pub fn head(&self, features: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let f = self.conv(features, "fuse")?.relu()?;
         Ok((
-            self.conv(&f, "heat")?,
-            self.conv(&f, "size")?,
-            self.conv(&f, "offset")?,
+            self.conv(features, "heat")?,
+            self.conv(features, "size")?,
+            self.conv(features, "offset")?,
         ))
     }
 
@@ -234,7 +291,7 @@ impl Net {
 }
 
 /// im2col of a channels-last `(B, H, W, C)` tensor for a `k × k` convolution with zero padding
-/// `dilation · (k / 2)`: `(B, Ho, Wo, k·k·C)`, columns ordered (row of the kernel, column of the
+/// `dilation · (k / 2)`: `(B·Ho·Wo, k·k·C)`, columns ordered (row of the kernel, column of the
 /// kernel, channel). Its backward pass is col2im ([`Col2Im`]).
 #[derive(Clone, Copy, Debug)]
 struct Im2Col {
@@ -283,7 +340,7 @@ impl Im2Col {
 fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
     let (start, end) = layout
         .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("im2col needs a contiguous tensor".into()))?;
+        .ok_or_else(|| candle_core::Error::Msg("a custom op needs a contiguous tensor".into()))?;
     Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
@@ -309,7 +366,7 @@ impl CustomOp1 for Im2Col {
             .for_each(|(out, img)| {
                 self.each_tap(|at, from| out[at..at + c].copy_from_slice(&img[from..from + c]))
             });
-        Ok((CpuStorage::F32(dst), Shape::from((n, ho, wo, row))))
+        Ok((CpuStorage::F32(dst), Shape::from((n * ho * wo, row))))
     }
 
     fn bwd(
@@ -339,10 +396,11 @@ impl CustomOp1 for Col2Im {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let p = &self.0;
         let src = f32_slice(storage, layout)?;
-        let n = layout.shape().dims()[0];
         let (ho, wo) = p.out();
         let (k, c) = (p.k, p.c);
         let row = k * k * c;
+        // the columns are a `(B·Ho·Wo, k·k·C)` matrix
+        let n = src.len() / (ho * wo * row).max(1);
         let per_image = p.h * p.w * c;
         let mut dst = vec![0f32; n * per_image];
         dst.par_chunks_mut(per_image)
@@ -355,6 +413,158 @@ impl CustomOp1 for Col2Im {
                 })
             });
         Ok((CpuStorage::F32(dst), Shape::from((n, p.h, p.w, c))))
+    }
+}
+
+/// Layer normalisation over the channels of each row, then ReLU, as one op: on `(y, bias,
+/// gain ‖ shift)`, each row `x = y + bias` becomes `max(0, gain · (x − mean) / √(var + 1e-5) +
+/// shift)` (the population variance of the row). Written as one op because the same formula
+/// out of candle's tensor ops took eight passes over the activations forward and about twenty
+/// backward, each with a fresh buffer: a third of a training step. Rows are independent, and
+/// the gradients' sums over rows add fixed blocks of rows in a fixed order, so the result does
+/// not depend on the number of threads.
+#[derive(Clone, Copy, Debug)]
+struct NormRelu {
+    /// the output's shape, channels-last `(B, H, W, C)` (the input is `(B·H·W, C)`)
+    out: (usize, usize, usize, usize),
+}
+
+/// Rows per block of the gradients' sums over rows.
+const NORM_BLOCK: usize = 256;
+
+const NORM_EPS: f32 = 1e-5;
+
+/// The mean and `1 / √(var + eps)` of one row.
+fn row_stats(x: &[f32]) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + NORM_EPS).sqrt())
+}
+
+fn contiguous_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+impl CustomOp3 for NormRelu {
+    fn name(&self) -> &'static str {
+        "norm-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let c = self.out.3;
+        let y = f32_slice(s1, l1)?;
+        let bias = f32_slice(s2, l2)?;
+        let gs = f32_slice(s3, l3)?;
+        let (b, h, w, _) = self.out;
+        if bias.len() != c || gs.len() != 2 * c || y.len() != b * h * w * c {
+            candle_core::bail!("norm-relu: shapes do not match {c} channels");
+        }
+        let (gain, shift) = gs.split_at(c);
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(c * NORM_BLOCK)
+            .zip(y.par_chunks(c * NORM_BLOCK))
+            .for_each_with(vec![0f32; c], |x, (o, yb)| {
+                for (orow, yrow) in o.chunks_mut(c).zip(yb.chunks(c)) {
+                    for ((xv, yv), b) in x.iter_mut().zip(yrow).zip(bias) {
+                        *xv = yv + b;
+                    }
+                    let (mean, r) = row_stats(x);
+                    for (j, ov) in orow.iter_mut().enumerate() {
+                        *ov = (gain[j] * (x[j] - mean) * r + shift[j]).max(0.0);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from(self.out)))
+    }
+
+    fn bwd(
+        &self,
+        y: &Tensor,
+        bias: &Tensor,
+        gain_shift: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = self.out.3;
+        let yv = contiguous_f32(y)?;
+        let bias_v = contiguous_f32(bias)?;
+        let gs = contiguous_f32(gain_shift)?;
+        let out = contiguous_f32(res)?;
+        let grad = contiguous_f32(grad_res)?;
+        let gain = &gs[..c];
+        let mut dx = vec![0f32; yv.len()];
+        // per block of rows: (Σ dz·x̂ per channel, Σ dz per channel)
+        let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(c * NORM_BLOCK)
+            .zip(yv.par_chunks(c * NORM_BLOCK))
+            .zip(out.par_chunks(c * NORM_BLOCK))
+            .zip(grad.par_chunks(c * NORM_BLOCK))
+            .map(|(((dxb, yb), ob), gb)| {
+                let mut dgain = vec![0f32; c];
+                let mut dshift = vec![0f32; c];
+                let mut xhat = vec![0f32; c];
+                let mut dxhat = vec![0f32; c];
+                for (((dxr, yr), orow), gr) in dxb
+                    .chunks_mut(c)
+                    .zip(yb.chunks(c))
+                    .zip(ob.chunks(c))
+                    .zip(gb.chunks(c))
+                {
+                    for ((h, yv), b) in xhat.iter_mut().zip(yr).zip(&bias_v) {
+                        *h = yv + b;
+                    }
+                    let (mean, r) = row_stats(&xhat);
+                    for h in xhat.iter_mut() {
+                        *h = (*h - mean) * r;
+                    }
+                    let (mut m1, mut m2) = (0f32, 0f32);
+                    for j in 0..c {
+                        // no gradient where the ReLU's output is 0, as PyTorch's ReLU (candle's
+                        // passes it where the input is exactly 0: rows of air at the first
+                        // steps, so the first steps differ from the unfused formula's)
+                        let dz = if orow[j] > 0.0 { gr[j] } else { 0.0 };
+                        dgain[j] += dz * xhat[j];
+                        dshift[j] += dz;
+                        dxhat[j] = dz * gain[j];
+                        m1 += dxhat[j];
+                        m2 += dxhat[j] * xhat[j];
+                    }
+                    let (m1, m2) = (m1 / c as f32, m2 / c as f32);
+                    for j in 0..c {
+                        dxr[j] = r * (dxhat[j] - m1 - xhat[j] * m2);
+                    }
+                }
+                (dgain, dshift)
+            })
+            .collect();
+        let mut dgs = vec![0f32; 2 * c];
+        for (dgain, dshift) in &partial {
+            for j in 0..c {
+                dgs[j] += dgain[j];
+                dgs[c + j] += dshift[j];
+            }
+        }
+        let mut dbias = vec![0f32; c];
+        for row in dx.chunks(c) {
+            for (d, v) in dbias.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        let dev = y.device();
+        Ok((
+            Some(Tensor::from_vec(dx, y.shape(), dev)?),
+            Some(Tensor::from_vec(dbias, c, dev)?),
+            Some(Tensor::from_vec(dgs, 2 * c, dev)?),
+        ))
     }
 }
 
@@ -435,7 +645,7 @@ mod tests {
             )?)?;
             let y = Tensor::from_vec(
                 random(n * ho * wo * k * k * c, 4),
-                (n, ho, wo, k * k * c),
+                (n * ho * wo, k * k * c),
                 dev,
             )?;
             let cols = x.as_tensor().apply_op1(op)?;
@@ -451,6 +661,60 @@ mod tests {
         Ok(())
     }
 
+    /// The fused normalisation and ReLU gives what the same formula out of candle's ops gives,
+    /// forward and backward (for the input, the bias, the gain and the shift), over more rows
+    /// than one block of the sums.
+    #[test]
+    fn fused_norm_relu_equals_the_formula_and_its_gradients() -> candle_core::Result<()> {
+        let dev = &Device::Cpu;
+        let (rows, c) = (NORM_BLOCK * 2 + 37, 6);
+        let y = Var::from_tensor(&Tensor::from_vec(random(rows * c, 5), (rows, c), dev)?)?;
+        let bias = Var::from_tensor(&Tensor::from_vec(random(c, 6), c, dev)?)?;
+        let gain = Var::from_tensor(&Tensor::from_vec(random(c, 7), c, dev)?)?;
+        let shift = Var::from_tensor(&Tensor::from_vec(random(c, 8), c, dev)?)?;
+        let weights = Tensor::from_vec(random(rows * c, 9), (rows, c), dev)?;
+        let x = y.as_tensor().broadcast_add(bias.as_tensor())?;
+        let centred = x.broadcast_sub(&x.mean_keepdim(1)?)?;
+        let var = centred.sqr()?.mean_keepdim(1)?;
+        let want = centred
+            .broadcast_div(&(var + 1e-5)?.sqrt()?)?
+            .broadcast_mul(gain.as_tensor())?
+            .broadcast_add(shift.as_tensor())?
+            .relu()?;
+        let gs = Tensor::cat(&[gain.as_tensor(), shift.as_tensor()], 0)?;
+        let got = y
+            .as_tensor()
+            .apply_op3(
+                bias.as_tensor(),
+                &gs,
+                NormRelu {
+                    out: (rows, 1, 1, c),
+                },
+            )?
+            .reshape((rows, c))?;
+        let diff = (&got - &want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "forward differs by {diff}");
+        assert!(
+            got.flatten_all()?.to_vec1::<f32>()?.contains(&0.0),
+            "some rows must be cut by the ReLU for the test to check its gradient"
+        );
+        let g_want = (want * &weights)?.sum_all()?.backward()?;
+        let g_got = (got * &weights)?.sum_all()?.backward()?;
+        for (name, v) in [
+            ("y", &y),
+            ("bias", &bias),
+            ("gain", &gain),
+            ("shift", &shift),
+        ] {
+            let a = g_want.get(v.as_tensor()).expect("reference gradient");
+            let b = g_got.get(v.as_tensor()).expect("fused gradient");
+            let scale = a.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-4 * scale, "gradient of {name} differs by {diff}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn weights_depend_on_the_seed_only() -> candle_core::Result<()> {
         let shape = NetShape {
@@ -459,6 +723,7 @@ mod tests {
             width: 4,
             classes: 2,
             norm: true,
+            deepest_stride: 8,
         };
         let a = Net::new(shape.clone(), 7)?;
         let b = Net::new(shape.clone(), 7)?;

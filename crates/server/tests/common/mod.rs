@@ -473,13 +473,17 @@ pub fn nii_desk(dir: &Path) -> app::DeskConfig {
     desk
 }
 
-/// A retraining of three passes at 32 × 32 (a second or so): enough for a test's detector.
+/// A retraining of three passes at 32 × 32 (a second or so): enough for a test's detector
+/// with the first network (the deeper trunk and transposition learn too slowly in three
+/// passes over a dozen tiny views to propose anything).
 pub fn nii_train_options() -> borderlens_nii::detector::train::TrainOptions {
     borderlens_nii::detector::train::TrainOptions {
         epochs: 3,
         batch: 4,
         side: 32,
         width: 4,
+        deepest_stride: 8,
+        transpose: false,
         ..Default::default()
     }
 }
