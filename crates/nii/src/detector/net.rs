@@ -2,8 +2,8 @@
 //!
 //! Input `C × S × S` (attenuation per energy and a material channel, see [`super::input`]);
 //! a trunk of 3 × 3 convolutions down to stride 8 (or 16), the deeper features upsampled back to
-//! stride 4 and concatenated with the stride-4 ones, then 1 × 1 heads on the stride-4 grid: one centre heat map per class
-//! (logits), the box size (log width and height in grid cells) and the centre's offset inside
+//! stride 4 and concatenated with the stride-4 ones, then 1 × 1 heads on the stride-4 grid: one
+//! centre heat map per class (logits), the box size (log width and height in grid cells) and the centre's offset inside
 //! its cell. Written by hand over candle's tensor ops rather than `candle_nn` layers because the
 //! weights must be drawn from our own seeded generator (candle_nn initialises from a thread RNG,
 //! which would break "deterministic for a seed"), and because Grad-CAM needs the forward pass
@@ -43,7 +43,8 @@ pub struct NetShape {
     pub deepest_stride: usize,
 }
 
-fn first_depth() -> usize {
+/// The deepest stride of models saved before it was a setting (serde's default for them).
+pub(crate) fn first_depth() -> usize {
     8
 }
 

@@ -49,12 +49,8 @@ pub struct TrainOptions {
     #[serde(default)]
     pub norm: bool,
     /// the trunk's deepest stride, 8 or 16 (see [`NetShape::deepest_stride`])
-    #[serde(default = "first_depth")]
+    #[serde(default = "super::net::first_depth")]
     pub deepest_stride: usize,
-}
-
-fn first_depth() -> usize {
-    8
 }
 
 impl Default for TrainOptions {
